@@ -1,0 +1,92 @@
+/**
+ * The one event stream of the TCP stack. The state machine knows nothing of metrics, logs or
+ * the HTTP API: it reports what happened to a `TcpEventSink`, and everything observable
+ * (src/observability, /api/events, debug logs) subscribes to the stack's implementation of it.
+ *
+ * The sink is a plain object with one method per event kind so that reporting costs a method
+ * call and no allocation on the hot path; subscribers that want objects get them from the
+ * stack's event hub, which only builds them when somebody listens.
+ */
+import type { State } from './state.js';
+
+/** Why a segment was dropped. Values are metric label values: a bounded set, never addresses. */
+export type DropReason =
+  | 'checksum'
+  | 'malformed'
+  | 'out_of_window'
+  | 'no_connection'
+  | 'syn_limit'
+  | 'paws'
+  | 'bad_ack'
+  | 'rst_invalid'
+  | 'time_wait'
+  | 'unsupported'
+  | 'rcv_buffer_full'
+  | 'challenge_ack_limit'
+  | 'bad_cookie';
+
+export type RetransmitKind = 'rto' | 'fast' | 'probe';
+
+export type ResetDirection = 'sent' | 'received';
+
+/** Why a reset was sent or received (metric label values). */
+export type ResetReason =
+  | 'peer'              // received from the peer
+  | 'no_connection'     // RFC 9293 §3.10.7.1: segment for no connection
+  | 'bad_ack'           // unacceptable ACK in a non-synchronized state (§3.10.7.3)
+  | 'abort'             // the owner aborted the connection (e.g. the upstream was reset)
+  | 'upstream_refused'  // the deferred handshake found the destination refusing
+  | 'retransmit_timeout'
+  | 'idle_timeout'
+  | 'data_after_close'  // RFC 9293 §3.10.7.4: data arrived after the receiving side closed
+  | 'shutdown';
+
+export type HandshakeResult =
+  | 'ok'
+  | 'reset'
+  | 'timeout'
+  | 'upstream_refused'
+  | 'upstream_timeout'
+  | 'upstream_unreachable';
+
+export type CloseReason =
+  | 'fin'
+  | 'reset_received'
+  | 'reset_sent'
+  | 'idle_timeout'
+  | 'retransmit_timeout'
+  | 'upstream_failed'
+  | 'shutdown';
+
+/** What the state machine exposes of a connection to event subscribers. */
+export interface ConnIdentity {
+  readonly id: number;
+}
+
+export interface TcpEventSink {
+  /** A state transition; `sinceMs` is when the old state was entered. */
+  stateChange(conn: ConnIdentity, from: State, to: State, now: number, sinceMs: number): void;
+  /** The passive handshake ended (final ACK received, or failed). */
+  handshake(conn: ConnIdentity, result: HandshakeResult, durationMs: number): void;
+  /** A segment was retransmitted. */
+  retransmit(conn: ConnIdentity, kind: RetransmitKind): void;
+  /** A reset was sent or received. `conn` is null for resets to segments of no connection. */
+  reset(conn: ConnIdentity | null, direction: ResetDirection, reason: ResetReason): void;
+  /** A segment was dropped. */
+  drop(conn: ConnIdentity | null, reason: DropReason): void;
+  /** A new smoothed RTT (RFC 6298), in milliseconds. */
+  rtt(conn: ConnIdentity, srttMs: number): void;
+  /** The connection reached CLOSED and will never be used again. */
+  closed(conn: ConnIdentity, reason: CloseReason, now: number): void;
+}
+
+/** A sink that ignores everything: the default for tests that do not care. */
+export const NULL_EVENT_SINK: TcpEventSink = {
+  stateChange() {},
+  handshake() {},
+  retransmit() {},
+  reset() {},
+  drop() {},
+  rtt() {},
+  closed() {},
+};
