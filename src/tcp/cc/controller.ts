@@ -28,3 +28,16 @@ export interface CongestionController {
 export interface CongestionControllerFactory {
   (smss: number, now: number): CongestionController;
 }
+
+/** Error codes of congestion-control construction (programming/configuration errors). */
+export type CongestionControlErrorCode = 'ERR_TCP_CC_UNKNOWN' | 'ERR_TCP_CC_CONFIG';
+
+/** Thrown for an unknown algorithm name or an invalid parameter (e.g. SMSS ≤ 0). */
+export class CongestionControlError extends Error {
+  readonly code: CongestionControlErrorCode;
+  constructor(code: CongestionControlErrorCode, message: string) {
+    super(message);
+    this.name = 'CongestionControlError';
+    this.code = code;
+  }
+}
