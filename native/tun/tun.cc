@@ -1,0 +1,619 @@
+// synfin's TUN device addon: open a Linux TUN device, read packets in batches driven by the
+// event loop (uv_poll_t on the fd, never the thread pool), write packets without blocking, and
+// read TCP_INFO from kernel sockets. Everything above the fd (ring management, vnet header
+// parsing, device configuration) lives in TypeScript (src/tun/); this file stays small.
+//
+// Memory model: JavaScript owns every buffer. startReading() is handed one batch Buffer of
+// `maxPackets` slots of `slotSize` bytes and an Int32Array of lengths; a readable fd is drained
+// into those slots and the JS callback is called once per batch with the packet count. The JS side
+// processes the batch synchronously inside the callback, so the slots are reused by the next batch.
+// Nothing is allocated per packet or per batch.
+//
+// vnet header: with IFF_VNET_HDR every packet read or written starts with a 10-byte
+// struct virtio_net_hdr (include/uapi/linux/virtio_net.h). We never call TUNSETVNETLE/BE, so the
+// kernel uses the legacy layout whose 16-bit fields are in the host's byte order
+// (tun_is_little_endian() is true on little-endian hosts). synfin runs on x86_64, so the fields are
+// little-endian and the TypeScript side reads them with readUInt16LE.
+
+#include <napi.h>
+#include <uv.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+
+namespace {
+
+constexpr int kVnetHdrLen = 10;  // sizeof(struct virtio_net_hdr), no num_buffers field
+// Batches read per readable event before yielding to the rest of the event loop (fairness).
+// The fd is polled level-triggered, so packets left in the queue fire the poll again next turn.
+constexpr int kMaxBatchesPerPoll = 4;
+constexpr int kTcpInfoFields = 10;
+
+// struct tcp_info as the kernel fills it (include/uapi/linux/tcp.h), up to tcpi_bytes_received
+// (Linux 4.1). glibc's <netinet/tcp.h> copy stops at tcpi_total_retrans, and <linux/tcp.h> cannot
+// be included next to it (uv.h pulls in the glibc one), so the prefix we read is spelled out here.
+struct KernelTcpInfo {
+  uint8_t state, caState, retransmits, probes, backoff, options, wscale, flags;
+  uint32_t rto, ato, sndMss, rcvMss;
+  uint32_t unacked, sacked, lost, retrans, fackets;
+  uint32_t lastDataSent, lastAckSent, lastDataRecv, lastAckRecv;
+  uint32_t pmtu, rcvSsthresh, rtt, rttvar, sndSsthresh, sndCwnd, advmss, reordering;
+  uint32_t rcvRtt, rcvSpace;
+  uint32_t totalRetrans;
+  uint64_t pacingRate, maxPacingRate, bytesAcked, bytesReceived;
+};
+static_assert(offsetof(KernelTcpInfo, totalRetrans) == offsetof(struct tcp_info, tcpi_total_retrans),
+              "KernelTcpInfo must match the kernel's struct tcp_info");
+static_assert(offsetof(KernelTcpInfo, bytesAcked) == 120, "tcpi_bytes_acked is at offset 120");
+
+std::string ErrnoMessage(int err, const char* syscall, const std::string& device) {
+  std::string msg = syscall;
+  if (!device.empty()) msg += " " + device;
+  msg += ": ";
+  msg += strerror(err);
+  return msg;
+}
+
+// A JS Error shaped like Node's system errors: code = errno name, errno = -errno, syscall.
+Napi::Error SystemError(Napi::Env env, int err, const char* syscall, const std::string& device) {
+  Napi::Error e = Napi::Error::New(env, ErrnoMessage(err, syscall, device));
+  e.Set("code", Napi::String::New(env, uv_err_name(-err)));
+  e.Set("errno", Napi::Number::New(env, -err));
+  e.Set("syscall", Napi::String::New(env, syscall));
+  if (!device.empty()) e.Set("device", Napi::String::New(env, device));
+  return e;
+}
+
+// A typed array argument of the expected element type, or an exception.
+template <typename T>
+bool GetTypedArray(const Napi::CallbackInfo& info, size_t index, napi_typedarray_type type, const char* what,
+                   T** data, size_t* length) {
+  Napi::Value v = info[index];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
+    Napi::TypeError::New(info.Env(), std::string(what) + " must be the right kind of typed array")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  Napi::TypedArray ta = v.As<Napi::TypedArray>();
+  *data = reinterpret_cast<T*>(static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
+  *length = ta.ElementLength();
+  return true;
+}
+
+bool GetBuffer(const Napi::CallbackInfo& info, size_t index, const char* what, uint8_t** data, size_t* length) {
+  Napi::Value v = info[index];
+  if (!v.IsBuffer()) {
+    Napi::TypeError::New(info.Env(), std::string(what) + " must be a Buffer").ThrowAsJavaScriptException();
+    return false;
+  }
+  Napi::Buffer<uint8_t> b = v.As<Napi::Buffer<uint8_t>>();
+  *data = b.Data();
+  *length = b.Length();
+  return true;
+}
+
+bool GetUint32(const Napi::CallbackInfo& info, size_t index, const char* what, uint32_t* out) {
+  Napi::Value v = info[index];
+  if (!v.IsNumber()) {
+    Napi::TypeError::New(info.Env(), std::string(what) + " must be a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0 && d <= 4294967295.0) || d != static_cast<double>(static_cast<uint32_t>(d))) {
+    Napi::RangeError::New(info.Env(), std::string(what) + " must be an unsigned 32-bit integer")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = static_cast<uint32_t>(d);
+  return true;
+}
+
+class TunDevice : public Napi::ObjectWrap<TunDevice> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "TunDevice",
+                       {
+                           InstanceAccessor<&TunDevice::GetFd>("fd"),
+                           InstanceAccessor<&TunDevice::GetName>("name"),
+                           InstanceAccessor<&TunDevice::GetVnetHdr>("vnetHdr"),
+                           InstanceMethod<&TunDevice::StartReading>("startReading"),
+                           InstanceMethod<&TunDevice::StopReading>("stopReading"),
+                           InstanceMethod<&TunDevice::WriteBatch>("writeBatch"),
+                           InstanceMethod<&TunDevice::OnWritable>("onWritable"),
+                           InstanceMethod<&TunDevice::SetRef>("ref"),
+                           InstanceMethod<&TunDevice::SetUnref>("unref"),
+                           InstanceMethod<&TunDevice::Close>("close"),
+                       });
+  }
+
+  // new TunDevice(name: string, opts: { vnetHdr: boolean })
+  explicit TunDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunDevice>(info), env_(info.Env()) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) {
+      Napi::TypeError::New(env, "name must be a string").ThrowAsJavaScriptException();
+      return;
+    }
+    std::string name = info[0].As<Napi::String>().Utf8Value();
+    bool vnet = false;
+    if (info[1].IsObject()) vnet = info[1].As<Napi::Object>().Get("vnetHdr").ToBoolean().Value();
+
+    // The kernel copies at most IFNAMSIZ-1 bytes of the name: refuse rather than truncate.
+    if (name.size() >= IFNAMSIZ || name.find('\0') != std::string::npos) {
+      Napi::Error e = Napi::Error::New(
+          env, "device name \"" + name + "\" is longer than " + std::to_string(IFNAMSIZ - 1) + " bytes");
+      e.Set("code", Napi::String::New(env, "ENAMETOOLONG"));
+      e.Set("errno", Napi::Number::New(env, -ENAMETOOLONG));
+      e.Set("syscall", Napi::String::New(env, "TUNSETIFF"));
+      e.Set("device", Napi::String::New(env, name));
+      e.ThrowAsJavaScriptException();
+      return;
+    }
+
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      SystemError(env, errno, "open", "/dev/net/tun").ThrowAsJavaScriptException();
+      return;
+    }
+
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
+    memcpy(ifr.ifr_name, name.data(), name.size());
+    // Attaches to an existing TUN device of that name (e.g. one made persistent with
+    // `ip tuntap add`), or creates it. EBUSY when another fd already holds it.
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+      int err = errno;
+      close(fd);
+      SystemError(env, err, "TUNSETIFF", name).ThrowAsJavaScriptException();
+      return;
+    }
+    name_.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+
+    if (vnet) {
+      int sz = kVnetHdrLen;
+      if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0) {
+        int err = errno;
+        close(fd);
+        SystemError(env, err, "TUNSETVNETHDRSZ", name_).ThrowAsJavaScriptException();
+        return;
+      }
+      // The kernel may hand us partial checksums (VIRTIO_NET_HDR_F_NEEDS_CSUM) and TCP segments
+      // up to 64 KB (GSO), and accepts the same from us.
+      unsigned int offload = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+      if (ioctl(fd, TUNSETOFFLOAD, offload) < 0) {
+        int err = errno;
+        close(fd);
+        SystemError(env, err, "TUNSETOFFLOAD", name_).ThrowAsJavaScriptException();
+        return;
+      }
+    }
+
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+      close(fd);
+      Napi::Error::New(env, "no event loop").ThrowAsJavaScriptException();
+      return;
+    }
+    poll_ = new uv_poll_t;
+    int rc = uv_poll_init(loop, poll_, fd);
+    if (rc != 0) {
+      delete poll_;
+      poll_ = nullptr;
+      close(fd);
+      SystemError(env, -rc, "uv_poll_init", name_).ThrowAsJavaScriptException();
+      return;
+    }
+    poll_->data = this;
+    fd_ = fd;
+    vnet_ = vnet;
+    napi_add_env_cleanup_hook(env, &TunDevice::OnEnvCleanup, this);
+    cleanupHook_ = true;
+  }
+
+  ~TunDevice() override { Release(); }
+
+ private:
+  Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
+  Napi::Value GetName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
+  Napi::Value GetVnetHdr(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), vnet_); }
+
+  bool CheckOpen(Napi::Env env) {
+    if (fd_ >= 0) return true;
+    Napi::Error e = Napi::Error::New(env, "TUN device is closed");
+    e.Set("code", Napi::String::New(env, "EBADF"));
+    e.ThrowAsJavaScriptException();
+    return false;
+  }
+
+  // startReading(batch: Buffer, lengths: Int32Array, slotSize: number, maxPackets: number,
+  //              onBatch: (count: number) => void, onError: (err: Error) => void): void
+  Napi::Value StartReading(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    uint8_t* buf;
+    size_t bufLen;
+    int32_t* lens;
+    size_t lensLen;
+    uint32_t slotSize, maxPackets;
+    if (!GetBuffer(info, 0, "batch", &buf, &bufLen)) return env.Undefined();
+    if (!GetTypedArray<int32_t>(info, 1, napi_int32_array, "lengths", &lens, &lensLen)) return env.Undefined();
+    if (!GetUint32(info, 2, "slotSize", &slotSize)) return env.Undefined();
+    if (!GetUint32(info, 3, "maxPackets", &maxPackets)) return env.Undefined();
+    if (!info[4].IsFunction() || !info[5].IsFunction()) {
+      Napi::TypeError::New(env, "onBatch and onError must be functions").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (slotSize < static_cast<uint32_t>(kVnetHdrLen) + 1 || maxPackets == 0 ||
+        static_cast<uint64_t>(slotSize) * maxPackets > bufLen || lensLen < maxPackets) {
+      Napi::RangeError::New(env, "batch buffer or lengths too small for maxPackets slots of slotSize bytes")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    rxBufRef_ = Napi::Persistent(info[0].As<Napi::Object>());
+    rxLensRef_ = Napi::Persistent(info[1].As<Napi::Object>());
+    rxBuf_ = buf;
+    rxLens_ = lens;
+    slotSize_ = slotSize;
+    maxPackets_ = maxPackets;
+    onBatch_ = Napi::Persistent(info[4].As<Napi::Function>());
+    onError_ = Napi::Persistent(info[5].As<Napi::Function>());
+    if (!asyncContext_) asyncContext_ = std::make_unique<Napi::AsyncContext>(env, "synfin:tun");
+    reading_ = true;
+    if (!UpdatePoll(env)) reading_ = false;
+    return env.Undefined();
+  }
+
+  Napi::Value StopReading(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (fd_ < 0) return env.Undefined();
+    reading_ = false;
+    UpdatePoll(env);
+    return env.Undefined();
+  }
+
+  // writeBatch(buf: Buffer, offsets: Int32Array, lengths: Int32Array, start: number, count: number,
+  //            result: Int32Array): number
+  // Writes packets of the ring slots start, start+1, ... (indices modulo the ring length), one
+  // write() each. Returns how many packets were consumed: written, or refused by the kernel with a
+  // hard error (those are skipped, never retried). Stops early at EAGAIN. result receives
+  // [written, refused, errno of the last refused packet, 1 if stopped by EAGAIN else 0,
+  //  bytes written].
+  Napi::Value WriteBatch(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    uint8_t* buf;
+    size_t bufLen;
+    int32_t *offsets, *lengths, *result;
+    size_t offsetsLen, lengthsLen, resultLen;
+    uint32_t start, count;
+    if (!GetBuffer(info, 0, "buf", &buf, &bufLen)) return env.Undefined();
+    if (!GetTypedArray<int32_t>(info, 1, napi_int32_array, "offsets", &offsets, &offsetsLen)) return env.Undefined();
+    if (!GetTypedArray<int32_t>(info, 2, napi_int32_array, "lengths", &lengths, &lengthsLen)) return env.Undefined();
+    if (!GetUint32(info, 3, "start", &start)) return env.Undefined();
+    if (!GetUint32(info, 4, "count", &count)) return env.Undefined();
+    if (!GetTypedArray<int32_t>(info, 5, napi_int32_array, "result", &result, &resultLen)) return env.Undefined();
+    size_t slots = offsetsLen < lengthsLen ? offsetsLen : lengthsLen;
+    if (resultLen < 5 || (count > 0 && slots == 0) || count > slots) {
+      Napi::RangeError::New(env, "writeBatch: count exceeds the ring or result is shorter than 5")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    int32_t written = 0, refused = 0, lastErr = 0, blocked = 0;
+    int64_t bytes = 0;
+    uint32_t i = 0;
+    for (; i < count; i++) {
+      size_t slot = (static_cast<size_t>(start) + i) % slots;
+      int64_t off = offsets[slot], len = lengths[slot];
+      if (off < 0 || len <= 0 || static_cast<uint64_t>(off + len) > bufLen) {
+        refused++;
+        lastErr = EINVAL;
+        continue;
+      }
+      ssize_t n;
+      do {
+        n = write(fd_, buf + off, static_cast<size_t>(len));
+      } while (n < 0 && errno == EINTR);
+      if (n >= 0) {
+        written++;
+        bytes += n;
+        continue;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        blocked = 1;
+        break;
+      }
+      // EINVAL (malformed packet or vnet header), EIO (device down), EFAULT...: the packet is dropped.
+      refused++;
+      lastErr = errno;
+    }
+    result[0] = written;
+    result[1] = refused;
+    result[2] = lastErr;
+    result[3] = blocked;
+    result[4] = static_cast<int32_t>(bytes);  // at most slots * 64 KB per call
+    return Napi::Number::New(env, i);
+  }
+
+  // onWritable(cb: () => void): void — one-shot: cb is called once the fd is writable.
+  Napi::Value OnWritable(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    if (!info[0].IsFunction()) {
+      Napi::TypeError::New(env, "callback must be a function").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    onWritable_ = Napi::Persistent(info[0].As<Napi::Function>());
+    if (!asyncContext_) asyncContext_ = std::make_unique<Napi::AsyncContext>(env, "synfin:tun");
+    if (!UpdatePoll(env)) onWritable_.Reset();
+    return env.Undefined();
+  }
+
+  Napi::Value SetRef(const Napi::CallbackInfo& info) {
+    if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetUnref(const Napi::CallbackInfo& info) {
+    if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Release();
+    return info.Env().Undefined();
+  }
+
+  // Starts, changes or stops the poll to match what is wanted. While the poll is active the
+  // wrapper holds a strong reference to itself, like any active handle: a device that is reading
+  // is not collected. Throws (and returns false) if libuv refuses.
+  bool UpdatePoll(Napi::Env env) {
+    if (poll_ == nullptr || fd_ < 0) return false;
+    int want = (reading_ ? UV_READABLE : 0) | (onWritable_.IsEmpty() ? 0 : UV_WRITABLE);
+    if (want == pollEvents_) return true;
+    if (want == 0) {
+      uv_poll_stop(poll_);
+    } else {
+      int rc = uv_poll_start(poll_, want, &TunDevice::OnPoll);
+      if (rc != 0) {
+        SystemError(env, -rc, "uv_poll_start", name_).ThrowAsJavaScriptException();
+        return false;
+      }
+    }
+    pollEvents_ = want;
+    if (want != 0 && !selfRef_) {
+      Ref();
+      selfRef_ = true;
+    } else if (want == 0 && selfRef_) {
+      selfRef_ = false;
+      Unref();
+    }
+    return true;
+  }
+
+  static void OnPoll(uv_poll_t* handle, int status, int events) {
+    TunDevice* self = static_cast<TunDevice*>(handle->data);
+    if (self == nullptr) return;
+    Napi::Env env = self->env_;
+    Napi::HandleScope scope(env);
+    if (status < 0) {
+      self->ReadFailed(-status, "poll");
+      return;
+    }
+    if ((events & UV_READABLE) && self->reading_) self->DrainRx();
+    if ((events & UV_WRITABLE) && self->fd_ >= 0 && !self->onWritable_.IsEmpty()) {
+      Napi::Function cb = self->onWritable_.Value();
+      self->onWritable_.Reset();
+      self->UpdatePoll(env);
+      self->Call(cb, {});
+    }
+  }
+
+  // Reads until EAGAIN, delivering full batches as they fill, at most kMaxBatchesPerPoll batches.
+  void DrainRx() {
+    Napi::Env env = env_;
+    for (int b = 0; b < kMaxBatchesPerPoll; b++) {
+      uint32_t n = 0;
+      bool empty = false;
+      int err = 0;
+      while (n < maxPackets_) {
+        ssize_t r = read(fd_, rxBuf_ + static_cast<size_t>(n) * slotSize_, slotSize_);
+        if (r > 0) {
+          rxLens_[n++] = static_cast<int32_t>(r);
+          continue;
+        }
+        if (r == 0) continue;  // not produced by tun; nothing to deliver
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+          empty = true;
+        } else {
+          err = errno;
+        }
+        break;
+      }
+      if (n > 0) {
+        Call(onBatch_.Value(), {Napi::Number::New(env, n)});
+        if (fd_ < 0 || !reading_) return;  // the callback closed or stopped the device
+      }
+      if (err != 0) {
+        ReadFailed(err, "read");
+        return;
+      }
+      if (empty) return;
+    }
+  }
+
+  // Stops reading and hands the error to the JS error callback.
+  void ReadFailed(int err, const char* syscall) {
+    Napi::Env env = env_;
+    reading_ = false;
+    UpdatePoll(env);
+    if (onError_.IsEmpty()) return;
+    Napi::Function cb = onError_.Value();
+    Call(cb, {SystemError(env, err, syscall, name_).Value()});
+  }
+
+  // Calls into JS from the event loop with a proper async context (so process.nextTick and
+  // promise jobs run afterwards). An exception thrown by the callback becomes an uncaught
+  // exception, as it would from any other event loop callback.
+  void Call(Napi::Function fn, const std::initializer_list<napi_value>& args) {
+    Napi::Env env = env_;
+    // Keep the wrapper alive across the call even if the callback closes the device.
+    Ref();
+    fn.MakeCallback(Value(), args, *asyncContext_);
+    if (env.IsExceptionPending()) {
+      Napi::Error e = env.GetAndClearPendingException();
+      napi_fatal_exception(env, e.Value());
+    }
+    Unref();
+  }
+
+  // Stops polling, closes the fd and drops every JS reference. Idempotent; also runs from the
+  // destructor (GC) and the environment's cleanup hook (worker or process teardown).
+  void Release() {
+    if (poll_ != nullptr) {
+      uv_poll_stop(poll_);
+      poll_->data = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+    }
+    pollEvents_ = 0;
+    reading_ = false;
+    if (fd_ >= 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+    if (cleanupHook_) {
+      napi_remove_env_cleanup_hook(env_, &TunDevice::OnEnvCleanup, this);
+      cleanupHook_ = false;
+    }
+    if (selfRef_) {
+      selfRef_ = false;
+      Unref();
+    }
+    rxBuf_ = nullptr;
+    rxLens_ = nullptr;
+    rxBufRef_.Reset();
+    rxLensRef_.Reset();
+    onBatch_.Reset();
+    onError_.Reset();
+    onWritable_.Reset();
+  }
+
+  static void OnEnvCleanup(void* arg) {
+    TunDevice* self = static_cast<TunDevice*>(arg);
+    // The hook is being consumed: do not try to remove it again.
+    self->cleanupHook_ = false;
+    if (self->poll_ != nullptr) {
+      uv_poll_stop(self->poll_);
+      self->poll_->data = nullptr;
+      uv_close(reinterpret_cast<uv_handle_t*>(self->poll_),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      self->poll_ = nullptr;
+    }
+    if (self->fd_ >= 0) {
+      close(self->fd_);
+      self->fd_ = -1;
+    }
+    self->reading_ = false;
+    self->pollEvents_ = 0;
+    // The environment is going away with every reference in it: nothing to unref.
+    self->selfRef_ = false;
+  }
+
+  napi_env env_;
+  int fd_ = -1;
+  std::string name_;
+  bool vnet_ = false;
+  uv_poll_t* poll_ = nullptr;
+  int pollEvents_ = 0;
+  bool reading_ = false;
+  bool selfRef_ = false;
+  bool cleanupHook_ = false;
+  uint8_t* rxBuf_ = nullptr;
+  int32_t* rxLens_ = nullptr;
+  uint32_t slotSize_ = 0;
+  uint32_t maxPackets_ = 0;
+  Napi::ObjectReference rxBufRef_;
+  Napi::ObjectReference rxLensRef_;
+  Napi::FunctionReference onBatch_;
+  Napi::FunctionReference onError_;
+  Napi::FunctionReference onWritable_;
+  std::unique_ptr<Napi::AsyncContext> asyncContext_;
+};
+
+// tcpInfo(fd: number, out: Float64Array): boolean
+// getsockopt(TCP_INFO) on a kernel TCP socket. out receives, in this order: tcpi_state, tcpi_rtt
+// (µs), tcpi_rttvar (µs), tcpi_retransmits, tcpi_total_retrans, tcpi_snd_cwnd (segments),
+// tcpi_unacked, tcpi_lost, tcpi_bytes_acked, tcpi_bytes_received. False on error (EBADF,
+// ENOTSOCK, EOPNOTSUPP for a non-TCP socket...).
+Napi::Value TcpInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) {
+    Napi::TypeError::New(env, "fd must be a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  double* out;
+  size_t outLen;
+  if (!GetTypedArray<double>(info, 1, napi_float64_array, "out", &out, &outLen)) return env.Undefined();
+  if (outLen < kTcpInfoFields) {
+    Napi::RangeError::New(env, "out must hold 10 numbers").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  KernelTcpInfo ti;
+  memset(&ti, 0, sizeof ti);
+  socklen_t len = sizeof ti;
+  if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0) return Napi::Boolean::New(env, false);
+  out[0] = ti.state;
+  out[1] = ti.rtt;
+  out[2] = ti.rttvar;
+  out[3] = ti.retransmits;
+  out[4] = ti.totalRetrans;
+  out[5] = ti.sndCwnd;
+  out[6] = ti.unacked;
+  out[7] = ti.lost;
+  out[8] = static_cast<double>(ti.bytesAcked);
+  out[9] = static_cast<double>(ti.bytesReceived);
+  return Napi::Boolean::New(env, true);
+}
+
+struct AddonData {
+  Napi::FunctionReference ctor;
+};
+
+// open(name: string, opts: { vnetHdr: boolean }): TunDevice
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  AddonData* data = info.Env().GetInstanceData<AddonData>();
+  return data->ctor.New({info[0], info[1]});
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = TunDevice::Define(env);
+  AddonData* data = new AddonData();
+  data->ctor = Napi::Persistent(ctor);
+  env.SetInstanceData(data);
+  exports.Set("TunDevice", ctor);
+  exports.Set("open", Napi::Function::New(env, Open, "open"));
+  exports.Set("tcpInfo", Napi::Function::New(env, TcpInfo, "tcpInfo"));
+  exports.Set("IFNAMSIZ", Napi::Number::New(env, IFNAMSIZ));
+  exports.Set("VNET_HDR_LEN", Napi::Number::New(env, kVnetHdrLen));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(tun, Init)

@@ -1,0 +1,131 @@
+/**
+ * The native TUN addon (native/tun/tun.cc, built by `node-gyp rebuild` into build/Release/tun.node)
+ * and the mapping of its errno-coded errors onto synfin's typed errors.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import {
+  SynfinError,
+  TunBusyError,
+  TunNameTooLongError,
+  TunNoDeviceError,
+  TunOpenError,
+  TunPermissionError,
+} from '../errors.js';
+
+/** An open TUN fd as the addon exposes it. */
+export interface NativeTunDevice {
+  readonly fd: number;
+  /** The name the kernel gave the device (a `%d` in the requested name is expanded). */
+  readonly name: string;
+  readonly vnetHdr: boolean;
+  /**
+   * Poll the fd for reading on the event loop. On readable, packets are read into `batch` slot by
+   * slot (slot i at i * slotSize, length into lengths[i], vnet header included) until EAGAIN or
+   * `maxPackets`, then onBatch(count) is called once; repeated up to a few batches per event.
+   * A read error other than EAGAIN/EINTR stops reading and is passed to onError.
+   */
+  startReading(
+    batch: Buffer,
+    lengths: Int32Array,
+    slotSize: number,
+    maxPackets: number,
+    onBatch: (count: number) => void,
+    onError: (err: NodeJS.ErrnoException) => void,
+  ): void;
+  stopReading(): void;
+  /**
+   * One write() per packet of ring slots start, start+1, … (modulo the ring length). Returns the
+   * number of packets consumed (written or refused); `result` receives
+   * [written, refused, errno of the last refused packet, 1 if it stopped at EAGAIN, bytes written].
+   */
+  writeBatch(
+    buf: Buffer,
+    offsets: Int32Array,
+    lengths: Int32Array,
+    start: number,
+    count: number,
+    result: Int32Array,
+  ): number;
+  /** One-shot: cb runs once the fd is writable. */
+  onWritable(cb: () => void): void;
+  /** Let an active device keep the event loop alive (the default), or not. */
+  ref(): void;
+  unref(): void;
+  /** Stop polling and close the fd. Idempotent. */
+  close(): void;
+}
+
+export interface NativeTunAddon {
+  open(name: string, opts: { vnetHdr: boolean }): NativeTunDevice;
+  tcpInfo(fd: number, out: Float64Array): boolean;
+  readonly IFNAMSIZ: number;
+  readonly VNET_HDR_LEN: number;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+// src/tun/ in development and tests, dist/tun/ once compiled: both sit two levels below the root.
+const addonPath = path.resolve(here, '..', '..', 'build', 'Release', 'tun.node');
+
+let addon: NativeTunAddon | undefined;
+
+/** Loads the addon on first use (so modules that only import types never need it built). */
+export function loadAddon(): NativeTunAddon {
+  if (addon === undefined) {
+    const require = createRequire(import.meta.url);
+    try {
+      addon = require(addonPath) as NativeTunAddon;
+    } catch (err) {
+      throw new SynfinError(
+        'ERR_TUN_ADDON',
+        `cannot load the TUN addon ${addonPath} (run npm ci, or npx node-gyp rebuild): ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+  }
+  return addon;
+}
+
+/** Path of the compiled addon, for child processes that load it directly. */
+export const ADDON_PATH = addonPath;
+
+/**
+ * Turns an error thrown by the addon's open() into synfin's typed error. Errors that are not
+ * system errors (no string `code`) are returned as they are.
+ */
+export function tunOpenError(err: unknown, name: string): Error {
+  if (!(err instanceof Error)) return new TunOpenError(`cannot open TUN device ${name}: ${String(err)}`);
+  const e = err as NodeJS.ErrnoException;
+  switch (e.code) {
+    case 'ENOENT':
+    case 'ENODEV':
+    case 'ENXIO':
+      return new TunNoDeviceError(
+        `cannot open TUN device ${name}: /dev/net/tun is missing (load the tun module, or give the container /dev/net/tun)`,
+        { cause: err },
+      );
+    case 'EPERM':
+    case 'EACCES':
+      return new TunPermissionError(
+        `cannot open TUN device ${name}: permission denied (${e.syscall ?? 'open'} ${e.code}); run as root or with CAP_NET_ADMIN`,
+        { cause: err },
+      );
+    case 'ENAMETOOLONG':
+      return new TunNameTooLongError(
+        `TUN device name "${name}" is too long: at most 15 bytes`,
+        { cause: err },
+      );
+    case 'EBUSY':
+      return new TunBusyError(`TUN device ${name} is busy: another process is attached to it`, { cause: err });
+    case 'EINVAL':
+      return new TunOpenError(
+        `cannot open TUN device ${name}: invalid name, or an interface of that name exists and is not a TUN device`,
+        { cause: err },
+      );
+    case undefined:
+      return err;
+    default:
+      return new TunOpenError(`cannot open TUN device ${name}: ${e.message}`, { cause: err });
+  }
+}
