@@ -1,0 +1,244 @@
+/**
+ * synfin's configuration: command-line options, SYNFIN_* environment variables and an optional
+ * YAML/JSON file, merged in that order of precedence (flag > environment > file > default) and
+ * validated into one typed object. Every problem is a ConfigError whose message is one line
+ * naming the option, so the CLI can print it and exit 2.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError } from './errors.js';
+import { blockList, parseMapRule, splitHostPort } from './proxy/policy.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface Config {
+  tun: string;
+  addresses: string[];
+  mtu: number | null;
+  routes: string[];
+  listenHost: string;
+  listenPort: number;
+  mslSeconds: number;
+  connectTimeoutSeconds: number;
+  idleTimeoutSeconds: number;
+  maxConnections: number;
+  upstreamBind: string | null;
+  logLevel: LogLevel;
+  map: string[];
+  allow: string[];
+  deny: string[];
+  /** Seconds open connections get to finish after SIGTERM/SIGINT. */
+  shutdownGraceSeconds: number;
+  /** Half-open connections before SYN cookies engage. */
+  synBacklog: number;
+  congestionControl: 'newreno' | 'cubic';
+}
+
+/** One option of the product surface: its flag, its type, and its default. */
+interface OptionSpec {
+  key: keyof Config;
+  flag: string;
+  kind: 'string' | 'number' | 'list';
+  help: string;
+  placeholder: string;
+}
+
+export const OPTION_SPECS: readonly OptionSpec[] = [
+  { key: 'tun', flag: 'tun', kind: 'string', placeholder: 'NAME', help: 'TUN device to attach to, created if missing (default synfin0)' },
+  { key: 'addresses', flag: 'address', kind: 'list', placeholder: 'CIDR', help: 'address for the TUN side, IPv4 or IPv6 (repeatable)' },
+  { key: 'mtu', flag: 'mtu', kind: 'number', placeholder: 'N', help: 'MTU of the TUN device' },
+  { key: 'routes', flag: 'route', kind: 'list', placeholder: 'CIDR', help: 'route to add via the device (repeatable)' },
+  { key: 'listenHost', flag: 'listen', kind: 'string', placeholder: 'HOST:PORT', help: 'HTTP server for metrics and the API (default 127.0.0.1:9477)' },
+  { key: 'mslSeconds', flag: 'msl', kind: 'number', placeholder: 'SECONDS', help: 'maximum segment lifetime; TIME-WAIT lasts 2×MSL (default 30)' },
+  { key: 'connectTimeoutSeconds', flag: 'connect-timeout', kind: 'number', placeholder: 'SECONDS', help: 'upstream connect timeout (default 10)' },
+  { key: 'idleTimeoutSeconds', flag: 'idle-timeout', kind: 'number', placeholder: 'SECONDS', help: 'close connections idle this long; 0 = never (default 0)' },
+  { key: 'maxConnections', flag: 'max-connections', kind: 'number', placeholder: 'N', help: 'refuse new connections above this many (default 100000)' },
+  { key: 'upstreamBind', flag: 'upstream-bind', kind: 'string', placeholder: 'ADDR', help: 'source address for upstream sockets' },
+  { key: 'logLevel', flag: 'log-level', kind: 'string', placeholder: 'LEVEL', help: `log level: ${LOG_LEVELS.join(', ')} (default info)` },
+  { key: 'map', flag: 'map', kind: 'list', placeholder: 'FROM=TO', help: 'rewrite a destination, e.g. 198.18.0.10:80=127.0.0.1:8080 (repeatable)' },
+  { key: 'allow', flag: 'allow', kind: 'list', placeholder: 'CIDR', help: 'only allow these destinations (repeatable)' },
+  { key: 'deny', flag: 'deny', kind: 'list', placeholder: 'CIDR', help: 'refuse these destinations; wins over --allow (repeatable)' },
+  { key: 'shutdownGraceSeconds', flag: 'shutdown-grace', kind: 'number', placeholder: 'SECONDS', help: 'time open connections get to finish on SIGTERM (default 10)' },
+  { key: 'synBacklog', flag: 'syn-backlog', kind: 'number', placeholder: 'N', help: 'half-open connections before SYN cookies engage (default 1024)' },
+  { key: 'congestionControl', flag: 'congestion-control', kind: 'string', placeholder: 'NAME', help: 'newreno or cubic (default cubic)' },
+];
+
+export const DEFAULT_CONFIG: Config = {
+  tun: 'synfin0',
+  addresses: [],
+  mtu: null,
+  routes: [],
+  listenHost: '127.0.0.1',
+  listenPort: 9477,
+  mslSeconds: 30,
+  connectTimeoutSeconds: 10,
+  idleTimeoutSeconds: 0,
+  maxConnections: 100_000,
+  upstreamBind: null,
+  logLevel: 'info',
+  map: [],
+  allow: [],
+  deny: [],
+  shutdownGraceSeconds: 10,
+  synBacklog: 1024,
+  congestionControl: 'cubic',
+};
+
+/** Environment variable of an option: --connect-timeout → SYNFIN_CONNECT_TIMEOUT. */
+export function envName(flag: string): string {
+  return `SYNFIN_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+export type RawOptions = Partial<Record<string, string | string[] | undefined>>;
+
+/**
+ * Merge flags (already parsed into strings by the CLI), the environment and the config file.
+ * `flags` is keyed by flag name (`connect-timeout`), values as typed on the command line.
+ */
+export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv, configFile?: string): Config {
+  const fileValues = configFile !== undefined ? readConfigFile(configFile) : {};
+  const merged: Record<string, unknown> = {};
+  for (const spec of OPTION_SPECS) {
+    const fromFlag = flags[spec.flag];
+    const fromEnv = env[envName(spec.flag)];
+    const fromFile = fileValues[spec.flag];
+    let raw: unknown;
+    let source: string;
+    if (fromFlag !== undefined && !(Array.isArray(fromFlag) && fromFlag.length === 0)) {
+      raw = fromFlag;
+      source = `--${spec.flag}`;
+    } else if (fromEnv !== undefined && fromEnv !== '') {
+      raw = spec.kind === 'list' ? fromEnv.split(',').map((s) => s.trim()).filter((s) => s.length > 0) : fromEnv;
+      source = envName(spec.flag);
+    } else if (fromFile !== undefined) {
+      raw = fromFile;
+      source = `${spec.flag} in ${configFile}`;
+    } else {
+      continue;
+    }
+    merged[spec.key] = convert(spec, raw, source);
+  }
+  const config: Config = { ...DEFAULT_CONFIG, ...(merged as Partial<Config>) };
+  // --listen carries host and port together.
+  if (typeof merged.listenHost === 'string') {
+    const { host, port } = parseListen(merged.listenHost);
+    config.listenHost = host;
+    config.listenPort = port;
+  }
+  validate(config);
+  return config;
+}
+
+function convert(spec: OptionSpec, raw: unknown, source: string): unknown {
+  switch (spec.kind) {
+    case 'string':
+      if (typeof raw !== 'string' && typeof raw !== 'number') throw new ConfigError(`${source}: expected a ${spec.placeholder}`);
+      return String(raw);
+    case 'number': {
+      const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+      if (typeof raw === 'string' && raw.trim() === '') throw new ConfigError(`${source}: expected a number`);
+      if (!Number.isFinite(n)) throw new ConfigError(`${source}: "${String(raw)}" is not a number`);
+      return n;
+    }
+    case 'list': {
+      const list = Array.isArray(raw) ? raw : [raw];
+      return list.map((v) => {
+        if (typeof v !== 'string') throw new ConfigError(`${source}: expected ${spec.placeholder} strings`);
+        return v;
+      });
+    }
+  }
+}
+
+export function parseListen(text: string): { host: string; port: number } {
+  const { host, port } = splitHostPort(text, '--listen');
+  if (port === -1) throw new ConfigError(`--listen: "${text}" needs a port, e.g. 127.0.0.1:9477`);
+  if (net.isIP(host) === 0 && host !== 'localhost') throw new ConfigError(`--listen: "${host}" is not an IP address`);
+  return { host, port };
+}
+
+function validate(c: Config): void {
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(c.tun)) {
+    throw new ConfigError(`--tun: "${c.tun}" is not a valid interface name (1-15 letters, digits, "-", "_", ".")`);
+  }
+  for (const a of c.addresses) checkCidr(a, '--address', true);
+  for (const r of c.routes) checkCidr(r, '--route', false);
+  if (c.mtu !== null && (!Number.isInteger(c.mtu) || c.mtu < 1280 || c.mtu > 65535)) {
+    throw new ConfigError(`--mtu: ${c.mtu} is out of range (1280-65535)`);
+  }
+  positive(c.mslSeconds, '--msl', false);
+  positive(c.connectTimeoutSeconds, '--connect-timeout', false);
+  positive(c.idleTimeoutSeconds, '--idle-timeout', true);
+  positive(c.shutdownGraceSeconds, '--shutdown-grace', true);
+  integer(c.maxConnections, '--max-connections', 1);
+  integer(c.synBacklog, '--syn-backlog', 1);
+  if (c.upstreamBind !== null && net.isIP(c.upstreamBind) === 0) {
+    throw new ConfigError(`--upstream-bind: "${c.upstreamBind}" is not an IP address`);
+  }
+  if (!(LOG_LEVELS as readonly string[]).includes(c.logLevel)) {
+    throw new ConfigError(`--log-level: "${c.logLevel}" is not one of ${LOG_LEVELS.join(', ')}`);
+  }
+  if (c.congestionControl !== 'newreno' && c.congestionControl !== 'cubic') {
+    throw new ConfigError(`--congestion-control: "${String(c.congestionControl)}" is not newreno or cubic`);
+  }
+  blockList(c.allow, '--allow');
+  blockList(c.deny, '--deny');
+  for (const m of c.map) parseMapRule(m);
+}
+
+function checkCidr(text: string, option: string, needsPrefix: boolean): void {
+  const slash = text.indexOf('/');
+  const addr = slash === -1 ? text : text.slice(0, slash);
+  const version = net.isIP(addr);
+  if (version === 0) throw new ConfigError(`${option}: "${text}" is not an IP address or CIDR`);
+  if (slash === -1) {
+    if (needsPrefix) throw new ConfigError(`${option}: "${text}" needs a prefix length, e.g. ${addr}/${version === 6 ? 64 : 24}`);
+    return;
+  }
+  const len = text.slice(slash + 1);
+  const max = version === 6 ? 128 : 32;
+  if (!/^\d+$/.test(len) || Number(len) > max) throw new ConfigError(`${option}: "${text}" has a bad prefix length (0-${max})`);
+}
+
+function positive(v: number, option: string, zeroOk: boolean): void {
+  if (v < 0 || (!zeroOk && v === 0)) throw new ConfigError(`${option}: ${v} must be ${zeroOk ? '≥ 0' : '> 0'}`);
+}
+
+function integer(v: number, option: string, min: number): void {
+  if (!Number.isInteger(v) || v < min) throw new ConfigError(`${option}: ${v} must be an integer ≥ ${min}`);
+}
+
+/** Read a YAML (or JSON) file of options keyed by flag name (`connect-timeout: 5`) or camelCase. */
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new ConfigError(`--config: cannot read ${path} (${code})`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    const msg = (err as Error).message.split('\n')[0];
+    throw new ConfigError(`--config: ${path} is not valid YAML: ${msg}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`--config: ${path} must hold a mapping of options`);
+  const out: Record<string, unknown> = {};
+  const known = new Map<string, string>();
+  for (const spec of OPTION_SPECS) {
+    known.set(spec.flag, spec.flag);
+    known.set(spec.flag.replace(/-([a-z])/g, (_, ch: string) => ch.toUpperCase()), spec.flag);
+    known.set(spec.key, spec.flag);
+  }
+  for (const [k, v] of Object.entries(doc as Record<string, unknown>)) {
+    const flag = known.get(k);
+    if (flag === undefined) throw new ConfigError(`--config: unknown option "${k}" in ${path}`);
+    out[flag] = v;
+  }
+  return out;
+}

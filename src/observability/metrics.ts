@@ -1,0 +1,454 @@
+/**
+ * synfin's Prometheus metrics (names and labels per the product contract), on an own registry.
+ *
+ * Counters and histograms are fed from the stack's one event stream (src/stack/events.ts); gauges
+ * are computed at scrape time in collect() from the connection table, so they are exact at the
+ * moment of the scrape and cost nothing between scrapes. Every series of a bounded label set is
+ * created at zero up front, so rate() and alerts work before the first event.
+ * No label ever carries an address or port: per-connection detail is /api/connections.
+ */
+import client from 'prom-client';
+import type { Clock } from '../stack/clock.js';
+import type { EventHub } from '../stack/events.js';
+import type {
+  CloseReason,
+  ConnIdentity,
+  DropReason,
+  HandshakeResult,
+  ResetDirection,
+  ResetReason,
+  RetransmitKind,
+} from '../tcp/events.js';
+import { State, STATE_NAMES, type StateName } from '../tcp/state.js';
+
+export const DROP_REASONS: readonly DropReason[] = [
+  'checksum',
+  'malformed',
+  'out_of_window',
+  'no_connection',
+  'syn_limit',
+  'paws',
+  'bad_ack',
+  'rst_invalid',
+  'time_wait',
+  'unsupported',
+  'rcv_buffer_full',
+  'challenge_ack_limit',
+  'bad_cookie',
+];
+export const RESET_REASONS: readonly ResetReason[] = [
+  'peer',
+  'no_connection',
+  'bad_ack',
+  'abort',
+  'upstream_refused',
+  'retransmit_timeout',
+  'idle_timeout',
+  'data_after_close',
+  'shutdown',
+];
+export const CLOSE_REASONS: readonly CloseReason[] = [
+  'fin',
+  'reset_received',
+  'reset_sent',
+  'idle_timeout',
+  'retransmit_timeout',
+  'upstream_failed',
+  'shutdown',
+];
+export const HANDSHAKE_RESULTS: readonly HandshakeResult[] = [
+  'ok',
+  'reset',
+  'timeout',
+  'upstream_refused',
+  'upstream_timeout',
+  'upstream_unreachable',
+];
+export const UPSTREAM_RESULTS = ['ok', 'refused', 'timeout', 'unreachable', 'error'] as const;
+export type UpstreamResultLabel = (typeof UPSTREAM_RESULTS)[number];
+export const KERNEL_TCP_STATES = [
+  'ESTABLISHED',
+  'SYN_SENT',
+  'SYN_RECV',
+  'FIN_WAIT1',
+  'FIN_WAIT2',
+  'TIME_WAIT',
+  'CLOSE',
+  'CLOSE_WAIT',
+  'LAST_ACK',
+  'LISTEN',
+  'CLOSING',
+] as const;
+
+/**
+ * The edges of RFC 9293 Figure 5 as the stack reports them, plus the reset and abort edges to
+ * CLOSED from every state (§3.10.7). Pre-created so every transition series exists at zero.
+ */
+export const TRANSITIONS: ReadonlyArray<readonly [StateName, StateName]> = [
+  ['LISTEN', 'SYN_RECEIVED'],
+  ['CLOSED', 'SYN_SENT'],
+  ['SYN_SENT', 'SYN_RECEIVED'],
+  ['SYN_SENT', 'ESTABLISHED'],
+  ['SYN_RECEIVED', 'ESTABLISHED'],
+  ['SYN_RECEIVED', 'FIN_WAIT_1'],
+  ['SYN_RECEIVED', 'CLOSE_WAIT'],
+  ['SYN_RECEIVED', 'LISTEN'],
+  ['ESTABLISHED', 'FIN_WAIT_1'],
+  ['ESTABLISHED', 'CLOSE_WAIT'],
+  ['FIN_WAIT_1', 'FIN_WAIT_2'],
+  ['FIN_WAIT_1', 'CLOSING'],
+  ['FIN_WAIT_1', 'TIME_WAIT'],
+  ['FIN_WAIT_2', 'TIME_WAIT'],
+  ['CLOSING', 'TIME_WAIT'],
+  ['CLOSE_WAIT', 'LAST_ACK'],
+  ['LAST_ACK', 'CLOSED'],
+  ['TIME_WAIT', 'CLOSED'],
+  ['SYN_SENT', 'CLOSED'],
+  ['SYN_RECEIVED', 'CLOSED'],
+  ['ESTABLISHED', 'CLOSED'],
+  ['FIN_WAIT_1', 'CLOSED'],
+  ['FIN_WAIT_2', 'CLOSED'],
+  ['CLOSE_WAIT', 'CLOSED'],
+  ['CLOSING', 'CLOSED'],
+];
+
+/** What one connection looks like to the scrape-time gauges. */
+export interface ConnectionSample {
+  state: State;
+  createdAt: number;
+  /** ms of the last payload byte in either direction. */
+  lastActivityAt: number;
+  /** 'app' | 'upstream' | null, and since when (ms). */
+  waitingOn: 'app' | 'upstream' | null;
+  waitingSince: number;
+}
+
+export interface MetricsSources {
+  clock: Clock;
+  /** Visit every connection (TIME-WAIT records included) once per scrape. */
+  forEachConnection(visit: (c: ConnectionSample) => void): void;
+  /** Cumulative counters kept as plain numbers on the hot path. */
+  counters(): {
+    segmentsIn: number;
+    segmentsOut: number;
+    bytesClientToUpstream: number;
+    bytesUpstreamToClient: number;
+    tunRxPackets: number;
+    tunRxBytes: number;
+    tunTxPackets: number;
+    tunTxBytes: number;
+  };
+  /** Kernel states of synfin's upstream sockets (TIME_WAIT included), by kernel state name. */
+  upstreamSockets?(): Partial<Record<(typeof KERNEL_TCP_STATES)[number], number>>;
+}
+
+const HANDSHAKE_BUCKETS = [
+  0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+];
+const DURATION_BUCKETS = [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 43200, 86400];
+const RTT_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+export interface Metrics {
+  registry: client.Registry;
+  /** Stop feeding from the event hub. */
+  close(): void;
+  upstreamConnect(result: UpstreamResultLabel, durationMs: number): void;
+}
+
+export function createMetrics(hub: EventHub, sources: MetricsSources, version: string): Metrics {
+  const registry = new client.Registry();
+  // prom-client's process and Node.js metrics, unprefixed as dashboards expect them
+  // (process_resident_memory_bytes, nodejs_eventloop_lag_seconds, ...).
+  client.collectDefaultMetrics({ register: registry });
+
+  new client.Gauge({
+    name: 'synfin_build_info',
+    help: 'Always 1; labels say which synfin and which Node.js.',
+    labelNames: ['version', 'node'] as const,
+    registers: [registry],
+    collect() {
+      this.set({ version, node: process.version }, 1);
+    },
+  });
+
+  // One pass over the table per scrape fills all of the table-derived gauges.
+  const perState = new Float64Array(STATE_NAMES.length);
+  const oldestPerState = new Float64Array(STATE_NAMES.length);
+  const waiting = { app: 0, upstream: 0 };
+  const oldestWaiting = { app: Infinity, upstream: Infinity };
+  let oldestIdleAt = Infinity;
+  let scrapedAt = -1;
+  function scanTable(): void {
+    const now = sources.clock.now();
+    if (scrapedAt === now) return;
+    scrapedAt = now;
+    perState.fill(0);
+    oldestPerState.fill(Infinity);
+    waiting.app = 0;
+    waiting.upstream = 0;
+    oldestWaiting.app = Infinity;
+    oldestWaiting.upstream = Infinity;
+    oldestIdleAt = Infinity;
+    sources.forEachConnection((c) => {
+      perState[c.state]! += 1;
+      if (c.createdAt < oldestPerState[c.state]!) oldestPerState[c.state] = c.createdAt;
+      if (c.waitingOn !== null) {
+        waiting[c.waitingOn]++;
+        if (c.waitingSince < oldestWaiting[c.waitingOn]) oldestWaiting[c.waitingOn] = c.waitingSince;
+      }
+      if (c.state === State.ESTABLISHED && c.lastActivityAt < oldestIdleAt) oldestIdleAt = c.lastActivityAt;
+    });
+    // The stack answers every destination: one wildcard listener, always.
+    perState[State.LISTEN] = 1;
+  }
+
+  new client.Gauge({
+    name: 'synfin_tcp_connections',
+    help: 'Connections of the userspace stack in each state now (TIME_WAIT included; LISTEN is the one wildcard listener).',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      scanTable();
+      for (let s = 0; s < STATE_NAMES.length; s++) this.set({ state: STATE_NAMES[s]! }, perState[s]!);
+    },
+  });
+  new client.Gauge({
+    name: 'synfin_tcp_oldest_connection_age_seconds',
+    help: 'Age of the oldest connection now in each state (0 when none): a leak shows as an age that keeps growing.',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      scanTable();
+      const now = sources.clock.now();
+      for (let s = 0; s < STATE_NAMES.length; s++) {
+        const at = oldestPerState[s]!;
+        this.set({ state: STATE_NAMES[s]! }, at === Infinity || s === State.LISTEN ? 0 : (now - at) / 1000);
+      }
+    },
+  });
+  new client.Gauge({
+    name: 'synfin_connections_waiting',
+    help: 'Half-closed connections waiting for one side to close. on="app": the destination closed and the app has not (its socket sits in CLOSE_WAIT); on="upstream": the app closed and the destination has not.',
+    labelNames: ['on'] as const,
+    registers: [registry],
+    collect() {
+      scanTable();
+      this.set({ on: 'app' }, waiting.app);
+      this.set({ on: 'upstream' }, waiting.upstream);
+    },
+  });
+  new client.Gauge({
+    name: 'synfin_connections_oldest_waiting_seconds',
+    help: 'How long the oldest half-closed connection has waited for the other side to close (0 when none).',
+    labelNames: ['on'] as const,
+    registers: [registry],
+    collect() {
+      scanTable();
+      const now = sources.clock.now();
+      this.set({ on: 'app' }, oldestWaiting.app === Infinity ? 0 : (now - oldestWaiting.app) / 1000);
+      this.set({ on: 'upstream' }, oldestWaiting.upstream === Infinity ? 0 : (now - oldestWaiting.upstream) / 1000);
+    },
+  });
+  new client.Gauge({
+    name: 'synfin_connections_oldest_idle_seconds',
+    help: 'Longest time since any ESTABLISHED connection moved a byte (0 when none).',
+    registers: [registry],
+    collect() {
+      scanTable();
+      this.set(oldestIdleAt === Infinity ? 0 : (sources.clock.now() - oldestIdleAt) / 1000);
+    },
+  });
+  const upstreamSockets = new client.Gauge({
+    name: 'synfin_upstream_sockets',
+    help: "synfin's upstream kernel sockets by kernel TCP state, including those in TIME_WAIT after their close (ephemeral ports held toward destinations).",
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      const counts = sources.upstreamSockets?.() ?? {};
+      for (const s of KERNEL_TCP_STATES) this.set({ state: s }, counts[s] ?? 0);
+    },
+  });
+  void upstreamSockets;
+
+  // Counters read from plain numbers kept on the hot path: inc by the delta since the last scrape.
+  const last = { segmentsIn: 0, segmentsOut: 0, c2u: 0, u2c: 0, rxP: 0, rxB: 0, txP: 0, txB: 0 };
+  const segments = new client.Counter({
+    name: 'synfin_tcp_segments_total',
+    help: 'TCP segments of the userspace stack (in = from the app, out = to the app; a TSO super-segment counts once).',
+    labelNames: ['direction'] as const,
+    registers: [registry],
+    collect() {
+      const c = sources.counters();
+      segments.inc({ direction: 'in' }, c.segmentsIn - last.segmentsIn);
+      segments.inc({ direction: 'out' }, c.segmentsOut - last.segmentsOut);
+      last.segmentsIn = c.segmentsIn;
+      last.segmentsOut = c.segmentsOut;
+    },
+  });
+  segments.inc({ direction: 'in' }, 0);
+  segments.inc({ direction: 'out' }, 0);
+  const bytes = new client.Counter({
+    name: 'synfin_tcp_bytes_total',
+    help: 'Payload bytes proxied, counted as they flow.',
+    labelNames: ['direction'] as const,
+    registers: [registry],
+    collect() {
+      const c = sources.counters();
+      bytes.inc({ direction: 'client_to_upstream' }, c.bytesClientToUpstream - last.c2u);
+      bytes.inc({ direction: 'upstream_to_client' }, c.bytesUpstreamToClient - last.u2c);
+      last.c2u = c.bytesClientToUpstream;
+      last.u2c = c.bytesUpstreamToClient;
+    },
+  });
+  bytes.inc({ direction: 'client_to_upstream' }, 0);
+  bytes.inc({ direction: 'upstream_to_client' }, 0);
+  const tunPackets = new client.Counter({
+    name: 'synfin_tun_packets_total',
+    help: 'Packets through the TUN device (rx = from the kernel, tx = to it; a GSO packet counts once).',
+    labelNames: ['direction'] as const,
+    registers: [registry],
+  });
+  const tunBytes = new client.Counter({
+    name: 'synfin_tun_bytes_total',
+    help: 'Bytes through the TUN device.',
+    labelNames: ['direction'] as const,
+    registers: [registry],
+    collect() {
+      const c = sources.counters();
+      tunPackets.inc({ direction: 'rx' }, c.tunRxPackets - last.rxP);
+      tunPackets.inc({ direction: 'tx' }, c.tunTxPackets - last.txP);
+      tunBytes.inc({ direction: 'rx' }, c.tunRxBytes - last.rxB);
+      tunBytes.inc({ direction: 'tx' }, c.tunTxBytes - last.txB);
+      last.rxP = c.tunRxPackets;
+      last.txP = c.tunTxPackets;
+      last.rxB = c.tunRxBytes;
+      last.txB = c.tunTxBytes;
+    },
+  });
+  for (const d of ['rx', 'tx'] as const) {
+    tunPackets.inc({ direction: d }, 0);
+    tunBytes.inc({ direction: d }, 0);
+  }
+
+  // ------------------------------------------------------------ event-fed metrics
+  const transitions = new client.Counter({
+    name: 'synfin_tcp_state_transitions_total',
+    help: 'State transitions of the userspace stack (RFC 9293 Figure 5).',
+    labelNames: ['from', 'to'] as const,
+    registers: [registry],
+  });
+  for (const [from, to] of TRANSITIONS) transitions.inc({ from, to }, 0);
+  const stateDuration = new client.Histogram({
+    name: 'synfin_tcp_state_duration_seconds',
+    help: 'Time spent in a state, observed when the connection leaves it.',
+    labelNames: ['state'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  for (const s of STATE_NAMES) stateDuration.zero({ state: s });
+  const handshake = new client.Histogram({
+    name: 'synfin_tcp_handshake_duration_seconds',
+    help: "App side: SYN received to the handshake's final ACK (ok), or to its failure; includes the upstream dial (deferred handshake).",
+    labelNames: ['result'] as const,
+    buckets: HANDSHAKE_BUCKETS,
+    registers: [registry],
+  });
+  for (const r of HANDSHAKE_RESULTS) handshake.zero({ result: r });
+  const upstreamConnect = new client.Histogram({
+    name: 'synfin_upstream_connect_duration_seconds',
+    help: 'Kernel socket connect time to the destination, by result.',
+    labelNames: ['result'] as const,
+    buckets: HANDSHAKE_BUCKETS,
+    registers: [registry],
+  });
+  for (const r of UPSTREAM_RESULTS) upstreamConnect.zero({ result: r });
+  const connDuration = new client.Histogram({
+    name: 'synfin_tcp_connection_duration_seconds',
+    help: 'SYN received to CLOSED.',
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const opened = new client.Counter({
+    name: 'synfin_tcp_connections_opened_total',
+    help: 'Connections opened (a SYN accepted for dialling).',
+    labelNames: ['family'] as const,
+    registers: [registry],
+  });
+  opened.inc({ family: 'ipv4' }, 0);
+  opened.inc({ family: 'ipv6' }, 0);
+  const closed = new client.Counter({
+    name: 'synfin_tcp_connections_closed_total',
+    help: 'Connections closed, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  for (const r of CLOSE_REASONS) closed.inc({ reason: r }, 0);
+  const retransmits = new client.Counter({
+    name: 'synfin_tcp_retransmitted_segments_total',
+    help: 'Retransmissions by the userspace stack: rto (timeout), fast (duplicate ACKs / SACK), probe (zero-window probe).',
+    labelNames: ['kind'] as const,
+    registers: [registry],
+  });
+  for (const k of ['rto', 'fast', 'probe'] as const) retransmits.inc({ kind: k }, 0);
+  const resets = new client.Counter({
+    name: 'synfin_tcp_resets_total',
+    help: 'Resets sent to or received from the app side, by reason.',
+    labelNames: ['direction', 'reason'] as const,
+    registers: [registry],
+  });
+  for (const r of RESET_REASONS) {
+    resets.inc({ direction: 'sent', reason: r }, 0);
+    resets.inc({ direction: 'received', reason: r }, 0);
+  }
+  const drops = new client.Counter({
+    name: 'synfin_tcp_dropped_segments_total',
+    help: 'Segments dropped by the userspace stack, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  for (const r of DROP_REASONS) drops.inc({ reason: r }, 0);
+  const rtt = new client.Histogram({
+    name: 'synfin_tcp_rtt_seconds',
+    help: 'Smoothed RTT samples of the userspace stack toward the app (RFC 6298).',
+    buckets: RTT_BUCKETS,
+    registers: [registry],
+  });
+
+  const unsubscribe = hub.subscribe({
+    stateChange(_conn: ConnIdentity, from: State, to: State, now: number, sinceMs: number) {
+      transitions.inc({ from: STATE_NAMES[from]!, to: STATE_NAMES[to]! });
+      stateDuration.observe({ state: STATE_NAMES[from]! }, Math.max(0, now - sinceMs) / 1000);
+    },
+    handshake(_conn: ConnIdentity, result: HandshakeResult, durationMs: number) {
+      handshake.observe({ result }, Math.max(0, durationMs) / 1000);
+    },
+    retransmit(_conn: ConnIdentity, kind: RetransmitKind) {
+      retransmits.inc({ kind });
+    },
+    reset(_conn: ConnIdentity | null, direction: ResetDirection, reason: ResetReason) {
+      resets.inc({ direction, reason });
+    },
+    drop(_conn: ConnIdentity | null, reason: DropReason) {
+      drops.inc({ reason });
+    },
+    rtt(_conn: ConnIdentity, srttMs: number) {
+      rtt.observe(srttMs / 1000);
+    },
+    closed(conn: ConnIdentity, reason: CloseReason, now: number) {
+      closed.inc({ reason });
+      const createdAt = (conn as { createdAt?: number }).createdAt;
+      if (typeof createdAt === 'number') connDuration.observe(Math.max(0, now - createdAt) / 1000);
+    },
+    opened(_conn: ConnIdentity, family: 4 | 6) {
+      opened.inc({ family: family === 4 ? 'ipv4' : 'ipv6' });
+    },
+  });
+
+  return {
+    registry,
+    close: unsubscribe,
+    upstreamConnect(result: UpstreamResultLabel, durationMs: number) {
+      upstreamConnect.observe({ result }, Math.max(0, durationMs) / 1000);
+    },
+  };
+}

@@ -1,0 +1,185 @@
+/**
+ * The deferred handshake (gVisor's forwarder pattern): every SYN the stack sees becomes a dial of
+ * its original destination (or the mapped one) over a kernel socket, and the app gets its SYN-ACK
+ * only once that connect succeeded. A refused destination gives the app a RST to its SYN, an
+ * unreachable one an ICMP unreachable, a policy denial an ICMP "administratively prohibited": the
+ * app sees what it would have seen without a proxy, never an accepted connection reset a moment later.
+ */
+import net from 'node:net';
+import type { Clock } from '../stack/clock.js';
+import type { EventHub } from '../stack/events.js';
+import type { Forwarder, PendingSyn, RejectHow, Stack } from '../stack/stack.js';
+import { formatAddress } from '../wire/packet.js';
+import { Pipe } from './pipe.js';
+import type { DestinationPolicy } from './policy.js';
+
+export type UpstreamResult = 'ok' | 'refused' | 'timeout' | 'unreachable' | 'error';
+
+export interface UpstreamObserver {
+  /** A kernel connect finished (metrics: synfin_upstream_connect_duration_seconds). */
+  upstreamConnect?(req: PendingSyn, result: UpstreamResult, durationMs: number): void;
+  /** A pipe was created for an accepted connection (the API joins both legs through it). */
+  pipeOpened?(req: PendingSyn, pipe: Pipe): void;
+  pipeClosed?(pipe: Pipe): void;
+}
+
+export interface ProxyOptions {
+  clock: Clock;
+  policy: DestinationPolicy;
+  /** Kernel connect timeout, ms. */
+  connectTimeoutMs: number;
+  /** Idle timeout of a proxied connection, ms; 0 = none. */
+  idleTimeoutMs: number;
+  /** Source address for upstream sockets (--upstream-bind). */
+  upstreamBind?: string | undefined;
+  /** Bound on dials in flight; SYNs beyond it wait for the app's retransmission. */
+  maxDialsInFlight: number;
+  observer?: UpstreamObserver;
+  events?: EventHub;
+}
+
+/** Where a pending connection is being dialled, and its socket. */
+interface Dial {
+  socket: net.Socket;
+  startedAt: number;
+  host: string;
+  port: number;
+}
+
+export class Proxy implements Forwarder {
+  stack!: Stack;
+  readonly pipes = new Set<Pipe>();
+  private readonly dials = new Map<PendingSyn, Dial>();
+  private accepting = true;
+
+  constructor(private readonly opts: ProxyOptions) {}
+
+  attach(stack: Stack): void {
+    this.stack = stack;
+  }
+
+  get dialsInFlight(): number {
+    return this.dials.size;
+  }
+
+  /** Stop taking new connections (shutdown): pending SYNs are refused from now on. */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
+  onSyn(req: PendingSyn): void {
+    const stack = this.stack;
+    if (!this.accepting) {
+      stack.rejectPending(req, 'refused', 'upstream_refused');
+      return;
+    }
+    const f = req.flow;
+    const original = formatAddress(f.family, f.local);
+    const target = this.opts.policy.resolve(original, f.localPort);
+    if (target === null) {
+      stack.rejectPending(req, 'prohibited', 'upstream_unreachable');
+      return;
+    }
+    if (this.dials.size >= this.opts.maxDialsInFlight) {
+      // Drop the SYN silently: the app retransmits it (RFC 9293 §3.8.1) and we try again then.
+      stack.dropPendingQuietly(req);
+      return;
+    }
+    const startedAt = this.opts.clock.now();
+    const socket = net.connect({
+      host: target.host,
+      port: target.port,
+      allowHalfOpen: true,
+      ...(this.opts.upstreamBind !== undefined ? { localAddress: this.opts.upstreamBind } : {}),
+    });
+    socket.setTimeout(this.opts.connectTimeoutMs);
+    const dial: Dial = { socket, startedAt, host: target.host, port: target.port };
+    this.dials.set(req, dial);
+    socket.once('connect', () => this.onConnected(req, dial));
+    socket.once('timeout', () => this.onDialFailed(req, dial, 'timeout', null));
+    socket.once('error', (err: NodeJS.ErrnoException) => this.onDialFailed(req, dial, classify(err), err));
+  }
+
+  onSynAborted(req: PendingSyn): void {
+    const dial = this.dials.get(req);
+    if (dial === undefined) return;
+    this.dials.delete(req);
+    dial.socket.destroy();
+  }
+
+  private onConnected(req: PendingSyn, dial: Dial): void {
+    if (this.dials.get(req) !== dial) return;
+    this.dials.delete(req);
+    const socket = dial.socket;
+    socket.setTimeout(0);
+    socket.removeAllListeners('timeout');
+    socket.removeAllListeners('error');
+    this.opts.observer?.upstreamConnect?.(req, 'ok', this.opts.clock.now() - dial.startedAt);
+    const pipe = new Pipe(socket, {
+      stack: this.stack,
+      clock: this.opts.clock,
+      idleTimeoutMs: this.opts.idleTimeoutMs,
+      onDone: (p) => {
+        this.pipes.delete(p);
+        this.opts.observer?.pipeClosed?.(p);
+      },
+    });
+    const conn = this.stack.acceptPending(req, pipe);
+    if (conn === null) {
+      socket.destroy();
+      return;
+    }
+    pipe.conn = conn;
+    this.pipes.add(pipe);
+    this.opts.observer?.pipeOpened?.(req, pipe);
+  }
+
+  private onDialFailed(req: PendingSyn, dial: Dial, result: UpstreamResult, _err: Error | null): void {
+    if (this.dials.get(req) !== dial) return;
+    this.dials.delete(req);
+    dial.socket.destroy();
+    this.opts.observer?.upstreamConnect?.(req, result, this.opts.clock.now() - dial.startedAt);
+    let how: RejectHow;
+    let handshake: 'upstream_refused' | 'upstream_timeout' | 'upstream_unreachable';
+    switch (result) {
+      case 'refused':
+        how = 'refused';
+        handshake = 'upstream_refused';
+        break;
+      case 'timeout':
+        how = 'unreachable';
+        handshake = 'upstream_timeout';
+        break;
+      default:
+        how = 'unreachable';
+        handshake = 'upstream_unreachable';
+    }
+    this.stack.rejectPending(req, how, handshake);
+  }
+
+  /** Destroy every dial in flight (shutdown). */
+  abortDials(): void {
+    for (const [req, dial] of this.dials) {
+      dial.socket.destroy();
+      this.stack.rejectPending(req, 'refused', 'upstream_refused');
+    }
+    this.dials.clear();
+  }
+}
+
+function classify(err: NodeJS.ErrnoException): UpstreamResult {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return 'refused';
+    case 'ETIMEDOUT':
+      return 'timeout';
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EHOSTDOWN':
+    case 'ENETDOWN':
+    case 'EADDRNOTAVAIL':
+      return 'unreachable';
+    default:
+      return 'error';
+  }
+}

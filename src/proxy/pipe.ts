@@ -1,0 +1,161 @@
+/**
+ * One proxied connection: the app leg (a TcpConn of the userspace stack) joined to the upstream
+ * leg (a kernel net.Socket), with backpressure both ways, half-close both ways and resets both ways.
+ *
+ *   app → upstream: conn.onData → socket.write; bytes still queued in the socket keep the
+ *   receive window closed (conn.consume is called only as the socket flushes them), so a slow
+ *   upstream shrinks the app's window instead of growing our memory.
+ *   upstream → app: socket 'data' → conn.write; when the send buffer is full the socket is
+ *   paused until onSendSpace.
+ *   FIN: app FIN → socket.end(); upstream 'end' → conn.close() (our FIN).
+ *   RST: app RST → socket.resetAndDestroy(); upstream error → conn.abort() (our RST).
+ */
+import type { Socket } from 'node:net';
+import type { ConnHandler, TcpConn } from '../tcp/conn.js';
+import type { Clock } from '../stack/clock.js';
+import type { Stack } from '../stack/stack.js';
+
+export interface PipeOptions {
+  stack: Stack;
+  clock: Clock;
+  /** Close both legs after this long without a byte in either direction; 0 = never. */
+  idleTimeoutMs: number;
+  /** Called once when both legs are done. */
+  onDone?: (pipe: Pipe) => void;
+}
+
+export class Pipe implements ConnHandler {
+  conn: TcpConn | null = null;
+  /** Bytes handed to socket.write that the socket has not yet flushed to the kernel. */
+  private delivered = 0;
+  private consumed = 0;
+  private upstreamEnded = false;
+  private appFinished = false;
+  private done = false;
+  private readonly onSocketDataBound = (chunk: Buffer): void => this.onSocketData(chunk);
+  private readonly onSocketEndBound = (): void => this.onSocketEnd();
+  private readonly onSocketErrorBound = (err: Error): void => this.onSocketError(err);
+  private readonly onSocketCloseBound = (): void => this.onSocketClose();
+  private readonly onSocketDrainBound = (): void => this.reportFlushed();
+  private readonly onSocketTimeoutBound = (): void => this.onIdle();
+
+  constructor(
+    readonly socket: Socket,
+    private readonly opts: PipeOptions,
+  ) {
+    // Nothing flows upstream → app until the app's handshake completes.
+    socket.pause();
+    socket.setNoDelay(true);
+    socket.on('data', this.onSocketDataBound);
+    socket.on('end', this.onSocketEndBound);
+    socket.on('error', this.onSocketErrorBound);
+    socket.on('close', this.onSocketCloseBound);
+    socket.on('drain', this.onSocketDrainBound);
+    if (opts.idleTimeoutMs > 0) {
+      socket.setTimeout(opts.idleTimeoutMs);
+      socket.on('timeout', this.onSocketTimeoutBound);
+    }
+  }
+
+  // ------------------------------------------------------------ ConnHandler (app leg)
+
+  onEstablished(_conn: TcpConn): void {
+    if (!this.upstreamEnded) this.socket.resume();
+  }
+
+  onData(_conn: TcpConn, data: Buffer): void {
+    if (this.socket.destroyed) return;
+    this.delivered += data.length;
+    this.socket.write(data);
+    this.reportFlushed();
+  }
+
+  onFin(_conn: TcpConn): void {
+    // RFC 9293 half-close: the app will send no more; the upstream may still answer.
+    this.appFinished = true;
+    if (!this.socket.destroyed) this.socket.end();
+  }
+
+  onSendSpace(_conn: TcpConn): void {
+    if (!this.upstreamEnded && !this.socket.destroyed) this.socket.resume();
+  }
+
+  onClosed(conn: TcpConn): void {
+    const reason = conn.closeReason;
+    if (!this.socket.destroyed) {
+      if (reason === 'reset_received' || reason === 'retransmit_timeout' || reason === 'idle_timeout') {
+        // Propagate the abort: the destination sees a reset, not a clean close (RFC 9293 §3.10.7.4).
+        this.socket.resetAndDestroy();
+      } else if (!this.appFinished || !this.upstreamEnded) {
+        // Closed (e.g. TIME-WAIT after a normal close) with the socket still open: finish it.
+        this.socket.end();
+      }
+    }
+    this.conn = null;
+    this.finish();
+  }
+
+  // ------------------------------------------------------------ upstream leg
+
+  private onSocketData(chunk: Buffer): void {
+    const conn = this.conn;
+    if (conn === null) return;
+    if (!conn.write(chunk)) this.socket.pause();
+    this.opts.stack.wake(conn);
+    this.opts.stack.flushSoon();
+  }
+
+  private onSocketEnd(): void {
+    this.upstreamEnded = true;
+    const conn = this.conn;
+    if (conn === null) return;
+    // The destination closed its side: our FIN follows the data still queued toward the app.
+    conn.close(this.opts.clock.now());
+    this.opts.stack.wake(conn);
+    this.opts.stack.flushSoon();
+  }
+
+  private onSocketError(_err: Error): void {
+    const conn = this.conn;
+    if (conn === null) return;
+    conn.abort('abort', this.opts.clock.now());
+    this.opts.stack.wake(conn);
+    this.opts.stack.flushSoon();
+  }
+
+  private onSocketClose(): void {
+    // A close without 'end' or 'error' (destroyed locally) leaves nothing to propagate.
+    this.finish();
+  }
+
+  private onIdle(): void {
+    const conn = this.conn;
+    if (conn !== null) {
+      conn.abort('idle_timeout', this.opts.clock.now());
+      this.opts.stack.wake(conn);
+      this.opts.stack.flushSoon();
+    }
+    this.socket.destroy();
+  }
+
+  /** Tell the conn how many delivered bytes have left the socket's queue (reopens the window). */
+  private reportFlushed(): void {
+    const conn = this.conn;
+    if (conn === null) return;
+    const flushed = this.delivered - this.socket.writableLength;
+    if (flushed > this.consumed) {
+      const n = flushed - this.consumed;
+      this.consumed = flushed;
+      conn.consume(n, this.opts.clock.now());
+      this.opts.stack.wake(conn);
+      this.opts.stack.flushSoon();
+    }
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    if (this.conn !== null && !this.socket.destroyed) return;
+    this.done = true;
+    this.opts.onDone?.(this);
+  }
+}

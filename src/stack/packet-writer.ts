@@ -1,0 +1,106 @@
+/**
+ * Serializes outgoing segments straight into the link's transmit slots: the vnet header (when the
+ * device has one), the IP and TCP headers, then the payload copied once from the connection's send
+ * buffer. With a vnet header the TCP checksum is left to the kernel (CHECKSUM_PARTIAL), and a
+ * segment longer than its gsoSize goes as one TSO super-segment that the kernel cuts up, or
+ * delivers whole to the local socket: no per-1500-byte work on our side.
+ */
+import { OutSegment, TcpFlag } from '../tcp/segment.js';
+import { IPV4_HEADER_LEN, IPV6_HEADER_LEN, TCP_HEADER_LEN } from '../wire/field.js';
+import { Icmpv4UnreachableCode, Icmpv6UnreachableCode } from '../wire/icmp.js';
+import { finishTcpChecksum, writeIcmpUnreachable, writeTcpPacket } from '../wire/packet.js';
+import { VNET_HDR_LEN, writeVnetNone, writeVnetTcpCsum, writeVnetTcpGso } from '../tun/vnet.js';
+import type { FlowTuple } from './flow-table.js';
+import type { LinkTx } from './link.js';
+
+/** What the writer needs of a connection: its send-buffer bytes. */
+export interface PayloadSource {
+  copyPayload(dst: Buffer, dstOffset: number, offsetFromUna: number, len: number): void;
+}
+
+export class PacketWriter {
+  /** Segments and bytes handed to the link (for metrics). */
+  segmentsOut = 0;
+  bytesOut = 0;
+  private readonly scratch = Buffer.alloc(IPV6_HEADER_LEN + TCP_HEADER_LEN);
+  private readonly scratchSeg = new OutSegment();
+
+  constructor(private readonly link: LinkTx) {}
+
+  /**
+   * Write one segment from `src`:`srcPort` (our side) to `dst`:`dstPort`. Returns false when the
+   * link's ring is full (nothing written; the caller retries after the drain).
+   */
+  writeSegment(
+    family: 4 | 6,
+    src: Uint32Array,
+    srcPort: number,
+    dst: Uint32Array,
+    dstPort: number,
+    out: OutSegment,
+    payload: PayloadSource | null,
+  ): boolean {
+    const link = this.link;
+    const slot = link.txReserve();
+    if (slot < 0) return false;
+    const buf = link.txBuffer;
+    const vnet = link.vnetHdr;
+    const ipOff = vnet ? slot + VNET_HDR_LEN : slot;
+    const len = payload === null ? 0 : out.payloadLength;
+    const hdrLen = writeTcpPacket(buf, ipOff, family, src, dst, srcPort, dstPort, out, len);
+    if (len > 0) payload!.copyPayload(buf, ipOff + hdrLen, out.payloadOffset, len);
+    if (vnet) {
+      const ipHl = family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
+      if (out.gsoSize > 0 && len > out.gsoSize) {
+        writeVnetTcpGso(buf, slot, family === 6, ipHl, hdrLen - ipHl, out.gsoSize);
+      } else {
+        writeVnetTcpCsum(buf, slot, ipHl);
+      }
+      // The kernel completes the checksum from the pseudo-header sum writeTcpPacket left.
+    } else {
+      finishTcpChecksum(buf, ipOff, 'full');
+    }
+    const total = (vnet ? VNET_HDR_LEN : 0) + hdrLen + len;
+    link.txCommit(slot, total);
+    this.segmentsOut++;
+    this.bytesOut += total;
+    return true;
+  }
+
+  /**
+   * ICMP destination unreachable to the app for its SYN (the upstream could not be reached, or
+   * policy forbids the destination). The SYN itself is gone by now, so the quote is rebuilt from
+   * the flow: the IP header and the first 8 octets of TCP (ports and sequence number) are what
+   * the app's kernel needs to find the socket (RFC 792, RFC 4443 §3.1, RFC 5927).
+   */
+  writeUnreachable(flow: FlowTuple, clientIsn: number, prohibited: boolean): boolean {
+    const link = this.link;
+    const slot = link.txReserve();
+    if (slot < 0) return false;
+    const buf = link.txBuffer;
+    const vnet = link.vnetHdr;
+    const ipOff = vnet ? slot + VNET_HDR_LEN : slot;
+    // The app's SYN as it was: from the app (remote) to the destination (local).
+    const syn = this.scratchSeg;
+    syn.clear();
+    syn.seq = clientIsn;
+    syn.flags = TcpFlag.SYN;
+    syn.window = 65535;
+    const origLen = writeTcpPacket(this.scratch, 0, flow.family, flow.remote, flow.local, flow.remotePort, flow.localPort, syn, 0);
+    finishTcpChecksum(this.scratch, 0, 'full');
+    const code =
+      flow.family === 4
+        ? prohibited
+          ? Icmpv4UnreachableCode.ADMIN_PROHIBITED
+          : Icmpv4UnreachableCode.HOST
+        : prohibited
+          ? Icmpv6UnreachableCode.ADMIN_PROHIBITED
+          : Icmpv6UnreachableCode.ADDRESS;
+    const len = writeIcmpUnreachable(buf, ipOff, flow.family, flow.local, flow.remote, code, this.scratch, 0, origLen);
+    if (vnet) writeVnetNone(buf, slot);
+    const total = (vnet ? VNET_HDR_LEN : 0) + len;
+    link.txCommit(slot, total);
+    this.bytesOut += total;
+    return true;
+  }
+}

@@ -1,0 +1,693 @@
+/**
+ * The stack: demultiplexes packets from the link to connections by 4-tuple, answers what belongs
+ * to no connection (RFC 9293 §3.10.7.1), runs the listener (every SYN, whatever its destination,
+ * is offered to the forwarder; SYN cookies when half-open connections reach their bound,
+ * RFC 4987), keeps TIME-WAIT as compact records, owns the one timer of all connections, and
+ * flushes outgoing segments to the link in batches.
+ *
+ * It does no socket I/O and reads time only through the injected clock, so tests drive it with
+ * an in-memory link and a manual clock.
+ */
+import { TcpConn, rstForUnknown, type ConnHandler } from '../tcp/conn.js';
+import type { TcpConfig } from '../tcp/config.js';
+import type { ResetReason } from '../tcp/events.js';
+import { IsnGenerator } from '../tcp/isn.js';
+import { OutSegment, Segment, TcpFlag } from '../tcp/segment.js';
+import { seqAdd } from '../tcp/seq.js';
+import { State } from '../tcp/state.js';
+import { SynCookies } from '../tcp/syncookie.js';
+import {
+  buildTimeWaitAck,
+  nextIssAfterTimeWait,
+  timeWaitProcess,
+  type TimeWaitRecord,
+} from '../tcp/time-wait.js';
+import { PacketParser, FlowKey } from '../wire/packet.js';
+import type { Clock } from './clock.js';
+import { DeadlineHeap, type Schedulable } from './deadline-heap.js';
+import { EventHub } from './events.js';
+import { FlowTable, FlowTuple, type FlowEntry, type FlowKeyLike } from './flow-table.js';
+import { PacketWriter } from './packet-writer.js';
+import type { LinkRx, LinkTx } from './link.js';
+
+const KIND_CONN = 1;
+const KIND_SYN = 2;
+const KIND_TIME_WAIT = 3;
+
+/** A live connection in the table. */
+export class ConnEntry implements FlowEntry, Schedulable {
+  readonly kind = KIND_CONN;
+  nextInBucket: FlowEntry | null = null;
+  heapAt = Infinity;
+  /** Queued in the stack's dirty list for the next flush. */
+  dirty = false;
+  /** Still counted as half-open (SYN_RECEIVED, our SYN-ACK not yet acknowledged). */
+  halfOpen = true;
+  constructor(
+    readonly flow: FlowTuple,
+    readonly conn: TcpConn,
+  ) {}
+}
+
+/** How a pending SYN is turned down. */
+export type RejectHow =
+  /** RST|ACK to the SYN: the app sees "connection refused", as if there were no proxy. */
+  | 'refused'
+  /** ICMP destination unreachable (host): the app sees "no route to host". */
+  | 'unreachable'
+  /** ICMP destination unreachable (administratively prohibited): policy denial. */
+  | 'prohibited'
+  /** Say nothing: the app's connect() times out. */
+  | 'silent';
+
+/**
+ * A SYN waiting for the forwarder's decision (the deferred handshake: the upstream is dialled
+ * first, the SYN-ACK only sent once it connected). Holds what the SYN negotiated, compactly.
+ */
+export class PendingSyn implements FlowEntry, Schedulable {
+  readonly kind = KIND_SYN;
+  nextInBucket: FlowEntry | null = null;
+  heapAt = Infinity;
+  /** Decided (accepted or rejected): later calls are ignored. */
+  settled = false;
+  /** Our ISS when it is fixed in advance (a SYN that replaced a TIME-WAIT record), else -1. */
+  issOverride = -1;
+  constructor(
+    readonly id: number,
+    readonly flow: FlowTuple,
+    /** When the (first) SYN arrived; handshake latency counts from here. */
+    readonly synAt: number,
+    readonly clientIsn: number,
+    readonly window: number,
+    readonly mss: number,
+    readonly wscale: number,
+    readonly sackPermitted: boolean,
+    readonly tsPresent: boolean,
+    readonly tsVal: number,
+    /** The handshake was completed statelessly with a SYN cookie: our ISS is `cookieIss`. */
+    readonly fromCookie: boolean,
+    readonly cookieIss: number,
+  ) {}
+}
+
+export class TimeWaitEntry implements FlowEntry, Schedulable {
+  readonly kind = KIND_TIME_WAIT;
+  nextInBucket: FlowEntry | null = null;
+  heapAt = Infinity;
+  constructor(
+    readonly flow: FlowTuple,
+    public rec: TimeWaitRecord,
+  ) {}
+}
+
+type Entry = ConnEntry | PendingSyn | TimeWaitEntry;
+
+/** The proxy's side of the listener. */
+export interface Forwarder {
+  /**
+   * A new connection attempt arrived (or a valid SYN cookie came back). Decide, possibly
+   * asynchronously: `stack.acceptPending(req, handler)` once the upstream connected, or
+   * `stack.rejectPending(req, how, reason)`.
+   */
+  onSyn(req: PendingSyn): void;
+  /** The app gave up on a pending attempt (RST) before it was decided: cancel the dial. */
+  onSynAborted(req: PendingSyn): void;
+}
+
+export interface StackOptions {
+  link: LinkTx;
+  clock: Clock;
+  tcp: TcpConfig;
+  forwarder: Forwarder;
+  events?: EventHub;
+  /** Half-open connections (pending SYNs and SYN_RECEIVED) before SYN cookies engage. */
+  synBacklog?: number;
+  /** Connections (TIME-WAIT records excluded) above which new SYNs are refused with RST. */
+  maxConnections?: number;
+  /** Timer hooks, replaceable for tests that drive timers by hand. */
+  setTimer?: (callback: () => void, delayMs: number) => unknown;
+  clearTimer?: (handle: unknown) => void;
+}
+
+export class Stack implements LinkRx {
+  readonly events: EventHub;
+  readonly tcp: TcpConfig;
+  private readonly link: LinkTx;
+  private readonly clock: Clock;
+  private readonly forwarder: Forwarder;
+  private readonly table = new FlowTable<Entry>();
+  private readonly heap = new DeadlineHeap<Entry>();
+  private readonly dirtyList: ConnEntry[] = [];
+  private readonly parser = new PacketParser();
+  private readonly seg = new Segment();
+  private readonly key = new FlowKey();
+  private readonly out = new OutSegment();
+  private readonly writer: PacketWriter;
+  private readonly isn = new IsnGenerator();
+  private readonly cookies = new SynCookies();
+  private readonly synBacklog: number;
+  private readonly maxConnections: number;
+  private readonly setTimer: (callback: () => void, delayMs: number) => unknown;
+  private readonly clearTimer: (handle: unknown) => void;
+  private timerHandle: unknown = null;
+  private timerAt = Infinity;
+  private readonly onTimerBound = (): void => this.onTimer();
+  private readonly emitBound = (conn: TcpConn, out: OutSegment): boolean => this.emitConnSegment(conn, out);
+  private readonly fireBound = (entry: Entry): void => this.fire(entry);
+  private nextId = 1;
+  private halfOpen = 0;
+  private pendingCount = 0;
+  private connCount = 0;
+  private timeWaitCount = 0;
+  private txBlocked = false;
+  private flushing = false;
+  private stopped = false;
+
+  constructor(opts: StackOptions) {
+    this.link = opts.link;
+    this.clock = opts.clock;
+    this.tcp = opts.tcp;
+    this.forwarder = opts.forwarder;
+    this.events = opts.events ?? new EventHub();
+    this.synBacklog = opts.synBacklog ?? 1024;
+    this.maxConnections = opts.maxConnections ?? Infinity;
+    this.setTimer = opts.setTimer ?? ((cb, ms) => setTimeout(cb, ms));
+    this.clearTimer = opts.clearTimer ?? ((h) => clearTimeout(h as NodeJS.Timeout));
+    this.writer = new PacketWriter(this.link);
+  }
+
+  /** Connections in the table (pending SYNs and TIME-WAIT records excluded). */
+  get connectionCount(): number {
+    return this.connCount;
+  }
+  get timeWaitRecords(): number {
+    return this.timeWaitCount;
+  }
+  get halfOpenCount(): number {
+    return this.halfOpen;
+  }
+
+  /** Every live connection (for the API and scrape-time gauges). */
+  *connections(): IterableIterator<{ flow: FlowTuple; conn: TcpConn }> {
+    for (const e of this.table.values()) if (e.kind === KIND_CONN) yield e;
+  }
+  *timeWaits(): IterableIterator<{ flow: FlowTuple; rec: TimeWaitRecord }> {
+    for (const e of this.table.values()) if (e.kind === KIND_TIME_WAIT) yield e;
+  }
+  *pendingSyns(): IterableIterator<PendingSyn> {
+    for (const e of this.table.values()) if (e.kind === KIND_SYN) yield e;
+  }
+
+  // ---------------------------------------------------------------- ingress
+
+  input(buf: Buffer, off: number, len: number, checksumKnownGood: boolean): void {
+    const seg = this.seg;
+    const key = this.key;
+    const verdict = this.parser.parse(buf, off, len, checksumKnownGood, seg, key);
+    if (verdict !== 'tcp') {
+      if (verdict === 'checksum' || verdict === 'malformed') this.events.drop(null, verdict);
+      else if (verdict === 'fragment') this.events.drop(null, 'unsupported');
+      // Other protocols (ICMP, UDP) are not ours: the TUN device only carries what is routed to it.
+      return;
+    }
+    const entry = this.table.get(key);
+    if (entry === undefined) {
+      this.onUnknown(seg, key);
+      return;
+    }
+    const now = this.clock.now();
+    switch (entry.kind) {
+      case KIND_CONN: {
+        entry.conn.process(seg, now);
+        this.markDirty(entry);
+        return;
+      }
+      case KIND_TIME_WAIT:
+        this.onTimeWaitSegment(entry, seg, now);
+        return;
+      case KIND_SYN:
+        this.onPendingSegment(entry, seg);
+        return;
+    }
+  }
+
+  flush(): void {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      const now = this.clock.now();
+      const list = this.dirtyList;
+      // The list may grow while we dispatch (a handler writes to another connection): index loop.
+      for (let i = 0; i < list.length; i++) {
+        const e = list[i]!;
+        e.dirty = false;
+        this.dispatchEntry(e, now);
+      }
+      list.length = 0;
+      this.link.txFlush();
+      this.armTimer();
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** Ask for `conn` to be dispatched at the next flush (the proxy calls this after write/close/consume). */
+  wake(conn: TcpConn): void {
+    const entry = conn.tuple as ConnEntry | null;
+    if (entry !== null && entry.kind === KIND_CONN) this.markDirty(entry);
+  }
+
+  /** Schedule a flush on the next turn of the event loop (for calls from outside an input batch). */
+  private flushScheduled = false;
+  private readonly flushSoonBound = (): void => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+  flushSoon(): void {
+    if (this.flushScheduled || this.flushing) return;
+    this.flushScheduled = true;
+    setImmediate(this.flushSoonBound);
+  }
+
+  private markDirty(entry: ConnEntry): void {
+    if (!entry.dirty) {
+      entry.dirty = true;
+      this.dirtyList.push(entry);
+    }
+  }
+
+  private onUnknown(seg: Segment, key: FlowKey): void {
+    const flags = seg.flags;
+    if (flags & TcpFlag.RST) {
+      // RFC 9293 §3.10.7.1: an incoming RST for no connection is discarded.
+      this.events.drop(null, 'no_connection');
+      return;
+    }
+    if ((flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.FIN)) === TcpFlag.SYN) {
+      this.onListenSyn(seg, key);
+      return;
+    }
+    if ((flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.FIN)) === TcpFlag.ACK && this.tryCookie(seg, key)) return;
+    // RFC 9293 §3.10.7.1: anything else for no connection is answered with a reset.
+    this.events.drop(null, 'no_connection');
+    this.sendRstFor(seg, key, 'no_connection');
+  }
+
+  private onListenSyn(seg: Segment, key: FlowKey, issOverride = -1): void {
+    const now = this.clock.now();
+    if (this.connCount + this.pendingCount >= this.maxConnections) {
+      // Refuse cleanly: the app sees ECONNREFUSED at once rather than a hanging connect().
+      this.events.drop(null, 'syn_limit');
+      this.sendRstFor(seg, key, 'no_connection');
+      return;
+    }
+    if (this.halfOpen >= this.synBacklog) {
+      this.sendCookieSynAck(seg, key, now);
+      return;
+    }
+    const o = seg.options;
+    const req = new PendingSyn(
+      this.nextId++,
+      new FlowTuple(key),
+      now,
+      seg.seq,
+      seg.window,
+      o.mss,
+      o.wscale,
+      o.sackPermitted,
+      o.tsPresent,
+      o.tsVal,
+      false,
+      0,
+    );
+    req.issOverride = issOverride;
+    this.table.insert(req);
+    this.halfOpen++;
+    this.pendingCount++;
+    this.events.opened(req, key.family, now);
+    this.forwarder.onSyn(req);
+  }
+
+  /** RFC 4987 §3.6: answer without state; the ISS carries what we need to rebuild it. */
+  private sendCookieSynAck(seg: Segment, key: FlowKey, now: number): void {
+    const o = seg.options;
+    const iss = this.cookies.encode(key.family, key.dst, key.dstPort, key.src, key.srcPort, seg.seq, o.mss > 0 ? o.mss : 536, now);
+    const out = this.out;
+    out.clear();
+    out.seq = iss;
+    out.ack = seqAdd(seg.seq, 1);
+    out.flags = TcpFlag.SYN | TcpFlag.ACK;
+    out.window = Math.min(65535, this.tcp.rcvBufBytes);
+    out.options.mss = this.tcp.mss;
+    if (o.tsPresent && this.tcp.timestamps) {
+      // Window scale and SACK-permitted survive only inside our TSval (echoed back in TSecr).
+      const wscale = o.wscale >= 0 ? this.tcp.wscale : -1;
+      const sack = o.sackPermitted && this.tcp.sack;
+      out.options.tsPresent = true;
+      out.options.tsVal = this.cookies.encodeTsOptions(Math.floor(now) >>> 0, wscale, sack);
+      out.options.tsEcr = o.tsVal;
+      if (wscale >= 0) out.options.wscale = wscale;
+      out.options.sackPermitted = sack;
+    }
+    this.writer.writeSegment(key.family, key.dst, key.dstPort, key.src, key.srcPort, out, null);
+    this.flushSoon();
+  }
+
+  private tryCookie(seg: Segment, key: FlowKey): boolean {
+    const now = this.clock.now();
+    const clientIsn = seqAdd(seg.seq, -1);
+    const cookie = seqAdd(seg.ack, -1);
+    const mss = this.cookies.decode(key.family, key.dst, key.dstPort, key.src, key.srcPort, clientIsn, cookie, now);
+    if (mss < 0) return false;
+    if (this.connCount + this.pendingCount >= this.maxConnections) return false;
+    let wscale = -1;
+    let sack = false;
+    const o = seg.options;
+    if (o.tsPresent) {
+      const decoded = this.cookies.decodeTsOptions(o.tsEcr);
+      if (decoded !== null) {
+        wscale = decoded.wscale;
+        sack = decoded.sackPermitted;
+      }
+    }
+    const req = new PendingSyn(
+      this.nextId++,
+      new FlowTuple(key),
+      now,
+      clientIsn,
+      seg.window,
+      mss,
+      wscale,
+      sack,
+      o.tsPresent,
+      o.tsVal,
+      true,
+      cookie,
+    );
+    this.table.insert(req);
+    this.halfOpen++;
+    this.pendingCount++;
+    this.events.opened(req, key.family, now);
+    this.forwarder.onSyn(req);
+    return true;
+  }
+
+  private onPendingSegment(req: PendingSyn, seg: Segment): void {
+    if (seg.flags & TcpFlag.RST) {
+      // The app gave up (or a stray RST): only an RST that matches the SYN counts (RFC 5961 §3
+      // spirit: the RST must carry an ACK of nothing we sent, so check its sequence number).
+      if (seg.seq === seqAdd(req.clientIsn, 1) || seg.seq === req.clientIsn) {
+        this.removePending(req);
+        this.events.reset(req, 'received', 'peer');
+        this.events.handshake(req, 'reset', this.clock.now() - req.synAt);
+        this.events.closed(req, 'reset_received', this.clock.now());
+        this.forwarder.onSynAborted(req);
+      } else {
+        this.events.drop(req, 'rst_invalid');
+      }
+      return;
+    }
+    // Retransmitted SYNs while the upstream is being dialled are absorbed: the SYN-ACK follows
+    // the dial. Data after a cookie handshake is dropped; the app retransmits it.
+    this.events.drop(req, req.fromCookie ? 'syn_limit' : 'unsupported');
+  }
+
+  private onTimeWaitSegment(entry: TimeWaitEntry, seg: Segment, now: number): void {
+    const verdict = timeWaitProcess(entry.rec, seg, now, this.tcp);
+    switch (verdict) {
+      case 'ack':
+      case 'ack_restart':
+        this.sendTimeWaitAck(entry, now);
+        if (verdict === 'ack_restart') this.heap.schedule(entry, entry.rec.expiresAt);
+        return;
+      case 'accept_syn': {
+        // RFC 9293 §3.10.7.4 / RFC 6191: a new incarnation may reuse the 4-tuple at once.
+        const iss = nextIssAfterTimeWait(entry.rec);
+        this.removeTimeWait(entry, now, false);
+        this.onListenSyn(seg, this.key, iss);
+        return;
+      }
+      default:
+        this.events.drop(null, 'time_wait');
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- the forwarder's decisions
+
+  /** The upstream connected: finish the handshake toward the app. */
+  acceptPending(req: PendingSyn, handler: ConnHandler): TcpConn | null {
+    if (req.settled || this.stopped) return null;
+    req.settled = true;
+    const now = this.clock.now();
+    const conn = new TcpConn(req.id, this.tcp, this.events, handler, now);
+    const entry = new ConnEntry(req.flow, conn);
+    conn.tuple = entry;
+    const f = req.flow;
+    const syn = this.seg;
+    syn.clear();
+    syn.seq = req.clientIsn;
+    syn.flags = TcpFlag.SYN;
+    syn.window = req.window;
+    syn.options.mss = req.mss;
+    syn.options.wscale = req.wscale;
+    syn.options.sackPermitted = req.sackPermitted;
+    syn.options.tsPresent = req.tsPresent;
+    syn.options.tsVal = req.tsVal;
+    const iss = req.fromCookie
+      ? req.cookieIss
+      : req.issOverride >= 0
+        ? req.issOverride
+        : this.isn.isn(f.family, f.local, f.localPort, f.remote, f.remotePort, now);
+    const tsOffset = this.isn.tsOffset(f.family, f.local, f.localPort, f.remote, f.remotePort);
+    // Still half-open until the app's final ACK: the SYN backlog bounds SYN_RECEIVED too.
+    this.table.replace(req, entry);
+    this.pendingCount--;
+    this.connCount++;
+    conn.accept(syn, iss, req.synAt, now, tsOffset);
+    if (req.fromCookie) {
+      // The app already completed the handshake against the cookie: replay its final ACK.
+      syn.clear();
+      syn.seq = seqAdd(req.clientIsn, 1);
+      syn.ack = seqAdd(iss, 1);
+      syn.flags = TcpFlag.ACK;
+      syn.window = req.window;
+      if (req.tsPresent) {
+        syn.options.tsPresent = true;
+        syn.options.tsVal = req.tsVal;
+        syn.options.tsEcr = 0;
+      }
+      conn.process(syn, now);
+    }
+    this.markDirty(entry);
+    this.flushSoon();
+    return conn;
+  }
+
+  /** The upstream failed: answer the SYN the way the app would have seen the destination fail. */
+  rejectPending(req: PendingSyn, how: RejectHow, result: 'upstream_refused' | 'upstream_timeout' | 'upstream_unreachable'): void {
+    if (req.settled) return;
+    req.settled = true;
+    const now = this.clock.now();
+    this.removePending(req);
+    this.events.handshake(req, result, now - req.synAt);
+    const f = req.flow;
+    if (how === 'refused') {
+      const out = this.out;
+      out.clear();
+      if (req.fromCookie) {
+        // The app believes it is connected: reset the connection it thinks it has.
+        out.seq = seqAdd(req.cookieIss, 1);
+        out.ack = seqAdd(req.clientIsn, 1);
+        out.flags = TcpFlag.RST | TcpFlag.ACK;
+      } else {
+        // RFC 9293 §3.10.7.1 shape: RST|ACK acknowledging the SYN, so the app sees ECONNREFUSED.
+        out.seq = 0;
+        out.ack = seqAdd(req.clientIsn, 1);
+        out.flags = TcpFlag.RST | TcpFlag.ACK;
+      }
+      this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, null);
+      this.events.reset(req, 'sent', 'upstream_refused');
+    } else if (how === 'unreachable' || how === 'prohibited') {
+      this.writer.writeUnreachable(f, req.clientIsn, how === 'prohibited');
+    }
+    this.events.closed(req, 'upstream_failed', now);
+    this.flushSoon();
+  }
+
+  /**
+   * Forget a pending SYN without answering (e.g. too many dials in flight): the app's SYN
+   * retransmission (RFC 9293 §3.8.1) will offer it again.
+   */
+  dropPendingQuietly(req: PendingSyn): void {
+    if (req.settled) return;
+    req.settled = true;
+    this.removePending(req);
+    this.events.drop(req, 'syn_limit');
+  }
+
+  private removePending(req: PendingSyn): void {
+    if (this.table.remove(req)) {
+      this.halfOpen--;
+      this.pendingCount--;
+    }
+  }
+
+  // ---------------------------------------------------------------- egress and timers
+
+  private dispatchEntry(entry: ConnEntry, now: number): void {
+    const conn = entry.conn;
+    if (this.txBlocked) {
+      // The ring is full: keep the connection queued for the drain.
+      return;
+    }
+    conn.dispatch(now, this.emitBound);
+    this.afterDispatch(entry, now);
+  }
+
+  private afterDispatch(entry: ConnEntry, now: number): void {
+    const conn = entry.conn;
+    const state = conn.state;
+    if (entry.halfOpen && state !== State.SYN_RECEIVED) {
+      entry.halfOpen = false;
+      this.halfOpen--;
+    }
+    if (state === State.CLOSED) {
+      if (this.table.remove(entry)) this.connCount--;
+      this.heap.cancel(entry);
+      conn.tuple = null;
+      return;
+    }
+    if (state === State.TIME_WAIT) {
+      // Linux minisocks: swap the full connection for a compact record (RFC 9293 §3.10.7.4 TIME-WAIT).
+      const rec = conn.toTimeWait(now);
+      const tw = new TimeWaitEntry(entry.flow, rec);
+      this.table.replace(entry, tw);
+      this.heap.cancel(entry);
+      conn.tuple = null;
+      this.connCount--;
+      this.timeWaitCount++;
+      this.heap.schedule(tw, rec.expiresAt);
+      return;
+    }
+    const at = conn.pollAt();
+    if (at <= now) this.markDirty(entry);
+    else if (at !== Infinity) this.heap.schedule(entry, at);
+  }
+
+  private emitConnSegment(conn: TcpConn, out: OutSegment): boolean {
+    const entry = conn.tuple as ConnEntry;
+    const f = entry.flow;
+    const ok = this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, conn);
+    if (!ok) this.blockTx();
+    return ok;
+  }
+
+  private sendTimeWaitAck(entry: TimeWaitEntry, now: number): void {
+    const out = this.out;
+    out.clear();
+    buildTimeWaitAck(entry.rec, now, out);
+    const f = entry.flow;
+    this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, null);
+    this.flushSoon();
+  }
+
+  private sendRstFor(seg: Segment, key: FlowKey, reason: ResetReason): void {
+    const out = this.out;
+    out.clear();
+    if (!rstForUnknown(seg, out)) return;
+    this.writer.writeSegment(key.family, key.dst, key.dstPort, key.src, key.srcPort, out, null);
+    this.events.reset(null, 'sent', reason);
+    this.flushSoon();
+  }
+
+  private removeTimeWait(entry: TimeWaitEntry, now: number, expired: boolean): void {
+    if (this.table.remove(entry)) this.timeWaitCount--;
+    this.heap.cancel(entry);
+    if (expired) {
+      this.events.stateChange(entry.rec, State.TIME_WAIT, State.CLOSED, now, entry.rec.enteredAt);
+      this.events.closed(entry.rec, 'fin', now);
+    } else {
+      // Replaced by a new incarnation of the same 4-tuple (RFC 6191): it still leaves TIME-WAIT.
+      this.events.stateChange(entry.rec, State.TIME_WAIT, State.CLOSED, now, entry.rec.enteredAt);
+      this.events.closed(entry.rec, 'fin', now);
+    }
+  }
+
+  private blockTx(): void {
+    if (this.txBlocked) return;
+    this.txBlocked = true;
+    this.link.onTxDrain(() => {
+      this.txBlocked = false;
+      // Everything that was waiting is still marked dirty or due in the heap: go again.
+      for (const e of this.table.values()) if (e.kind === KIND_CONN && !e.dirty) this.markDirty(e);
+      this.flush();
+    });
+  }
+
+  private fire(entry: Entry): void {
+    const now = this.clock.now();
+    switch (entry.kind) {
+      case KIND_CONN:
+        this.markDirty(entry);
+        return;
+      case KIND_TIME_WAIT:
+        if (entry.rec.expiresAt <= now) this.removeTimeWait(entry, now, true);
+        else this.heap.schedule(entry, entry.rec.expiresAt);
+        return;
+      case KIND_SYN:
+        return;
+    }
+  }
+
+  private onTimer(): void {
+    this.timerHandle = null;
+    this.timerAt = Infinity;
+    if (this.stopped) return;
+    this.heap.popDue(this.clock.now(), this.fireBound);
+    this.flush();
+  }
+
+  /** Run every timer that is due at the clock's current time (tests with a manual clock call this). */
+  runTimers(): void {
+    this.heap.popDue(this.clock.now(), this.fireBound);
+    this.flush();
+  }
+
+  /** The earliest pending deadline (for tests and the scheduler). */
+  get nextDeadline(): number {
+    return this.heap.peekTime();
+  }
+
+  private armTimer(): void {
+    if (this.stopped) return;
+    const at = this.heap.peekTime();
+    if (at === Infinity || at >= this.timerAt) return;
+    if (this.timerHandle !== null) this.clearTimer(this.timerHandle);
+    this.timerAt = at;
+    // Timers are kept to 1 ms resolution: the stack's clock granularity (RFC 6298 G).
+    const delay = Math.max(0, Math.ceil(at - this.clock.now()));
+    this.timerHandle = this.setTimer(this.onTimerBound, delay);
+    const h = this.timerHandle as { unref?: () => void } | null;
+    if (h !== null && typeof h.unref === 'function') h.unref();
+  }
+
+  /** Abort every connection with RST (shutdown after the grace period) and stop the timer. */
+  abortAll(reason: ResetReason): void {
+    for (const e of [...this.table.values()]) {
+      if (e.kind === KIND_CONN) {
+        e.conn.abort(reason, this.clock.now());
+        this.markDirty(e);
+      } else if (e.kind === KIND_SYN) {
+        this.rejectPending(e, 'refused', 'upstream_refused');
+      }
+    }
+    this.flush();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timerHandle !== null) this.clearTimer(this.timerHandle);
+    this.timerHandle = null;
+  }
+}
