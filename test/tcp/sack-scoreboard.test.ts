@@ -1,0 +1,523 @@
+import { describe, it, expect } from 'vitest';
+import fc from 'fast-check';
+import { SackScoreboard, SackScoreboardError, DUP_THRESH } from '../../src/tcp/sack-scoreboard.js';
+import { seqAdd, seqLt } from '../../src/tcp/seq.js';
+
+// Every test sits across the 2^32 wrap: UNA + 0x1000 is 0.
+const UNA = 0xfffff000;
+const SMSS = 100;
+const at = (off: number): number => seqAdd(UNA, off);
+const NXT = at(10_000);
+
+/** SACK blocks as a Uint32Array from [leftOffset, rightOffset] pairs relative to UNA. */
+function blocks(...pairs: [number, number][]): Uint32Array {
+  const b = new Uint32Array(8);
+  pairs.forEach(([l, r], i) => {
+    b[2 * i] = at(l);
+    b[2 * i + 1] = at(r);
+  });
+  return b;
+}
+
+function board(...pairs: [number, number][]): SackScoreboard {
+  const sb = new SackScoreboard();
+  for (const p of pairs) sb.update(UNA, NXT, blocks(p), 1);
+  return sb;
+}
+
+describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
+  describe('update', () => {
+    it('new_block_is_recorded_and_returns_newly_sacked_bytes (RFC 2018 §3)', () => {
+      const sb = new SackScoreboard();
+      expect(sb.update(UNA, NXT, blocks([4000, 4500]), 1)).toBe(500);
+      expect(sb.sackedBytes).toBe(500);
+      expect(sb.highestSacked).toBe(at(4500));
+    });
+
+    it('block_across_the_wrap_is_recorded', () => {
+      const sb = new SackScoreboard();
+      expect(sb.update(UNA, NXT, blocks([0xf00, 0x1100]), 1)).toBe(0x200);
+      expect(sb.isSacked(0xffffffff)).toBe(true);
+      expect(sb.isSacked(0)).toBe(true);
+      expect(sb.isSacked(0xff)).toBe(true);
+      expect(sb.isSacked(0x100)).toBe(false);
+    });
+
+    it('repeated_block_returns_zero', () => {
+      const sb = board([100, 200]);
+      expect(sb.update(UNA, NXT, blocks([100, 200]), 1)).toBe(0);
+      expect(sb.sackedBytes).toBe(100);
+    });
+
+    it('overlapping_blocks_merge_and_count_only_new_bytes', () => {
+      const sb = board([100, 200], [300, 400]);
+      expect(sb.update(UNA, NXT, blocks([150, 350]), 1)).toBe(100);
+      expect(sb.rangeCount).toBe(1);
+      expect(sb.sackedBytes).toBe(300);
+    });
+
+    it('adjacent_blocks_merge_into_one_range', () => {
+      const sb = board([100, 200]);
+      sb.update(UNA, NXT, blocks([200, 300], [50, 100]), 2);
+      expect(sb.rangeCount).toBe(1);
+      expect(sb.sackedBytes).toBe(250);
+    });
+
+    it('all_blocks_of_one_ack_are_merged', () => {
+      const sb = new SackScoreboard();
+      expect(sb.update(UNA, NXT, blocks([700, 800], [100, 200], [400, 500]), 3)).toBe(300);
+      expect(sb.rangeCount).toBe(3);
+      expect(sb.highestSacked).toBe(at(800));
+    });
+
+    it('count_limits_the_blocks_read', () => {
+      const sb = new SackScoreboard();
+      expect(sb.update(UNA, NXT, blocks([100, 200], [400, 500]), 1)).toBe(100);
+      expect(sb.isSacked(at(450))).toBe(false);
+    });
+
+    it('block_at_or_below_una_is_ignored (RFC 2883 D-SACK)', () => {
+      const sb = new SackScoreboard();
+      const b = new Uint32Array([seqAdd(UNA, -500), UNA]);
+      expect(sb.update(UNA, NXT, b, 1)).toBe(0);
+      expect(sb.sackedBytes).toBe(0);
+    });
+
+    it('block_beyond_snd_nxt_is_ignored', () => {
+      const sb = new SackScoreboard();
+      expect(sb.update(UNA, NXT, blocks([9_900, 10_001]), 1)).toBe(0);
+      expect(sb.update(UNA, NXT, blocks([9_900, 10_000]), 1)).toBe(100); // right edge = nxt is fine
+    });
+
+    it('empty_or_inverted_block_is_ignored', () => {
+      const sb = new SackScoreboard();
+      expect(sb.update(UNA, NXT, blocks([500, 500], [600, 550]), 2)).toBe(0);
+      expect(sb.rangeCount).toBe(0);
+    });
+
+    it('block_straddling_una_is_clipped_to_una', () => {
+      const sb = new SackScoreboard();
+      const b = new Uint32Array([seqAdd(UNA, -100), at(200)]);
+      expect(sb.update(UNA, NXT, b, 1)).toBe(200);
+      expect(sb.isSacked(seqAdd(UNA, -1))).toBe(false);
+      expect(sb.isSacked(UNA)).toBe(true);
+    });
+
+    it('garbage_block_far_outside_the_window_is_ignored', () => {
+      const sb = new SackScoreboard();
+      const b = new Uint32Array([seqAdd(UNA, 0x80000000), seqAdd(UNA, 0x80000100)]);
+      expect(sb.update(UNA, NXT, b, 1)).toBe(0);
+      expect(sb.rangeCount).toBe(0);
+    });
+  });
+
+  describe('advance / clear', () => {
+    it('advance_drops_ranges_below_the_cumulative_ack', () => {
+      const sb = board([100, 200], [300, 400]);
+      sb.advance(at(250));
+      expect(sb.rangeCount).toBe(1);
+      expect(sb.sackedBytes).toBe(100);
+      expect(sb.isSacked(at(150))).toBe(false);
+    });
+
+    it('advance_into_a_range_trims_it', () => {
+      const sb = board([0xf00, 0x1100]);
+      sb.advance(0x80); // past the wrap, inside the range
+      expect(sb.sackedBytes).toBe(0x80);
+      expect(sb.isSacked(0x7f)).toBe(false);
+      expect(sb.isSacked(0x80)).toBe(true);
+    });
+
+    it('highest_sacked_is_una_when_empty', () => {
+      const sb = board([100, 200]);
+      sb.advance(at(300));
+      expect(sb.highestSacked).toBe(at(300));
+      expect(sb.sackedBytes).toBe(0);
+    });
+
+    it('clear_forgets_everything (RFC 6675 §5.1 after RTO)', () => {
+      const sb = board([100, 200]);
+      sb.clear();
+      expect(sb.rangeCount).toBe(0);
+      expect(sb.sackedBytes).toBe(0);
+      expect(sb.isSacked(at(150))).toBe(false);
+    });
+  });
+
+  it('clear_with_una_sets_the_empty_highest_sacked', () => {
+    const sb = new SackScoreboard();
+    sb.clear(UNA);
+    expect(sb.highestSacked).toBe(UNA);
+  });
+
+  describe('isSacked', () => {
+    it('left_edge_is_inclusive_and_right_edge_exclusive (RFC 2018 §3)', () => {
+      const sb = board([100, 200]);
+      expect(sb.isSacked(at(99))).toBe(false);
+      expect(sb.isSacked(at(100))).toBe(true);
+      expect(sb.isSacked(at(199))).toBe(true);
+      expect(sb.isSacked(at(200))).toBe(false);
+    });
+  });
+
+  describe('isLost (RFC 6675 §4 IsLost)', () => {
+    it('dupthresh_discontiguous_ranges_above_mean_lost', () => {
+      expect(DUP_THRESH).toBe(3);
+      const sb = board([100, 101], [200, 201], [300, 301]);
+      expect(sb.isLost(at(0), SMSS)).toBe(true);
+    });
+
+    it('fewer_than_dupthresh_small_ranges_above_mean_not_lost', () => {
+      const sb = board([100, 101], [200, 201], [300, 301]);
+      expect(sb.isLost(at(150), SMSS)).toBe(false);
+    });
+
+    it('more_than_dupthresh_minus_1_smss_bytes_above_mean_lost', () => {
+      const sb = board([100, 100 + 2 * SMSS + 1]);
+      expect(sb.isLost(at(0), SMSS)).toBe(true);
+    });
+
+    it('exactly_dupthresh_minus_1_smss_bytes_above_is_not_lost', () => {
+      const sb = board([100, 100 + 2 * SMSS]);
+      expect(sb.isLost(at(0), SMSS)).toBe(false);
+    });
+
+    it('only_bytes_greater_than_seq_count', () => {
+      // seq inside the range: only the SACKed bytes after seq count.
+      const sb = board([100, 100 + 2 * SMSS + 2]);
+      expect(sb.isLost(at(100), SMSS)).toBe(true); // 2*SMSS + 1 bytes above
+      expect(sb.isLost(at(101), SMSS)).toBe(false); // 2*SMSS bytes above
+    });
+
+    it('nothing_sacked_means_not_lost', () => {
+      expect(new SackScoreboard().isLost(UNA, SMSS)).toBe(false);
+    });
+  });
+
+  describe('pipe (RFC 6675 §4 SetPipe)', () => {
+    it('without_sack_pipe_is_flight_size', () => {
+      const sb = new SackScoreboard();
+      expect(sb.pipe(UNA, at(1000), UNA, SMSS)).toBe(1000);
+    });
+
+    it('sacked_bytes_are_not_in_pipe', () => {
+      const sb = board([500, 600]);
+      expect(sb.pipe(UNA, at(1000), UNA, SMSS)).toBe(900);
+    });
+
+    it('lost_bytes_are_not_in_pipe (SetPipe (a))', () => {
+      // Three ranges above [0, 100): that hole is lost; holes above the lowest range are not.
+      const sb = board([100, 200], [300, 400], [500, 600]);
+      // un-SACKed: [0,100) lost; [200,300) [400,500) [600,1000) not lost => 100 + 100 + 400
+      expect(sb.pipe(UNA, at(1000), UNA, SMSS)).toBe(600);
+    });
+
+    it('retransmitted_bytes_count_again (SetPipe (b))', () => {
+      const sb = board([100, 200], [300, 400], [500, 600]);
+      // [0,100) retransmitted (highRxt exclusive = 100): +100
+      expect(sb.pipe(UNA, at(1000), at(100), SMSS)).toBe(700);
+    });
+
+    it('retransmitted_bytes_that_are_not_lost_count_twice (SetPipe (a)+(b))', () => {
+      const sb = board([100, 200], [300, 400], [500, 600]);
+      // highRxt 250: [0,100) lost+rxt: 1x; [200,250) not lost + rxt: 2x
+      expect(sb.pipe(UNA, at(1000), at(250), SMSS)).toBe(600 + 100 + 50);
+    });
+
+    it('pipe_advances_to_the_given_una', () => {
+      const sb = board([100, 200]);
+      expect(sb.pipe(at(300), at(1000), at(300), SMSS)).toBe(700);
+      expect(sb.sackedBytes).toBe(0);
+    });
+  });
+
+  describe('nextHole (RFC 6675 §4 NextSeg rules 1 and 3)', () => {
+    const out = new Uint32Array(3);
+
+    it('rule_1_returns_the_lowest_lost_hole', () => {
+      const sb = board([100, 200], [300, 400], [500, 600]);
+      expect(sb.nextHole(UNA, UNA, SMSS, out)).toBe(true);
+      expect(out[0]).toBe(UNA);
+      expect(out[1]).toBe(100);
+      expect(out[2]).toBe(1);
+    });
+
+    it('rule_1_segment_is_at_most_smss', () => {
+      const sb = board([1000, 1001], [1100, 1101], [1200, 1201]);
+      expect(sb.nextHole(UNA, UNA, SMSS, out)).toBe(true);
+      expect(out[0]).toBe(UNA);
+      expect(out[1]).toBe(SMSS);
+    });
+
+    it('rule_1_segment_stops_at_sacked_data', () => {
+      const sb = board([30, 200], [300, 400], [500, 600]);
+      sb.nextHole(UNA, UNA, SMSS, out);
+      expect(out[1]).toBe(30);
+    });
+
+    it('rule_1_skips_what_was_already_retransmitted (S2 > HighRxt)', () => {
+      const sb = board([100, 110], [200, 210], [300, 310], [400, 410]);
+      // Holes [0,100), [110,200) and [210,300) are lost (≥ 3 ranges above); [0,100) was resent.
+      expect(sb.nextHole(UNA, at(100), SMSS, out)).toBe(true);
+      expect(out[0]).toBe(at(110));
+      expect(out[1]).toBe(90);
+    });
+
+    it('rule_1_skips_sacked_data_between_highrxt_and_the_hole', () => {
+      const sb = board([100, 110], [200, 210], [300, 310], [400, 410]);
+      expect(sb.nextHole(UNA, at(105), SMSS, out)).toBe(true);
+      expect(out[0]).toBe(at(110));
+    });
+
+    it('rule_3_returns_a_hole_that_is_not_yet_lost_when_rule_1_fails', () => {
+      const sb = board([100, 200]);
+      expect(sb.nextHole(UNA, UNA, SMSS, out)).toBe(true);
+      expect(out[0]).toBe(UNA);
+      expect(out[1]).toBe(100);
+      expect(out[2]).toBe(3);
+    });
+
+    it('rule_3_is_skipped_when_not_requested (rule 2 new data comes first)', () => {
+      const sb = board([100, 200]);
+      expect(sb.nextHole(UNA, UNA, SMSS, out, false)).toBe(false);
+    });
+
+    it('no_hole_below_highest_sacked_means_nothing_to_retransmit (1.b)', () => {
+      const sb = board([100, 200]);
+      expect(sb.nextHole(UNA, at(200), SMSS, out)).toBe(false);
+    });
+
+    it('empty_scoreboard_has_no_hole', () => {
+      expect(new SackScoreboard().nextHole(UNA, UNA, SMSS, out)).toBe(false);
+    });
+
+    it('two_element_out_is_accepted', () => {
+      const sb = board([100, 200], [300, 400], [500, 600]);
+      const out2 = new Uint32Array(2);
+      expect(sb.nextHole(UNA, UNA, SMSS, out2)).toBe(true);
+      expect(out2[0]).toBe(UNA);
+    });
+  });
+
+  describe('memory bound', () => {
+    it('full_scoreboard_discards_a_new_highest_range', () => {
+      const sb = new SackScoreboard(2);
+      sb.update(UNA, NXT, blocks([100, 200], [300, 400]), 2);
+      expect(sb.update(UNA, NXT, blocks([500, 600]), 1)).toBe(0);
+      expect(sb.rangeCount).toBe(2);
+      expect(sb.evictions).toBe(1);
+      expect(sb.isSacked(at(550))).toBe(false);
+      expect(sb.sackedBytes).toBe(200);
+    });
+
+    it('full_scoreboard_evicts_its_highest_range_for_a_lower_one', () => {
+      const sb = new SackScoreboard(2);
+      sb.update(UNA, NXT, blocks([300, 400], [500, 600]), 2);
+      expect(sb.update(UNA, NXT, blocks([100, 200]), 1)).toBe(100);
+      expect(sb.rangeCount).toBe(2);
+      expect(sb.evictions).toBe(1);
+      expect(sb.isSacked(at(150))).toBe(true);
+      expect(sb.isSacked(at(550))).toBe(false);
+      expect(sb.highestSacked).toBe(at(400));
+      expect(sb.sackedBytes).toBe(200);
+    });
+
+    it('full_scoreboard_still_merges_overlapping_blocks', () => {
+      const sb = new SackScoreboard(2);
+      sb.update(UNA, NXT, blocks([100, 200], [300, 400]), 2);
+      expect(sb.update(UNA, NXT, blocks([200, 300]), 1)).toBe(100);
+      expect(sb.rangeCount).toBe(1);
+      expect(sb.evictions).toBe(0);
+    });
+
+    it('invalid_max_ranges_is_rejected_with_code', () => {
+      expect(() => new SackScoreboard(0)).toThrow(SackScoreboardError);
+      try {
+        new SackScoreboard(1.5);
+        expect.unreachable();
+      } catch (err) {
+        expect((err as SackScoreboardError).code).toBe('ERR_TCP_SACK_CONFIG');
+      }
+    });
+  });
+
+  describe('against a per-byte model (property)', () => {
+    const W = 600;
+    const S = 20;
+
+    /** Straightforward per-byte implementation of the same rules, offsets relative to una. */
+    class Model {
+      una = UNA;
+      sacked = new Uint8Array(0x10000); // indexed by (seq - UNA) & 0xffff; windows stay small
+      idx(seq: number): number {
+        return (seq - UNA) & 0xffff;
+      }
+      isSacked(seq: number): boolean {
+        return this.sacked[this.idx(seq)] === 1;
+      }
+      update(una: number, nxt: number, b: Uint32Array, count: number): number {
+        this.advance(una);
+        const win = (nxt - una) >>> 0;
+        let added = 0;
+        for (let k = 0; k < count; k++) {
+          let l = b[2 * k]!;
+          const r = b[2 * k + 1]!;
+          const ro = (r - una) >>> 0;
+          if (ro === 0 || ro > win) continue;
+          if (((l - una) >>> 0) >= ro) {
+            if (seqLt(l, una)) l = una;
+            else continue;
+          }
+          for (let s = l; s !== r; s = seqAdd(s, 1)) {
+            if (!this.isSacked(s)) {
+              this.sacked[this.idx(s)] = 1;
+              added++;
+            }
+          }
+        }
+        return added;
+      }
+      advance(una: number): void {
+        for (let s = this.una; seqLt(s, una); s = seqAdd(s, 1)) this.sacked[this.idx(s)] = 0;
+        this.una = seqLt(this.una, una) ? una : this.una;
+      }
+      highest(nxt: number): number {
+        let h = this.una;
+        for (let s = this.una; seqLt(s, nxt); s = seqAdd(s, 1)) if (this.isSacked(s)) h = seqAdd(s, 1);
+        return h;
+      }
+      isLost(seq: number, nxt: number): boolean {
+        let ranges = 0;
+        let bytes = 0;
+        let inRun = false;
+        for (let s = seqAdd(seq, 1); seqLt(s, nxt); s = seqAdd(s, 1)) {
+          const k = this.isSacked(s);
+          if (k) {
+            bytes++;
+            if (!inRun) ranges++;
+          }
+          inRun = k;
+        }
+        return ranges >= 3 || bytes > 2 * S;
+      }
+      pipe(nxt: number, highRxt: number): number {
+        let p = 0;
+        for (let s = this.una; seqLt(s, nxt); s = seqAdd(s, 1)) {
+          if (this.isSacked(s)) continue;
+          if (!this.isLost(s, nxt)) p++;
+          if (seqLt(s, highRxt)) p++;
+        }
+        return p;
+      }
+      nextHole(nxt: number, highRxt: number, rule3: boolean): [number, number, number] | null {
+        const high = this.highest(nxt);
+        const from = seqLt(this.una, highRxt) ? highRxt : this.una;
+        for (const rule of rule3 ? [1, 3] : [1]) {
+          for (let s = from; seqLt(s, high); s = seqAdd(s, 1)) {
+            if (this.isSacked(s)) continue;
+            if (rule === 1 && !this.isLost(s, nxt)) continue;
+            let len = 0;
+            while (len < S && !this.isSacked(seqAdd(s, len)) && seqLt(seqAdd(s, len), high)) len++;
+            return [s, len, rule];
+          }
+        }
+        return null;
+      }
+    }
+
+    const op = fc.oneof(
+      {
+        weight: 4,
+        arbitrary: fc.record({
+          k: fc.constant('ack' as const),
+          blocks: fc.array(fc.tuple(fc.integer({ min: -50, max: W + 20 }), fc.integer({ min: -20, max: 80 })), {
+            minLength: 1,
+            maxLength: 4,
+          }),
+        }),
+      },
+      { weight: 1, arbitrary: fc.record({ k: fc.constant('advance' as const), by: fc.integer({ min: 0, max: 100 }) }) },
+    );
+
+    it('matches_the_model_for_random_ack_sequences', () => {
+      fc.assert(
+        fc.property(fc.array(op, { maxLength: 25 }), fc.integer({ min: 0, max: W }), (ops, rxtOff) => {
+          const sb = new SackScoreboard(64);
+          sb.clear(UNA);
+          const m = new Model();
+          let una = UNA;
+          const nxt = at(W);
+          const b = new Uint32Array(8);
+          for (const o of ops) {
+            if (o.k === 'advance') {
+              una = seqLt(seqAdd(una, o.by), nxt) ? seqAdd(una, o.by) : nxt;
+              sb.advance(una);
+              m.advance(una);
+            } else {
+              o.blocks.forEach(([l, len], i) => {
+                b[2 * i] = seqAdd(una, l);
+                b[2 * i + 1] = seqAdd(una, l + len);
+              });
+              expect(sb.update(una, nxt, b, o.blocks.length)).toBe(m.update(una, nxt, b, o.blocks.length));
+            }
+          }
+          let count = 0;
+          for (let s = una; seqLt(s, nxt); s = seqAdd(s, 1)) {
+            expect(sb.isSacked(s)).toBe(m.isSacked(s));
+            if (m.isSacked(s)) count++;
+          }
+          expect(sb.sackedBytes).toBe(count);
+          expect(sb.highestSacked).toBe(m.highest(nxt));
+          for (let s = una; seqLt(s, nxt); s = seqAdd(s, 7)) expect(sb.isLost(s, S)).toBe(m.isLost(s, nxt));
+          const highRxt = seqAdd(UNA, rxtOff);
+          expect(sb.pipe(una, nxt, highRxt, S)).toBe(m.pipe(nxt, highRxt));
+          const out = new Uint32Array(3);
+          for (const rule3 of [false, true]) {
+            const expected = m.nextHole(nxt, highRxt, rule3);
+            const got = sb.nextHole(una, highRxt, S, out, rule3);
+            expect(got).toBe(expected !== null);
+            if (expected) expect([out[0], out[1], out[2]]).toEqual(expected);
+          }
+        }),
+        { numRuns: 300 },
+      );
+    });
+
+    it('bounded_scoreboard_never_reports_unsacked_bytes_as_sacked', () => {
+      fc.assert(
+        fc.property(fc.array(op, { maxLength: 25 }), (ops) => {
+          const sb = new SackScoreboard(3);
+          sb.clear(UNA);
+          const m = new Model();
+          let una = UNA;
+          const nxt = at(W);
+          const b = new Uint32Array(8);
+          for (const o of ops) {
+            if (o.k === 'advance') {
+              una = seqLt(seqAdd(una, o.by), nxt) ? seqAdd(una, o.by) : nxt;
+              sb.advance(una);
+              m.advance(una);
+            } else {
+              o.blocks.forEach(([l, len], i) => {
+                b[2 * i] = seqAdd(una, l);
+                b[2 * i + 1] = seqAdd(una, l + len);
+              });
+              sb.update(una, nxt, b, o.blocks.length);
+              m.update(una, nxt, b, o.blocks.length);
+            }
+            expect(sb.rangeCount).toBeLessThanOrEqual(3);
+          }
+          let count = 0;
+          for (let s = una; seqLt(s, nxt); s = seqAdd(s, 1)) {
+            if (sb.isSacked(s)) {
+              count++;
+              expect(m.isSacked(s)).toBe(true);
+            }
+          }
+          expect(sb.sackedBytes).toBe(count);
+        }),
+        { numRuns: 300 },
+      );
+    });
+  });
+});
