@@ -1,0 +1,224 @@
+/**
+ * SipHash-2-4 (Aumasson & Bernstein, "SipHash: a fast short-input PRF", 2012), the keyed hash
+ * behind our ISNs (RFC 6528 F()), timestamp offsets and SYN cookies.
+ *
+ * Written over 32-bit halves so it runs on plain numbers (no BigInt, no allocation per call):
+ * each 64-bit lane v0..v3 is a (high, low) pair of u32 fields. One instance holds one key and is
+ * reused for every hash; it is not re-entrant (finish one hash before starting the next).
+ *
+ * Two ways to feed it:
+ * - `hashBytes(buf, off, len)`: a whole byte string (the paper's definition; used by the tests
+ *   against the reference vectors).
+ * - `begin()`, `word(w)` …, `finish()`: a message made of u32 words, each taken as 4
+ *   little-endian bytes, so `word(a).word(b)` hashes the same as the 8 bytes LE(a) ‖ LE(b).
+ * The 64-bit result is left in `hi`/`lo`; `finish`/`hashBytes` return `lo`.
+ */
+
+/** A key that is not 16 bytes. */
+export class SipHashKeyError extends RangeError {
+  readonly code = 'ERR_SIPHASH_KEY';
+  constructor(length: number) {
+    super(`SipHash key must be 16 bytes, got ${length}`);
+    this.name = 'SipHashKeyError';
+  }
+}
+
+export class SipHash24 {
+  /** High 32 bits of the last result. */
+  hi: number;
+  /** Low 32 bits of the last result. */
+  lo: number;
+
+  private readonly k0h: number;
+  private readonly k0l: number;
+  private readonly k1h: number;
+  private readonly k1l: number;
+  private v0h: number;
+  private v0l: number;
+  private v1h: number;
+  private v1l: number;
+  private v2h: number;
+  private v2l: number;
+  private v3h: number;
+  private v3l: number;
+  /** A word waiting for its partner to make a 64-bit block (streaming API). */
+  private pending: number;
+  private hasPending: boolean;
+  /** Message length in bytes so far (only its low 8 bits matter). */
+  private length: number;
+
+  constructor(key: Uint8Array) {
+    if (key.length !== 16) throw new SipHashKeyError(key.length);
+    // k0 = key bytes 0..7, k1 = bytes 8..15, both little-endian (the paper, §2).
+    this.k0l = le32(key, 0);
+    this.k0h = le32(key, 4);
+    this.k1l = le32(key, 8);
+    this.k1h = le32(key, 12);
+    this.hi = 0;
+    this.lo = 0;
+    this.v0h = 0;
+    this.v0l = 0;
+    this.v1h = 0;
+    this.v1l = 0;
+    this.v2h = 0;
+    this.v2l = 0;
+    this.v3h = 0;
+    this.v3l = 0;
+    this.pending = 0;
+    this.hasPending = false;
+    this.length = 0;
+  }
+
+  /** Start a new message. */
+  begin(): this {
+    // Initialisation: v0 = k0 ^ "somepseu", v1 = k1 ^ "dorandom", v2 = k0 ^ "lygenera", v3 = k1 ^ "tedbytes".
+    this.v0h = (this.k0h ^ 0x736f6d65) >>> 0;
+    this.v0l = (this.k0l ^ 0x70736575) >>> 0;
+    this.v1h = (this.k1h ^ 0x646f7261) >>> 0;
+    this.v1l = (this.k1l ^ 0x6e646f6d) >>> 0;
+    this.v2h = (this.k0h ^ 0x6c796765) >>> 0;
+    this.v2l = (this.k0l ^ 0x6e657261) >>> 0;
+    this.v3h = (this.k1h ^ 0x74656462) >>> 0;
+    this.v3l = (this.k1l ^ 0x79746573) >>> 0;
+    this.pending = 0;
+    this.hasPending = false;
+    this.length = 0;
+    return this;
+  }
+
+  /** Append one u32 as 4 little-endian bytes. */
+  word(w: number): this {
+    this.length += 4;
+    if (this.hasPending) {
+      this.hasPending = false;
+      this.compress(w >>> 0, this.pending);
+    } else {
+      this.pending = w >>> 0;
+      this.hasPending = true;
+    }
+    return this;
+  }
+
+  /** Finish the message; the 64-bit result is in hi/lo, and lo is returned. */
+  finish(): number {
+    // Last block: the remaining bytes, with the message length mod 256 in the top byte.
+    const top = ((this.length & 0xff) << 24) >>> 0;
+    if (this.hasPending) this.compress(top, this.pending);
+    else this.compress(top, 0);
+    return this.finalize();
+  }
+
+  /** SipHash-2-4 of `len` bytes of `buf` from `off`; result in hi/lo, lo returned. */
+  hashBytes(buf: Uint8Array, off: number, len: number): number {
+    this.begin();
+    const end = off + len;
+    let p = off;
+    for (; p + 8 <= end; p += 8) this.compress(le32(buf, p + 4), le32(buf, p));
+    // Tail: up to 7 bytes little-endian, then the length byte at bit 56.
+    let ml = 0;
+    let mh = ((len & 0xff) << 24) >>> 0;
+    const rest = end - p;
+    for (let i = 0; i < rest; i++) {
+      const b = buf[p + i]!;
+      if (i < 4) ml |= b << (8 * i);
+      else mh |= b << (8 * (i - 4));
+    }
+    this.compress(mh >>> 0, ml >>> 0);
+    return this.finalize();
+  }
+
+  /** One message block m = (mh, ml): v3 ^= m; c = 2 SipRounds; v0 ^= m. */
+  private compress(mh: number, ml: number): void {
+    this.v3h = (this.v3h ^ mh) >>> 0;
+    this.v3l = (this.v3l ^ ml) >>> 0;
+    this.round();
+    this.round();
+    this.v0h = (this.v0h ^ mh) >>> 0;
+    this.v0l = (this.v0l ^ ml) >>> 0;
+  }
+
+  /** v2 ^= 0xff; d = 4 SipRounds; result = v0 ^ v1 ^ v2 ^ v3. */
+  private finalize(): number {
+    this.v2l = (this.v2l ^ 0xff) >>> 0;
+    this.round();
+    this.round();
+    this.round();
+    this.round();
+    this.hi = (this.v0h ^ this.v1h ^ this.v2h ^ this.v3h) >>> 0;
+    this.lo = (this.v0l ^ this.v1l ^ this.v2l ^ this.v3l) >>> 0;
+    return this.lo;
+  }
+
+  /** One SipRound (the paper, §2, Figure 2.1) on 32-bit halves. */
+  private round(): void {
+    let v0h = this.v0h;
+    let v0l = this.v0l;
+    let v1h = this.v1h;
+    let v1l = this.v1l;
+    let v2h = this.v2h;
+    let v2l = this.v2l;
+    let v3h = this.v3h;
+    let v3l = this.v3l;
+    let l: number;
+    let t: number;
+
+    // v0 += v1; v1 <<<= 13; v1 ^= v0; v0 <<<= 32
+    l = (v0l + v1l) >>> 0;
+    v0h = (v0h + v1h + (l < v0l ? 1 : 0)) >>> 0;
+    v0l = l;
+    t = v1h;
+    v1h = ((v1h << 13) | (v1l >>> 19)) >>> 0;
+    v1l = ((v1l << 13) | (t >>> 19)) >>> 0;
+    v1h = (v1h ^ v0h) >>> 0;
+    v1l = (v1l ^ v0l) >>> 0;
+    t = v0h;
+    v0h = v0l;
+    v0l = t;
+
+    // v2 += v3; v3 <<<= 16; v3 ^= v2
+    l = (v2l + v3l) >>> 0;
+    v2h = (v2h + v3h + (l < v2l ? 1 : 0)) >>> 0;
+    v2l = l;
+    t = v3h;
+    v3h = ((v3h << 16) | (v3l >>> 16)) >>> 0;
+    v3l = ((v3l << 16) | (t >>> 16)) >>> 0;
+    v3h = (v3h ^ v2h) >>> 0;
+    v3l = (v3l ^ v2l) >>> 0;
+
+    // v0 += v3; v3 <<<= 21; v3 ^= v0
+    l = (v0l + v3l) >>> 0;
+    v0h = (v0h + v3h + (l < v0l ? 1 : 0)) >>> 0;
+    v0l = l;
+    t = v3h;
+    v3h = ((v3h << 21) | (v3l >>> 11)) >>> 0;
+    v3l = ((v3l << 21) | (t >>> 11)) >>> 0;
+    v3h = (v3h ^ v0h) >>> 0;
+    v3l = (v3l ^ v0l) >>> 0;
+
+    // v2 += v1; v1 <<<= 17; v1 ^= v2; v2 <<<= 32
+    l = (v2l + v1l) >>> 0;
+    v2h = (v2h + v1h + (l < v2l ? 1 : 0)) >>> 0;
+    v2l = l;
+    t = v1h;
+    v1h = ((v1h << 17) | (v1l >>> 15)) >>> 0;
+    v1l = ((v1l << 17) | (t >>> 15)) >>> 0;
+    v1h = (v1h ^ v2h) >>> 0;
+    v1l = (v1l ^ v2l) >>> 0;
+    t = v2h;
+    v2h = v2l;
+    v2l = t;
+
+    this.v0h = v0h;
+    this.v0l = v0l;
+    this.v1h = v1h;
+    this.v1l = v1l;
+    this.v2h = v2h;
+    this.v2l = v2l;
+    this.v3h = v3h;
+    this.v3l = v3l;
+  }
+}
+
+function le32(b: Uint8Array, off: number): number {
+  return (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0;
+}
