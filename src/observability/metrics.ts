@@ -150,22 +150,29 @@ const RTT_BUCKETS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.0
 
 export interface Metrics {
   registry: client.Registry;
+  openMetricsRegistry: client.Registry<client.OpenMetricsContentType>;
   /** Stop feeding from the event hub. */
   close(): void;
   upstreamConnect(result: UpstreamResultLabel, durationMs: number): void;
 }
 
 export function createMetrics(hub: EventHub, sources: MetricsSources, version: string): Metrics {
+  // The same metric objects in two registries: one renders the Prometheus text format, the other
+  // OpenMetrics, so a scrape never has to flip a shared registry's format.
   const registry = new client.Registry();
+  const openMetricsRegistry = new client.Registry<client.OpenMetricsContentType>();
+  openMetricsRegistry.setContentType(client.Registry.OPENMETRICS_CONTENT_TYPE);
+  const regs = [registry, openMetricsRegistry as unknown as client.Registry];
   // prom-client's process and Node.js metrics, unprefixed as dashboards expect them
   // (process_resident_memory_bytes, nodejs_eventloop_lag_seconds, ...).
   client.collectDefaultMetrics({ register: registry });
+  client.collectDefaultMetrics({ register: openMetricsRegistry as unknown as client.Registry });
 
   new client.Gauge({
     name: 'synfin_build_info',
     help: 'Always 1; labels say which synfin and which Node.js.',
     labelNames: ['version', 'node'] as const,
-    registers: [registry],
+    registers: regs,
     collect() {
       this.set({ version, node: process.version }, 1);
     },
@@ -206,7 +213,7 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     name: 'synfin_tcp_connections',
     help: 'Connections of the userspace stack in each state now (TIME_WAIT included; LISTEN is the one wildcard listener).',
     labelNames: ['state'] as const,
-    registers: [registry],
+    registers: regs,
     collect() {
       scanTable();
       for (let s = 0; s < STATE_NAMES.length; s++) this.set({ state: STATE_NAMES[s]! }, perState[s]!);
@@ -216,7 +223,7 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     name: 'synfin_tcp_oldest_connection_age_seconds',
     help: 'Age of the oldest connection now in each state (0 when none): a leak shows as an age that keeps growing.',
     labelNames: ['state'] as const,
-    registers: [registry],
+    registers: regs,
     collect() {
       scanTable();
       const now = sources.clock.now();
@@ -230,7 +237,7 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     name: 'synfin_connections_waiting',
     help: 'Half-closed connections waiting for one side to close. on="app": the destination closed and the app has not (its socket sits in CLOSE_WAIT); on="upstream": the app closed and the destination has not.',
     labelNames: ['on'] as const,
-    registers: [registry],
+    registers: regs,
     collect() {
       scanTable();
       this.set({ on: 'app' }, waiting.app);
@@ -241,7 +248,7 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     name: 'synfin_connections_oldest_waiting_seconds',
     help: 'How long the oldest half-closed connection has waited for the other side to close (0 when none).',
     labelNames: ['on'] as const,
-    registers: [registry],
+    registers: regs,
     collect() {
       scanTable();
       const now = sources.clock.now();
@@ -252,7 +259,7 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
   new client.Gauge({
     name: 'synfin_connections_oldest_idle_seconds',
     help: 'Longest time since any ESTABLISHED connection moved a byte (0 when none).',
-    registers: [registry],
+    registers: regs,
     collect() {
       scanTable();
       this.set(oldestIdleAt === Infinity ? 0 : (sources.clock.now() - oldestIdleAt) / 1000);
@@ -262,7 +269,7 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     name: 'synfin_upstream_sockets',
     help: "synfin's upstream kernel sockets by kernel TCP state, including those in TIME_WAIT after their close (ephemeral ports held toward destinations).",
     labelNames: ['state'] as const,
-    registers: [registry],
+    registers: regs,
     collect() {
       const counts = sources.upstreamSockets?.() ?? {};
       for (const s of KERNEL_TCP_STATES) this.set({ state: s }, counts[s] ?? 0);
@@ -276,7 +283,7 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     name: 'synfin_tcp_segments_total',
     help: 'TCP segments of the userspace stack (in = from the app, out = to the app; a TSO super-segment counts once).',
     labelNames: ['direction'] as const,
-    registers: [registry],
+    registers: regs,
     collect() {
       const c = sources.counters();
       segments.inc({ direction: 'in' }, c.segmentsIn - last.segmentsIn);
@@ -291,7 +298,7 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     name: 'synfin_tcp_bytes_total',
     help: 'Payload bytes proxied, counted as they flow.',
     labelNames: ['direction'] as const,
-    registers: [registry],
+    registers: regs,
     collect() {
       const c = sources.counters();
       bytes.inc({ direction: 'client_to_upstream' }, c.bytesClientToUpstream - last.c2u);
@@ -306,13 +313,13 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     name: 'synfin_tun_packets_total',
     help: 'Packets through the TUN device (rx = from the kernel, tx = to it; a GSO packet counts once).',
     labelNames: ['direction'] as const,
-    registers: [registry],
+    registers: regs,
   });
   const tunBytes = new client.Counter({
     name: 'synfin_tun_bytes_total',
     help: 'Bytes through the TUN device.',
     labelNames: ['direction'] as const,
-    registers: [registry],
+    registers: regs,
     collect() {
       const c = sources.counters();
       tunPackets.inc({ direction: 'rx' }, c.tunRxPackets - last.rxP);
@@ -335,7 +342,7 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     name: 'synfin_tcp_state_transitions_total',
     help: 'State transitions of the userspace stack (RFC 9293 Figure 5).',
     labelNames: ['from', 'to'] as const,
-    registers: [registry],
+    registers: regs,
   });
   for (const [from, to] of TRANSITIONS) transitions.inc({ from, to }, 0);
   const stateDuration = new client.Histogram({
@@ -343,7 +350,7 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     help: 'Time spent in a state, observed when the connection leaves it.',
     labelNames: ['state'] as const,
     buckets: DURATION_BUCKETS,
-    registers: [registry],
+    registers: regs,
   });
   for (const s of STATE_NAMES) stateDuration.zero({ state: s });
   const handshake = new client.Histogram({
@@ -351,7 +358,7 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     help: "App side: SYN received to the handshake's final ACK (ok), or to its failure; includes the upstream dial (deferred handshake).",
     labelNames: ['result'] as const,
     buckets: HANDSHAKE_BUCKETS,
-    registers: [registry],
+    registers: regs,
   });
   for (const r of HANDSHAKE_RESULTS) handshake.zero({ result: r });
   const upstreamConnect = new client.Histogram({
@@ -359,20 +366,20 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     help: 'Kernel socket connect time to the destination, by result.',
     labelNames: ['result'] as const,
     buckets: HANDSHAKE_BUCKETS,
-    registers: [registry],
+    registers: regs,
   });
   for (const r of UPSTREAM_RESULTS) upstreamConnect.zero({ result: r });
   const connDuration = new client.Histogram({
     name: 'synfin_tcp_connection_duration_seconds',
     help: 'SYN received to CLOSED.',
     buckets: DURATION_BUCKETS,
-    registers: [registry],
+    registers: regs,
   });
   const opened = new client.Counter({
     name: 'synfin_tcp_connections_opened_total',
     help: 'Connections opened (a SYN accepted for dialling).',
     labelNames: ['family'] as const,
-    registers: [registry],
+    registers: regs,
   });
   opened.inc({ family: 'ipv4' }, 0);
   opened.inc({ family: 'ipv6' }, 0);
@@ -380,21 +387,21 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     name: 'synfin_tcp_connections_closed_total',
     help: 'Connections closed, by reason.',
     labelNames: ['reason'] as const,
-    registers: [registry],
+    registers: regs,
   });
   for (const r of CLOSE_REASONS) closed.inc({ reason: r }, 0);
   const retransmits = new client.Counter({
     name: 'synfin_tcp_retransmitted_segments_total',
     help: 'Retransmissions by the userspace stack: rto (timeout), fast (duplicate ACKs / SACK), probe (zero-window probe).',
     labelNames: ['kind'] as const,
-    registers: [registry],
+    registers: regs,
   });
   for (const k of ['rto', 'fast', 'probe'] as const) retransmits.inc({ kind: k }, 0);
   const resets = new client.Counter({
     name: 'synfin_tcp_resets_total',
     help: 'Resets sent to or received from the app side, by reason.',
     labelNames: ['direction', 'reason'] as const,
-    registers: [registry],
+    registers: regs,
   });
   for (const r of RESET_REASONS) {
     resets.inc({ direction: 'sent', reason: r }, 0);
@@ -404,14 +411,14 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     name: 'synfin_tcp_dropped_segments_total',
     help: 'Segments dropped by the userspace stack, by reason.',
     labelNames: ['reason'] as const,
-    registers: [registry],
+    registers: regs,
   });
   for (const r of DROP_REASONS) drops.inc({ reason: r }, 0);
   const rtt = new client.Histogram({
     name: 'synfin_tcp_rtt_seconds',
     help: 'Smoothed RTT samples of the userspace stack toward the app (RFC 6298).',
     buckets: RTT_BUCKETS,
-    registers: [registry],
+    registers: regs,
   });
 
   const unsubscribe = hub.subscribe({
@@ -446,6 +453,7 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
 
   return {
     registry,
+    openMetricsRegistry,
     close: unsubscribe,
     upstreamConnect(result: UpstreamResultLabel, durationMs: number) {
       upstreamConnect.observe({ result }, Math.max(0, durationMs) / 1000);

@@ -124,6 +124,7 @@ export class Proxy implements Forwarder {
         this.opts.observer?.pipeClosed?.(p);
       },
     });
+    pipe.id = req.id;
     const conn = this.stack.acceptPending(req, pipe);
     if (conn === null) {
       socket.destroy();

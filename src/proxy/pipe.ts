@@ -24,8 +24,24 @@ export interface PipeOptions {
   onDone?: (pipe: Pipe) => void;
 }
 
+/** Where the pipes count proxied bytes (synfin_tcp_bytes_total), as they flow. */
+export interface ByteCounters {
+  bytesClientToUpstream: number;
+  bytesUpstreamToClient: number;
+}
+
+const NO_COUNTERS: ByteCounters = { bytesClientToUpstream: 0, bytesUpstreamToClient: 0 };
+
 export class Pipe implements ConnHandler {
   conn: TcpConn | null = null;
+  /** The connection id (the stack's), for joining the two legs. */
+  id = 0;
+  stats: ByteCounters = NO_COUNTERS;
+  /** When the connection became half-closed (one side finished), ms; 0 while neither has. */
+  waitingSince = 0;
+  /** "local>remote" of the upstream socket, as /proc/net/tcp matching keys it; null before connect. */
+  upstreamTuple: string | null = null;
+  upstreamClosed = false;
   /** Bytes handed to socket.write that the socket has not yet flushed to the kernel. */
   private delivered = 0;
   private consumed = 0;
@@ -43,6 +59,11 @@ export class Pipe implements ConnHandler {
     readonly socket: Socket,
     private readonly opts: PipeOptions,
   ) {
+    const la = socket.localAddress;
+    const ra = socket.remoteAddress;
+    if (la !== undefined && ra !== undefined) {
+      this.upstreamTuple = `${endpoint(la, socket.localPort ?? 0)}>${endpoint(ra, socket.remotePort ?? 0)}`;
+    }
     // Nothing flows upstream → app until the app's handshake completes.
     socket.pause();
     socket.setNoDelay(true);
@@ -66,6 +87,7 @@ export class Pipe implements ConnHandler {
   onData(_conn: TcpConn, data: Buffer): void {
     if (this.socket.destroyed) return;
     this.delivered += data.length;
+    this.stats.bytesClientToUpstream += data.length;
     this.socket.write(data);
     this.reportFlushed();
   }
@@ -73,6 +95,7 @@ export class Pipe implements ConnHandler {
   onFin(_conn: TcpConn): void {
     // RFC 9293 half-close: the app will send no more; the upstream may still answer.
     this.appFinished = true;
+    if (!this.upstreamEnded) this.waitingSince = this.opts.clock.now();
     if (!this.socket.destroyed) this.socket.end();
   }
 
@@ -100,6 +123,7 @@ export class Pipe implements ConnHandler {
   private onSocketData(chunk: Buffer): void {
     const conn = this.conn;
     if (conn === null) return;
+    this.stats.bytesUpstreamToClient += chunk.length;
     if (!conn.write(chunk)) this.socket.pause();
     this.opts.stack.wake(conn);
     this.opts.stack.flushSoon();
@@ -107,6 +131,7 @@ export class Pipe implements ConnHandler {
 
   private onSocketEnd(): void {
     this.upstreamEnded = true;
+    if (!this.appFinished) this.waitingSince = this.opts.clock.now();
     const conn = this.conn;
     if (conn === null) return;
     // The destination closed its side: our FIN follows the data still queued toward the app.
@@ -123,7 +148,31 @@ export class Pipe implements ConnHandler {
     this.opts.stack.flushSoon();
   }
 
+  /** The upstream socket's fd for TCP_INFO, or -1. */
+  upstreamFd(): number {
+    const handle = (this.socket as unknown as { _handle?: { fd?: number } | null })._handle;
+    return handle?.fd ?? -1;
+  }
+
+  upstreamEndpoints(): { local: string; remote: string } | null {
+    const s = this.socket;
+    if (s.localAddress === undefined || s.remoteAddress === undefined) return null;
+    return { local: endpoint(s.localAddress, s.localPort ?? 0), remote: endpoint(s.remoteAddress, s.remotePort ?? 0) };
+  }
+
+  /** Reset both legs (shutdown after the grace period). */
+  abort(reason: 'shutdown' | 'idle_timeout'): void {
+    const conn = this.conn;
+    if (conn !== null) {
+      conn.abort(reason, this.opts.clock.now());
+      this.opts.stack.wake(conn);
+      this.opts.stack.flushSoon();
+    }
+    if (!this.socket.destroyed) this.socket.resetAndDestroy();
+  }
+
   private onSocketClose(): void {
+    this.upstreamClosed = true;
     // A close without 'end' or 'error' (destroyed locally) leaves nothing to propagate.
     this.finish();
   }
@@ -158,4 +207,8 @@ export class Pipe implements ConnHandler {
     this.done = true;
     this.opts.onDone?.(this);
   }
+}
+
+function endpoint(addr: string, port: number): string {
+  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
 }

@@ -154,6 +154,8 @@ export class Stack implements LinkRx {
   private readonly onTimerBound = (): void => this.onTimer();
   private readonly emitBound = (conn: TcpConn, out: OutSegment): boolean => this.emitConnSegment(conn, out);
   private readonly fireBound = (entry: Entry): void => this.fire(entry);
+  /** TCP segments parsed from the link (synfin_tcp_segments_total{direction="in"}). */
+  segmentsIn = 0;
   private nextId = 1;
   private halfOpen = 0;
   private pendingCount = 0;
@@ -174,6 +176,11 @@ export class Stack implements LinkRx {
     this.setTimer = opts.setTimer ?? ((cb, ms) => setTimeout(cb, ms));
     this.clearTimer = opts.clearTimer ?? ((h) => clearTimeout(h as NodeJS.Timeout));
     this.writer = new PacketWriter(this.link);
+  }
+
+  /** Segments written to the link (synfin_tcp_segments_total{direction="out"}). */
+  get segmentsOut(): number {
+    return this.writer.segmentsOut;
   }
 
   /** Connections in the table (pending SYNs and TIME-WAIT records excluded). */
@@ -204,7 +211,8 @@ export class Stack implements LinkRx {
     const seg = this.seg;
     const key = this.key;
     const verdict = this.parser.parse(buf, off, len, checksumKnownGood, seg, key);
-    if (verdict !== 'tcp') {
+    if (verdict === 'tcp') this.segmentsIn++;
+    else {
       if (verdict === 'checksum' || verdict === 'malformed') this.events.drop(null, verdict);
       else if (verdict === 'fragment') this.events.drop(null, 'unsupported');
       // Other protocols (ICMP, UDP) are not ours: the TUN device only carries what is routed to it.

@@ -1,0 +1,129 @@
+/**
+ * The HTTP surface on --listen: /metrics, /healthz, /readyz, /api/connections, /api/events.
+ * `build(opts)` returns the Fastify app without listening, so tests use `app.inject()`; only the
+ * runtime calls listen().
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { OpenMetricsContentType, Registry } from 'prom-client';
+import type { EventHub } from '../stack/events.js';
+import type { ConnIdentity } from '../tcp/events.js';
+import { STATE_NAMES, type State } from '../tcp/state.js';
+import { matchesFilter, type ConnectionFilter, type ConnectionSource } from '../observability/table.js';
+
+export interface AppOptions {
+  registry: Registry;
+  /** The same metrics rendered as OpenMetrics (served when the scraper asks for it in Accept). */
+  openMetricsRegistry: Registry<OpenMetricsContentType>;
+  connections: ConnectionSource;
+  events: EventHub;
+  /** Ready = the TUN device is attached and the stack runs (and we are not shutting down). */
+  isReady: () => boolean;
+  /** Describe a connection for an event (addresses); null when unknown. */
+  describe: (conn: ConnIdentity) => { client: string; destination: string } | null;
+  /** Most events a slow /api/events reader may have queued before it loses events. */
+  sseQueueBytes?: number;
+  logger?: boolean | object;
+  /** Extra routes (the live page). */
+  plugins?: Array<(app: FastifyInstance) => void | Promise<void>>;
+}
+
+const connectionsQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    state: { type: 'string', enum: [...STATE_NAMES] },
+    waitingOn: { type: 'string', enum: ['app', 'upstream'] },
+    minAge: { type: 'number', minimum: 0 },
+    minIdle: { type: 'number', minimum: 0 },
+    destination: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[0-9A-Fa-f:.\\[\\]]+$' },
+  },
+} as const;
+
+export function build(opts: AppOptions): FastifyInstance {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
+  });
+
+  app.setErrorHandler((error, _req, reply) => {
+    const err = error as { statusCode?: number; message: string };
+    const status = err.statusCode ?? 500;
+    if (status >= 500) app.log.error({ err }, 'request failed');
+    // Validation errors read as one clear line: "querystring/state must be equal to one of the allowed values".
+    void reply.status(status).send({ error: status >= 500 ? 'internal error' : err.message, statusCode: status });
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    if (opts.isReady()) return { status: 'ready' };
+    return reply.status(503).send({ status: 'not ready' });
+  });
+
+  app.get('/metrics', async (req, reply) => {
+    const accept = req.headers.accept ?? '';
+    const openMetrics = accept.includes('application/openmetrics-text');
+    const registry = openMetrics ? opts.openMetricsRegistry : opts.registry;
+    const body = await registry.metrics();
+    return reply.header('content-type', registry.contentType).send(body);
+  });
+
+  app.get<{ Querystring: ConnectionFilter }>(
+    '/api/connections',
+    { schema: { querystring: connectionsQuerySchema } },
+    async (req) => {
+      const filter = req.query;
+      const rows = opts.connections.rows().filter((r) => matchesFilter(r, filter));
+      rows.sort((a, b) => b.ageSeconds - a.ageSeconds);
+      return { count: rows.length, connections: rows };
+    },
+  );
+
+  app.get('/api/events', (req, reply) => {
+    const limit = opts.sseQueueBytes ?? 1 << 20;
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
+    res.write(': synfin state transitions\n\n');
+    let dropped = 0;
+    let seq = 0;
+    const unsubscribe = opts.events.subscribe({
+      stateChange(conn: ConnIdentity, from: State, to: State, now: number, sinceMs: number) {
+        // A slow reader must not slow the proxy or grow our memory: past the limit, events are
+        // dropped for this reader and it is told how many (bounded queue per reader).
+        if (res.writableLength > limit) {
+          dropped++;
+          return;
+        }
+        const where = opts.describe(conn);
+        const data = JSON.stringify({
+          id: conn.id,
+          client: where?.client ?? null,
+          destination: where?.destination ?? null,
+          from: STATE_NAMES[from],
+          to: STATE_NAMES[to],
+          secondsInFrom: Math.max(0, now - sinceMs) / 1000,
+          dropped,
+        });
+        dropped = 0;
+        res.write(`id: ${++seq}\nevent: transition\ndata: ${data}\n\n`);
+      },
+    });
+    const heartbeat = setInterval(() => {
+      if (res.writableLength <= limit) res.write(': keep-alive\n\n');
+    }, 15_000);
+    heartbeat.unref();
+    req.raw.on('close', () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+    });
+    reply.hijack();
+  });
+
+  for (const plugin of opts.plugins ?? []) void app.register(async (instance) => plugin(instance));
+  return app;
+}

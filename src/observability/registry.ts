@@ -1,0 +1,256 @@
+/**
+ * Joins the two legs of every connection for the API and the gauges: the stack's side (TcpConn
+ * or TIME-WAIT record, by connection id) and the proxy's side (the pipe and its kernel socket).
+ * It also remembers the 4-tuples of synfin's upstream sockets after they close, so their kernel
+ * TIME_WAIT can be counted (synfin_upstream_sockets) by matching /proc/net/tcp{,6}.
+ */
+import fs from 'node:fs';
+import type { Clock } from '../stack/clock.js';
+import type { FlowTuple } from '../stack/flow-table.js';
+import type { PendingSyn, Stack } from '../stack/stack.js';
+import type { Proxy, UpstreamObserver, UpstreamResult } from '../proxy/forwarder.js';
+import type { Pipe } from '../proxy/pipe.js';
+import type { ConnIdentity } from '../tcp/events.js';
+import { State, STATE_NAMES } from '../tcp/state.js';
+import { KERNEL_TCP_STATE_NAMES, TCP_INFO_FIELDS, TCP_INFO_RTT_US, TCP_INFO_STATE, tcpInfo } from '../tun/tcp-info.js';
+import { formatEndpoint } from '../wire/packet.js';
+import type { ConnectionSample, KERNEL_TCP_STATES } from './metrics.js';
+import { inferAppState, waitingOnFor, type ConnectionRow, type ConnectionSource } from './table.js';
+
+type KernelState = (typeof KERNEL_TCP_STATES)[number];
+
+/** /proc/net/tcp `st` field (hex) → kernel state name (include/net/tcp_states.h). */
+const PROC_STATES: Record<string, KernelState> = {
+  '01': 'ESTABLISHED',
+  '02': 'SYN_SENT',
+  '03': 'SYN_RECV',
+  '04': 'FIN_WAIT1',
+  '05': 'FIN_WAIT2',
+  '06': 'TIME_WAIT',
+  '07': 'CLOSE',
+  '08': 'CLOSE_WAIT',
+  '09': 'LAST_ACK',
+  '0A': 'LISTEN',
+  '0B': 'CLOSING',
+};
+
+/** How long a closed upstream socket's tuple is remembered for TIME_WAIT matching (Linux TIME_WAIT is 60 s). */
+const CLOSED_TUPLE_MEMORY_MS = 5 * 60_000;
+const MAX_CLOSED_TUPLES = 200_000;
+
+export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
+  bytesClientToUpstream = 0;
+  bytesUpstreamToClient = 0;
+  onUpstreamConnect: ((result: UpstreamResult, ms: number) => void) | null = null;
+  private stack: Stack | null = null;
+  private readonly pipesById = new Map<number, Pipe>();
+  private readonly flows = new Map<number, FlowTuple>();
+  /** Upstream 4-tuples ("localport remote") of closed sockets → when they closed. */
+  private readonly closedTuples = new Map<string, number>();
+  private readonly info = new Float64Array(TCP_INFO_FIELDS);
+
+  constructor(private readonly clock: Clock) {}
+
+  attach(stack: Stack, _proxy: Proxy): void {
+    this.stack = stack;
+    stack.events.subscribe({
+      opened: (conn: ConnIdentity) => {
+        const flow = (conn as PendingSyn).flow;
+        if (flow !== undefined) this.flows.set(conn.id, flow);
+      },
+      closed: (conn: ConnIdentity) => {
+        this.flows.delete(conn.id);
+      },
+    });
+  }
+
+  // ------------------------------------------------------------ UpstreamObserver
+  upstreamConnect(_req: PendingSyn, result: UpstreamResult, durationMs: number): void {
+    this.onUpstreamConnect?.(result, durationMs);
+  }
+  pipeOpened(req: PendingSyn, pipe: Pipe): void {
+    this.pipesById.set(req.id, pipe);
+    pipe.stats = this;
+  }
+  pipeClosed(pipe: Pipe): void {
+    const id = pipe.id;
+    if (this.pipesById.get(id) === pipe) this.pipesById.delete(id);
+    const t = pipe.upstreamTuple;
+    if (t !== null) {
+      if (this.closedTuples.size >= MAX_CLOSED_TUPLES) {
+        const oldest = this.closedTuples.keys().next().value;
+        if (oldest !== undefined) this.closedTuples.delete(oldest);
+      }
+      this.closedTuples.set(t, this.clock.now());
+    }
+  }
+
+  describe(conn: ConnIdentity): { client: string; destination: string } | null {
+    const f = this.flows.get(conn.id);
+    if (f === undefined) return null;
+    return { client: formatEndpoint(f.family, f.remote, f.remotePort), destination: formatEndpoint(f.family, f.local, f.localPort) };
+  }
+
+  // ------------------------------------------------------------ ConnectionSource
+  forEachSample(visit: (s: ConnectionSample) => void): void {
+    const stack = this.stack;
+    if (stack === null) return;
+    const sample: ConnectionSample = { state: State.CLOSED, createdAt: 0, lastActivityAt: 0, waitingOn: null, waitingSince: 0 };
+    for (const { conn } of stack.connections()) {
+      sample.state = conn.state;
+      sample.createdAt = conn.createdAt;
+      sample.lastActivityAt = conn.lastActivityAt;
+      const pipe = this.pipesById.get(conn.id);
+      sample.waitingOn = waitingOnFor(conn.state);
+      sample.waitingSince = pipe?.waitingSince ?? conn.stateSince;
+      visit(sample);
+    }
+    for (const { rec } of stack.timeWaits()) {
+      sample.state = State.TIME_WAIT;
+      sample.createdAt = rec.createdAt;
+      sample.lastActivityAt = rec.enteredAt;
+      sample.waitingOn = null;
+      sample.waitingSince = 0;
+      visit(sample);
+    }
+  }
+
+  rows(): ConnectionRow[] {
+    const stack = this.stack;
+    if (stack === null) return [];
+    const now = this.clock.now();
+    const rows: ConnectionRow[] = [];
+    for (const { flow, conn } of stack.connections()) {
+      const pipe = this.pipesById.get(conn.id);
+      let upstreamState: string | null = null;
+      if (pipe !== undefined) {
+        const fd = pipe.upstreamFd();
+        if (fd >= 0 && tcpInfo(fd, this.info)) upstreamState = KERNEL_TCP_STATE_NAMES[this.info[TCP_INFO_STATE]!] ?? null;
+        else upstreamState = pipe.upstreamClosed ? 'CLOSED' : null;
+      }
+      const waitingOn = waitingOnFor(conn.state);
+      const srtt = conn.srttMs;
+      rows.push({
+        id: conn.id,
+        client: formatEndpoint(flow.family, flow.remote, flow.remotePort),
+        destination: formatEndpoint(flow.family, flow.local, flow.localPort),
+        upstream: pipe?.upstreamEndpoints() ?? null,
+        state: STATE_NAMES[conn.state]!,
+        appState: inferAppState(conn.state, conn.finAcked),
+        appStateSource: 'inferred',
+        upstreamState,
+        waitingOn,
+        waitingSeconds: waitingOn === null ? null : (now - (pipe?.waitingSince ?? conn.stateSince)) / 1000,
+        ageSeconds: (now - conn.createdAt) / 1000,
+        stateAgeSeconds: (now - conn.stateSince) / 1000,
+        idleSeconds: (now - conn.lastActivityAt) / 1000,
+        bytesIn: conn.bytesIn,
+        bytesOut: conn.bytesOut,
+        rttSeconds: srtt > 0 ? srtt / 1000 : null,
+        retransmits: conn.retransmits,
+        sendWindow: conn.sendWindow,
+        receiveWindow: conn.receiveWindow,
+      });
+    }
+    for (const { flow, rec } of stack.timeWaits()) {
+      rows.push({
+        id: rec.id,
+        client: formatEndpoint(flow.family, flow.remote, flow.remotePort),
+        destination: formatEndpoint(flow.family, flow.local, flow.localPort),
+        upstream: null,
+        state: 'TIME_WAIT',
+        appState: inferAppState(State.TIME_WAIT, true),
+        appStateSource: 'inferred',
+        upstreamState: 'CLOSED',
+        waitingOn: null,
+        waitingSeconds: null,
+        ageSeconds: (now - rec.createdAt) / 1000,
+        stateAgeSeconds: (now - rec.enteredAt) / 1000,
+        idleSeconds: (now - rec.enteredAt) / 1000,
+        bytesIn: rec.bytesIn,
+        bytesOut: rec.bytesOut,
+        rttSeconds: null,
+        retransmits: 0,
+        sendWindow: 0,
+        receiveWindow: rec.window,
+      });
+    }
+    void TCP_INFO_RTT_US;
+    return rows;
+  }
+
+  /**
+   * Kernel states of synfin's upstream sockets: live ones, and closed ones still in the kernel's
+   * TIME_WAIT, found in /proc/net/tcp{,6} by their 4-tuple.
+   */
+  upstreamSocketStates(): Partial<Record<KernelState, number>> {
+    const counts: Partial<Record<KernelState, number>> = {};
+    const now = this.clock.now();
+    for (const [t, at] of this.closedTuples) {
+      if (now - at > CLOSED_TUPLE_MEMORY_MS) this.closedTuples.delete(t);
+      else break;
+    }
+    const live = new Set<string>();
+    for (const pipe of this.pipesById.values()) {
+      const t = pipe.upstreamTuple;
+      if (t !== null) live.add(t);
+    }
+    if (live.size === 0 && this.closedTuples.size === 0) return counts;
+    for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      let text: string;
+      try {
+        text = fs.readFileSync(file, 'latin1');
+      } catch {
+        continue;
+      }
+      const lines = text.split('\n');
+      for (let i = 1; i < lines.length; i++) {
+        const cols = lines[i]!.trim().split(/\s+/);
+        if (cols.length < 4) continue;
+        const key = procTupleKey(cols[1]!, cols[2]!);
+        if (key === null) continue;
+        if (!live.has(key) && !this.closedTuples.has(key)) continue;
+        const state = PROC_STATES[cols[3]!];
+        if (state !== undefined) counts[state] = (counts[state] ?? 0) + 1;
+      }
+    }
+    return counts;
+  }
+}
+
+/**
+ * A tuple key from /proc/net/tcp columns "0100007F:1F90" (little-endian hex address words, hex
+ * port): normalised to "a.b.c.d:port>e.f.g.h:port" / "[v6]:port>..." like Pipe.upstreamTuple.
+ */
+export function procTupleKey(local: string, remote: string): string | null {
+  const l = procEndpoint(local);
+  const r = procEndpoint(remote);
+  return l === null || r === null ? null : `${l}>${r}`;
+}
+
+function procEndpoint(text: string): string | null {
+  const colon = text.indexOf(':');
+  if (colon < 0) return null;
+  const hex = text.slice(0, colon);
+  const port = parseInt(text.slice(colon + 1), 16);
+  if (hex.length === 8) {
+    const v = parseInt(hex, 16);
+    // The word is in host (little-endian) order.
+    return `${v & 0xff}.${(v >>> 8) & 0xff}.${(v >>> 16) & 0xff}.${v >>> 24}:${port}`;
+  }
+  if (hex.length === 32) {
+    const words = new Uint32Array(4);
+    for (let w = 0; w < 4; w++) {
+      const le = parseInt(hex.slice(w * 8, w * 8 + 8), 16);
+      // Each 32-bit word is little-endian: swap to network order.
+      words[w] = (((le & 0xff) << 24) | (((le >>> 8) & 0xff) << 16) | (((le >>> 16) & 0xff) << 8) | (le >>> 24)) >>> 0;
+    }
+    // IPv4-mapped (::ffff:a.b.c.d) sockets are keyed as IPv4, as Node reports them.
+    if (words[0] === 0 && words[1] === 0 && words[2] === 0xffff) {
+      const v = words[3]!;
+      return `${v >>> 24}.${(v >>> 16) & 0xff}.${(v >>> 8) & 0xff}.${v & 0xff}:${port}`;
+    }
+    return formatEndpoint(6, words, port);
+  }
+  return null;
+}

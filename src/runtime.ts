@@ -1,0 +1,204 @@
+/**
+ * A running synfin: TUN device → stack → proxy, with metrics, the HTTP API and logs attached.
+ * `startSynfin(config)` builds it and returns a handle; main.ts (the CLI) and demo.ts use it, and
+ * so can tests that want the whole thing in-process.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import { ConfigError, SynfinError } from './errors.js';
+import { build } from './http/app.js';
+import { createLogger, attachTransitionLogging } from './observability/log.js';
+import { createMetrics, type Metrics } from './observability/metrics.js';
+import { ConnectionRegistry } from './observability/registry.js';
+import { Proxy } from './proxy/forwarder.js';
+import { DestinationPolicy } from './proxy/policy.js';
+import { monotonicClock } from './stack/clock.js';
+import { EventHub } from './stack/events.js';
+import { Stack } from './stack/stack.js';
+import { ccByName } from './tcp/cc/index.js';
+import { defaultTcpConfig } from './tcp/defaults.js';
+import { Tun, type RxBatch } from './tun/index.js';
+import { IPV4_HEADER_LEN, TCP_HEADER_LEN } from './wire/field.js';
+
+export const VERSION = '0.1.0';
+
+export interface Synfin {
+  config: Config;
+  tun: Tun;
+  stack: Stack;
+  proxy: Proxy;
+  metrics: Metrics;
+  app: FastifyInstance;
+  logger: Logger;
+  /** The address the HTTP server listens on (port resolved when 0 was asked for). */
+  listenUrl: string;
+  /** Stop accepting, give open connections up to the grace period, then close everything. */
+  shutdown(reason?: string): Promise<void>;
+}
+
+/** Largest TCP payload we put in one TSO super-segment: within IPv4's 65535-octet datagram. */
+const GSO_MAX_PAYLOAD = 65535 - 60 - 60;
+
+export interface StartOptions {
+  logger?: Logger;
+  installSignalHandlers?: boolean;
+  /**
+   * Move the TUN device into this network namespace right after opening it, and configure it
+   * there (address, MTU, routes). synfin itself stays in its own namespace: its upstream sockets
+   * use the host's network while the namespace's traffic arrives on the device.
+   */
+  netns?: string;
+}
+
+export async function startSynfin(config: Config, opts: StartOptions = {}): Promise<Synfin> {
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  const clock = monotonicClock;
+  const hub = new EventHub();
+
+  const tun = Tun.open({ name: config.tun, vnetHdr: true });
+  try {
+    if (opts.netns !== undefined) tun.moveToNetns(opts.netns);
+    if (config.mtu !== null) tun.setMtu(config.mtu);
+    for (const a of config.addresses) tun.addAddress(a);
+    tun.up();
+    for (const r of config.routes) tun.addRoute(r);
+  } catch (err) {
+    tun.close();
+    throw err;
+  }
+  const mtu = tun.mtu;
+  const tcp = defaultTcpConfig({
+    mslMs: config.mslSeconds * 1000,
+    // RFC 9293 §3.7.1: MSS = MTU − IP header − TCP header (IPv6 connections use 20 octets less, set per connection).
+    mss: Math.max(536, mtu - IPV4_HEADER_LEN - TCP_HEADER_LEN),
+    congestionControl: ccByName(config.congestionControl),
+    gsoMaxBytes: tun.vnetHdr ? GSO_MAX_PAYLOAD : 0,
+  });
+
+  const policy = new DestinationPolicy({ allow: config.allow, deny: config.deny, map: config.map });
+  const connections = new ConnectionRegistry(clock);
+  const proxy = new Proxy({
+    clock,
+    policy,
+    connectTimeoutMs: config.connectTimeoutSeconds * 1000,
+    idleTimeoutMs: config.idleTimeoutSeconds * 1000,
+    upstreamBind: config.upstreamBind ?? undefined,
+    maxDialsInFlight: Math.max(64, config.synBacklog),
+    observer: connections,
+    events: hub,
+  });
+  const stack = new Stack({
+    link: tun,
+    clock,
+    tcp,
+    forwarder: proxy,
+    events: hub,
+    synBacklog: config.synBacklog,
+    maxConnections: config.maxConnections,
+  });
+  proxy.attach(stack);
+  connections.attach(stack, proxy);
+
+  const metrics = createMetrics(
+    hub,
+    {
+      clock,
+      forEachConnection: (visit) => connections.forEachSample(visit),
+      counters: () => ({
+        segmentsIn: stack.segmentsIn,
+        segmentsOut: stack.segmentsOut,
+        bytesClientToUpstream: connections.bytesClientToUpstream,
+        bytesUpstreamToClient: connections.bytesUpstreamToClient,
+        tunRxPackets: tun.counters.rxPackets,
+        tunRxBytes: tun.counters.rxBytes,
+        tunTxPackets: tun.counters.txPackets,
+        tunTxBytes: tun.counters.txBytes,
+      }),
+      upstreamSockets: () => connections.upstreamSocketStates(),
+    },
+    VERSION,
+  );
+  connections.onUpstreamConnect = (result, ms) => metrics.upstreamConnect(result, ms);
+  const detachLogging = attachTransitionLogging(hub, logger, (conn) => connections.describe(conn));
+
+  let ready = false;
+  let shuttingDown = false;
+  const app = build({
+    registry: metrics.registry,
+    openMetricsRegistry: metrics.openMetricsRegistry,
+    connections,
+    events: hub,
+    isReady: () => ready && !shuttingDown,
+    describe: (conn) => connections.describe(conn),
+  });
+
+  const onBatch = (batch: RxBatch): void => {
+    const buf = batch.buffer;
+    for (let i = 0; i < batch.count; i++) {
+      stack.input(buf, batch.offset[i]!, batch.length[i]!, batch.checksumKnownGood(i));
+    }
+    stack.flush();
+  };
+  tun.on('error', (err: Error) => {
+    // The device went away under us (deleted, or moved): not ready, and say so once.
+    ready = false;
+    logger.error({ err: { message: err.message, code: (err as SynfinError).code } }, `TUN device ${tun.name} failed; no longer ready`);
+  });
+  tun.start(onBatch);
+
+  try {
+    await app.listen({ host: config.listenHost, port: config.listenPort });
+  } catch (err) {
+    tun.close();
+    stack.stop();
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new ConfigError(`--listen: ${config.listenHost}:${config.listenPort} is already in use`);
+    if (code === 'EADDRNOTAVAIL') throw new ConfigError(`--listen: ${config.listenHost} is not an address of this host`);
+    if (code === 'EACCES') throw new ConfigError(`--listen: no permission to listen on port ${config.listenPort}`);
+    throw err;
+  }
+  const addr = app.server.address();
+  const listenUrl =
+    addr !== null && typeof addr === 'object'
+      ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+      : `http://${config.listenHost}:${config.listenPort}`;
+  ready = true;
+  logger.info({ tun: tun.name, mtu, listen: listenUrl, version: VERSION }, 'synfin ready');
+
+  let shutdownPromise: Promise<void> | null = null;
+  const shutdown = (reason = 'shutdown'): Promise<void> => {
+    if (shutdownPromise !== null) return shutdownPromise;
+    shuttingDown = true;
+    logger.info({ reason, open: stack.connectionCount }, 'shutting down: no new connections, waiting for open ones');
+    shutdownPromise = (async () => {
+      proxy.stopAccepting();
+      proxy.abortDials();
+      const graceEnd = Date.now() + config.shutdownGraceSeconds * 1000;
+      while (proxy.pipes.size > 0 && Date.now() < graceEnd) await new Promise((r) => setTimeout(r, 100));
+      if (proxy.pipes.size > 0) {
+        logger.info({ open: proxy.pipes.size }, 'grace period over: resetting the remaining connections');
+        for (const pipe of proxy.pipes) pipe.abort('shutdown');
+        stack.abortAll('shutdown');
+      }
+      detachLogging();
+      metrics.close();
+      await app.close();
+      tun.stop();
+      stack.stop();
+      tun.close();
+      logger.info('synfin stopped');
+    })();
+    return shutdownPromise;
+  };
+
+  if (opts.installSignalHandlers === true) {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      void shutdown(signal).then(() => process.exit(0));
+    };
+    process.once('SIGTERM', onSignal);
+    process.once('SIGINT', onSignal);
+  }
+
+  return { config, tun, stack, proxy, metrics, app, logger, listenUrl, shutdown };
+}
