@@ -222,3 +222,30 @@ export class SipHash24 {
 function le32(b: Uint8Array, off: number): number {
   return (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0;
 }
+
+/**
+ * Start a hash over a connection's 4-tuple, prefixed by a domain word so that different uses of
+ * one key (ISN, timestamp offset, SYN cookie) never produce related values. Message words:
+ * domain, family, local[0..3], remote[0..3], localPort << 16 | remotePort. For IPv4 only word 3
+ * of each address is used (words 0–2 hash as zero), whatever the caller's buffer holds there.
+ * The caller may append more words, then calls `finish()`.
+ */
+export function sipTuple(
+  h: SipHash24,
+  domain: number,
+  family: 4 | 6,
+  localAddr: Uint32Array,
+  localPort: number,
+  remoteAddr: Uint32Array,
+  remotePort: number,
+): SipHash24 {
+  h.begin().word(domain).word(family);
+  if (family === 6) {
+    h.word(localAddr[0]!).word(localAddr[1]!).word(localAddr[2]!).word(localAddr[3]!);
+    h.word(remoteAddr[0]!).word(remoteAddr[1]!).word(remoteAddr[2]!).word(remoteAddr[3]!);
+  } else {
+    h.word(0).word(0).word(0).word(localAddr[3]!);
+    h.word(0).word(0).word(0).word(remoteAddr[3]!);
+  }
+  return h.word((((localPort & 0xffff) << 16) | (remotePort & 0xffff)) >>> 0);
+}
