@@ -7,7 +7,7 @@
  * them unpredictable to anyone not on the path. F here is SipHash-2-4 (siphash.ts) with a
  * 128-bit secret drawn once per generator (RFC 6528 §3: at least 128 bits, from a good source).
  *
- * The timestamp offset (RFC 7323 §5.4 and §7.1 recommend a random, per-connection offset added
+ * The timestamp offset (RFC 7323 §5.4 and §7 recommend a random, per-connection offset added
  * to TSval, so the timestamp clock leaks neither uptime nor a host-wide counter) is the same hash
  * under another domain word: stable for a 4-tuple, so PAWS keeps working across incarnations.
  *
@@ -46,7 +46,7 @@ export class IsnGenerator {
     return (m + f) >>> 0;
   }
 
-  /** A per-connection offset to add to our TSval clock (RFC 7323 §5.4, §7.1). */
+  /** A per-connection offset to add to our TSval clock (RFC 7323 §5.4, §7). */
   tsOffset(
     family: 4 | 6,
     localAddr: Uint32Array,
