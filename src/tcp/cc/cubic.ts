@@ -49,8 +49,6 @@ export class Cubic implements CongestionController {
   private k: number;
   /** t_epoch in ms, or -1 while no congestion-avoidance stage is running. */
   private epochStart: number;
-  /** cwnd_epoch in segments. */
-  private cwndEpoch: number;
   /** W_est in segments (RFC 9438 §4.3). */
   private wEst: number;
   /** Time of the previous onAck, for cutting application-limited time out of t. */
@@ -73,7 +71,6 @@ export class Cubic implements CongestionController {
     this.cwndPrior = 0;
     this.k = 0;
     this.epochStart = -1;
-    this.cwndEpoch = 0;
     this.wEst = 0;
     this.lastAckAt = now;
     this.firstStageAfterRto = false;
@@ -205,10 +202,10 @@ export class Cubic implements CongestionController {
     this.epochStart = -1;
   }
 
+  /** Begin a congestion-avoidance stage at `now` with cwnd_epoch = `w` segments. */
   private startEpoch(now: number, w: number): void {
     this.epochStart = now;
     this.lastAckAt = now;
-    this.cwndEpoch = w;
     // RFC 9438 §4.3: W_est starts at cwnd_epoch.
     this.wEst = w;
     if (this.firstStageAfterRto || this.wMax <= w) {
