@@ -146,7 +146,7 @@ describe('Ipv4View: fragments (we do not reassemble)', () => {
 describe('Ipv4View: checksum and in-place writes', () => {
   it('verifyChecksum_fails_on_a_flipped_bit', () => {
     const v = new Ipv4View();
-    const p = header((h) => (h[8] ^= 0x01));
+    const p = header((h) => (h[8] = h[8]! ^ 0x01));
     v.reset(p, 0, p.length);
     expect(v.verifyChecksum()).toBe(false);
   });

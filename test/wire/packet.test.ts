@@ -156,7 +156,7 @@ describe('PacketParser: valid TCP packets', () => {
 describe('PacketParser: checksums', () => {
   it('rfc9293_bad_tcp_checksum_is_checksum', () => {
     const p = hex(DATA_V4);
-    p[56] ^= 0x01;
+    p[56] = p[56]! ^ 0x01;
     expectRejected(p, 'checksum', 'tcp_checksum');
   });
 
@@ -168,13 +168,13 @@ describe('PacketParser: checksums', () => {
 
   it('bad_v6_tcp_checksum_is_checksum', () => {
     const p = hex(SYNACK_V6);
-    p[79] ^= 0x01;
+    p[79] = p[79]! ^ 0x01;
     expectRejected(p, 'checksum', 'tcp_checksum');
   });
 
   it('rfc1122_bad_ipv4_header_checksum_is_checksum_even_when_known_good', () => {
     const p = hex(SYN_V4);
-    p[10] ^= 0x40;
+    p[10] = p[10]! ^ 0x40;
     expectRejected(p, 'checksum', 'ipv4_checksum', true);
   });
 

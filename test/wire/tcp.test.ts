@@ -81,7 +81,7 @@ describe('TcpView: deconstruct', () => {
 
   it('verifyChecksum_fails_on_a_flipped_payload_bit', () => {
     const p = hex(DATA_V4);
-    p[56] ^= 0x20;
+    p[56] = p[56]! ^ 0x20;
     const v = new TcpView();
     v.reset(p, 20, 37);
     expect(v.verifyChecksum(pseudoSumV4At(p, 0, 6, 37))).toBe(false);

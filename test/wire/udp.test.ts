@@ -23,7 +23,7 @@ describe('UdpView', () => {
     const v = new UdpView();
     expect(v.reset(p, 40, 11)).toBe('ok');
     expect(v.verifyChecksum(pseudoSumV6At(p, 0, 17, 11), true)).toBe(true);
-    p[50] ^= 1;
+    p[50] = p[50]! ^ 1;
     expect(v.verifyChecksum(pseudoSumV6At(p, 0, 17, 11), true)).toBe(false);
   });
 
