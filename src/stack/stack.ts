@@ -17,6 +17,7 @@ import { seqAdd } from '../tcp/seq.js';
 import { State } from '../tcp/state.js';
 import { SynCookies } from '../tcp/syncookie.js';
 import {
+  tsClock,
   buildTimeWaitAck,
   nextIssAfterTimeWait,
   timeWaitProcess,
@@ -339,7 +340,9 @@ export class Stack implements LinkRx {
   /** RFC 4987 §3.6: answer without state; the ISS carries what we need to rebuild it. */
   private sendCookieSynAck(seg: Segment, key: FlowKey, now: number): void {
     const o = seg.options;
-    const iss = this.cookies.encode(key.family, key.dst, key.dstPort, key.src, key.srcPort, seg.seq, o.mss > 0 ? o.mss : 536, now);
+    // RFC 9293 §3.7.1: without an MSS option, assume 536 (IPv4) / 1220 (IPv6).
+    const peerMss = o.mss > 0 ? o.mss : key.family === 4 ? 536 : 1220;
+    const iss = this.cookies.encode(key.family, key.dst, key.dstPort, key.src, key.srcPort, seg.seq, peerMss, now);
     const out = this.out;
     out.clear();
     out.seq = iss;
@@ -352,7 +355,10 @@ export class Stack implements LinkRx {
       const wscale = o.wscale >= 0 ? this.tcp.wscale : -1;
       const sack = o.sackPermitted && this.tcp.sack;
       out.options.tsPresent = true;
-      out.options.tsVal = this.cookies.encodeTsOptions(Math.floor(now) >>> 0, wscale, sack);
+      // The same timestamp clock the connection will use later (its per-tuple offset), or the
+      // peer's PAWS check would see our TSval jump.
+      const tsOffset = this.isn.tsOffset(key.family, key.dst, key.dstPort, key.src, key.srcPort);
+      out.options.tsVal = this.cookies.encodeTsOptions(tsClock(now, tsOffset), wscale, sack);
       out.options.tsEcr = o.tsVal;
       if (wscale >= 0) out.options.wscale = wscale;
       out.options.sackPermitted = sack;
