@@ -71,7 +71,7 @@ function parseV4(text: string): number {
   return v;
 }
 
-/** Parse into 16-bit groups (an embedded dotted quad counts as two); null if not exactly `want` of them. */
+/** Colon-separated 16-bit groups (a trailing dotted quad, when allowed, counts as two); null on a bad group. */
 function parseGroups(text: string, allowV4Tail: boolean): number[] | null {
   if (text === '') return [];
   const parts = text.split(':');

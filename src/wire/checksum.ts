@@ -13,8 +13,8 @@
  * Speed: the hot loop reads 16-bit words through a Uint16Array over the Buffer's ArrayBuffer,
  * accumulating in the platform byte order and swapping once at the end (RFC 1071 §2(B): the sum
  * is byte-order independent). The view is cached for the last ArrayBuffer seen, so the usual case
- * (every packet from the same TUN read buffer) allocates nothing. Odd-aligned or short ranges use
- * a byte loop.
+ * (every packet from the same TUN read buffer) allocates nothing. A range at an odd address is
+ * summed from the next even one and byte-swapped; short ranges use a byte loop.
  */
 
 /** Below this length the byte loop is faster than setting up the word loop. */
@@ -102,8 +102,17 @@ function sumWords(buf: Uint8Array, off: number, len: number): number {
  * range lies inside `buf`.
  */
 export function onesSum(buf: Uint8Array, off: number, len: number, initial = 0): number {
-  const s =
-    len >= WORD_LOOP_MIN && ((buf.byteOffset + off) & 1) === 0 ? sumWords(buf, off, len) : sumBytes(buf, off, len);
+  let s: number;
+  if (len < WORD_LOOP_MIN) {
+    s = sumBytes(buf, off, len);
+  } else if (((buf.byteOffset + off) & 1) === 0) {
+    s = sumWords(buf, off, len);
+  } else {
+    // Odd address: sum the aligned words from off+1 with the first byte as a low byte; that is
+    // the sum of the range with its bytes swapped (RFC 1071 §2(B)), so swap the result back.
+    s = fold32(sumWords(buf, off + 1, len - 1) + (buf[off] as number));
+    s = ((s & 0xff) << 8) | (s >>> 8);
+  }
   return fold32(fold32(initial) + s);
 }
 

@@ -53,6 +53,8 @@ const LEN_SACK_PERMITTED = 2;
 const LEN_TIMESTAMPS = 10;
 const LEN_SACK_BASE = 2;
 const LEN_SACK_BLOCK = 8;
+/** NOP, NOP, kind 8, length 10 as one big-endian word. */
+const ALIGNED_TIMESTAMPS = 0x0101080a;
 
 /**
  * Outcome of `TcpView.reset`. 'bad_data_offset': Data Offset < 5 or the header it announces
@@ -188,6 +190,13 @@ export class TcpView {
  */
 export function parseTcpOptions(buf: Uint8Array, off: number, len: number, opts: TcpOptions): TcpOptionsVerdict {
   opts.clear();
+  // Fast path for the usual data segment, NOP,NOP,Timestamps (RFC 7323 Appendix A layout).
+  if (len === 12 && get32(buf, off) === ALIGNED_TIMESTAMPS) {
+    opts.tsPresent = true;
+    opts.tsVal = get32(buf, off + 4);
+    opts.tsEcr = get32(buf, off + 8);
+    return 'ok';
+  }
   const end = off + len;
   let i = off;
   while (i < end) {
