@@ -19,7 +19,7 @@
 
 /** Below this length the byte loop is faster than setting up the word loop. */
 const WORD_LOOP_MIN = 64;
-/** Words summed before folding: 0x8000 words × 0xffff stays below 2^31 (stays a small integer). */
+/** Words summed before folding: 0x8000 words × 0xffff stays below 2^31 (int32 arithmetic). */
 const CHUNK_WORDS = 0x8000;
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
