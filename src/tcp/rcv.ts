@@ -1,0 +1,456 @@
+/**
+ * The receiving half of a connection (gVisor's rcv.go): RCV.NXT, the advertised window, segment
+ * trimming and the reassembly of out-of-order data.
+ *
+ * Window accounting. `unconsumed` bytes have been delivered to the owner (`onData`) but not yet
+ * released with `consume()`; they still occupy the receive buffer. The window we offer is the
+ * rest of the buffer, measured from RCV.NXT: right edge ≤ RCV.NXT + rcvBuf − unconsumed. Out-of-
+ * order bytes lie inside that window, so they are covered by it: unconsumed + out-of-order bytes
+ * never exceed the buffer (plus less than one window-scale unit, see below). Delivering in-order
+ * data moves RCV.NXT and `unconsumed` by the same amount, so the bound — and the right edge —
+ * stay put; only `consume()` moves the bound right. Hence the right edge never has to move left
+ * (RFC 9293 §3.8.6.2.2: the receiver SHOULD NOT shrink the window; RFC 7323 §2.4).
+ *
+ * Window scaling granularity (RFC 7323 §2.4). With a shift s the wire can only say multiples of
+ * 2^s. When the current right edge is not such a multiple away from RCV.NXT, rounding down would
+ * retract it; we round up instead, which may promise up to 2^s − 1 bytes beyond the buffer. That
+ * overshoot is allowed once (never on top of a previous one); in that rare case the edge is
+ * rounded down, retracting by less than 2^s, which RFC 7323 §2.4 accepts. Data is accepted up to
+ * the furthest edge ever advertised (`maxEdge`), so even then nothing we offered is refused.
+ * Bound: buffered ≤ rcvBufBytes + 2^s − 1.
+ *
+ * Reassembly. Out-of-order bytes are copied (the segment's payload is not ours to keep) into a
+ * ring as large as the largest possible window, allocated when the first hole appears and
+ * released when the last one is filled; which bytes it holds is a sorted list of disjoint ranges
+ * in a preallocated Uint32Array. Only bytes inside the window are ever stored, so memory is
+ * bounded by the window; the number of ranges is bounded too (`MAX_OOO_RANGES`).
+ */
+import { MAX_SACK_BLOCKS } from './segment.js';
+import { seqAdd, seqDiff, seqGt, seqInWindow, seqLeq, seqLt } from './seq.js';
+
+/** Most disjoint out-of-order ranges kept; new data that would need another range is dropped. */
+export const MAX_OOO_RANGES = 32;
+
+/** The largest 16-bit window field (RFC 9293 §3.1). */
+const MAX_FIELD = 0xffff;
+
+/** What `ingest` did with a segment's text and FIN (bit set). */
+export const RcvFlag = {
+  /** In-order bytes were delivered: take them from `delivered`. */
+  DATA: 1,
+  /** Bytes were stored above a hole (RFC 5681 §4.2: ACK at once, a duplicate ACK). */
+  OUT_OF_ORDER: 2,
+  /** The segment filled all or part of a hole (RFC 5681 §4.2: ACK at once). */
+  FILLED: 4,
+  /** The peer's FIN is now in order; RCV.NXT has moved past it. */
+  FIN: 8,
+  /** Nothing new: the text was entirely at or below RCV.NXT (an old duplicate). */
+  DUPLICATE: 16,
+  /** New out-of-order bytes could not be stored (range limit) and were dropped. */
+  DROPPED: 32,
+} as const;
+
+export class Receiver {
+  /** IRS: the peer's initial sequence number. */
+  irs: number;
+  /** RCV.NXT. */
+  nxt: number;
+  /** The receive buffer (bytes): delivered-but-unconsumed plus window. */
+  bufBytes: number;
+  /** Rcv.Wind.Shift (RFC 7323 §2.3); 0 when window scaling is off. */
+  shift: number;
+  /** The segment size the peer sends us at most (our advertised MSS), for SWS avoidance. */
+  mss: number;
+  /** Bytes delivered to the owner and not yet consumed. */
+  unconsumed: number;
+  /** Right edge of the window in the last segment we sent (RCV.NXT + RCV.WND then). */
+  advEdge: number;
+  /** The furthest right edge ever advertised: data is accepted up to here. */
+  maxEdge: number;
+  /** RFC 7323 §4.3 Last.ACK.sent: the ACK field of the last segment we sent. */
+  lastAckSent: number;
+  /** The in-order bytes of the last `ingest`, an owned copy for `onData` (null when none). */
+  delivered: Buffer | null;
+  /** A FIN has been seen out of order at `finSeq` (nothing is accepted beyond it). */
+  finSeen: boolean;
+  finSeq: number;
+
+  private ring: Buffer | null;
+  private ringBase: number;
+  private ringCap: number;
+  private readonly ranges: Uint32Array;
+  private rangeCount: number;
+  private oooTotal: number;
+  /** Starts of the most recently stored out-of-order segments, newest first (RFC 2018 §4). */
+  private readonly recent: Uint32Array;
+  private recentCount: number;
+
+  constructor(bufBytes: number, mss: number) {
+    this.irs = 0;
+    this.nxt = 0;
+    this.bufBytes = bufBytes;
+    this.shift = 0;
+    this.mss = mss;
+    this.unconsumed = 0;
+    this.advEdge = 0;
+    this.maxEdge = 0;
+    this.lastAckSent = 0;
+    this.delivered = null;
+    this.finSeen = false;
+    this.finSeq = 0;
+    this.ring = null;
+    this.ringBase = 0;
+    this.ringCap = 0;
+    this.ranges = new Uint32Array(MAX_OOO_RANGES * 2);
+    this.rangeCount = 0;
+    this.oooTotal = 0;
+    this.recent = new Uint32Array(MAX_SACK_BLOCKS);
+    this.recentCount = 0;
+  }
+
+  /**
+   * Start receiving after the peer's SYN (IRS = `irs`). `synWindow` is the unscaled window our
+   * SYN or SYN-ACK offers (RFC 7323 §2.2: never scaled).
+   */
+  init(irs: number, shift: number): void {
+    this.irs = irs;
+    this.nxt = seqAdd(irs, 1);
+    this.shift = shift;
+    this.ringCap = this.maxWindow + (1 << shift);
+    this.lastAckSent = this.nxt;
+    this.advEdge = this.nxt;
+    this.maxEdge = this.nxt;
+  }
+
+  /** The window a SYN or SYN-ACK offers: unscaled, so at most 65535 (RFC 7323 §2.2). */
+  synWindow(): number {
+    return this.bufBytes < MAX_FIELD ? this.bufBytes : MAX_FIELD;
+  }
+
+  /** Record the window of our SYN/SYN-ACK as advertised. */
+  commitSynWindow(window: number): void {
+    this.advEdge = seqAdd(this.nxt, window);
+    if (seqGt(this.advEdge, this.maxEdge)) this.maxEdge = this.advEdge;
+    this.lastAckSent = this.nxt;
+  }
+
+  /** The largest window we can express: min(buffer, 65535 × 2^shift). */
+  get maxWindow(): number {
+    const field = MAX_FIELD * 2 ** this.shift;
+    return this.bufBytes < field ? this.bufBytes : field;
+  }
+
+  /** RCV.WND for the acceptability test: up to the furthest edge advertised (≥ 0). */
+  get window(): number {
+    const w = seqDiff(this.maxEdge, this.nxt);
+    return w > 0 ? w : 0;
+  }
+
+  /** The window in the last segment we sent (≥ 0). */
+  get advertisedWindow(): number {
+    const w = seqDiff(this.advEdge, this.nxt);
+    return w > 0 ? w : 0;
+  }
+
+  /** Bytes held out of order. */
+  get oooBytes(): number {
+    return this.oooTotal;
+  }
+
+  /** Whether out-of-order data is held (SACK blocks to report). */
+  get hasOutOfOrder(): boolean {
+    return this.rangeCount > 0;
+  }
+
+  /** Bytes held in total: delivered-but-unconsumed plus out-of-order. */
+  get buffered(): number {
+    return this.unconsumed + this.oooTotal;
+  }
+
+  /** Whether a reassembly ring is currently allocated (for tests of the memory bound). */
+  get ringAllocated(): boolean {
+    return this.ring !== null;
+  }
+
+  /**
+   * RFC 9293 §3.10.7.4 segment acceptability (the four cases of the table), against the furthest
+   * right edge we advertised.
+   */
+  acceptable(seq: number, segLen: number): boolean {
+    const wnd = this.window;
+    if (segLen === 0) return wnd === 0 ? seq === this.nxt : seqInWindow(seq, this.nxt, wnd);
+    if (wnd === 0) return false;
+    return seqInWindow(seq, this.nxt, wnd) || seqInWindow(seqAdd(seq, segLen - 1), this.nxt, wnd);
+  }
+
+  /**
+   * Take an acceptable segment's text (and FIN): trim what lies before RCV.NXT or beyond the
+   * window (RFC 9293 §3.10.7.4 "segments with higher beginning sequence numbers ... trimmed"),
+   * deliver what is in order (with anything it joins up from the reassembly queue) into
+   * `delivered`, store what is not. Returns RcvFlag bits. `payload` is not kept.
+   */
+  ingest(seq: number, payload: Buffer, fin: boolean): number {
+    this.delivered = null;
+    let start = seq;
+    let off = 0;
+    let len = payload.length;
+    let hasFin = fin;
+
+    const behind = seqDiff(this.nxt, start);
+    if (behind > 0) {
+      // Everything before RCV.NXT is a duplicate; a FIN before RCV.NXT is impossible here.
+      if (behind > len) return RcvFlag.DUPLICATE;
+      off = behind;
+      len -= behind;
+      start = this.nxt;
+      if (len === 0 && !hasFin) return RcvFlag.DUPLICATE;
+    }
+    if (this.finSeen) {
+      // Nothing exists beyond the peer's FIN: ignore bytes past it (and a second, different FIN).
+      const room = seqDiff(this.finSeq, start);
+      if (room < 0) return 0;
+      if (len > room) len = room;
+      if (hasFin && seqAdd(start, len) !== this.finSeq) hasFin = false;
+    }
+    // Never take more than we advertised (RFC 9293 §3.10.7.4: trim to the window). A FIN right at
+    // the edge occupies no buffer and is kept, unless data in front of it was cut.
+    const room = seqDiff(this.maxEdge, start);
+    if (len > room) {
+      len = room > 0 ? room : 0;
+      hasFin = false;
+    }
+    if (len === 0 && !hasFin) return 0;
+    if (start === this.nxt) return this.inOrder(start, payload, off, len, hasFin);
+    return this.outOfOrder(start, payload, off, len, hasFin);
+  }
+
+  /** The owner has passed on `n` delivered bytes: they no longer occupy the buffer. */
+  consume(n: number): void {
+    this.unconsumed = n < this.unconsumed ? this.unconsumed - n : 0;
+  }
+
+  /** RFC 9293 §3.8.6.2.2: the right edge moves only by at least min(RCV.BUFF/2, MSS). */
+  get swsThreshold(): number {
+    const half = Math.floor(this.bufBytes / 2);
+    return half < this.mss ? half : this.mss;
+  }
+
+  /** Free buffer space measured from RCV.NXT, limited to what the window field can say. */
+  private available(): number {
+    const free = this.bufBytes - this.unconsumed;
+    if (free <= 0) return 0;
+    const max = this.maxWindow;
+    return free < max ? free : max;
+  }
+
+  /**
+   * The window field for the next segment we send (scaled down by our shift; not committed).
+   * Receiver SWS avoidance (RFC 9293 §3.8.6.2.2) holds the right edge until it can move by at
+   * least `swsThreshold`; the edge never retracts (see the module comment for the one exception).
+   */
+  selectWindow(): number {
+    const avail = this.available();
+    const cur = this.advertisedWindow;
+    let wnd = avail;
+    if (wnd - cur < this.swsThreshold) wnd = cur;
+    const shift = this.shift;
+    let field = Math.floor(wnd / 2 ** shift);
+    if (field * 2 ** shift < cur && (field + 1) * 2 ** shift <= avail + 2 ** shift - 1) field++;
+    return field < MAX_FIELD ? field : MAX_FIELD;
+  }
+
+  /** Record that a segment carrying window field `field` and ACK = RCV.NXT went out. */
+  commitWindow(field: number): void {
+    this.advEdge = seqAdd(this.nxt, field * 2 ** this.shift);
+    if (seqGt(this.advEdge, this.maxEdge)) this.maxEdge = this.advEdge;
+    this.lastAckSent = this.nxt;
+  }
+
+  /**
+   * Whether a window update is worth sending now: the right edge could move by at least the SWS
+   * threshold (RFC 9293 §3.8.6.2.2), which also covers re-opening a zero window.
+   */
+  windowUpdateDue(): boolean {
+    return this.available() - this.advertisedWindow >= this.swsThreshold;
+  }
+
+  /**
+   * Fill `out` with up to `max` SACK blocks [left, right) (RFC 2018 §4): the block holding the most
+   * recently received segment first, then the other recently reported ones, then the rest from
+   * the lowest up. Returns the number of blocks.
+   */
+  sackBlocks(out: Uint32Array, max: number): number {
+    let count = 0;
+    const limit = max < MAX_SACK_BLOCKS ? max : MAX_SACK_BLOCKS;
+    for (let r = 0; r < this.recentCount && count < limit; r++) {
+      const i = this.rangeHolding(this.recent[r]!);
+      if (i >= 0) count = this.addBlock(out, count, i);
+    }
+    for (let i = 0; i < this.rangeCount && count < limit; i++) count = this.addBlock(out, count, i);
+    return count;
+  }
+
+  /** Drop all reassembly state (connection closed or reset). */
+  reset(): void {
+    this.ring = null;
+    this.rangeCount = 0;
+    this.oooTotal = 0;
+    this.recentCount = 0;
+    this.delivered = null;
+  }
+
+  // ------------------------------------------------------------------------------ internals
+
+  private inOrder(start: number, payload: Buffer, off: number, len: number, hasFin: boolean): number {
+    let flags = 0;
+    const end = seqAdd(start, len);
+    if (hasFin && !this.finSeen) {
+      this.finSeen = true;
+      this.finSeq = end;
+    }
+    // Join up with the reassembly queue: every range starting at or before the new RCV.NXT.
+    let newNxt = end;
+    const ranges = this.ranges;
+    let joined = 0;
+    if (this.rangeCount > 0) flags |= RcvFlag.FILLED;
+    while (joined < this.rangeCount && seqLeq(ranges[2 * joined]!, newNxt)) {
+      const re = ranges[2 * joined + 1]!;
+      if (seqGt(re, newNxt)) newNxt = re;
+      joined++;
+    }
+    if (this.finSeen && seqGt(newNxt, this.finSeq)) newNxt = this.finSeq;
+    const fromRing = seqDiff(newNxt, end);
+    const total = len + fromRing;
+    if (total > 0) {
+      const buf = Buffer.allocUnsafe(total);
+      if (len > 0) payload.copy(buf, 0, off, off + len);
+      if (fromRing > 0) this.ringRead(end, buf, len, fromRing);
+      this.delivered = buf;
+      this.unconsumed += total;
+      flags |= RcvFlag.DATA;
+    }
+    if (joined > 0) this.dropRanges(joined);
+    this.nxt = newNxt;
+    if (this.finSeen && this.nxt === this.finSeq) {
+      // RFC 9293 §3.10.7.4 eighth: the FIN is in order; advance RCV.NXT over it.
+      this.nxt = seqAdd(this.nxt, 1);
+      this.finSeen = false;
+      this.rangeCount = 0;
+      this.oooTotal = 0;
+      flags |= RcvFlag.FIN;
+    }
+    if (this.rangeCount === 0) {
+      this.ring = null;
+      this.recentCount = 0;
+    } else {
+      this.rebaseRing();
+    }
+    return flags;
+  }
+
+  private outOfOrder(start: number, payload: Buffer, off: number, len: number, hasFin: boolean): number {
+    const end = seqAdd(start, len);
+    if (hasFin && !this.finSeen) {
+      this.finSeen = true;
+      this.finSeq = end;
+    }
+    if (len === 0) return RcvFlag.OUT_OF_ORDER;
+    const ranges = this.ranges;
+    const n = this.rangeCount;
+    // i: first range ending at or after `start` (overlapping or adjacent on the left);
+    // j: first range starting after `end` (neither overlapping nor adjacent).
+    let i = 0;
+    while (i < n && seqLt(ranges[2 * i + 1]!, start)) i++;
+    let j = i;
+    while (j < n && seqLeq(ranges[2 * j]!, end)) j++;
+    if (i === j && n === MAX_OOO_RANGES) return RcvFlag.DROPPED;
+
+    if (this.ring === null) {
+      this.ring = Buffer.allocUnsafe(this.ringCap);
+      this.ringBase = this.nxt;
+    }
+    this.ringWrite(start, payload, off, len);
+
+    if (i === j) {
+      ranges.copyWithin(2 * i + 2, 2 * i, 2 * n);
+      ranges[2 * i] = start;
+      ranges[2 * i + 1] = end;
+      this.rangeCount = n + 1;
+      this.oooTotal += len;
+    } else {
+      let covered = 0;
+      for (let k = i; k < j; k++) covered += seqDiff(ranges[2 * k + 1]!, ranges[2 * k]!);
+      const lo = seqLt(ranges[2 * i]!, start) ? ranges[2 * i]! : start;
+      const hi = seqGt(ranges[2 * (j - 1) + 1]!, end) ? ranges[2 * (j - 1) + 1]! : end;
+      ranges[2 * i] = lo;
+      ranges[2 * i + 1] = hi;
+      if (j - i > 1) {
+        ranges.copyWithin(2 * i + 2, 2 * j, 2 * n);
+        this.rangeCount = n - (j - i - 1);
+      }
+      this.oooTotal += seqDiff(hi, lo) - covered;
+    }
+    this.noteRecent(start);
+    return RcvFlag.OUT_OF_ORDER;
+  }
+
+  /** Remove the first `k` ranges (now in order). */
+  private dropRanges(k: number): void {
+    const ranges = this.ranges;
+    for (let i = 0; i < k; i++) this.oooTotal -= seqDiff(ranges[2 * i + 1]!, ranges[2 * i]!);
+    ranges.copyWithin(0, 2 * k, 2 * this.rangeCount);
+    this.rangeCount -= k;
+  }
+
+  private noteRecent(start: number): void {
+    const recent = this.recent;
+    let n = this.recentCount < recent.length ? this.recentCount : recent.length - 1;
+    recent.copyWithin(1, 0, n);
+    recent[0] = start;
+    n++;
+    this.recentCount = n;
+  }
+
+  private rangeHolding(seq: number): number {
+    const ranges = this.ranges;
+    for (let i = 0; i < this.rangeCount; i++) {
+      const s = ranges[2 * i]!;
+      if (seqInWindow(seq, s, seqDiff(ranges[2 * i + 1]!, s))) return i;
+    }
+    return -1;
+  }
+
+  private addBlock(out: Uint32Array, count: number, i: number): number {
+    const s = this.ranges[2 * i]!;
+    for (let k = 0; k < count; k++) if (out[2 * k] === s) return count;
+    out[2 * count] = s;
+    out[2 * count + 1] = this.ranges[2 * i + 1]!;
+    return count + 1;
+  }
+
+  /** Keep the ring's base close behind RCV.NXT (same mapping, no 2^32 wrap in the offsets). */
+  private rebaseRing(): void {
+    const d = seqDiff(this.nxt, this.ringBase);
+    if (d >= this.ringCap) this.ringBase = seqAdd(this.ringBase, d - (d % this.ringCap));
+  }
+
+  private ringIndex(seq: number): number {
+    return ((seq - this.ringBase) >>> 0) % this.ringCap;
+  }
+
+  private ringWrite(seq: number, src: Buffer, off: number, len: number): void {
+    const ring = this.ring!;
+    const idx = this.ringIndex(seq);
+    const first = this.ringCap - idx < len ? this.ringCap - idx : len;
+    src.copy(ring, idx, off, off + first);
+    if (len > first) src.copy(ring, 0, off + first, off + len);
+  }
+
+  private ringRead(seq: number, dst: Buffer, dstOff: number, len: number): void {
+    const ring = this.ring!;
+    const idx = this.ringIndex(seq);
+    const first = this.ringCap - idx < len ? this.ringCap - idx : len;
+    ring.copy(dst, dstOff, idx, idx + first);
+    if (len > first) ring.copy(dst, dstOff + first, 0, len - first);
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * The send buffer: the bytes of the outgoing stream from SND.UNA on (sent-but-unacknowledged, then
+ * not-yet-sent), kept as the caller's own chunks. `write()` keeps a reference to each chunk (the
+ * proxy hands over fresh socket reads, which nobody else touches), so queuing costs no copy; the
+ * one copy of a byte happens when the stack serializes a segment straight from here into the TUN
+ * write batch (`copy`).
+ *
+ * Chunks sit in a power-of-two ring of references. Acknowledged bytes are released from the
+ * front (`consume`). A cursor remembers where the last copy ended so that the usual pattern —
+ * segment after segment, in order — finds its chunk in O(1) instead of walking from the front.
+ */
+
+const INITIAL_SLOTS = 8;
+
+export class SendBufferError extends RangeError {
+  readonly code = 'ERR_TCP_SEND_BUFFER_RANGE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'SendBufferError';
+  }
+}
+
+export class SendBuffer {
+  private slots: (Buffer | undefined)[];
+  private mask: number;
+  /** Ring index of the first chunk. */
+  private head: number;
+  /** Number of chunks held. */
+  private count: number;
+  /** Bytes of the first chunk already consumed. */
+  private headOffset: number;
+  /** Total bytes held (from SND.UNA). */
+  private bytes: number;
+  /** Copy cursor: chunk index relative to head, and the stream offset where that chunk starts. */
+  private curIndex: number;
+  private curStart: number;
+
+  constructor() {
+    this.slots = new Array<Buffer | undefined>(INITIAL_SLOTS).fill(undefined);
+    this.mask = INITIAL_SLOTS - 1;
+    this.head = 0;
+    this.count = 0;
+    this.headOffset = 0;
+    this.bytes = 0;
+    this.curIndex = 0;
+    this.curStart = 0;
+  }
+
+  /** Bytes held: unacknowledged plus unsent. */
+  get length(): number {
+    return this.bytes;
+  }
+
+  /** Number of chunks held (for tests and bounds checks). */
+  get chunks(): number {
+    return this.count;
+  }
+
+  /** Append a chunk (kept by reference). Empty chunks are ignored. */
+  push(buf: Buffer): void {
+    if (buf.length === 0) return;
+    if (this.count === this.slots.length) this.grow();
+    this.slots[(this.head + this.count) & this.mask] = buf;
+    this.count++;
+    this.bytes += buf.length;
+  }
+
+  /** Release the first `n` bytes (acknowledged). */
+  consume(n: number): void {
+    if (n <= 0) return;
+    if (n > this.bytes) throw new SendBufferError(`consume(${n}) with only ${this.bytes} bytes buffered`);
+    this.bytes -= n;
+    let left = n;
+    while (left > 0) {
+      const chunk = this.slots[this.head]!;
+      const avail = chunk.length - this.headOffset;
+      if (left < avail) {
+        this.headOffset += left;
+        break;
+      }
+      left -= avail;
+      this.slots[this.head] = undefined;
+      this.head = (this.head + 1) & this.mask;
+      this.count--;
+      this.headOffset = 0;
+    }
+    // The cursor's stream offsets are relative to the front: start over from it.
+    this.curIndex = 0;
+    this.curStart = 0;
+  }
+
+  /**
+   * Copy `len` bytes starting `offset` bytes after the front into dst[dstOffset...]. Throws when
+   * the range is not held (a caller bug: segments only ever describe buffered bytes).
+   */
+  copy(dst: Buffer, dstOffset: number, offset: number, len: number): void {
+    if (len <= 0) return;
+    if (offset < 0 || offset + len > this.bytes) {
+      throw new SendBufferError(`copy of [${offset}, ${offset + len}) outside the ${this.bytes} buffered bytes`);
+    }
+    let index: number;
+    let start: number;
+    if (offset >= this.curStart && this.curIndex < this.count) {
+      index = this.curIndex;
+      start = this.curStart;
+    } else {
+      index = 0;
+      start = 0;
+    }
+    // Walk to the chunk holding `offset`.
+    for (;;) {
+      const chunkLen = this.chunkLength(index);
+      if (offset < start + chunkLen) break;
+      start += chunkLen;
+      index++;
+    }
+    let out = dstOffset;
+    let left = len;
+    let pos = offset;
+    for (;;) {
+      const chunk = this.slots[(this.head + index) & this.mask]!;
+      const base = index === 0 ? this.headOffset : 0;
+      const chunkLen = chunk.length - base;
+      const within = pos - start;
+      const take = chunkLen - within < left ? chunkLen - within : left;
+      chunk.copy(dst, out, base + within, base + within + take);
+      out += take;
+      left -= take;
+      pos += take;
+      if (left === 0) {
+        // Remember where we are; if this chunk is used up, the next copy starts at the next one.
+        if (pos === start + chunkLen && index + 1 < this.count) {
+          this.curIndex = index + 1;
+          this.curStart = start + chunkLen;
+        } else {
+          this.curIndex = index;
+          this.curStart = start;
+        }
+        return;
+      }
+      start += chunkLen;
+      index++;
+    }
+  }
+
+  /** Drop everything. */
+  clear(): void {
+    for (let i = 0; i < this.count; i++) this.slots[(this.head + i) & this.mask] = undefined;
+    this.head = 0;
+    this.count = 0;
+    this.headOffset = 0;
+    this.bytes = 0;
+    this.curIndex = 0;
+    this.curStart = 0;
+  }
+
+  private chunkLength(index: number): number {
+    const chunk = this.slots[(this.head + index) & this.mask]!;
+    return index === 0 ? chunk.length - this.headOffset : chunk.length;
+  }
+
+  private grow(): void {
+    const old = this.slots;
+    const size = old.length * 2;
+    const next = new Array<Buffer | undefined>(size).fill(undefined);
+    for (let i = 0; i < this.count; i++) next[i] = old[(this.head + i) & this.mask];
+    this.slots = next;
+    this.mask = size - 1;
+    this.head = 0;
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * TIME-WAIT as a compact record and a pure verdict function, after Linux's minisocks
+ * (`tcp_timewait_state_process`): once a connection reaches TIME-WAIT the stack keeps only a
+ * `TimeWaitRecord` (plain numbers, thousands of them live at once) and asks `timeWaitProcess`
+ * what to do with each segment for it. `TcpConn` in TIME_WAIT calls the same function, so there
+ * is one implementation of the rules.
+ *
+ * Rules (in order):
+ * 1. RFC 1337: an RST never ends TIME-WAIT (TIME-WAIT assassination hazard): dropped.
+ * 2. RFC 7323 §5.3 R1 (PAWS): a segment whose TSval is older than TS.Recent is answered with an
+ *    ACK and dropped, unless TS.Recent is more than 24 days old (§5.5).
+ * 3. A SYN without ACK may start a new incarnation of the 4-tuple (RFC 9293 §3.10.7.4 / RFC 1122
+ *    §4.2.2.13, RFC 6191): with timestamps on both, when its TSval is newer than TS.Recent; without,
+ *    when its sequence number is above RCV.NXT. Any other SYN gets an ACK (RFC 5961 §4).
+ * 4. RFC 9293 §3.10.7.4 TIME-WAIT: "The only thing that can arrive in this state is a retransmission
+ *    of the remote FIN. Acknowledge it, and restart the 2 MSL timeout."
+ * 5. A bare ACK exactly at RCV.NXT needs nothing: dropped silently.
+ * 6. Anything else is unacceptable (RFC 9293 §3.10.7.4: send an ACK and drop it).
+ */
+import type { TcpConfig } from './config.js';
+import type { CloseReason, ConnIdentity, TcpEventSink } from './events.js';
+import { OutSegment, Segment, TcpFlag } from './segment.js';
+import { seqAdd, seqGt, seqLt } from './seq.js';
+import { State } from './state.js';
+
+/** RFC 7323 §5.5: TS.Recent is invalid after 24 days of idleness (2^31 ms at 1 ms ticks is ~24.8 days). */
+export const PAWS_IDLE_MS = 24 * 24 * 60 * 60 * 1000;
+
+/** Sequence-space margin between the old incarnation's SND.NXT and the new ISS (as Linux: 64 KiB + 2). */
+export const TIME_WAIT_ISS_MARGIN = 65535 + 2;
+
+/** The timestamp clock: 1 ms ticks (RFC 7323 §5.4 allows 1 ms to 1 s) plus a per-connection offset. */
+export function tsClock(now: number, tsOffset: number): number {
+  return (Math.floor(now) + tsOffset) >>> 0;
+}
+
+/** A connection in TIME-WAIT, reduced to what its rules need. Plain numbers; one shape. */
+export class TimeWaitRecord implements ConnIdentity {
+  /** The connection id (events keep reporting under it). */
+  readonly id: number;
+  /** Our SND.NXT: the sequence number of our ACKs (our FIN has been acknowledged). */
+  sndNxt: number;
+  /** RCV.NXT: just past the peer's FIN. */
+  rcvNxt: number;
+  /** The window field to put in our ACKs (already scaled down). */
+  window: number;
+  tsEnabled: boolean;
+  /** RFC 7323 TS.Recent and when it was last updated (ms). */
+  tsRecent: number;
+  tsRecentAt: number;
+  tsOffset: number;
+  /** When TIME-WAIT was entered (the TIME_WAIT→CLOSED transition reports time spent since). */
+  enteredAt: number;
+  /** When the 2×MSL timer expires (ms). */
+  expiresAt: number;
+
+  constructor(
+    id: number,
+    sndNxt: number,
+    rcvNxt: number,
+    window: number,
+    tsEnabled: boolean,
+    tsRecent: number,
+    tsRecentAt: number,
+    tsOffset: number,
+    enteredAt: number,
+    expiresAt: number,
+  ) {
+    this.id = id;
+    this.sndNxt = sndNxt;
+    this.rcvNxt = rcvNxt;
+    this.window = window;
+    this.tsEnabled = tsEnabled;
+    this.tsRecent = tsRecent;
+    this.tsRecentAt = tsRecentAt;
+    this.tsOffset = tsOffset;
+    this.enteredAt = enteredAt;
+    this.expiresAt = expiresAt;
+  }
+}
+
+/**
+ * What to do with a segment for a TIME-WAIT record.
+ * - 'ack': send `buildTimeWaitAck` and drop the segment (count it as a 'time_wait' drop);
+ * - 'ack_restart': a retransmitted FIN: send the ACK; `expiresAt` has been pushed back (reschedule);
+ * - 'accept_syn': a new incarnation's SYN: end the record and open a new connection for it, with
+ *   an ISS from `nextIssAfterTimeWait`;
+ * - 'drop': discard silently (RSTs, bare ACKs, anything not worth an answer).
+ */
+export type TimeWaitVerdict = 'ack' | 'ack_restart' | 'accept_syn' | 'drop';
+
+/** RFC 7323 §5.3 R1: the segment's TSval is older than a still-valid TS.Recent. */
+export function pawsRejects(tsRecent: number, tsRecentAt: number, tsVal: number, now: number): boolean {
+  return seqLt(tsVal, tsRecent) && now - tsRecentAt <= PAWS_IDLE_MS;
+}
+
+export function timeWaitProcess(rec: TimeWaitRecord, seg: Segment, now: number, cfg: TcpConfig): TimeWaitVerdict {
+  const flags = seg.flags;
+  // RFC 1337: ignore RSTs in TIME-WAIT (whatever their sequence number or timestamp).
+  if (flags & TcpFlag.RST) return 'drop';
+
+  const opts = seg.options;
+  const withTs = rec.tsEnabled && opts.tsPresent;
+  // RFC 7323 §5.3 R1 (PAWS), before any other check.
+  if (withTs && pawsRejects(rec.tsRecent, rec.tsRecentAt, opts.tsVal, now)) return 'ack';
+
+  if (flags & TcpFlag.SYN) {
+    if ((flags & TcpFlag.ACK) === 0) {
+      // RFC 6191 §2: with timestamps on both incarnations the TSval decides; otherwise RFC 1122
+      // §4.2.2.13: the SYN's sequence number must be above the old RCV.NXT.
+      const newer = withTs ? seqGt(opts.tsVal, rec.tsRecent) : seqGt(seg.seq, rec.rcvNxt);
+      if (newer) return 'accept_syn';
+    }
+    // RFC 5961 §4: a SYN that does not open a new incarnation gets a (challenge) ACK.
+    return 'ack';
+  }
+
+  const payloadLen = seg.payload.length;
+  if (flags & TcpFlag.FIN) {
+    // The peer's FIN occupied rcvNxt − 1: a retransmission ends exactly at rcvNxt.
+    const finSeq = seqAdd(seg.seq, payloadLen);
+    if (finSeq === seqAdd(rec.rcvNxt, -1)) {
+      // RFC 9293 §3.10.7.4 TIME-WAIT: acknowledge it and restart the 2 MSL timeout.
+      rec.expiresAt = now + 2 * cfg.mslMs;
+      if (withTs) updateTsRecent(rec, opts.tsVal, now);
+      return 'ack_restart';
+    }
+    return 'ack';
+  }
+
+  if (payloadLen === 0 && seg.seq === rec.rcvNxt && flags & TcpFlag.ACK) {
+    // An in-window bare ACK (e.g. a late duplicate of the ACK of our FIN): nothing to do.
+    if (withTs) updateTsRecent(rec, opts.tsVal, now);
+    return 'drop';
+  }
+  // RFC 9293 §3.10.7.4: anything else is not acceptable here: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
+  return 'ack';
+}
+
+function updateTsRecent(rec: TimeWaitRecord, tsVal: number, now: number): void {
+  // RFC 7323 §4.3 (2): only move TS.Recent forward.
+  if (!seqLt(tsVal, rec.tsRecent) || now - rec.tsRecentAt > PAWS_IDLE_MS) {
+    rec.tsRecent = tsVal;
+    rec.tsRecentAt = now;
+  }
+}
+
+/** Fill `out` with the ACK a TIME-WAIT record sends: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. */
+export function buildTimeWaitAck(rec: TimeWaitRecord, now: number, out: OutSegment): void {
+  out.clear();
+  out.seq = rec.sndNxt;
+  out.ack = rec.rcvNxt;
+  out.flags = TcpFlag.ACK;
+  out.window = rec.window;
+  if (rec.tsEnabled) {
+    // RFC 7323 §3.2: TSopt in every segment once negotiated.
+    out.options.tsPresent = true;
+    out.options.tsVal = tsClock(now, rec.tsOffset);
+    out.options.tsEcr = rec.tsRecent;
+  }
+}
+
+/**
+ * The ISS for a new incarnation that replaces a TIME-WAIT record (RFC 1122 §4.2.2.13 (1): above
+ * the largest sequence number used by the old one), `margin` past the old SND.NXT. Never 0, so
+ * callers can keep 0 as "unset".
+ */
+export function nextIssAfterTimeWait(rec: TimeWaitRecord, margin = TIME_WAIT_ISS_MARGIN): number {
+  const iss = seqAdd(rec.sndNxt, margin);
+  return iss === 0 ? 1 : iss;
+}
+
+/** Whether the record's 2×MSL timer has run out at `now`. */
+export function timeWaitExpired(rec: TimeWaitRecord, now: number): boolean {
+  return now >= rec.expiresAt;
+}
+
+/**
+ * Report the end of TIME-WAIT for a record: the TIME_WAIT→CLOSED transition (with the time spent
+ * in TIME-WAIT) and the close. TIME-WAIT is only ever reached through an orderly FIN exchange,
+ * so the close reason is 'fin'.
+ */
+export function reportTimeWaitClosed(rec: TimeWaitRecord, events: TcpEventSink, now: number): void {
+  const reason: CloseReason = 'fin';
+  events.stateChange(rec, State.TIME_WAIT, State.CLOSED, now, rec.enteredAt);
+  events.closed(rec, reason, now);
+}
