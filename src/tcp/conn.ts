@@ -329,6 +329,9 @@ export class TcpConn implements ConnIdentity {
     this.snd.negotiate(mss, sndShift, sackOk, cfg.gsoMaxBytes, now);
     this.rcv.mss = cfg.mss - (this.tsEnabled ? TS_OPTION_BYTES : 0);
     this.rcv.init(syn.seq, rcvShift);
+    // The window of our SYN / SYN-ACK is fixed (unscaled, RFC 7323 §2.2): it is what the peer
+    // may fill before our first scaled window reaches it.
+    this.rcv.commitSynWindow(this.rcv.synWindow());
   }
 
   private takeSynWindow(syn: Segment): void {
