@@ -10,6 +10,7 @@ import type { FlowTuple } from '../stack/flow-table.js';
 import type { PendingSyn, Stack } from '../stack/stack.js';
 import type { Proxy, UpstreamObserver, UpstreamResult } from '../proxy/forwarder.js';
 import type { Pipe } from '../proxy/pipe.js';
+import type { TcpConn } from '../tcp/conn.js';
 import type { ConnIdentity } from '../tcp/events.js';
 import { State, STATE_NAMES } from '../tcp/state.js';
 import { KERNEL_TCP_STATE_NAMES, TCP_INFO_FIELDS, TCP_INFO_RTT_US, TCP_INFO_STATE, tcpInfo } from '../tun/tcp-info.js';
@@ -48,6 +49,8 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   /** Upstream 4-tuples ("localport remote") of closed sockets → when they closed. */
   private readonly closedTuples = new Map<string, number>();
   private readonly info = new Float64Array(TCP_INFO_FIELDS);
+  /** What a connection was when it entered TIME-WAIT (the compact record keeps only protocol state). */
+  private readonly timeWaitInfo = new Map<number, { createdAt: number; bytesIn: number; bytesOut: number }>();
 
   constructor(private readonly clock: Clock) {}
 
@@ -58,8 +61,15 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
         const flow = (conn as PendingSyn).flow;
         if (flow !== undefined) this.flows.set(conn.id, flow);
       },
+      stateChange: (conn: ConnIdentity, _from: State, to: State) => {
+        if (to === State.TIME_WAIT) {
+          const c = conn as Partial<TcpConn>;
+          this.timeWaitInfo.set(conn.id, { createdAt: c.createdAt ?? 0, bytesIn: c.bytesIn ?? 0, bytesOut: c.bytesOut ?? 0 });
+        }
+      },
       closed: (conn: ConnIdentity) => {
         this.flows.delete(conn.id);
+        this.timeWaitInfo.delete(conn.id);
       },
     });
   }
@@ -107,7 +117,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     }
     for (const { rec } of stack.timeWaits()) {
       sample.state = State.TIME_WAIT;
-      sample.createdAt = rec.createdAt;
+      sample.createdAt = this.timeWaitInfo.get(rec.id)?.createdAt ?? rec.enteredAt;
       sample.lastActivityAt = rec.enteredAt;
       sample.waitingOn = null;
       sample.waitingSince = 0;
@@ -136,7 +146,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
         destination: formatEndpoint(flow.family, flow.local, flow.localPort),
         upstream: pipe?.upstreamEndpoints() ?? null,
         state: STATE_NAMES[conn.state]!,
-        appState: inferAppState(conn.state, conn.finAcked),
+        appState: inferAppState(conn.state, conn.snd.finAcked),
         appStateSource: 'inferred',
         upstreamState,
         waitingOn,
@@ -153,6 +163,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       });
     }
     for (const { flow, rec } of stack.timeWaits()) {
+      const info = this.timeWaitInfo.get(rec.id);
       rows.push({
         id: rec.id,
         client: formatEndpoint(flow.family, flow.remote, flow.remotePort),
@@ -164,11 +175,11 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
         upstreamState: 'CLOSED',
         waitingOn: null,
         waitingSeconds: null,
-        ageSeconds: (now - rec.createdAt) / 1000,
+        ageSeconds: (now - (info?.createdAt ?? rec.enteredAt)) / 1000,
         stateAgeSeconds: (now - rec.enteredAt) / 1000,
         idleSeconds: (now - rec.enteredAt) / 1000,
-        bytesIn: rec.bytesIn,
-        bytesOut: rec.bytesOut,
+        bytesIn: info?.bytesIn ?? 0,
+        bytesOut: info?.bytesOut ?? 0,
         rttSeconds: null,
         retransmits: 0,
         sendWindow: 0,

@@ -10,7 +10,7 @@
  */
 import { TcpConn, rstForUnknown, type ConnHandler } from '../tcp/conn.js';
 import type { TcpConfig } from '../tcp/config.js';
-import type { ResetReason } from '../tcp/events.js';
+import type { ConnIdentity, ResetReason } from '../tcp/events.js';
 import { IsnGenerator } from '../tcp/isn.js';
 import { OutSegment, Segment, TcpFlag } from '../tcp/segment.js';
 import { seqAdd } from '../tcp/seq.js';
@@ -91,14 +91,20 @@ export class PendingSyn implements FlowEntry, Schedulable {
   ) {}
 }
 
-export class TimeWaitEntry implements FlowEntry, Schedulable {
+/** A connection in TIME-WAIT: its compact record plus what the observers still report of it. */
+export class TimeWaitEntry implements FlowEntry, Schedulable, ConnIdentity {
   readonly kind = KIND_TIME_WAIT;
   nextInBucket: FlowEntry | null = null;
   heapAt = Infinity;
   constructor(
     readonly flow: FlowTuple,
     public rec: TimeWaitRecord,
+    /** When the connection's SYN arrived (connection duration is measured to CLOSED). */
+    readonly createdAt: number,
   ) {}
+  get id(): number {
+    return this.rec.id;
+  }
 }
 
 type Entry = ConnEntry | PendingSyn | TimeWaitEntry;
@@ -437,7 +443,7 @@ export class Stack implements LinkRx {
       case 'accept_syn': {
         // RFC 9293 §3.10.7.4 / RFC 6191: a new incarnation may reuse the 4-tuple at once.
         const iss = nextIssAfterTimeWait(entry.rec);
-        this.removeTimeWait(entry, now, false);
+        this.removeTimeWait(entry, now);
         this.onListenSyn(seg, this.key, iss);
         return;
       }
@@ -478,7 +484,7 @@ export class Stack implements LinkRx {
     this.table.replace(req, entry);
     this.pendingCount--;
     this.connCount++;
-    conn.accept(syn, iss, req.synAt, now, tsOffset);
+    conn.accept(syn, iss, req.synAt, now, tsOffset, f.family);
     if (req.fromCookie) {
       // The app already completed the handshake against the cookie: replay its final ACK.
       syn.clear();
@@ -575,7 +581,7 @@ export class Stack implements LinkRx {
     if (state === State.TIME_WAIT) {
       // Linux minisocks: swap the full connection for a compact record (RFC 9293 §3.10.7.4 TIME-WAIT).
       const rec = conn.toTimeWait(now);
-      const tw = new TimeWaitEntry(entry.flow, rec);
+      const tw = new TimeWaitEntry(entry.flow, rec, conn.createdAt);
       this.table.replace(entry, tw);
       this.heap.cancel(entry);
       conn.tuple = null;
@@ -615,17 +621,15 @@ export class Stack implements LinkRx {
     this.flushSoon();
   }
 
-  private removeTimeWait(entry: TimeWaitEntry, now: number, expired: boolean): void {
+  /**
+   * End TIME-WAIT for a record: its 2×MSL expired, or a new incarnation of the 4-tuple replaced it
+   * (RFC 6191). Either way the connection leaves TIME_WAIT for CLOSED after an orderly close.
+   */
+  private removeTimeWait(entry: TimeWaitEntry, now: number): void {
     if (this.table.remove(entry)) this.timeWaitCount--;
     this.heap.cancel(entry);
-    if (expired) {
-      this.events.stateChange(entry.rec, State.TIME_WAIT, State.CLOSED, now, entry.rec.enteredAt);
-      this.events.closed(entry.rec, 'fin', now);
-    } else {
-      // Replaced by a new incarnation of the same 4-tuple (RFC 6191): it still leaves TIME-WAIT.
-      this.events.stateChange(entry.rec, State.TIME_WAIT, State.CLOSED, now, entry.rec.enteredAt);
-      this.events.closed(entry.rec, 'fin', now);
-    }
+    this.events.stateChange(entry, State.TIME_WAIT, State.CLOSED, now, entry.rec.enteredAt);
+    this.events.closed(entry, 'fin', now);
   }
 
   private blockTx(): void {
@@ -646,7 +650,7 @@ export class Stack implements LinkRx {
         this.markDirty(entry);
         return;
       case KIND_TIME_WAIT:
-        if (entry.rec.expiresAt <= now) this.removeTimeWait(entry, now, true);
+        if (entry.rec.expiresAt <= now) this.removeTimeWait(entry, now);
         else this.heap.schedule(entry, entry.rec.expiresAt);
         return;
       case KIND_SYN:

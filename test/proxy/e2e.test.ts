@@ -157,7 +157,8 @@ describeIfTun('proxy end to end', () => {
       const rows = await waitFor(
         'five connections waiting on the app',
         () => env.api<{ count: number; connections: Row[] }>('/api/connections?waitingOn=app'),
-        (v) => v.count === 5,
+        // FIN_WAIT_1 until the app's kernel acknowledges our FIN, then FIN_WAIT_2.
+        (v) => v.count === 5 && v.connections.every((r) => r.state === 'FIN_WAIT_2'),
       );
       for (const row of rows.connections) {
         expect(row.state).toBe('FIN_WAIT_2');
