@@ -417,6 +417,7 @@ export class Stack implements LinkRx {
       // The app gave up (or a stray RST): only an RST that matches the SYN counts (RFC 5961 §3
       // spirit: the RST must carry an ACK of nothing we sent, so check its sequence number).
       if (seg.seq === seqAdd(req.clientIsn, 1) || seg.seq === req.clientIsn) {
+        req.settled = true;
         this.removePending(req);
         this.events.reset(req, 'received', 'peer');
         this.events.handshake(req, 'reset', this.clock.now() - req.synAt);
