@@ -153,7 +153,8 @@ function convert(spec: OptionSpec, raw: unknown, source: string): unknown {
 }
 
 export function parseListen(text: string): { host: string; port: number } {
-  const { host, port } = splitHostPort(text, '--listen');
+  // Port 0 asks the kernel for a free port (the ready log line says which).
+  const { host, port } = splitHostPort(text, '--listen', true);
   if (port === -1) throw new ConfigError(`--listen: "${text}" needs a port, e.g. 127.0.0.1:9477`);
   if (net.isIP(host) === 0 && host !== 'localhost') throw new ConfigError(`--listen: "${host}" is not an IP address`);
   return { host, port };

@@ -95,7 +95,7 @@ export function parseMapRule(text: string): MapRule {
 }
 
 /** Split `host`, `host:port`, `[v6]`, `[v6]:port`, `v4/len:port`; port -1 when absent. */
-export function splitHostPort(s: string, what: string): { host: string; port: number } {
+export function splitHostPort(s: string, what: string, allowPortZero = false): { host: string; port: number } {
   let host = s;
   let portText: string | null = null;
   if (s.startsWith('[')) {
@@ -118,8 +118,8 @@ export function splitHostPort(s: string, what: string): { host: string; port: nu
   let port = -1;
   if (portText !== null) {
     port = Number(portText);
-    if (!/^\d+$/.test(portText) || port < 1 || port > 65535) {
-      throw new ConfigError(`${what}: bad port "${portText}" (1-65535)`);
+    if (!/^\d+$/.test(portText) || port < (allowPortZero ? 0 : 1) || port > 65535) {
+      throw new ConfigError(`${what}: bad port "${portText}" (${allowPortZero ? 0 : 1}-65535)`);
     }
   }
   if (host.length === 0) throw new ConfigError(`${what}: missing host in "${s}"`);

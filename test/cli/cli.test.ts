@@ -1,0 +1,107 @@
+/**
+ * The command line as a user meets it: `synfin` from bin/, built by `npm run build`.
+ * Bad input ends in one line on stderr and exit code 2, never a stack trace.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { describeIfTun } from '../helpers/root.js';
+
+const ROOT = path.join(import.meta.dirname, '../..');
+const BIN = path.join(ROOT, 'bin/synfin.js');
+
+function synfin(args: string[], env: NodeJS.ProcessEnv = {}, asUser?: string) {
+  const argv = asUser !== undefined ? ['setpriv', `--reuid=${asUser}`, `--regid=${asUser}`, '--clear-groups', process.execPath, BIN, ...args] : [process.execPath, BIN, ...args];
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 20_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function expectOneLineError(r: { code: number | null; stderr: string }, pattern: RegExp): void {
+  expect(r.code).toBe(2);
+  const lines = r.stderr.trim().split('\n');
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(/^synfin: /);
+  expect(lines[0]).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/\bat .*\.js:\d+/); // no stack trace
+}
+
+beforeAll(() => {
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'ignore' });
+}, 120_000);
+
+describe('synfin CLI', () => {
+  it('--help lists every contract option', () => {
+    const r = synfin(['run', '--help']);
+    expect(r.code).toBe(0);
+    for (const flag of ['--tun', '--address', '--mtu', '--route', '--listen', '--msl', '--connect-timeout', '--idle-timeout', '--max-connections', '--upstream-bind', '--log-level', '--config', '--map', '--allow', '--deny']) {
+      expect(r.stdout).toContain(flag);
+    }
+    expect(r.stdout).toContain('SYNFIN_');
+  });
+
+  it('top-level help names the commands', () => {
+    const r = synfin(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/run \[options\]/);
+    expect(r.stdout).toMatch(/demo/);
+  });
+
+  it('an unknown flag is one line and exit 2', () => {
+    expectOneLineError(synfin(['run', '--frobnicate']), /unknown option '--frobnicate'/);
+  });
+
+  it('a bad CIDR is one line and exit 2', () => {
+    expectOneLineError(synfin(['run', '--address', '10.0.0.1/99']), /--address: "10.0.0.1\/99" has a bad prefix length/);
+    expectOneLineError(synfin(['run', '--deny', 'banana']), /--deny: "banana" is not an IP address/);
+  });
+
+  it('a bad environment variable is one line and exit 2', () => {
+    expectOneLineError(synfin(['run'], { SYNFIN_MSL: 'forever' }), /SYNFIN_MSL: "forever" is not a number/);
+  });
+
+  it('a missing value is one line and exit 2', () => {
+    expectOneLineError(synfin(['run', '--tun']), /argument missing/);
+  });
+});
+
+describeIfTun('synfin CLI with devices', () => {
+  it('a missing device permission is one line and exit 2', () => {
+    // uid/gid 65534: nobody/nogroup on Debian.
+    const r = synfin(['run', '--tun', `sfperm${process.pid % 10000}`, '--listen', '127.0.0.1:0'], {}, '65534');
+    expectOneLineError(r, /permission|CAP_NET_ADMIN|root/i);
+  });
+
+  it('a port already in use is one line and exit 2', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const name = `sfcli${process.pid % 10000}`;
+      expectOneLineError(synfin(['run', '--tun', name, '--listen', `127.0.0.1:${port}`]), new RegExp(`--listen: 127.0.0.1:${port} is already in use`));
+      // The device synfin created for itself is gone with it.
+      expect(spawnSync('ip', ['link', 'show', name]).status).not.toBe(0);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('SIGTERM stops accepting and exits 0', async () => {
+    const name = `sfsig${process.pid % 10000}`;
+    const child = spawn(process.execPath, [BIN, 'run', '--tun', name, '--listen', '127.0.0.1:0', '--shutdown-grace', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const deadline = Date.now() + 15_000;
+    while (!out.includes('synfin ready')) {
+      if (Date.now() > deadline) throw new Error(`never ready: ${out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const ready = JSON.parse(out.split('\n').find((l) => l.includes('synfin ready'))!);
+    expect(ready.tun).toBe(name);
+    expect((await fetch(`${ready.listen}/readyz`)).status).toBe(200);
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    expect(code).toBe(0);
+    expect(out).toMatch(/synfin stopped/);
+  });
+});
