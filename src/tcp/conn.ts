@@ -867,14 +867,12 @@ export class TcpConn implements ConnIdentity {
     if (st !== State.ESTABLISHED && st !== State.CLOSE_WAIT && st !== State.FIN_WAIT_1 && st !== State.CLOSING && st !== State.LAST_ACK) {
       return true;
     }
-    if (snd.hasPending || snd.fastRtxPending) {
-      if (snd.idle) snd.maybeIdleRestart(now);
-      const plan = this.plan;
-      while (snd.next(plan, now)) {
-        this.buildData(now);
-        if (!emit(this, OUT)) return false;
-        this.commitData(now);
-      }
+    if (snd.idle && snd.hasPending) snd.maybeIdleRestart(now);
+    const plan = this.plan;
+    while (snd.next(plan, now)) {
+      this.buildData(now);
+      if (!emit(this, OUT)) return false;
+      this.commitData(now);
     }
     // RFC 9293 §3.8.6.1: something to send, nothing in flight, and the window does not let it
     // out (zero, or too small for sender SWS avoidance): the persist timer takes over.

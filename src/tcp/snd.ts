@@ -292,9 +292,10 @@ export class Sender {
       newlySacked = this.sb.update(ack, this.max, opts.sackBlocks, opts.sackCount);
     }
 
-    if (seqGt(ack, this.una)) {
-      result |= this.advance(seg, now, tsEnabled, tsNow, createdAt);
-    } else if (dupCandidate && (sameWindow || newlySacked > 0)) {
+    if (seqGt(ack, this.una)) result |= this.advance(seg, now, tsEnabled, tsNow, createdAt);
+    // RFC 5681 §2: a duplicate ACK repeats SND.UNA with the same window; RFC 6675 §2: with SACK,
+    // any ACK that SACKs new data counts, "regardless of its status as a cumulative ACK".
+    if ((dupCandidate && sameWindow) || newlySacked > 0) {
       result |= AckFlag.DUP | this.duplicate(now);
     }
 
