@@ -66,14 +66,15 @@ export const HANDSHAKE_RESULTS: readonly HandshakeResult[] = [
 ];
 export const UPSTREAM_RESULTS = ['ok', 'refused', 'timeout', 'unreachable', 'error'] as const;
 export type UpstreamResultLabel = (typeof UPSTREAM_RESULTS)[number];
+/** Kernel TCP states of upstream sockets, spelled like the userspace states (RFC 9293 names). */
 export const KERNEL_TCP_STATES = [
   'ESTABLISHED',
   'SYN_SENT',
-  'SYN_RECV',
-  'FIN_WAIT1',
-  'FIN_WAIT2',
+  'SYN_RECEIVED',
+  'FIN_WAIT_1',
+  'FIN_WAIT_2',
   'TIME_WAIT',
-  'CLOSE',
+  'CLOSED',
   'CLOSE_WAIT',
   'LAST_ACK',
   'LISTEN',

@@ -20,15 +20,15 @@ import { inferAppState, waitingOnFor, type ConnectionRow, type ConnectionSource 
 
 type KernelState = (typeof KERNEL_TCP_STATES)[number];
 
-/** /proc/net/tcp `st` field (hex) → kernel state name (include/net/tcp_states.h). */
+/** /proc/net/tcp `st` field (hex, include/net/tcp_states.h) → state name, spelled as RFC 9293 does. */
 const PROC_STATES: Record<string, KernelState> = {
   '01': 'ESTABLISHED',
   '02': 'SYN_SENT',
-  '03': 'SYN_RECV',
-  '04': 'FIN_WAIT1',
-  '05': 'FIN_WAIT2',
+  '03': 'SYN_RECEIVED',
+  '04': 'FIN_WAIT_1',
+  '05': 'FIN_WAIT_2',
   '06': 'TIME_WAIT',
-  '07': 'CLOSE',
+  '07': 'CLOSED',
   '08': 'CLOSE_WAIT',
   '09': 'LAST_ACK',
   '0A': 'LISTEN',
@@ -130,6 +130,9 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     if (stack === null) return [];
     const now = this.clock.now();
     const rows: ConnectionRow[] = [];
+    // Where the app shares our network namespace (the sidecar), its sockets are in our kernel's
+    // table: read their true state by 4-tuple instead of inferring it.
+    const kernel = readKernelSockets();
     for (const { flow, conn } of stack.connections()) {
       const pipe = this.pipesById.get(conn.id);
       let upstreamState: string | null = null;
@@ -140,14 +143,17 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       }
       const waitingOn = waitingOnFor(conn.state);
       const srtt = conn.srttMs;
+      const client = formatEndpoint(flow.family, flow.remote, flow.remotePort);
+      const destination = formatEndpoint(flow.family, flow.local, flow.localPort);
+      const appKernelState = kernel.get(`${client}>${destination}`);
       rows.push({
         id: conn.id,
-        client: formatEndpoint(flow.family, flow.remote, flow.remotePort),
-        destination: formatEndpoint(flow.family, flow.local, flow.localPort),
+        client,
+        destination,
         upstream: pipe?.upstreamEndpoints() ?? null,
         state: STATE_NAMES[conn.state]!,
-        appState: inferAppState(conn.state, conn.snd.finAcked),
-        appStateSource: 'inferred',
+        appState: appKernelState ?? inferAppState(conn.state, conn.snd.finAcked),
+        appStateSource: appKernelState !== undefined ? 'kernel' : 'inferred',
         upstreamState,
         waitingOn,
         waitingSeconds: waitingOn === null ? null : (now - (pipe?.waitingSince ?? conn.stateSince)) / 1000,
@@ -164,14 +170,17 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     }
     for (const { flow, rec } of stack.timeWaits()) {
       const info = this.timeWaitInfo.get(rec.id);
+      const client = formatEndpoint(flow.family, flow.remote, flow.remotePort);
+      const destination = formatEndpoint(flow.family, flow.local, flow.localPort);
+      const appKernelState = kernel.get(`${client}>${destination}`);
       rows.push({
         id: rec.id,
-        client: formatEndpoint(flow.family, flow.remote, flow.remotePort),
-        destination: formatEndpoint(flow.family, flow.local, flow.localPort),
+        client,
+        destination,
         upstream: null,
         state: 'TIME_WAIT',
-        appState: inferAppState(State.TIME_WAIT, true),
-        appStateSource: 'inferred',
+        appState: appKernelState ?? inferAppState(State.TIME_WAIT, true),
+        appStateSource: appKernelState !== undefined ? 'kernel' : 'inferred',
         upstreamState: 'CLOSED',
         waitingOn: null,
         waitingSeconds: null,
@@ -207,26 +216,34 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       if (t !== null) live.add(t);
     }
     if (live.size === 0 && this.closedTuples.size === 0) return counts;
-    for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-      let text: string;
-      try {
-        text = fs.readFileSync(file, 'latin1');
-      } catch {
-        continue;
-      }
-      const lines = text.split('\n');
-      for (let i = 1; i < lines.length; i++) {
-        const cols = lines[i]!.trim().split(/\s+/);
-        if (cols.length < 4) continue;
-        const key = procTupleKey(cols[1]!, cols[2]!);
-        if (key === null) continue;
-        if (!live.has(key) && !this.closedTuples.has(key)) continue;
-        const state = PROC_STATES[cols[3]!];
-        if (state !== undefined) counts[state] = (counts[state] ?? 0) + 1;
-      }
+    for (const [key, state] of readKernelSockets()) {
+      if (!live.has(key) && !this.closedTuples.has(key)) continue;
+      counts[state] = (counts[state] ?? 0) + 1;
     }
     return counts;
   }
+}
+
+/** Every TCP socket of this network namespace: "local>remote" → kernel state name. */
+export function readKernelSockets(): Map<string, KernelState> {
+  const sockets = new Map<string, KernelState>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = fs.readFileSync(file, 'latin1');
+    } catch {
+      continue;
+    }
+    const lines = text.split('\n');
+    for (let i = 1; i < lines.length; i++) {
+      const cols = lines[i]!.trim().split(/\s+/);
+      if (cols.length < 4) continue;
+      const key = procTupleKey(cols[1]!, cols[2]!);
+      const state = PROC_STATES[cols[3]!];
+      if (key !== null && state !== undefined) sockets.set(key, state);
+    }
+  }
+  return sockets;
 }
 
 /**

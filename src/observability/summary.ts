@@ -177,7 +177,7 @@ export function createSummary(hub: EventHub, source: ConnectionSource, clock: Cl
   }
 
   function ageSeconds(now: number, since: number): number {
-    return since === Infinity ? 0 : Math.max(0, now - since) / 1000;
+    return since === Infinity ? 0 : round3(Math.max(0, now - since) / 1000);
   }
 
   function snapshot(sinceSecond?: number): SummarySnapshot {
@@ -217,11 +217,11 @@ export function createSummary(hub: EventHub, source: ConnectionSource, clock: Cl
         sec,
         ok,
         failed,
-        ok > 0 ? sumMs[slot]! / ok : 0,
-        quantile(buckets, slot * NB, ok, max, 0.5),
-        quantile(buckets, slot * NB, ok, max, 0.9),
-        quantile(buckets, slot * NB, ok, max, 0.99),
-        max,
+        round3(ok > 0 ? sumMs[slot]! / ok : 0),
+        round3(quantile(buckets, slot * NB, ok, max, 0.5)),
+        round3(quantile(buckets, slot * NB, ok, max, 0.9)),
+        round3(quantile(buckets, slot * NB, ok, max, 0.99)),
+        round3(max),
       ]);
     }
 
@@ -243,6 +243,11 @@ export function createSummary(hub: EventHub, source: ConnectionSource, clock: Cl
   }
 
   return { snapshot, close: unsubscribe };
+}
+
+/** Three decimals (µs for ms, ms for seconds) keep the JSON short; nothing finer is meaningful here. */
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
 }
 
 /**

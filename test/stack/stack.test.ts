@@ -339,7 +339,7 @@ describe('stack', () => {
   it('malformed and bad-checksum packets are dropped with a reason and never throw', () => {
     const h = harness();
     const pkt = Buffer.from(appPacket({ seq: 1, flags: TcpFlag.SYN }));
-    pkt[pkt.length - 1] ^= 0xff; // corrupt the TCP checksum region
+    pkt[pkt.length - 1]! ^= 0xff; // corrupt the TCP checksum region
     h.send(pkt);
     h.send(Buffer.from([0x45, 0, 0, 10]));
     expect(h.drops).toEqual(['checksum', 'malformed']);
