@@ -109,6 +109,7 @@ export function fmtAge(s) {
 
 export function fmtMs(ms) {
   if (!Number.isFinite(ms)) return '–';
+  if (ms === 0) return '0';
   if (ms < 1) return `${(ms * 1000).toFixed(0)} µs`;
   if (ms < 100) return `${ms.toFixed(1)} ms`;
   if (ms < 10000) return `${Math.round(ms)} ms`;
@@ -151,7 +152,8 @@ const ui = {
 function drawDiagram(svg) {
   const defs = el('defs', null, svg);
   for (const [id, cls] of [['arrow', 'arrowhead'], ['arrow-active', 'arrowhead active']]) {
-    const m = el('marker', { id, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, defs);
+    // Sized in user units, so a highlighted (thicker) edge keeps the same arrowhead.
+    const m = el('marker', { id, viewBox: '0 0 10 10', refX: 9, refY: 5, markerUnits: 'userSpaceOnUse', markerWidth: 9, markerHeight: 9, orient: 'auto-start-reverse' }, defs);
     el('path', { d: 'M0,0 L10,5 L0,10 z', class: cls }, m);
   }
   const edgeLayer = el('g', { class: 'edges' }, svg);
