@@ -1,0 +1,265 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { newReno } from '../../src/tcp/cc/newreno.js';
+import { Segment } from '../../src/tcp/segment.js';
+import { SendBuffer, SendBufferError } from '../../src/tcp/send-buffer.js';
+import { seqAdd } from '../../src/tcp/seq.js';
+import { AckFlag, Recovery, SendKind, SendPlan, Sender } from '../../src/tcp/snd.js';
+import { ACK, seg, testConfig } from './helpers.js';
+
+describe('SendBuffer', () => {
+  it('copy reads across chunk boundaries', () => {
+    const b = new SendBuffer();
+    b.push(Buffer.from('abc'));
+    b.push(Buffer.from('defg'));
+    b.push(Buffer.from('h'));
+    const dst = Buffer.alloc(10, '.');
+    b.copy(dst, 1, 2, 5);
+    expect(dst.toString()).toBe('.cdefg....');
+    expect(b.length).toBe(8);
+  });
+
+  it('consume releases whole and partial chunks from the front', () => {
+    const b = new SendBuffer();
+    b.push(Buffer.from('abc'));
+    b.push(Buffer.from('defg'));
+    b.consume(4);
+    expect(b.length).toBe(3);
+    expect(b.chunks).toBe(1);
+    const dst = Buffer.alloc(3);
+    b.copy(dst, 0, 0, 3);
+    expect(dst.toString()).toBe('efg');
+  });
+
+  it('keeps references to the chunks it was given (no copy on write)', () => {
+    const b = new SendBuffer();
+    const chunk = Buffer.from('xyz');
+    b.push(chunk);
+    chunk[0] = 0x41;
+    const dst = Buffer.alloc(3);
+    b.copy(dst, 0, 0, 3);
+    expect(dst.toString()).toBe('Ayz');
+  });
+
+  it('ignores empty chunks and grows past its initial ring size', () => {
+    const b = new SendBuffer();
+    for (let i = 0; i < 100; i++) {
+      b.push(Buffer.alloc(0));
+      b.push(Buffer.from([i]));
+    }
+    expect(b.chunks).toBe(100);
+    const dst = Buffer.alloc(100);
+    b.copy(dst, 0, 0, 100);
+    expect(Array.from(dst)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+  });
+
+  it('copy outside the buffered range throws ERR_TCP_SEND_BUFFER_RANGE', () => {
+    const b = new SendBuffer();
+    b.push(Buffer.from('abc'));
+    expect(() => b.copy(Buffer.alloc(5), 0, 1, 3)).toThrow(SendBufferError);
+    expect(() => b.consume(4)).toThrow(expect.objectContaining({ code: 'ERR_TCP_SEND_BUFFER_RANGE' }));
+  });
+
+  it('any interleaving of push, consume and copy reads the right bytes (model check)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.record({ op: fc.constant('push' as const), len: fc.integer({ min: 0, max: 50 }) }),
+            fc.record({ op: fc.constant('consume' as const), frac: fc.double({ min: 0, max: 1, noNaN: true }) }),
+            fc.record({
+              op: fc.constant('copy' as const),
+              a: fc.double({ min: 0, max: 1, noNaN: true }),
+              b: fc.double({ min: 0, max: 1, noNaN: true }),
+            }),
+          ),
+          { maxLength: 80 },
+        ),
+        (ops) => {
+          const b = new SendBuffer();
+          let model = Buffer.alloc(0);
+          let counter = 0;
+          for (const o of ops) {
+            if (o.op === 'push') {
+              const c = Buffer.alloc(o.len);
+              for (let i = 0; i < o.len; i++) c[i] = counter++ & 0xff;
+              b.push(c);
+              model = Buffer.concat([model, c]);
+            } else if (o.op === 'consume') {
+              const k = Math.floor(o.frac * model.length);
+              b.consume(k);
+              model = model.subarray(k);
+            } else {
+              const start = Math.floor(o.a * model.length);
+              const len = Math.floor(o.b * (model.length - start));
+              const dst = Buffer.alloc(len);
+              b.copy(dst, 0, start, len);
+              expect(dst.equals(model.subarray(start, start + len))).toBe(true);
+            }
+            expect(b.length).toBe(model.length);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+const ISS = 0xffffff00;
+const MSS = 1000;
+
+function sender(opts: { sack?: boolean; wnd?: number } = {}): Sender {
+  const cfg = testConfig({ congestionControl: newReno, mss: MSS });
+  const s = new Sender(cfg, 0);
+  s.init(ISS);
+  s.synQueued();
+  s.negotiate(MSS, 0, opts.sack ?? false, 0, 0);
+  s.wnd = opts.wnd ?? 65535;
+  s.maxWnd = s.wnd;
+  s.wl1 = 0;
+  s.wl2 = ISS;
+  // The peer acknowledged our SYN.
+  s.ack(ackSeg(seqAdd(ISS, 1), s.wnd), 0, false, 0, 0);
+  return s;
+}
+
+function ackSeg(ack: number, window = 65535, seq = 1): Segment {
+  return seg({ seq, ack, flags: ACK, window });
+}
+
+/** Send everything the sender allows now; returns the plans. */
+function drain(s: Sender, now = 0): { seq: number; len: number; fin: boolean; kind: number }[] {
+  const plan = new SendPlan();
+  const sent: { seq: number; len: number; fin: boolean; kind: number }[] = [];
+  while (s.next(plan, now)) {
+    sent.push({ seq: plan.seq, len: plan.len, fin: plan.fin, kind: plan.kind });
+    s.sent(plan, now);
+  }
+  return sent;
+}
+
+const d = (k: number): number => seqAdd(ISS, 1 + k);
+
+describe('Sender: ACK processing', () => {
+  it('RFC 5961 §5.2: acceptable ACKs lie in [SND.UNA − MAX.SND.WND, SND.MAX]', () => {
+    const s = sender();
+    s.write(Buffer.alloc(3000));
+    drain(s);
+    expect(s.ackAcceptable(d(3000))).toBe(true);
+    expect(s.ackAcceptable(d(3001))).toBe(false);
+    expect(s.ackAcceptable(d(-65535))).toBe(true);
+    expect(s.ackAcceptable(d(-65536))).toBe(false);
+  });
+
+  it('RFC 9293 §3.10.7.4: an older segment (SND.WL1/WL2) does not update the window', () => {
+    const s = sender();
+    s.ack(ackSeg(d(0), 1000, 10), 0, false, 0, 0);
+    expect(s.wnd).toBe(1000);
+    s.ack(ackSeg(d(0), 5000, 9), 0, false, 0, 0);
+    expect(s.wnd).toBe(1000);
+    s.ack(ackSeg(d(0), 5000, 10), 0, false, 0, 0);
+    expect(s.wnd).toBe(5000);
+  });
+
+  it('acknowledged payload leaves the buffer; FIN acknowledgment is reported once', () => {
+    const s = sender();
+    s.write(Buffer.alloc(100));
+    s.queueFin();
+    expect(drain(s)).toEqual([{ seq: d(0), len: 100, fin: true, kind: SendKind.NEW }]);
+    const f = s.ack(ackSeg(d(101)), 5, false, 0, 0);
+    expect(f & AckFlag.FIN_ACKED).toBeTruthy();
+    expect(s.buf.length).toBe(0);
+    expect(s.finAcked).toBe(true);
+    expect(s.lastDataAcked).toBe(100);
+  });
+
+  it('RFC 5681 §3.2: three duplicate ACKs enter NewReno recovery with ssthresh = FlightSize/2', () => {
+    const s = sender();
+    s.write(Buffer.alloc(8000));
+    drain(s);
+    for (let i = 0; i < 2; i++) expect(s.ack(ackSeg(d(0)), 1, false, 0, 0) & AckFlag.RECOVERY).toBe(0);
+    expect(s.ack(ackSeg(d(0)), 1, false, 0, 0) & AckFlag.RECOVERY).toBeTruthy();
+    expect(s.recovery).toBe(Recovery.NEWRENO);
+    expect(s.cc.ssthresh).toBe(4000);
+    expect(s.cwnd).toBe(4000 + 3 * MSS);
+    expect(drain(s)[0]).toEqual({ seq: d(0), len: MSS, fin: false, kind: SendKind.FAST });
+  });
+
+  it('RFC 6675 §5: with SACK, IsLost(SND.UNA) enters recovery on the first ACK', () => {
+    const s = sender({ sack: true });
+    s.write(Buffer.alloc(8000));
+    drain(s);
+    const a = seg({ seq: 1, ack: d(0), flags: ACK, sack: [[d(1000), d(4000)]] });
+    expect(s.ack(a, 1, false, 0, 0) & AckFlag.RECOVERY).toBeTruthy();
+    expect(s.recovery).toBe(Recovery.SACK);
+    expect(drain(s)[0]).toEqual({ seq: d(0), len: MSS, fin: false, kind: SendKind.FAST });
+  });
+});
+
+describe('Sender: choosing segments', () => {
+  it('RFC 9293 §3.8.6.2.1: a sub-MSS segment that is not the last data waits (sender SWS avoidance)', () => {
+    const s = sender({ wnd: 1500 });
+    s.write(Buffer.alloc(5000));
+    expect(drain(s).map((p) => p.len)).toEqual([1000]);
+  });
+
+  it('RFC 9293 §3.8.6.2.1: a sub-MSS segment goes if it is at least half the largest window offered', () => {
+    const s = sender({ wnd: 1500 });
+    s.maxWnd = 1000;
+    s.write(Buffer.alloc(5000));
+    expect(drain(s).map((p) => p.len)).toEqual([1000, 500]);
+  });
+
+  it('a FIN alone takes one unit of the peer window', () => {
+    const s = sender({ wnd: 0 });
+    s.queueFin();
+    expect(drain(s)).toEqual([]);
+    s.wnd = 1;
+    expect(drain(s)).toEqual([{ seq: d(0), len: 0, fin: true, kind: SendKind.NEW }]);
+  });
+
+  it('RFC 9293 §3.8.6.1: a probe sends one octet into a zero window without advancing SND.NXT', () => {
+    const s = sender({ wnd: 0 });
+    s.write(Buffer.from('abc'));
+    const plan = new SendPlan();
+    expect(s.probe(plan)).toBe(true);
+    expect([plan.seq, plan.len, plan.kind]).toEqual([d(0), 1, SendKind.PROBE]);
+    s.sent(plan, 0);
+    expect(s.nxt).toBe(d(0));
+    expect(s.max).toBe(d(1));
+    expect(s.ackAcceptable(d(1))).toBe(true);
+  });
+
+  it('RFC 6298 §5.4 / go-back-N: after an RTO the resent segments are of kind RTO until SND.MAX', () => {
+    const s = sender();
+    s.write(Buffer.alloc(3000));
+    drain(s);
+    s.onRto(1000);
+    expect(s.nxt).toBe(d(0));
+    expect(s.cc.cwnd).toBe(MSS);
+    expect(drain(s, 1000)).toEqual([{ seq: d(0), len: MSS, fin: false, kind: SendKind.RTO }]);
+    s.ack(ackSeg(d(1000)), 1100, false, 0, 0);
+    expect(drain(s, 1100).map((p) => p.kind)).toEqual([SendKind.RTO, SendKind.RTO]);
+  });
+
+  it('RFC 6298 §3 (Karn): only the first transmission is timed; a retransmission cancels the timing', () => {
+    const s = sender();
+    s.write(Buffer.alloc(500));
+    drain(s, 10);
+    expect([s.rttTiming, s.rttSeq, s.rttSentAt]).toEqual([true, d(0), 10]);
+    s.onRto(300);
+    expect(s.rttTiming).toBe(false);
+    drain(s, 300);
+    expect(s.rttTiming).toBe(false);
+    expect(s.ack(ackSeg(d(500)), 320, false, 0, 0) & AckFlag.RTT).toBe(0);
+  });
+
+  it('retransmitting a range that ends at the FIN carries the FIN again', () => {
+    const s = sender();
+    s.write(Buffer.alloc(500));
+    s.queueFin();
+    drain(s);
+    s.onRto(1000);
+    expect(drain(s, 1000)).toEqual([{ seq: d(0), len: 500, fin: true, kind: SendKind.RTO }]);
+  });
+});
