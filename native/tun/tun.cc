@@ -121,6 +121,18 @@ bool GetUint32(const Napi::CallbackInfo& info, size_t index, const char* what, u
   return true;
 }
 
+class TunDevice;
+
+// The poll handle outlives its device until libuv has closed it (uv_close is asynchronous). It
+// also carries an async cleanup hook: when a worker's environment is torn down, Node waits until
+// the hook is removed (in the close callback) before it goes on, and only then unloads this addon,
+// so libuv never calls into unloaded code.
+struct PollBox {
+  uv_poll_t poll;  // first member: the uv_handle_t* libuv passes back is the PollBox*
+  napi_async_cleanup_hook_handle hook = nullptr;
+  TunDevice* owner = nullptr;
+};
+
 class TunDevice : public Napi::ObjectWrap<TunDevice> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -207,20 +219,20 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
       Napi::Error::New(env, "no event loop").ThrowAsJavaScriptException();
       return;
     }
-    poll_ = new uv_poll_t;
-    int rc = uv_poll_init(loop, poll_, fd);
+    PollBox* box = new PollBox();
+    int rc = uv_poll_init(loop, &box->poll, fd);
     if (rc != 0) {
-      delete poll_;
-      poll_ = nullptr;
+      delete box;
       close(fd);
       SystemError(env, -rc, "uv_poll_init", name_).ThrowAsJavaScriptException();
       return;
     }
-    poll_->data = this;
+    box->poll.data = this;
+    box->owner = this;
+    if (napi_add_async_cleanup_hook(env, &TunDevice::OnEnvTeardown, box, &box->hook) != napi_ok) box->hook = nullptr;
+    box_ = box;
     fd_ = fd;
     vnet_ = vnet;
-    napi_add_env_cleanup_hook(env, &TunDevice::OnEnvCleanup, this);
-    cleanupHook_ = true;
   }
 
   ~TunDevice() override { Release(); }
@@ -362,12 +374,12 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   }
 
   Napi::Value SetRef(const Napi::CallbackInfo& info) {
-    if (poll_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+    if (box_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(&box_->poll));
     return info.Env().Undefined();
   }
 
   Napi::Value SetUnref(const Napi::CallbackInfo& info) {
-    if (poll_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    if (box_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(&box_->poll));
     return info.Env().Undefined();
   }
 
@@ -380,13 +392,13 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   // wrapper holds a strong reference to itself, like any active handle: a device that is reading
   // is not collected. Throws (and returns false) if libuv refuses.
   bool UpdatePoll(Napi::Env env) {
-    if (poll_ == nullptr || fd_ < 0) return false;
+    if (box_ == nullptr || fd_ < 0) return false;
     int want = (reading_ ? UV_READABLE : 0) | (onWritable_.IsEmpty() ? 0 : UV_WRITABLE);
     if (want == pollEvents_) return true;
     if (want == 0) {
-      uv_poll_stop(poll_);
+      uv_poll_stop(&box_->poll);
     } else {
-      int rc = uv_poll_start(poll_, want, &TunDevice::OnPoll);
+      int rc = uv_poll_start(&box_->poll, want, &TunDevice::OnPoll);
       if (rc != 0) {
         SystemError(env, -rc, "uv_poll_start", name_).ThrowAsJavaScriptException();
         return false;
@@ -409,20 +421,24 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     Napi::Env env = self->env_;
     Napi::HandleScope scope(env);
     if (status < 0) {
+      // libuv has already stopped the handle (EPOLLERR: e.g. the interface was deleted). Polling
+      // again would fail again at once: give up reading and writable notifications alike.
+      self->onWritable_.Reset();
       self->ReadFailed(-status, "poll");
       return;
     }
-    if ((events & UV_READABLE) && self->reading_) self->DrainRx();
+    if ((events & UV_READABLE) && self->reading_ && !self->DrainRx()) return;
     if ((events & UV_WRITABLE) && self->fd_ >= 0 && !self->onWritable_.IsEmpty()) {
       Napi::Function cb = self->onWritable_.Value();
       self->onWritable_.Reset();
       self->UpdatePoll(env);
-      self->Call(cb, {});
+      self->Call(cb, 0, nullptr);
     }
   }
 
   // Reads until EAGAIN, delivering full batches as they fill, at most kMaxBatchesPerPoll batches.
-  void DrainRx() {
+  // Returns false when a callback did not complete (see Call).
+  bool DrainRx() {
     Napi::Env env = env_;
     for (int b = 0; b < kMaxBatchesPerPoll; b++) {
       uint32_t n = 0;
@@ -434,7 +450,10 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
           rxLens_[n++] = static_cast<int32_t>(r);
           continue;
         }
-        if (r == 0) continue;  // not produced by tun; nothing to deliver
+        if (r == 0) {  // tun never returns an empty packet; do not spin on it
+          empty = true;
+          break;
+        }
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
           empty = true;
@@ -444,15 +463,17 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
         break;
       }
       if (n > 0) {
-        Call(onBatch_.Value(), {Napi::Number::New(env, n)});
-        if (fd_ < 0 || !reading_) return;  // the callback closed or stopped the device
+        napi_value count = Napi::Number::New(env, n);
+        if (!Call(onBatch_.Value(), 1, &count)) return false;
+        if (fd_ < 0 || !reading_) return true;  // the callback closed or stopped the device
       }
       if (err != 0) {
         ReadFailed(err, "read");
-        return;
+        return true;
       }
-      if (empty) return;
+      if (empty) return true;
     }
+    return true;
   }
 
   // Stops reading and hands the error to the JS error callback.
@@ -462,43 +483,42 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     UpdatePoll(env);
     if (onError_.IsEmpty()) return;
     Napi::Function cb = onError_.Value();
-    Call(cb, {SystemError(env, err, syscall, name_).Value()});
+    napi_value e = SystemError(env, err, syscall, name_).Value();
+    Call(cb, 1, &e);
   }
 
   // Calls into JS from the event loop with a proper async context (so process.nextTick and
   // promise jobs run afterwards). An exception thrown by the callback becomes an uncaught
   // exception, as it would from any other event loop callback.
-  void Call(Napi::Function fn, const std::initializer_list<napi_value>& args) {
-    Napi::Env env = env_;
+  //
+  // Raw N-API on purpose: when the callback terminates the environment (process.exit() in a
+  // worker), node-addon-api's wrappers would try to build an Error and abort. Returns false when
+  // the callback did not complete; the caller then stops calling into JS for this event.
+  bool Call(napi_value fn, size_t argc, const napi_value* argv) {
+    napi_env env = env_;
     // Keep the wrapper alive across the call even if the callback closes the device.
     Ref();
-    fn.MakeCallback(Value(), args, *asyncContext_);
-    if (env.IsExceptionPending()) {
-      Napi::Error e = env.GetAndClearPendingException();
-      napi_fatal_exception(env, e.Value());
+    napi_value result;
+    napi_status st = napi_make_callback(env, *asyncContext_, Value(), fn, argc, argv, &result);
+    if (st != napi_ok) {
+      bool pending = false;
+      napi_value exc;
+      if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+          napi_get_and_clear_last_exception(env, &exc) == napi_ok) {
+        napi_fatal_exception(env, exc);
+      }
     }
     Unref();
+    return st == napi_ok;
   }
 
   // Stops polling, closes the fd and drops every JS reference. Idempotent; also runs from the
-  // destructor (GC) and the environment's cleanup hook (worker or process teardown).
+  // destructor (GC).
   void Release() {
-    if (poll_ != nullptr) {
-      uv_poll_stop(poll_);
-      poll_->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_),
-               [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      poll_ = nullptr;
-    }
-    pollEvents_ = 0;
-    reading_ = false;
+    ClosePoll();
     if (fd_ >= 0) {
       close(fd_);
       fd_ = -1;
-    }
-    if (cleanupHook_) {
-      napi_remove_env_cleanup_hook(env_, &TunDevice::OnEnvCleanup, this);
-      cleanupHook_ = false;
     }
     if (selfRef_) {
       selfRef_ = false;
@@ -513,24 +533,37 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     onWritable_.Reset();
   }
 
-  static void OnEnvCleanup(void* arg) {
-    TunDevice* self = static_cast<TunDevice*>(arg);
-    // The hook is being consumed: do not try to remove it again.
-    self->cleanupHook_ = false;
-    if (self->poll_ != nullptr) {
-      uv_poll_stop(self->poll_);
-      self->poll_->data = nullptr;
-      uv_close(reinterpret_cast<uv_handle_t*>(self->poll_),
-               [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
-      self->poll_ = nullptr;
-    }
+  void ClosePoll() {
+    pollEvents_ = 0;
+    reading_ = false;
+    if (box_ == nullptr) return;
+    // libuv requires the fd to stay open while it is polled: stop (which removes it from epoll)
+    // before the caller closes it.
+    uv_poll_stop(&box_->poll);
+    box_->poll.data = nullptr;
+    box_->owner = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&box_->poll), &TunDevice::OnPollClosed);
+    box_ = nullptr;
+  }
+
+  static void OnPollClosed(uv_handle_t* handle) {
+    PollBox* box = reinterpret_cast<PollBox*>(handle);
+    napi_async_cleanup_hook_handle hook = box->hook;
+    delete box;
+    if (hook != nullptr) napi_remove_async_cleanup_hook(hook);
+  }
+
+  // The environment (a worker, or the main thread at exit) is going away with the device still
+  // open: close it. Its JS references die with the environment, so they are not touched here.
+  static void OnEnvTeardown(napi_async_cleanup_hook_handle hook, void* arg) {
+    PollBox* box = static_cast<PollBox*>(arg);
+    TunDevice* self = box->owner;
+    if (self == nullptr) return;  // already closing: OnPollClosed removes the hook
+    self->ClosePoll();
     if (self->fd_ >= 0) {
       close(self->fd_);
       self->fd_ = -1;
     }
-    self->reading_ = false;
-    self->pollEvents_ = 0;
-    // The environment is going away with every reference in it: nothing to unref.
     self->selfRef_ = false;
   }
 
@@ -538,11 +571,10 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   int fd_ = -1;
   std::string name_;
   bool vnet_ = false;
-  uv_poll_t* poll_ = nullptr;
+  PollBox* box_ = nullptr;
   int pollEvents_ = 0;
   bool reading_ = false;
   bool selfRef_ = false;
-  bool cleanupHook_ = false;
   uint8_t* rxBuf_ = nullptr;
   int32_t* rxLens_ = nullptr;
   uint32_t slotSize_ = 0;
