@@ -9,6 +9,7 @@ import net from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from './errors.js';
 import { blockList, parseMapRule, splitHostPort } from './proxy/policy.js';
+import { parseFaultSpec } from './stack/fault.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -34,6 +35,8 @@ export interface Config {
   /** Half-open connections before SYN cookies engage. */
   synBacklog: number;
   congestionControl: 'newreno' | 'cubic';
+  /** Testing aid: a seeded fault spec applied in front of the device (src/stack/fault.ts), or null. */
+  impair: string | null;
 }
 
 /** One option of the product surface: its flag, its type, and its default. */
@@ -63,6 +66,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'shutdownGraceSeconds', flag: 'shutdown-grace', kind: 'number', placeholder: 'SECONDS', help: 'time open connections get to finish on SIGTERM (default 10)' },
   { key: 'synBacklog', flag: 'syn-backlog', kind: 'number', placeholder: 'N', help: 'half-open connections before SYN cookies engage (default 1024)' },
   { key: 'congestionControl', flag: 'congestion-control', kind: 'string', placeholder: 'NAME', help: 'newreno or cubic (default cubic)' },
+  { key: 'impair', flag: 'impair', kind: 'string', placeholder: 'SPEC', help: 'testing: seeded loss/delay in front of the device, e.g. loss=0.01,delay=5,seed=1' },
 ];
 
 export const DEFAULT_CONFIG: Config = {
@@ -84,6 +88,7 @@ export const DEFAULT_CONFIG: Config = {
   shutdownGraceSeconds: 10,
   synBacklog: 1024,
   congestionControl: 'cubic',
+  impair: null,
 };
 
 /** Environment variable of an option: --connect-timeout → SYNFIN_CONNECT_TIMEOUT. */
@@ -183,6 +188,13 @@ function validate(c: Config): void {
   }
   if (c.congestionControl !== 'newreno' && c.congestionControl !== 'cubic') {
     throw new ConfigError(`--congestion-control: "${String(c.congestionControl)}" is not newreno or cubic`);
+  }
+  if (c.impair !== null) {
+    try {
+      parseFaultSpec(c.impair);
+    } catch (err) {
+      throw new ConfigError(`--impair: ${(err as Error).message} (keys: loss, dup, reorder, reorder-ms, delay, jitter, seed)`);
+    }
   }
   blockList(c.allow, '--allow');
   blockList(c.deny, '--deny');

@@ -8,13 +8,17 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import { ConfigError, SynfinError } from './errors.js';
 import { build } from './http/app.js';
+import { livePage } from './http/page.js';
 import { createLogger, attachTransitionLogging } from './observability/log.js';
+import { createSummary } from './observability/summary.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { ConnectionRegistry } from './observability/registry.js';
 import { Proxy } from './proxy/forwarder.js';
 import { DestinationPolicy } from './proxy/policy.js';
 import { monotonicClock } from './stack/clock.js';
 import { EventHub } from './stack/events.js';
+import { ImpairedRx, ImpairedTx, parseFaultSpec } from './stack/fault.js';
+import type { LinkRx } from './stack/link.js';
 import { Stack } from './stack/stack.js';
 import { ccByName } from './tcp/cc/index.js';
 import { defaultTcpConfig } from './tcp/defaults.js';
@@ -88,8 +92,13 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     observer: connections,
     events: hub,
   });
+  // --impair: the seeded fault injector in front of the device, both directions (a testing aid:
+  // this kernel has no netem).
+  const fault = config.impair !== null ? parseFaultSpec(config.impair) : null;
+  const timers = { now: () => clock.now(), setTimer: (cb: () => void, ms: number) => setTimeout(cb, ms), clearTimer: (h: unknown) => clearTimeout(h as NodeJS.Timeout) };
+  const impairedTx = fault !== null ? new ImpairedTx(tun, fault, timers) : null;
   const stack = new Stack({
-    link: tun,
+    link: impairedTx ?? tun,
     clock,
     tcp,
     forwarder: proxy,
@@ -120,6 +129,9 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     VERSION,
   );
   connections.onUpstreamConnect = (result, ms) => metrics.upstreamConnect(result, ms);
+  const summary = createSummary(hub, connections, clock, {
+    upstreamTimeWait: () => connections.upstreamSocketStates().TIME_WAIT ?? 0,
+  });
   const detachLogging = attachTransitionLogging(hub, logger, (conn) => connections.describe(conn));
 
   let ready = false;
@@ -131,14 +143,17 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     events: hub,
     isReady: () => ready && !shuttingDown,
     describe: (conn) => connections.describe(conn),
+    plugins: [livePage(summary)],
   });
 
+  const impairedRx = fault !== null ? new ImpairedRx(stack, { ...fault, seed: fault.seed + 1 }, timers) : null;
+  const rx: LinkRx = impairedRx ?? stack;
   const onBatch = (batch: RxBatch): void => {
     const buf = batch.buffer;
     for (let i = 0; i < batch.count; i++) {
-      stack.input(buf, batch.offset[i]!, batch.length[i]!, batch.checksumKnownGood(i));
+      rx.input(buf, batch.offset[i]!, batch.length[i]!, batch.checksumKnownGood(i));
     }
-    stack.flush();
+    rx.flush();
   };
   tun.on('error', (err: Error) => {
     // The device went away under us (deleted, or moved): not ready, and say so once.
@@ -182,9 +197,12 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
         stack.abortAll('shutdown');
       }
       detachLogging();
+      summary.close();
       metrics.close();
       await app.close();
       tun.stop();
+      impairedRx?.stop();
+      impairedTx?.stop();
       stack.stop();
       tun.close();
       logger.info('synfin stopped');

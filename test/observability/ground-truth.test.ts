@@ -1,0 +1,304 @@
+/**
+ * The metrics must be true, not merely present: each is compared with an independent ground truth
+ * (what RFC 9293 prescribes for the closes we made, the kernel's own `ss`, the bytes we sent),
+ * with the real kernel as the app over the TUN device.
+ */
+import { execFileSync } from 'node:child_process';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { destroyAllNetns } from '../helpers/netns.js';
+import { describeIfTun } from '../helpers/root.js';
+import { metricValue, startSynfinEnv, type SynfinEnv } from '../helpers/synfin-env.js';
+
+const CLIENT = path.join(import.meta.dirname, '../helpers/kernel-client.mjs');
+
+interface Row {
+  id: number;
+  state: string;
+  appState: string;
+  appStateSource: string;
+  waitingOn: string | null;
+  waitingSeconds: number | null;
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last = await fn();
+  while (!ok(last)) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(last).slice(0, 500)}`);
+    await new Promise((r) => setTimeout(r, 50));
+    last = await fn();
+  }
+  return last;
+}
+
+function ssCount(args: string[], ns?: string): number {
+  const argv = ns !== undefined ? ['netns', 'exec', ns, 'ss', ...args] : null;
+  const out = argv !== null ? execFileSync('ip', argv, { encoding: 'utf8' }) : execFileSync('ss', args, { encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.trim().length > 0).length;
+}
+
+describeIfTun('metrics against ground truth', () => {
+  let env: SynfinEnv;
+  let httpServer: http.Server;
+  let httpPort: number;
+  let lineServer: net.Server;
+  let linePort: number;
+  let silentServer: net.Server;
+  let silentPort: number;
+  const silentSockets: net.Socket[] = [];
+
+  beforeAll(async () => {
+    httpServer = http.createServer((req, res) => {
+      if (req.url === '/close') {
+        res.writeHead(200, { connection: 'close' });
+        res.end('bye\n');
+      } else if (req.url?.startsWith('/stream')) {
+        // 40 MB in 1 MB pieces, a little apart, so a scrape can land mid-transfer.
+        let sent = 0;
+        res.writeHead(200, { 'content-length': 40 * 1024 * 1024 });
+        const piece = Buffer.alloc(1024 * 1024, 7);
+        const timer = setInterval(() => {
+          res.write(piece);
+          sent++;
+          if (sent === 40) {
+            clearInterval(timer);
+            res.end();
+          }
+        }, 25);
+        res.on('close', () => clearInterval(timer));
+      } else res.end('hello\n');
+    });
+    await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', r));
+    httpPort = (httpServer.address() as AddressInfo).port;
+    // Closes after the app's FIN (the app closes first).
+    lineServer = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.on('data', (d) => s.write(d));
+      s.on('end', () => s.end());
+      s.on('error', () => {});
+    });
+    await new Promise<void>((r) => lineServer.listen(0, '127.0.0.1', r));
+    linePort = (lineServer.address() as AddressInfo).port;
+    // Never closes, even after the app's FIN: the destination holds connections open.
+    silentServer = net.createServer({ allowHalfOpen: true }, (s) => {
+      silentSockets.push(s);
+      s.on('data', () => {});
+      s.on('error', () => {});
+    });
+    await new Promise<void>((r) => silentServer.listen(0, '127.0.0.1', r));
+    silentPort = (silentServer.address() as AddressInfo).port;
+    env = await startSynfinEnv({ mslSeconds: 1 });
+  }, 60_000);
+
+  afterAll(async () => {
+    await env?.close();
+    for (const s of silentSockets) s.destroy();
+    httpServer?.closeAllConnections();
+    httpServer?.close();
+    lineServer?.close();
+    silentServer?.close();
+    destroyAllNetns();
+  });
+
+  it('transitions_total holds exactly what RFC 9293 prescribes for N closes in each order', async () => {
+    const N = 40;
+    const before = await env.metrics();
+    const t = (m: string, from: string, to: string) => metricValue(m, 'synfin_tcp_state_transitions_total', { from, to });
+    // App-first closes: the app's FIN → our CLOSE_WAIT; the destination then closes → LAST_ACK → CLOSED.
+    const a = await env.ns.exec(process.execPath, [CLIENT, 'connections', env.serverAddr, String(linePort), String(N), '5', 'client']);
+    expect(JSON.parse(a.stdout).ok).toBe(N);
+    // Destination-first closes: the server's FIN → our FIN_WAIT_1 → (FIN_WAIT_2 | CLOSING) → TIME_WAIT → CLOSED.
+    const b = await env.ns.exec('sh', ['-c', `for i in $(seq 1 ${N}); do curl -sS http://${env.serverAddr}:${httpPort}/close >/dev/null || exit 1; done`]);
+    expect(b.code).toBe(0);
+    await waitFor('TIME-WAIT to drain', () => env.api<{ count: number }>('/api/connections'), (v) => v.count === 0);
+    const after = await env.metrics();
+    const d = (from: string, to: string) => t(after, from, to) - t(before, from, to);
+    expect(d('LISTEN', 'SYN_RECEIVED')).toBe(2 * N);
+    expect(d('SYN_RECEIVED', 'ESTABLISHED')).toBe(2 * N);
+    expect(d('ESTABLISHED', 'CLOSE_WAIT')).toBe(N);
+    expect(d('CLOSE_WAIT', 'LAST_ACK')).toBe(N);
+    expect(d('LAST_ACK', 'CLOSED')).toBe(N);
+    expect(d('ESTABLISHED', 'FIN_WAIT_1')).toBe(N);
+    expect(d('FIN_WAIT_1', 'FIN_WAIT_2') + d('FIN_WAIT_1', 'CLOSING') + d('FIN_WAIT_1', 'TIME_WAIT')).toBe(N);
+    expect(d('FIN_WAIT_2', 'TIME_WAIT') + d('CLOSING', 'TIME_WAIT') + d('FIN_WAIT_1', 'TIME_WAIT')).toBe(N);
+    expect(d('TIME_WAIT', 'CLOSED')).toBe(N);
+    expect(metricValue(after, 'synfin_tcp_connections_closed_total', { reason: 'fin' }) - metricValue(before, 'synfin_tcp_connections_closed_total', { reason: 'fin' })).toBe(2 * N);
+  }, 60_000);
+
+  it('TIME_WAIT in the stack matches /api/connections, rises after destination-first closes and drains after 2×MSL', async () => {
+    const N = 15;
+    const b = await env.ns.exec('sh', ['-c', `for i in $(seq 1 ${N}); do curl -sS http://${env.serverAddr}:${httpPort}/close >/dev/null || exit 1; done`]);
+    expect(b.code).toBe(0);
+    const m = await env.metrics();
+    const rows = await env.api<{ connections: Row[] }>('/api/connections?state=TIME_WAIT');
+    const gauge = metricValue(m, 'synfin_tcp_connections', { state: 'TIME_WAIT' });
+    expect(gauge).toBeGreaterThan(0);
+    expect(gauge).toBe(rows.connections.length);
+    await waitFor('TIME-WAIT to drain', () => env.metrics(), (text) => metricValue(text, 'synfin_tcp_connections', { state: 'TIME_WAIT' }) === 0, 5000);
+  }, 30_000);
+
+  it("after app-first closes, synfin_upstream_sockets{state=\"TIME_WAIT\"} equals what ss shows for synfin's upstream sockets", async () => {
+    const N = 12;
+    const a = await env.ns.exec(process.execPath, [CLIENT, 'connections', env.serverAddr, String(linePort), String(N), '4', 'client']);
+    expect(JSON.parse(a.stdout).ok).toBe(N);
+    // Our upstream socket closed first (the app's FIN became socket.end()): it is in the kernel's TIME_WAIT.
+    const viaSs = ssCount(['-Htan', 'state', 'time-wait', 'dst', `127.0.0.1:${linePort}`]);
+    const m = await env.metrics();
+    expect(viaSs).toBeGreaterThanOrEqual(N);
+    expect(metricValue(m, 'synfin_upstream_sockets', { state: 'TIME_WAIT' })).toBe(viaSs);
+  }, 30_000);
+
+  it('the app leak: an app that never closes against a destination that closes first', async () => {
+    const N = 6;
+    const script =
+      `const net=require('net');const s=[];for(let i=0;i<${N};i++){const c=net.connect({host:'${env.serverAddr}',port:${httpPort},allowHalfOpen:true},` +
+      `()=>c.write('GET /close HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'));c.on('data',()=>{});c.on('error',()=>{});s.push(c)}setInterval(()=>{},1e9)`;
+    const leak = env.ns.spawn(process.execPath, ['-e', script]);
+    try {
+      const rows = await waitFor(
+        'the leaking connections',
+        () => env.api<{ count: number; connections: Row[] }>('/api/connections?waitingOn=app'),
+        (v) => v.count === N && v.connections.every((r) => r.state === 'FIN_WAIT_2'),
+      );
+      for (const r of rows.connections) expect(r.appState).toBe('CLOSE_WAIT');
+      expect(ssCount(['-Htan', 'state', 'close-wait'], env.ns.name)).toBe(N);
+      const m1 = await env.metrics();
+      expect(metricValue(m1, 'synfin_connections_waiting', { on: 'app' })).toBe(N);
+      const age1 = metricValue(m1, 'synfin_connections_oldest_waiting_seconds', { on: 'app' });
+      await new Promise((r) => setTimeout(r, 1200));
+      const age2 = metricValue(await env.metrics(), 'synfin_connections_oldest_waiting_seconds', { on: 'app' });
+      expect(age2 - age1).toBeGreaterThan(1.0);
+      expect(age2 - age1).toBeLessThan(2.5);
+    } finally {
+      leak.kill('SIGKILL');
+    }
+  }, 30_000);
+
+  it('the mirror: the app half-closes and the destination never closes (waiting on upstream)', async () => {
+    const N = 4;
+    const holder = env.ns.spawn(process.execPath, [CLIENT, 'hold', env.serverAddr, String(silentPort), String(N), 'half-close']);
+    try {
+      const rows = await waitFor(
+        'connections waiting on the upstream',
+        () => env.api<{ count: number; connections: Row[] }>('/api/connections?waitingOn=upstream'),
+        (v) => v.count === N,
+      );
+      for (const r of rows.connections) {
+        expect(r.state).toBe('CLOSE_WAIT');
+        expect(r.appState).toBe('FIN_WAIT_2');
+      }
+      // On the destination's side, its sockets received our FIN and sit in CLOSE_WAIT.
+      expect(ssCount(['-Htan', 'state', 'close-wait', 'src', `127.0.0.1:${silentPort}`])).toBe(N);
+      expect(metricValue(await env.metrics(), 'synfin_connections_waiting', { on: 'upstream' })).toBe(N);
+    } finally {
+      holder.kill('SIGKILL');
+    }
+  }, 30_000);
+
+  it('bytes are counted as they flow, and equal the bytes sent', async () => {
+    const before = metricValue(await env.metrics(), 'synfin_tcp_bytes_total', { direction: 'upstream_to_client' });
+    const curl = env.ns.spawn('curl', ['-sS', '-o', '/dev/null', `http://${env.serverAddr}:${httpPort}/stream`]);
+    const done = new Promise<number | null>((r) => curl.on('exit', r));
+    // Mid-transfer: some bytes counted, not all.
+    const mid = await waitFor(
+      'bytes mid-transfer',
+      async () => metricValue(await env.metrics(), 'synfin_tcp_bytes_total', { direction: 'upstream_to_client' }) - before,
+      (v) => v > 1024 * 1024,
+    );
+    expect(mid).toBeLessThan(40 * 1024 * 1024);
+    expect(await done).toBe(0);
+    const total = metricValue(await env.metrics(), 'synfin_tcp_bytes_total', { direction: 'upstream_to_client' }) - before;
+    // The body plus the response headers.
+    expect(total).toBeGreaterThanOrEqual(40 * 1024 * 1024);
+    expect(total).toBeLessThan(40 * 1024 * 1024 + 1024);
+  }, 60_000);
+
+  it('/api/events delivers the transitions of a connection in order', async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${env.synfin.listenUrl}/api/events`, { signal: controller.signal });
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    const r = await env.ns.exec(process.execPath, [CLIENT, 'connections', env.serverAddr, String(linePort), '1', '1', 'client']);
+    expect(JSON.parse(r.stdout).ok).toBe(1);
+    let text = '';
+    const events: Array<{ id: number; from: string; to: string }> = [];
+    const deadline = Date.now() + 5000;
+    while (!events.some((e) => e.to === 'CLOSED') && Date.now() < deadline) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value);
+      events.length = 0;
+      for (const m of text.matchAll(/data: (.*)\n/g)) events.push(JSON.parse(m[1]!));
+    }
+    controller.abort();
+    const id = events[0]!.id;
+    const mine = events.filter((e) => e.id === id).map((e) => `${e.from}>${e.to}`);
+    expect(mine).toEqual(['LISTEN>SYN_RECEIVED', 'SYN_RECEIVED>ESTABLISHED', 'ESTABLISHED>CLOSE_WAIT', 'CLOSE_WAIT>LAST_ACK', 'LAST_ACK>CLOSED']);
+  }, 30_000);
+
+  it('a slow /api/events reader does not slow the proxy; it is told what it missed', async () => {
+    // A reader that connects and never reads.
+    const sock = net.connect({ host: '127.0.0.1', port: Number(new URL(env.synfin.listenUrl).port) });
+    await new Promise((r) => sock.once('connect', r));
+    sock.write('GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n');
+    sock.pause();
+    const started = Date.now();
+    const r = await env.ns.exec(process.execPath, [CLIENT, 'connections', env.serverAddr, String(linePort), '1500', '20', 'client']);
+    expect(JSON.parse(r.stdout)).toEqual({ ok: 1500, failed: 0, errors: {} });
+    expect(Date.now() - started).toBeLessThan(30_000);
+    // Now read what was queued: bounded, and it says events were dropped.
+    let got = '';
+    sock.on('data', (d) => (got += d.toString()));
+    sock.resume();
+    await new Promise((r) => setTimeout(r, 500));
+    sock.destroy();
+    expect(got.length).toBeLessThan(8 * 1024 * 1024);
+  }, 60_000);
+});
+
+describeIfTun('handshake latency and RTT with 50 ms between the kernel and the stack', () => {
+  let env: SynfinEnv;
+  let server: net.Server;
+  let port: number;
+  beforeAll(async () => {
+    server = net.createServer((s) => {
+      s.on('data', (d) => s.write(d));
+      s.on('end', () => s.end());
+      s.on('error', () => {});
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+    // 25 ms each way: 50 ms round trip between the app's kernel and the stack.
+    env = await startSynfinEnv({ impair: 'delay=25,seed=5' });
+  }, 60_000);
+  afterAll(async () => {
+    await env?.close();
+    server?.close();
+    destroyAllNetns();
+  });
+
+  it('the handshake median lies between 50 and 60 ms, and the RTT histogram reflects the delay', async () => {
+    const r = await env.ns.exec(process.execPath, [CLIENT, 'connections', env.serverAddr, String(port), '20', '4', 'client']);
+    expect(JSON.parse(r.stdout).ok).toBe(20);
+    const m = await env.metrics();
+    const count = metricValue(m, 'synfin_tcp_handshake_duration_seconds_count', { result: 'ok' });
+    if (count !== 20) console.log(m.split('\n').filter((l) => l.includes('handshake_duration_seconds_count') || l.includes('transitions_total') && !l.endsWith(' 0')).join('\n'));
+    expect(count).toBe(20);
+    const le = (bound: string) => metricValue(m, 'synfin_tcp_handshake_duration_seconds_bucket', { result: 'ok', le: bound });
+    // Median within (0.05, 0.1]: none at ≤ 50 ms (the RTT alone is 50 ms), all by 100 ms.
+    expect(le('0.05')).toBe(0);
+    expect(le('0.1')).toBe(20);
+    const sum = metricValue(m, 'synfin_tcp_handshake_duration_seconds_sum', { result: 'ok' });
+    const mean = sum / count;
+    expect(mean).toBeGreaterThan(0.05);
+    expect(mean).toBeLessThan(0.06);
+    const rttCount = metricValue(m, 'synfin_tcp_rtt_seconds_count');
+    expect(rttCount).toBeGreaterThan(0);
+    const rttMean = metricValue(m, 'synfin_tcp_rtt_seconds_sum') / rttCount;
+    expect(rttMean).toBeGreaterThan(0.045);
+    expect(rttMean).toBeLessThan(0.08);
+  }, 60_000);
+});
