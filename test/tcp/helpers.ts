@@ -296,6 +296,9 @@ export interface FixtureOpts {
   at?: number;
 }
 
+/** Fixtures check segments exactly except the window, which depends on the configuration. */
+const ANY_WINDOW = expect.any(Number) as unknown as number;
+
 export function newConn(cfgOverrides: Partial<TcpConfig> = {}, at = 0): T {
   const cfg = testConfig(cfgOverrides);
   const h = new RecordingHandler();
@@ -334,7 +337,7 @@ export function established(opts: FixtureOpts = {}): T {
 export function finWait1(opts: FixtureOpts = {}): T {
   const t = established(opts);
   t.conn.close(0);
-  expect(recv(t.conn, 0)).toEqual([out({ flags: FIN | ACK })]);
+  expect(recv(t.conn, 0)).toEqual([out({ flags: FIN | ACK, window: ANY_WINDOW })]);
   expect(t.conn.state).toBe(State.FIN_WAIT_1);
   t.ev.clear();
   return t;
@@ -354,7 +357,7 @@ export function finWait2(opts: FixtureOpts = {}): T {
 export function closeWait(opts: FixtureOpts = {}): T {
   const t = established(opts);
   expect(send(t.conn, seg({ flags: FIN | ACK }))).toBeNull();
-  expect(recv(t.conn, 0)).toEqual([out({ ack: r(2), window: 65534 })]);
+  expect(recv(t.conn, 0)).toEqual([out({ ack: r(2), window: ANY_WINDOW })]);
   expect(t.conn.state).toBe(State.CLOSE_WAIT);
   t.ev.clear();
   t.h.calls.length = 0;
@@ -365,7 +368,7 @@ export function closeWait(opts: FixtureOpts = {}): T {
 export function lastAck(opts: FixtureOpts = {}): T {
   const t = closeWait(opts);
   t.conn.close(0);
-  expect(recv(t.conn, 0)).toEqual([out({ flags: FIN | ACK, ack: r(2), window: 65534 })]);
+  expect(recv(t.conn, 0)).toEqual([out({ flags: FIN | ACK, ack: r(2), window: ANY_WINDOW })]);
   expect(t.conn.state).toBe(State.LAST_ACK);
   t.ev.clear();
   return t;
@@ -376,7 +379,7 @@ export function closing(opts: FixtureOpts = {}): T {
   const t = finWait1(opts);
   expect(send(t.conn, seg({ flags: FIN | ACK, ack: l(1) }))).toBeNull();
   expect(t.conn.state).toBe(State.CLOSING);
-  expect(recv(t.conn, 0)).toEqual([out({ seq: l(2), ack: r(2), window: 65534 })]);
+  expect(recv(t.conn, 0)).toEqual([out({ seq: l(2), ack: r(2), window: ANY_WINDOW })]);
   t.ev.clear();
   return t;
 }
@@ -386,7 +389,7 @@ export function timeWait(opts: FixtureOpts = {}): T {
   const t = finWait2(opts);
   expect(send(t.conn, seg({ flags: FIN | ACK, ack: l(2) }))).toBeNull();
   expect(t.conn.state).toBe(State.TIME_WAIT);
-  expect(recv(t.conn, 0)).toEqual([out({ seq: l(2), ack: r(2), window: 65534 })]);
+  expect(recv(t.conn, 0)).toEqual([out({ seq: l(2), ack: r(2), window: ANY_WINDOW })]);
   t.ev.clear();
   return t;
 }
