@@ -16,7 +16,7 @@ import {
   TunPermissionError,
 } from '../../src/errors.js';
 import { ADDON_PATH, Tun, tunOpenError } from '../../src/tun/index.js';
-import { destroyAllNetns, ipSync, leftovers, trackLink, uniqueIfName } from '../helpers/netns.js';
+import { NetNs, destroyAllNetns, ipSync, leftovers, trackLink, uniqueIfName } from '../helpers/netns.js';
 import { describeIfTun } from '../helpers/root.js';
 import { closeAllTuns, openTun } from './fixture.js';
 
@@ -161,8 +161,11 @@ describeIfTun('Tun.open on a real device', () => {
     expect(() => openTun({ name: 'lo' })).toThrow(TunOpenError);
   });
 
-  it('mtu_address_route_and_up_are_configured_through_ip', () => {
+  it('mtu_address_route_and_up_are_configured_through_ip_in_the_devices_namespace', () => {
     const tun = openTun();
+    const ns = NetNs.create('cfg');
+    tun.moveToNetns(ns.name);
+    expect(tun.netns).toBe(ns.name);
     tun.setMtu(1400);
     expect(tun.mtu).toBe(1400);
     tun.addAddress('198.18.200.1/32');
@@ -170,16 +173,26 @@ describeIfTun('Tun.open on a real device', () => {
     tun.up();
     tun.addRoute('198.18.201.0/24');
     tun.addRoute('fd00:5f:2::/64');
-    const link = JSON.parse(ipSync(['-j', 'addr', 'show', 'dev', tun.name])) as Array<{
+    const link = JSON.parse(ns.ip(['-j', 'addr', 'show', 'dev', tun.name])) as Array<{
       flags: string[];
       addr_info: Array<{ local: string }>;
     }>;
     expect(link[0]!.flags).toContain('UP');
     expect(link[0]!.addr_info.map((a) => a.local)).toEqual(expect.arrayContaining(['198.18.200.1', 'fd00:5f:1::1']));
-    expect(ipSync(['route', 'show', 'dev', tun.name])).toContain('198.18.201.0/24');
-    expect(ipSync(['-6', 'route', 'show', 'dev', tun.name])).toContain('fd00:5f:2::/64');
+    expect(ns.ip(['route', 'show', 'dev', tun.name])).toContain('198.18.201.0/24');
+    expect(ns.ip(['-6', 'route', 'show', 'dev', tun.name])).toContain('fd00:5f:2::/64');
     tun.down();
-    expect((JSON.parse(ipSync(['-j', 'link', 'show', 'dev', tun.name])) as Array<{ flags: string[] }>)[0]!.flags).not.toContain('UP');
+    const after = JSON.parse(ns.ip(['-j', 'link', 'show', 'dev', tun.name])) as Array<{ flags: string[] }>;
+    expect(after[0]!.flags).not.toContain('UP');
+  });
+
+  it('ip_options_netns_overrides_the_devices_namespace', () => {
+    const tun = openTun();
+    const ns = NetNs.create('cfg');
+    ns.adoptLink(tun.name);
+    expect(() => tun.setMtu(1300)).toThrow(IpCommandError); // still looked up in the current namespace
+    tun.setMtu(1300, { netns: ns.name });
+    expect(ns.ip(['link', 'show', 'dev', tun.name])).toContain('mtu 1300');
   });
 
   it('ip_failure_throws_err_ip_command_with_stderr_on_one_line', () => {
