@@ -516,10 +516,11 @@ export class TcpConn implements ConnIdentity {
       if (this.completeHandshake(now)) return null;
     }
     if (ackFlags & AckFlag.NEW) this.onNewAck(now);
-    if (this.timers.kind === TimerKind.PERSIST && snd.wnd > 0 && snd.wnd !== wasWindow) {
-      // The window opened: leave persist; dispatch sends and re-arms what is needed.
-      this.timers.setIdle(Infinity);
+    if (this.timers.kind === TimerKind.PERSIST && ((snd.wnd > 0 && snd.wnd !== wasWindow) || !snd.hasPending)) {
+      // The window opened, or the probe took the last of it (e.g. the FIN): leave persist;
+      // dispatch sends and re-arms what is needed.
       this.persistBackoff = 0;
+      this.armIdle(now);
     }
 
     let finWait1Acked = false;
@@ -1102,6 +1103,10 @@ export class TcpConn implements ConnIdentity {
   }
 
   private onPersistTimeout(now: number): void {
+    if (!this.snd.hasPending) {
+      this.armIdle(now);
+      return;
+    }
     // Probes the peer never answers count like retransmissions (RFC 9293 §3.8.6.1 only forbids
     // giving up while the peer keeps acknowledging them).
     if (this.probesUnanswered >= this.cfg.maxRetries) {
@@ -1116,6 +1121,16 @@ export class TcpConn implements ConnIdentity {
   }
 
   private onKeepaliveTimeout(now: number): void {
+    if (!this.snd.idle) {
+      // Something is outstanding: the retransmission timer is in charge, not keepalive.
+      this.timers.setRetransmit(now + this.snd.rtt.rto);
+      return;
+    }
+    const st = this.state;
+    if (st !== State.ESTABLISHED && st !== State.CLOSE_WAIT) {
+      this.armIdle(now);
+      return;
+    }
     if (this.keepaliveProbes >= this.cfg.keepaliveProbes) {
       // RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6: the peer is gone.
       this.abort('idle_timeout', now);

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { State } from '../../src/tcp/state.js';
 import {
   ACK,
+  FIN,
   PSH,
   RST,
   type FixtureOpts,
@@ -328,6 +329,18 @@ describe('zero-window probing (RFC 9293 §3.8.6.1)', () => {
     send(t.conn, seg({ ack: l(2), window: 0 }), 1010);
     expect(t.conn.snd.una).toBe(l(2));
     expect(recv(t.conn, 3000)).toEqual([out({ seq: l(2), payload: data.subarray(1, 2) })]);
+  });
+
+  it('RFC 9293 §3.8.6.1: a FIN waiting on a zero window is sent as the probe; once acknowledged persist ends', () => {
+    const t = established();
+    send(t.conn, seg({ window: 0 }), 0);
+    t.conn.close(0);
+    recvNothing(t.conn, 0);
+    expect(recv(t.conn, 200)).toEqual([out({ flags: FIN | ACK })]);
+    send(t.conn, seg({ ack: l(2), window: 0 }), 210);
+    expect(t.conn.state).toBe(State.FIN_WAIT_2);
+    recvNothing(t.conn, 210);
+    expect(t.conn.pollAt()).toBe(Infinity);
   });
 
   it('probes the peer never answers end the connection after cfg.maxRetries (retransmit_timeout)', () => {
