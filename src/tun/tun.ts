@@ -16,10 +16,11 @@
  * the next free slot, txCommit() queues it, txFlush() writes the queue (one write() per packet).
  * When the kernel says EAGAIN the rest stays queued and is flushed when the fd is writable; when
  * the ring is full txReserve() returns -1 and 'drain' (and the onTxDrain callbacks) tell when to
- * retry. The shape matches LinkTx in src/stack/link.ts.
+ * retry. Tun implements LinkTx (src/stack/link.ts).
  */
 import { EventEmitter } from 'node:events';
 import { TunClosedError, TunIoError } from '../errors.js';
+import type { LinkTx } from '../stack/link.js';
 import { linkMtu, runIp, type IpOptions } from './ip.js';
 import { loadAddon, tunOpenError, type NativeTunDevice } from './native.js';
 import { VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_F_NEEDS_CSUM, VNET_HDR_LEN } from './vnet.js';
@@ -105,7 +106,7 @@ export type RxHandler = (batch: RxBatch) => void;
 
 const NOOP_RX: RxHandler = () => {};
 
-export class Tun extends EventEmitter {
+export class Tun extends EventEmitter implements LinkTx {
   /** The kernel's name for the device. */
   readonly name: string;
   /** The TUN file descriptor (-1 once closed). */
