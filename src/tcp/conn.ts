@@ -846,13 +846,17 @@ export class TcpConn implements ConnIdentity {
     }
     if (this.keepalivePending) {
       // RFC 9293 §3.8.4: SEG.SEQ = SND.NXT − 1, no data, to elicit an ACK.
-      this.buildAck(now, seqAdd(this.snd.nxt, -1));
+      this.buildAck(now, seqAdd(this.snd.max, -1));
       if (!emit(this, OUT)) return;
       this.commitAck();
       this.keepalivePending = false;
     }
     while (this.ackNow || this.dupAcksOwed > 0) {
-      this.buildAck(now, this.snd.nxt);
+      // <SEQ=SND.NXT><ACK=RCV.NXT>: SND.NXT in the RFC's sense, i.e. SND.MAX here. Our SND.NXT may
+      // have gone back to SND.UNA after an RTO (go-back-N); a pure ACK with that sequence number
+      // could lie below the peer's RCV.NXT, be unacceptable, and have its ACK field ignored —
+      // two such peers ACK each other forever.
+      this.buildAck(now, this.snd.max);
       if (!emit(this, OUT)) return;
       this.commitAck();
       if (this.dupAcksOwed > 0) this.dupAcksOwed--;

@@ -171,6 +171,15 @@ describe('retransmission timeout (RFC 6298)', () => {
     expect(t.ev.closes).toEqual(['retransmit_timeout']);
   });
 
+  it('RFC 9293 §3.10.7.4: after an RTO, pure ACKs still carry <SEQ=SND.MAX> (acceptable to the peer)', () => {
+    const t = established();
+    writeAndSend(t, 3000);
+    expect(recv(t.conn, 200)).toHaveLength(1);
+    expect(t.conn.snd.nxt).toBe(l(1461));
+    send(t.conn, seg({ payload: 'x' }), 210);
+    expect(recv(t.conn, 250)).toEqual([out({ seq: l(3001), ack: r(2), window: 65534 })]);
+  });
+
   it('RFC 6582 §4.1: duplicate ACKs for data sent before an RTO do not start a fast retransmit', () => {
     const t = established();
     writeAndSend(t, 5 * MSS);
