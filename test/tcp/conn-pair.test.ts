@@ -124,7 +124,7 @@ function simulate(seed: number, cfgA: TcpConfig, cfgB: TcpConfig, net: NetOpts, 
   };
   const apps = [new App(stream(sizes[0], 1), lag), new App(stream(sizes[1], 2), lag)] as const;
   const evs = [new RecordingEvents(), new RecordingEvents()] as const;
-  const conns: (TcpConn | null)[] = [new TcpConn(1, cfgA, evs[0], apps[0], 0), null];
+  const conns: [TcpConn | null, TcpConn | null] = [new TcpConn(1, cfgA, evs[0], apps[0], 0), null];
   apps[0].conn = conns[0]!;
   conns[0]!.connect(0xffff0000 + Math.floor(rnd() * 0xffff), 0);
   const wire: Packet[] = [];
