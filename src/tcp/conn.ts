@@ -21,6 +21,15 @@
  *   keepaliveProbes unanswered probes the connection is reset with reason 'idle_timeout'.
  * - bytesIn counts payload bytes delivered in order to the owner; bytesOut counts payload bytes
  *   the peer has acknowledged. lastActivityAt moves when payload moves either way.
+ * - Urgent data (RFC 9293 §3.8.5) is delivered inline as ordinary data; the urgent pointer is
+ *   ignored. Text on a SYN is not kept (the peer retransmits it). ECN is not negotiated.
+ *
+ * Contract with the stack:
+ * - After `process`, `write`, `close`, `consume` or `abort`, `pollAt()` returns 0: dispatch.
+ *   A connection that has gone CLOSED may still hold an RST to send: dispatch it once more
+ *   (pollAt says 0), then drop it.
+ * - `dispatch` hands every segment to `emit` in one module-level OutSegment: `emit` must
+ *   serialize it before returning and must not call into another connection's dispatch.
  */
 import { SynfinError } from '../errors.js';
 import type { TcpConfig } from './config.js';
@@ -315,7 +324,7 @@ export class TcpConn implements ConnIdentity {
     this.wsOk = o.wscale >= 0;
     // RFC 7323 §2.3: a shift above 14 is used as 14.
     const sndShift = this.wsOk ? (o.wscale > 14 ? 14 : o.wscale) : 0;
-    const rcvShift = this.wsOk ? cfg.wscale : 0;
+    const rcvShift = this.wsOk ? (cfg.wscale > 14 ? 14 : cfg.wscale) : 0;
     this.tsEnabled = cfg.timestamps && o.tsPresent;
     if (this.tsEnabled) {
       this.tsRecent = o.tsVal;
