@@ -27,20 +27,29 @@ export interface SynfinEnv {
 
 let counter = 0;
 
-export async function startSynfinEnv(overrides: Partial<Config> = {}): Promise<SynfinEnv> {
+export interface SynfinEnvOptions {
+  /** IPv6 on the app side (fd00:N::/64, mapped to ::1) instead of IPv4. */
+  ipv6?: boolean;
+}
+
+export async function startSynfinEnv(overrides: Partial<Config> = {}, opts: SynfinEnvOptions = {}): Promise<SynfinEnv> {
   const n = ((process.pid * 3 + counter++ * 11) % 200) + 20;
-  const clientAddr = `198.19.${n}.1`;
-  const serverAddr = `198.19.${n}.2`;
+  const clientAddr = opts.ipv6 === true ? `fd00:${n}::1` : `198.19.${n}.1`;
+  const serverAddr = opts.ipv6 === true ? `fd00:${n}::2` : `198.19.${n}.2`;
   const ns = NetNs.create('e2e');
+  if (opts.ipv6 === true) {
+    // No duplicate address detection on the TUN link: the address is usable at once.
+    ns.execSync('sysctl', ['-qw', 'net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0']);
+  }
   const config: Config = {
     ...DEFAULT_CONFIG,
     tun: uniqueIfName('sfe'),
-    addresses: [`${clientAddr}/24`],
+    addresses: [opts.ipv6 === true ? `${clientAddr}/64` : `${clientAddr}/24`],
     listenHost: '127.0.0.1',
     listenPort: 0,
     mslSeconds: 0.25,
     logLevel: 'silent',
-    map: [`198.19.${n}.0/24=127.0.0.1`],
+    map: [opts.ipv6 === true ? `fd00:${n}::/64=::1` : `198.19.${n}.0/24=127.0.0.1`],
     shutdownGraceSeconds: 1,
     ...overrides,
   };
