@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { defaultTcpConfig, wscaleFor } from '../../src/tcp/defaults.js';
 import { State } from '../../src/tcp/state.js';
 import { PAWS_IDLE_MS } from '../../src/tcp/time-wait.js';
 import {
@@ -80,6 +81,21 @@ describe('window scaling (RFC 7323 §2)', () => {
     expect(t.conn.sendWindow).toBe(5000);
     send(t.conn, seg({ window: 5000 }), 0);
     expect(t.conn.sendWindow).toBe(40_000);
+  });
+});
+
+describe('defaultTcpConfig', () => {
+  it('RFC 7323 §2.3: the window shift is the smallest that lets rcvBufBytes fit, at most 14', () => {
+    expect([wscaleFor(65535), wscaleFor(65536), wscaleFor(262_144), wscaleFor(2 ** 40)]).toEqual([0, 1, 3, 14]);
+    expect(defaultTcpConfig({ rcvBufBytes: 1 << 20 }).wscale).toBe(5);
+    expect(defaultTcpConfig({ rcvBufBytes: 1 << 20, wscale: 7 }).wscale).toBe(7);
+  });
+
+  it('RFC 9293 §3.8.4 / §3.8.6.3: keepalive off and delayed ACK under 500 ms by default', () => {
+    const cfg = defaultTcpConfig();
+    expect(cfg.keepaliveIdleMs).toBe(0);
+    expect(cfg.delayedAckMs).toBeLessThan(500);
+    expect(cfg.mslMs * 2).toBe(60_000);
   });
 });
 
