@@ -109,8 +109,8 @@ export class Receiver {
   }
 
   /**
-   * Start receiving after the peer's SYN (IRS = `irs`). `synWindow` is the unscaled window our
-   * SYN or SYN-ACK offers (RFC 7323 §2.2: never scaled).
+   * Start receiving after the peer's SYN (IRS = `irs`) with our window shift (0 when window
+   * scaling is off). The window of our SYN / SYN-ACK is recorded separately (`commitSynWindow`).
    */
   init(irs: number, shift: number): void {
     this.irs = irs;
