@@ -1,0 +1,102 @@
+/**
+ * The live page in a real browser (Debian's Chromium, driven by playwright-core) against a
+ * running synfin with real traffic, including an app that leaks sockets.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { destroyAllNetns } from '../helpers/netns.js';
+import { describeIfTun, inCI } from '../helpers/root.js';
+import { metricValue, startSynfinEnv, type SynfinEnv } from '../helpers/synfin-env.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = path.join(import.meta.dirname, '../../test-artifacts');
+const LEAKS = 4;
+const STATES = ['CLOSED', 'LISTEN', 'SYN_SENT', 'SYN_RECEIVED', 'ESTABLISHED', 'FIN_WAIT_1', 'FIN_WAIT_2', 'CLOSE_WAIT', 'CLOSING', 'LAST_ACK', 'TIME_WAIT'];
+
+const haveChromium = fs.existsSync(CHROMIUM);
+if (!haveChromium && inCI()) throw new Error(`CI=true but ${CHROMIUM} is missing (.ci/run installs Debian's chromium)`);
+
+describeIfTun('live page in Chromium', () => {
+  let env: SynfinEnv;
+  let server: http.Server;
+  let port: number;
+  let browser: Browser;
+  let leak: ReturnType<SynfinEnv['ns']['spawn']> | null = null;
+
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      if (req.url === '/close') {
+        res.writeHead(200, { connection: 'close' });
+        res.end('bye\n');
+      } else res.end('hello\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    port = (server.address() as AddressInfo).port;
+    env = await startSynfinEnv({ mslSeconds: 0.2 });
+    // Clean traffic, then an app that never closes after the server closed.
+    const clean = await env.ns.exec('sh', ['-c', `for i in $(seq 1 10); do curl -sS http://${env.serverAddr}:${port}/ >/dev/null; done`]);
+    expect(clean.code).toBe(0);
+    const script =
+      `const net=require('net');const s=[];for(let i=0;i<${LEAKS};i++){const c=net.connect({host:'${env.serverAddr}',port:${port},allowHalfOpen:true},` +
+      `()=>c.write('GET /close HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'));c.on('data',()=>{});c.on('error',()=>{});s.push(c)}setInterval(()=>{},1e9)`;
+    leak = env.ns.spawn(process.execPath, ['-e', script]);
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    leak?.kill('SIGKILL');
+    await env?.close();
+    server?.closeAllConnections();
+    server?.close();
+    destroyAllNetns();
+  });
+
+  it.runIf(haveChromium)('renders the diagram with the live counts, names the app as the side at fault, and lists the leak', async () => {
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(env.synfin.listenUrl + '/');
+    await page.waitForSelector('#status[data-status="live"]', { timeout: 15_000 });
+    // The verdict names the app once the oldest has waited past the page's threshold (5 s).
+    await page.waitForFunction(() => (document.getElementById('verdict')?.textContent ?? '').includes('app'), null, { timeout: 20_000 });
+    const verdict = (await page.textContent('#verdict')) ?? '';
+    expect(verdict).toMatch(/wait on the app/);
+    expect(verdict).toMatch(/CLOSE_WAIT in the app/);
+
+    // Counts on the diagram equal synfin_tcp_connections at the same moment (traffic is steady:
+    // only the leaking connections remain; wait for one refresh after the scrape).
+    const metrics = await env.metrics();
+    await page.waitForTimeout(1500);
+    for (const state of STATES) {
+      const shown = await page.getAttribute(`[data-state="${state}"] [data-count]`, 'data-count');
+      expect(Number(shown), state).toBe(metricValue(metrics, 'synfin_tcp_connections', { state }));
+    }
+    expect(metricValue(metrics, 'synfin_tcp_connections', { state: 'FIN_WAIT_2' })).toBe(LEAKS);
+
+    // Clicking the waiting-on-app group lists the leaking connections with the app in CLOSE_WAIT.
+    await page.click('[data-waiting="app"]');
+    await page.waitForSelector('#connections[data-loaded="true"] tbody tr[data-id]', { timeout: 10_000 });
+    const rows = await page.$$eval('#connections tbody tr[data-id]', (trs) =>
+      trs.map((tr) => ({
+        state: tr.querySelector('[data-field="state"]')?.textContent,
+        appState: tr.querySelector('[data-field="appState"]')?.textContent,
+      })),
+    );
+    expect(rows).toHaveLength(LEAKS);
+    for (const r of rows) {
+      expect(r.state).toBe('FIN_WAIT_2');
+      expect(r.appState?.replace('*', '')).toBe('CLOSE_WAIT');
+    }
+    fs.mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'live-page.png'), fullPage: true });
+    expect(errors).toEqual([]);
+  }, 60_000);
+});
