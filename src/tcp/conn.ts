@@ -77,6 +77,8 @@ export class TcpConnError extends SynfinError {
 export const DEFAULT_MSS_IPV4 = 536;
 /** RFC 8200 §5 minimum MTU 1280 − 60 (RFC 9293 §3.7.1 for IPv6). */
 export const DEFAULT_MSS_IPV6 = 1220;
+/** An IPv6 header is 40 octets, an IPv4 header (without options) 20. */
+const IPV6_EXTRA_HEADER = 20;
 /** Smallest effective MSS we accept from a peer (guards against tiny-MSS resource abuse). */
 export const MIN_MSS = 64;
 /** RFC 7323 §3.2: the timestamps option takes 10 bytes, 12 with padding. */
@@ -333,14 +335,23 @@ export class TcpConn implements ConnIdentity {
     const sackOk = cfg.sack && o.sackPermitted;
     // RFC 9293 §3.7.1: Eff.snd.MSS = min(SendMSS, MMS_S) − TCP options in use.
     const peerMss = o.mss > 0 ? o.mss : this.family === 6 ? DEFAULT_MSS_IPV6 : DEFAULT_MSS_IPV4;
-    let mss = (peerMss < cfg.mss ? peerMss : cfg.mss) - (this.tsEnabled ? TS_OPTION_BYTES : 0);
+    const ours = this.localMss;
+    let mss = (peerMss < ours ? peerMss : ours) - (this.tsEnabled ? TS_OPTION_BYTES : 0);
     if (mss < MIN_MSS) mss = MIN_MSS;
     this.snd.negotiate(mss, sndShift, sackOk, cfg.gsoMaxBytes, now);
-    this.rcv.mss = cfg.mss - (this.tsEnabled ? TS_OPTION_BYTES : 0);
+    this.rcv.mss = ours - (this.tsEnabled ? TS_OPTION_BYTES : 0);
     this.rcv.init(syn.seq, rcvShift);
     // The window of our SYN / SYN-ACK is fixed (unscaled, RFC 7323 §2.2): it is what the peer
     // may fill before our first scaled window reaches it.
     this.rcv.commitSynWindow(this.rcv.synWindow());
+  }
+
+  /**
+   * The MSS we advertise (RFC 9293 §3.7.1): cfg.mss is computed for IPv4 headers; an IPv6
+   * connection's headers are 20 octets longer.
+   */
+  get localMss(): number {
+    return this.family === 6 ? this.cfg.mss - IPV6_EXTRA_HEADER : this.cfg.mss;
   }
 
   private takeSynWindow(syn: Segment): void {
@@ -981,7 +992,7 @@ export class TcpConn implements ConnIdentity {
     out.clear();
     out.seq = this.snd.iss;
     const o = out.options;
-    o.mss = cfg.mss;
+    o.mss = this.localMss;
     if (this.state === State.SYN_SENT) {
       // Active open: offer everything we support (RFC 7323 §2.2/§3.2, RFC 2018 §2).
       out.flags = TcpFlag.SYN;

@@ -135,6 +135,13 @@ describe('passive open (RFC 9293 §3.5)', () => {
     expect(t.conn.mss).toBe(1220);
   });
 
+  it('RFC 9293 §3.7.1: on IPv6 we advertise cfg.mss − 20 (cfg.mss is computed for IPv4 headers)', () => {
+    const t = newConn();
+    t.conn.accept(synSeg({ mss: 9000 }), LOCAL_SEQ, 0, 0, 0, 6);
+    expect(recv(t.conn, 0)[0]!.mss).toBe(1440);
+    expect(t.conn.mss).toBe(1440);
+  });
+
   it('RFC 9293 §3.7.1: the send MSS is the smaller of the peer\'s option and ours', () => {
     const t = newConn();
     t.conn.accept(synSeg({ mss: 9000 }), LOCAL_SEQ, 0, 0);
