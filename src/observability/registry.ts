@@ -13,7 +13,14 @@ import type { Pipe } from '../proxy/pipe.js';
 import type { TcpConn } from '../tcp/conn.js';
 import type { ConnIdentity } from '../tcp/events.js';
 import { State, STATE_NAMES } from '../tcp/state.js';
-import { KERNEL_TCP_STATE_NAMES, TCP_INFO_FIELDS, TCP_INFO_RTT_US, TCP_INFO_STATE, tcpInfo } from '../tun/tcp-info.js';
+import {
+  KERNEL_TCP_STATE_NAMES,
+  TCP_INFO_FIELDS,
+  TCP_INFO_RTT_US,
+  TCP_INFO_STATE,
+  TCP_INFO_TOTAL_RETRANS,
+  tcpInfo,
+} from '../tun/tcp-info.js';
 import { formatEndpoint } from '../wire/packet.js';
 import type { ConnectionSample, KERNEL_TCP_STATES } from './metrics.js';
 import { inferAppState, waitingOnFor, type ConnectionRow, type ConnectionSource } from './table.js';
@@ -136,10 +143,15 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     for (const { flow, conn } of stack.connections()) {
       const pipe = this.pipesById.get(conn.id);
       let upstreamState: string | null = null;
+      let upstreamRttSeconds: number | null = null;
+      let upstreamRetransmits: number | null = null;
       if (pipe !== undefined) {
         const fd = pipe.upstreamFd();
-        if (fd >= 0 && tcpInfo(fd, this.info)) upstreamState = KERNEL_TCP_STATE_NAMES[this.info[TCP_INFO_STATE]!] ?? null;
-        else upstreamState = pipe.upstreamClosed ? 'CLOSED' : null;
+        if (fd >= 0 && tcpInfo(fd, this.info)) {
+          upstreamState = KERNEL_TCP_STATE_NAMES[this.info[TCP_INFO_STATE]!] ?? null;
+          upstreamRttSeconds = this.info[TCP_INFO_RTT_US]! / 1e6;
+          upstreamRetransmits = this.info[TCP_INFO_TOTAL_RETRANS]!;
+        } else upstreamState = pipe.upstreamClosed ? 'CLOSED' : null;
       }
       const waitingOn = waitingOnFor(conn.state);
       const srtt = conn.srttMs;
@@ -155,6 +167,8 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
         appState: appKernelState ?? inferAppState(conn.state, conn.snd.finAcked),
         appStateSource: appKernelState !== undefined ? 'kernel' : 'inferred',
         upstreamState,
+        upstreamRttSeconds,
+        upstreamRetransmits,
         waitingOn,
         waitingSeconds: waitingOn === null ? null : (now - (pipe?.waitingSince ?? conn.stateSince)) / 1000,
         ageSeconds: (now - conn.createdAt) / 1000,
@@ -182,6 +196,8 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
         appState: appKernelState ?? inferAppState(State.TIME_WAIT, true),
         appStateSource: appKernelState !== undefined ? 'kernel' : 'inferred',
         upstreamState: 'CLOSED',
+        upstreamRttSeconds: null,
+        upstreamRetransmits: null,
         waitingOn: null,
         waitingSeconds: null,
         ageSeconds: (now - (info?.createdAt ?? rec.enteredAt)) / 1000,
@@ -195,7 +211,6 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
         receiveWindow: rec.window,
       });
     }
-    void TCP_INFO_RTT_US;
     return rows;
   }
 

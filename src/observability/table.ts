@@ -21,6 +21,10 @@ export interface ConnectionRow {
   /** "kernel" when read from the app's socket in a shared namespace, "inferred" from the segments otherwise. */
   appStateSource: 'kernel' | 'inferred';
   upstreamState: string | null;
+  /** The upstream kernel socket's smoothed RTT (TCP_INFO), seconds; null when unknown. */
+  upstreamRttSeconds: number | null;
+  /** Retransmissions by the kernel on the upstream socket (TCP_INFO tcpi_total_retrans). */
+  upstreamRetransmits: number | null;
   waitingOn: 'app' | 'upstream' | null;
   waitingSeconds: number | null;
   ageSeconds: number;

@@ -16,6 +16,8 @@ function row(over: Partial<ConnectionRow>): ConnectionRow {
     appState: 'ESTABLISHED',
     appStateSource: 'inferred',
     upstreamState: 'ESTABLISHED',
+    upstreamRttSeconds: 0.0001,
+    upstreamRetransmits: 0,
     waitingOn: null,
     waitingSeconds: null,
     ageSeconds: 1,

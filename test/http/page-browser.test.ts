@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * The live page in a real browser (Debian's Chromium, driven by playwright-core) against a
  * running synfin with real traffic, including an app that leaks sockets.
@@ -84,12 +85,13 @@ describeIfTun('live page in Chromium', () => {
     // Clicking the waiting-on-app group lists the leaking connections with the app in CLOSE_WAIT.
     await page.click('[data-waiting="app"]');
     await page.waitForSelector('#connections[data-loaded="true"] tbody tr[data-id]', { timeout: 10_000 });
-    const rows = await page.$$eval('#connections tbody tr[data-id]', (trs) =>
-      trs.map((tr) => ({
-        state: tr.querySelector('[data-field="state"]')?.textContent,
-        appState: tr.querySelector('[data-field="appState"]')?.textContent,
-      })),
-    );
+    const rows: Array<{ state: string | null; appState: string | null }> = [];
+    for (const tr of await page.$$('#connections tbody tr[data-id]')) {
+      rows.push({
+        state: await (await tr.$('[data-field="state"]'))!.textContent(),
+        appState: await (await tr.$('[data-field="appState"]'))!.textContent(),
+      });
+    }
     expect(rows).toHaveLength(LEAKS);
     for (const r of rows) {
       expect(r.state).toBe('FIN_WAIT_2');
