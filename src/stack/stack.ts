@@ -44,6 +44,8 @@ export class ConnEntry implements FlowEntry, Schedulable {
   dirty = false;
   /** Still counted as half-open (SYN_RECEIVED, our SYN-ACK not yet acknowledged). */
   halfOpen = true;
+  /** Waiting for the link's transmit ring to drain. */
+  blocked = false;
   constructor(
     readonly flow: FlowTuple,
     readonly conn: TcpConn,
@@ -145,6 +147,8 @@ export class Stack implements LinkRx {
   private readonly table = new FlowTable<Entry>();
   private readonly heap = new DeadlineHeap<Entry>();
   private readonly dirtyList: ConnEntry[] = [];
+  /** Connections that had more to send when the transmit ring filled: resumed on drain. */
+  private blockedList: ConnEntry[] = [];
   private readonly parser = new PacketParser();
   private readonly seg = new Segment();
   private readonly key = new FlowKey();
@@ -557,12 +561,15 @@ export class Stack implements LinkRx {
   // ---------------------------------------------------------------- egress and timers
 
   private dispatchEntry(entry: ConnEntry, now: number): void {
-    const conn = entry.conn;
     if (this.txBlocked) {
-      // The ring is full: keep the connection queued for the drain.
+      // The ring is full: park the connection until the drain (cost bounded by what waits).
+      if (!entry.blocked) {
+        entry.blocked = true;
+        this.blockedList.push(entry);
+      }
       return;
     }
-    conn.dispatch(now, this.emitBound);
+    entry.conn.dispatch(now, this.emitBound);
     this.afterDispatch(entry, now);
   }
 
@@ -638,8 +645,12 @@ export class Stack implements LinkRx {
     this.txBlocked = true;
     this.link.onTxDrain(() => {
       this.txBlocked = false;
-      // Everything that was waiting is still marked dirty or due in the heap: go again.
-      for (const e of this.table.values()) if (e.kind === KIND_CONN && !e.dirty) this.markDirty(e);
+      const waiting = this.blockedList;
+      this.blockedList = [];
+      for (const e of waiting) {
+        e.blocked = false;
+        if (e.conn.tuple === e) this.markDirty(e);
+      }
       this.flush();
     });
   }
