@@ -1,0 +1,300 @@
+/**
+ * deploy/sidecar-routing.sh, for real, in network namespaces this test creates: the policy rules
+ * and the TUN route it installs, what the kernel's route lookups then decide for the app's TCP,
+ * synfin's own sockets, loopback and the metrics port, idempotency, --remove, and bad usage.
+ * (test/proxy/sidecar.test.ts runs synfin itself behind the script.)
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { destroyAllNetns, NetNs, uniqueIfName, type ExecResult } from '../helpers/netns.js';
+import { describeIfTun } from '../helpers/root.js';
+import { repoPath } from './code.js';
+
+const SCRIPT = repoPath('deploy', 'sidecar-routing.sh');
+/** A uid no process of the test uses (the rules only compare numbers). */
+const UID = String(20_000 + (process.pid % 10_000));
+const OTHER_UID = String(Number(UID) + 1);
+
+afterEach(destroyAllNetns);
+
+function run(ns: NetNs, args: string[]): Promise<ExecResult> {
+  return ns.exec('bash', [SCRIPT, ...args]);
+}
+
+async function runOk(ns: NetNs, args: string[]): Promise<ExecResult> {
+  const r = await run(ns, args);
+  expect(r.code, r.stderr).toBe(0);
+  return r;
+}
+
+/** `ip [-4|-6] rule show`, one rule per line, whitespace normalised. */
+function rules(ns: NetNs, family: '-4' | '-6'): string[] {
+  return ns
+    .ip([family, 'rule', 'show'])
+    .split('\n')
+    .map((l) => l.replace(/\s+/g, ' ').trim())
+    .filter((l) => l.length > 0);
+}
+
+/** `ip [-4|-6] route show table ID`, whitespace normalised ('' when the table is empty or was never made). */
+function table(ns: NetNs, family: '-4' | '-6', id = '100'): string {
+  try {
+    return ns.ip([family, 'route', 'show', 'table', id]).replace(/\s+/g, ' ').trim();
+  } catch (err) {
+    if (/FIB table does not exist/.test(String(err))) return '';
+    throw err;
+  }
+}
+
+/** A namespace with a TUN device made the way the issue describes (`ip tuntap add mode tun`). */
+function namespaceWithTun(): { ns: NetNs; tun: string } {
+  const ns = NetNs.create('rt');
+  const tun = uniqueIfName('srt');
+  ns.ip(['tuntap', 'add', 'dev', tun, 'mode', 'tun']);
+  return { ns, tun };
+}
+
+/**
+ * A namespace that also has an ordinary way out (a veth with a default route, the pod's eth0),
+ * so route lookups that avoid the TUN device have somewhere to go.
+ */
+function routedNamespace(): { ns: NetNs; tun: string; eth: string; addr4: string; addr6: string } {
+  const { ns, tun } = namespaceWithTun();
+  const eth = uniqueIfName('sre');
+  const peer = uniqueIfName('srp');
+  const n = (process.pid % 200) + 20;
+  const addr4 = `10.${n}.91.2`;
+  const addr6 = `2001:db8:${n.toString(16)}::2`;
+  ns.ip(['link', 'add', eth, 'type', 'veth', 'peer', 'name', peer]);
+  ns.ip(['addr', 'add', `${addr4}/24`, 'dev', eth]);
+  ns.ip(['-6', 'addr', 'add', `${addr6}/64`, 'dev', eth, 'nodad']);
+  ns.linkUp(eth);
+  ns.linkUp(peer);
+  ns.ip(['route', 'add', 'default', 'via', `10.${n}.91.1`]);
+  ns.ip(['-6', 'route', 'add', 'default', 'via', `2001:db8:${n.toString(16)}::1`]);
+  return { ns, tun, eth, addr4, addr6 };
+}
+
+/** `ip route get DEST ...selectors` → the device the kernel picks (throws when unroutable). */
+function routeDevice(ns: NetNs, family: '-4' | '-6', dest: string, selectors: string[]): string {
+  const out = ns.ip([family, 'route', 'get', dest, ...selectors]);
+  if (/^local /.test(out)) return 'local';
+  const m = / dev (\S+)/.exec(out);
+  if (m === null) throw new Error(`no device in: ${out}`);
+  return m[1]!;
+}
+
+describeIfTun('sidecar-routing.sh: rules and routes', () => {
+  it('setup_existingTun_installsUidLoopbackKeepPortAndCatchAllRules', async () => {
+    const { ns, tun } = namespaceWithTun();
+    await runOk(ns, ['--tun', tun, '--uid', UID, '--keep-port', '8080']);
+    expect(rules(ns, '-4')).toEqual([
+      '0: from all lookup local',
+      `100: from all uidrange ${UID}-${UID} lookup main`,
+      `101: from all uidrange ${UID}-${UID} unreachable`,
+      '110: from all to 127.0.0.0/8 lookup local',
+      '120: from all ipproto tcp sport 9477 lookup main',
+      '120: from all ipproto tcp sport 8080 lookup main',
+      '200: from all ipproto tcp lookup 100',
+      '32766: from all lookup main',
+      '32767: from all lookup default',
+    ]);
+  });
+
+  it('setup_ipv6_installsTheSameRules', async () => {
+    const { ns, tun } = namespaceWithTun();
+    await runOk(ns, ['--tun', tun, '--uid', UID]);
+    expect(rules(ns, '-6')).toEqual([
+      '0: from all lookup local',
+      `100: from all uidrange ${UID}-${UID} lookup main`,
+      `101: from all uidrange ${UID}-${UID} unreachable`,
+      '110: from all to ::1 lookup local',
+      '120: from all ipproto tcp sport 9477 lookup main',
+      '200: from all ipproto tcp lookup 100',
+      '32766: from all lookup main',
+    ]);
+  });
+
+  it('setup_table100_hasOneDefaultRouteViaTheTun', async () => {
+    const { ns, tun } = namespaceWithTun();
+    await runOk(ns, ['--tun', tun, '--uid', UID]);
+    expect(table(ns, '-4')).toMatch(new RegExp(`^default dev ${tun} scope link( linkdown)?$`));
+    expect(table(ns, '-6')).toMatch(new RegExp(`^default dev ${tun} metric 1024( linkdown)? pref medium$`));
+  });
+
+  it('setup_otherTable_isUsedForTheCatchAllAndTheRoute', async () => {
+    const { ns, tun } = namespaceWithTun();
+    await runOk(ns, ['--tun', tun, '--uid', UID, '--table', '4242', '--no-ipv6']);
+    expect(rules(ns, '-4')).toContain('200: from all ipproto tcp lookup 4242');
+    expect(table(ns, '-4', '4242')).toMatch(new RegExp(`^default dev ${tun} `));
+    expect(table(ns, '-4', '100')).toBe('');
+  });
+
+  it('setup_runTwice_changesNothing', async () => {
+    const { ns, tun } = namespaceWithTun();
+    await runOk(ns, ['--tun', tun, '--uid', UID, '--keep-port', '8080']);
+    const first = [rules(ns, '-4'), rules(ns, '-6'), table(ns, '-4'), table(ns, '-6')];
+    await runOk(ns, ['--tun', tun, '--uid', UID, '--keep-port', '8080']);
+    expect([rules(ns, '-4'), rules(ns, '-6'), table(ns, '-4'), table(ns, '-6')]).toEqual(first);
+  });
+
+  it('setup_rerunWithAnotherUidAndPorts_replacesTheStaleRules', async () => {
+    const { ns, tun } = namespaceWithTun();
+    await runOk(ns, ['--tun', tun, '--uid', UID, '--keep-port', '8080']);
+    await runOk(ns, ['--tun', tun, '--uid', OTHER_UID]);
+    const now = rules(ns, '-4');
+    expect(now.filter((r) => r.includes('uidrange'))).toEqual([
+      `100: from all uidrange ${OTHER_UID}-${OTHER_UID} lookup main`,
+      `101: from all uidrange ${OTHER_UID}-${OTHER_UID} unreachable`,
+    ]);
+    expect(now.filter((r) => r.includes('sport'))).toEqual(['120: from all ipproto tcp sport 9477 lookup main']);
+  });
+
+  it('setup_missingTun_createsAPersistentTunOwnedByTheUid', async () => {
+    const ns = NetNs.create('rt');
+    const tun = uniqueIfName('srt');
+    await runOk(ns, ['--tun', tun, '--uid', UID, '--no-ipv6']);
+    const link = ns.ip(['-d', 'link', 'show', 'dev', tun]);
+    expect(link).toMatch(/\btun type tun\b/);
+    expect(link).toMatch(/\bpersist on\b/);
+    expect(link).toMatch(new RegExp(`\\buser ${UID}\\b`));
+    expect(link).toMatch(/<[^>]*\bUP\b[^>]*>/);
+  });
+
+  it('setup_ipv6DisabledOnTheDevice_installsIpv4Only', async () => {
+    const ns = NetNs.create('rt');
+    ns.execSync('sh', ['-c', 'echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6']);
+    const tun = uniqueIfName('srt');
+    const r = await runOk(ns, ['--tun', tun, '--uid', UID]);
+    expect(r.stderr).toMatch(/IPv6 is disabled/);
+    expect(rules(ns, '-4')).toContain('200: from all ipproto tcp lookup 100');
+    expect(rules(ns, '-6').some((l) => l.includes('ipproto tcp'))).toBe(false);
+  });
+
+  it('remove_deletesEveryRuleAndTheRoute_andKeepsTheDevice', async () => {
+    const { ns, tun } = namespaceWithTun();
+    const before = [rules(ns, '-4'), rules(ns, '-6')];
+    await runOk(ns, ['--tun', tun, '--uid', UID, '--keep-port', '8080']);
+    await runOk(ns, ['--remove', '--tun', tun]);
+    expect([rules(ns, '-4'), rules(ns, '-6')]).toEqual(before);
+    expect(table(ns, '-4')).toBe('');
+    expect(table(ns, '-6')).toBe('');
+    expect(ns.links()).toContain(tun);
+  });
+
+  it('remove_runTwice_succeeds', async () => {
+    const { ns, tun } = namespaceWithTun();
+    await runOk(ns, ['--tun', tun, '--uid', UID]);
+    await runOk(ns, ['--remove', '--tun', tun]);
+    await runOk(ns, ['--remove', '--tun', tun]);
+  });
+
+  it('remove_withDeleteTun_deletesTheDevice', async () => {
+    const { ns, tun } = namespaceWithTun();
+    await runOk(ns, ['--tun', tun, '--uid', UID]);
+    await runOk(ns, ['--remove', '--delete-tun', '--tun', tun]);
+    expect(ns.links()).not.toContain(tun);
+  });
+
+  it('setupAfterRemove_restoresTheSameRules', async () => {
+    const { ns, tun } = namespaceWithTun();
+    await runOk(ns, ['--tun', tun, '--uid', UID]);
+    const first = rules(ns, '-4');
+    await runOk(ns, ['--remove', '--tun', tun]);
+    await runOk(ns, ['--tun', tun, '--uid', UID]);
+    expect(rules(ns, '-4')).toEqual(first);
+  });
+});
+
+describeIfTun('sidecar-routing.sh: what the kernel then routes where', () => {
+  const DEST4 = '198.18.5.5';
+  const DEST6 = '2001:db8:ffff::5';
+
+  it('routeLookup_appTcp_goesToTheTun', async () => {
+    const { ns, tun } = routedNamespace();
+    await runOk(ns, ['--tun', tun, '--uid', UID]);
+    expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp'])).toBe(tun);
+    expect(routeDevice(ns, '-6', DEST6, ['ipproto', 'tcp'])).toBe(tun);
+  });
+
+  it('routeLookup_synfinsUid_usesTheOrdinaryRoute', async () => {
+    const { ns, tun, eth } = routedNamespace();
+    await runOk(ns, ['--tun', tun, '--uid', UID]);
+    expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp', 'uid', UID])).toBe(eth);
+    expect(routeDevice(ns, '-6', DEST6, ['ipproto', 'tcp', 'uid', UID])).toBe(eth);
+  });
+
+  it('routeLookup_synfinsUidWithoutAnOrdinaryRoute_isUnreachableNotTheTun', async () => {
+    const { ns, tun } = routedNamespace();
+    await runOk(ns, ['--tun', tun, '--uid', UID, '--no-ipv6']);
+    ns.ip(['route', 'del', 'default']);
+    expect(() => routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp', 'uid', UID])).toThrow(/unreachable/i);
+    // The app's TCP still goes to the device.
+    expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp'])).toBe(tun);
+  });
+
+  it('routeLookup_nonTcp_usesTheOrdinaryRoute', async () => {
+    const { ns, tun, eth } = routedNamespace();
+    await runOk(ns, ['--tun', tun, '--uid', UID]);
+    expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'udp'])).toBe(eth);
+    expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'icmp'])).toBe(eth);
+  });
+
+  it('routeLookup_repliesFromTheMetricsAndKeptPorts_useTheOrdinaryRoute', async () => {
+    const { ns, tun, eth } = routedNamespace();
+    await runOk(ns, ['--tun', tun, '--uid', UID, '--metrics-port', '9555', '--keep-port', '8080']);
+    expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp', 'sport', '9555'])).toBe(eth);
+    expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp', 'sport', '8080'])).toBe(eth);
+    expect(routeDevice(ns, '-6', DEST6, ['ipproto', 'tcp', 'sport', '9555'])).toBe(eth);
+    expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp', 'sport', '9477'])).toBe(tun);
+  });
+
+  it('routeLookup_loopbackAndOwnAddresses_stayLocal', async () => {
+    const { ns, tun, addr4, addr6 } = routedNamespace();
+    await runOk(ns, ['--tun', tun, '--uid', UID]);
+    expect(routeDevice(ns, '-4', '127.0.0.1', ['ipproto', 'tcp'])).toBe('local');
+    expect(routeDevice(ns, '-4', addr4, ['ipproto', 'tcp'])).toBe('local');
+    expect(routeDevice(ns, '-6', '::1', ['ipproto', 'tcp'])).toBe('local');
+    expect(routeDevice(ns, '-6', addr6, ['ipproto', 'tcp'])).toBe('local');
+  });
+
+  it('routeLookup_afterRemove_appTcpUsesTheOrdinaryRoute', async () => {
+    const { ns, tun, eth } = routedNamespace();
+    await runOk(ns, ['--tun', tun, '--uid', UID]);
+    await runOk(ns, ['--remove', '--tun', tun]);
+    expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp'])).toBe(eth);
+  });
+});
+
+describeIfTun('sidecar-routing.sh: bad usage', () => {
+  // Run inside a namespace anyway, so a validation bug could never touch the host's routing.
+  const cases: Array<[string, string[], RegExp]> = [
+    ['uid 0', ['--uid', '0'], /--uid: synfin must not run as root/],
+    ['a non-numeric uid', ['--uid', 'synfin'], /--uid: "synfin" is not a numeric uid/],
+    ['the main table', ['--table', '254'], /--table: 254 is a reserved table/],
+    ['a port out of range', ['--keep-port', '70000'], /--keep-port: "70000" is not a port/],
+    ['an unknown argument', ['--frobnicate'], /unknown argument "--frobnicate"/],
+    ['--delete-tun without --remove', ['--delete-tun'], /--delete-tun only goes with --remove/],
+    ['a bad interface name', ['--tun', 'this-name-is-too-long'], /--tun: .* is not a valid interface name/],
+  ];
+  for (const [what, args, message] of cases) {
+    it(`usage_${what.replace(/\W+/g, '_')}_exits2WithOneLine`, async () => {
+      const ns = NetNs.create('rt');
+      const before = rules(ns, '-4');
+      const r = await run(ns, args);
+      expect(r.code).toBe(2);
+      expect(r.stderr.split('\n')[0]).toMatch(message);
+      expect(rules(ns, '-4')).toEqual(before);
+    });
+  }
+});
+
+describe('sidecar-routing.sh: --help', () => {
+  it('help_listsEveryOption', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const r = spawnSync('bash', [SCRIPT, '--help'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    for (const opt of ['--tun', '--uid', '--table', '--metrics-port', '--keep-port', '--no-ipv6', '--remove', '--delete-tun']) {
+      expect(r.stdout).toContain(opt);
+    }
+  });
+});
