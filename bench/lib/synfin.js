@@ -1,0 +1,99 @@
+// One synfin process for one workload: started in the synfin namespace with its TUN device moved
+// into the client namespace, measured from outside (RSS from /proc, the HTTP API with curl).
+import fs from 'node:fs';
+import path from 'node:path';
+import { ADDR } from './topology.js';
+import { BENCH_DIR } from './tools.js';
+import { Daemon, run } from './proc.js';
+
+export class SynfinProcess {
+  /**
+   * @param topo Topology
+   * @param opts { dist, mtu, impair, cpuProfDir, name, extra }
+   */
+  constructor(topo, opts) {
+    this.topo = topo;
+    this.opts = opts;
+    this.daemon = null;
+    this.url = '';
+    this.pid = 0;
+  }
+
+  async start() {
+    const { topo, opts } = this;
+    const config = {
+      tun: topo.dev.tun,
+      addresses: [`${ADDR.tunClient}/24`],
+      mtu: opts.mtu ?? null,
+      map: [`${ADDR.tunNet}=${ADDR.synfinServer}`],
+      listenHost: '127.0.0.1',
+      listenPort: 0,
+      logLevel: 'warn',
+      shutdownGraceSeconds: 1,
+      impair: opts.impair ?? null,
+      ...(opts.extra ?? {}),
+    };
+    const nodeArgs = [];
+    if (opts.cpuProfDir !== undefined) {
+      fs.mkdirSync(opts.cpuProfDir, { recursive: true });
+      nodeArgs.push('--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir, '--cpu-prof-name', `${opts.name ?? 'synfin'}.cpuprofile`);
+    }
+    const launcher = path.join(BENCH_DIR, 'synfin-in-ns.mjs');
+    const cmd = ['ulimit -n 20000 && exec "$0" "$@"', process.execPath, ...nodeArgs, launcher, opts.dist, topo.ns.scli, JSON.stringify(config)];
+    this.daemon = new Daemon(`synfin (${opts.name ?? ''})`, 'sh', ['-c', ...cmd], { ns: topo.ns.sfn, readyLine: /"ready"/, readyMs: 30_000 });
+    const line = await this.daemon.ready;
+    const info = JSON.parse(line);
+    this.url = info.ready;
+    this.pid = info.pid;
+    return this;
+  }
+
+  /** Resident set size now, KiB (VmRSS). */
+  rssKb() {
+    const status = fs.readFileSync(`/proc/${this.pid}/status`, 'utf8');
+    const m = /VmRSS:\s+(\d+) kB/.exec(status);
+    return m === null ? NaN : Number(m[1]);
+  }
+
+  /** GET `p` with curl inside the synfin namespace: { ms, bytes, body }. */
+  async get(p, { body = false } = {}) {
+    const args = ['-s', '-S', '--max-time', '30', '-w', '\n%{time_total} %{size_download} %{http_code}'];
+    const r = await run('curl', [...args, this.url + p], { ns: this.topo.ns.sfn });
+    if (r.code !== 0) throw new Error(`curl ${p}: ${r.stderr.trim()}`);
+    const cut = r.stdout.lastIndexOf('\n');
+    const [t, size, status] = r.stdout.slice(cut + 1).split(' ');
+    if (status !== '200') throw new Error(`GET ${p}: HTTP ${status}`);
+    return { ms: Number(t) * 1000, bytes: Number(size), body: body ? r.stdout.slice(0, cut) : '' };
+  }
+
+  /** Sums of a few synfin_* counters, by series (name{labels} → value). */
+  async counters(prefixes) {
+    const { body } = await this.get('/metrics', { body: true });
+    const out = {};
+    for (const line of body.split('\n')) {
+      if (line.startsWith('#')) continue;
+      if (!prefixes.some((p) => line.startsWith(p))) continue;
+      const sp = line.lastIndexOf(' ');
+      const v = Number(line.slice(sp + 1));
+      if (v !== 0) out[line.slice(0, sp)] = v;
+    }
+    return out;
+  }
+
+  async stop() {
+    if (this.daemon === null) return null;
+    const r = await this.daemon.stop('SIGTERM', 20_000);
+    this.daemon = null;
+    return r;
+  }
+}
+
+/** Counter deltas (after − before), only the series that moved. */
+export function counterDelta(before, after) {
+  const out = {};
+  for (const [k, v] of Object.entries(after)) {
+    const d = v - (before[k] ?? 0);
+    if (d !== 0) out[k] = d;
+  }
+  return out;
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what `npm run bench` drives besides synfin (Debian/Ubuntu, as root):
+#   iperf3 (bulk throughput), wrk + nginx-light (HTTP), gcc + libnetfilter-queue-dev + iptables (the
+#   benchmark's C tools and the kernel baseline's loss/delay), iproute2 (ip, nstat, ss), curl.
+# The benchmark only starts nginx itself, in its own namespace: the package's service is kept from
+# starting during the install (policy-rc.d), so nothing listens on the host afterwards.
+set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bench/setup.sh: run as root (apt-get install)" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+packages=(iperf3 wrk nginx-light gcc libc6-dev libnetfilter-queue-dev iptables iproute2 curl)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "bench/setup.sh: everything is installed"
+  exit 0
+fi
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod +x "$policy"
+  made_policy=1
+fi
+cleanup() { if [ "$made_policy" -eq 1 ]; then rm -f "$policy"; fi; }
+trap cleanup EXIT
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "bench/setup.sh: installed ${missing[*]}"

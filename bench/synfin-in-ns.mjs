@@ -1,0 +1,23 @@
+// Starts synfin in this process for the benchmark, with its TUN device moved into another
+// namespace (the app's side) while its upstream sockets stay in the namespace this process runs in.
+//
+//   node bench/synfin-in-ns.mjs DIST_DIR NETNS CONFIG_JSON
+//
+// DIST_DIR is a compiled synfin (dist/ of this repository, or of a snapshot); CONFIG_JSON overrides
+// fields of DEFAULT_CONFIG. Prints one JSON line {"ready": URL, "pid": PID, "mtu": N} once the device
+// is up and the HTTP API listens. SIGTERM/SIGINT shut it down (so a --cpu-prof profile is written).
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const [distDir, netns, configJson] = process.argv.slice(2);
+if (distDir === undefined || netns === undefined || configJson === undefined) {
+  process.stderr.write('usage: synfin-in-ns.mjs DIST_DIR NETNS CONFIG_JSON\n');
+  process.exit(2);
+}
+const load = (file) => import(pathToFileURL(path.join(path.resolve(distDir), file)).href);
+const { DEFAULT_CONFIG } = await load('config.js');
+const { startSynfin } = await load('runtime.js');
+
+const config = { ...DEFAULT_CONFIG, ...JSON.parse(configJson) };
+const synfin = await startSynfin(config, { netns, installSignalHandlers: true });
+process.stdout.write(JSON.stringify({ ready: synfin.listenUrl, pid: process.pid, mtu: synfin.tun.mtu }) + '\n');

@@ -1,0 +1,194 @@
+/*
+ * connrate: short TCP connections as fast as they go, with connect latency.
+ *
+ *   connrate HOST PORT SECONDS CONCURRENCY [PAYLOAD_BYTES]
+ *
+ * Keeps CONCURRENCY connections in flight. Each one: non-blocking connect(), then (once
+ * writable) sends PAYLOAD_BYTES, reads the server's reply, close() (the client closes first, so
+ * the client's kernel keeps the TIME-WAIT and, with net.ipv4.tcp_tw_reuse=1 and a narrow
+ * ip_local_port_range, reuses those ports for new connections). New connections start for
+ * SECONDS; then the ones in flight get up to 5 s to finish and any left count as "timeout".
+ * Prints one JSON object: counts, errors by errno name, rate, connect-latency percentiles (µs).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+enum phase { IDLE, CONNECTING, WAITING_REPLY };
+
+struct slot {
+  int fd;
+  enum phase phase;
+  double started; /* seconds, CLOCK_MONOTONIC */
+  size_t got;
+};
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Failures by errno (index errno, 0..255) plus "timeout" and "short_reply". */
+static unsigned long err_count[256];
+static unsigned long timeouts, short_replies;
+
+static float *lat_us;
+static size_t lat_n, lat_cap;
+
+static void add_latency(double us) {
+  if (lat_n == lat_cap) {
+    lat_cap = lat_cap ? lat_cap * 2 : 1 << 16;
+    lat_us = realloc(lat_us, lat_cap * sizeof *lat_us);
+    if (!lat_us) { perror("realloc"); exit(1); }
+  }
+  lat_us[lat_n++] = (float)us;
+}
+
+static int cmp_float(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return (x > y) - (x < y);
+}
+
+static double pct(double p) {
+  if (lat_n == 0) return 0;
+  size_t i = (size_t)(p * (double)(lat_n - 1) + 0.5);
+  return lat_us[i];
+}
+
+int main(int argc, char **argv) {
+  if (argc < 5) {
+    fprintf(stderr, "usage: connrate HOST PORT SECONDS CONCURRENCY [PAYLOAD_BYTES]\n");
+    return 2;
+  }
+  struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[2])) };
+  if (inet_pton(AF_INET, argv[1], &dst.sin_addr) != 1) { fprintf(stderr, "bad address %s\n", argv[1]); return 2; }
+  double seconds = atof(argv[3]);
+  int conc = atoi(argv[4]);
+  size_t payload = argc > 5 ? (size_t)atoi(argv[5]) : 64;
+  if (conc < 1 || conc > 10000 || payload < 1 || payload > 4096) { fprintf(stderr, "bad arguments\n"); return 2; }
+
+  struct rlimit rl = { 65536, 65536 };
+  setrlimit(RLIMIT_NOFILE, &rl);
+
+  char msg[4096], buf[4096];
+  memset(msg, 'x', payload);
+  int ep = epoll_create1(0);
+  struct slot *slots = calloc((size_t)conc, sizeof *slots);
+  for (int i = 0; i < conc; i++) slots[i].fd = -1;
+  unsigned long ok = 0, failed = 0, started = 0;
+
+  double t0 = now_s(), deadline = t0 + seconds, hard_end = deadline + 5.0;
+  int in_flight = 0;
+  struct epoll_event evs[256];
+
+  for (;;) {
+    double t = now_s();
+    /* Start new connections while inside the measuring window. */
+    for (int i = 0; i < conc && t < deadline; i++) {
+      struct slot *s = &slots[i];
+      if (s->phase != IDLE) continue;
+      int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      if (fd < 0) { perror("socket"); return 1; }
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      s->fd = fd;
+      s->got = 0;
+      s->started = now_s();
+      started++;
+      int rc = connect(fd, (struct sockaddr *)&dst, sizeof dst);
+      if (rc < 0 && errno != EINPROGRESS) {
+        err_count[errno & 255]++;
+        failed++;
+        close(fd);
+        s->fd = -1;
+        /* Port exhaustion and the like: do not spin. */
+        struct timespec pause = { 0, 1000000 };
+        nanosleep(&pause, NULL);
+        continue;
+      }
+      s->phase = CONNECTING;
+      in_flight++;
+      struct epoll_event ev = { .events = EPOLLOUT, .data.u32 = (uint32_t)i };
+      epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    }
+    if (t >= deadline && in_flight == 0) break;
+    if (t >= hard_end) {
+      for (int i = 0; i < conc; i++) if (slots[i].phase != IDLE) { timeouts++; failed++; close(slots[i].fd); slots[i].phase = IDLE; }
+      break;
+    }
+    int n = epoll_wait(ep, evs, 256, 50);
+    for (int k = 0; k < n; k++) {
+      struct slot *s = &slots[evs[k].data.u32];
+      int fd = s->fd;
+      if (s->phase == CONNECTING) {
+        int soerr = 0;
+        socklen_t len = sizeof soerr;
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len);
+        if (soerr != 0) {
+          err_count[soerr & 255]++;
+          failed++;
+          goto done;
+        }
+        add_latency((now_s() - s->started) * 1e6);
+        if (write(fd, msg, payload) != (ssize_t)payload) {
+          err_count[errno & 255]++;
+          failed++;
+          goto done;
+        }
+        s->phase = WAITING_REPLY;
+        struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.u32 = evs[k].data.u32 };
+        epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
+        continue;
+      }
+      /* WAITING_REPLY: the server answers with as many bytes as it got. */
+      ssize_t r = read(fd, buf, sizeof buf);
+      if (r > 0) {
+        s->got += (size_t)r;
+        if (s->got < payload) continue;
+        ok++;
+        goto done;
+      }
+      if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (r < 0) err_count[errno & 255]++;
+      else short_replies++;
+      failed++;
+    done:
+      epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
+      close(fd);
+      s->fd = -1;
+      s->phase = IDLE;
+      in_flight--;
+    }
+  }
+  double elapsed = now_s() - t0;
+  qsort(lat_us, lat_n, sizeof *lat_us, cmp_float);
+  printf("{\"started\":%lu,\"ok\":%lu,\"failed\":%lu,\"seconds\":%.3f,\"rate\":%.1f,", started, ok, failed, elapsed,
+         (double)ok / (elapsed < seconds ? elapsed : seconds));
+  printf("\"connectUs\":{\"count\":%zu,\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"max\":%.1f},", lat_n, pct(0.5), pct(0.9),
+         pct(0.99), lat_n ? lat_us[lat_n - 1] : 0.0);
+  printf("\"errors\":{");
+  int first = 1;
+  for (int e = 0; e < 256; e++) {
+    if (!err_count[e]) continue;
+    const char *name = strerrorname_np(e);
+    printf("%s\"%s\":%lu", first ? "" : ",", name ? name : "errno", err_count[e]);
+    first = 0;
+  }
+  if (timeouts) { printf("%s\"timeout\":%lu", first ? "" : ",", timeouts); first = 0; }
+  if (short_replies) { printf("%s\"short_reply\":%lu", first ? "" : ",", short_replies); first = 0; }
+  printf("}}\n");
+  return 0;
+}
