@@ -1,0 +1,567 @@
+/**
+ * deploy/Dockerfile, deploy/kubernetes/sidecar.yaml, deploy/compose.yaml and grafana/provisioning,
+ * checked against the code: the listen port and SYNFIN_* variables (src/config.ts), the HTTP
+ * paths (src/http/app.ts, answered by the real app), the package's bin and where the native
+ * addon is loaded from, the routing script's options, and one uid for synfin everywhere.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { DEFAULT_CONFIG, envName, OPTION_SPECS, parseListen, resolveConfig } from '../../src/config.js';
+import { httpApp, readRepoFile, repoPath } from './code.js';
+import { envPairs, execForm, parseDockerfile, stages, substitute, type Stage } from './dockerfile.js';
+
+// ------------------------------------------------------------------------------ shared facts
+
+const PORT = DEFAULT_CONFIG.listenPort;
+const pkg = JSON.parse(readRepoFile('package.json')) as { bin: Record<string, string>; engines: { node: string } };
+const dockerStages = stages(parseDockerfile(readRepoFile('deploy', 'Dockerfile')));
+const runtime = dockerStages[dockerStages.length - 1]!;
+const build = dockerStages[0]!;
+
+function instructions(stage: Stage, keyword: string): string[] {
+  return stage.instructions.filter((i) => i.keyword === keyword).map((i) => substitute(i.args, stage.args));
+}
+function single(stage: Stage, keyword: string): string {
+  const all = instructions(stage, keyword);
+  expect(all, keyword).toHaveLength(1);
+  return all[0]!;
+}
+const workdir = single(runtime, 'WORKDIR');
+/** uid:gid of the runtime USER. */
+const imageUser = single(runtime, 'USER');
+const SYNFIN_UID = Number(imageUser.split(':')[0]);
+
+/** COPY instructions of a stage as { from, sources, dest, flags }. */
+function copies(stage: Stage): Array<{ from: string | null; sources: string[]; dest: string; chmod: string | null }> {
+  return instructions(stage, 'COPY').map((args) => {
+    const words = args.split(/\s+/);
+    const flags = words.filter((w) => w.startsWith('--'));
+    const rest = words.filter((w) => !w.startsWith('--'));
+    const flag = (name: string) => flags.find((f) => f.startsWith(`--${name}=`))?.split('=')[1] ?? null;
+    return { from: flag('from'), sources: rest.slice(0, -1), dest: rest[rest.length - 1]!, chmod: flag('chmod') };
+  });
+}
+/** Where a runtime-stage COPY puts `source` (relative to the build stage or the context). */
+function copiedTo(source: string): string | undefined {
+  for (const c of copies(runtime)) {
+    const i = c.sources.indexOf(source);
+    if (i === -1) continue;
+    const dest = path.posix.isAbsolute(c.dest) ? c.dest : path.posix.join(workdir, c.dest);
+    return c.sources.length === 1 && !c.dest.endsWith('/') ? dest : path.posix.join(dest, path.posix.basename(source));
+  }
+  return undefined;
+}
+
+const routingScriptInImage = copiedTo('deploy/sidecar-routing.sh');
+
+/** Options the routing script documents in --help. */
+const routingOptions = (() => {
+  const r = spawnSync('bash', [repoPath('deploy', 'sidecar-routing.sh'), '--help'], { encoding: 'utf8' });
+  return new Set(r.stdout.match(/--[a-z][a-z0-9-]*/g) ?? []);
+})();
+
+/** Value of `--name VALUE` in an argument list. */
+function optionValue(args: readonly string[], name: string): string | undefined {
+  const i = args.indexOf(name);
+  return i === -1 ? undefined : args[i + 1];
+}
+
+/** Every SYNFIN_* variable synfin reads (one per option). */
+const SYNFIN_ENV = new Set(OPTION_SPECS.map((s) => envName(s.flag)));
+
+// ------------------------------------------------------------------------------ Dockerfile
+
+describe('Dockerfile parser', () => {
+  it('parseDockerfile_continuationsAndComments_joinIntoOneInstruction', () => {
+    const ins = parseDockerfile('# c\nARG V=20\nFROM node:${V} AS b\nRUN a \\\n  # inside\n  && b\nCMD ["run"]\n');
+    expect(ins.map((i) => [i.keyword, i.args])).toEqual([
+      ['ARG', 'V=20'],
+      ['FROM', 'node:${V} AS b'],
+      ['RUN', 'a && b'],
+      ['CMD', '["run"]'],
+    ]);
+    const [s] = stages(ins);
+    expect(s?.from).toBe('node:20');
+    expect(s?.name).toBe('b');
+  });
+});
+
+describe('deploy/Dockerfile', () => {
+  it('dockerfile_stages_buildThenSlimNodeLtsRuntime', () => {
+    expect(dockerStages.length).toBeGreaterThanOrEqual(2);
+    expect(build.name).toBe('build');
+    const m = /^node:(\d+)-bookworm-slim$/.exec(runtime.from);
+    expect(m, runtime.from).not.toBeNull();
+    const major = Number(m![1]);
+    // Even majors are Node's LTS lines; the package says which it needs.
+    expect(major % 2).toBe(0);
+    expect(major).toBeGreaterThanOrEqual(Number(/>=\s*(\d+)/.exec(pkg.engines.node)![1]));
+    expect(build.from).toBe(`node:${major}-bookworm`);
+  });
+
+  it('dockerfile_build_runsNpmCiBuildThenPrunesDevDependencies', () => {
+    const runs = instructions(build, 'RUN').join('\n');
+    const ci = runs.indexOf('npm ci');
+    const buildAt = runs.indexOf('npm run build');
+    const prune = runs.indexOf('npm prune --omit=dev');
+    expect(ci).toBeGreaterThanOrEqual(0);
+    expect(buildAt).toBeGreaterThan(ci);
+    expect(prune).toBeGreaterThan(buildAt);
+  });
+
+  it('dockerfile_build_copiesWhatNpmCiAndTheBuildNeed', () => {
+    const sources = copies(build).flatMap((c) => c.sources);
+    for (const needed of ['package.json', 'package-lock.json', 'binding.gyp', 'tsconfig.json', 'tsconfig.build.json', 'native', 'src', 'bin']) {
+      expect(sources).toContain(needed);
+    }
+    for (const s of sources) expect(fs.existsSync(repoPath(s)), s).toBe(true);
+  });
+
+  it('dockerfile_dockerignore_letsEveryCopiedSourceIn', () => {
+    const patterns = readRepoFile('deploy', 'Dockerfile.dockerignore')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l !== '' && !l.startsWith('#'));
+    const matches = (pattern: string, p: string): boolean =>
+      pattern === '**' || pattern === p || (pattern.endsWith('/**') && (p === pattern.slice(0, -3) || p.startsWith(pattern.slice(0, -2))));
+    const included = (p: string): boolean => {
+      let inc = true;
+      for (const pat of patterns) {
+        const negated = pat.startsWith('!');
+        if (matches(negated ? pat.slice(1) : pat, p)) inc = negated;
+      }
+      return inc;
+    };
+    const contextSources = dockerStages.flatMap((s) => copies(s).filter((c) => c.from === null).flatMap((c) => c.sources));
+    expect(contextSources.length).toBeGreaterThan(5);
+    for (const s of contextSources) expect(included(s), s).toBe(true);
+    expect(included('node_modules')).toBe(false);
+    expect(included('dist')).toBe(false);
+  });
+
+  it('dockerfile_runtime_installsIproute2', () => {
+    expect(instructions(runtime, 'RUN').join('\n')).toMatch(/apt-get install[^\n]*\biproute2\b/);
+  });
+
+  it('dockerfile_runtime_placesDistBinAndAddonWhereTheCodeLooksForThem', () => {
+    // bin/synfin.js imports ../dist/cli.js; dist/tun/native.js loads ../../build/Release/tun.node.
+    expect(readRepoFile('bin', 'synfin.js')).toContain("import('../dist/cli.js')");
+    expect(readRepoFile('src', 'tun', 'native.ts')).toContain("path.resolve(here, '..', '..', 'build', 'Release', 'tun.node')");
+    expect(copiedTo('/src/bin')).toBe(path.posix.join(workdir, 'bin'));
+    expect(copiedTo('/src/dist')).toBe(path.posix.join(workdir, 'dist'));
+    expect(copiedTo('/src/node_modules')).toBe(path.posix.join(workdir, 'node_modules'));
+    expect(copiedTo('/src/build/Release/tun.node')).toBe(path.posix.join(workdir, 'build', 'Release', 'tun.node'));
+    expect(copies(runtime).filter((c) => c.sources[0]?.startsWith('/src/')).every((c) => c.from === 'build')).toBe(true);
+  });
+
+  it('dockerfile_runtime_runsAsANumericNonRootUser', () => {
+    expect(imageUser).toMatch(/^\d+:\d+$/);
+    expect(SYNFIN_UID).toBeGreaterThan(0);
+    expect(instructions(runtime, 'RUN').join('\n')).toMatch(new RegExp(`useradd [^\\n]*--uid "?${SYNFIN_UID}"?`));
+  });
+
+  it('dockerfile_runtime_grantsOnlyCapNetAdmin', () => {
+    const runs = instructions(runtime, 'RUN').join('\n');
+    const setcaps = [...runs.matchAll(/setcap (\S+) (\S+)/g)].map((m) => [m[1], m[2]]);
+    expect(setcaps).toEqual([['cap_net_admin+p', '/opt/synfin/libexec/setpriv']]);
+    // Only root and synfin's group may run the capable setpriv.
+    expect(runs).toMatch(/install -m 0750 -o root -g synfin [^\n]*\/opt\/synfin\/libexec\/setpriv/);
+  });
+
+  it('dockerfile_entrypoint_runsSynfinRunWithNetAdminAmbient', () => {
+    const entry = execForm(single(runtime, 'ENTRYPOINT'));
+    const cmd = execForm(single(runtime, 'CMD'));
+    expect(entry).toEqual([
+      '/opt/synfin/libexec/setpriv',
+      '--inh-caps',
+      '+net_admin',
+      '--ambient-caps',
+      '+net_admin',
+      '--',
+      'node',
+      path.posix.join(workdir, pkg.bin.synfin!),
+    ]);
+    expect(cmd).toEqual(['run']);
+  });
+
+  it('dockerfile_listen_isAllInterfacesOnTheDefaultPort', () => {
+    expect(single(runtime, 'EXPOSE')).toBe(String(PORT));
+    const env = new Map(instructions(runtime, 'ENV').flatMap((a) => [...envPairs(a)]));
+    const listen = env.get(envName('listen'));
+    expect(listen).toBeDefined();
+    expect(parseListen(listen!)).toEqual({ host: '0.0.0.0', port: PORT });
+  });
+
+  it('dockerfile_healthcheck_getsHealthzWithTheCopiedScript', () => {
+    const hc = single(runtime, 'HEALTHCHECK');
+    const cmd = execForm(hc.slice(hc.indexOf('CMD') + 3));
+    expect(cmd).toEqual(['node', copiedTo('deploy/healthcheck.mjs'), '/healthz']);
+  });
+
+  it('dockerfile_routingScript_isCopiedExecutable', () => {
+    expect(routingScriptInImage).toBe('/opt/synfin/deploy/sidecar-routing.sh');
+    expect(copies(runtime).find((c) => c.sources.includes('deploy/sidecar-routing.sh'))?.chmod).toBe('0755');
+  });
+
+  const hadolint = spawnSync('hadolint', ['--version']).status === 0;
+  it.skipIf(!hadolint)('dockerfile_hadolint_passes (skipped when hadolint is not installed: Debian has no package)', () => {
+    const r = spawnSync('hadolint', [repoPath('deploy', 'Dockerfile')], { encoding: 'utf8' });
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+});
+
+// ------------------------------------------------------------------------------ health check script
+
+describe('deploy/healthcheck.mjs against synfin’s HTTP app', () => {
+  let server: ReturnType<typeof httpApp>;
+  let port: number;
+  beforeAll(async () => {
+    server = httpApp(false); // alive, not ready
+    await server.app.listen({ host: '127.0.0.1', port: 0 });
+    port = (server.app.server.address() as net.AddressInfo).port;
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  function check(listen: string, ...args: string[]): Promise<number | null> {
+    return new Promise((resolve) => {
+      const child = spawn(process.execPath, [repoPath('deploy', 'healthcheck.mjs'), ...args], {
+        env: { ...process.env, SYNFIN_LISTEN: listen },
+        stdio: 'ignore',
+      });
+      child.on('exit', (code) => resolve(code));
+    });
+  }
+
+  it('healthcheck_healthzAnswers200_exits0', async () => {
+    expect(await check(`0.0.0.0:${port}`)).toBe(0);
+  });
+
+  it('healthcheck_readyzAnswers503_exits1', async () => {
+    expect(await check(`0.0.0.0:${port}`, '/readyz')).toBe(1);
+  });
+
+  it('healthcheck_nothingListening_exits1', async () => {
+    const free = net.createServer();
+    await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
+    const freePort = (free.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => free.close(() => r()));
+    expect(await check(`127.0.0.1:${freePort}`)).toBe(1);
+  });
+});
+
+// ------------------------------------------------------------------------------ Kubernetes
+
+interface Probe {
+  httpGet?: { path: string; port: number | string };
+}
+interface K8sContainer {
+  name: string;
+  image: string;
+  command?: string[];
+  args?: string[];
+  restartPolicy?: string;
+  env?: Array<{ name: string; value?: string }>;
+  ports?: Array<{ name?: string; containerPort: number }>;
+  readinessProbe?: Probe;
+  livenessProbe?: Probe;
+  startupProbe?: Probe;
+  securityContext?: {
+    runAsUser?: number;
+    runAsNonRoot?: boolean;
+    allowPrivilegeEscalation?: boolean;
+    capabilities?: { add?: string[]; drop?: string[] };
+  };
+  volumeMounts?: Array<{ name: string; mountPath: string }>;
+}
+interface Deployment {
+  apiVersion: string;
+  kind: string;
+  spec: {
+    template: {
+      metadata: { annotations: Record<string, string> };
+      spec: {
+        terminationGracePeriodSeconds?: number;
+        initContainers?: K8sContainer[];
+        containers: K8sContainer[];
+        volumes: Array<{ name: string; hostPath?: { path: string; type?: string } }>;
+      };
+    };
+  };
+}
+
+describe('deploy/kubernetes/sidecar.yaml', () => {
+  const docs = parseAllDocuments(readRepoFile('deploy', 'kubernetes', 'sidecar.yaml')).map((d) => d.toJS() as Deployment);
+  const dep = docs.find((d) => d.kind === 'Deployment')!;
+  const pod = dep.spec.template.spec;
+  const all = [...(pod.initContainers ?? []), ...pod.containers];
+  const synfin = all.find((c) => c.name === 'synfin')!;
+  const routing = all.find((c) => c.name === 'synfin-routing')!;
+  const app = all.find((c) => c.name === 'app')!;
+  const env = Object.fromEntries((synfin.env ?? []).map((e) => [e.name, e.value ?? '']));
+  const namedPort = (p: number | string | undefined): number | undefined =>
+    typeof p === 'number' ? p : synfin.ports?.find((x) => x.name === p)?.containerPort;
+
+  it('k8s_isOneDeploymentWithSynfinRoutingAndApp', () => {
+    expect(docs.map((d) => `${d.apiVersion}/${d.kind}`)).toEqual(['apps/v1/Deployment']);
+    expect(synfin).toBeDefined();
+    expect(routing).toBeDefined();
+    expect(app).toBeDefined();
+  });
+
+  it('k8s_routingInitStep_runsBeforeSynfinAndTheApp', () => {
+    const inits = (pod.initContainers ?? []).map((c) => c.name);
+    expect(inits.indexOf('synfin-routing')).toBe(0);
+    // synfin as a native sidecar (an init container that keeps running) starts after the routing
+    // and before the app; or as an ordinary container next to the app.
+    if (inits.includes('synfin')) expect(synfin.restartPolicy).toBe('Always');
+    else expect(pod.containers.map((c) => c.name)).toContain('synfin');
+  });
+
+  it('k8s_prometheusAnnotations_pointAtSynfinsMetrics', () => {
+    const a = dep.spec.template.metadata.annotations;
+    expect(a['prometheus.io/scrape']).toBe('true');
+    expect(a['prometheus.io/path']).toBe('/metrics');
+    expect(a['prometheus.io/port']).toBe(String(PORT));
+  });
+
+  it('k8s_synfinPort_isTheListenPortNamedForTheScrapeConfig', () => {
+    expect(synfin.ports).toEqual([{ name: 'synfin-metrics', containerPort: PORT, protocol: 'TCP' }]);
+    expect(parseListen(env.SYNFIN_LISTEN!)).toEqual({ host: '0.0.0.0', port: PORT });
+  });
+
+  it('k8s_probes_readinessOnReadyzLivenessOnHealthz', () => {
+    expect(synfin.readinessProbe?.httpGet?.path).toBe('/readyz');
+    expect(synfin.startupProbe?.httpGet?.path).toBe('/readyz');
+    expect(synfin.livenessProbe?.httpGet?.path).toBe('/healthz');
+    for (const p of [synfin.readinessProbe, synfin.livenessProbe, synfin.startupProbe]) expect(namedPort(p?.httpGet?.port)).toBe(PORT);
+  });
+
+  it('k8s_probePaths_meanWhatTheProbesNeed', async () => {
+    const notReady = httpApp(false);
+    const ready = httpApp(true);
+    try {
+      const get = (s: typeof ready, url: string) => s.app.inject({ method: 'GET', url }).then((r) => r.statusCode);
+      expect(await get(notReady, synfin.readinessProbe!.httpGet!.path)).toBe(503);
+      expect(await get(ready, synfin.readinessProbe!.httpGet!.path)).toBe(200);
+      // Liveness must not fail just because synfin is not ready (a restart would not help).
+      expect(await get(notReady, synfin.livenessProbe!.httpGet!.path)).toBe(200);
+    } finally {
+      await notReady.close();
+      await ready.close();
+    }
+  });
+
+  it('k8s_synfinEnv_isSynfinOptionsThatValidate', () => {
+    for (const name of Object.keys(env)) expect(SYNFIN_ENV, name).toContain(name);
+    const config = resolveConfig({}, env);
+    expect(config.listenPort).toBe(PORT);
+    expect(config.deny).toContain('169.254.169.254/32');
+    expect(config.shutdownGraceSeconds).toBeLessThan(pod.terminationGracePeriodSeconds ?? 30);
+  });
+
+  it('k8s_synfin_runsTheImagesSynfinRun', () => {
+    expect(synfin.command).toBeUndefined(); // the image's entrypoint raises CAP_NET_ADMIN
+    expect(synfin.args).toEqual(['run']);
+  });
+
+  it('k8s_synfin_isNonRootWithOnlyNetAdmin', () => {
+    const sc = synfin.securityContext!;
+    expect(sc.runAsNonRoot).toBe(true);
+    expect(sc.runAsUser).toBe(SYNFIN_UID);
+    expect(sc.capabilities).toEqual({ drop: ['ALL'], add: ['NET_ADMIN'] });
+    // The capability comes from a file capability, which no_new_privs would ignore.
+    expect(sc.allowPrivilegeEscalation).toBe(true);
+  });
+
+  it('k8s_devNetTun_isAHostPathCharDeviceMountedInSynfinAndTheRouting', () => {
+    const vol = pod.volumes.find((v) => v.hostPath?.path === '/dev/net/tun');
+    expect(vol?.hostPath?.type).toBe('CharDevice');
+    for (const c of [synfin, routing]) expect(c.volumeMounts, c.name).toContainEqual({ name: vol!.name, mountPath: '/dev/net/tun' });
+  });
+
+  it('k8s_routing_runsTheImagesScriptAsRootWithNetAdmin', () => {
+    expect(routing.image).toBe(synfin.image);
+    expect(routing.command).toEqual([routingScriptInImage]);
+    expect(routing.securityContext?.runAsUser).toBe(0);
+    expect(routing.securityContext?.capabilities).toEqual({ drop: ['ALL'], add: ['NET_ADMIN'] });
+  });
+
+  it('k8s_routing_matchesSynfinsUidDeviceAndPort', () => {
+    const args = routing.args ?? [];
+    for (const a of args.filter((x) => x.startsWith('--'))) expect(routingOptions, a).toContain(a);
+    expect(optionValue(args, '--uid')).toBe(String(SYNFIN_UID));
+    expect(optionValue(args, '--tun')).toBe(env.SYNFIN_TUN);
+    expect(optionValue(args, '--metrics-port')).toBe(String(PORT));
+  });
+
+  it('k8s_app_runsAsAnotherUidWithoutCapabilities', () => {
+    expect(app.securityContext?.runAsUser).not.toBe(SYNFIN_UID);
+    expect(app.securityContext?.capabilities?.add ?? []).toEqual([]);
+  });
+});
+
+// ------------------------------------------------------------------------------ compose
+
+interface ComposeService {
+  image?: string;
+  build?: { context: string; dockerfile: string };
+  user?: string;
+  entrypoint?: string[];
+  command?: string[] | string;
+  environment?: Record<string, string>;
+  cap_add?: string[];
+  cap_drop?: string[];
+  devices?: string[];
+  network_mode?: string;
+  networks?: Record<string, { aliases?: string[] }>;
+  ports?: string[];
+  volumes?: string[];
+}
+
+describe('deploy/compose.yaml', () => {
+  // Compose applies YAML merge keys (<<: *anchor).
+  const compose = parse(readRepoFile('deploy', 'compose.yaml'), { merge: true }) as { services: Record<string, ComposeService> };
+  const s = compose.services;
+  const deployDir = repoPath('deploy');
+  const hostPath = (volume: string) => path.resolve(deployDir, volume.split(':')[0]!);
+  const mountTarget = (volume: string) => volume.split(':')[1]!;
+  const synfinEnv = s.synfin?.environment ?? {};
+
+  it('compose_hasSynfinAppUpstreamPrometheusBlackboxGrafana', () => {
+    expect(Object.keys(s).sort()).toEqual(['app', 'blackbox', 'grafana', 'netns', 'prometheus', 'synfin', 'upstream']);
+  });
+
+  it('compose_synfinImage_isBuiltFromDeployDockerfile', () => {
+    for (const name of ['netns', 'synfin']) {
+      const b = s[name]!.build!;
+      expect(path.resolve(deployDir, b.context)).toBe(repoPath());
+      expect(b.dockerfile).toBe('deploy/Dockerfile');
+    }
+  });
+
+  it('compose_netns_runsTheRoutingScriptForSynfinsUidDeviceAndPort', () => {
+    const ns = s.netns!;
+    expect(ns.user).toBe('0:0');
+    const script = Array.isArray(ns.command) ? ns.command.join(' ') : ns.command ?? '';
+    const words = script.split(/\s+/);
+    expect(words[0]).toBe(routingScriptInImage);
+    for (const a of words.filter((x) => x.startsWith('--'))) expect(routingOptions, a).toContain(a);
+    expect(optionValue(words, '--uid')).toBe(String(SYNFIN_UID));
+    expect(optionValue(words, '--tun')).toBe(synfinEnv.SYNFIN_TUN);
+    expect(optionValue(words, '--metrics-port')).toBe(String(PORT));
+    expect(ns.cap_add).toEqual(['NET_ADMIN']);
+    expect(ns.devices).toContain('/dev/net/tun:/dev/net/tun');
+  });
+
+  it('compose_netns_isReachableAsSynfinOnThePort', () => {
+    expect(s.netns?.networks?.default?.aliases).toContain('synfin');
+    expect(s.netns?.ports).toContain(`127.0.0.1:${PORT}:${PORT}`);
+  });
+
+  it('compose_synfin_sharesTheNamespaceWithOnlyNetAdminAndTheTunDevice', () => {
+    const sv = s.synfin!;
+    expect(sv.network_mode).toBe('service:netns');
+    expect(sv.user).toBeUndefined(); // the image's user, the uid the rules exempt
+    expect(sv.command).toEqual(['run']);
+    expect(sv.cap_drop).toEqual(['ALL']);
+    expect(sv.cap_add).toEqual(['NET_ADMIN']);
+    expect(sv.devices).toContain('/dev/net/tun:/dev/net/tun');
+  });
+
+  it('compose_synfinEnv_isSynfinOptionsThatValidate', () => {
+    for (const name of Object.keys(synfinEnv)) expect(SYNFIN_ENV, name).toContain(name);
+    const config = resolveConfig({}, synfinEnv);
+    expect(config.listenHost).toBe('0.0.0.0');
+    expect(config.listenPort).toBe(PORT);
+    expect(config.deny).toContain('169.254.169.254/32');
+  });
+
+  it('compose_app_sharesTheNamespaceAsAnotherUid', () => {
+    const a = s.app!;
+    expect(a.network_mode).toBe('service:netns');
+    expect(Number(a.user?.split(':')[0])).not.toBe(SYNFIN_UID);
+    expect(a.cap_add ?? []).toEqual([]);
+  });
+
+  it('compose_mountedFiles_exist', () => {
+    for (const [name, sv] of Object.entries(s)) {
+      for (const v of sv.volumes ?? []) expect(fs.existsSync(hostPath(v)), `${name}: ${v}`).toBe(true);
+    }
+  });
+
+  it('compose_prometheus_loadsTheConfigAndRulesSideBySide', () => {
+    const targets = (s.prometheus?.volumes ?? []).map(mountTarget);
+    expect(targets).toContain('/etc/prometheus/prometheus.yml');
+    const config = parse(readRepoFile('deploy', 'prometheus', 'prometheus.yml')) as { rule_files: string[] };
+    for (const f of config.rule_files) expect(targets).toContain(path.posix.join('/etc/prometheus', f));
+  });
+
+  it('compose_grafana_mountsProvisioningAndTheDashboardsWhereTheProviderLooks', () => {
+    const volumes = s.grafana?.volumes ?? [];
+    const provider = parse(readRepoFile('grafana', 'provisioning', 'dashboards', 'synfin.yaml')) as {
+      providers: Array<{ options: { path: string } }>;
+    };
+    const dashboards = volumes.find((v) => hostPath(v) === repoPath('grafana', 'dashboards'));
+    expect(dashboards && mountTarget(dashboards)).toBe(provider.providers[0]!.options.path);
+    for (const dir of ['datasources', 'dashboards']) {
+      const v = volumes.find((x) => hostPath(x) === repoPath('grafana', 'provisioning', dir));
+      expect(v && mountTarget(v), dir).toBe(`/etc/grafana/provisioning/${dir}`);
+    }
+    const home = s.grafana?.environment?.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH ?? '';
+    expect(path.posix.dirname(home)).toBe(provider.providers[0]!.options.path);
+    expect(fs.existsSync(repoPath('grafana', 'dashboards', path.posix.basename(home)))).toBe(true);
+  });
+
+  it('compose_grafanaDatasource_isThePrometheusService', () => {
+    const ds = parse(readRepoFile('grafana', 'provisioning', 'datasources', 'prometheus.yaml')) as {
+      datasources: Array<{ type: string; url: string; uid: string }>;
+    };
+    expect(ds.datasources).toHaveLength(1);
+    expect(ds.datasources[0]!.type).toBe('prometheus');
+    expect(new URL(ds.datasources[0]!.url).hostname).toBe('prometheus');
+    expect(Object.keys(s)).toContain('prometheus');
+  });
+});
+
+// ------------------------------------------------------------------------------ demo scripts
+
+describe('deploy/demo: the compose demo’s app leaks sockets on purpose', () => {
+  it('demoApp_againstDemoUpstream_leavesSocketsInCloseWait', async () => {
+    const freePort = async (): Promise<number> => {
+      const srv = net.createServer();
+      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+      const p = (srv.address() as net.AddressInfo).port;
+      await new Promise<void>((r) => srv.close(() => r()));
+      return p;
+    };
+    const httpPort = await freePort();
+    const holdPort = await freePort();
+    const env = { ...process.env, UPSTREAM_HOST: '127.0.0.1', HTTP_PORT: String(httpPort), HOLD_PORT: String(holdPort) };
+    const upstream = spawn(process.execPath, [repoPath('deploy', 'demo', 'upstream.mjs')], { env, stdio: 'ignore' });
+    const app = spawn(process.execPath, [repoPath('deploy', 'demo', 'app.mjs')], {
+      env: { ...env, LEAK_EVERY_SECONDS: '0.3', LEAK_MAX: '3' },
+      stdio: 'ignore',
+    });
+    const closeWait = (): number =>
+      spawnSync('ss', ['-Htn', 'state', 'close-wait', `dport = :${httpPort}`], { encoding: 'utf8' })
+        .stdout.split('\n')
+        .filter((l) => l.trim() !== '').length;
+    try {
+      for (let i = 0; i < 40 && closeWait() < 3; i++) await new Promise((r) => setTimeout(r, 250));
+      expect(closeWait()).toBe(3);
+      // LEAK_MAX sockets and no more, several leak intervals later: the rest of the traffic closes.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(closeWait()).toBe(3);
+    } finally {
+      app.kill('SIGTERM');
+      upstream.kill('SIGTERM');
+    }
+  });
+});
