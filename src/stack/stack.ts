@@ -225,7 +225,8 @@ export class Stack implements LinkRx {
     if (verdict === 'tcp') this.segmentsIn++;
     else {
       if (verdict === 'checksum' || verdict === 'malformed') this.events.drop(null, verdict);
-      else if (verdict === 'fragment') this.events.drop(null, 'unsupported');
+      // Fragments, IPv6 routing headers in transit, jumbograms: TCP we do not take.
+      else if (verdict === 'fragment' || verdict === 'unsupported') this.events.drop(null, 'unsupported');
       // Other protocols (ICMP, UDP) are not ours: the TUN device only carries what is routed to it.
       return;
     }
@@ -441,9 +442,14 @@ export class Stack implements LinkRx {
     const verdict = timeWaitProcess(entry.rec, seg, now, this.tcp);
     switch (verdict) {
       case 'ack':
+        // RFC 9293 §3.10.7.4 TIME-WAIT: an unacceptable segment is answered with an ACK and
+        // dropped: a rejection, counted like every other (time-wait.ts 'ack' verdict).
+        this.sendTimeWaitAck(entry, now);
+        this.events.drop(null, 'time_wait');
+        return;
       case 'ack_restart':
         this.sendTimeWaitAck(entry, now);
-        if (verdict === 'ack_restart') this.heap.schedule(entry, entry.rec.expiresAt);
+        this.heap.schedule(entry, entry.rec.expiresAt);
         return;
       case 'accept_syn': {
         // RFC 9293 §3.10.7.4 / RFC 6191: a new incarnation may reuse the 4-tuple at once.
