@@ -19,7 +19,8 @@
 # namespace's own addresses and synfin's packets coming back out of the TUN device stay local.
 #
 # The TUN device is created (persistent, owned by UID so synfin can attach to it) when missing,
-# and set up: a route needs an up device. synfin attaches to it with `--tun NAME`.
+# and set up: a route needs an up device. synfin attaches to it with `--tun NAME`. A strict
+# IPv4 rp_filter is made loose (net.ipv4.conf.all.rp_filter=2): see ensure_loose_rp_filter.
 #
 # Idempotent: every rule is added only when missing, the route is replaced, and rules of the same
 # shape left by an earlier run with other options (another uid or keep-port) are removed.
@@ -178,6 +179,29 @@ loopback_of() {
   if [ "$1" = -6 ]; then echo ::1/128; else echo 127.0.0.0/8; fi
 }
 
+# Reverse-path filtering (IPv4). The kernel's reverse-path check runs a route lookup for the
+# packet's source as uid 0, so for TCP it matches the catch-all rule and finds the TUN device. In
+# strict mode (rp_filter=1) that drops every TCP packet arriving on the ordinary interface,
+# replies to synfin's upstream sockets included. Loose mode (2) only asks that the source be
+# routable at all. An interface's effective mode is max(conf/all, conf/IFACE), so all=2 makes
+# every interface at least loose. Only a strict setting is changed; /proc/sys must be writable
+# then (it is not in most containers: set the sysctl through the runtime, see deploy/README.md).
+ensure_loose_rp_filter() {
+  local all f strict=0
+  all="$(cat /proc/sys/net/ipv4/conf/all/rp_filter 2>/dev/null)" || return 0
+  [ "$all" -ge 2 ] && return 0
+  for f in /proc/sys/net/ipv4/conf/*/rp_filter; do
+    [ "$(cat "$f")" = 1 ] && strict=1
+  done
+  [ "$strict" -eq 1 ] || return 0
+  if (echo 2 >/proc/sys/net/ipv4/conf/all/rp_filter) 2>/dev/null; then
+    log "set net.ipv4.conf.all.rp_filter=2 (loose): strict reverse-path filtering drops replies to synfin's upstream sockets"
+  else
+    echo "$prog: strict reverse-path filtering (net.ipv4.conf.*.rp_filter=1) would drop replies to synfin's upstream sockets, and /proc/sys is read-only here: set net.ipv4.conf.all.rp_filter=2 for this network namespace (see deploy/README.md)" >&2
+    exit 1
+  fi
+}
+
 ensure_tun() {
   if ! ip link show dev "$tun" >/dev/null 2>&1; then
     ip tuntap add dev "$tun" mode tun user "$uid"
@@ -231,6 +255,7 @@ remove_family() {
 
 if [ "$mode" = setup ]; then
   ensure_tun
+  ensure_loose_rp_filter
   if [ "${#families[@]}" -gt 1 ] && [ "$(cat "/proc/sys/net/ipv6/conf/$tun/disable_ipv6" 2>/dev/null)" != 0 ]; then
     families=(-4)
     log "IPv6 is disabled on $tun: IPv4 only (IPv6 TCP, if the namespace has any, is not routed through synfin)"

@@ -422,6 +422,7 @@ interface ComposeService {
   network_mode?: string;
   networks?: Record<string, { aliases?: string[] }>;
   ports?: string[];
+  sysctls?: Record<string, string | number>;
   volumes?: string[];
 }
 
@@ -458,6 +459,11 @@ describe('deploy/compose.yaml', () => {
     expect(optionValue(words, '--metrics-port')).toBe(String(PORT));
     expect(ns.cap_add).toEqual(['NET_ADMIN']);
     expect(ns.devices).toContain('/dev/net/tun:/dev/net/tun');
+  });
+
+  it('compose_netns_setsLooseReversePathFiltering', () => {
+    // The routing script cannot write /proc/sys in a container; a strict host value would stop it.
+    expect(s.netns?.sysctls?.['net.ipv4.conf.all.rp_filter']).toBe(2);
   });
 
   it('compose_netns_isReachableAsSynfinOnThePort', () => {

@@ -170,6 +170,43 @@ describeIfTun('sidecar-routing.sh: rules and routes', () => {
     expect(rules(ns, '-6').some((l) => l.includes('ipproto tcp'))).toBe(false);
   });
 
+  it('setup_strictRpFilter_makesTheNamespaceLoose', async () => {
+    // Strict reverse-path filtering would drop replies to synfin's upstream sockets: the check's
+    // lookup (as uid 0) finds the TUN device for TCP.
+    const { ns, tun } = namespaceWithTun();
+    ns.execSync('sh', ['-c', 'echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter']);
+    await runOk(ns, ['--tun', tun, '--uid', UID, '--no-ipv6']);
+    expect(ns.execSync('cat', ['/proc/sys/net/ipv4/conf/all/rp_filter']).trim()).toBe('2');
+  });
+
+  it('setup_rpFilterOff_isLeftAlone', async () => {
+    const { ns, tun } = namespaceWithTun();
+    ns.execSync('sh', ['-c', 'for f in /proc/sys/net/ipv4/conf/*/rp_filter; do echo 0 > $f; done']);
+    await runOk(ns, ['--tun', tun, '--uid', UID, '--no-ipv6']);
+    expect(ns.execSync('cat', ['/proc/sys/net/ipv4/conf/all/rp_filter']).trim()).toBe('0');
+  });
+
+  it('setup_strictRpFilterWithReadOnlyProcSys_exits1BeforeAnyRule', async () => {
+    // As in a container: /proc/sys read-only.
+    const { ns, tun } = namespaceWithTun();
+    ns.execSync('sh', ['-c', 'echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter']);
+    const before = rules(ns, '-4');
+    const r = await ns.exec('unshare', [
+      '-m',
+      'sh',
+      '-c',
+      'mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && exec bash "$0" "$@"',
+      SCRIPT,
+      '--tun',
+      tun,
+      '--uid',
+      UID,
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/set net\.ipv4\.conf\.all\.rp_filter=2/);
+    expect(rules(ns, '-4')).toEqual(before);
+  });
+
   it('remove_deletesEveryRuleAndTheRoute_andKeepsTheDevice', async () => {
     const { ns, tun } = namespaceWithTun();
     const before = [rules(ns, '-4'), rules(ns, '-6')];
