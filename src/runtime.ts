@@ -109,6 +109,8 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   proxy.attach(stack);
   connections.attach(stack, proxy);
 
+  let ready = false;
+  let shuttingDown = false;
   const metrics = createMetrics(
     hub,
     {
@@ -125,6 +127,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
         tunTxBytes: tun.counters.txBytes,
       }),
       upstreamSockets: () => connections.upstreamSocketStates(),
+      ready: () => ready && !shuttingDown,
     },
     VERSION,
   );
@@ -134,8 +137,6 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   });
   const detachLogging = attachTransitionLogging(hub, logger, (conn) => connections.describe(conn));
 
-  let ready = false;
-  let shuttingDown = false;
   const app = build({
     registry: metrics.registry,
     openMetricsRegistry: metrics.openMetricsRegistry,
@@ -155,10 +156,29 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     }
     rx.flush();
   };
+  let deviceLost = false;
   tun.on('error', (err: Error) => {
     // The device went away under us (deleted, or moved): not ready, and say so once.
     ready = false;
-    logger.error({ err: { message: err.message, code: (err as SynfinError).code } }, `TUN device ${tun.name} failed; no longer ready`);
+    if (deviceLost) return;
+    deviceLost = true;
+    const open = proxy.pipes.size;
+    logger.error(
+      { err: { message: err.message, code: (err as SynfinError).code }, resetConnections: open },
+      `TUN device ${tun.name} failed; no longer ready: ${open} connections reset, no new ones (restart synfin to recreate the device)`,
+    );
+    // Every connection's app leg went with the device: reset the upstream legs now rather than
+    // leave their sockets open until an idle timeout (which may be off), refuse pending dials,
+    // and release the dead device. The process stays up: /metrics and /healthz keep answering,
+    // /readyz says 503.
+    proxy.stopAccepting();
+    proxy.abortDials();
+    for (const pipe of [...proxy.pipes]) pipe.abort('shutdown');
+    stack.abortAll('shutdown');
+    stack.stop();
+    impairedRx?.stop();
+    impairedTx?.stop();
+    tun.close();
   });
   tun.start(onBatch);
 

@@ -141,6 +141,8 @@ export interface MetricsSources {
   };
   /** Kernel states of synfin's upstream sockets (TIME_WAIT included), by kernel state name. */
   upstreamSockets?(): Partial<Record<(typeof KERNEL_TCP_STATES)[number], number>>;
+  /** Whether synfin is ready (the TUN device attached, the stack running, not shutting down). */
+  ready?(): boolean;
 }
 
 const HANDSHAKE_BUCKETS = [
@@ -176,6 +178,15 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     registers: regs,
     collect() {
       this.set({ version, node: process.version }, 1);
+    },
+  });
+
+  new client.Gauge({
+    name: 'synfin_ready',
+    help: '1 while synfin is ready (as /readyz answers 200): the TUN device attached and the stack running; 0 before, while shutting down, and after the device is lost.',
+    registers: regs,
+    collect() {
+      this.set(sources.ready?.() === false ? 0 : 1);
     },
   });
 
