@@ -42,6 +42,7 @@ export const RESET_REASONS: readonly ResetReason[] = [
   'bad_ack',
   'abort',
   'upstream_refused',
+  'upstream_reset',
   'retransmit_timeout',
   'idle_timeout',
   'data_after_close',

@@ -106,8 +106,10 @@ export class Pipe implements ConnHandler {
   onClosed(conn: TcpConn): void {
     const reason = conn.closeReason;
     if (!this.socket.destroyed) {
-      if (reason === 'reset_received' || reason === 'retransmit_timeout' || reason === 'idle_timeout') {
-        // Propagate the abort: the destination sees a reset, not a clean close (RFC 9293 §3.10.7.4).
+      if (reason !== 'fin') {
+        // Propagate the abort (a reset either way, a timeout, shutdown after the grace period, the
+        // device lost): the destination sees a reset, never a clean close that would pass a cut
+        // stream off as complete (RFC 9293 §3.10.7.4).
         this.socket.resetAndDestroy();
       } else if (!this.appFinished || !this.upstreamEnded) {
         // Closed (e.g. TIME-WAIT after a normal close) with the socket still open: finish it.
@@ -143,7 +145,8 @@ export class Pipe implements ConnHandler {
   private onSocketError(_err: Error): void {
     const conn = this.conn;
     if (conn === null) return;
-    conn.abort('abort', this.opts.clock.now());
+    // The destination reset the connection (or its host vanished): reset the app's side too.
+    conn.abort('upstream_reset', this.opts.clock.now());
     this.opts.stack.wake(conn);
     this.opts.stack.flushSoon();
   }

@@ -100,6 +100,7 @@ function closeReasonFor(reason: ResetReason): CloseReason {
     case 'shutdown':
       return 'shutdown';
     case 'upstream_refused':
+    case 'upstream_reset':
       return 'upstream_failed';
     default:
       return 'reset_sent';

@@ -36,6 +36,7 @@ export type ResetReason =
   | 'bad_ack'           // unacceptable ACK in a non-synchronized state (§3.10.7.3)
   | 'abort'             // the owner aborted the connection (e.g. the upstream was reset)
   | 'upstream_refused'  // the deferred handshake found the destination refusing
+  | 'upstream_reset'    // the upstream socket failed or was reset mid-stream
   | 'retransmit_timeout'
   | 'idle_timeout'
   | 'data_after_close'  // RFC 9293 §3.10.7.4: data arrived after the receiving side closed
