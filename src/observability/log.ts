@@ -1,39 +1,53 @@
 /**
  * pino logs as the contract says: JSON on stdout; info for start, ready, shutdown and errors;
- * debug for every state transition (connection id, addresses, from, to). Per-connection detail is
- * logged through child loggers only when debug is on, so the hot path pays nothing at info.
+ * debug for every state transition (connection id, addresses, from, to). At debug level each
+ * connection gets a child logger bound to its id and addresses, made at its first transition and
+ * dropped when it closes; above debug nothing is subscribed, so the hot path pays nothing.
  */
 import pino, { type Logger } from 'pino';
 import type { EventHub } from '../stack/events.js';
-import type { ConnIdentity } from '../tcp/events.js';
+import type { CloseReason, ConnIdentity, ResetDirection, ResetReason, RetransmitKind } from '../tcp/events.js';
 import { STATE_NAMES, type State } from '../tcp/state.js';
 import type { LogLevel } from '../config.js';
 
-export function createLogger(level: LogLevel): Logger {
-  return pino({ level, base: { name: 'synfin' }, timestamp: pino.stdTimeFunctions.isoTime });
+export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
+  const opts = { level, base: { name: 'synfin' }, timestamp: pino.stdTimeFunctions.isoTime };
+  return destination === undefined ? pino(opts) : pino(opts, destination);
 }
 
-/** Log every transition at debug; returns a function that detaches. Costs nothing above debug. */
+/** Log every transition (and closes, resets, retransmissions) at debug; returns a function that detaches. */
 export function attachTransitionLogging(
   hub: EventHub,
   logger: Logger,
   describe: (conn: ConnIdentity) => { client: string; destination: string } | null,
 ): () => void {
   if (!logger.isLevelEnabled('debug')) return () => {};
+  const children = new Map<number, Logger>();
+  const childFor = (conn: ConnIdentity): Logger => {
+    let child = children.get(conn.id);
+    if (child === undefined) {
+      const where = describe(conn);
+      child = logger.child({ conn: conn.id, client: where?.client, destination: where?.destination });
+      children.set(conn.id, child);
+    }
+    return child;
+  };
   return hub.subscribe({
     stateChange(conn: ConnIdentity, from: State, to: State, now: number, sinceMs: number) {
-      const where = describe(conn);
-      logger.debug(
-        {
-          conn: conn.id,
-          client: where?.client,
-          destination: where?.destination,
-          from: STATE_NAMES[from],
-          to: STATE_NAMES[to],
-          secondsInFrom: Math.max(0, now - sinceMs) / 1000,
-        },
+      childFor(conn).debug(
+        { from: STATE_NAMES[from], to: STATE_NAMES[to], secondsInFrom: Math.max(0, now - sinceMs) / 1000 },
         'transition',
       );
+    },
+    retransmit(conn: ConnIdentity, kind: RetransmitKind) {
+      if (logger.isLevelEnabled('trace')) childFor(conn).trace({ kind }, 'retransmit');
+    },
+    reset(conn: ConnIdentity | null, direction: ResetDirection, reason: ResetReason) {
+      if (conn !== null) childFor(conn).debug({ direction, reason }, 'reset');
+    },
+    closed(conn: ConnIdentity, reason: CloseReason) {
+      childFor(conn).debug({ reason }, 'closed');
+      children.delete(conn.id);
     },
   });
 }
