@@ -114,11 +114,11 @@ function literalValues(m: Matcher): string[] {
   return [];
 }
 
-/** synfin's HTTP app with a switchable readiness, for probing the paths the manifests use. */
+/** synfin's HTTP app with a fixed readiness (/readyz and synfin_ready), for probing the paths the manifests use. */
 export function httpApp(ready: boolean) {
   const metrics = createMetrics(
     new EventHub(),
-    { clock: new ManualClock(1_000), forEachConnection: () => {}, counters: zeroCounters },
+    { clock: new ManualClock(1_000), forEachConnection: () => {}, counters: zeroCounters, ready: () => ready },
     '0.0.0-test',
   );
   const app = build({

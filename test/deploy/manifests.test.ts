@@ -435,8 +435,8 @@ describe('deploy/compose.yaml', () => {
   const mountTarget = (volume: string) => volume.split(':')[1]!;
   const synfinEnv = s.synfin?.environment ?? {};
 
-  it('compose_hasSynfinAppUpstreamPrometheusBlackboxGrafana', () => {
-    expect(Object.keys(s).sort()).toEqual(['app', 'blackbox', 'grafana', 'netns', 'prometheus', 'synfin', 'upstream']);
+  it('compose_hasSynfinAppUpstreamPrometheusGrafana', () => {
+    expect(Object.keys(s).sort()).toEqual(['app', 'grafana', 'netns', 'prometheus', 'synfin', 'upstream']);
   });
 
   it('compose_synfinImage_isBuiltFromDeployDockerfile', () => {

@@ -51,8 +51,8 @@ const unitTests = parse(readRepoFile('deploy/prometheus/alerts.test.yml')) as Un
 const composeConfig = parse(readRepoFile('deploy/prometheus/prometheus.yml')) as PromConfig;
 const k8sConfig = parse(readRepoFile('deploy/prometheus/prometheus-kubernetes.yml')) as PromConfig;
 
-/** Metrics the rules use that synfin itself does not export: Prometheus' own and the blackbox exporter's. */
-const EXTERNAL_METRICS = new Set(['up', 'probe_success']);
+/** Metrics the rules use that synfin itself does not export: Prometheus' own. */
+const EXTERNAL_METRICS = new Set(['up']);
 /** The leak alerts: each needs a unit test where it fires and one where it stays silent. */
 const LEAK_ALERTS = ['SynfinAppNotClosingSockets', 'SynfinAppSocketStuckInCloseWait', 'SynfinUpstreamNotClosing', 'SynfinUpstreamHalfClosedTooLong'];
 /** Linux's default net.ipv4.ip_local_port_range: 32768-60999. */
@@ -107,7 +107,7 @@ describe('alert rules: shape', () => {
       'synfin_tcp_resets_total',
       'synfin_tcp_retransmitted_segments_total',
       'up{job="synfin"} == 0',
-      'probe_success{job="synfin-readyz"} == 0',
+      'synfin_ready{job="synfin"} == 0',
     ]) {
       expect(text).toContain(needle);
     }
@@ -181,10 +181,12 @@ describe('scrape configuration', () => {
     expect(job?.static_configs?.[0]?.targets).toEqual([`synfin:${DEFAULT_CONFIG.listenPort}`]);
   });
 
-  it('prometheusYml_probesReadyzThroughTheBlackboxExporter', () => {
-    const job = composeConfig.scrape_configs.find((s) => s.job_name === 'synfin-readyz');
-    expect(job?.metrics_path).toBe('/probe');
-    expect(job?.static_configs?.[0]?.targets).toEqual([`http://synfin:${DEFAULT_CONFIG.listenPort}/readyz`]);
+  it('scrapeConfigs_needNoReadinessProbe_synfinReadyComesWithTheScrape', () => {
+    // SynfinNotReady watches synfin_ready from the synfin job: no blackbox exporter, no probe job.
+    expect(alerts.find((r) => r.alert === 'SynfinNotReady')?.expr).toBe('synfin_ready{job="synfin"} == 0');
+    expect(composeConfig.scrape_configs.map((s) => s.job_name).sort()).toEqual(['prometheus', 'synfin']);
+    expect(k8sConfig.scrape_configs.map((s) => s.job_name)).toEqual(['synfin']);
+    for (const s of [...composeConfig.scrape_configs, ...k8sConfig.scrape_configs]) expect(s.metrics_path ?? '/metrics', s.job_name).toBe('/metrics');
   });
 
   it('kubernetesYml_keepsOnlyAnnotatedPodsOnSynfinsPort', () => {
@@ -194,6 +196,20 @@ describe('scrape configuration', () => {
       [['__meta_kubernetes_pod_annotation_prometheus_io_scrape'], 'true'],
       [['__meta_kubernetes_pod_container_port_name'], 'synfin-metrics'],
     ]);
+  });
+
+  it('synfinReady_onTheScrapedPage_agreesWithReadyz', async () => {
+    // SynfinNotReady relies on it: synfin_ready is 0 exactly when /readyz is not 200.
+    for (const ready of [true, false]) {
+      const { app, close } = httpApp(ready);
+      try {
+        const metrics = await app.inject({ method: 'GET', url: '/metrics' });
+        expect(metrics.body, `ready=${ready}`).toMatch(new RegExp(`^synfin_ready ${ready ? 1 : 0}$`, 'm'));
+        expect((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, `ready=${ready}`).toBe(ready ? 200 : 503);
+      } finally {
+        await close();
+      }
+    }
   });
 
   it('scrapedPaths_areServedBySynfin', async () => {
