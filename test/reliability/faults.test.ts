@@ -101,7 +101,7 @@ describeIfTun('faults: the upstream side', () => {
     expect(r.bytes).toBeLessThanOrEqual(64 * 1024);
     await env.settle(3000);
     const m = await env.metrics();
-    expect(metricValue(m, 'synfin_tcp_resets_total', { direction: 'sent', reason: 'abort' })).toBeGreaterThanOrEqual(1);
+    expect(metricValue(m, 'synfin_tcp_resets_total', { direction: 'sent', reason: 'upstream_reset' })).toBeGreaterThanOrEqual(1);
   });
 
   it('a destination host that vanishes mid-connection: reaped by --idle-timeout with an RST to the app; nothing is left', async () => {
