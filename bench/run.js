@@ -90,27 +90,27 @@ const info = { date: started.toISOString(), machine: machine(), loadBefore: load
 log(`synfin benchmark ${info.date}: ${info.machine.nproc} × ${info.machine.cpu}, Linux ${info.machine.kernel}, node ${info.machine.node}`);
 log(`measuring ${source.source} (${source.commit.slice(0, 12)}${source.dirty ? ', with uncommitted changes' : ''}); load average ${info.loadBefore.join(' ')}`);
 topo.create();
-const ctx = { topo, dist: source.dist, seconds, idleConnections, log, cpuProfDir: undefined };
+const rows = [];
+const ctx = { topo, dist: source.dist, seconds, idleConnections, log, cpuProfDir: undefined, rows };
 
 if (opt.profile) {
   await profileRuns(ctx, selected.filter((w) => w === 'throughput' || w === 'connections'));
   process.exit(0);
 }
 
-const rows = [];
 const failures = [];
 for (const name of selected) {
   log(`\n▶ ${name}`);
   const t0 = Date.now();
   try {
-    rows.push(...(await WORKLOADS[name](ctx)));
+    await WORKLOADS[name](ctx);
   } catch (err) {
     failures.push({ workload: name, error: String(err?.stack ?? err) });
     log(`  FAILED: ${err?.message ?? err}`);
   }
   log(`  (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
 }
-const targets = judge(rows);
+const targets = judge(rows, failures);
 info.loadAfter = loadAverage();
 info.elapsedSeconds = Math.round((Date.now() - started.getTime()) / 1000);
 

@@ -71,17 +71,18 @@ export const TARGETS = [
   {
     id: 'no_loss',
     text: 'no connection lost in any workload',
-    judge(rows) {
+    judge(rows, failures) {
       if (rows.length === 0) return null;
       const lost = rows.reduce((a, r) => a + (r.lost ?? 0), 0);
-      return { met: lost === 0, value: `${lost} lost` };
+      const failed = failures.length > 0 ? `, ${failures.length} workload(s) failed: ${failures.map((f) => f.workload).join(', ')}` : '';
+      return { met: lost === 0 && failures.length === 0, value: `${lost} lost${failed}` };
     },
   },
 ];
 
-export function judge(rows) {
+export function judge(rows, failures = []) {
   return TARGETS.map((t) => {
-    const v = t.judge(rows);
+    const v = t.judge(rows, failures);
     return { id: t.id, target: t.text, status: v === null ? 'not measured' : v.met ? 'met' : 'NOT met', value: v?.value ?? '' };
   });
 }

@@ -61,6 +61,8 @@ http {
   // SIGQUIT: graceful stop; remove the scratch directory afterwards.
   d.stop = async () => {
     const r = await stop('SIGQUIT', 5000);
+    const errors = tryRunSync('cat', [`${dir}/error.log`]).trim();
+    if (errors !== '') r.stderr += errors;
     fs.rmSync(dir, { recursive: true, force: true });
     return r;
   };

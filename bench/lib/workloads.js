@@ -2,7 +2,8 @@
 // synfin, a veth to srv) and through the kernel alone (client in kcli, a veth to srv), in the same
 // run, one after the other, and returns table rows:
 //   { id, workload, unit, synfin, kernel, ratio, better, lost, details }
-// `lost` counts connections that failed or broke (the issue's "no connection lost").
+// `lost` counts connections that failed or broke (the issue's "no connection lost"). Rows are
+// pushed onto ctx.rows as they are measured, so a workload that fails half-way keeps what it had.
 import { ADDR } from './topology.js';
 import { PORT, startIperf, startNginx, startTcpServer } from './servers.js';
 import { SynfinProcess, counterDelta } from './synfin.js';
@@ -74,7 +75,7 @@ async function bulkPair(ctx, label, id, reverse, seconds, sf, kernelPath = { ns:
 }
 
 export async function throughput(ctx) {
-  const rows = [];
+  const rows = ctx.rows;
   const iperfd = await startIperf(ctx.topo);
   try {
     for (const mtu of [1500, 65000]) {
@@ -89,7 +90,6 @@ export async function throughput(ctx) {
     ctx.topo.setVethMtu(1500);
     await iperfd.stop();
   }
-  return rows;
 }
 
 // ── connection rate ─────────────────────────────────────────────────────────────────────────
@@ -103,7 +103,7 @@ async function connrate(ns, host, seconds, concurrency) {
 /** Short connections: rate at 64 in flight, then connect latency one connection at a time. */
 export async function connections(ctx) {
   const { topo } = ctx;
-  const rows = [];
+  const rows = ctx.rows;
   const server = await startTcpServer(topo, 'echo');
   const CONC = 64;
   const latencySeconds = Math.max(2, Math.round(ctx.seconds / 3));
@@ -150,7 +150,6 @@ export async function connections(ctx) {
     const r = await server.stop();
     ctx.log(`  echo server: ${r.stdout.trim().split('\n').pop()}`);
   }
-  return rows;
 }
 
 // ── HTTP ────────────────────────────────────────────────────────────────────────────────────
@@ -183,7 +182,7 @@ function wrkLost(w) {
 
 export async function http(ctx) {
   const { topo } = ctx;
-  const rows = [];
+  const rows = ctx.rows;
   const nginx = await startNginx(topo);
   try {
     for (const close of [false, true]) {
@@ -207,9 +206,9 @@ export async function http(ctx) {
       });
     }
   } finally {
-    await nginx.stop();
+    const r = await nginx.stop();
+    if (r.code !== 0 || r.stderr.trim() !== '') ctx.log(`  nginx: exit ${r.code ?? r.signal}; ${r.stderr.trim().slice(-1500)}`);
   }
-  return rows;
 }
 
 // ── idle connections ────────────────────────────────────────────────────────────────────────
@@ -233,7 +232,7 @@ async function scrapeTimes(sf, n) {
 export async function idle(ctx) {
   const { topo } = ctx;
   const N = ctx.idleConnections;
-  const rows = [];
+  const rows = ctx.rows;
   const server = await startTcpServer(topo, 'hold');
   try {
     await withSynfin(ctx, { name: 'idle' }, async (sf) => {
@@ -271,14 +270,13 @@ export async function idle(ctx) {
     const r = await server.stop();
     ctx.log(`  hold server: ${r.stdout.trim().split('\n').pop()}`);
   }
-  return rows;
 }
 
 // ── loss and delay ──────────────────────────────────────────────────────────────────────────
 
 export async function loss(ctx) {
   const { topo } = ctx;
-  const rows = [];
+  const rows = ctx.rows;
   const LOSS = 0.01;
   const DELAY = 5;
   const SEED = 1;
@@ -312,10 +310,9 @@ export async function loss(ctx) {
     } catch {
       // reported as text above
     }
-    for (const rw of rows) rw.details.kernelImpairment = stats;
+    for (const rw of rows) if (rw.id.startsWith('loss_')) rw.details.kernelImpairment = stats;
     await iperfd.stop();
   }
-  return rows;
 }
 
 export const WORKLOADS = { throughput, connections, http, idle, loss };
