@@ -17,7 +17,7 @@ import { Proxy } from './proxy/forwarder.js';
 import { DestinationPolicy } from './proxy/policy.js';
 import { monotonicClock } from './stack/clock.js';
 import { EventHub } from './stack/events.js';
-import { ImpairedRx, ImpairedTx, parseFaultSpec } from './stack/fault.js';
+import { ImpairedRx, ImpairedTx, parseFaultSpec, type FaultCounters } from './stack/fault.js';
 import type { LinkRx } from './stack/link.js';
 import { Stack } from './stack/stack.js';
 import { ccByName } from './tcp/cc/index.js';
@@ -35,6 +35,11 @@ export interface Synfin {
   metrics: Metrics;
   app: FastifyInstance;
   logger: Logger;
+  /**
+   * With --impair, the fault injector's live counters per direction (`rx`: device → stack, `tx`:
+   * stack → device), so tests can reconcile what was injected with what the stack saw; else null.
+   */
+  impairment: { rx: FaultCounters; tx: FaultCounters } | null;
   /** The address the HTTP server listens on (port resolved when 0 was asked for). */
   listenUrl: string;
   /** Stop accepting, give open connections up to the grace period, then close everything. */
@@ -238,5 +243,6 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     process.once('SIGINT', onSignal);
   }
 
-  return { config, tun, stack, proxy, metrics, app, logger, listenUrl, shutdown };
+  const impairment = impairedRx !== null && impairedTx !== null ? { rx: impairedRx.counters, tx: impairedTx.counters } : null;
+  return { config, tun, stack, proxy, metrics, app, logger, impairment, listenUrl, shutdown };
 }
