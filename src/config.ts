@@ -14,6 +14,13 @@ import { parseFaultSpec } from './stack/fault.js';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/**
+ * Who sees connection addresses in /api/connections and /api/events (--api-addresses):
+ * `loopback` only requests whose TCP peer is a loopback address, `all` everyone, `none` no one.
+ */
+export const API_ADDRESS_MODES = ['loopback', 'all', 'none'] as const;
+export type ApiAddressMode = (typeof API_ADDRESS_MODES)[number];
+
 export interface Config {
   tun: string;
   addresses: string[];
@@ -21,6 +28,8 @@ export interface Config {
   routes: string[];
   listenHost: string;
   listenPort: number;
+  /** Who sees connection addresses in /api/connections and /api/events (src/http/app.ts). */
+  apiAddresses: ApiAddressMode;
   mslSeconds: number;
   connectTimeoutSeconds: number;
   idleTimeoutSeconds: number;
@@ -54,6 +63,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'mtu', flag: 'mtu', kind: 'number', placeholder: 'N', help: 'MTU of the TUN device' },
   { key: 'routes', flag: 'route', kind: 'list', placeholder: 'CIDR', help: 'route to add via the device (repeatable)' },
   { key: 'listenHost', flag: 'listen', kind: 'string', placeholder: 'HOST:PORT', help: 'HTTP server for metrics and the API (default 127.0.0.1:9477)' },
+  { key: 'apiAddresses', flag: 'api-addresses', kind: 'string', placeholder: 'MODE', help: 'who sees connection addresses in the API: loopback (requests from loopback only), all, none (default loopback)' },
   { key: 'mslSeconds', flag: 'msl', kind: 'number', placeholder: 'SECONDS', help: 'maximum segment lifetime; TIME-WAIT lasts 2×MSL (default 30)' },
   { key: 'connectTimeoutSeconds', flag: 'connect-timeout', kind: 'number', placeholder: 'SECONDS', help: 'upstream connect timeout (default 10)' },
   { key: 'idleTimeoutSeconds', flag: 'idle-timeout', kind: 'number', placeholder: 'SECONDS', help: 'close connections idle this long; 0 = never (default 0)' },
@@ -76,6 +86,7 @@ export const DEFAULT_CONFIG: Config = {
   routes: [],
   listenHost: '127.0.0.1',
   listenPort: 9477,
+  apiAddresses: 'loopback',
   mslSeconds: 30,
   connectTimeoutSeconds: 10,
   idleTimeoutSeconds: 0,
@@ -173,6 +184,9 @@ function validate(c: Config): void {
   for (const r of c.routes) checkCidr(r, '--route', false);
   if (c.mtu !== null && (!Number.isInteger(c.mtu) || c.mtu < 1280 || c.mtu > 65535)) {
     throw new ConfigError(`--mtu: ${c.mtu} is out of range (1280-65535)`);
+  }
+  if (!(API_ADDRESS_MODES as readonly string[]).includes(c.apiAddresses)) {
+    throw new ConfigError(`--api-addresses: "${String(c.apiAddresses)}" is not one of ${API_ADDRESS_MODES.join(', ')}`);
   }
   positive(c.mslSeconds, '--msl', false);
   positive(c.connectTimeoutSeconds, '--connect-timeout', false);

@@ -149,6 +149,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     events: hub,
     isReady: () => ready && !shuttingDown,
     describe: (conn) => connections.describe(conn),
+    apiAddresses: config.apiAddresses,
     plugins: [livePage(summary)],
   });
 

@@ -3,12 +3,50 @@
  * `build(opts)` returns the Fastify app without listening, so tests use `app.inject()`; only the
  * runtime calls listen().
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import net from 'node:net';
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { OpenMetricsContentType, Registry } from 'prom-client';
+import type { ApiAddressMode } from '../config.js';
 import type { EventHub } from '../stack/events.js';
 import type { ConnIdentity } from '../tcp/events.js';
 import { STATE_NAMES, type State } from '../tcp/state.js';
-import { matchesFilter, type ConnectionFilter, type ConnectionSource } from '../observability/table.js';
+import { matchesFilter, type ConnectionFilter, type ConnectionRow, type ConnectionSource } from '../observability/table.js';
+
+/** What an address field holds when it is not shown to the requester. */
+export const REDACTED = 'redacted';
+
+// 127.0.0.0/8 and ::1; Node's BlockList also matches their IPv4-mapped IPv6 forms (::ffff:127.0.0.1).
+const LOOPBACK = new net.BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/** Whether a request peer is on loopback; an unknown peer is not (fail closed). */
+export function isLoopbackPeer(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const family = net.isIPv6(address) ? 'ipv6' : net.isIPv4(address) ? 'ipv4' : null;
+  return family !== null && LOOPBACK.check(address, family);
+}
+
+/**
+ * Whether this request may see addresses. The TCP peer's address decides, never a header
+ * (X-Forwarded-For is whatever the client wrote). A reverse proxy on the same host makes every
+ * request look local: choose `none` or `all` deliberately there.
+ */
+function showsAddresses(mode: ApiAddressMode, req: FastifyRequest): boolean {
+  if (mode === 'all') return true;
+  if (mode === 'none') return false;
+  return isLoopbackPeer(req.raw.socket.remoteAddress);
+}
+
+/** A row with its addresses (client, destination, both ends of the upstream socket) replaced. */
+function redactRow(r: ConnectionRow): ConnectionRow {
+  return {
+    ...r,
+    client: REDACTED,
+    destination: REDACTED,
+    upstream: r.upstream === null ? null : { local: REDACTED, remote: REDACTED },
+  };
+}
 
 export interface AppOptions {
   registry: Registry;
@@ -23,6 +61,8 @@ export interface AppOptions {
   /** Most events a slow /api/events reader may have queued before it loses events. */
   sseQueueBytes?: number;
   logger?: boolean | object;
+  /** Who sees connection addresses (--api-addresses); default `loopback`. */
+  apiAddresses?: ApiAddressMode;
   /** Extra routes (the live page). */
   plugins?: Array<(app: FastifyInstance) => void | Promise<void>>;
 }
@@ -40,6 +80,7 @@ const connectionsQuerySchema = {
 } as const;
 
 export function build(opts: AppOptions): FastifyInstance {
+  const addressMode = opts.apiAddresses ?? 'loopback';
   const app = Fastify({
     logger: opts.logger ?? false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
@@ -71,16 +112,23 @@ export function build(opts: AppOptions): FastifyInstance {
   app.get<{ Querystring: ConnectionFilter }>(
     '/api/connections',
     { schema: { querystring: connectionsQuerySchema } },
-    async (req) => {
+    async (req, reply) => {
       const filter = req.query;
+      const show = showsAddresses(addressMode, req);
+      // Filtering by an address nobody may see would tell the requester which destinations have
+      // connections (one probe per address): refused, not answered with redacted rows.
+      if (!show && filter.destination !== undefined) {
+        return reply.status(403).send({ error: 'addresses are not shown to this client (--api-addresses): no destination filter', statusCode: 403 });
+      }
       const rows = opts.connections.rows().filter((r) => matchesFilter(r, filter));
       rows.sort((a, b) => b.ageSeconds - a.ageSeconds);
-      return { count: rows.length, connections: rows };
+      return { count: rows.length, addresses: show ? 'shown' : REDACTED, connections: show ? rows : rows.map(redactRow) };
     },
   );
 
   app.get('/api/events', (req, reply) => {
     const limit = opts.sseQueueBytes ?? 1 << 20;
+    const show = showsAddresses(addressMode, req);
     const res = reply.raw;
     res.writeHead(200, {
       'content-type': 'text/event-stream',
@@ -99,11 +147,11 @@ export function build(opts: AppOptions): FastifyInstance {
           dropped++;
           return;
         }
-        const where = opts.describe(conn);
+        const where = show ? opts.describe(conn) : null;
         const data = JSON.stringify({
           id: conn.id,
-          client: where?.client ?? null,
-          destination: where?.destination ?? null,
+          client: show ? (where?.client ?? null) : REDACTED,
+          destination: show ? (where?.destination ?? null) : REDACTED,
           from: STATE_NAMES[from],
           to: STATE_NAMES[to],
           secondsInFrom: Math.max(0, now - sinceMs) / 1000,

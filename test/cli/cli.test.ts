@@ -6,6 +6,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { NetNs } from '../helpers/netns.js';
 import { describeIfTun } from '../helpers/root.js';
 
 const ROOT = path.join(import.meta.dirname, '../..');
@@ -60,6 +61,12 @@ describe('synfin CLI', () => {
     expectOneLineError(synfin(['run'], { SYNFIN_MSL: 'forever' }), /SYNFIN_MSL: "forever" is not a number/);
   });
 
+  it('--api-addresses takes loopback, all or none; anything else is one line and exit 2', () => {
+    expect(synfin(['run', '--help']).stdout).toMatch(/--api-addresses <MODE>/);
+    expectOneLineError(synfin(['run', '--api-addresses', 'public']), /--api-addresses: "public" is not one of loopback, all, none/);
+    expectOneLineError(synfin(['run'], { SYNFIN_API_ADDRESSES: 'yes' }), /--api-addresses: "yes" is not one of loopback, all, none/);
+  });
+
   it('a missing value is one line and exit 2', () => {
     expectOneLineError(synfin(['run', '--tun']), /argument missing/);
   });
@@ -83,6 +90,29 @@ describeIfTun('synfin CLI with devices', () => {
       expect(spawnSync('ip', ['link', 'show', name]).status).not.toBe(0);
     } finally {
       blocker.close();
+    }
+  });
+
+  it('without --listen, the HTTP server listens on 127.0.0.1:9477 only', async () => {
+    // In a namespace of its own: port 9477 is free there whatever else runs on this host.
+    const ns = NetNs.create('cli');
+    const name = `sfdef${process.pid % 10000}`;
+    const child = ns.spawn(process.execPath, [BIN, 'run', '--tun', name, '--shutdown-grace', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      const deadline = Date.now() + 15_000;
+      while (!out.includes('synfin ready')) {
+        if (Date.now() > deadline) throw new Error(`never ready: ${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(JSON.parse(out.split('\n').find((l) => l.includes('synfin ready'))!).listen).toBe('http://127.0.0.1:9477');
+      const listening = ns.execSync('ss', ['-Hltn']).trim().split('\n').map((l) => l.trim().split(/\s+/)[3]);
+      expect(listening).toEqual(['127.0.0.1:9477']);
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('exit', r));
+      ns.destroy();
     }
   });
 

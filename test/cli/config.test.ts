@@ -61,6 +61,7 @@ describe('resolveConfig', () => {
     [{ 'log-level': 'loud' }, /--log-level: "loud" is not one of/],
     [{ 'upstream-bind': 'x' }, /--upstream-bind: "x" is not an IP address/],
     [{ deny: ['1.2.3.4/99'] }, /--deny: "1.2.3.4\/99" has a bad prefix length/],
+    [{ 'api-addresses': 'public' }, /--api-addresses: "public" is not one of loopback, all, none/],
   ])('rejects %j with one clear line', (flags, message) => {
     let err: Error | undefined;
     try {
@@ -72,6 +73,15 @@ describe('resolveConfig', () => {
     expect((err as { code?: string }).code).toBe('ERR_CONFIG');
     expect(err!.message).toMatch(message);
     expect(err!.message).not.toContain('\n');
+  });
+
+  it('--api-addresses: loopback by default, all or none from a flag, SYNFIN_API_ADDRESSES or the file', () => {
+    expect(resolveConfig({}, {}).apiAddresses).toBe('loopback');
+    expect(resolveConfig({ 'api-addresses': 'none' }, {}).apiAddresses).toBe('none');
+    expect(envName('api-addresses')).toBe('SYNFIN_API_ADDRESSES');
+    expect(resolveConfig({}, { SYNFIN_API_ADDRESSES: 'all' }).apiAddresses).toBe('all');
+    expect(resolveConfig({}, {}, tmpFile('c.yaml', 'api-addresses: none\n')).apiAddresses).toBe('none');
+    expect(() => resolveConfig({}, { SYNFIN_API_ADDRESSES: 'everyone' })).toThrow(/^--api-addresses: "everyone" is not one of loopback, all, none$/);
   });
 
   it('names the variable when the environment is wrong', () => {
