@@ -2,9 +2,12 @@
  * One proxied connection: the app leg (a TcpConn of the userspace stack) joined to the upstream
  * leg (a kernel net.Socket), with backpressure both ways, half-close both ways and resets both ways.
  *
- *   app → upstream: conn.onData → socket.write; bytes still queued in the socket keep the
- *   receive window closed (conn.consume is called only as the socket flushes them), so a slow
- *   upstream shrinks the app's window instead of growing our memory.
+ *   app → upstream: conn.onData queues the bytes; once the stack has sent the batch's ACKs it
+ *   calls afterFlush, which writes everything the batch delivered in one corked write (one
+ *   writev per connection per batch, and the app's ACKs never wait behind our upstream writes).
+ *   Bytes still queued in the socket keep the receive window closed (conn.consume is called only
+ *   as the socket flushes them), so a slow upstream shrinks the app's window instead of growing
+ *   our memory.
  *   upstream → app: socket 'data' → conn.write; when the send buffer is full the socket is
  *   paused until onSendSpace.
  *   FIN: app FIN → socket.end(); upstream 'end' → conn.close() (our FIN).
@@ -13,7 +16,7 @@
 import type { Socket } from 'node:net';
 import type { ConnHandler, TcpConn } from '../tcp/conn.js';
 import type { Clock } from '../stack/clock.js';
-import type { Stack } from '../stack/stack.js';
+import type { AfterFlush, Stack } from '../stack/stack.js';
 
 export interface PipeOptions {
   stack: Stack;
@@ -32,7 +35,7 @@ export interface ByteCounters {
 
 const NO_COUNTERS: ByteCounters = { bytesClientToUpstream: 0, bytesUpstreamToClient: 0 };
 
-export class Pipe implements ConnHandler {
+export class Pipe implements ConnHandler, AfterFlush {
   conn: TcpConn | null = null;
   /** The connection id (the stack's), for joining the two legs. */
   id = 0;
@@ -42,8 +45,12 @@ export class Pipe implements ConnHandler {
   /** "local>remote" of the upstream socket, as /proc/net/tcp matching keys it; null before connect. */
   upstreamTuple: string | null = null;
   upstreamClosed = false;
-  /** Bytes handed to socket.write that the socket has not yet flushed to the kernel. */
+  afterFlushQueued = false;
+  /** Bytes delivered by the conn (written to the socket or waiting in `pending`). */
   private delivered = 0;
+  /** Delivered chunks not yet written (until the stack's afterFlush), and their bytes. */
+  private readonly pending: Buffer[] = [];
+  private pendingBytes = 0;
   private consumed = 0;
   private upstreamEnded = false;
   private appFinished = false;
@@ -88,7 +95,36 @@ export class Pipe implements ConnHandler {
     if (this.socket.destroyed) return;
     this.delivered += data.length;
     this.stats.bytesClientToUpstream += data.length;
-    this.socket.write(data);
+    this.pending.push(data);
+    this.pendingBytes += data.length;
+    this.opts.stack.runAfterFlush(this);
+  }
+
+  /** The stack has sent this batch's segments: write what the batch delivered. */
+  afterFlush(): void {
+    this.writePending();
+  }
+
+  private writePending(): void {
+    const pending = this.pending;
+    const n = pending.length;
+    if (n === 0) return;
+    const socket = this.socket;
+    if (socket.destroyed) {
+      pending.length = 0;
+      this.pendingBytes = 0;
+      return;
+    }
+    if (n === 1) {
+      socket.write(pending[0]!);
+    } else {
+      // One writev for the whole batch instead of a syscall per segment.
+      socket.cork();
+      for (let i = 0; i < n; i++) socket.write(pending[i]!);
+      socket.uncork();
+    }
+    pending.length = 0;
+    this.pendingBytes = 0;
     this.reportFlushed();
   }
 
@@ -96,7 +132,11 @@ export class Pipe implements ConnHandler {
     // RFC 9293 half-close: the app will send no more; the upstream may still answer.
     this.appFinished = true;
     if (!this.upstreamEnded) this.waitingSince = this.opts.clock.now();
-    if (!this.socket.destroyed) this.socket.end();
+    if (!this.socket.destroyed) {
+      // The data before the FIN first.
+      this.writePending();
+      this.socket.end();
+    }
   }
 
   onSendSpace(_conn: TcpConn): void {
@@ -107,12 +147,15 @@ export class Pipe implements ConnHandler {
     const reason = conn.closeReason;
     if (!this.socket.destroyed) {
       if (reason !== 'fin') {
+        this.pending.length = 0;
+        this.pendingBytes = 0;
         // Propagate the abort (a reset either way, a timeout, shutdown after the grace period, the
         // device lost): the destination sees a reset, never a clean close that would pass a cut
         // stream off as complete (RFC 9293 §3.10.7.4).
         this.socket.resetAndDestroy();
       } else if (!this.appFinished || !this.upstreamEnded) {
         // Closed (e.g. TIME-WAIT after a normal close) with the socket still open: finish it.
+        this.writePending();
         this.socket.end();
       }
     }
@@ -194,7 +237,7 @@ export class Pipe implements ConnHandler {
   private reportFlushed(): void {
     const conn = this.conn;
     if (conn === null) return;
-    const flushed = this.delivered - this.socket.writableLength;
+    const flushed = this.delivered - this.pendingBytes - this.socket.writableLength;
     if (flushed > this.consumed) {
       const n = flushed - this.consumed;
       this.consumed = flushed;

@@ -111,6 +111,13 @@ export class TimeWaitEntry implements FlowEntry, Schedulable, ConnIdentity {
 
 type Entry = ConnEntry | PendingSyn | TimeWaitEntry;
 
+/** Work to run once a flush has put the current batch's segments on the link (Stack.runAfterFlush). */
+export interface AfterFlush {
+  /** Owned by the stack: true while queued. */
+  afterFlushQueued: boolean;
+  afterFlush(): void;
+}
+
 /** The proxy's side of the listener. */
 export interface Forwarder {
   /**
@@ -147,6 +154,7 @@ export class Stack implements LinkRx {
   private readonly table = new FlowTable<Entry>();
   private readonly heap = new DeadlineHeap<Entry>();
   private readonly dirtyList: ConnEntry[] = [];
+  private readonly afterFlushList: AfterFlush[] = [];
   /** Connections that had more to send when the transmit ring filled: resumed on drain. */
   private blockedList: ConnEntry[] = [];
   private readonly parser = new PacketParser();
@@ -174,6 +182,8 @@ export class Stack implements LinkRx {
   private timeWaitCount = 0;
   private txBlocked = false;
   private flushing = false;
+  /** input() was called and the flush that ends its batch has not started yet. */
+  private batchOpen = false;
   private stopped = false;
 
   constructor(opts: StackOptions) {
@@ -219,6 +229,8 @@ export class Stack implements LinkRx {
   // ---------------------------------------------------------------- ingress
 
   input(buf: Buffer, off: number, len: number, checksumKnownGood: boolean): void {
+    // LinkRx contract: a flush() ends every batch of input().
+    this.batchOpen = true;
     const seg = this.seg;
     const key = this.key;
     const verdict = this.parser.parse(buf, off, len, checksumKnownGood, seg, key);
@@ -254,21 +266,56 @@ export class Stack implements LinkRx {
   flush(): void {
     if (this.flushing) return;
     this.flushing = true;
+    this.batchOpen = false;
     try {
-      const now = this.clock.now();
-      const list = this.dirtyList;
-      // The list may grow while we dispatch (a handler writes to another connection): index loop.
-      for (let i = 0; i < list.length; i++) {
-        const e = list[i]!;
-        e.dirty = false;
-        this.dispatchEntry(e, now);
-      }
-      list.length = 0;
+      this.dispatchDirty();
       this.link.txFlush();
+      const after = this.afterFlushList;
+      if (after.length > 0) {
+        // The batch's ACKs are on the link: the app can go on sending while the upstream writes
+        // (the slow part: each one pushes bytes through the kernel) happen here.
+        for (let i = 0; i < after.length; i++) {
+          const task = after[i]!;
+          task.afterFlushQueued = false;
+          task.afterFlush();
+        }
+        after.length = 0;
+        // Window updates the writes made due (bytes left for the upstream) go out now, not a tick later.
+        if (this.dirtyList.length > 0) {
+          this.dispatchDirty();
+          this.link.txFlush();
+        }
+      }
       this.armTimer();
     } finally {
       this.flushing = false;
     }
+  }
+
+  private dispatchDirty(): void {
+    const now = this.clock.now();
+    const list = this.dirtyList;
+    // The list may grow while we dispatch (a handler writes to another connection): index loop.
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i]!;
+      e.dirty = false;
+      this.dispatchEntry(e, now);
+    }
+    list.length = 0;
+  }
+
+  /**
+   * Run `task.afterFlush()` at the end of the next flush (the one that ends the current input
+   * batch), after the segments the batch made due are on the link. The proxy defers its upstream
+   * writes here, so that the app's ACKs are not held behind them and the writes of one batch go
+   * out together (corked). Queuing a task that is already queued does nothing.
+   */
+  runAfterFlush(task: AfterFlush): void {
+    if (task.afterFlushQueued) return;
+    task.afterFlushQueued = true;
+    this.afterFlushList.push(task);
+    // Outside an input batch nobody else will flush.
+    if (!this.batchOpen) this.flushSoon();
   }
 
   /** Ask for `conn` to be dispatched at the next flush (the proxy calls this after write/close/consume). */
