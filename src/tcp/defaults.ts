@@ -22,15 +22,22 @@ export function wscaleFor(bytes: number): number {
   return shift;
 }
 
+/**
+ * Receive and send buffer per connection. A cap, not an allocation: an idle connection holds none
+ * of it. 1 MB keeps a window open across a batch of 64 KB TSO segments (with 256 KB the app was
+ * receive-window-limited at 3 Gbit/s; Linux lets its own buffers grow to 4–6 MB).
+ */
+export const DEFAULT_BUFFER_BYTES = 1024 * 1024;
+
 export function defaultTcpConfig(overrides: Partial<TcpConfig> = {}): TcpConfig {
-  const rcvBufBytes = overrides.rcvBufBytes ?? 256 * 1024;
+  const rcvBufBytes = overrides.rcvBufBytes ?? DEFAULT_BUFFER_BYTES;
   return {
     // RFC 9293 §3.4.2 leaves MSL to the implementation; 30 s gives Linux's 60 s TIME-WAIT.
     mslMs: 30_000,
     // Ethernet MTU 1500 − 20 (IPv4) − 20 (TCP) (RFC 9293 §3.7.1).
     mss: 1460,
     rcvBufBytes,
-    sndBufBytes: 256 * 1024,
+    sndBufBytes: DEFAULT_BUFFER_BYTES,
     wscale: overrides.wscale ?? wscaleFor(rcvBufBytes),
     sack: true,
     timestamps: true,
