@@ -773,8 +773,16 @@ export class TcpConn implements ConnIdentity {
     const st = this.state;
     if (st === State.CLOSED) return;
     if (st !== State.SYN_SENT && st !== State.TIME_WAIT && st !== State.LISTEN) {
-      // <SEQ=SND.NXT><CTL=RST>, with the ACK bit (as Linux) so the peer can match it.
-      this.queueRst(this.snd.max, this.rcv.nxt, TcpFlag.RST | TcpFlag.ACK, reason);
+      // <SEQ=SND.NXT><CTL=RST>, with the ACK bit (as Linux) so the peer can match it. But an RST
+      // beyond the peer's window is dropped unseen (RFC 9293 §3.10.7.4 first check, RFC 5961
+      // §3.2), and SND.NXT lies beyond it after a zero-window probe octet the peer refused: then
+      // use the window's right edge, SND.UNA + SND.WND (= its RCV.NXT when the window is zero),
+      // as Linux's tcp_acceptable_seq() does. Otherwise a peer that never reads keeps its socket
+      // ESTABLISHED forever after we gave up on it.
+      const snd = this.snd;
+      const wndEnd = seqAdd(snd.una, snd.wnd);
+      const seq = snd.synAcked && seqGt(snd.max, wndEnd) ? wndEnd : snd.max;
+      this.queueRst(seq, this.rcv.nxt, TcpFlag.RST | TcpFlag.ACK, reason);
     }
     if (!this.snd.synAcked && this.passive && st !== State.TIME_WAIT) {
       this.events.handshake(this, reason === 'upstream_refused' ? 'upstream_refused' : 'reset', now - this.synAt);

@@ -352,6 +352,23 @@ describe('zero-window probing (RFC 9293 §3.8.6.1)', () => {
     expect(t.conn.pollAt()).toBe(Infinity);
   });
 
+  it('RFC 5961 §3.2: abort() after a refused probe octet sends the RST at SND.UNA + SND.WND, inside the zero window', () => {
+    const { t } = zeroWindowPeer();
+    recv(t.conn, 200); // the probe: SND.NXT = l(2), one octet beyond the window
+    send(t.conn, seg({ window: 0 }), 210); // refused: the peer's RCV.NXT stays l(1)
+    t.conn.abort('idle_timeout', 300);
+    // <SEQ=l(2)> would be outside the peer's window and dropped: its socket would stay open.
+    expect(recv(t.conn, 300)).toEqual([out({ seq: l(1), flags: RST | ACK, window: 0 })]);
+  });
+
+  it('RFC 9293 §3.10.5: abort() with data in flight inside the window still sends <SEQ=SND.NXT>', () => {
+    const t = established();
+    t.conn.write(bytes(100));
+    recv(t.conn, 0);
+    t.conn.abort('abort', 5);
+    expect(recv(t.conn, 5)).toEqual([out({ seq: l(101), flags: RST | ACK, window: 0 })]);
+  });
+
   it('probes the peer never answers end the connection after cfg.maxRetries (retransmit_timeout)', () => {
     const { t } = zeroWindowPeer();
     const c = t.conn;
