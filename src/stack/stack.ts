@@ -410,15 +410,16 @@ export class Stack implements LinkRx {
     out.options.mss = this.tcp.mss;
     if (o.tsPresent && this.tcp.timestamps) {
       // Window scale and SACK-permitted survive only inside our TSval (echoed back in TSecr).
-      const wscale = o.wscale >= 0 ? this.tcp.wscale : -1;
+      // What rides there is the PEER's shift (RFC 7323 §2.3: it scales every window the peer
+      // sends us); ours is fixed by the configuration and is simply advertised again.
       const sack = o.sackPermitted && this.tcp.sack;
       out.options.tsPresent = true;
       // The same timestamp clock the connection will use later (its per-tuple offset), or the
       // peer's PAWS check would see our TSval jump.
       const tsOffset = this.isn.tsOffset(key.family, key.dst, key.dstPort, key.src, key.srcPort);
-      out.options.tsVal = this.cookies.encodeTsOptions(tsClock(now, tsOffset), wscale, sack);
+      out.options.tsVal = this.cookies.encodeTsOptions(tsClock(now, tsOffset), o.wscale, sack);
       out.options.tsEcr = o.tsVal;
-      if (wscale >= 0) out.options.wscale = wscale;
+      if (o.wscale >= 0) out.options.wscale = this.tcp.wscale;
       out.options.sackPermitted = sack;
     }
     this.writer.writeSegment(key.family, key.dst, key.dstPort, key.src, key.srcPort, out, null);

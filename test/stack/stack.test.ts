@@ -50,13 +50,15 @@ class MemoryLink implements LinkTx {
   }
 }
 
-function appPacket(o: { seq: number; ack?: number; flags: number; window?: number; payload?: Buffer; srcPort?: number; mss?: number; ts?: [number, number] }): Buffer {
+function appPacket(o: { seq: number; ack?: number; flags: number; window?: number; payload?: Buffer; srcPort?: number; mss?: number; wscale?: number; sack?: boolean; ts?: [number, number] }): Buffer {
   const out = new OutSegment();
   out.seq = o.seq;
   out.ack = o.ack ?? 0;
   out.flags = o.flags;
   out.window = o.window ?? 65535;
   if (o.mss !== undefined) out.options.mss = o.mss;
+  if (o.wscale !== undefined) out.options.wscale = o.wscale;
+  if (o.sack !== undefined) out.options.sackPermitted = o.sack;
   if (o.ts !== undefined) {
     out.options.tsPresent = true;
     out.options.tsVal = o.ts[0];
@@ -241,6 +243,30 @@ describe('stack', () => {
     const conn = h.stack.acceptPending(req, idleHandler())!;
     expect(conn.state).toBe(State.ESTABLISHED);
     expect(conn.mss).toBeLessThanOrEqual(1400);
+  });
+
+  it('RFC 4987 + RFC 7323 §2.3: a cookie handshake keeps the peer\'s window scale, not ours', () => {
+    // The peer's shift (10, as Linux picks for a large buffer) differs from ours: its window
+    // field after the handshake must be scaled by ITS shift.
+    const h = harness({ synBacklog: 0 });
+    const ours = h.stack.tcp.wscale;
+    expect(ours).not.toBe(10);
+    h.send(appPacket({ seq: 777, flags: TcpFlag.SYN, mss: 1460, wscale: 10, sack: true, ts: [5000, 0] }));
+    const [synAck] = h.link.take();
+    expect(synAck!.seg.flags).toBe(TcpFlag.SYN | TcpFlag.ACK);
+    // We advertise our own shift in the SYN-ACK (RFC 7323 §2.2).
+    expect(synAck!.seg.options.wscale).toBe(ours);
+    const cookie = synAck!.seg.seq;
+    h.send(appPacket({ seq: 778, ack: seqAdd(cookie, 1), flags: TcpFlag.ACK, window: 63, ts: [5001, synAck!.seg.options.tsVal] }));
+    expect(h.syns).toHaveLength(1);
+    expect(h.syns[0]!.fromCookie).toBe(true);
+    expect(h.syns[0]!.wscale).toBe(10);
+    expect(h.syns[0]!.sackPermitted).toBe(true);
+    const conn = h.stack.acceptPending(h.syns[0]!, idleHandler())!;
+    expect(conn.state).toBe(State.ESTABLISHED);
+    // 63 << 10, not 63 << ours: 64 KiB the peer offered, not 504 bytes (or, with a peer shift
+    // below ours, more than it offered).
+    expect(conn.sendWindow).toBe(63 << 10);
   });
 
   it('--max-connections: a SYN beyond the limit is refused with RST and counted as syn_limit', () => {
