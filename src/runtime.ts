@@ -131,6 +131,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
         tunTxPackets: tun.counters.txPackets,
         tunTxBytes: tun.counters.txBytes,
       }),
+      synCookies: () => ({ sent: stack.synCookiesSent, accepted: stack.synCookiesAccepted }),
       upstreamSockets: () => connections.upstreamSocketStates(),
       ready: () => ready && !shuttingDown,
     },

@@ -140,6 +140,8 @@ export interface MetricsSources {
     tunTxPackets: number;
     tunTxBytes: number;
   };
+  /** SYN cookies (RFC 4987) sent and accepted so far, as plain counts kept by the stack. */
+  synCookies?(): { sent: number; accepted: number };
   /** Kernel states of synfin's upstream sockets (TIME_WAIT included), by kernel state name. */
   upstreamSockets?(): Partial<Record<(typeof KERNEL_TCP_STATES)[number], number>>;
   /** Whether synfin is ready (the TUN device attached, the stack running, not shutting down). */
@@ -349,6 +351,24 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     tunPackets.inc({ direction: d }, 0);
     tunBytes.inc({ direction: d }, 0);
   }
+
+  const lastCookies = { sent: 0, accepted: 0 };
+  const synCookies = new client.Counter({
+    name: 'synfin_tcp_syn_cookies_total',
+    help: 'SYN cookies (RFC 4987): sent = SYNs answered statelessly because half-open connections reached --syn-backlog (a SYN flood); accepted = final ACKs that brought a valid cookie back (a real client got through; only then is the destination dialled).',
+    labelNames: ['result'] as const,
+    registers: regs,
+    collect() {
+      const c = sources.synCookies?.();
+      if (c === undefined) return;
+      synCookies.inc({ result: 'sent' }, c.sent - lastCookies.sent);
+      synCookies.inc({ result: 'accepted' }, c.accepted - lastCookies.accepted);
+      lastCookies.sent = c.sent;
+      lastCookies.accepted = c.accepted;
+    },
+  });
+  synCookies.inc({ result: 'sent' }, 0);
+  synCookies.inc({ result: 'accepted' }, 0);
 
   // ------------------------------------------------------------ event-fed metrics
   const transitions = new client.Counter({

@@ -175,6 +175,10 @@ export class Stack implements LinkRx {
   private readonly fireBound = (entry: Entry): void => this.fire(entry);
   /** TCP segments parsed from the link (synfin_tcp_segments_total{direction="in"}). */
   segmentsIn = 0;
+  /** SYN-ACKs answered statelessly with a cookie (synfin_tcp_syn_cookies_total{result="sent"}). */
+  synCookiesSent = 0;
+  /** Final ACKs that brought back a valid cookie (synfin_tcp_syn_cookies_total{result="accepted"}). */
+  synCookiesAccepted = 0;
   private nextId = 1;
   private halfOpen = 0;
   private pendingCount = 0;
@@ -336,6 +340,16 @@ export class Stack implements LinkRx {
     setImmediate(this.flushSoonBound);
   }
 
+  /**
+   * Send what is due now: at once when called from outside the stack (an upstream socket's event),
+   * else at the end of the batch or flush under way. Saves the setImmediate turn of flushSoon,
+   * which a SYN-ACK or a response would otherwise wait for behind the rest of the event loop.
+   */
+  flushNow(): void {
+    if (this.flushing || this.batchOpen) this.flushSoon();
+    else this.flush();
+  }
+
   private markDirty(entry: ConnEntry): void {
     if (!entry.dirty) {
       entry.dirty = true;
@@ -423,6 +437,7 @@ export class Stack implements LinkRx {
       out.options.sackPermitted = sack;
     }
     this.writer.writeSegment(key.family, key.dst, key.dstPort, key.src, key.srcPort, out, null);
+    this.synCookiesSent++;
     this.flushSoon();
   }
 
@@ -433,6 +448,7 @@ export class Stack implements LinkRx {
     const mss = this.cookies.decode(key.family, key.dst, key.dstPort, key.src, key.srcPort, clientIsn, cookie, now);
     if (mss < 0) return false;
     if (this.connCount + this.pendingCount >= this.maxConnections) return false;
+    this.synCookiesAccepted++;
     let wscale = -1;
     let sack = false;
     const o = seg.options;
@@ -559,7 +575,8 @@ export class Stack implements LinkRx {
       conn.process(syn, now);
     }
     this.markDirty(entry);
-    this.flushSoon();
+    // The SYN-ACK is what the app's connect() waits for: no extra turn of the event loop.
+    this.flushNow();
     return conn;
   }
 
