@@ -5,7 +5,7 @@
 //   sudo npm run bench -- --only throughput,http     some of them: throughput, connections, http, idle, loss
 //   sudo npm run bench -- --seconds 5                shorter runs (default 10 s per measurement)
 //   sudo npm run bench -- --snapshot                 measure the committed HEAD, compiled apart
-//   sudo npm run bench -- --profile                  CPU profiles of synfin (throughput, connections)
+//   sudo npm run bench -- --profile                  CPU profiles of synfin (throughput, connections, http)
 //
 // Needs root, /dev/net/tun, and iperf3, wrk, nginx, gcc, libnetfilter-queue-dev, iptables
 // (bench/setup.sh installs them). Prints a table and writes bench/results/latest.json and .md.
@@ -15,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { ADDR, Topology } from './lib/topology.js';
 import { WORKLOADS } from './lib/workloads.js';
 import { SynfinProcess } from './lib/synfin.js';
-import { PORT, startIperf, startTcpServer } from './lib/servers.js';
+import { PORT, startIperf, startNginx, startTcpServer } from './lib/servers.js';
 import { killAllDaemons, run } from './lib/proc.js';
 import { BENCH_DIR, checkPrerequisites, tool } from './lib/tools.js';
 import { judge, loadAverage, machine, markdownTable, markdownTargets, textTable, writeJson } from './lib/report.js';
@@ -94,7 +94,7 @@ const rows = [];
 const ctx = { topo, dist: source.dist, seconds, idleConnections, log, cpuProfDir: undefined, rows };
 
 if (opt.profile) {
-  await profileRuns(ctx, selected.filter((w) => w === 'throughput' || w === 'connections'));
+  await profileRuns(ctx, selected.filter((w) => w === 'throughput' || w === 'connections' || w === 'http'));
   process.exit(0);
 }
 
@@ -126,7 +126,7 @@ fs.writeFileSync(outFile.replace(/\.json$/, '') + '.md', `${markdownTable(rows)}
 log(`wrote ${path.relative(process.cwd(), outFile)}`);
 process.exit(failures.length > 0 ? 1 : 0);
 
-/** CPU profiles of synfin under the bulk and connection-rate workloads (synfin path only). */
+/** CPU profiles of synfin under the bulk, connection-rate and keep-alive HTTP workloads (synfin path only). */
 async function profileRuns(ctx, which) {
   const dir = path.join(RESULTS, 'profiles');
   fs.mkdirSync(dir, { recursive: true });
@@ -154,6 +154,15 @@ async function profileRuns(ctx, which) {
     await sf.stop();
     await server.stop();
     profiles.push('connections');
+  }
+  if (which.includes('http')) {
+    const nginx = await startNginx(ctx.topo);
+    const sf = await new SynfinProcess(ctx.topo, { dist: ctx.dist, name: 'http', mtu: 1500, cpuProfDir: dir }).start();
+    const r = await run('wrk', ['-t1', '-c64', `-d${ctx.seconds}s`, `http://${ADDR.tunTarget}:${PORT.http}/`], { ns: ctx.topo.ns.scli, timeoutMs: (ctx.seconds + 30) * 1000 });
+    log(`  profiled keep-alive HTTP: ${/Requests\/sec:\s+(\S+)/.exec(r.stdout)?.[1] ?? r.stdout.trim()} req/s`);
+    await sf.stop();
+    await nginx.stop();
+    profiles.push('http');
   }
   for (const name of profiles) {
     const file = path.join(dir, `${name}.cpuprofile`);
