@@ -2,9 +2,11 @@
  * One proxied connection: the app leg (a TcpConn of the userspace stack) joined to the upstream
  * leg (a kernel net.Socket), with backpressure both ways, half-close both ways and resets both ways.
  *
- *   app → upstream: conn.onData queues the bytes; once the stack has sent the batch's ACKs it
- *   calls afterFlush, which writes everything the batch delivered in one corked write (one
- *   writev per connection per batch, and the app's ACKs never wait behind our upstream writes).
+ *   app → upstream: conn.onData queues the bytes (views into the TUN batch, not copies); once the
+ *   stack has sent the batch's ACKs it calls afterFlush, which writes everything the batch
+ *   delivered with one writev straight from the TUN buffer into the socket (the app's ACKs never
+ *   wait behind our upstream writes). Only what the kernel does not take at once is copied, and
+ *   queued in the socket as usual.
  *   Bytes still queued in the socket keep the receive window closed (conn.consume is called only
  *   as the socket flushes them), so a slow upstream shrinks the app's window instead of growing
  *   our memory.
@@ -13,6 +15,7 @@
  *   FIN: app FIN → socket.end(); upstream 'end' → conn.close() (our FIN).
  *   RST: app RST → socket.resetAndDestroy(); upstream error → conn.abort() (our RST).
  */
+import { writevSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { ConnHandler, TcpConn } from '../tcp/conn.js';
 import type { Clock } from '../stack/clock.js';
@@ -36,6 +39,8 @@ export interface ByteCounters {
 const NO_COUNTERS: ByteCounters = { bytesClientToUpstream: 0, bytesUpstreamToClient: 0 };
 
 export class Pipe implements ConnHandler, AfterFlush {
+  /** onData gets views into the TUN batch: they are written or copied by afterFlush. */
+  readonly acceptsViews = true;
   conn: TcpConn | null = null;
   /** The connection id (the stack's), for joining the two legs. */
   id = 0;
@@ -48,7 +53,7 @@ export class Pipe implements ConnHandler, AfterFlush {
   afterFlushQueued = false;
   /** Bytes delivered by the conn (written to the socket or waiting in `pending`). */
   private delivered = 0;
-  /** Delivered chunks not yet written (until the stack's afterFlush), and their bytes. */
+  /** Delivered chunks (views into the TUN batch) not yet written, and their bytes. */
   private readonly pending: Buffer[] = [];
   private pendingBytes = 0;
   private consumed = 0;
@@ -105,23 +110,49 @@ export class Pipe implements ConnHandler, AfterFlush {
     this.writePending();
   }
 
+  /**
+   * Write the queued views. While nothing is queued in the socket, one writev(2) takes them
+   * straight from the TUN buffer; what the kernel leaves (a full socket buffer) and everything
+   * while the socket still has bytes queued is copied into one Buffer (the views die with the
+   * batch) and handed to socket.write, behind what it already holds, so the order is kept.
+   */
   private writePending(): void {
     const pending = this.pending;
     const n = pending.length;
     if (n === 0) return;
     const socket = this.socket;
-    if (socket.destroyed) {
+    if (socket.destroyed || !socket.writable) {
       pending.length = 0;
       this.pendingBytes = 0;
       return;
     }
-    if (n === 1) {
-      socket.write(pending[0]!);
-    } else {
-      // One writev for the whole batch instead of a syscall per segment.
-      socket.cork();
-      for (let i = 0; i < n; i++) socket.write(pending[i]!);
-      socket.uncork();
+    let written = 0;
+    const fd = socket.writableLength === 0 && !socket.connecting ? this.upstreamFd() : -1;
+    if (fd >= 0) {
+      try {
+        written = writevSync(fd, pending);
+      } catch {
+        // EAGAIN (socket buffer full) or an error node will report itself on its own write below.
+        written = 0;
+      }
+      // Bytes that bypass the stream do not refresh its idle timer: re-arm it.
+      if (written > 0 && this.opts.idleTimeoutMs > 0) socket.setTimeout(this.opts.idleTimeoutMs);
+    }
+    const rest = this.pendingBytes - written;
+    if (rest > 0) {
+      const copy = Buffer.allocUnsafe(rest);
+      let skip = written;
+      let at = 0;
+      for (let i = 0; i < n; i++) {
+        const chunk = pending[i]!;
+        if (skip >= chunk.length) {
+          skip -= chunk.length;
+          continue;
+        }
+        at += chunk.copy(copy, at, skip);
+        skip = 0;
+      }
+      socket.write(copy);
     }
     pending.length = 0;
     this.pendingBytes = 0;

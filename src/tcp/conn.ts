@@ -52,7 +52,9 @@ import {
 export interface ConnHandler {
   /** Passive: final ACK of the handshake; active: SYN-ACK received. */
   onEstablished(conn: TcpConn): void;
-  /** In-order payload, an OWNED copy (the connection keeps no reference). */
+  /**
+   * In-order payload, an OWNED copy (the connection keeps no reference), unless `acceptsViews`.
+   */
   onData(conn: TcpConn, data: Buffer): void;
   /** The peer's FIN reached in order (all data before it delivered). */
   onFin(conn: TcpConn): void;
@@ -60,6 +62,13 @@ export interface ConnHandler {
   onSendSpace(conn: TcpConn): void;
   /** The connection is CLOSED or handed to TIME-WAIT; `conn.closeReason` says why. */
   onClosed(conn: TcpConn): void;
+  /**
+   * When true, onData may pass a view into the buffer of the segment given to `process` instead
+   * of a copy: the handler must be done with it (or copy it) before that buffer is reused. For
+   * the stack's input that is the end of the flush() closing the batch (Stack.runAfterFlush).
+   * Read once, when the connection is created.
+   */
+  readonly acceptsViews?: boolean;
 }
 
 export type TcpConnErrorCode = 'ERR_TCP_WRITE_AFTER_CLOSE' | 'ERR_TCP_BAD_STATE';
@@ -198,6 +207,7 @@ export class TcpConn implements ConnIdentity {
     this.newIncarnationIss = -1;
     this.snd = new Sender(cfg, now);
     this.rcv = new Receiver(cfg.rcvBufBytes, cfg.mss);
+    this.rcv.deliverViews = handler.acceptsViews === true;
     this.timers = new ConnTimers();
     this.cfg = cfg;
     this.events = events;

@@ -69,8 +69,17 @@ export class Receiver {
   maxEdge: number;
   /** RFC 7323 §4.3 Last.ACK.sent: the ACK field of the last segment we sent. */
   lastAckSent: number;
-  /** The in-order bytes of the last `ingest`, an owned copy for `onData` (null when none). */
+  /**
+   * The in-order bytes of the last `ingest` for `onData` (null when none): an owned copy, or with
+   * `deliverViews` a view into the segment's own buffer when they all come from it.
+   */
   delivered: Buffer | null;
+  /**
+   * Deliver in-order bytes as a view into the caller's segment buffer instead of a copy (the
+   * owner asked for it: ConnHandler.acceptsViews). Bytes joined up from the reassembly ring are
+   * always copied: the ring is reused by the next out-of-order segment.
+   */
+  deliverViews: boolean;
   /** A FIN has been seen out of order at `finSeq` (nothing is accepted beyond it). */
   finSeen: boolean;
   finSeq: number;
@@ -96,6 +105,7 @@ export class Receiver {
     this.maxEdge = 0;
     this.lastAckSent = 0;
     this.delivered = null;
+    this.deliverViews = false;
     this.finSeen = false;
     this.finSeq = 0;
     this.ring = null;
@@ -322,9 +332,15 @@ export class Receiver {
     const fromRing = seqDiff(newNxt, end);
     const total = len + fromRing;
     if (total > 0) {
-      const buf = Buffer.allocUnsafe(total);
-      if (len > 0) payload.copy(buf, 0, off, off + len);
-      if (fromRing > 0) this.ringRead(end, buf, len, fromRing);
+      let buf: Buffer;
+      if (fromRing === 0 && this.deliverViews) {
+        // No copy and, for a whole payload, no allocation: the segment's bytes as they lie.
+        buf = off === 0 && len === payload.length ? payload : payload.subarray(off, off + len);
+      } else {
+        buf = Buffer.allocUnsafe(total);
+        if (len > 0) payload.copy(buf, 0, off, off + len);
+        if (fromRing > 0) this.ringRead(end, buf, len, fromRing);
+      }
       this.delivered = buf;
       this.unconsumed += total;
       flags |= RcvFlag.DATA;

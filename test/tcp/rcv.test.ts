@@ -48,6 +48,32 @@ describe('Receiver: ingest', () => {
     expect(r.unconsumed).toBe(5);
   });
 
+  it('deliverViews: in-order text is the segment buffer itself, or a view of its trimmed part, never a copy', () => {
+    const r = receiver();
+    r.deliverViews = true;
+    const p = Buffer.from('hello');
+    expect(r.ingest(n(0), p, false)).toBe(RcvFlag.DATA);
+    expect(r.delivered).toBe(p);
+    const q = Buffer.from('loworld');
+    expect(r.ingest(n(3), q, false)).toBe(RcvFlag.DATA);
+    const view = r.delivered!;
+    expect(view.toString()).toBe('world');
+    q.write('W', 2);
+    expect(view.toString()).toBe('World');
+    expect(r.unconsumed).toBe(10);
+  });
+
+  it('deliverViews: text joined up from the reassembly ring is an owned copy', () => {
+    const r = receiver();
+    r.deliverViews = true;
+    r.ingest(...text(3, 'def'), false);
+    const p = Buffer.from('abc');
+    expect(r.ingest(n(0), p, false)).toBe(RcvFlag.DATA | RcvFlag.FILLED);
+    const got = r.delivered!;
+    p.write('xyz');
+    expect(got.toString()).toBe('abcdef');
+  });
+
   it('RFC 9293 §3.10.7.4: text before RCV.NXT is trimmed; all-old text is a duplicate', () => {
     const r = receiver();
     r.ingest(...text(0, 'abc'), false);
