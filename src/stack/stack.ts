@@ -35,6 +35,12 @@ const KIND_CONN = 1;
 const KIND_SYN = 2;
 const KIND_TIME_WAIT = 3;
 
+/** What a bare ACK for no connection turned out to be, while cookies may be outstanding. */
+const COOKIE_ACCEPTED = 0;
+const COOKIE_INVALID = 1;
+const COOKIE_LIMIT = 2;
+type CookieVerdict = typeof COOKIE_ACCEPTED | typeof COOKIE_INVALID | typeof COOKIE_LIMIT;
+
 /** A live connection in the table. */
 export class ConnEntry implements FlowEntry, Schedulable {
   readonly kind = KIND_CONN;
@@ -164,6 +170,9 @@ export class Stack implements LinkRx {
   private readonly writer: PacketWriter;
   private readonly isn = new IsnGenerator();
   private readonly cookies = new SynCookies();
+  /** When the last cookie SYN-ACK went out; a cookie is valid for `cookieLifetimeMs` after it. */
+  private lastCookieSentAt = -Infinity;
+  private readonly cookieLifetimeMs = this.cookies.tickMs * (this.cookies.maxAgeTicks + 1);
   private readonly synBacklog: number;
   private readonly maxConnections: number;
   private readonly setTimer: (callback: () => void, delayMs: number) => unknown;
@@ -368,9 +377,16 @@ export class Stack implements LinkRx {
       this.onListenSyn(seg, key);
       return;
     }
-    if ((flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.FIN)) === TcpFlag.ACK && this.tryCookie(seg, key)) return;
+    let reason: 'no_connection' | 'bad_cookie' | 'syn_limit' = 'no_connection';
+    // Only while cookies may be outstanding (Linux's tcp_synq_no_recent_overflow): a stray ACK
+    // costs no hash otherwise, and an ACK that fails the check then is a forged or stale cookie.
+    if ((flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.FIN)) === TcpFlag.ACK && this.clock.now() - this.lastCookieSentAt < this.cookieLifetimeMs) {
+      const verdict = this.tryCookie(seg, key);
+      if (verdict === COOKIE_ACCEPTED) return;
+      reason = verdict === COOKIE_LIMIT ? 'syn_limit' : 'bad_cookie';
+    }
     // RFC 9293 §3.10.7.1: anything else for no connection is answered with a reset.
-    this.events.drop(null, 'no_connection');
+    this.events.drop(null, reason);
     this.sendRstFor(seg, key, 'no_connection');
   }
 
@@ -415,6 +431,7 @@ export class Stack implements LinkRx {
     // RFC 9293 §3.7.1: without an MSS option, assume 536 (IPv4) / 1220 (IPv6).
     const peerMss = o.mss > 0 ? o.mss : key.family === 4 ? 536 : 1220;
     const iss = this.cookies.encode(key.family, key.dst, key.dstPort, key.src, key.srcPort, seg.seq, peerMss, now);
+    this.lastCookieSentAt = now;
     const out = this.out;
     out.clear();
     out.seq = iss;
@@ -441,13 +458,13 @@ export class Stack implements LinkRx {
     this.flushSoon();
   }
 
-  private tryCookie(seg: Segment, key: FlowKey): boolean {
+  private tryCookie(seg: Segment, key: FlowKey): CookieVerdict {
     const now = this.clock.now();
     const clientIsn = seqAdd(seg.seq, -1);
     const cookie = seqAdd(seg.ack, -1);
     const mss = this.cookies.decode(key.family, key.dst, key.dstPort, key.src, key.srcPort, clientIsn, cookie, now);
-    if (mss < 0) return false;
-    if (this.connCount + this.pendingCount >= this.maxConnections) return false;
+    if (mss < 0) return COOKIE_INVALID;
+    if (this.connCount + this.pendingCount >= this.maxConnections) return COOKIE_LIMIT;
     this.synCookiesAccepted++;
     let wscale = -1;
     let sack = false;
@@ -478,7 +495,7 @@ export class Stack implements LinkRx {
     this.pendingCount++;
     this.events.opened(req, key.family, now);
     this.forwarder.onSyn(req);
-    return true;
+    return COOKIE_ACCEPTED;
   }
 
   private onPendingSegment(req: PendingSyn, seg: Segment): void {

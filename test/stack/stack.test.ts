@@ -231,10 +231,11 @@ describe('stack', () => {
     const [synAck] = h.link.take();
     expect(synAck!.seg.flags).toBe(TcpFlag.SYN | TcpFlag.ACK);
     const cookie = synAck!.seg.seq;
-    // A forged ACK is answered with a RST, not dialled.
+    // A forged ACK is answered with a RST, not dialled, and counted as a bad cookie.
     h.send(appPacket({ seq: 778, ack: seqAdd(cookie, 2), flags: TcpFlag.ACK, srcPort: 2000 }));
     expect(h.syns).toHaveLength(1);
     expect(h.link.take()[0]!.seg.flags).toBe(TcpFlag.RST);
+    expect(h.drops).toEqual(['bad_cookie']);
     // The real final ACK: now the upstream is dialled.
     h.send(appPacket({ seq: 778, ack: seqAdd(cookie, 1), flags: TcpFlag.ACK, srcPort: 2000 }));
     expect(h.syns).toHaveLength(2);
@@ -243,6 +244,19 @@ describe('stack', () => {
     const conn = h.stack.acceptPending(req, idleHandler())!;
     expect(conn.state).toBe(State.ESTABLISHED);
     expect(conn.mss).toBeLessThanOrEqual(1400);
+  });
+
+  it('RFC 4987: bare ACKs are checked as cookies only while cookies may be outstanding', () => {
+    const h = harness({ synBacklog: 1 });
+    h.send(appPacket({ seq: APP_ISN, flags: TcpFlag.SYN, srcPort: 1000 }));
+    h.send(appPacket({ seq: 777, flags: TcpFlag.SYN, srcPort: 2000 }));
+    const cookie = h.link.take()[0]!.seg.seq;
+    // Long after the last cookie went out, even the once-valid ACK is a stray: no dial, no hash.
+    h.clock.advance(10 * 60_000);
+    h.send(appPacket({ seq: 778, ack: seqAdd(cookie, 1), flags: TcpFlag.ACK, srcPort: 2000 }));
+    expect(h.syns).toHaveLength(1);
+    expect(h.link.take()[0]!.seg.flags).toBe(TcpFlag.RST);
+    expect(h.drops).toEqual(['no_connection']);
   });
 
   it('RFC 4987 + RFC 7323 §2.3: a cookie handshake keeps the peer\'s window scale, not ours', () => {
