@@ -42,8 +42,11 @@ export interface ProxyOptions {
 interface Dial {
   socket: net.Socket;
   startedAt: number;
+  /** When the dial counts as timed out (--connect-timeout), ms on the injected clock. */
+  deadline: number;
   host: string;
   port: number;
+  req: PendingSyn;
 }
 
 export class Proxy implements Forwarder {
@@ -51,6 +54,15 @@ export class Proxy implements Forwarder {
   readonly pipes = new Set<Pipe>();
   private readonly dials = new Map<PendingSyn, Dial>();
   private accepting = true;
+  /**
+   * Connect timeouts: every dial has the same timeout, so deadlines come in the order dials
+   * start and a FIFO with one timer (for its head) replaces a timer per socket. Settled dials
+   * are skipped when they reach the head.
+   */
+  private readonly dialQueue: Dial[] = [];
+  private dialQueueHead = 0;
+  private dialTimer: NodeJS.Timeout | null = null;
+  private readonly onDialTimerBound = (): void => this.onDialTimer();
 
   constructor(private readonly opts: ProxyOptions) {}
 
@@ -92,12 +104,48 @@ export class Proxy implements Forwarder {
       allowHalfOpen: true,
       ...(this.opts.upstreamBind !== undefined ? { localAddress: this.opts.upstreamBind } : {}),
     });
-    socket.setTimeout(this.opts.connectTimeoutMs);
-    const dial: Dial = { socket, startedAt, host: target.host, port: target.port };
+    const dial: Dial = { socket, startedAt, deadline: startedAt + this.opts.connectTimeoutMs, host: target.host, port: target.port, req };
     this.dials.set(req, dial);
+    this.dialQueue.push(dial);
+    this.armDialTimer();
     socket.once('connect', () => this.onConnected(req, dial));
-    socket.once('timeout', () => this.onDialFailed(req, dial, 'timeout', null));
     socket.once('error', (err: NodeJS.ErrnoException) => this.onDialFailed(req, dial, classify(err), err));
+  }
+
+  private armDialTimer(): void {
+    if (this.dialTimer !== null) return;
+    const q = this.dialQueue;
+    let head = this.dialQueueHead;
+    while (head < q.length && this.dials.get(q[head]!.req) !== q[head]) head++;
+    if (head === q.length) {
+      q.length = 0;
+      this.dialQueueHead = 0;
+      return;
+    }
+    if (head > 1024 && head * 2 > q.length) {
+      q.splice(0, head);
+      head = 0;
+    }
+    this.dialQueueHead = head;
+    const delay = Math.max(0, Math.ceil(q[head]!.deadline - this.opts.clock.now()));
+    this.dialTimer = setTimeout(this.onDialTimerBound, delay);
+    // Like a socket timeout: it does not keep the process alive by itself.
+    this.dialTimer.unref();
+  }
+
+  private onDialTimer(): void {
+    this.dialTimer = null;
+    const now = this.opts.clock.now();
+    const q = this.dialQueue;
+    while (this.dialQueueHead < q.length) {
+      const dial = q[this.dialQueueHead]!;
+      if (this.dials.get(dial.req) === dial) {
+        if (dial.deadline > now) break;
+        this.onDialFailed(dial.req, dial, 'timeout', null);
+      }
+      this.dialQueueHead++;
+    }
+    this.armDialTimer();
   }
 
   onSynAborted(req: PendingSyn): void {
@@ -111,8 +159,6 @@ export class Proxy implements Forwarder {
     if (this.dials.get(req) !== dial) return;
     this.dials.delete(req);
     const socket = dial.socket;
-    socket.setTimeout(0);
-    socket.removeAllListeners('timeout');
     socket.removeAllListeners('error');
     this.opts.observer?.upstreamConnect?.(req, 'ok', this.opts.clock.now() - dial.startedAt);
     const pipe = new Pipe(socket, {
