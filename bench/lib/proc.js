@@ -77,7 +77,11 @@ export class Daemon {
       if (this.stderr.length > 1 << 20) this.stderr = this.stderr.slice(-(1 << 19));
     });
     this.ready = new Promise((resolve, reject) => {
-      if (readyLine === undefined) resolve('');
+      if (readyLine === undefined) {
+        // Nothing to wait for, and no readiness timer: it would stop the program readyMs later.
+        resolve('');
+        return;
+      }
       const timer = setTimeout(() => {
         reject(new Error(`${name} not ready after ${readyMs} ms; stderr: ${this.stderr.trim().slice(-2000)}`));
         // Not left behind: a program that never became ready is of no further use.
