@@ -327,6 +327,10 @@ export class Sender {
     this.una = ack;
     if (seqLt(this.nxt, ack)) this.nxt = ack;
     if (seqLt(this.highRxt, ack)) this.highRxt = ack;
+    // The go-back-N bound follows SND.UNA once it is passed: left 2^31 bytes behind (2 GB after
+    // the last RTO, or after the ISS), modular comparison would put it ahead again and every new
+    // segment would count as an RTO retransmission.
+    if (seqLt(this.rtoRewindEnd, ack)) this.rtoRewindEnd = ack;
     if (!finWasAcked && this.finAcked) result |= AckFlag.FIN_ACKED;
     this.retries = 0;
 

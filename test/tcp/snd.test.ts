@@ -242,6 +242,32 @@ describe('Sender: choosing segments', () => {
     expect(drain(s, 1100).map((p) => p.kind)).toEqual([SendKind.RTO, SendKind.RTO]);
   });
 
+  it('new data stays of kind NEW past 2^31 bytes from the last RTO bound (modular comparison)', () => {
+    // Big segments so that 2^31 bytes take a few thousand round trips.
+    const mss = 65000;
+    const s = new Sender(testConfig({ congestionControl: newReno, mss }), 0);
+    s.init(ISS);
+    s.synQueued();
+    s.negotiate(mss, 4, false, 0, 0);
+    s.wnd = 16 * mss;
+    s.maxWnd = s.wnd;
+    s.wl1 = 0;
+    s.wl2 = ISS;
+    s.ack(ackSeg(seqAdd(ISS, 1), 65535), 0, false, 0, 0);
+    const chunk = Buffer.alloc(16 * mss);
+    const kinds = new Set<number>();
+    let sent = 0;
+    for (let t = 1; sent < 2 ** 31 + 32 * mss; t++) {
+      s.write(chunk);
+      for (const p of drain(s, t)) {
+        kinds.add(p.kind);
+        sent += p.len;
+      }
+      s.ack(ackSeg(s.max, 65535), t, false, 0, 0);
+    }
+    expect([...kinds]).toEqual([SendKind.NEW]);
+  });
+
   it('RFC 6298 §3 (Karn): only the first transmission is timed; a retransmission cancels the timing', () => {
     const s = sender();
     s.write(Buffer.alloc(500));
