@@ -133,13 +133,19 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       }),
       synCookies: () => ({ sent: stack.synCookiesSent, accepted: stack.synCookiesAccepted }),
       upstreamSockets: () => connections.upstreamSocketStates(),
+      refreshUpstreamSockets: () => connections.refreshKernel(100),
       ready: () => ready && !shuttingDown,
     },
     VERSION,
   );
   connections.onUpstreamConnect = (result, ms) => metrics.upstreamConnect(result, ms);
   const summary = createSummary(hub, connections, clock, {
-    upstreamTimeWait: () => connections.upstreamSocketStates().TIME_WAIT ?? 0,
+    // The page takes the last kernel snapshot as it is and has it refreshed for its next update:
+    // never a read of /proc/net/tcp on the event loop per page view.
+    upstreamTimeWait: () => {
+      connections.kernel.refreshIfOlder(1000);
+      return connections.upstreamSocketStates().TIME_WAIT ?? 0;
+    },
   });
   const detachLogging = attachTransitionLogging(hub, logger, (conn) => connections.describe(conn));
 

@@ -120,6 +120,9 @@ export function build(opts: AppOptions): FastifyInstance {
       if (!show && filter.destination !== undefined) {
         return reply.status(403).send({ error: 'addresses are not shown to this client (--api-addresses): no destination filter', statusCode: 403 });
       }
+      // The app's socket states (sidecar) come from the kernel's table, read off the event loop;
+      // requests within 100 ms share one read.
+      await opts.connections.refreshKernel?.(100);
       const rows = opts.connections.rows().filter((r) => matchesFilter(r, filter));
       rows.sort((a, b) => b.ageSeconds - a.ageSeconds);
       return { count: rows.length, addresses: show ? 'shown' : REDACTED, connections: show ? rows : rows.map(redactRow) };

@@ -4,7 +4,6 @@
  * It also remembers the 4-tuples of synfin's upstream sockets after they close, so their kernel
  * TIME_WAIT can be counted (synfin_upstream_sockets) by matching /proc/net/tcp{,6}.
  */
-import fs from 'node:fs';
 import type { Clock } from '../stack/clock.js';
 import type { FlowTuple } from '../stack/flow-table.js';
 import type { PendingSyn, Stack } from '../stack/stack.js';
@@ -22,25 +21,9 @@ import {
   tcpInfo,
 } from '../tun/tcp-info.js';
 import { formatEndpoint } from '../wire/packet.js';
-import type { ConnectionSample, KERNEL_TCP_STATES } from './metrics.js';
+import { KernelSockets, type KernelState } from './kernel-sockets.js';
+import type { ConnectionSample } from './metrics.js';
 import { inferAppState, waitingOnFor, type ConnectionRow, type ConnectionSource } from './table.js';
-
-type KernelState = (typeof KERNEL_TCP_STATES)[number];
-
-/** /proc/net/tcp `st` field (hex, include/net/tcp_states.h) → state name, spelled as RFC 9293 does. */
-const PROC_STATES: Record<string, KernelState> = {
-  '01': 'ESTABLISHED',
-  '02': 'SYN_SENT',
-  '03': 'SYN_RECEIVED',
-  '04': 'FIN_WAIT_1',
-  '05': 'FIN_WAIT_2',
-  '06': 'TIME_WAIT',
-  '07': 'CLOSED',
-  '08': 'CLOSE_WAIT',
-  '09': 'LAST_ACK',
-  '0A': 'LISTEN',
-  '0B': 'CLOSING',
-};
 
 /** How long a closed upstream socket's tuple is remembered for TIME_WAIT matching (Linux TIME_WAIT is 60 s). */
 const CLOSED_TUPLE_MEMORY_MS = 5 * 60_000;
@@ -59,7 +42,20 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   /** What a connection was when it entered TIME-WAIT (the compact record keeps only protocol state). */
   private readonly timeWaitInfo = new Map<number, { createdAt: number; bytesIn: number; bytesOut: number }>();
 
-  constructor(private readonly clock: Clock) {}
+  /**
+   * The kernel's sockets of this namespace, read off the event loop: callers that need them fresh
+   * (/metrics, /api/connections) await `refreshKernel()` first; the live page takes them as they are.
+   */
+  readonly kernel: KernelSockets;
+
+  constructor(private readonly clock: Clock) {
+    this.kernel = new KernelSockets(() => clock.now());
+  }
+
+  /** A kernel socket snapshot no older than `maxAgeMs`, before rows() or upstreamSocketStates(). */
+  async refreshKernel(maxAgeMs = 0): Promise<void> {
+    await this.kernel.fresh(maxAgeMs);
+  }
 
   attach(stack: Stack, _proxy: Proxy): void {
     this.stack = stack;
@@ -139,7 +135,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     const rows: ConnectionRow[] = [];
     // Where the app shares our network namespace (the sidecar), its sockets are in our kernel's
     // table: read their true state by 4-tuple instead of inferring it.
-    const kernel = readKernelSockets();
+    const kernel = this.kernel.snapshot;
     for (const { flow, conn } of stack.connections()) {
       const pipe = this.pipesById.get(conn.id);
       let upstreamState: string | null = null;
@@ -231,69 +227,23 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       if (t !== null) live.add(t);
     }
     if (live.size === 0 && this.closedTuples.size === 0) return counts;
-    for (const [key, state] of readKernelSockets()) {
-      if (!live.has(key) && !this.closedTuples.has(key)) continue;
-      counts[state] = (counts[state] ?? 0) + 1;
+    // Walk the smaller side: the kernel's table, or synfin's own tuples looked up in it.
+    const kernel = this.kernel.snapshot;
+    if (kernel.size <= live.size + this.closedTuples.size) {
+      for (const [key, state] of kernel) {
+        if (live.has(key) || this.closedTuples.has(key)) counts[state] = (counts[state] ?? 0) + 1;
+      }
+      return counts;
+    }
+    for (const key of live) {
+      const state = kernel.get(key);
+      if (state !== undefined) counts[state] = (counts[state] ?? 0) + 1;
+    }
+    for (const key of this.closedTuples.keys()) {
+      if (live.has(key)) continue;
+      const state = kernel.get(key);
+      if (state !== undefined) counts[state] = (counts[state] ?? 0) + 1;
     }
     return counts;
   }
-}
-
-/** Every TCP socket of this network namespace: "local>remote" → kernel state name. */
-export function readKernelSockets(): Map<string, KernelState> {
-  const sockets = new Map<string, KernelState>();
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text: string;
-    try {
-      text = fs.readFileSync(file, 'latin1');
-    } catch {
-      continue;
-    }
-    const lines = text.split('\n');
-    for (let i = 1; i < lines.length; i++) {
-      const cols = lines[i]!.trim().split(/\s+/);
-      if (cols.length < 4) continue;
-      const key = procTupleKey(cols[1]!, cols[2]!);
-      const state = PROC_STATES[cols[3]!];
-      if (key !== null && state !== undefined) sockets.set(key, state);
-    }
-  }
-  return sockets;
-}
-
-/**
- * A tuple key from /proc/net/tcp columns "0100007F:1F90" (little-endian hex address words, hex
- * port): normalised to "a.b.c.d:port>e.f.g.h:port" / "[v6]:port>..." like Pipe.upstreamTuple.
- */
-export function procTupleKey(local: string, remote: string): string | null {
-  const l = procEndpoint(local);
-  const r = procEndpoint(remote);
-  return l === null || r === null ? null : `${l}>${r}`;
-}
-
-function procEndpoint(text: string): string | null {
-  const colon = text.indexOf(':');
-  if (colon < 0) return null;
-  const hex = text.slice(0, colon);
-  const port = parseInt(text.slice(colon + 1), 16);
-  if (hex.length === 8) {
-    const v = parseInt(hex, 16);
-    // The word is in host (little-endian) order.
-    return `${v & 0xff}.${(v >>> 8) & 0xff}.${(v >>> 16) & 0xff}.${v >>> 24}:${port}`;
-  }
-  if (hex.length === 32) {
-    const words = new Uint32Array(4);
-    for (let w = 0; w < 4; w++) {
-      const le = parseInt(hex.slice(w * 8, w * 8 + 8), 16);
-      // Each 32-bit word is little-endian: swap to network order.
-      words[w] = (((le & 0xff) << 24) | (((le >>> 8) & 0xff) << 16) | (((le >>> 16) & 0xff) << 8) | (le >>> 24)) >>> 0;
-    }
-    // IPv4-mapped (::ffff:a.b.c.d) sockets are keyed as IPv4, as Node reports them.
-    if (words[0] === 0 && words[1] === 0 && words[2] === 0xffff) {
-      const v = words[3]!;
-      return `${v >>> 24}.${(v >>> 16) & 0xff}.${(v >>> 8) & 0xff}.${v & 0xff}:${port}`;
-    }
-    return formatEndpoint(6, words, port);
-  }
-  return null;
 }

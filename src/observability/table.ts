@@ -107,6 +107,8 @@ export function matchesFilter(row: ConnectionRow, f: ConnectionFilter): boolean 
 export interface ConnectionSource {
   rows(): ConnectionRow[];
   forEachSample(visit: (s: ConnectionSample) => void): void;
+  /** Read what rows() takes from the kernel (app and upstream socket states) no older than `maxAgeMs`. */
+  refreshKernel?(maxAgeMs?: number): Promise<void>;
 }
 
 export const STATE_NAME_LIST: readonly StateName[] = STATE_NAMES;
