@@ -1,15 +1,16 @@
 /**
  * The kernel's TCP sockets of this network namespace (/proc/net/tcp and tcp6), as a snapshot read
- * off the event loop: "local>remote" → kernel state name.
+ * off the event loop: kernelKey(local, remote) → kernel state name.
  *
  * Why a snapshot and an asynchronous read: with 10,000 sockets the kernel takes some 20-30 ms to
  * render /proc/net/tcp, and a synchronous read would stall every connection for that long on
  * every scrape, API call and live-page update. The read runs in libuv's thread pool; parsing is
- * fixed-column (the kernel prints fixed-width hex, net/ipv4/tcp_ipv4.c get_tcp4_sock) with no
- * regular expression per line. Concurrent refreshes share one read.
+ * fixed-column (the kernel prints fixed-width hex, net/ipv4/tcp_ipv4.c get_tcp4_sock), and the key
+ * is the kernel's own text of the two endpoints: one slice per line, no address formatting (10,000
+ * sockets parse in a few milliseconds). Concurrent refreshes share one read.
  */
 import fs from 'node:fs';
-import { formatEndpoint } from '../wire/packet.js';
+import { parseAddress } from '../wire/address.js';
 import type { KERNEL_TCP_STATES } from './metrics.js';
 
 export type KernelState = (typeof KERNEL_TCP_STATES)[number];
@@ -90,8 +91,10 @@ export class KernelSockets {
 }
 
 /**
- * Adds the sockets of one /proc/net/tcp{,6} text to `into`. Lines look like
- * "   0: 0100007F:1F90 0100007F:D2A4 01 ..." (IPv4: 8 hex digits of address; IPv6: 32).
+ * Adds the sockets of one /proc/net/tcp{,6} text to `into`, keyed by the kernel's own text of the
+ * two endpoints ("0100007F:D2A4 0100007F:1F90": one slice per line, nothing formatted; see
+ * kernelKey). Lines look like "   1: 0100007F:D2A4 0100007F:1F90 01 ..." (IPv4: 8 hex digits of
+ * address; IPv6: 32). IPv4-mapped IPv6 sockets are keyed as IPv4, as Node reports them.
  */
 export function parseProcNetTcp(text: string, into: Map<string, KernelState>): void {
   let lineStart = text.indexOf('\n') + 1; // skip the header
@@ -108,8 +111,14 @@ export function parseProcNetTcp(text: string, into: Map<string, KernelState>): v
         const st = remote + width + 1;
         if (st + 2 <= lineEnd) {
           const state = PROC_STATES[parseInt(text.slice(st, st + 2), 16)];
-          const key = procTupleKey(text.slice(local, sep), text.slice(remote, remote + width));
-          if (key !== null && state !== undefined) into.set(key, state);
+          if (state !== undefined) {
+            let key: string;
+            if (width === 13) key = text.slice(local, remote + 13);
+            else if (text.startsWith(V4_MAPPED_HEX, local) && text.startsWith(V4_MAPPED_HEX, remote)) {
+              key = `${text.slice(local + 24, local + 37)} ${text.slice(remote + 24, remote + 37)}`;
+            } else key = text.slice(local, remote + 37);
+            into.set(key, state);
+          }
         }
       }
     }
@@ -117,39 +126,33 @@ export function parseProcNetTcp(text: string, into: Map<string, KernelState>): v
   }
 }
 
-/**
- * A tuple key from /proc/net/tcp columns "0100007F:1F90" (little-endian hex address words, hex
- * port): normalised to "a.b.c.d:port>e.f.g.h:port" / "[v6]:port>..." like Pipe.upstreamTuple.
- */
-export function procTupleKey(local: string, remote: string): string | null {
-  const l = procEndpoint(local);
-  const r = procEndpoint(remote);
-  return l === null || r === null ? null : `${l}>${r}`;
+/** ::ffff:0:0/96 as /proc/net/tcp6 prints it (each 32-bit word in host, little-endian, order). */
+const V4_MAPPED_HEX = '0000000000000000FFFF0000';
+
+/** An address word (network order, as in FlowTuple and parseAddress) as the kernel prints it: %08X of the little-endian word. */
+function hexWord(v: number): string {
+  const le = (((v & 0xff) << 24) | (((v >>> 8) & 0xff) << 16) | (((v >>> 16) & 0xff) << 8) | (v >>> 24)) >>> 0;
+  return le.toString(16).toUpperCase().padStart(8, '0');
 }
 
-const words = new Uint32Array(4);
+function hexAddress(family: 4 | 6, words: Uint32Array): string {
+  if (family === 4 || (words[0] === 0 && words[1] === 0 && words[2] === 0xffff)) return hexWord(words[3]!);
+  return hexWord(words[0]!) + hexWord(words[1]!) + hexWord(words[2]!) + hexWord(words[3]!);
+}
 
-function procEndpoint(text: string): string | null {
-  const colon = text.indexOf(':');
-  if (colon < 0) return null;
-  const port = parseInt(text.slice(colon + 1), 16);
-  if (colon === 8) {
-    const v = parseInt(text.slice(0, 8), 16);
-    // The word is in host (little-endian) order.
-    return `${v & 0xff}.${(v >>> 8) & 0xff}.${(v >>> 16) & 0xff}.${v >>> 24}:${port}`;
-  }
-  if (colon === 32) {
-    for (let w = 0; w < 4; w++) {
-      const le = parseInt(text.slice(w * 8, w * 8 + 8), 16);
-      // Each 32-bit word is little-endian: swap to network order.
-      words[w] = (((le & 0xff) << 24) | (((le >>> 8) & 0xff) << 16) | (((le >>> 16) & 0xff) << 8) | (le >>> 24)) >>> 0;
-    }
-    // IPv4-mapped (::ffff:a.b.c.d) sockets are keyed as IPv4, as Node reports them.
-    if (words[0] === 0 && words[1] === 0 && words[2] === 0xffff) {
-      const v = words[3]!;
-      return `${v >>> 24}.${(v >>> 16) & 0xff}.${(v >>> 8) & 0xff}.${v & 0xff}:${port}`;
-    }
-    return formatEndpoint(6, words, port);
-  }
-  return null;
+/** The key of a socket in a KernelSockets snapshot: its two endpoints as /proc/net/tcp prints them. */
+export function kernelKey(family: 4 | 6, local: Uint32Array, localPort: number, remote: Uint32Array, remotePort: number): string {
+  const lp = localPort.toString(16).toUpperCase().padStart(4, '0');
+  const rp = remotePort.toString(16).toUpperCase().padStart(4, '0');
+  return `${hexAddress(family, local)}:${lp} ${hexAddress(family, remote)}:${rp}`;
+}
+
+/** kernelKey from textual addresses (a Node socket's localAddress/remoteAddress); null if either is not an address. */
+export function kernelKeyOf(localAddress: string, localPort: number, remoteAddress: string, remotePort: number): string | null {
+  const l = parseAddress(localAddress);
+  const r = parseAddress(remoteAddress);
+  if (l === null || r === null) return null;
+  const lp = localPort.toString(16).toUpperCase().padStart(4, '0');
+  const rp = remotePort.toString(16).toUpperCase().padStart(4, '0');
+  return `${hexAddress(l.family, l.words)}:${lp} ${hexAddress(r.family, r.words)}:${rp}`;
 }

@@ -21,7 +21,7 @@ import {
   tcpInfo,
 } from '../tun/tcp-info.js';
 import { formatEndpoint } from '../wire/packet.js';
-import { KernelSockets, type KernelState } from './kernel-sockets.js';
+import { KernelSockets, kernelKey, kernelKeyOf, type KernelState } from './kernel-sockets.js';
 import type { ConnectionSample } from './metrics.js';
 import { inferAppState, waitingOnFor, type ConnectionRow, type ConnectionSource } from './table.js';
 
@@ -36,7 +36,9 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   private stack: Stack | null = null;
   private readonly pipesById = new Map<number, Pipe>();
   private readonly flows = new Map<number, FlowTuple>();
-  /** Upstream 4-tuples ("localport remote") of closed sockets → when they closed. */
+  /** Live upstream sockets' kernelKey, by connection id. */
+  private readonly upstreamKeys = new Map<number, string>();
+  /** Closed upstream sockets' kernelKey → when they closed (their kernel TIME_WAIT is counted). */
   private readonly closedTuples = new Map<string, number>();
   private readonly info = new Float64Array(TCP_INFO_FIELDS);
   /** What a connection was when it entered TIME-WAIT (the compact record keeps only protocol state). */
@@ -84,12 +86,16 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   pipeOpened(req: PendingSyn, pipe: Pipe): void {
     this.pipesById.set(req.id, pipe);
     pipe.stats = this;
+    const s = pipe.socket;
+    const key = s.localAddress !== undefined && s.remoteAddress !== undefined ? kernelKeyOf(s.localAddress, s.localPort ?? 0, s.remoteAddress, s.remotePort ?? 0) : null;
+    if (key !== null) this.upstreamKeys.set(req.id, key);
   }
   pipeClosed(pipe: Pipe): void {
     const id = pipe.id;
     if (this.pipesById.get(id) === pipe) this.pipesById.delete(id);
-    const t = pipe.upstreamTuple;
-    if (t !== null) {
+    const t = this.upstreamKeys.get(id);
+    this.upstreamKeys.delete(id);
+    if (t !== undefined) {
       if (this.closedTuples.size >= MAX_CLOSED_TUPLES) {
         const oldest = this.closedTuples.keys().next().value;
         if (oldest !== undefined) this.closedTuples.delete(oldest);
@@ -153,7 +159,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       const srtt = conn.srttMs;
       const client = formatEndpoint(flow.family, flow.remote, flow.remotePort);
       const destination = formatEndpoint(flow.family, flow.local, flow.localPort);
-      const appKernelState = kernel.get(`${client}>${destination}`);
+      const appKernelState = kernel.get(kernelKey(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort));
       rows.push({
         id: conn.id,
         client,
@@ -182,7 +188,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       const info = this.timeWaitInfo.get(rec.id);
       const client = formatEndpoint(flow.family, flow.remote, flow.remotePort);
       const destination = formatEndpoint(flow.family, flow.local, flow.localPort);
-      const appKernelState = kernel.get(`${client}>${destination}`);
+      const appKernelState = kernel.get(kernelKey(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort));
       rows.push({
         id: rec.id,
         client,
@@ -221,11 +227,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       if (now - at > CLOSED_TUPLE_MEMORY_MS) this.closedTuples.delete(t);
       else break;
     }
-    const live = new Set<string>();
-    for (const pipe of this.pipesById.values()) {
-      const t = pipe.upstreamTuple;
-      if (t !== null) live.add(t);
-    }
+    const live = new Set<string>(this.upstreamKeys.values());
     if (live.size === 0 && this.closedTuples.size === 0) return counts;
     // Walk the smaller side: the kernel's table, or synfin's own tuples looked up in it.
     const kernel = this.kernel.snapshot;

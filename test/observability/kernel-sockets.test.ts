@@ -4,7 +4,10 @@
  */
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { KernelSockets, parseProcNetTcp, type KernelState } from '../../src/observability/kernel-sockets.js';
+import { KernelSockets, kernelKey, kernelKeyOf, parseProcNetTcp, type KernelState } from '../../src/observability/kernel-sockets.js';
+import { parseAddress } from '../../src/wire/address.js';
+
+const key = (l: string, lp: number, r: string, rp: number): string => kernelKeyOf(l, lp, r, rp)!;
 
 const TCP4 = [
   '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
@@ -28,17 +31,18 @@ describe('parseProcNetTcp', () => {
     const m = new Map<string, KernelState>();
     parseProcNetTcp(TCP4, m);
     expect([...m]).toEqual([
-      ['127.0.0.1:8080>0.0.0.0:0', 'LISTEN'],
-      ['127.0.0.1:53924>127.0.0.1:8080', 'ESTABLISHED'],
-      ['192.168.18.2:40000>192.168.18.1:80', 'TIME_WAIT'],
+      [key('127.0.0.1', 8080, '0.0.0.0', 0), 'LISTEN'],
+      [key('127.0.0.1', 53924, '127.0.0.1', 8080), 'ESTABLISHED'],
+      [key('192.168.18.2', 40000, '192.168.18.1', 80), 'TIME_WAIT'],
     ]);
   });
 
   it('reads IPv6 lines, and keys IPv4-mapped sockets as IPv4', () => {
     const m = new Map<string, KernelState>();
     parseProcNetTcp(TCP6, m);
-    expect(m.get('[2001:db8::1]:443>[2001:db8::2]:50000')).toBe('CLOSE_WAIT');
-    expect(m.get('127.0.0.1:8080>127.0.0.1:40000')).toBe('FIN_WAIT_2');
+    expect(m.get(key('2001:db8::1', 443, '2001:db8::2', 50000))).toBe('CLOSE_WAIT');
+    expect(m.get(key('127.0.0.1', 8080, '127.0.0.1', 40000))).toBe('FIN_WAIT_2');
+    expect(m.get(key('::ffff:127.0.0.1', 8080, '::ffff:127.0.0.1', 40000))).toBe('FIN_WAIT_2');
     expect(m.size).toBe(2);
   });
 
@@ -48,6 +52,16 @@ describe('parseProcNetTcp', () => {
     parseProcNetTcp('', m);
     parseProcNetTcp('no newline at all', m);
     expect(m.size).toBe(0);
+  });
+});
+
+describe('kernelKey', () => {
+  it('is the kernel\'s text of the two endpoints, from a flow\'s address words or from text', () => {
+    expect(key('127.0.0.1', 53924, '127.0.0.1', 8080)).toBe('0100007F:D2A4 0100007F:1F90');
+    const a = parseAddress('2001:db8::1')!;
+    const b = parseAddress('2001:db8::2')!;
+    expect(kernelKey(6, a.words, 443, b.words, 50000)).toBe('B80D0120000000000000000001000000:01BB B80D0120000000000000000002000000:C350');
+    expect(kernelKeyOf('not an address', 1, '127.0.0.1', 2)).toBeNull();
   });
 });
 
@@ -63,9 +77,8 @@ describe('KernelSockets', () => {
       const sockets = new KernelSockets(() => t);
       expect(sockets.snapshot.size).toBe(0);
       const snap = await sockets.fresh();
-      const key = `127.0.0.1:${client.localPort}>127.0.0.1:${port}`;
-      expect(snap.get(key)).toBe('ESTABLISHED');
-      expect(snap.get(`127.0.0.1:${port}>127.0.0.1:${client.localPort}`)).toBe('ESTABLISHED');
+      expect(snap.get(key('127.0.0.1', client.localPort!, '127.0.0.1', port))).toBe('ESTABLISHED');
+      expect(snap.get(key('127.0.0.1', port, '127.0.0.1', client.localPort!))).toBe('ESTABLISHED');
       // Fresh enough: no new read, the same map.
       t = 50;
       expect(await sockets.fresh(100)).toBe(snap);
