@@ -91,7 +91,7 @@ log(`synfin benchmark ${info.date}: ${info.machine.nproc} × ${info.machine.cpu}
 log(`measuring ${source.source} (${source.commit.slice(0, 12)}${source.dirty ? ', with uncommitted changes' : ''}); load average ${info.loadBefore.join(' ')}`);
 topo.create();
 const rows = [];
-const ctx = { topo, dist: source.dist, seconds, idleConnections, log, cpuProfDir: undefined, rows };
+const ctx = { topo, dist: source.dist, seconds, idleConnections, log, cpuProfDir: process.env.SYNFIN_BENCH_CPUPROF || undefined, rows };
 
 if (opt.profile) {
   await profileRuns(ctx, selected.filter((w) => w === 'throughput' || w === 'connections' || w === 'http'));

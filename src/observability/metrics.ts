@@ -201,11 +201,18 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
   const waiting = { app: 0, upstream: 0 };
   const oldestWaiting = { app: Infinity, upstream: Infinity };
   let oldestIdleAt = Infinity;
-  let scrapedAt = -1;
+  // prom-client calls every collect() in one synchronous pass (registry.metrics() maps get() over
+  // all metrics before awaiting any): the five table gauges share one walk, invalidated once that
+  // pass is over. (A same-millisecond check would rescan for each gauge once a walk of 10,000
+  // connections takes longer than a millisecond.)
+  let scanFresh = false;
+  const scanExpires = (): void => {
+    scanFresh = false;
+  };
   function scanTable(): void {
-    const now = sources.clock.now();
-    if (scrapedAt === now) return;
-    scrapedAt = now;
+    if (scanFresh) return;
+    scanFresh = true;
+    queueMicrotask(scanExpires);
     perState.fill(0);
     oldestPerState.fill(Infinity);
     waiting.app = 0;
