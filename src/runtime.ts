@@ -133,7 +133,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       }),
       synCookies: () => ({ sent: stack.synCookiesSent, accepted: stack.synCookiesAccepted }),
       upstreamSockets: () => connections.upstreamSocketStates(),
-      refreshUpstreamSockets: () => connections.refreshKernel(100),
+      refreshUpstreamSockets: () => connections.refreshUpstreamSockets(100),
       ready: () => ready && !shuttingDown,
     },
     VERSION,

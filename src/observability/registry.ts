@@ -59,6 +59,12 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     await this.kernel.fresh(maxAgeMs);
   }
 
+  /** As refreshKernel, for upstreamSocketStates() alone: no read while synfin has no upstream socket to find. */
+  async refreshUpstreamSockets(maxAgeMs = 0): Promise<void> {
+    if (this.upstreamKeys.size === 0 && this.closedTuples.size === 0) return;
+    await this.kernel.fresh(maxAgeMs);
+  }
+
   attach(stack: Stack, _proxy: Proxy): void {
     this.stack = stack;
     stack.events.subscribe({
