@@ -38,8 +38,9 @@ async function withSynfin(ctx, opts, fn) {
 
 // ── bulk throughput ─────────────────────────────────────────────────────────────────────────
 
-async function iperf(ctx, ns, host, reverse, seconds) {
-  const args = ['-c', host, '-p', String(PORT.iperf), '-t', String(seconds), '-J', ...(reverse ? ['-R'] : [])];
+async function iperf(ctx, ns, host, reverse, seconds, congestion) {
+  // -C: the sending socket's congestion control (iperf3 passes it to the server with -R).
+  const args = ['-c', host, '-p', String(PORT.iperf), '-t', String(seconds), '-J', ...(reverse ? ['-R'] : []), ...(congestion ? ['-C', congestion] : [])];
   const r = await run('iperf3', args, { ns, timeoutMs: (seconds + 40) * 1000 });
   let j = null;
   try {
@@ -57,10 +58,10 @@ async function iperf(ctx, ns, host, reverse, seconds) {
   };
 }
 
-async function bulkPair(ctx, label, id, reverse, seconds, sf, kernelPath = { ns: ctx.topo.ns.kcli, host: ADDR.kernelServer }) {
-  const k = await iperf(ctx, kernelPath.ns, kernelPath.host, reverse, seconds);
+async function bulkPair(ctx, label, id, reverse, seconds, sf, kernelPath = { ns: ctx.topo.ns.kcli, host: ADDR.kernelServer }, congestion = undefined) {
+  const k = await iperf(ctx, kernelPath.ns, kernelPath.host, reverse, seconds, congestion);
   const before = await sf.counters(SYNFIN_COUNTERS);
-  const s = await iperf(ctx, ctx.topo.ns.scli, ADDR.tunTarget, reverse, seconds);
+  const s = await iperf(ctx, ctx.topo.ns.scli, ADDR.tunTarget, reverse, seconds, congestion);
   const after = await sf.counters(SYNFIN_COUNTERS);
   const lost = (s.error !== null ? 1 : 0) + (k.error !== null ? 1 : 0);
   const dir = reverse ? 'server→client (-R)' : 'client→server';
@@ -289,13 +290,15 @@ export async function loss(ctx) {
     ['-i', lb, '-o', la, '11'],
   ];
   const impair = new Daemon('nfq-impair', tool('nfq-impair'), ['10', '11', String(LOSS), String(DELAY), String(SEED)], { ns: topo.ns.lrt, readyLine: /^ready/ });
-  const label = `${LOSS * 100}% loss + ${DELAY} ms each way, MTU 1500`;
+  const label = `${LOSS * 100}% loss + ${DELAY} ms each way, MTU 1500, CUBIC`;
   try {
     await impair.ready;
     for (const [i, a, o, b, q] of rules) runSync('iptables', ['-w', '-A', 'FORWARD', i, a, o, b, '-p', 'tcp', '-j', 'NFQUEUE', '--queue-num', q], { ns: topo.ns.lrt });
     await withSynfin(ctx, { name: 'loss', impair: `loss=${LOSS},delay=${DELAY},seed=${SEED}` }, async (sf) => {
       for (const reverse of [false, true]) {
-        const r = await bulkPair(ctx, label, reverse ? 'loss_down' : 'loss_up', reverse, ctx.seconds, sf, { ns: topo.ns.lcli, host: ADDR.routedServer });
+        // Every kernel sender on CUBIC, as synfin's own sender is by default: this machine's
+        // default (BBR) does not back off on random loss, a different experiment from recovery.
+        const r = await bulkPair(ctx, label, reverse ? 'loss_down' : 'loss_up', reverse, ctx.seconds, sf, { ns: topo.ns.lcli, host: ADDR.routedServer }, 'cubic');
         rows.push(r);
       }
     });
