@@ -47,8 +47,6 @@ export class Pipe implements ConnHandler, AfterFlush {
   stats: ByteCounters = NO_COUNTERS;
   /** When the connection became half-closed (one side finished), ms; 0 while neither has. */
   waitingSince = 0;
-  /** "local>remote" of the upstream socket, as /proc/net/tcp matching keys it; null before connect. */
-  upstreamTuple: string | null = null;
   upstreamClosed = false;
   afterFlushQueued = false;
   /** Bytes delivered by the conn (written to the socket or waiting in `pending`). */
@@ -71,11 +69,6 @@ export class Pipe implements ConnHandler, AfterFlush {
     readonly socket: Socket,
     private readonly opts: PipeOptions,
   ) {
-    const la = socket.localAddress;
-    const ra = socket.remoteAddress;
-    if (la !== undefined && ra !== undefined) {
-      this.upstreamTuple = `${endpoint(la, socket.localPort ?? 0)}>${endpoint(ra, socket.remotePort ?? 0)}`;
-    }
     // Nothing flows upstream → app until the app's handshake completes.
     socket.pause();
     socket.setNoDelay(true);
