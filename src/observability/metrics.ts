@@ -30,6 +30,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'paws',
   'bad_ack',
   'rst_invalid',
+  'syn_in_window',
   'time_wait',
   'unsupported',
   'rcv_buffer_full',

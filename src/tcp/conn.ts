@@ -515,7 +515,7 @@ export class TcpConn implements ConnIdentity {
     // Fourth: SYN in a synchronized state (RFC 5961 §4 / RFC 9293 §3.10.7.4): challenge ACK, drop.
     if (flags & TcpFlag.SYN) {
       if (!this.challengeAck(now)) return this.drop('challenge_ack_limit');
-      return this.drop('out_of_window');
+      return this.drop('syn_in_window');
     }
 
     // Fifth: ACK. Without it the segment is dropped.

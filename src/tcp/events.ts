@@ -19,6 +19,7 @@ export type DropReason =
   | 'paws'
   | 'bad_ack'
   | 'rst_invalid'
+  | 'syn_in_window'   // a SYN on a synchronized connection: answered with a challenge ACK (RFC 5961 §4)
   | 'time_wait'
   | 'unsupported'
   | 'rcv_buffer_full'
