@@ -11,6 +11,7 @@ import { Daemon, run, runSync, sleep, tryRunSync } from './proc.js';
 import { tool, BENCH_DIR } from './tools.js';
 import path from 'node:path';
 
+const PAGE_POLLER = path.join(BENCH_DIR, 'page-poller.mjs');
 const SYNFIN_COUNTERS = ['synfin_tcp_retransmitted_segments_total', 'synfin_tcp_resets_total', 'synfin_tcp_dropped_segments_total', 'synfin_tcp_connections_closed_total'];
 const NSTAT = ['TcpExtTCPSynRetrans', 'TcpRetransSegs', 'TcpActiveOpens', 'TcpAttemptFails', 'TcpEstabResets'];
 
@@ -204,6 +205,27 @@ export async function http(ctx) {
             synfinCounters: counterDelta(cb, ca),
           }),
         );
+        if (!close) {
+          // The same load with four live pages open on synfin's API (issue: the page must not
+          // slow the proxy): compared with the run just above, on the same synfin process.
+          const [p, polled] = await Promise.all([
+            wrk(topo.ns.scli, ADDR.tunTarget, ctx.seconds, false),
+            run(process.execPath, [PAGE_POLLER, sf.url, '4', '1000', String(ctx.seconds)], { ns: topo.ns.sfn, timeoutMs: (ctx.seconds + 30) * 1000 }),
+          ]);
+          let polls = null;
+          try {
+            polls = JSON.parse(polled.stdout.trim().split('\n').pop() ?? '');
+          } catch {
+            // reported below
+          }
+          ctx.log(`  http-keepalive with 4 live pages: synfin ${p.rps} req/s; page polls ${polled.stdout.trim() || polled.stderr.trim()}`);
+          rows.push(
+            row('http_keepalive_pages', 'HTTP requests/s, keep-alive, 4 live pages open (kernel column: synfin without pages)', 'req/s', p.rps, s.rps, 'higher', wrkLost(p) + (polls === null ? 1 : polls.errors), {
+              synfin: p,
+              polls,
+            }),
+          );
+        }
       });
     }
   } finally {
