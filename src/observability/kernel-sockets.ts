@@ -11,25 +11,12 @@
  */
 import fs from 'node:fs';
 import { parseAddress } from '../wire/address.js';
-import type { KERNEL_TCP_STATES } from './metrics.js';
+import { KERNEL_TCP_STATES } from './metrics.js';
 
 export type KernelState = (typeof KERNEL_TCP_STATES)[number];
 
-/** /proc/net/tcp `st` field (include/net/tcp_states.h), by its numeric value. */
-const PROC_STATES: readonly (KernelState | undefined)[] = [
-  undefined,
-  'ESTABLISHED',
-  'SYN_SENT',
-  'SYN_RECEIVED',
-  'FIN_WAIT_1',
-  'FIN_WAIT_2',
-  'TIME_WAIT',
-  'CLOSED',
-  'CLOSE_WAIT',
-  'LAST_ACK',
-  'LISTEN',
-  'CLOSING',
-];
+/** /proc/net/tcp `st` field (include/net/tcp_states.h: 1 = ESTABLISHED ... 11 = CLOSING), by its numeric value. */
+const PROC_STATES: readonly (KernelState | undefined)[] = [undefined, ...KERNEL_TCP_STATES];
 
 const EMPTY: ReadonlyMap<string, KernelState> = new Map();
 

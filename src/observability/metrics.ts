@@ -68,7 +68,7 @@ export const HANDSHAKE_RESULTS: readonly HandshakeResult[] = [
 ];
 export const UPSTREAM_RESULTS = ['ok', 'refused', 'timeout', 'unreachable', 'error'] as const;
 export type UpstreamResultLabel = (typeof UPSTREAM_RESULTS)[number];
-/** Kernel TCP states of upstream sockets, spelled like the userspace states (RFC 9293 names). */
+/** Kernel TCP states of upstream sockets, spelled like the userspace states (RFC 9293 names), in include/net/tcp_states.h order (1 = ESTABLISHED). */
 export const KERNEL_TCP_STATES = [
   'ESTABLISHED',
   'SYN_SENT',
