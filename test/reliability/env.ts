@@ -46,6 +46,11 @@ export interface Env {
   tableSize(): number;
   /** Take the fd baseline now (after a warm-up). */
   markBaseline(): void;
+  /**
+   * One connection from the app's namespace to `port` (the first lazily opens handles), then the
+   * table settles and the fd baseline is taken; throws if that connection fails.
+   */
+  warmUp(port: number): Promise<void>;
   baselineFds: number;
   /**
    * Wait until the table is empty, no pipe is left and the fd count is back to the baseline;
@@ -152,6 +157,13 @@ export async function startEnv(overrides: Partial<Config> = {}, opts: EnvOptions
     markBaseline() {
       env.baselineFds = openFds();
       baselineList = describeFds();
+    },
+    async warmUp(port: number) {
+      const r = await ns.exec(process.execPath, [PEER, 'connect', serverAddr, String(port)]);
+      const warm = lastJson<{ ok: boolean }>(r.stdout);
+      if (!warm.ok) throw new Error(`warm-up connection failed: ${r.stdout.trim()} ${r.stderr.trim()}`);
+      await env.settle(5000).catch(() => {});
+      env.markBaseline();
     },
     async settle(timeoutMs = 10_000) {
       const end = Date.now() + timeoutMs;

@@ -64,10 +64,7 @@ describeIfTun('faults: the upstream side', () => {
     );
     await waitFor('the vanishing host to listen', () => canConnect(vanishAddr, 7000), (ok) => ok);
     // Warm up (first connection: lazily opened handles), then take the fd baseline.
-    const warm = lastJson<ConnectResult>((await env.ns.exec(process.execPath, [PEER, 'connect', env.serverAddr, String(echo.port)])).stdout);
-    expect(warm.ok).toBe(true);
-    await env.settle(5000).catch(() => {});
-    env.markBaseline();
+    await env.warmUp(echo.port);
   }, 60_000);
 
   afterAll(async () => {
@@ -149,10 +146,7 @@ describeIfTun('faults: --max-connections', () => {
   beforeAll(async () => {
     echo = await listen((s) => s.on('data', (d) => s.write(d)).on('end', () => s.end()));
     env = await startEnv({ maxConnections: 3 });
-    const warm = lastJson<ConnectResult>((await env.ns.exec(process.execPath, [PEER, 'connect', env.serverAddr, String(echo.port)])).stdout);
-    expect(warm.ok).toBe(true);
-    await env.settle(5000).catch(() => {});
-    env.markBaseline();
+    await env.warmUp(echo.port);
   }, 60_000);
 
   afterAll(async () => {

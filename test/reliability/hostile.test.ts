@@ -20,7 +20,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { destroyAllNetns } from '../helpers/netns.js';
 import { describeIfTun } from '../helpers/root.js';
 import { metricValue } from '../helpers/synfin-env.js';
-import { ATTACK, closeServer, collectLines, killAndWait, lastJson, listen, PEER, PYTHON, sleep, startEnv, waitFor, type Env } from './env.js';
+import { ATTACK, closeServer, collectLines, killAndWait, listen, PEER, PYTHON, sleep, startEnv, waitFor, type Env } from './env.js';
 
 /** A full garbage collection, so heap figures show what is retained rather than garbage. */
 v8.setFlagsFromString('--expose-gc');
@@ -76,10 +76,7 @@ describeIfTun('hostile: a SYN flood from spoofed sources', () => {
       s.on('data', (d) => s.write(d)).on('end', () => s.end());
     });
     env = await startEnv({ synBacklog: BACKLOG, idleTimeoutSeconds: IDLE_S });
-    const warm = lastJson<{ ok: boolean }>((await env.ns.exec(process.execPath, [PEER, 'connect', env.serverAddr, String(echo.port)])).stdout);
-    expect(warm.ok).toBe(true);
-    await env.settle(5000).catch(() => {});
-    env.markBaseline();
+    await env.warmUp(echo.port);
   }, 60_000);
 
   afterAll(async () => {
@@ -202,10 +199,7 @@ describeIfTun('hostile: blind injection into an established connection (RFC 5961
   beforeAll(async () => {
     echo = await listen((s) => s.on('data', (d) => s.write(d)).on('end', () => s.end()));
     env = await startEnv({});
-    const warm = lastJson<{ ok: boolean }>((await env.ns.exec(process.execPath, [PEER, 'connect', env.serverAddr, String(echo.port)])).stdout);
-    expect(warm.ok).toBe(true);
-    await env.settle(5000).catch(() => {});
-    env.markBaseline();
+    await env.warmUp(echo.port);
   }, 60_000);
 
   afterAll(async () => {
@@ -339,10 +333,7 @@ describeIfTun('hostile: peers that hold connections open', () => {
       s.on('error', (e: NodeJS.ErrnoException) => rec.events.push(e.code ?? 'error'));
     });
     env = await startEnv({ idleTimeoutSeconds: IDLE_S });
-    const warm = lastJson<{ ok: boolean }>((await env.ns.exec(process.execPath, [PEER, 'connect', env.serverAddr, String(echo.port)])).stdout);
-    expect(warm.ok).toBe(true);
-    await env.settle(5000).catch(() => {});
-    env.markBaseline();
+    await env.warmUp(echo.port);
   }, 60_000);
 
   afterAll(async () => {
