@@ -36,8 +36,9 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   private stack: Stack | null = null;
   private readonly pipesById = new Map<number, Pipe>();
   private readonly flows = new Map<number, FlowTuple>();
-  /** Live upstream sockets' kernelKey, by connection id. */
+  /** Live upstream sockets' kernelKey, by connection id, and the same keys as a set. */
   private readonly upstreamKeys = new Map<number, string>();
+  private readonly liveKeys = new Set<string>();
   /** Closed upstream sockets' kernelKey → when they closed (their kernel TIME_WAIT is counted). */
   private readonly closedTuples = new Map<string, number>();
   private readonly info = new Float64Array(TCP_INFO_FIELDS);
@@ -94,14 +95,18 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     pipe.stats = this;
     const s = pipe.socket;
     const key = s.localAddress !== undefined && s.remoteAddress !== undefined ? kernelKeyOf(s.localAddress, s.localPort ?? 0, s.remoteAddress, s.remotePort ?? 0) : null;
-    if (key !== null) this.upstreamKeys.set(req.id, key);
+    if (key !== null) {
+      this.upstreamKeys.set(req.id, key);
+      this.liveKeys.add(key);
+    }
   }
   pipeClosed(pipe: Pipe): void {
     const id = pipe.id;
     if (this.pipesById.get(id) === pipe) this.pipesById.delete(id);
     const t = this.upstreamKeys.get(id);
-    this.upstreamKeys.delete(id);
     if (t !== undefined) {
+      this.upstreamKeys.delete(id);
+      this.liveKeys.delete(t);
       if (this.closedTuples.size >= MAX_CLOSED_TUPLES) {
         const oldest = this.closedTuples.keys().next().value;
         if (oldest !== undefined) this.closedTuples.delete(oldest);
@@ -233,7 +238,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       if (now - at > CLOSED_TUPLE_MEMORY_MS) this.closedTuples.delete(t);
       else break;
     }
-    const live = new Set<string>(this.upstreamKeys.values());
+    const live = this.liveKeys;
     if (live.size === 0 && this.closedTuples.size === 0) return counts;
     // Walk the smaller side: the kernel's table, or synfin's own tuples looked up in it.
     const kernel = this.kernel.snapshot;
