@@ -8,6 +8,7 @@
  * No label ever carries an address or port: per-connection detail is /api/connections.
  */
 import client from 'prom-client';
+import { registerProcessMetrics } from './process-metrics.js';
 import type { Clock } from '../stack/clock.js';
 import type { EventHub } from '../stack/events.js';
 import type {
@@ -174,8 +175,7 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
   const regs = [registry, openMetricsRegistry as unknown as client.Registry];
   // prom-client's process and Node.js metrics, unprefixed as dashboards expect them
   // (process_resident_memory_bytes, nodejs_eventloop_lag_seconds, ...).
-  client.collectDefaultMetrics({ register: registry });
-  client.collectDefaultMetrics({ register: openMetricsRegistry as unknown as client.Registry });
+  registerProcessMetrics(regs);
 
   new client.Gauge({
     name: 'synfin_build_info',

@@ -21,13 +21,9 @@ import {
   tcpInfo,
 } from '../tun/tcp-info.js';
 import { formatEndpoint } from '../wire/packet.js';
-import { KernelSockets, kernelKey, kernelKeyOf, type KernelState } from './kernel-sockets.js';
+import { KernelSockets, type KernelState } from './kernel-sockets.js';
 import type { ConnectionSample } from './metrics.js';
 import { inferAppState, waitingOnFor, type ConnectionRow, type ConnectionSource } from './table.js';
-
-/** How long a closed upstream socket's tuple is remembered for TIME_WAIT matching (Linux TIME_WAIT is 60 s). */
-const CLOSED_TUPLE_MEMORY_MS = 5 * 60_000;
-const MAX_CLOSED_TUPLES = 200_000;
 
 export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   bytesClientToUpstream = 0;
@@ -36,11 +32,6 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   private stack: Stack | null = null;
   private readonly pipesById = new Map<number, Pipe>();
   private readonly flows = new Map<number, FlowTuple>();
-  /** Live upstream sockets' kernelKey, by connection id, and the same keys as a set. */
-  private readonly upstreamKeys = new Map<number, string>();
-  private readonly liveKeys = new Set<string>();
-  /** Closed upstream sockets' kernelKey → when they closed (their kernel TIME_WAIT is counted). */
-  private readonly closedTuples = new Map<string, number>();
   private readonly info = new Float64Array(TCP_INFO_FIELDS);
   /** What a connection was when it entered TIME-WAIT (the compact record keeps only protocol state). */
   private readonly timeWaitInfo = new Map<number, { createdAt: number; bytesIn: number; bytesOut: number }>();
@@ -62,7 +53,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
 
   /** As refreshKernel, for upstreamSocketStates() alone: no read while synfin has no upstream socket to find. */
   async refreshUpstreamSockets(maxAgeMs = 0): Promise<void> {
-    if (this.upstreamKeys.size === 0 && this.closedTuples.size === 0) return;
+    if (this.kernel.watched === 0) return;
     await this.kernel.fresh(maxAgeMs);
   }
 
@@ -94,25 +85,14 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     this.pipesById.set(req.id, pipe);
     pipe.stats = this;
     const s = pipe.socket;
-    const key = s.localAddress !== undefined && s.remoteAddress !== undefined ? kernelKeyOf(s.localAddress, s.localPort ?? 0, s.remoteAddress, s.remotePort ?? 0) : null;
-    if (key !== null) {
-      this.upstreamKeys.set(req.id, key);
-      this.liveKeys.add(key);
+    if (s.localAddress !== undefined && s.remoteAddress !== undefined) {
+      this.kernel.watch(req.id, s.localAddress, s.localPort ?? 0, s.remoteAddress, s.remotePort ?? 0);
     }
   }
   pipeClosed(pipe: Pipe): void {
     const id = pipe.id;
     if (this.pipesById.get(id) === pipe) this.pipesById.delete(id);
-    const t = this.upstreamKeys.get(id);
-    if (t !== undefined) {
-      this.upstreamKeys.delete(id);
-      this.liveKeys.delete(t);
-      if (this.closedTuples.size >= MAX_CLOSED_TUPLES) {
-        const oldest = this.closedTuples.keys().next().value;
-        if (oldest !== undefined) this.closedTuples.delete(oldest);
-      }
-      this.closedTuples.set(t, this.clock.now());
-    }
+    this.kernel.release(id);
   }
 
   describe(conn: ConnIdentity): { client: string; destination: string } | null {
@@ -152,7 +132,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     const rows: ConnectionRow[] = [];
     // Where the app shares our network namespace (the sidecar), its sockets are in our kernel's
     // table: read their true state by 4-tuple instead of inferring it.
-    const kernel = this.kernel.snapshot;
+    const kernel = this.kernel;
     for (const { flow, conn } of stack.connections()) {
       const pipe = this.pipesById.get(conn.id);
       let upstreamState: string | null = null;
@@ -170,7 +150,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       const srtt = conn.srttMs;
       const client = formatEndpoint(flow.family, flow.remote, flow.remotePort);
       const destination = formatEndpoint(flow.family, flow.local, flow.localPort);
-      const appKernelState = kernel.get(kernelKey(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort));
+      const appKernelState = kernel.size === 0 ? undefined : kernel.stateOf(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort);
       rows.push({
         id: conn.id,
         client,
@@ -199,7 +179,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       const info = this.timeWaitInfo.get(rec.id);
       const client = formatEndpoint(flow.family, flow.remote, flow.remotePort);
       const destination = formatEndpoint(flow.family, flow.local, flow.localPort);
-      const appKernelState = kernel.get(kernelKey(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort));
+      const appKernelState = kernel.size === 0 ? undefined : kernel.stateOf(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort);
       rows.push({
         id: rec.id,
         client,
@@ -228,35 +208,10 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   }
 
   /**
-   * Kernel states of synfin's upstream sockets: live ones, and closed ones still in the kernel's
-   * TIME_WAIT, found in /proc/net/tcp{,6} by their 4-tuple.
+   * Kernel states of synfin's upstream sockets as of the last kernel read: live ones, and closed
+   * ones still in the kernel's table (TIME_WAIT), matched by their 4-tuple.
    */
   upstreamSocketStates(): Partial<Record<KernelState, number>> {
-    const counts: Partial<Record<KernelState, number>> = {};
-    const now = this.clock.now();
-    for (const [t, at] of this.closedTuples) {
-      if (now - at > CLOSED_TUPLE_MEMORY_MS) this.closedTuples.delete(t);
-      else break;
-    }
-    const live = this.liveKeys;
-    if (live.size === 0 && this.closedTuples.size === 0) return counts;
-    // Walk the smaller side: the kernel's table, or synfin's own tuples looked up in it.
-    const kernel = this.kernel.snapshot;
-    if (kernel.size <= live.size + this.closedTuples.size) {
-      for (const [key, state] of kernel) {
-        if (live.has(key) || this.closedTuples.has(key)) counts[state] = (counts[state] ?? 0) + 1;
-      }
-      return counts;
-    }
-    for (const key of live) {
-      const state = kernel.get(key);
-      if (state !== undefined) counts[state] = (counts[state] ?? 0) + 1;
-    }
-    for (const key of this.closedTuples.keys()) {
-      if (live.has(key)) continue;
-      const state = kernel.get(key);
-      if (state !== undefined) counts[state] = (counts[state] ?? 0) + 1;
-    }
-    return counts;
+    return this.kernel.counts();
   }
 }

@@ -57,9 +57,34 @@ export interface NativeTunDevice {
   close(): void;
 }
 
+/**
+ * The kernel's TCP sockets of this namespace and the tuples synfin watches in it
+ * (native/tun/socket-table.cc). A tuple is a Uint32Array of 11: [family 4|6, four local address
+ * words, local port, four remote address words, remote port], words in network order (an IPv4
+ * address in word 3).
+ */
+export interface NativeSocketTable {
+  /** Watch connection `id`'s live upstream socket. */
+  watch(id: number, tuple: Uint32Array): void;
+  /** Connection `id`'s upstream socket closed at `nowMs`: still watched for its TIME_WAIT, for a while. */
+  release(id: number, nowMs: number): void;
+  /** Dump the kernel's table in the thread pool; `done` runs on the event loop once it is swapped in. One at a time. */
+  refresh(nowMs: number, done: (err: Error | null) => void): void;
+  /** Watched sockets by kernel state number (out[1] = ESTABLISHED ... out[12]) as of the last refresh. */
+  counts(out: Float64Array): void;
+  /** The kernel state number of one socket in the last snapshot, 0 if absent. */
+  stateOf(tuple: Uint32Array): number;
+  readonly size: number;
+  readonly watched: number;
+  readonly source: 'sock_diag' | 'proc' | 'none';
+}
+
 export interface NativeTunAddon {
   open(name: string, opts: { vnetHdr: boolean }): NativeTunDevice;
   tcpInfo(fd: number, out: Float64Array): boolean;
+  /** Open file descriptors of this process (-1 if /proc/self/fd cannot be read), without a name per descriptor. */
+  openFdCount(): number;
+  SocketTable: new (closedMemoryMs: number, maxClosed: number, forceProc: boolean) => NativeSocketTable;
   readonly IFNAMSIZ: number;
   readonly VNET_HDR_LEN: number;
 }

@@ -1,100 +1,192 @@
 /**
- * The kernel socket snapshot behind appState (sidecar) and synfin_upstream_sockets: the
- * fixed-column parser of /proc/net/tcp{,6}, and a read of this namespace's real table.
+ * The kernel socket table behind appState (sidecar) and synfin_upstream_sockets
+ * (native/tun/socket-table.cc through src/observability/kernel-sockets.ts): real sockets of this
+ * namespace read over sock_diag and, as the fallback, from /proc/net/tcp{,6}; the watched tuples
+ * of synfin's upstream sockets counted by kernel state, forgotten after their memory runs out.
  */
 import net from 'node:net';
+import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { KernelSockets, kernelKey, kernelKeyOf, parseProcNetTcp, type KernelState } from '../../src/observability/kernel-sockets.js';
-import { parseAddress } from '../../src/wire/address.js';
+import { KernelSockets } from '../../src/observability/kernel-sockets.js';
+import { loadAddon } from '../../src/tun/native.js';
 
-const key = (l: string, lp: number, r: string, rp: number): string => kernelKeyOf(l, lp, r, rp)!;
+async function pair(listenHost: string, connectHost: string): Promise<{ server: net.Server; client: net.Socket; accepted: net.Socket; port: number }> {
+  const server = net.createServer();
+  const acceptedP = new Promise<net.Socket>((r) => server.once('connection', r));
+  await new Promise<void>((r) => server.listen(0, listenHost, r));
+  const port = (server.address() as net.AddressInfo).port;
+  const client = net.connect(port, connectHost);
+  await new Promise((r) => client.once('connect', r));
+  return { server, client, accepted: await acceptedP, port };
+}
 
-const TCP4 = [
-  '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
-  '   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1234 1 0000000000000000 100 0 0 10 0',
-  '   1: 0100007F:D2A4 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 1235 1 0000000000000000 20 4 30 10 -1',
-  '  12: 0212A8C0:9C40 0112A8C0:0050 06 00000000:00000000 03:00000F9A 00000000     0        0 0 3 0000000000000000',
-  '',
-].join('\n');
+async function closeAll(p: { server: net.Server; client: net.Socket; accepted: net.Socket }): Promise<void> {
+  p.client.destroy();
+  p.accepted.destroy();
+  await new Promise((r) => p.server.close(r));
+}
 
-const TCP6 = [
-  '  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
-  // [2001:db8::1]:443 ← [2001:db8::2]:50000, CLOSE_WAIT
-  '   0: B80D0120000000000000000001000000:01BB B80D0120000000000000000002000000:C350 08 00000000:00000000 00:00000000 00000000     0        0 99 1 0000000000000000 20 4 0 10 -1',
-  // ::ffff:127.0.0.1:8080 → ::ffff:127.0.0.1:40000, FIN_WAIT_2: keyed as IPv4, as Node reports it
-  '   1: 0000000000000000FFFF00000100007F:1F90 0000000000000000FFFF00000100007F:9C40 05 00000000:00000000 00:00000000 00000000     0        0 98 1 0000000000000000 20 4 0 10 -1',
-  '',
-].join('\n');
+const hasIPv6 = fs.existsSync('/proc/net/tcp6') && fs.readFileSync('/proc/net/if_inet6', 'latin1').includes('lo');
 
-describe('parseProcNetTcp', () => {
-  it('reads IPv4 lines: little-endian address words, hex ports, the state by number', () => {
-    const m = new Map<string, KernelState>();
-    parseProcNetTcp(TCP4, m);
-    expect([...m]).toEqual([
-      [key('127.0.0.1', 8080, '0.0.0.0', 0), 'LISTEN'],
-      [key('127.0.0.1', 53924, '127.0.0.1', 8080), 'ESTABLISHED'],
-      [key('192.168.18.2', 40000, '192.168.18.1', 80), 'TIME_WAIT'],
-    ]);
+describe.each([
+  { source: 'sock_diag', forceProc: false },
+  { source: 'proc', forceProc: true },
+])('KernelSockets from $source', ({ source, forceProc }) => {
+  it('finds both ends of a real loopback connection, ESTABLISHED', async () => {
+    const p = await pair('127.0.0.1', '127.0.0.1');
+    try {
+      const sockets = new KernelSockets(() => 0, { forceProc });
+      expect(sockets.size).toBe(0);
+      expect(sockets.source).toBe('none');
+      await sockets.fresh();
+      expect(sockets.lastError).toBeNull();
+      expect(sockets.source).toBe(source);
+      expect(sockets.size).toBeGreaterThanOrEqual(2);
+      const cp = p.client.localPort!;
+      expect(sockets.stateOfAddresses('127.0.0.1', cp, '127.0.0.1', p.port)).toBe('ESTABLISHED');
+      expect(sockets.stateOfAddresses('127.0.0.1', p.port, '127.0.0.1', cp)).toBe('ESTABLISHED');
+      // The reverse of a tuple, or another port, is another socket.
+      expect(sockets.stateOfAddresses('127.0.0.1', cp + 1 === p.port ? cp + 2 : cp + 1, '127.0.0.1', p.port)).toBeUndefined();
+      expect(sockets.stateOfAddresses('not an address', 1, '127.0.0.1', 2)).toBeUndefined();
+    } finally {
+      await closeAll(p);
+    }
   });
 
-  it('reads IPv6 lines, and keys IPv4-mapped sockets as IPv4', () => {
-    const m = new Map<string, KernelState>();
-    parseProcNetTcp(TCP6, m);
-    expect(m.get(key('2001:db8::1', 443, '2001:db8::2', 50000))).toBe('CLOSE_WAIT');
-    expect(m.get(key('127.0.0.1', 8080, '127.0.0.1', 40000))).toBe('FIN_WAIT_2');
-    expect(m.get(key('::ffff:127.0.0.1', 8080, '::ffff:127.0.0.1', 40000))).toBe('FIN_WAIT_2');
-    expect(m.size).toBe(2);
-  });
-
-  it('skips truncated and foreign lines without throwing', () => {
-    const m = new Map<string, KernelState>();
-    parseProcNetTcp('header\n   0: 0100007F:1F90 0100\n garbage\n   1: zz\n\n', m);
-    parseProcNetTcp('', m);
-    parseProcNetTcp('no newline at all', m);
-    expect(m.size).toBe(0);
-  });
-});
-
-describe('kernelKey', () => {
-  it('is the kernel\'s text of the two endpoints, from a flow\'s address words or from text', () => {
-    expect(key('127.0.0.1', 53924, '127.0.0.1', 8080)).toBe('0100007F:D2A4 0100007F:1F90');
-    const a = parseAddress('2001:db8::1')!;
-    const b = parseAddress('2001:db8::2')!;
-    expect(kernelKey(6, a.words, 443, b.words, 50000)).toBe('B80D0120000000000000000001000000:01BB B80D0120000000000000000002000000:C350');
-    expect(kernelKeyOf('not an address', 1, '127.0.0.1', 2)).toBeNull();
-  });
-});
-
-describe('KernelSockets', () => {
-  it('finds a real loopback connection in this namespace, both ends, ESTABLISHED', async () => {
-    const server = net.createServer(() => {});
+  it('finds every one of 300 connections (600 sockets: the table grows and rehashes while it is read)', async () => {
+    const server = net.createServer();
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as net.AddressInfo).port;
-    const client = net.connect(port, '127.0.0.1');
-    await new Promise((r) => client.once('connect', r));
+    const clients: net.Socket[] = [];
     try {
-      let t = 0;
-      const sockets = new KernelSockets(() => t);
-      expect(sockets.snapshot.size).toBe(0);
-      const snap = await sockets.fresh();
-      expect(snap.get(key('127.0.0.1', client.localPort!, '127.0.0.1', port))).toBe('ESTABLISHED');
-      expect(snap.get(key('127.0.0.1', port, '127.0.0.1', client.localPort!))).toBe('ESTABLISHED');
-      // Fresh enough: no new read, the same map.
-      t = 50;
-      expect(await sockets.fresh(100)).toBe(snap);
-      // Older than asked: read again; concurrent callers share one read.
-      t = 500;
-      const [a, b] = await Promise.all([sockets.fresh(100), sockets.fresh(100)]);
-      expect(a).not.toBe(snap);
-      expect(b).toBe(a);
+      for (let i = 0; i < 300; i++) {
+        const c = net.connect(port, '127.0.0.1');
+        clients.push(c);
+        await new Promise((r) => c.once('connect', r));
+      }
+      const sockets = new KernelSockets(() => 0, { forceProc });
+      await sockets.fresh();
+      let found = 0;
+      for (const c of clients) {
+        if (sockets.stateOfAddresses('127.0.0.1', c.localPort!, '127.0.0.1', port) === 'ESTABLISHED') found++;
+      }
+      expect(found).toBe(300);
     } finally {
-      client.destroy();
+      for (const c of clients) c.destroy();
       await new Promise((r) => server.close(r));
     }
   });
 
-  it('a missing file gives an empty snapshot, not an error', async () => {
-    const sockets = new KernelSockets(() => 0, ['/nonexistent/tcp']);
-    expect((await sockets.fresh()).size).toBe(0);
+  it('keys a dual-stack socket\'s IPv4-mapped endpoints as IPv4, both ways', async () => {
+    if (!hasIPv6) return expect.fail('this machine has no IPv6 loopback');
+    const p = await pair('::', '127.0.0.1');
+    try {
+      const sockets = new KernelSockets(() => 0, { forceProc });
+      await sockets.fresh();
+      // The accepted socket is AF_INET6 and Node reports it as ::ffff:127.0.0.1.
+      expect(p.accepted.localAddress).toBe('::ffff:127.0.0.1');
+      const cp = p.client.localPort!;
+      expect(sockets.stateOfAddresses(p.accepted.localAddress!, p.port, p.accepted.remoteAddress!, cp)).toBe('ESTABLISHED');
+      expect(sockets.stateOfAddresses('127.0.0.1', p.port, '127.0.0.1', cp)).toBe('ESTABLISHED');
+    } finally {
+      await closeAll(p);
+    }
+  });
+
+  it('reads IPv6 sockets', async () => {
+    if (!hasIPv6) return expect.fail('this machine has no IPv6 loopback');
+    const p = await pair('::1', '::1');
+    try {
+      const sockets = new KernelSockets(() => 0, { forceProc });
+      await sockets.fresh();
+      expect(sockets.stateOfAddresses('::1', p.client.localPort!, '::1', p.port)).toBe('ESTABLISHED');
+    } finally {
+      await closeAll(p);
+    }
+  });
+
+  it('counts a watched socket by kernel state: ESTABLISHED while open, TIME_WAIT after the active close', async () => {
+    const p = await pair('127.0.0.1', '127.0.0.1');
+    let t = 1000;
+    const sockets = new KernelSockets(() => t, { forceProc, closedMemoryMs: 60_000 });
+    try {
+      const c = p.client;
+      expect(sockets.watch(7, c.localAddress!, c.localPort!, c.remoteAddress!, c.remotePort!)).toBe(true);
+      expect(sockets.watched).toBe(1);
+      await sockets.fresh();
+      expect(sockets.counts()).toEqual({ ESTABLISHED: 1 });
+      // The client closes first, then the server: the client's socket holds TIME_WAIT.
+      const closed = new Promise((r) => c.once('close', r));
+      p.accepted.once('end', () => p.accepted.end());
+      c.end();
+      await closed;
+      sockets.release(7);
+      expect(sockets.watched).toBe(1);
+      t += 10;
+      await sockets.fresh();
+      expect(sockets.counts()).toEqual({ TIME_WAIT: 1 });
+      // After its memory runs out the tuple is forgotten, TIME_WAIT or not.
+      t += 60_001;
+      await sockets.fresh();
+      expect(sockets.watched).toBe(0);
+      expect(sockets.counts()).toEqual({});
+    } finally {
+      await closeAll(p);
+    }
+  });
+});
+
+describe('KernelSockets bookkeeping', () => {
+  it('shares reads: a fresh-enough snapshot is reused, concurrent refreshes share one read', async () => {
+    let t = 0;
+    const sockets = new KernelSockets(() => t);
+    expect(sockets.age()).toBe(Infinity);
+    await sockets.fresh();
+    expect(sockets.age()).toBe(0);
+    t = 50;
+    await sockets.fresh(100);
+    expect(sockets.age()).toBe(50); // no new read
+    t = 500;
+    const a = sockets.refresh();
+    expect(sockets.refresh()).toBe(a);
+    await Promise.all([a, sockets.fresh(100)]);
+    expect(sockets.age()).toBe(0);
+  });
+
+  it('forgets the oldest closed tuples beyond maxClosed, and never a live socket that reuses a tuple', async () => {
+    let t = 0;
+    const sockets = new KernelSockets(() => t, { maxClosed: 2, closedMemoryMs: 1000 });
+    for (let id = 1; id <= 3; id++) {
+      sockets.watch(id, '10.0.0.1', 40000 + id, '10.0.0.2', 80);
+      sockets.release(id);
+    }
+    expect(sockets.watched).toBe(2);
+    // The same 4-tuple as a closed one, live again: its old closed record must not take it away.
+    sockets.watch(9, '10.0.0.1', 40003, '10.0.0.2', 80);
+    t = 5000;
+    await sockets.fresh();
+    expect(sockets.watched).toBe(1);
+    sockets.release(9);
+    sockets.release(9); // twice: nothing more
+    expect(sockets.watched).toBe(1);
+    expect(sockets.watch(10, 'nope', 1, '10.0.0.2', 80)).toBe(false);
+  });
+
+  it('the addon refuses a malformed tuple with a clear error', () => {
+    const table = new (loadAddon().SocketTable)(1000, 10, false);
+    expect(() => table.watch(1, new Uint32Array(3))).toThrow(/tuple must be/);
+    expect(() => table.stateOf(new Uint32Array([5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))).toThrow(/tuple must be/);
+    expect(() => table.refresh(0, null as unknown as () => void)).toThrow(/refresh\(nowMs, done\)/);
+  });
+
+  it('counts open file descriptors as /proc/self/fd lists them', () => {
+    const before = loadAddon().openFdCount();
+    expect(before).toBe(fs.readdirSync('/proc/self/fd').length - 1);
+    const fd = fs.openSync('/proc/self/status', 'r');
+    try {
+      expect(loadAddon().openFdCount()).toBe(before + 1);
+    } finally {
+      fs.closeSync(fd);
+    }
   });
 });
