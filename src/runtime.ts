@@ -133,7 +133,6 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       }),
       synCookies: () => ({ sent: stack.synCookiesSent, accepted: stack.synCookiesAccepted }),
       upstreamSockets: () => connections.upstreamSocketStates(),
-      refreshUpstreamSockets: () => connections.refreshUpstreamSockets(100),
       ready: () => ready && !shuttingDown,
     },
     VERSION,
@@ -157,6 +156,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     isReady: () => ready && !shuttingDown,
     describe: (conn) => connections.describe(conn),
     apiAddresses: config.apiAddresses,
+    beforeScrape: () => connections.prepareScrape(),
     plugins: [livePage(summary)],
   });
 
@@ -232,6 +232,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       detachLogging();
       summary.close();
       metrics.close();
+      connections.close();
       await app.close();
       tun.stop();
       impairedRx?.stop();

@@ -57,13 +57,16 @@ export class SynfinProcess {
 
   /** GET `p` with curl inside the synfin namespace: { ms, bytes, body }. */
   async get(p, { body = false } = {}) {
-    const args = ['-s', '-S', '--max-time', '30', '-w', '\n%{time_total} %{size_download} %{http_code}'];
+    const args = ['-s', '-S', '--max-time', '30', '-w', '\n%{time_total} %{size_download} %{http_code} %header{server-timing}'];
     const r = await run('curl', [...args, this.url + p], { ns: this.topo.ns.sfn });
     if (r.code !== 0) throw new Error(`curl ${p}: ${r.stderr.trim()}`);
     const cut = r.stdout.lastIndexOf('\n');
-    const [t, size, status] = r.stdout.slice(cut + 1).split(' ');
+    const [t, size, status, ...timing] = r.stdout.slice(cut + 1).split(' ');
     if (status !== '200') throw new Error(`GET ${p}: HTTP ${status}`);
-    return { ms: Number(t) * 1000, bytes: Number(size), body: body ? r.stdout.slice(0, cut) : '' };
+    // Server-Timing of /metrics: "kernel;dur=X, collect;dur=Y" (ms).
+    const serverTiming = {};
+    for (const m of timing.join(' ').matchAll(/(\w+);dur=([\d.]+)/g)) serverTiming[m[1]] = Number(m[2]);
+    return { ms: Number(t) * 1000, bytes: Number(size), body: body ? r.stdout.slice(0, cut) : '', serverTiming };
   }
 
   /** Sums of a few synfin_* counters, by series (name{labels} → value). */

@@ -241,15 +241,29 @@ function median(xs) {
   return s[Math.floor(s.length / 2)];
 }
 
-async function scrapeTimes(sf, n) {
+/**
+ * Scrapes /metrics as Prometheus does, at a steady interval, and reports the last `n` (the first
+ * sets the rhythm that synfin anticipates): total time as curl saw it, and the server's own
+ * split (Server-Timing): waiting for the kernel's socket table, and collecting and rendering on
+ * the event loop.
+ */
+async function scrapeTimes(sf, n, intervalMs = 3000) {
   const ms = [];
+  const kernel = [];
+  const collect = [];
   let bytes = 0;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i <= n; i++) {
+    const started = Date.now();
     const r = await sf.get('/metrics');
-    ms.push(r.ms);
+    if (i > 0) {
+      ms.push(r.ms);
+      kernel.push(r.serverTiming.kernel ?? NaN);
+      collect.push(r.serverTiming.collect ?? NaN);
+    }
     bytes = r.bytes;
+    if (i < n) await sleep(Math.max(0, intervalMs - (Date.now() - started)));
   }
-  return { medianMs: median(ms), maxMs: Math.max(...ms), bytes };
+  return { medianMs: median(ms), maxMs: Math.max(...ms), kernelMs: median(kernel), collectMs: median(collect), intervalMs, bytes };
 }
 
 export async function idle(ctx) {
@@ -281,10 +295,10 @@ export async function idle(ctx) {
         const stopped = await client.stop('SIGTERM');
         const last = JSON.parse(stopped.stdout.trim().split('\n').pop());
         const perConnKb = (rssAfter - rssBefore) / Math.max(1, opened.established);
-        ctx.log(`  ${opened.established}/${N} held (failed ${opened.failed}, lost while held ${last.lost}); RSS ${rssBefore} → ${rssAfter} KiB = ${perConnKb.toFixed(2)} KiB/conn; /metrics ${empty.medianMs.toFixed(1)} ms empty, ${held.medianMs.toFixed(1)} ms held`);
+        ctx.log(`  ${opened.established}/${N} held (failed ${opened.failed}, lost while held ${last.lost}); RSS ${rssBefore} → ${rssAfter} KiB = ${perConnKb.toFixed(2)} KiB/conn; /metrics ${empty.medianMs.toFixed(1)} ms empty, ${held.medianMs.toFixed(1)} ms held (kernel wait ${held.kernelMs.toFixed(1)} ms, collect ${held.collectMs.toFixed(1)} ms; one scrape every ${held.intervalMs / 1000} s)`);
         const details = { count: N, opened, heldReport: last, synfinEstablished: est, rssKb: { before: rssBefore, after: rssAfter }, scrapeEmpty: empty, scrapeHeld: held };
         rows.push(row('idle_rss', `synfin memory per idle connection (${N} held, RSS delta)`, 'KiB/conn', perConnKb, NaN, 'lower', opened.failed + last.lost + (N - opened.established - opened.failed), details));
-        rows.push(row('idle_scrape', `/metrics scrape time with ${N} held (kernel column: with none)`, 'ms', held.medianMs, empty.medianMs, 'lower', 0, {}));
+        rows.push(row('idle_scrape', `/metrics scrape time with ${N} held (kernel column: with none)`, 'ms', held.medianMs, empty.medianMs, 'lower', 0, { held, empty }));
       } finally {
         if (!client.exited) await client.stop('SIGKILL');
       }

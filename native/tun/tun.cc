@@ -29,7 +29,6 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <memory>
@@ -566,34 +565,6 @@ Napi::Value TcpInfo(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, true);
 }
 
-// openFdCount(): the number of open file descriptors of this process, or -1 if /proc/self/fd
-// cannot be read. Counted from getdents64 records without making a name per descriptor: a
-// readdir from JavaScript builds an array of 10,000 strings for 10,000 sockets (~10 ms).
-Napi::Value OpenFdCount(const Napi::CallbackInfo& info) {
-  int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir < 0) return Napi::Number::New(info.Env(), -1);
-  alignas(8) static char buf[32768];
-  long count = 0;
-  for (;;) {
-    long n = syscall(SYS_getdents64, dir, buf, sizeof buf);
-    if (n <= 0) {
-      if (n < 0) count = -1;
-      break;
-    }
-    for (long off = 0; off < n;) {
-      // struct linux_dirent64: d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name
-      uint16_t reclen;
-      memcpy(&reclen, buf + off + 16, 2);
-      const char* name = buf + off + 19;
-      if (name[0] != '.') count++;
-      off += reclen;
-    }
-  }
-  close(dir);
-  // The directory's own descriptor was open while it was listed.
-  return Napi::Number::New(info.Env(), count < 0 ? -1 : count - 1);
-}
-
 struct AddonData {
   Napi::FunctionReference ctor;
 };
@@ -612,7 +583,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("TunDevice", ctor);
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("tcpInfo", Napi::Function::New(env, TcpInfo, "tcpInfo"));
-  exports.Set("openFdCount", Napi::Function::New(env, OpenFdCount, "openFdCount"));
   InitSocketTable(env, exports);
   exports.Set("IFNAMSIZ", Napi::Number::New(env, IFNAMSIZ));
   exports.Set("VNET_HDR_LEN", Napi::Number::New(env, kVnetHdrLen));

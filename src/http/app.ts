@@ -63,6 +63,11 @@ export interface AppOptions {
   logger?: boolean | object;
   /** Who sees connection addresses (--api-addresses); default `loopback`. */
   apiAddresses?: ApiAddressMode;
+  /**
+   * Runs before each /metrics scrape (the kernel socket snapshot behind synfin_upstream_sockets);
+   * its time and the registry's are reported in the response's Server-Timing header.
+   */
+  beforeScrape?: () => Promise<void>;
   /** Extra routes (the live page). */
   plugins?: Array<(app: FastifyInstance) => void | Promise<void>>;
 }
@@ -105,7 +110,14 @@ export function build(opts: AppOptions): FastifyInstance {
     const accept = req.headers.accept ?? '';
     const openMetrics = accept.includes('application/openmetrics-text');
     const registry = openMetrics ? opts.openMetricsRegistry : opts.registry;
+    const t0 = performance.now();
+    await opts.beforeScrape?.();
+    const t1 = performance.now();
     const body = await registry.metrics();
+    const t2 = performance.now();
+    // Where a slow scrape spends its time: waiting for the kernel's socket table (off the event
+    // loop), or collecting and rendering (on it). RFC: W3C Server Timing.
+    reply.header('server-timing', `kernel;dur=${(t1 - t0).toFixed(2)}, collect;dur=${(t2 - t1).toFixed(2)}`);
     return reply.header('content-type', registry.contentType).send(body);
   });
 

@@ -146,8 +146,6 @@ export interface MetricsSources {
   synCookies?(): { sent: number; accepted: number };
   /** Kernel states of synfin's upstream sockets (TIME_WAIT included), by kernel state name. */
   upstreamSockets?(): Partial<Record<(typeof KERNEL_TCP_STATES)[number], number>>;
-  /** Bring the kernel socket snapshot behind upstreamSockets() up to date (read off the event loop). */
-  refreshUpstreamSockets?(): Promise<void>;
   /** Whether synfin is ready (the TUN device attached, the stack running, not shutting down). */
   ready?(): boolean;
 }
@@ -295,8 +293,8 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     help: "synfin's upstream kernel sockets by kernel TCP state, including those in TIME_WAIT after their close (ephemeral ports held toward destinations).",
     labelNames: ['state'] as const,
     registers: regs,
-    async collect() {
-      await sources.refreshUpstreamSockets?.();
+    collect() {
+      // The kernel's table is read before the scrape (AppOptions.beforeScrape), off the event loop.
       const counts = sources.upstreamSockets?.() ?? {};
       for (const s of KERNEL_TCP_STATES) this.set({ state: s }, counts[s] ?? 0);
     },

@@ -25,6 +25,14 @@ import { KernelSockets, type KernelState } from './kernel-sockets.js';
 import type { ConnectionSample } from './metrics.js';
 import { inferAppState, waitingOnFor, type ConnectionRow, type ConnectionSource } from './table.js';
 
+/** How long before an expected scrape its kernel snapshot is taken. */
+const AHEAD_LEAD_MS = 500;
+/** How late a scrape may come and still use the snapshot taken for it. */
+const AHEAD_SLACK_MS = 1000;
+/** Scrape intervals that are anticipated (sooner ones share reads anyway; longer ones are not a rhythm). */
+const MIN_ANTICIPATED_INTERVAL_MS = 2000;
+const MAX_ANTICIPATED_INTERVAL_MS = 10 * 60_000;
+
 export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   bytesClientToUpstream = 0;
   bytesUpstreamToClient = 0;
@@ -33,6 +41,10 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   private readonly pipesById = new Map<number, Pipe>();
   private readonly flows = new Map<number, FlowTuple>();
   private readonly info = new Float64Array(TCP_INFO_FIELDS);
+  private lastScrapeAt = -Infinity;
+  private aheadTimer: NodeJS.Timeout | null = null;
+  /** A snapshot was taken in the background for the scrape now due. */
+  private aheadSnapshot = false;
   /** What a connection was when it entered TIME-WAIT (the compact record keeps only protocol state). */
   private readonly timeWaitInfo = new Map<number, { createdAt: number; bytesIn: number; bytesOut: number }>();
 
@@ -51,10 +63,43 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     await this.kernel.fresh(maxAgeMs);
   }
 
-  /** As refreshKernel, for upstreamSocketStates() alone: no read while synfin has no upstream socket to find. */
-  async refreshUpstreamSockets(maxAgeMs = 0): Promise<void> {
+  /**
+   * Before a /metrics scrape: a kernel snapshot for upstreamSocketStates(). Scrapers come at a
+   * steady interval, so after each scrape the next snapshot is taken in the background shortly
+   * before the next one is due, and the scrape does not wait for the kernel (~15 ms with 20,000
+   * sockets in the namespace, measured here). A scrape that comes off that rhythm (the first, or
+   * one sooner than 2 s after the last) waits for a read, shared with any other within 100 ms.
+   * One read per scrape either way; none while synfin has no upstream socket to find.
+   */
+  async prepareScrape(): Promise<void> {
+    const now = this.clock.now();
+    const interval = now - this.lastScrapeAt;
+    this.lastScrapeAt = now;
+    const ahead = this.aheadSnapshot;
+    this.aheadSnapshot = false;
     if (this.kernel.watched === 0) return;
-    await this.kernel.fresh(maxAgeMs);
+    if (!(ahead && this.kernel.age() <= AHEAD_LEAD_MS + AHEAD_SLACK_MS)) await this.kernel.fresh(100);
+    this.scheduleAhead(interval);
+  }
+
+  private scheduleAhead(interval: number): void {
+    if (this.aheadTimer !== null) clearTimeout(this.aheadTimer);
+    this.aheadTimer = null;
+    if (!(interval >= MIN_ANTICIPATED_INTERVAL_MS && interval <= MAX_ANTICIPATED_INTERVAL_MS)) return;
+    this.aheadTimer = setTimeout(() => {
+      this.aheadTimer = null;
+      if (this.kernel.watched === 0) return;
+      void this.kernel.refresh().then(() => {
+        this.aheadSnapshot = this.kernel.lastError === null;
+      });
+    }, interval - AHEAD_LEAD_MS);
+    this.aheadTimer.unref();
+  }
+
+  /** Stop the background read scheduled for the next scrape. */
+  close(): void {
+    if (this.aheadTimer !== null) clearTimeout(this.aheadTimer);
+    this.aheadTimer = null;
   }
 
   attach(stack: Stack, _proxy: Proxy): void {
@@ -105,24 +150,31 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   forEachSample(visit: (s: ConnectionSample) => void): void {
     const stack = this.stack;
     if (stack === null) return;
+    // 10,000 connections are walked per scrape: touch as little of each as the gauges need (the
+    // pipe only for a connection that waits on a side).
     const sample: ConnectionSample = { state: State.CLOSED, createdAt: 0, lastActivityAt: 0, waitingOn: null, waitingSince: 0 };
-    for (const { conn } of stack.connections()) {
-      sample.state = conn.state;
-      sample.createdAt = conn.createdAt;
-      sample.lastActivityAt = conn.lastActivityAt;
-      const pipe = this.pipesById.get(conn.id);
-      sample.waitingOn = waitingOnFor(conn.state);
-      sample.waitingSince = pipe?.waitingSince ?? conn.stateSince;
-      visit(sample);
-    }
-    for (const { rec } of stack.timeWaits()) {
-      sample.state = State.TIME_WAIT;
-      sample.createdAt = this.timeWaitInfo.get(rec.id)?.createdAt ?? rec.enteredAt;
-      sample.lastActivityAt = rec.enteredAt;
-      sample.waitingOn = null;
-      sample.waitingSince = 0;
-      visit(sample);
-    }
+    const pipes = this.pipesById;
+    const twInfo = this.timeWaitInfo;
+    stack.visitAll(
+      (conn) => {
+        const state = conn.state;
+        const waitingOn = waitingOnFor(state);
+        sample.state = state;
+        sample.createdAt = conn.createdAt;
+        sample.lastActivityAt = conn.lastActivityAt;
+        sample.waitingOn = waitingOn;
+        sample.waitingSince = waitingOn === null ? 0 : (pipes.get(conn.id)?.waitingSince ?? conn.stateSince);
+        visit(sample);
+      },
+      (rec) => {
+        sample.state = State.TIME_WAIT;
+        sample.createdAt = twInfo.get(rec.id)?.createdAt ?? rec.enteredAt;
+        sample.lastActivityAt = rec.enteredAt;
+        sample.waitingOn = null;
+        sample.waitingSince = 0;
+        visit(sample);
+      },
+    );
   }
 
   rows(): ConnectionRow[] {

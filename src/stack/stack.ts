@@ -229,6 +229,13 @@ export class Stack implements LinkRx {
   }
 
   /** Every live connection (for the API and scrape-time gauges). */
+  /** Calls `visit` with each connection and each TIME-WAIT record: a scrape's walk, without a generator's cost per entry. */
+  visitAll(visitConn: (conn: TcpConn) => void, visitTimeWait: (rec: TimeWaitRecord) => void): void {
+    for (const e of this.table.values()) {
+      if (e.kind === KIND_CONN) visitConn(e.conn);
+      else if (e.kind === KIND_TIME_WAIT) visitTimeWait(e.rec);
+    }
+  }
   *connections(): IterableIterator<{ flow: FlowTuple; conn: TcpConn }> {
     for (const e of this.table.values()) if (e.kind === KIND_CONN) yield e;
   }

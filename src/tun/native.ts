@@ -82,8 +82,6 @@ export interface NativeSocketTable {
 export interface NativeTunAddon {
   open(name: string, opts: { vnetHdr: boolean }): NativeTunDevice;
   tcpInfo(fd: number, out: Float64Array): boolean;
-  /** Open file descriptors of this process (-1 if /proc/self/fd cannot be read), without a name per descriptor. */
-  openFdCount(): number;
   SocketTable: new (closedMemoryMs: number, maxClosed: number, forceProc: boolean) => NativeSocketTable;
   readonly IFNAMSIZ: number;
   readonly VNET_HDR_LEN: number;

@@ -85,6 +85,7 @@ describe('HTTP app', () => {
     const res = await app.inject('/metrics');
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toContain('text/plain');
+    expect(res.headers['server-timing']).toMatch(/^kernel;dur=\d+\.\d+, collect;dur=\d+\.\d+$/);
     const body = res.body;
     for (const s of ['CLOSED', 'LISTEN', 'SYN_RECEIVED', 'ESTABLISHED', 'FIN_WAIT_1', 'FIN_WAIT_2', 'CLOSE_WAIT', 'CLOSING', 'LAST_ACK', 'TIME_WAIT', 'SYN_SENT']) {
       expect(body).toContain(`synfin_tcp_connections{state="${s}"}`);

@@ -6,9 +6,11 @@
  */
 import net from 'node:net';
 import fs from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { KernelSockets } from '../../src/observability/kernel-sockets.js';
 import { loadAddon } from '../../src/tun/native.js';
+import { ConnectionRegistry } from '../../src/observability/registry.js';
+import { ManualClock } from '../../src/stack/clock.js';
 
 async function pair(listenHost: string, connectHost: string): Promise<{ server: net.Server; client: net.Socket; accepted: net.Socket; port: number }> {
   const server = net.createServer();
@@ -178,15 +180,44 @@ describe('KernelSockets bookkeeping', () => {
     expect(() => table.stateOf(new Uint32Array([5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))).toThrow(/tuple must be/);
     expect(() => table.refresh(0, null as unknown as () => void)).toThrow(/refresh\(nowMs, done\)/);
   });
+});
 
-  it('counts open file descriptors as /proc/self/fd lists them', () => {
-    const before = loadAddon().openFdCount();
-    expect(before).toBe(fs.readdirSync('/proc/self/fd').length - 1);
-    const fd = fs.openSync('/proc/self/status', 'r');
+describe('ConnectionRegistry.prepareScrape', () => {
+  it('reads the kernel before an off-rhythm scrape, and ahead of a scrape that keeps the rhythm', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const clock = new ManualClock();
+    const registry = new ConnectionRegistry(clock);
     try {
-      expect(loadAddon().openFdCount()).toBe(before + 1);
+      const refresh = vi.spyOn(registry.kernel, 'refresh');
+      // Nothing watched: no read at all.
+      await registry.prepareScrape();
+      expect(refresh).toHaveBeenCalledTimes(0);
+      registry.kernel.watch(1, '10.0.0.1', 40000, '10.0.0.2', 80);
+      clock.advance(15_000);
+      await registry.prepareScrape(); // the first with a socket to find: waits for a read
+      expect(refresh).toHaveBeenCalledTimes(1);
+      clock.advance(15_000);
+      await registry.prepareScrape(); // 15 s after the last: waits (no snapshot ahead yet), and anticipates
+      expect(refresh).toHaveBeenCalledTimes(2);
+      // 14.5 s later the next snapshot is taken in the background...
+      clock.advance(14_500);
+      vi.advanceTimersByTime(14_500);
+      expect(refresh).toHaveBeenCalledTimes(3);
+      await refresh.mock.results[2]!.value;
+      // ...and the scrape that comes on time uses it without another read.
+      clock.advance(500);
+      await registry.prepareScrape();
+      expect(refresh).toHaveBeenCalledTimes(3);
+      // A scrape that comes long after the rhythm broke waits for a fresh read again.
+      clock.advance(14_500);
+      vi.advanceTimersByTime(14_500);
+      await refresh.mock.results[3]!.value;
+      clock.advance(60_000);
+      await registry.prepareScrape();
+      expect(refresh).toHaveBeenCalledTimes(5);
     } finally {
-      fs.closeSync(fd);
+      registry.close();
+      vi.useRealTimers();
     }
   });
 });
