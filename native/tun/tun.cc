@@ -29,6 +29,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <memory>
@@ -45,6 +46,8 @@ constexpr int kVnetHdrLen = 10;  // sizeof(struct virtio_net_hdr), no num_buffer
 // The fd is polled level-triggered, so packets left in the queue fire the poll again next turn.
 constexpr int kMaxBatchesPerPoll = 4;
 constexpr int kTcpInfoFields = 10;
+// Payload views per packet in writeBatch (see there): a 64 KB segment spans a few send-buffer chunks.
+constexpr size_t kMaxViews = 8;
 
 // struct tcp_info as the kernel fills it (include/uapi/linux/tcp.h), up to tcpi_bytes_received
 // (Linux 4.1). glibc's <netinet/tcp.h> copy stops at tcpi_total_retrans, and <linux/tcp.h> cannot
@@ -239,9 +242,10 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   }
 
   // writeBatch(buf: Buffer, offsets: Int32Array, lengths: Int32Array, start: number, count: number,
-  //            result: Int32Array): number
+  //            result: Int32Array, views?: Buffer[], viewOffsets?: Int32Array,
+  //            viewLengths?: Int32Array, viewCounts?: Int32Array): number
   // Writes packets of the ring slots start, start+1, ... (indices modulo the ring length), one
-  // write() each. Returns how many packets were consumed: written, or refused by the kernel with a
+  // write() each (a writev() of the slot and its payload views when it has any). Returns how many packets were consumed: written, or refused by the kernel with a
   // hard error (those are skipped, never retried). Stops early at EAGAIN. result receives
   // [written, refused, errno of the last refused packet, 1 if stopped by EAGAIN else 0,
   //  bytes written].
@@ -265,6 +269,29 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
           .ThrowAsJavaScriptException();
       return env.Undefined();
     }
+    // Optional payload views: a packet's slot holds its headers, and up to `maxViews` slices of
+    // other Buffers (the connection's send buffer) follow it in one writev(), so payload bytes are
+    // not copied into the slot first. views[slot * maxViews + j] is a Buffer, viewOffsets and
+    // viewLengths the slice, viewCounts[slot] how many (0: the slot holds the whole packet).
+    Napi::Array views;
+    int32_t *viewOffsets = nullptr, *viewLengths = nullptr, *viewCounts = nullptr;
+    size_t maxViews = 0;
+    if (info.Length() > 6 && !info[6].IsUndefined()) {
+      size_t voLen, vlLen, vcLen;
+      if (!info[6].IsArray()) {
+        Napi::TypeError::New(env, "views must be an array").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      views = info[6].As<Napi::Array>();
+      if (!GetTypedArray<int32_t>(info, 7, napi_int32_array, "viewOffsets", &viewOffsets, &voLen)) return env.Undefined();
+      if (!GetTypedArray<int32_t>(info, 8, napi_int32_array, "viewLengths", &viewLengths, &vlLen)) return env.Undefined();
+      if (!GetTypedArray<int32_t>(info, 9, napi_int32_array, "viewCounts", &viewCounts, &vcLen)) return env.Undefined();
+      maxViews = slots == 0 ? 0 : voLen / slots;
+      if (vcLen < slots || vlLen < voLen || maxViews == 0 || maxViews > kMaxViews || views.Length() < slots * maxViews) {
+        Napi::RangeError::New(env, "writeBatch: view arrays do not match the ring").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+    }
     int32_t written = 0, refused = 0, lastErr = 0, blocked = 0;
     int64_t bytes = 0;
     uint32_t i = 0;
@@ -276,9 +303,35 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
         lastErr = EINVAL;
         continue;
       }
+      int nv = viewCounts == nullptr ? 0 : viewCounts[slot];
+      struct iovec iov[1 + kMaxViews];
+      iov[0].iov_base = buf + off;
+      iov[0].iov_len = static_cast<size_t>(len);
+      bool viewsOk = nv >= 0 && static_cast<size_t>(nv) <= maxViews;
+      for (int j = 0; viewsOk && j < nv; j++) {
+        size_t v = slot * maxViews + j;
+        Napi::Value b = views.Get(static_cast<uint32_t>(v));
+        int64_t vo = viewOffsets[v], vl = viewLengths[v];
+        if (!b.IsBuffer() || vo < 0 || vl <= 0) {
+          viewsOk = false;
+          break;
+        }
+        Napi::Buffer<uint8_t> vb = b.As<Napi::Buffer<uint8_t>>();
+        if (static_cast<uint64_t>(vo + vl) > vb.Length()) {
+          viewsOk = false;
+          break;
+        }
+        iov[1 + j].iov_base = vb.Data() + vo;
+        iov[1 + j].iov_len = static_cast<size_t>(vl);
+      }
+      if (!viewsOk) {
+        refused++;
+        lastErr = EINVAL;
+        continue;
+      }
       ssize_t n;
       do {
-        n = write(fd_, buf + off, static_cast<size_t>(len));
+        n = nv == 0 ? write(fd_, buf + off, static_cast<size_t>(len)) : writev(fd_, iov, 1 + nv);
       } while (n < 0 && errno == EINTR);
       if (n >= 0) {
         written++;

@@ -19,6 +19,13 @@ export interface LinkTx {
   txCommit(offset: number, length: number): void;
   /** Hand the committed packets to the device. */
   txFlush(): void;
+  /**
+   * Optional zero-copy payload: the packet in the reserved slot at `offset` continues with
+   * `buf[off, off+len)`, which the link writes from where it is (writev) instead of from the slot.
+   * At most txMaxViews per packet (false beyond). `buf` must not change until the packet is written.
+   */
+  txAttach?(offset: number, buf: Buffer, off: number, len: number): boolean;
+  readonly txMaxViews?: number;
   /** Called once when a full ring has room again. */
   onTxDrain(callback: () => void): void;
 }

@@ -1,7 +1,8 @@
 /**
  * Serializes outgoing segments straight into the link's transmit slots: the vnet header (when the
- * device has one), the IP and TCP headers, then the payload copied once from the connection's send
- * buffer. With a vnet header the TCP checksum is left to the kernel (CHECKSUM_PARTIAL), and a
+ * device has one), the IP and TCP headers, then the payload: large ones attached as views of the
+ * connection's send buffer (the device writes them with the headers in one writev), small ones
+ * copied once into the slot. With a vnet header the TCP checksum is left to the kernel (CHECKSUM_PARTIAL), and a
  * segment longer than its gsoSize goes as one TSO super-segment that the kernel cuts up, or
  * delivers whole to the local socket: no per-1500-byte work on our side.
  */
@@ -16,7 +17,16 @@ import type { LinkTx } from './link.js';
 /** What the writer needs of a connection: its send-buffer bytes. */
 export interface PayloadSource {
   copyPayload(dst: Buffer, dstOffset: number, offsetFromUna: number, len: number): void;
+  /** The same bytes as views attached to a transmit slot (LinkTx.txAttach); false if they cannot be. */
+  attachPayload?(sink: LinkTx, slot: number, offsetFromUna: number, len: number, maxViews: number): boolean;
 }
+
+/**
+ * Payloads from this size on go to the device as views of the send buffer (one writev with the
+ * headers) instead of being copied into the transmit slot: a 64 KB segment's copy was 7.5 % of
+ * synfin's time sending to the app. Smaller ones are copied: cheaper than another iovec.
+ */
+const ZERO_COPY_MIN_BYTES = 2048;
 
 export class PacketWriter {
   /** Segments and bytes handed to the link (for metrics). */
@@ -48,7 +58,15 @@ export class PacketWriter {
     const ipOff = vnet ? slot + VNET_HDR_LEN : slot;
     const len = payload === null ? 0 : out.payloadLength;
     const hdrLen = writeTcpPacket(buf, ipOff, family, src, dst, srcPort, dstPort, out, len);
-    if (len > 0) payload!.copyPayload(buf, ipOff + hdrLen, out.payloadOffset, len);
+    // Views need the kernel to finish the checksum (vnet header): without one we sum the payload
+    // here, from the slot.
+    const attached =
+      vnet &&
+      len >= ZERO_COPY_MIN_BYTES &&
+      link.txAttach !== undefined &&
+      payload!.attachPayload !== undefined &&
+      payload!.attachPayload(link, slot, out.payloadOffset, len, link.txMaxViews ?? 0);
+    if (len > 0 && !attached) payload!.copyPayload(buf, ipOff + hdrLen, out.payloadOffset, len);
     if (vnet) {
       const ipHl = family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
       if (out.gsoSize > 0 && len > out.gsoSize) {
@@ -61,7 +79,7 @@ export class PacketWriter {
       finishTcpChecksum(buf, ipOff, 'full');
     }
     const total = (vnet ? VNET_HDR_LEN : 0) + hdrLen + len;
-    link.txCommit(slot, total);
+    link.txCommit(slot, attached ? total - len : total);
     this.segmentsOut++;
     this.bytesOut += total;
     return true;

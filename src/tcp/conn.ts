@@ -37,6 +37,7 @@ import type { CloseReason, ConnIdentity, DropReason, ResetReason, TcpEventSink }
 import { RcvFlag, Receiver } from './rcv.js';
 import { OutSegment, Segment, TcpFlag } from './segment.js';
 import { AckFlag, SendKind, SendPlan, Sender } from './snd.js';
+import type { ViewSink } from './send-buffer.js';
 import { seqAdd, seqGt, seqGeq, seqLeq } from './seq.js';
 import { State, stateName } from './state.js';
 import { ConnTimers, TimerKind } from './timers.js';
@@ -828,6 +829,11 @@ export class TcpConn implements ConnIdentity {
   /** Copy `len` payload bytes of the send stream starting `offsetFromUna` bytes after SND.UNA. */
   copyPayload(dst: Buffer, dstOffset: number, offsetFromUna: number, len: number): void {
     this.snd.buf.copy(dst, dstOffset, offsetFromUna, len);
+  }
+
+  /** Hand the same bytes to a link's transmit slot as views of the send buffer (no copy); false if they span too many chunks. */
+  attachPayload(sink: ViewSink, slot: number, offsetFromUna: number, len: number, maxViews: number): boolean {
+    return this.snd.buf.attach(sink, slot, offsetFromUna, len, maxViews);
   }
 
   /** When dispatch must run next: 0 if something is due now, Infinity if nothing is pending. */

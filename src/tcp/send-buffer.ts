@@ -20,6 +20,11 @@ export class SendBufferError extends RangeError {
   }
 }
 
+/** Where attach() hands slices: a link's transmit ring (LinkTx.txAttach). */
+export interface ViewSink {
+  txAttach?(slot: number, buf: Buffer, off: number, len: number): boolean;
+}
+
 export class SendBuffer {
   private slots: (Buffer | undefined)[];
   private mask: number;
@@ -90,14 +95,55 @@ export class SendBuffer {
   }
 
   /**
-   * Copy `len` bytes starting `offset` bytes after the front into dst[dstOffset...]. Throws when
-   * the range is not held (a caller bug: segments only ever describe buffered bytes).
+   * Hand `len` bytes starting `offset` bytes after the front to `sink` as slices of the held
+   * chunks, without copying (sink.txAttach, for a packet being written). Nothing is handed over and
+   * false is returned when the range spans more than `maxViews` chunks: the caller copies instead.
    */
-  copy(dst: Buffer, dstOffset: number, offset: number, len: number): void {
-    if (len <= 0) return;
+  attach(sink: ViewSink, slot: number, offset: number, len: number, maxViews: number): boolean {
+    if (len <= 0) return true;
+    if (maxViews <= 0) return false;
     if (offset < 0 || offset + len > this.bytes) {
-      throw new SendBufferError(`copy of [${offset}, ${offset + len}) outside the ${this.bytes} buffered bytes`);
+      throw new SendBufferError(`attach of [${offset}, ${offset + len}) outside the ${this.bytes} buffered bytes`);
     }
+    this.seek(offset);
+    const first = this.curIndex;
+    const firstStart = this.curStart;
+    // Count the chunks first: a packet is attached whole or not at all.
+    let index = first;
+    let start = firstStart;
+    let views = 0;
+    for (;;) {
+      views++;
+      const end = start + this.chunkLength(index);
+      if (offset + len <= end) break;
+      if (views === maxViews) return false;
+      start = end;
+      index++;
+    }
+    index = first;
+    start = firstStart;
+    let pos = offset;
+    let left = len;
+    for (;;) {
+      const chunk = this.slots[(this.head + index) & this.mask]!;
+      const base = index === 0 ? this.headOffset : 0;
+      const chunkLen = chunk.length - base;
+      const within = pos - start;
+      const take = chunkLen - within < left ? chunkLen - within : left;
+      sink.txAttach!(slot, chunk, base + within, take);
+      left -= take;
+      pos += take;
+      if (left === 0) {
+        this.advanceCursor(index, start, pos, chunkLen);
+        return true;
+      }
+      start += chunkLen;
+      index++;
+    }
+  }
+
+  /** Point the cursor at the chunk holding stream offset `offset` (from the cursor if it is behind). */
+  private seek(offset: number): void {
     let index: number;
     let start: number;
     if (offset >= this.curStart && this.curIndex < this.count) {
@@ -107,13 +153,39 @@ export class SendBuffer {
       index = 0;
       start = 0;
     }
-    // Walk to the chunk holding `offset`.
     for (;;) {
       const chunkLen = this.chunkLength(index);
       if (offset < start + chunkLen) break;
       start += chunkLen;
       index++;
     }
+    this.curIndex = index;
+    this.curStart = start;
+  }
+
+  /** After a copy or attach that ended at `pos` inside chunk `index` (starting at `start`): where the next one starts. */
+  private advanceCursor(index: number, start: number, pos: number, chunkLen: number): void {
+    if (pos === start + chunkLen && index + 1 < this.count) {
+      this.curIndex = index + 1;
+      this.curStart = start + chunkLen;
+    } else {
+      this.curIndex = index;
+      this.curStart = start;
+    }
+  }
+
+  /**
+   * Copy `len` bytes starting `offset` bytes after the front into dst[dstOffset...]. Throws when
+   * the range is not held (a caller bug: segments only ever describe buffered bytes).
+   */
+  copy(dst: Buffer, dstOffset: number, offset: number, len: number): void {
+    if (len <= 0) return;
+    if (offset < 0 || offset + len > this.bytes) {
+      throw new SendBufferError(`copy of [${offset}, ${offset + len}) outside the ${this.bytes} buffered bytes`);
+    }
+    this.seek(offset);
+    let index = this.curIndex;
+    let start = this.curStart;
     let out = dstOffset;
     let left = len;
     let pos = offset;
@@ -129,19 +201,14 @@ export class SendBuffer {
       pos += take;
       if (left === 0) {
         // Remember where we are; if this chunk is used up, the next copy starts at the next one.
-        if (pos === start + chunkLen && index + 1 < this.count) {
-          this.curIndex = index + 1;
-          this.curStart = start + chunkLen;
-        } else {
-          this.curIndex = index;
-          this.curStart = start;
-        }
+        this.advanceCursor(index, start, pos, chunkLen);
         return;
       }
       start += chunkLen;
       index++;
     }
   }
+
 
   /** Drop everything. */
   clear(): void {

@@ -47,6 +47,11 @@ export interface NativeTunDevice {
     start: number,
     count: number,
     result: Int32Array,
+    /** Payload views per slot (Tun.txAttach): written after the slot's bytes with one writev(). */
+    views?: readonly (Buffer | undefined)[],
+    viewOffsets?: Int32Array,
+    viewLengths?: Int32Array,
+    viewCounts?: Int32Array,
   ): number;
   /** One-shot: cb runs once the fd is writable. */
   onWritable(cb: () => void): void;

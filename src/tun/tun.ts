@@ -28,6 +28,8 @@ import { VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_F_NEEDS_CSUM, VNET_HDR_LEN 
 /** Bytes per slot: a 64 KB GSO packet (IPv6: 65535 payload + 40 header) plus the vnet header, rounded up. */
 export const DEFAULT_SLOT_SIZE = 65536 + 128;
 export const DEFAULT_BATCH_SIZE = 64;
+/** Payload views a packet may carry (txAttach); the addon allows up to 8. */
+export const TX_MAX_VIEWS = 4;
 export const DEFAULT_NAME = 'synfin0';
 
 export interface TunOpenOptions {
@@ -136,6 +138,16 @@ export class Tun extends EventEmitter implements LinkTx {
   private readonly txOffsets: Int32Array;
   private readonly txLengths: Int32Array;
   private readonly txResult: Int32Array;
+  /**
+   * Payload views (txAttach): slot i's packet continues with txViews[i * txMaxViews + j] for
+   * j < txViewCounts[i], sliced by txViewOffsets/txViewLengths, written with the slot in one writev.
+   * A reference is held until its packet is written, then dropped.
+   */
+  readonly txMaxViews = TX_MAX_VIEWS;
+  private readonly txViews: (Buffer | undefined)[];
+  private readonly txViewOffsets: Int32Array;
+  private readonly txViewLengths: Int32Array;
+  private readonly txViewCounts: Int32Array;
   private txHead: number;
   private txCount: number;
   private txWaitingWritable: boolean;
@@ -193,6 +205,10 @@ export class Tun extends EventEmitter implements LinkTx {
     for (let i = 0; i < txSlots; i++) this.txOffsets[i] = i * slotSize;
     this.txLengths = new Int32Array(txSlots);
     this.txResult = new Int32Array(5);
+    this.txViews = new Array<Buffer | undefined>(txSlots * TX_MAX_VIEWS).fill(undefined);
+    this.txViewOffsets = new Int32Array(txSlots * TX_MAX_VIEWS);
+    this.txViewLengths = new Int32Array(txSlots * TX_MAX_VIEWS);
+    this.txViewCounts = new Int32Array(txSlots);
     this.txHead = 0;
     this.txCount = 0;
     this.txWaitingWritable = false;
@@ -331,7 +347,36 @@ export class Tun extends EventEmitter implements LinkTx {
     }
     let slot = this.txHead + this.txCount;
     if (slot >= this.txSlots) slot -= this.txSlots;
+    if (this.txViewCounts[slot] !== 0) this.dropViews(slot);
     return this.txOffsets[slot]!;
+  }
+
+  /**
+   * Appends `buf[off, off+len)` to the packet in the reserved slot at `offset`, after the bytes the
+   * slot itself will hold: the payload goes to the kernel from `buf` (one writev), not copied into
+   * the ring. `buf` must not change until the packet is written. False when the slot already has
+   * txMaxViews views (copy instead).
+   */
+  txAttach(offset: number, buf: Buffer, off: number, len: number): boolean {
+    let slot = this.txHead + this.txCount;
+    if (slot >= this.txSlots) slot -= this.txSlots;
+    if (this.txCount === this.txSlots || offset !== this.txOffsets[slot]) {
+      throw new RangeError(`txAttach(${offset}): not the reserved slot`);
+    }
+    const k = this.txViewCounts[slot]!;
+    if (k >= TX_MAX_VIEWS) return false;
+    const v = slot * TX_MAX_VIEWS + k;
+    this.txViews[v] = buf;
+    this.txViewOffsets[v] = off;
+    this.txViewLengths[v] = len;
+    this.txViewCounts[slot] = k + 1;
+    return true;
+  }
+
+  private dropViews(slot: number): void {
+    const base = slot * TX_MAX_VIEWS;
+    for (let j = this.txViewCounts[slot]! - 1; j >= 0; j--) this.txViews[base + j] = undefined;
+    this.txViewCounts[slot] = 0;
   }
 
   /** Queues the reserved slot at `offset`, holding `length` bytes (vnet header included when vnetHdr). */
@@ -352,7 +397,23 @@ export class Tun extends EventEmitter implements LinkTx {
   txFlush(): void {
     if (this.closed || this.txWaitingWritable || this.txCount === 0) return;
     const r = this.txResult;
-    const consumed = this.device.writeBatch(this.txBuffer, this.txOffsets, this.txLengths, this.txHead, this.txCount, r);
+    const consumed = this.device.writeBatch(
+      this.txBuffer,
+      this.txOffsets,
+      this.txLengths,
+      this.txHead,
+      this.txCount,
+      r,
+      this.txViews,
+      this.txViewOffsets,
+      this.txViewLengths,
+      this.txViewCounts,
+    );
+    // Written (or refused) packets let go of their payload views.
+    for (let i = 0, slot = this.txHead; i < consumed; i++) {
+      if (this.txViewCounts[slot] !== 0) this.dropViews(slot);
+      if (++slot === this.txSlots) slot = 0;
+    }
     const written = r[0]!;
     const refused = r[1]!;
     const c = this.counters;
@@ -409,6 +470,8 @@ export class Tun extends EventEmitter implements LinkTx {
     this.closed = true;
     this.reading = false;
     this.txCount = 0;
+    this.txViews.fill(undefined);
+    this.txViewCounts.fill(0);
     this.txDrainCallbacks = [];
     this.rxHandler = NOOP_RX;
     this.device.close();

@@ -60,7 +60,30 @@ describe('SendBuffer', () => {
     expect(() => b.consume(4)).toThrow(expect.objectContaining({ code: 'ERR_TCP_SEND_BUFFER_RANGE' }));
   });
 
-  it('any interleaving of push, consume and copy reads the right bytes (model check)', () => {
+  it('attach hands over views of the held chunks, not copies, across boundaries; too many chunks: nothing', () => {
+    const b = new SendBuffer();
+    const c1 = Buffer.from('abc');
+    const c2 = Buffer.from('defg');
+    const c3 = Buffer.from('hi');
+    b.push(c1);
+    b.push(c2);
+    b.push(c3);
+    b.consume(1);
+    const got: Array<[Buffer, number, number]> = [];
+    const sink = { txAttach: (_slot: number, buf: Buffer, off: number, len: number) => got.push([buf, off, len]) > 0 };
+    expect(b.attach(sink, 0, 1, 5, 4)).toBe(true);
+    expect(got).toEqual([
+      [c1, 2, 1],
+      [c2, 0, 4],
+    ]);
+    got.length = 0;
+    expect(b.attach(sink, 0, 0, 8, 2)).toBe(false); // 'bc' 'defg' 'hi': three chunks
+    expect(got).toEqual([]);
+    expect(b.attach(sink, 0, 0, 8, 0)).toBe(false);
+    expect(() => b.attach(sink, 0, 5, 4, 4)).toThrow(SendBufferError);
+  });
+
+  it('any interleaving of push, consume, copy and attach reads the right bytes (model check)', () => {
     fc.assert(
       fc.property(
         fc.array(
@@ -71,6 +94,12 @@ describe('SendBuffer', () => {
               op: fc.constant('copy' as const),
               a: fc.double({ min: 0, max: 1, noNaN: true }),
               b: fc.double({ min: 0, max: 1, noNaN: true }),
+            }),
+            fc.record({
+              op: fc.constant('attach' as const),
+              a: fc.double({ min: 0, max: 1, noNaN: true }),
+              b: fc.double({ min: 0, max: 1, noNaN: true }),
+              max: fc.integer({ min: 1, max: 4 }),
             }),
           ),
           { maxLength: 80 },
@@ -89,12 +118,22 @@ describe('SendBuffer', () => {
               const k = Math.floor(o.frac * model.length);
               b.consume(k);
               model = model.subarray(k);
-            } else {
+            } else if (o.op === 'copy') {
               const start = Math.floor(o.a * model.length);
               const len = Math.floor(o.b * (model.length - start));
               const dst = Buffer.alloc(len);
               b.copy(dst, 0, start, len);
               expect(dst.equals(model.subarray(start, start + len))).toBe(true);
+            } else {
+              const start = Math.floor(o.a * model.length);
+              const len = Math.floor(o.b * (model.length - start));
+              const views: Buffer[] = [];
+              const ok = b.attach({ txAttach: (_slot, buf, off, n) => views.push(buf.subarray(off, off + n)) > 0 }, 0, start, len, o.max);
+              // All of the range, or nothing when it spans more chunks than allowed.
+              if (ok) expect(Buffer.concat(views).equals(model.subarray(start, start + len))).toBe(true);
+              else expect(views).toEqual([]);
+              expect(views.length).toBeLessThanOrEqual(o.max);
+              expect(views.every((v) => v.length > 0)).toBe(true);
             }
             expect(b.length).toBe(model.length);
           }

@@ -47,7 +47,20 @@ class FakeDevice implements NativeTunDevice {
   stopReading(): void {
     this.rx = null;
   }
-  writeBatch(buf: Buffer, offsets: Int32Array, lengths: Int32Array, start: number, count: number, result: Int32Array): number {
+  /** Views of each written packet's payload as passed (the fake keeps references to check their release). */
+  viewsSeen = 0;
+  writeBatch(
+    buf: Buffer,
+    offsets: Int32Array,
+    lengths: Int32Array,
+    start: number,
+    count: number,
+    result: Int32Array,
+    views?: readonly (Buffer | undefined)[],
+    viewOffsets?: Int32Array,
+    viewLengths?: Int32Array,
+    viewCounts?: Int32Array,
+  ): number {
     this.writeCalls++;
     let written = 0;
     let refused = 0;
@@ -69,9 +82,18 @@ class FakeDevice implements NativeTunDevice {
         break;
       }
       this.capacity--;
-      this.written.push(Buffer.from(buf.subarray(off, off + len)));
+      // As writev: the slot's bytes, then its views.
+      const parts = [buf.subarray(off, off + len)];
+      const maxViews = viewOffsets === undefined ? 0 : viewOffsets.length / offsets.length;
+      for (let j = 0; j < (viewCounts?.[slot] ?? 0); j++) {
+        const v = slot * maxViews + j;
+        parts.push(views![v]!.subarray(viewOffsets![v]!, viewOffsets![v]! + viewLengths![v]!));
+        this.viewsSeen++;
+      }
+      const packet = Buffer.concat(parts);
+      this.written.push(packet);
       written++;
-      bytes += len;
+      bytes += packet.length;
     }
     result[0] = written;
     result[1] = refused;
@@ -150,6 +172,43 @@ describe('Tun tx ring', () => {
     expect(tun.txQueued).toBe(0);
     expect(tun.counters.txPackets).toBe(2);
     expect(tun.counters.txBytes).toBe(100);
+  });
+
+  it('attached_payload_views_follow_the_slot_bytes_and_are_released_once_written', () => {
+    const { tun, dev } = makeTun({ txSlots: 2 });
+    const payload = Buffer.from('0123456789');
+    const off = tun.txReserve();
+    tun.txBuffer.fill(7, off, off + 20);
+    expect(tun.txAttach(off, payload, 2, 3)).toBe(true);
+    expect(tun.txAttach(off, payload, 8, 2)).toBe(true);
+    tun.txCommit(off, 20);
+    dev.capacity = 0; // EAGAIN: the views must stay until the packet is written
+    tun.txFlush();
+    expect(dev.written).toEqual([]);
+    dev.capacity = Infinity;
+    dev.writableCb!();
+    expect(dev.written).toHaveLength(1);
+    expect(dev.written[0]!.subarray(20).toString()).toBe('23489');
+    expect(dev.written[0]!.subarray(0, 20).every((b) => b === 7)).toBe(true);
+    expect(tun.counters.txBytes).toBe(25);
+    // The slot comes round again with no views left over.
+    queue(tun, 1);
+    queue(tun, 2);
+    tun.txFlush();
+    expect(dev.written.slice(1).map((p) => p.length)).toEqual([40, 40]);
+    expect(dev.viewsSeen).toBe(2);
+  });
+
+  it('attach_is_refused_beyond_tx_max_views_and_for_a_slot_not_reserved', () => {
+    const { tun } = makeTun();
+    const off = tun.txReserve();
+    const b = Buffer.alloc(8);
+    for (let i = 0; i < tun.txMaxViews; i++) expect(tun.txAttach(off, b, i, 1)).toBe(true);
+    expect(tun.txAttach(off, b, 0, 1)).toBe(false);
+    expect(() => tun.txAttach(off + tun.txSlotSize, b, 0, 1)).toThrow(RangeError);
+    // Reserving the same slot again starts it over.
+    expect(tun.txReserve()).toBe(off);
+    expect(tun.txAttach(off, b, 0, 1)).toBe(true);
   });
 
   it('flush_with_nothing_queued_does_not_call_the_device', () => {
