@@ -10,6 +10,7 @@ import type { Clock } from '../stack/clock.js';
 import type { EventHub } from '../stack/events.js';
 import type { Forwarder, PendingSyn, RejectHow, Stack } from '../stack/stack.js';
 import { formatAddress } from '../wire/packet.js';
+import { TCP_INFO_FIELDS, TCP_INFO_STATE, tcpInfo } from '../tun/tcp-info.js';
 import { Pipe } from './pipe.js';
 import type { DestinationPolicy } from './policy.js';
 
@@ -49,6 +50,9 @@ interface Dial {
   req: PendingSyn;
 }
 
+/** tcpi_state of an established socket (include/net/tcp_states.h). */
+const TCP_ESTABLISHED = 1;
+
 export class Proxy implements Forwarder {
   stack!: Stack;
   readonly pipes = new Set<Pipe>();
@@ -63,6 +67,8 @@ export class Proxy implements Forwarder {
   private dialQueueHead = 0;
   private dialTimer: NodeJS.Timeout | null = null;
   private readonly onDialTimerBound = (): void => this.onDialTimer();
+  private readonly checkEarlyConnectBound = (req: PendingSyn, dial: Dial): void => this.checkEarlyConnect(req, dial);
+  private readonly info = new Float64Array(TCP_INFO_FIELDS);
 
   constructor(private readonly opts: ProxyOptions) {}
 
@@ -102,6 +108,9 @@ export class Proxy implements Forwarder {
       host: target.host,
       port: target.port,
       allowHalfOpen: true,
+      // Set on the handle before connect(2) (the pipe's own setNoDelay then finds it done): one
+      // system call fewer between the destination's SYN-ACK and the app's.
+      noDelay: true,
       ...(this.opts.upstreamBind !== undefined ? { localAddress: this.opts.upstreamBind } : {}),
     });
     const dial: Dial = { socket, startedAt, deadline: startedAt + this.opts.connectTimeoutMs, host: target.host, port: target.port, req };
@@ -110,6 +119,23 @@ export class Proxy implements Forwarder {
     this.armDialTimer();
     socket.once('connect', () => this.onConnected(req, dial));
     socket.once('error', (err: NodeJS.ErrnoException) => this.onDialFailed(req, dial, classify(err), err));
+    // Runs after the tick in which net.connect issues connect(2) (it queued that tick first).
+    process.nextTick(this.checkEarlyConnectBound, req, dial);
+  }
+
+  /**
+   * A destination on this host or a veth away has often completed the handshake by the time
+   * connect(2) returns: the kernel ran the peer's side in the same system call. Node would still
+   * report it one event-loop turn later (epoll, then 'connect'); asking the kernel now (TCP_INFO:
+   * ESTABLISHED, a read that clears nothing, unlike SO_ERROR) lets the app's SYN-ACK go out that
+   * much sooner (~30 µs measured here). Node's own 'connect' follows and finds the dial settled;
+   * what the pipe writes meanwhile, Node queues until then.
+   */
+  private checkEarlyConnect(req: PendingSyn, dial: Dial): void {
+    if (this.dials.get(req) !== dial) return;
+    const handle = (dial.socket as unknown as { _handle?: { fd?: number } | null })._handle;
+    const fd = handle?.fd ?? -1;
+    if (fd >= 0 && tcpInfo(fd, this.info) && this.info[TCP_INFO_STATE] === TCP_ESTABLISHED) this.onConnected(req, dial);
   }
 
   private armDialTimer(): void {
