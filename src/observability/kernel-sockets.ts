@@ -39,6 +39,8 @@ export class KernelSockets {
   private readonly countBuf = new Float64Array(13);
   /** The last refresh's error (the previous snapshot stays in use), or null. */
   lastError: Error | null = null;
+  /** Counts watch() and release() calls: a snapshot is current only if none happened since it was taken. */
+  changes = 0;
 
   constructor(
     private readonly now: () => number,
@@ -112,12 +114,14 @@ export class KernelSockets {
     if (l === null || r === null) return false;
     this.fill(l.family, l.words, localPort, r.words, remotePort);
     this.table.watch(id, this.tuple);
+    this.changes++;
     return true;
   }
 
   /** Connection `id`'s upstream socket closed: its tuple stays watched (for its TIME_WAIT) for a while. */
   release(id: number): void {
     this.table.release(id, this.now());
+    this.changes++;
   }
 
   /** Watched sockets by kernel state as of the last refresh (states with none are omitted). */

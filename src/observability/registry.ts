@@ -43,8 +43,9 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   private readonly info = new Float64Array(TCP_INFO_FIELDS);
   private lastScrapeAt = -Infinity;
   private aheadTimer: NodeJS.Timeout | null = null;
-  /** A snapshot was taken in the background for the scrape now due. */
+  /** A snapshot was taken in the background for the scrape now due, when kernel.changes was aheadChanges. */
   private aheadSnapshot = false;
+  private aheadChanges = 0;
   /** What a connection was when it entered TIME-WAIT (the compact record keeps only protocol state). */
   private readonly timeWaitInfo = new Map<number, { createdAt: number; bytesIn: number; bytesOut: number }>();
 
@@ -67,15 +68,17 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
    * Before a /metrics scrape: a kernel snapshot for upstreamSocketStates(). Scrapers come at a
    * steady interval, so after each scrape the next snapshot is taken in the background shortly
    * before the next one is due, and the scrape does not wait for the kernel (~15 ms with 20,000
-   * sockets in the namespace, measured here). A scrape that comes off that rhythm (the first, or
-   * one sooner than 2 s after the last) waits for a read, shared with any other within 100 ms.
-   * One read per scrape either way; none while synfin has no upstream socket to find.
+   * sockets in the namespace, measured here) if synfin opened or closed no upstream socket since
+   * that snapshot began: a value is never older than synfin's own last change. A scrape that
+   * comes off that rhythm (the first, or one sooner than 2 s after the last), or after such a
+   * change, waits for a read, shared with any other within 100 ms. One read per scrape either
+   * way; none while synfin has no upstream socket to find.
    */
   async prepareScrape(): Promise<void> {
     const now = this.clock.now();
     const interval = now - this.lastScrapeAt;
     this.lastScrapeAt = now;
-    const ahead = this.aheadSnapshot;
+    const ahead = this.aheadSnapshot && this.aheadChanges === this.kernel.changes;
     this.aheadSnapshot = false;
     if (this.kernel.watched === 0) return;
     if (!(ahead && this.kernel.age() <= AHEAD_LEAD_MS + AHEAD_SLACK_MS)) await this.kernel.fresh(100);
@@ -89,8 +92,10 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     this.aheadTimer = setTimeout(() => {
       this.aheadTimer = null;
       if (this.kernel.watched === 0) return;
+      const changes = this.kernel.changes;
       void this.kernel.refresh().then(() => {
         this.aheadSnapshot = this.kernel.lastError === null;
+        this.aheadChanges = changes;
       });
     }, interval - AHEAD_LEAD_MS);
     this.aheadTimer.unref();
@@ -130,8 +135,11 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     this.pipesById.set(req.id, pipe);
     pipe.stats = this;
     const s = pipe.socket;
-    if (s.localAddress !== undefined && s.remoteAddress !== undefined) {
-      this.kernel.watch(req.id, s.localAddress, s.localPort ?? 0, s.remoteAddress, s.remotePort ?? 0);
+    // Node reports no remote end until its own 'connect', which may come after this (a dial taken
+    // early): the dialled address is the same one.
+    const remote = s.remoteAddress ?? pipe.dialedHost;
+    if (s.localAddress !== undefined && remote !== '') {
+      this.kernel.watch(req.id, s.localAddress, s.localPort ?? 0, remote, s.remotePort ?? pipe.dialedPort);
     }
   }
   pipeClosed(pipe: Pipe): void {

@@ -197,6 +197,8 @@ export class Proxy implements Forwarder {
       },
     });
     pipe.id = req.id;
+    pipe.dialedHost = dial.host;
+    pipe.dialedPort = dial.port;
     const conn = this.stack.acceptPending(req, pipe);
     if (conn === null) {
       socket.destroy();

@@ -45,6 +45,12 @@ export class Pipe implements ConnHandler, AfterFlush {
   /** The connection id (the stack's), for joining the two legs. */
   id = 0;
   stats: ByteCounters = NO_COUNTERS;
+  /**
+   * Where the upstream socket was dialled: its remote end while Node still reports none (a dial
+   * taken as soon as the kernel completed it, before Node's 'connect', see Proxy.checkEarlyConnect).
+   */
+  dialedHost = '';
+  dialedPort = 0;
   /** When the connection became half-closed (one side finished), ms; 0 while neither has. */
   waitingSince = 0;
   upstreamClosed = false;
@@ -226,8 +232,9 @@ export class Pipe implements ConnHandler, AfterFlush {
 
   upstreamEndpoints(): { local: string; remote: string } | null {
     const s = this.socket;
-    if (s.localAddress === undefined || s.remoteAddress === undefined) return null;
-    return { local: endpoint(s.localAddress, s.localPort ?? 0), remote: endpoint(s.remoteAddress, s.remotePort ?? 0) };
+    const remote = s.remoteAddress ?? (this.dialedHost !== '' ? this.dialedHost : undefined);
+    if (s.localAddress === undefined || remote === undefined) return null;
+    return { local: endpoint(s.localAddress, s.localPort ?? 0), remote: endpoint(remote, s.remotePort ?? this.dialedPort) };
   }
 
   /** Reset both legs (shutdown after the grace period). */

@@ -208,13 +208,22 @@ describe('ConnectionRegistry.prepareScrape', () => {
       clock.advance(500);
       await registry.prepareScrape();
       expect(refresh).toHaveBeenCalledTimes(3);
+      // An upstream socket opened or closed after the snapshot began: the scrape waits for a new one.
+      clock.advance(14_500);
+      vi.advanceTimersByTime(14_500);
+      expect(refresh).toHaveBeenCalledTimes(4);
+      await refresh.mock.results[3]!.value;
+      registry.kernel.release(1);
+      clock.advance(500);
+      await registry.prepareScrape();
+      expect(refresh).toHaveBeenCalledTimes(5);
       // A scrape that comes long after the rhythm broke waits for a fresh read again.
       clock.advance(14_500);
       vi.advanceTimersByTime(14_500);
-      await refresh.mock.results[3]!.value;
+      await refresh.mock.results[5]!.value;
       clock.advance(60_000);
       await registry.prepareScrape();
-      expect(refresh).toHaveBeenCalledTimes(5);
+      expect(refresh).toHaveBeenCalledTimes(7);
     } finally {
       registry.close();
       vi.useRealTimers();
