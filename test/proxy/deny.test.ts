@@ -32,18 +32,19 @@ describeIfTun('--deny through the proxy', () => {
     echo = net.createServer((s) => s.on('data', (d) => s.write(d)).on('end', () => s.end()).on('error', () => {}));
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
     echoPort = (echo.address() as net.AddressInfo).port;
-    // Watch the proxy's upstream dials (src/proxy/forwarder.ts calls net.connect). Should the
-    // deny list ever fail, the dial to the metadata address goes to a closed local port instead
-    // of leaving this host: the test fails on the record, never on real traffic.
-    const connect = net.connect.bind(net) as (...args: unknown[]) => net.Socket;
-    vi.spyOn(net, 'connect').mockImplementation(((...args: unknown[]) => {
-      const opts = args[0] as net.NetConnectOpts & { host?: string; port?: number };
-      if (typeof opts === 'object' && opts !== null) {
+    // Watch the proxy's upstream dials (src/proxy/forwarder.ts connects net.Socket objects it
+    // built ahead). Should the deny list ever fail, the dial to the metadata address goes to a
+    // closed local port instead of leaving this host: the test fails on the record, never on real
+    // traffic.
+    const realConnect = net.Socket.prototype.connect;
+    vi.spyOn(net.Socket.prototype, 'connect').mockImplementation(function (this: net.Socket, ...args: unknown[]) {
+      const opts = args[0] as (net.NetConnectOpts & { host?: string; port?: number }) | undefined;
+      if (typeof opts === 'object' && opts !== null && 'port' in opts) {
         dials.push({ host: opts.host, port: opts.port });
-        if (opts.host === METADATA) return connect({ ...opts, host: '127.0.0.1', port: 1 });
+        if (opts.host === METADATA) return (realConnect as (...a: unknown[]) => net.Socket).call(this, { ...opts, host: '127.0.0.1', port: 1 });
       }
-      return connect(...args);
-    }) as typeof net.connect);
+      return (realConnect as (...a: unknown[]) => net.Socket).apply(this, args);
+    } as typeof net.Socket.prototype.connect);
     env = await startSynfinEnv({ deny: [`${METADATA}/32`], routes: [`${METADATA}/32`] });
   }, 60_000);
 
