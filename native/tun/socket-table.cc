@@ -189,12 +189,16 @@ int ReadDump(int fd, uint32_t seq, SocketMap* into) {
   // 32 KiB per read holds ~270 records; the kernel fills each read as far as it will go.
   alignas(struct nlmsghdr) static thread_local char buf[32768];
   for (;;) {
-    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    // MSG_TRUNC: the datagram's real length, so a record cut off by a short buffer is an error
+    // (the caller falls back to /proc), never silently missing sockets. The kernel sizes dump
+    // datagrams to the reader's buffer, at most 32 KiB (net/netlink/af_netlink.c, netlink_dump).
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_TRUNC);
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno;
     }
     if (n == 0) return EPROTO;
+    if (static_cast<size_t>(n) > sizeof buf) return EMSGSIZE;
     int len = static_cast<int>(n);
     for (struct nlmsghdr* h = reinterpret_cast<struct nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
       if (h->nlmsg_seq != seq) continue;
