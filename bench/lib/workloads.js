@@ -12,7 +12,7 @@ import { tool, BENCH_DIR } from './tools.js';
 import path from 'node:path';
 
 const PAGE_POLLER = path.join(BENCH_DIR, 'page-poller.mjs');
-const SYNFIN_COUNTERS = ['synfin_tcp_retransmitted_segments_total', 'synfin_tcp_resets_total', 'synfin_tcp_dropped_segments_total', 'synfin_tcp_connections_closed_total'];
+const SYNFIN_COUNTERS = ['synfin_tcp_retransmitted_segments_total', 'synfin_tcp_resets_total', 'synfin_tcp_dropped_segments_total', 'synfin_tcp_connections_closed_total', 'synfin_tun_packets_total', 'synfin_tcp_segments_total'];
 const NSTAT = ['TcpExtTCPSynRetrans', 'TcpRetransSegs', 'TcpActiveOpens', 'TcpAttemptFails', 'TcpEstabResets'];
 
 function row(id, workload, unit, synfin, kernel, better, lost, details = {}) {
