@@ -5,7 +5,7 @@
 //   sudo npm run bench -- --only throughput,http     some of them: throughput, connections, http, idle, loss
 //   sudo npm run bench -- --seconds 5                shorter runs (default 10 s per measurement)
 //   sudo npm run bench -- --snapshot                 measure the committed HEAD, compiled apart
-//   sudo npm run bench -- --profile                  CPU profiles of synfin (throughput, connections, http)
+//   sudo npm run bench -- --profile                  CPU profiles of synfin (throughput, connections, http, idle scrapes)
 //
 // Needs root, /dev/net/tun, and iperf3, wrk, nginx, gcc, libnetfilter-queue-dev, iptables
 // (bench/setup.sh installs them). Prints a table and writes bench/results/latest.json and .md.
@@ -16,7 +16,7 @@ import { ADDR, Topology } from './lib/topology.js';
 import { WORKLOADS } from './lib/workloads.js';
 import { SynfinProcess } from './lib/synfin.js';
 import { PORT, startIperf, startNginx, startTcpServer } from './lib/servers.js';
-import { killAllDaemons, run } from './lib/proc.js';
+import { Daemon, killAllDaemons, run } from './lib/proc.js';
 import { BENCH_DIR, checkPrerequisites, tool } from './lib/tools.js';
 import { judge, loadAverage, machine, markdownTable, markdownTargets, textTable, writeJson } from './lib/report.js';
 import { snapshotDist, workingTreeDist } from './lib/snapshot.js';
@@ -94,7 +94,7 @@ const rows = [];
 const ctx = { topo, dist: source.dist, seconds, idleConnections, log, cpuProfDir: process.env.SYNFIN_BENCH_CPUPROF || undefined, rows };
 
 if (opt.profile) {
-  await profileRuns(ctx, selected.filter((w) => w === 'throughput' || w === 'connections' || w === 'http'));
+  await profileRuns(ctx, selected.filter((w) => w === 'throughput' || w === 'connections' || w === 'http' || w === 'idle'));
   process.exit(0);
 }
 
@@ -163,6 +163,32 @@ async function profileRuns(ctx, which) {
     await sf.stop();
     await nginx.stop();
     profiles.push('http');
+  }
+  if (which.includes('idle')) {
+    // The /metrics scrape with the idle workload's connections held, one scrape every 3 s.
+    const server = await startTcpServer(ctx.topo, 'hold');
+    const sf = await new SynfinProcess(ctx.topo, { dist: ctx.dist, name: 'idle', mtu: 1500, cpuProfDir: dir }).start();
+    const client = new Daemon(
+      'idle client',
+      'sh',
+      ['-c', 'ulimit -n 20000 && exec "$0" "$@"', process.execPath, path.join(BENCH_DIR, 'idle-client.mjs'), ADDR.tunTarget, String(PORT.hold), String(ctx.idleConnections), '200'],
+      { ns: ctx.topo.ns.scli, readyLine: /"established"/, readyMs: 120_000 },
+    );
+    try {
+      await client.ready;
+      const collect = [];
+      for (let i = 0; i < 20; i++) {
+        const r = await sf.get('/metrics');
+        collect.push(r.serverTiming.collect ?? NaN);
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+      }
+      log(`  profiled /metrics with ${ctx.idleConnections} held: collect ms ${collect.map((c) => c.toFixed(1)).join(' ')}`);
+    } finally {
+      await client.stop('SIGKILL');
+      await sf.stop();
+      await server.stop();
+    }
+    profiles.push('idle');
   }
   for (const name of profiles) {
     const file = path.join(dir, `${name}.cpuprofile`);

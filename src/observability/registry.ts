@@ -6,7 +6,7 @@
  */
 import type { Clock } from '../stack/clock.js';
 import type { FlowTuple } from '../stack/flow-table.js';
-import type { PendingSyn, Stack } from '../stack/stack.js';
+import { COL_CREATED_AT, COL_LAST_ACTIVITY_AT, COL_STATE_SINCE, ROW_PENDING_SYN, ROW_WIDTH, type PendingSyn, type Stack } from '../stack/stack.js';
 import type { Proxy, UpstreamObserver, UpstreamResult } from '../proxy/forwarder.js';
 import type { Pipe } from '../proxy/pipe.js';
 import type { TcpConn } from '../tcp/conn.js';
@@ -158,31 +158,29 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   forEachSample(visit: (s: ConnectionSample) => void): void {
     const stack = this.stack;
     if (stack === null) return;
-    // 10,000 connections are walked per scrape: touch as little of each as the gauges need (the
-    // pipe only for a connection that waits on a side).
+    // 10,000 connections are walked per scrape: from the stack's columns (contiguous numbers per
+    // table slot), touching a connection itself only when it waits on a side (for its pipe).
     const sample: ConnectionSample = { state: State.CLOSED, createdAt: 0, lastActivityAt: 0, waitingOn: null, waitingSince: 0 };
     const pipes = this.pipesById;
-    const twInfo = this.timeWaitInfo;
-    stack.visitAll(
-      (conn) => {
-        const state = conn.state;
-        const waitingOn = waitingOnFor(state);
-        sample.state = state;
-        sample.createdAt = conn.createdAt;
-        sample.lastActivityAt = conn.lastActivityAt;
-        sample.waitingOn = waitingOn;
-        sample.waitingSince = waitingOn === null ? 0 : (pipes.get(conn.id)?.waitingSince ?? conn.stateSince);
-        visit(sample);
-      },
-      (rec) => {
-        sample.state = State.TIME_WAIT;
-        sample.createdAt = twInfo.get(rec.id)?.createdAt ?? rec.enteredAt;
-        sample.lastActivityAt = rec.enteredAt;
-        sample.waitingOn = null;
-        sample.waitingSince = 0;
-        visit(sample);
-      },
-    );
+    const { code, values } = stack.columns;
+    const n = stack.tableSize;
+    for (let slot = 0; slot < n; slot++) {
+      const state = code[slot] as number;
+      if (state === ROW_PENDING_SYN) continue;
+      const at = slot * ROW_WIDTH;
+      const waitingOn = waitingOnFor(state as State);
+      sample.state = state as State;
+      sample.createdAt = values[at + COL_CREATED_AT] as number;
+      sample.lastActivityAt = values[at + COL_LAST_ACTIVITY_AT] as number;
+      sample.waitingOn = waitingOn;
+      sample.waitingSince = 0;
+      if (waitingOn !== null) {
+        const conn = stack.connAt(slot);
+        const pipe = conn === null ? undefined : pipes.get(conn.id);
+        sample.waitingSince = pipe?.waitingSince ?? (values[at + COL_STATE_SINCE] as number);
+      }
+      visit(sample);
+    }
   }
 
   rows(): ConnectionRow[] {

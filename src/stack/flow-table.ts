@@ -5,6 +5,13 @@
  * the address the app dialled, which the stack impersonates). Lookup hashes the key's numbers
  * into a Map<number, entry>, and entries that collide are chained through `nextInBucket`, so a
  * lookup allocates nothing. Each stored entry owns an immutable copy of its tuple.
+ *
+ * Every entry also sits in a dense array (its index in `slotInTable`, removal swaps the last
+ * entry in), so a walk of the whole table is a plain indexed loop. Beside that array the table can
+ * keep a few numbers per slot (SlotColumns), moved with their entry: a /metrics scrape walks
+ * 10,000 connections, and reading contiguous typed arrays costs it microseconds where visiting
+ * each entry object (scattered over the heap, its times boxed) cost ~300 ns per entry in cache
+ * misses (measured in the benchmark's profile).
  */
 
 /** The shape of the parser's reused flow key (src/wire/packet.ts). IPv4 lives in word 3. */
@@ -77,14 +84,57 @@ export interface FlowEntry {
   readonly flow: FlowTuple;
   /** Next entry with the same hash; owned by the table. */
   nextInBucket: FlowEntry | null;
+  /** Index in the table's dense array, -1 while not in a table; owned by the table. */
+  slotInTable: number;
+  /** Fill this entry's row of the table's columns (called on insert; the owner calls it again when the numbers change). */
+  writeRow?(columns: SlotColumns, slot: number): void;
+}
+
+/** A small code and `width` numbers per table slot. */
+export class SlotColumns {
+  code: Uint8Array;
+  values: Float64Array;
+
+  constructor(
+    readonly width: number,
+    capacity = 256,
+  ) {
+    this.code = new Uint8Array(capacity);
+    this.values = new Float64Array(capacity * width);
+  }
+
+  /** Room for `slots` rows, kept. */
+  reserve(slots: number): void {
+    if (slots <= this.code.length) return;
+    const capacity = Math.max(slots, this.code.length * 2);
+    const code = new Uint8Array(capacity);
+    code.set(this.code);
+    const values = new Float64Array(capacity * this.width);
+    values.set(this.values);
+    this.code = code;
+    this.values = values;
+  }
+
+  move(from: number, to: number): void {
+    this.code[to] = this.code[from] as number;
+    const w = this.width;
+    this.values.copyWithin(to * w, from * w, from * w + w);
+  }
 }
 
 export class FlowTable<E extends FlowEntry> {
   private readonly buckets = new Map<number, E>();
-  private count = 0;
+  private readonly dense: E[] = [];
+
+  constructor(readonly columns: SlotColumns | null = null) {}
+
+  /** The entry in `slot` (0 ≤ slot < size). */
+  entryAt(slot: number): E {
+    return this.dense[slot] as E;
+  }
 
   get size(): number {
-    return this.count;
+    return this.dense.length;
   }
 
   get(key: FlowKeyLike): E | undefined {
@@ -101,7 +151,14 @@ export class FlowTable<E extends FlowEntry> {
     const head = this.buckets.get(entry.flow.hash);
     entry.nextInBucket = head ?? null;
     this.buckets.set(entry.flow.hash, entry);
-    this.count++;
+    const slot = this.dense.length;
+    entry.slotInTable = slot;
+    this.dense.push(entry);
+    const columns = this.columns;
+    if (columns !== null) {
+      columns.reserve(slot + 1);
+      entry.writeRow?.(columns, slot);
+    }
   }
 
   /** Remove exactly this entry object (no-op if it is not in the table). */
@@ -119,7 +176,7 @@ export class FlowTable<E extends FlowEntry> {
           prev.nextInBucket = next ?? null;
         }
         entry.nextInBucket = null;
-        this.count--;
+        this.removeSlot(entry);
         return true;
       }
       prev = e;
@@ -128,20 +185,39 @@ export class FlowTable<E extends FlowEntry> {
     return false;
   }
 
+  private removeSlot(entry: E): void {
+    const dense = this.dense;
+    const slot = entry.slotInTable;
+    const last = dense.pop() as E;
+    if (last !== entry) {
+      dense[slot] = last;
+      last.slotInTable = slot;
+      this.columns?.move(dense.length, slot);
+    }
+    entry.slotInTable = -1;
+  }
+
+  /**
+   * Calls `visit` for every entry, last inserted first. `visit` may remove the entry it is given
+   * (the one swapped into its slot has been visited already), but no other.
+   */
+  forEach(visit: (entry: E) => void): void {
+    const dense = this.dense;
+    for (let i = dense.length - 1; i >= 0; i--) visit(dense[i] as E);
+  }
+
   /** Swap `oldEntry` for `newEntry` with the same tuple (e.g. a connection for its TIME-WAIT record). */
   replace(oldEntry: E, newEntry: E): void {
     this.remove(oldEntry);
     this.insert(newEntry);
   }
 
+  /** Every entry, last inserted first; the same rule as forEach() for removals while iterating. */
   *values(): IterableIterator<E> {
-    for (const head of this.buckets.values()) {
-      let e: E | undefined = head;
-      while (e !== undefined) {
-        const next = (e.nextInBucket ?? undefined) as E | undefined;
-        yield e;
-        e = next;
-      }
+    const dense = this.dense;
+    for (let i = dense.length - 1; i >= 0; i--) {
+      // An entry removed by the caller since it was yielded shortens the array under us.
+      if (i < dense.length) yield dense[i] as E;
     }
   }
 }

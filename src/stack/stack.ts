@@ -27,7 +27,7 @@ import { PacketParser, FlowKey } from '../wire/packet.js';
 import type { Clock } from './clock.js';
 import { DeadlineHeap, type Schedulable } from './deadline-heap.js';
 import { EventHub } from './events.js';
-import { FlowTable, FlowTuple, type FlowEntry, type FlowKeyLike } from './flow-table.js';
+import { FlowTable, FlowTuple, SlotColumns, type FlowEntry, type FlowKeyLike } from './flow-table.js';
 import { PacketWriter } from './packet-writer.js';
 import type { LinkRx, LinkTx } from './link.js';
 
@@ -41,10 +41,21 @@ const COOKIE_INVALID = 1;
 const COOKIE_LIMIT = 2;
 type CookieVerdict = typeof COOKIE_ACCEPTED | typeof COOKIE_INVALID | typeof COOKIE_LIMIT;
 
+/**
+ * The table's columns (Stack.columns): per slot, the code is the connection's State (TIME_WAIT for
+ * a TIME-WAIT record) or ROW_PENDING_SYN, and the numbers are these times (ms).
+ */
+export const ROW_PENDING_SYN = 255;
+export const COL_CREATED_AT = 0;
+export const COL_LAST_ACTIVITY_AT = 1;
+export const COL_STATE_SINCE = 2;
+export const ROW_WIDTH = 3;
+
 /** A live connection in the table. */
 export class ConnEntry implements FlowEntry, Schedulable {
   readonly kind = KIND_CONN;
   nextInBucket: FlowEntry | null = null;
+  slotInTable = -1;
   heapAt = Infinity;
   /** Queued in the stack's dirty list for the next flush. */
   dirty = false;
@@ -56,6 +67,16 @@ export class ConnEntry implements FlowEntry, Schedulable {
     readonly flow: FlowTuple,
     readonly conn: TcpConn,
   ) {}
+
+  writeRow(columns: SlotColumns, slot: number): void {
+    const conn = this.conn;
+    columns.code[slot] = conn.state;
+    const v = columns.values;
+    const at = slot * ROW_WIDTH;
+    v[at + COL_CREATED_AT] = conn.createdAt;
+    v[at + COL_LAST_ACTIVITY_AT] = conn.lastActivityAt;
+    v[at + COL_STATE_SINCE] = conn.stateSince;
+  }
 }
 
 /** How a pending SYN is turned down. */
@@ -76,6 +97,7 @@ export type RejectHow =
 export class PendingSyn implements FlowEntry, Schedulable {
   readonly kind = KIND_SYN;
   nextInBucket: FlowEntry | null = null;
+  slotInTable = -1;
   heapAt = Infinity;
   /** Decided (accepted or rejected): later calls are ignored. */
   settled = false;
@@ -97,12 +119,17 @@ export class PendingSyn implements FlowEntry, Schedulable {
     readonly fromCookie: boolean,
     readonly cookieIss: number,
   ) {}
+
+  writeRow(columns: SlotColumns, slot: number): void {
+    columns.code[slot] = ROW_PENDING_SYN;
+  }
 }
 
 /** A connection in TIME-WAIT: its compact record plus what the observers still report of it. */
 export class TimeWaitEntry implements FlowEntry, Schedulable, ConnIdentity {
   readonly kind = KIND_TIME_WAIT;
   nextInBucket: FlowEntry | null = null;
+  slotInTable = -1;
   heapAt = Infinity;
   constructor(
     readonly flow: FlowTuple,
@@ -112,6 +139,16 @@ export class TimeWaitEntry implements FlowEntry, Schedulable, ConnIdentity {
   ) {}
   get id(): number {
     return this.rec.id;
+  }
+
+  /** Fixed for the record's life: a restarted 2×MSL timer does not move when it entered TIME-WAIT. */
+  writeRow(columns: SlotColumns, slot: number): void {
+    columns.code[slot] = State.TIME_WAIT;
+    const v = columns.values;
+    const at = slot * ROW_WIDTH;
+    v[at + COL_CREATED_AT] = this.createdAt;
+    v[at + COL_LAST_ACTIVITY_AT] = this.rec.enteredAt;
+    v[at + COL_STATE_SINCE] = this.rec.enteredAt;
   }
 }
 
@@ -157,7 +194,7 @@ export class Stack implements LinkRx {
   private readonly link: LinkTx;
   private readonly clock: Clock;
   private readonly forwarder: Forwarder;
-  private readonly table = new FlowTable<Entry>();
+  private readonly table = new FlowTable<Entry>(new SlotColumns(ROW_WIDTH));
   private readonly heap = new DeadlineHeap<Entry>();
   private readonly dirtyList: ConnEntry[] = [];
   private readonly afterFlushList: AfterFlush[] = [];
@@ -231,10 +268,25 @@ export class Stack implements LinkRx {
   /** Every live connection (for the API and scrape-time gauges). */
   /** Calls `visit` with each connection and each TIME-WAIT record: a scrape's walk, without a generator's cost per entry. */
   visitAll(visitConn: (conn: TcpConn) => void, visitTimeWait: (rec: TimeWaitRecord) => void): void {
-    for (const e of this.table.values()) {
+    this.table.forEach((e) => {
       if (e.kind === KIND_CONN) visitConn(e.conn);
       else if (e.kind === KIND_TIME_WAIT) visitTimeWait(e.rec);
-    }
+    });
+  }
+  /**
+   * The table's columns (codes and times per slot, see ROW_WIDTH), valid for slots below
+   * tableSize: what a walk of every connection reads instead of the entries themselves.
+   */
+  get columns(): SlotColumns {
+    return this.table.columns!;
+  }
+  get tableSize(): number {
+    return this.table.size;
+  }
+  /** The connection in `slot`, or null for a TIME-WAIT record or a pending SYN. */
+  connAt(slot: number): TcpConn | null {
+    const e = this.table.entryAt(slot);
+    return e.kind === KIND_CONN ? e.conn : null;
   }
   *connections(): IterableIterator<{ flow: FlowTuple; conn: TcpConn }> {
     for (const e of this.table.values()) if (e.kind === KIND_CONN) yield e;
@@ -367,6 +419,9 @@ export class Stack implements LinkRx {
   }
 
   private markDirty(entry: ConnEntry): void {
+    // Every change to a connection from outside (a segment, the app, a timer) ends here, and its
+    // dispatch in afterDispatch: the two places its row of the table's columns is rewritten.
+    if (entry.slotInTable >= 0) entry.writeRow(this.table.columns!, entry.slotInTable);
     if (!entry.dirty) {
       entry.dirty = true;
       this.dirtyList.push(entry);
@@ -693,6 +748,7 @@ export class Stack implements LinkRx {
       this.heap.schedule(tw, rec.expiresAt);
       return;
     }
+    if (entry.slotInTable >= 0) entry.writeRow(this.table.columns!, entry.slotInTable);
     const at = conn.pollAt();
     if (at <= now) this.markDirty(entry);
     else if (at !== Infinity) this.heap.schedule(entry, at);

@@ -26,7 +26,7 @@ import fc from 'fast-check';
 import { ManualClock } from '../../src/stack/clock.js';
 import { EventHub } from '../../src/stack/events.js';
 import type { LinkTx } from '../../src/stack/link.js';
-import { Stack, type PendingSyn, type RejectHow } from '../../src/stack/stack.js';
+import { COL_CREATED_AT, COL_LAST_ACTIVITY_AT, COL_STATE_SINCE, ROW_PENDING_SYN, ROW_WIDTH, Stack, type PendingSyn, type RejectHow } from '../../src/stack/stack.js';
 import { TcpConn, type ConnHandler } from '../../src/tcp/conn.js';
 import { defaultTcpConfig } from '../../src/tcp/defaults.js';
 import type { DropReason } from '../../src/tcp/events.js';
@@ -816,6 +816,33 @@ export class StackFuzzHarness {
     let tw = 0;
     for (const _ of s.timeWaits()) tw++;
     if (tw !== s.timeWaitRecords) throw new InvariantError(`timeWaitRecords ${s.timeWaitRecords} but ${tw} in the table`);
+    this.checkColumns(pendingCount);
+  }
+
+  /** The table's columns (what a scrape reads) say what the entries say, slot by slot. */
+  private checkColumns(pendingCount: number): void {
+    const s = this.stack;
+    const { code, values } = s.columns;
+    let conns = 0;
+    let tws = 0;
+    let pendings = 0;
+    for (let slot = 0; slot < s.tableSize; slot++) {
+      const conn = s.connAt(slot);
+      const at = slot * ROW_WIDTH;
+      if (conn !== null) {
+        conns++;
+        const row = [code[slot], values[at + COL_CREATED_AT], values[at + COL_LAST_ACTIVITY_AT], values[at + COL_STATE_SINCE]];
+        const truth = [conn.state, conn.createdAt, conn.lastActivityAt, conn.stateSince];
+        if (row.some((v, i) => v !== truth[i])) {
+          throw new InvariantError(`slot ${slot}: columns say ${row.join(' ')} but connection ${conn.id} has ${truth.join(' ')}`);
+        }
+      } else if (code[slot] === State.TIME_WAIT) tws++;
+      else if (code[slot] === ROW_PENDING_SYN) pendings++;
+      else throw new InvariantError(`slot ${slot}: code ${code[slot]} for a record that is not a connection`);
+    }
+    if (conns !== s.connectionCount || tws !== s.timeWaitRecords || pendings !== pendingCount) {
+      throw new InvariantError(`columns count ${conns} connections, ${tws} TIME-WAIT, ${pendings} pending; the table ${s.connectionCount}, ${s.timeWaitRecords}, ${pendingCount}`);
+    }
   }
 
   /**

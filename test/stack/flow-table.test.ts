@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FlowTable, FlowTuple, flowHash, type FlowEntry, type FlowKeyLike } from '../../src/stack/flow-table.js';
+import { FlowTable, FlowTuple, SlotColumns, flowHash, type FlowEntry, type FlowKeyLike } from '../../src/stack/flow-table.js';
 
 function key(family: 4 | 6, src: number[], srcPort: number, dst: number[], dstPort: number): FlowKeyLike {
   return { family, src: Uint32Array.from(src), srcPort, dst: Uint32Array.from(dst), dstPort };
@@ -7,7 +7,13 @@ function key(family: 4 | 6, src: number[], srcPort: number, dst: number[], dstPo
 
 class Entry implements FlowEntry {
   nextInBucket: FlowEntry | null = null;
+  slotInTable = -1;
   constructor(readonly flow: FlowTuple) {}
+  writeRow(columns: SlotColumns, slot: number): void {
+    columns.code[slot] = this.flow.remotePort & 0xff;
+    columns.values[slot * 2] = this.flow.remotePort;
+    columns.values[slot * 2 + 1] = -this.flow.remotePort;
+  }
 }
 
 describe('FlowTable', () => {
@@ -49,6 +55,54 @@ describe('FlowTable', () => {
       expect(t.get(k)).toBe(i % 2 === 0 ? undefined : e);
     }
     expect([...t.values()].length).toBe(1000);
+  });
+
+  it('walks every entry once, through removals in any order, and lets a walk remove the entry it visits', () => {
+    const t = new FlowTable<Entry>(new SlotColumns(2, 4));
+    const entries: Entry[] = [];
+    // Rows must follow their entries through every swap (and through the columns' growth from 4 slots).
+    const checkRows = (): void => {
+      const { code, values } = t.columns!;
+      for (let slot = 0; slot < t.size; slot++) {
+        const e = t.entryAt(slot);
+        expect(e.slotInTable).toBe(slot);
+        expect([code[slot], values[slot * 2], values[slot * 2 + 1]]).toEqual([e.flow.remotePort & 0xff, e.flow.remotePort, -e.flow.remotePort]);
+      }
+    };
+    for (let p = 1; p <= 500; p++) {
+      const e = new Entry(new FlowTuple(key(4, [0, 0, 0, 0x0a000001], p, [0, 0, 0, 0x0a000002], 443)));
+      entries.push(e);
+      t.insert(e);
+    }
+    // Remove a scattered third, so that swaps move entries around the dense array.
+    const removed = new Set(entries.filter((_, i) => i % 3 === 1 || i === 499 || i === 0));
+    checkRows();
+    for (const e of removed) t.remove(e);
+    checkRows();
+    expect(removed.has(entries[0]!)).toBe(true);
+    const live = entries.filter((e) => !removed.has(e));
+    const seen: Entry[] = [];
+    t.forEach((e) => seen.push(e));
+    expect(new Set(seen)).toEqual(new Set(live));
+    expect(seen.length).toBe(live.length);
+    for (const e of removed) expect(e.slotInTable).toBe(-1);
+    // A walk that removes every other entry it visits: each live entry is visited exactly once.
+    const visits = new Map<Entry, number>();
+    let n = 0;
+    t.forEach((e) => {
+      visits.set(e, (visits.get(e) ?? 0) + 1);
+      if (n++ % 2 === 0) t.remove(e);
+    });
+    expect([...visits.values()].every((v) => v === 1)).toBe(true);
+    expect(visits.size).toBe(live.length);
+    expect(t.size).toBe(live.length - Math.ceil(live.length / 2));
+    checkRows();
+    const left = [...t.values()];
+    expect(left.length).toBe(t.size);
+    for (const e of left) expect(t.get(key(4, [0, 0, 0, 0x0a000001], e.flow.remotePort, [0, 0, 0, 0x0a000002], 443))).toBe(e);
+    // Emptying the table through values() as well.
+    for (const e of t.values()) t.remove(e);
+    expect(t.size).toBe(0);
   });
 
   it('replace swaps the entry for the same tuple', () => {
