@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from './errors.js';
-import { blockList, parseMapRule, splitHostPort } from './proxy/policy.js';
+import { cidrSet, parseMapRule, splitHostPort } from './proxy/policy.js';
 import { parseFaultSpec } from './stack/fault.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -210,8 +210,8 @@ function validate(c: Config): void {
       throw new ConfigError(`--impair: ${(err as Error).message} (keys: loss, dup, reorder, reorder-ms, delay, jitter, seed)`);
     }
   }
-  blockList(c.allow, '--allow');
-  blockList(c.deny, '--deny');
+  cidrSet(c.allow, '--allow');
+  cidrSet(c.deny, '--deny');
   for (const m of c.map) parseMapRule(m);
 }
 

@@ -33,7 +33,7 @@ export class SynfinProcess {
       impair: opts.impair ?? null,
       ...(opts.extra ?? {}),
     };
-    const nodeArgs = [];
+    const nodeArgs = (process.env.SYNFIN_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
     if (opts.cpuProfDir !== undefined) {
       fs.mkdirSync(opts.cpuProfDir, { recursive: true });
       nodeArgs.push('--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir, '--cpu-prof-name', `${opts.name ?? 'synfin'}.cpuprofile`);

@@ -107,7 +107,7 @@ export class Proxy implements Forwarder {
     }
     const f = req.flow;
     const original = formatAddress(f.family, f.local);
-    const target = this.opts.policy.resolve(original, f.localPort);
+    const target = this.opts.policy.resolveAddress(f.family, f.local, original, f.localPort);
     if (target === null) {
       stack.rejectPending(req, 'prohibited', 'upstream_unreachable');
       return;

@@ -30,6 +30,8 @@ import { seqAdd, seqDiff, seqGt, seqInWindow, seqLeq, seqLt } from './seq.js';
 
 /** Most disjoint out-of-order ranges kept; new data that would need another range is dropped. */
 export const MAX_OOO_RANGES = 32;
+/** The reassembly ranges of a receiver that has never queued one (never indexed: rangeCount is 0). */
+const NO_RANGES = new Uint32Array(0);
 
 /** The largest 16-bit window field (RFC 9293 §3.1). */
 const MAX_FIELD = 0xffff;
@@ -87,7 +89,7 @@ export class Receiver {
   private ring: Buffer | null;
   private ringBase: number;
   private ringCap: number;
-  private readonly ranges: Uint32Array;
+  private ranges: Uint32Array;
   private rangeCount: number;
   private oooTotal: number;
   /** Starts of the most recently stored out-of-order segments, newest first (RFC 2018 §4). */
@@ -111,7 +113,8 @@ export class Receiver {
     this.ring = null;
     this.ringBase = 0;
     this.ringCap = 0;
-    this.ranges = new Uint32Array(MAX_OOO_RANGES * 2);
+    // Allocated by the first out-of-order segment (most connections never see one).
+    this.ranges = NO_RANGES;
     this.rangeCount = 0;
     this.oooTotal = 0;
     this.recent = new Uint32Array(MAX_SACK_BLOCKS);
@@ -371,6 +374,7 @@ export class Receiver {
       this.finSeq = end;
     }
     if (len === 0) return RcvFlag.OUT_OF_ORDER;
+    if (this.ranges.length === 0) this.ranges = new Uint32Array(MAX_OOO_RANGES * 2);
     const ranges = this.ranges;
     const n = this.rangeCount;
     // i: first range ending at or after `start` (overlapping or adjacent on the left);

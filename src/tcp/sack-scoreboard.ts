@@ -34,12 +34,17 @@ export class SackScoreboardError extends RangeError {
   }
 }
 
+/** The ranges of a scoreboard that has never held one (never indexed: n is 0). */
+const NO_RANGES = new Uint32Array(0);
+
 export class SackScoreboard {
   /** The most ranges kept; see the class comment for what happens beyond it. */
   readonly maxRanges: number;
 
-  private readonly starts: Uint32Array;
-  private readonly ends: Uint32Array;
+  // Allocated by the first SACK block: most connections never see one, and two 256-byte typed
+  // arrays per connection were malloc'd backing stores the garbage collector had to track.
+  private starts: Uint32Array;
+  private ends: Uint32Array;
   private n: number;
   private total: number;
   private evicted: number;
@@ -52,8 +57,8 @@ export class SackScoreboard {
     }
     this.maxRanges = maxRanges;
     this.evicted = 0;
-    this.starts = new Uint32Array(maxRanges);
-    this.ends = new Uint32Array(maxRanges);
+    this.starts = NO_RANGES;
+    this.ends = NO_RANGES;
     this.n = 0;
     this.total = 0;
     this.una = 0;
@@ -264,6 +269,10 @@ export class SackScoreboard {
 
   /** Insert [left, right) (left < right, both in [una, nxt]); returns newly covered bytes. */
   private insert(left: number, right: number): number {
+    if (this.starts.length === 0) {
+      this.starts = new Uint32Array(this.maxRanges);
+      this.ends = new Uint32Array(this.maxRanges);
+    }
     const una = this.una;
     const starts = this.starts;
     const ends = this.ends;

@@ -1,5 +1,8 @@
+import net from 'node:net';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { DestinationPolicy, parseMapRule, splitHostPort } from '../../src/proxy/policy.js';
+import { CidrSet, DestinationPolicy, cidrSet, parseMapRule, splitHostPort } from '../../src/proxy/policy.js';
+import { formatAddress, parseAddress } from '../../src/wire/address.js';
 
 describe('DestinationPolicy', () => {
   it('passes destinations through unchanged by default', () => {
@@ -43,6 +46,65 @@ describe('DestinationPolicy', () => {
     expect(() => new DestinationPolicy({ allow: ['nonsense'] })).toThrow(/--allow: "nonsense" is not an IP address/);
     expect(() => parseMapRule('1.2.3.4')).toThrow(/--map: "1.2.3.4" must look like FROM=TO/);
     expect(() => parseMapRule('1.2.3.4:99999=5.6.7.8')).toThrow(/bad port "99999"/);
+  });
+
+  it('matches IPv4 rules against IPv4-mapped IPv6 destinations and the reverse, as net.BlockList does', () => {
+    const p = new DestinationPolicy({ deny: ['10.0.0.0/8', '::ffff:192.0.2.0/120'] });
+    expect(p.resolve('::ffff:10.1.2.3', 80)).toBeNull();
+    expect(p.resolve('192.0.2.77', 80)).toBeNull();
+    expect(p.resolve('::ffff:192.0.2.77', 80)).toBeNull();
+    expect(p.resolve('11.0.0.1', 80)).not.toBeNull();
+    // 0.0.0.0/0 covers IPv4 only; ::/0 covers everything, IPv4 included.
+    expect(new DestinationPolicy({ deny: ['0.0.0.0/0'] }).resolve('2001:db8::1', 1)).not.toBeNull();
+    expect(new DestinationPolicy({ deny: ['::/0'] }).resolve('198.18.0.1', 1)).toBeNull();
+  });
+
+  it('resolveAddress on the SYN\'s numbers answers as resolve on the text', () => {
+    const p = new DestinationPolicy({ map: ['198.18.0.0/15=10.9.9.9:99'], deny: ['10.9.9.9'], allow: ['0.0.0.0/0'] });
+    const a = parseAddress('198.19.3.4')!;
+    expect(p.resolveAddress(a.family, a.words, '198.19.3.4', 80)).toBeNull();
+    const b = parseAddress('203.0.113.9')!;
+    expect(p.resolveAddress(b.family, b.words, '203.0.113.9', 443)).toEqual({ host: '203.0.113.9', port: 443 });
+    const q = new DestinationPolicy({ map: ['198.18.0.1=upstream.internal:8080'], deny: ['0.0.0.0/0'] });
+    // A host name target is not an address: allow/deny do not apply to it.
+    expect(q.resolve('198.18.0.1', 80)).toEqual({ host: 'upstream.internal', port: 8080 });
+  });
+
+  it('CidrSet agrees with net.BlockList on random networks and addresses (IPv4, IPv6, mapped)', () => {
+    const v4 = fc.tuple(fc.constant(4 as const), fc.integer({ min: 0, max: 0xffffffff }).map((w) => Uint32Array.of(0, 0, 0, w)));
+    const mapped = fc.integer({ min: 0, max: 0xffffffff }).map((w) => [6 as const, Uint32Array.of(0, 0, 0xffff, w)] as const);
+    const v6 = fc.tuple(fc.constant(6 as const), fc.uint32Array({ minLength: 4, maxLength: 4 }));
+    const addr = fc.oneof(v4, mapped, v6);
+    const rule = fc.tuple(addr, fc.integer({ min: 0, max: 128 }));
+    // Addresses near the rules' own (a few low bits flipped) as well as anywhere.
+    fc.assert(
+      fc.property(fc.array(rule, { minLength: 1, maxLength: 4 }), addr, fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 31 }), (rules, far, pick, flip) => {
+        const ours = new CidrSet();
+        const node = new net.BlockList();
+        for (const [[family, words], len] of rules) {
+          const prefix = family === 4 ? len % 33 : len;
+          ours.add(family, words, prefix);
+          node.addSubnet(formatAddress(family, words), prefix, family === 4 ? 'ipv4' : 'ipv6');
+        }
+        const [[nf, nw]] = rules[pick % rules.length]!;
+        const near = Uint32Array.from(nw);
+        near[3] = (near[3]! ^ (1 << flip)) >>> 0;
+        for (const [family, words] of [far, [nf, near] as const, [nf, nw] as const]) {
+          const text = formatAddress(family, words);
+          expect(ours.has(family, words), `${text} in ${rules.map(([[f, w], l]) => `${formatAddress(f, w)}/${l}`).join(' ')}`).toBe(node.check(text, family === 4 ? 'ipv4' : 'ipv6'));
+        }
+      }),
+      { numRuns: 2000, seed: 7 },
+    );
+  });
+
+  it('cidrSet names the option in its errors and takes single addresses as full-length networks', () => {
+    expect(() => cidrSet(['fe80::1%eth0'], '--deny')).toThrow(/--deny: "fe80::1%eth0" is not an IP address/);
+    const s = cidrSet(['192.0.2.1', '2001:db8::1'], '--deny');
+    expect(s.has(4, Uint32Array.of(0, 0, 0, 0xc0000201))).toBe(true);
+    expect(s.has(4, Uint32Array.of(0, 0, 0, 0xc0000202))).toBe(false);
+    expect(s.has(6, Uint32Array.of(0x20010db8, 0, 0, 1))).toBe(true);
+    expect(s.has(6, Uint32Array.of(0x20010db8, 0, 0, 2))).toBe(false);
   });
 
   it('splits host and port forms', () => {
