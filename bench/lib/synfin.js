@@ -55,6 +55,15 @@ export class SynfinProcess {
     return m === null ? NaN : Number(m[1]);
   }
 
+  /** CPU time synfin has used so far (all its threads, user + system), ms. */
+  cpuMs() {
+    const stat = fs.readFileSync(`/proc/${this.pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces) start after its closing parenthesis.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of the line, in clock ticks (USER_HZ, 100 on Linux).
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  }
+
   /** GET `p` with curl inside the synfin namespace: { ms, bytes, body }. */
   async get(p, { body = false } = {}) {
     const args = ['-s', '-S', '--max-time', '30', '-w', '\n%{time_total} %{size_download} %{http_code} %header{server-timing}'];

@@ -120,7 +120,11 @@ export async function connections(ctx) {
       const sb = topo.nstat(topo.ns.scli, NSTAT);
       const ub = topo.nstat(topo.ns.sfn, NSTAT);
       const cb = await sf.counters(SYNFIN_COUNTERS);
+      const cpuBefore = sf.cpuMs();
       const sRate = await connrate(topo.ns.scli, ADDR.tunTarget, ctx.seconds, CONC);
+      // synfin's CPU per connection: steadier from run to run than the rate, which moves with
+      // whatever else the two cores run.
+      const cpuUsPerConn = ((sf.cpuMs() - cpuBefore) * 1000) / Math.max(1, sRate.ok);
       await sleep(1000);
       const sLat = await connrate(topo.ns.scli, ADDR.tunTarget, latencySeconds, 1);
       const sa = topo.nstat(topo.ns.scli, NSTAT);
@@ -131,12 +135,12 @@ export async function connections(ctx) {
       const sN = nstatDelta(sb, sa);
       const uN = nstatDelta(ub, ua);
       const ports = 20000;
-      ctx.log(`  rate: synfin ${sRate.rate}/s (failed ${sRate.failed}), kernel ${kRate.rate}/s (failed ${kRate.failed}); SYN retrans synfin-path ${sN.TcpExtTCPSynRetrans}, kernel ${kN.TcpExtTCPSynRetrans}`);
+      ctx.log(`  rate: synfin ${sRate.rate}/s (failed ${sRate.failed}, ${cpuUsPerConn.toFixed(0)} µs of synfin CPU each), kernel ${kRate.rate}/s (failed ${kRate.failed}); SYN retrans synfin-path ${sN.TcpExtTCPSynRetrans}, kernel ${kN.TcpExtTCPSynRetrans}`);
       ctx.log(`  connect µs sequential p50/p99: synfin ${sLat.connectUs.p50}/${sLat.connectUs.p99}, kernel ${kLat.connectUs.p50}/${kLat.connectUs.p99}`);
       const details = {
         concurrency: CONC,
         clientPorts: ports,
-        synfin: { rate: sRate, sequential: sLat, clientNstat: sN, upstreamNstat: uN, counters: counterDelta(cb, ca) },
+        synfin: { rate: sRate, sequential: sLat, cpuUsPerConnection: cpuUsPerConn, clientNstat: sN, upstreamNstat: uN, counters: counterDelta(cb, ca) },
         kernel: { rate: kRate, sequential: kLat, clientNstat: kN },
         // Every client port was used this many times over (so 4-tuples came back every few seconds).
         synfinReusesPerPort: (sRate.started + sLat.started) / ports,

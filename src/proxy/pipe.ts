@@ -38,6 +38,10 @@ export interface ByteCounters {
 
 const NO_COUNTERS: ByteCounters = { bytesClientToUpstream: 0, bytesUpstreamToClient: 0 };
 
+/** The pipe an upstream socket belongs to. */
+const PIPE = Symbol('synfin.pipe');
+type PipeSocket = Socket & { [PIPE]: Pipe };
+
 export class Pipe implements ConnHandler, AfterFlush {
   /** onData gets views into the TUN batch: they are written or copied by afterFlush. */
   readonly acceptsViews = true;
@@ -64,28 +68,44 @@ export class Pipe implements ConnHandler, AfterFlush {
   private upstreamEnded = false;
   private appFinished = false;
   private done = false;
-  private readonly onSocketDataBound = (chunk: Buffer): void => this.onSocketData(chunk);
-  private readonly onSocketEndBound = (): void => this.onSocketEnd();
-  private readonly onSocketErrorBound = (err: Error): void => this.onSocketError(err);
-  private readonly onSocketCloseBound = (): void => this.onSocketClose();
-  private readonly onSocketDrainBound = (): void => this.reportFlushed();
-  private readonly onSocketTimeoutBound = (): void => this.onIdle();
+
+  // The socket's listeners are shared by every pipe and find theirs through the socket (`this`
+  // in an EventEmitter listener): six closures per connection less to build and collect.
+  private static onData(this: PipeSocket, chunk: Buffer): void {
+    this[PIPE].onSocketData(chunk);
+  }
+  private static onEnd(this: PipeSocket): void {
+    this[PIPE].onSocketEnd();
+  }
+  private static onError(this: PipeSocket, err: Error): void {
+    this[PIPE].onSocketError(err);
+  }
+  private static onClose(this: PipeSocket): void {
+    this[PIPE].onSocketClose();
+  }
+  private static onDrain(this: PipeSocket): void {
+    this[PIPE].reportFlushed();
+  }
+  private static onTimeout(this: PipeSocket): void {
+    this[PIPE].onIdle();
+  }
 
   constructor(
     readonly socket: Socket,
     private readonly opts: PipeOptions,
   ) {
+    (socket as PipeSocket)[PIPE] = this;
     // Nothing flows upstream → app until the app's handshake completes.
     socket.pause();
     socket.setNoDelay(true);
-    socket.on('data', this.onSocketDataBound);
-    socket.on('end', this.onSocketEndBound);
-    socket.on('error', this.onSocketErrorBound);
-    socket.on('close', this.onSocketCloseBound);
-    socket.on('drain', this.onSocketDrainBound);
+    socket.on('data', Pipe.onData);
+    socket.on('end', Pipe.onEnd);
+    socket.on('error', Pipe.onError);
+    socket.on('close', Pipe.onClose);
+    socket.on('drain', Pipe.onDrain);
     if (opts.idleTimeoutMs > 0) {
       socket.setTimeout(opts.idleTimeoutMs);
-      socket.on('timeout', this.onSocketTimeoutBound);
+      socket.on('timeout', Pipe.onTimeout);
     }
   }
 
