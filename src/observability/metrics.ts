@@ -8,6 +8,7 @@
  * No label ever carries an address or port: per-connection detail is /api/connections.
  */
 import client from 'prom-client';
+import { CounterFamily, HistogramFamily } from './metric-families.js';
 import { registerProcessMetrics } from './process-metrics.js';
 import type { Clock } from '../stack/clock.js';
 import type { EventHub } from '../stack/events.js';
@@ -301,195 +302,169 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
   });
   void upstreamSockets;
 
-  // Counters read from plain numbers kept on the hot path: inc by the delta since the last scrape.
-  const last = { segmentsIn: 0, segmentsOut: 0, c2u: 0, u2c: 0, rxP: 0, rxB: 0, txP: 0, txB: 0 };
-  const segments = new client.Counter({
-    name: 'synfin_tcp_segments_total',
-    help: 'TCP segments of the userspace stack (in = from the app, out = to the app; a TSO super-segment counts once).',
-    labelNames: ['direction'] as const,
-    registers: regs,
-    collect() {
+  // Counters kept as plain numbers on the hot path (the stack's, the pipes', the TUN device's):
+  // their totals are read when a scrape renders them.
+  new CounterFamily(
+    'synfin_tcp_segments_total',
+    'TCP segments of the userspace stack (in = from the app, out = to the app; a TSO super-segment counts once).',
+    ['direction'],
+    [['in'], ['out']],
+    regs,
+    (f) => {
       const c = sources.counters();
-      segments.inc({ direction: 'in' }, c.segmentsIn - last.segmentsIn);
-      segments.inc({ direction: 'out' }, c.segmentsOut - last.segmentsOut);
-      last.segmentsIn = c.segmentsIn;
-      last.segmentsOut = c.segmentsOut;
+      f.set(0, c.segmentsIn);
+      f.set(1, c.segmentsOut);
     },
-  });
-  segments.inc({ direction: 'in' }, 0);
-  segments.inc({ direction: 'out' }, 0);
-  const bytes = new client.Counter({
-    name: 'synfin_tcp_bytes_total',
-    help: 'Payload bytes proxied, counted as they flow.',
-    labelNames: ['direction'] as const,
-    registers: regs,
-    collect() {
+  );
+  new CounterFamily(
+    'synfin_tcp_bytes_total',
+    'Payload bytes proxied, counted as they flow.',
+    ['direction'],
+    [['client_to_upstream'], ['upstream_to_client']],
+    regs,
+    (f) => {
       const c = sources.counters();
-      bytes.inc({ direction: 'client_to_upstream' }, c.bytesClientToUpstream - last.c2u);
-      bytes.inc({ direction: 'upstream_to_client' }, c.bytesUpstreamToClient - last.u2c);
-      last.c2u = c.bytesClientToUpstream;
-      last.u2c = c.bytesUpstreamToClient;
+      f.set(0, c.bytesClientToUpstream);
+      f.set(1, c.bytesUpstreamToClient);
     },
-  });
-  bytes.inc({ direction: 'client_to_upstream' }, 0);
-  bytes.inc({ direction: 'upstream_to_client' }, 0);
-  const tunPackets = new client.Counter({
-    name: 'synfin_tun_packets_total',
-    help: 'Packets through the TUN device (rx = from the kernel, tx = to it; a GSO packet counts once).',
-    labelNames: ['direction'] as const,
-    registers: regs,
-  });
-  const tunBytes = new client.Counter({
-    name: 'synfin_tun_bytes_total',
-    help: 'Bytes through the TUN device.',
-    labelNames: ['direction'] as const,
-    registers: regs,
-    collect() {
+  );
+  new CounterFamily(
+    'synfin_tun_packets_total',
+    'Packets through the TUN device (rx = from the kernel, tx = to it; a GSO packet counts once).',
+    ['direction'],
+    [['rx'], ['tx']],
+    regs,
+    (f) => {
       const c = sources.counters();
-      tunPackets.inc({ direction: 'rx' }, c.tunRxPackets - last.rxP);
-      tunPackets.inc({ direction: 'tx' }, c.tunTxPackets - last.txP);
-      tunBytes.inc({ direction: 'rx' }, c.tunRxBytes - last.rxB);
-      tunBytes.inc({ direction: 'tx' }, c.tunTxBytes - last.txB);
-      last.rxP = c.tunRxPackets;
-      last.txP = c.tunTxPackets;
-      last.rxB = c.tunRxBytes;
-      last.txB = c.tunTxBytes;
+      f.set(0, c.tunRxPackets);
+      f.set(1, c.tunTxPackets);
     },
-  });
-  for (const d of ['rx', 'tx'] as const) {
-    tunPackets.inc({ direction: d }, 0);
-    tunBytes.inc({ direction: d }, 0);
-  }
-
-  const lastCookies = { sent: 0, accepted: 0 };
-  const synCookies = new client.Counter({
-    name: 'synfin_tcp_syn_cookies_total',
-    help: 'SYN cookies (RFC 4987): sent = SYNs answered statelessly because half-open connections reached --syn-backlog (a SYN flood); accepted = final ACKs that brought a valid cookie back (a real client got through; only then is the destination dialled).',
-    labelNames: ['result'] as const,
-    registers: regs,
-    collect() {
+  );
+  new CounterFamily(
+    'synfin_tun_bytes_total',
+    'Bytes through the TUN device.',
+    ['direction'],
+    [['rx'], ['tx']],
+    regs,
+    (f) => {
+      const c = sources.counters();
+      f.set(0, c.tunRxBytes);
+      f.set(1, c.tunTxBytes);
+    },
+  );
+  new CounterFamily(
+    'synfin_tcp_syn_cookies_total',
+    'SYN cookies (RFC 4987): sent = SYNs answered statelessly because half-open connections reached --syn-backlog (a SYN flood); accepted = final ACKs that brought a valid cookie back (a real client got through; only then is the destination dialled).',
+    ['result'],
+    [['sent'], ['accepted']],
+    regs,
+    (f) => {
       const c = sources.synCookies?.();
       if (c === undefined) return;
-      synCookies.inc({ result: 'sent' }, c.sent - lastCookies.sent);
-      synCookies.inc({ result: 'accepted' }, c.accepted - lastCookies.accepted);
-      lastCookies.sent = c.sent;
-      lastCookies.accepted = c.accepted;
+      f.set(0, c.sent);
+      f.set(1, c.accepted);
     },
-  });
-  synCookies.inc({ result: 'sent' }, 0);
-  synCookies.inc({ result: 'accepted' }, 0);
+  );
 
   // ------------------------------------------------------------ event-fed metrics
-  const transitions = new client.Counter({
-    name: 'synfin_tcp_state_transitions_total',
-    help: 'State transitions of the userspace stack (RFC 9293 Figure 5).',
-    labelNames: ['from', 'to'] as const,
-    registers: regs,
-  });
-  for (const [from, to] of TRANSITIONS) transitions.inc({ from, to }, 0);
-  const stateDuration = new client.Histogram({
-    name: 'synfin_tcp_state_duration_seconds',
-    help: 'Time spent in a state, observed when the connection leaves it.',
-    labelNames: ['state'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: regs,
-  });
-  for (const s of STATE_NAMES) stateDuration.zero({ state: s });
-  const handshake = new client.Histogram({
-    name: 'synfin_tcp_handshake_duration_seconds',
-    help: "App side: SYN received to the handshake's final ACK (ok), or to its failure; includes the upstream dial (deferred handshake).",
-    labelNames: ['result'] as const,
-    buckets: HANDSHAKE_BUCKETS,
-    registers: regs,
-  });
-  for (const r of HANDSHAKE_RESULTS) handshake.zero({ result: r });
-  const upstreamConnect = new client.Histogram({
-    name: 'synfin_upstream_connect_duration_seconds',
-    help: 'Kernel socket connect time to the destination, by result.',
-    labelNames: ['result'] as const,
-    buckets: HANDSHAKE_BUCKETS,
-    registers: regs,
-  });
-  for (const r of UPSTREAM_RESULTS) upstreamConnect.zero({ result: r });
-  const connDuration = new client.Histogram({
-    name: 'synfin_tcp_connection_duration_seconds',
-    help: 'SYN received to CLOSED.',
-    buckets: DURATION_BUCKETS,
-    registers: regs,
-  });
-  const opened = new client.Counter({
-    name: 'synfin_tcp_connections_opened_total',
-    help: 'Connections opened (a SYN accepted for dialling).',
-    labelNames: ['family'] as const,
-    registers: regs,
-  });
-  opened.inc({ family: 'ipv4' }, 0);
-  opened.inc({ family: 'ipv6' }, 0);
-  const closed = new client.Counter({
-    name: 'synfin_tcp_connections_closed_total',
-    help: 'Connections closed, by reason.',
-    labelNames: ['reason'] as const,
-    registers: regs,
-  });
-  for (const r of CLOSE_REASONS) closed.inc({ reason: r }, 0);
-  const retransmits = new client.Counter({
-    name: 'synfin_tcp_retransmitted_segments_total',
-    help: 'Retransmissions by the userspace stack: rto (timeout), fast (duplicate ACKs / SACK), probe (zero-window probe).',
-    labelNames: ['kind'] as const,
-    registers: regs,
-  });
-  for (const k of ['rto', 'fast', 'probe'] as const) retransmits.inc({ kind: k }, 0);
-  const resets = new client.Counter({
-    name: 'synfin_tcp_resets_total',
-    help: 'Resets sent to or received from the app side, by reason.',
-    labelNames: ['direction', 'reason'] as const,
-    registers: regs,
-  });
-  for (const r of RESET_REASONS) {
-    resets.inc({ direction: 'sent', reason: r }, 0);
-    resets.inc({ direction: 'received', reason: r }, 0);
-  }
-  const drops = new client.Counter({
-    name: 'synfin_tcp_dropped_segments_total',
-    help: 'Segments dropped by the userspace stack, by reason.',
-    labelNames: ['reason'] as const,
-    registers: regs,
-  });
-  for (const r of DROP_REASONS) drops.inc({ reason: r }, 0);
-  const rtt = new client.Histogram({
-    name: 'synfin_tcp_rtt_seconds',
-    help: 'Smoothed RTT samples of the userspace stack toward the app (RFC 6298).',
-    buckets: RTT_BUCKETS,
-    registers: regs,
-  });
+  // Each event adds to a series found by index (metric-families.ts), not by a label object.
+  const transitions = new CounterFamily(
+    'synfin_tcp_state_transitions_total',
+    'State transitions of the userspace stack (RFC 9293 Figure 5).',
+    ['from', 'to'],
+    TRANSITIONS,
+    regs,
+  );
+  const transitionIndex = new Int32Array(STATE_NAMES.length * STATE_NAMES.length).fill(-1);
+  const stateDuration = new HistogramFamily(
+    'synfin_tcp_state_duration_seconds',
+    'Time spent in a state, observed when the connection leaves it.',
+    'state',
+    STATE_NAMES,
+    DURATION_BUCKETS,
+    regs,
+  );
+  const handshake = new HistogramFamily(
+    'synfin_tcp_handshake_duration_seconds',
+    "App side: SYN received to the handshake's final ACK (ok), or to its failure; includes the upstream dial (deferred handshake).",
+    'result',
+    HANDSHAKE_RESULTS,
+    HANDSHAKE_BUCKETS,
+    regs,
+  );
+  const upstreamConnect = new HistogramFamily(
+    'synfin_upstream_connect_duration_seconds',
+    'Kernel socket connect time to the destination, by result.',
+    'result',
+    UPSTREAM_RESULTS,
+    HANDSHAKE_BUCKETS,
+    regs,
+  );
+  const connDuration = new HistogramFamily('synfin_tcp_connection_duration_seconds', 'SYN received to CLOSED.', null, [], DURATION_BUCKETS, regs);
+  const opened = new CounterFamily(
+    'synfin_tcp_connections_opened_total',
+    'Connections opened (a SYN accepted for dialling).',
+    ['family'],
+    [['ipv4'], ['ipv6']],
+    regs,
+  );
+  const closed = new CounterFamily('synfin_tcp_connections_closed_total', 'Connections closed, by reason.', ['reason'], CLOSE_REASONS.map((r) => [r]), regs);
+  const retransmits = new CounterFamily(
+    'synfin_tcp_retransmitted_segments_total',
+    'Retransmissions by the userspace stack: rto (timeout), fast (duplicate ACKs / SACK), probe (zero-window probe).',
+    ['kind'],
+    [['rto'], ['fast'], ['probe']],
+    regs,
+  );
+  const resets = new CounterFamily(
+    'synfin_tcp_resets_total',
+    'Resets sent to or received from the app side, by reason.',
+    ['direction', 'reason'],
+    [...RESET_REASONS.map((r) => ['sent', r]), ...RESET_REASONS.map((r) => ['received', r])],
+    regs,
+  );
+  const drops = new CounterFamily('synfin_tcp_dropped_segments_total', 'Segments dropped by the userspace stack, by reason.', ['reason'], DROP_REASONS.map((r) => [r]), regs);
+  const rtt = new HistogramFamily(
+    'synfin_tcp_rtt_seconds',
+    'Smoothed RTT samples of the userspace stack toward the app (RFC 6298).',
+    null,
+    [],
+    RTT_BUCKETS,
+    regs,
+  );
+  const handshakeIndex = new Map(HANDSHAKE_RESULTS.map((r, i) => [r, i]));
+  const upstreamIndex = new Map(UPSTREAM_RESULTS.map((r, i) => [r as string, i]));
 
   const unsubscribe = hub.subscribe({
     stateChange(_conn: ConnIdentity, from: State, to: State, now: number, sinceMs: number) {
-      transitions.inc({ from: STATE_NAMES[from]!, to: STATE_NAMES[to]! });
-      stateDuration.observe({ state: STATE_NAMES[from]! }, Math.max(0, now - sinceMs) / 1000);
+      const pair = from * STATE_NAMES.length + to;
+      let i = transitionIndex[pair]!;
+      if (i < 0) i = transitionIndex[pair] = transitions.indexOf(STATE_NAMES[from]!, STATE_NAMES[to]!);
+      transitions.add(i);
+      stateDuration.observe(from, Math.max(0, now - sinceMs) / 1000);
     },
     handshake(_conn: ConnIdentity, result: HandshakeResult, durationMs: number) {
-      handshake.observe({ result }, Math.max(0, durationMs) / 1000);
+      handshake.observe(handshakeIndex.get(result)!, Math.max(0, durationMs) / 1000);
     },
     retransmit(_conn: ConnIdentity, kind: RetransmitKind) {
-      retransmits.inc({ kind });
+      retransmits.add(retransmits.indexOf(kind));
     },
     reset(_conn: ConnIdentity | null, direction: ResetDirection, reason: ResetReason) {
-      resets.inc({ direction, reason });
+      resets.add(resets.indexOf(direction, reason));
     },
     drop(_conn: ConnIdentity | null, reason: DropReason) {
-      drops.inc({ reason });
+      drops.add(drops.indexOf(reason));
     },
     rtt(_conn: ConnIdentity, srttMs: number) {
-      rtt.observe(srttMs / 1000);
+      rtt.observe(0, srttMs / 1000);
     },
     closed(conn: ConnIdentity, reason: CloseReason, now: number) {
-      closed.inc({ reason });
+      closed.add(closed.indexOf(reason));
       const createdAt = (conn as { createdAt?: number }).createdAt;
-      if (typeof createdAt === 'number') connDuration.observe(Math.max(0, now - createdAt) / 1000);
+      if (typeof createdAt === 'number') connDuration.observe(0, Math.max(0, now - createdAt) / 1000);
     },
     opened(_conn: ConnIdentity, family: 4 | 6) {
-      opened.inc({ family: family === 4 ? 'ipv4' : 'ipv6' });
+      opened.add(family === 4 ? 0 : 1);
     },
   });
 
@@ -498,7 +473,7 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     openMetricsRegistry,
     close: unsubscribe,
     upstreamConnect(result: UpstreamResultLabel, durationMs: number) {
-      upstreamConnect.observe({ result }, Math.max(0, durationMs) / 1000);
+      upstreamConnect.observe(upstreamIndex.get(result)!, Math.max(0, durationMs) / 1000);
     },
   };
 }
