@@ -660,8 +660,17 @@ export class TcpConn implements ConnIdentity {
       if (this.state === State.CLOSED) return;
     }
     if (r & RcvFlag.FIN) {
-      // Eighth: the FIN. ACK it at once.
-      this.ackNow = true;
+      // Eighth: the FIN. In ESTABLISHED its ACK is delayed like a data segment's (RFC 9293
+      // §3.8.6.3 allows up to 0.5 s; ours is delayedAckMs, well under the peer's RTO): the proxy
+      // passes the FIN on to the destination, whose close usually comes back first, and then our
+      // FIN carries the ACK. One packet less per short connection; Linux does the same (a FIN
+      // received in ESTABLISHED enters its delayed-ACK "pingpong" mode). In every other state
+      // our FIN is already out and the FIN is ACKed at once.
+      if (this.state === State.ESTABLISHED) {
+        if (this.timers.delackAt === Infinity) this.timers.delackAt = now + this.cfg.delayedAckMs;
+      } else {
+        this.ackNow = true;
+      }
       switch (this.state) {
         case State.ESTABLISHED:
           this.transition(State.CLOSE_WAIT, now);

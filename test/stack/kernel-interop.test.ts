@@ -83,8 +83,10 @@ describeIfTun('kernel interop over a TUN device', () => {
     const holder = env.ns.spawn(process.execPath, [CLIENT, 'hold', env.serverAddr, '9', '3', 'half-close']);
     try {
       await waitUntil('three CLOSE_WAIT connections', () => [...env!.stack.connections()].filter((c) => c.conn.state === State.CLOSE_WAIT).length === 3);
-      const ss = env.ns.execSync('ss', ['-Htan', 'state', 'fin-wait-2']);
-      expect(ss.trim().split('\n').filter((l) => l.includes(env!.serverAddr))).toHaveLength(3);
+      // The kernel leaves FIN_WAIT_1 when our delayed ACK of its FIN arrives (delayedAckMs).
+      const finWait2 = (): string[] => env!.ns.execSync('ss', ['-Htan', 'state', 'fin-wait-2']).trim().split('\n').filter((l) => l.includes(env!.serverAddr));
+      await waitUntil('three kernel sockets in FIN_WAIT_2', () => finWait2().length === 3);
+      expect(finWait2()).toHaveLength(3);
     } finally {
       holder.kill('SIGKILL');
     }

@@ -114,13 +114,27 @@ describe('we close first (RFC 9293 §3.6 Figure 12)', () => {
 });
 
 describe('the peer closes first (RFC 9293 §3.6)', () => {
-  it('Figure 5: ESTABLISHED → CLOSE_WAIT on the peer FIN; FIN ACKed at once; onFin', () => {
+  it('Figure 5: ESTABLISHED → CLOSE_WAIT on the peer FIN; onFin; the FIN is ACKed after delayedAckMs', () => {
     const t = established();
-    expect(send(t.conn, seg({ flags: FIN | ACK }))).toBeNull();
+    expect(send(t.conn, seg({ flags: FIN | ACK }), 100)).toBeNull();
     expect(t.conn.state).toBe(State.CLOSE_WAIT);
     expect(t.h.fins).toBe(1);
-    expect(recv(t.conn, 0)).toEqual([out({ ack: r(2), window: 65534 })]);
+    recvNothing(t.conn, 100);
+    expect(t.conn.pollAt()).toBe(140);
+    recvNothing(t.conn, 139);
+    expect(recv(t.conn, 140)).toEqual([out({ ack: r(2), window: 65534 })]);
   });
+
+  it('our FIN within delayedAckMs of theirs carries its ACK: one segment, no separate ACK', () => {
+    const t = established();
+    send(t.conn, seg({ flags: FIN | ACK }), 100);
+    t.conn.close(110);
+    expect(t.conn.state).toBe(State.LAST_ACK);
+    expect(recv(t.conn, 110)).toEqual([out({ flags: FIN | ACK, ack: r(2), window: 65534 })]);
+    // The delayed ACK was satisfied by the FIN: nothing more at its deadline.
+    recvNothing(t.conn, 140);
+  });
+
 
   it('RFC 9293 §3.10.7.4: data and FIN in one segment: onData, then onFin', () => {
     const t = established();
