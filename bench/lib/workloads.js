@@ -62,13 +62,17 @@ async function iperf(ctx, ns, host, reverse, seconds, congestion) {
 async function bulkPair(ctx, label, id, reverse, seconds, sf, kernelPath = { ns: ctx.topo.ns.kcli, host: ADDR.kernelServer }, congestion = undefined) {
   const k = await iperf(ctx, kernelPath.ns, kernelPath.host, reverse, seconds, congestion);
   const before = await sf.counters(SYNFIN_COUNTERS);
+  const cpuBefore = sf.cpuMs();
   const s = await iperf(ctx, ctx.topo.ns.scli, ADDR.tunTarget, reverse, seconds, congestion);
+  // synfin's CPU per GB moved: steadier than the rate, which moves with the rest of the machine.
+  const cpuMsPerGB = ((sf.cpuMs() - cpuBefore) * 8) / Math.max(1e-9, s.gbps * seconds);
   const after = await sf.counters(SYNFIN_COUNTERS);
   const lost = (s.error !== null ? 1 : 0) + (k.error !== null ? 1 : 0);
   const dir = reverse ? 'server→client (-R)' : 'client→server';
-  ctx.log(`  ${label} ${dir}: synfin ${s.gbps.toFixed(2)} Gbit/s, kernel ${k.gbps.toFixed(2)} Gbit/s${s.error ? ` synfin error: ${s.error}` : ''}${k.error ? ` kernel error: ${k.error}` : ''}`);
+  ctx.log(`  ${label} ${dir}: synfin ${s.gbps.toFixed(2)} Gbit/s (${cpuMsPerGB.toFixed(0)} ms of synfin CPU per GB), kernel ${k.gbps.toFixed(2)} Gbit/s${s.error ? ` synfin error: ${s.error}` : ''}${k.error ? ` kernel error: ${k.error}` : ''}`);
   return row(id, `bulk ${label}, ${dir}`, 'Gbit/s', s.gbps, k.gbps, 'higher', lost, {
     synfinRetransmits: s.retransmits,
+    synfinCpuMsPerGB: cpuMsPerGB,
     kernelRetransmits: k.retransmits,
     synfinError: s.error,
     kernelError: k.error,
@@ -197,13 +201,16 @@ export async function http(ctx) {
         const k = await wrk(topo.ns.kcli, ADDR.kernelServer, ctx.seconds, close);
         const sb = topo.nstat(topo.ns.scli, NSTAT);
         const cb = await sf.counters(SYNFIN_COUNTERS);
+        const cpuBefore = sf.cpuMs();
         const s = await wrk(topo.ns.scli, ADDR.tunTarget, ctx.seconds, close);
+        const cpuUsPerRequest = ((sf.cpuMs() - cpuBefore) * 1000) / Math.max(1, s.total);
         const ca = await sf.counters(SYNFIN_COUNTERS);
         const sN = nstatDelta(sb, topo.nstat(topo.ns.scli, NSTAT));
-        ctx.log(`  ${name}: synfin ${s.rps} req/s (errors ${JSON.stringify(s.errors)}, non-2xx ${s.non2xx}), kernel ${k.rps} req/s (errors ${JSON.stringify(k.errors)})`);
+        ctx.log(`  ${name}: synfin ${s.rps} req/s (${cpuUsPerRequest.toFixed(1)} µs of synfin CPU each; errors ${JSON.stringify(s.errors)}, non-2xx ${s.non2xx}), kernel ${k.rps} req/s (errors ${JSON.stringify(k.errors)})`);
         rows.push(
           row(close ? 'http_close' : 'http_keepalive', `HTTP requests/s, ${close ? 'Connection: close' : 'keep-alive'} (wrk -c64, nginx)`, 'req/s', s.rps, k.rps, 'higher', wrkLost(s) + wrkLost(k), {
             synfin: s,
+            synfinCpuUsPerRequest: cpuUsPerRequest,
             kernel: k,
             synfinClientNstat: sN,
             synfinCounters: counterDelta(cb, ca),

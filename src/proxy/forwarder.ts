@@ -11,7 +11,7 @@ import type { EventHub } from '../stack/events.js';
 import type { Forwarder, PendingSyn, RejectHow, Stack } from '../stack/stack.js';
 import { formatAddress } from '../wire/packet.js';
 import { TCP_INFO_FIELDS, TCP_INFO_STATE, tcpInfo } from '../tun/tcp-info.js';
-import { Pipe, type PipeOptions } from './pipe.js';
+import { Pipe, upstreamSocketOptions, type PipeOptions } from './pipe.js';
 import type { DestinationPolicy } from './policy.js';
 
 export type UpstreamResult = 'ok' | 'refused' | 'timeout' | 'unreachable' | 'error';
@@ -63,7 +63,8 @@ function newUpstreamSocket(): DialSocket {
   // allowHalfOpen: the app's FIN becomes our end() while the destination may still answer.
   // noDelay: set on the handle before connect(2), so the pipe's own setNoDelay finds it done and
   // no system call sits between the destination's SYN-ACK and the app's.
-  const socket = new net.Socket({ allowHalfOpen: true, noDelay: true } as net.SocketConstructorOpts) as DialSocket;
+  // onread: how its reads are buffered (see pipe.ts).
+  const socket = new net.Socket(upstreamSocketOptions() as net.SocketConstructorOpts) as DialSocket;
   socket[DIAL] = null;
   return socket;
 }

@@ -40,7 +40,61 @@ const NO_COUNTERS: ByteCounters = { bytesClientToUpstream: 0, bytesUpstreamToCli
 
 /** The pipe an upstream socket belongs to. */
 const PIPE = Symbol('synfin.pipe');
-type PipeSocket = Socket & { [PIPE]: Pipe };
+type PipeSocket = Socket & { [PIPE]: Pipe | undefined };
+
+/**
+ * Upstream sockets read through net.Socket's `onread` option: Node's own reads go through the
+ * Readable stream machinery and allocate a 64 KiB backing store per read (then shrunk and
+ * wrapped in a new ArrayBuffer), which dominated the JavaScript cost of small request/response
+ * reads. Here every socket starts on one shared buffer, and a read there is copied out at its own
+ * length (under 4 KiB from Node's buffer pool): a socket doing small reads, or none, holds no
+ * memory of its own. A large read suggests a bulk transfer: the socket then gets a buffer of its
+ * own, which each read hands to the connection as it is (no copy; the connection's send buffer
+ * keeps chunks until the app acknowledges them) before taking a fresh one; a read that does not
+ * look like bulk any more sends it back to the shared buffer.
+ */
+const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+/** Reads at least this large move a socket to buffers of its own (and are given away from them). */
+const OWN_BUFFER_MIN_READ = 16 * 1024;
+const OWN_BUFFER_BYTES = 64 * 1024;
+
+export interface UpstreamSocketOptions {
+  allowHalfOpen: true;
+  noDelay: true;
+  onread: { buffer: () => Buffer; callback: (this: Socket, nread: number, buf: Buffer) => boolean };
+}
+
+/** Options for an upstream net.Socket: half-open allowed, no Nagle, and the reads above. */
+export function upstreamSocketOptions(): UpstreamSocketOptions {
+  // Node asks for the buffer of the next read when the socket starts reading and after each read.
+  let next = SHARED_READ_BUFFER;
+  return {
+    allowHalfOpen: true,
+    noDelay: true,
+    onread: {
+      buffer: () => next,
+      callback(this: Socket, nread: number, buf: Buffer): boolean {
+        let chunk: Buffer;
+        if (buf !== SHARED_READ_BUFFER && nread >= OWN_BUFFER_MIN_READ) {
+          chunk = nread === buf.length ? buf : buf.subarray(0, nread);
+          next = Buffer.allocUnsafeSlow(OWN_BUFFER_BYTES);
+        } else {
+          chunk = Buffer.allocUnsafe(nread);
+          buf.copy(chunk, 0, 0, nread);
+          next = nread >= OWN_BUFFER_MIN_READ ? Buffer.allocUnsafeSlow(OWN_BUFFER_BYTES) : SHARED_READ_BUFFER;
+        }
+        const pipe = (this as PipeSocket)[PIPE];
+        if (pipe === undefined) {
+          // Reading only starts once a pipe resumes the socket; data before that would be lost.
+          this.destroy(new Error('upstream data arrived before its pipe existed'));
+          return false;
+        }
+        pipe.onUpstreamData(chunk);
+        return true;
+      },
+    },
+  };
+}
 
 export class Pipe implements ConnHandler, AfterFlush {
   /** onData gets views into the TUN batch: they are written or copied by afterFlush. */
@@ -72,22 +126,22 @@ export class Pipe implements ConnHandler, AfterFlush {
   // The socket's listeners are shared by every pipe and find theirs through the socket (`this`
   // in an EventEmitter listener): six closures per connection less to build and collect.
   private static onData(this: PipeSocket, chunk: Buffer): void {
-    this[PIPE].onSocketData(chunk);
+    this[PIPE]!.onSocketData(chunk);
   }
   private static onEnd(this: PipeSocket): void {
-    this[PIPE].onSocketEnd();
+    this[PIPE]!.onSocketEnd();
   }
   private static onError(this: PipeSocket, err: Error): void {
-    this[PIPE].onSocketError(err);
+    this[PIPE]!.onSocketError(err);
   }
   private static onClose(this: PipeSocket): void {
-    this[PIPE].onSocketClose();
+    this[PIPE]!.onSocketClose();
   }
   private static onDrain(this: PipeSocket): void {
-    this[PIPE].reportFlushed();
+    this[PIPE]!.reportFlushed();
   }
   private static onTimeout(this: PipeSocket): void {
-    this[PIPE].onIdle();
+    this[PIPE]!.onIdle();
   }
 
   constructor(
@@ -214,6 +268,11 @@ export class Pipe implements ConnHandler, AfterFlush {
   }
 
   // ------------------------------------------------------------ upstream leg
+
+  /** A read of the upstream socket, through onUpstreamRead (sockets built with UPSTREAM_READ_BUFFER). */
+  onUpstreamData(chunk: Buffer): void {
+    this.onSocketData(chunk);
+  }
 
   private onSocketData(chunk: Buffer): void {
     const conn = this.conn;
