@@ -618,6 +618,49 @@ Napi::Value TcpInfo(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, true);
 }
 
+// localEndpoint(fd: number, out: Uint32Array): boolean
+// getsockname() of a socket, as numbers: out receives [family (4 or 6), address words 0..3 in
+// network order read as big-endian 32-bit numbers (IPv4 in word 3, the others 0), port]. One
+// system call and no strings: what a connection's watched 4-tuple needs (src/tun/tcp-info.ts).
+Napi::Value LocalEndpoint(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) {
+    Napi::TypeError::New(env, "fd must be a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint32_t* out;
+  size_t outLen;
+  if (!GetTypedArray<uint32_t>(info, 1, napi_uint32_array, "out", &out, &outLen)) return env.Undefined();
+  if (outLen < 6) {
+    Napi::RangeError::New(env, "out must hold 6 numbers").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (fd < 0 || getsockname(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) != 0) return Napi::Boolean::New(env, false);
+  if (ss.ss_family == AF_INET) {
+    const struct sockaddr_in* sin = reinterpret_cast<const struct sockaddr_in*>(&ss);
+    out[0] = 4;
+    out[1] = out[2] = out[3] = 0;
+    out[4] = ntohl(sin->sin_addr.s_addr);
+    out[5] = ntohs(sin->sin_port);
+    return Napi::Boolean::New(env, true);
+  }
+  if (ss.ss_family == AF_INET6) {
+    const struct sockaddr_in6* sin6 = reinterpret_cast<const struct sockaddr_in6*>(&ss);
+    out[0] = 6;
+    for (int i = 0; i < 4; i++) {
+      uint32_t w;
+      memcpy(&w, sin6->sin6_addr.s6_addr + 4 * i, 4);
+      out[1 + i] = ntohl(w);
+    }
+    out[5] = ntohs(sin6->sin6_port);
+    return Napi::Boolean::New(env, true);
+  }
+  return Napi::Boolean::New(env, false);
+}
+
 struct AddonData {
   Napi::FunctionReference ctor;
 };
@@ -636,6 +679,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("TunDevice", ctor);
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("tcpInfo", Napi::Function::New(env, TcpInfo, "tcpInfo"));
+  exports.Set("localEndpoint", Napi::Function::New(env, LocalEndpoint, "localEndpoint"));
   InitSocketTable(env, exports);
   exports.Set("IFNAMSIZ", Napi::Number::New(env, IFNAMSIZ));
   exports.Set("VNET_HDR_LEN", Napi::Number::New(env, kVnetHdrLen));

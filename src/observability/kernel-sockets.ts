@@ -118,6 +118,24 @@ export class KernelSockets {
     return true;
   }
 
+  /**
+   * watch() from numbers: `local` as localEndpoint() fills it ([family, four words, port]), the
+   * remote address's four words (IPv4 in word 3) and port.
+   */
+  watchEndpoints(id: number, local: Uint32Array, remote: Uint32Array, remotePort: number): void {
+    const t = this.tuple;
+    const family = local[0] === 6 ? 6 : 4;
+    t[0] = family;
+    for (let i = 0; i < 4; i++) {
+      t[1 + i] = family === 4 && i < 3 ? 0 : local[1 + i]!;
+      t[6 + i] = family === 4 && i < 3 ? 0 : remote[i]!;
+    }
+    t[5] = local[5]!;
+    t[10] = remotePort;
+    this.table.watch(id, t);
+    this.changes++;
+  }
+
   /** Connection `id`'s upstream socket closed: its tuple stays watched (for its TIME_WAIT) for a while. */
   release(id: number): void {
     this.table.release(id, this.now());

@@ -18,6 +18,7 @@ import {
   TCP_INFO_RTT_US,
   TCP_INFO_STATE,
   TCP_INFO_TOTAL_RETRANS,
+  localEndpoint,
   tcpInfo,
 } from '../tun/tcp-info.js';
 import { formatEndpoint } from '../wire/packet.js';
@@ -41,6 +42,8 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   private readonly pipesById = new Map<number, Pipe>();
   private readonly flows = new Map<number, FlowTuple>();
   private readonly info = new Float64Array(TCP_INFO_FIELDS);
+  /** localEndpoint()'s output: family, four address words, port. */
+  private readonly endpoint = new Uint32Array(6);
   private lastScrapeAt = -Infinity;
   private aheadTimer: NodeJS.Timeout | null = null;
   /** A snapshot was taken in the background for the scrape now due, when kernel.changes was aheadChanges. */
@@ -134,9 +137,17 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   pipeOpened(req: PendingSyn, pipe: Pipe): void {
     this.pipesById.set(req.id, pipe);
     pipe.stats = this;
+    // The 4-tuple to watch in the kernel's table: the local end from one getsockname() as numbers,
+    // the remote end as dialled (Node reports none until its own 'connect', which may come after
+    // this for a dial taken early, and formatting then parsing addresses costs more than the call).
+    const dialed = pipe.dialedAddress;
+    const fd = pipe.upstreamFd();
+    const local = this.endpoint;
+    if (dialed !== null && fd >= 0 && localEndpoint(fd, local) && local[0] === dialed.family) {
+      this.kernel.watchEndpoints(req.id, local, dialed.words, pipe.dialedPort);
+      return;
+    }
     const s = pipe.socket;
-    // Node reports no remote end until its own 'connect', which may come after this (a dial taken
-    // early): the dialled address is the same one.
     const remote = s.remoteAddress ?? pipe.dialedHost;
     if (s.localAddress !== undefined && remote !== '') {
       this.kernel.watch(req.id, s.localAddress, s.localPort ?? 0, remote, s.remotePort ?? pipe.dialedPort);

@@ -47,6 +47,8 @@ interface Dial {
   deadline: number;
   host: string;
   port: number;
+  /** host as an address (null for a host name). */
+  address: { family: 4 | 6; words: Uint32Array } | null;
   req: PendingSyn;
 }
 
@@ -151,7 +153,7 @@ export class Proxy implements Forwarder {
         ? { host: target.host, port: target.port, localAddress: this.opts.upstreamBind }
         : { host: target.host, port: target.port },
     );
-    const dial: Dial = { socket, startedAt, deadline: startedAt + this.opts.connectTimeoutMs, host: target.host, port: target.port, req };
+    const dial: Dial = { socket, startedAt, deadline: startedAt + this.opts.connectTimeoutMs, host: target.host, port: target.port, address: target.address ?? null, req };
     this.dials.set(req, dial);
     this.dialQueue.push(dial);
     this.armDialTimer();
@@ -269,6 +271,7 @@ export class Proxy implements Forwarder {
     pipe.id = req.id;
     pipe.dialedHost = dial.host;
     pipe.dialedPort = dial.port;
+    pipe.dialedAddress = dial.address;
     const conn = this.stack.acceptPending(req, pipe);
     if (conn === null) {
       socket.destroy();

@@ -109,6 +109,8 @@ export class Pipe implements ConnHandler, AfterFlush {
    */
   dialedHost = '';
   dialedPort = 0;
+  /** dialedHost as an address, or null (a host name, or not dialled by the forwarder). */
+  dialedAddress: { family: 4 | 6; words: Uint32Array } | null = null;
   /** When the connection became half-closed (one side finished), ms; 0 while neither has. */
   waitingSince = 0;
   upstreamClosed = false;

@@ -75,6 +75,8 @@ export interface MapRule {
 export interface Target {
   host: string;
   port: number;
+  /** host as an address, when it is one (null for a host name). */
+  address?: { family: 4 | 6; words: Uint32Array } | null;
 }
 
 export class DestinationPolicy {
@@ -91,7 +93,7 @@ export class DestinationPolicy {
   /** The target to dial for a connection to address:port, or null when policy denies it. */
   resolve(address: string, port: number): Target | null {
     const parsed = parseAddress(address);
-    if (parsed === null) return { host: address, port };
+    if (parsed === null) return { host: address, port, address: null };
     return this.resolveAddress(parsed.family, parsed.words, address, port);
   }
 
@@ -121,7 +123,7 @@ export class DestinationPolicy {
       if (this.deny.size > 0 && this.deny.has(checkFamily, checkWords)) return null;
       if (this.allow !== null && !this.allow.has(checkFamily, checkWords)) return null;
     }
-    return { host, port: toPort };
+    return { host, port: toPort, address: checkFamily === 0 ? null : { family: checkFamily, words: checkWords } };
   }
 }
 

@@ -87,6 +87,7 @@ export interface NativeSocketTable {
 export interface NativeTunAddon {
   open(name: string, opts: { vnetHdr: boolean }): NativeTunDevice;
   tcpInfo(fd: number, out: Float64Array): boolean;
+  localEndpoint(fd: number, out: Uint32Array): boolean;
   SocketTable: new (closedMemoryMs: number, maxClosed: number, forceProc: boolean) => NativeSocketTable;
   readonly IFNAMSIZ: number;
   readonly VNET_HDR_LEN: number;

@@ -48,3 +48,12 @@ export const KERNEL_TCP_STATE_NAMES: readonly string[] = [
 export function tcpInfo(fd: number, out: Float64Array): boolean {
   return loadAddon().tcpInfo(fd, out);
 }
+
+/**
+ * The local address of socket `fd` (getsockname) as numbers: out = [family 4 or 6, the address's
+ * four 32-bit words (IPv4 in word 3), port]; false if fd is not an IPv4/IPv6 socket. Cheaper than
+ * net.Socket's localAddress, which formats a string that the caller would parse back.
+ */
+export function localEndpoint(fd: number, out: Uint32Array): boolean {
+  return loadAddon().localEndpoint(fd, out);
+}

@@ -9,6 +9,8 @@ import fs from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
 import { KernelSockets } from '../../src/observability/kernel-sockets.js';
 import { loadAddon } from '../../src/tun/native.js';
+import { localEndpoint } from '../../src/tun/tcp-info.js';
+import { parseAddress } from '../../src/wire/address.js';
 import { ConnectionRegistry } from '../../src/observability/registry.js';
 import { ManualClock } from '../../src/stack/clock.js';
 
@@ -104,6 +106,38 @@ describe.each([
       expect(sockets.stateOfAddresses('::1', p.client.localPort!, '::1', p.port)).toBe('ESTABLISHED');
     } finally {
       await closeAll(p);
+    }
+  });
+
+  it('localEndpoint reads a socket\'s local end as numbers, and watchEndpoints watches the same tuple as watch', async () => {
+    for (const host of ['127.0.0.1', '::1']) {
+      const p = await pair(host, host);
+      const sockets = new KernelSockets(() => 0, { forceProc });
+      try {
+        const c = p.client;
+        const fd = (c as unknown as { _handle: { fd: number } })._handle.fd;
+        const local = new Uint32Array(6);
+        expect(localEndpoint(fd, local)).toBe(true);
+        const parsed = parseAddress(c.localAddress!)!;
+        expect(local[0]).toBe(parsed.family);
+        expect([...local.subarray(1, 5)]).toEqual([...parsed.words]);
+        expect(local[5]).toBe(c.localPort);
+        expect(localEndpoint(-1, local)).toBe(false);
+        const remote = parseAddress(c.remoteAddress!)!;
+        sockets.watchEndpoints(1, local, remote.words, c.remotePort!);
+        await sockets.fresh();
+        expect(sockets.counts()).toEqual({ ESTABLISHED: 1 });
+        // The same tuple through the textual path is the same kernel socket: still one.
+        expect(sockets.watch(2, c.localAddress!, c.localPort!, c.remoteAddress!, c.remotePort!)).toBe(true);
+        await sockets.fresh();
+        expect(sockets.counts()).toEqual({ ESTABLISHED: 1 });
+        // And a tuple off by the port is not.
+        sockets.watchEndpoints(3, local, remote.words, c.remotePort! + 1);
+        await sockets.fresh();
+        expect(sockets.counts()).toEqual({ ESTABLISHED: 1 });
+      } finally {
+        await closeAll(p);
+      }
     }
   });
 

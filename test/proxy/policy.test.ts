@@ -4,15 +4,28 @@ import { describe, expect, it } from 'vitest';
 import { CidrSet, DestinationPolicy, cidrSet, parseMapRule, splitHostPort } from '../../src/proxy/policy.js';
 import { formatAddress, parseAddress } from '../../src/wire/address.js';
 
+/** The host and port of a target (its address, when it is one, is checked apart). */
+function hostPort(t: { host: string; port: number } | null): { host: string; port: number } | null {
+  return t === null ? null : { host: t.host, port: t.port };
+}
+
 describe('DestinationPolicy', () => {
+  it('gives the target\'s address as numbers when it is one, null for a host name', () => {
+    const p = new DestinationPolicy({ map: ['198.18.0.1=upstream.internal:8080', '198.18.0.2=[2001:db8::7]:443'] });
+    const direct = parseAddress('203.0.113.9')!;
+    expect(p.resolveAddress(direct.family, direct.words, '203.0.113.9', 80)?.address).toEqual({ family: 4, words: direct.words });
+    expect(p.resolve('198.18.0.1', 80)?.address).toBeNull();
+    expect(p.resolve('198.18.0.2', 80)?.address).toEqual({ family: 6, words: Uint32Array.of(0x20010db8, 0, 0, 7) });
+  });
+
   it('passes destinations through unchanged by default', () => {
-    expect(new DestinationPolicy({}).resolve('198.18.0.5', 80)).toEqual({ host: '198.18.0.5', port: 80 });
+    expect(hostPort(new DestinationPolicy({}).resolve('198.18.0.5', 80))).toEqual({ host: '198.18.0.5', port: 80 });
   });
 
   it('denies a denied address (the cloud metadata address)', () => {
     const p = new DestinationPolicy({ deny: ['169.254.169.254/32'] });
     expect(p.resolve('169.254.169.254', 80)).toBeNull();
-    expect(p.resolve('169.254.169.253', 80)).toEqual({ host: '169.254.169.253', port: 80 });
+    expect(hostPort(p.resolve('169.254.169.253', 80))).toEqual({ host: '169.254.169.253', port: 80 });
   });
 
   it('deny wins over allow', () => {
@@ -30,15 +43,15 @@ describe('DestinationPolicy', () => {
 
   it('maps an address and port, and checks policy on the mapped target', () => {
     const p = new DestinationPolicy({ map: ['198.18.0.10:80=127.0.0.1:8080'], deny: ['127.0.0.2'] });
-    expect(p.resolve('198.18.0.10', 80)).toEqual({ host: '127.0.0.1', port: 8080 });
-    expect(p.resolve('198.18.0.10', 81)).toEqual({ host: '198.18.0.10', port: 81 });
+    expect(hostPort(p.resolve('198.18.0.10', 80))).toEqual({ host: '127.0.0.1', port: 8080 });
+    expect(hostPort(p.resolve('198.18.0.10', 81))).toEqual({ host: '198.18.0.10', port: 81 });
     const q = new DestinationPolicy({ map: ['198.18.0.0/15=127.0.0.2'], deny: ['127.0.0.2'] });
     expect(q.resolve('198.18.4.4', 22)).toBeNull();
   });
 
   it('maps a network keeping the port', () => {
     const p = new DestinationPolicy({ map: ['198.18.0.0/15=127.0.0.1'] });
-    expect(p.resolve('198.19.1.1', 4242)).toEqual({ host: '127.0.0.1', port: 4242 });
+    expect(hostPort(p.resolve('198.19.1.1', 4242))).toEqual({ host: '127.0.0.1', port: 4242 });
   });
 
   it('rejects bad CIDRs with a message naming the option', () => {
@@ -64,10 +77,10 @@ describe('DestinationPolicy', () => {
     const a = parseAddress('198.19.3.4')!;
     expect(p.resolveAddress(a.family, a.words, '198.19.3.4', 80)).toBeNull();
     const b = parseAddress('203.0.113.9')!;
-    expect(p.resolveAddress(b.family, b.words, '203.0.113.9', 443)).toEqual({ host: '203.0.113.9', port: 443 });
+    expect(hostPort(p.resolveAddress(b.family, b.words, '203.0.113.9', 443))).toEqual({ host: '203.0.113.9', port: 443 });
     const q = new DestinationPolicy({ map: ['198.18.0.1=upstream.internal:8080'], deny: ['0.0.0.0/0'] });
     // A host name target is not an address: allow/deny do not apply to it.
-    expect(q.resolve('198.18.0.1', 80)).toEqual({ host: 'upstream.internal', port: 8080 });
+    expect(hostPort(q.resolve('198.18.0.1', 80))).toEqual({ host: 'upstream.internal', port: 8080 });
   });
 
   it('CidrSet agrees with net.BlockList on random networks and addresses (IPv4, IPv6, mapped)', () => {
