@@ -271,7 +271,7 @@ export class Pipe implements ConnHandler, AfterFlush {
 
   // ------------------------------------------------------------ upstream leg
 
-  /** A read of the upstream socket, through onUpstreamRead (sockets built with UPSTREAM_READ_BUFFER). */
+  /** A read of the upstream socket, for sockets built with upstreamSocketOptions (others emit 'data'). */
   onUpstreamData(chunk: Buffer): void {
     this.onSocketData(chunk);
   }

@@ -197,22 +197,16 @@ export class FlowTable<E extends FlowEntry> {
     entry.slotInTable = -1;
   }
 
-  /**
-   * Calls `visit` for every entry, last inserted first. `visit` may remove the entry it is given
-   * (the one swapped into its slot has been visited already), but no other.
-   */
-  forEach(visit: (entry: E) => void): void {
-    const dense = this.dense;
-    for (let i = dense.length - 1; i >= 0; i--) visit(dense[i] as E);
-  }
-
   /** Swap `oldEntry` for `newEntry` with the same tuple (e.g. a connection for its TIME-WAIT record). */
   replace(oldEntry: E, newEntry: E): void {
     this.remove(oldEntry);
     this.insert(newEntry);
   }
 
-  /** Every entry, last inserted first; the same rule as forEach() for removals while iterating. */
+  /**
+   * Every entry, last inserted first. The loop may remove the entry it was given (the one swapped
+   * into its slot has been visited already), but no other.
+   */
   *values(): IterableIterator<E> {
     const dense = this.dense;
     for (let i = dense.length - 1; i >= 0; i--) {

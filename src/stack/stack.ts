@@ -265,14 +265,6 @@ export class Stack implements LinkRx {
     return this.halfOpen;
   }
 
-  /** Every live connection (for the API and scrape-time gauges). */
-  /** Calls `visit` with each connection and each TIME-WAIT record: a scrape's walk, without a generator's cost per entry. */
-  visitAll(visitConn: (conn: TcpConn) => void, visitTimeWait: (rec: TimeWaitRecord) => void): void {
-    this.table.forEach((e) => {
-      if (e.kind === KIND_CONN) visitConn(e.conn);
-      else if (e.kind === KIND_TIME_WAIT) visitTimeWait(e.rec);
-    });
-  }
   /**
    * The table's columns (codes and times per slot, see ROW_WIDTH), valid for slots below
    * tableSize: what a walk of every connection reads instead of the entries themselves.

@@ -82,17 +82,17 @@ describe('FlowTable', () => {
     expect(removed.has(entries[0]!)).toBe(true);
     const live = entries.filter((e) => !removed.has(e));
     const seen: Entry[] = [];
-    t.forEach((e) => seen.push(e));
+    for (const e of t.values()) seen.push(e);
     expect(new Set(seen)).toEqual(new Set(live));
     expect(seen.length).toBe(live.length);
     for (const e of removed) expect(e.slotInTable).toBe(-1);
     // A walk that removes every other entry it visits: each live entry is visited exactly once.
     const visits = new Map<Entry, number>();
     let n = 0;
-    t.forEach((e) => {
+    for (const e of t.values()) {
       visits.set(e, (visits.get(e) ?? 0) + 1);
       if (n++ % 2 === 0) t.remove(e);
-    });
+    }
     expect([...visits.values()].every((v) => v === 1)).toBe(true);
     expect(visits.size).toBe(live.length);
     expect(t.size).toBe(live.length - Math.ceil(live.length / 2));
