@@ -582,6 +582,16 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   std::unique_ptr<Napi::AsyncContext> asyncContext_;
 };
 
+// The fd argument (info[0]) of tcpInfo and localEndpoint; throws a TypeError if it is no number.
+bool GetFd(const Napi::CallbackInfo& info, int* fd) {
+  if (!info[0].IsNumber()) {
+    Napi::TypeError::New(info.Env(), "fd must be a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  *fd = info[0].As<Napi::Number>().Int32Value();
+  return true;
+}
+
 // tcpInfo(fd: number, out: Float64Array): boolean
 // getsockopt(TCP_INFO) on a kernel TCP socket. out receives, in this order: tcpi_state, tcpi_rtt
 // (µs), tcpi_rttvar (µs), tcpi_retransmits, tcpi_total_retrans, tcpi_snd_cwnd (segments),
@@ -589,10 +599,8 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
 // ENOTSOCK, EOPNOTSUPP for a non-TCP socket...).
 Napi::Value TcpInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsNumber()) {
-    Napi::TypeError::New(env, "fd must be a number").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  int fd;
+  if (!GetFd(info, &fd)) return env.Undefined();
   double* out;
   size_t outLen;
   if (!GetTypedArray<double>(info, 1, napi_float64_array, "out", &out, &outLen)) return env.Undefined();
@@ -600,7 +608,6 @@ Napi::Value TcpInfo(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "out must hold 10 numbers").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  int fd = info[0].As<Napi::Number>().Int32Value();
   KernelTcpInfo ti;
   memset(&ti, 0, sizeof ti);
   socklen_t len = sizeof ti;
@@ -624,10 +631,8 @@ Napi::Value TcpInfo(const Napi::CallbackInfo& info) {
 // system call and no strings: what a connection's watched 4-tuple needs (src/tun/tcp-info.ts).
 Napi::Value LocalEndpoint(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsNumber()) {
-    Napi::TypeError::New(env, "fd must be a number").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
+  int fd;
+  if (!GetFd(info, &fd)) return env.Undefined();
   uint32_t* out;
   size_t outLen;
   if (!GetTypedArray<uint32_t>(info, 1, napi_uint32_array, "out", &out, &outLen)) return env.Undefined();
@@ -635,7 +640,6 @@ Napi::Value LocalEndpoint(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "out must hold 6 numbers").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  int fd = info[0].As<Napi::Number>().Int32Value();
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   if (fd < 0 || getsockname(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) != 0) return Napi::Boolean::New(env, false);

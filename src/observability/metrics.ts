@@ -303,68 +303,45 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
   void upstreamSockets;
 
   // Counters kept as plain numbers on the hot path (the stack's, the pipes', the TUN device's):
-  // their totals are read when a scrape renders them.
-  new CounterFamily(
-    'synfin_tcp_segments_total',
-    'TCP segments of the userspace stack (in = from the app, out = to the app; a TSO super-segment counts once).',
-    ['direction'],
-    [['in'], ['out']],
-    regs,
-    (f) => {
+  // their totals are read when a scrape renders them. Each: name, help, label, and per label value
+  // the total it reads (undefined: the source does not exist, the series keeps its last value).
+  type Totals = ReturnType<MetricsSources['counters']>;
+  const keptElsewhere: Array<[string, string, string, Array<[string, (c: Totals) => number | undefined]>]> = [
+    [
+      'synfin_tcp_segments_total',
+      'TCP segments of the userspace stack (in = from the app, out = to the app; a TSO super-segment counts once).',
+      'direction',
+      [['in', (c) => c.segmentsIn], ['out', (c) => c.segmentsOut]],
+    ],
+    [
+      'synfin_tcp_bytes_total',
+      'Payload bytes proxied, counted as they flow.',
+      'direction',
+      [['client_to_upstream', (c) => c.bytesClientToUpstream], ['upstream_to_client', (c) => c.bytesUpstreamToClient]],
+    ],
+    [
+      'synfin_tun_packets_total',
+      'Packets through the TUN device (rx = from the kernel, tx = to it; a GSO packet counts once).',
+      'direction',
+      [['rx', (c) => c.tunRxPackets], ['tx', (c) => c.tunTxPackets]],
+    ],
+    ['synfin_tun_bytes_total', 'Bytes through the TUN device.', 'direction', [['rx', (c) => c.tunRxBytes], ['tx', (c) => c.tunTxBytes]]],
+    [
+      'synfin_tcp_syn_cookies_total',
+      'SYN cookies (RFC 4987): sent = SYNs answered statelessly because half-open connections reached --syn-backlog (a SYN flood); accepted = final ACKs that brought a valid cookie back (a real client got through; only then is the destination dialled).',
+      'result',
+      [['sent', () => sources.synCookies?.().sent], ['accepted', () => sources.synCookies?.().accepted]],
+    ],
+  ];
+  for (const [name, help, label, series] of keptElsewhere) {
+    new CounterFamily(name, help, [label], series.map(([value]) => [value]), regs, (f) => {
       const c = sources.counters();
-      f.set(0, c.segmentsIn);
-      f.set(1, c.segmentsOut);
-    },
-  );
-  new CounterFamily(
-    'synfin_tcp_bytes_total',
-    'Payload bytes proxied, counted as they flow.',
-    ['direction'],
-    [['client_to_upstream'], ['upstream_to_client']],
-    regs,
-    (f) => {
-      const c = sources.counters();
-      f.set(0, c.bytesClientToUpstream);
-      f.set(1, c.bytesUpstreamToClient);
-    },
-  );
-  new CounterFamily(
-    'synfin_tun_packets_total',
-    'Packets through the TUN device (rx = from the kernel, tx = to it; a GSO packet counts once).',
-    ['direction'],
-    [['rx'], ['tx']],
-    regs,
-    (f) => {
-      const c = sources.counters();
-      f.set(0, c.tunRxPackets);
-      f.set(1, c.tunTxPackets);
-    },
-  );
-  new CounterFamily(
-    'synfin_tun_bytes_total',
-    'Bytes through the TUN device.',
-    ['direction'],
-    [['rx'], ['tx']],
-    regs,
-    (f) => {
-      const c = sources.counters();
-      f.set(0, c.tunRxBytes);
-      f.set(1, c.tunTxBytes);
-    },
-  );
-  new CounterFamily(
-    'synfin_tcp_syn_cookies_total',
-    'SYN cookies (RFC 4987): sent = SYNs answered statelessly because half-open connections reached --syn-backlog (a SYN flood); accepted = final ACKs that brought a valid cookie back (a real client got through; only then is the destination dialled).',
-    ['result'],
-    [['sent'], ['accepted']],
-    regs,
-    (f) => {
-      const c = sources.synCookies?.();
-      if (c === undefined) return;
-      f.set(0, c.sent);
-      f.set(1, c.accepted);
-    },
-  );
+      series.forEach(([, read], i) => {
+        const total = read(c);
+        if (total !== undefined) f.set(i, total);
+      });
+    });
+  }
 
   // ------------------------------------------------------------ event-fed metrics
   // Each event adds to a series found by index (metric-families.ts), not by a label object.
