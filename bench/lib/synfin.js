@@ -55,9 +55,9 @@ export class SynfinProcess {
     return m === null ? NaN : Number(m[1]);
   }
 
-  /** CPU time synfin has used so far (all its threads, user + system), ms. */
-  cpuMs() {
-    const stat = fs.readFileSync(`/proc/${this.pid}/stat`, 'utf8');
+  /** CPU time synfin has used so far (all its threads, user + system), ms; `mainThread`: the event loop's thread only. */
+  cpuMs(mainThread = false) {
+    const stat = fs.readFileSync(mainThread ? `/proc/${this.pid}/task/${this.pid}/stat` : `/proc/${this.pid}/stat`, 'utf8');
     // Fields after the command name (which may hold spaces) start after its closing parenthesis.
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // utime and stime are fields 14 and 15 of the line, in clock ticks (USER_HZ, 100 on Linux).

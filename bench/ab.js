@@ -1,0 +1,171 @@
+#!/usr/bin/env node
+// A/B comparison of synfin builds or settings in one sitting: the variants take turns, round after
+// round, on the same namespaces, and the medians are compared. The host's speed drifts by 15-30 %
+// between sittings (BENCHMARKS.md), so two separate `npm run bench` runs cannot tell a 5 % change;
+// alternating short rounds can.
+//
+//   sudo node bench/ab.js --variant base:dist=/tmp/old/dist --variant new: --rounds 6
+//   sudo node bench/ab.js --variant off:SYNFIN_TX_THREAD=0 --variant on: --only connections,http
+//
+// A variant is NAME:SETTINGS, SETTINGS a comma-separated list of ENV=VALUE (set in synfin's
+// environment) or dist=DIR (a compiled synfin, default: this tree's dist/, built first).
+// Measures per round: short connections/s (64 in flight), connect p50 one at a time, keep-alive
+// HTTP req/s (wrk -c64, nginx), and synfin's CPU per connection / per request.
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { Topology, ADDR } from './lib/topology.js';
+import { PORT, startNginx, startTcpServer } from './lib/servers.js';
+import { SynfinProcess } from './lib/synfin.js';
+import { killAllDaemons, run, sleep } from './lib/proc.js';
+import { tool, checkPrerequisites } from './lib/tools.js';
+import { workingTreeDist } from './lib/snapshot.js';
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+function usage(msg) {
+  if (msg) process.stderr.write(`bench/ab: ${msg}\n`);
+  process.stderr.write('usage: node bench/ab.js --variant NAME:[ENV=V,...|dist=DIR] (two or more) [--rounds N] [--seconds N] [--only connections,http]\n');
+  process.exit(2);
+}
+
+const { values: opt } = parseArgs({
+  options: {
+    variant: { type: 'string', multiple: true },
+    rounds: { type: 'string', default: '5' },
+    seconds: { type: 'string', default: '5' },
+    only: { type: 'string', default: 'connections,http' },
+  },
+});
+const rounds = Number(opt.rounds);
+const seconds = Number(opt.seconds);
+const only = opt.only.split(',').map((w) => w.trim());
+if (!(rounds >= 1 && rounds <= 100)) usage('--rounds must be 1..100');
+if (!(seconds >= 1 && seconds <= 120)) usage('--seconds must be 1..120');
+for (const w of only) if (w !== 'connections' && w !== 'http') usage(`unknown workload "${w}" (connections, http)`);
+if ((opt.variant ?? []).length < 2) usage('give at least two variants');
+if (process.getuid?.() !== 0) usage('run as root: it creates network namespaces and a TUN device');
+checkPrerequisites(['ip', 'curl', ...(only.includes('http') ? ['wrk', 'nginx'] : [])]);
+
+let defaultDist = null;
+const variants = opt.variant.map((spec) => {
+  const colon = spec.indexOf(':');
+  if (colon <= 0) usage(`variant "${spec}" is not NAME:SETTINGS`);
+  const v = { name: spec.slice(0, colon), env: {}, dist: null };
+  for (const item of spec.slice(colon + 1).split(',').filter((s) => s !== '')) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) usage(`setting "${item}" of variant ${v.name} is not KEY=VALUE`);
+    const key = item.slice(0, eq);
+    const value = item.slice(eq + 1);
+    if (key === 'dist') {
+      if (!fs.existsSync(path.join(value, 'runtime.js'))) usage(`${value} holds no compiled synfin (runtime.js)`);
+      v.dist = path.resolve(value);
+    } else v.env[key] = value;
+  }
+  if (v.dist === null) v.dist = defaultDist ??= workingTreeDist(REPO).dist;
+  return v;
+});
+
+const topo = new Topology();
+process.on('exit', () => {
+  killAllDaemons();
+  topo.destroy();
+});
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+tool('connrate');
+tool('tcpserv');
+topo.create();
+
+const echo = await startTcpServer(topo, 'echo');
+const nginx = only.includes('http') ? await startNginx(topo) : null;
+const results = new Map(variants.map((v) => [v.name, { rate: [], cpuConn: [], mainConn: [], p50: [], rps: [], cpuReq: [], mainReq: [] }]));
+
+async function withEnv(env, fn) {
+  const saved = {};
+  for (const [k, v] of Object.entries(env)) {
+    saved[k] = process.env[k];
+    process.env[k] = v;
+  }
+  try {
+    return await fn();
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+}
+
+async function connrate(concurrency, secs) {
+  const r = await run(tool('connrate'), [ADDR.tunTarget, String(PORT.echo), String(secs), String(concurrency), '64'], { ns: topo.ns.scli, timeoutMs: (secs + 30) * 1000 });
+  if (r.code !== 0) throw new Error(`connrate: ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout);
+}
+
+async function wrk(secs) {
+  const r = await run('wrk', ['-t1', '-c64', `-d${secs}s`, `http://${ADDR.tunTarget}:${PORT.http}/`], { ns: topo.ns.scli, timeoutMs: (secs + 30) * 1000 });
+  const rps = Number(/Requests\/sec:\s+(\S+)/.exec(r.stdout)?.[1]);
+  const total = Number(/(\d+) requests in/.exec(r.stdout)?.[1]);
+  if (!Number.isFinite(rps)) throw new Error(`wrk: ${r.stdout}${r.stderr}`);
+  return { rps, total };
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+for (let round = 1; round <= rounds; round++) {
+  // Alternate the order too, so neither variant always runs right after the other.
+  const order = round % 2 ? variants : [...variants].reverse();
+  for (const v of order) {
+    const res = results.get(v.name);
+    await withEnv(v.env, async () => {
+      const sf = await new SynfinProcess(topo, { dist: v.dist, name: `ab-${v.name}`, mtu: 1500 }).start();
+      try {
+        const parts = [];
+        if (only.includes('connections')) {
+          const cpu0 = sf.cpuMs();
+          const main0 = sf.cpuMs(true);
+          const r = await connrate(64, seconds);
+          const cpuConn = ((sf.cpuMs() - cpu0) * 1000) / Math.max(1, r.ok);
+          const mainConn = ((sf.cpuMs(true) - main0) * 1000) / Math.max(1, r.ok);
+          const lat = await connrate(1, Math.max(2, Math.round(seconds / 2)));
+          res.rate.push(r.rate);
+          res.cpuConn.push(cpuConn);
+          res.mainConn.push(mainConn);
+          res.p50.push(lat.connectUs.p50);
+          parts.push(`${r.rate.toFixed(0)} conn/s (${cpuConn.toFixed(0)} µs CPU each, ${mainConn.toFixed(0)} on the event loop's thread; ${r.failed} failed), connect p50 ${lat.connectUs.p50.toFixed(1)} µs`);
+        }
+        if (only.includes('http')) {
+          const cpu0 = sf.cpuMs();
+          const main0 = sf.cpuMs(true);
+          const w = await wrk(seconds);
+          const cpuReq = ((sf.cpuMs() - cpu0) * 1000) / Math.max(1, w.total);
+          const mainReq = ((sf.cpuMs(true) - main0) * 1000) / Math.max(1, w.total);
+          res.rps.push(w.rps);
+          res.cpuReq.push(cpuReq);
+          res.mainReq.push(mainReq);
+          parts.push(`${w.rps.toFixed(0)} req/s keep-alive (${cpuReq.toFixed(1)} µs CPU each, ${mainReq.toFixed(1)} on the event loop's thread)`);
+        }
+        process.stdout.write(`round ${round} ${v.name}: ${parts.join('; ')}\n`);
+      } finally {
+        await sf.stop();
+      }
+    });
+    await sleep(500);
+  }
+}
+
+process.stdout.write('\nmedians\n');
+for (const v of variants) {
+  const r = results.get(v.name);
+  const parts = [];
+  if (only.includes('connections')) parts.push(`${median(r.rate).toFixed(0)} conn/s, ${median(r.cpuConn).toFixed(0)} µs CPU/conn (loop thread ${median(r.mainConn).toFixed(0)}), connect p50 ${median(r.p50).toFixed(1)} µs`);
+  if (only.includes('http')) parts.push(`${median(r.rps).toFixed(0)} req/s, ${median(r.cpuReq).toFixed(1)} µs CPU/req (loop thread ${median(r.mainReq).toFixed(1)})`);
+  process.stdout.write(`  ${v.name.padEnd(12)} ${parts.join('; ')}\n`);
+}
+await echo.stop();
+if (nginx !== null) await nginx.stop();
+process.exit(0);
