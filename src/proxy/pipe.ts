@@ -96,6 +96,19 @@ export function upstreamSocketOptions(): UpstreamSocketOptions {
   };
 }
 
+type TimerSocket = Socket & { _unrefTimer?: () => void };
+
+/**
+ * Restarts a socket's idle timer (socket.setTimeout). Node's own reads and writes do it with
+ * socket._unrefTimer(), which refreshes the timer in place; calling setTimeout() again would build
+ * a new timer and a bound closure per write. Falls back to setTimeout() on a Node without it.
+ */
+function refreshIdleTimer(socket: Socket, ms: number): void {
+  const s = socket as TimerSocket;
+  if (typeof s._unrefTimer === 'function') s._unrefTimer();
+  else socket.setTimeout(ms);
+}
+
 export class Pipe implements ConnHandler, AfterFlush {
   /** onData gets views into the TUN batch: they are written or copied by afterFlush. */
   readonly acceptsViews = true;
@@ -211,7 +224,7 @@ export class Pipe implements ConnHandler, AfterFlush {
         written = 0;
       }
       // Bytes that bypass the stream do not refresh its idle timer: re-arm it.
-      if (written > 0 && this.opts.idleTimeoutMs > 0) socket.setTimeout(this.opts.idleTimeoutMs);
+      if (written > 0 && this.opts.idleTimeoutMs > 0) refreshIdleTimer(socket, this.opts.idleTimeoutMs);
     }
     const rest = this.pendingBytes - written;
     if (rest > 0) {
