@@ -20,6 +20,7 @@ import type { Socket } from 'node:net';
 import type { ConnHandler, TcpConn } from '../tcp/conn.js';
 import type { Clock } from '../stack/clock.js';
 import type { AfterFlush, Stack } from '../stack/stack.js';
+import { ReadBufferPool } from './read-buffer-pool.js';
 
 export interface PipeOptions {
   stack: Stack;
@@ -50,13 +51,16 @@ type PipeSocket = Socket & { [PIPE]: Pipe | undefined };
  * length (under 4 KiB from Node's buffer pool): a socket doing small reads, or none, holds no
  * memory of its own. A large read suggests a bulk transfer: the socket then gets a buffer of its
  * own, which each read hands to the connection as it is (no copy; the connection's send buffer
- * keeps chunks until the app acknowledges them) before taking a fresh one; a read that does not
- * look like bulk any more sends it back to the shared buffer.
+ * keeps chunks until the app acknowledges them) before taking another; a read that does not
+ * look like bulk any more sends it back to the shared buffer. Those buffers come from one pool and
+ * return to it once acknowledged (read-buffer-pool.ts says why).
  */
 const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 /** Reads at least this large move a socket to buffers of its own (and are given away from them). */
 const OWN_BUFFER_MIN_READ = 16 * 1024;
 const OWN_BUFFER_BYTES = 64 * 1024;
+/** At most 4 MiB of idle read buffers kept for reuse. */
+export const READ_BUFFERS = new ReadBufferPool(OWN_BUFFER_BYTES, 64);
 
 export interface UpstreamSocketOptions {
   allowHalfOpen: true;
@@ -67,7 +71,7 @@ export interface UpstreamSocketOptions {
 /** Options for an upstream net.Socket: half-open allowed, no Nagle, and the reads above. */
 export function upstreamSocketOptions(): UpstreamSocketOptions {
   // Node asks for the buffer of the next read when the socket starts reading and after each read.
-  let next = SHARED_READ_BUFFER;
+  let next: Buffer = SHARED_READ_BUFFER;
   return {
     allowHalfOpen: true,
     noDelay: true,
@@ -77,11 +81,13 @@ export function upstreamSocketOptions(): UpstreamSocketOptions {
         let chunk: Buffer;
         if (buf !== SHARED_READ_BUFFER && nread >= OWN_BUFFER_MIN_READ) {
           chunk = nread === buf.length ? buf : buf.subarray(0, nread);
-          next = Buffer.allocUnsafeSlow(OWN_BUFFER_BYTES);
+          next = READ_BUFFERS.take();
         } else {
           chunk = Buffer.allocUnsafe(nread);
           buf.copy(chunk, 0, 0, nread);
-          next = nread >= OWN_BUFFER_MIN_READ ? Buffer.allocUnsafeSlow(OWN_BUFFER_BYTES) : SHARED_READ_BUFFER;
+          // A buffer of the socket's own that is not handed over goes straight back.
+          if (buf !== SHARED_READ_BUFFER) READ_BUFFERS.give(buf);
+          next = nread >= OWN_BUFFER_MIN_READ ? READ_BUFFERS.take() : SHARED_READ_BUFFER;
         }
         const pipe = (this as PipeSocket)[PIPE];
         if (pipe === undefined) {
@@ -133,6 +139,8 @@ export class Pipe implements ConnHandler, AfterFlush {
   /** Delivered chunks (views into the TUN batch) not yet written, and their bytes. */
   private readonly pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** Pooled read buffers the connection released, given back after the flush (onChunkReleased). */
+  private released: Buffer[] | null = null;
   private consumed = 0;
   private upstreamEnded = false;
   private appFinished = false;
@@ -196,6 +204,20 @@ export class Pipe implements ConnHandler, AfterFlush {
   /** The stack has sent this batch's segments: write what the batch delivered. */
   afterFlush(): void {
     this.writePending();
+    const released = this.released;
+    if (released !== null && released.length > 0) {
+      // The batch's packets are written: unless the device held some back (full), nothing points
+      // into these buffers any more. Otherwise they are left to the garbage collector.
+      if (this.opts.stack.linkHoldsNoViews) for (let i = 0; i < released.length; i++) READ_BUFFERS.give(released[i]!);
+      released.length = 0;
+    }
+  }
+
+  /** The connection dropped a chunk (acknowledged or discarded): a pooled one goes back after the flush. */
+  onChunkReleased(chunk: Buffer): void {
+    if (!READ_BUFFERS.isLent(chunk)) return;
+    (this.released ??= []).push(chunk);
+    this.opts.stack.runAfterFlush(this);
   }
 
   /**

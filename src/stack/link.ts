@@ -26,6 +26,8 @@ export interface LinkTx {
    */
   txAttach?(offset: number, buf: Buffer, off: number, len: number): boolean;
   readonly txMaxViews?: number;
+  /** Committed packets not yet written (a link with txAttach: views are held until then). */
+  readonly txQueued?: number;
   /** Called once when a full ring has room again. */
   onTxDrain(callback: () => void): void;
 }

@@ -382,6 +382,17 @@ export class Stack implements LinkRx {
     if (!this.batchOpen) this.flushSoon();
   }
 
+  /**
+   * No packet on the link refers to outside memory: the link copies payloads into its own slots
+   * (no txAttach), or every packet it was given has been written. Then a chunk a connection has
+   * released (ConnHandler.onChunkReleased) may be reused; run from an after-flush task, this is
+   * the state right after the batch's packets went out.
+   */
+  get linkHoldsNoViews(): boolean {
+    const link = this.link;
+    return link.txAttach === undefined || link.txQueued === 0;
+  }
+
   /** Ask for `conn` to be dispatched at the next flush (the proxy calls this after write/close/consume). */
   wake(conn: TcpConn): void {
     const entry = conn.tuple as ConnEntry | null;

@@ -37,7 +37,7 @@ import type { CloseReason, ConnIdentity, DropReason, ResetReason, TcpEventSink }
 import { RcvFlag, Receiver } from './rcv.js';
 import { OutSegment, Segment, TcpFlag } from './segment.js';
 import { AckFlag, SendKind, SendPlan, Sender } from './snd.js';
-import type { ViewSink } from './send-buffer.js';
+import type { ChunkReleaseSink, ViewSink } from './send-buffer.js';
 import { seqAdd, seqGt, seqGeq, seqLeq } from './seq.js';
 import { State, stateName } from './state.js';
 import { ConnTimers, TimerKind } from './timers.js';
@@ -70,6 +70,14 @@ export interface ConnHandler {
    * Read once, when the connection is created.
    */
   readonly acceptsViews?: boolean;
+  /**
+   * A chunk given to write() has left the send buffer: acknowledged, or dropped as the connection
+   * closed. The connection keeps no reference any more, but the link may: a packet serialized
+   * from it in the current batch is written by the flush that ends the batch (and stays queued
+   * past it if the device is full; Stack.linkHoldsNoViews tells). Optional; read once, when the
+   * connection is created.
+   */
+  onChunkReleased?(chunk: Buffer): void;
 }
 
 export type TcpConnErrorCode = 'ERR_TCP_WRITE_AFTER_CLOSE' | 'ERR_TCP_BAD_STATE';
@@ -209,6 +217,7 @@ export class TcpConn implements ConnIdentity {
     this.snd = new Sender(cfg, now);
     this.rcv = new Receiver(cfg.rcvBufBytes, cfg.mss);
     this.rcv.deliverViews = handler.acceptsViews === true;
+    if (handler.onChunkReleased !== undefined) this.snd.buf.releaseSink = handler as ChunkReleaseSink;
     this.timers = new ConnTimers();
     this.cfg = cfg;
     this.events = events;

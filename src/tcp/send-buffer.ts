@@ -20,6 +20,11 @@ export class SendBufferError extends RangeError {
   }
 }
 
+/** Told when a chunk given to push() leaves the buffer (ConnHandler.onChunkReleased). */
+export interface ChunkReleaseSink {
+  onChunkReleased(chunk: Buffer): void;
+}
+
 /** Where attach() hands slices: a link's transmit ring (LinkTx.txAttach). */
 export interface ViewSink {
   txAttach?(slot: number, buf: Buffer, off: number, len: number): boolean;
@@ -39,6 +44,8 @@ export class SendBuffer {
   /** Copy cursor: chunk index relative to head, and the stream offset where that chunk starts. */
   private curIndex: number;
   private curStart: number;
+  /** Told of every chunk dropped by consume() or clear(), so its owner may reuse the memory. */
+  releaseSink: ChunkReleaseSink | null = null;
 
   constructor() {
     this.slots = new Array<Buffer | undefined>(INITIAL_SLOTS).fill(undefined);
@@ -88,6 +95,7 @@ export class SendBuffer {
       this.head = (this.head + 1) & this.mask;
       this.count--;
       this.headOffset = 0;
+      if (this.releaseSink !== null) this.releaseSink.onChunkReleased(chunk);
     }
     // The cursor's stream offsets are relative to the front: start over from it.
     this.curIndex = 0;
@@ -212,7 +220,13 @@ export class SendBuffer {
 
   /** Drop everything. */
   clear(): void {
-    for (let i = 0; i < this.count; i++) this.slots[(this.head + i) & this.mask] = undefined;
+    const sink = this.releaseSink;
+    for (let i = 0; i < this.count; i++) {
+      const at = (this.head + i) & this.mask;
+      const chunk = this.slots[at]!;
+      this.slots[at] = undefined;
+      if (sink !== null) sink.onChunkReleased(chunk);
+    }
     this.head = 0;
     this.count = 0;
     this.headOffset = 0;

@@ -386,3 +386,29 @@ describe('stack', () => {
     expect(h.syns).toHaveLength(0);
   });
 });
+
+describe('Stack.linkHoldsNoViews', () => {
+  function stackOver(link: LinkTx): Stack {
+    return new Stack({
+      link,
+      clock: new ManualClock(0),
+      tcp: defaultTcpConfig({}),
+      forwarder: { onSyn() {}, onSynAborted() {} },
+      events: new EventHub(),
+      setTimer: () => null,
+      clearTimer: () => {},
+    });
+  }
+
+  it('is true for a link that copies payloads into its slots', () => {
+    expect(stackOver(new MemoryLink()).linkHoldsNoViews).toBe(true);
+  });
+
+  it('for a link that writes payloads from where they are, only while it has nothing queued', () => {
+    const link = Object.assign(new MemoryLink(), { txQueued: 2, txAttach: () => true, txMaxViews: 4 });
+    const stack = stackOver(link);
+    expect(stack.linkHoldsNoViews).toBe(false);
+    link.txQueued = 0;
+    expect(stack.linkHoldsNoViews).toBe(true);
+  });
+});

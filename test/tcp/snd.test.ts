@@ -142,6 +142,59 @@ describe('SendBuffer', () => {
       { numRuns: 300 },
     );
   });
+
+  it('tells its release sink of every chunk once, in order, when consume() passes its end or clear() drops it', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.record({ op: fc.constant('push' as const), len: fc.integer({ min: 0, max: 50 }) }),
+            fc.record({ op: fc.constant('consume' as const), frac: fc.double({ min: 0, max: 1, noNaN: true }) }),
+            fc.record({ op: fc.constant('clear' as const) }),
+          ),
+          { maxLength: 60 },
+        ),
+        (ops) => {
+          const b = new SendBuffer();
+          const released: Buffer[] = [];
+          b.releaseSink = { onChunkReleased: (c) => released.push(c) };
+          // The model: chunks held (identity), bytes of the first already consumed.
+          let held: Buffer[] = [];
+          let headUsed = 0;
+          const expected: Buffer[] = [];
+          for (const o of ops) {
+            if (o.op === 'push') {
+              const c = Buffer.alloc(o.len);
+              b.push(c);
+              if (o.len > 0) held.push(c);
+            } else if (o.op === 'consume') {
+              const total = held.reduce((n, c) => n + c.length, 0) - headUsed;
+              let k = Math.floor(o.frac * total);
+              b.consume(k);
+              while (k > 0) {
+                const left = held[0]!.length - headUsed;
+                if (k < left) {
+                  headUsed += k;
+                  break;
+                }
+                k -= left;
+                expected.push(held.shift()!);
+                headUsed = 0;
+              }
+            } else {
+              b.clear();
+              expected.push(...held);
+              held = [];
+              headUsed = 0;
+            }
+            expect(released.length).toBe(expected.length);
+            for (let i = 0; i < expected.length; i++) expect(released[i]).toBe(expected[i]);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
 });
 
 const ISS = 0xffffff00;
