@@ -10,13 +10,14 @@
 // A variant is NAME:SETTINGS, SETTINGS a comma-separated list of ENV=VALUE (set in synfin's
 // environment) or dist=DIR (a compiled synfin, default: this tree's dist/, built first).
 // Measures per round: short connections/s (64 in flight), connect p50 one at a time, keep-alive
-// HTTP req/s (wrk -c64, nginx), and synfin's CPU per connection / per request.
+// HTTP req/s (wrk -c64, nginx), and synfin's CPU per connection / per request; with --only bulk,
+// one iperf3 stream each way at MTU 65000 and synfin's CPU per GB.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { Topology, ADDR } from './lib/topology.js';
-import { PORT, startNginx, startTcpServer } from './lib/servers.js';
+import { PORT, startIperf, startNginx, startTcpServer } from './lib/servers.js';
 import { SynfinProcess } from './lib/synfin.js';
 import { killAllDaemons, run, sleep } from './lib/proc.js';
 import { tool, checkPrerequisites } from './lib/tools.js';
@@ -26,7 +27,7 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 function usage(msg) {
   if (msg) process.stderr.write(`bench/ab: ${msg}\n`);
-  process.stderr.write('usage: node bench/ab.js --variant NAME:[ENV=V,...|dist=DIR] (two or more) [--rounds N] [--seconds N] [--only connections,http]\n');
+  process.stderr.write('usage: node bench/ab.js --variant NAME:[ENV=V,...|dist=DIR] (two or more) [--rounds N] [--seconds N] [--only connections,http,bulk]\n');
   process.exit(2);
 }
 
@@ -43,10 +44,10 @@ const seconds = Number(opt.seconds);
 const only = opt.only.split(',').map((w) => w.trim());
 if (!(rounds >= 1 && rounds <= 100)) usage('--rounds must be 1..100');
 if (!(seconds >= 1 && seconds <= 120)) usage('--seconds must be 1..120');
-for (const w of only) if (w !== 'connections' && w !== 'http') usage(`unknown workload "${w}" (connections, http)`);
+for (const w of only) if (w !== 'connections' && w !== 'http' && w !== 'bulk') usage(`unknown workload "${w}" (connections, http, bulk)`);
 if ((opt.variant ?? []).length < 2) usage('give at least two variants');
 if (process.getuid?.() !== 0) usage('run as root: it creates network namespaces and a TUN device');
-checkPrerequisites(['ip', 'curl', ...(only.includes('http') ? ['wrk', 'nginx'] : [])]);
+checkPrerequisites(['ip', 'curl', ...(only.includes('http') ? ['wrk', 'nginx'] : []), ...(only.includes('bulk') ? ['iperf3'] : [])]);
 
 let defaultDist = null;
 const variants = opt.variant.map((spec) => {
@@ -79,7 +80,10 @@ topo.create();
 
 const echo = await startTcpServer(topo, 'echo');
 const nginx = only.includes('http') ? await startNginx(topo) : null;
-const results = new Map(variants.map((v) => [v.name, { rate: [], cpuConn: [], mainConn: [], p50: [], rps: [], cpuReq: [], mainReq: [] }]));
+const iperfd = only.includes('bulk') ? await startIperf(topo) : null;
+// Bulk runs at MTU 65000 (the issue's large-MTU target); the other workloads at 1500.
+const BULK_MTU = 65000;
+const results = new Map(variants.map((v) => [v.name, { rate: [], cpuConn: [], mainConn: [], p50: [], rps: [], cpuReq: [], mainReq: [], up: [], down: [], cpuGbUp: [], cpuGbDown: [] }]));
 
 async function withEnv(env, fn) {
   const saved = {};
@@ -111,6 +115,13 @@ async function wrk(secs) {
   return { rps, total };
 }
 
+async function iperf(secs, reverse) {
+  const r = await run('iperf3', ['-c', ADDR.tunTarget, '-p', String(PORT.iperf), '-t', String(secs), '-J', ...(reverse ? ['-R'] : [])], { ns: topo.ns.scli, timeoutMs: (secs + 40) * 1000 });
+  const j = JSON.parse(r.stdout);
+  if (j.error !== undefined) throw new Error(`iperf3: ${j.error}`);
+  return j.end.sum_received.bits_per_second / 1e9;
+}
+
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -121,7 +132,7 @@ for (let round = 1; round <= rounds; round++) {
   const order = round % 2 ? variants : [...variants].reverse();
   for (const v of order) {
     const res = results.get(v.name);
-    await withEnv(v.env, async () => {
+    if (only.includes('connections') || only.includes('http')) await withEnv(v.env, async () => {
       const sf = await new SynfinProcess(topo, { dist: v.dist, name: `ab-${v.name}`, mtu: 1500 }).start();
       try {
         const parts = [];
@@ -154,6 +165,35 @@ for (let round = 1; round <= rounds; round++) {
         await sf.stop();
       }
     });
+    if (only.includes('bulk')) {
+      await withEnv(v.env, async () => {
+        topo.setVethMtu(BULK_MTU);
+        const sf = await new SynfinProcess(topo, { dist: v.dist, name: `ab-${v.name}-bulk`, mtu: BULK_MTU }).start();
+        try {
+          const parts = [];
+          for (const reverse of [false, true]) {
+            const c0 = await sf.counters(['synfin_tun_packets_total', 'synfin_tun_bytes_total']);
+            const cpu0 = sf.cpuMs();
+            const gbps = await iperf(seconds, reverse);
+            const cpuGb = ((sf.cpuMs() - cpu0) * 8) / Math.max(1e-9, gbps * seconds);
+            const c1 = await sf.counters(['synfin_tun_packets_total', 'synfin_tun_bytes_total']);
+            const d = (k) => (c1[k] ?? 0) - (c0[k] ?? 0);
+            const dir = reverse ? 'tx' : 'rx';
+            const other = reverse ? 'rx' : 'tx';
+            const dataPackets = d(`synfin_tun_packets_total{direction="${dir}"}`);
+            const avgKB = d(`synfin_tun_bytes_total{direction="${dir}"}`) / Math.max(1, dataPackets) / 1024;
+            const acksPerData = d(`synfin_tun_packets_total{direction="${other}"}`) / Math.max(1, dataPackets);
+            res[reverse ? 'down' : 'up'].push(gbps);
+            res[reverse ? 'cpuGbDown' : 'cpuGbUp'].push(cpuGb);
+            parts.push(`${reverse ? 'server→client' : 'client→server'} ${gbps.toFixed(2)} Gbit/s (${cpuGb.toFixed(0)} ms CPU/GB; data packets of ${avgKB.toFixed(1)} KiB on average, ${acksPerData.toFixed(2)} packets back per data packet)`);
+          }
+          process.stdout.write(`round ${round} ${v.name}: bulk MTU ${BULK_MTU} ${parts.join(', ')}\n`);
+        } finally {
+          await sf.stop();
+          topo.setVethMtu(1500);
+        }
+      });
+    }
     await sleep(500);
   }
 }
@@ -164,8 +204,10 @@ for (const v of variants) {
   const parts = [];
   if (only.includes('connections')) parts.push(`${median(r.rate).toFixed(0)} conn/s, ${median(r.cpuConn).toFixed(0)} µs CPU/conn (loop thread ${median(r.mainConn).toFixed(0)}), connect p50 ${median(r.p50).toFixed(1)} µs`);
   if (only.includes('http')) parts.push(`${median(r.rps).toFixed(0)} req/s, ${median(r.cpuReq).toFixed(1)} µs CPU/req (loop thread ${median(r.mainReq).toFixed(1)})`);
+  if (only.includes('bulk')) parts.push(`bulk ${median(r.up).toFixed(2)} / ${median(r.down).toFixed(2)} Gbit/s, ${median(r.cpuGbUp).toFixed(0)} / ${median(r.cpuGbDown).toFixed(0)} ms CPU/GB`);
   process.stdout.write(`  ${v.name.padEnd(12)} ${parts.join('; ')}\n`);
 }
 await echo.stop();
 if (nginx !== null) await nginx.stop();
+if (iperfd !== null) await iperfd.stop();
 process.exit(0);
