@@ -77,4 +77,68 @@ describe('DeadlineHeap', () => {
       }),
     );
   });
+
+  it('property: with schedule, cancel and popDue interleaved it fires what a model says, and stale entries stay bounded', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.record({ op: fc.constant('schedule' as const), idx: fc.nat(199), at: fc.integer({ min: 0, max: 1000 }) }),
+            fc.record({ op: fc.constant('cancel' as const), idx: fc.nat(199) }),
+            fc.record({ op: fc.constant('pop' as const), now: fc.integer({ min: 0, max: 1000 }) }),
+          ),
+          { maxLength: 600 },
+        ),
+        (ops) => {
+          const heap = new DeadlineHeap<Item>(4);
+          const items = Array.from({ length: 200 }, (_, i) => new Item(String(i)));
+          const model = new Map<Item, number>();
+          let now = 0;
+          for (const o of ops) {
+            if (o.op === 'schedule') {
+              const item = items[o.idx]!;
+              // Deadlines are never in the past of the last popDue.
+              const at = Math.max(o.at, now);
+              heap.schedule(item, at);
+              model.set(item, Math.min(model.get(item) ?? Infinity, at));
+            } else if (o.op === 'cancel') {
+              heap.cancel(items[o.idx]!);
+              model.delete(items[o.idx]!);
+            } else {
+              now = Math.max(now, o.now);
+              const fired: Item[] = [];
+              heap.popDue(now, (i) => fired.push(i));
+              const due = [...model].filter(([, at]) => at <= now);
+              expect(new Set(fired)).toEqual(new Set(due.map(([i]) => i)));
+              expect(fired.length).toBe(due.length);
+              for (let k = 1; k < fired.length; k++) expect(model.get(fired[k]!)!).toBeGreaterThanOrEqual(model.get(fired[k - 1]!)!);
+              for (const [i] of due) model.delete(i);
+            }
+            expect(heap.liveCount).toBe(model.size);
+            // Compaction keeps stale entries at most live + 64 (+1 for the entry just pushed).
+            expect(heap.size - heap.liveCount).toBeLessThanOrEqual(heap.liveCount + 65);
+            expect(heap.peekTime()).toBeLessThanOrEqual(Math.min(Infinity, ...model.values()));
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a cancelled item is let go of once stale entries pile up, long before its deadline', () => {
+    const heap = new DeadlineHeap<Item>();
+    const keep = new Item('keep');
+    heap.schedule(keep, 1_000_000);
+    // 1,000 short-lived items, each cancelled with a deadline far away (a closed connection's RTO).
+    for (let i = 0; i < 1000; i++) {
+      const gone = new Item(`gone${i}`);
+      heap.schedule(gone, 500_000 + i);
+      heap.cancel(gone);
+    }
+    expect(heap.liveCount).toBe(1);
+    expect(heap.size).toBeLessThanOrEqual(1 + 65);
+    const fired: string[] = [];
+    heap.popDue(Infinity, (i) => fired.push(i.name));
+    expect(fired).toEqual(['keep']);
+  });
 });
