@@ -56,6 +56,8 @@ interface Dial {
 const TCP_ESTABLISHED = 1;
 /** Upstream sockets kept built ahead of the dials that will use them. */
 const SPARE_SOCKETS = 8;
+/** Settled dials tolerated in the deadline queue beyond the number of live ones (trimDialQueue). */
+const DIAL_QUEUE_SLACK = 64;
 
 /** The dial an upstream socket is for, while it is being dialled (null before and after). */
 const DIAL = Symbol('synfin.dial');
@@ -99,6 +101,7 @@ export class Proxy implements Forwarder {
   private dialQueueHead = 0;
   private dialTimer: NodeJS.Timeout | null = null;
   private readonly onDialTimerBound = (): void => this.onDialTimer();
+  private expiringDials = false;
   private readonly checkEarlyConnectBound = (req: PendingSyn, dial: Dial): void => this.checkEarlyConnect(req, dial);
   private readonly info = new Float64Array(TCP_INFO_FIELDS);
   /** Sockets built ahead for the next dials (no handle, no descriptor until connect). */
@@ -120,6 +123,11 @@ export class Proxy implements Forwarder {
 
   get dialsInFlight(): number {
     return this.dials.size;
+  }
+
+  /** Entries of the connect-deadline queue, settled dials not yet dropped included. */
+  get dialQueueSize(): number {
+    return this.dialQueue.length - this.dialQueueHead;
   }
 
   /** Stop taking new connections (shutdown): pending SYNs are refused from now on. */
@@ -222,14 +230,21 @@ export class Proxy implements Forwarder {
     this.dialTimer = null;
     const now = this.opts.clock.now();
     const q = this.dialQueue;
-    while (this.dialQueueHead < q.length) {
-      const dial = q[this.dialQueueHead]!;
-      if (this.dials.get(dial.req) === dial) {
-        if (dial.deadline > now) break;
-        this.onDialFailed(dial.req, dial, 'timeout', null);
+    // The walk moves the head itself: no trimming under it (each timeout settles a dial).
+    this.expiringDials = true;
+    try {
+      while (this.dialQueueHead < q.length) {
+        const dial = q[this.dialQueueHead]!;
+        if (this.dials.get(dial.req) === dial) {
+          if (dial.deadline > now) break;
+          this.onDialFailed(dial.req, dial, 'timeout', null);
+        }
+        this.dialQueueHead++;
       }
-      this.dialQueueHead++;
+    } finally {
+      this.expiringDials = false;
     }
+    this.trimDialQueue();
     this.armDialTimer();
   }
 
@@ -244,6 +259,27 @@ export class Proxy implements Forwarder {
   private settle(dial: Dial): void {
     this.dials.delete(dial.req);
     dial.socket[DIAL] = null;
+    this.trimDialQueue();
+  }
+
+  /**
+   * Settled dials stay in the deadline queue until the timer passes them, and each one holds its
+   * socket, pipe and SYN: with a 10 s connect timeout that kept the last 10 s of connections
+   * reachable (44,000 of them at the benchmark's rate, ~50 MB the young-generation collector kept
+   * copying). Once settled entries outnumber live dials (plus slack), keep only the live ones.
+   */
+  private trimDialQueue(): void {
+    if (this.expiringDials) return;
+    const q = this.dialQueue;
+    const queued = q.length - this.dialQueueHead;
+    if (queued - this.dials.size <= this.dials.size + DIAL_QUEUE_SLACK) return;
+    let k = 0;
+    for (let i = this.dialQueueHead; i < q.length; i++) {
+      const dial = q[i]!;
+      if (this.dials.get(dial.req) === dial) q[k++] = dial;
+    }
+    q.length = k;
+    this.dialQueueHead = 0;
   }
 
   /** Node's 'connect' for a dial (see onDialConnect). */
