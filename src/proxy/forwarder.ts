@@ -265,8 +265,9 @@ export class Proxy implements Forwarder {
   /**
    * Settled dials stay in the deadline queue until the timer passes them, and each one holds its
    * socket, pipe and SYN: with a 10 s connect timeout that kept the last 10 s of connections
-   * reachable (44,000 of them at the benchmark's rate, ~50 MB the young-generation collector kept
-   * copying). Once settled entries outnumber live dials (plus slack), keep only the live ones.
+   * reachable (a heap snapshot 5 s into the benchmark's connection workload: 20,281 sockets for
+   * 178 live connections; heap peak 122 MB, 36 MB without them). Once settled entries outnumber
+   * live dials (plus slack), keep only the live ones.
    */
   private trimDialQueue(): void {
     if (this.expiringDials) return;
