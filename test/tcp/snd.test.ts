@@ -7,6 +7,10 @@ import { seqAdd } from '../../src/tcp/seq.js';
 import { AckFlag, Recovery, SendKind, SendPlan, Sender } from '../../src/tcp/snd.js';
 import { ACK, seg, testConfig } from './helpers.js';
 
+/** Send-buffer operations shared by the model checks below. */
+const pushOp = fc.record({ op: fc.constant('push' as const), len: fc.integer({ min: 0, max: 50 }) });
+const consumeOp = fc.record({ op: fc.constant('consume' as const), frac: fc.double({ min: 0, max: 1, noNaN: true }) });
+
 describe('SendBuffer', () => {
   it('copy reads across chunk boundaries', () => {
     const b = new SendBuffer();
@@ -88,8 +92,8 @@ describe('SendBuffer', () => {
       fc.property(
         fc.array(
           fc.oneof(
-            fc.record({ op: fc.constant('push' as const), len: fc.integer({ min: 0, max: 50 }) }),
-            fc.record({ op: fc.constant('consume' as const), frac: fc.double({ min: 0, max: 1, noNaN: true }) }),
+            pushOp,
+            consumeOp,
             fc.record({
               op: fc.constant('copy' as const),
               a: fc.double({ min: 0, max: 1, noNaN: true }),
@@ -148,8 +152,8 @@ describe('SendBuffer', () => {
       fc.property(
         fc.array(
           fc.oneof(
-            fc.record({ op: fc.constant('push' as const), len: fc.integer({ min: 0, max: 50 }) }),
-            fc.record({ op: fc.constant('consume' as const), frac: fc.double({ min: 0, max: 1, noNaN: true }) }),
+            pushOp,
+            consumeOp,
             fc.record({ op: fc.constant('clear' as const) }),
           ),
           { maxLength: 60 },
