@@ -235,6 +235,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       connections.close();
       await app.close();
       tun.stop();
+      proxy.close();
       impairedRx?.stop();
       impairedTx?.stop();
       stack.stop();

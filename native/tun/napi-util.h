@@ -1,4 +1,4 @@
-// Argument and error helpers shared by the addon's translation units (tun.cc, socket-table.cc).
+// Argument and error helpers shared by the addon's translation units (tun.cc, socket-table.cc, upstream.cc).
 #pragma once
 
 #include <napi.h>
@@ -75,5 +75,8 @@ inline bool GetUint32(const Napi::CallbackInfo& info, size_t index, const char* 
 
 // socket-table.cc: exports.SocketTable (the kernel's TCP sockets, and which are synfin's).
 void InitSocketTable(Napi::Env env, Napi::Object exports);
+
+// upstream.cc: exports.UpstreamPoller and the upstream socket operations (src/proxy/upstream.ts).
+void InitUpstream(Napi::Env env, Napi::Object exports);
 
 }  // namespace synfin

@@ -685,6 +685,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpInfo", Napi::Function::New(env, TcpInfo, "tcpInfo"));
   exports.Set("localEndpoint", Napi::Function::New(env, LocalEndpoint, "localEndpoint"));
   InitSocketTable(env, exports);
+  InitUpstream(env, exports);
   exports.Set("IFNAMSIZ", Napi::Number::New(env, IFNAMSIZ));
   exports.Set("VNET_HDR_LEN", Napi::Number::New(env, kVnetHdrLen));
   return exports;

@@ -18,7 +18,6 @@ import {
   TCP_INFO_RTT_US,
   TCP_INFO_STATE,
   TCP_INFO_TOTAL_RETRANS,
-  localEndpoint,
   tcpInfo,
 } from '../tun/tcp-info.js';
 import { formatEndpoint } from '../wire/packet.js';
@@ -42,8 +41,6 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   private readonly pipesById = new Map<number, Pipe>();
   private readonly flows = new Map<number, FlowTuple>();
   private readonly info = new Float64Array(TCP_INFO_FIELDS);
-  /** localEndpoint()'s output: family, four address words, port. */
-  private readonly endpoint = new Uint32Array(6);
   private lastScrapeAt = -Infinity;
   private aheadTimer: NodeJS.Timeout | null = null;
   /** A snapshot was taken in the background for the scrape now due, when kernel.changes was aheadChanges. */
@@ -137,21 +134,10 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   pipeOpened(req: PendingSyn, pipe: Pipe): void {
     this.pipesById.set(req.id, pipe);
     pipe.stats = this;
-    // The 4-tuple to watch in the kernel's table: the local end from one getsockname() as numbers,
-    // the remote end as dialled (Node reports none until its own 'connect', which may come after
-    // this for a dial taken early, and formatting then parsing addresses costs more than the call).
-    const dialed = pipe.dialedAddress;
-    const fd = pipe.upstreamFd();
-    const local = this.endpoint;
-    if (dialed !== null && fd >= 0 && localEndpoint(fd, local) && local[0] === dialed.family) {
-      this.kernel.watchEndpoints(req.id, local, dialed.words, pipe.dialedPort);
-      return;
-    }
+    // The 4-tuple to watch in the kernel's table, as numbers: the local end as the connect call
+    // read it (getsockname), the remote end as dialled.
     const s = pipe.socket;
-    const remote = s.remoteAddress ?? pipe.dialedHost;
-    if (s.localAddress !== undefined && remote !== '') {
-      this.kernel.watch(req.id, s.localAddress, s.localPort ?? 0, remote, s.remotePort ?? pipe.dialedPort);
-    }
+    if (s.local[0] === s.remoteFamily) this.kernel.watchEndpoints(req.id, s.local, s.remoteWords, s.remotePort);
   }
   pipeClosed(pipe: Pipe): void {
     const id = pipe.id;

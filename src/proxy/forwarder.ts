@@ -5,14 +5,15 @@
  * unreachable one an ICMP unreachable, a policy denial an ICMP "administratively prohibited": the
  * app sees what it would have seen without a proxy, never an accepted connection reset a moment later.
  */
-import net from 'node:net';
+import { lookup } from 'node:dns';
 import type { Clock } from '../stack/clock.js';
 import type { EventHub } from '../stack/events.js';
 import type { Forwarder, PendingSyn, RejectHow, Stack } from '../stack/stack.js';
 import { formatAddress } from '../wire/packet.js';
-import { TCP_INFO_FIELDS, TCP_INFO_STATE, tcpInfo } from '../tun/tcp-info.js';
-import { Pipe, upstreamSocketOptions, type PipeOptions } from './pipe.js';
+import { parseAddress } from '../wire/address.js';
+import { Pipe, type PipeOptions } from './pipe.js';
 import type { DestinationPolicy } from './policy.js';
+import { UpstreamSockets, type UpstreamHandler, type UpstreamSocket } from './upstream.js';
 
 export type UpstreamResult = 'ok' | 'refused' | 'timeout' | 'unreachable' | 'error';
 
@@ -39,53 +40,46 @@ export interface ProxyOptions {
   events?: EventHub;
 }
 
-/** Where a pending connection is being dialled, and its socket. */
-interface Dial {
-  socket: DialSocket;
-  startedAt: number;
-  /** When the dial counts as timed out (--connect-timeout), ms on the injected clock. */
-  deadline: number;
-  host: string;
-  port: number;
-  /** host as an address (null for a host name). */
-  address: { family: 4 | 6; words: Uint32Array } | null;
-  req: PendingSyn;
+/**
+ * A pending connection being dialled: the handler of its upstream socket until the connect
+ * settles (the pipe takes the socket over then).
+ */
+class Dial implements UpstreamHandler {
+  socket: UpstreamSocket | null = null;
+  /** The connect completed within the connect call: accepted right after the current call. */
+  establishedEarly = false;
+  /** Settled (connected, failed, timed out or aborted): later reports are ignored. */
+  settled = false;
+
+  constructor(
+    readonly proxy: Proxy,
+    readonly req: PendingSyn,
+    readonly startedAt: number,
+    /** When the dial counts as timed out (--connect-timeout), ms on the injected clock. */
+    readonly deadline: number,
+    readonly host: string,
+    readonly port: number,
+  ) {}
+
+  onUpstreamConnect(): void {
+    this.proxy.dialConnected(this);
+  }
+  onUpstreamConnectFailed(_socket: UpstreamSocket, code: string): void {
+    this.proxy.dialFailed(this, classify(code));
+  }
+  // Until the pipe takes the socket, a connected socket is paused: data and the FIN wait for it.
+  onUpstreamData(): void {}
+  onUpstreamEnd(): void {}
+  onUpstreamError(code: string): void {
+    this.proxy.dialFailed(this, classify(code));
+  }
+  onUpstreamDrain(): void {}
+  onUpstreamClose(): void {}
+  onUpstreamIdle(): void {}
 }
 
-/** tcpi_state of an established socket (include/net/tcp_states.h). */
-const TCP_ESTABLISHED = 1;
-/** Upstream sockets kept built ahead of the dials that will use them. */
-const SPARE_SOCKETS = 8;
 /** Settled dials tolerated in the deadline queue beyond the number of live ones (trimDialQueue). */
 const DIAL_QUEUE_SLACK = 64;
-
-/** The dial an upstream socket is for, while it is being dialled (null before and after). */
-const DIAL = Symbol('synfin.dial');
-type DialSocket = net.Socket & { [DIAL]: { proxy: Proxy; dial: Dial } | null };
-
-function newUpstreamSocket(): DialSocket {
-  // allowHalfOpen: the app's FIN becomes our end() while the destination may still answer.
-  // noDelay: set on the handle before connect(2), so the pipe's own setNoDelay finds it done and
-  // no system call sits between the destination's SYN-ACK and the app's.
-  // onread: how its reads are buffered (see pipe.ts).
-  const socket = new net.Socket(upstreamSocketOptions() as net.SocketConstructorOpts) as DialSocket;
-  socket[DIAL] = null;
-  return socket;
-}
-
-// The dial's listeners: shared functions that find their dial on the socket (`this`), attached for
-// the socket's life and inert once the dial is settled. Per-dial closures through once() cost
-// their wrappers, and removing a socket's last listener of an event deletes a property of its
-// _events object, which V8 then turns into a slower dictionary (measured: ~500 bytes per
-// connection, the largest single allocation in the connection-rate benchmark's heap profile).
-function onDialConnect(this: DialSocket): void {
-  const d = this[DIAL];
-  if (d !== null) d.proxy.dialConnected(d.dial);
-}
-function onDialError(this: DialSocket, err: NodeJS.ErrnoException): void {
-  const d = this[DIAL];
-  if (d !== null) d.proxy.dialFailed(d.dial, classify(err), err);
-}
 
 export class Proxy implements Forwarder {
   stack!: Stack;
@@ -102,20 +96,28 @@ export class Proxy implements Forwarder {
   private dialTimer: NodeJS.Timeout | null = null;
   private readonly onDialTimerBound = (): void => this.onDialTimer();
   private expiringDials = false;
-  private readonly checkEarlyConnectBound = (req: PendingSyn, dial: Dial): void => this.checkEarlyConnect(req, dial);
-  private readonly info = new Float64Array(TCP_INFO_FIELDS);
-  /** Sockets built ahead for the next dials (no handle, no descriptor until connect). */
-  private readonly spareSockets: DialSocket[] = [];
+  /** Dials whose connect completed within the call: accepted together after the current call. */
+  private readonly early: Dial[] = [];
+  private readonly acceptEarlyBound = (): void => this.acceptEarly();
+  /** The kernel sockets toward the destinations (one epoll set, made with the proxy). */
+  private readonly upstream: UpstreamSockets;
+  private readonly bind: { family: 4 | 6; words: Uint32Array } | null;
   /** What every pipe is built with (one object, one onDone for all). */
   private pipeOptions: PipeOptions | null = null;
   private readonly onPipeDoneBound = (p: Pipe): void => {
     this.pipes.delete(p);
     this.opts.observer?.pipeClosed?.(p);
   };
-  private refillScheduled = false;
-  private readonly refillBound = (): void => this.refillSpareSockets();
 
-  constructor(private readonly opts: ProxyOptions) {}
+  constructor(private readonly opts: ProxyOptions) {
+    if (opts.upstreamBind === undefined) this.bind = null;
+    else {
+      const parsed = parseAddress(opts.upstreamBind);
+      if (parsed === null) throw new TypeError(`upstream bind address "${opts.upstreamBind}" is not an IP address`);
+      this.bind = parsed;
+    }
+    this.upstream = new UpstreamSockets({ clock: opts.clock, idleTimeoutMs: opts.idleTimeoutMs });
+  }
 
   attach(stack: Stack): void {
     this.stack = stack;
@@ -130,10 +132,19 @@ export class Proxy implements Forwarder {
     return this.dialQueue.length - this.dialQueueHead;
   }
 
+  /** Upstream sockets open (dialling or proxying). */
+  get upstreamSockets(): number {
+    return this.upstream.size;
+  }
+
   /** Stop taking new connections (shutdown): pending SYNs are refused from now on. */
   stopAccepting(): void {
     this.accepting = false;
-    this.spareSockets.length = 0;
+  }
+
+  /** Release the upstream poller (after shutdown: every socket closed). */
+  close(): void {
+    this.upstream.close();
   }
 
   onSyn(req: PendingSyn): void {
@@ -155,61 +166,58 @@ export class Proxy implements Forwarder {
       return;
     }
     const startedAt = this.opts.clock.now();
-    const socket = this.takeSocket();
-    socket.connect(
-      this.opts.upstreamBind !== undefined
-        ? { host: target.host, port: target.port, localAddress: this.opts.upstreamBind }
-        : { host: target.host, port: target.port },
-    );
-    const dial: Dial = { socket, startedAt, deadline: startedAt + this.opts.connectTimeoutMs, host: target.host, port: target.port, address: target.address ?? null, req };
+    const dial = new Dial(this, req, startedAt, startedAt + this.opts.connectTimeoutMs, target.host, target.port);
     this.dials.set(req, dial);
     this.dialQueue.push(dial);
     this.armDialTimer();
-    socket[DIAL] = { proxy: this, dial };
-    socket.on('connect', onDialConnect);
-    socket.on('error', onDialError);
-    // Runs after the tick in which net.connect issues connect(2) (it queued that tick first).
-    process.nextTick(this.checkEarlyConnectBound, req, dial);
+    const address = target.address ?? parseAddress(target.host);
+    if (address !== null) this.connect(dial, address.family, address.words);
+    else this.resolveAndConnect(dial);
   }
 
-  /**
-   * A destination on this host or a veth away has often completed the handshake by the time
-   * connect(2) returns: the kernel ran the peer's side in the same system call. Node would still
-   * report it one event-loop turn later (epoll, then 'connect'); asking the kernel now (TCP_INFO:
-   * ESTABLISHED, a read that clears nothing, unlike SO_ERROR) lets the app's SYN-ACK go out that
-   * much sooner (~30 µs measured here). Node's own 'connect' follows and finds the dial settled;
-   * what the pipe writes meanwhile, Node queues until then.
-   */
-  private checkEarlyConnect(req: PendingSyn, dial: Dial): void {
-    if (this.dials.get(req) !== dial) return;
-    const handle = (dial.socket as unknown as { _handle?: { fd?: number } | null })._handle;
-    const fd = handle?.fd ?? -1;
-    if (fd >= 0 && tcpInfo(fd, this.info) && this.info[TCP_INFO_STATE] === TCP_ESTABLISHED) this.onConnected(req, dial);
+  /** A mapped destination given by name: resolved first (the connect timeout covers the lookup). */
+  private resolveAndConnect(dial: Dial): void {
+    lookup(dial.host, (err, addr) => {
+      if (dial.settled) return;
+      const parsed = err === null ? parseAddress(addr) : null;
+      if (parsed === null) {
+        this.onDialFailed(dial, classify((err as NodeJS.ErrnoException | null)?.code ?? 'ENOTFOUND'));
+        return;
+      }
+      this.connect(dial, parsed.family, parsed.words);
+    });
   }
 
-  /**
-   * An unconnected socket for a dial. Building a net.Socket costs ~6 µs here, on the path from the
-   * app's SYN to its SYN-ACK: a few are built ahead, after the events that used them.
-   */
-  private takeSocket(): DialSocket {
-    const socket = this.spareSockets.pop() ?? newUpstreamSocket();
-    if (!this.refillScheduled) {
-      this.refillScheduled = true;
-      setImmediate(this.refillBound);
+  private connect(dial: Dial, family: 4 | 6, words: Uint32Array): void {
+    const r = this.upstream.connect(dial, family, words, dial.port, this.bind);
+    if ('error' in r) {
+      // Refused or unreachable within connect(2) itself: answered after the current call, as
+      // every other outcome is (the stack is still handling the SYN).
+      const code = r.error;
+      process.nextTick(() => this.onDialFailed(dial, classify(code)));
+      return;
     }
-    return socket;
+    dial.socket = r.socket;
+    if (r.established) {
+      // A destination on this host or a veth away has often completed the handshake by the time
+      // connect(2) returns (the kernel ran the peer's side in the same system call): the app's
+      // SYN-ACK goes out right after this batch instead of an event-loop turn later (~30 µs here).
+      dial.establishedEarly = true;
+      if (this.early.push(dial) === 1) process.nextTick(this.acceptEarlyBound);
+    }
   }
 
-  private refillSpareSockets(): void {
-    this.refillScheduled = false;
-    while (this.accepting && this.spareSockets.length < SPARE_SOCKETS) this.spareSockets.push(newUpstreamSocket());
+  private acceptEarly(): void {
+    const list = this.early;
+    for (let i = 0; i < list.length; i++) this.onConnected(list[i]!);
+    list.length = 0;
   }
 
   private armDialTimer(): void {
     if (this.dialTimer !== null) return;
     const q = this.dialQueue;
     let head = this.dialQueueHead;
-    while (head < q.length && this.dials.get(q[head]!.req) !== q[head]) head++;
+    while (head < q.length && q[head]!.settled) head++;
     if (head === q.length) {
       q.length = 0;
       this.dialQueueHead = 0;
@@ -235,9 +243,9 @@ export class Proxy implements Forwarder {
     try {
       while (this.dialQueueHead < q.length) {
         const dial = q[this.dialQueueHead]!;
-        if (this.dials.get(dial.req) === dial) {
+        if (!dial.settled) {
           if (dial.deadline > now) break;
-          this.onDialFailed(dial.req, dial, 'timeout', null);
+          this.onDialFailed(dial, 'timeout');
         }
         this.dialQueueHead++;
       }
@@ -252,13 +260,13 @@ export class Proxy implements Forwarder {
     const dial = this.dials.get(req);
     if (dial === undefined) return;
     this.settle(dial);
-    dial.socket.destroy();
+    dial.socket?.destroy();
   }
 
-  /** The dial is over, whichever way: its socket's dial listeners go inert. */
+  /** The dial is over, whichever way: its socket's reports to it are ignored from now on. */
   private settle(dial: Dial): void {
+    dial.settled = true;
     this.dials.delete(dial.req);
-    dial.socket[DIAL] = null;
     this.trimDialQueue();
   }
 
@@ -277,38 +285,42 @@ export class Proxy implements Forwarder {
     let k = 0;
     for (let i = this.dialQueueHead; i < q.length; i++) {
       const dial = q[i]!;
-      if (this.dials.get(dial.req) === dial) q[k++] = dial;
+      if (!dial.settled) q[k++] = dial;
     }
     q.length = k;
     this.dialQueueHead = 0;
   }
 
-  /** Node's 'connect' for a dial (see onDialConnect). */
+  /** The dial's socket connected (Dial.onUpstreamConnect). */
   dialConnected(dial: Dial): void {
-    this.onConnected(dial.req, dial);
+    this.onConnected(dial);
   }
 
-  /** A dial's socket failed before it connected (see onDialError). */
-  dialFailed(dial: Dial, result: UpstreamResult, err: Error): void {
-    this.onDialFailed(dial.req, dial, result, err);
+  /** The dial's socket failed before it was connected (Dial.onUpstreamConnectFailed / onUpstreamError). */
+  dialFailed(dial: Dial, result: UpstreamResult): void {
+    this.onDialFailed(dial, result);
   }
 
-  private onConnected(req: PendingSyn, dial: Dial): void {
-    if (this.dials.get(req) !== dial) return;
+  private onConnected(dial: Dial): void {
+    if (dial.settled) return;
+    const socket = dial.socket!;
+    if (socket.destroyed) {
+      // Failed between an early ESTABLISHED and its acceptance (reset at once).
+      this.onDialFailed(dial, 'error');
+      return;
+    }
     this.settle(dial);
-    const socket = dial.socket;
+    const req = dial.req;
     this.opts.observer?.upstreamConnect?.(req, 'ok', this.opts.clock.now() - dial.startedAt);
     this.pipeOptions ??= {
       stack: this.stack,
       clock: this.opts.clock,
-      idleTimeoutMs: this.opts.idleTimeoutMs,
       onDone: this.onPipeDoneBound,
     };
     const pipe = new Pipe(socket, this.pipeOptions);
     pipe.id = req.id;
     pipe.dialedHost = dial.host;
     pipe.dialedPort = dial.port;
-    pipe.dialedAddress = dial.address;
     const conn = this.stack.acceptPending(req, pipe);
     if (conn === null) {
       socket.destroy();
@@ -319,10 +331,11 @@ export class Proxy implements Forwarder {
     this.opts.observer?.pipeOpened?.(req, pipe);
   }
 
-  private onDialFailed(req: PendingSyn, dial: Dial, result: UpstreamResult, _err: Error | null): void {
-    if (this.dials.get(req) !== dial) return;
+  private onDialFailed(dial: Dial, result: UpstreamResult): void {
+    if (dial.settled) return;
+    const req = dial.req;
     this.settle(dial);
-    dial.socket.destroy();
+    dial.socket?.destroy();
     this.opts.observer?.upstreamConnect?.(req, result, this.opts.clock.now() - dial.startedAt);
     let how: RejectHow;
     let handshake: 'upstream_refused' | 'upstream_timeout' | 'upstream_unreachable';
@@ -345,16 +358,16 @@ export class Proxy implements Forwarder {
   /** Destroy every dial in flight (shutdown). */
   abortDials(): void {
     for (const [req, dial] of this.dials) {
-      dial.socket[DIAL] = null;
-      dial.socket.destroy();
+      dial.settled = true;
+      dial.socket?.destroy();
       this.stack.rejectPending(req, 'refused', 'upstream_refused');
     }
     this.dials.clear();
   }
 }
 
-function classify(err: NodeJS.ErrnoException): UpstreamResult {
-  switch (err.code) {
+function classify(code: string): UpstreamResult {
+  switch (code) {
     case 'ECONNREFUSED':
       return 'refused';
     case 'ETIMEDOUT':

@@ -84,7 +84,45 @@ export interface NativeSocketTable {
   readonly source: 'sock_diag' | 'proc' | 'none';
 }
 
+/** The epoll set of the proxy's upstream sockets, polled on the event loop (native/tun/upstream.cc). */
+export interface NativeUpstreamPoller {
+  readonly epfd: number;
+  /** Keep the event loop alive while sockets are open (the default), or not. */
+  ref(): void;
+  unref(): void;
+  /** Stop polling and close the epoll fd (not the sockets). Idempotent. */
+  close(): void;
+}
+
 export interface NativeTunAddon {
+  /** events receives [slot, generation, epoll mask] per ready socket; onEvents(count) once per epoll_wait. */
+  UpstreamPoller: { new (events: Int32Array, onEvents: (count: number) => void): NativeUpstreamPoller; readonly MAX_EVENTS: number };
+  /**
+   * A non-blocking TCP socket (TCP_NODELAY, bound when bindFamily is 4 or 6) connecting to
+   * family/words/port, added to epfd under slot and generation. Its fd, or -errno. out receives
+   * [1 if ESTABLISHED already, the local family, four words, port].
+   */
+  upstreamConnect(
+    epfd: number,
+    slot: number,
+    generation: number,
+    family: 4 | 6,
+    words: Uint32Array,
+    port: number,
+    bindFamily: 0 | 4 | 6,
+    bindWords: Uint32Array | null,
+    out: Uint32Array,
+  ): number;
+  /** SO_ERROR (cleared by the read): 0 or an errno. */
+  upstreamSocketError(fd: number): number;
+  /** read(2): bytes, 0 at EOF, or -errno. */
+  upstreamRead(fd: number, buf: Buffer, offset: number, length: number): number;
+  /** writev(2) of chunks[first..first+count) (at most 64): bytes written or -errno. */
+  upstreamWritev(fd: number, chunks: readonly Buffer[], first: number, count: number): number;
+  /** shutdown(SHUT_WR): 0 or -errno. */
+  upstreamShutdown(fd: number): number;
+  /** close(2), with SO_LINGER 0 first (a RST) when reset: 0 or -errno. */
+  upstreamClose(fd: number, reset: boolean): number;
   open(name: string, opts: { vnetHdr: boolean }): NativeTunDevice;
   tcpInfo(fd: number, out: Float64Array): boolean;
   localEndpoint(fd: number, out: Uint32Array): boolean;

@@ -9,6 +9,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { destroyAllNetns } from '../helpers/netns.js';
 import { describeIfTun } from '../helpers/root.js';
+import { UpstreamSockets } from '../../src/proxy/upstream.js';
+import { formatAddress } from '../../src/wire/address.js';
 import { metricValue, startSynfinEnv, type SynfinEnv } from '../helpers/synfin-env.js';
 
 const PEER = path.join(import.meta.dirname, '../reliability/peer.mjs');
@@ -32,19 +34,17 @@ describeIfTun('--deny through the proxy', () => {
     echo = net.createServer((s) => s.on('data', (d) => s.write(d)).on('end', () => s.end()).on('error', () => {}));
     await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
     echoPort = (echo.address() as net.AddressInfo).port;
-    // Watch the proxy's upstream dials (src/proxy/forwarder.ts connects net.Socket objects it
-    // built ahead). Should the deny list ever fail, the dial to the metadata address goes to a
-    // closed local port instead of leaving this host: the test fails on the record, never on real
-    // traffic.
-    const realConnect = net.Socket.prototype.connect;
-    vi.spyOn(net.Socket.prototype, 'connect').mockImplementation(function (this: net.Socket, ...args: unknown[]) {
-      const opts = args[0] as (net.NetConnectOpts & { host?: string; port?: number }) | undefined;
-      if (typeof opts === 'object' && opts !== null && 'port' in opts) {
-        dials.push({ host: opts.host, port: opts.port });
-        if (opts.host === METADATA) return (realConnect as (...a: unknown[]) => net.Socket).call(this, { ...opts, host: '127.0.0.1', port: 1 });
-      }
-      return (realConnect as (...a: unknown[]) => net.Socket).apply(this, args);
-    } as typeof net.Socket.prototype.connect);
+    // Watch the proxy's upstream dials (src/proxy/upstream.ts). Should the deny list ever fail,
+    // the dial to the metadata address goes to a closed local port instead of leaving this host:
+    // the test fails on the record, never on real traffic.
+    const realConnect = UpstreamSockets.prototype.connect;
+    vi.spyOn(UpstreamSockets.prototype, 'connect').mockImplementation(function (this: UpstreamSockets, ...args: Parameters<UpstreamSockets['connect']>) {
+      const [handler, family, words, port, bind] = args;
+      const host = formatAddress(family, words);
+      dials.push({ host, port });
+      if (host === METADATA) return realConnect.call(this, handler, 4, new Uint32Array([0, 0, 0, 0x7f000001]), 1, bind);
+      return realConnect.apply(this, args);
+    });
     env = await startSynfinEnv({ deny: [`${METADATA}/32`], routes: [`${METADATA}/32`] });
   }, 60_000);
 

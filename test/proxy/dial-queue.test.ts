@@ -60,6 +60,7 @@ describe('Proxy dial queue', () => {
       expect(maxQueue).toBeLessThanOrEqual(50 + 2 * 50 + 64);
     } finally {
       proxy.stopAccepting();
+      proxy.close();
       await new Promise((r) => server.close(r));
     }
   });

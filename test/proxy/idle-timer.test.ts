@@ -1,11 +1,13 @@
 /**
- * --idle-timeout on a pipe: bytes the app sends count as activity even though they reach the
- * upstream socket with a writev(2) of their own (pipe.ts writePending), outside the stream that
- * would refresh the timer itself; a connection silent both ways is reaped.
+ * --idle-timeout on a pipe: bytes the app sends count as activity (they reach the upstream socket
+ * with a writev(2) straight from the TUN batch, upstream.ts UpstreamSocket.write); a connection
+ * silent both ways is reaped.
  */
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { Pipe, upstreamSocketOptions } from '../../src/proxy/pipe.js';
+import { Pipe } from '../../src/proxy/pipe.js';
+import { UpstreamSockets } from '../../src/proxy/upstream.js';
+import { dial } from './upstream-harness.js';
 import type { Stack } from '../../src/stack/stack.js';
 import type { TcpConn } from '../../src/tcp/conn.js';
 
@@ -31,19 +33,19 @@ async function withPipe(fn: (pipe: Pipe, conn: TcpConn, aborted: string[], recei
   const server = net.createServer((s) => s.on('data', (d) => (receivedBytes += d.length)));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
-  const socket = new net.Socket(upstreamSocketOptions() as net.SocketConstructorOpts);
-  let pipe: Pipe | null = null;
+  const sockets = new UpstreamSockets({ clock: { now: () => Date.now() }, idleTimeoutMs: IDLE_MS });
+  const socket = await dial(sockets, port);
   // The stack runs the pipe's after-flush work at once, as a flush would.
   const stack = { wake() {}, flushSoon() {}, runAfterFlush: (p: Pipe) => p.afterFlush() } as unknown as Stack;
-  pipe = new Pipe(socket, { stack, clock: { now: () => Date.now() }, idleTimeoutMs: IDLE_MS });
+  const pipe = new Pipe(socket, { stack, clock: { now: () => Date.now() } });
   const { conn, aborted } = recordingConn();
   pipe.conn = conn;
   try {
-    await new Promise<void>((r) => socket.connect(port, '127.0.0.1', () => r()));
     pipe.onEstablished(conn);
     await fn(pipe, conn, aborted, () => receivedBytes);
   } finally {
     socket.destroy();
+    sockets.close();
     await new Promise((r) => server.close(r));
   }
 }

@@ -1,12 +1,14 @@
 /**
- * Upstream reads (pipe.ts upstreamSocketOptions): small reads are copied out of one shared
+ * Upstream reads (upstream.ts UpstreamSocket.readAvailable): small reads are copied out of one shared
  * buffer, large ones handed over from buffers of the socket's own. Every chunk the connection
  * keeps must stay intact while other reads, on this socket and others, reuse buffers.
  */
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { Pipe, upstreamSocketOptions } from '../../src/proxy/pipe.js';
+import { Pipe } from '../../src/proxy/pipe.js';
+import { UpstreamSockets } from '../../src/proxy/upstream.js';
+import { dial, until } from './upstream-harness.js';
 import type { Stack } from '../../src/stack/stack.js';
 import type { TcpConn } from '../../src/tcp/conn.js';
 
@@ -50,17 +52,18 @@ describe('upstream reads', () => {
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as net.AddressInfo).port;
+    const sockets = new UpstreamSockets({ clock: { now: () => Date.now() }, idleTimeoutMs: 0 });
     try {
       const results = await Promise.all(
         plans.map(async () => {
-          const socket = new net.Socket(upstreamSocketOptions() as net.SocketConstructorOpts);
+          const socket = await dial(sockets, port);
           const { conn, chunks } = keepingConn();
-          const pipe = new Pipe(socket, { stack, clock: { now: () => 0 }, idleTimeoutMs: 0 });
+          let ended = false;
+          (conn as unknown as { close: () => void }).close = () => (ended = true);
+          const pipe = new Pipe(socket, { stack, clock: { now: () => 0 } });
           pipe.conn = conn;
-          const ended = new Promise<void>((r) => socket.once('end', () => r()));
-          await new Promise<void>((r) => socket.connect(port, '127.0.0.1', () => r()));
           pipe.onEstablished(conn);
-          await ended;
+          await until('the end of the stream', () => ended, 10_000);
           socket.destroy();
           return chunks;
         }),
@@ -77,6 +80,7 @@ describe('upstream reads', () => {
       expect(sizes.some((n) => n < 1024)).toBe(true);
       expect(sizes.some((n) => n >= 16 * 1024)).toBe(true);
     } finally {
+      sockets.close();
       await new Promise((r) => server.close(r));
     }
   });

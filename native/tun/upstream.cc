@@ -1,0 +1,456 @@
+// Upstream sockets without net.Socket: the proxy's kernel TCP sockets, driven in batches.
+//
+// Node's net.Socket costs a short connection more than the connection's own work: a stream
+// object with two states and a dozen listeners, libuv's connect dance (epoll ADD, SO_ERROR, an ADD
+// that fails with EEXIST and a MOD), and one callback into JavaScript per readiness event. Here
+// every upstream socket sits in one private epoll set, registered once, edge-triggered, for input,
+// output and the peer's FIN; the event loop polls that set's fd (a uv_poll_t), and each time it is
+// readable the ready sockets are handed to JavaScript in one call, as the TUN device hands over
+// packets. The fd operations (connect, read, writev, shutdown, close) are plain functions that
+// return a count or -errno: no exceptions on the paths where EAGAIN is routine.
+//
+// Edge-triggered means an event is reported once per change: the JavaScript side reads until a
+// short read, EAGAIN or EOF, and remembers a socket it stopped reading early (src/proxy/upstream.ts).
+// A socket's epoll data carries its slot and a generation, so an event already fetched for a
+// socket closed in the same batch is recognised as stale.
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include "napi-util.h"
+
+namespace synfin {
+namespace {
+
+constexpr int kMaxEvents = 256;
+// Rounds of epoll_wait per readable event before yielding to the rest of the loop (fairness).
+constexpr int kMaxRoundsPerPoll = 4;
+constexpr int kMaxIov = 64;
+
+struct UpstreamPollBox {
+  uv_poll_t poll;  // first member: the uv_handle_t* libuv passes back is the box
+  napi_async_cleanup_hook_handle hook = nullptr;
+  class UpstreamPoller* owner = nullptr;
+};
+
+// Fills a sockaddr from a family (4 or 6), four address words (big-endian numbers, IPv4 in word 3)
+// and a port. Returns its length.
+socklen_t FillSockaddr(struct sockaddr_storage* ss, int family, const uint32_t* words, uint32_t port) {
+  memset(ss, 0, sizeof *ss);
+  if (family == 4) {
+    struct sockaddr_in* sin = reinterpret_cast<struct sockaddr_in*>(ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(static_cast<uint16_t>(port));
+    sin->sin_addr.s_addr = htonl(words[3]);
+    return sizeof *sin;
+  }
+  struct sockaddr_in6* sin6 = reinterpret_cast<struct sockaddr_in6*>(ss);
+  sin6->sin6_family = AF_INET6;
+  sin6->sin6_port = htons(static_cast<uint16_t>(port));
+  for (int i = 0; i < 4; i++) {
+    uint32_t w = htonl(words[i]);
+    memcpy(sin6->sin6_addr.s6_addr + 4 * i, &w, 4);
+  }
+  return sizeof *sin6;
+}
+
+// out = [family, four words, port] of a socket address; false for another family.
+bool ReadSockaddr(const struct sockaddr_storage& ss, uint32_t* out) {
+  if (ss.ss_family == AF_INET) {
+    const struct sockaddr_in* sin = reinterpret_cast<const struct sockaddr_in*>(&ss);
+    out[0] = 4;
+    out[1] = out[2] = out[3] = 0;
+    out[4] = ntohl(sin->sin_addr.s_addr);
+    out[5] = ntohs(sin->sin_port);
+    return true;
+  }
+  if (ss.ss_family == AF_INET6) {
+    const struct sockaddr_in6* sin6 = reinterpret_cast<const struct sockaddr_in6*>(&ss);
+    out[0] = 6;
+    for (int i = 0; i < 4; i++) {
+      uint32_t w;
+      memcpy(&w, sin6->sin6_addr.s6_addr + 4 * i, 4);
+      out[1 + i] = ntohl(w);
+    }
+    out[5] = ntohs(sin6->sin6_port);
+    return true;
+  }
+  return false;
+}
+
+class UpstreamPoller : public Napi::ObjectWrap<UpstreamPoller> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "UpstreamPoller",
+                       {
+                           InstanceAccessor<&UpstreamPoller::GetEpfd>("epfd"),
+                           InstanceMethod<&UpstreamPoller::SetRef>("ref"),
+                           InstanceMethod<&UpstreamPoller::SetUnref>("unref"),
+                           InstanceMethod<&UpstreamPoller::Close>("close"),
+                           StaticValue("MAX_EVENTS", Napi::Number::New(env, kMaxEvents)),
+                       });
+  }
+
+  // new UpstreamPoller(events: Int32Array (3 × MAX_EVENTS), onEvents: (count: number) => void)
+  // events receives [slot, generation, epoll event mask] per ready socket.
+  explicit UpstreamPoller(const Napi::CallbackInfo& info) : Napi::ObjectWrap<UpstreamPoller>(info), env_(info.Env()) {
+    Napi::Env env = info.Env();
+    int32_t* events;
+    size_t eventsLen;
+    if (!GetTypedArray<int32_t>(info, 0, napi_int32_array, "events", &events, &eventsLen)) return;
+    if (eventsLen < 3 * static_cast<size_t>(kMaxEvents)) {
+      Napi::RangeError::New(env, "events must hold 3 × MAX_EVENTS numbers").ThrowAsJavaScriptException();
+      return;
+    }
+    if (!info[1].IsFunction()) {
+      Napi::TypeError::New(env, "onEvents must be a function").ThrowAsJavaScriptException();
+      return;
+    }
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (epfd < 0) {
+      SystemError(env, errno, "epoll_create1", "").ThrowAsJavaScriptException();
+      return;
+    }
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+      close(epfd);
+      Napi::Error::New(env, "no event loop").ThrowAsJavaScriptException();
+      return;
+    }
+    UpstreamPollBox* box = new UpstreamPollBox();
+    int rc = uv_poll_init(loop, &box->poll, epfd);
+    if (rc == 0) rc = uv_poll_start(&box->poll, UV_READABLE, &UpstreamPoller::OnPoll);
+    if (rc != 0) {
+      delete box;
+      close(epfd);
+      SystemError(env, -rc, "uv_poll_start", "").ThrowAsJavaScriptException();
+      return;
+    }
+    box->poll.data = this;
+    box->owner = this;
+    if (napi_add_async_cleanup_hook(env, &UpstreamPoller::OnEnvTeardown, box, &box->hook) != napi_ok) box->hook = nullptr;
+    box_ = box;
+    epfd_ = epfd;
+    events_ = events;
+    eventsRef_ = Napi::Persistent(info[0].As<Napi::Object>());
+    onEvents_ = Napi::Persistent(info[1].As<Napi::Function>());
+    asyncContext_ = std::make_unique<Napi::AsyncContext>(env, "synfin:upstream");
+    // An active poll keeps the wrapper alive (and, until unref(), the event loop).
+    Ref();
+    selfRef_ = true;
+  }
+
+  ~UpstreamPoller() override { Release(); }
+
+ private:
+  Napi::Value GetEpfd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), epfd_); }
+
+  Napi::Value SetRef(const Napi::CallbackInfo& info) {
+    if (box_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(&box_->poll));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value SetUnref(const Napi::CallbackInfo& info) {
+    if (box_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(&box_->poll));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Release();
+    return info.Env().Undefined();
+  }
+
+  static void OnPoll(uv_poll_t* handle, int status, int events) {
+    UpstreamPoller* self = static_cast<UpstreamPoller*>(handle->data);
+    if (self == nullptr || status < 0) return;
+    Napi::HandleScope scope(self->env_);
+    struct epoll_event evs[kMaxEvents];
+    for (int round = 0; round < kMaxRoundsPerPoll && self->epfd_ >= 0; round++) {
+      int n = epoll_wait(self->epfd_, evs, kMaxEvents, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      int32_t* out = self->events_;
+      for (int i = 0; i < n; i++) {
+        out[3 * i] = static_cast<int32_t>(evs[i].data.u64 & 0xffffffffu);
+        out[3 * i + 1] = static_cast<int32_t>(evs[i].data.u64 >> 32);
+        out[3 * i + 2] = static_cast<int32_t>(evs[i].events);
+      }
+      napi_value count = Napi::Number::New(self->env_, n);
+      if (!self->Call(self->onEvents_.Value(), 1, &count)) return;
+      if (n < kMaxEvents) return;
+    }
+  }
+
+  // As TunDevice::Call: a callback from the event loop with an async context; an exception becomes
+  // an uncaught exception. False when the callback did not complete.
+  bool Call(napi_value fn, size_t argc, const napi_value* argv) {
+    napi_env env = env_;
+    Ref();
+    napi_value result;
+    napi_status st = napi_make_callback(env, *asyncContext_, Value(), fn, argc, argv, &result);
+    if (st != napi_ok) {
+      bool pending = false;
+      napi_value exc;
+      if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+          napi_get_and_clear_last_exception(env, &exc) == napi_ok) {
+        napi_fatal_exception(env, exc);
+      }
+    }
+    Unref();
+    return st == napi_ok;
+  }
+
+  void ClosePoll() {
+    if (box_ == nullptr) return;
+    uv_poll_stop(&box_->poll);
+    box_->poll.data = nullptr;
+    box_->owner = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&box_->poll), &UpstreamPoller::OnPollClosed);
+    box_ = nullptr;
+  }
+
+  // Stops polling and closes the epoll fd (the sockets in it stay open: they are the caller's).
+  void Release() {
+    ClosePoll();
+    if (epfd_ >= 0) {
+      close(epfd_);
+      epfd_ = -1;
+    }
+    events_ = nullptr;
+    eventsRef_.Reset();
+    onEvents_.Reset();
+    if (selfRef_) {
+      selfRef_ = false;
+      Unref();
+    }
+  }
+
+  static void OnPollClosed(uv_handle_t* handle) {
+    UpstreamPollBox* box = reinterpret_cast<UpstreamPollBox*>(handle);
+    napi_async_cleanup_hook_handle hook = box->hook;
+    delete box;
+    if (hook != nullptr) napi_remove_async_cleanup_hook(hook);
+  }
+
+  static void OnEnvTeardown(napi_async_cleanup_hook_handle hook, void* arg) {
+    UpstreamPollBox* box = static_cast<UpstreamPollBox*>(arg);
+    UpstreamPoller* self = box->owner;
+    if (self == nullptr) return;
+    self->ClosePoll();
+    if (self->epfd_ >= 0) {
+      close(self->epfd_);
+      self->epfd_ = -1;
+    }
+    self->selfRef_ = false;
+  }
+
+  napi_env env_;
+  int epfd_ = -1;
+  UpstreamPollBox* box_ = nullptr;
+  bool selfRef_ = false;
+  int32_t* events_ = nullptr;
+  Napi::ObjectReference eventsRef_;
+  Napi::FunctionReference onEvents_;
+  std::unique_ptr<Napi::AsyncContext> asyncContext_;
+};
+
+bool IntArg(const Napi::CallbackInfo& info, size_t i, int32_t* out) {
+  if (!info[i].IsNumber()) {
+    Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = info[i].As<Napi::Number>().Int32Value();
+  return true;
+}
+
+// upstreamConnect(epfd, slot, generation, family, words: Uint32Array(4), port,
+//                 bindFamily (0: none), bindWords: Uint32Array(4) | null, out: Uint32Array(7)): number
+// A non-blocking TCP socket (TCP_NODELAY), bound if asked, connecting to the address, in the epoll
+// set (edge-triggered: in, out, peer FIN) under slot and generation. Returns its fd, or -errno
+// when the socket could not be made or the connect failed at once (nothing is left open then).
+// out receives [1 if already ESTABLISHED else 0, the local family, four words, port]: a
+// destination a veth away has often completed the handshake inside connect(2) (the kernel ran
+// the peer's side in the same system call), and the local end is what the kernel-socket table
+// watches.
+Napi::Value UpstreamConnect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t epfd, slot, generation, family, port, bindFamily;
+  uint32_t* words;
+  uint32_t* bindWords = nullptr;
+  uint32_t* out;
+  size_t len;
+  if (!IntArg(info, 0, &epfd) || !IntArg(info, 1, &slot) || !IntArg(info, 2, &generation) || !IntArg(info, 3, &family))
+    return env.Undefined();
+  if (!GetTypedArray<uint32_t>(info, 4, napi_uint32_array, "words", &words, &len)) return env.Undefined();
+  if (len < 4 || (family != 4 && family != 6)) {
+    Napi::RangeError::New(env, "family must be 4 or 6, words four numbers").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!IntArg(info, 5, &port) || !IntArg(info, 6, &bindFamily)) return env.Undefined();
+  if (bindFamily != 0) {
+    if (!GetTypedArray<uint32_t>(info, 7, napi_uint32_array, "bindWords", &bindWords, &len)) return env.Undefined();
+    if (len < 4 || (bindFamily != 4 && bindFamily != 6)) {
+      Napi::RangeError::New(env, "bindFamily must be 0, 4 or 6, bindWords four numbers").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  }
+  if (!GetTypedArray<uint32_t>(info, 8, napi_uint32_array, "out", &out, &len)) return env.Undefined();
+  if (len < 7) {
+    Napi::RangeError::New(env, "out must hold 7 numbers").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return Napi::Number::New(env, -errno);
+  int one = 1;
+  // No Nagle: the app's segments go upstream as they come (the app did its own batching).
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct sockaddr_storage ss;
+  if (bindFamily != 0) {
+    socklen_t bl = FillSockaddr(&ss, bindFamily, bindWords, 0);
+    if (bind(fd, reinterpret_cast<struct sockaddr*>(&ss), bl) != 0) {
+      int err = errno;
+      close(fd);
+      return Napi::Number::New(env, -err);
+    }
+  }
+  socklen_t sl = FillSockaddr(&ss, family, words, static_cast<uint32_t>(port));
+  int rc = connect(fd, reinterpret_cast<struct sockaddr*>(&ss), sl);
+  int established = 0;
+  if (rc == 0) {
+    established = 1;
+  } else if (errno == EINPROGRESS) {
+    struct tcp_info ti;
+    socklen_t tl = sizeof ti;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 && ti.tcpi_state == TCP_ESTABLISHED) established = 1;
+  } else {
+    int err = errno;
+    close(fd);
+    return Napi::Number::New(env, -err);
+  }
+  struct epoll_event ev;
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.u64 = (static_cast<uint64_t>(static_cast<uint32_t>(generation)) << 32) | static_cast<uint32_t>(slot);
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    int err = errno;
+    close(fd);
+    return Napi::Number::New(env, -err);
+  }
+  out[0] = static_cast<uint32_t>(established);
+  socklen_t ll = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&ss), &ll) != 0 || !ReadSockaddr(ss, out + 1)) {
+    for (int i = 1; i < 7; i++) out[i] = 0;
+  }
+  return Napi::Number::New(env, fd);
+}
+
+// upstreamSocketError(fd): the pending error of a socket (SO_ERROR, which clears it), 0 if none.
+Napi::Value UpstreamSocketError(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  if (!IntArg(info, 0, &fd)) return env.Undefined();
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  return Napi::Number::New(env, err);
+}
+
+// upstreamRead(fd, buf: Buffer, offset, length): bytes read, 0 at EOF, or -errno (-EAGAIN: none now).
+Napi::Value UpstreamRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd, offset, length;
+  uint8_t* data;
+  size_t len;
+  if (!IntArg(info, 0, &fd) || !GetBuffer(info, 1, "buf", &data, &len) || !IntArg(info, 2, &offset) ||
+      !IntArg(info, 3, &length))
+    return env.Undefined();
+  if (offset < 0 || length < 0 || static_cast<size_t>(offset) + static_cast<size_t>(length) > len) {
+    Napi::RangeError::New(env, "offset and length must lie within buf").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  ssize_t r;
+  do r = read(fd, data + offset, static_cast<size_t>(length));
+  while (r < 0 && errno == EINTR);
+  return Napi::Number::New(env, r < 0 ? -errno : static_cast<double>(r));
+}
+
+// upstreamWritev(fd, chunks: Buffer[], first, count): bytes written (maybe fewer than given), or
+// -errno (-EAGAIN: the socket buffer is full). MSG_NOSIGNAL semantics come from Node ignoring
+// SIGPIPE; a closed peer gives -EPIPE.
+Napi::Value UpstreamWritev(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd, first, count;
+  if (!IntArg(info, 0, &fd)) return env.Undefined();
+  if (!info[1].IsArray()) {
+    Napi::TypeError::New(env, "chunks must be an array of Buffers").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!IntArg(info, 2, &first) || !IntArg(info, 3, &count)) return env.Undefined();
+  Napi::Array chunks = info[1].As<Napi::Array>();
+  uint32_t total = chunks.Length();
+  if (first < 0 || count < 0 || static_cast<uint32_t>(first) + static_cast<uint32_t>(count) > total) {
+    Napi::RangeError::New(env, "first and count must lie within chunks").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (count > kMaxIov) count = kMaxIov;
+  struct iovec iov[kMaxIov];
+  for (int32_t i = 0; i < count; i++) {
+    Napi::Value v = chunks.Get(static_cast<uint32_t>(first + i));
+    if (!v.IsBuffer()) {
+      Napi::TypeError::New(env, "chunks must be an array of Buffers").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Buffer<uint8_t> b = v.As<Napi::Buffer<uint8_t>>();
+    iov[i].iov_base = b.Data();
+    iov[i].iov_len = b.Length();
+  }
+  ssize_t r;
+  do r = writev(fd, iov, count);
+  while (r < 0 && errno == EINTR);
+  return Napi::Number::New(env, r < 0 ? -errno : static_cast<double>(r));
+}
+
+// upstreamShutdown(fd): our FIN (SHUT_WR). 0 or -errno.
+Napi::Value UpstreamShutdown(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  if (!IntArg(info, 0, &fd)) return env.Undefined();
+  return Napi::Number::New(env, shutdown(fd, SHUT_WR) == 0 ? 0 : -errno);
+}
+
+// upstreamClose(fd, reset: boolean): close the socket (it leaves the epoll set with its last fd);
+// with reset, SO_LINGER 0 first, so the kernel sends a RST instead of a FIN (RFC 9293 §3.10.7.1's
+// ABORT). 0 or -errno.
+Napi::Value UpstreamClose(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  if (!IntArg(info, 0, &fd)) return env.Undefined();
+  if (info[1].ToBoolean().Value()) {
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  return Napi::Number::New(env, close(fd) == 0 ? 0 : -errno);
+}
+
+}  // namespace
+
+void InitUpstream(Napi::Env env, Napi::Object exports) {
+  exports.Set("UpstreamPoller", UpstreamPoller::Define(env));
+  exports.Set("upstreamConnect", Napi::Function::New(env, UpstreamConnect, "upstreamConnect"));
+  exports.Set("upstreamSocketError", Napi::Function::New(env, UpstreamSocketError, "upstreamSocketError"));
+  exports.Set("upstreamRead", Napi::Function::New(env, UpstreamRead, "upstreamRead"));
+  exports.Set("upstreamWritev", Napi::Function::New(env, UpstreamWritev, "upstreamWritev"));
+  exports.Set("upstreamShutdown", Napi::Function::New(env, UpstreamShutdown, "upstreamShutdown"));
+  exports.Set("upstreamClose", Napi::Function::New(env, UpstreamClose, "upstreamClose"));
+}
+
+}  // namespace synfin

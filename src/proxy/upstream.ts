@@ -1,0 +1,599 @@
+/**
+ * The proxy's kernel sockets toward the destinations, without net.Socket.
+ *
+ * A short connection used to pay more for its net.Socket than for its own work: the stream object
+ * and its two states, a dozen listeners, libuv's connect sequence (epoll ADD, SO_ERROR, an ADD that
+ * fails with EEXIST and a MOD), one callback into JavaScript per readiness event, the close
+ * callback a turn later. Here every upstream socket sits in one epoll set of the addon's
+ * (native/tun/upstream.cc), registered once, edge-triggered; the event loop polls the set, and the
+ * ready sockets of a turn come to `UpstreamSockets.onEvents` in one call, as TUN packets do. A
+ * connect is one call into the addon (socket, TCP_NODELAY, connect, TCP_INFO, getsockname, epoll
+ * ADD), a read or a write is one system call, and nothing is allocated per event.
+ *
+ * Edge-triggered (epoll(7)): each change is reported once, so a socket is read until a read comes
+ * back short, empty or with EAGAIN. A socket that is paused (the app's send buffer is full) is not
+ * read; it remembers the edge (readPending) and is read when resumed. A short read after the peer's
+ * FIN was reported (EPOLLRDHUP) has reached the FIN: the EOF is taken without another read.
+ *
+ * What the app sends is written with one writev(2) per flush from views into the TUN batch; what
+ * the kernel does not take is copied (the views die with the batch) and queued here, and written
+ * when the socket reports room (EPOLLOUT). Bytes queued here keep the app's window closed (the
+ * pipe reopens it as they leave), so a slow destination shrinks the window, not our memory.
+ */
+import { getSystemErrorName } from 'node:util';
+import { loadAddon } from '../tun/native.js';
+import type { NativeTunAddon, NativeUpstreamPoller } from '../tun/native.js';
+import type { Clock } from '../stack/clock.js';
+import { formatAddress } from '../wire/address.js';
+import { ReadBufferPool } from './read-buffer-pool.js';
+
+/** What an upstream socket reports, to whoever owns it (the dial, then the pipe). */
+export interface UpstreamHandler {
+  /** The connect completed. */
+  onUpstreamConnect(socket: UpstreamSocket): void;
+  /** The connect failed: an errno name (ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH...). The socket is closed. */
+  onUpstreamConnectFailed(socket: UpstreamSocket, code: string): void;
+  /** Bytes from the destination: the chunk is the receiver's (a copy, or a pooled buffer given away). */
+  onUpstreamData(chunk: Buffer): void;
+  /** The destination's FIN, after all its data. */
+  onUpstreamEnd(): void;
+  /** The connection failed (ECONNRESET, EPIPE...): the socket is closed; onUpstreamClose follows. */
+  onUpstreamError(code: string): void;
+  /** Bytes queued by write() have all gone to the kernel. */
+  onUpstreamDrain(): void;
+  /** The socket is closed (reported once, after the call that closed it returns). */
+  onUpstreamClose(): void;
+  /** Nothing was read or written for the idle timeout. */
+  onUpstreamIdle(): void;
+}
+
+// epoll(7) event bits (include/uapi/linux/eventpoll.h).
+const EPOLLIN = 0x001;
+const EPOLLOUT = 0x004;
+const EPOLLERR = 0x008;
+const EPOLLHUP = 0x010;
+const EPOLLRDHUP = 0x2000;
+const EAGAIN = 11;
+
+/**
+ * Reads go into one shared buffer and are copied out at their own length (from Node's buffer
+ * pool when small): a socket doing small reads, or none, holds no memory of its own. A read this
+ * large suggests a bulk transfer: the socket then reads into buffers of its own from a pool, each
+ * handed to the connection as it is (no copy; the connection's send buffer keeps chunks until the
+ * app acknowledges them, then gives them back: read-buffer-pool.ts). A read that no longer looks
+ * like bulk sends the socket back to the shared buffer.
+ */
+const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+const OWN_BUFFER_MIN_READ = 16 * 1024;
+const OWN_BUFFER_BYTES = 64 * 1024;
+/** At most 4 MiB of idle read buffers kept for reuse. */
+export const READ_BUFFERS = new ReadBufferPool(OWN_BUFFER_BYTES, 64);
+/** Reads of one socket per event before it waits its turn again (fairness between sockets). */
+const MAX_READS_PER_EVENT = 16;
+
+const enum Phase {
+  Connecting,
+  Open,
+  Closed,
+}
+
+export class UpstreamSocket {
+  handler: UpstreamHandler;
+  fd = -1;
+  /** Where the socket sits in its set's table, and that slot's generation when it was taken. */
+  slot = -1;
+  generation = 0;
+  private phase = Phase.Connecting;
+  /** Not read while paused (a new socket is paused until its pipe's app leg is established). */
+  paused = true;
+  /** An input edge (or the FIN, or an error) came while paused, or reading stopped early. */
+  private readPending = false;
+  private readEnded = false;
+  private ending = false;
+  private writeShut = false;
+  /** The peer's FIN was reported with the last event: a short read has reached it. */
+  private peerFinSeen = false;
+  /** Bytes the kernel did not take yet, in order; copies. */
+  private queue: Buffer[] | null = null;
+  private queueHead = 0;
+  /** Bytes in queue. */
+  writableLength = 0;
+  private nextReadBuffer: Buffer = SHARED_READ_BUFFER;
+  /** The local end: [family, four address words (IPv4 in word 3), port]. */
+  readonly local = new Uint32Array(6);
+  /** Idle list links and last activity (UpstreamSockets' idle timeout). */
+  idlePrev: UpstreamSocket | null = null;
+  idleNext: UpstreamSocket | null = null;
+  idleSince = 0;
+  /** Deferred notifications (see UpstreamSockets.defer). */
+  deferredClose = false;
+  deferredError: string | null = null;
+  inDeferred = false;
+  inResumed = false;
+
+  constructor(
+    private readonly set: UpstreamSockets,
+    handler: UpstreamHandler,
+    /** The destination as dialled. */
+    readonly remoteFamily: 4 | 6,
+    readonly remoteWords: Uint32Array,
+    readonly remotePort: number,
+  ) {
+    this.handler = handler;
+  }
+
+  get connecting(): boolean {
+    return this.phase === Phase.Connecting;
+  }
+  get destroyed(): boolean {
+    return this.phase === Phase.Closed;
+  }
+  /** Whether write() still takes bytes (open, and end() not called). */
+  get writable(): boolean {
+    return this.phase !== Phase.Closed && !this.ending;
+  }
+  get localAddress(): string | undefined {
+    return this.local[0] === 4 || this.local[0] === 6 ? formatAddress(this.local[0] as 4 | 6, this.local.subarray(1, 5)) : undefined;
+  }
+  get localPort(): number {
+    return this.local[5]!;
+  }
+  get remoteAddress(): string {
+    return formatAddress(this.remoteFamily, this.remoteWords);
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Read again; what came while paused is read after the current call stack (never inside it). */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (this.readPending && this.phase === Phase.Open) this.set.scheduleRead(this);
+  }
+
+  /**
+   * Write `chunks[0..count)`: one writev(2) straight from them when nothing is queued, the rest
+   * copied into one Buffer and queued. Views may be passed: nothing keeps them after the call.
+   * Returns the bytes that went to the kernel at once.
+   */
+  write(chunks: readonly Buffer[], count: number, totalBytes: number): number {
+    if (this.phase === Phase.Closed || this.ending) return 0;
+    let written = 0;
+    if (this.writableLength === 0 && this.phase === Phase.Open) {
+      const r = this.set.native.upstreamWritev(this.fd, chunks, 0, count);
+      if (r < 0) {
+        if (r !== -EAGAIN) {
+          this.fail(-r, true);
+          return 0;
+        }
+      } else {
+        written = r;
+        this.set.touch(this);
+      }
+    }
+    const rest = totalBytes - written;
+    if (rest > 0) {
+      const copy = Buffer.allocUnsafe(rest);
+      let skip = written;
+      let at = 0;
+      for (let i = 0; i < count; i++) {
+        const chunk = chunks[i]!;
+        if (skip >= chunk.length) {
+          skip -= chunk.length;
+          continue;
+        }
+        at += chunk.copy(copy, at, skip);
+        skip = 0;
+      }
+      (this.queue ??= []).push(copy);
+      this.writableLength += rest;
+    }
+    return written;
+  }
+
+  /** Our FIN once everything queued is written (RFC 9293 half-close: the peer may go on sending). */
+  end(): void {
+    if (this.phase === Phase.Closed || this.ending) return;
+    this.ending = true;
+    if (this.writableLength === 0 && this.phase === Phase.Open) this.shutdownWrite();
+  }
+
+  /** Close now (a FIN if nothing is unread, the kernel's RST otherwise). */
+  destroy(): void {
+    this.closeFd(false);
+  }
+
+  /** Close with a RST (SO_LINGER 0): the destination must not take a cut stream for a complete one. */
+  resetAndDestroy(): void {
+    this.closeFd(true);
+  }
+
+  // ------------------------------------------------------------ from the set
+
+  /** The connect returned: established already, or in progress. */
+  connected(fd: number, established: boolean): void {
+    this.fd = fd;
+    if (established) this.phase = Phase.Open;
+  }
+
+  onEvent(mask: number): void {
+    if (this.phase === Phase.Closed) return;
+    if (this.phase === Phase.Connecting) {
+      if ((mask & (EPOLLOUT | EPOLLERR | EPOLLHUP)) === 0) return;
+      const err = this.set.native.upstreamSocketError(this.fd);
+      if (err !== 0 || (mask & EPOLLOUT) === 0) {
+        const code = err !== 0 ? errnoName(err) : 'ECONNRESET';
+        this.closeFd(false);
+        this.handler.onUpstreamConnectFailed(this, code);
+        return;
+      }
+      this.phase = Phase.Open;
+      this.handler.onUpstreamConnect(this);
+      if (this.phase !== Phase.Open) return;
+    }
+    if ((mask & EPOLLRDHUP) !== 0) this.peerFinSeen = true;
+    if ((mask & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) !== 0) {
+      if (this.paused || this.readEnded) {
+        this.readPending = !this.readEnded;
+        // A reset while paused is not left until the app reads again.
+        if ((mask & EPOLLERR) !== 0) this.failFromSocketError();
+      } else this.readAvailable();
+    }
+    if ((mask & EPOLLOUT) !== 0 && this.writableLength > 0 && this.phase === Phase.Open) this.flushQueue();
+  }
+
+  /** Read until a short read, EAGAIN, EOF, an error, a pause, or the per-event limit. */
+  readAvailable(): void {
+    this.readPending = false;
+    const native = this.set.native;
+    for (let reads = 0; reads < MAX_READS_PER_EVENT; reads++) {
+      const buf = this.nextReadBuffer;
+      const n = native.upstreamRead(this.fd, buf, 0, buf.length);
+      if (n > 0) {
+        let chunk: Buffer;
+        if (buf !== SHARED_READ_BUFFER && n >= OWN_BUFFER_MIN_READ) {
+          chunk = n === buf.length ? buf : buf.subarray(0, n);
+          this.nextReadBuffer = READ_BUFFERS.take();
+        } else {
+          chunk = Buffer.allocUnsafe(n);
+          buf.copy(chunk, 0, 0, n);
+          // A buffer of the socket's own that is not handed over goes straight back.
+          if (buf !== SHARED_READ_BUFFER) READ_BUFFERS.give(buf);
+          this.nextReadBuffer = n >= OWN_BUFFER_MIN_READ ? READ_BUFFERS.take() : SHARED_READ_BUFFER;
+        }
+        this.set.touch(this);
+        const full = n === buf.length;
+        this.handler.onUpstreamData(chunk);
+        if (this.phase !== Phase.Open) return;
+        if (!full && !this.peerFinSeen) return; // drained: the next arrival is a new edge
+        if (this.paused) {
+          this.readPending = true;
+          return;
+        }
+        if (!full) {
+          this.onEof();
+          return;
+        }
+        continue;
+      }
+      if (n === 0) {
+        this.onEof();
+        return;
+      }
+      if (n === -EAGAIN) return;
+      this.fail(-n, false);
+      return;
+    }
+    // More may be waiting and no new edge will say so: read again after the others.
+    this.readPending = true;
+    this.set.scheduleRead(this);
+  }
+
+  private onEof(): void {
+    this.readEnded = true;
+    this.releaseReadBuffer();
+    this.handler.onUpstreamEnd();
+    this.maybeClose();
+  }
+
+  private flushQueue(): void {
+    const q = this.queue!;
+    const native = this.set.native;
+    while (this.queueHead < q.length) {
+      const r = native.upstreamWritev(this.fd, q, this.queueHead, q.length - this.queueHead);
+      if (r < 0) {
+        if (r !== -EAGAIN) this.fail(-r, false);
+        return;
+      }
+      this.set.touch(this);
+      this.writableLength -= r;
+      let left = r;
+      while (left > 0) {
+        const head = q[this.queueHead]!;
+        if (left >= head.length) {
+          left -= head.length;
+          q[this.queueHead++] = undefined as unknown as Buffer;
+        } else {
+          q[this.queueHead] = head.subarray(left);
+          left = 0;
+        }
+      }
+    }
+    q.length = 0;
+    this.queueHead = 0;
+    this.handler.onUpstreamDrain();
+    if (this.ending && !this.writeShut && this.phase === Phase.Open) this.shutdownWrite();
+  }
+
+  private shutdownWrite(): void {
+    this.writeShut = true;
+    // ENOTCONN after a reset: the error (if any) comes with the next event.
+    this.set.native.upstreamShutdown(this.fd);
+    this.maybeClose();
+  }
+
+  /** Both directions are finished: close (the kernel keeps the socket for its TIME-WAIT). */
+  private maybeClose(): void {
+    if (this.writeShut && this.readEnded) this.closeFd(false);
+  }
+
+  private failFromSocketError(): void {
+    const err = this.set.native.upstreamSocketError(this.fd);
+    if (err !== 0) this.fail(err, false);
+  }
+
+  /** A hard error: closed at once; the handler hears of it now (from an event) or after the current call (from a write). */
+  private fail(errno: number, deferred: boolean): void {
+    const code = errnoName(errno);
+    this.closeFd(false);
+    if (deferred) this.set.deferError(this, code);
+    else this.handler.onUpstreamError(code);
+  }
+
+  private releaseReadBuffer(): void {
+    if (this.nextReadBuffer !== SHARED_READ_BUFFER) {
+      READ_BUFFERS.give(this.nextReadBuffer);
+      this.nextReadBuffer = SHARED_READ_BUFFER;
+    }
+  }
+
+  private closeFd(reset: boolean): void {
+    if (this.phase === Phase.Closed) return;
+    this.phase = Phase.Closed;
+    this.readPending = false;
+    if (this.fd >= 0) this.set.native.upstreamClose(this.fd, reset);
+    this.fd = -1;
+    this.queue = null;
+    this.queueHead = 0;
+    this.writableLength = 0;
+    this.releaseReadBuffer();
+    this.set.release(this);
+  }
+}
+
+function errnoName(errno: number): string {
+  try {
+    return getSystemErrorName(-errno);
+  } catch {
+    return `E${errno}`;
+  }
+}
+
+export interface UpstreamSocketsOptions {
+  clock: Clock;
+  /** Close after this long without a byte read or written (onUpstreamIdle); 0 = never. */
+  idleTimeoutMs: number;
+}
+
+/**
+ * The set of upstream sockets: the addon's epoll set, a table of sockets by slot, the idle
+ * timeout (one timer for all: every socket has the same timeout, so a list kept in order of last
+ * activity has the next to expire at its head), and notifications deferred past the current call.
+ */
+export class UpstreamSockets {
+  readonly native: NativeTunAddon;
+  private poller: NativeUpstreamPoller | null;
+  private readonly events: Int32Array;
+  private readonly table: (UpstreamSocket | null)[] = [];
+  private readonly generations: number[] = [];
+  private readonly freeSlots: number[] = [];
+  private liveCount = 0;
+  private readonly connectOut = new Uint32Array(7);
+  private idleHead: UpstreamSocket | null = null;
+  private idleTail: UpstreamSocket | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private readonly onIdleTimerBound = (): void => this.onIdleTimer();
+  private readonly deferred: UpstreamSocket[] = [];
+  private deferredScheduled = false;
+  private readonly runDeferredBound = (): void => this.runDeferred();
+  private readonly resumed: UpstreamSocket[] = [];
+  private resumedScheduled = false;
+  private readonly runResumedBound = (): void => this.runResumed();
+  private readonly onEventsBound = (count: number): void => this.onEvents(count);
+
+  constructor(private readonly opts: UpstreamSocketsOptions) {
+    this.native = loadAddon();
+    this.events = new Int32Array(3 * this.native.UpstreamPoller.MAX_EVENTS);
+    this.poller = new this.native.UpstreamPoller(this.events, this.onEventsBound);
+    // With no socket open the set does not keep the process alive (connect() refs it).
+    this.poller.unref();
+  }
+
+  /** Sockets open (connecting or connected). */
+  get size(): number {
+    return this.liveCount;
+  }
+
+  /**
+   * Connect to family/words/port (bound to `bind` if given). Returns the socket, or an errno name
+   * when the connect failed at once (the socket then never existed). The socket reports to
+   * `handler`; `established` tells whether the handshake completed within the call.
+   */
+  connect(
+    handler: UpstreamHandler,
+    family: 4 | 6,
+    words: Uint32Array,
+    port: number,
+    bind: { family: 4 | 6; words: Uint32Array } | null,
+  ): { socket: UpstreamSocket; established: boolean } | { error: string } {
+    const poller = this.poller;
+    if (poller === null) return { error: 'EBADF' };
+    const slot = this.freeSlots.pop() ?? this.table.length;
+    const generation = ((this.generations[slot] ?? 0) + 1) | 0;
+    const out = this.connectOut;
+    const fd = this.native.upstreamConnect(poller.epfd, slot, generation, family, words, port, bind?.family ?? 0, bind?.words ?? null, out);
+    if (fd < 0) {
+      if (slot === this.table.length) this.table.push(null);
+      this.freeSlots.push(slot);
+      return { error: errnoName(-fd) };
+    }
+    const socket = new UpstreamSocket(this, handler, family, words, port);
+    socket.slot = slot;
+    socket.generation = generation;
+    this.generations[slot] = generation;
+    this.table[slot] = socket;
+    socket.local.set(out.subarray(1, 7));
+    const established = out[0] === 1;
+    socket.connected(fd, established);
+    if (this.liveCount++ === 0) poller.ref();
+    this.touch(socket);
+    return { socket, established };
+  }
+
+  private onEvents(count: number): void {
+    const ev = this.events;
+    const table = this.table;
+    for (let i = 0; i < count; i++) {
+      const socket = table[ev[3 * i]!];
+      // A socket closed earlier in this batch (its slot empty, or taken again by a new one).
+      if (socket == null || socket.generation !== ev[3 * i + 1]) continue;
+      socket.onEvent(ev[3 * i + 2]!);
+    }
+  }
+
+  /** A socket closed: its slot is free, and its owner hears of it after the current call. */
+  release(socket: UpstreamSocket): void {
+    const slot = socket.slot;
+    if (slot >= 0 && this.table[slot] === socket) {
+      this.table[slot] = null;
+      this.freeSlots.push(slot);
+      if (--this.liveCount === 0) this.poller?.unref();
+    }
+    this.unlinkIdle(socket);
+    socket.deferredClose = true;
+    this.defer(socket);
+  }
+
+  deferError(socket: UpstreamSocket, code: string): void {
+    socket.deferredError = code;
+    this.defer(socket);
+  }
+
+  private defer(socket: UpstreamSocket): void {
+    if (!socket.inDeferred) {
+      socket.inDeferred = true;
+      this.deferred.push(socket);
+    }
+    if (!this.deferredScheduled) {
+      this.deferredScheduled = true;
+      process.nextTick(this.runDeferredBound);
+    }
+  }
+
+  private runDeferred(): void {
+    this.deferredScheduled = false;
+    const list = this.deferred;
+    // Handlers may close more sockets meanwhile: they join this walk.
+    for (let i = 0; i < list.length; i++) {
+      const s = list[i]!;
+      s.inDeferred = false;
+      const err = s.deferredError;
+      if (err !== null) {
+        s.deferredError = null;
+        s.handler.onUpstreamError(err);
+      }
+      if (s.deferredClose) {
+        s.deferredClose = false;
+        s.handler.onUpstreamClose();
+      }
+    }
+    list.length = 0;
+  }
+
+  /** Read `socket` after the current call stack (resumed, or stopped at the per-event limit). */
+  scheduleRead(socket: UpstreamSocket): void {
+    if (socket.inResumed) return;
+    socket.inResumed = true;
+    this.resumed.push(socket);
+    if (!this.resumedScheduled) {
+      this.resumedScheduled = true;
+      setImmediate(this.runResumedBound);
+    }
+  }
+
+  private runResumed(): void {
+    this.resumedScheduled = false;
+    const list = this.resumed.splice(0);
+    for (const s of list) {
+      s.inResumed = false;
+      if (!s.destroyed && !s.paused) s.readAvailable();
+    }
+  }
+
+  // ------------------------------------------------------------ idle timeout
+
+  /** Activity on `socket`: it moves to the tail of the idle list. */
+  touch(socket: UpstreamSocket): void {
+    if (this.opts.idleTimeoutMs <= 0) return;
+    socket.idleSince = this.opts.clock.now();
+    if (this.idleTail === socket) return;
+    this.unlinkIdle(socket);
+    socket.idlePrev = this.idleTail;
+    if (this.idleTail !== null) this.idleTail.idleNext = socket;
+    else this.idleHead = socket;
+    this.idleTail = socket;
+    if (this.idleTimer === null) this.armIdleTimer();
+  }
+
+  private unlinkIdle(socket: UpstreamSocket): void {
+    const prev = socket.idlePrev;
+    const next = socket.idleNext;
+    if (prev === null && next === null && this.idleHead !== socket) return;
+    if (prev !== null) prev.idleNext = next;
+    else this.idleHead = next;
+    if (next !== null) next.idlePrev = prev;
+    else this.idleTail = prev;
+    socket.idlePrev = socket.idleNext = null;
+  }
+
+  private armIdleTimer(): void {
+    const head = this.idleHead;
+    if (head === null) return;
+    const delay = Math.max(1, Math.ceil(head.idleSince + this.opts.idleTimeoutMs - this.opts.clock.now()));
+    this.idleTimer = setTimeout(this.onIdleTimerBound, delay);
+    // Like a socket timeout: it does not keep the process alive by itself.
+    this.idleTimer.unref();
+  }
+
+  private onIdleTimer(): void {
+    this.idleTimer = null;
+    const now = this.opts.clock.now();
+    let s = this.idleHead;
+    while (s !== null && s.idleSince + this.opts.idleTimeoutMs <= now) {
+      this.unlinkIdle(s);
+      s.handler.onUpstreamIdle();
+      s = this.idleHead;
+    }
+    this.armIdleTimer();
+  }
+
+  /** Stop polling (shutdown, once every socket is closed). */
+  close(): void {
+    if (this.idleTimer !== null) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    this.poller?.close();
+    this.poller = null;
+  }
+}

@@ -1,0 +1,247 @@
+/**
+ * Upstream sockets (src/proxy/upstream.ts over native/tun/upstream.cc) against real loopback
+ * servers: connect outcomes, edge-triggered reads (pause/resume, FIN with data, FIN alone),
+ * half-close both ways, write queueing under backpressure, resets both ways, stale events of
+ * closed sockets, the idle timeout.
+ */
+import net from 'node:net';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { UpstreamSockets } from '../../src/proxy/upstream.js';
+import { RecordingHandler, dial, until } from './upstream-harness.js';
+
+let sockets: UpstreamSockets;
+const servers: net.Server[] = [];
+
+beforeEach(() => {
+  sockets = new UpstreamSockets({ clock: { now: () => Date.now() }, idleTimeoutMs: 0 });
+});
+
+afterEach(async () => {
+  sockets.close();
+  for (const s of servers.splice(0)) await new Promise((r) => s.close(r));
+});
+
+async function server(onConn: (s: net.Socket) => void): Promise<number> {
+  const srv = net.createServer((s) => {
+    s.on('error', () => {});
+    onConn(s);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  servers.push(srv);
+  return (srv.address() as net.AddressInfo).port;
+}
+
+/** A port nothing listens on (bound then closed). */
+async function closedPort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+describe('UpstreamSockets', () => {
+  it('a refused connect reports ECONNREFUSED and leaves nothing open', async () => {
+    const port = await closedPort();
+    const h = new RecordingHandler();
+    await expect(dial(sockets, port, h)).rejects.toThrow('ECONNREFUSED');
+    expect(sockets.size).toBe(0);
+  });
+
+  it('connects, reports its local end, and echoes both ways with a clean close', async () => {
+    const port = await server((s) => s.on('data', (d) => s.write(d)).on('end', () => s.end()));
+    const h = new RecordingHandler();
+    const sock = await dial(sockets, port, h);
+    expect(sock.connecting).toBe(false);
+    expect(sock.localAddress).toBe('127.0.0.1');
+    expect(sock.localPort).toBeGreaterThan(0);
+    expect(sock.remoteAddress).toBe('127.0.0.1');
+    sock.resume();
+    const msg = Buffer.from('hello upstream');
+    expect(sock.write([msg.subarray(0, 5), msg.subarray(5)], 2, msg.length)).toBe(msg.length);
+    await until('the echo', () => h.received.length === msg.length);
+    expect(h.received.equals(msg)).toBe(true);
+    sock.end();
+    await until('the close', () => h.log.includes('close'));
+    expect(h.log).toEqual(['end', 'close']);
+    expect(sock.destroyed).toBe(true);
+    expect(sockets.size).toBe(0);
+  });
+
+  it('keeps what arrives while paused (a server that speaks first) and reads it on resume, FIN included', async () => {
+    const banner = Buffer.from('220 hello from the server\r\n');
+    const port = await server((s) => s.end(banner));
+    const h = new RecordingHandler();
+    const sock = await dial(sockets, port, h);
+    // Paused since the dial: the banner and the FIN wait in the kernel.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(h.chunks).toEqual([]);
+    expect(h.log).toEqual([]);
+    sock.resume();
+    await until('the end', () => h.log.includes('end'));
+    expect(h.received.equals(banner)).toBe(true);
+    sock.end();
+    await until('the close', () => h.log.includes('close'));
+  });
+
+  it('stops reading when paused from a data report and goes on exactly where it stopped', async () => {
+    const total = 3 * 1024 * 1024;
+    const payload = Buffer.alloc(total);
+    for (let i = 0; i < total; i++) payload[i] = (i * 7 + (i >> 11)) & 0xff;
+    const port = await server((s) => s.end(payload));
+    const h = new RecordingHandler();
+    const sock = await dial(sockets, port, h);
+    let pauses = 0;
+    h.onChunk = () => {
+      // Pause after every 256 KiB, resume a little later: the edge-triggered reads must not lose
+      // the rest (no new edge comes for bytes already queued).
+      if (h.received.length >= (pauses + 1) * 256 * 1024) {
+        pauses++;
+        sock.pause();
+        setTimeout(() => sock.resume(), 2);
+      }
+    };
+    sock.resume();
+    await until('the end', () => h.log.includes('end'), 10_000);
+    expect(pauses).toBeGreaterThan(5);
+    expect(h.received.equals(payload)).toBe(true);
+    sock.destroy();
+  });
+
+  it('half-close: our FIN reaches the server while its answer still comes back', async () => {
+    const port = await server((s) => {
+      const got: Buffer[] = [];
+      s.on('data', (d) => got.push(d));
+      // Answers only after our FIN, then closes.
+      s.on('end', () => s.end(Buffer.concat([Buffer.from('got '), ...got])));
+    });
+    const h = new RecordingHandler();
+    const sock = await dial(sockets, port, h);
+    sock.resume();
+    sock.write([Buffer.from('abc')], 1, 3);
+    sock.end();
+    expect(sock.writable).toBe(false);
+    await until('the close', () => h.log.includes('close'));
+    expect(h.received.toString()).toBe('got abc');
+    expect(h.log).toEqual(['end', 'close']);
+  });
+
+  it('queues what the kernel does not take, writes it in order when there is room, then drains', async () => {
+    let serverSocket: net.Socket | null = null;
+    const got: Buffer[] = [];
+    const port = await server((s) => {
+      serverSocket = s;
+      s.pause(); // reads nothing at first: the socket buffers fill
+      s.on('data', (d) => got.push(d));
+    });
+    const h = new RecordingHandler();
+    const sock = await dial(sockets, port, h);
+    await until('the server side', () => serverSocket !== null);
+    const chunk = Buffer.alloc(256 * 1024);
+    let sent = 0;
+    for (let i = 0; i < 64 && sock.writableLength === 0; i++) {
+      chunk.fill(i & 0xff);
+      sock.write([chunk], 1, chunk.length);
+      sent += chunk.length;
+    }
+    expect(sock.writableLength).toBeGreaterThan(0);
+    // More while bytes are queued: copied behind them, nothing goes to the kernel out of order.
+    const tail = Buffer.from('the very end');
+    expect(sock.write([tail], 1, tail.length)).toBe(0);
+    sent += tail.length;
+    serverSocket!.resume();
+    await until('the drain', () => h.log.includes('drain'), 10_000);
+    expect(sock.writableLength).toBe(0);
+    await until('every byte at the server', () => got.reduce((n, b) => n + b.length, 0) === sent, 10_000);
+    const all = Buffer.concat(got);
+    for (let i = 0; i < sent - tail.length; i += 256 * 1024) expect(all[i]).toBe((i / (256 * 1024)) & 0xff);
+    expect(all.subarray(sent - tail.length).equals(tail)).toBe(true);
+    sock.destroy();
+  });
+
+  it("the server's reset is reported as ECONNRESET and closes the socket", async () => {
+    const port = await server((s) => s.once('data', () => s.resetAndDestroy()));
+    const h = new RecordingHandler();
+    const sock = await dial(sockets, port, h);
+    sock.resume();
+    sock.write([Buffer.from('x')], 1, 1);
+    await until('the close', () => h.log.includes('close'));
+    expect(h.log).toEqual(['error ECONNRESET', 'close']);
+    expect(sockets.size).toBe(0);
+  });
+
+  it('a reset while paused is not held back until the app reads again', async () => {
+    const port = await server((s) => s.once('data', () => s.resetAndDestroy()));
+    const h = new RecordingHandler();
+    const sock = await dial(sockets, port, h);
+    sock.write([Buffer.from('x')], 1, 1);
+    await until('the close', () => h.log.includes('close'));
+    expect(h.log).toEqual(['error ECONNRESET', 'close']);
+  });
+
+  it('resetAndDestroy sends the server a RST, not a FIN', async () => {
+    let serverError: string | null = null;
+    let serverEnded = false;
+    const port = await server((s) => {
+      s.on('error', (e: NodeJS.ErrnoException) => (serverError = e.code ?? 'error'));
+      s.on('end', () => (serverEnded = true));
+    });
+    const h = new RecordingHandler();
+    const sock = await dial(sockets, port, h);
+    await new Promise((r) => setTimeout(r, 20));
+    sock.resetAndDestroy();
+    await until('the reset at the server', () => serverError !== null || serverEnded);
+    expect(serverError).toBe('ECONNRESET');
+    expect(serverEnded).toBe(false);
+    await until('the close report', () => h.log.includes('close'));
+  });
+
+  it("an event already fetched for a socket closed in the same batch does not reach its slot's next socket", async () => {
+    // The first socket is closed and a second takes its slot; an event fetched for the first in
+    // the same epoll_wait (fabricated here: the FIN of the first) arrives after both happened.
+    const port = await server((s) => setTimeout(() => s.write('hi'), 30));
+    const h1 = new RecordingHandler();
+    const first = await dial(sockets, port, h1);
+    const slot = first.slot;
+    const staleGeneration = first.generation;
+    first.destroy();
+    const h2 = new RecordingHandler();
+    const second = await dial(sockets, port, h2);
+    expect(second.slot).toBe(slot);
+    expect(second.generation).not.toBe(staleGeneration);
+    const internals = sockets as unknown as { events: Int32Array; onEvents(count: number): void };
+    internals.events.set([slot, staleGeneration, 0x001 | 0x004 | 0x2000]);
+    internals.onEvents(1);
+    second.resume();
+    await until("the second socket's data", () => h2.chunks.length > 0);
+    await new Promise((r) => setTimeout(r, 30));
+    // Had the stale FIN reached it, its first short read would have been taken for the EOF.
+    expect(h2.log).toEqual([]);
+    expect(h2.received.toString()).toBe('hi');
+    second.destroy();
+  });
+});
+
+describe('UpstreamSockets idle timeout', () => {
+  it('reports a socket idle once nothing was read or written for the timeout, and only then', async () => {
+    sockets.close();
+    sockets = new UpstreamSockets({ clock: { now: () => Date.now() }, idleTimeoutMs: 150 });
+    const port = await server((s) => s.on('data', (d) => s.write(d)));
+    const busyH = new RecordingHandler();
+    const quietH = new RecordingHandler();
+    const busy = await dial(sockets, port, busyH);
+    const quiet = await dial(sockets, port, quietH);
+    busy.resume();
+    quiet.resume();
+    const start = Date.now();
+    while (Date.now() - start < 400) {
+      busy.write([Buffer.from('ping')], 1, 4);
+      await new Promise((r) => setTimeout(r, 40));
+    }
+    expect(quietH.log).toEqual(['idle']);
+    expect(busyH.log).toEqual([]);
+    await until('the busy one idle too', () => busyH.log.includes('idle'), 1000);
+    busy.destroy();
+    quiet.destroy();
+  });
+});
