@@ -107,7 +107,7 @@ export class KernelSockets {
     return this.pending;
   }
 
-  /** Watch connection `id`'s live upstream socket by its endpoints (as a net.Socket reports them); false if they are not addresses. */
+  /** Watch connection `id`'s live upstream socket by its endpoints as text; false if they are not addresses. */
   watch(id: number, localAddress: string, localPort: number, remoteAddress: string, remotePort: number): boolean {
     const l = parseAddress(localAddress);
     const r = parseAddress(remoteAddress);

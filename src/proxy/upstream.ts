@@ -232,6 +232,8 @@ export class UpstreamSocket {
       this.phase = Phase.Open;
       this.handler.onUpstreamConnect(this);
       if (this.phase !== Phase.Open) return;
+      // end() before the connect completed, with nothing to write first.
+      if (this.ending && this.writableLength === 0 && !this.writeShut) this.shutdownWrite();
     }
     if ((mask & EPOLLRDHUP) !== 0) this.peerFinSeen = true;
     if ((mask & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) !== 0) {

@@ -1,5 +1,5 @@
 /**
- * TCP_INFO of a kernel TCP socket (synfin's upstream sockets: `socket._handle.fd` of a net.Socket),
+ * TCP_INFO of a kernel TCP socket (synfin's upstream sockets, src/proxy/upstream.ts),
  * read by the TUN addon with getsockopt(IPPROTO_TCP, TCP_INFO). The caller owns one Float64Array
  * of TCP_INFO_FIELDS numbers and reuses it; the indices below say which number is which.
  */
