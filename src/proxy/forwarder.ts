@@ -46,8 +46,6 @@ export interface ProxyOptions {
  */
 class Dial implements UpstreamHandler {
   socket: UpstreamSocket | null = null;
-  /** The connect completed within the connect call: accepted right after the current call. */
-  establishedEarly = false;
   /** Settled (connected, failed, timed out or aborted): later reports are ignored. */
   settled = false;
 
@@ -189,20 +187,18 @@ export class Proxy implements Forwarder {
   }
 
   private connect(dial: Dial, family: 4 | 6, words: Uint32Array): void {
-    const r = this.upstream.connect(dial, family, words, dial.port, this.bind);
-    if ('error' in r) {
+    const socket = this.upstream.connect(dial, family, words, dial.port, this.bind);
+    if (typeof socket === 'string') {
       // Refused or unreachable within connect(2) itself: answered after the current call, as
       // every other outcome is (the stack is still handling the SYN).
-      const code = r.error;
-      process.nextTick(() => this.onDialFailed(dial, classify(code)));
+      process.nextTick(() => this.onDialFailed(dial, classify(socket)));
       return;
     }
-    dial.socket = r.socket;
-    if (r.established) {
+    dial.socket = socket;
+    if (!socket.connecting) {
       // A destination on this host or a veth away has often completed the handshake by the time
       // connect(2) returns (the kernel ran the peer's side in the same system call): the app's
       // SYN-ACK goes out right after this batch instead of an event-loop turn later (~30 µs here).
-      dial.establishedEarly = true;
       if (this.early.push(dial) === 1) process.nextTick(this.acceptEarlyBound);
     }
   }

@@ -431,7 +431,7 @@ export class UpstreamSockets {
   /**
    * Connect to family/words/port (bound to `bind` if given). Returns the socket, or an errno name
    * when the connect failed at once (the socket then never existed). The socket reports to
-   * `handler`; `established` tells whether the handshake completed within the call.
+   * `handler`; one not `connecting` any more completed its handshake within the call.
    */
   connect(
     handler: UpstreamHandler,
@@ -439,9 +439,9 @@ export class UpstreamSockets {
     words: Uint32Array,
     port: number,
     bind: { family: 4 | 6; words: Uint32Array } | null,
-  ): { socket: UpstreamSocket; established: boolean } | { error: string } {
+  ): UpstreamSocket | string {
     const poller = this.poller;
-    if (poller === null) return { error: 'EBADF' };
+    if (poller === null) return 'EBADF';
     const slot = this.freeSlots.pop() ?? this.table.length;
     const generation = ((this.generations[slot] ?? 0) + 1) | 0;
     const out = this.connectOut;
@@ -449,7 +449,7 @@ export class UpstreamSockets {
     if (fd < 0) {
       if (slot === this.table.length) this.table.push(null);
       this.freeSlots.push(slot);
-      return { error: errnoName(-fd) };
+      return errnoName(-fd);
     }
     const socket = new UpstreamSocket(this, handler, family, words, port);
     socket.slot = slot;
@@ -457,11 +457,10 @@ export class UpstreamSockets {
     this.generations[slot] = generation;
     this.table[slot] = socket;
     socket.local.set(out.subarray(1, 7));
-    const established = out[0] === 1;
-    socket.connected(fd, established);
+    socket.connected(fd, out[0] === 1);
     if (this.liveCount++ === 0) poller.ref();
     this.touch(socket);
-    return { socket, established };
+    return socket;
   }
 
   private onEvents(count: number): void {

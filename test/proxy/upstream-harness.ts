@@ -48,12 +48,12 @@ const LOOPBACK = new Uint32Array([0, 0, 0, 0x7f000001]);
 
 /** Connects to 127.0.0.1:port; resolves with the socket once connected (or rejects with the errno name). */
 export function dial(sockets: UpstreamSockets, port: number, handler: UpstreamHandler & Partial<RecordingHandler> = new RecordingHandler()): Promise<UpstreamSocket> {
-  const r = sockets.connect(handler, 4, LOOPBACK, port, null);
-  if ('error' in r) return Promise.reject(new Error(r.error));
-  if (r.established) return Promise.resolve(r.socket);
+  const socket = sockets.connect(handler, 4, LOOPBACK, port, null);
+  if (typeof socket === 'string') return Promise.reject(new Error(socket));
+  if (!socket.connecting) return Promise.resolve(socket);
   return new Promise((resolve, reject) => {
     const rec = handler as RecordingHandler;
-    rec.connected = () => resolve(r.socket);
+    rec.connected = () => resolve(socket);
     rec.failed = (code) => reject(new Error(code));
   });
 }
