@@ -68,6 +68,8 @@ const OWN_BUFFER_MIN_READ = 16 * 1024;
 const OWN_BUFFER_BYTES = 64 * 1024;
 /** At most 4 MiB of idle read buffers kept for reuse. */
 export const READ_BUFFERS = new ReadBufferPool(OWN_BUFFER_BYTES, 64);
+/** Buffers per writev(2), as the addon caps them (native/tun/upstream.cc kMaxIov). */
+const MAX_IOV = 64;
 /** Reads of one socket per event before it waits its turn again (fairness between sockets). */
 const MAX_READS_PER_EVENT = 16;
 
@@ -162,15 +164,23 @@ export class UpstreamSocket {
     if (this.phase === Phase.Closed || this.ending) return 0;
     let written = 0;
     if (this.writableLength === 0 && this.phase === Phase.Open) {
-      const r = this.set.native.upstreamWritev(this.fd, chunks, 0, count);
-      if (r < 0) {
-        if (r !== -EAGAIN) {
-          this.fail(-r, true);
-          return 0;
+      // At most MAX_IOV buffers per writev: go on while the kernel takes whole groups (the rest
+      // may only be queued after a short write, which is what arms the EPOLLOUT edge).
+      for (let first = 0; first < count; first += MAX_IOV) {
+        const n = Math.min(count - first, MAX_IOV);
+        const r = this.set.native.upstreamWritev(this.fd, chunks, first, n);
+        if (r < 0) {
+          if (r !== -EAGAIN) {
+            this.fail(-r, true);
+            return 0;
+          }
+          break;
         }
-      } else {
-        written = r;
+        written += r;
         this.set.touch(this);
+        let attempted = 0;
+        for (let i = first; i < first + n; i++) attempted += chunks[i]!.length;
+        if (r < attempted) break;
       }
     }
     const rest = totalBytes - written;
@@ -304,7 +314,10 @@ export class UpstreamSocket {
     const q = this.queue!;
     const native = this.set.native;
     while (this.queueHead < q.length) {
-      const r = native.upstreamWritev(this.fd, q, this.queueHead, q.length - this.queueHead);
+      const count = Math.min(q.length - this.queueHead, MAX_IOV);
+      let attempted = 0;
+      for (let i = 0; i < count; i++) attempted += q[this.queueHead + i]!.length;
+      const r = native.upstreamWritev(this.fd, q, this.queueHead, count);
       if (r < 0) {
         if (r !== -EAGAIN) this.fail(-r, false);
         return;
@@ -322,6 +335,9 @@ export class UpstreamSocket {
           left = 0;
         }
       }
+      // A short write means the socket buffer is full: the next EPOLLOUT edge says when to go on
+      // (another writev now would only return EAGAIN).
+      if (r < attempted) return;
     }
     q.length = 0;
     this.queueHead = 0;

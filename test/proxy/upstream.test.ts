@@ -159,6 +159,21 @@ describe('UpstreamSockets', () => {
     sock.destroy();
   });
 
+  it('writes more buffers than one writev takes without waiting for an event that never comes', async () => {
+    // 200 views in one flush (a large TUN batch) to a server that reads and never answers: the
+    // kernel takes them all, 64 at a time; nothing may be left queued for an EPOLLOUT edge that
+    // only a full socket buffer would bring.
+    let got = 0;
+    const port = await server((s) => s.on('data', (d) => (got += d.length)));
+    const h = new RecordingHandler();
+    const sock = await dial(sockets, port, h);
+    const chunks = Array.from({ length: 200 }, (_, i) => Buffer.alloc(100, i & 0xff));
+    expect(sock.write(chunks, chunks.length, 200 * 100)).toBe(200 * 100);
+    expect(sock.writableLength).toBe(0);
+    await until('every byte at the server', () => got === 200 * 100);
+    sock.destroy();
+  });
+
   it("the server's reset is reported as ECONNRESET and closes the socket", async () => {
     const port = await server((s) => s.once('data', () => s.resetAndDestroy()));
     const h = new RecordingHandler();
