@@ -4,8 +4,10 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <string>
 
@@ -71,6 +73,80 @@ inline bool GetUint32(const Napi::CallbackInfo& info, size_t index, const char* 
   }
   *out = static_cast<uint32_t>(d);
   return true;
+}
+
+// A uv_poll_t that outlives its owner until libuv has closed it (uv_close is asynchronous). It
+// also carries an async cleanup hook: when a worker's environment is torn down, Node waits until
+// the hook is removed (in the close callback) before it goes on, and only then unloads this addon,
+// so libuv never calls into unloaded code.
+template <typename Owner>
+struct LoopPoll {
+  uv_poll_t poll;  // first member: the uv_handle_t* libuv passes back is the LoopPoll*
+  napi_async_cleanup_hook_handle hook = nullptr;
+  Owner* owner = nullptr;
+
+  // Stops polling, detaches the owner and closes the handle; the box frees itself once closed.
+  // libuv requires the fd to stay open while it is polled: call this before closing the fd.
+  void Close() {
+    uv_poll_stop(&poll);
+    poll.data = nullptr;
+    owner = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&poll), &LoopPoll::OnClosed);
+  }
+
+  static void OnClosed(uv_handle_t* handle) {
+    LoopPoll* box = reinterpret_cast<LoopPoll*>(handle);
+    napi_async_cleanup_hook_handle h = box->hook;
+    delete box;
+    if (h != nullptr) napi_remove_async_cleanup_hook(h);
+  }
+};
+
+// Calls into JS from an event-loop callback with an async context (so process.nextTick and
+// promise jobs run afterwards). An exception thrown by the callback becomes an uncaught
+// exception, as it would from any other event loop callback.
+//
+// Raw N-API on purpose: when the callback terminates the environment (process.exit() in a
+// worker), node-addon-api's wrappers would try to build an Error and abort. Returns false when
+// the callback did not complete; the caller then stops calling into JS for this event.
+inline bool CallFromLoop(napi_env env, napi_async_context context, napi_value recv, napi_value fn, size_t argc,
+                         const napi_value* argv) {
+  napi_value result;
+  napi_status st = napi_make_callback(env, context, recv, fn, argc, argv, &result);
+  if (st != napi_ok) {
+    bool pending = false;
+    napi_value exc;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+        napi_get_and_clear_last_exception(env, &exc) == napi_ok) {
+      napi_fatal_exception(env, exc);
+    }
+  }
+  return st == napi_ok;
+}
+
+// A socket address as numbers: out = [family (4 or 6), address words 0..3 in network order read
+// as big-endian 32-bit numbers (IPv4 in word 3, the others 0), port]. False for another family.
+inline bool ReadSockaddr(const struct sockaddr_storage& ss, uint32_t* out) {
+  if (ss.ss_family == AF_INET) {
+    const struct sockaddr_in* sin = reinterpret_cast<const struct sockaddr_in*>(&ss);
+    out[0] = 4;
+    out[1] = out[2] = out[3] = 0;
+    out[4] = ntohl(sin->sin_addr.s_addr);
+    out[5] = ntohs(sin->sin_port);
+    return true;
+  }
+  if (ss.ss_family == AF_INET6) {
+    const struct sockaddr_in6* sin6 = reinterpret_cast<const struct sockaddr_in6*>(&ss);
+    out[0] = 6;
+    for (int i = 0; i < 4; i++) {
+      uint32_t w;
+      memcpy(&w, sin6->sin6_addr.s6_addr + 4 * i, 4);
+      out[1 + i] = ntohl(w);
+    }
+    out[5] = ntohs(sin6->sin6_port);
+    return true;
+  }
+  return false;
 }
 
 // socket-table.cc: exports.SocketTable (the kernel's TCP sockets, and which are synfin's).

@@ -68,15 +68,8 @@ static_assert(offsetof(KernelTcpInfo, bytesAcked) == 120, "tcpi_bytes_acked is a
 
 class TunDevice;
 
-// The poll handle outlives its device until libuv has closed it (uv_close is asynchronous). It
-// also carries an async cleanup hook: when a worker's environment is torn down, Node waits until
-// the hook is removed (in the close callback) before it goes on, and only then unloads this addon,
-// so libuv never calls into unloaded code.
-struct PollBox {
-  uv_poll_t poll;  // first member: the uv_handle_t* libuv passes back is the PollBox*
-  napi_async_cleanup_hook_handle hook = nullptr;
-  TunDevice* owner = nullptr;
-};
+class TunDevice;
+using PollBox = LoopPoll<TunDevice>;
 
 class TunDevice : public Napi::ObjectWrap<TunDevice> {
  public:
@@ -482,29 +475,12 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     Call(cb, 1, &e);
   }
 
-  // Calls into JS from the event loop with a proper async context (so process.nextTick and
-  // promise jobs run afterwards). An exception thrown by the callback becomes an uncaught
-  // exception, as it would from any other event loop callback.
-  //
-  // Raw N-API on purpose: when the callback terminates the environment (process.exit() in a
-  // worker), node-addon-api's wrappers would try to build an Error and abort. Returns false when
-  // the callback did not complete; the caller then stops calling into JS for this event.
+  // CallFromLoop, keeping the wrapper alive across the call even if the callback closes the device.
   bool Call(napi_value fn, size_t argc, const napi_value* argv) {
-    napi_env env = env_;
-    // Keep the wrapper alive across the call even if the callback closes the device.
     Ref();
-    napi_value result;
-    napi_status st = napi_make_callback(env, *asyncContext_, Value(), fn, argc, argv, &result);
-    if (st != napi_ok) {
-      bool pending = false;
-      napi_value exc;
-      if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
-          napi_get_and_clear_last_exception(env, &exc) == napi_ok) {
-        napi_fatal_exception(env, exc);
-      }
-    }
+    bool ok = CallFromLoop(env_, *asyncContext_, Value(), fn, argc, argv);
     Unref();
-    return st == napi_ok;
+    return ok;
   }
 
   // Stops polling, closes the fd and drops every JS reference. Idempotent; also runs from the
@@ -532,20 +508,8 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     pollEvents_ = 0;
     reading_ = false;
     if (box_ == nullptr) return;
-    // libuv requires the fd to stay open while it is polled: stop (which removes it from epoll)
-    // before the caller closes it.
-    uv_poll_stop(&box_->poll);
-    box_->poll.data = nullptr;
-    box_->owner = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&box_->poll), &TunDevice::OnPollClosed);
+    box_->Close();
     box_ = nullptr;
-  }
-
-  static void OnPollClosed(uv_handle_t* handle) {
-    PollBox* box = reinterpret_cast<PollBox*>(handle);
-    napi_async_cleanup_hook_handle hook = box->hook;
-    delete box;
-    if (hook != nullptr) napi_remove_async_cleanup_hook(hook);
   }
 
   // The environment (a worker, or the main thread at exit) is going away with the device still
@@ -553,7 +517,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   static void OnEnvTeardown(napi_async_cleanup_hook_handle hook, void* arg) {
     PollBox* box = static_cast<PollBox*>(arg);
     TunDevice* self = box->owner;
-    if (self == nullptr) return;  // already closing: OnPollClosed removes the hook
+    if (self == nullptr) return;  // already closing: LoopPoll::OnClosed removes the hook
     self->ClosePoll();
     if (self->fd_ >= 0) {
       close(self->fd_);
@@ -643,26 +607,7 @@ Napi::Value LocalEndpoint(const Napi::CallbackInfo& info) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   if (fd < 0 || getsockname(fd, reinterpret_cast<struct sockaddr*>(&ss), &len) != 0) return Napi::Boolean::New(env, false);
-  if (ss.ss_family == AF_INET) {
-    const struct sockaddr_in* sin = reinterpret_cast<const struct sockaddr_in*>(&ss);
-    out[0] = 4;
-    out[1] = out[2] = out[3] = 0;
-    out[4] = ntohl(sin->sin_addr.s_addr);
-    out[5] = ntohs(sin->sin_port);
-    return Napi::Boolean::New(env, true);
-  }
-  if (ss.ss_family == AF_INET6) {
-    const struct sockaddr_in6* sin6 = reinterpret_cast<const struct sockaddr_in6*>(&ss);
-    out[0] = 6;
-    for (int i = 0; i < 4; i++) {
-      uint32_t w;
-      memcpy(&w, sin6->sin6_addr.s6_addr + 4 * i, 4);
-      out[1 + i] = ntohl(w);
-    }
-    out[5] = ntohs(sin6->sin6_port);
-    return Napi::Boolean::New(env, true);
-  }
-  return Napi::Boolean::New(env, false);
+  return Napi::Boolean::New(env, ReadSockaddr(ss, out));
 }
 
 struct AddonData {

@@ -36,11 +36,8 @@ constexpr int kMaxEvents = 256;
 constexpr int kMaxRoundsPerPoll = 4;
 constexpr int kMaxIov = 64;
 
-struct UpstreamPollBox {
-  uv_poll_t poll;  // first member: the uv_handle_t* libuv passes back is the box
-  napi_async_cleanup_hook_handle hook = nullptr;
-  class UpstreamPoller* owner = nullptr;
-};
+class UpstreamPoller;
+using UpstreamPollBox = LoopPoll<UpstreamPoller>;
 
 // Fills a sockaddr from a family (4 or 6), four address words (big-endian numbers, IPv4 in word 3)
 // and a port. Returns its length.
@@ -61,30 +58,6 @@ socklen_t FillSockaddr(struct sockaddr_storage* ss, int family, const uint32_t* 
     memcpy(sin6->sin6_addr.s6_addr + 4 * i, &w, 4);
   }
   return sizeof *sin6;
-}
-
-// out = [family, four words, port] of a socket address; false for another family.
-bool ReadSockaddr(const struct sockaddr_storage& ss, uint32_t* out) {
-  if (ss.ss_family == AF_INET) {
-    const struct sockaddr_in* sin = reinterpret_cast<const struct sockaddr_in*>(&ss);
-    out[0] = 4;
-    out[1] = out[2] = out[3] = 0;
-    out[4] = ntohl(sin->sin_addr.s_addr);
-    out[5] = ntohs(sin->sin_port);
-    return true;
-  }
-  if (ss.ss_family == AF_INET6) {
-    const struct sockaddr_in6* sin6 = reinterpret_cast<const struct sockaddr_in6*>(&ss);
-    out[0] = 6;
-    for (int i = 0; i < 4; i++) {
-      uint32_t w;
-      memcpy(&w, sin6->sin6_addr.s6_addr + 4 * i, 4);
-      out[1 + i] = ntohl(w);
-    }
-    out[5] = ntohs(sin6->sin6_port);
-    return true;
-  }
-  return false;
 }
 
 class UpstreamPoller : public Napi::ObjectWrap<UpstreamPoller> {
@@ -190,31 +163,17 @@ class UpstreamPoller : public Napi::ObjectWrap<UpstreamPoller> {
     }
   }
 
-  // As TunDevice::Call: a callback from the event loop with an async context; an exception becomes
-  // an uncaught exception. False when the callback did not complete.
+  // CallFromLoop, keeping the wrapper alive across the call even if the callback closes the poller.
   bool Call(napi_value fn, size_t argc, const napi_value* argv) {
-    napi_env env = env_;
     Ref();
-    napi_value result;
-    napi_status st = napi_make_callback(env, *asyncContext_, Value(), fn, argc, argv, &result);
-    if (st != napi_ok) {
-      bool pending = false;
-      napi_value exc;
-      if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
-          napi_get_and_clear_last_exception(env, &exc) == napi_ok) {
-        napi_fatal_exception(env, exc);
-      }
-    }
+    bool ok = CallFromLoop(env_, *asyncContext_, Value(), fn, argc, argv);
     Unref();
-    return st == napi_ok;
+    return ok;
   }
 
   void ClosePoll() {
     if (box_ == nullptr) return;
-    uv_poll_stop(&box_->poll);
-    box_->poll.data = nullptr;
-    box_->owner = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&box_->poll), &UpstreamPoller::OnPollClosed);
+    box_->Close();
     box_ = nullptr;
   }
 
@@ -232,13 +191,6 @@ class UpstreamPoller : public Napi::ObjectWrap<UpstreamPoller> {
       selfRef_ = false;
       Unref();
     }
-  }
-
-  static void OnPollClosed(uv_handle_t* handle) {
-    UpstreamPollBox* box = reinterpret_cast<UpstreamPollBox*>(handle);
-    napi_async_cleanup_hook_handle hook = box->hook;
-    delete box;
-    if (hook != nullptr) napi_remove_async_cleanup_hook(hook);
   }
 
   static void OnEnvTeardown(napi_async_cleanup_hook_handle hook, void* arg) {
