@@ -179,7 +179,7 @@ export class Proxy implements Forwarder {
       if (dial.settled) return;
       const parsed = err === null ? parseAddress(addr) : null;
       if (parsed === null) {
-        this.onDialFailed(dial, classify((err as NodeJS.ErrnoException | null)?.code ?? 'ENOTFOUND'));
+        this.dialFailed(dial, classify((err as NodeJS.ErrnoException | null)?.code ?? 'ENOTFOUND'));
         return;
       }
       this.connect(dial, parsed.family, parsed.words);
@@ -191,7 +191,7 @@ export class Proxy implements Forwarder {
     if (typeof socket === 'string') {
       // Refused or unreachable within connect(2) itself: answered after the current call, as
       // every other outcome is (the stack is still handling the SYN).
-      process.nextTick(() => this.onDialFailed(dial, classify(socket)));
+      process.nextTick(() => this.dialFailed(dial, classify(socket)));
       return;
     }
     dial.socket = socket;
@@ -205,7 +205,7 @@ export class Proxy implements Forwarder {
 
   private acceptEarly(): void {
     const list = this.early;
-    for (let i = 0; i < list.length; i++) this.onConnected(list[i]!);
+    for (let i = 0; i < list.length; i++) this.dialConnected(list[i]!);
     list.length = 0;
   }
 
@@ -241,7 +241,7 @@ export class Proxy implements Forwarder {
         const dial = q[this.dialQueueHead]!;
         if (!dial.settled) {
           if (dial.deadline > now) break;
-          this.onDialFailed(dial, 'timeout');
+          this.dialFailed(dial, 'timeout');
         }
         this.dialQueueHead++;
       }
@@ -287,22 +287,13 @@ export class Proxy implements Forwarder {
     this.dialQueueHead = 0;
   }
 
-  /** The dial's socket connected (Dial.onUpstreamConnect). */
+  /** The dial's socket connected (Dial.onUpstreamConnect, or within the connect call: acceptEarly). */
   dialConnected(dial: Dial): void {
-    this.onConnected(dial);
-  }
-
-  /** The dial's socket failed before it was connected (Dial.onUpstreamConnectFailed / onUpstreamError). */
-  dialFailed(dial: Dial, result: UpstreamResult): void {
-    this.onDialFailed(dial, result);
-  }
-
-  private onConnected(dial: Dial): void {
     if (dial.settled) return;
     const socket = dial.socket!;
     if (socket.destroyed) {
       // Failed between an early ESTABLISHED and its acceptance (reset at once).
-      this.onDialFailed(dial, 'error');
+      this.dialFailed(dial, 'error');
       return;
     }
     this.settle(dial);
@@ -327,7 +318,8 @@ export class Proxy implements Forwarder {
     this.opts.observer?.pipeOpened?.(req, pipe);
   }
 
-  private onDialFailed(dial: Dial, result: UpstreamResult): void {
+  /** The dial failed: refused, unreachable, timed out (Dial's reports, the deadline queue, a lookup). */
+  dialFailed(dial: Dial, result: UpstreamResult): void {
     if (dial.settled) return;
     const req = dial.req;
     this.settle(dial);
