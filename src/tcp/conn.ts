@@ -830,7 +830,14 @@ export class TcpConn implements ConnIdentity {
       this.rcv.windowUpdateDue()
     ) {
       // RFC 9293 §3.8.6.2.2: the window can open by at least min(MSS, RCV.BUFF/2): tell the peer.
-      this.ackNow = true;
+      // At once when what it may still send is under two full segments (it may be stalled on the
+      // window; two segments are what would draw our ACK anyway, RFC 5681 §4.2). Otherwise the
+      // update rides on our next segment, at the latest the delayed ACK (RFC 9293 §3.8.6.3): the
+      // peer is not waiting for it. That is the case right after the handshake, when the SYN-ACK's
+      // unscaled 16-bit field (RFC 7323 §2.2) could not say the whole window: the first bytes the
+      // proxy passes on would otherwise cost a packet of their own on every short connection.
+      if (this.rcv.advertisedWindow < 2 * this.rcv.mss) this.ackNow = true;
+      else if (this.timers.delackAt === Infinity) this.timers.delackAt = now + this.cfg.delayedAckMs;
       this.dirty = true;
     }
     this.lastActivityAt = now;

@@ -16,6 +16,7 @@ import {
   out,
   r,
   recv,
+  recvNothing,
   send,
   seg,
   synSeg,
@@ -38,6 +39,26 @@ describe('window scaling (RFC 7323 §2)', () => {
     const t = established({ cfg: BIG, syn: { wscale: 7 } });
     send(t.conn, seg({ payload: bytes(1000) }));
     expect(recv(t.conn, 40)).toEqual([out({ ack: r(1001), window: 49_750 })]);
+  });
+
+  it("RFC 7323 §2.2: the window the SYN-ACK's unscaled field could not say rides on our next segment, not a packet of its own", () => {
+    const t = established({ cfg: BIG, syn: { wscale: 7 } });
+    send(t.conn, seg({ payload: bytes(1000) }));
+    // The proxy passes the bytes on at once: the window could open from the SYN-ACK's 65535 to
+    // the whole buffer, but the peer may still send 64 KB: no window update of its own...
+    t.conn.consume(1000, 0);
+    recvNothing(t.conn, 0);
+    // ...it goes out with the answer.
+    t.conn.write(Buffer.from('reply'));
+    expect(recv(t.conn, 0)).toEqual([out({ ack: r(1001), window: 50_000, flags: ACK | 0x08, payload: 'reply' })]);
+  });
+
+  it('RFC 9293 §3.8.6.3: with nothing to send, that window update goes out with the delayed ACK', () => {
+    const t = established({ cfg: BIG, syn: { wscale: 7 } });
+    send(t.conn, seg({ payload: bytes(1000) }));
+    t.conn.consume(1000, 0);
+    recvNothing(t.conn, 39);
+    expect(recv(t.conn, 40)).toEqual([out({ ack: r(1001), window: 50_000 })]);
   });
 
   it('RFC 7323 §2.3: the peer window field is scaled by its shift (not in the SYN)', () => {
