@@ -85,6 +85,34 @@ struct LoopPoll {
   napi_async_cleanup_hook_handle hook = nullptr;
   Owner* owner = nullptr;
 
+  // A poll handle on fd for owner, with a cleanup hook that calls owner->OnEnvTeardown() if the
+  // environment goes away first. nullptr if it cannot be made: *err is then a negative libuv
+  // error, or 0 when Node has no event loop to give.
+  static LoopPoll* Open(napi_env env, int fd, Owner* owner, int* err) {
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+      *err = 0;
+      return nullptr;
+    }
+    LoopPoll* box = new LoopPoll();
+    int rc = uv_poll_init(loop, &box->poll, fd);
+    if (rc != 0) {
+      delete box;
+      *err = rc;
+      return nullptr;
+    }
+    box->poll.data = owner;
+    box->owner = owner;
+    if (napi_add_async_cleanup_hook(env, &LoopPoll::OnTeardown, box, &box->hook) != napi_ok) box->hook = nullptr;
+    return box;
+  }
+
+  // Whether the active handle keeps the event loop alive.
+  void SetRef(bool on) {
+    if (on) uv_ref(reinterpret_cast<uv_handle_t*>(&poll));
+    else uv_unref(reinterpret_cast<uv_handle_t*>(&poll));
+  }
+
   // Stops polling, detaches the owner and closes the handle; the box frees itself once closed.
   // libuv requires the fd to stay open while it is polled: call this before closing the fd.
   void Close() {
@@ -92,6 +120,13 @@ struct LoopPoll {
     poll.data = nullptr;
     owner = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(&poll), &LoopPoll::OnClosed);
+  }
+
+  // The environment (a worker, or the main thread at exit) is going away with the owner still
+  // open: it closes itself. Its JS references die with the environment; they are not touched.
+  static void OnTeardown(napi_async_cleanup_hook_handle, void* arg) {
+    LoopPoll* box = static_cast<LoopPoll*>(arg);
+    if (box->owner != nullptr) box->owner->OnEnvTeardown();  // else closing: OnClosed removes the hook
   }
 
   static void OnClosed(uv_handle_t* handle) {

@@ -151,23 +151,14 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
       }
     }
 
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+    int rc = 0;
+    PollBox* box = PollBox::Open(env, fd, this, &rc);
+    if (box == nullptr) {
       close(fd);
-      Napi::Error::New(env, "no event loop").ThrowAsJavaScriptException();
+      if (rc == 0) Napi::Error::New(env, "no event loop").ThrowAsJavaScriptException();
+      else SystemError(env, -rc, "uv_poll_init", name_).ThrowAsJavaScriptException();
       return;
     }
-    PollBox* box = new PollBox();
-    int rc = uv_poll_init(loop, &box->poll, fd);
-    if (rc != 0) {
-      delete box;
-      close(fd);
-      SystemError(env, -rc, "uv_poll_init", name_).ThrowAsJavaScriptException();
-      return;
-    }
-    box->poll.data = this;
-    box->owner = this;
-    if (napi_add_async_cleanup_hook(env, &TunDevice::OnEnvTeardown, box, &box->hook) != napi_ok) box->hook = nullptr;
     box_ = box;
     fd_ = fd;
     vnet_ = vnet;
@@ -362,12 +353,12 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   }
 
   Napi::Value SetRef(const Napi::CallbackInfo& info) {
-    if (box_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(&box_->poll));
+    if (box_ != nullptr) box_->SetRef(true);
     return info.Env().Undefined();
   }
 
   Napi::Value SetUnref(const Napi::CallbackInfo& info) {
-    if (box_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(&box_->poll));
+    if (box_ != nullptr) box_->SetRef(false);
     return info.Env().Undefined();
   }
 
@@ -512,18 +503,16 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     box_ = nullptr;
   }
 
-  // The environment (a worker, or the main thread at exit) is going away with the device still
-  // open: close it. Its JS references die with the environment, so they are not touched here.
-  static void OnEnvTeardown(napi_async_cleanup_hook_handle hook, void* arg) {
-    PollBox* box = static_cast<PollBox*>(arg);
-    TunDevice* self = box->owner;
-    if (self == nullptr) return;  // already closing: LoopPoll::OnClosed removes the hook
-    self->ClosePoll();
-    if (self->fd_ >= 0) {
-      close(self->fd_);
-      self->fd_ = -1;
+  friend struct LoopPoll<TunDevice>;
+
+  // LoopPoll::OnTeardown: the environment is going away with the device still open.
+  void OnEnvTeardown() {
+    ClosePoll();
+    if (fd_ >= 0) {
+      close(fd_);
+      fd_ = -1;
     }
-    self->selfRef_ = false;
+    selfRef_ = false;
   }
 
   napi_env env_;

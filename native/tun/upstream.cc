@@ -93,24 +93,18 @@ class UpstreamPoller : public Napi::ObjectWrap<UpstreamPoller> {
       SystemError(env, errno, "epoll_create1", "").ThrowAsJavaScriptException();
       return;
     }
-    uv_loop_t* loop = nullptr;
-    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) {
+    int rc = 0;
+    UpstreamPollBox* box = UpstreamPollBox::Open(env, epfd, this, &rc);
+    if (box != nullptr) {
+      rc = uv_poll_start(&box->poll, UV_READABLE, &UpstreamPoller::OnPoll);
+      if (rc != 0) box->Close();
+    }
+    if (box == nullptr || rc != 0) {
       close(epfd);
-      Napi::Error::New(env, "no event loop").ThrowAsJavaScriptException();
+      if (rc == 0) Napi::Error::New(env, "no event loop").ThrowAsJavaScriptException();
+      else SystemError(env, -rc, "uv_poll_start", "").ThrowAsJavaScriptException();
       return;
     }
-    UpstreamPollBox* box = new UpstreamPollBox();
-    int rc = uv_poll_init(loop, &box->poll, epfd);
-    if (rc == 0) rc = uv_poll_start(&box->poll, UV_READABLE, &UpstreamPoller::OnPoll);
-    if (rc != 0) {
-      delete box;
-      close(epfd);
-      SystemError(env, -rc, "uv_poll_start", "").ThrowAsJavaScriptException();
-      return;
-    }
-    box->poll.data = this;
-    box->owner = this;
-    if (napi_add_async_cleanup_hook(env, &UpstreamPoller::OnEnvTeardown, box, &box->hook) != napi_ok) box->hook = nullptr;
     box_ = box;
     epfd_ = epfd;
     events_ = events;
@@ -128,12 +122,12 @@ class UpstreamPoller : public Napi::ObjectWrap<UpstreamPoller> {
   Napi::Value GetEpfd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), epfd_); }
 
   Napi::Value SetRef(const Napi::CallbackInfo& info) {
-    if (box_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(&box_->poll));
+    if (box_ != nullptr) box_->SetRef(true);
     return info.Env().Undefined();
   }
 
   Napi::Value SetUnref(const Napi::CallbackInfo& info) {
-    if (box_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(&box_->poll));
+    if (box_ != nullptr) box_->SetRef(false);
     return info.Env().Undefined();
   }
 
@@ -193,16 +187,16 @@ class UpstreamPoller : public Napi::ObjectWrap<UpstreamPoller> {
     }
   }
 
-  static void OnEnvTeardown(napi_async_cleanup_hook_handle hook, void* arg) {
-    UpstreamPollBox* box = static_cast<UpstreamPollBox*>(arg);
-    UpstreamPoller* self = box->owner;
-    if (self == nullptr) return;
-    self->ClosePoll();
-    if (self->epfd_ >= 0) {
-      close(self->epfd_);
-      self->epfd_ = -1;
+  friend struct LoopPoll<UpstreamPoller>;
+
+  // LoopPoll::OnTeardown: the environment is going away with the poller still open.
+  void OnEnvTeardown() {
+    ClosePoll();
+    if (epfd_ >= 0) {
+      close(epfd_);
+      epfd_ = -1;
     }
-    self->selfRef_ = false;
+    selfRef_ = false;
   }
 
   napi_env env_;
