@@ -477,11 +477,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   // Stops polling, closes the fd and drops every JS reference. Idempotent; also runs from the
   // destructor (GC).
   void Release() {
-    ClosePoll();
-    if (fd_ >= 0) {
-      close(fd_);
-      fd_ = -1;
-    }
+    CloseDescriptor();
     if (selfRef_) {
       selfRef_ = false;
       Unref();
@@ -493,6 +489,15 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     onBatch_.Reset();
     onError_.Reset();
     onWritable_.Reset();
+  }
+
+  // Stops polling, then closes the fd (libuv needs it open while it is polled).
+  void CloseDescriptor() {
+    ClosePoll();
+    if (fd_ >= 0) {
+      close(fd_);
+      fd_ = -1;
+    }
   }
 
   void ClosePoll() {
@@ -507,11 +512,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
 
   // LoopPoll::OnTeardown: the environment is going away with the device still open.
   void OnEnvTeardown() {
-    ClosePoll();
-    if (fd_ >= 0) {
-      close(fd_);
-      fd_ = -1;
-    }
+    CloseDescriptor();
     selfRef_ = false;
   }
 

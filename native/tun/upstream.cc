@@ -165,6 +165,15 @@ class UpstreamPoller : public Napi::ObjectWrap<UpstreamPoller> {
     return ok;
   }
 
+  // Stops polling, then closes the fd (libuv needs it open while it is polled).
+  void CloseDescriptor() {
+    ClosePoll();
+    if (epfd_ >= 0) {
+      close(epfd_);
+      epfd_ = -1;
+    }
+  }
+
   void ClosePoll() {
     if (box_ == nullptr) return;
     box_->Close();
@@ -173,11 +182,7 @@ class UpstreamPoller : public Napi::ObjectWrap<UpstreamPoller> {
 
   // Stops polling and closes the epoll fd (the sockets in it stay open: they are the caller's).
   void Release() {
-    ClosePoll();
-    if (epfd_ >= 0) {
-      close(epfd_);
-      epfd_ = -1;
-    }
+    CloseDescriptor();
     events_ = nullptr;
     eventsRef_.Reset();
     onEvents_.Reset();
@@ -191,11 +196,7 @@ class UpstreamPoller : public Napi::ObjectWrap<UpstreamPoller> {
 
   // LoopPoll::OnTeardown: the environment is going away with the poller still open.
   void OnEnvTeardown() {
-    ClosePoll();
-    if (epfd_ >= 0) {
-      close(epfd_);
-      epfd_ = -1;
-    }
+    CloseDescriptor();
     selfRef_ = false;
   }
 
