@@ -10,6 +10,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { destroyAllNetns, NetNs, uniqueIfName } from '../helpers/netns.js';
 import { describeIfTun } from '../helpers/root.js';
 import { metricValue } from '../helpers/synfin-env.js';
+import { WITH_OPEN_TUN_NODE } from '../helpers/tun-node.js';
 
 const ROOT = path.join(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'bin/synfin.js');
@@ -59,7 +60,9 @@ describeIfTun('sidecar: app and synfin in one namespace', () => {
     tun = uniqueIfName('sfsc');
     const routed = await inPod([ROUTING, '--tun', tun, '--uid', SYNFIN_UID, '--metrics-port', String(metricsPort), '--no-ipv6']);
     expect(routed.code, routed.stderr).toBe(0);
-    synfin = pod.spawn('setpriv', [
+    synfin = pod.spawn(WITH_OPEN_TUN_NODE[0]!, [
+      ...WITH_OPEN_TUN_NODE.slice(1),
+      'setpriv',
       `--reuid=${SYNFIN_UID}`,
       `--regid=${SYNFIN_UID}`,
       '--clear-groups',
