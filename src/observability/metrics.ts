@@ -145,6 +145,8 @@ export interface MetricsSources {
   };
   /** SYN cookies (RFC 4987) sent and accepted so far, as plain counts kept by the stack. */
   synCookies?(): { sent: number; accepted: number };
+  /** Connections that skipped TIME-WAIT for --max-time-wait, as the stack counts them. */
+  timeWaitOverflows?(): number;
   /** Kernel states of synfin's upstream sockets (TIME_WAIT included), by kernel state name. */
   upstreamSockets?(): Partial<Record<(typeof KERNEL_TCP_STATES)[number], number>>;
   /** Whether synfin is ready (the TUN device attached, the stack running, not shutting down). */
@@ -342,6 +344,15 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
       });
     });
   }
+
+  new CounterFamily(
+    'synfin_tcp_time_wait_overflow_total',
+    'Connections that skipped TIME-WAIT because --max-time-wait records were held (Linux: "time wait bucket table overflow"): they went to CLOSED after ACKing the FIN.',
+    [],
+    [],
+    regs,
+    (f) => f.set(0, sources.timeWaitOverflows?.() ?? 0),
+  );
 
   // ------------------------------------------------------------ event-fed metrics
   // Each event adds to a series found by index (metric-families.ts), not by a label object.
