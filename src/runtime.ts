@@ -221,6 +221,9 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     addr !== null && typeof addr === 'object'
       ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
       : `http://${config.listenHost}:${config.listenPort}`;
+  // synfin's own listener is never a destination through the tunnel (policy.ts ListenGuard).
+  if (addr !== null && typeof addr === 'object') proxy.listenGuard.set(addr.address, addr.port);
+  else proxy.listenGuard.set(config.listenHost, config.listenPort);
   ready = true;
   logger.info({ tun: tun.name, mtu, listen: listenUrl, version: VERSION }, 'synfin ready');
 

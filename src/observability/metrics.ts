@@ -38,6 +38,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'rcv_buffer_full',
   'challenge_ack_limit',
   'bad_cookie',
+  'loop',
 ];
 export const RESET_REASONS: readonly ResetReason[] = [
   'peer',
@@ -45,6 +46,7 @@ export const RESET_REASONS: readonly ResetReason[] = [
   'bad_ack',
   'abort',
   'upstream_refused',
+  'loop',
   'upstream_reset',
   'retransmit_timeout',
   'idle_timeout',

@@ -179,6 +179,12 @@ export interface Forwarder {
   onSyn(req: PendingSyn): void;
   /** The app gave up on a pending attempt (RST) before it was decided: cancel the dial. */
   onSynAborted(req: PendingSyn): void;
+  /**
+   * Whether a SYN's 4-tuple (src = its sender) is one of the forwarder's own upstream sockets:
+   * a dial the kernel routed back into the device. Asked for every SYN for no connection, before
+   * any state is taken: it must be cheap.
+   */
+  isOwnConnection?(key: FlowKeyLike): boolean;
 }
 
 export interface StackOptions {
@@ -496,6 +502,14 @@ export class Stack implements LinkRx, TimeWaitGate {
 
   private onListenSyn(seg: Segment, key: FlowKey, issOverride = -1): void {
     const now = this.clock.now();
+    if (this.forwarder.isOwnConnection !== undefined && this.forwarder.isOwnConnection(key)) {
+      // Our own dial came back through the device (a route, a rule or an address sends the
+      // destination into it): refuse it here, statelessly, before it takes a place in the SYN
+      // backlog or a dial. The dial then fails with ECONNREFUSED and the app's SYN gets a RST.
+      this.events.drop(null, 'loop');
+      this.sendRstFor(seg, key, 'loop');
+      return;
+    }
     if (this.connCount + this.pendingCount >= this.maxConnections) {
       // Refuse cleanly: the app sees ECONNREFUSED at once rather than a hanging connect().
       this.events.drop(null, 'syn_limit');

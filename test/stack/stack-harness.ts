@@ -80,7 +80,12 @@ export const idleHandler = (): ConnHandler => ({
   onClosed() {},
 });
 
-export function stackHarness(opts: Partial<Pick<StackOptions, 'synBacklog' | 'maxConnections' | 'maxTimeWait' | 'onTimeWaitOverflow'>> & { mslMs?: number } = {}) {
+export function stackHarness(
+  opts: Partial<Pick<StackOptions, 'synBacklog' | 'maxConnections' | 'maxTimeWait' | 'onTimeWaitOverflow'>> & {
+    mslMs?: number;
+    isOwnConnection?: Forwarder['isOwnConnection'];
+  } = {},
+) {
   const link = new MemoryLink();
   const clock = new ManualClock(1000);
   const hub = new EventHub();
@@ -98,6 +103,7 @@ export function stackHarness(opts: Partial<Pick<StackOptions, 'synBacklog' | 'ma
     stateChange: (_c, from, to) => transitions.push(`${STATE_NAMES[from]}>${STATE_NAMES[to]}`),
   });
   const forwarder: Forwarder = { onSyn: (r) => syns.push(r), onSynAborted() {} };
+  if (opts.isOwnConnection !== undefined) forwarder.isOwnConnection = opts.isOwnConnection;
   const stack = new Stack({
     link,
     clock,
