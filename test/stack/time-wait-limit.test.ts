@@ -65,6 +65,25 @@ describe('--max-time-wait', () => {
     expect(h.stack.timeWaitOverflows).toBe(1);
   });
 
+  it('from FIN_WAIT_2 too: the FIN that would start TIME-WAIT is ACKed and the connection is CLOSED', () => {
+    const h = stackHarness({ mslMs: 30_000, maxTimeWait: 0 });
+    const { conn, ourIss } = h.establish({ srcPort: 45000 });
+    conn.close(h.clock.now());
+    h.stack.wake(conn);
+    h.stack.flush();
+    h.send(appPacket({ seq: seqAdd(APP_ISN, 1), ack: seqAdd(ourIss, 2), flags: TcpFlag.ACK, srcPort: 45000 }));
+    h.link.take();
+    h.transitions.length = 0;
+    h.send(appPacketFin(ourIss, 45000));
+    expect(h.transitions).toEqual(['FIN_WAIT_2>CLOSED']);
+    const [ack] = h.link.take();
+    expect(ack!.seg.flags).toBe(TcpFlag.ACK);
+    expect(ack!.seg.ack).toBe(seqAdd(APP_ISN, 2));
+    expect(h.stack.timeWaitRecords).toBe(0);
+    expect(h.stack.tableSize).toBe(0);
+    expect(h.stack.timeWaitOverflows).toBe(1);
+  });
+
   it('connections closing in one batch each take a place before their records exist', () => {
     const h = stackHarness({ mslMs: 30_000, maxTimeWait: 1 });
     const a = h.establish({ srcPort: 42000 });
