@@ -102,6 +102,18 @@ describe('SipHash over words (sipWords)', () => {
     );
   });
 
+  it('SipHash-1-3 and 2-4 of the empty message match published vectors (low 32 bits)', () => {
+    const seq = sipKeyWords(Uint8Array.from({ length: 16 }, (_, i) => i));
+    const zero = sipKeyWords(new Uint8Array(16));
+    const none = new Uint32Array(0);
+    // Reference SipHash-2-4, key 00..0f: 0x726fdb47dd0e0e31 (the paper's Appendix A set, vector 0).
+    expect(sipWords(seq[0]!, seq[1]!, seq[2]!, seq[3]!, none, 0, 2, 4)).toBe(0xdd0e0e31);
+    // SipHash-1-3, key 00..0f: 0xabac0158050fc4dc (Rust's SipHasher13 test vector 0).
+    expect(sipWords(seq[0]!, seq[1]!, seq[2]!, seq[3]!, none, 0, 1, 3)).toBe(0x050fc4dc);
+    // SipHash-1-3, all-zero key: 0xd1fba762150c532c.
+    expect(sipWords(zero[0]!, zero[1]!, zero[2]!, zero[3]!, none, 0, 1, 3)).toBe(0x150c532c);
+  });
+
   it('SipHash-1-3 differs from 2-4 and depends on every word and the key', () => {
     const key = deriveKey(new Uint8Array(16).fill(7), 1);
     const k = sipKeyWords(key);
