@@ -34,6 +34,8 @@ export interface Config {
   connectTimeoutSeconds: number;
   idleTimeoutSeconds: number;
   maxConnections: number;
+  /** TIME-WAIT records kept at most; beyond, closing connections skip TIME-WAIT (Linux tcp_max_tw_buckets). */
+  maxTimeWait: number;
   upstreamBind: string | null;
   logLevel: LogLevel;
   map: string[];
@@ -68,6 +70,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'connectTimeoutSeconds', flag: 'connect-timeout', kind: 'number', placeholder: 'SECONDS', help: 'upstream connect timeout (default 10)' },
   { key: 'idleTimeoutSeconds', flag: 'idle-timeout', kind: 'number', placeholder: 'SECONDS', help: 'close connections idle this long; 0 = never (default 0)' },
   { key: 'maxConnections', flag: 'max-connections', kind: 'number', placeholder: 'N', help: 'refuse new connections above this many (default 100000)' },
+  { key: 'maxTimeWait', flag: 'max-time-wait', kind: 'number', placeholder: 'N', help: 'TIME-WAIT records kept at most; beyond, a closing connection skips TIME-WAIT, as Linux past tcp_max_tw_buckets (default 32768)' },
   { key: 'upstreamBind', flag: 'upstream-bind', kind: 'string', placeholder: 'ADDR', help: 'source address for upstream sockets' },
   { key: 'logLevel', flag: 'log-level', kind: 'string', placeholder: 'LEVEL', help: `log level: ${LOG_LEVELS.join(', ')} (default info)` },
   { key: 'map', flag: 'map', kind: 'list', placeholder: 'FROM=TO', help: 'rewrite a destination, e.g. 198.18.0.10:80=127.0.0.1:8080 (repeatable)' },
@@ -91,6 +94,7 @@ export const DEFAULT_CONFIG: Config = {
   connectTimeoutSeconds: 10,
   idleTimeoutSeconds: 0,
   maxConnections: 100_000,
+  maxTimeWait: 32_768,
   upstreamBind: null,
   logLevel: 'info',
   map: [],
@@ -193,6 +197,7 @@ function validate(c: Config): void {
   positive(c.idleTimeoutSeconds, '--idle-timeout', true);
   positive(c.shutdownGraceSeconds, '--shutdown-grace', true);
   integer(c.maxConnections, '--max-connections', 1);
+  integer(c.maxTimeWait, '--max-time-wait', 0);
   integer(c.synBacklog, '--syn-backlog', 1);
   if (c.upstreamBind !== null && net.isIP(c.upstreamBind) === 0) {
     throw new ConfigError(`--upstream-bind: "${c.upstreamBind}" is not an IP address`);

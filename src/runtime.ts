@@ -9,7 +9,7 @@ import type { Config } from './config.js';
 import { ConfigError, SynfinError } from './errors.js';
 import { build } from './http/app.js';
 import { livePage } from './http/page.js';
-import { createLogger, attachTransitionLogging } from './observability/log.js';
+import { createLogger, attachTransitionLogging, ThrottledWarning } from './observability/log.js';
 import { createSummary } from './observability/summary.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { ConnectionRegistry } from './observability/registry.js';
@@ -102,6 +102,13 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   const fault = config.impair !== null ? parseFaultSpec(config.impair) : null;
   const timers = { now: () => clock.now(), setTimer: (cb: () => void, ms: number) => setTimeout(cb, ms), clearTimer: (h: unknown) => clearTimeout(h as NodeJS.Timeout) };
   const impairedTx = fault !== null ? new ImpairedTx(tun, fault, timers) : null;
+  // Linux logs "TCP: time wait bucket table overflow" rate-limited; so do we, once a minute at most.
+  const timeWaitWarning = new ThrottledWarning(
+    logger,
+    60_000,
+    'skipped',
+    `TIME-WAIT bound reached (--max-time-wait ${config.maxTimeWait}): closing connections skip TIME-WAIT (synfin_tcp_time_wait_overflow_total)`,
+  );
   const stack = new Stack({
     link: impairedTx ?? tun,
     clock,
@@ -110,6 +117,8 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     events: hub,
     synBacklog: config.synBacklog,
     maxConnections: config.maxConnections,
+    maxTimeWait: config.maxTimeWait,
+    onTimeWaitOverflow: (now) => timeWaitWarning.note(now),
   });
   proxy.attach(stack);
   connections.attach(stack, proxy);
@@ -132,6 +141,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
         tunTxBytes: tun.counters.txBytes,
       }),
       synCookies: () => ({ sent: stack.synCookiesSent, accepted: stack.synCookiesAccepted }),
+      timeWaitOverflows: () => stack.timeWaitOverflows,
       upstreamSockets: () => connections.upstreamSocketStates(),
       ready: () => ready && !shuttingDown,
     },
@@ -211,6 +221,9 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     addr !== null && typeof addr === 'object'
       ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
       : `http://${config.listenHost}:${config.listenPort}`;
+  // synfin's own listener is never a destination through the tunnel (policy.ts ListenGuard).
+  if (addr !== null && typeof addr === 'object') proxy.listenGuard.set(addr.address, addr.port);
+  else proxy.listenGuard.set(config.listenHost, config.listenPort);
   ready = true;
   logger.info({ tun: tun.name, mtu, listen: listenUrl, version: VERSION }, 'synfin ready');
 

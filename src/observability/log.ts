@@ -51,3 +51,31 @@ export function attachTransitionLogging(
     },
   });
 }
+
+/**
+ * A warning about something that can happen thousands of times a second, logged at most once per
+ * `intervalMs` of the injected clock (as the kernel's net_ratelimit() does for "time wait bucket
+ * table overflow"): each line carries how many times it happened since the previous line, those
+ * it stood for included. Between lines a note() costs a comparison.
+ */
+export class ThrottledWarning {
+  private lastAt = -Infinity;
+  private pending = 0;
+
+  constructor(
+    private readonly logger: Logger,
+    private readonly intervalMs: number,
+    private readonly field: string,
+    private readonly message: string,
+  ) {}
+
+  /** It happened once more at `now` (ms of the caller's clock). */
+  note(now: number): void {
+    this.pending++;
+    if (now - this.lastAt < this.intervalMs) return;
+    this.lastAt = now;
+    const count = this.pending;
+    this.pending = 0;
+    this.logger.warn({ [this.field]: count }, this.message);
+  }
+}

@@ -38,6 +38,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'rcv_buffer_full',
   'challenge_ack_limit',
   'bad_cookie',
+  'loop',
 ];
 export const RESET_REASONS: readonly ResetReason[] = [
   'peer',
@@ -45,6 +46,7 @@ export const RESET_REASONS: readonly ResetReason[] = [
   'bad_ack',
   'abort',
   'upstream_refused',
+  'loop',
   'upstream_reset',
   'retransmit_timeout',
   'idle_timeout',
@@ -145,6 +147,8 @@ export interface MetricsSources {
   };
   /** SYN cookies (RFC 4987) sent and accepted so far, as plain counts kept by the stack. */
   synCookies?(): { sent: number; accepted: number };
+  /** Connections that skipped TIME-WAIT for --max-time-wait, as the stack counts them. */
+  timeWaitOverflows?(): number;
   /** Kernel states of synfin's upstream sockets (TIME_WAIT included), by kernel state name. */
   upstreamSockets?(): Partial<Record<(typeof KERNEL_TCP_STATES)[number], number>>;
   /** Whether synfin is ready (the TUN device attached, the stack running, not shutting down). */
@@ -342,6 +346,15 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
       });
     });
   }
+
+  new CounterFamily(
+    'synfin_tcp_time_wait_overflow_total',
+    'Connections that skipped TIME-WAIT because --max-time-wait records were held (Linux: "time wait bucket table overflow"): they went to CLOSED after ACKing the FIN.',
+    [],
+    [],
+    regs,
+    (f) => f.set(0, sources.timeWaitOverflows?.() ?? 0),
+  );
 
   // ------------------------------------------------------------ event-fed metrics
   // Each event adds to a series found by index (metric-families.ts), not by a label object.

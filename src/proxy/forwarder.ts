@@ -12,7 +12,8 @@ import type { Forwarder, PendingSyn, RejectHow, Stack } from '../stack/stack.js'
 import { formatAddress } from '../wire/packet.js';
 import { parseAddress } from '../wire/address.js';
 import { Pipe, type PipeOptions } from './pipe.js';
-import type { DestinationPolicy } from './policy.js';
+import type { FlowKeyLike } from '../stack/flow-table.js';
+import { ListenGuard, type DestinationPolicy } from './policy.js';
 import { UpstreamSockets, type UpstreamHandler, type UpstreamSocket } from './upstream.js';
 
 export type UpstreamResult = 'ok' | 'refused' | 'timeout' | 'unreachable' | 'error';
@@ -48,6 +49,9 @@ class Dial implements UpstreamHandler {
   socket: UpstreamSocket | null = null;
   /** Settled (connected, failed, timed out or aborted): later reports are ignored. */
   settled = false;
+  /** Next dial whose socket has the same local port (Proxy.dialsByLocalPort), and whether it is in that index. */
+  nextSamePort: Dial | null = null;
+  indexed = false;
 
   constructor(
     readonly proxy: Proxy,
@@ -97,6 +101,13 @@ export class Proxy implements Forwarder {
   /** Dials whose connect completed within the call: accepted together after the current call. */
   private readonly early: Dial[] = [];
   private readonly acceptEarlyBound = (): void => this.acceptEarly();
+  /**
+   * Dials in flight by their socket's local port, chained through Dial.nextSamePort (ports are
+   * shared across destinations): what isOwnConnection looks a SYN up in.
+   */
+  private readonly dialsByLocalPort = new Map<number, Dial>();
+  /** synfin's own --listen address, never a destination (set once the server listens). */
+  readonly listenGuard = new ListenGuard();
   /** The kernel sockets toward the destinations (one epoll set, made with the proxy). */
   private readonly upstream: UpstreamSockets;
   private readonly bind: { family: 4 | 6; words: Uint32Array } | null;
@@ -158,6 +169,10 @@ export class Proxy implements Forwarder {
       stack.rejectPending(req, 'prohibited', 'upstream_unreachable');
       return;
     }
+    if (target.address != null && this.listenGuard.isListener(target.address.family, target.address.words, target.port)) {
+      this.refuseLoop(req);
+      return;
+    }
     if (this.dials.size >= this.opts.maxDialsInFlight) {
       // Drop the SYN silently: the app retransmits it (RFC 9293 §3.8.1) and we try again then.
       stack.dropPendingQuietly(req);
@@ -173,7 +188,11 @@ export class Proxy implements Forwarder {
     else this.resolveAndConnect(dial);
   }
 
-  /** A mapped destination given by name: resolved first (the connect timeout covers the lookup). */
+  /**
+   * A mapped destination given by name: resolved first (the connect timeout covers the lookup),
+   * then held to --allow / --deny and the listen guard like an address would have been: a name
+   * must not be a way around them.
+   */
   private resolveAndConnect(dial: Dial): void {
     lookup(dial.host, (err, addr) => {
       if (dial.settled) return;
@@ -182,8 +201,80 @@ export class Proxy implements Forwarder {
         this.dialFailed(dial, classify((err as NodeJS.ErrnoException | null)?.code ?? 'ENOTFOUND'));
         return;
       }
+      if (!this.opts.policy.permits(parsed.family, parsed.words)) {
+        this.settle(dial);
+        this.stack.rejectPending(dial.req, 'prohibited', 'upstream_unreachable');
+        return;
+      }
+      if (this.listenGuard.isListener(parsed.family, parsed.words, dial.port)) {
+        this.settle(dial);
+        this.refuseLoop(dial.req);
+        return;
+      }
       this.connect(dial, parsed.family, parsed.words);
     });
+  }
+
+  /** A destination that is synfin itself: refused with RST, counted as a 'loop' drop. */
+  private refuseLoop(req: PendingSyn): void {
+    this.opts.events?.drop(req, 'loop');
+    this.stack.rejectPending(req, 'refused', 'upstream_refused');
+  }
+
+  /**
+   * Forwarder.isOwnConnection: the SYN comes from the local end of one of our dials in flight, to
+   * its destination. That is exactly a dial the kernel routed into the device, whatever did it
+   * (a --route, a policy rule, an address of the device's subnet, a --map or a DNS answer pointing
+   * there), found at the cost of one Map lookup per SYN, where asking the kernel for the route of
+   * each destination (netlink RTM_GETROUTE) would cost a round trip per SYN and a snapshot of the
+   * routes would go stale. The dial's SYN reaches the device only after connect() returned, by
+   * which time its local address is known (the addon's getsockname), so none slips through.
+   */
+  isOwnConnection(key: FlowKeyLike): boolean {
+    let d = this.dialsByLocalPort.get(key.srcPort);
+    while (d !== undefined) {
+      const s = d.socket!;
+      const local = s.local;
+      if (
+        local[0] === key.family &&
+        s.remotePort === key.dstPort &&
+        local[4] === key.src[3] &&
+        s.remoteWords[3] === key.dst[3] &&
+        (key.family === 4 ||
+          (local[1] === key.src[0] && local[2] === key.src[1] && local[3] === key.src[2] &&
+            s.remoteWords[0] === key.dst[0] && s.remoteWords[1] === key.dst[1] && s.remoteWords[2] === key.dst[2]))
+      ) {
+        return true;
+      }
+      d = d.nextSamePort ?? undefined;
+    }
+    return false;
+  }
+
+  private indexDial(dial: Dial): void {
+    const port = dial.socket!.localPort;
+    dial.nextSamePort = this.dialsByLocalPort.get(port) ?? null;
+    this.dialsByLocalPort.set(port, dial);
+    dial.indexed = true;
+  }
+
+  private unindexDial(dial: Dial): void {
+    dial.indexed = false;
+    const port = dial.socket!.localPort;
+    let d = this.dialsByLocalPort.get(port);
+    let prev: Dial | null = null;
+    while (d !== undefined) {
+      if (d === dial) {
+        const next = d.nextSamePort;
+        if (prev !== null) prev.nextSamePort = next;
+        else if (next === null) this.dialsByLocalPort.delete(port);
+        else this.dialsByLocalPort.set(port, next);
+        dial.nextSamePort = null;
+        return;
+      }
+      prev = d;
+      d = d.nextSamePort ?? undefined;
+    }
   }
 
   private connect(dial: Dial, family: 4 | 6, words: Uint32Array): void {
@@ -195,7 +286,8 @@ export class Proxy implements Forwarder {
       return;
     }
     dial.socket = socket;
-    if (!socket.connecting) {
+    if (socket.connecting) this.indexDial(dial);
+    else {
       // A destination on this host or a veth away has often completed the handshake by the time
       // connect(2) returns (the kernel ran the peer's side in the same system call): the app's
       // SYN-ACK goes out right after this batch instead of an event-loop turn later (~30 µs here).
@@ -262,6 +354,7 @@ export class Proxy implements Forwarder {
   /** The dial is over, whichever way: its socket's reports to it are ignored from now on. */
   private settle(dial: Dial): void {
     dial.settled = true;
+    if (dial.indexed) this.unindexDial(dial);
     this.dials.delete(dial.req);
     this.trimDialQueue();
   }
@@ -347,6 +440,7 @@ export class Proxy implements Forwarder {
   abortDials(): void {
     for (const [req, dial] of this.dials) {
       dial.settled = true;
+      if (dial.indexed) this.unindexDial(dial);
       dial.socket?.destroy();
       this.stack.rejectPending(req, 'refused', 'upstream_refused');
     }

@@ -9,6 +9,7 @@
  * expression per check: ~5 µs of every SYN in the connection-rate benchmark's profile.)
  */
 import net from 'node:net';
+import os from 'node:os';
 import { ConfigError } from '../errors.js';
 import { parseAddress } from '../wire/address.js';
 
@@ -65,7 +66,7 @@ export interface MapRule {
   /** Only this destination port, or any port when -1. */
   port: number;
   toHost: string;
-  /** toHost as an address (null for a host name: policy is then not applied to it). */
+  /** toHost as an address (null for a host name: the forwarder applies policy once it resolved it). */
   toAddress: { family: 4 | 6; words: Uint32Array } | null;
   /** New port, or -1 to keep the original. */
   toPort: number;
@@ -88,6 +89,13 @@ export class DestinationPolicy {
     this.allow = opts.allow && opts.allow.length > 0 ? cidrSet(opts.allow, '--allow') : null;
     this.deny = cidrSet(opts.deny ?? [], '--deny');
     this.maps = (opts.map ?? []).map(parseMapRule);
+  }
+
+  /** Whether --allow / --deny let synfin dial this address (a resolved destination included). */
+  permits(family: 4 | 6, words: Uint32Array): boolean {
+    if (this.deny.size > 0 && this.deny.has(family, words)) return false;
+    if (this.allow !== null && !this.allow.has(family, words)) return false;
+    return true;
   }
 
   /** The target to dial for a connection to address:port, or null when policy denies it. */
@@ -118,13 +126,69 @@ export class DestinationPolicy {
         break;
       }
     }
-    // Policy applies to where we would really connect (after the rewrite).
-    if (checkFamily !== 0) {
-      if (this.deny.size > 0 && this.deny.has(checkFamily, checkWords)) return null;
-      if (this.allow !== null && !this.allow.has(checkFamily, checkWords)) return null;
-    }
+    // Policy applies to where we would really connect (after the rewrite); a host name is
+    // checked by the forwarder once resolved (permits()).
+    if (checkFamily !== 0 && !this.permits(checkFamily, checkWords)) return null;
     return { host, port: toPort, address: checkFamily === 0 ? null : { family: checkFamily, words: checkWords } };
   }
+}
+
+/**
+ * synfin's own HTTP listener (--listen) as a destination: an app behind the device must never
+ * reach it through synfin, where its connection would arrive from one of synfin's own addresses
+ * (a loopback peer, to which the API shows connection addresses). A destination is synfin's
+ * listener when its port is the listening port and its address is the listening address, the
+ * unspecified address (connect() to 0.0.0.0 or :: reaches the local host), or, for a listener on
+ * the unspecified address, any loopback address or address of a local interface. The interface
+ * addresses are read (getifaddrs) only for a destination on the listening port: never per SYN
+ * otherwise, and current when it matters.
+ */
+export class ListenGuard {
+  private host: { family: 4 | 6; words: Uint32Array } | null = null;
+  private wildcard = false;
+  private port = -1;
+
+  constructor(private readonly localAddresses: () => string[] = interfaceAddresses) {}
+
+  /** The listener's address, once it listens (port resolved when 0 was asked for). */
+  set(host: string, port: number): void {
+    this.port = port;
+    this.wildcard = host === '0.0.0.0' || host === '::';
+    this.host = host === 'localhost' ? parseAddress('127.0.0.1') : parseAddress(host);
+  }
+
+  /** Whether dialling family/words:port would reach synfin's own listener. */
+  isListener(family: 4 | 6, words: Uint32Array, port: number): boolean {
+    if (port !== this.port) return false;
+    if (isUnspecified(family, words)) return true;
+    if (this.wildcard) {
+      if (LOOPBACK.has(family, words)) return true;
+      const local = new CidrSet();
+      for (const a of this.localAddresses()) {
+        const parsed = parseAddress(a);
+        if (parsed !== null) local.add(parsed.family, parsed.words, parsed.family === 4 ? 32 : 128);
+      }
+      return local.has(family, words);
+    }
+    const h = this.host;
+    if (h === null) return false;
+    const own = new CidrSet();
+    own.add(h.family, h.words, h.family === 4 ? 32 : 128);
+    return own.has(family, words);
+  }
+}
+
+const LOOPBACK = cidrSet(['127.0.0.0/8', '::1/128'], 'loopback');
+
+function isUnspecified(family: 4 | 6, w: Uint32Array): boolean {
+  if (family === 4) return w[3] === 0;
+  return w[0] === 0 && w[1] === 0 && (w[2] === 0 || w[2] === 0xffff) && w[3] === 0;
+}
+
+function interfaceAddresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) out.push(a.address.replace(/%.*$/, ''));
+  return out;
 }
 
 /** Parse `ADDR`, `ADDR/LEN` into a CidrSet; throws ConfigError naming the option. */

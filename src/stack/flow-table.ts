@@ -3,7 +3,7 @@
  *
  * Incoming packets are parsed into one reused key object (source = the app's side, destination =
  * the address the app dialled, which the stack impersonates). Lookup hashes the key's numbers
- * into a Map<number, entry>, and entries that collide are chained through `nextInBucket`, so a
+ * (keyed: FlowHasher) into a Map<number, entry>, and entries that collide are chained through `nextInBucket`, so a
  * lookup allocates nothing. Each stored entry owns an immutable copy of its tuple.
  *
  * Every entry also sits in a dense array (its index in `slotInTable`, removal swaps the last
@@ -13,6 +13,9 @@
  * each entry object (scattered over the heap, its times boxed) cost ~300 ns per entry in cache
  * misses (measured in the benchmark's profile).
  */
+
+import { randomBytes } from 'node:crypto';
+import { sipKeyWords, sipWords } from '../tcp/siphash.js';
 
 /** The shape of the parser's reused flow key (src/wire/packet.ts). IPv4 lives in word 3. */
 export interface FlowKeyLike {
@@ -30,7 +33,8 @@ export class FlowTuple {
   readonly remotePort: number;
   readonly local = new Uint32Array(4);
   readonly localPort: number;
-  readonly hash: number;
+  /** The hash of the table it was last inserted into (set by FlowTable.insert). */
+  hash = -1;
 
   constructor(key: FlowKeyLike) {
     this.family = key.family;
@@ -38,7 +42,6 @@ export class FlowTuple {
     this.remotePort = key.srcPort;
     this.local.set(key.dst);
     this.localPort = key.dstPort;
-    this.hash = flowHash(key);
   }
 
   matches(key: FlowKeyLike): boolean {
@@ -58,26 +61,66 @@ export class FlowTuple {
   }
 }
 
-/** A 31-bit mix of the tuple (not keyed: the table is not exposed to collision attacks beyond chaining cost; the ISN hash is the keyed one). */
-export function flowHash(key: FlowKeyLike): number {
-  let h = 0x9e3779b1 ^ key.family;
-  const s = key.src;
-  const d = key.dst;
-  h = mix(h, (s[0] as number) ^ (d[0] as number));
-  h = mix(h, (s[1] as number) ^ Math.imul(d[1] as number, 3));
-  h = mix(h, (s[2] as number) ^ Math.imul(d[2] as number, 5));
-  h = mix(h, s[3] as number);
-  h = mix(h, d[3] as number);
-  h = mix(h, (key.srcPort << 16) | key.dstPort);
-  return h & 0x7fffffff;
-}
+/**
+ * The table's hash: keyed SipHash-1-3 (siphash.ts sipWords) of the 4-tuple, 31 bits.
+ *
+ * Keyed because the tuples are chosen by whoever sends packets into the device: with the unkeyed,
+ * invertible mix this replaced, an app could compute 5,000 tuples of one hash value (pick any
+ * address, solve for the port word) and put them on one chain, turning each lookup from ~1 µs into
+ * ~21 µs and making TIME-WAIT expiry walk the chain. Under a secret key an attacker who cannot
+ * observe the hash has no better way to collide than chance: 31 bits of output, so n tuples put
+ * about n²/2³² pairs on a shared chain (0.006 for 5,000). The same secrecy protects V8's own Map
+ * buckets, whose hash of a number key is unseeded. SipHash-1-3 rather than 2-4: a hash table needs
+ * unpredictability, not a MAC (Linux's hsiphash and Rust's HashMap make the same choice); it costs
+ * 5 SipRounds for IPv4 (12 bytes: two blocks, then 3 finalization rounds), 8 for IPv6.
+ * Cost (bench/flow-hash.mjs, this VM): ~60-95 ns more per lookup than the unkeyed mix (~160-210
+ * against ~95-115 ns for a whole FlowTable.get); 5,000 chosen tuples cost ~200 ns per lookup
+ * instead of ~16-21 µs.
+ */
+export class FlowHasher {
+  private readonly k: Uint32Array;
+  private readonly msg = new Uint32Array(9);
 
-function mix(h: number, v: number): number {
-  h ^= v;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  return h ^ (h >>> 16);
+  /** `key`: 16 bytes (the stack derives it from its secret); random when not given. */
+  constructor(key: Uint8Array = randomBytes(16)) {
+    this.k = sipKeyWords(key);
+  }
+
+  /** Hash of the tuple src:srcPort → dst:dstPort (IPv4 in word 3); 0 ≤ result < 2³¹. */
+  hash(family: 4 | 6, src: Uint32Array, dst: Uint32Array, srcPort: number, dstPort: number): number {
+    const m = this.msg;
+    const k = this.k;
+    let n: number;
+    if (family === 4) {
+      // 12 bytes; the message length (12 vs 36) keeps the families apart.
+      m[0] = src[3]!;
+      m[1] = dst[3]!;
+      m[2] = (srcPort << 16) | dstPort;
+      n = 3;
+    } else {
+      m[0] = src[0]!;
+      m[1] = src[1]!;
+      m[2] = src[2]!;
+      m[3] = src[3]!;
+      m[4] = dst[0]!;
+      m[5] = dst[1]!;
+      m[6] = dst[2]!;
+      m[7] = dst[3]!;
+      m[8] = (srcPort << 16) | dstPort;
+      n = 9;
+    }
+    return sipWords(k[0]!, k[1]!, k[2]!, k[3]!, m, n, 1, 3) & 0x7fffffff;
+  }
+
+  /** Hash of a packet's key. */
+  ofKey(key: FlowKeyLike): number {
+    return this.hash(key.family, key.src, key.dst, key.srcPort, key.dstPort);
+  }
+
+  /** Hash of a stored tuple (the same value as ofKey of the packets it matches). */
+  ofTuple(t: FlowTuple): number {
+    return this.hash(t.family, t.remote, t.local, t.remotePort, t.localPort);
+  }
 }
 
 export interface FlowEntry {
@@ -126,7 +169,10 @@ export class FlowTable<E extends FlowEntry> {
   private readonly buckets = new Map<number, E>();
   private readonly dense: E[] = [];
 
-  constructor(readonly columns: SlotColumns | null = null) {}
+  constructor(
+    readonly columns: SlotColumns | null = null,
+    readonly hasher: FlowHasher = new FlowHasher(),
+  ) {}
 
   /** The entry in `slot` (0 ≤ slot < size). */
   entryAt(slot: number): E {
@@ -138,7 +184,7 @@ export class FlowTable<E extends FlowEntry> {
   }
 
   get(key: FlowKeyLike): E | undefined {
-    let e = this.buckets.get(flowHash(key));
+    let e = this.buckets.get(this.hasher.ofKey(key));
     while (e !== undefined) {
       if (e.flow.matches(key)) return e;
       e = (e.nextInBucket ?? undefined) as E | undefined;
@@ -146,8 +192,26 @@ export class FlowTable<E extends FlowEntry> {
     return undefined;
   }
 
+  /**
+   * The number of chains and the longest one (entries sharing a hash). Walks every chain: for
+   * tests and diagnostics, never the packet path.
+   */
+  chainStats(): { chains: number; longest: number } {
+    let longest = 0;
+    for (const head of this.buckets.values()) {
+      let n = 0;
+      for (let e: FlowEntry | null = head; e !== null; e = e.nextInBucket) n++;
+      if (n > longest) longest = n;
+    }
+    return { chains: this.buckets.size, longest };
+  }
+
   /** Insert an entry whose tuple is not yet in the table. */
   insert(entry: E): void {
+    // Hashed here, not when the tuple is made: the key is the table's. A tuple moving between
+    // entries (pending SYN → connection → TIME-WAIT record) is rehashed on each insert: three
+    // hashes per connection, against one per packet for lookups.
+    entry.flow.hash = this.hasher.ofTuple(entry.flow);
     const head = this.buckets.get(entry.flow.hash);
     entry.nextInBucket = head ?? null;
     this.buckets.set(entry.flow.hash, entry);

@@ -8,6 +8,7 @@
  * It does no socket I/O and reads time only through the injected clock, so tests drive it with
  * an in-memory link and a manual clock.
  */
+import { randomBytes } from 'node:crypto';
 import { TcpConn, rstForUnknown, type ConnHandler } from '../tcp/conn.js';
 import type { TcpConfig } from '../tcp/config.js';
 import type { ConnIdentity, ResetReason } from '../tcp/events.js';
@@ -15,21 +16,26 @@ import { IsnGenerator } from '../tcp/isn.js';
 import { OutSegment, Segment, TcpFlag } from '../tcp/segment.js';
 import { seqAdd } from '../tcp/seq.js';
 import { State } from '../tcp/state.js';
+import { deriveKey } from '../tcp/siphash.js';
 import { SynCookies } from '../tcp/syncookie.js';
 import {
   tsClock,
   buildTimeWaitAck,
   nextIssAfterTimeWait,
   timeWaitProcess,
+  type TimeWaitGate,
   type TimeWaitRecord,
 } from '../tcp/time-wait.js';
 import { PacketParser, FlowKey } from '../wire/packet.js';
 import type { Clock } from './clock.js';
 import { DeadlineHeap, type Schedulable } from './deadline-heap.js';
 import { EventHub } from './events.js';
-import { FlowTable, FlowTuple, SlotColumns, type FlowEntry, type FlowKeyLike } from './flow-table.js';
+import { FlowHasher, FlowTable, FlowTuple, SlotColumns, type FlowEntry, type FlowKeyLike } from './flow-table.js';
 import { PacketWriter } from './packet-writer.js';
 import type { LinkRx, LinkTx } from './link.js';
+
+/** Domain word of the flow table's key, derived from the stack's secret: "FLW1". */
+const FLOW_KEY_DOMAIN = 0x464c5731;
 
 const KIND_CONN = 1;
 const KIND_SYN = 2;
@@ -63,6 +69,8 @@ export class ConnEntry implements FlowEntry, Schedulable {
   halfOpen = true;
   /** Waiting for the link's transmit ring to drain. */
   blocked = false;
+  /** Admitted to TIME-WAIT (Stack.admitTimeWait) and not yet swapped for its record. */
+  timeWaitReserved = false;
   constructor(
     readonly flow: FlowTuple,
     readonly conn: TcpConn,
@@ -171,6 +179,12 @@ export interface Forwarder {
   onSyn(req: PendingSyn): void;
   /** The app gave up on a pending attempt (RST) before it was decided: cancel the dial. */
   onSynAborted(req: PendingSyn): void;
+  /**
+   * Whether a SYN's 4-tuple (src = its sender) is one of the forwarder's own upstream sockets:
+   * a dial the kernel routed back into the device. Asked for every SYN for no connection, before
+   * any state is taken: it must be cheap.
+   */
+  isOwnConnection?(key: FlowKeyLike): boolean;
 }
 
 export interface StackOptions {
@@ -183,18 +197,30 @@ export interface StackOptions {
   synBacklog?: number;
   /** Connections (TIME-WAIT records excluded) above which new SYNs are refused with RST. */
   maxConnections?: number;
+  /**
+   * TIME-WAIT records kept at most (--max-time-wait, Linux's tcp_max_tw_buckets); a connection
+   * closing beyond it skips TIME-WAIT (TimeWaitGate). Unbounded by default.
+   */
+  maxTimeWait?: number;
+  /** Called at each TIME-WAIT skipped for the bound, with the clock's time (the runtime's throttled warning). */
+  onTimeWaitOverflow?: (now: number) => void;
+  /**
+   * 16 secret bytes behind ISNs, timestamp offsets, SYN cookies and the flow table's hash key
+   * (domain-separated); random by default. Tests pass one to make runs reproducible.
+   */
+  secret?: Uint8Array;
   /** Timer hooks, replaceable for tests that drive timers by hand. */
   setTimer?: (callback: () => void, delayMs: number) => unknown;
   clearTimer?: (handle: unknown) => void;
 }
 
-export class Stack implements LinkRx {
+export class Stack implements LinkRx, TimeWaitGate {
   readonly events: EventHub;
   readonly tcp: TcpConfig;
   private readonly link: LinkTx;
   private readonly clock: Clock;
   private readonly forwarder: Forwarder;
-  private readonly table = new FlowTable<Entry>(new SlotColumns(ROW_WIDTH));
+  private readonly table: FlowTable<Entry>;
   private readonly heap = new DeadlineHeap<Entry>();
   private readonly dirtyList: ConnEntry[] = [];
   private readonly afterFlushList: AfterFlush[] = [];
@@ -205,13 +231,15 @@ export class Stack implements LinkRx {
   private readonly key = new FlowKey();
   private readonly out = new OutSegment();
   private readonly writer: PacketWriter;
-  private readonly isn = new IsnGenerator();
-  private readonly cookies = new SynCookies();
+  private readonly isn: IsnGenerator;
+  private readonly cookies: SynCookies;
   /** When the last cookie SYN-ACK went out; a cookie is valid for `cookieLifetimeMs` after it. */
   private lastCookieSentAt = -Infinity;
-  private readonly cookieLifetimeMs = this.cookies.tickMs * (this.cookies.maxAgeTicks + 1);
+  private readonly cookieLifetimeMs: number;
   private readonly synBacklog: number;
   private readonly maxConnections: number;
+  private readonly maxTimeWait: number;
+  private readonly onTimeWaitOverflow: ((now: number) => void) | null;
   private readonly setTimer: (callback: () => void, delayMs: number) => unknown;
   private readonly clearTimer: (handle: unknown) => void;
   private timerHandle: unknown = null;
@@ -225,6 +253,10 @@ export class Stack implements LinkRx {
   synCookiesSent = 0;
   /** Final ACKs that brought back a valid cookie (synfin_tcp_syn_cookies_total{result="accepted"}). */
   synCookiesAccepted = 0;
+  /** Connections that skipped TIME-WAIT for --max-time-wait (synfin_tcp_time_wait_overflow_total). */
+  timeWaitOverflows = 0;
+  /** Connections admitted to TIME-WAIT whose record is not made yet (counted against the bound). */
+  private timeWaitReserved = 0;
   private nextId = 1;
   private halfOpen = 0;
   private pendingCount = 0;
@@ -244,9 +276,18 @@ export class Stack implements LinkRx {
     this.events = opts.events ?? new EventHub();
     this.synBacklog = opts.synBacklog ?? 1024;
     this.maxConnections = opts.maxConnections ?? Infinity;
+    this.maxTimeWait = opts.maxTimeWait ?? Infinity;
+    this.onTimeWaitOverflow = opts.onTimeWaitOverflow ?? null;
     this.setTimer = opts.setTimer ?? ((cb, ms) => setTimeout(cb, ms));
     this.clearTimer = opts.clearTimer ?? ((h) => clearTimeout(h as NodeJS.Timeout));
     this.writer = new PacketWriter(this.link);
+    // One secret behind everything an outsider must not predict: ISNs and timestamp offsets
+    // (RFC 6528), SYN cookies (RFC 4987) and, through a derived key, the flow table's hash.
+    const secret = opts.secret ?? randomBytes(16);
+    this.isn = new IsnGenerator(secret);
+    this.cookies = new SynCookies(secret);
+    this.cookieLifetimeMs = this.cookies.tickMs * (this.cookies.maxAgeTicks + 1);
+    this.table = new FlowTable<Entry>(new SlotColumns(ROW_WIDTH), new FlowHasher(deriveKey(secret, FLOW_KEY_DOMAIN)));
   }
 
   /** Segments written to the link (synfin_tcp_segments_total{direction="out"}). */
@@ -274,6 +315,10 @@ export class Stack implements LinkRx {
   }
   get tableSize(): number {
     return this.table.size;
+  }
+  /** Chains of the flow table and the longest (tests and diagnostics: walks the table). */
+  flowChainStats(): { chains: number; longest: number } {
+    return this.table.chainStats();
   }
   /** The connection in `slot`, or null for a TIME-WAIT record or a pending SYN. */
   connAt(slot: number): TcpConn | null {
@@ -457,6 +502,14 @@ export class Stack implements LinkRx {
 
   private onListenSyn(seg: Segment, key: FlowKey, issOverride = -1): void {
     const now = this.clock.now();
+    if (this.forwarder.isOwnConnection !== undefined && this.forwarder.isOwnConnection(key)) {
+      // Our own dial came back through the device (a route, a rule or an address sends the
+      // destination into it): refuse it here, statelessly, before it takes a place in the SYN
+      // backlog or a dial. The dial then fails with ECONNREFUSED and the app's SYN gets a RST.
+      this.events.drop(null, 'loop');
+      this.sendRstFor(seg, key, 'loop');
+      return;
+    }
     if (this.connCount + this.pendingCount >= this.maxConnections) {
       // Refuse cleanly: the app sees ECONNREFUSED at once rather than a hanging connect().
       this.events.drop(null, 'syn_limit');
@@ -620,6 +673,7 @@ export class Stack implements LinkRx {
     const conn = new TcpConn(req.id, this.tcp, this.events, handler, now);
     const entry = new ConnEntry(req.flow, conn);
     conn.tuple = entry;
+    conn.timeWaitGate = this;
     const f = req.flow;
     const syn = this.seg;
     syn.clear();
@@ -726,9 +780,33 @@ export class Stack implements LinkRx {
     this.afterDispatch(entry, now);
   }
 
+  /**
+   * TimeWaitGate (--max-time-wait): a connection about to enter TIME-WAIT takes a place if records
+   * plus those admitted and not yet made are below the bound; otherwise it skips TIME-WAIT (its
+   * conn goes to CLOSED), counted and reported to onTimeWaitOverflow.
+   */
+  admitTimeWait(conn: ConnIdentity): boolean {
+    const entry = (conn as TcpConn).tuple as ConnEntry | null;
+    if (this.timeWaitCount + this.timeWaitReserved < this.maxTimeWait) {
+      if (entry !== null && !entry.timeWaitReserved) {
+        entry.timeWaitReserved = true;
+        this.timeWaitReserved++;
+      }
+      return true;
+    }
+    this.timeWaitOverflows++;
+    this.onTimeWaitOverflow?.(this.clock.now());
+    return false;
+  }
+
   private afterDispatch(entry: ConnEntry, now: number): void {
     const conn = entry.conn;
     const state = conn.state;
+    if (entry.timeWaitReserved && state !== State.TIME_WAIT) {
+      // Closed some other way after its admission (an abort): the place is free again.
+      entry.timeWaitReserved = false;
+      this.timeWaitReserved--;
+    }
     if (entry.halfOpen && state !== State.SYN_RECEIVED) {
       entry.halfOpen = false;
       this.halfOpen--;
@@ -743,6 +821,10 @@ export class Stack implements LinkRx {
       // Linux minisocks: swap the full connection for a compact record (RFC 9293 §3.10.7.4 TIME-WAIT).
       const rec = conn.toTimeWait(now);
       const tw = new TimeWaitEntry(entry.flow, rec, conn.createdAt);
+      if (entry.timeWaitReserved) {
+        entry.timeWaitReserved = false;
+        this.timeWaitReserved--;
+      }
       this.table.replace(entry, tw);
       this.heap.cancel(entry);
       conn.tuple = null;

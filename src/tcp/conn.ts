@@ -48,6 +48,7 @@ import {
   pawsRejects,
   timeWaitProcess,
   tsClock,
+  type TimeWaitGate,
 } from './time-wait.js';
 
 export interface ConnHandler {
@@ -201,6 +202,12 @@ export class TcpConn implements ConnIdentity {
   /** Something may be ready to send: dispatch is due now. */
   private dirty: boolean;
   private tw: TimeWaitRecord | null;
+  /** Asked before entering TIME-WAIT (the stack's --max-time-wait); null: always enter. */
+  timeWaitGate: TimeWaitGate | null;
+  /** The gate refused TIME-WAIT: the connection closes once the ack of the peer's FIN is settled. */
+  private timeWaitSkipped: boolean;
+  /** CLOSED after a skipped TIME-WAIT with the peer's FIN still to acknowledge (from `tw`). */
+  private finalAckOwed: boolean;
 
   constructor(id: number, cfg: TcpConfig, events: TcpEventSink, handler: ConnHandler, now: number) {
     this.id = id;
@@ -256,6 +263,9 @@ export class TcpConn implements ConnIdentity {
     this.closedNotified = false;
     this.dirty = false;
     this.tw = null;
+    this.timeWaitGate = null;
+    this.timeWaitSkipped = false;
+    this.finalAckOwed = false;
   }
 
   // ------------------------------------------------------------------------------ accessors
@@ -574,7 +584,7 @@ export class TcpConn implements ConnIdentity {
           break;
         case State.CLOSING:
           this.enterTimeWait(now);
-          this.notifyClosed();
+          this.afterTimeWaitEntry(now);
           return null;
         case State.LAST_ACK:
           this.closeReason = 'fin';
@@ -689,7 +699,7 @@ export class TcpConn implements ConnIdentity {
           if (this.snd.finAcked) {
             this.enterTimeWait(now);
             this.handler.onFin(this);
-            this.notifyClosed();
+            this.afterTimeWaitEntry(now);
           } else {
             this.transition(State.CLOSING, now);
             this.handler.onFin(this);
@@ -698,7 +708,7 @@ export class TcpConn implements ConnIdentity {
         case State.FIN_WAIT_2:
           this.enterTimeWait(now);
           this.handler.onFin(this);
-          this.notifyClosed();
+          this.afterTimeWaitEntry(now);
           return;
       }
     }
@@ -883,6 +893,15 @@ export class TcpConn implements ConnIdentity {
     }
     switch (this.state) {
       case State.CLOSED:
+        if (this.finalAckOwed) {
+          // TIME-WAIT was skipped (--max-time-wait): the peer's FIN still gets its ACK, the
+          // same <SEQ=SND.NXT><ACK=RCV.NXT> TIME-WAIT would have sent.
+          buildTimeWaitAck(this.tw!, now, OUT);
+          if (!emit(this, OUT)) return;
+          this.finalAckOwed = false;
+        }
+        this.dirty = false;
+        return;
       case State.LISTEN:
         this.dirty = false;
         return;
@@ -1264,12 +1283,13 @@ export class TcpConn implements ConnIdentity {
     this.stateSince = now;
   }
 
-  /** Enter TIME-WAIT: start 2×MSL, keep a compact record (RFC 9293 §3.10.7.4). */
+  /**
+   * Enter TIME-WAIT: start 2×MSL, keep a compact record (RFC 9293 §3.10.7.4). If the gate refuses
+   * (TimeWaitGate: the bound on records is reached), stay put: afterTimeWaitEntry closes instead.
+   */
   private enterTimeWait(now: number): void {
-    this.transition(State.TIME_WAIT, now);
-    this.closeReason = 'fin';
     const expiresAt = now + 2 * this.cfg.mslMs;
-    this.tw = new TimeWaitRecord(
+    const tw = new TimeWaitRecord(
       this.id,
       this.snd.max,
       this.rcv.nxt,
@@ -1281,6 +1301,13 @@ export class TcpConn implements ConnIdentity {
       now,
       expiresAt,
     );
+    this.tw = tw;
+    if (this.timeWaitGate !== null && !this.timeWaitGate.admitTimeWait(this)) {
+      this.timeWaitSkipped = true;
+      return;
+    }
+    this.transition(State.TIME_WAIT, now);
+    this.closeReason = 'fin';
     // "Turn off the other timers."
     this.timers.clear();
     this.timers.setTimeWait(expiresAt);
@@ -1289,6 +1316,25 @@ export class TcpConn implements ConnIdentity {
     this.keepalivePending = false;
     this.snd.buf.clear();
     this.rcv.reset();
+  }
+
+  /**
+   * After enterTimeWait and the handler's onFin: tell the owner the connection is over, or, when
+   * TIME-WAIT was refused, go to CLOSED now (Linux's tcp_done() after a timewait bucket overflow:
+   * FIN_WAIT_2 → CLOSED) with the ACK of the peer's FIN still owed, sent by the next dispatch.
+   */
+  private afterTimeWaitEntry(now: number): void {
+    if (!this.timeWaitSkipped) {
+      this.notifyClosed();
+      return;
+    }
+    const ackOwed = this.ackNow;
+    this.closeReason = 'fin';
+    this.toClosed(now);
+    if (ackOwed) {
+      this.finalAckOwed = true;
+      this.dirty = true;
+    }
   }
 
   private notifyClosed(): void {

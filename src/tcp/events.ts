@@ -24,7 +24,8 @@ export type DropReason =
   | 'unsupported'
   | 'rcv_buffer_full'
   | 'challenge_ack_limit'
-  | 'bad_cookie';
+  | 'bad_cookie'
+  | 'loop';         // a SYN from one of synfin's own upstream sockets (a dial routed back into the device)
 
 export type RetransmitKind = 'rto' | 'fast' | 'probe';
 
@@ -37,6 +38,7 @@ export type ResetReason =
   | 'bad_ack'           // unacceptable ACK in a non-synchronized state (§3.10.7.3)
   | 'abort'             // the owner aborted the connection (e.g. the upstream was reset)
   | 'upstream_refused'  // the deferred handshake found the destination refusing
+  | 'loop'              // a SYN of synfin's own upstream socket, refused (no loop through the device)
   | 'upstream_reset'    // the upstream socket failed or was reset mid-stream
   | 'retransmit_timeout'
   | 'idle_timeout'

@@ -80,6 +80,18 @@ export class TimeWaitRecord implements ConnIdentity {
 }
 
 /**
+ * Who decides whether a closing connection may keep a TIME-WAIT record (--max-time-wait, Linux's
+ * tcp_max_tw_buckets). Refused, the connection skips TIME-WAIT: it ACKs the peer's FIN and goes
+ * to CLOSED at once, as Linux's tcp_time_wait() does when it cannot allocate a timewait socket
+ * ("TCP: time wait bucket table overflow"). The cost is RFC 9293's protection against old
+ * duplicates of this 4-tuple (§3.4.2), which is what a bound trades for memory.
+ */
+export interface TimeWaitGate {
+  /** May this connection enter TIME-WAIT? A true answer reserves a place for its record. */
+  admitTimeWait(conn: ConnIdentity): boolean;
+}
+
+/**
  * What to do with a segment for a TIME-WAIT record.
  * - 'ack': send `buildTimeWaitAck` and drop the segment (count it as a 'time_wait' drop);
  * - 'ack_restart': a retransmitted FIN: send the ACK; `expiresAt` has been pushed back (reschedule);

@@ -24,7 +24,7 @@ afterEach(async () => {
 });
 
 function proxyTo(target: Target, upstreamBind?: string): { proxy: Proxy; outcome: Outcome; syn: () => void } {
-  const policy = { resolveAddress: () => target } as unknown as DestinationPolicy;
+  const policy = { resolveAddress: () => target, permits: () => true } as unknown as DestinationPolicy;
   const proxy = new Proxy({ clock: { now: () => Date.now() }, policy, connectTimeoutMs: 5000, idleTimeoutMs: 0, upstreamBind, maxDialsInFlight: 16 });
   const outcome: Outcome = { accepted: [], rejected: [] };
   const stack = {
