@@ -120,6 +120,47 @@ export function hostAllowed(host: string | undefined, names: ReadonlySet<string>
 
 const CURSOR_PATTERN = /^([0-9a-f]{8})([0-9a-f]{1,13})$/;
 
+/**
+ * A page is built in slices, each one synchronous block on the event loop that moves the packets,
+ * with a turn of the loop (setImmediate: TUN reads and timers run) between them: at most this many
+ * rows built (TCP_INFO, kernel lookup, JSON) or connections examined by the filter per slice.
+ */
+const SLICE_ROWS = 200;
+const SLICE_EXAMINED = 20_000;
+/**
+ * Over time /api/connections gets at most this share of the event loop (a token bucket of loop
+ * milliseconds, refilled at API_LOOP_SHARE ms per ms, holding at most API_BURST_MS): a client
+ * fetching pages in a tight loop waits for its slices instead of taking the proxy's time. One
+ * default page costs a few ms, so an occasional request never waits.
+ */
+export const API_LOOP_SHARE = 0.05;
+export const API_BURST_MS = 50;
+
+/** The loop time /api/connections may still spend now (negative: a debt to wait out). */
+class LoopBudget {
+  private tokens = API_BURST_MS;
+  private at = performance.now();
+  private refill(): void {
+    const now = performance.now();
+    this.tokens = Math.min(API_BURST_MS, this.tokens + (now - this.at) * API_LOOP_SHARE);
+    this.at = now;
+  }
+  /** Resolves once the bucket is not in debt. */
+  async acquire(): Promise<void> {
+    this.refill();
+    while (this.tokens < 0) {
+      await new Promise((resolve) => setTimeout(resolve, Math.ceil(-this.tokens / API_LOOP_SHARE)));
+      this.refill();
+    }
+  }
+  charge(ms: number): void {
+    this.refill();
+    this.tokens -= ms;
+  }
+}
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 const connectionsQuerySchema = {
   type: 'object',
   additionalProperties: false,
@@ -143,6 +184,7 @@ export function build(opts: AppOptions): FastifyInstance {
   // Cursors name this process (ids start again at 1 after a restart): a cursor from another one is refused, not misread.
   const instance = crypto.randomBytes(4).toString('hex');
   let eventStreams = 0;
+  const budget = new LoopBudget();
   const app = Fastify({
     logger: opts.logger ?? false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
@@ -219,15 +261,38 @@ export function build(opts: AppOptions): FastifyInstance {
       // requests within 100 ms share one read.
       await opts.connections.refreshKernel?.(100);
       // One page in id order (the order connections were opened): only its rows cost TCP_INFO and
-      // a kernel lookup, and nothing sorts the table (see ConnectionRegistry.page).
-      const q = { filter, afterId, limit };
-      const { rows, nextAfterId } = opts.connections.page?.(q) ?? pageOfRows(opts.connections.rows(), q);
-      return {
-        count: rows.length,
-        addresses: show ? 'shown' : REDACTED,
-        connections: show ? rows : rows.map(redactRow),
-        next: nextAfterId === null ? null : instance + nextAfterId.toString(16),
-      };
+      // a kernel lookup, nothing sorts the table, and the page is built and serialized in slices
+      // between which the packets move (see SLICE_ROWS and API_LOOP_SHARE).
+      const source = opts.connections;
+      const parts: string[] = [];
+      let count = 0;
+      let lastId = afterId;
+      let after = afterId;
+      let more = false;
+      for (;;) {
+        await budget.acquire();
+        const t0 = performance.now();
+        const q = { filter, afterId: after, limit: Math.min(limit - count, SLICE_ROWS), maxExamined: SLICE_EXAMINED };
+        const p = source.page?.(q) ?? pageOfRows(source.rows(), q);
+        if (p.rows.length > 0) {
+          const json = JSON.stringify(show ? p.rows : p.rows.map(redactRow));
+          parts.push(json.slice(1, -1));
+          count += p.rows.length;
+          lastId = p.rows[p.rows.length - 1]!.id;
+        }
+        budget.charge(performance.now() - t0);
+        if (p.resumeAfterId !== null) after = p.resumeAfterId;
+        else if (p.more && count < limit) after = lastId;
+        else {
+          more = p.more;
+          break;
+        }
+        await nextTurn();
+      }
+      const next = more ? JSON.stringify(instance + lastId.toString(16)) : 'null';
+      return reply
+        .type('application/json; charset=utf-8')
+        .send(`{"count":${count},"addresses":"${show ? 'shown' : REDACTED}","connections":[${parts.join(',')}],"next":${next}}`);
     },
   );
 

@@ -213,34 +213,36 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
    * that match and fit in the page are built (addresses formatted, TCP_INFO read, the kernel's
    * table consulted). After a full page, the walk goes on to the next matching connection only to
    * tell whether there is a next page: a selective filter may read every later connection's cheap
-   * columns, never its socket.
+   * columns, never its socket, and `maxExamined` cuts that walk into slices the caller spreads
+   * over turns of the event loop.
    */
   page(q: PageQuery): ConnectionPage {
     const stack = this.stack;
-    if (stack === null) return { rows: [], nextAfterId: null };
+    if (stack === null) return { rows: [], more: false, resumeAfterId: null };
     const now = this.clock.now();
     const f = compileFilter(q.filter);
     const index = this.flows;
     const rows: ConnectionRow[] = [];
+    const maxExamined = q.maxExamined ?? Infinity;
+    let examined = 0;
+    let lastId = q.afterId;
     for (let i = index.firstAfter(q.afterId); i < index.length; i++) {
       const flow = index.at(i);
       if (flow === null) continue;
       const e = stack.entryFor(flow);
-      if (e === undefined) continue;
-      let matched: boolean;
-      if (e instanceof ConnEntry) {
-        const c = e.conn;
-        matched = matchesCompiled(f, c.state, c.createdAt, c.lastActivityAt, flow.family, flow.local, flow.localPort, now);
-      } else if (e instanceof TimeWaitEntry) {
-        matched = matchesCompiled(f, State.TIME_WAIT, this.timeWaitCreatedAt(e), e.rec.enteredAt, flow.family, flow.local, flow.localPort, now);
-      } else {
-        continue; // a pending SYN: not a connection of the table yet
-      }
+      if (e === undefined || e instanceof PendingSyn) continue; // gone, or not a connection of the table yet
+      if (examined === maxExamined) return { rows, more: false, resumeAfterId: lastId };
+      examined++;
+      lastId = index.idAt(i);
+      const matched =
+        e instanceof ConnEntry
+          ? matchesCompiled(f, e.conn.state, e.conn.createdAt, e.conn.lastActivityAt, flow.family, flow.local, flow.localPort, now)
+          : matchesCompiled(f, State.TIME_WAIT, this.timeWaitCreatedAt(e), e.rec.enteredAt, flow.family, flow.local, flow.localPort, now);
       if (!matched) continue;
-      if (rows.length === q.limit) return { rows, nextAfterId: rows[rows.length - 1]!.id };
+      if (rows.length === q.limit) return { rows, more: true, resumeAfterId: null };
       rows.push(e instanceof ConnEntry ? this.connRow(flow, e.conn, now) : this.timeWaitRow(e, now));
     }
-    return { rows, nextAfterId: null };
+    return { rows, more: false, resumeAfterId: null };
   }
 
   private timeWaitCreatedAt(e: TimeWaitEntry): number {

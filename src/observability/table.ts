@@ -188,29 +188,44 @@ export function matchesCompiled(
   return true;
 }
 
-/** One page of the table: rows in id order after a cursor. */
+/** One page (or one slice of a page) of the table: rows in id order after a cursor. */
 export interface PageQuery {
   filter: ConnectionFilter;
   /** Rows with an id above this one (0: from the start). */
   afterId: number;
+  /** Rows to return at most (0: only tell whether one more matches). */
   limit: number;
+  /** Stop after examining this many connections (matching or not), to resume later; default all. */
+  maxExamined?: number;
 }
 
 export interface ConnectionPage {
   rows: ConnectionRow[];
-  /** The id to continue after (the last row's), or null when no further row matched. */
-  nextAfterId: number | null;
+  /** Another matching row follows the last one returned (looked for only once `limit` rows were found). */
+  more: boolean;
+  /** The walk stopped at `maxExamined` after this id (resume after it); null when it was not cut short. */
+  resumeAfterId: number | null;
 }
 
 /**
  * The page from a full list of rows (sources that have no cheaper way: tests' fakes). It defines
  * what `page()` returns: rows matching the filter with an id above `afterId`, in id order, at
- * most `limit`; `nextAfterId` is the last row's id when more matched.
+ * most `limit`; whether one more matches after them; and where a walk cut short by `maxExamined`
+ * stopped.
  */
 export function pageOfRows(all: readonly ConnectionRow[], q: PageQuery): ConnectionPage {
-  const matching = all.filter((r) => r.id > q.afterId && matchesFilter(r, q.filter)).sort((a, b) => a.id - b.id);
-  const rows = matching.slice(0, q.limit);
-  return { rows, nextAfterId: matching.length > q.limit ? rows[rows.length - 1]!.id : null };
+  const after = all.filter((r) => r.id > q.afterId).sort((a, b) => a.id - b.id);
+  const rows: ConnectionRow[] = [];
+  const maxExamined = q.maxExamined ?? Infinity;
+  let examined = 0;
+  for (const r of after) {
+    if (examined === maxExamined) return { rows, more: false, resumeAfterId: after[examined - 1]!.id };
+    examined++;
+    if (!matchesFilter(r, q.filter)) continue;
+    if (rows.length === q.limit) return { rows, more: true, resumeAfterId: null };
+    rows.push(r);
+  }
+  return { rows, more: false, resumeAfterId: null };
 }
 
 /** The provider the HTTP API and metrics read: implemented by the running proxy (src/runtime.ts). */

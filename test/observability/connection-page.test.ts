@@ -8,6 +8,8 @@ import fc from 'fast-check';
 import { describe, expect, it, vi } from 'vitest';
 import { IdIndex } from '../../src/observability/id-index.js';
 import { ConnectionRegistry } from '../../src/observability/registry.js';
+import { build } from '../../src/http/app.js';
+import { createMetrics } from '../../src/observability/metrics.js';
 import { pageOfRows, type ConnectionFilter, type ConnectionRow, type PageQuery } from '../../src/observability/table.js';
 import { ManualClock } from '../../src/stack/clock.js';
 import { EventHub } from '../../src/stack/events.js';
@@ -140,17 +142,27 @@ function table() {
   };
 }
 
-/** Every page of a query, following nextAfterId. */
-function allPages(page: (q: PageQuery) => { rows: ConnectionRow[]; nextAfterId: number | null }, filter: ConnectionFilter, limit: number): ConnectionRow[][] {
-  const pages: ConnectionRow[][] = [];
-  let afterId = 0;
-  for (;;) {
-    const p = page({ filter, afterId, limit });
-    pages.push(p.rows);
-    if (p.nextAfterId === null) return pages;
-    expect(p.rows.length).toBe(limit);
-    afterId = p.nextAfterId;
-  }
+/** The API over the registry (the slices, the cursor, `next`), as a client reads it. */
+function api(t: ReturnType<typeof table>) {
+  const counters = { segmentsIn: 0, segmentsOut: 0, bytesClientToUpstream: 0, bytesUpstreamToClient: 0, tunRxPackets: 0, tunRxBytes: 0, tunTxPackets: 0, tunTxBytes: 0 };
+  const hub = new EventHub();
+  const metrics = createMetrics(hub, { clock: t.clock, forEachConnection: () => {}, counters: () => counters }, '0.0.0-test');
+  const app = build({
+    registry: metrics.registry,
+    openMetricsRegistry: metrics.openMetricsRegistry,
+    connections: t.registry,
+    events: hub,
+    isReady: () => true,
+    describe: () => null,
+  });
+  return {
+    app,
+    async get(query: string): Promise<{ count: number; connections: ConnectionRow[]; next: string | null }> {
+      const res = await app.inject({ url: `/api/connections${query}`, remoteAddress: '127.0.0.1' });
+      expect(res.statusCode, res.body).toBe(200);
+      return res.json();
+    },
+  };
 }
 
 describe('ConnectionRegistry.page', () => {
@@ -188,13 +200,20 @@ describe('ConnectionRegistry.page', () => {
       { destination: '198.18.1.2:81' },
       { state: 'LAST_ACK' },
     ];
+    const cursors = [0, 1, 17, ids[60]!, ids[119]!, 10_000];
+    let compared = 0;
     for (const filter of filters) {
-      for (const limit of [1, 7, 1000]) {
-        const got = allPages((q) => t.registry.page(q), filter, limit);
-        const want = allPages((q) => pageOfRows(all, q), filter, limit);
-        expect(got, `${JSON.stringify(filter)} limit ${limit}`).toEqual(want);
+      for (const limit of [0, 1, 7, 1000]) {
+        for (const maxExamined of [undefined, 1, 13]) {
+          for (const afterId of cursors) {
+            const q: PageQuery = { filter, afterId, limit, ...(maxExamined !== undefined ? { maxExamined } : {}) };
+            expect(t.registry.page(q), JSON.stringify(q)).toEqual(pageOfRows(all, q));
+            compared++;
+          }
+        }
       }
     }
+    expect(compared).toBe(filters.length * 4 * 3 * cursors.length);
     // The filters did select something (and not everything).
     expect(t.registry.page({ filter: { state: 'TIME_WAIT' }, afterId: 0, limit: 1000 }).rows.length).toBeGreaterThan(5);
     expect(t.registry.page({ filter: { destination: '198.18.1.3' }, afterId: 0, limit: 1000 }).rows.length).toBe(
@@ -202,16 +221,17 @@ describe('ConnectionRegistry.page', () => {
     );
   });
 
-  it('pages neither skip nor repeat a connection that stays open while others open and close', () => {
+  it('through the API, pages neither skip nor repeat a connection that stays open while others open and close', async () => {
     const t = table();
     for (let i = 0; i < 200; i++) t.open();
+    const { app, get } = api(t);
     const seen = new Map<number, number>();
-    let afterId = 0;
-    let round = 0;
     const stayed = new Set([...t.conns.keys()]);
+    let query = '?limit=9';
+    let round = 0;
     for (;;) {
-      const p = t.registry.page({ filter: {}, afterId, limit: 9 });
-      for (const r of p.rows) seen.set(r.id, (seen.get(r.id) ?? 0) + 1);
+      const p = await get(query);
+      for (const r of p.connections) seen.set(r.id, (seen.get(r.id) ?? 0) + 1);
       // Between pages: close some connections (seen and not yet seen) and open new ones.
       round++;
       const ids = [...t.conns.keys()];
@@ -221,12 +241,32 @@ describe('ConnectionRegistry.page', () => {
         stayed.delete(id);
       }
       for (let k = 0; k < 3; k++) t.open();
-      if (p.nextAfterId === null) break;
-      afterId = p.nextAfterId;
+      if (p.next === null) break;
+      query = `?limit=9&cursor=${p.next}`;
     }
+    await app.close();
     expect(round).toBeGreaterThan(20);
     for (const [id, n] of seen) expect(n, `connection ${id}`).toBe(1);
     for (const id of stayed) expect(seen.has(id), `connection ${id} open throughout`).toBe(true);
+  });
+
+  it('through the API, a page larger than a slice and a filter that skips more than a slice examines come out whole', async () => {
+    const t = table();
+    for (let i = 0; i < 21_000; i++) t.open();
+    const late = [...t.conns.keys()].slice(-3);
+    for (const id of late) t.appFin(id);
+    const { app, get } = api(t);
+    const page = await get('?limit=1000');
+    expect(page.connections.map((r) => r.id)).toEqual([...t.conns.keys()].slice(0, 1000));
+    expect(page.next).not.toBeNull();
+    // 20,997 connections skipped by the filter over two slices (20,000 examined each at most), then the three that match.
+    const waiting = await get('?waitingOn=upstream&limit=2');
+    expect(waiting.connections.map((r) => r.id)).toEqual(late.slice(0, 2));
+    expect(waiting.next).not.toBeNull();
+    const rest = await get(`?waitingOn=upstream&limit=2&cursor=${waiting.next}`);
+    expect(rest.connections.map((r) => r.id)).toEqual(late.slice(2));
+    expect(rest.next).toBeNull();
+    await app.close();
   });
 
   it('builds only the rows it returns: a page of 10 from 2,000 connections builds 10 rows, whatever the filter skips', () => {
@@ -242,7 +282,7 @@ describe('ConnectionRegistry.page', () => {
     // A filter matching only the last five: 1,995 connections skipped on their cheap columns.
     const w = t.registry.page({ filter: { waitingOn: 'upstream' }, afterId: 0, limit: 10 });
     expect(w.rows.map((r) => r.id)).toEqual(late);
-    expect(w.nextAfterId).toBeNull();
+    expect(w.more).toBe(false);
     expect(built).toHaveBeenCalledTimes(5);
   });
 
