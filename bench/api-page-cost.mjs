@@ -2,13 +2,15 @@
 // the stack's table: a stack over an in-memory link (no device, no root) holding N ESTABLISHED
 // connections, each with an "upstream" whose TCP_INFO is read from a real loopback socket, the
 // connection registry and the Fastify app of a compiled synfin (dist/ of this tree, or of an older
-// commit to compare). Prints one JSON line per request kind: event-loop active time (ms, median of
-// the runs; performance.eventLoopUtilization), wall time and body size.
+// commit to compare). Prints one JSON line per request kind, medians of the runs: event-loop active
+// time (performance.eventLoopUtilization: wall time, so it grows when the machine is busy), CPU
+// time of the process during the request (the thread pool is idle: the kernel snapshot is read
+// before), the longest single block of the loop (how late a 1 ms timer ran), wall time, body size.
 //
 //   node bench/api-page-cost.mjs DIST_DIR [N=100000] [RUNS=5]
 import net from 'node:net';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 
 const [distArg, nText = '100000', runsText = '5'] = process.argv.slice(2);
@@ -118,16 +120,26 @@ await registry.refreshKernel(0);
 async function measure(url) {
   const active = [];
   const wall = [];
+  const stalls = [];
+  const cpu = [];
   let bytes = 0;
   let status = 0;
   let count = 0;
   for (let r = 0; r < RUNS; r++) {
     await registry.refreshKernel(0);
+    // The longest the loop was held at once: how late a 1 ms timer ran (what a packet would wait).
+    const h = monitorEventLoopDelay({ resolution: 1 });
+    h.enable();
+    const c0 = process.cpuUsage();
     const e0 = performance.eventLoopUtilization();
     const w0 = performance.now();
     const res = await app.inject({ url, remoteAddress: '127.0.0.1' });
     wall.push(performance.now() - w0);
     active.push(performance.eventLoopUtilization(e0).active);
+    const c1 = process.cpuUsage(c0);
+    cpu.push((c1.user + c1.system) / 1000);
+    h.disable();
+    stalls.push(h.max / 1e6);
     bytes = res.rawPayload.length;
     status = res.statusCode;
     count = res.json().count;
@@ -135,14 +147,15 @@ async function measure(url) {
     await new Promise((r2) => setTimeout(r2, 50));
   }
   const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  return { url, status, rows: count, loopMs: Number(med(active).toFixed(1)), wallMs: Number(med(wall).toFixed(1)), maxLoopMs: Number(Math.max(...active).toFixed(1)), bytes };
+  return { url, status, rows: count, loopMs: Number(med(active).toFixed(1)), wallMs: Number(med(wall).toFixed(1)), maxLoopMs: Number(Math.max(...active).toFixed(1)), longestBlockMs: Number(med(stalls).toFixed(1)), cpuMs: Number(med(cpu).toFixed(1)), bytes };
 }
 
 const results = [];
 // The midpoint cursor: a next token of a page ending at N/2 (new builds only).
 const mid = await app.inject({ url: `/api/connections?limit=${Math.floor(N / 2)}`, remoteAddress: '127.0.0.1' });
 const midNext = mid.statusCode === 200 ? mid.json().next : undefined;
-for (const url of ['/api/connections', '/api/connections?state=FIN_WAIT_2', '/api/connections?minAge=1', ...(midNext ? [`/api/connections?cursor=${midNext}`] : [])]) {
+const urls = process.env.URLS ? process.env.URLS.split(' ') : ['/api/connections', '/api/connections?state=FIN_WAIT_2', '/api/connections?minAge=1', ...(midNext ? [`/api/connections?cursor=${midNext}`] : [])];
+for (const url of urls) {
   results.push(await measure(url));
 }
 process.stdout.write(JSON.stringify({ dist, connections: stack.connectionCount, buildSeconds: Number((buildMs / 1000).toFixed(1)), results }) + '\n');

@@ -126,7 +126,7 @@ const CURSOR_PATTERN = /^([0-9a-f]{8})([0-9a-f]{1,13})$/;
  * rows built (TCP_INFO, kernel lookup, JSON) or connections examined by the filter per slice.
  */
 const SLICE_ROWS = 200;
-const SLICE_EXAMINED = 20_000;
+const SLICE_EXAMINED = 5_000;
 /**
  * Over time /api/connections gets at most this share of the event loop (a token bucket of loop
  * milliseconds, refilled at API_LOOP_SHARE ms per ms, holding at most API_BURST_MS): a client
