@@ -12,6 +12,7 @@ import { tool, BENCH_DIR } from './tools.js';
 import path from 'node:path';
 
 const PAGE_POLLER = path.join(BENCH_DIR, 'page-poller.mjs');
+const API_LOAD = path.join(BENCH_DIR, 'api-load.mjs');
 const SYNFIN_COUNTERS = ['synfin_tcp_retransmitted_segments_total', 'synfin_tcp_resets_total', 'synfin_tcp_dropped_segments_total', 'synfin_tcp_connections_closed_total', 'synfin_tun_packets_total', 'synfin_tcp_segments_total'];
 const NSTAT = ['TcpExtTCPSynRetrans', 'TcpRetransSegs', 'TcpActiveOpens', 'TcpAttemptFails', 'TcpEstabResets'];
 
@@ -365,4 +366,79 @@ export async function loss(ctx) {
   }
 }
 
-export const WORKLOADS = { throughput, connections, http, idle, loss };
+// ── the API under load ──────────────────────────────────────────────────────────────────────
+
+/**
+ * Keep-alive HTTP through synfin (wrk -c64, nginx) with ctx.idleConnections (10,000) connections
+ * held open, measured alone and with the API busy: one client walking /api/connections page by
+ * page as fast as it is answered, and 16 /api/events readers that never read (bench/api-load.mjs,
+ * in synfin's namespace). Rounds alternate without and with the API load on the same synfin
+ * process; the row compares the medians (target: ≥ 0.9).
+ */
+export async function api(ctx) {
+  const { topo } = ctx;
+  const rows = ctx.rows;
+  const N = ctx.idleConnections;
+  const rounds = ctx.apiRounds ?? 3;
+  const nginx = await startNginx(topo);
+  const hold = await startTcpServer(topo, 'hold');
+  try {
+    await withSynfin(ctx, { name: 'api' }, async (sf) => {
+      const client = new Daemon(
+        'idle client',
+        'sh',
+        ['-c', 'ulimit -n 20000 && exec "$0" "$@"', process.execPath, path.join(BENCH_DIR, 'idle-client.mjs'), ADDR.tunTarget, String(PORT.hold), String(N), '200'],
+        { ns: topo.ns.scli, readyLine: /"established"/, readyMs: 120_000 },
+      );
+      try {
+        const opened = JSON.parse(await client.ready);
+        await sleep(2000);
+        const alone = [];
+        const loaded = [];
+        const loads = [];
+        for (let r = 0; r < rounds; r++) {
+          alone.push(await wrk(topo.ns.scli, ADDR.tunTarget, ctx.seconds, false));
+          await sleep(1000);
+          // The API load starts a second before wrk and ends a second after it.
+          const loader = run(process.execPath, [API_LOAD, sf.url, String(ctx.seconds + 2), '16'], { ns: topo.ns.sfn, timeoutMs: (ctx.seconds + 40) * 1000 });
+          await sleep(1000);
+          loaded.push(await wrk(topo.ns.scli, ADDR.tunTarget, ctx.seconds, false));
+          const l = await loader;
+          let parsed = null;
+          try {
+            parsed = JSON.parse(l.stdout.trim().split('\n').pop() ?? '');
+          } catch {
+            // reported below
+          }
+          loads.push(parsed);
+          ctx.log(`  round ${r + 1}: alone ${alone[r].rps} req/s, with the API busy ${loaded[r].rps} req/s; API: ${l.stdout.trim() || l.stderr.trim()}`);
+          await sleep(1000);
+        }
+        const stopped = await client.stop('SIGTERM');
+        const last = JSON.parse(stopped.stdout.trim().split('\n').pop());
+        const a = median(alone.map((w) => w.rps));
+        const b = median(loaded.map((w) => w.rps));
+        ctx.log(`  ${opened.established}/${N} held; medians: alone ${a} req/s, API busy ${b} req/s = ${(b / a).toFixed(3)}`);
+        const lost = [...alone, ...loaded].reduce((x, w) => x + wrkLost(w), 0) + last.lost + opened.failed + loads.reduce((x, l) => x + (l === null ? 1 : l.errors + (16 - (l.streams?.['200'] ?? 0))), 0);
+        rows.push(
+          row('http_keepalive_api', `HTTP requests/s, keep-alive, ${N} held, /api/connections in a loop + 16 stalled /api/events readers (kernel column: synfin without them)`, 'req/s', b, a, 'higher', lost, {
+            rounds,
+            alone,
+            loaded,
+            apiLoad: loads,
+            held: opened,
+            heldReport: last,
+          }),
+        );
+      } finally {
+        if (!client.exited) await client.stop('SIGKILL');
+      }
+    });
+  } finally {
+    await hold.stop();
+    const r = await nginx.stop();
+    if (r.code !== 0 || r.stderr.trim() !== '') ctx.log(`  nginx: exit ${r.code ?? r.signal}; ${r.stderr.trim().slice(-1500)}`);
+  }
+}
+
+export const WORKLOADS = { throughput, connections, http, idle, loss, api };
