@@ -257,9 +257,10 @@ export function build(opts: AppOptions): FastifyInstance {
       if (!show && filter.destination !== undefined) {
         return reply.status(403).send({ error: 'addresses are not shown to this client (--api-addresses): no destination filter', statusCode: 403 });
       }
-      // The app's socket states (sidecar) come from the kernel's table, read off the event loop;
-      // requests within 100 ms share one read.
-      await opts.connections.refreshKernel?.(100);
+      // The app's socket states (sidecar) come from the kernel's table, read off the event loop
+      // (a dump of every socket of the namespace, ~15 ms of a thread-pool thread with 20,000):
+      // requests within a second share one read, so a client walking pages costs one a second.
+      await opts.connections.refreshKernel?.(1000);
       // One page in id order (the order connections were opened): only its rows cost TCP_INFO and
       // a kernel lookup, nothing sorts the table, and the page is built and serialized in slices
       // between which the packets move (see SLICE_ROWS and API_LOOP_SHARE).
