@@ -137,19 +137,27 @@ export const API_LOOP_SHARE = 0.03;
 export const API_BURST_MS = 50;
 
 /** The loop time /api/connections may still spend now (negative: a debt to wait out). */
-class LoopBudget {
-  private tokens = API_BURST_MS;
-  private at = performance.now();
+export class LoopBudget {
+  private tokens: number;
+  private at: number;
+  constructor(
+    private readonly share = API_LOOP_SHARE,
+    private readonly burstMs = API_BURST_MS,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.tokens = burstMs;
+    this.at = now();
+  }
   private refill(): void {
-    const now = performance.now();
-    this.tokens = Math.min(API_BURST_MS, this.tokens + (now - this.at) * API_LOOP_SHARE);
+    const now = this.now();
+    this.tokens = Math.min(this.burstMs, this.tokens + (now - this.at) * this.share);
     this.at = now;
   }
   /** Resolves once the bucket is not in debt. */
   async acquire(): Promise<void> {
     this.refill();
     while (this.tokens < 0) {
-      await new Promise((resolve) => setTimeout(resolve, Math.ceil(-this.tokens / API_LOOP_SHARE)));
+      await new Promise((resolve) => setTimeout(resolve, Math.ceil(-this.tokens / this.share)));
       this.refill();
     }
   }

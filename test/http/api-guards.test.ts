@@ -4,8 +4,8 @@
  * its slot), and the Host check against DNS rebinding (421 unless Host is an IP literal,
  * localhost or an --api-host name; /metrics, /healthz and /readyz answer any Host).
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { build, hostAllowed, MAX_PAGE_LIMIT } from '../../src/http/app.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { build, hostAllowed, LoopBudget, MAX_PAGE_LIMIT } from '../../src/http/app.js';
 import { livePage } from '../../src/http/page.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { createSummary } from '../../src/observability/summary.js';
@@ -218,5 +218,49 @@ describe('/api/events readers (--max-event-streams)', () => {
     const { app } = setup([], { maxEventStreams: 0 });
     const res = await app.inject('/api/events');
     expect(res.statusCode).toBe(503);
+  });
+});
+
+describe('the event-loop budget of /api/connections', () => {
+  it('lets a burst through at once, then makes a tight loop wait so that it gets its share of the time', async () => {
+    vi.useFakeTimers();
+    try {
+      let now = 0;
+      const budget = new LoopBudget(0.03, 50, () => now);
+      const waitFor = async (): Promise<number> => {
+        const started = now;
+        let done = false;
+        void budget.acquire().then(() => (done = true));
+        await vi.advanceTimersByTimeAsync(0);
+        for (let i = 0; i < 10_000 && !done; i++) {
+          await vi.advanceTimersByTimeAsync(1);
+          now += 1;
+        }
+        expect(done).toBe(true);
+        return now - started;
+      };
+      // 50 ms of burst: two 20 ms slices pass without waiting.
+      expect(await waitFor()).toBe(0);
+      budget.charge(20);
+      expect(await waitFor()).toBe(0);
+      budget.charge(20);
+      expect(await waitFor()).toBe(0);
+      budget.charge(20); // 10 ms in debt: 10 / 0.03 ≈ 334 ms to wait
+      const waited = await waitFor();
+      expect(waited).toBeGreaterThanOrEqual(333);
+      expect(waited).toBeLessThan(345);
+      // A loop of 10 ms slices from here runs at 3%: 100 slices take about 100 × 10 / 0.03 ms.
+      const t0 = now;
+      for (let i = 0; i < 100; i++) {
+        await waitFor();
+        budget.charge(10);
+      }
+      const elapsed = now - t0;
+      // The loop's share of the time: the 3% it is given (the burst was spent above).
+      expect((100 * 10) / elapsed).toBeGreaterThan(0.027);
+      expect((100 * 10) / elapsed).toBeLessThan(0.034);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
