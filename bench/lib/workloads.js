@@ -403,6 +403,23 @@ export async function api(ctx) {
           w.loopCpuUsPerRequest = ((sf.cpuMs(true) - c0) * 1000) / Math.max(1, w.total);
           return w;
         };
+        // What the API load alone costs synfin: its loop thread's and whole process's CPU per
+        // second, idle (the held connections only) and while the API is walked (no HTTP load).
+        const cpuPerSecond = async (fn) => {
+          const l0 = sf.cpuMs(true);
+          const p0 = sf.cpuMs();
+          const t0 = Date.now();
+          await fn();
+          const s = (Date.now() - t0) / 1000;
+          return { loopMsPerS: (sf.cpuMs(true) - l0) / s, processMsPerS: (sf.cpuMs() - p0) / s };
+        };
+        const idleCpu = await cpuPerSecond(() => sleep(ctx.seconds * 1000));
+        let apiOnly = null;
+        const apiCpu = await cpuPerSecond(async () => {
+          const l = await run(process.execPath, [API_LOAD, sf.url, String(ctx.seconds), '16'], { ns: topo.ns.sfn, timeoutMs: (ctx.seconds + 40) * 1000 });
+          apiOnly = l.stdout.trim();
+        });
+        ctx.log(`  synfin CPU ms/s, held connections only: loop ${idleCpu.loopMsPerS.toFixed(1)}, process ${idleCpu.processMsPerS.toFixed(1)}; with the API walked: loop ${apiCpu.loopMsPerS.toFixed(1)}, process ${apiCpu.processMsPerS.toFixed(1)} (${apiOnly})`);
         for (let r = 0; r < rounds; r++) {
           alone.push(await measured());
           await sleep(1000);
@@ -433,6 +450,7 @@ export async function api(ctx) {
           row('http_keepalive_api', `HTTP requests/s, keep-alive, ${N} held, /api/connections in a loop + 16 stalled /api/events readers (kernel column: synfin without them)`, 'req/s', b, a, 'higher', lost, {
             rounds,
             loopCpuUsPerRequest: { alone: ca, loaded: cb, efficiency: ca / cb },
+            apiAloneCpuMsPerSecond: { idle: idleCpu, api: apiCpu },
             alone,
             loaded,
             apiLoad: loads,
