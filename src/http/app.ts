@@ -267,8 +267,10 @@ export function build(opts: AppOptions): FastifyInstance {
       }
       // The app's socket states (sidecar) come from the kernel's table, read off the event loop
       // (a dump of every socket of the namespace, ~15 ms of a thread-pool thread with 20,000):
-      // requests within a second share one read, so a client walking pages costs one a second.
-      await opts.connections.refreshKernel?.(1000);
+      // a first page shares a read with requests of the last 100 ms; the following pages of a
+      // walk (with a cursor) take one up to a second old, so a client walking pages costs at
+      // most one read a second.
+      await opts.connections.refreshKernel?.(cursor === undefined ? 100 : 1000);
       // One page in id order (the order connections were opened): only its rows cost TCP_INFO and
       // a kernel lookup, nothing sorts the table, and the page is built and serialized in slices
       // between which the packets move (see SLICE_ROWS and API_LOOP_SHARE).
