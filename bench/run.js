@@ -2,7 +2,8 @@
 // in the same run, on namespaces and veth pairs made for it (removed at the end, also on Ctrl-C).
 //
 //   sudo npm run bench                               all workloads (≈ 5 minutes)
-//   sudo npm run bench -- --only throughput,http     some of them: throughput, connections, http, idle, loss
+//   sudo npm run bench -- --only throughput,http     some of them: throughput, connections, http, idle, loss, api
+//   sudo npm run bench -- --only api --api-rounds 5  the API workload with more rounds (default 3)
 //   sudo npm run bench -- --seconds 5                shorter runs (default 10 s per measurement)
 //   sudo npm run bench -- --snapshot                 measure the committed HEAD, compiled apart
 //   sudo npm run bench -- --profile                  CPU profiles of synfin (throughput, connections, http, idle scrapes)
@@ -24,19 +25,20 @@ import { formatSummary, summarize } from './profile-summary.js';
 
 const REPO = path.resolve(BENCH_DIR, '..');
 const RESULTS = path.join(BENCH_DIR, 'results');
-const ALIASES = { throughput: 'throughput', bulk: 'throughput', connections: 'connections', connrate: 'connections', http: 'http', idle: 'idle', loss: 'loss' };
-const ORDER = ['throughput', 'connections', 'http', 'idle', 'loss'];
+const ALIASES = { throughput: 'throughput', bulk: 'throughput', connections: 'connections', connrate: 'connections', http: 'http', idle: 'idle', loss: 'loss', api: 'api' };
+const ORDER = ['throughput', 'connections', 'http', 'idle', 'loss', 'api'];
 const NEEDS = {
   throughput: ['iperf3'],
   connections: ['gcc', 'nstat'],
   http: ['wrk', 'nginx', 'nstat'],
   idle: ['gcc', 'curl'],
   loss: ['iperf3', 'gcc', 'iptables'],
+  api: ['wrk', 'nginx', 'gcc'],
 };
 
 function usage(msg) {
   if (msg) process.stderr.write(`bench: ${msg}\n`);
-  process.stderr.write('usage: node bench/run.js [--only LIST] [--seconds N] [--idle N] [--snapshot | --dist DIR] [--profile] [--out FILE]\n');
+  process.stderr.write('usage: node bench/run.js [--only LIST] [--seconds N] [--idle N] [--api-rounds N] [--snapshot | --dist DIR] [--profile] [--out FILE]\n');
   process.exit(2);
 }
 
@@ -45,6 +47,7 @@ const { values: opt } = parseArgs({
     only: { type: 'string' },
     seconds: { type: 'string', default: '10' },
     idle: { type: 'string', default: '10000' },
+    'api-rounds': { type: 'string', default: '3' },
     snapshot: { type: 'boolean', default: false },
     dist: { type: 'string' },
     profile: { type: 'boolean', default: false },
@@ -58,6 +61,8 @@ if (opt.help) usage();
 const selected = opt.only === undefined ? ORDER : [...new Set(opt.only.split(',').map((w) => ALIASES[w.trim()] ?? usage(`unknown workload "${w}" (${Object.keys(ALIASES).join(', ')})`)))];
 const seconds = Number(opt.seconds);
 const idleConnections = Number(opt.idle);
+const apiRounds = Number(opt['api-rounds']);
+if (!(Number.isInteger(apiRounds) && apiRounds >= 1 && apiRounds <= 20)) usage('--api-rounds must be 1..20');
 if (!(seconds >= 1 && seconds <= 600)) usage('--seconds must be 1..600');
 if (!(idleConnections >= 1 && idleConnections <= 15000)) usage('--idle must be 1..15000 (file descriptor limit)');
 if (process.getuid?.() !== 0) usage('run as root: it creates network namespaces and a TUN device');
@@ -91,7 +96,7 @@ log(`synfin benchmark ${info.date}: ${info.machine.nproc} × ${info.machine.cpu}
 log(`measuring ${source.source} (${source.commit.slice(0, 12)}${source.dirty ? ', with uncommitted changes' : ''}); load average ${info.loadBefore.join(' ')}`);
 topo.create();
 const rows = [];
-const ctx = { topo, dist: source.dist, seconds, idleConnections, log, cpuProfDir: process.env.SYNFIN_BENCH_CPUPROF || undefined, rows };
+const ctx = { topo, dist: source.dist, seconds, idleConnections, apiRounds, log, cpuProfDir: process.env.SYNFIN_BENCH_CPUPROF || undefined, rows };
 
 if (opt.profile) {
   await profileRuns(ctx, selected.filter((w) => w === 'throughput' || w === 'connections' || w === 'http' || w === 'idle'));

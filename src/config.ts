@@ -48,6 +48,10 @@ export interface Config {
   congestionControl: 'newreno' | 'cubic';
   /** Testing aid: a seeded fault spec applied in front of the device (src/stack/fault.ts), or null. */
   impair: string | null;
+  /** Most /api/events readers at once; more get 503 (src/http/app.ts). */
+  maxEventStreams: number;
+  /** Host names the API and the live page answer to besides IP literals and localhost (DNS rebinding guard). */
+  apiHosts: string[];
 }
 
 /** One option of the product surface: its flag, its type, and its default. */
@@ -80,6 +84,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'synBacklog', flag: 'syn-backlog', kind: 'number', placeholder: 'N', help: 'half-open connections before SYN cookies engage (default 1024)' },
   { key: 'congestionControl', flag: 'congestion-control', kind: 'string', placeholder: 'NAME', help: 'newreno or cubic (default cubic)' },
   { key: 'impair', flag: 'impair', kind: 'string', placeholder: 'SPEC', help: 'testing: seeded loss/delay in front of the device, e.g. loss=0.01,delay=5,seed=1' },
+  { key: 'maxEventStreams', flag: 'max-event-streams', kind: 'number', placeholder: 'N', help: 'most /api/events readers at once, more get 503; 0 turns the stream off (default 16)' },
+  { key: 'apiHosts', flag: 'api-host', kind: 'list', placeholder: 'NAME', help: 'a Host name the API and page answer to besides IP addresses and localhost; others get 421 (repeatable)' },
 ];
 
 export const DEFAULT_CONFIG: Config = {
@@ -104,6 +110,8 @@ export const DEFAULT_CONFIG: Config = {
   synBacklog: 1024,
   congestionControl: 'cubic',
   impair: null,
+  maxEventStreams: 16,
+  apiHosts: [],
 };
 
 /** Environment variable of an option: --connect-timeout → SYNFIN_CONNECT_TIMEOUT. */
@@ -213,6 +221,14 @@ function validate(c: Config): void {
       parseFaultSpec(c.impair);
     } catch (err) {
       throw new ConfigError(`--impair: ${(err as Error).message} (keys: loss, dup, reorder, reorder-ms, delay, jitter, seed)`);
+    }
+  }
+  integer(c.maxEventStreams, '--max-event-streams', 0);
+  if (c.maxEventStreams > 10_000) throw new ConfigError(`--max-event-streams: ${c.maxEventStreams} is out of range (0-10000)`);
+  for (const h of c.apiHosts) {
+    // A DNS name (RFC 1123 labels), without port or scheme: IP literals are always accepted anyway.
+    if (!/^(?=.{1,253}\.?$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$/.test(h) || net.isIP(h) !== 0) {
+      throw new ConfigError(`--api-host: "${h}" is not a host name (letters, digits, "-" and ".", no port; IP addresses need no option)`);
     }
   }
   cidrSet(c.allow, '--allow');

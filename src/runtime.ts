@@ -166,6 +166,8 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     isReady: () => ready && !shuttingDown,
     describe: (conn) => connections.describe(conn),
     apiAddresses: config.apiAddresses,
+    maxEventStreams: config.maxEventStreams,
+    apiHosts: config.apiHosts,
     beforeScrape: () => connections.prepareScrape(),
     plugins: [livePage(summary)],
   });

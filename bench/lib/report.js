@@ -69,6 +69,15 @@ export const TARGETS = [
     },
   },
   {
+    id: 'api_load',
+    text: 'keep-alive HTTP with 10,000 held, the API walked in a loop and 16 stalled event readers ≥ 0.9× without them',
+    judge(rows) {
+      const r = by(rows, 'http_keepalive_api');
+      if (r === undefined) return null;
+      return { met: r.ratio !== null && r.ratio >= 0.9, value: fmtRatio(r.ratio) };
+    },
+  },
+  {
     id: 'no_loss',
     text: 'no connection lost in any workload',
     judge(rows, failures) {

@@ -12,6 +12,7 @@ import { tool, BENCH_DIR } from './tools.js';
 import path from 'node:path';
 
 const PAGE_POLLER = path.join(BENCH_DIR, 'page-poller.mjs');
+const API_LOAD = path.join(BENCH_DIR, 'api-load.mjs');
 const SYNFIN_COUNTERS = ['synfin_tcp_retransmitted_segments_total', 'synfin_tcp_resets_total', 'synfin_tcp_dropped_segments_total', 'synfin_tcp_connections_closed_total', 'synfin_tun_packets_total', 'synfin_tcp_segments_total'];
 const NSTAT = ['TcpExtTCPSynRetrans', 'TcpRetransSegs', 'TcpActiveOpens', 'TcpAttemptFails', 'TcpEstabResets'];
 
@@ -365,4 +366,107 @@ export async function loss(ctx) {
   }
 }
 
-export const WORKLOADS = { throughput, connections, http, idle, loss };
+// ── the API under load ──────────────────────────────────────────────────────────────────────
+
+/**
+ * Keep-alive HTTP through synfin (wrk -c64, nginx) with ctx.idleConnections (10,000) connections
+ * held open, measured alone and with the API busy: one client walking /api/connections page by
+ * page as fast as it is answered, and 16 /api/events readers that never read (bench/api-load.mjs,
+ * in synfin's namespace). Rounds alternate without and with the API load on the same synfin
+ * process; the row compares the medians (target: ≥ 0.9).
+ */
+export async function api(ctx) {
+  const { topo } = ctx;
+  const rows = ctx.rows;
+  const N = ctx.idleConnections;
+  const rounds = ctx.apiRounds ?? 3;
+  const nginx = await startNginx(topo);
+  const hold = await startTcpServer(topo, 'hold');
+  try {
+    await withSynfin(ctx, { name: 'api' }, async (sf) => {
+      const client = new Daemon(
+        'idle client',
+        'sh',
+        ['-c', 'ulimit -n 20000 && exec "$0" "$@"', process.execPath, path.join(BENCH_DIR, 'idle-client.mjs'), ADDR.tunTarget, String(PORT.hold), String(N), '200'],
+        { ns: topo.ns.scli, readyLine: /"established"/, readyMs: 120_000 },
+      );
+      try {
+        const opened = JSON.parse(await client.ready);
+        await sleep(2000);
+        const alone = [];
+        const loaded = [];
+        const loads = [];
+        // synfin's event-loop thread CPU per request: steadier than req/s on a busy machine.
+        const measured = async () => {
+          const c0 = sf.cpuMs(true);
+          const w = await wrk(topo.ns.scli, ADDR.tunTarget, ctx.seconds, false);
+          w.loopCpuUsPerRequest = ((sf.cpuMs(true) - c0) * 1000) / Math.max(1, w.total);
+          return w;
+        };
+        // What the API load alone costs synfin: its loop thread's and whole process's CPU per
+        // second, idle (the held connections only) and while the API is walked (no HTTP load).
+        const cpuPerSecond = async (fn) => {
+          const l0 = sf.cpuMs(true);
+          const p0 = sf.cpuMs();
+          const t0 = Date.now();
+          await fn();
+          const s = (Date.now() - t0) / 1000;
+          return { loopMsPerS: (sf.cpuMs(true) - l0) / s, processMsPerS: (sf.cpuMs() - p0) / s };
+        };
+        const idleCpu = await cpuPerSecond(() => sleep(ctx.seconds * 1000));
+        let apiOnly = null;
+        const apiCpu = await cpuPerSecond(async () => {
+          const l = await run(process.execPath, [API_LOAD, sf.url, String(ctx.seconds), '16'], { ns: topo.ns.sfn, timeoutMs: (ctx.seconds + 40) * 1000 });
+          apiOnly = l.stdout.trim();
+        });
+        ctx.log(`  synfin CPU ms/s, held connections only: loop ${idleCpu.loopMsPerS.toFixed(1)}, process ${idleCpu.processMsPerS.toFixed(1)}; with the API walked: loop ${apiCpu.loopMsPerS.toFixed(1)}, process ${apiCpu.processMsPerS.toFixed(1)} (${apiOnly})`);
+        for (let r = 0; r < rounds; r++) {
+          alone.push(await measured());
+          await sleep(1000);
+          // The API load starts a second before wrk and ends a second after it.
+          const loader = run(process.execPath, [API_LOAD, sf.url, String(ctx.seconds + 2), '16'], { ns: topo.ns.sfn, timeoutMs: (ctx.seconds + 40) * 1000 });
+          await sleep(1000);
+          loaded.push(await measured());
+          const l = await loader;
+          let parsed = null;
+          try {
+            parsed = JSON.parse(l.stdout.trim().split('\n').pop() ?? '');
+          } catch {
+            // reported below
+          }
+          loads.push(parsed);
+          ctx.log(`  round ${r + 1}: alone ${alone[r].rps} req/s (${alone[r].loopCpuUsPerRequest.toFixed(1)} µs of synfin's loop each), with the API busy ${loaded[r].rps} req/s (${loaded[r].loopCpuUsPerRequest.toFixed(1)} µs); API: ${l.stdout.trim() || l.stderr.trim()}`);
+          await sleep(1000);
+        }
+        const stopped = await client.stop('SIGTERM');
+        const last = JSON.parse(stopped.stdout.trim().split('\n').pop());
+        const a = median(alone.map((w) => w.rps));
+        const b = median(loaded.map((w) => w.rps));
+        const ca = median(alone.map((w) => w.loopCpuUsPerRequest));
+        const cb = median(loaded.map((w) => w.loopCpuUsPerRequest));
+        ctx.log(`  ${opened.established}/${N} held; medians: alone ${a} req/s, API busy ${b} req/s = ${(b / a).toFixed(3)}; loop CPU per request ${ca.toFixed(1)} → ${cb.toFixed(1)} µs (efficiency ${(ca / cb).toFixed(3)})`);
+        const lost = [...alone, ...loaded].reduce((x, w) => x + wrkLost(w), 0) + last.lost + opened.failed + loads.reduce((x, l) => x + (l === null ? 1 : l.errors + (16 - (l.streams?.['200'] ?? 0))), 0);
+        rows.push(
+          row('http_keepalive_api', `HTTP requests/s, keep-alive, ${N} held, /api/connections in a loop + 16 stalled /api/events readers (kernel column: synfin without them)`, 'req/s', b, a, 'higher', lost, {
+            rounds,
+            loopCpuUsPerRequest: { alone: ca, loaded: cb, efficiency: ca / cb },
+            apiAloneCpuMsPerSecond: { idle: idleCpu, api: apiCpu },
+            alone,
+            loaded,
+            apiLoad: loads,
+            held: opened,
+            heldReport: last,
+          }),
+        );
+      } finally {
+        if (!client.exited) await client.stop('SIGKILL');
+      }
+    });
+  } finally {
+    await hold.stop();
+    const r = await nginx.stop();
+    if (r.code !== 0 || r.stderr.trim() !== '') ctx.log(`  nginx: exit ${r.code ?? r.signal}; ${r.stderr.trim().slice(-1500)}`);
+  }
+}
+
+export const WORKLOADS = { throughput, connections, http, idle, loss, api };

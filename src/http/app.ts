@@ -3,6 +3,7 @@
  * `build(opts)` returns the Fastify app without listening, so tests use `app.inject()`; only the
  * runtime calls listen().
  */
+import crypto from 'node:crypto';
 import net from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { OpenMetricsContentType, Registry } from 'prom-client';
@@ -10,7 +11,7 @@ import type { ApiAddressMode } from '../config.js';
 import type { EventHub } from '../stack/events.js';
 import type { ConnIdentity } from '../tcp/events.js';
 import { STATE_NAMES, type State } from '../tcp/state.js';
-import { matchesFilter, type ConnectionFilter, type ConnectionRow, type ConnectionSource } from '../observability/table.js';
+import { pageOfRows, type ConnectionFilter, type ConnectionRow, type ConnectionSource } from '../observability/table.js';
 
 /** What an address field holds when it is not shown to the requester. */
 export const REDACTED = 'redacted';
@@ -70,7 +71,103 @@ export interface AppOptions {
   beforeScrape?: () => Promise<void>;
   /** Extra routes (the live page). */
   plugins?: Array<(app: FastifyInstance) => void | Promise<void>>;
+  /** Most /api/events readers at once (--max-event-streams; default 16); more get 503. */
+  maxEventStreams?: number;
+  /** Host names the API answers to besides IP literals and localhost (--api-host). */
+  apiHosts?: readonly string[];
 }
+
+/** Rows per /api/connections page: the default, and the most a request may ask for. */
+export const DEFAULT_PAGE_LIMIT = 1000;
+export const MAX_PAGE_LIMIT = 10_000;
+
+/**
+ * Paths that answer whatever the Host header says: they carry no address (DNS rebinding gains a
+ * page nothing there), and Prometheus, probes and the compose demo reach them by service name.
+ * Everything else (the live page, its assets, /api/*) is Host-checked.
+ */
+const HOST_EXEMPT = new Set(['/metrics', '/healthz', '/readyz']);
+
+/**
+ * Whether a Host header names synfin in a way a DNS-rebinding page cannot: an IP literal (IPv4,
+ * or IPv6 in brackets), `localhost`, or one of the `--api-host` names, each with or without a
+ * port. A page rebinding attacker.example to 127.0.0.1 still sends `Host: attacker.example`.
+ * A missing Host (HTTP/1.0) fails closed.
+ */
+export function hostAllowed(host: string | undefined, names: ReadonlySet<string>): boolean {
+  if (host === undefined || host === '') return false;
+  let name: string;
+  let rest: string;
+  if (host.startsWith('[')) {
+    const close = host.indexOf(']');
+    if (close < 0) return false;
+    if (!net.isIPv6(host.slice(1, close))) return false;
+    rest = host.slice(close + 1);
+    return rest === '' || /^:\d{1,5}$/.test(rest);
+  }
+  const colon = host.indexOf(':');
+  if (colon >= 0) {
+    name = host.slice(0, colon);
+    rest = host.slice(colon);
+    if (!/^:\d{1,5}$/.test(rest)) return false;
+  } else name = host;
+  if (net.isIPv4(name)) return true;
+  // Names compare case-insensitively; a trailing dot (the absolute form) is the same name.
+  name = name.toLowerCase();
+  if (name.endsWith('.')) name = name.slice(0, -1);
+  return name === 'localhost' || names.has(name);
+}
+
+const CURSOR_PATTERN = /^([0-9a-f]{8})([0-9a-f]{1,13})$/;
+
+/**
+ * A page is built in slices, each one synchronous block on the event loop that moves the packets,
+ * with a turn of the loop (setImmediate: TUN reads and timers run) between them: at most this many
+ * rows built (TCP_INFO, kernel lookup, JSON) or connections examined by the filter per slice.
+ */
+const SLICE_ROWS = 200;
+const SLICE_EXAMINED = 5_000;
+/**
+ * Over time /api/connections gets at most this share of the event loop (a token bucket of loop
+ * milliseconds, refilled at API_LOOP_SHARE ms per ms, holding at most API_BURST_MS): a client
+ * fetching pages in a tight loop waits for its slices instead of taking the proxy's time. One
+ * default page costs a few ms, so an occasional request never waits.
+ */
+export const API_LOOP_SHARE = 0.03;
+export const API_BURST_MS = 50;
+
+/** The loop time /api/connections may still spend now (negative: a debt to wait out). */
+export class LoopBudget {
+  private tokens: number;
+  private at: number;
+  constructor(
+    private readonly share = API_LOOP_SHARE,
+    private readonly burstMs = API_BURST_MS,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.tokens = burstMs;
+    this.at = now();
+  }
+  private refill(): void {
+    const now = this.now();
+    this.tokens = Math.min(this.burstMs, this.tokens + (now - this.at) * this.share);
+    this.at = now;
+  }
+  /** Resolves once the bucket is not in debt. */
+  async acquire(): Promise<void> {
+    this.refill();
+    while (this.tokens < 0) {
+      await new Promise((resolve) => setTimeout(resolve, Math.ceil(-this.tokens / this.share)));
+      this.refill();
+    }
+  }
+  charge(ms: number): void {
+    this.refill();
+    this.tokens -= ms;
+  }
+}
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 const connectionsQuerySchema = {
   type: 'object',
@@ -81,14 +178,42 @@ const connectionsQuerySchema = {
     minAge: { type: 'number', minimum: 0 },
     minIdle: { type: 'number', minimum: 0 },
     destination: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[0-9A-Fa-f:.\\[\\]]+$' },
+    limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE_LIMIT },
+    cursor: { type: 'string', minLength: 9, maxLength: 21, pattern: '^[0-9a-f]+$' },
   },
 } as const;
 
+type ConnectionsQuery = ConnectionFilter & { limit?: number; cursor?: string };
+
 export function build(opts: AppOptions): FastifyInstance {
   const addressMode = opts.apiAddresses ?? 'loopback';
+  const maxEventStreams = opts.maxEventStreams ?? 16;
+  const apiHosts = new Set((opts.apiHosts ?? []).map((h) => h.toLowerCase().replace(/\.$/, '')));
+  // Cursors name this process (ids start again at 1 after a restart): a cursor from another one is refused, not misread.
+  const instance = crypto.randomBytes(4).toString('hex');
+  let eventStreams = 0;
+  const budget = new LoopBudget();
   const app = Fastify({
     logger: opts.logger ?? false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
+  });
+
+  // DNS rebinding: a web page whose name the attacker re-points to 127.0.0.1 gets the browser to
+  // talk to synfin as a loopback peer, and would read every address. Its requests still carry the
+  // attacker's name in Host: RFC 9110 §15.5.20, 421 Misdirected Request ("not configured to
+  // produce responses for this combination of scheme and authority").
+  app.addHook('onRequest', (req, reply, done) => {
+    const url = req.raw.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    if (HOST_EXEMPT.has(path) || hostAllowed(req.headers.host, apiHosts)) {
+      done();
+      return;
+    }
+    void reply.status(421).send({
+      error: `Host "${String(req.headers.host ?? '').slice(0, 100)}" is not an IP address, localhost or a name given with --api-host: refused (DNS rebinding)`,
+      statusCode: 421,
+    });
   });
 
   app.setErrorHandler((error, _req, reply) => {
@@ -121,27 +246,79 @@ export function build(opts: AppOptions): FastifyInstance {
     return reply.header('content-type', registry.contentType).send(body);
   });
 
-  app.get<{ Querystring: ConnectionFilter }>(
+  app.get<{ Querystring: ConnectionsQuery }>(
     '/api/connections',
     { schema: { querystring: connectionsQuerySchema } },
     async (req, reply) => {
-      const filter = req.query;
+      const { limit = DEFAULT_PAGE_LIMIT, cursor, ...filter } = req.query;
+      let afterId = 0;
+      if (cursor !== undefined) {
+        const m = CURSOR_PATTERN.exec(cursor);
+        if (m === null || m[1] !== instance) {
+          return reply.status(400).send({ error: 'querystring/cursor is not a `next` of this synfin process: start again without cursor', statusCode: 400 });
+        }
+        afterId = parseInt(m[2]!, 16);
+      }
       const show = showsAddresses(addressMode, req);
       // Filtering by an address nobody may see would tell the requester which destinations have
       // connections (one probe per address): refused, not answered with redacted rows.
       if (!show && filter.destination !== undefined) {
         return reply.status(403).send({ error: 'addresses are not shown to this client (--api-addresses): no destination filter', statusCode: 403 });
       }
-      // The app's socket states (sidecar) come from the kernel's table, read off the event loop;
-      // requests within 100 ms share one read.
-      await opts.connections.refreshKernel?.(100);
-      const rows = opts.connections.rows().filter((r) => matchesFilter(r, filter));
-      rows.sort((a, b) => b.ageSeconds - a.ageSeconds);
-      return { count: rows.length, addresses: show ? 'shown' : REDACTED, connections: show ? rows : rows.map(redactRow) };
+      // The app's socket states (sidecar) come from the kernel's table, read off the event loop
+      // (a dump of every socket of the namespace, ~15 ms of a thread-pool thread with 20,000):
+      // a first page shares a read with requests of the last 100 ms; the following pages of a
+      // walk (with a cursor) take one up to a second old, so a client walking pages costs at
+      // most one read a second.
+      await opts.connections.refreshKernel?.(cursor === undefined ? 100 : 1000);
+      // One page in id order (the order connections were opened): only its rows cost TCP_INFO and
+      // a kernel lookup, nothing sorts the table, and the page is built and serialized in slices
+      // between which the packets move (see SLICE_ROWS and API_LOOP_SHARE).
+      const source = opts.connections;
+      const parts: string[] = [];
+      let count = 0;
+      let lastId = afterId;
+      let after = afterId;
+      let more = false;
+      for (;;) {
+        await budget.acquire();
+        const t0 = performance.now();
+        const q = { filter, afterId: after, limit: Math.min(limit - count, SLICE_ROWS), maxExamined: SLICE_EXAMINED };
+        const p = source.page?.(q) ?? pageOfRows(source.rows(), q);
+        if (p.rows.length > 0) {
+          const json = JSON.stringify(show ? p.rows : p.rows.map(redactRow));
+          parts.push(json.slice(1, -1));
+          count += p.rows.length;
+          lastId = p.rows[p.rows.length - 1]!.id;
+        }
+        budget.charge(performance.now() - t0);
+        if (p.resumeAfterId !== null) after = p.resumeAfterId;
+        else if (p.more && count < limit) after = lastId;
+        else {
+          more = p.more;
+          break;
+        }
+        await nextTurn();
+      }
+      const next = more ? JSON.stringify(instance + lastId.toString(16)) : 'null';
+      // The body's assembly (half a megabyte for a default page) is loop time too.
+      const t1 = performance.now();
+      const body = Buffer.from(`{"count":${count},"addresses":"${show ? 'shown' : REDACTED}","connections":[${parts.join(',')}],"next":${next}}`);
+      budget.charge(performance.now() - t1);
+      return reply.type('application/json; charset=utf-8').send(body);
     },
   );
 
   app.get('/api/events', (req, reply) => {
+    // Each reader costs a JSON line per transition and up to sseQueueBytes of queue: a bounded
+    // number of them, so that readers that never read cannot pile up memory or event-loop time.
+    if (eventStreams >= maxEventStreams) {
+      return reply
+        .status(503)
+        .header('retry-after', '10')
+        .send({ error: `too many /api/events readers (--max-event-streams ${maxEventStreams}); try again when one has closed`, statusCode: 503 });
+    }
+    eventStreams++;
     const limit = opts.sseQueueBytes ?? 1 << 20;
     const show = showsAddresses(addressMode, req);
     const res = reply.raw;
@@ -181,6 +358,7 @@ export function build(opts: AppOptions): FastifyInstance {
     }, 15_000);
     heartbeat.unref();
     req.raw.on('close', () => {
+      eventStreams--;
       clearInterval(heartbeat);
       unsubscribe();
     });

@@ -6,7 +6,7 @@
  */
 import type { Clock } from '../stack/clock.js';
 import type { FlowTuple } from '../stack/flow-table.js';
-import { COL_CREATED_AT, COL_LAST_ACTIVITY_AT, COL_STATE_SINCE, ROW_PENDING_SYN, ROW_WIDTH, type PendingSyn, type Stack } from '../stack/stack.js';
+import { COL_CREATED_AT, COL_LAST_ACTIVITY_AT, COL_STATE_SINCE, ConnEntry, PendingSyn, ROW_PENDING_SYN, ROW_WIDTH, TimeWaitEntry, type Stack } from '../stack/stack.js';
 import type { Proxy, UpstreamObserver, UpstreamResult } from '../proxy/forwarder.js';
 import type { Pipe } from '../proxy/pipe.js';
 import type { TcpConn } from '../tcp/conn.js';
@@ -21,9 +21,19 @@ import {
   tcpInfo,
 } from '../tun/tcp-info.js';
 import { formatEndpoint } from '../wire/packet.js';
+import { IdIndex } from './id-index.js';
 import { KernelSockets, type KernelState } from './kernel-sockets.js';
 import type { ConnectionSample } from './metrics.js';
-import { inferAppState, waitingOnFor, type ConnectionRow, type ConnectionSource } from './table.js';
+import {
+  compileFilter,
+  inferAppState,
+  matchesCompiled,
+  waitingOnFor,
+  type ConnectionPage,
+  type ConnectionRow,
+  type ConnectionSource,
+  type PageQuery,
+} from './table.js';
 
 /** How long before an expected scrape its kernel snapshot is taken. */
 const AHEAD_LEAD_MS = 500;
@@ -39,7 +49,8 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   onUpstreamConnect: ((result: UpstreamResult, ms: number) => void) | null = null;
   private stack: Stack | null = null;
   private readonly pipesById = new Map<number, Pipe>();
-  private readonly flows = new Map<number, FlowTuple>();
+  /** Every connection of the stack (pending SYNs included) by id, in id order: pages walk it. */
+  private readonly flows = new IdIndex<FlowTuple>();
   private readonly info = new Float64Array(TCP_INFO_FIELDS);
   private lastScrapeAt = -Infinity;
   private aheadTimer: NodeJS.Timeout | null = null;
@@ -112,7 +123,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     stack.events.subscribe({
       opened: (conn: ConnIdentity) => {
         const flow = (conn as PendingSyn).flow;
-        if (flow !== undefined) this.flows.set(conn.id, flow);
+        if (flow !== undefined) this.flows.add(conn.id, flow);
       },
       stateChange: (conn: ConnIdentity, _from: State, to: State) => {
         if (to === State.TIME_WAIT) {
@@ -123,6 +134,11 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       closed: (conn: ConnIdentity) => {
         this.flows.delete(conn.id);
         this.timeWaitInfo.delete(conn.id);
+      },
+      // A pending SYN forgotten without an answer (the dial cap, Stack.dropPendingQuietly) leaves
+      // the table with no `closed` event: it is settled and out of the table when its drop comes.
+      drop: (conn: ConnIdentity | null) => {
+        if (conn instanceof PendingSyn && conn.settled && conn.slotInTable < 0) this.flows.delete(conn.id);
       },
     });
   }
@@ -185,81 +201,131 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     if (stack === null) return [];
     const now = this.clock.now();
     const rows: ConnectionRow[] = [];
-    // Where the app shares our network namespace (the sidecar), its sockets are in our kernel's
-    // table: read their true state by 4-tuple instead of inferring it.
-    const kernel = this.kernel;
-    for (const { flow, conn } of stack.connections()) {
-      const pipe = this.pipesById.get(conn.id);
-      let upstreamState: string | null = null;
-      let upstreamRttSeconds: number | null = null;
-      let upstreamRetransmits: number | null = null;
-      if (pipe !== undefined) {
-        const fd = pipe.upstreamFd();
-        if (fd >= 0 && tcpInfo(fd, this.info)) {
-          upstreamState = KERNEL_TCP_STATE_NAMES[this.info[TCP_INFO_STATE]!] ?? null;
-          upstreamRttSeconds = this.info[TCP_INFO_RTT_US]! / 1e6;
-          upstreamRetransmits = this.info[TCP_INFO_TOTAL_RETRANS]!;
-        } else upstreamState = pipe.upstreamClosed ? 'CLOSED' : null;
-      }
-      const waitingOn = waitingOnFor(conn.state);
-      const srtt = conn.srttMs;
-      const client = formatEndpoint(flow.family, flow.remote, flow.remotePort);
-      const destination = formatEndpoint(flow.family, flow.local, flow.localPort);
-      const appKernelState = kernel.size === 0 ? undefined : kernel.stateOf(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort);
-      rows.push({
-        id: conn.id,
-        client,
-        destination,
-        upstream: pipe?.upstreamEndpoints() ?? null,
-        state: STATE_NAMES[conn.state]!,
-        appState: appKernelState ?? inferAppState(conn.state, conn.snd.finAcked),
-        appStateSource: appKernelState !== undefined ? 'kernel' : 'inferred',
-        upstreamState,
-        upstreamRttSeconds,
-        upstreamRetransmits,
-        waitingOn,
-        waitingSeconds: waitingOn === null ? null : (now - (pipe?.waitingSince ?? conn.stateSince)) / 1000,
-        ageSeconds: (now - conn.createdAt) / 1000,
-        stateAgeSeconds: (now - conn.stateSince) / 1000,
-        idleSeconds: (now - conn.lastActivityAt) / 1000,
-        bytesIn: conn.bytesIn,
-        bytesOut: conn.bytesOut,
-        rttSeconds: srtt > 0 ? srtt / 1000 : null,
-        retransmits: conn.retransmits,
-        sendWindow: conn.sendWindow,
-        receiveWindow: conn.receiveWindow,
-      });
-    }
-    for (const { flow, rec } of stack.timeWaits()) {
-      const info = this.timeWaitInfo.get(rec.id);
-      const client = formatEndpoint(flow.family, flow.remote, flow.remotePort);
-      const destination = formatEndpoint(flow.family, flow.local, flow.localPort);
-      const appKernelState = kernel.size === 0 ? undefined : kernel.stateOf(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort);
-      rows.push({
-        id: rec.id,
-        client,
-        destination,
-        upstream: null,
-        state: 'TIME_WAIT',
-        appState: appKernelState ?? inferAppState(State.TIME_WAIT, true),
-        appStateSource: appKernelState !== undefined ? 'kernel' : 'inferred',
-        upstreamState: 'CLOSED',
-        upstreamRttSeconds: null,
-        upstreamRetransmits: null,
-        waitingOn: null,
-        waitingSeconds: null,
-        ageSeconds: (now - (info?.createdAt ?? rec.enteredAt)) / 1000,
-        stateAgeSeconds: (now - rec.enteredAt) / 1000,
-        idleSeconds: (now - rec.enteredAt) / 1000,
-        bytesIn: info?.bytesIn ?? 0,
-        bytesOut: info?.bytesOut ?? 0,
-        rttSeconds: null,
-        retransmits: 0,
-        sendWindow: 0,
-        receiveWindow: rec.window,
-      });
-    }
+    for (const e of stack.connections()) rows.push(this.connRow(e.flow, e.conn, now));
+    for (const e of stack.timeWaits()) rows.push(this.timeWaitRow(e as TimeWaitEntry, now));
     return rows;
+  }
+
+  /**
+   * One page of rows in id order after `q.afterId` (pageOfRows() says what). Walks the id index
+   * from the cursor (a binary search), looks each connection up in the stack's table (a hash
+   * lookup), and decides the filter on its state and times and the flow's numbers; only the rows
+   * that match and fit in the page are built (addresses formatted, TCP_INFO read, the kernel's
+   * table consulted). After a full page, the walk goes on to the next matching connection only to
+   * tell whether there is a next page: a selective filter may read every later connection's cheap
+   * columns, never its socket, and `maxExamined` cuts that walk into slices the caller spreads
+   * over turns of the event loop.
+   */
+  page(q: PageQuery): ConnectionPage {
+    const stack = this.stack;
+    if (stack === null) return { rows: [], more: false, resumeAfterId: null };
+    const now = this.clock.now();
+    const f = compileFilter(q.filter);
+    const index = this.flows;
+    const rows: ConnectionRow[] = [];
+    const maxExamined = q.maxExamined ?? Infinity;
+    let examined = 0;
+    let lastId = q.afterId;
+    for (let i = index.firstAfter(q.afterId); i < index.length; i++) {
+      const flow = index.at(i);
+      if (flow === null) continue;
+      const e = stack.entryFor(flow);
+      if (e === undefined || e instanceof PendingSyn) continue; // gone, or not a connection of the table yet
+      if (examined === maxExamined) return { rows, more: false, resumeAfterId: lastId };
+      examined++;
+      lastId = index.idAt(i);
+      const matched =
+        e instanceof ConnEntry
+          ? matchesCompiled(f, e.conn.state, e.conn.createdAt, e.conn.lastActivityAt, flow.family, flow.local, flow.localPort, now)
+          : matchesCompiled(f, State.TIME_WAIT, this.timeWaitCreatedAt(e), e.rec.enteredAt, flow.family, flow.local, flow.localPort, now);
+      if (!matched) continue;
+      if (rows.length === q.limit) return { rows, more: true, resumeAfterId: null };
+      rows.push(e instanceof ConnEntry ? this.connRow(flow, e.conn, now) : this.timeWaitRow(e, now));
+    }
+    return { rows, more: false, resumeAfterId: null };
+  }
+
+  private timeWaitCreatedAt(e: TimeWaitEntry): number {
+    return this.timeWaitInfo.get(e.rec.id)?.createdAt ?? e.rec.enteredAt;
+  }
+
+  private connRow(flow: FlowTuple, conn: TcpConn, now: number): ConnectionRow {
+    const pipe = this.pipesById.get(conn.id);
+    let upstreamState: string | null = null;
+    let upstreamRttSeconds: number | null = null;
+    let upstreamRetransmits: number | null = null;
+    if (pipe !== undefined) {
+      const fd = pipe.upstreamFd();
+      if (fd >= 0 && tcpInfo(fd, this.info)) {
+        upstreamState = KERNEL_TCP_STATE_NAMES[this.info[TCP_INFO_STATE]!] ?? null;
+        upstreamRttSeconds = this.info[TCP_INFO_RTT_US]! / 1e6;
+        upstreamRetransmits = this.info[TCP_INFO_TOTAL_RETRANS]!;
+      } else upstreamState = pipe.upstreamClosed ? 'CLOSED' : null;
+    }
+    const waitingOn = waitingOnFor(conn.state);
+    const srtt = conn.srttMs;
+    const appKernelState = this.appKernelState(flow);
+    return {
+      id: conn.id,
+      client: formatEndpoint(flow.family, flow.remote, flow.remotePort),
+      destination: formatEndpoint(flow.family, flow.local, flow.localPort),
+      upstream: pipe?.upstreamEndpoints() ?? null,
+      state: STATE_NAMES[conn.state]!,
+      appState: appKernelState ?? inferAppState(conn.state, conn.snd.finAcked),
+      appStateSource: appKernelState !== undefined ? 'kernel' : 'inferred',
+      upstreamState,
+      upstreamRttSeconds,
+      upstreamRetransmits,
+      waitingOn,
+      waitingSeconds: waitingOn === null ? null : (now - (pipe?.waitingSince ?? conn.stateSince)) / 1000,
+      ageSeconds: (now - conn.createdAt) / 1000,
+      stateAgeSeconds: (now - conn.stateSince) / 1000,
+      idleSeconds: (now - conn.lastActivityAt) / 1000,
+      bytesIn: conn.bytesIn,
+      bytesOut: conn.bytesOut,
+      rttSeconds: srtt > 0 ? srtt / 1000 : null,
+      retransmits: conn.retransmits,
+      sendWindow: conn.sendWindow,
+      receiveWindow: conn.receiveWindow,
+    };
+  }
+
+  private timeWaitRow(e: TimeWaitEntry, now: number): ConnectionRow {
+    const { flow, rec } = e;
+    const info = this.timeWaitInfo.get(rec.id);
+    const appKernelState = this.appKernelState(flow);
+    return {
+      id: rec.id,
+      client: formatEndpoint(flow.family, flow.remote, flow.remotePort),
+      destination: formatEndpoint(flow.family, flow.local, flow.localPort),
+      upstream: null,
+      state: 'TIME_WAIT',
+      appState: appKernelState ?? inferAppState(State.TIME_WAIT, true),
+      appStateSource: appKernelState !== undefined ? 'kernel' : 'inferred',
+      upstreamState: 'CLOSED',
+      upstreamRttSeconds: null,
+      upstreamRetransmits: null,
+      waitingOn: null,
+      waitingSeconds: null,
+      ageSeconds: (now - (info?.createdAt ?? rec.enteredAt)) / 1000,
+      stateAgeSeconds: (now - rec.enteredAt) / 1000,
+      idleSeconds: (now - rec.enteredAt) / 1000,
+      bytesIn: info?.bytesIn ?? 0,
+      bytesOut: info?.bytesOut ?? 0,
+      rttSeconds: null,
+      retransmits: 0,
+      sendWindow: 0,
+      receiveWindow: rec.window,
+    };
+  }
+
+  /**
+   * Where the app shares our network namespace (the sidecar), its sockets are in our kernel's
+   * table: its true state by 4-tuple, from the last snapshot, instead of inferring it.
+   */
+  private appKernelState(flow: FlowTuple): KernelState | undefined {
+    const kernel = this.kernel;
+    return kernel.size === 0 ? undefined : kernel.stateOf(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort);
   }
 
   /**

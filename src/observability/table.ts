@@ -9,6 +9,7 @@
  * (waitingOn = "upstream").
  */
 import { State, STATE_NAMES, type StateName } from '../tcp/state.js';
+import { parseAddress } from '../wire/address.js';
 import type { ConnectionSample } from './metrics.js';
 
 export interface ConnectionRow {
@@ -103,9 +104,138 @@ export function matchesFilter(row: ConnectionRow, f: ConnectionFilter): boolean 
   return true;
 }
 
+/**
+ * A filter compiled once per request for the connection table's cheap columns: the stack's state
+ * and times and the flow's numbers. Deciding whether a row matches never reads TCP_INFO, the
+ * kernel's socket table or formats an address; only rows that match and fit in the page do.
+ */
+export interface CompiledFilter {
+  /** The state's number, or -1 for any. */
+  state: number;
+  waitingOn: 'app' | 'upstream' | null;
+  minAge: number;
+  minIdle: number;
+  /** The destination to match; `none` when the filter's text is not an address (nothing matches). */
+  destination: { family: 4 | 6; words: Uint32Array; port: number } | null | 'none';
+}
+
+/**
+ * `?destination=` as numbers: ADDR (every port), ADDR:PORT or [V6]:PORT, or a bare IPv6 address.
+ * Addresses compare as addresses (`2001:DB8::1` matches `[2001:db8::1]:443`).
+ */
+function compileDestination(d: string): CompiledFilter['destination'] {
+  let host = d;
+  let port = -1;
+  if (d.startsWith('[')) {
+    const close = d.indexOf(']');
+    if (close < 0) return 'none';
+    host = d.slice(1, close);
+    const rest = d.slice(close + 1);
+    if (rest !== '') {
+      if (!/^:\d{1,5}$/.test(rest)) return 'none';
+      port = Number(rest.slice(1));
+    }
+    // Brackets hold IPv6 only.
+    if (!host.includes(':')) return 'none';
+  } else if (d.indexOf(':') >= 0 && d.indexOf(':') === d.lastIndexOf(':')) {
+    // One colon: IPv4:PORT (an IPv6 address has at least two).
+    const i = d.indexOf(':');
+    host = d.slice(0, i);
+    if (!/^\d{1,5}$/.test(d.slice(i + 1))) return 'none';
+    port = Number(d.slice(i + 1));
+  }
+  const a = parseAddress(host);
+  if (a === null || port > 65535) return 'none';
+  return { family: a.family, words: a.words, port };
+}
+
+export function compileFilter(f: ConnectionFilter): CompiledFilter {
+  return {
+    state: f.state === undefined ? -1 : STATE_NAMES.indexOf(f.state),
+    waitingOn: f.waitingOn ?? null,
+    minAge: f.minAge ?? -Infinity,
+    minIdle: f.minIdle ?? -Infinity,
+    destination: f.destination === undefined ? null : compileDestination(f.destination),
+  };
+}
+
+/**
+ * Whether a connection matches, from its cheap columns: `local`/`localPort` are the address the
+ * app dialled (the row's `destination`). Ages are computed as the row computes them, so this
+ * agrees with matchesFilter() on the row.
+ */
+export function matchesCompiled(
+  f: CompiledFilter,
+  state: State,
+  createdAt: number,
+  lastActivityAt: number,
+  family: 4 | 6,
+  local: Uint32Array,
+  localPort: number,
+  now: number,
+): boolean {
+  if (f.state >= 0 && state !== f.state) return false;
+  if (f.waitingOn !== null && waitingOnFor(state) !== f.waitingOn) return false;
+  if ((now - createdAt) / 1000 < f.minAge) return false;
+  if ((now - lastActivityAt) / 1000 < f.minIdle) return false;
+  const d = f.destination;
+  if (d !== null) {
+    if (d === 'none' || d.family !== family) return false;
+    if (d.port >= 0 && d.port !== localPort) return false;
+    const w = d.words;
+    if (w[3] !== local[3] || w[2] !== local[2] || w[1] !== local[1] || w[0] !== local[0]) return false;
+  }
+  return true;
+}
+
+/** One page (or one slice of a page) of the table: rows in id order after a cursor. */
+export interface PageQuery {
+  filter: ConnectionFilter;
+  /** Rows with an id above this one (0: from the start). */
+  afterId: number;
+  /** Rows to return at most (0: only tell whether one more matches). */
+  limit: number;
+  /** Stop after examining this many connections (matching or not), to resume later; default all. */
+  maxExamined?: number;
+}
+
+export interface ConnectionPage {
+  rows: ConnectionRow[];
+  /** Another matching row follows the last one returned (looked for only once `limit` rows were found). */
+  more: boolean;
+  /** The walk stopped at `maxExamined` after this id (resume after it); null when it was not cut short. */
+  resumeAfterId: number | null;
+}
+
+/**
+ * The page from a full list of rows (sources that have no cheaper way: tests' fakes). It defines
+ * what `page()` returns: rows matching the filter with an id above `afterId`, in id order, at
+ * most `limit`; whether one more matches after them; and where a walk cut short by `maxExamined`
+ * stopped.
+ */
+export function pageOfRows(all: readonly ConnectionRow[], q: PageQuery): ConnectionPage {
+  const after = all.filter((r) => r.id > q.afterId).sort((a, b) => a.id - b.id);
+  const rows: ConnectionRow[] = [];
+  const maxExamined = q.maxExamined ?? Infinity;
+  let examined = 0;
+  for (const r of after) {
+    if (examined === maxExamined) return { rows, more: false, resumeAfterId: after[examined - 1]!.id };
+    examined++;
+    if (!matchesFilter(r, q.filter)) continue;
+    if (rows.length === q.limit) return { rows, more: true, resumeAfterId: null };
+    rows.push(r);
+  }
+  return { rows, more: false, resumeAfterId: null };
+}
+
 /** The provider the HTTP API and metrics read: implemented by the running proxy (src/runtime.ts). */
 export interface ConnectionSource {
   rows(): ConnectionRow[];
+  /**
+   * One page of rows (see pageOfRows for what it returns), costing TCP_INFO and the kernel's
+   * socket table only for the rows returned. Sources without it are paged from rows().
+   */
+  page?(q: PageQuery): ConnectionPage;
   forEachSample(visit: (s: ConnectionSample) => void): void;
   /** Read what rows() takes from the kernel (app and upstream socket states) no older than `maxAgeMs`. */
   refreshKernel?(maxAgeMs?: number): Promise<void>;

@@ -325,6 +325,22 @@ export class Stack implements LinkRx, TimeWaitGate {
     const e = this.table.entryAt(slot);
     return e.kind === KIND_CONN ? e.conn : null;
   }
+  /**
+   * The table's entry holding this very tuple object (a pending SYN, connection or TIME-WAIT
+   * record of one incarnation; a new SYN for the same 4-tuple gets a new tuple), or undefined
+   * once it left the table. A hash lookup: what a page of /api/connections costs per row.
+   */
+  entryFor(flow: FlowTuple): ConnEntry | PendingSyn | TimeWaitEntry | undefined {
+    const k = this.lookupKey;
+    k.family = flow.family;
+    k.src = flow.remote;
+    k.srcPort = flow.remotePort;
+    k.dst = flow.local;
+    k.dstPort = flow.localPort;
+    const e = this.table.get(k);
+    return e !== undefined && e.flow === flow ? e : undefined;
+  }
+  private readonly lookupKey: FlowKeyLike = { family: 4, src: new Uint32Array(4), dst: new Uint32Array(4), srcPort: 0, dstPort: 0 };
   *connections(): IterableIterator<{ flow: FlowTuple; conn: TcpConn }> {
     for (const e of this.table.values()) if (e.kind === KIND_CONN) yield e;
   }

@@ -185,7 +185,9 @@ describe('HTTP app', () => {
     cleanup.push(() => app.close());
     const all = (await app.inject('/api/connections')).json();
     expect(all.count).toBe(3);
-    expect(all.connections.map((r: ConnectionRow) => r.id)).toEqual([1, 3, 2]); // oldest first
+    // In id order, the order connections were opened (the pages of ?limit= and ?cursor=).
+    expect(all.connections.map((r: ConnectionRow) => r.id)).toEqual([1, 2, 3]);
+    expect(all.next).toBeNull();
     expect((await app.inject('/api/connections?state=FIN_WAIT_2')).json().connections.map((r: ConnectionRow) => r.id)).toEqual([1]);
     expect((await app.inject('/api/connections?waitingOn=app')).json().connections[0].appState).toBe('CLOSE_WAIT');
     expect((await app.inject('/api/connections?minAge=40')).json().count).toBe(2);

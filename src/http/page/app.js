@@ -431,7 +431,9 @@ async function loadDetail() {
   const q = sel.kind === 'state' ? `state=${encodeURIComponent(sel.value)}` : `waitingOn=${encodeURIComponent(sel.value)}`;
   const note = document.getElementById('detail-note');
   try {
-    const res = await fetch(`/api/connections?${q}`, { cache: 'no-store' });
+    // One page of the oldest MAX_ROWS (the API pages in the order connections were opened):
+    // the page never asks synfin for a table it would not show.
+    const res = await fetch(`/api/connections?${q}&limit=${MAX_ROWS}`, { cache: 'no-store' });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const body = await res.json();
     if (seq !== detail.seq) return; // a newer selection or refresh has started
@@ -442,7 +444,9 @@ async function loadDetail() {
     note.textContent =
       rows.length === 0
         ? 'None right now.'
-        : `${rows.length} connection${rows.length === 1 ? '' : 's'}, oldest first${rows.length > MAX_ROWS ? ` (showing the first ${MAX_ROWS})` : ''}.`;
+        : body.next
+          ? `The ${rows.length} oldest connections (more: /api/connections?${q}&cursor=${body.next}).`
+          : `${rows.length} connection${rows.length === 1 ? '' : 's'}, oldest first.`;
   } catch (err) {
     if (seq !== detail.seq) return;
     note.textContent = `Could not load the connections: ${err.message}`;
