@@ -23,6 +23,8 @@ import { Stack } from './stack/stack.js';
 import { ccByName } from './tcp/cc/index.js';
 import { defaultTcpConfig } from './tcp/defaults.js';
 import { Tun, type RxBatch } from './tun/index.js';
+import { capabilitiesNeeded, capabilityNames, holdsCapabilities, ownCapabilities, reexecWithoutCapabilities, takeInheritedTun } from './tun/caps.js';
+import { configureDevice } from './tun/configure.js';
 import { IPV4_HEADER_LEN, TCP_HEADER_LEN } from './wire/field.js';
 
 export const VERSION = '0.1.0';
@@ -58,6 +60,12 @@ export interface StartOptions {
    * use the host's network while the namespace's traffic arrives on the device.
    */
   netns?: string;
+  /**
+   * Least privilege (`synfin run`): once the device is ready, a process that holds any capability
+   * drops them all but what its options need and re-executes itself (src/tun/caps.ts); the new
+   * process adopts the device. Off for the demo, which keeps what it needs to remove what it made.
+   */
+  dropCapabilities?: boolean;
 }
 
 export async function startSynfin(config: Config, opts: StartOptions = {}): Promise<Synfin> {
@@ -65,16 +73,23 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   const clock = monotonicClock;
   const hub = new EventHub();
 
-  const tun = Tun.open({ name: config.tun, vnetHdr: true });
-  try {
-    if (opts.netns !== undefined) tun.moveToNetns(opts.netns);
-    if (config.mtu !== null) tun.setMtu(config.mtu);
-    for (const a of config.addresses) tun.addAddress(a);
-    tun.up();
-    for (const r of config.routes) tun.addRoute(r);
-  } catch (err) {
-    tun.close();
-    throw err;
+  // After the exec of the capability drop, the device is this process's already, configured.
+  const inherited = opts.dropCapabilities === true ? takeInheritedTun() : null;
+  const tun = Tun.open({ name: config.tun, vnetHdr: true, ...(inherited !== null ? { fd: inherited.fd } : {}) });
+  let deviceChanges: string[] = inherited?.changes ?? [];
+  if (inherited === null) {
+    try {
+      if (opts.netns !== undefined) tun.moveToNetns(opts.netns);
+      // Only what differs: an init container's device, up and configured, needs no capability.
+      deviceChanges = configureDevice(tun, config);
+    } catch (err) {
+      tun.close();
+      throw err;
+    }
+    if (opts.dropCapabilities === true && holdsCapabilities(ownCapabilities())) {
+      // Never returns: this process becomes a fresh synfin without capabilities (src/tun/caps.ts).
+      reexecWithoutCapabilities(tun, capabilitiesNeeded(config.listenPort), deviceChanges);
+    }
   }
   const mtu = tun.mtu;
   const tcp = defaultTcpConfig({
@@ -212,7 +227,18 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
       : `http://${config.listenHost}:${config.listenPort}`;
   ready = true;
-  logger.info({ tun: tun.name, mtu, listen: listenUrl, version: VERSION }, 'synfin ready');
+  const caps = ownCapabilities();
+  logger.info(
+    {
+      tun: tun.name,
+      mtu,
+      listen: listenUrl,
+      version: VERSION,
+      deviceChanges,
+      capabilities: capabilityNames(caps.effective | caps.permitted | caps.ambient),
+    },
+    'synfin ready',
+  );
 
   let shutdownPromise: Promise<void> | null = null;
   const shutdown = (reason = 'shutdown'): Promise<void> => {
