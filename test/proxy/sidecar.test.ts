@@ -1,10 +1,13 @@
 /**
  * The sidecar topology: the app and synfin share one network namespace (a Kubernetes pod).
- * deploy/sidecar-routing.sh sends the app's TCP (another uid) through synfin's TUN device while
- * synfin's own upstream sockets (root here) keep the ordinary routes; a server sits outside the
- * pod, behind a veth.
+ * deploy/sidecar-routing.sh makes the TUN device (owned by synfin's uid, up) and sends the app's
+ * TCP (another uid) through it, while synfin's own upstream sockets and connections that come in
+ * from outside keep the ordinary routes (by uid, and by a conntrack mark); a server sits outside
+ * the pod, behind a veth. synfin runs as uid 10477 with an empty capability set, as in
+ * deploy/kubernetes/sidecar.yaml: attaching to that device needs none.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { destroyAllNetns, NetNs, uniqueIfName } from '../helpers/netns.js';
@@ -14,8 +17,9 @@ import { metricValue } from '../helpers/synfin-env.js';
 const ROOT = path.join(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'bin/synfin.js');
 const ROUTING = path.join(ROOT, 'deploy/sidecar-routing.sh');
+const TW_POKE = path.join(import.meta.dirname, 'tw-poke.py');
 const APP_UID = '65534';
-/** synfin's own uid, as in the container image: unprivileged, with only CAP_NET_ADMIN (ambient). */
+/** synfin's own uid, as in the container image; it runs with no capability at all. */
 const SYNFIN_UID = '10477';
 
 interface Row {
@@ -23,7 +27,21 @@ interface Row {
   appState: string;
   appStateSource: string;
   client: string;
+  destination: string;
+  upstream: { local: string; remote: string } | null;
 }
+
+/** An app connection from a chosen local address and port, as the app's uid (see appConnect). */
+const APP_CONNECT = `
+const net = require('net');
+const [la, lp, host, port, hold] = process.argv.slice(1);
+const c = net.connect({ host, port: +port, localAddress: la, localPort: +lp });
+c.on('connect', () => { console.log('connected'); c.write('hello'); if (hold !== 'hold') c.end(); });
+c.on('data', (d) => console.log('data ' + JSON.stringify(String(d))));
+c.on('error', (e) => { console.log('error ' + e.code); process.exit(0); });
+c.on('close', () => process.exit(0));
+process.stdin.on('data', () => c.end());
+`;
 
 describeIfTun('sidecar: app and synfin in one namespace', () => {
   let pod: NetNs;
@@ -31,14 +49,46 @@ describeIfTun('sidecar: app and synfin in one namespace', () => {
   let synfin: ChildProcess;
   let server: ChildProcess;
   let tun: string;
+  let synfinErr = '';
   const n = (process.pid % 200) + 20;
   const podAddr = `10.${n}.77.1`;
+  /** A second address of the pod, for app sockets bound to ports synfin or the app's server hold on podAddr. */
+  const podAddr2 = `10.${n}.77.11`;
   const srvAddr = `10.${n}.77.2`;
+  /** A server address outside the pod that synfin is told to --deny (the server answers there too). */
+  const deniedAddr = `10.${n}.77.3`;
   const metricsPort = 19_000 + (process.pid % 1000);
+  const base = `http://${podAddr}:${metricsPort}`;
 
   const inPod = (args: string[]) => pod.exec(args[0]!, args.slice(1));
   const asApp = (args: string[]) => pod.exec('setpriv', [`--reuid=${APP_UID}`, `--regid=${APP_UID}`, '--clear-groups', ...args]);
-  const api = async <T>(p: string): Promise<T> => JSON.parse((await inPod(['curl', '-sS', `http://127.0.0.1:${metricsPort}${p}`])).stdout) as T;
+  const api = async <T>(p: string): Promise<T> => JSON.parse((await inPod(['curl', '-sS', `${base}${p}`])).stdout) as T;
+  const scrape = async (): Promise<string> => (await inPod(['curl', '-sS', `${base}/metrics`])).stdout;
+  /** Packets the kernel has sent into the TUN device (its tx counter). */
+  const tunTxPackets = (): number =>
+    (JSON.parse(pod.ip(['-s', '-j', 'link', 'show', 'dev', tun])) as Array<{ stats64: { tx: { packets: number } } }>)[0]!.stats64.tx.packets;
+  /** An app process (APP_UID) connecting from la:lp to host:port; 'hold' keeps it open until stdin. */
+  const appConnect = (la: string, lp: number, host: string, port: number, hold = false): ChildProcess =>
+    spawn(
+      'ip',
+      ['netns', 'exec', pod.name, 'setpriv', `--reuid=${APP_UID}`, `--regid=${APP_UID}`, '--clear-groups', process.execPath, '-e', APP_CONNECT, la, String(lp), host, String(port), hold ? 'hold' : ''],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+  const output = (child: ChildProcess): Promise<string> =>
+    new Promise((resolve) => {
+      let out = '';
+      child.stdout?.on('data', (d) => (out += d));
+      child.on('exit', () => resolve(out));
+    });
+  const waitFor = async <T>(what: string, probe: () => Promise<T | null>, ms = 15_000): Promise<T> => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const v = await probe();
+      if (v !== null) return v;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
 
   beforeAll(async () => {
     execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'ignore' });
@@ -49,22 +99,29 @@ describeIfTun('sidecar: app and synfin in one namespace', () => {
     pod.ip(['link', 'add', vp, 'type', 'veth', 'peer', 'name', vs]);
     pod.ip(['link', 'set', vs, 'netns', srv.name]);
     pod.addAddress(vp, `${podAddr}/24`);
+    pod.addAddress(vp, `${podAddr2}/24`);
     pod.linkUp(vp);
     srv.addAddress(vs, `${srvAddr}/24`);
+    srv.addAddress(vs, `${deniedAddr}/24`);
     srv.linkUp(vs);
+    // HTTP on 8080 and a plain TCP server on 9000 that closes when its peer does, on every address.
     server = srv.spawn(process.execPath, [
       '-e',
-      `require('http').createServer((q,s)=>{if(q.url==='/close'){s.writeHead(200,{connection:'close'});s.end('bye\\n')}else s.end('hello from outside\\n')}).listen(8080,'${srvAddr}')`,
+      `require('http').createServer((q,s)=>{if(q.url==='/close'){s.writeHead(200,{connection:'close'});s.end('bye\\n')}else s.end('hello from outside\\n')}).listen(8080);` +
+        `require('net').createServer((c)=>{c.on('data',(d)=>c.write(d));c.on('error',()=>{})}).listen(9000)`,
     ]);
     tun = uniqueIfName('sfsc');
-    const routed = await inPod([ROUTING, '--tun', tun, '--uid', SYNFIN_UID, '--metrics-port', String(metricsPort), '--no-ipv6']);
+    // No port exemptions: inbound connections are recognised by conntrack.
+    const routed = await inPod([ROUTING, '--tun', tun, '--uid', SYNFIN_UID, '--no-ipv6']);
     expect(routed.code, routed.stderr).toBe(0);
+    // An empty capability set: nothing inheritable or ambient, an empty bounding set, so neither
+    // synfin nor anything it could exec can hold a capability.
     synfin = pod.spawn('setpriv', [
       `--reuid=${SYNFIN_UID}`,
       `--regid=${SYNFIN_UID}`,
       '--clear-groups',
-      '--inh-caps=+net_admin',
-      '--ambient-caps=+net_admin',
+      '--inh-caps=-all',
+      '--bounding-set=-all',
       '--',
       process.execPath,
       BIN,
@@ -72,19 +129,22 @@ describeIfTun('sidecar: app and synfin in one namespace', () => {
       '--tun',
       tun,
       '--listen',
-      `127.0.0.1:${metricsPort}`,
+      `${podAddr}:${metricsPort}`,
+      '--api-addresses',
+      'all',
+      '--deny',
+      `${deniedAddr}/32`,
       '--msl',
       '0.5',
       '--log-level',
-      'warn',
+      'info',
     ]);
-    let synfinErr = '';
     synfin.stderr?.on('data', (d) => (synfinErr += d));
     synfin.stdout?.on('data', (d) => (synfinErr += d));
     // Ready when /readyz answers (from inside the pod: loopback stays local).
     const deadline = Date.now() + 20_000;
     for (;;) {
-      const r = await inPod(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${metricsPort}/readyz`]);
+      const r = await inPod(['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `${base}/readyz`]);
       if (r.stdout === '200') break;
       if (Date.now() > deadline) throw new Error(`synfin never became ready in the pod: ${synfinErr}`);
       await new Promise((r) => setTimeout(r, 100));
@@ -100,14 +160,14 @@ describeIfTun('sidecar: app and synfin in one namespace', () => {
   it("the app's connections reach the server outside through synfin, without a loop", async () => {
     const before = await api<{ count: number }>('/api/connections');
     expect(before.count).toBe(0);
-    const m0 = (await inPod(['curl', '-sS', `http://127.0.0.1:${metricsPort}/metrics`])).stdout;
+    const m0 = await scrape();
     const opened0 = metricValue(m0, 'synfin_tcp_connections_opened_total');
     for (let i = 0; i < 5; i++) {
       const r = await asApp(['curl', '-sS', '--max-time', '10', `http://${srvAddr}:8080/`]);
       expect(r.stderr).toBe('');
       expect(r.stdout).toBe('hello from outside\n');
     }
-    const m1 = (await inPod(['curl', '-sS', `http://127.0.0.1:${metricsPort}/metrics`])).stdout;
+    const m1 = await scrape();
     // Exactly one userspace connection per app connection: synfin's own dials did not come back
     // into the TUN device (a loop would open more).
     expect(metricValue(m1, 'synfin_tcp_connections_opened_total') - opened0).toBe(5);
@@ -115,11 +175,100 @@ describeIfTun('sidecar: app and synfin in one namespace', () => {
   }, 60_000);
 
   it("connections of synfin's own uid bypass the device", async () => {
-    const m0 = (await inPod(['curl', '-sS', `http://127.0.0.1:${metricsPort}/metrics`])).stdout;
+    const m0 = await scrape();
     const r = await inPod(['setpriv', `--reuid=${SYNFIN_UID}`, `--regid=${SYNFIN_UID}`, '--clear-groups', 'curl', '-sS', '--max-time', '10', `http://${srvAddr}:8080/`]);
     expect(r.stdout).toBe('hello from outside\n');
-    const m1 = (await inPod(['curl', '-sS', `http://127.0.0.1:${metricsPort}/metrics`])).stdout;
+    const m1 = await scrape();
     expect(metricValue(m1, 'synfin_tcp_connections_opened_total')).toBe(metricValue(m0, 'synfin_tcp_connections_opened_total'));
+  }, 30_000);
+
+  it('synfin attached to the device with no capability: every thread has CapEff and CapPrm 0, and it changed nothing', async () => {
+    const pid = synfin.pid!;
+    const threads = fs.readdirSync(`/proc/${pid}/task`);
+    expect(threads.length).toBeGreaterThan(1);
+    for (const tid of threads) {
+      const status = fs.readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      expect(/^CapEff:\s*(\S+)$/m.exec(status)?.[1], `thread ${tid}`).toBe('0000000000000000');
+      expect(/^CapPrm:\s*(\S+)$/m.exec(status)?.[1], `thread ${tid}`).toBe('0000000000000000');
+    }
+    expect(fs.readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(new RegExp(`^Uid:\\s+${SYNFIN_UID}\\s`, 'm'));
+    expect(synfinErr).toMatch(/"deviceChanges":\[\],"capabilities":\[\],"msg":"synfin ready"/);
+  });
+
+  for (const which of ['8080', 'metrics'] as const) {
+    it(`an app socket bound to local port ${which} and connecting out still goes through synfin: --deny refuses it, and an allowed one is in /api/connections`, async () => {
+      const lp = which === '8080' ? 8080 : metricsPort;
+      const t0 = tunTxPackets();
+      // Denied: synfin answers the SYN with ICMP administratively prohibited. Without the device
+      // in the way the server (listening on deniedAddr too) would have accepted it.
+      const denied = await output(appConnect(podAddr2, lp, deniedAddr, 8080));
+      expect(denied.trim()).toBe('error EHOSTUNREACH');
+      expect(tunTxPackets()).toBeGreaterThan(t0);
+      // Allowed: the connection is one of synfin's, from podAddr2:lp.
+      const app = appConnect(podAddr2, lp, srvAddr, 9000, true);
+      const done = output(app);
+      try {
+        const row = await waitFor('the app connection in /api/connections', async () => {
+          const rows = (await api<{ connections: Row[] }>('/api/connections')).connections;
+          return rows.find((r) => r.client === `${podAddr2}:${lp}`) ?? null;
+        });
+        expect(row.destination).toBe(`${srvAddr}:9000`);
+        expect(row.upstream?.local.startsWith(`${podAddr}:`)).toBe(true);
+      } finally {
+        app.stdin?.end('x');
+      }
+      expect(await done).toContain('data "hello"');
+    }, 30_000);
+  }
+
+  it("connections from outside to the app's server and to synfin's port are answered by the ordinary route, not synfin", async () => {
+    const appServer = spawn(
+      'ip',
+      ['netns', 'exec', pod.name, 'setpriv', `--reuid=${APP_UID}`, `--regid=${APP_UID}`, '--clear-groups', process.execPath, '-e',
+        `require('http').createServer((q,s)=>s.end('hello from the app\\n')).listen(8080,'${podAddr}')`],
+      { stdio: 'ignore' },
+    );
+    try {
+      const opened0 = metricValue(await scrape(), 'synfin_tcp_connections_opened_total');
+      const t0 = tunTxPackets();
+      const r = await waitFor('the app server from outside', async () => {
+        const x = await srv.exec('curl', ['-sS', '--max-time', '5', `http://${podAddr}:8080/`]);
+        return x.code === 0 ? x : null;
+      });
+      expect(r.stdout).toBe('hello from the app\n');
+      const m = await srv.exec('curl', ['-sS', '--max-time', '5', `http://${podAddr}:${metricsPort}/metrics`]);
+      expect(m.code, m.stderr).toBe(0);
+      expect(m.stdout).toContain('synfin_tcp_connections_opened_total');
+      // Neither reply went into the device, and synfin proxied nothing.
+      expect(tunTxPackets()).toBe(t0);
+      expect(metricValue(await scrape(), 'synfin_tcp_connections_opened_total')).toBe(opened0);
+    } finally {
+      appServer.kill('SIGKILL');
+    }
+  }, 30_000);
+
+  it("the kernel's own packets for synfin's upstream connections (TIME-WAIT ACK, RST for no socket) never enter the device", async () => {
+    // synfin's upstream socket closes first (the app ends, synfin half-closes upstream, the
+    // server closes back), so it is the one in TIME-WAIT.
+    const app = appConnect(podAddr2, 0, srvAddr, 9000, true);
+    const done = output(app);
+    const row = await waitFor('the connection in /api/connections', async () => {
+      const rows = (await api<{ connections: Row[] }>('/api/connections')).connections;
+      return rows.find((r) => r.destination === `${srvAddr}:9000` && r.upstream !== null) ?? null;
+    });
+    const upstreamPort = Number(row.upstream!.local.split(':')[1]);
+    app.stdin?.end('x');
+    await done;
+    await waitFor("synfin's upstream socket in TIME-WAIT", async () => {
+      const ss = await inPod(['ss', '-Htn', 'state', 'time-wait', 'src', `${podAddr}:${upstreamPort}`]);
+      return ss.stdout.trim() !== '' ? true : null;
+    });
+    const t0 = tunTxPackets();
+    const poke = await srv.exec('python3', [TW_POKE, srvAddr, '9000', podAddr, String(upstreamPort)]);
+    // Both replies came out of the pod's real interface...
+    expect(poke.stdout, poke.stderr).toMatch(/^ack \d+ \d+\nrst \d+\n$/);
+    // ...and nothing went into the device.
+    expect(tunTxPackets()).toBe(t0);
   }, 30_000);
 
   it("a leaking app's sockets are read from the kernel: appState CLOSE_WAIT, source kernel", async () => {
@@ -146,7 +295,7 @@ describeIfTun('sidecar: app and synfin in one namespace', () => {
   }, 30_000);
 
   it('--remove takes the routing away again', async () => {
-    const r = await inPod([ROUTING, '--tun', tun, '--uid', SYNFIN_UID, '--metrics-port', String(metricsPort), '--no-ipv6', '--remove']);
+    const r = await inPod([ROUTING, '--tun', tun, '--uid', SYNFIN_UID, '--no-ipv6', '--remove']);
     expect(r.code, r.stderr).toBe(0);
     expect(pod.ip(['rule', 'show'])).not.toMatch(/ipproto tcp lookup/);
   });
