@@ -22,9 +22,9 @@ import type { LinkRx } from './stack/link.js';
 import { Stack } from './stack/stack.js';
 import { ccByName } from './tcp/cc/index.js';
 import { defaultTcpConfig } from './tcp/defaults.js';
-import { Tun, type RxBatch } from './tun/index.js';
-import { capabilitiesNeeded, capabilityNames, holdsCapabilities, ownCapabilities, reexecWithoutCapabilities, takeInheritedTun } from './tun/caps.js';
-import { configureDevice } from './tun/configure.js';
+import type { RxBatch, Tun } from './tun/index.js';
+import { capabilityNames, ownCapabilities } from './tun/caps.js';
+import { openConfiguredDevice } from './tun/configure.js';
 import { IPV4_HEADER_LEN, TCP_HEADER_LEN } from './wire/field.js';
 
 export const VERSION = '0.1.0';
@@ -73,24 +73,11 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   const clock = monotonicClock;
   const hub = new EventHub();
 
-  // After the exec of the capability drop, the device is this process's already, configured.
-  const inherited = opts.dropCapabilities === true ? takeInheritedTun() : null;
-  const tun = Tun.open({ name: config.tun, vnetHdr: true, ...(inherited !== null ? { fd: inherited.fd } : {}) });
-  let deviceChanges: string[] = inherited?.changes ?? [];
-  if (inherited === null) {
-    try {
-      if (opts.netns !== undefined) tun.moveToNetns(opts.netns);
-      // Only what differs: an init container's device, up and configured, needs no capability.
-      deviceChanges = configureDevice(tun, config);
-    } catch (err) {
-      tun.close();
-      throw err;
-    }
-    if (opts.dropCapabilities === true && holdsCapabilities(ownCapabilities())) {
-      // Never returns: this process becomes a fresh synfin without capabilities (src/tun/caps.ts).
-      reexecWithoutCapabilities(tun, capabilitiesNeeded(config.listenPort), deviceChanges);
-    }
-  }
+  const { tun, changes: deviceChanges } = openConfiguredDevice(config, {
+    netns: opts.netns,
+    dropCapabilities: opts.dropCapabilities === true,
+    listenPort: config.listenPort,
+  });
   const mtu = tun.mtu;
   const tcp = defaultTcpConfig({
     mslMs: config.mslSeconds * 1000,

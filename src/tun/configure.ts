@@ -4,7 +4,8 @@
  * read (`ip -j addr show`, `ip -j route show`: no capability), so synfin can attach to a device
  * an init container made and owns nothing it does not need (issue 20, item 7).
  */
-import type { Tun } from './tun.js';
+import { capabilitiesNeeded, holdsCapabilities, ownCapabilities, reexecWithoutCapabilities, takeInheritedTun } from './caps.js';
+import { Tun } from './tun.js';
 
 export interface DeviceSpec {
   mtu: number | null;
@@ -45,4 +46,41 @@ export function configureDevice(tun: Tun, spec: DeviceSpec): string[] {
     changes.push(`route ${r}`);
   }
   return changes;
+}
+
+export interface DeviceOpenOptions {
+  /** Move the device into this network namespace first (the demo). */
+  netns?: string | undefined;
+  /**
+   * Least privilege (`synfin run`): adopt the device handed over by an exec (src/tun/caps.ts);
+   * otherwise, once the device is ready, a process that holds any capability drops them all but
+   * what `listenPort` needs and re-executes itself (this call then never returns).
+   */
+  dropCapabilities?: boolean;
+  listenPort?: number;
+}
+
+/**
+ * Opens (or adopts) the device named in `spec` and brings it to that state. main.ts calls it
+ * before loading the rest of synfin, so the re-exec of the capability drop costs one Node
+ * start-up and not two loads of every module; startSynfin calls it again and adopts the fd.
+ */
+export function openConfiguredDevice(spec: DeviceSpec & { tun: string }, opts: DeviceOpenOptions = {}): { tun: Tun; changes: string[] } {
+  const inherited = opts.dropCapabilities === true ? takeInheritedTun() : null;
+  if (inherited !== null) return { tun: Tun.open({ name: spec.tun, vnetHdr: true, fd: inherited.fd }), changes: inherited.changes };
+  const tun = Tun.open({ name: spec.tun, vnetHdr: true });
+  let changes: string[];
+  try {
+    if (opts.netns !== undefined) tun.moveToNetns(opts.netns);
+    // Only what differs: an init container's device, up and configured, needs no capability.
+    changes = configureDevice(tun, spec);
+  } catch (err) {
+    tun.close();
+    throw err;
+  }
+  if (opts.dropCapabilities === true && holdsCapabilities(ownCapabilities())) {
+    // Never returns: this process becomes a fresh synfin without capabilities (src/tun/caps.ts).
+    reexecWithoutCapabilities(tun, capabilitiesNeeded(opts.listenPort ?? 0), changes);
+  }
+  return { tun, changes };
 }

@@ -64,9 +64,20 @@ describeIfTun('sidecar: app and synfin in one namespace', () => {
   const asApp = (args: string[]) => pod.exec('setpriv', [`--reuid=${APP_UID}`, `--regid=${APP_UID}`, '--clear-groups', ...args]);
   const api = async <T>(p: string): Promise<T> => JSON.parse((await inPod(['curl', '-sS', `${base}${p}`])).stdout) as T;
   const scrape = async (): Promise<string> => (await inPod(['curl', '-sS', `${base}/metrics`])).stdout;
-  /** Packets the kernel has sent into the TUN device (its tx counter). */
-  const tunTxPackets = (): number =>
-    (JSON.parse(pod.ip(['-s', '-j', 'link', 'show', 'dev', tun])) as Array<{ stats64: { tx: { packets: number } } }>)[0]!.stats64.tx.packets;
+  let counters = 0;
+  /**
+   * Counts the TCP packets matching `match` (an nft expression) that the kernel sends into the
+   * device from now on (a postrouting rule in a table of the test's own); returns the reader.
+   */
+  const tunTcpCounter = (match: string): (() => number) => {
+    const name = `c${counters++}`;
+    pod.execSync('nft', ['add', 'counter', 'inet', 'sftest', name]);
+    pod.execSync('nft', [`add rule inet sftest out oifname "${tun}" meta l4proto tcp ${match} counter name ${name}`]);
+    return () => {
+      const out = JSON.parse(pod.execSync('nft', ['-j', 'list', 'counter', 'inet', 'sftest', name])) as { nftables: Array<{ counter?: { packets: number } }> };
+      return out.nftables.find((e) => e.counter !== undefined)!.counter!.packets;
+    };
+  };
   /** An app process (APP_UID) connecting from la:lp to host:port; 'hold' keeps it open until stdin. */
   const appConnect = (la: string, lp: number, host: string, port: number, hold = false): ChildProcess =>
     spawn(
@@ -114,6 +125,7 @@ describeIfTun('sidecar: app and synfin in one namespace', () => {
     // No port exemptions: inbound connections are recognised by conntrack.
     const routed = await inPod([ROUTING, '--tun', tun, '--uid', SYNFIN_UID, '--no-ipv6']);
     expect(routed.code, routed.stderr).toBe(0);
+    pod.execSync('nft', ['-f', '-'], { input: 'table inet sftest {\n chain out {\n  type filter hook postrouting priority 100; policy accept;\n }\n}\n' });
     // An empty capability set: nothing inheritable or ambient, an empty bounding set, so neither
     // synfin nor anything it could exec can hold a capability.
     synfin = pod.spawn('setpriv', [
@@ -198,12 +210,13 @@ describeIfTun('sidecar: app and synfin in one namespace', () => {
   for (const which of ['8080', 'metrics'] as const) {
     it(`an app socket bound to local port ${which} and connecting out still goes through synfin: --deny refuses it, and an allowed one is in /api/connections`, async () => {
       const lp = which === '8080' ? 8080 : metricsPort;
-      const t0 = tunTxPackets();
+      const fromPort = tunTcpCounter(`ip saddr ${podAddr2} tcp sport ${lp}`);
       // Denied: synfin answers the SYN with ICMP administratively prohibited. Without the device
       // in the way the server (listening on deniedAddr too) would have accepted it.
       const denied = await output(appConnect(podAddr2, lp, deniedAddr, 8080));
       expect(denied.trim()).toBe('error EHOSTUNREACH');
-      expect(tunTxPackets()).toBeGreaterThan(t0);
+      // Its SYN went into the device, not out of the pod.
+      expect(fromPort()).toBeGreaterThan(0);
       // Allowed: the connection is one of synfin's, from podAddr2:lp.
       const app = appConnect(podAddr2, lp, srvAddr, 9000, true);
       const done = output(app);
@@ -230,7 +243,8 @@ describeIfTun('sidecar: app and synfin in one namespace', () => {
     );
     try {
       const opened0 = metricValue(await scrape(), 'synfin_tcp_connections_opened_total');
-      const t0 = tunTxPackets();
+      const fromAppServer = tunTcpCounter('tcp sport 8080');
+      const fromMetricsPort = tunTcpCounter(`tcp sport ${metricsPort}`);
       const r = await waitFor('the app server from outside', async () => {
         const x = await srv.exec('curl', ['-sS', '--max-time', '5', `http://${podAddr}:8080/`]);
         return x.code === 0 ? x : null;
@@ -240,7 +254,8 @@ describeIfTun('sidecar: app and synfin in one namespace', () => {
       expect(m.code, m.stderr).toBe(0);
       expect(m.stdout).toContain('synfin_tcp_connections_opened_total');
       // Neither reply went into the device, and synfin proxied nothing.
-      expect(tunTxPackets()).toBe(t0);
+      expect(fromAppServer()).toBe(0);
+      expect(fromMetricsPort()).toBe(0);
       expect(metricValue(await scrape(), 'synfin_tcp_connections_opened_total')).toBe(opened0);
     } finally {
       appServer.kill('SIGKILL');
@@ -250,6 +265,7 @@ describeIfTun('sidecar: app and synfin in one namespace', () => {
   it("the kernel's own packets for synfin's upstream connections (TIME-WAIT ACK, RST for no socket) never enter the device", async () => {
     // synfin's upstream socket closes first (the app ends, synfin half-closes upstream, the
     // server closes back), so it is the one in TIME-WAIT.
+    const appToServer = tunTcpCounter('tcp dport 9000');
     const app = appConnect(podAddr2, 0, srvAddr, 9000, true);
     const done = output(app);
     const row = await waitFor('the connection in /api/connections', async () => {
@@ -263,12 +279,14 @@ describeIfTun('sidecar: app and synfin in one namespace', () => {
       const ss = await inPod(['ss', '-Htn', 'state', 'time-wait', 'src', `${podAddr}:${upstreamPort}`]);
       return ss.stdout.trim() !== '' ? true : null;
     });
-    const t0 = tunTxPackets();
+    // The counters see the device: the app's own packets to the server went in.
+    expect(appToServer()).toBeGreaterThan(0);
+    const fromUpstreamSocket = tunTcpCounter(`tcp sport ${upstreamPort}`);
     const poke = await srv.exec('python3', [TW_POKE, srvAddr, '9000', podAddr, String(upstreamPort)]);
     // Both replies came out of the pod's real interface...
     expect(poke.stdout, poke.stderr).toMatch(/^ack \d+ \d+\nrst \d+\n$/);
-    // ...and nothing went into the device.
-    expect(tunTxPackets()).toBe(t0);
+    // ...and none went into the device.
+    expect(fromUpstreamSocket()).toBe(0);
   }, 30_000);
 
   it("a leaking app's sockets are read from the kernel: appState CLOSE_WAIT, source kernel", async () => {
