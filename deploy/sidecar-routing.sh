@@ -28,9 +28,10 @@
 # RST for a segment that has no socket any more), which carry uid 0 and would otherwise match
 # pref 200. A process of the pod that binds a local port (8080, 9477...) and connects out starts a
 # new, unmarked connection from inside: it goes through synfin like any other. A bare SYN sent
-# from inside clears the mark of the conntrack entry it lands on, so a connection opened from
-# inside can never inherit the mark of an earlier inbound connection with the same addresses and
-# ports. With net.ipv4.tcp_fwmark_accept=1 (set here when /proc/sys is writable) sockets accepted
+# from inside by any uid but UID clears the mark of the conntrack entry it lands on: conntrack
+# replaces an entry in TIME_WAIT or CLOSE on a new SYN by itself, but it accepts a SYN in the
+# reply direction of an inbound entry still in SYN_SENT (a simultaneous open, e.g. onto a SYN from
+# outside that a full listener dropped), which would otherwise carry the inbound mark out. With net.ipv4.tcp_fwmark_accept=1 (set here when /proc/sys is writable) sockets accepted
 # from outside carry the mark themselves, so their route (and MSS) is the real interface's from
 # the SYN-ACK on; without it each of their packets is rerouted in the output hook.
 #

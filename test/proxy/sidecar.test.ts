@@ -262,6 +262,60 @@ describeIfTun('sidecar: app and synfin in one namespace', () => {
     }
   }, 30_000);
 
+  it('a connection opened from inside never inherits the mark of an inbound connection with the same addresses and ports', async () => {
+    // A cooperating outside host sends a SYN from port X to the app's port 8080, and the app's
+    // listener (SO_REUSEPORT, accept queue full) drops it: conntrack keeps the entry, marked as
+    // inbound, in SYN_SENT. The app then connects from 8080 (SO_REUSEPORT too) to X: its SYN is
+    // the reply direction of that entry, a simultaneous open conntrack accepts. Were the mark
+    // kept, that connection would leave the pod directly, past --deny and synfin; the outbound
+    // chain clears the mark on a bare SYN from any uid but synfin's, so it goes through synfin,
+    // whose dial to X finds no listener there (refused).
+    const x = 41_000 + (process.pid % 1000);
+    const app = `
+import socket, sys, time
+def s():
+    k = socket.socket(); k.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); k.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1); return k
+l = s(); l.bind(('${podAddr}', 8080)); l.listen(0)
+print('listening', flush=True)
+sys.stdin.readline()
+c = s(); c.bind(('${podAddr}', 8080)); c.settimeout(5)
+try:
+    c.connect(('${srvAddr}', ${x})); print('connected', flush=True)
+except OSError as e:
+    print('error', e.errno, flush=True)
+`;
+    const appProc = spawn('ip', ['netns', 'exec', pod.name, 'setpriv', `--reuid=${APP_UID}`, `--regid=${APP_UID}`, '--clear-groups', '/usr/bin/python3', '-c', app], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let appOut = '';
+    appProc.stdout?.on('data', (d) => (appOut += d));
+    const appDone = new Promise<void>((r) => appProc.on('exit', () => r()));
+    const outside: ChildProcess[] = [];
+    try {
+      await waitFor('the app listener', async () => (appOut.includes('listening') ? true : null));
+      // One connection fills the accept queue (backlog 0: one queued), the next SYN is dropped.
+      outside.push(srv.spawn(process.execPath, ['-e', `require('net').connect({host:'${podAddr}',port:8080}).on('error',()=>{});setInterval(()=>{},1e9)`]));
+      await new Promise((r) => setTimeout(r, 500));
+      const synSender = srv.spawn(process.execPath, ['-e',
+        `const c=require('net').connect({host:'${podAddr}',port:8080,localPort:${x}});c.on('connect',()=>console.log('outside connected '+c.remoteAddress+':'+c.remotePort));c.on('error',(e)=>console.log('outside '+e.code));setInterval(()=>{},1e9)`]);
+      outside.push(synSender);
+      let outsideOut = '';
+      synSender.stdout?.on('data', (d) => (outsideOut += d));
+      await waitFor('the marked SYN_SENT entry', async () => {
+        const ct = await inPod(['cat', '/proc/net/nf_conntrack']);
+        return ct.stdout.split('\n').some((l) => l.includes('SYN_SENT') && l.includes(`sport=${x} dport=8080`) && /mark=(\d+)/.exec(l)?.[1] === String(0x100000)) ? true : null;
+      });
+      const refused0 = metricValue(await scrape(), 'synfin_upstream_connect_duration_seconds_count', { result: 'refused' });
+      appProc.stdin?.end('go\n');
+      await appDone;
+      // Through synfin: its dial to X was refused, and so was the app (no direct handshake).
+      expect(appOut).toMatch(/error 111/);
+      expect(metricValue(await scrape(), 'synfin_upstream_connect_duration_seconds_count', { result: 'refused' })).toBe(refused0 + 1);
+      expect(outsideOut).not.toMatch(/outside connected/);
+    } finally {
+      appProc.kill('SIGKILL');
+      for (const o of outside) o.kill('SIGKILL');
+    }
+  }, 30_000);
+
   it("the kernel's own packets for synfin's upstream connections (TIME-WAIT ACK, RST for no socket) never enter the device", async () => {
     // synfin's upstream socket closes first (the app ends, synfin half-closes upstream, the
     // server closes back), so it is the one in TIME-WAIT.
