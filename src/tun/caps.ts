@@ -77,9 +77,14 @@ export function capabilityNames(mask: bigint): string[] {
   return names;
 }
 
-/** True when the process could use a capability now or pass one on: the bounding set alone does not count. */
-export function holdsCapabilities(c: CapabilitySets): boolean {
-  return (c.permitted | c.effective | c.ambient | c.inheritable) !== 0n;
+/**
+ * True when the process could use a capability now or pass one on, beyond those named in `keep`:
+ * the bounding set alone does not count.
+ */
+export function holdsCapabilities(c: CapabilitySets, keep: readonly string[] = []): boolean {
+  let allowed = 0n;
+  for (const name of keep) allowed |= 1n << BigInt(CAPABILITY_NUMBERS[name] ?? 63);
+  return ((c.permitted | c.effective | c.ambient | c.inheritable) & ~allowed) !== 0n;
 }
 
 /**

@@ -67,20 +67,27 @@ export interface DeviceOpenOptions {
  */
 export function openConfiguredDevice(spec: DeviceSpec & { tun: string }, opts: DeviceOpenOptions = {}): { tun: Tun; changes: string[] } {
   const inherited = opts.dropCapabilities === true ? takeInheritedTun() : null;
-  if (inherited !== null) return { tun: Tun.open({ name: spec.tun, vnetHdr: true, fd: inherited.fd }), changes: inherited.changes };
-  const tun = Tun.open({ name: spec.tun, vnetHdr: true });
+  let tun: Tun;
   let changes: string[];
-  try {
-    if (opts.netns !== undefined) tun.moveToNetns(opts.netns);
-    // Only what differs: an init container's device, up and configured, needs no capability.
-    changes = configureDevice(tun, spec);
-  } catch (err) {
-    tun.close();
-    throw err;
+  if (inherited !== null) {
+    tun = Tun.open({ name: spec.tun, vnetHdr: true, fd: inherited.fd });
+    changes = inherited.changes;
+  } else {
+    tun = Tun.open({ name: spec.tun, vnetHdr: true });
+    try {
+      if (opts.netns !== undefined) tun.moveToNetns(opts.netns);
+      // Only what differs: an init container's device, up and configured, needs no capability.
+      changes = configureDevice(tun, spec);
+    } catch (err) {
+      tun.close();
+      throw err;
+    }
   }
-  if (opts.dropCapabilities === true && holdsCapabilities(ownCapabilities())) {
+  // Checked after an adoption too: a handed-over fd is no proof that the drop happened.
+  const keep = capabilitiesNeeded(opts.listenPort ?? 0);
+  if (opts.dropCapabilities === true && holdsCapabilities(ownCapabilities(), keep)) {
     // Never returns: this process becomes a fresh synfin without capabilities (src/tun/caps.ts).
-    reexecWithoutCapabilities(tun, capabilitiesNeeded(opts.listenPort ?? 0), changes);
+    reexecWithoutCapabilities(tun, keep, changes);
   }
   return { tun, changes };
 }

@@ -18,7 +18,7 @@ import {
   takeInheritedTun,
 } from '../../src/tun/caps.js';
 import { configureDevice } from '../../src/tun/configure.js';
-import type { LinkState, Tun } from '../../src/tun/tun.js';
+import { Tun, type LinkState } from '../../src/tun/tun.js';
 import { destroyAllNetns, NetNs, uniqueIfName } from '../helpers/netns.js';
 import { describeIfTun } from '../helpers/root.js';
 import { metricValue } from '../helpers/synfin-env.js';
@@ -49,6 +49,11 @@ describe('capability sets', () => {
     // An ordinary non-root process: a full bounding set and nothing else.
     expect(holdsCapabilities({ inheritable: 0n, permitted: 0n, effective: 0n, bounding: 0x1ffffffffffn, ambient: 0n })).toBe(false);
     expect(holdsCapabilities({ inheritable: 0x1000n, permitted: 0n, effective: 0n, bounding: 0n, ambient: 0n })).toBe(true);
+    // What an option needs does not count.
+    const bind = { inheritable: 0x400n, permitted: 0x400n, effective: 0x400n, bounding: 0x400n, ambient: 0x400n };
+    expect(holdsCapabilities(bind, ['net_bind_service'])).toBe(false);
+    expect(holdsCapabilities(bind)).toBe(true);
+    expect(holdsCapabilities({ ...bind, permitted: 0x1400n }, ['net_bind_service'])).toBe(true);
   });
 
   it('capabilitiesNeeded_onlyAPrivilegedListenPortKeepsOne', () => {
@@ -188,6 +193,28 @@ describeIfTun('synfin run: capabilities once the device is ready', () => {
     await ready(ns, p, 80);
     for (const t of threadCaps(p.child.pid!)) expect([t.tid, t.eff, t.prm]).toEqual([t.tid, '0000000000000400', '0000000000000400']);
     expect(p.out()).toMatch(/"capabilities":\["net_bind_service"\]/);
+  }, 60_000);
+
+  it('run_handedATunFdWhileHoldingCapabilities_stillEndsWithNone', async () => {
+    // _SYNFIN_TUN_FD set by someone else is no proof that the drop happened.
+    const ns = NetNs.create('cap');
+    const dev = Tun.open({ name: uniqueIfName('sfcp') });
+    try {
+      dev.moveToNetns(ns.name);
+      ns.linkUp(dev.name);
+      const child = spawn('ip', ['netns', 'exec', ns.name, process.execPath, BIN, 'run', '--tun', dev.name, '--listen', `127.0.0.1:${port}`, '--log-level', 'info'], {
+        stdio: ['ignore', 'pipe', 'pipe', dev.fd],
+        env: { ...process.env, [INHERITED_TUN_FD_ENV]: '3' },
+      });
+      procs.push(child);
+      let out = '';
+      child.stdout?.on('data', (d) => (out += d));
+      child.stderr?.on('data', (d) => (out += d));
+      await ready(ns, { child, out: () => out }, port);
+      for (const t of threadCaps(child.pid!)) expect([t.tid, t.eff, t.prm, t.amb, t.inh]).toEqual([t.tid, ZERO, ZERO, ZERO, ZERO]);
+    } finally {
+      dev.close();
+    }
   }, 60_000);
 
   it('run_withoutCapabilities_onADeviceThatIsDown_failsSayingWhy_andChangesNothing', async () => {
