@@ -14,7 +14,7 @@
  * first one left it, and goes on. Cost: one more Node start-up, once.
  */
 import fs from 'node:fs';
-import { SynfinError } from '../errors.js';
+import { CapabilityError } from '../errors.js';
 import { loadAddon } from './native.js';
 import type { Tun } from './tun.js';
 
@@ -116,20 +116,20 @@ export function takeInheritedTun(env: NodeJS.ProcessEnv = process.env): { fd: nu
   delete env[INHERITED_CHANGES_ENV];
   if (raw === undefined) return null;
   const fd = Number(raw);
-  if (!Number.isInteger(fd) || fd < 3) throw new SynfinError('ERR_CAPABILITIES', `${INHERITED_TUN_FD_ENV}="${raw}" is not a file descriptor`);
+  if (!Number.isInteger(fd) || fd < 3) throw new CapabilityError(`${INHERITED_TUN_FD_ENV}="${raw}" is not a file descriptor`);
   return { fd, changes: changes === undefined || changes === '' ? [] : changes.split('\n') };
 }
 
 /**
  * Drops every capability but `keep` in this thread, sets no_new_privs and re-executes synfin
  * (same node, node flags, script and arguments) with `tun`'s fd left open. Never returns; throws
- * ERR_CAPABILITIES when the kernel refuses.
+ * CapabilityError (ERR_CAPABILITIES) when the kernel refuses.
  */
 export function reexecWithoutCapabilities(tun: Tun, keep: readonly string[], changes: readonly string[]): never {
   const addon = loadAddon();
   const numbers = keep.map((name) => {
     const n = CAPABILITY_NUMBERS[name];
-    if (n === undefined) throw new SynfinError('ERR_CAPABILITIES', `unknown capability "${name}"`);
+    if (n === undefined) throw new CapabilityError(`unknown capability "${name}"`);
     return n;
   });
   const env: string[] = [];
@@ -142,7 +142,7 @@ export function reexecWithoutCapabilities(tun: Tun, keep: readonly string[], cha
     addon.dropCapabilities(numbers);
     addon.execve(process.execPath, argv, env, tun.fd);
   } catch (err) {
-    throw new SynfinError('ERR_CAPABILITIES', `cannot give up capabilities once the device is ready: ${(err as Error).message}`, { cause: err });
+    throw new CapabilityError(`cannot give up capabilities once the device is ready: ${(err as Error).message}`, { cause: err });
   }
-  throw new SynfinError('ERR_CAPABILITIES', 'execve returned');
+  throw new CapabilityError('execve returned');
 }
