@@ -483,6 +483,8 @@ describe('deploy/compose.yaml', () => {
   it('compose_netns_setsLooseReversePathFiltering', () => {
     // The routing script cannot write /proc/sys in a container; a strict host value would stop it.
     expect(s.netns?.sysctls?.['net.ipv4.conf.all.rp_filter']).toBe(2);
+    // Sockets accepted from outside carry the routing mark from their SYN on.
+    expect(s.netns?.sysctls?.['net.ipv4.tcp_fwmark_accept']).toBe(1);
   });
 
   it('compose_netns_isReachableAsSynfinOnThePort', () => {
