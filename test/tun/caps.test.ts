@@ -4,10 +4,10 @@
  * thread, no_new_privs, re-exec with the TUN fd). Root tests run the real CLI in namespaces and
  * read /proc/<pid>/task/<tid>/status of every thread; the rest are unit tests.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   capabilitiesNeeded,
   capabilityNames,
@@ -26,6 +26,11 @@ import { metricValue } from '../helpers/synfin-env.js';
 const ROOT = path.join(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'bin/synfin.js');
 const SYNFIN_UID = '10477';
+
+// The CLI runs from dist/.
+beforeAll(() => {
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'ignore' });
+}, 120_000);
 
 const STATUS = `Name:\tnode
 CapInh:\t0000000000000000
@@ -70,6 +75,18 @@ describe('capability sets', () => {
     expect(env).toEqual({ PATH: '/bin' });
     expect(takeInheritedTun(env)).toBeNull();
     expect(() => takeInheritedTun({ [INHERITED_TUN_FD_ENV]: '1' })).toThrow(/not a file descriptor/);
+  });
+});
+
+describe('synfin run --help', () => {
+  it('help_saysWhichCapabilitiesAreNeededAndWhatIsKept', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const r = spawnSync(process.execPath, [BIN, 'run', '--help'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    const text = r.stdout.replace(/\s+/g, ' ');
+    expect(text).toMatch(/Capabilities: creating the TUN device, or changing it .* needs CAP_NET_ADMIN/);
+    expect(text).toMatch(/already in the state asked for needs none/);
+    expect(text).toMatch(/gives up every capability .* keeps only CAP_NET_BIND_SERVICE, and only when --listen is on a port below/);
   });
 });
 
