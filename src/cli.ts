@@ -31,7 +31,7 @@ function buildProgram(onRun: (flags: RawOptions, configFile: string | undefined)
   }
   run.addHelpText(
     'after',
-    '\nEvery option can also be given as an environment variable SYNFIN_<NAME> (e.g. SYNFIN_LISTEN=0.0.0.0:9477;\nlists comma-separated). Precedence: flag > environment > --config file > default.\n\nExamples:\n  sudo synfin run --tun synfin0 --address 198.18.0.1/15 --route 198.18.0.0/15\n  sudo synfin run --msl 0.5 --idle-timeout 300 --deny 169.254.169.254/32',
+    '\nEvery option can also be given as an environment variable SYNFIN_<NAME> (e.g. SYNFIN_LISTEN=0.0.0.0:9477;\nlists comma-separated). Precedence: flag > environment > --config file > default.\n\nCapabilities: creating the TUN device, or changing it (--mtu, --address, --route, bringing it up)\nneeds CAP_NET_ADMIN; attaching to a device owned by synfin\u2019s uid that is already in the state\nasked for needs none (synfin then changes nothing). Once the device is ready synfin gives up every\ncapability (it re-executes itself without them) before it listens or dials; it keeps only\nCAP_NET_BIND_SERVICE, and only when --listen is on a port below net.ipv4.ip_unprivileged_port_start.\n\nExamples:\n  sudo synfin run --tun synfin0 --address 198.18.0.1/15 --route 198.18.0.0/15\n  sudo synfin run --msl 0.5 --idle-timeout 300 --deny 169.254.169.254/32',
   );
   run.action(async (opts: Record<string, string | string[] | undefined>) => {
     const { config, ...flags } = opts;

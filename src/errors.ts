@@ -98,3 +98,15 @@ export class ConfigError extends SynfinError {
     this.name = 'ConfigError';
   }
 }
+
+/**
+ * synfin could not give up its capabilities once the device was ready (capset, prctl or the
+ * re-exec failed), or was handed a TUN fd that is not one (src/tun/caps.ts). It does not go on
+ * with capabilities it was meant to drop.
+ */
+export class CapabilityError extends SynfinError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ERR_CAPABILITIES', message, options);
+    this.name = 'CapabilityError';
+  }
+}

@@ -1,10 +1,19 @@
 /**
  * `synfin run`: start the proxy and keep it running until SIGTERM/SIGINT. The only entry point
- * that opens the TUN device and listens (through runtime.ts).
+ * that opens the TUN device and listens (through runtime.ts), and the one that gives up its
+ * capabilities once the device is ready (src/tun/caps.ts).
  */
 import type { Config } from './config.js';
-import { startSynfin } from './runtime.js';
 
 export async function runProxy(config: Config): Promise<void> {
-  await startSynfin(config, { installSignalHandlers: true });
+  // A process holding capabilities readies the device and re-executes itself without them
+  // before the rest of synfin (Fastify, prom-client, the stack) is even loaded: the exec then
+  // costs one Node start-up. After the exec, or without capabilities, this does nothing here.
+  const { holdsCapabilities, ownCapabilities, INHERITED_TUN_FD_ENV } = await import('./tun/caps.js');
+  if (process.env[INHERITED_TUN_FD_ENV] === undefined && holdsCapabilities(ownCapabilities())) {
+    const { openConfiguredDevice } = await import('./tun/configure.js');
+    openConfiguredDevice(config, { dropCapabilities: true, listenPort: config.listenPort });
+  }
+  const { startSynfin } = await import('./runtime.js');
+  await startSynfin(config, { installSignalHandlers: true, dropCapabilities: true });
 }

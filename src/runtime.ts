@@ -22,7 +22,9 @@ import type { LinkRx } from './stack/link.js';
 import { Stack } from './stack/stack.js';
 import { ccByName } from './tcp/cc/index.js';
 import { defaultTcpConfig } from './tcp/defaults.js';
-import { Tun, type RxBatch } from './tun/index.js';
+import type { RxBatch, Tun } from './tun/index.js';
+import { capabilityNames, ownCapabilities } from './tun/caps.js';
+import { openConfiguredDevice } from './tun/configure.js';
 import { IPV4_HEADER_LEN, TCP_HEADER_LEN } from './wire/field.js';
 
 export const VERSION = '0.1.0';
@@ -58,6 +60,12 @@ export interface StartOptions {
    * use the host's network while the namespace's traffic arrives on the device.
    */
   netns?: string;
+  /**
+   * Least privilege (`synfin run`): once the device is ready, a process that holds any capability
+   * drops them all but what its options need and re-executes itself (src/tun/caps.ts); the new
+   * process adopts the device. Off for the demo, which keeps what it needs to remove what it made.
+   */
+  dropCapabilities?: boolean;
 }
 
 export async function startSynfin(config: Config, opts: StartOptions = {}): Promise<Synfin> {
@@ -65,17 +73,11 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   const clock = monotonicClock;
   const hub = new EventHub();
 
-  const tun = Tun.open({ name: config.tun, vnetHdr: true });
-  try {
-    if (opts.netns !== undefined) tun.moveToNetns(opts.netns);
-    if (config.mtu !== null) tun.setMtu(config.mtu);
-    for (const a of config.addresses) tun.addAddress(a);
-    tun.up();
-    for (const r of config.routes) tun.addRoute(r);
-  } catch (err) {
-    tun.close();
-    throw err;
-  }
+  const { tun, changes: deviceChanges } = openConfiguredDevice(config, {
+    netns: opts.netns,
+    dropCapabilities: opts.dropCapabilities === true,
+    listenPort: config.listenPort,
+  });
   const mtu = tun.mtu;
   const tcp = defaultTcpConfig({
     mslMs: config.mslSeconds * 1000,
@@ -227,7 +229,18 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   if (addr !== null && typeof addr === 'object') proxy.listenGuard.set(addr.address, addr.port);
   else proxy.listenGuard.set(config.listenHost, config.listenPort);
   ready = true;
-  logger.info({ tun: tun.name, mtu, listen: listenUrl, version: VERSION }, 'synfin ready');
+  const caps = ownCapabilities();
+  logger.info(
+    {
+      tun: tun.name,
+      mtu,
+      listen: listenUrl,
+      version: VERSION,
+      deviceChanges,
+      capabilities: capabilityNames(caps.effective | caps.permitted | caps.ambient),
+    },
+    'synfin ready',
+  );
 
   let shutdownPromise: Promise<void> | null = null;
   const shutdown = (reason = 'shutdown'): Promise<void> => {

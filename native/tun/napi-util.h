@@ -190,4 +190,7 @@ void InitSocketTable(Napi::Env env, Napi::Object exports);
 // upstream.cc: exports.UpstreamPoller and the upstream socket operations (src/proxy/upstream.ts).
 void InitUpstream(Napi::Env env, Napi::Object exports);
 
+// native/tun/caps.cc: dropCapabilities, execve.
+void InitCaps(Napi::Env env, Napi::Object exports);
+
 }  // namespace synfin

@@ -89,7 +89,8 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
                        });
   }
 
-  // new TunDevice(name: string, opts: { vnetHdr: boolean })
+  // new TunDevice(name: string, opts: { vnetHdr: boolean, fd?: number }): with fd, adopts that open
+  // TUN fd (see AdoptFd) instead of opening /dev/net/tun.
   explicit TunDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunDevice>(info), env_(info.Env()) {
     Napi::Env env = info.Env();
     if (!info[0].IsString()) {
@@ -112,44 +113,13 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
       return;
     }
 
-    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-      SystemError(env, errno, "open", "/dev/net/tun").ThrowAsJavaScriptException();
-      return;
+    int inherited = -1;
+    if (info[1].IsObject()) {
+      Napi::Value f = info[1].As<Napi::Object>().Get("fd");
+      if (f.IsNumber()) inherited = f.As<Napi::Number>().Int32Value();
     }
-
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
-    memcpy(ifr.ifr_name, name.data(), name.size());
-    // Attaches to an existing TUN device of that name (e.g. one made persistent with
-    // `ip tuntap add`), or creates it. EBUSY when another fd already holds it.
-    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-      int err = errno;
-      close(fd);
-      SystemError(env, err, "TUNSETIFF", name).ThrowAsJavaScriptException();
-      return;
-    }
-    name_.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
-
-    if (vnet) {
-      int sz = kVnetHdrLen;
-      if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0) {
-        int err = errno;
-        close(fd);
-        SystemError(env, err, "TUNSETVNETHDRSZ", name_).ThrowAsJavaScriptException();
-        return;
-      }
-      // The kernel may hand us partial checksums (VIRTIO_NET_HDR_F_NEEDS_CSUM) and TCP segments
-      // up to 64 KB (GSO), and accepts the same from us.
-      unsigned int offload = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
-      if (ioctl(fd, TUNSETOFFLOAD, offload) < 0) {
-        int err = errno;
-        close(fd);
-        SystemError(env, err, "TUNSETOFFLOAD", name_).ThrowAsJavaScriptException();
-        return;
-      }
-    }
+    int fd = inherited >= 0 ? AdoptFd(env, inherited, name, &vnet) : OpenFd(env, name, vnet);
+    if (fd < 0) return;
 
     int rc = 0;
     PollBox* box = PollBox::Open(env, fd, this, &rc);
@@ -162,6 +132,76 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     box_ = box;
     fd_ = fd;
     vnet_ = vnet;
+  }
+
+  // Opens /dev/net/tun and attaches it to (or creates) device `name`; -1 with an exception pending.
+  int OpenFd(Napi::Env env, const std::string& name, bool vnet) {
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+      SystemError(env, errno, "open", "/dev/net/tun").ThrowAsJavaScriptException();
+      return -1;
+    }
+
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
+    memcpy(ifr.ifr_name, name.data(), name.size());
+    // Attaches to an existing TUN device of that name (e.g. one made persistent with
+    // `ip tuntap add`), or creates it. EBUSY when another fd already holds it.
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+      int err = errno;
+      close(fd);
+      SystemError(env, err, "TUNSETIFF", name).ThrowAsJavaScriptException();
+      return -1;
+    }
+    name_.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+
+    if (vnet) {
+      int sz = kVnetHdrLen;
+      if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0) {
+        int err = errno;
+        close(fd);
+        SystemError(env, err, "TUNSETVNETHDRSZ", name_).ThrowAsJavaScriptException();
+        return -1;
+      }
+      // The kernel may hand us partial checksums (VIRTIO_NET_HDR_F_NEEDS_CSUM) and TCP segments
+      // up to 64 KB (GSO), and accepts the same from us.
+      unsigned int offload = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+      if (ioctl(fd, TUNSETOFFLOAD, offload) < 0) {
+        int err = errno;
+        close(fd);
+        SystemError(env, err, "TUNSETOFFLOAD", name_).ThrowAsJavaScriptException();
+        return -1;
+      }
+    }
+    return fd;
+  }
+
+  // Takes over `fd`, already attached to TUN device `name` by the process that exec'ed this one
+  // (src/tun/caps.ts): no capability needed. The vnet header size and offloads were set on that
+  // open file and stay; the fd gets O_NONBLOCK and FD_CLOEXEC again. -1 with an exception pending.
+  int AdoptFd(Napi::Env env, int fd, const std::string& name, bool* vnet) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    if (ioctl(fd, TUNGETIFF, &ifr) < 0) {
+      SystemError(env, errno, "TUNGETIFF", name).ThrowAsJavaScriptException();
+      return -1;
+    }
+    std::string got(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+    if ((ifr.ifr_flags & IFF_TUN) == 0 || (ifr.ifr_flags & IFF_NO_PI) == 0 || got != name) {
+      SystemError(env, EINVAL, "TUNGETIFF", name + " (fd " + std::to_string(fd) + " is " + got + ")")
+          .ThrowAsJavaScriptException();
+      return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    int fdfl = fcntl(fd, F_GETFD);
+    if (fl < 0 || fdfl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0 || fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) != 0) {
+      SystemError(env, errno, "fcntl", name).ThrowAsJavaScriptException();
+      return -1;
+    }
+    name_ = got;
+    *vnet = (ifr.ifr_flags & IFF_VNET_HDR) != 0;
+    return fd;
   }
 
   ~TunDevice() override { Release(); }
@@ -621,6 +661,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("localEndpoint", Napi::Function::New(env, LocalEndpoint, "localEndpoint"));
   InitSocketTable(env, exports);
   InitUpstream(env, exports);
+  InitCaps(env, exports);
   exports.Set("IFNAMSIZ", Napi::Number::New(env, IFNAMSIZ));
   exports.Set("VNET_HDR_LEN", Napi::Number::New(env, kVnetHdrLen));
   return exports;

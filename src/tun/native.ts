@@ -123,7 +123,16 @@ export interface NativeTunAddon {
   upstreamShutdown(fd: number): number;
   /** close(2), with SO_LINGER 0 first (a RST) when reset: 0 or -errno. */
   upstreamClose(fd: number, reset: boolean): number;
-  open(name: string, opts: { vnetHdr: boolean }): NativeTunDevice;
+  /** Opens /dev/net/tun and attaches to (or creates) `name`; with `fd`, adopts that TUN fd instead (src/tun/caps.ts). */
+  open(name: string, opts: { vnetHdr: boolean; fd?: number }): NativeTunDevice;
+  /**
+   * The calling thread keeps only the capabilities numbered in `keep` (and holds): bounding set
+   * (when CAP_SETPCAP allows), ambient, inheritable, permitted, effective; sets no_new_privs.
+   * Other threads are untouched: see native/tun/caps.cc for why an exec follows.
+   */
+  dropCapabilities(keep: readonly number[]): void;
+  /** execve(2) with `keepFd` left open across it; throws the errno when it fails (never returns otherwise). */
+  execve(file: string, argv: readonly string[], env: readonly string[], keepFd: number): never;
   tcpInfo(fd: number, out: Float64Array): boolean;
   localEndpoint(fd: number, out: Uint32Array): boolean;
   SocketTable: new (closedMemoryMs: number, maxClosed: number, forceProc: boolean) => NativeSocketTable;

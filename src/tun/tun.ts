@@ -45,6 +45,19 @@ export interface TunOpenOptions {
   slotSize?: number;
   /** Network namespace the device's ip commands run in (`ip -n NS`); default: the current one. */
   netns?: string;
+  /**
+   * Adopt this open TUN fd (attached to `name` by the process that exec'ed this one, see
+   * src/tun/caps.ts) instead of opening /dev/net/tun: no capability needed.
+   */
+  fd?: number;
+}
+
+/** What `ip -j addr show` says about the device: read without any capability. */
+export interface LinkState {
+  up: boolean;
+  mtu: number;
+  /** 'ADDR/PREFIXLEN', as the kernel prints them. */
+  addresses: string[];
 }
 
 /** Traffic counters, plain numbers (read them from a metrics collect()). Bytes are IP bytes, vnet header excluded. */
@@ -165,7 +178,7 @@ export class Tun extends EventEmitter implements LinkTx {
     const addon = loadAddon();
     let device: NativeTunDevice;
     try {
-      device = addon.open(name, { vnetHdr });
+      device = addon.open(name, options.fd !== undefined ? { vnetHdr, fd: options.fd } : { vnetHdr });
     } catch (err) {
       throw tunOpenError(err, name);
     }
@@ -245,6 +258,25 @@ export class Tun extends EventEmitter implements LinkTx {
   /** Routes `cidr` (IPv4 or IPv6) through the device. */
   addRoute(cidr: string, opts?: IpOptions): void {
     runIp(['route', 'add', cidr, 'dev', this.name], this.ipOpts(opts));
+  }
+
+  /** The device's administrative state, MTU and addresses (reading needs no capability). */
+  linkState(opts?: IpOptions): LinkState {
+    const out = runIp(['-j', 'addr', 'show', 'dev', this.name], this.ipOpts(opts));
+    const link = (JSON.parse(out) as Array<{ flags?: string[]; mtu?: number; addr_info?: Array<{ local?: string; prefixlen?: number }> }>)[0];
+    return {
+      up: link?.flags?.includes('UP') === true,
+      mtu: link?.mtu ?? 0,
+      addresses: (link?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`),
+    };
+  }
+
+  /** Whether a route for exactly `cidr` ('default' included) through this device exists. */
+  hasRoute(cidr: string, opts?: IpOptions): boolean {
+    const family = cidr.includes(':') ? '-6' : '-4';
+    const sel = cidr === 'default' ? ['default'] : ['exact', cidr];
+    const out = runIp([family, '-j', 'route', 'show', ...sel, 'dev', this.name], this.ipOpts(opts)).trim();
+    return out !== '' && out !== '[]';
   }
 
   up(opts?: IpOptions): void {

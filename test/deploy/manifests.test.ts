@@ -143,6 +143,11 @@ describe('deploy/Dockerfile', () => {
     expect(included('dist')).toBe(false);
   });
 
+  it('dockerfile_runtime_installsNftables', () => {
+    // sidecar-routing.sh marks connections with nft.
+    expect(instructions(runtime, 'RUN').join('\n')).toMatch(/apt-get install [^\n]*\bnftables\b/);
+  });
+
   it('dockerfile_runtime_installsIproute2', () => {
     expect(instructions(runtime, 'RUN').join('\n')).toMatch(/apt-get install[^\n]*\biproute2\b/);
   });
@@ -276,6 +281,7 @@ interface K8sContainer {
     runAsUser?: number;
     runAsNonRoot?: boolean;
     allowPrivilegeEscalation?: boolean;
+    readOnlyRootFilesystem?: boolean;
     capabilities?: { add?: string[]; drop?: string[] };
   };
   volumeMounts?: Array<{ name: string; mountPath: string }>;
@@ -366,18 +372,27 @@ describe('deploy/kubernetes/sidecar.yaml', () => {
     expect(config.shutdownGraceSeconds).toBeLessThan(pod.terminationGracePeriodSeconds ?? 30);
   });
 
-  it('k8s_synfin_runsTheImagesSynfinRun', () => {
-    expect(synfin.command).toBeUndefined(); // the image's entrypoint raises CAP_NET_ADMIN
+  it('k8s_synfin_runsSynfinRunWithoutTheCapabilityRaisingEntrypoint', () => {
+    // The image's entrypoint (setpriv raising CAP_NET_ADMIN) would fail without the capability in
+    // the bounding set; node runs the package's bin directly.
+    expect(synfin.command).toEqual(['node', path.posix.join(workdir, pkg.bin.synfin!)]);
     expect(synfin.args).toEqual(['run']);
   });
 
-  it('k8s_synfin_isNonRootWithOnlyNetAdmin', () => {
+  it('k8s_synfin_isNonRootWithNoCapabilityNoEscalationAndAReadOnlyRoot', () => {
     const sc = synfin.securityContext!;
     expect(sc.runAsNonRoot).toBe(true);
     expect(sc.runAsUser).toBe(SYNFIN_UID);
-    expect(sc.capabilities).toEqual({ drop: ['ALL'], add: ['NET_ADMIN'] });
-    // The capability comes from a file capability, which no_new_privs would ignore.
-    expect(sc.allowPrivilegeEscalation).toBe(true);
+    expect(sc.capabilities).toEqual({ drop: ['ALL'] });
+    expect(sc.allowPrivilegeEscalation).toBe(false);
+    expect(sc.readOnlyRootFilesystem).toBe(true);
+  });
+
+  it('k8s_routing_createsTheDeviceForSynfinsUid_andOnlyItHoldsNetAdmin', () => {
+    // sidecar-routing.sh makes the device with `ip tuntap add ... user UID` and brings it up.
+    expect(readRepoFile('deploy', 'sidecar-routing.sh')).toMatch(/ip tuntap add dev "\$tun" mode tun user "\$uid"/);
+    const withCaps = all.filter((c) => (c.securityContext?.capabilities?.add ?? []).length > 0).map((c) => c.name);
+    expect(withCaps).toEqual(['synfin-routing']);
   });
 
   it('k8s_devNetTun_isAHostPathCharDeviceMountedInSynfinAndTheRouting', () => {
@@ -398,7 +413,9 @@ describe('deploy/kubernetes/sidecar.yaml', () => {
     for (const a of args.filter((x) => x.startsWith('--'))) expect(routingOptions, a).toContain(a);
     expect(optionValue(args, '--uid')).toBe(String(SYNFIN_UID));
     expect(optionValue(args, '--tun')).toBe(env.SYNFIN_TUN);
-    expect(optionValue(args, '--metrics-port')).toBe(String(PORT));
+    // Ports are no way around the device any more: the options do nothing and are not used.
+    expect(args).not.toContain('--metrics-port');
+    expect(args).not.toContain('--keep-port');
   });
 
   it('k8s_app_runsAsAnotherUidWithoutCapabilities', () => {
@@ -418,6 +435,7 @@ interface ComposeService {
   environment?: Record<string, string>;
   cap_add?: string[];
   cap_drop?: string[];
+  security_opt?: string[];
   devices?: string[];
   network_mode?: string;
   networks?: Record<string, { aliases?: string[] }>;
@@ -456,7 +474,8 @@ describe('deploy/compose.yaml', () => {
     for (const a of words.filter((x) => x.startsWith('--'))) expect(routingOptions, a).toContain(a);
     expect(optionValue(words, '--uid')).toBe(String(SYNFIN_UID));
     expect(optionValue(words, '--tun')).toBe(synfinEnv.SYNFIN_TUN);
-    expect(optionValue(words, '--metrics-port')).toBe(String(PORT));
+    expect(words).not.toContain('--metrics-port');
+    expect(words).not.toContain('--keep-port');
     expect(ns.cap_add).toEqual(['NET_ADMIN']);
     expect(ns.devices).toContain('/dev/net/tun:/dev/net/tun');
   });
@@ -464,6 +483,8 @@ describe('deploy/compose.yaml', () => {
   it('compose_netns_setsLooseReversePathFiltering', () => {
     // The routing script cannot write /proc/sys in a container; a strict host value would stop it.
     expect(s.netns?.sysctls?.['net.ipv4.conf.all.rp_filter']).toBe(2);
+    // Sockets accepted from outside carry the routing mark from their SYN on.
+    expect(s.netns?.sysctls?.['net.ipv4.tcp_fwmark_accept']).toBe(1);
   });
 
   it('compose_netns_isReachableAsSynfinOnThePort', () => {
@@ -471,13 +492,15 @@ describe('deploy/compose.yaml', () => {
     expect(s.netns?.ports).toContain(`127.0.0.1:${PORT}:${PORT}`);
   });
 
-  it('compose_synfin_sharesTheNamespaceWithOnlyNetAdminAndTheTunDevice', () => {
+  it('compose_synfin_sharesTheNamespaceWithNoCapabilityAndTheTunDevice', () => {
     const sv = s.synfin!;
     expect(sv.network_mode).toBe('service:netns');
     expect(sv.user).toBeUndefined(); // the image's user, the uid the rules exempt
+    expect(sv.entrypoint).toEqual(['node', path.posix.join(workdir, pkg.bin.synfin!)]);
     expect(sv.command).toEqual(['run']);
     expect(sv.cap_drop).toEqual(['ALL']);
-    expect(sv.cap_add).toEqual(['NET_ADMIN']);
+    expect(sv.cap_add ?? []).toEqual([]);
+    expect(sv.security_opt).toContain('no-new-privileges:true');
     expect(sv.devices).toContain('/dev/net/tun:/dev/net/tun');
   });
 

@@ -84,16 +84,17 @@ function routeDevice(ns: NetNs, family: '-4' | '-6', dest: string, selectors: st
 }
 
 describeIfTun('sidecar-routing.sh: rules and routes', () => {
-  it('setup_existingTun_installsUidLoopbackKeepPortAndCatchAllRules', async () => {
+  it('setup_existingTun_installsUidLoopbackMarkAndCatchAllRules', async () => {
     const { ns, tun } = namespaceWithTun();
-    await runOk(ns, ['--tun', tun, '--uid', UID, '--keep-port', '8080']);
+    const r = await runOk(ns, ['--tun', tun, '--uid', UID, '--keep-port', '8080']);
+    // Ports are no longer a way around the device: the option is accepted and does nothing.
+    expect(r.stderr).toMatch(/--keep-port have no effect/);
     expect(rules(ns, '-4')).toEqual([
       '0: from all lookup local',
       `100: from all uidrange ${UID}-${UID} lookup main`,
       `101: from all uidrange ${UID}-${UID} unreachable`,
       '110: from all to 127.0.0.0/8 lookup local',
-      '120: from all ipproto tcp sport 9477 lookup main',
-      '120: from all ipproto tcp sport 8080 lookup main',
+      '120: from all fwmark 0x100000/0x100000 lookup main',
       '200: from all ipproto tcp lookup 100',
       '32766: from all lookup main',
       '32767: from all lookup default',
@@ -108,7 +109,7 @@ describeIfTun('sidecar-routing.sh: rules and routes', () => {
       `100: from all uidrange ${UID}-${UID} lookup main`,
       `101: from all uidrange ${UID}-${UID} unreachable`,
       '110: from all to ::1 lookup local',
-      '120: from all ipproto tcp sport 9477 lookup main',
+      '120: from all fwmark 0x100000/0x100000 lookup main',
       '200: from all ipproto tcp lookup 100',
       '32766: from all lookup main',
     ]);
@@ -137,16 +138,56 @@ describeIfTun('sidecar-routing.sh: rules and routes', () => {
     expect([rules(ns, '-4'), rules(ns, '-6'), table(ns, '-4'), table(ns, '-6')]).toEqual(first);
   });
 
-  it('setup_rerunWithAnotherUidAndPorts_replacesTheStaleRules', async () => {
+  it('setup_rerunWithAnotherUidAndMark_replacesTheStaleRulesAndTheMarking', async () => {
     const { ns, tun } = namespaceWithTun();
-    await runOk(ns, ['--tun', tun, '--uid', UID, '--keep-port', '8080']);
-    await runOk(ns, ['--tun', tun, '--uid', OTHER_UID]);
+    await runOk(ns, ['--tun', tun, '--uid', UID]);
+    await runOk(ns, ['--tun', tun, '--uid', OTHER_UID, '--mark', '0x40']);
     const now = rules(ns, '-4');
     expect(now.filter((r) => r.includes('uidrange'))).toEqual([
       `100: from all uidrange ${OTHER_UID}-${OTHER_UID} lookup main`,
       `101: from all uidrange ${OTHER_UID}-${OTHER_UID} unreachable`,
     ]);
-    expect(now.filter((r) => r.includes('sport'))).toEqual(['120: from all ipproto tcp sport 9477 lookup main']);
+    expect(now.filter((r) => r.startsWith('120:'))).toEqual(['120: from all fwmark 0x40/0x40 lookup main']);
+    const nft = ns.execSync('nft', ['list', 'table', 'inet', 'synfin']);
+    expect(nft).toContain(`meta skuid ${OTHER_UID} ct mark set ct mark | 0x00000040`);
+    expect(nft).not.toContain(`skuid ${UID} `);
+  });
+
+  it('setup_sourcePortRulesOfEarlierVersions_areRemoved', async () => {
+    // The rules the script used to make ("replies" by source port): a way around the device.
+    const { ns, tun } = namespaceWithTun();
+    ns.ip(['rule', 'add', 'ipproto', 'tcp', 'sport', '8080', 'lookup', 'main', 'priority', '120']);
+    ns.ip(['-6', 'rule', 'add', 'ipproto', 'tcp', 'sport', '9477', 'lookup', 'main', 'priority', '120']);
+    await runOk(ns, ['--tun', tun, '--uid', UID]);
+    expect(rules(ns, '-4').filter((r) => r.includes('sport'))).toEqual([]);
+    expect(rules(ns, '-6').filter((r) => r.includes('sport'))).toEqual([]);
+  });
+
+  it('setup_marksInboundAndSynfinsConnections_inOneNftTable', async () => {
+    const { ns, tun } = namespaceWithTun();
+    await runOk(ns, ['--tun', tun, '--uid', UID]);
+    const nft = ns
+      .execSync('nft', ['list', 'table', 'inet', 'synfin'])
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.length > 0);
+    expect(nft).toEqual([
+      'table inet synfin {',
+      'chain inbound {',
+      'type filter hook prerouting priority mangle; policy accept;',
+      `meta l4proto tcp ct state new iifname != { "lo", "${tun}" } ct mark set ct mark | 0x00100000`,
+      'ct mark & 0x00100000 == 0x00100000 meta mark set meta mark | 0x00100000',
+      '}',
+      'chain outbound {',
+      'type route hook output priority mangle; policy accept;',
+      `meta l4proto tcp ct state new meta skuid ${UID} ct mark set ct mark | 0x00100000`,
+      `tcp flags syn / syn,ack meta skuid != ${UID} ct mark set ct mark & 0xffefffff`,
+      `meta skuid ${UID} accept`,
+      'ct mark & 0x00100000 == 0x00100000 meta mark set meta mark | 0x00100000',
+      '}',
+      '}',
+    ]);
+    expect(ns.execSync('cat', ['/proc/sys/net/ipv4/tcp_fwmark_accept']).trim()).toBe('1');
   });
 
   it('setup_missingTun_createsAPersistentTunOwnedByTheUid', async () => {
@@ -215,6 +256,7 @@ describeIfTun('sidecar-routing.sh: rules and routes', () => {
     expect([rules(ns, '-4'), rules(ns, '-6')]).toEqual(before);
     expect(table(ns, '-4')).toBe('');
     expect(table(ns, '-6')).toBe('');
+    expect(ns.execSync('nft', ['list', 'tables'])).not.toContain('synfin');
     expect(ns.links()).toContain(tun);
   });
 
@@ -276,13 +318,18 @@ describeIfTun('sidecar-routing.sh: what the kernel then routes where', () => {
     expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'icmp'])).toBe(eth);
   });
 
-  it('routeLookup_repliesFromTheMetricsAndKeptPorts_useTheOrdinaryRoute', async () => {
+  it('routeLookup_markedPackets_useTheOrdinaryRoute_whateverTheirSourcePort', async () => {
     const { ns, tun, eth } = routedNamespace();
-    await runOk(ns, ['--tun', tun, '--uid', UID, '--metrics-port', '9555', '--keep-port', '8080']);
-    expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp', 'sport', '9555'])).toBe(eth);
-    expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp', 'sport', '8080'])).toBe(eth);
-    expect(routeDevice(ns, '-6', DEST6, ['ipproto', 'tcp', 'sport', '9555'])).toBe(eth);
+    await runOk(ns, ['--tun', tun, '--uid', UID, '--mark', '0x40']);
+    expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp', 'mark', '0x40'])).toBe(eth);
+    expect(routeDevice(ns, '-6', DEST6, ['ipproto', 'tcp', 'mark', '0x40'])).toBe(eth);
+    // Other mark bits are someone else's.
+    expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp', 'mark', '0x4f0'])).toBe(eth);
+    expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp', 'mark', '0x20'])).toBe(tun);
+    // A source port is no exemption any more (the app's server port, the metrics port).
+    expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp', 'sport', '8080'])).toBe(tun);
     expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp', 'sport', '9477'])).toBe(tun);
+    expect(routeDevice(ns, '-6', DEST6, ['ipproto', 'tcp', 'sport', '9477'])).toBe(tun);
   });
 
   it('routeLookup_loopbackAndOwnAddresses_stayLocal', async () => {
@@ -309,6 +356,8 @@ describeIfTun('sidecar-routing.sh: bad usage', () => {
     ['a non-numeric uid', ['--uid', 'synfin'], /--uid: "synfin" is not a numeric uid/],
     ['the main table', ['--table', '254'], /--table: 254 is a reserved table/],
     ['a port out of range', ['--keep-port', '70000'], /--keep-port: "70000" is not a port/],
+    ['a mark of zero', ['--mark', '0'], /--mark: "0" is not a mark/],
+    ['a mark that is not a number', ['--mark', 'red'], /--mark: "red" is not a mark/],
     ['an unknown argument', ['--frobnicate'], /unknown argument "--frobnicate"/],
     ['--delete-tun without --remove', ['--delete-tun'], /--delete-tun only goes with --remove/],
     ['a bad interface name', ['--tun', 'this-name-is-too-long'], /--tun: .* is not a valid interface name/],
@@ -330,7 +379,7 @@ describe('sidecar-routing.sh: --help', () => {
     const { spawnSync } = await import('node:child_process');
     const r = spawnSync('bash', [SCRIPT, '--help'], { encoding: 'utf8' });
     expect(r.status).toBe(0);
-    for (const opt of ['--tun', '--uid', '--table', '--metrics-port', '--keep-port', '--no-ipv6', '--remove', '--delete-tun']) {
+    for (const opt of ['--tun', '--uid', '--table', '--mark', '--metrics-port', '--keep-port', '--no-ipv6', '--remove', '--delete-tun']) {
       expect(r.stdout).toContain(opt);
     }
   });
