@@ -425,6 +425,8 @@ export interface HarnessOptions {
   mslMs: number;
   rcvBufBytes: number;
   sndBufBytes: number;
+  /** Owners consume what arrives: every other one at once ('alternate'), or none ('never'). */
+  ownersConsume: 'alternate' | 'never';
 }
 
 export const DEFAULT_HARNESS_OPTIONS: HarnessOptions = {
@@ -433,6 +435,7 @@ export const DEFAULT_HARNESS_OPTIONS: HarnessOptions = {
   mslMs: 2000,
   rcvBufBytes: 64 * 1024,
   sndBufBytes: 64 * 1024,
+  ownersConsume: 'alternate',
 };
 
 /** Largest single write an owner makes (the send-buffer bound allows one write past the limit). */
@@ -834,7 +837,7 @@ export class StackFuzzHarness {
     const req = this.pending.splice(index % this.pending.length, 1)[0]!;
     if (how === 'accept') {
       const flow = this.flows.findIndex((f) => f.matchesKey(req.flow));
-      const owner = new Owner(this, flow, (req.id & 1) === 0);
+      const owner = new Owner(this, flow, this.opts.ownersConsume === 'alternate' && (req.id & 1) === 0);
       const conn = this.stack.acceptPending(req, owner);
       if (conn !== null) {
         owner.conn = conn;
@@ -853,7 +856,7 @@ export class StackFuzzHarness {
     this.owners.delete(conn);
   }
 
-  private ownerOf(flow: number): Owner | null {
+  ownerOf(flow: number): Owner | null {
     for (const o of this.owners.values()) if (o.flow === flow) return o;
     return null;
   }
