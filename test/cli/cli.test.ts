@@ -2,7 +2,7 @@
  * The command line as a user meets it: `synfin` from bin/, built by `npm run build`.
  * Bad input ends in one line on stderr and exit code 2, never a stack trace.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -134,4 +134,98 @@ describeIfTun('synfin CLI with devices', () => {
     expect(code).toBe(0);
     expect(out).toMatch(/synfin stopped/);
   });
+});
+
+/** In the namespace: an echo server on 127.0.0.1 that never closes first. Prints its port. */
+const ECHO_SERVER = `
+const net = require('node:net');
+const srv = net.createServer((s) => { s.on('data', (d) => s.write(d)); s.on('error', () => {}); });
+srv.listen(0, '127.0.0.1', () => console.log(srv.address().port));
+`;
+
+/**
+ * In the namespace: one connection through synfin, a byte every 100 ms, each echo counted. Prints
+ * 'open', then 'echo N T' per echo and how the connection ended: 'error CODE T' or 'end T'
+ * (T: ms since start).
+ */
+const PINGER = `
+const net = require('node:net');
+const t0 = Date.now();
+const s = net.connect({ host: process.argv[1], port: Number(process.argv[2]) });
+let n = 0;
+s.on('connect', () => { console.log('open'); setInterval(() => s.write('x'), 100).unref(); });
+s.on('data', (d) => { n += d.length; console.log('echo ' + n + ' ' + (Date.now() - t0)); });
+s.on('error', (e) => { console.log('error ' + e.code + ' ' + (Date.now() - t0)); process.exit(0); });
+s.on('end', () => { console.log('end ' + (Date.now() - t0)); process.exit(0); });
+`;
+
+describeIfTun('--shutdown-grace', () => {
+  it('on SIGTERM open connections get the grace, then RST; /readyz is 503 meanwhile; exit 0', async () => {
+    const GRACE = 3;
+    const ns = NetNs.create('grace');
+    const children: ChildProcess[] = [];
+    try {
+      const lines = (child: ChildProcess): { text: () => string } => {
+        let out = '';
+        child.stdout!.on('data', (d) => (out += d));
+        return { text: () => out };
+      };
+      const until = async (what: string, ok: () => boolean, ms = 15_000): Promise<void> => {
+        const deadline = Date.now() + ms;
+        while (!ok()) {
+          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+      const server = ns.spawn(process.execPath, ['-e', ECHO_SERVER]);
+      children.push(server);
+      const serverOut = lines(server);
+      await until('the echo server', () => serverOut.text().includes('\n'));
+      const port = Number(serverOut.text().trim());
+
+      const n = (process.pid % 200) + 20;
+      const synfinChild = ns.spawn(process.execPath, [
+        BIN, 'run', '--tun', `sfgr${process.pid % 10000}`, '--address', `198.18.${n}.1/24`, '--listen', '127.0.0.1:9477',
+        '--map', `198.18.${n}.0/24=127.0.0.1`, '--shutdown-grace', String(GRACE),
+      ]);
+      children.push(synfinChild);
+      const synfinOut = lines(synfinChild);
+      let stderr = '';
+      synfinChild.stderr!.on('data', (d) => (stderr += d));
+      await until('synfin ready', () => synfinOut.text().includes('synfin ready'));
+      const readyz = async (): Promise<string> => (await ns.exec('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '2', 'http://127.0.0.1:9477/readyz'])).stdout;
+      expect(await readyz()).toBe('200');
+
+      const pinger = ns.spawn(process.execPath, ['-e', PINGER, `198.18.${n}.2`, String(port)]);
+      children.push(pinger);
+      const pingOut = lines(pinger);
+      await until('echoes through synfin', () => /echo 3 /.test(pingOut.text()));
+
+      const exited = new Promise<number | null>((r) => synfinChild.once('exit', r));
+      const termAt = Date.now();
+      synfinChild.kill('SIGTERM');
+      // Within the grace: not ready, and the open connection still carries bytes.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await readyz()).toBe('503');
+      const echoesAtTerm = Number(/echo (\d+) /.exec(pingOut.text().split('\n').filter((l) => l.startsWith('echo')).at(-1)!)![1]);
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(await readyz()).toBe('503');
+      const echoesLater = Number(/echo (\d+) /.exec(pingOut.text().split('\n').filter((l) => l.startsWith('echo')).at(-1)!)![1]);
+      expect(echoesLater).toBeGreaterThan(echoesAtTerm + 3);
+
+      // The grace over: the connection is reset (not closed with a FIN), then synfin exits 0.
+      await until('the connection to end', () => /^(error|end) /m.test(pingOut.text()), (GRACE + 10) * 1000);
+      const endedAfter = Date.now() - termAt;
+      expect(pingOut.text()).toMatch(/^error ECONNRESET /m);
+      expect(endedAfter).toBeGreaterThanOrEqual(GRACE * 1000 - 200);
+      expect(endedAfter).toBeLessThan(GRACE * 1000 + 3000);
+      expect(await exited).toBe(0);
+      expect(synfinOut.text()).toMatch(/grace period over: resetting the remaining connections/);
+      expect(synfinOut.text()).toMatch(/synfin stopped/);
+      expect(stderr).toBe('');
+    } finally {
+      for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+      ns.destroy();
+    }
+  }, 60_000);
 });

@@ -146,11 +146,35 @@ export interface PacketOp {
   mutation: Mutation;
   /** Recompute the checksums after mutating, so the mutation gets past the parser. */
   fixChecksums: boolean;
+  /**
+   * Deliver as the link does when the vnet header says the kernel checksummed the packet
+   * (`checksumKnownGood`): the TCP checksum is not verified, so a mutation that breaks it still
+   * reaches the TCP header checks and the state machine.
+   */
+  known: boolean;
+}
+
+/**
+ * Random bytes of any length up to a jumbo-ish MTU. `shape` other than 'noise' gives them an
+ * IPv4 or IPv6 header of one of the fuzzer's flows (addresses and ports, TCP as the protocol,
+ * optionally consistent lengths, a 20-byte TCP header and valid checksums), so full-size random
+ * segments get past the parser into the table and the state machine.
+ */
+export interface RawOp {
+  op: 'raw';
+  bytes: Uint8Array;
+  shape: 'noise' | 'v4' | 'v6';
+  flow: number;
+  fixLengths: boolean;
+  /** Data offset 5: no options, so the random bytes are flags, numbers and payload. */
+  plainHeader: boolean;
+  fixChecksums: boolean;
+  known: boolean;
 }
 
 export type Op =
   | PacketOp
-  | { op: 'raw'; bytes: Uint8Array }
+  | RawOp
   | { op: 'advance'; ms: number }
   | { op: 'owner'; flow: number; action: 'write' | 'close' | 'abort' | 'consume'; bytes: number }
   | { op: 'decide'; index: number; how: 'accept' | RejectHow | 'quiet' };
@@ -209,7 +233,7 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
       .map((at): Mutation => ({ kind: 'flip', at })),
   },
   { weight: 1, arbitrary: fc.nat({ max: 80 }).map((keep): Mutation => ({ kind: 'truncate', keep })) },
-  { weight: 1, arbitrary: fc.array(fc.nat({ max: 255 }), { minLength: 1, maxLength: 16 }).map((extra): Mutation => ({ kind: 'extend', extra })) },
+  { weight: 1, arbitrary: fc.array(fc.nat({ max: 255 }), { minLength: 1, maxLength: 16, size: 'max' }).map((extra): Mutation => ({ kind: 'extend', extra })) },
   {
     weight: 1,
     arbitrary: fc
@@ -235,11 +259,30 @@ export const packetOpArb: fc.Arbitrary<PacketOp> = fc.record({
   sack: fc.array(fc.integer({ min: -5000, max: 70000 }), { maxLength: 4 }),
   mutation: mutationArb,
   fixChecksums: fc.boolean(),
+  known: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+});
+
+/** Longest raw packet drawn: past a 1500-byte MTU (fast-check draws ~10 bytes unless `size` says otherwise). */
+export const RAW_MAX_LENGTH = 1600;
+
+export const rawOpArb: fc.Arbitrary<RawOp> = fc.record({
+  op: fc.constant('raw' as const),
+  bytes: fc.oneof(
+    fc.uint8Array({ minLength: 0, maxLength: RAW_MAX_LENGTH, size: 'max' }),
+    // Full-size frames on their own (the line above favours short ones).
+    fc.integer({ min: 1000, max: RAW_MAX_LENGTH }).chain((n) => fc.uint8Array({ minLength: n, maxLength: n })),
+  ),
+  shape: fc.constantFrom('noise' as const, 'v4' as const, 'v4' as const, 'v6' as const),
+  flow: fc.nat({ max: FLOW_COUNT - 1 }),
+  fixLengths: fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+  plainHeader: fc.boolean(),
+  fixChecksums: fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+  known: fc.boolean(),
 });
 
 export const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 12, arbitrary: packetOpArb },
-  { weight: 1, arbitrary: fc.uint8Array({ minLength: 0, maxLength: 120 }).map((bytes): Op => ({ op: 'raw', bytes })) },
+  { weight: 2, arbitrary: rawOpArb },
   {
     weight: 2,
     arbitrary: fc
@@ -382,6 +425,8 @@ export interface HarnessOptions {
   mslMs: number;
   rcvBufBytes: number;
   sndBufBytes: number;
+  /** Owners consume what arrives: every other one at once ('alternate'), or none ('never'). */
+  ownersConsume: 'alternate' | 'never';
 }
 
 export const DEFAULT_HARNESS_OPTIONS: HarnessOptions = {
@@ -390,6 +435,7 @@ export const DEFAULT_HARNESS_OPTIONS: HarnessOptions = {
   mslMs: 2000,
   rcvBufBytes: 64 * 1024,
   sndBufBytes: 64 * 1024,
+  ownersConsume: 'alternate',
 };
 
 /** Largest single write an owner makes (the send-buffer bound allows one write past the limit). */
@@ -412,6 +458,16 @@ export class StackFuzzHarness {
   packets = 0;
   /** Count of packets by how they ended (for the long run's report). */
   readonly outcomes = new Map<string, number>();
+  /**
+   * Coverage of the input space (so a test can check the generator did not shrink back to tiny
+   * inputs): the longest packet and raw packet delivered, raw packets the parser took as TCP
+   * (full-size random segments inside the stack), and packets that reached the stack only
+   * because the checksum was known good (their TCP checksum is wrong).
+   */
+  readonly coverage = { maxPacketLength: 0, maxRawLength: 0, rawTcp: 0, rawTcpOver1000: 0, knownGoodBadChecksum: 0 };
+  private readonly strictParser = new PacketParser();
+  private readonly strictSeg = new Segment();
+  private readonly strictKey = new FlowKey();
   private readonly parser = new PacketParser();
   private readonly seg = new Segment();
   private readonly key = new FlowKey();
@@ -465,10 +521,10 @@ export class StackFuzzHarness {
   run(op: Op): void {
     switch (op.op) {
       case 'packet':
-        this.deliver(this.build(op));
+        this.deliver(this.build(op), op.known);
         break;
       case 'raw':
-        this.deliver(Buffer.from(op.bytes));
+        this.deliver(this.buildRaw(op), op.known, true);
         break;
       case 'advance':
         this.clock.advance(op.ms);
@@ -582,6 +638,39 @@ export class StackFuzzHarness {
     return pkt;
   }
 
+  /** A raw op's bytes, shaped as one of the flows' IP packets unless 'noise' (see RawOp). */
+  buildRaw(op: RawOp): Buffer {
+    const pkt = Buffer.from(op.bytes);
+    if (op.shape === 'noise') return pkt;
+    const f = this.flows[op.flow]!;
+    if (op.shape === 'v4') {
+      if (pkt.length < 40) return pkt;
+      pkt[0] = 0x45;
+      if (op.fixLengths) pkt.writeUInt16BE(pkt.length, 2);
+      pkt.writeUInt16BE(pkt[6]! & 0x40 ? 0x4000 : 0, 6); // DF or nothing: no fragments
+      pkt[9] = 6;
+      pkt.writeUInt32BE(f.src[3]!, 12);
+      pkt.writeUInt32BE(f.dst[3]!, 16);
+      pkt.writeUInt16BE(f.srcPort, 20);
+      pkt.writeUInt16BE(f.dstPort, 22);
+      if (op.plainHeader) pkt[32] = (5 << 4) | (pkt[32]! & 0x0f);
+    } else {
+      if (pkt.length < 60) return pkt;
+      pkt[0] = 0x60 | (pkt[0]! & 0x0f);
+      if (op.fixLengths) pkt.writeUInt16BE(pkt.length - 40, 4);
+      pkt[6] = 6;
+      for (let i = 0; i < 4; i++) {
+        pkt.writeUInt32BE(f.src[i]!, 8 + i * 4);
+        pkt.writeUInt32BE(f.dst[i]!, 24 + i * 4);
+      }
+      pkt.writeUInt16BE(f.srcPort, 40);
+      pkt.writeUInt16BE(f.dstPort, 42);
+      if (op.plainHeader) pkt[52] = (5 << 4) | (pkt[52]! & 0x0f);
+    }
+    if (op.fixChecksums) fixChecksums(pkt);
+    return pkt;
+  }
+
   /** What a well-behaved peer sends next on the op's flow (see PacketOp.auto). */
   private wellBehaved(op: PacketOp): PacketOp {
     const f = this.flows[op.flow]!;
@@ -631,9 +720,21 @@ export class StackFuzzHarness {
   }
 
   /** Feed one packet to the stack and check that it was accepted or counted as a drop. */
-  deliver(pkt: Buffer): void {
+  deliver(pkt: Buffer, known = false, raw = false): void {
     this.packets++;
-    const verdict = this.parser.parse(pkt, 0, pkt.length, false, this.seg, this.key);
+    const verdict = this.parser.parse(pkt, 0, pkt.length, known, this.seg, this.key);
+    const cov = this.coverage;
+    if (pkt.length > cov.maxPacketLength) cov.maxPacketLength = pkt.length;
+    if (raw) {
+      if (pkt.length > cov.maxRawLength) cov.maxRawLength = pkt.length;
+      if (verdict === 'tcp') {
+        cov.rawTcp++;
+        if (pkt.length > 1000) cov.rawTcpOver1000++;
+      }
+    }
+    if (known && verdict === 'tcp' && this.strictParser.parse(pkt, 0, pkt.length, false, this.strictSeg, this.strictKey) === 'checksum') {
+      cov.knownGoodBadChecksum++;
+    }
     const kindBefore: EntryKind = verdict === 'tcp' ? this.entryKind(this.key) : 'none';
     const flags = this.seg.flags;
     const drops0 = this.dropTotal;
@@ -643,7 +744,7 @@ export class StackFuzzHarness {
     const probe = { calls: 0, last: null as DropReason | null };
     processProbe = probe;
     try {
-      this.stack.input(pkt, 0, pkt.length, false);
+      this.stack.input(pkt, 0, pkt.length, known);
       this.stack.flush();
     } finally {
       processProbe = null;
@@ -736,7 +837,7 @@ export class StackFuzzHarness {
     const req = this.pending.splice(index % this.pending.length, 1)[0]!;
     if (how === 'accept') {
       const flow = this.flows.findIndex((f) => f.matchesKey(req.flow));
-      const owner = new Owner(this, flow, (req.id & 1) === 0);
+      const owner = new Owner(this, flow, this.opts.ownersConsume === 'alternate' && (req.id & 1) === 0);
       const conn = this.stack.acceptPending(req, owner);
       if (conn !== null) {
         owner.conn = conn;
@@ -755,7 +856,7 @@ export class StackFuzzHarness {
     this.owners.delete(conn);
   }
 
-  private ownerOf(flow: number): Owner | null {
+  ownerOf(flow: number): Owner | null {
     for (const o of this.owners.values()) if (o.flow === flow) return o;
     return null;
   }

@@ -3,7 +3,7 @@
  * (what RFC 9293 prescribes for the closes we made, the kernel's own `ss`, the bytes we sent),
  * with the real kernel as the app over the TUN device.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
@@ -14,6 +14,29 @@ import { describeIfTun } from '../helpers/root.js';
 import { metricValue, startSynfinEnv, type SynfinEnv } from '../helpers/synfin-env.js';
 
 const CLIENT = path.join(import.meta.dirname, '../helpers/kernel-client.mjs');
+
+/**
+ * GET /api/events, then no reading until a line on stdin; then copy to stdout. A 4 KiB receive
+ * buffer and a 536-byte MSS: on loopback (64 KiB MSS) the sender's kernel buffer autotunes to
+ * megabytes, and a reader that stops reading holds more in the kernel than synfin's queue.
+ */
+const SLOW_READER = `
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, 536)
+s.connect(('127.0.0.1', int(sys.argv[1])))
+s.sendall(b'GET /api/events HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\n\\r\\n')
+buf = b''
+while b'synfin state transitions' not in buf:
+    buf += s.recv(4096)
+sys.stdout.buffer.write(buf); sys.stdout.flush()
+sys.stdin.readline()
+while True:
+    d = s.recv(65536)
+    if not d: break
+    sys.stdout.buffer.write(d); sys.stdout.flush()
+`;
 
 interface Row {
   id: number;
@@ -244,22 +267,52 @@ describeIfTun('metrics against ground truth', () => {
   }, 30_000);
 
   it('a slow /api/events reader does not slow the proxy; it is told what it missed', async () => {
-    // A reader that connects and never reads.
-    const sock = net.connect({ host: '127.0.0.1', port: Number(new URL(env.synfin.listenUrl).port) });
-    await new Promise((r) => sock.once('connect', r));
-    sock.write('GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n');
-    sock.pause();
-    const started = Date.now();
-    const r = await env.ns.exec(process.execPath, [CLIENT, 'connections', env.serverAddr, String(linePort), '1500', '20', 'client']);
-    expect(JSON.parse(r.stdout)).toEqual({ ok: 1500, failed: 0, errors: {} });
-    expect(Date.now() - started).toBeLessThan(30_000);
-    // Now read what was queued: bounded, and it says events were dropped.
+    const transitions = async () => metricValue(await env.metrics(), 'synfin_tcp_state_transitions_total');
+    // A reader that stops reading once subscribed (the response has begun), with a small socket
+    // receive buffer: a paused Node socket goes on reading into a kernel buffer that autotunes to
+    // tens of MB on loopback, and then nothing is ever dropped.
+    const reader = spawn('python3', ['-c', SLOW_READER, new URL(env.synfin.listenUrl).port], { stdio: ['pipe', 'pipe', 'inherit'] });
     let got = '';
-    sock.on('data', (d) => (got += d.toString()));
-    sock.resume();
-    await new Promise((r) => setTimeout(r, 500));
-    sock.destroy();
-    expect(got.length).toBeLessThan(8 * 1024 * 1024);
+    reader.stdout.on('data', (d: Buffer) => (got += d.toString()));
+    await waitFor('the stream to begin', async () => got, (g) => g.includes('synfin state transitions'), 5000);
+    const before = await transitions();
+    const started = Date.now();
+    // 2,000 connections: 10,000 events of ~200 bytes, twice the 1 MiB queue.
+    const r = await env.ns.exec(process.execPath, [CLIENT, 'connections', env.serverAddr, String(linePort), '2000', '20', 'client']);
+    expect(JSON.parse(r.stdout)).toEqual({ ok: 2000, failed: 0, errors: {} });
+    expect(Date.now() - started).toBeLessThan(40_000);
+    // Now read what was queued: bounded, and it says events were dropped. The count rides on the
+    // next event delivered after the queue drains: one more connection gives it one.
+    reader.stdin.write('go\n');
+    await new Promise((res) => setTimeout(res, 500));
+    const queued = got.length;
+    expect(queued).toBeGreaterThan(0);
+    const one = await env.ns.exec(process.execPath, [CLIENT, 'connections', env.serverAddr, String(linePort), '1', '1', 'client']);
+    expect(JSON.parse(one.stdout).ok).toBe(1);
+    // Every transition since the reader subscribed was either delivered to it or counted in a
+    // `dropped` field: delivered + dropped equals the stack's own transition counter.
+    const tally = () => {
+      let delivered = 0;
+      let dropped = 0;
+      for (const m of got.matchAll(/data: (.*)\n/g)) {
+        delivered++;
+        dropped += (JSON.parse(m[1]!) as { dropped: number }).dropped;
+      }
+      return { delivered, dropped };
+    };
+    const last = await waitFor(
+      'delivered + dropped = transitions',
+      async () => ({ ...tally(), transitions: (await transitions()) - before }),
+      (t) => t.delivered + t.dropped === t.transitions,
+      10_000,
+    );
+    reader.kill();
+    // The queue (1 MiB) plus what the small socket buffers hold.
+    expect(queued).toBeLessThan(2 * 1024 * 1024);
+    // 2,001 connections opened and closed: at least 5 transitions each.
+    expect(last.transitions).toBeGreaterThanOrEqual(2001 * 5);
+    expect(last.dropped).toBeGreaterThan(1000);
+    expect(last.delivered).toBeGreaterThan(0);
   }, 60_000);
 });
 

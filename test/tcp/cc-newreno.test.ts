@@ -198,7 +198,7 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
       fc.record({ k: fc.constant('idle' as const) }),
     );
     fc.assert(
-      fc.property(fc.array(event, { maxLength: 100 }), (events) => {
+      fc.property(fc.array(event, { maxLength: 100, size: 'max' }), (events) => {
         const c = newReno(SMSS, 0);
         let now = 0;
         for (const e of events) {

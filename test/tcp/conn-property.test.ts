@@ -293,7 +293,7 @@ describe('TcpConn under random segments (fast-check)', () => {
   for (const variant of VARIANTS) {
     it(`invariants hold for any segment sequence (${variant.name})`, () => {
       fc.assert(
-        fc.property(fc.integer({ min: 0, max: FIXTURES.length - 1 }), fc.array(actionArb, { minLength: 1, maxLength: 80 }), (fi, actions) => {
+        fc.property(fc.integer({ min: 0, max: FIXTURES.length - 1 }), fc.array(actionArb, { minLength: 1, maxLength: 80, size: 'max' }), (fi, actions) => {
           const fixture = variant.ts ? established : FIXTURES[fi]![1];
           run(variant, fixture, actions);
         }),

@@ -128,7 +128,7 @@ describe('Receiver: ingest', () => {
   it('reassembly matches the sent stream for any arrival order (model check, across the wrap)', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(fc.nat(5999), fc.integer({ min: 1, max: 1500 }), fc.boolean()), { minLength: 1, maxLength: 60 }),
+        fc.array(fc.tuple(fc.nat(5999), fc.integer({ min: 1, max: 1500 }), fc.boolean()), { minLength: 1, maxLength: 60, size: 'max' }),
         (arrivals) => {
           const source = Buffer.alloc(6000);
           for (let i = 0; i < source.length; i++) source[i] = (i * 7 + 3) & 0xff;

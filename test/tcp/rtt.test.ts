@@ -160,8 +160,9 @@ describe('RttEstimator (RFC 6298)', () => {
       fc.property(
         fc.array(fc.oneof(fc.double({ min: 0, max: 120_000, noNaN: true }), fc.constant(-1)), {
           maxLength: 50,
+          size: 'max',
         }),
-        fc.array(fc.boolean(), { maxLength: 50 }),
+        fc.array(fc.boolean(), { maxLength: 50, size: 'max' }),
         (samples, backoffs) => {
           const e = est();
           for (let i = 0; i < samples.length; i++) {

@@ -106,7 +106,7 @@ describe('SendBuffer', () => {
               max: fc.integer({ min: 1, max: 4 }),
             }),
           ),
-          { maxLength: 80 },
+          { maxLength: 80, size: 'max' },
         ),
         (ops) => {
           const b = new SendBuffer();
@@ -156,7 +156,7 @@ describe('SendBuffer', () => {
             consumeOp,
             fc.record({ op: fc.constant('clear' as const) }),
           ),
-          { maxLength: 60 },
+          { maxLength: 60, size: 'max' },
         ),
         (ops) => {
           const b = new SendBuffer();

@@ -83,25 +83,40 @@ describe('onesSum (RFC 1071)', () => {
   });
 
   it('property_matches_reference_for_random_data', () => {
+    // The word loop starts at 64 bytes (WORD_LOOP_MIN): lengths up to a jumbo-ish packet, drawn
+    // whole (size 'max'; fast-check's default draws ~10 bytes and never leaves the byte loop),
+    // at even and odd offsets, odd and even lengths. Counted, so the property cannot silently
+    // go back to short inputs.
+    const reached = { evenAddrEvenLen: 0, evenAddrOddLen: 0, oddAddrEvenLen: 0, oddAddrOddLen: 0, over1500: 0 };
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 0, maxLength: 3000 }), fc.nat(16), (bytes, pad) => {
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 3000, size: 'max' }), fc.nat(16), (bytes, pad) => {
         const b = placed(bytes, pad);
         expect(onesSum(b, pad, bytes.length)).toBe(refSum(bytes));
+        if (bytes.length >= 64) {
+          const key = `${pad % 2 === 0 ? 'even' : 'odd'}Addr${bytes.length % 2 === 0 ? 'Even' : 'Odd'}Len` as const;
+          reached[key]++;
+          if (bytes.length > 1500) reached.over1500++;
+        }
       }),
       { numRuns: 300 },
     );
+    for (const [path, n] of Object.entries(reached)) expect(n, path).toBeGreaterThan(10);
   });
 
   it('property_sums_of_adjacent_even_ranges_combine', () => {
+    // Both parts past 64 bytes some of the time (word loop on each side), so size 'max'.
+    let bothWordLoop = 0;
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 0, maxLength: 400 }), fc.nat(200), (bytes, cut) => {
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 400, size: 'max' }), fc.nat(200), (bytes, cut) => {
         const split = Math.min(cut * 2, bytes.length & ~1);
         const b = Buffer.from(bytes);
         const first = onesSum(b, 0, split);
         expect(onesSum(b, split, b.length - split, first)).toBe(onesSum(b, 0, b.length));
+        if (split >= 64 && b.length - split >= 64) bothWordLoop++;
       }),
       { numRuns: 200 },
     );
+    expect(bothWordLoop).toBeGreaterThan(10);
   });
 });
 
