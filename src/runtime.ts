@@ -18,7 +18,7 @@ import { DestinationPolicy } from './proxy/policy.js';
 import { monotonicClock } from './stack/clock.js';
 import { EventHub } from './stack/events.js';
 import { ImpairedRx, ImpairedTx, parseFaultSpec, type FaultCounters } from './stack/fault.js';
-import type { LinkRx } from './stack/link.js';
+import type { LinkRx } from './wire/link.js';
 import { Stack } from './stack/stack.js';
 import { ccByName } from './tcp/cc/index.js';
 import { defaultTcpConfig } from './tcp/defaults.js';

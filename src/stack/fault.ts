@@ -4,7 +4,7 @@
  * this is how tests (and `synfin run --impair`) put a bad network in front of the stack. It is
  * off the fast path: impaired packets are copied.
  */
-import type { LinkRx, LinkTx } from './link.js';
+import type { LinkRx, LinkTx } from '../wire/link.js';
 
 export interface FaultSpec {
   /** PRNG seed: the same seed and traffic give the same faults. */

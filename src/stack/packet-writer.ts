@@ -6,13 +6,13 @@
  * segment longer than its gsoSize goes as one TSO super-segment that the kernel cuts up, or
  * delivers whole to the local socket: no per-1500-byte work on our side.
  */
-import { OutSegment, TcpFlag } from '../tcp/segment.js';
+import { OutSegment, TcpFlag } from '../wire/segment.js';
 import { IPV4_HEADER_LEN, IPV6_HEADER_LEN, TCP_HEADER_LEN } from '../wire/field.js';
 import { Icmpv4UnreachableCode, Icmpv6UnreachableCode } from '../wire/icmp.js';
 import { finishTcpChecksum, writeIcmpUnreachable, writeTcpPacket } from '../wire/packet.js';
-import { VNET_HDR_LEN, writeVnetNone, writeVnetTcpCsum, writeVnetTcpGso } from '../tun/vnet.js';
+import { VNET_HDR_LEN, writeVnetNone, writeVnetTcpCsum, writeVnetTcpGso } from '../wire/vnet.js';
 import type { FlowTuple } from './flow-table.js';
-import type { LinkTx } from './link.js';
+import type { LinkTx } from '../wire/link.js';
 
 /** What the writer needs of a connection: its send-buffer bytes. */
 export interface PayloadSource {

@@ -13,7 +13,7 @@ import { TcpConn, rstForUnknown, type ConnHandler } from '../tcp/conn.js';
 import type { TcpConfig } from '../tcp/config.js';
 import type { ConnIdentity, ResetReason } from '../tcp/events.js';
 import { IsnGenerator } from '../tcp/isn.js';
-import { OutSegment, Segment, TcpFlag } from '../tcp/segment.js';
+import { OutSegment, Segment, TcpFlag } from '../wire/segment.js';
 import { seqAdd } from '../tcp/seq.js';
 import { State } from '../tcp/state.js';
 import { deriveKey } from '../tcp/siphash.js';
@@ -32,7 +32,7 @@ import { DeadlineHeap, type Schedulable } from './deadline-heap.js';
 import { EventHub } from './events.js';
 import { FlowHasher, FlowTable, FlowTuple, SlotColumns, type FlowEntry, type FlowKeyLike } from './flow-table.js';
 import { PacketWriter } from './packet-writer.js';
-import type { LinkRx, LinkTx } from './link.js';
+import type { LinkRx, LinkTx } from '../wire/link.js';
 
 /** Domain word of the flow table's key, derived from the stack's secret: "FLW1". */
 const FLOW_KEY_DOMAIN = 0x464c5731;

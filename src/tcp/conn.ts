@@ -35,7 +35,7 @@ import { SynfinError } from '../errors.js';
 import type { TcpConfig } from './config.js';
 import type { CloseReason, ConnIdentity, DropReason, ResetReason, TcpEventSink } from './events.js';
 import { RcvFlag, Receiver } from './rcv.js';
-import { OutSegment, Segment, TcpFlag } from './segment.js';
+import { OutSegment, Segment, TcpFlag } from '../wire/segment.js';
 import { AckFlag, SendKind, SendPlan, Sender } from './snd.js';
 import type { ChunkReleaseSink, ViewSink } from './send-buffer.js';
 import { seqAdd, seqGt, seqGeq, seqLeq } from './seq.js';

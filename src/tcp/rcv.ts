@@ -25,7 +25,7 @@
  * in a preallocated Uint32Array. Only bytes inside the window are ever stored, so memory is
  * bounded by the window; the number of ranges is bounded too (`MAX_OOO_RANGES`).
  */
-import { MAX_SACK_BLOCKS } from './segment.js';
+import { MAX_SACK_BLOCKS } from '../wire/segment.js';
 import { seqAdd, seqDiff, seqGt, seqInWindow, seqLeq, seqLt } from './seq.js';
 
 /** Most disjoint out-of-order ranges kept; new data that would need another range is dropped. */

@@ -18,8 +18,8 @@ import type { CongestionController } from './cc/controller.js';
 import type { TcpConfig } from './config.js';
 import { RttEstimator } from './rtt.js';
 import { DUP_THRESH, SackScoreboard } from './sack-scoreboard.js';
-import type { Segment } from './segment.js';
-import { TcpFlag } from './segment.js';
+import type { Segment } from '../wire/segment.js';
+import { TcpFlag } from '../wire/segment.js';
 import { SendBuffer } from './send-buffer.js';
 import { seqAdd, seqDiff, seqGeq, seqGt, seqLeq, seqLt } from './seq.js';
 

@@ -19,7 +19,7 @@
  */
 import type { TcpConfig } from './config.js';
 import type { CloseReason, ConnIdentity, TcpEventSink } from './events.js';
-import { OutSegment, Segment, TcpFlag } from './segment.js';
+import { OutSegment, Segment, TcpFlag } from '../wire/segment.js';
 import { seqAdd, seqGt, seqLt } from './seq.js';
 import { State } from './state.js';
 

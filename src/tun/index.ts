@@ -4,5 +4,5 @@ export { runIp, linkMtu } from './ip.js';
 export type { IpOptions } from './ip.js';
 export { tunOpenError, loadAddon, ADDON_PATH } from './native.js';
 export type { NativeTunDevice, NativeTunAddon } from './native.js';
-export * from './vnet.js';
+export * from '../wire/vnet.js';
 export * from './tcp-info.js';

@@ -16,7 +16,7 @@ import { emitIcmpEcho, emitIcmpUnreachable, icmpErrorQuoteLength, Icmpv4Type, Ic
 import { Ipv4View, emitIpv4, type Ipv4Verdict } from './ipv4.js';
 import { Ipv6View, emitIpv6, type Ipv6Verdict } from './ipv6.js';
 import { TcpView, emitTcpHeader, parseTcpOptions, TCP_CHECKSUM_OFFSET, type TcpOptionsVerdict } from './tcp.js';
-import { TcpFlag, type OutSegment, type Segment } from '../tcp/segment.js';
+import { TcpFlag, type OutSegment, type Segment } from './segment.js';
 
 export { formatAddress, formatEndpoint, parseAddress, type ParsedAddress } from './address.js';
 export { TCP_CHECKSUM_OFFSET } from './tcp.js';

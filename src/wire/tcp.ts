@@ -20,7 +20,7 @@
 import { get16, get32, put16, put32, EMPTY_BUFFER } from './bytes.js';
 import { onesSum } from './checksum.js';
 import { TCP_HEADER_LEN, TCP_MAX_OPTIONS_LEN } from './field.js';
-import { MAX_SACK_BLOCKS, type TcpOptions } from '../tcp/segment.js';
+import { MAX_SACK_BLOCKS, type TcpOptions } from './segment.js';
 
 // Field offsets (RFC 9293 §3.1).
 const SRC_PORT = 0;

@@ -25,12 +25,12 @@
 import fc from 'fast-check';
 import { ManualClock } from '../../src/stack/clock.js';
 import { EventHub } from '../../src/stack/events.js';
-import type { LinkTx } from '../../src/stack/link.js';
+import type { LinkTx } from '../../src/wire/link.js';
 import { COL_CREATED_AT, COL_LAST_ACTIVITY_AT, COL_STATE_SINCE, ROW_PENDING_SYN, ROW_WIDTH, Stack, type PendingSyn, type RejectHow } from '../../src/stack/stack.js';
 import { TcpConn, type ConnHandler } from '../../src/tcp/conn.js';
 import { defaultTcpConfig } from '../../src/tcp/defaults.js';
 import type { DropReason } from '../../src/tcp/events.js';
-import { OutSegment, Segment, TcpFlag } from '../../src/tcp/segment.js';
+import { OutSegment, Segment, TcpFlag } from '../../src/wire/segment.js';
 import { seqAdd, seqGt } from '../../src/tcp/seq.js';
 import { State } from '../../src/tcp/state.js';
 import { checksum, pseudoSumV4At, pseudoSumV6At } from '../../src/wire/checksum.js';

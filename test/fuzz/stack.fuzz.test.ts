@@ -7,7 +7,7 @@
  */
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TcpFlag } from '../../src/tcp/segment.js';
+import { TcpFlag } from '../../src/wire/segment.js';
 import { opArb, packetOpArb, RAW_MAX_LENGTH, StackFuzzHarness, type Op, type PacketOp } from './stack-harness.js';
 
 /**

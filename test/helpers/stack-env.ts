@@ -14,7 +14,7 @@ import { Stack, type Forwarder, type PendingSyn } from '../../src/stack/stack.js
 import { EventHub } from '../../src/stack/events.js';
 import { monotonicClock } from '../../src/stack/clock.js';
 import { ImpairedRx, ImpairedTx, type FaultSpec } from '../../src/stack/fault.js';
-import type { LinkRx, LinkTx } from '../../src/stack/link.js';
+import type { LinkRx, LinkTx } from '../../src/wire/link.js';
 import type { ConnHandler, TcpConn } from '../../src/tcp/conn.js';
 import type { TcpConfig } from '../../src/tcp/config.js';
 import { defaultTcpConfig } from '../../src/tcp/defaults.js';

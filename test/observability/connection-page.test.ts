@@ -13,11 +13,11 @@ import { createMetrics } from '../../src/observability/metrics.js';
 import { pageOfRows, type ConnectionFilter, type ConnectionRow, type PageQuery } from '../../src/observability/table.js';
 import { ManualClock } from '../../src/stack/clock.js';
 import { EventHub } from '../../src/stack/events.js';
-import type { LinkTx } from '../../src/stack/link.js';
+import type { LinkTx } from '../../src/wire/link.js';
 import { Stack, type PendingSyn } from '../../src/stack/stack.js';
 import type { ConnHandler, TcpConn } from '../../src/tcp/conn.js';
 import { defaultTcpConfig } from '../../src/tcp/defaults.js';
-import { OutSegment, Segment, TcpFlag } from '../../src/tcp/segment.js';
+import { OutSegment, Segment, TcpFlag } from '../../src/wire/segment.js';
 import { seqAdd } from '../../src/tcp/seq.js';
 import { FlowKey, PacketParser, finishTcpChecksum, writeTcpPacket } from '../../src/wire/packet.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ImpairedRx, ImpairedTx, parseFaultSpec, SeededRandom, type Timers } from '../../src/stack/fault.js';
-import type { LinkRx, LinkTx } from '../../src/stack/link.js';
+import type { LinkRx, LinkTx } from '../../src/wire/link.js';
 
 /** Timers driven by hand: setTimer only records; release() is called by the test. */
 function manualTimers(): Timers & { t: number } {

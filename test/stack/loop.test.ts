@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { FlowKeyLike } from '../../src/stack/flow-table.js';
-import { TcpFlag } from '../../src/tcp/segment.js';
+import { TcpFlag } from '../../src/wire/segment.js';
 import { seqAdd } from '../../src/tcp/seq.js';
 import { DEST, appPacket, stackHarness } from './stack-harness.js';
 

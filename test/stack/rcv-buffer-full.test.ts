@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { MAX_OOO_RANGES } from '../../src/tcp/rcv.js';
-import { TcpFlag } from '../../src/tcp/segment.js';
+import { TcpFlag } from '../../src/wire/segment.js';
 import { State } from '../../src/tcp/state.js';
 import { StackFuzzHarness, type PacketOp } from '../fuzz/stack-harness.js';
 

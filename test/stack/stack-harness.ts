@@ -10,12 +10,12 @@
 import { expect } from 'vitest';
 import { ManualClock } from '../../src/stack/clock.js';
 import { EventHub } from '../../src/stack/events.js';
-import type { LinkTx } from '../../src/stack/link.js';
+import type { LinkTx } from '../../src/wire/link.js';
 import { Stack, type Forwarder, type PendingSyn, type StackOptions } from '../../src/stack/stack.js';
 import type { ConnHandler, TcpConn } from '../../src/tcp/conn.js';
 import { defaultTcpConfig } from '../../src/tcp/defaults.js';
 import type { CloseReason, DropReason, ResetReason } from '../../src/tcp/events.js';
-import { OutSegment, Segment, TcpFlag } from '../../src/tcp/segment.js';
+import { OutSegment, Segment, TcpFlag } from '../../src/wire/segment.js';
 import { seqAdd } from '../../src/tcp/seq.js';
 import { STATE_NAMES } from '../../src/tcp/state.js';
 import { FlowKey, PacketParser, finishTcpChecksum, writeTcpPacket } from '../../src/wire/packet.js';

@@ -6,12 +6,12 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/stack/clock.js';
 import { EventHub } from '../../src/stack/events.js';
-import type { LinkTx } from '../../src/stack/link.js';
+import type { LinkTx } from '../../src/wire/link.js';
 import { Stack, type Forwarder, type PendingSyn } from '../../src/stack/stack.js';
 import type { ConnHandler, TcpConn } from '../../src/tcp/conn.js';
 import { defaultTcpConfig } from '../../src/tcp/defaults.js';
 import type { DropReason } from '../../src/tcp/events.js';
-import { OutSegment, Segment, TcpFlag } from '../../src/tcp/segment.js';
+import { OutSegment, Segment, TcpFlag } from '../../src/wire/segment.js';
 import { seqAdd } from '../../src/tcp/seq.js';
 import { State, STATE_NAMES } from '../../src/tcp/state.js';
 import { FlowKey, PacketParser, finishTcpChecksum, writeTcpPacket } from '../../src/wire/packet.js';

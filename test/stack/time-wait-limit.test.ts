@@ -3,7 +3,7 @@
  * TIME-WAIT, ACKs the peer's FIN and goes to CLOSED, counted; the transitions still add up.
  */
 import { describe, expect, it } from 'vitest';
-import { TcpFlag } from '../../src/tcp/segment.js';
+import { TcpFlag } from '../../src/wire/segment.js';
 import { seqAdd } from '../../src/tcp/seq.js';
 import { APP_ISN, stackHarness } from './stack-harness.js';
 

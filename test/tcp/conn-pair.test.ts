@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { cubic } from '../../src/tcp/cc/cubic.js';
 import type { TcpConfig } from '../../src/tcp/config.js';
 import { TcpConn, type ConnHandler } from '../../src/tcp/conn.js';
-import { OutSegment, Segment, TcpFlag } from '../../src/tcp/segment.js';
+import { OutSegment, Segment, TcpFlag } from '../../src/wire/segment.js';
 import { seqAdd } from '../../src/tcp/seq.js';
 import { State } from '../../src/tcp/state.js';
 import { RecordingEvents, testConfig } from './helpers.js';

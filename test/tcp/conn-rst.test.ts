@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { rstForUnknown } from '../../src/tcp/conn.js';
-import { OutSegment } from '../../src/tcp/segment.js';
+import { OutSegment } from '../../src/wire/segment.js';
 import { State } from '../../src/tcp/state.js';
 import {
   ACK,

@@ -19,7 +19,7 @@ import type {
   RetransmitKind,
   TcpEventSink,
 } from '../../src/tcp/events.js';
-import { OutSegment, Segment, TcpFlag } from '../../src/tcp/segment.js';
+import { OutSegment, Segment, TcpFlag } from '../../src/wire/segment.js';
 import { seqAdd } from '../../src/tcp/seq.js';
 import { State, stateName } from '../../src/tcp/state.js';
 

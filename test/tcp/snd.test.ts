@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { newReno } from '../../src/tcp/cc/newreno.js';
-import { Segment } from '../../src/tcp/segment.js';
+import { Segment } from '../../src/wire/segment.js';
 import { SendBuffer, SendBufferError } from '../../src/tcp/send-buffer.js';
 import { seqAdd } from '../../src/tcp/seq.js';
 import { AckFlag, Recovery, SendKind, SendPlan, Sender } from '../../src/tcp/snd.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OutSegment } from '../../src/tcp/segment.js';
+import { OutSegment } from '../../src/wire/segment.js';
 import {
   PAWS_IDLE_MS,
   TimeWaitRecord,

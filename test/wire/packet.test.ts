@@ -17,7 +17,7 @@ import {
 } from '../../src/wire/packet.js';
 import { onesSum, pseudoSumV4, pseudoSumV6 } from '../../src/wire/checksum.js';
 import { Icmpv4UnreachableCode, Icmpv6UnreachableCode } from '../../src/wire/icmp.js';
-import { OutSegment, Segment, TcpFlag } from '../../src/tcp/segment.js';
+import { OutSegment, Segment, TcpFlag } from '../../src/wire/segment.js';
 import type { FlowKeyLike } from '../../src/stack/flow-table.js';
 import {
   DATA_V4,

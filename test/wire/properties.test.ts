@@ -16,7 +16,7 @@ import {
   type ParseVerdict,
 } from '../../src/wire/packet.js';
 import { onesSum } from '../../src/wire/checksum.js';
-import { OutSegment, Segment } from '../../src/tcp/segment.js';
+import { OutSegment, Segment } from '../../src/wire/segment.js';
 
 const u32 = fc.integer({ min: 0, max: 0xffffffff });
 const u16 = fc.integer({ min: 0, max: 0xffff });

@@ -9,7 +9,7 @@ import {
   TCP_CHECKSUM_OFFSET,
 } from '../../src/wire/tcp.js';
 import { pseudoSumV4At } from '../../src/wire/checksum.js';
-import { TcpFlag, TcpOptions } from '../../src/tcp/segment.js';
+import { TcpFlag, TcpOptions } from '../../src/wire/segment.js';
 import { DATA_V4, SACK_V4, SYN_V4, SYNACK_V6 } from './golden.js';
 import { hex } from './helpers.js';
 
