@@ -562,6 +562,13 @@ export class Receiver {
       this.blockBase = seqAdd(this.blockBase, REASSEMBLY_BLOCK);
       d -= REASSEMBLY_BLOCK;
     }
+    // The block RCV.NXT is in holds nothing more once the first range starts beyond it.
+    const head = blocks[this.blockHead]!;
+    if (head !== null && seqDiff(this.ranges[0]!, this.blockBase) >= REASSEMBLY_BLOCK) {
+      giveBlock(head);
+      blocks[this.blockHead] = null;
+      freed++;
+    }
     if (freed > 0) {
       this.blocksHeld -= freed;
       this.budget?.release(MemoryKind.REASSEMBLY, freed * REASSEMBLY_BLOCK);
