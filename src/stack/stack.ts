@@ -8,6 +8,7 @@
  * It does no socket I/O and reads time only through the injected clock, so tests drive it with
  * an in-memory link and a manual clock.
  */
+import type { MemoryBudget } from './memory-budget.js';
 import { TcpConn, rstForUnknown, type ConnHandler } from '../tcp/conn.js';
 import type { TcpConfig } from '../tcp/config.js';
 import type { ConnIdentity, ResetReason } from '../tcp/events.js';
@@ -183,6 +184,8 @@ export interface StackOptions {
   synBacklog?: number;
   /** Connections (TIME-WAIT records excluded) above which new SYNs are refused with RST. */
   maxConnections?: number;
+  /** --memory-limit: every connection's buffers are charged to it; under pressure SYNs get RST. */
+  budget?: MemoryBudget | null;
   /** Timer hooks, replaceable for tests that drive timers by hand. */
   setTimer?: (callback: () => void, delayMs: number) => unknown;
   clearTimer?: (handle: unknown) => void;
@@ -212,6 +215,7 @@ export class Stack implements LinkRx {
   private readonly cookieLifetimeMs = this.cookies.tickMs * (this.cookies.maxAgeTicks + 1);
   private readonly synBacklog: number;
   private readonly maxConnections: number;
+  readonly budget: MemoryBudget | null;
   private readonly setTimer: (callback: () => void, delayMs: number) => unknown;
   private readonly clearTimer: (handle: unknown) => void;
   private timerHandle: unknown = null;
@@ -244,6 +248,7 @@ export class Stack implements LinkRx {
     this.events = opts.events ?? new EventHub();
     this.synBacklog = opts.synBacklog ?? 1024;
     this.maxConnections = opts.maxConnections ?? Infinity;
+    this.budget = opts.budget ?? null;
     this.setTimer = opts.setTimer ?? ((cb, ms) => setTimeout(cb, ms));
     this.clearTimer = opts.clearTimer ?? ((h) => clearTimeout(h as NodeJS.Timeout));
     this.writer = new PacketWriter(this.link);
@@ -463,6 +468,12 @@ export class Stack implements LinkRx {
       this.sendRstFor(seg, key, 'no_connection');
       return;
     }
+    if (this.budget !== null && !this.budget.admits()) {
+      // Buffers near --memory-limit: a new connection would only take memory from the open ones.
+      this.events.drop(null, 'memory_limit');
+      this.sendRstFor(seg, key, 'no_connection');
+      return;
+    }
     if (this.halfOpen >= this.synBacklog) {
       this.sendCookieSynAck(seg, key, now);
       return;
@@ -617,7 +628,7 @@ export class Stack implements LinkRx {
     if (req.settled || this.stopped) return null;
     req.settled = true;
     const now = this.clock.now();
-    const conn = new TcpConn(req.id, this.tcp, this.events, handler, now);
+    const conn = new TcpConn(req.id, this.tcp, this.events, handler, now, this.budget);
     const entry = new ConnEntry(req.flow, conn);
     conn.tuple = entry;
     const f = req.flow;

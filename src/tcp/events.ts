@@ -24,7 +24,8 @@ export type DropReason =
   | 'unsupported'
   | 'rcv_buffer_full'
   | 'challenge_ack_limit'
-  | 'bad_cookie';
+  | 'bad_cookie'
+  | 'memory_limit'; // --memory-limit: the buffer budget refused the segment or the new connection
 
 export type RetransmitKind = 'rto' | 'fast' | 'probe';
 
