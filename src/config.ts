@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError } from './errors.js';
 import { cidrSet, parseMapRule, splitHostPort } from './proxy/policy.js';
 import { parseFaultSpec } from './stack/fault.js';
+import { parseByteSize } from './stack/memory-budget.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -46,13 +47,15 @@ export interface Config {
   congestionControl: 'newreno' | 'cubic';
   /** Testing aid: a seeded fault spec applied in front of the device (src/stack/fault.ts), or null. */
   impair: string | null;
+  /** Buffer budget of all connections together, bytes; null = from the cgroup or 256 MiB (src/stack/memory-budget.ts). */
+  memoryLimit: number | null;
 }
 
 /** One option of the product surface: its flag, its type, and its default. */
 interface OptionSpec {
   key: keyof Config;
   flag: string;
-  kind: 'string' | 'number' | 'list';
+  kind: 'string' | 'number' | 'list' | 'bytes';
   help: string;
   placeholder: string;
 }
@@ -76,6 +79,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'shutdownGraceSeconds', flag: 'shutdown-grace', kind: 'number', placeholder: 'SECONDS', help: 'time open connections get to finish on SIGTERM (default 10)' },
   { key: 'synBacklog', flag: 'syn-backlog', kind: 'number', placeholder: 'N', help: 'half-open connections before SYN cookies engage (default 1024)' },
   { key: 'congestionControl', flag: 'congestion-control', kind: 'string', placeholder: 'NAME', help: 'newreno or cubic (default cubic)' },
+  { key: 'memoryLimit', flag: 'memory-limit', kind: 'bytes', placeholder: 'BYTES', help: 'buffers of all connections together, e.g. 64MiB (default: half the cgroup memory.max, else 256MiB)' },
   { key: 'impair', flag: 'impair', kind: 'string', placeholder: 'SPEC', help: 'testing: seeded loss/delay in front of the device, e.g. loss=0.01,delay=5,seed=1' },
 ];
 
@@ -100,6 +104,7 @@ export const DEFAULT_CONFIG: Config = {
   synBacklog: 1024,
   congestionControl: 'cubic',
   impair: null,
+  memoryLimit: null,
 };
 
 /** Environment variable of an option: --connect-timeout → SYNFIN_CONNECT_TIMEOUT. */
@@ -158,6 +163,12 @@ function convert(spec: OptionSpec, raw: unknown, source: string): unknown {
       if (!Number.isFinite(n)) throw new ConfigError(`${source}: "${String(raw)}" is not a number`);
       return n;
     }
+    case 'bytes': {
+      // Plain bytes or with a unit: 67108864, 64MiB, 512M, 1GiB.
+      const n = typeof raw === 'number' ? raw : parseByteSize(String(raw));
+      if (!Number.isFinite(n)) throw new ConfigError(`${source}: "${String(raw)}" is not a size (bytes, or with KiB/MiB/GiB)`);
+      return n;
+    }
     case 'list': {
       const list = Array.isArray(raw) ? raw : [raw];
       return list.map((v) => {
@@ -194,6 +205,7 @@ function validate(c: Config): void {
   positive(c.shutdownGraceSeconds, '--shutdown-grace', true);
   integer(c.maxConnections, '--max-connections', 1);
   integer(c.synBacklog, '--syn-backlog', 1);
+  if (c.memoryLimit !== null) integer(c.memoryLimit, '--memory-limit', 1024 * 1024);
   if (c.upstreamBind !== null && net.isIP(c.upstreamBind) === 0) {
     throw new ConfigError(`--upstream-bind: "${c.upstreamBind}" is not an IP address`);
   }

@@ -3,6 +3,7 @@
  * `startSynfin(config)` builds it and returns a handle; main.ts (the CLI) and demo.ts use it, and
  * so can tests that want the whole thing in-process.
  */
+import fs from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
@@ -20,6 +21,7 @@ import { EventHub } from './stack/events.js';
 import { ImpairedRx, ImpairedTx, parseFaultSpec, type FaultCounters } from './stack/fault.js';
 import type { LinkRx } from './stack/link.js';
 import { Stack } from './stack/stack.js';
+import { defaultMemoryLimit, MemoryBudget } from './stack/memory-budget.js';
 import { ccByName } from './tcp/cc/index.js';
 import { defaultTcpConfig } from './tcp/defaults.js';
 import { Tun, type RxBatch } from './tun/index.js';
@@ -27,11 +29,22 @@ import { IPV4_HEADER_LEN, TCP_HEADER_LEN } from './wire/field.js';
 
 export const VERSION = '0.1.0';
 
+/** A small file's text (cgroup limits), or null when it cannot be read. */
+function readSmallFile(path: string): string | null {
+  try {
+    return fs.readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
 export interface Synfin {
   config: Config;
   tun: Tun;
   stack: Stack;
   proxy: Proxy;
+  /** The --memory-limit budget every connection's buffers are charged to. */
+  budget: MemoryBudget;
   metrics: Metrics;
   app: FastifyInstance;
   logger: Logger;
@@ -85,6 +98,10 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     gsoMaxBytes: tun.vnetHdr ? GSO_MAX_PAYLOAD : 0,
   });
 
+  // --memory-limit: one budget for every connection's buffers (src/stack/memory-budget.ts).
+  const memoryLimit = config.memoryLimit !== null ? { bytes: config.memoryLimit, source: 'option' } : defaultMemoryLimit(readSmallFile);
+  const budget = new MemoryBudget(memoryLimit.bytes);
+
   const policy = new DestinationPolicy({ allow: config.allow, deny: config.deny, map: config.map });
   const connections = new ConnectionRegistry(clock);
   const proxy = new Proxy({
@@ -96,6 +113,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     maxDialsInFlight: Math.max(64, config.synBacklog),
     observer: connections,
     events: hub,
+    budget,
   });
   // --impair: the seeded fault injector in front of the device, both directions (a testing aid:
   // this kernel has no netem).
@@ -110,6 +128,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     events: hub,
     synBacklog: config.synBacklog,
     maxConnections: config.maxConnections,
+    budget,
   });
   proxy.attach(stack);
   connections.attach(stack, proxy);
@@ -134,6 +153,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       synCookies: () => ({ sent: stack.synCookiesSent, accepted: stack.synCookiesAccepted }),
       upstreamSockets: () => connections.upstreamSocketStates(),
       ready: () => ready && !shuttingDown,
+      memory: () => ({ used: budget.used, limit: budget.limit }),
     },
     VERSION,
   );
@@ -212,7 +232,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
       : `http://${config.listenHost}:${config.listenPort}`;
   ready = true;
-  logger.info({ tun: tun.name, mtu, listen: listenUrl, version: VERSION }, 'synfin ready');
+  logger.info({ tun: tun.name, mtu, listen: listenUrl, version: VERSION, memoryLimit: memoryLimit.bytes, memoryLimitFrom: memoryLimit.source }, 'synfin ready');
 
   let shutdownPromise: Promise<void> | null = null;
   const shutdown = (reason = 'shutdown'): Promise<void> => {
@@ -254,5 +274,5 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   }
 
   const impairment = impairedRx !== null && impairedTx !== null ? { rx: impairedRx.counters, tx: impairedTx.counters } : null;
-  return { config, tun, stack, proxy, metrics, app, logger, impairment, listenUrl, shutdown };
+  return { config, tun, stack, proxy, budget, metrics, app, logger, impairment, listenUrl, shutdown };
 }

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Connections that leave holes, for the memory-limit test and bench/memory.js, run inside the
+app's network namespace (`ip netns exec NS python3 holes.py ...`). Raw IPv4 packets through a raw
+socket, synfin's SYN-ACKs read through an AF_PACKET socket on its TUN device: the standard library
+only. Prints JSON lines on stdout.
+
+  holes IFACE DST DPORT COUNT BYTES
+      COUNT handshakes from spoofed sources in 10.0.0.0/8 (nobody in the namespace owns them, so
+      the kernel neither answers nor resets synfin's segments), each completed by hand from the
+      SYN-ACK seen on IFACE. Then each connection gets BYTES bytes of data starting one byte after
+      RCV.NXT: a hole at RCV.NXT that is never filled, so synfin holds BYTES out of order (at most
+      what its window offered; the SYN carries no window scale, so 65535 at most). Then
+      {"established", "sent", "seconds"}; the process then waits for stdin to close (the
+      connections stay as they are: nobody retransmits the missing byte).
+"""
+import json
+import os
+import random
+import select
+import socket
+import struct
+import sys
+import time
+
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+SYN, ACK = 0x02, 0x10
+CHUNK = 1400
+
+
+def out(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def fold(s):
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    return ~fold(sum(struct.unpack("!%dH" % (len(data) // 2), data))) & 0xFFFF
+
+
+def packet(src, dst, sport, dport, seq, ack, flags, options=b"", payload=b""):
+    off = (20 + len(options)) // 4
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, off << 4, flags, 65535, 0, 0) + options + payload
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
+    # The kernel fills in the IP checksum of IP_HDRINCL packets.
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 0, 0x4000, 64, socket.IPPROTO_TCP, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    return ip + tcp
+
+
+def holes(iface, dst, dport, count, nbytes):
+    start = time.monotonic()
+    rnd = random.Random(os.getpid())
+    sniff = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
+    sniff.bind((iface, 0))
+    sniff.setblocking(False)
+    raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    flows = {}
+    for i in range(count):
+        src = "10.%d.%d.%d" % (rnd.randrange(1, 255), rnd.randrange(0, 255), rnd.randrange(1, 255))
+        sport = 1024 + rnd.getrandbits(15)
+        isn = rnd.getrandbits(32)
+        if (src, sport) in flows:
+            continue
+        flows[(src, sport)] = isn
+    mss = struct.pack("!BBH", 2, 4, 1460)
+    pending = dict(flows)
+    established = 0
+    sent = 0
+    for (src, sport), isn in flows.items():
+        raw.sendto(packet(src, dst, sport, dport, isn, 0, SYN, mss), (dst, 0))
+    deadline = time.monotonic() + 30 + count / 50
+    resend_at = time.monotonic() + 3
+    payload = bytes(rnd.getrandbits(8) for _ in range(CHUNK))
+    while pending and time.monotonic() < deadline:
+        r, _, _ = select.select([sniff], [], [], 0.2)
+        if not r:
+            if time.monotonic() > resend_at:
+                # SYNs refused or lost meanwhile get another chance (synfin dials once per SYN).
+                for (src, sport), isn in list(pending.items()):
+                    raw.sendto(packet(src, dst, sport, dport, isn, 0, SYN, mss), (dst, 0))
+                resend_at = time.monotonic() + 3
+            continue
+        while True:
+            try:
+                pkt, addr = sniff.recvfrom(70000)
+            except BlockingIOError:
+                break
+            if addr[2] == PACKET_OUTGOING or len(pkt) < 40 or pkt[0] >> 4 != 4 or pkt[9] != socket.IPPROTO_TCP:
+                continue
+            ihl = (pkt[0] & 0xF) * 4
+            tcp = pkt[ihl:]
+            flags = tcp[13]
+            if flags & (SYN | ACK) != SYN | ACK:
+                continue
+            d = socket.inet_ntoa(pkt[16:20])
+            dp, = struct.unpack("!H", tcp[2:4])
+            key = (d, dp)
+            if key not in pending:
+                continue
+            isn = pending.pop(key)
+            iss, = struct.unpack("!I", tcp[4:8])
+            src, sport = key
+            raw.sendto(packet(src, dst, sport, dport, isn + 1, iss + 1, ACK), (dst, 0))
+            established += 1
+            # Data from RCV.NXT + 1 on: the byte at RCV.NXT never comes.
+            off = 1
+            while off < 1 + nbytes:
+                n = min(CHUNK, 1 + nbytes - off)
+                raw.sendto(packet(src, dst, sport, dport, isn + 1 + off, iss + 1, ACK, payload=payload[:n]), (dst, 0))
+                sent += n
+                off += n
+    out({"established": established, "sent": sent, "seconds": round(time.monotonic() - start, 3)})
+    sys.stdin.read()
+
+
+def main():
+    mode, args = sys.argv[1], sys.argv[2:]
+    if mode == "holes":
+        holes(args[0], args[1], int(args[2]), int(args[3]), int(args[4]))
+    else:
+        raise SystemExit("unknown mode " + mode)
+
+
+if __name__ == "__main__":
+    main()
