@@ -17,10 +17,15 @@
  *   such connections are not read, and new SYNs are refused with RST (drop reason memory_limit);
  * - `tryCharge` refuses a charge that would take `used` past 7/8 of the limit, or past the limit
  *   itself for a connection still holding less than `CONN_FLOOR`: the last eighth is kept for
- *   small connections, so a well-behaved connection still moves while the bulk is stuck.
+ *   small connections.
+ * - A connection that holds less than `CONN_MINIMUM` in one direction may always take in-order
+ *   bytes or read its destination (`chargeMinimum`; Linux's sk_rmem_schedule grants tcp_rmem[0]
+ *   the same way): a connection that moves its bytes on keeps moving while others sit on the
+ *   budget. This is the one way past the limit, bounded by connections × CONN_MINIMUM per
+ *   direction (what README "Limits" sizes with --max-connections).
  * What is refused is a segment dropped (the peer retransmits it), never memory taken unaccounted.
- * Only bytes that already exist are charged without asking (`charge`: a read the kernel already
- * handed over, in-order bytes moving out of the reassembly blocks), at most one read per socket.
+ * Bytes that already exist are charged without asking (`charge`: a read the kernel already
+ * handed over, in-order bytes moving out of the reassembly blocks).
  *
  * Pure: no clock, no I/O, no timers. Whoever paused something for memory registers a `Relief`
  * and is told once `used` falls back below `resumeMark`.
@@ -40,6 +45,8 @@ export const MEMORY_KIND_NAMES = ['receive', 'reassembly', 'send', 'upstream'] a
  * charge into the last eighth of the limit): 64 KiB, one unscaled window (RFC 9293 §3.1).
  */
 export const CONN_FLOOR = 64 * 1024;
+/** What one connection may always hold per direction, whatever the budget (see chargeMinimum). */
+export const CONN_MINIMUM = 16 * 1024;
 
 /** Told when memory is available again after a pause for memory. */
 export interface Relief {
@@ -101,7 +108,18 @@ export class MemoryBudget {
 
   /** Whether a connection holding `held` bytes should stop reading its upstream socket. */
   shouldPause(held: number): boolean {
+    if (this.used >= this.limit) return held >= CONN_MINIMUM;
     return this.used >= this.softMark && held >= CONN_FLOOR;
+  }
+
+  /**
+   * Charge `n` bytes for a connection holding `held` in this direction when that stays within
+   * CONN_MINIMUM, whatever the budget says (the per-connection minimum); false otherwise.
+   */
+  chargeMinimum(kind: MemoryKind, n: number, held: number): boolean {
+    if (held + n > CONN_MINIMUM) return false;
+    this.charge(kind, n);
+    return true;
   }
 
   /**

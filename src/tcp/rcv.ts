@@ -382,7 +382,7 @@ export class Receiver {
   private inOrder(start: number, payload: Buffer, off: number, len: number, hasFin: boolean): number {
     let flags = 0;
     const budget = this.budget;
-    if (budget !== null && len > 0 && !budget.tryCharge(MemoryKind.RECEIVE, len, this.heldBytes)) {
+    if (budget !== null && len > 0 && !budget.tryCharge(MemoryKind.RECEIVE, len, this.heldBytes) && !budget.chargeMinimum(MemoryKind.RECEIVE, len, this.unconsumed)) {
       // Over budget: give up what is held out of order first (Linux's tcp_prune_ofo_queue; the
       // peer's RTO resends it, RFC 2018 §8), so the hole can fill; else drop the segment.
       if (this.rangeCount === 0) return RcvFlag.NO_MEMORY;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CONN_FLOOR, MemoryBudget, MemoryKind } from '../../src/stack/memory-budget.js';
+import { CONN_FLOOR, CONN_MINIMUM, MemoryBudget, MemoryKind } from '../../src/stack/memory-budget.js';
 import { RcvFlag, REASSEMBLY_BLOCK, Receiver } from '../../src/tcp/rcv.js';
 import { seqAdd } from '../../src/tcp/seq.js';
 
@@ -116,10 +116,11 @@ describe('Receiver under a MemoryBudget', () => {
     budget.charge(MemoryKind.SEND, budget.limit - 100);
     const r = receiver(MiB, 5, budget);
     const nxt = r.nxt;
-    expect(r.ingest(n(0), Buffer.alloc(200), false)).toBe(RcvFlag.NO_MEMORY);
+    expect(r.ingest(n(0), Buffer.alloc(20_000), false)).toBe(RcvFlag.NO_MEMORY);
     expect(r.nxt).toBe(nxt);
-    // A small one that fits (the last eighth is kept for connections under the floor) is taken.
-    expect(r.ingest(n(0), Buffer.alloc(50), false)).toBe(RcvFlag.DATA);
+    // Within the per-connection minimum (CONN_MINIMUM) it is taken, past the limit.
+    expect(r.ingest(n(0), Buffer.alloc(CONN_MINIMUM), false)).toBe(RcvFlag.DATA);
+    expect(budget.used).toBeGreaterThan(budget.limit);
   });
 
   it('over budget, what is held out of order is given up so that the hole can fill', () => {
@@ -128,7 +129,12 @@ describe('Receiver under a MemoryBudget', () => {
     r.ingest(n(100_000), Buffer.alloc(100_000), false);
     expect(r.oooBytes).toBe(100_000);
     budget.charge(MemoryKind.SEND, budget.bulkMark - budget.used - 10);
-    expect(r.ingest(n(0), Buffer.alloc(1000), false)).toBe(RcvFlag.DATA);
+    // Within the per-connection minimum an in-order segment is always taken, the hole stays...
+    expect(r.ingest(n(0), Buffer.alloc(1000), false)).toBe(RcvFlag.DATA | RcvFlag.FILLED);
+    expect(r.oooBytes).toBe(100_000);
+    r.consume(1000);
+    // ...beyond it, what is held out of order goes first.
+    expect(r.ingest(n(1000), Buffer.alloc(20_000), false)).toBe(RcvFlag.DATA);
     expect(r.oooBytes).toBe(0);
     expect(r.reassemblyBytes).toBe(0);
   });
