@@ -116,6 +116,9 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief {
       this.sendCharged -= n;
       this.opts.budget!.release(MemoryKind.SEND, n);
     }
+    // The app acknowledged bytes: a connection paused for memory that now holds less than the
+    // per-connection minimum reads again (it would otherwise wait for others to free memory).
+    if (this.memoryPaused) this.resumeIfSmall();
     if (!lent) return;
     (this.released ??= []).push(chunk);
     this.opts.stack.runAfterFlush(this);
@@ -152,6 +155,13 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief {
     if (this.upstreamEnded || this.socket.destroyed || this.memoryPaused) return;
     if (this.pauseForMemory(conn)) return;
     this.socket.resume();
+  }
+
+  private resumeIfSmall(): void {
+    const conn = this.conn;
+    if (conn === null || this.opts.budget!.shouldPause(conn.sendBuffered)) return;
+    this.opts.budget!.cancelRelief(this);
+    this.onMemoryRelief();
   }
 
   /** The budget has room again: read the destination unless the send buffer is still full. */

@@ -72,13 +72,18 @@ describe('Pipe: upstream bytes charged to the budget', () => {
     expect(calls).toEqual([]);
     pipe.onUpstreamData(Buffer.alloc(10));
     expect(calls).toEqual(['pause']);
-    // The app acknowledging its own bytes is not enough while others hold the budget...
-    ack();
-    pipe.onSendSpace(pipe.conn!);
-    expect(calls).toEqual(['pause']);
-    // ...memory freeing below the resume mark is.
+    // Memory freeing below the resume mark ends the pause...
     budget.release(MemoryKind.REASSEMBLY, budget.softMark);
     expect(calls).toEqual(['pause', 'resume']);
+    // ...and so does the app acknowledging enough of the connection's own bytes.
+    budget.charge(MemoryKind.REASSEMBLY, budget.softMark);
+    pipe.onUpstreamData(Buffer.alloc(10));
+    expect(calls).toEqual(['pause', 'resume', 'pause']);
+    ack();
+    expect(calls).toEqual(['pause', 'resume', 'pause', 'resume']);
+    // Relief that comes later finds nobody waiting.
+    budget.release(MemoryKind.REASSEMBLY, budget.softMark);
+    expect(calls).toHaveLength(4);
   });
 
   it('at the limit even a small holder stops reading past the per-connection minimum', () => {

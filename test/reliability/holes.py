@@ -12,6 +12,10 @@ only. Prints JSON lines on stdout.
       what its window offered; the SYN carries no window scale, so 65535 at most). Then
       {"established", "sent", "seconds"}; the process then waits for stdin to close (the
       connections stay as they are: nobody retransmits the missing byte).
+
+  never-read HOST PORT COUNT
+      COUNT kernel connections that send a line and then never read; {"connected", "errors"}
+      once all are tried, then waits for stdin to close.
 """
 import json
 import os
@@ -80,7 +84,8 @@ def holes(iface, dst, dport, count, nbytes):
     deadline = time.monotonic() + 30 + count / 50
     resend_at = time.monotonic() + 3
     payload = bytes(rnd.getrandbits(8) for _ in range(CHUNK))
-    while pending and time.monotonic() < deadline:
+    last_progress = time.monotonic()
+    while pending and time.monotonic() < deadline and time.monotonic() - last_progress < 8:
         r, _, _ = select.select([sniff], [], [], 0.2)
         if not r:
             if time.monotonic() > resend_at:
@@ -111,6 +116,7 @@ def holes(iface, dst, dport, count, nbytes):
             src, sport = key
             raw.sendto(packet(src, dst, sport, dport, isn + 1, iss + 1, ACK), (dst, 0))
             established += 1
+            last_progress = time.monotonic()
             # Data from RCV.NXT + 1 on: the byte at RCV.NXT never comes.
             off = 1
             while off < 1 + nbytes:
@@ -122,10 +128,26 @@ def holes(iface, dst, dport, count, nbytes):
     sys.stdin.read()
 
 
+def never_read(host, port, count):
+    socks = []
+    errors = 0
+    for _ in range(count):
+        try:
+            s = socket.create_connection((host, port), timeout=10)
+            s.sendall(b"hello\n")
+            socks.append(s)
+        except OSError:
+            errors += 1
+    out({"connected": len(socks), "errors": errors})
+    sys.stdin.read()
+
+
 def main():
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "holes":
         holes(args[0], args[1], int(args[2]), int(args[3]), int(args[4]))
+    elif mode == "never-read":
+        never_read(args[0], int(args[1]), int(args[2]))
     else:
         raise SystemExit("unknown mode " + mode)
 
