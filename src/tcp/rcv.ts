@@ -23,8 +23,8 @@
  * blocks of REASSEMBLY_BLOCK bytes, allocated for the part of the sequence space that holds some
  * and given back as RCV.NXT passes them: memory follows the bytes held (one out-of-order byte
  * costs one block), not the window. Block k covers [blockBase + k·B, blockBase + (k+1)·B), with
- * blockBase ≤ RCV.NXT < blockBase + B; the blocks sit in a ring of slots (a slot per block of the
- * window), so joining or delivering costs no search. Which bytes are held is a sorted list of
+ * blockBase ≤ RCV.NXT < blockBase + B; the blocks that exist sit in a Map by block number (a
+ * slot table sized to the window would cost more than the block itself for a lone byte). Which bytes are held is a sorted list of
  * disjoint ranges in a preallocated Uint32Array. Only bytes inside the window are ever stored; the
  * number of ranges is bounded too (`MAX_OOO_RANGES`). With a MemoryBudget every block and every
  * delivered-but-unconsumed byte is charged to it: a block it refuses is a segment dropped (the
@@ -113,8 +113,8 @@ export class Receiver {
 
   /** The budget every held byte is charged to (null: unaccounted, as in most unit tests). */
   readonly budget: MemoryBudget | null;
-  /** Reassembly blocks: a ring of slots, null while nothing is held out of order. */
-  private blocks: (Buffer | null)[] | null;
+  /** Reassembly blocks by block number (blockHead is the number of the block at blockBase). */
+  private blocks: Map<number, Buffer> | null;
   private blockHead: number;
   private blockBase: number;
   private blockSlots: number;
@@ -533,10 +533,7 @@ export class Receiver {
   private freeBlocks(): void {
     const blocks = this.blocks;
     if (blocks === null) return;
-    for (let i = 0; i < blocks.length; i++) {
-      const b = blocks[i]!;
-      if (b !== null) giveBlock(b);
-    }
+    for (const b of blocks.values()) giveBlock(b);
     if (this.blocksHeld > 0) this.budget?.release(MemoryKind.REASSEMBLY, this.blocksHeld * REASSEMBLY_BLOCK);
     this.blocksHeld = 0;
     this.blocks = null;
@@ -552,21 +549,21 @@ export class Receiver {
     let d = seqDiff(this.nxt, this.blockBase);
     let freed = 0;
     while (d >= REASSEMBLY_BLOCK) {
-      const b = blocks[this.blockHead]!;
-      if (b !== null) {
+      const b = blocks.get(this.blockHead);
+      if (b !== undefined) {
         giveBlock(b);
-        blocks[this.blockHead] = null;
+        blocks.delete(this.blockHead);
         freed++;
       }
-      this.blockHead = this.blockHead + 1 === this.blockSlots ? 0 : this.blockHead + 1;
+      this.blockHead++;
       this.blockBase = seqAdd(this.blockBase, REASSEMBLY_BLOCK);
       d -= REASSEMBLY_BLOCK;
     }
     // The block RCV.NXT is in holds nothing more once the first range starts beyond it.
-    const head = blocks[this.blockHead]!;
-    if (head !== null && seqDiff(this.ranges[0]!, this.blockBase) >= REASSEMBLY_BLOCK) {
+    const head = blocks.get(this.blockHead);
+    if (head !== undefined && seqDiff(this.ranges[0]!, this.blockBase) >= REASSEMBLY_BLOCK) {
       giveBlock(head);
-      blocks[this.blockHead] = null;
+      blocks.delete(this.blockHead);
       freed++;
     }
     if (freed > 0) {
@@ -575,11 +572,9 @@ export class Receiver {
     }
   }
 
-  /** The slot of the block holding `seq` (at or after blockBase, within the window). */
+  /** The number of the block holding `seq` (at or after blockBase, within the window). */
   private slotOf(seq: number): number {
-    const k = seqDiff(seq, this.blockBase) >>> BLOCK_SHIFT;
-    const s = this.blockHead + k;
-    return s < this.blockSlots ? s : s - this.blockSlots;
+    return this.blockHead + (seqDiff(seq, this.blockBase) >>> BLOCK_SHIFT);
   }
 
   /**
@@ -589,7 +584,7 @@ export class Receiver {
   private blockWrite(seq: number, src: Buffer, off: number, len: number): boolean {
     if (this.blocks === null) {
       if (this.blockSlots === 0) this.blockSlots = Math.ceil((this.maxWindow + (1 << this.shift)) / REASSEMBLY_BLOCK) + 2;
-      this.blocks = new Array<Buffer | null>(this.blockSlots).fill(null);
+      this.blocks = new Map();
       this.blockHead = 0;
       this.blockBase = this.nxt;
     }
@@ -599,7 +594,7 @@ export class Receiver {
     const last = (rel + len - 1) >>> BLOCK_SHIFT;
     if (last >= this.blockSlots) return false;
     let missing = 0;
-    for (let k = first; k <= last; k++) if (blocks[this.slotOf(seqAdd(this.blockBase, k * REASSEMBLY_BLOCK))] === null) missing++;
+    for (let k = first; k <= last; k++) if (!blocks.has(this.blockHead + k)) missing++;
     if (missing > 0) {
       const budget = this.budget;
       if (budget !== null && !budget.tryCharge(MemoryKind.REASSEMBLY, missing * REASSEMBLY_BLOCK, this.heldBytes)) {
@@ -613,10 +608,10 @@ export class Receiver {
     let left = len;
     while (left > 0) {
       const slot = this.slotOf(s);
-      let b = blocks[slot]!;
-      if (b === null) {
+      let b = blocks.get(slot);
+      if (b === undefined) {
         b = takeBlock();
-        blocks[slot] = b;
+        blocks.set(slot, b);
       }
       const at = seqDiff(s, this.blockBase) & BLOCK_MASK;
       const n = REASSEMBLY_BLOCK - at < left ? REASSEMBLY_BLOCK - at : left;
@@ -635,7 +630,7 @@ export class Receiver {
     let o = dstOff;
     let left = len;
     while (left > 0) {
-      const b = blocks[this.slotOf(s)]!;
+      const b = blocks.get(this.slotOf(s))!;
       const at = seqDiff(s, this.blockBase) & BLOCK_MASK;
       const n = REASSEMBLY_BLOCK - at < left ? REASSEMBLY_BLOCK - at : left;
       b.copy(dst, o, at, at + n);

@@ -30,6 +30,8 @@ ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 SYN, ACK = 0x02, 0x10
 CHUNK = 1400
+# Handshakes outstanding at once.
+WINDOW = 64
 
 
 def out(obj):
@@ -76,23 +78,45 @@ def holes(iface, dst, dport, count, nbytes):
             continue
         flows[(src, sport)] = isn
     mss = struct.pack("!BBH", 2, 4, 1460)
-    pending = dict(flows)
-    established = 0
-    sent = 0
-    for (src, sport), isn in flows.items():
-        raw.sendto(packet(src, dst, sport, dport, isn, 0, SYN, mss), (dst, 0))
-    deadline = time.monotonic() + 30 + count / 50
-    resend_at = time.monotonic() + 3
     payload = bytes(rnd.getrandbits(8) for _ in range(CHUNK))
+    todo = list(flows.items())
+    pending = {}
+    done = {}
+    sent = 0
+
+    def syn(key, isn):
+        raw.sendto(packet(key[0], dst, key[1], dport, isn, 0, SYN, mss), (dst, 0))
+
+    def finish(key, isn, iss):
+        # The ACK, then data from RCV.NXT + 1 on: the byte at RCV.NXT never comes. Paced, so that
+        # the device's queue (500 packets) never overflows.
+        src, sport = key
+        raw.sendto(packet(src, dst, sport, dport, isn + 1, iss + 1, ACK), (dst, 0))
+        n_sent = 0
+        off = 1
+        while off < 1 + nbytes:
+            n = min(CHUNK, 1 + nbytes - off)
+            raw.sendto(packet(src, dst, sport, dport, isn + 1 + off, iss + 1, ACK, payload=payload[:n]), (dst, 0))
+            n_sent += n
+            off += n
+        return n_sent
+
+    deadline = time.monotonic() + 60 + count / 20
     last_progress = time.monotonic()
-    while pending and time.monotonic() < deadline and time.monotonic() - last_progress < 8:
-        r, _, _ = select.select([sniff], [], [], 0.2)
+    while (todo or pending) and time.monotonic() < deadline and time.monotonic() - last_progress < 8:
+        # At most WINDOW handshakes outstanding.
+        while todo and len(pending) < WINDOW:
+            key, isn = todo.pop()
+            pending[key] = (isn, time.monotonic())
+            syn(key, isn)
+        r, _, _ = select.select([sniff], [], [], 0.1)
+        now = time.monotonic()
+        for key, (isn, at) in list(pending.items()):
+            if now - at > 3:
+                # Refused (RST) or lost: another SYN (synfin dials once per SYN it takes).
+                pending[key] = (isn, now)
+                syn(key, isn)
         if not r:
-            if time.monotonic() > resend_at:
-                # SYNs refused or lost meanwhile get another chance (synfin dials once per SYN).
-                for (src, sport), isn in list(pending.items()):
-                    raw.sendto(packet(src, dst, sport, dport, isn, 0, SYN, mss), (dst, 0))
-                resend_at = time.monotonic() + 3
             continue
         while True:
             try:
@@ -103,27 +127,19 @@ def holes(iface, dst, dport, count, nbytes):
                 continue
             ihl = (pkt[0] & 0xF) * 4
             tcp = pkt[ihl:]
-            flags = tcp[13]
-            if flags & (SYN | ACK) != SYN | ACK:
+            if tcp[13] & (SYN | ACK) != SYN | ACK:
                 continue
-            d = socket.inet_ntoa(pkt[16:20])
-            dp, = struct.unpack("!H", tcp[2:4])
-            key = (d, dp)
-            if key not in pending:
-                continue
-            isn = pending.pop(key)
+            key = (socket.inet_ntoa(pkt[16:20]), struct.unpack("!H", tcp[2:4])[0])
             iss, = struct.unpack("!I", tcp[4:8])
-            src, sport = key
-            raw.sendto(packet(src, dst, sport, dport, isn + 1, iss + 1, ACK), (dst, 0))
-            established += 1
-            last_progress = time.monotonic()
-            # Data from RCV.NXT + 1 on: the byte at RCV.NXT never comes.
-            off = 1
-            while off < 1 + nbytes:
-                n = min(CHUNK, 1 + nbytes - off)
-                raw.sendto(packet(src, dst, sport, dport, isn + 1 + off, iss + 1, ACK, payload=payload[:n]), (dst, 0))
-                sent += n
-                off += n
+            if key in pending:
+                isn = pending.pop(key)[0]
+                done[key] = isn
+                sent += finish(key, isn, iss)
+                last_progress = time.monotonic()
+            elif key in done:
+                # A retransmitted SYN-ACK: our ACK was lost; again.
+                finish(key, done[key], iss)
+    established = len(done)
     out({"established": established, "sent": sent, "seconds": round(time.monotonic() - start, 3)})
     sys.stdin.read()
 
