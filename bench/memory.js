@@ -32,6 +32,7 @@ const opt = (name, dflt) => {
 };
 const CONNS = Number(opt('--conns', '1000'));
 const FLOOD_LIMIT = opt('--flood-limit', '64MiB');
+const ECHO_BYTES = 32 * 1000 * 1000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...a) => console.log(...a);
 
@@ -132,6 +133,7 @@ async function sample(sf) {
     rss: st.rss,
     hwm: st.hwm,
     heap: metric(m, 'nodejs_heap_size_used_bytes'),
+    heapTotal: metric(m, 'nodejs_heap_size_total_bytes'),
     external: metric(m, 'nodejs_external_memory_bytes'),
     used: metric(m, 'synfin_memory_bytes', 'kind="used"'),
     limit: metric(m, 'synfin_memory_bytes', 'kind="limit"'),
@@ -185,11 +187,13 @@ async function floodPhase(tun, sink, source, echo) {
   const idle = await sample(sf);
   log(`(b) idle baseline: RSS ${mb(idle.rss)} MiB (VmHWM ${mb(idle.hwm)} MiB), limit ${mb(idle.limit)} MiB`);
   // The well-behaved client, connected before the flood.
-  const good = spawnIn('/usr/bin/python3', [ATTACK, 'client', `${PREFIX}2`, String(echo.port)]);
+  const good = spawnIn('/usr/bin/python3', [HOLES, 'echo', `${PREFIX}2`, String(echo.port), String(ECHO_BYTES)]);
   const goodLines = lines(good);
   await nextLine(goodLines, 0, 'good client');
   let peakRss = idle.rss;
   let peakUsed = 0;
+  let peakHeapTotal = 0;
+  let peakExternal = 0;
   let sampling = true;
   const sampler = (async () => {
     while (sampling) {
@@ -197,6 +201,8 @@ async function floodPhase(tun, sink, source, echo) {
         const s = await sample(sf);
         if (s.rss > peakRss) peakRss = s.rss;
         if (s.used > peakUsed) peakUsed = s.used;
+        if (s.heapTotal > peakHeapTotal) peakHeapTotal = s.heapTotal;
+        if (s.external > peakExternal) peakExternal = s.external;
       } catch {
         // synfin busy: next time
       }
@@ -216,9 +222,9 @@ async function floodPhase(tun, sink, source, echo) {
   // The good client echoes 32 MB during the flood.
   await sleep(2000);
   const tEcho = Date.now();
-  good.stdin.write(`echo ${32 * 1000 * 1000}\n`);
+  good.stdin.write('go\n');
   const echoed = await nextLine(goodLines, 1, 'good echo', 600_000);
-  const echoSeconds = (Date.now() - tEcho) / 1000;
+  const echoSeconds = echoed.seconds ?? (Date.now() - tEcho) / 1000;
   const made = await nextLine(holeLines, 0, 'holes', 300_000);
   const rd = await nextLine(readerLines, 0, 'never-read apps', 120_000);
   const wr = await nextLine(writerLines, 0, 'writers', 120_000);
@@ -240,6 +246,9 @@ async function floodPhase(tun, sink, source, echo) {
     `(b) good client: ${echoed.echo} bytes echoed in ${echoSeconds.toFixed(1)} s, byte-exact: ${echoed.match}; ` +
       `peak synfin_memory_bytes{used} ${mb(peakUsed)} MiB of ${mb(end.limit)} MiB; peak RSS ${mb(Math.max(peakRss, hwm))} MiB (VmHWM ${mb(hwm)}) ` +
       `≤ limit + idle + 32 MiB = ${mb(bound)} MiB: ${hwm <= bound} (${((Date.now() - t0) / 1000).toFixed(0)} s)`,
+  );
+  log(
+    `(b) idle: heap total ${mb(idle.heapTotal)} MiB, external ${mb(idle.external)} MiB; peaks during the flood: heap total ${mb(peakHeapTotal)} MiB, external ${mb(peakExternal)} MiB`,
   );
   await stop(sf);
   return { idle, end, peakUsed, hwm, bound, echoed, echoSeconds };

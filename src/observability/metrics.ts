@@ -200,7 +200,7 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
 
   new client.Gauge({
     name: 'synfin_memory_bytes',
-    help: 'Connection buffers (receive, reassembly, send, upstream reads) charged to --memory-limit: used now, and the limit. Near 3/4 of the limit windows stop growing, upstream reads pause and new connections get RST (drop reason memory_limit).',
+    help: 'Connection buffers (receive, reassembly, send, upstream reads) charged to --memory-limit: used now, and the limit. From 5/8 of the limit windows stop growing, upstream reads pause and new connections get RST (drop reason memory_limit).',
     labelNames: ['kind'] as const,
     registers: regs,
     collect() {

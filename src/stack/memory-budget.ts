@@ -10,14 +10,15 @@
  * buffers, not what they carry.
  *
  * Three marks, as Linux's tcp_mem (pressure) and sk_rmem_schedule (per-socket minimum):
- * - below `softMark` (3/4 of the limit) nothing is held back;
+ * - below `softMark` (5/8 of the limit) nothing is held back;
  * - at or above it the budget is under pressure: receivers stop moving their right edges for
- *   connections holding `CONN_FLOOR` or more (the edge already advertised is never retracted,
+ *   connections holding `CONN_FLOOR` or more (`CONN_MINIMUM` past 3/4; the edge already advertised is never retracted,
  *   RFC 9293 §3.8.6.2.2 / RFC 7323 §2.4: the window closes as data arrives), upstream sockets of
  *   such connections are not read, and new SYNs are refused with RST (drop reason memory_limit);
- * - `tryCharge` refuses a charge that would take `used` past 7/8 of the limit, or past the limit
- *   itself for a connection still holding less than `CONN_FLOOR`: the last eighth is kept for
- *   small connections.
+ * - `tryCharge` refuses a charge that would take `used` past 3/4 of the limit, or past the limit
+ *   itself for a connection still holding less than `CONN_FLOOR`: the last quarter is kept for
+ *   small connections (and for what the runtime itself takes with traffic: garbage not yet
+ *   collected, a young generation that grows with the allocation rate; see BENCHMARKS.md).
  * - A connection that holds less than `CONN_MINIMUM` in one direction may always take in-order
  *   bytes or read its destination (`chargeMinimum`; Linux's sk_rmem_schedule grants tcp_rmem[0]
  *   the same way): a connection that moves its bytes on keeps moving while others sit on the
@@ -55,11 +56,11 @@ export interface Relief {
 
 export class MemoryBudget {
   readonly limit: number;
-  /** Pressure starts here: windows stop growing, reads pause, new connections are refused. */
+  /** Pressure starts here (5/8): windows stop growing, reads pause, new connections are refused. */
   readonly softMark: number;
-  /** Connections holding CONN_FLOOR or more are refused beyond this. */
+  /** Connections holding CONN_FLOOR or more are refused beyond this (3/4 of the limit). */
   readonly bulkMark: number;
-  /** Paused work resumes once `used` is back below this. */
+  /** Paused work resumes once `used` is back below this (1/2). */
   readonly resumeMark: number;
   /** Bytes charged now, in all. */
   used: number;
@@ -73,9 +74,9 @@ export class MemoryBudget {
   constructor(limit: number) {
     if (!Number.isFinite(limit) || limit <= 0) throw new RangeError(`memory limit ${limit} must be > 0`);
     this.limit = limit;
-    this.softMark = Math.floor(limit * 0.75);
-    this.bulkMark = Math.floor(limit * 0.875);
-    this.resumeMark = Math.floor(limit * 0.625);
+    this.softMark = Math.floor(limit * 0.625);
+    this.bulkMark = Math.floor(limit * 0.75);
+    this.resumeMark = Math.floor(limit * 0.5);
     this.used = 0;
     this.peak = 0;
     this.refused = 0;
@@ -103,7 +104,10 @@ export class MemoryBudget {
    */
   growthCap(held: number): number {
     if (this.used < this.softMark) return Infinity;
-    return held < CONN_FLOOR ? CONN_FLOOR : held;
+    // Past the bulk mark (3/4) only the per-connection minimum is offered: what the window lets in
+    // then is what chargeMinimum will take (a larger window would invite segments to drop).
+    const floor = this.used < this.bulkMark ? CONN_FLOOR : CONN_MINIMUM;
+    return held < floor ? floor : held;
   }
 
   /** Whether a connection holding `held` bytes should stop reading its upstream socket. */

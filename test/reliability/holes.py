@@ -13,6 +13,10 @@ only. Prints JSON lines on stdout.
       {"established", "sent", "seconds"}; the process then waits for stdin to close (the
       connections stay as they are: nobody retransmits the missing byte).
 
+  echo HOST PORT BYTES
+      A well-behaved kernel client: sends BYTES random bytes while reading them back from an echo
+      server, then {"echo": bytes read, "match": bool, "seconds"}. Waits up to 10 minutes.
+
   never-read HOST PORT COUNT
       COUNT kernel connections that send a line and then never read; {"connected", "errors"}
       once all are tried, then waits for stdin to close.
@@ -99,6 +103,8 @@ def holes(iface, dst, dport, count, nbytes):
             raw.sendto(packet(src, dst, sport, dport, isn + 1 + off, iss + 1, ACK, payload=payload[:n]), (dst, 0))
             n_sent += n
             off += n
+            if (off // CHUNK) % 16 == 0:
+                time.sleep(0.001)
         return n_sent
 
     deadline = time.monotonic() + 60 + count / 20
@@ -158,10 +164,33 @@ def never_read(host, port, count):
     sys.stdin.read()
 
 
+def echo(host, port, nbytes):
+    import threading
+    s = socket.create_connection((host, port), timeout=30)
+    s.settimeout(600)
+    data = os.urandom(nbytes)
+    out({"ready": True})
+    sys.stdin.readline()
+    t0 = time.monotonic()
+    t = threading.Thread(target=s.sendall, args=(data,), daemon=True)
+    t.start()
+    got = bytearray()
+    while len(got) < nbytes:
+        chunk = s.recv(min(1 << 20, nbytes - len(got)))
+        if not chunk:
+            break
+        got += chunk
+    t.join()
+    out({"echo": len(got), "match": bytes(got) == data, "seconds": round(time.monotonic() - t0, 2)})
+    sys.stdin.read()
+
+
 def main():
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "holes":
         holes(args[0], args[1], int(args[2]), int(args[3]), int(args[4]))
+    elif mode == "echo":
+        echo(args[0], int(args[1]), int(args[2]))
     elif mode == "never-read":
         never_read(args[0], int(args[1]), int(args[2]))
     else:

@@ -29,9 +29,9 @@ describe('MemoryBudget', () => {
     expect(b.peak).toBe(4246);
   });
 
-  it('admits new connections only below 3/4 of the limit', () => {
+  it('admits new connections only below 5/8 of the limit', () => {
     const b = new MemoryBudget(8 * MiB);
-    b.charge(MemoryKind.SEND, 6 * MiB - 1);
+    b.charge(MemoryKind.SEND, 5 * MiB - 1);
     expect(b.admits()).toBe(true);
     expect(b.pressure).toBe(false);
     b.charge(MemoryKind.SEND, 1);
@@ -39,9 +39,9 @@ describe('MemoryBudget', () => {
     expect(b.pressure).toBe(true);
   });
 
-  it('refuses a big holder past 7/8, a small one only past the limit', () => {
+  it('refuses a big holder past 3/4, a small one only past the limit', () => {
     const b = new MemoryBudget(8 * MiB);
-    b.charge(MemoryKind.SEND, 7 * MiB - 1000);
+    b.charge(MemoryKind.SEND, 6 * MiB - 1000);
     expect(b.tryCharge(MemoryKind.REASSEMBLY, 4096, CONN_FLOOR)).toBe(false);
     expect(b.refused).toBe(1);
     expect(b.tryCharge(MemoryKind.REASSEMBLY, 4096, 0)).toBe(true);
@@ -58,12 +58,14 @@ describe('MemoryBudget', () => {
     expect(b.used).toBe(2 * MiB + 1000);
   });
 
-  it('windows stop growing under pressure, except up to the floor', () => {
+  it('windows stop growing under pressure, except up to the floor (the minimum past 3/4)', () => {
     const b = new MemoryBudget(8 * MiB);
     expect(b.growthCap(10 * MiB)).toBe(Infinity);
     b.charge(MemoryKind.SEND, b.softMark);
     expect(b.growthCap(10)).toBe(CONN_FLOOR);
     expect(b.growthCap(CONN_FLOOR * 3)).toBe(CONN_FLOOR * 3);
+    b.charge(MemoryKind.SEND, b.bulkMark - b.used);
+    expect(b.growthCap(10)).toBe(CONN_MINIMUM);
   });
 
   it('pauses big readers under pressure and everyone above the minimum at the limit', () => {
@@ -83,7 +85,7 @@ describe('MemoryBudget', () => {
     const r: Relief = { onMemoryRelief: () => told++ };
     b.charge(MemoryKind.SEND, 7 * MiB);
     b.waitForRelief(r);
-    b.release(MemoryKind.SEND, 1 * MiB);
+    b.release(MemoryKind.SEND, 2 * MiB);
     expect(told).toBe(0);
     b.release(MemoryKind.SEND, 2 * MiB);
     expect(told).toBe(1);
