@@ -1,6 +1,6 @@
 // Memory of synfin's connection buffers, measured (BENCHMARKS.md "Memory bounded by design"):
 //
-//   npm run build && node bench/memory.js [--conns 1000] [--flood-limit 64MiB]
+//   npm run build && node bench/memory.js [--conns 1000] [--flood-limit 64MiB] [--only a|b] [--dist DIR]
 //
 // (a) 1,000 connections that each hold one out-of-order byte (a hole at RCV.NXT, made by hand with
 //     raw packets: test/reliability/holes.py), against 1,000 connections that hold nothing: the
@@ -33,6 +33,8 @@ const opt = (name, dflt) => {
 const CONNS = Number(opt('--conns', '1000'));
 const FLOOD_LIMIT = opt('--flood-limit', '64MiB');
 const ECHO_BYTES = 32 * 1000 * 1000;
+/** A compiled synfin to measure (e.g. of an older commit, for comparison); dist/ of this tree by default. */
+const DIST = path.resolve(opt('--dist', path.join(REPO, 'dist')));
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...a) => console.log(...a);
 
@@ -118,7 +120,7 @@ async function startSynfin(tun, extra) {
     synBacklog: 4096,
     ...extra,
   };
-  const child = spawn(process.execPath, [path.join(HERE, 'synfin-in-ns.mjs'), path.join(REPO, 'dist'), NS, JSON.stringify(config)], { stdio: 'pipe' });
+  const child = spawn(process.execPath, [path.join(HERE, 'synfin-in-ns.mjs'), DIST, NS, JSON.stringify(config)], { stdio: 'pipe' });
   children.add(child);
   child.on('exit', () => children.delete(child));
   const got = lines(child);
@@ -261,7 +263,7 @@ function parseSize(t) {
 }
 
 async function main() {
-  if (!fs.existsSync(path.join(REPO, 'dist/runtime.js'))) throw new Error('dist/ missing: npm run build first');
+  if (!fs.existsSync(path.join(DIST, 'runtime.js'))) throw new Error(`${DIST}/runtime.js missing: npm run build first`);
   ip('netns', 'add', NS);
   const echo = await listen((s) => s.on('data', (d) => s.write(d)).on('end', () => s.end()));
   const sink = await listen((s) => s.pause());

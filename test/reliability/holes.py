@@ -9,7 +9,7 @@ only. Prints JSON lines on stdout.
       the kernel neither answers nor resets synfin's segments), each completed by hand from the
       SYN-ACK seen on IFACE. Then each connection gets BYTES bytes of data starting one byte after
       RCV.NXT: a hole at RCV.NXT that is never filled, so synfin holds BYTES out of order (at most
-      what its window offered; the SYN carries no window scale, so 65535 at most). Then
+      what its window offered: the SYN offers window scaling, so up to synfin's 1 MiB buffer). Then
       {"established", "sent", "seconds"}; the process then waits for stdin to close (the
       connections stay as they are: nobody retransmits the missing byte).
 
@@ -81,7 +81,8 @@ def holes(iface, dst, dport, count, nbytes):
         if (src, sport) in flows:
             continue
         flows[(src, sport)] = isn
-    mss = struct.pack("!BBH", 2, 4, 1460)
+    # MSS, and window scaling (shift 7, as Linux offers): synfin's window may then reach its 1 MiB buffer.
+    mss = struct.pack("!BBH", 2, 4, 1460) + struct.pack("!BBBB", 1, 3, 3, 7)
     payload = bytes(rnd.getrandbits(8) for _ in range(CHUNK))
     todo = list(flows.items())
     pending = {}
