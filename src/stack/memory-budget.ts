@@ -201,18 +201,25 @@ export function parseByteSize(text: string): number {
 
 /**
  * The cgroup's memory limit in bytes, or null when there is none: cgroup v2 memory.max ("max" =
- * none), else cgroup v1 memory.limit_in_bytes (a huge value = none). `read` returns a file's text
- * or null (injected for tests).
+ * none) of the process's own cgroup (/proc/self/cgroup "0::/PATH"; in a container with its own
+ * cgroup namespace PATH is "/"), else cgroup v1 memory.limit_in_bytes of its memory cgroup
+ * ("N:memory:/PATH"; a huge value = none).
+ * `read` returns a file's text or null (injected for tests).
  */
 export function cgroupMemoryLimit(read: (path: string) => string | null): number | null {
-  const v2 = read('/sys/fs/cgroup/memory.max');
+  const cgroups = read('/proc/self/cgroup') ?? '';
+  const own = /^0::(\/.*)$/m.exec(cgroups)?.[1];
+  const dir = own === undefined || own === '/' ? '' : own.replace(/\/+$/, '');
+  const v2 = (dir !== '' ? read(`/sys/fs/cgroup${dir}/memory.max`) : null) ?? read('/sys/fs/cgroup/memory.max');
   if (v2 !== null) {
     const t = v2.trim();
     if (t === 'max' || t === '') return null;
     const n = Number(t);
     return Number.isFinite(n) && n > 0 ? n : null;
   }
-  const v1 = read('/sys/fs/cgroup/memory/memory.limit_in_bytes');
+  const ownV1 = /^\d+:(?:[^:]*,)?memory(?:,[^:]*)?:(\/.*)$/m.exec(cgroups)?.[1];
+  const dirV1 = ownV1 === undefined || ownV1 === '/' ? '' : ownV1.replace(/\/+$/, '');
+  const v1 = (dirV1 !== '' ? read(`/sys/fs/cgroup/memory${dirV1}/memory.limit_in_bytes`) : null) ?? read('/sys/fs/cgroup/memory/memory.limit_in_bytes');
   if (v1 !== null) {
     const n = Number(v1.trim());
     // v1 says "no limit" with PAGE_COUNTER_MAX pages (9223372036854771712 on 64-bit).

@@ -24,7 +24,8 @@ interface Container {
 function kubeQuantity(q: string): number {
   const m = /^(\d+)(Ki|Mi|Gi)?$/.exec(q);
   if (m === null) throw new Error(`unexpected quantity ${q}`);
-  return Number(m[1]) * ({ Ki: 1024, Mi: MiB, Gi: 1024 * MiB } as Record<string, number>)[m[2] ?? ''] || Number(m[1]);
+  const unit = m[2] === undefined ? 1 : ({ Ki: 1024, Mi: MiB, Gi: 1024 * MiB } as Record<string, number>)[m[2]]!;
+  return Number(m[1]) * unit;
 }
 
 describe('deploy/kubernetes/sidecar.yaml: memory', () => {

@@ -120,10 +120,19 @@ describe('--memory-limit sizes and defaults', () => {
     expect(cgroupMemoryLimit(files({ '/sys/fs/cgroup/memory.max': 'max\n' }))).toBeNull();
   });
 
+  it("cgroup v2: the process's own cgroup from /proc/self/cgroup (a systemd service, no cgroup namespace)", () => {
+    const read = files({ '/proc/self/cgroup': '0::/system.slice/synfin.service\n', '/sys/fs/cgroup/system.slice/synfin.service/memory.max': '1073741824\n' });
+    expect(cgroupMemoryLimit(read)).toBe(1024 * MiB);
+    expect(cgroupMemoryLimit(files({ '/proc/self/cgroup': '0::/\n', '/sys/fs/cgroup/memory.max': '536870912' }))).toBe(512 * MiB);
+    expect(cgroupMemoryLimit(files({ '/proc/self/cgroup': '0::/user.slice\n', '/sys/fs/cgroup/user.slice/memory.max': 'max' }))).toBeNull();
+  });
+
   it('cgroup v1 memory.limit_in_bytes: the "unlimited" page-counter value is none', () => {
     expect(cgroupMemoryLimit(files({ '/sys/fs/cgroup/memory/memory.limit_in_bytes': '268435456\n' }))).toBe(256 * MiB);
     expect(cgroupMemoryLimit(files({ '/sys/fs/cgroup/memory/memory.limit_in_bytes': '9223372036854771712\n' }))).toBeNull();
     expect(cgroupMemoryLimit(files({}))).toBeNull();
+    const read = files({ '/proc/self/cgroup': '4:memory:/process_api/abc\n0::/\n', '/sys/fs/cgroup/memory/process_api/abc/memory.limit_in_bytes': '2147483648\n' });
+    expect(cgroupMemoryLimit(read)).toBe(2048 * MiB);
   });
 
   it('default: half the cgroup limit, else 256 MiB', () => {
