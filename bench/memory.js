@@ -1,6 +1,7 @@
 // Memory of synfin's connection buffers, measured (BENCHMARKS.md "Memory bounded by design"):
 //
 //   npm run build && node bench/memory.js [--conns 1000] [--flood-limit 64MiB] [--only a|b] [--dist DIR]
+//                                         [--flood readers,writers,holes] [--echo-bytes N] [--gc-every MS]
 //
 // (a) 1,000 connections that each hold one out-of-order byte (a hole at RCV.NXT, made by hand with
 //     raw packets: test/reliability/holes.py), against 1,000 connections that hold nothing: the
@@ -32,6 +33,8 @@ const opt = (name, dflt) => {
 };
 const CONNS = Number(opt('--conns', '1000'));
 const FLOOD_LIMIT = opt('--flood-limit', '64MiB');
+/** Diagnostic: a full collection in synfin every N ms (tells garbage from memory held). */
+const GC_EVERY = Number(opt('--gc-every', '0'));
 const FLOOD = opt('--flood', 'readers,writers,holes').split(',');
 const ECHO_BYTES = Number(opt('--echo-bytes', String(32 * 1000 * 1000)));
 /** A compiled synfin to measure (e.g. of an older commit, for comparison); dist/ of this tree by default. */
@@ -121,7 +124,13 @@ async function startSynfin(tun, extra) {
     synBacklog: 4096,
     ...extra,
   };
-  const child = spawn(process.execPath, [path.join(HERE, 'synfin-in-ns.mjs'), DIST, NS, JSON.stringify(config)], { stdio: 'pipe' });
+  const gcArgs = [];
+  if (GC_EVERY > 0) {
+    const file = path.join(fs.mkdtempSync('/tmp/sfm-'), 'gc.cjs');
+    fs.writeFileSync(file, `setInterval(() => global.gc(), ${GC_EVERY}).unref();\n`);
+    gcArgs.push('--expose-gc', '--require', file);
+  }
+  const child = spawn(process.execPath, [...gcArgs, path.join(HERE, 'synfin-in-ns.mjs'), DIST, NS, JSON.stringify(config)], { stdio: 'pipe' });
   children.add(child);
   child.on('exit', () => children.delete(child));
   const got = lines(child);

@@ -68,6 +68,8 @@ export class MemoryBudget {
   peak: number;
   /** Charges refused (segments dropped, for tests and logs). */
   refused: number;
+  /** Bytes released since the start (what may now be garbage awaiting collection). */
+  releasedTotal: number;
   private readonly byKind: Float64Array;
   private readonly waiting = new Set<Relief>();
 
@@ -80,6 +82,7 @@ export class MemoryBudget {
     this.used = 0;
     this.peak = 0;
     this.refused = 0;
+    this.releasedTotal = 0;
     this.byKind = new Float64Array(MEMORY_KIND_NAMES.length);
   }
 
@@ -152,6 +155,7 @@ export class MemoryBudget {
     if (n <= 0) return;
     this.byKind[kind] = this.byKind[kind]! - n;
     this.used -= n;
+    this.releasedTotal += n;
     if (this.waiting.size > 0 && this.used < this.resumeMark) this.relieve();
   }
 

@@ -27,6 +27,7 @@ describe('MemoryBudget', () => {
     b.release(MemoryKind.REASSEMBLY, 4096);
     expect(b.used).toBe(0);
     expect(b.peak).toBe(4246);
+    expect(b.releasedTotal).toBe(4246);
   });
 
   it('admits new connections only below 5/8 of the limit', () => {
