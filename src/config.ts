@@ -10,6 +10,7 @@ import { parse as parseYaml } from 'yaml';
 import { ConfigError } from './errors.js';
 import { cidrSet, parseMapRule, splitHostPort } from './proxy/policy.js';
 import { parseFaultSpec } from './stack/fault.js';
+import { parseByteSize } from './tcp/memory-budget.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -52,13 +53,15 @@ export interface Config {
   maxEventStreams: number;
   /** Host names the API and the live page answer to besides IP literals and localhost (DNS rebinding guard). */
   apiHosts: string[];
+  /** Buffer budget of all connections together, bytes; null = from the cgroup or 256 MiB (src/stack/memory-budget.ts). */
+  memoryLimit: number | null;
 }
 
 /** One option of the product surface: its flag, its type, and its default. */
 interface OptionSpec {
   key: keyof Config;
   flag: string;
-  kind: 'string' | 'number' | 'list';
+  kind: 'string' | 'number' | 'list' | 'bytes';
   help: string;
   placeholder: string;
 }
@@ -83,6 +86,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'shutdownGraceSeconds', flag: 'shutdown-grace', kind: 'number', placeholder: 'SECONDS', help: 'time open connections get to finish on SIGTERM (default 10)' },
   { key: 'synBacklog', flag: 'syn-backlog', kind: 'number', placeholder: 'N', help: 'half-open connections before SYN cookies engage (default 1024)' },
   { key: 'congestionControl', flag: 'congestion-control', kind: 'string', placeholder: 'NAME', help: 'newreno or cubic (default cubic)' },
+  { key: 'memoryLimit', flag: 'memory-limit', kind: 'bytes', placeholder: 'BYTES', help: 'buffers of all connections together, e.g. 64MiB (default: half the cgroup memory.max, else 256MiB)' },
   { key: 'impair', flag: 'impair', kind: 'string', placeholder: 'SPEC', help: 'testing: seeded loss/delay in front of the device, e.g. loss=0.01,delay=5,seed=1' },
   { key: 'maxEventStreams', flag: 'max-event-streams', kind: 'number', placeholder: 'N', help: 'most /api/events readers at once, more get 503; 0 turns the stream off (default 16)' },
   { key: 'apiHosts', flag: 'api-host', kind: 'list', placeholder: 'NAME', help: 'a Host name the API and page answer to besides IP addresses and localhost; others get 421 (repeatable)' },
@@ -112,6 +116,7 @@ export const DEFAULT_CONFIG: Config = {
   impair: null,
   maxEventStreams: 16,
   apiHosts: [],
+  memoryLimit: null,
 };
 
 /** Environment variable of an option: --connect-timeout → SYNFIN_CONNECT_TIMEOUT. */
@@ -170,6 +175,12 @@ function convert(spec: OptionSpec, raw: unknown, source: string): unknown {
       if (!Number.isFinite(n)) throw new ConfigError(`${source}: "${String(raw)}" is not a number`);
       return n;
     }
+    case 'bytes': {
+      // Plain bytes or with a unit: 67108864, 64MiB, 512M, 1GiB.
+      const n = typeof raw === 'number' ? raw : parseByteSize(String(raw));
+      if (!Number.isFinite(n)) throw new ConfigError(`${source}: "${String(raw)}" is not a size (bytes, or with KiB/MiB/GiB)`);
+      return n;
+    }
     case 'list': {
       const list = Array.isArray(raw) ? raw : [raw];
       return list.map((v) => {
@@ -207,6 +218,7 @@ function validate(c: Config): void {
   integer(c.maxConnections, '--max-connections', 1);
   integer(c.maxTimeWait, '--max-time-wait', 0);
   integer(c.synBacklog, '--syn-backlog', 1);
+  if (c.memoryLimit !== null) integer(c.memoryLimit, '--memory-limit', 1024 * 1024);
   if (c.upstreamBind !== null && net.isIP(c.upstreamBind) === 0) {
     throw new ConfigError(`--upstream-bind: "${c.upstreamBind}" is not an IP address`);
   }

@@ -3,6 +3,9 @@
  * `startSynfin(config)` builds it and returns a handle; main.ts (the CLI) and demo.ts use it, and
  * so can tests that want the whole thing in-process.
  */
+import fs from 'node:fs';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
@@ -20,6 +23,7 @@ import { EventHub } from './stack/events.js';
 import { ImpairedRx, ImpairedTx, parseFaultSpec, type FaultCounters } from './stack/fault.js';
 import type { LinkRx } from './wire/link.js';
 import { Stack } from './stack/stack.js';
+import { defaultMemoryLimit, MemoryBudget } from './tcp/memory-budget.js';
 import { ccByName } from './tcp/cc/index.js';
 import { defaultTcpConfig } from './tcp/defaults.js';
 import type { RxBatch, Tun } from './tun/index.js';
@@ -29,11 +33,45 @@ import { IPV4_HEADER_LEN, TCP_HEADER_LEN } from './wire/field.js';
 
 export const VERSION = '0.1.0';
 
+/**
+ * Under memory pressure, a full collection once connections have given back 1/16 of the limit
+ * since the last one (checked 4 times a second): the buffers they gave back are garbage until V8
+ * collects them, and V8 waits for up to 64 MB of new external memory before it does (measured:
+ * 19-21 MiB of such garbage on top of a 64 MiB budget under a flood, none with a collection every
+ * 500 ms; BENCHMARKS.md "Memory bounded by design"). Only while the budget is past 5/8.
+ */
+function pressureCollector(budget: MemoryBudget): NodeJS.Timeout {
+  let gc: (() => void) | null = null;
+  let releasedAtLast = 0;
+  const timer = setInterval(() => {
+    if (!budget.pressure || budget.releasedTotal - releasedAtLast < budget.limit / 16) return;
+    releasedAtLast = budget.releasedTotal;
+    if (gc === null) {
+      v8.setFlagsFromString('--expose-gc');
+      gc = vm.runInNewContext('gc') as () => void;
+    }
+    gc();
+  }, 250);
+  timer.unref();
+  return timer;
+}
+
+/** A small file's text (cgroup limits), or null when it cannot be read. */
+function readSmallFile(path: string): string | null {
+  try {
+    return fs.readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
 export interface Synfin {
   config: Config;
   tun: Tun;
   stack: Stack;
   proxy: Proxy;
+  /** The --memory-limit budget every connection's buffers are charged to. */
+  budget: MemoryBudget;
   metrics: Metrics;
   app: FastifyInstance;
   logger: Logger;
@@ -87,6 +125,11 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     gsoMaxBytes: tun.vnetHdr ? GSO_MAX_PAYLOAD : 0,
   });
 
+  // --memory-limit: one budget for every connection's buffers (src/stack/memory-budget.ts).
+  const memoryLimit = config.memoryLimit !== null ? { bytes: config.memoryLimit, source: 'option' } : defaultMemoryLimit(readSmallFile);
+  const budget = new MemoryBudget(memoryLimit.bytes);
+  const collector = pressureCollector(budget);
+
   const policy = new DestinationPolicy({ allow: config.allow, deny: config.deny, map: config.map });
   const connections = new ConnectionRegistry(clock);
   const proxy = new Proxy({
@@ -98,6 +141,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     maxDialsInFlight: Math.max(64, config.synBacklog),
     observer: connections,
     events: hub,
+    budget,
   });
   // --impair: the seeded fault injector in front of the device, both directions (a testing aid:
   // this kernel has no netem).
@@ -121,6 +165,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     maxConnections: config.maxConnections,
     maxTimeWait: config.maxTimeWait,
     onTimeWaitOverflow: (now) => timeWaitWarning.note(now),
+    budget,
   });
   proxy.attach(stack);
   connections.attach(stack, proxy);
@@ -146,6 +191,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       timeWaitOverflows: () => stack.timeWaitOverflows,
       upstreamSockets: () => connections.upstreamSocketStates(),
       ready: () => ready && !shuttingDown,
+      memory: () => ({ used: budget.used, limit: budget.limit }),
     },
     VERSION,
   );
@@ -237,6 +283,8 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       listen: listenUrl,
       version: VERSION,
       deviceChanges,
+      memoryLimit: memoryLimit.bytes,
+      memoryLimitFrom: memoryLimit.source,
       capabilities: capabilityNames(caps.effective | caps.permitted | caps.ambient),
     },
     'synfin ready',
@@ -257,6 +305,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
         for (const pipe of proxy.pipes) pipe.abort('shutdown');
         stack.abortAll('shutdown');
       }
+      clearInterval(collector);
       detachLogging();
       summary.close();
       metrics.close();
@@ -282,5 +331,5 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   }
 
   const impairment = impairedRx !== null && impairedTx !== null ? { rx: impairedRx.counters, tx: impairedTx.counters } : null;
-  return { config, tun, stack, proxy, metrics, app, logger, impairment, listenUrl, shutdown };
+  return { config, tun, stack, proxy, budget, metrics, app, logger, impairment, listenUrl, shutdown };
 }

@@ -39,6 +39,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   'challenge_ack_limit',
   'bad_cookie',
   'loop',
+  'memory_limit',
 ];
 export const RESET_REASONS: readonly ResetReason[] = [
   'peer',
@@ -153,6 +154,8 @@ export interface MetricsSources {
   upstreamSockets?(): Partial<Record<(typeof KERNEL_TCP_STATES)[number], number>>;
   /** Whether synfin is ready (the TUN device attached, the stack running, not shutting down). */
   ready?(): boolean;
+  /** Connection buffers charged to --memory-limit now, and the limit (synfin_memory_bytes). */
+  memory?(): { used: number; limit: number };
 }
 
 const HANDSHAKE_BUCKETS = [
@@ -196,6 +199,18 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     registers: regs,
     collect() {
       this.set(sources.ready?.() === false ? 0 : 1);
+    },
+  });
+
+  new client.Gauge({
+    name: 'synfin_memory_bytes',
+    help: 'Connection buffers (receive, reassembly, send, upstream reads) charged to --memory-limit: used now, and the limit. From 5/8 of the limit windows stop growing, upstream reads pause and new connections get RST (drop reason memory_limit).',
+    labelNames: ['kind'] as const,
+    registers: regs,
+    collect() {
+      const m = sources.memory?.() ?? { used: 0, limit: 0 };
+      this.set({ kind: 'used' }, m.used);
+      this.set({ kind: 'limit' }, m.limit);
     },
   });
 

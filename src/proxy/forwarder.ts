@@ -5,6 +5,7 @@
  * unreachable one an ICMP unreachable, a policy denial an ICMP "administratively prohibited": the
  * app sees what it would have seen without a proxy, never an accepted connection reset a moment later.
  */
+import type { MemoryBudget } from '../tcp/memory-budget.js';
 import { lookup } from 'node:dns';
 import type { Clock } from '../stack/clock.js';
 import type { EventHub } from '../stack/events.js';
@@ -39,6 +40,8 @@ export interface ProxyOptions {
   maxDialsInFlight: number;
   observer?: UpstreamObserver;
   events?: EventHub;
+  /** --memory-limit: the budget the pipes and upstream read buffers are charged to. */
+  budget?: MemoryBudget | null;
 }
 
 /**
@@ -125,7 +128,7 @@ export class Proxy implements Forwarder {
       if (parsed === null) throw new TypeError(`upstream bind address "${opts.upstreamBind}" is not an IP address`);
       this.bind = parsed;
     }
-    this.upstream = new UpstreamSockets({ clock: opts.clock, idleTimeoutMs: opts.idleTimeoutMs });
+    this.upstream = new UpstreamSockets({ clock: opts.clock, idleTimeoutMs: opts.idleTimeoutMs, budget: opts.budget ?? null });
   }
 
   attach(stack: Stack): void {
@@ -396,6 +399,7 @@ export class Proxy implements Forwarder {
       stack: this.stack,
       clock: this.opts.clock,
       onDone: this.onPipeDoneBound,
+      budget: this.opts.budget ?? null,
     };
     const pipe = new Pipe(socket, this.pipeOptions);
     pipe.id = req.id;

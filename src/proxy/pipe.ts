@@ -18,6 +18,7 @@
 import type { ConnHandler, TcpConn } from '../tcp/conn.js';
 import type { Clock } from '../stack/clock.js';
 import type { AfterFlush, Stack } from '../stack/stack.js';
+import { MemoryKind, type MemoryBudget, type Relief } from '../tcp/memory-budget.js';
 import { READ_BUFFERS, type UpstreamHandler, type UpstreamSocket } from './upstream.js';
 
 export { READ_BUFFERS };
@@ -27,6 +28,8 @@ export interface PipeOptions {
   clock: Clock;
   /** Called once when both legs are done. */
   onDone?: (pipe: Pipe) => void;
+  /** --memory-limit: bytes read from the destination are charged here until the app ACKs them. */
+  budget?: MemoryBudget | null;
 }
 
 /** Where the pipes count proxied bytes (synfin_tcp_bytes_total), as they flow. */
@@ -37,7 +40,7 @@ export interface ByteCounters {
 
 const NO_COUNTERS: ByteCounters = { bytesClientToUpstream: 0, bytesUpstreamToClient: 0 };
 
-export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler {
+export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief {
   /** onData gets views into the TUN batch: they are written or copied by afterFlush. */
   readonly acceptsViews = true;
   conn: TcpConn | null = null;
@@ -59,6 +62,10 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler {
   /** Pooled read buffers the connection released, given back after the flush (onChunkReleased). */
   private released: Buffer[] | null = null;
   private consumed = 0;
+  /** Bytes of the send buffer charged to the budget (whole pooled read buffers count whole). */
+  private sendCharged = 0;
+  /** The upstream socket is paused until the budget has room again (not for a full send buffer). */
+  private memoryPaused = false;
   private upstreamEnded = false;
   private appFinished = false;
   private done = false;
@@ -102,7 +109,17 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler {
 
   /** The connection dropped a chunk (acknowledged or discarded): a pooled one goes back after the flush. */
   onChunkReleased(chunk: Buffer): void {
-    if (!READ_BUFFERS.isLent(chunk)) return;
+    const lent = READ_BUFFERS.isLent(chunk);
+    if (this.sendCharged > 0) {
+      const cost = lent ? chunk.buffer.byteLength : chunk.length;
+      const n = cost < this.sendCharged ? cost : this.sendCharged;
+      this.sendCharged -= n;
+      this.opts.budget!.release(MemoryKind.SEND, n);
+    }
+    // The app acknowledged bytes: a connection paused for memory that now holds less than the
+    // per-connection minimum reads again (it would otherwise wait for others to free memory).
+    if (this.memoryPaused) this.resumeIfSmall();
+    if (!lent) return;
     (this.released ??= []).push(chunk);
     this.opts.stack.runAfterFlush(this);
   }
@@ -134,8 +151,38 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler {
     }
   }
 
-  onSendSpace(_conn: TcpConn): void {
-    if (!this.upstreamEnded && !this.socket.destroyed) this.socket.resume();
+  onSendSpace(conn: TcpConn): void {
+    if (this.upstreamEnded || this.socket.destroyed || this.memoryPaused) return;
+    if (this.pauseForMemory(conn)) return;
+    this.socket.resume();
+  }
+
+  private resumeIfSmall(): void {
+    const conn = this.conn;
+    if (conn === null || this.opts.budget!.shouldPause(conn.sendBuffered)) return;
+    this.opts.budget!.cancelRelief(this);
+    this.onMemoryRelief();
+  }
+
+  /** The budget has room again: read the destination unless the send buffer is still full. */
+  onMemoryRelief(): void {
+    this.memoryPaused = false;
+    const conn = this.conn;
+    if (conn === null || this.upstreamEnded || this.socket.destroyed) return;
+    if (conn.sendBuffered < this.opts.stack.tcp.sndBufBytes) this.socket.resume();
+  }
+
+  /**
+   * Near --memory-limit a connection holding CONN_FLOOR or more stops reading its destination
+   * (the kernel's receive buffer and window then hold the destination back) until memory frees.
+   */
+  private pauseForMemory(conn: TcpConn): boolean {
+    const budget = this.opts.budget;
+    if (budget === undefined || budget === null || !budget.shouldPause(conn.sendBuffered)) return false;
+    this.socket.pause();
+    this.memoryPaused = true;
+    budget.waitForRelief(this);
+    return true;
   }
 
   onClosed(conn: TcpConn): void {
@@ -167,7 +214,18 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler {
     const conn = this.conn;
     if (conn === null) return;
     this.stats.bytesUpstreamToClient += chunk.length;
-    if (!conn.write(chunk)) this.socket.pause();
+    const before = conn.sendBuffered;
+    const room = conn.write(chunk);
+    const budget = this.opts.budget;
+    if (budget !== undefined && budget !== null && conn.sendBuffered > before) {
+      // The read happened: its memory exists and is charged whatever the budget says; a pooled
+      // read buffer costs all of it however little of it the read filled.
+      const cost = READ_BUFFERS.isLent(chunk) ? chunk.buffer.byteLength : chunk.length;
+      budget.charge(MemoryKind.SEND, cost);
+      this.sendCharged += cost;
+    }
+    if (!room) this.socket.pause();
+    else this.pauseForMemory(conn);
     this.opts.stack.wake(conn);
     this.opts.stack.flushSoon();
   }
@@ -253,6 +311,13 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler {
     if (this.done) return;
     if (this.conn !== null && !this.socket.destroyed) return;
     this.done = true;
+    const budget = this.opts.budget;
+    if (budget !== undefined && budget !== null) {
+      budget.cancelRelief(this);
+      // Chunks the connection dropped without telling (none expected): nothing stays charged.
+      budget.release(MemoryKind.SEND, this.sendCharged);
+      this.sendCharged = 0;
+    }
     this.opts.onDone?.(this);
   }
 }

@@ -26,6 +26,7 @@ import type { NativeTunAddon, NativeUpstreamPoller } from '../tun/native.js';
 import type { Clock } from '../stack/clock.js';
 import { formatAddress } from '../wire/address.js';
 import { ReadBufferPool } from './read-buffer-pool.js';
+import { MemoryKind, type MemoryBudget } from '../tcp/memory-budget.js';
 
 /** What an upstream socket reports, to whoever owns it (the dial, then the pipe). */
 export interface UpstreamHandler {
@@ -265,15 +266,25 @@ export class UpstreamSocket {
       const n = native.upstreamRead(this.fd, buf, 0, buf.length);
       if (n > 0) {
         let chunk: Buffer;
+        const budget = this.set.budget;
         if (buf !== SHARED_READ_BUFFER && n >= OWN_BUFFER_MIN_READ) {
           chunk = n === buf.length ? buf : buf.subarray(0, n);
+          // Handed over: the pipe charges it to the send buffer from now on.
+          budget?.release(MemoryKind.UPSTREAM, OWN_BUFFER_BYTES);
           this.nextReadBuffer = READ_BUFFERS.take();
+          budget?.charge(MemoryKind.UPSTREAM, OWN_BUFFER_BYTES);
         } else {
           chunk = Buffer.allocUnsafe(n);
           buf.copy(chunk, 0, 0, n);
           // A buffer of the socket's own that is not handed over goes straight back.
-          if (buf !== SHARED_READ_BUFFER) READ_BUFFERS.give(buf);
-          this.nextReadBuffer = n >= OWN_BUFFER_MIN_READ ? READ_BUFFERS.take() : SHARED_READ_BUFFER;
+          if (buf !== SHARED_READ_BUFFER) {
+            READ_BUFFERS.give(buf);
+            budget?.release(MemoryKind.UPSTREAM, OWN_BUFFER_BYTES);
+          }
+          if (n >= OWN_BUFFER_MIN_READ) {
+            this.nextReadBuffer = READ_BUFFERS.take();
+            budget?.charge(MemoryKind.UPSTREAM, OWN_BUFFER_BYTES);
+          } else this.nextReadBuffer = SHARED_READ_BUFFER;
         }
         this.set.touch(this);
         const full = n === buf.length;
@@ -373,6 +384,7 @@ export class UpstreamSocket {
   private releaseReadBuffer(): void {
     if (this.nextReadBuffer !== SHARED_READ_BUFFER) {
       READ_BUFFERS.give(this.nextReadBuffer);
+      this.set.budget?.release(MemoryKind.UPSTREAM, OWN_BUFFER_BYTES);
       this.nextReadBuffer = SHARED_READ_BUFFER;
     }
   }
@@ -403,6 +415,8 @@ export interface UpstreamSocketsOptions {
   clock: Clock;
   /** Close after this long without a byte read or written (onUpstreamIdle); 0 = never. */
   idleTimeoutMs: number;
+  /** --memory-limit: read buffers a socket owns are charged here while it owns them. */
+  budget?: MemoryBudget | null;
 }
 
 /**
@@ -431,7 +445,10 @@ export class UpstreamSockets {
   private readonly runResumedBound = (): void => this.runResumed();
   private readonly onEventsBound = (count: number): void => this.onEvents(count);
 
+  readonly budget: MemoryBudget | null;
+
   constructor(private readonly opts: UpstreamSocketsOptions) {
+    this.budget = opts.budget ?? null;
     this.native = loadAddon();
     this.events = new Int32Array(3 * this.native.UpstreamPoller.MAX_EVENTS);
     this.poller = new this.native.UpstreamPoller(this.events, this.onEventsBound);

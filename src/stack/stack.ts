@@ -9,6 +9,7 @@
  * an in-memory link and a manual clock.
  */
 import { randomBytes } from 'node:crypto';
+import type { MemoryBudget } from '../tcp/memory-budget.js';
 import { TcpConn, rstForUnknown, type ConnHandler } from '../tcp/conn.js';
 import type { TcpConfig } from '../tcp/config.js';
 import type { ConnIdentity, ResetReason } from '../tcp/events.js';
@@ -209,6 +210,8 @@ export interface StackOptions {
    * (domain-separated); random by default. Tests pass one to make runs reproducible.
    */
   secret?: Uint8Array;
+  /** --memory-limit: every connection's buffers are charged to it; under pressure SYNs get RST. */
+  budget?: MemoryBudget | null;
   /** Timer hooks, replaceable for tests that drive timers by hand. */
   setTimer?: (callback: () => void, delayMs: number) => unknown;
   clearTimer?: (handle: unknown) => void;
@@ -240,6 +243,7 @@ export class Stack implements LinkRx, TimeWaitGate {
   private readonly maxConnections: number;
   private readonly maxTimeWait: number;
   private readonly onTimeWaitOverflow: ((now: number) => void) | null;
+  readonly budget: MemoryBudget | null;
   private readonly setTimer: (callback: () => void, delayMs: number) => unknown;
   private readonly clearTimer: (handle: unknown) => void;
   private timerHandle: unknown = null;
@@ -278,6 +282,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     this.maxConnections = opts.maxConnections ?? Infinity;
     this.maxTimeWait = opts.maxTimeWait ?? Infinity;
     this.onTimeWaitOverflow = opts.onTimeWaitOverflow ?? null;
+    this.budget = opts.budget ?? null;
     this.setTimer = opts.setTimer ?? ((cb, ms) => setTimeout(cb, ms));
     this.clearTimer = opts.clearTimer ?? ((h) => clearTimeout(h as NodeJS.Timeout));
     this.writer = new PacketWriter(this.link);
@@ -532,6 +537,12 @@ export class Stack implements LinkRx, TimeWaitGate {
       this.sendRstFor(seg, key, 'no_connection');
       return;
     }
+    if (this.budget !== null && !this.budget.admits()) {
+      // Buffers near --memory-limit: a new connection would only take memory from the open ones.
+      this.events.drop(null, 'memory_limit');
+      this.sendRstFor(seg, key, 'no_connection');
+      return;
+    }
     if (this.halfOpen >= this.synBacklog) {
       this.sendCookieSynAck(seg, key, now);
       return;
@@ -686,7 +697,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     if (req.settled || this.stopped) return null;
     req.settled = true;
     const now = this.clock.now();
-    const conn = new TcpConn(req.id, this.tcp, this.events, handler, now);
+    const conn = new TcpConn(req.id, this.tcp, this.events, handler, now, this.budget);
     const entry = new ConnEntry(req.flow, conn);
     conn.tuple = entry;
     conn.timeWaitGate = this;

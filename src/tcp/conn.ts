@@ -34,6 +34,7 @@
 import { SynfinError } from '../errors.js';
 import type { TcpConfig } from './config.js';
 import type { CloseReason, ConnIdentity, DropReason, ResetReason, TcpEventSink } from './events.js';
+import type { MemoryBudget } from './memory-budget.js';
 import { RcvFlag, Receiver } from './rcv.js';
 import { OutSegment, Segment, TcpFlag } from '../wire/segment.js';
 import { AckFlag, SendKind, SendPlan, Sender } from './snd.js';
@@ -209,7 +210,7 @@ export class TcpConn implements ConnIdentity {
   /** CLOSED after a skipped TIME-WAIT with the peer's FIN still to acknowledge (from `tw`). */
   private finalAckOwed: boolean;
 
-  constructor(id: number, cfg: TcpConfig, events: TcpEventSink, handler: ConnHandler, now: number) {
+  constructor(id: number, cfg: TcpConfig, events: TcpEventSink, handler: ConnHandler, now: number, budget: MemoryBudget | null = null) {
     this.id = id;
     this.state = State.CLOSED;
     this.closeReason = null;
@@ -222,7 +223,7 @@ export class TcpConn implements ConnIdentity {
     this.tuple = null;
     this.newIncarnationIss = -1;
     this.snd = new Sender(cfg, now);
-    this.rcv = new Receiver(cfg.rcvBufBytes, cfg.mss);
+    this.rcv = new Receiver(cfg.rcvBufBytes, cfg.mss, budget);
     this.rcv.deliverViews = handler.acceptsViews === true;
     if (handler.onChunkReleased !== undefined) this.snd.buf.releaseSink = handler as ChunkReleaseSink;
     this.timers = new ConnTimers();
@@ -655,6 +656,13 @@ export class TcpConn implements ConnIdentity {
     const st = this.state;
     if (st !== State.ESTABLISHED && st !== State.FIN_WAIT_1 && st !== State.FIN_WAIT_2) return;
     const r = this.rcv.ingest(textSeq, seg.payload, fin);
+    if (r & RcvFlag.NO_MEMORY) {
+      // --memory-limit refused the bytes: dropped like a full buffer's, the peer resends them;
+      // ACK at once so it learns RCV.NXT (and the window that is not growing).
+      this.events.drop(this, 'memory_limit');
+      this.ackNow = true;
+      return;
+    }
     if (r & (RcvFlag.OUT_OF_ORDER | RcvFlag.DROPPED)) {
       // RFC 5681 §4.2 / RFC 9293 §3.10.7.4: an out-of-order segment is ACKed at once (a
       // duplicate ACK, with SACK blocks when negotiated).

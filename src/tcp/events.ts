@@ -25,7 +25,8 @@ export type DropReason =
   | 'rcv_buffer_full'
   | 'challenge_ack_limit'
   | 'bad_cookie'
-  | 'loop';         // a SYN from one of synfin's own upstream sockets (a dial routed back into the device)
+  | 'loop'          // a SYN from one of synfin's own upstream sockets (a dial routed back into the device)
+  | 'memory_limit'; // --memory-limit: the buffer budget refused the segment or the new connection
 
 export type RetransmitKind = 'rto' | 'fast' | 'probe';
 

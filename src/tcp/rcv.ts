@@ -19,14 +19,37 @@
  * the furthest edge ever advertised (`maxEdge`), so even then nothing we offered is refused.
  * Bound: buffered ≤ rcvBufBytes + 2^s − 1.
  *
- * Reassembly. Out-of-order bytes are copied (the segment's payload is not ours to keep) into a
- * ring as large as the largest possible window, allocated when the first hole appears and
- * released when the last one is filled; which bytes it holds is a sorted list of disjoint ranges
- * in a preallocated Uint32Array. Only bytes inside the window are ever stored, so memory is
- * bounded by the window; the number of ranges is bounded too (`MAX_OOO_RANGES`).
+ * Reassembly. Out-of-order bytes are copied (the segment's payload is not ours to keep) into
+ * blocks of REASSEMBLY_BLOCK bytes, allocated for the part of the sequence space that holds some
+ * and given back as RCV.NXT passes them: memory follows the bytes held (one out-of-order byte
+ * costs one block), not the window. Block k covers [blockBase + k·B, blockBase + (k+1)·B), with
+ * blockBase ≤ RCV.NXT < blockBase + B; the blocks that exist sit in a Map by block number (a
+ * slot table sized to the window would cost more than the block itself for a lone byte). Which bytes are held is a sorted list of
+ * disjoint ranges in a preallocated Uint32Array. Only bytes inside the window are ever stored; the
+ * number of ranges is bounded too (`MAX_OOO_RANGES`). With a MemoryBudget every block and every
+ * delivered-but-unconsumed byte is charged to it: a block it refuses is a segment dropped (the
+ * peer retransmits it); under pressure the window stops growing (see selectWindow).
  */
+import type { MemoryBudget } from './memory-budget.js';
+import { MemoryKind } from './memory-budget.js';
 import { MAX_SACK_BLOCKS } from '../wire/segment.js';
 import { seqAdd, seqDiff, seqGt, seqInWindow, seqLeq, seqLt } from './seq.js';
+
+/** Bytes per reassembly block: a full-sized Ethernet segment spans at most two. */
+export const REASSEMBLY_BLOCK = 4096;
+const BLOCK_SHIFT = 12;
+const BLOCK_MASK = REASSEMBLY_BLOCK - 1;
+/** Free blocks kept for reuse across connections (256 KiB at most). */
+const MAX_FREE_BLOCKS = 64;
+const FREE_BLOCKS: Buffer[] = [];
+
+function takeBlock(): Buffer {
+  return FREE_BLOCKS.pop() ?? Buffer.allocUnsafeSlow(REASSEMBLY_BLOCK);
+}
+
+function giveBlock(b: Buffer): void {
+  if (FREE_BLOCKS.length < MAX_FREE_BLOCKS) FREE_BLOCKS.push(b);
+}
 
 /** Most disjoint out-of-order ranges kept; new data that would need another range is dropped. */
 export const MAX_OOO_RANGES = 32;
@@ -50,6 +73,8 @@ export const RcvFlag = {
   DUPLICATE: 16,
   /** New out-of-order bytes could not be stored (range limit) and were dropped. */
   DROPPED: 32,
+  /** The memory budget refused the bytes: the segment was dropped (drop reason memory_limit). */
+  NO_MEMORY: 64,
 } as const;
 
 export class Receiver {
@@ -78,17 +103,24 @@ export class Receiver {
   delivered: Buffer | null;
   /**
    * Deliver in-order bytes as a view into the caller's segment buffer instead of a copy (the
-   * owner asked for it: ConnHandler.acceptsViews). Bytes joined up from the reassembly ring are
-   * always copied: the ring is reused by the next out-of-order segment.
+   * owner asked for it: ConnHandler.acceptsViews). Bytes joined up from the reassembly blocks are
+   * always copied: the blocks are reused by the next out-of-order segment.
    */
   deliverViews: boolean;
   /** A FIN has been seen out of order at `finSeq` (nothing is accepted beyond it). */
   finSeen: boolean;
   finSeq: number;
 
-  private ring: Buffer | null;
-  private ringBase: number;
-  private ringCap: number;
+  /** The budget every held byte is charged to (null: unaccounted, as in most unit tests). */
+  readonly budget: MemoryBudget | null;
+  /** Reassembly blocks by block number (blockHead is the number of the block at blockBase). */
+  private blocks: Map<number, Buffer> | null;
+  private blockHead: number;
+  private blockBase: number;
+  private blockSlots: number;
+  private blocksHeld: number;
+  /** Bytes of `unconsumed` charged to the budget. */
+  private charged: number;
   private ranges: Uint32Array;
   private rangeCount: number;
   private oooTotal: number;
@@ -96,7 +128,7 @@ export class Receiver {
   private readonly recent: Uint32Array;
   private recentCount: number;
 
-  constructor(bufBytes: number, mss: number) {
+  constructor(bufBytes: number, mss: number, budget: MemoryBudget | null = null) {
     this.irs = 0;
     this.nxt = 0;
     this.bufBytes = bufBytes;
@@ -110,9 +142,13 @@ export class Receiver {
     this.deliverViews = false;
     this.finSeen = false;
     this.finSeq = 0;
-    this.ring = null;
-    this.ringBase = 0;
-    this.ringCap = 0;
+    this.budget = budget;
+    this.blocks = null;
+    this.blockHead = 0;
+    this.blockBase = 0;
+    this.blockSlots = 0;
+    this.blocksHeld = 0;
+    this.charged = 0;
     // Allocated by the first out-of-order segment (most connections never see one).
     this.ranges = NO_RANGES;
     this.rangeCount = 0;
@@ -129,7 +165,9 @@ export class Receiver {
     this.irs = irs;
     this.nxt = seqAdd(irs, 1);
     this.shift = shift;
-    this.ringCap = this.maxWindow + (1 << shift);
+    // Stored bytes lie in [RCV.NXT, RCV.NXT + maxWindow + 2^shift): one block more for blockBase
+    // lagging behind RCV.NXT, one for the partial block at the end.
+    this.blockSlots = Math.ceil((this.maxWindow + (1 << shift)) / REASSEMBLY_BLOCK) + 2;
     this.lastAckSent = this.nxt;
     this.advEdge = this.nxt;
     this.maxEdge = this.nxt;
@@ -180,9 +218,19 @@ export class Receiver {
     return this.unconsumed + this.oooTotal;
   }
 
-  /** Whether a reassembly ring is currently allocated (for tests of the memory bound). */
+  /** Whether reassembly blocks are currently allocated (for tests of the memory bound). */
   get ringAllocated(): boolean {
-    return this.ring !== null;
+    return this.blocks !== null;
+  }
+
+  /** Bytes of reassembly blocks allocated now (one block per REASSEMBLY_BLOCK of sequence space holding data). */
+  get reassemblyBytes(): number {
+    return this.blocksHeld * REASSEMBLY_BLOCK;
+  }
+
+  /** What this receiver costs in buffers now: unconsumed bytes plus reassembly blocks. */
+  get heldBytes(): number {
+    return this.unconsumed + this.blocksHeld * REASSEMBLY_BLOCK;
   }
 
   /**
@@ -240,6 +288,10 @@ export class Receiver {
   /** The owner has passed on `n` delivered bytes: they no longer occupy the buffer. */
   consume(n: number): void {
     this.unconsumed = n < this.unconsumed ? this.unconsumed - n : 0;
+    if (this.charged > this.unconsumed) {
+      this.budget!.release(MemoryKind.RECEIVE, this.charged - this.unconsumed);
+      this.charged = this.unconsumed;
+    }
   }
 
   /** RFC 9293 §3.8.6.2.2: the right edge moves only by at least min(RCV.BUFF/2, MSS). */
@@ -248,9 +300,17 @@ export class Receiver {
     return half < this.mss ? half : this.mss;
   }
 
-  /** Free buffer space measured from RCV.NXT, limited to what the window field can say. */
+  /**
+   * Free buffer space measured from RCV.NXT, limited to what the window field can say and, under
+   * memory pressure, to what the budget lets this connection grow to (MemoryBudget.growthCap: the
+   * edge already advertised stays, selectWindow never retracts it).
+   */
   private available(): number {
-    const free = this.bufBytes - this.unconsumed;
+    let free = this.bufBytes - this.unconsumed;
+    if (this.budget !== null) {
+      const cap = this.budget.growthCap(this.heldBytes) - this.unconsumed;
+      if (cap < free) free = cap;
+    }
     if (free <= 0) return 0;
     const max = this.maxWindow;
     return free < max ? free : max;
@@ -303,9 +363,14 @@ export class Receiver {
     return count;
   }
 
-  /** Drop all reassembly state (connection closed or reset). */
+  /** Drop all reassembly state (connection closed or reset) and give its memory back. */
   reset(): void {
-    this.ring = null;
+    this.freeBlocks();
+    if (this.charged > 0) {
+      this.budget!.release(MemoryKind.RECEIVE, this.charged);
+      this.charged = 0;
+    }
+    this.unconsumed = 0;
     this.rangeCount = 0;
     this.oooTotal = 0;
     this.recentCount = 0;
@@ -316,6 +381,14 @@ export class Receiver {
 
   private inOrder(start: number, payload: Buffer, off: number, len: number, hasFin: boolean): number {
     let flags = 0;
+    const budget = this.budget;
+    if (budget !== null && len > 0 && !budget.tryCharge(MemoryKind.RECEIVE, len, this.heldBytes) && !budget.chargeMinimum(MemoryKind.RECEIVE, len, this.unconsumed)) {
+      // Over budget: give up what is held out of order first (Linux's tcp_prune_ofo_queue; the
+      // peer's RTO resends it, RFC 2018 §8), so the hole can fill; else drop the segment.
+      if (this.rangeCount === 0) return RcvFlag.NO_MEMORY;
+      this.pruneOutOfOrder();
+      if (!budget.tryCharge(MemoryKind.RECEIVE, len, this.heldBytes)) return RcvFlag.NO_MEMORY;
+    }
     const end = seqAdd(start, len);
     if (hasFin && !this.finSeen) {
       this.finSeen = true;
@@ -342,11 +415,16 @@ export class Receiver {
       } else {
         buf = Buffer.allocUnsafe(total);
         if (len > 0) payload.copy(buf, 0, off, off + len);
-        if (fromRing > 0) this.ringRead(end, buf, len, fromRing);
+        if (fromRing > 0) this.blockRead(end, buf, len, fromRing);
       }
       this.delivered = buf;
       this.unconsumed += total;
       flags |= RcvFlag.DATA;
+    }
+    if (budget !== null) {
+      // The joined bytes exist already (in blocks given back below): charged without asking.
+      if (fromRing > 0) budget.charge(MemoryKind.RECEIVE, fromRing);
+      this.charged += total;
     }
     if (joined > 0) this.dropRanges(joined);
     this.nxt = newNxt;
@@ -359,10 +437,10 @@ export class Receiver {
       flags |= RcvFlag.FIN;
     }
     if (this.rangeCount === 0) {
-      this.ring = null;
+      this.freeBlocks();
       this.recentCount = 0;
     } else {
-      this.rebaseRing();
+      this.advanceBlocks();
     }
     return flags;
   }
@@ -384,12 +462,7 @@ export class Receiver {
     let j = i;
     while (j < n && seqLeq(ranges[2 * j]!, end)) j++;
     if (i === j && n === MAX_OOO_RANGES) return RcvFlag.DROPPED;
-
-    if (this.ring === null) {
-      this.ring = Buffer.allocUnsafe(this.ringCap);
-      this.ringBase = this.nxt;
-    }
-    this.ringWrite(start, payload, off, len);
+    if (!this.blockWrite(start, payload, off, len)) return RcvFlag.NO_MEMORY;
 
     if (i === j) {
       ranges.copyWithin(2 * i + 2, 2 * i, 2 * n);
@@ -448,29 +521,122 @@ export class Receiver {
     return count + 1;
   }
 
-  /** Keep the ring's base close behind RCV.NXT (same mapping, no 2^32 wrap in the offsets). */
-  private rebaseRing(): void {
-    const d = seqDiff(this.nxt, this.ringBase);
-    if (d >= this.ringCap) this.ringBase = seqAdd(this.ringBase, d - (d % this.ringCap));
+  /** Drop everything held out of order (memory pressure): the ranges and their blocks. */
+  private pruneOutOfOrder(): void {
+    this.rangeCount = 0;
+    this.oooTotal = 0;
+    this.recentCount = 0;
+    this.freeBlocks();
   }
 
-  private ringIndex(seq: number): number {
-    return ((seq - this.ringBase) >>> 0) % this.ringCap;
+  /** Give back every reassembly block (and the slot ring). */
+  private freeBlocks(): void {
+    const blocks = this.blocks;
+    if (blocks === null) return;
+    for (const b of blocks.values()) giveBlock(b);
+    if (this.blocksHeld > 0) this.budget?.release(MemoryKind.REASSEMBLY, this.blocksHeld * REASSEMBLY_BLOCK);
+    this.blocksHeld = 0;
+    this.blocks = null;
   }
 
-  private ringWrite(seq: number, src: Buffer, off: number, len: number): void {
-    const ring = this.ring!;
-    const idx = this.ringIndex(seq);
-    const first = this.ringCap - idx < len ? this.ringCap - idx : len;
-    src.copy(ring, idx, off, off + first);
-    if (len > first) src.copy(ring, 0, off + first, off + len);
+  /**
+   * RCV.NXT moved: give back the blocks wholly behind it (nothing stored is below RCV.NXT) and
+   * move blockBase up so that blockBase ≤ RCV.NXT < blockBase + B again.
+   */
+  private advanceBlocks(): void {
+    const blocks = this.blocks;
+    if (blocks === null) return;
+    let d = seqDiff(this.nxt, this.blockBase);
+    let freed = 0;
+    while (d >= REASSEMBLY_BLOCK) {
+      const b = blocks.get(this.blockHead);
+      if (b !== undefined) {
+        giveBlock(b);
+        blocks.delete(this.blockHead);
+        freed++;
+      }
+      this.blockHead++;
+      this.blockBase = seqAdd(this.blockBase, REASSEMBLY_BLOCK);
+      d -= REASSEMBLY_BLOCK;
+    }
+    // The block RCV.NXT is in holds nothing more once the first range starts beyond it.
+    const head = blocks.get(this.blockHead);
+    if (head !== undefined && seqDiff(this.ranges[0]!, this.blockBase) >= REASSEMBLY_BLOCK) {
+      giveBlock(head);
+      blocks.delete(this.blockHead);
+      freed++;
+    }
+    if (freed > 0) {
+      this.blocksHeld -= freed;
+      this.budget?.release(MemoryKind.REASSEMBLY, freed * REASSEMBLY_BLOCK);
+    }
   }
 
-  private ringRead(seq: number, dst: Buffer, dstOff: number, len: number): void {
-    const ring = this.ring!;
-    const idx = this.ringIndex(seq);
-    const first = this.ringCap - idx < len ? this.ringCap - idx : len;
-    ring.copy(dst, dstOff, idx, idx + first);
-    if (len > first) ring.copy(dst, dstOff + first, 0, len - first);
+  /** The number of the block holding `seq` (at or after blockBase, within the window). */
+  private slotOf(seq: number): number {
+    return this.blockHead + (seqDiff(seq, this.blockBase) >>> BLOCK_SHIFT);
+  }
+
+  /**
+   * Copy [seq, seq + len) into the blocks, allocating the missing ones; false, and nothing
+   * written, when the budget refuses them.
+   */
+  private blockWrite(seq: number, src: Buffer, off: number, len: number): boolean {
+    if (this.blocks === null) {
+      if (this.blockSlots === 0) this.blockSlots = Math.ceil((this.maxWindow + (1 << this.shift)) / REASSEMBLY_BLOCK) + 2;
+      this.blocks = new Map();
+      this.blockHead = 0;
+      this.blockBase = this.nxt;
+    }
+    const blocks = this.blocks;
+    const rel = seqDiff(seq, this.blockBase);
+    const first = rel >>> BLOCK_SHIFT;
+    const last = (rel + len - 1) >>> BLOCK_SHIFT;
+    if (last >= this.blockSlots) return false;
+    let missing = 0;
+    for (let k = first; k <= last; k++) if (!blocks.has(this.blockHead + k)) missing++;
+    if (missing > 0) {
+      const budget = this.budget;
+      if (budget !== null && !budget.tryCharge(MemoryKind.REASSEMBLY, missing * REASSEMBLY_BLOCK, this.heldBytes)) {
+        if (this.rangeCount === 0) this.freeBlocks();
+        return false;
+      }
+      this.blocksHeld += missing;
+    }
+    let s = seq;
+    let o = off;
+    let left = len;
+    while (left > 0) {
+      const slot = this.slotOf(s);
+      let b = blocks.get(slot);
+      if (b === undefined) {
+        b = takeBlock();
+        blocks.set(slot, b);
+      }
+      const at = seqDiff(s, this.blockBase) & BLOCK_MASK;
+      const n = REASSEMBLY_BLOCK - at < left ? REASSEMBLY_BLOCK - at : left;
+      src.copy(b, at, o, o + n);
+      s = seqAdd(s, n);
+      o += n;
+      left -= n;
+    }
+    return true;
+  }
+
+  /** Copy [seq, seq + len) out of the blocks (every byte of it is held). */
+  private blockRead(seq: number, dst: Buffer, dstOff: number, len: number): void {
+    const blocks = this.blocks!;
+    let s = seq;
+    let o = dstOff;
+    let left = len;
+    while (left > 0) {
+      const b = blocks.get(this.slotOf(s))!;
+      const at = seqDiff(s, this.blockBase) & BLOCK_MASK;
+      const n = REASSEMBLY_BLOCK - at < left ? REASSEMBLY_BLOCK - at : left;
+      b.copy(dst, o, at, at + n);
+      s = seqAdd(s, n);
+      o += n;
+      left -= n;
+    }
   }
 }

@@ -94,4 +94,13 @@ describe('resolveConfig', () => {
     expect(() => resolveConfig({}, {}, tmpFile('u.yaml', 'colour: blue\n'))).toThrow(/unknown option "colour"/);
     expect(() => resolveConfig({}, {}, tmpFile('l.yaml', '- 1\n'))).toThrow(/must hold a mapping/);
   });
+
+  it('--memory-limit: bytes or a size with a unit, from a flag, SYNFIN_MEMORY_LIMIT or the file; at least 1 MiB', () => {
+    expect(resolveConfig({}, {}).memoryLimit).toBeNull();
+    expect(resolveConfig({ 'memory-limit': '64MiB' }, {}).memoryLimit).toBe(64 * 1024 * 1024);
+    expect(resolveConfig({}, { SYNFIN_MEMORY_LIMIT: '536870912' }).memoryLimit).toBe(512 * 1024 * 1024);
+    expect(resolveConfig({}, {}, tmpFile('m.yaml', 'memory-limit: 1GiB\n')).memoryLimit).toBe(1024 * 1024 * 1024);
+    expect(() => resolveConfig({ 'memory-limit': 'lots' }, {})).toThrow(/--memory-limit: "lots" is not a size/);
+    expect(() => resolveConfig({ 'memory-limit': '1000' }, {})).toThrow(/--memory-limit: 1000 must be an integer ≥ 1048576/);
+  });
 });
