@@ -8,19 +8,15 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from './errors.js';
+import { API_ADDRESS_MODES, type ApiAddressMode } from './http/app.js';
+import { LOG_LEVELS, type LogLevel } from './observability/log.js';
+
+export { API_ADDRESS_MODES, LOG_LEVELS, type ApiAddressMode, type LogLevel };
 import { cidrSet, parseMapRule, splitHostPort } from './proxy/policy.js';
 import { parseFaultSpec } from './stack/fault.js';
 import { parseByteSize } from './tcp/memory-budget.js';
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/**
- * Who sees connection addresses in /api/connections and /api/events (--api-addresses):
- * `loopback` only requests whose TCP peer is a loopback address, `all` everyone, `none` no one.
- */
-export const API_ADDRESS_MODES = ['loopback', 'all', 'none'] as const;
-export type ApiAddressMode = (typeof API_ADDRESS_MODES)[number];
 
 export interface Config {
   tun: string;

@@ -7,11 +7,17 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { OpenMetricsContentType, Registry } from 'prom-client';
-import type { ApiAddressMode } from '../config.js';
 import type { EventHub } from '../stack/events.js';
 import type { ConnIdentity } from '../tcp/events.js';
 import { STATE_NAMES, type State } from '../tcp/state.js';
 import { pageOfRows, type ConnectionFilter, type ConnectionRow, type ConnectionSource } from '../observability/table.js';
+
+/**
+ * Who sees connection addresses in /api/connections and /api/events (--api-addresses):
+ * `loopback` only requests whose TCP peer is a loopback address, `all` everyone, `none` no one.
+ */
+export const API_ADDRESS_MODES = ['loopback', 'all', 'none'] as const;
+export type ApiAddressMode = (typeof API_ADDRESS_MODES)[number];
 
 /** What an address field holds when it is not shown to the requester. */
 export const REDACTED = 'redacted';

@@ -8,7 +8,9 @@ import pino, { type Logger } from 'pino';
 import type { EventHub } from '../stack/events.js';
 import type { CloseReason, ConnIdentity, ResetDirection, ResetReason, RetransmitKind } from '../tcp/events.js';
 import { STATE_NAMES, type State } from '../tcp/state.js';
-import type { LogLevel } from '../config.js';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export function createLogger(level: LogLevel, destination?: pino.DestinationStream): Logger {
   const opts = { level, base: { name: 'synfin' }, timestamp: pino.stdTimeFunctions.isoTime };
