@@ -31,10 +31,10 @@ export function snapshotDist(repo) {
     fs.symlinkSync(path.join(repo, 'node_modules'), path.join(dir, 'node_modules'));
     // The addon: reuse the working tree's build when native/ is as committed, else build it.
     const nativeClean = tryRunSync('git', ['-C', repo, 'status', '--porcelain', '--', 'native', 'binding.gyp']).trim() === '';
-    const built = path.join(repo, 'build', 'Release', 'tun.node');
+    const built = path.join(repo, 'build', 'Release', 'synfin.node');
     if (nativeClean && fs.existsSync(built)) {
       fs.mkdirSync(path.join(dir, 'build', 'Release'), { recursive: true });
-      fs.copyFileSync(built, path.join(dir, 'build', 'Release', 'tun.node'));
+      fs.copyFileSync(built, path.join(dir, 'build', 'Release', 'synfin.node'));
     } else {
       runSync('sh', ['-c', 'cd "$0" && npx --no-install node-gyp rebuild >/dev/null', dir]);
     }

@@ -3,14 +3,14 @@
  * sockets (live, and closed ones until their TIME_WAIT is over): the state behind
  * synfin_upstream_sockets and, in the sidecar topology, the app socket's true state (appState).
  *
- * The table lives in the native addon (native/tun/socket-table.cc): a refresh dumps the kernel's
+ * The table lives in the native addon (native/socket-table/socket-table.cc): a refresh dumps the kernel's
  * table over sock_diag netlink in libuv's thread pool (falling back to /proc/net/tcp{,6} where
  * sock_diag is unavailable) and only swaps the result in on the event loop. Measured here with
  * 18,000 sockets in the namespace: ~15 ms in the thread pool and well under a millisecond on the
  * loop, against 20-60 ms for the kernel to render /proc/net/tcp plus ~10 ms to parse it in
  * JavaScript. Counting synfin's sockets by state is a walk in C++ of whichever side is smaller.
  */
-import { loadAddon, type NativeSocketTable } from '../tun/native.js';
+import { loadAddon, type NativeSocketTable } from '../native/addon.js';
 import { parseAddress } from '../wire/address.js';
 import { KERNEL_TCP_STATES } from './metrics.js';
 

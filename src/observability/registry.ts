@@ -19,7 +19,7 @@ import {
   TCP_INFO_STATE,
   TCP_INFO_TOTAL_RETRANS,
   tcpInfo,
-} from '../tun/tcp-info.js';
+} from './tcp-info.js';
 import { formatEndpoint } from '../wire/packet.js';
 import { IdIndex } from './id-index.js';
 import { KernelSockets, type KernelState } from './kernel-sockets.js';

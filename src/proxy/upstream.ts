@@ -5,7 +5,7 @@
  * and its two states, a dozen listeners, libuv's connect sequence (epoll ADD, SO_ERROR, an ADD that
  * fails with EEXIST and a MOD), one callback into JavaScript per readiness event, the close
  * callback a turn later. Here every upstream socket sits in one epoll set of the addon's
- * (native/tun/upstream.cc), registered once, edge-triggered; the event loop polls the set, and the
+ * (native/upstream/upstream.cc), registered once, edge-triggered; the event loop polls the set, and the
  * ready sockets of a turn come to `UpstreamSockets.onEvents` in one call, as TUN packets do. A
  * connect is one call into the addon (socket, TCP_NODELAY, connect, TCP_INFO, getsockname, epoll
  * ADD), a read or a write is one system call, and nothing is allocated per event.
@@ -21,8 +21,7 @@
  * pipe reopens it as they leave), so a slow destination shrinks the window, not our memory.
  */
 import { getSystemErrorName } from 'node:util';
-import { loadAddon } from '../tun/native.js';
-import type { NativeTunAddon, NativeUpstreamPoller } from '../tun/native.js';
+import { loadAddon, type NativeAddon, type NativeUpstreamPoller } from '../native/addon.js';
 import type { Clock } from '../stack/clock.js';
 import { formatAddress } from '../wire/address.js';
 import { ReadBufferPool } from './read-buffer-pool.js';
@@ -69,7 +68,7 @@ const OWN_BUFFER_MIN_READ = 16 * 1024;
 const OWN_BUFFER_BYTES = 64 * 1024;
 /** At most 4 MiB of idle read buffers kept for reuse. */
 export const READ_BUFFERS = new ReadBufferPool(OWN_BUFFER_BYTES, 64);
-/** Buffers per writev(2), as the addon caps them (native/tun/upstream.cc kMaxIov). */
+/** Buffers per writev(2), as the addon caps them (native/upstream/upstream.cc kMaxIov). */
 const MAX_IOV = 64;
 /** Reads of one socket per event before it waits its turn again (fairness between sockets). */
 const MAX_READS_PER_EVENT = 16;
@@ -425,7 +424,7 @@ export interface UpstreamSocketsOptions {
  * activity has the next to expire at its head), and notifications deferred past the current call.
  */
 export class UpstreamSockets {
-  readonly native: NativeTunAddon;
+  readonly native: NativeAddon;
   private poller: NativeUpstreamPoller | null;
   private readonly events: Int32Array;
   private readonly table: (UpstreamSocket | null)[] = [];

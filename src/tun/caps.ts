@@ -5,7 +5,7 @@
  * the device is ready, it gives all of them up, keeping only what an option it was given needs
  * (capabilitiesNeeded), before it listens or opens a single upstream socket.
  *
- * Capabilities are per thread and no system call changes another thread's (native/tun/caps.cc):
+ * Capabilities are per thread and no system call changes another thread's (native/process/caps.cc):
  * the V8 and libuv threads, and Node's SIGUSR1 thread that blocks every signal, would keep them.
  * So the main thread drops them (and sets no_new_privs) and then execve()s synfin again with the
  * same argv and environment, the TUN fd left open and named in _SYNFIN_TUN_FD: the exec ends
@@ -15,7 +15,7 @@
  */
 import fs from 'node:fs';
 import { CapabilityError } from '../errors.js';
-import { loadAddon } from './native.js';
+import { loadAddon } from '../native/addon.js';
 import type { Tun } from './tun.js';
 
 /** Capability numbers (include/uapi/linux/capability.h), the names `setpriv`/`capsh` use. */

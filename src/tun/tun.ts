@@ -22,7 +22,8 @@ import { EventEmitter } from 'node:events';
 import { TunClosedError, TunIoError } from '../errors.js';
 import type { LinkTx } from '../wire/link.js';
 import { linkMtu, runIp, type IpOptions } from './ip.js';
-import { loadAddon, tunOpenError, type NativeTunDevice } from './native.js';
+import { loadAddon, type NativeTunDevice } from '../native/addon.js';
+import { tunOpenError } from './open-error.js';
 import { VIRTIO_NET_HDR_F_DATA_VALID, VIRTIO_NET_HDR_F_NEEDS_CSUM, VNET_HDR_LEN } from '../wire/vnet.js';
 
 /** Bytes per slot: a 64 KB GSO packet (IPv6: 65535 payload + 40 header) plus the vnet header, rounded up. */

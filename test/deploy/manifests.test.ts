@@ -153,13 +153,13 @@ describe('deploy/Dockerfile', () => {
   });
 
   it('dockerfile_runtime_placesDistBinAndAddonWhereTheCodeLooksForThem', () => {
-    // bin/synfin.js imports ../dist/cli.js; dist/tun/native.js loads ../../build/Release/tun.node.
+    // bin/synfin.js imports ../dist/cli.js; dist/native/addon.js loads ../../build/Release/synfin.node.
     expect(readRepoFile('bin', 'synfin.js')).toContain("import('../dist/cli.js')");
-    expect(readRepoFile('src', 'tun', 'native.ts')).toContain("path.resolve(here, '..', '..', 'build', 'Release', 'tun.node')");
+    expect(readRepoFile('src', 'native', 'addon.ts')).toContain("path.resolve(here, '..', '..', 'build', 'Release', 'synfin.node')");
     expect(copiedTo('/src/bin')).toBe(path.posix.join(workdir, 'bin'));
     expect(copiedTo('/src/dist')).toBe(path.posix.join(workdir, 'dist'));
     expect(copiedTo('/src/node_modules')).toBe(path.posix.join(workdir, 'node_modules'));
-    expect(copiedTo('/src/build/Release/tun.node')).toBe(path.posix.join(workdir, 'build', 'Release', 'tun.node'));
+    expect(copiedTo('/src/build/Release/synfin.node')).toBe(path.posix.join(workdir, 'build', 'Release', 'synfin.node'));
     expect(copies(runtime).filter((c) => c.sources[0]?.startsWith('/src/')).every((c) => c.from === 'build')).toBe(true);
   });
 

@@ -1,6 +1,6 @@
 /**
  * The kernel socket table behind appState (sidecar) and synfin_upstream_sockets
- * (native/tun/socket-table.cc through src/observability/kernel-sockets.ts): real sockets of this
+ * (native/socket-table/socket-table.cc through src/observability/kernel-sockets.ts): real sockets of this
  * namespace read over sock_diag and, as the fallback, from /proc/net/tcp{,6}; the watched tuples
  * of synfin's upstream sockets counted by kernel state, forgotten after their memory runs out.
  */
@@ -8,8 +8,8 @@ import net from 'node:net';
 import fs from 'node:fs';
 import { describe, expect, it, vi } from 'vitest';
 import { KernelSockets } from '../../src/observability/kernel-sockets.js';
-import { loadAddon } from '../../src/tun/native.js';
-import { localEndpoint } from '../../src/tun/tcp-info.js';
+import { loadAddon } from '../../src/native/addon.js';
+import { localEndpoint } from '../../src/observability/tcp-info.js';
 import { parseAddress } from '../../src/wire/address.js';
 import { ConnectionRegistry } from '../../src/observability/registry.js';
 import { ManualClock } from '../../src/stack/clock.js';

@@ -1,5 +1,5 @@
 /**
- * Upstream sockets (src/proxy/upstream.ts over native/tun/upstream.cc) against real loopback
+ * Upstream sockets (src/proxy/upstream.ts over native/upstream/upstream.cc) against real loopback
  * servers: connect outcomes, edge-triggered reads (pause/resume, FIN with data, FIN alone),
  * half-close both ways, write queueing under backpressure, resets both ways, stale events of
  * closed sockets, the idle timeout.

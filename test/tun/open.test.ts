@@ -228,7 +228,7 @@ catch (e) { console.log(JSON.stringify({ code: e.code, syscall: e.syscall, messa
   beforeAll(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'synfin-tun-'));
     fs.chmodSync(dir, 0o755);
-    addon = path.join(dir, 'tun.node');
+    addon = path.join(dir, 'synfin.node');
     fs.copyFileSync(ADDON_PATH, addon);
     fs.chmodSync(addon, 0o755);
   });

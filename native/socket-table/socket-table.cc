@@ -39,7 +39,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "napi-util.h"
+#include "../addon.h"
+#include "../common/napi-util.h"
 
 namespace synfin {
 namespace {

@@ -14,7 +14,7 @@ import {
   TCP_INFO_STATE,
   TCP_INFO_TOTAL_RETRANS,
   tcpInfo,
-} from '../../src/tun/index.js';
+} from '../../src/observability/tcp-info.js';
 
 function fdOf(s: net.Socket): number {
   return (s as unknown as { _handle: { fd: number } })._handle.fd;

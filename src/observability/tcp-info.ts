@@ -1,9 +1,9 @@
 /**
  * TCP_INFO of a kernel TCP socket (synfin's upstream sockets, src/proxy/upstream.ts),
- * read by the TUN addon with getsockopt(IPPROTO_TCP, TCP_INFO). The caller owns one Float64Array
+ * read by the native addon (native/sockets/tcp-info.cc) with getsockopt(IPPROTO_TCP, TCP_INFO). The caller owns one Float64Array
  * of TCP_INFO_FIELDS numbers and reuses it; the indices below say which number is which.
  */
-import { loadAddon } from './native.js';
+import { loadAddon } from '../native/addon.js';
 
 /** tcpi_state: the kernel's TCP state (include/net/tcp_states.h, see KERNEL_TCP_STATE_NAMES). */
 export const TCP_INFO_STATE = 0;

@@ -32,7 +32,8 @@
 #include <string>
 #include <vector>
 
-#include "napi-util.h"
+#include "../addon.h"
+#include "../common/napi-util.h"
 
 namespace synfin {
 

@@ -1,18 +1,13 @@
 /**
- * The native TUN addon (native/tun/tun.cc, built by `node-gyp rebuild` into build/Release/tun.node)
- * and the mapping of its errno-coded errors onto synfin's typed errors.
+ * synfin's one native binding (native/, built by `node-gyp rebuild` into build/Release/synfin.node):
+ * the TUN device (native/device), the upstream sockets (native/upstream), TCP_INFO and getsockname
+ * of a socket (native/sockets), the kernel's socket table (native/socket-table) and capabilities
+ * (native/process). This file is its TypeScript face and loader; it knows nothing of its users.
  */
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import {
-  SynfinError,
-  TunBusyError,
-  TunNameTooLongError,
-  TunNoDeviceError,
-  TunOpenError,
-  TunPermissionError,
-} from '../errors.js';
+import { SynfinError } from '../errors.js';
 
 /** An open TUN fd as the addon exposes it. */
 export interface NativeTunDevice {
@@ -64,7 +59,7 @@ export interface NativeTunDevice {
 
 /**
  * The kernel's TCP sockets of this namespace and the tuples synfin watches in it
- * (native/tun/socket-table.cc). A tuple is a Uint32Array of 11: [family 4|6, four local address
+ * (native/socket-table/socket-table.cc). A tuple is a Uint32Array of 11: [family 4|6, four local address
  * words, local port, four remote address words, remote port], words in network order (an IPv4
  * address in word 3).
  */
@@ -84,7 +79,7 @@ export interface NativeSocketTable {
   readonly source: 'sock_diag' | 'proc' | 'none';
 }
 
-/** The epoll set of the proxy's upstream sockets, polled on the event loop (native/tun/upstream.cc). */
+/** The epoll set of the proxy's upstream sockets, polled on the event loop (native/upstream/upstream.cc). */
 export interface NativeUpstreamPoller {
   readonly epfd: number;
   /** Keep the event loop alive while sockets are open (the default), or not. */
@@ -94,7 +89,7 @@ export interface NativeUpstreamPoller {
   close(): void;
 }
 
-export interface NativeTunAddon {
+export interface NativeAddon {
   /** events receives [slot, generation, epoll mask] per ready socket; onEvents(count) once per epoll_wait. */
   UpstreamPoller: { new (events: Int32Array, onEvents: (count: number) => void): NativeUpstreamPoller; readonly MAX_EVENTS: number };
   /**
@@ -128,7 +123,7 @@ export interface NativeTunAddon {
   /**
    * The calling thread keeps only the capabilities numbered in `keep` (and holds): bounding set
    * (when CAP_SETPCAP allows), ambient, inheritable, permitted, effective; sets no_new_privs.
-   * Other threads are untouched: see native/tun/caps.cc for why an exec follows.
+   * Other threads are untouched: see native/process/caps.cc for why an exec follows.
    */
   dropCapabilities(keep: readonly number[]): void;
   /** execve(2) with `keepFd` left open across it; throws the errno when it fails (never returns otherwise). */
@@ -141,21 +136,21 @@ export interface NativeTunAddon {
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-// src/tun/ in development and tests, dist/tun/ once compiled: both sit two levels below the root.
-const addonPath = path.resolve(here, '..', '..', 'build', 'Release', 'tun.node');
+// src/native/ in development and tests, dist/native/ once compiled: both sit two levels below the root.
+const addonPath = path.resolve(here, '..', '..', 'build', 'Release', 'synfin.node');
 
-let addon: NativeTunAddon | undefined;
+let addon: NativeAddon | undefined;
 
 /** Loads the addon on first use (so modules that only import types never need it built). */
-export function loadAddon(): NativeTunAddon {
+export function loadAddon(): NativeAddon {
   if (addon === undefined) {
     const require = createRequire(import.meta.url);
     try {
-      addon = require(addonPath) as NativeTunAddon;
+      addon = require(addonPath) as NativeAddon;
     } catch (err) {
       throw new SynfinError(
         'ERR_TUN_ADDON',
-        `cannot load the TUN addon ${addonPath} (run npm ci, or npx node-gyp rebuild): ${(err as Error).message}`,
+        `cannot load the native addon ${addonPath} (run npm ci, or npx node-gyp rebuild): ${(err as Error).message}`,
         { cause: err },
       );
     }
@@ -165,43 +160,3 @@ export function loadAddon(): NativeTunAddon {
 
 /** Path of the compiled addon, for child processes that load it directly. */
 export const ADDON_PATH = addonPath;
-
-/**
- * Turns an error thrown by the addon's open() into synfin's typed error. Errors that are not
- * system errors (no string `code`) are returned as they are.
- */
-export function tunOpenError(err: unknown, name: string): Error {
-  if (!(err instanceof Error)) return new TunOpenError(`cannot open TUN device ${name}: ${String(err)}`);
-  const e = err as NodeJS.ErrnoException;
-  switch (e.code) {
-    case 'ENOENT':
-    case 'ENODEV':
-    case 'ENXIO':
-      return new TunNoDeviceError(
-        `cannot open TUN device ${name}: /dev/net/tun is missing (load the tun module, or give the container /dev/net/tun)`,
-        { cause: err },
-      );
-    case 'EPERM':
-    case 'EACCES':
-      return new TunPermissionError(
-        `cannot open TUN device ${name}: permission denied (${e.syscall ?? 'open'} ${e.code}); run as root or with CAP_NET_ADMIN`,
-        { cause: err },
-      );
-    case 'ENAMETOOLONG':
-      return new TunNameTooLongError(
-        `TUN device name "${name}" is too long: at most 15 bytes`,
-        { cause: err },
-      );
-    case 'EBUSY':
-      return new TunBusyError(`TUN device ${name} is busy: another process is attached to it`, { cause: err });
-    case 'EINVAL':
-      return new TunOpenError(
-        `cannot open TUN device ${name}: invalid name, or an interface of that name exists and is not a TUN device`,
-        { cause: err },
-      );
-    case undefined:
-      return err;
-    default:
-      return new TunOpenError(`cannot open TUN device ${name}: ${e.message}`, { cause: err });
-  }
-}

@@ -184,13 +184,4 @@ inline bool ReadSockaddr(const struct sockaddr_storage& ss, uint32_t* out) {
   return false;
 }
 
-// socket-table.cc: exports.SocketTable (the kernel's TCP sockets, and which are synfin's).
-void InitSocketTable(Napi::Env env, Napi::Object exports);
-
-// upstream.cc: exports.UpstreamPoller and the upstream socket operations (src/proxy/upstream.ts).
-void InitUpstream(Napi::Env env, Napi::Object exports);
-
-// native/tun/caps.cc: dropCapabilities, execve.
-void InitCaps(Napi::Env env, Napi::Object exports);
-
 }  // namespace synfin

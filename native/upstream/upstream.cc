@@ -26,7 +26,8 @@
 
 #include <memory>
 
-#include "napi-util.h"
+#include "../addon.h"
+#include "../common/napi-util.h"
 
 namespace synfin {
 namespace {
