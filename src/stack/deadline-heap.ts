@@ -77,6 +77,10 @@ export class DeadlineHeap<T extends Schedulable> {
         fire(item);
       }
     }
+    // Firing makes live entries go and leaves others' stale ones behind: without this check a
+    // heap that is only popped (no schedule or cancel follows) would keep them, and their items,
+    // until their times came.
+    if (this.n - this.live > this.live + COMPACT_SLACK) this.compact();
   }
 
   /** Forget `item`: its entries become stale. */
