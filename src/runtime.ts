@@ -168,7 +168,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     budget,
   });
   proxy.attach(stack);
-  connections.attach(stack, proxy);
+  connections.attach(stack);
 
   let ready = false;
   let shuttingDown = false;
@@ -180,8 +180,8 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       counters: () => ({
         segmentsIn: stack.segmentsIn,
         segmentsOut: stack.segmentsOut,
-        bytesClientToUpstream: connections.bytesClientToUpstream,
-        bytesUpstreamToClient: connections.bytesUpstreamToClient,
+        bytesClientToUpstream: connections.byteCounters.bytesClientToUpstream,
+        bytesUpstreamToClient: connections.byteCounters.bytesUpstreamToClient,
         tunRxPackets: tun.counters.rxPackets,
         tunRxBytes: tun.counters.rxBytes,
         tunTxPackets: tun.counters.txPackets,

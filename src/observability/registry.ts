@@ -7,8 +7,7 @@
 import type { Clock } from '../stack/clock.js';
 import type { FlowTuple } from '../stack/flow-table.js';
 import { COL_CREATED_AT, COL_LAST_ACTIVITY_AT, COL_STATE_SINCE, ConnEntry, PendingSyn, ROW_PENDING_SYN, ROW_WIDTH, TimeWaitEntry, type Stack } from '../stack/stack.js';
-import type { Proxy, UpstreamObserver, UpstreamResult } from '../proxy/forwarder.js';
-import type { Pipe } from '../proxy/pipe.js';
+import type { ByteCounters, UpstreamLeg, UpstreamObserver, UpstreamResult } from '../stack/upstream-leg.js';
 import type { TcpConn } from '../tcp/conn.js';
 import type { ConnIdentity } from '../tcp/events.js';
 import { State, STATE_NAMES } from '../tcp/state.js';
@@ -44,11 +43,11 @@ const MIN_ANTICIPATED_INTERVAL_MS = 2000;
 const MAX_ANTICIPATED_INTERVAL_MS = 10 * 60_000;
 
 export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
-  bytesClientToUpstream = 0;
-  bytesUpstreamToClient = 0;
+  /** Every pipe counts its bytes here (the proxy hands it to each pipe). */
+  readonly byteCounters: ByteCounters = { bytesClientToUpstream: 0, bytesUpstreamToClient: 0 };
   onUpstreamConnect: ((result: UpstreamResult, ms: number) => void) | null = null;
   private stack: Stack | null = null;
-  private readonly pipesById = new Map<number, Pipe>();
+  private readonly legsById = new Map<number, UpstreamLeg>();
   /** Every connection of the stack (pending SYNs included) by id, in id order: pages walk it. */
   private readonly flows = new IdIndex<FlowTuple>();
   private readonly info = new Float64Array(TCP_INFO_FIELDS);
@@ -118,7 +117,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     this.aheadTimer = null;
   }
 
-  attach(stack: Stack, _proxy: Proxy): void {
+  attach(stack: Stack): void {
     this.stack = stack;
     stack.events.subscribe({
       opened: (conn: ConnIdentity) => {
@@ -144,20 +143,19 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   }
 
   // ------------------------------------------------------------ UpstreamObserver
-  upstreamConnect(_req: PendingSyn, result: UpstreamResult, durationMs: number): void {
+  upstreamConnect(_connId: number, result: UpstreamResult, durationMs: number): void {
     this.onUpstreamConnect?.(result, durationMs);
   }
-  pipeOpened(req: PendingSyn, pipe: Pipe): void {
-    this.pipesById.set(req.id, pipe);
-    pipe.stats = this;
+  legOpened(leg: UpstreamLeg): void {
+    this.legsById.set(leg.id, leg);
     // The 4-tuple to watch in the kernel's table, as numbers: the local end as the connect call
     // read it (getsockname), the remote end as dialled.
-    const s = pipe.socket;
-    if (s.local[0] === s.remoteFamily) this.kernel.watchEndpoints(req.id, s.local, s.remoteWords, s.remotePort);
+    const t = leg.watchedTuple();
+    if (t !== null) this.kernel.watchEndpoints(leg.id, t.local, t.remoteWords, t.remotePort);
   }
-  pipeClosed(pipe: Pipe): void {
-    const id = pipe.id;
-    if (this.pipesById.get(id) === pipe) this.pipesById.delete(id);
+  legClosed(leg: UpstreamLeg): void {
+    const id = leg.id;
+    if (this.legsById.get(id) === leg) this.legsById.delete(id);
     this.kernel.release(id);
   }
 
@@ -174,7 +172,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     // 10,000 connections are walked per scrape: from the stack's columns (contiguous numbers per
     // table slot), touching a connection itself only when it waits on a side (for its pipe).
     const sample: ConnectionSample = { state: State.CLOSED, createdAt: 0, lastActivityAt: 0, waitingOn: null, waitingSince: 0 };
-    const pipes = this.pipesById;
+    const legs = this.legsById;
     const { code, values } = stack.columns;
     const n = stack.tableSize;
     for (let slot = 0; slot < n; slot++) {
@@ -189,8 +187,8 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       sample.waitingSince = 0;
       if (waitingOn !== null) {
         const conn = stack.connAt(slot);
-        const pipe = conn === null ? undefined : pipes.get(conn.id);
-        sample.waitingSince = pipe?.waitingSince ?? (values[at + COL_STATE_SINCE] as number);
+        const leg = conn === null ? undefined : legs.get(conn.id);
+        sample.waitingSince = leg?.waitingSince ?? (values[at + COL_STATE_SINCE] as number);
       }
       visit(sample);
     }
@@ -250,17 +248,17 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   }
 
   private connRow(flow: FlowTuple, conn: TcpConn, now: number): ConnectionRow {
-    const pipe = this.pipesById.get(conn.id);
+    const leg = this.legsById.get(conn.id);
     let upstreamState: string | null = null;
     let upstreamRttSeconds: number | null = null;
     let upstreamRetransmits: number | null = null;
-    if (pipe !== undefined) {
-      const fd = pipe.upstreamFd();
+    if (leg !== undefined) {
+      const fd = leg.upstreamFd();
       if (fd >= 0 && tcpInfo(fd, this.info)) {
         upstreamState = KERNEL_TCP_STATE_NAMES[this.info[TCP_INFO_STATE]!] ?? null;
         upstreamRttSeconds = this.info[TCP_INFO_RTT_US]! / 1e6;
         upstreamRetransmits = this.info[TCP_INFO_TOTAL_RETRANS]!;
-      } else upstreamState = pipe.upstreamClosed ? 'CLOSED' : null;
+      } else upstreamState = leg.upstreamClosed ? 'CLOSED' : null;
     }
     const waitingOn = waitingOnFor(conn.state);
     const srtt = conn.srttMs;
@@ -269,7 +267,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       id: conn.id,
       client: formatEndpoint(flow.family, flow.remote, flow.remotePort),
       destination: formatEndpoint(flow.family, flow.local, flow.localPort),
-      upstream: pipe?.upstreamEndpoints() ?? null,
+      upstream: leg?.upstreamEndpoints() ?? null,
       state: STATE_NAMES[conn.state]!,
       appState: appKernelState ?? inferAppState(conn.state, conn.snd.finAcked),
       appStateSource: appKernelState !== undefined ? 'kernel' : 'inferred',
@@ -277,7 +275,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       upstreamRttSeconds,
       upstreamRetransmits,
       waitingOn,
-      waitingSeconds: waitingOn === null ? null : (now - (pipe?.waitingSince ?? conn.stateSince)) / 1000,
+      waitingSeconds: waitingOn === null ? null : (now - (leg?.waitingSince ?? conn.stateSince)) / 1000,
       ageSeconds: (now - conn.createdAt) / 1000,
       stateAgeSeconds: (now - conn.stateSince) / 1000,
       idleSeconds: (now - conn.lastActivityAt) / 1000,

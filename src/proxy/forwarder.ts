@@ -16,16 +16,9 @@ import { Pipe, type PipeOptions } from './pipe.js';
 import type { FlowKeyLike } from '../stack/flow-table.js';
 import { ListenGuard, type DestinationPolicy } from './policy.js';
 import { UpstreamSockets, type UpstreamHandler, type UpstreamSocket } from './upstream.js';
+import type { UpstreamObserver, UpstreamResult } from '../stack/upstream-leg.js';
 
-export type UpstreamResult = 'ok' | 'refused' | 'timeout' | 'unreachable' | 'error';
-
-export interface UpstreamObserver {
-  /** A kernel connect finished (metrics: synfin_upstream_connect_duration_seconds). */
-  upstreamConnect?(req: PendingSyn, result: UpstreamResult, durationMs: number): void;
-  /** A pipe was created for an accepted connection (the API joins both legs through it). */
-  pipeOpened?(req: PendingSyn, pipe: Pipe): void;
-  pipeClosed?(pipe: Pipe): void;
-}
+export type { UpstreamObserver, UpstreamResult } from '../stack/upstream-leg.js';
 
 export interface ProxyOptions {
   clock: Clock;
@@ -118,7 +111,7 @@ export class Proxy implements Forwarder {
   private pipeOptions: PipeOptions | null = null;
   private readonly onPipeDoneBound = (p: Pipe): void => {
     this.pipes.delete(p);
-    this.opts.observer?.pipeClosed?.(p);
+    this.opts.observer?.legClosed?.(p);
   };
 
   constructor(private readonly opts: ProxyOptions) {
@@ -394,7 +387,7 @@ export class Proxy implements Forwarder {
     }
     this.settle(dial);
     const req = dial.req;
-    this.opts.observer?.upstreamConnect?.(req, 'ok', this.opts.clock.now() - dial.startedAt);
+    this.opts.observer?.upstreamConnect?.(req.id, 'ok', this.opts.clock.now() - dial.startedAt);
     this.pipeOptions ??= {
       stack: this.stack,
       clock: this.opts.clock,
@@ -405,6 +398,8 @@ export class Proxy implements Forwarder {
     pipe.id = req.id;
     pipe.dialedHost = dial.host;
     pipe.dialedPort = dial.port;
+    const counters = this.opts.observer?.byteCounters;
+    if (counters !== undefined) pipe.stats = counters;
     const conn = this.stack.acceptPending(req, pipe);
     if (conn === null) {
       socket.destroy();
@@ -412,7 +407,7 @@ export class Proxy implements Forwarder {
     }
     pipe.conn = conn;
     this.pipes.add(pipe);
-    this.opts.observer?.pipeOpened?.(req, pipe);
+    this.opts.observer?.legOpened?.(pipe);
   }
 
   /** The dial failed: refused, unreachable, timed out (Dial's reports, the deadline queue, a lookup). */
@@ -421,7 +416,7 @@ export class Proxy implements Forwarder {
     const req = dial.req;
     this.settle(dial);
     dial.socket?.destroy();
-    this.opts.observer?.upstreamConnect?.(req, result, this.opts.clock.now() - dial.startedAt);
+    this.opts.observer?.upstreamConnect?.(req.id, result, this.opts.clock.now() - dial.startedAt);
     let how: RejectHow;
     let handshake: 'upstream_refused' | 'upstream_timeout' | 'upstream_unreachable';
     switch (result) {

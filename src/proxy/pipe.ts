@@ -20,6 +20,7 @@ import type { Clock } from '../stack/clock.js';
 import type { AfterFlush, Stack } from '../stack/stack.js';
 import { MemoryKind, type MemoryBudget, type Relief } from '../tcp/memory-budget.js';
 import { READ_BUFFERS, type UpstreamHandler, type UpstreamSocket } from './upstream.js';
+import type { ByteCounters, UpstreamLeg, UpstreamTuple } from '../stack/upstream-leg.js';
 
 export { READ_BUFFERS };
 
@@ -32,15 +33,10 @@ export interface PipeOptions {
   budget?: MemoryBudget | null;
 }
 
-/** Where the pipes count proxied bytes (synfin_tcp_bytes_total), as they flow. */
-export interface ByteCounters {
-  bytesClientToUpstream: number;
-  bytesUpstreamToClient: number;
-}
 
 const NO_COUNTERS: ByteCounters = { bytesClientToUpstream: 0, bytesUpstreamToClient: 0 };
 
-export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief {
+export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, UpstreamLeg {
   /** onData gets views into the TUN batch: they are written or copied by afterFlush. */
   readonly acceptsViews = true;
   conn: TcpConn | null = null;
@@ -273,6 +269,11 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief {
   /** The upstream socket's fd for TCP_INFO, or -1. */
   upstreamFd(): number {
     return this.socket.fd;
+  }
+
+  watchedTuple(): UpstreamTuple | null {
+    const s = this.socket;
+    return s.local[0] === s.remoteFamily ? s : null;
   }
 
   upstreamEndpoints(): { local: string; remote: string } | null {

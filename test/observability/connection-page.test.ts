@@ -74,7 +74,7 @@ function table() {
     clearTimer: () => {},
   });
   const registry = new ConnectionRegistry(clock);
-  registry.attach(stack, null as never);
+  registry.attach(stack);
   const buf = Buffer.alloc(200);
   const out = new OutSegment();
   const src = new Uint32Array(4);
