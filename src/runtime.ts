@@ -16,7 +16,7 @@ import { createLogger, attachTransitionLogging, ThrottledWarning } from './obser
 import { createSummary } from './observability/summary.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { ConnectionRegistry } from './observability/registry.js';
-import { Proxy } from './proxy/forwarder.js';
+import { UpstreamForwarder } from './proxy/forwarder.js';
 import { DestinationPolicy } from './proxy/policy.js';
 import { monotonicClock } from './stack/clock.js';
 import { EventHub } from './stack/events.js';
@@ -69,7 +69,7 @@ export interface Synfin {
   config: Config;
   tun: Tun;
   stack: Stack;
-  proxy: Proxy;
+  proxy: UpstreamForwarder;
   /** The --memory-limit budget every connection's buffers are charged to. */
   budget: MemoryBudget;
   metrics: Metrics;
@@ -132,7 +132,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
 
   const policy = new DestinationPolicy({ allow: config.allow, deny: config.deny, map: config.map });
   const connections = new ConnectionRegistry(clock);
-  const proxy = new Proxy({
+  const proxy = new UpstreamForwarder({
     clock,
     policy,
     connectTimeoutMs: config.connectTimeoutSeconds * 1000,

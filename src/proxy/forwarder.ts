@@ -20,7 +20,7 @@ import type { UpstreamObserver, UpstreamResult } from '../stack/upstream-leg.js'
 
 export type { UpstreamObserver, UpstreamResult } from '../stack/upstream-leg.js';
 
-export interface ProxyOptions {
+export interface ForwarderOptions {
   clock: Clock;
   policy: DestinationPolicy;
   /** Kernel connect timeout, ms. */
@@ -45,12 +45,12 @@ class Dial implements UpstreamHandler {
   socket: UpstreamSocket | null = null;
   /** Settled (connected, failed, timed out or aborted): later reports are ignored. */
   settled = false;
-  /** Next dial whose socket has the same local port (Proxy.dialsByLocalPort), and whether it is in that index. */
+  /** Next dial whose socket has the same local port (UpstreamForwarder.dialsByLocalPort), and whether it is in that index. */
   nextSamePort: Dial | null = null;
   indexed = false;
 
   constructor(
-    readonly proxy: Proxy,
+    readonly proxy: UpstreamForwarder,
     readonly req: PendingSyn,
     readonly startedAt: number,
     /** When the dial counts as timed out (--connect-timeout), ms on the injected clock. */
@@ -79,7 +79,7 @@ class Dial implements UpstreamHandler {
 /** Settled dials tolerated in the deadline queue beyond the number of live ones (trimDialQueue). */
 const DIAL_QUEUE_SLACK = 64;
 
-export class Proxy implements Forwarder {
+export class UpstreamForwarder implements Forwarder {
   stack!: Stack;
   readonly pipes = new Set<Pipe>();
   private readonly dials = new Map<PendingSyn, Dial>();
@@ -114,7 +114,7 @@ export class Proxy implements Forwarder {
     this.opts.observer?.legClosed?.(p);
   };
 
-  constructor(private readonly opts: ProxyOptions) {
+  constructor(private readonly opts: ForwarderOptions) {
     if (opts.upstreamBind === undefined) this.bind = null;
     else {
       const parsed = parseAddress(opts.upstreamBind);
@@ -357,10 +357,9 @@ export class Proxy implements Forwarder {
 
   /**
    * Settled dials stay in the deadline queue until the timer passes them, and each one holds its
-   * socket, pipe and SYN: with a 10 s connect timeout that kept the last 10 s of connections
-   * reachable (a heap snapshot 5 s into the benchmark's connection workload: 20,281 sockets for
-   * 178 live connections; heap peak 122 MB, 36 MB without them). Once settled entries outnumber
-   * live dials (plus slack), keep only the live ones.
+   * socket, pipe and SYN: with a 10 s connect timeout that would keep the last 10 s of
+   * connections reachable (BENCHMARKS.md has the heap snapshot that found it). Once settled
+   * entries outnumber live dials (plus slack), keep only the live ones.
    */
   private trimDialQueue(): void {
     if (this.expiringDials) return;

@@ -4,10 +4,9 @@
  * A bulk read is handed to the connection as it is (no copy) and lives in its send buffer until
  * the app acknowledges it; a fresh buffer per read meant a new 64 KiB ArrayBuffer every ~50 µs at
  * 10 Gbit/s. V8 answers that much external memory with a scavenge every few megabytes ("external
- * memory pressure"), and buffers that live through two of them are promoted, after which it kept
- * running full mark-compacts: measured here (bench, MTU 65000, server→client after a
- * client→server run) 260 major GCs in 18 s, the GC threads using half a core, 5.6-6 Gbit/s instead
- * of 9-10. Given back once acknowledged, the same few buffers carry the whole transfer.
+ * memory pressure"), and buffers that live through two of them are promoted, after which it keeps
+ * running full mark-compacts (BENCHMARKS.md: the bulk server→client GC storm). Given back once
+ * acknowledged, the same few buffers carry the whole transfer.
  *
  * Who may give a buffer back: only someone who knows nobody reads it any more. The pipe does it
  * for chunks its connection released (acknowledged or dropped), after the flush that ends the

@@ -18,8 +18,6 @@ import type { State } from '../tcp/state.js';
 export type EventSubscriber = Partial<TcpEventSink> & {
   /** A connection was created (a SYN accepted for dialling, or an active open). */
   opened?(conn: ConnIdentity, family: 4 | 6, now: number): void;
-  /** The stack sent or received packets on its link (batched counts). */
-  link?(direction: 'rx' | 'tx', packets: number, bytes: number): void;
 };
 
 type Method = keyof EventSubscriber;
@@ -33,7 +31,6 @@ export class EventHub implements TcpEventSink {
   private rttSubs: EventSubscriber[] = [];
   private closedSubs: EventSubscriber[] = [];
   private openedSubs: EventSubscriber[] = [];
-  private linkSubs: EventSubscriber[] = [];
 
   /** Add a subscriber; returns a function that removes it. */
   subscribe(sub: EventSubscriber): () => void {
@@ -83,10 +80,6 @@ export class EventHub implements TcpEventSink {
     const subs = this.openedSubs;
     for (let i = 0; i < subs.length; i++) subs[i]!.opened!(conn, family, now);
   }
-  link(direction: 'rx' | 'tx', packets: number, bytes: number): void {
-    const subs = this.linkSubs;
-    for (let i = 0; i < subs.length; i++) subs[i]!.link!(direction, packets, bytes);
-  }
 
   private listsFor(sub: EventSubscriber): EventSubscriber[][] {
     const lists: EventSubscriber[][] = [];
@@ -99,7 +92,6 @@ export class EventHub implements TcpEventSink {
       ['rtt', this.rttSubs],
       ['closed', this.closedSubs],
       ['opened', this.openedSubs],
-      ['link', this.linkSubs],
     ];
     for (const [method, list] of table) if (typeof sub[method] === 'function') lists.push(list);
     return lists;

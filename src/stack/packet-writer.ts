@@ -23,8 +23,8 @@ export interface PayloadSource {
 
 /**
  * Payloads from this size on go to the device as views of the send buffer (one writev with the
- * headers) instead of being copied into the transmit slot: a 64 KB segment's copy was 7.5 % of
- * synfin's time sending to the app. Smaller ones are copied: cheaper than another iovec.
+ * headers) instead of being copied into the transmit slot: copying a 64 KB segment costs more
+ * than the iovec (BENCHMARKS.md). Smaller ones are copied: cheaper than another iovec.
  */
 const ZERO_COPY_MIN_BYTES = 2048;
 

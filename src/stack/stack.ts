@@ -23,6 +23,7 @@ import {
   tsClock,
   buildTimeWaitAck,
   nextIssAfterTimeWait,
+  reportTimeWaitClosed,
   timeWaitProcess,
   type TimeWaitGate,
   type TimeWaitRecord,
@@ -899,8 +900,7 @@ export class Stack implements LinkRx, TimeWaitGate {
   private removeTimeWait(entry: TimeWaitEntry, now: number): void {
     if (this.table.remove(entry)) this.timeWaitCount--;
     this.heap.cancel(entry);
-    this.events.stateChange(entry, State.TIME_WAIT, State.CLOSED, now, entry.rec.enteredAt);
-    this.events.closed(entry, 'fin', now);
+    reportTimeWaitClosed(entry, entry.rec, this.events, now);
   }
 
   private blockTx(): void {
@@ -945,11 +945,6 @@ export class Stack implements LinkRx, TimeWaitGate {
   runTimers(): void {
     this.heap.popDue(this.clock.now(), this.fireBound);
     this.flush();
-  }
-
-  /** The earliest pending deadline (for tests and the scheduler). */
-  get nextDeadline(): number {
-    return this.heap.peekTime();
   }
 
   private armTimer(): void {

@@ -43,11 +43,6 @@ export function seqMax(a: number, b: number): number {
   return ((a - b) | 0) >= 0 ? a : b;
 }
 
-/** The smaller of two sequence numbers. */
-export function seqMin(a: number, b: number): number {
-  return ((a - b) | 0) <= 0 ? a : b;
-}
-
 /**
  * start ≤ v < start + len, with len ≥ 0 (the RFC 9293 §3.10.7.4 window test).
  * Unsigned distance from `start` avoids any comparison across the wrap.
@@ -56,7 +51,3 @@ export function seqInWindow(v: number, start: number, len: number): boolean {
   return ((v - start) >>> 0) < len;
 }
 
-/** a ≤ v ≤ b, i.e. v lies in the closed interval [a, b] of sequence space. */
-export function seqBetween(a: number, v: number, b: number): boolean {
-  return ((v - a) >>> 0) <= ((b - a) >>> 0);
-}

@@ -182,18 +182,13 @@ export function nextIssAfterTimeWait(rec: TimeWaitRecord, margin = TIME_WAIT_ISS
   return iss === 0 ? 1 : iss;
 }
 
-/** Whether the record's 2×MSL timer has run out at `now`. */
-export function timeWaitExpired(rec: TimeWaitRecord, now: number): boolean {
-  return now >= rec.expiresAt;
-}
-
 /**
  * Report the end of TIME-WAIT for a record: the TIME_WAIT→CLOSED transition (with the time spent
  * in TIME-WAIT) and the close. TIME-WAIT is only ever reached through an orderly FIN exchange,
  * so the close reason is 'fin'.
  */
-export function reportTimeWaitClosed(rec: TimeWaitRecord, events: TcpEventSink, now: number): void {
+export function reportTimeWaitClosed(who: ConnIdentity, rec: TimeWaitRecord, events: TcpEventSink, now: number): void {
   const reason: CloseReason = 'fin';
-  events.stateChange(rec, State.TIME_WAIT, State.CLOSED, now, rec.enteredAt);
-  events.closed(rec, reason, now);
+  events.stateChange(who, State.TIME_WAIT, State.CLOSED, now, rec.enteredAt);
+  events.closed(who, reason, now);
 }

@@ -19,7 +19,6 @@ export const TimerKind = {
 
 export type TimerKind = (typeof TimerKind)[keyof typeof TimerKind];
 
-export const TIMER_KIND_NAMES = ['idle', 'retransmit', 'persist', 'time_wait'] as const;
 
 export class ConnTimers {
   /** What the main timer means now. */

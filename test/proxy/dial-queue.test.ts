@@ -5,17 +5,17 @@
  */
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { Proxy } from '../../src/proxy/forwarder.js';
+import { UpstreamForwarder } from '../../src/proxy/forwarder.js';
 import type { DestinationPolicy } from '../../src/proxy/policy.js';
 import type { PendingSyn, Stack } from '../../src/stack/stack.js';
 
-describe('Proxy dial queue', () => {
+describe('the forwarder dial queue', () => {
   it('keeps no more settled dials than live ones plus a little slack, however many connected', async () => {
     const server = net.createServer((s) => s.destroy());
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as net.AddressInfo).port;
     const policy = { resolveAddress: () => ({ host: '127.0.0.1', port, address: null }) } as unknown as DestinationPolicy;
-    const proxy = new Proxy({ clock: { now: () => Date.now() }, policy, connectTimeoutMs: 10_000, idleTimeoutMs: 0, maxDialsInFlight: 1000 });
+    const proxy = new UpstreamForwarder({ clock: { now: () => Date.now() }, policy, connectTimeoutMs: 10_000, idleTimeoutMs: 0, maxDialsInFlight: 1000 });
     const TOTAL = 400;
     let accepted = 0;
     let rejected = 0;

@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Proxy } from '../../src/proxy/forwarder.js';
+import { UpstreamForwarder } from '../../src/proxy/forwarder.js';
 import type { Pipe } from '../../src/proxy/pipe.js';
 import type { DestinationPolicy, Target } from '../../src/proxy/policy.js';
 import type { PendingSyn, Stack } from '../../src/stack/stack.js';
@@ -23,9 +23,9 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function proxyTo(target: Target, upstreamBind?: string): { proxy: Proxy; outcome: Outcome; syn: () => void } {
+function proxyTo(target: Target, upstreamBind?: string): { proxy: UpstreamForwarder; outcome: Outcome; syn: () => void } {
   const policy = { resolveAddress: () => target, permits: () => true } as unknown as DestinationPolicy;
-  const proxy = new Proxy({ clock: { now: () => Date.now() }, policy, connectTimeoutMs: 5000, idleTimeoutMs: 0, upstreamBind, maxDialsInFlight: 16 });
+  const proxy = new UpstreamForwarder({ clock: { now: () => Date.now() }, policy, connectTimeoutMs: 5000, idleTimeoutMs: 0, upstreamBind, maxDialsInFlight: 16 });
   const outcome: Outcome = { accepted: [], rejected: [] };
   const stack = {
     acceptPending(_req: PendingSyn, pipe: Pipe) {
@@ -74,7 +74,7 @@ async function listen(host: string, onConn: (s: net.Socket) => void): Promise<nu
   return (srv.address() as net.AddressInfo).port;
 }
 
-describe('Proxy dials', () => {
+describe('the forwarder dials', () => {
   it('resolves a destination mapped to a host name, then proxies both ways', async () => {
     const port = await listen('127.0.0.1', (s) => s.end('from the destination'));
     const { outcome, syn } = proxyTo({ host: 'localhost', port, address: null });
@@ -119,7 +119,7 @@ describe('Proxy dials', () => {
 
   it('rejects an --upstream-bind that is not an address', () => {
     const policy = {} as DestinationPolicy;
-    expect(() => new Proxy({ clock: { now: () => 0 }, policy, connectTimeoutMs: 1, idleTimeoutMs: 0, upstreamBind: 'not-an-ip', maxDialsInFlight: 1 })).toThrow(
+    expect(() => new UpstreamForwarder({ clock: { now: () => 0 }, policy, connectTimeoutMs: 1, idleTimeoutMs: 0, upstreamBind: 'not-an-ip', maxDialsInFlight: 1 })).toThrow(
       /not an IP address/,
     );
   });

@@ -6,7 +6,7 @@
  */
 import net from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Proxy } from '../../src/proxy/forwarder.js';
+import { UpstreamForwarder } from '../../src/proxy/forwarder.js';
 import { DestinationPolicy, ListenGuard } from '../../src/proxy/policy.js';
 import { UpstreamSockets, type UpstreamSocket } from '../../src/proxy/upstream.js';
 import { EventHub } from '../../src/stack/events.js';
@@ -82,7 +82,7 @@ function proxyWith(policy: DestinationPolicy) {
   const events = new EventHub();
   const drops: string[] = [];
   events.subscribe({ drop: (_c, r) => drops.push(r) });
-  const proxy = new Proxy({ clock: { now: () => Date.now() }, policy, connectTimeoutMs: 5000, idleTimeoutMs: 0, maxDialsInFlight: 16, events });
+  const proxy = new UpstreamForwarder({ clock: { now: () => Date.now() }, policy, connectTimeoutMs: 5000, idleTimeoutMs: 0, maxDialsInFlight: 16, events });
   const outcome: Outcome = { accepted: 0, rejected: [] };
   const stack = {
     acceptPending() {

@@ -6,7 +6,6 @@ import {
   buildTimeWaitAck,
   nextIssAfterTimeWait,
   reportTimeWaitClosed,
-  timeWaitExpired,
   timeWaitProcess,
 } from '../../src/tcp/time-wait.js';
 import { ACK, FIN, RST, SYN, RecordingEvents, seg, testConfig } from './helpers.js';
@@ -115,16 +114,11 @@ describe('TIME-WAIT helpers', () => {
     expect(nextIssAfterTimeWait(r)).toBe(1);
   });
 
-  it('timeWaitExpired at expiresAt', () => {
-    expect(timeWaitExpired(rec(), 59_999)).toBe(false);
-    expect(timeWaitExpired(rec(), 60_000)).toBe(true);
-  });
-
   it('reportTimeWaitClosed reports TIME_WAIT → CLOSED with the time spent and close reason fin', () => {
     const ev = new RecordingEvents();
     const r = rec();
     r.enteredAt = 1000;
-    reportTimeWaitClosed(r, ev, 61_000);
+    reportTimeWaitClosed(r, r, ev, 61_000);
     expect(ev.transitions).toEqual([['TIME_WAIT', 'CLOSED']]);
     expect(ev.durations).toEqual([60_000]);
     expect(ev.closes).toEqual(['fin']);
