@@ -110,3 +110,93 @@ export class CapabilityError extends SynfinError {
     this.name = 'CapabilityError';
   }
 }
+
+/**
+ * A TCP building block was constructed with parameters outside its range (a programming or
+ * configuration error, never a packet's doing: packets get verdicts, not exceptions).
+ */
+export class TcpConfigError extends SynfinError {
+  constructor(code: string, message: string) {
+    super(code, message);
+    this.name = 'TcpConfigError';
+  }
+}
+
+/** RTO bounds or initial values out of range (src/tcp/rtt.ts). */
+export class RttConfigError extends TcpConfigError {
+  constructor(message: string) {
+    super('ERR_TCP_RTT_CONFIG', message);
+    this.name = 'RttConfigError';
+  }
+}
+
+/** SYN-cookie parameters out of range (src/tcp/syncookie.ts). */
+export class SynCookieConfigError extends TcpConfigError {
+  constructor(message: string) {
+    super('ERR_TCP_SYNCOOKIE_CONFIG', message);
+    this.name = 'SynCookieConfigError';
+  }
+}
+
+/** A SACK scoreboard of no capacity (src/tcp/sack-scoreboard.ts). */
+export class SackScoreboardError extends TcpConfigError {
+  constructor(message: string) {
+    super('ERR_TCP_SACK_CONFIG', message);
+    this.name = 'SackScoreboardError';
+  }
+}
+
+/** A send-buffer range outside what the buffer holds (src/tcp/send-buffer.ts). */
+export class SendBufferError extends TcpConfigError {
+  constructor(message: string) {
+    super('ERR_TCP_SEND_BUFFER_RANGE', message);
+    this.name = 'SendBufferError';
+  }
+}
+
+/** A SipHash key that is not 16 bytes (src/tcp/siphash.ts). */
+export class SipHashKeyError extends TcpConfigError {
+  constructor(length: number) {
+    super('ERR_SIPHASH_KEY', `SipHash key must be 16 bytes, got ${length}`);
+    this.name = 'SipHashKeyError';
+  }
+}
+
+/** Error codes of congestion-control construction. */
+export type CongestionControlErrorCode = 'ERR_TCP_CC_UNKNOWN' | 'ERR_TCP_CC_CONFIG';
+
+/** An unknown congestion-control name or an invalid parameter (e.g. SMSS ≤ 0) (src/tcp/cc/). */
+export class CongestionControlError extends TcpConfigError {
+  declare readonly code: CongestionControlErrorCode;
+  constructor(code: CongestionControlErrorCode, message: string) {
+    super(code, message);
+    this.name = 'CongestionControlError';
+  }
+}
+
+/** A memory budget of no bytes (src/tcp/memory-budget.ts; --memory-limit is checked before). */
+export class MemoryLimitError extends SynfinError {
+  constructor(message: string) {
+    super('ERR_MEMORY_LIMIT', message);
+    this.name = 'MemoryLimitError';
+  }
+}
+
+/** A metric observed with the wrong number of label values (src/observability/metric-families.ts). */
+export class MetricLabelsError extends SynfinError {
+  constructor(message: string) {
+    super('ERR_METRIC_LABELS', message);
+    this.name = 'MetricLabelsError';
+  }
+}
+
+export type TcpConnErrorCode = 'ERR_TCP_WRITE_AFTER_CLOSE' | 'ERR_TCP_BAD_STATE';
+
+/** Misuse of the connection API (a programming error, never a network event). */
+export class TcpConnError extends SynfinError {
+  declare readonly code: TcpConnErrorCode;
+  constructor(code: TcpConnErrorCode, message: string) {
+    super(code, message);
+    this.name = 'TcpConnError';
+  }
+}

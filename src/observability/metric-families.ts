@@ -13,6 +13,7 @@
  * `_total` in every text scrape that followed.
  */
 import type client from 'prom-client';
+import { MetricLabelsError } from '../errors.js';
 
 type Labels = Record<string, string | number>;
 
@@ -84,7 +85,7 @@ export class CounterFamily {
     let i = this.indexByKey.get(key);
     if (i === undefined) {
       if (labelValues.length !== this.labelNames.length) {
-        throw new RangeError(`${this.name}: ${labelValues.length} label values for ${this.labelNames.length} labels`);
+        throw new MetricLabelsError(`${this.name}: ${labelValues.length} label values for ${this.labelNames.length} labels`);
       }
       i = this.labelSets.length;
       const labels: Labels = {};

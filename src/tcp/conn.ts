@@ -31,7 +31,7 @@
  * - `dispatch` hands every segment to `emit` in one module-level OutSegment: `emit` must
  *   serialize it before returning and must not call into another connection's dispatch.
  */
-import { SynfinError } from '../errors.js';
+import { TcpConnError, type TcpConnErrorCode } from '../errors.js';
 import type { TcpConfig } from './config.js';
 import type { CloseReason, ConnIdentity, DropReason, ResetReason, TcpEventSink } from './events.js';
 import type { MemoryBudget } from './memory-budget.js';
@@ -82,16 +82,7 @@ export interface ConnHandler {
   onChunkReleased?(chunk: Buffer): void;
 }
 
-export type TcpConnErrorCode = 'ERR_TCP_WRITE_AFTER_CLOSE' | 'ERR_TCP_BAD_STATE';
-
-/** Misuse of the connection API (a programming error, never a network event). */
-export class TcpConnError extends SynfinError {
-  declare readonly code: TcpConnErrorCode;
-  constructor(code: TcpConnErrorCode, message: string) {
-    super(code, message);
-    this.name = 'TcpConnError';
-  }
-}
+export { TcpConnError, type TcpConnErrorCode };
 
 /** RFC 9293 §3.7.1: the send MSS when the peer sends no MSS option (IPv4 576 − 40). */
 export const DEFAULT_MSS_IPV4 = 536;

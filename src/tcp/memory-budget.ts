@@ -31,6 +31,7 @@
  * Pure: no clock, no I/O, no timers. Whoever paused something for memory registers a `Relief`
  * and is told once `used` falls back below `resumeMark`.
  */
+import { MemoryLimitError } from '../errors.js';
 
 export const MemoryKind = {
   RECEIVE: 0,
@@ -74,7 +75,7 @@ export class MemoryBudget {
   private readonly waiting = new Set<Relief>();
 
   constructor(limit: number) {
-    if (!Number.isFinite(limit) || limit <= 0) throw new RangeError(`memory limit ${limit} must be > 0`);
+    if (!Number.isFinite(limit) || limit <= 0) throw new MemoryLimitError(`memory limit ${limit} must be > 0`);
     this.limit = limit;
     this.softMark = Math.floor(limit * 0.625);
     this.bulkMark = Math.floor(limit * 0.75);

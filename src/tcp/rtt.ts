@@ -13,6 +13,9 @@
  * RFC 6298 §5.7 (a SYN or SYN-ACK that timed out leaves the RTO at ≥ 3 s once data transfer starts)
  * is available as `reinitialize(3000)` for the connection to call when the handshake completes.
  */
+import { RttConfigError } from '../errors.js';
+
+export { RttConfigError };
 
 /** RFC 6298 §2.3: alpha = 1/8. */
 const ALPHA = 1 / 8;
@@ -21,14 +24,6 @@ const BETA = 1 / 4;
 /** RFC 6298 §2.2/§2.3: K = 4. */
 const K = 4;
 
-/** A bad estimator parameter (a programming or configuration error, never a network event). */
-export class RttConfigError extends RangeError {
-  readonly code = 'ERR_TCP_RTT_CONFIG';
-  constructor(message: string) {
-    super(message);
-    this.name = 'RttConfigError';
-  }
-}
 
 export class RttEstimator {
   private srttMs: number;

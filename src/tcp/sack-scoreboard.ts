@@ -21,18 +21,13 @@
  *   Ranges are never merged across a gap.
  */
 import { seqAdd, seqGt, seqInWindow, seqLeq, seqLt, seqMax } from './seq.js';
+import { SackScoreboardError } from '../errors.js';
+
+export { SackScoreboardError };
 
 /** RFC 6675 §2: DupThresh = 3. */
 export const DUP_THRESH = 3;
 
-/** Bad constructor argument (programming/configuration error). */
-export class SackScoreboardError extends RangeError {
-  readonly code = 'ERR_TCP_SACK_CONFIG';
-  constructor(message: string) {
-    super(message);
-    this.name = 'SackScoreboardError';
-  }
-}
 
 /** The ranges of a scoreboard that has never held one (never indexed: n is 0). */
 const NO_RANGES = new Uint32Array(0);

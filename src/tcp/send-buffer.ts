@@ -9,16 +9,12 @@
  * front (`consume`). A cursor remembers where the last copy ended so that the usual pattern —
  * segment after segment, in order — finds its chunk in O(1) instead of walking from the front.
  */
+import { SendBufferError } from '../errors.js';
+
+export { SendBufferError };
 
 const INITIAL_SLOTS = 8;
 
-export class SendBufferError extends RangeError {
-  readonly code = 'ERR_TCP_SEND_BUFFER_RANGE';
-  constructor(message: string) {
-    super(message);
-    this.name = 'SendBufferError';
-  }
-}
 
 /** Told when a chunk given to push() leaves the buffer (ConnHandler.onChunkReleased). */
 export interface ChunkReleaseSink {

@@ -13,15 +13,10 @@
  *   little-endian bytes, so `word(a).word(b)` hashes the same as the 8 bytes LE(a) ‖ LE(b).
  * The 64-bit result is left in `hi`/`lo`; `finish`/`hashBytes` return `lo`.
  */
+import { SipHashKeyError } from '../errors.js';
 
-/** A key that is not 16 bytes. */
-export class SipHashKeyError extends RangeError {
-  readonly code = 'ERR_SIPHASH_KEY';
-  constructor(length: number) {
-    super(`SipHash key must be 16 bytes, got ${length}`);
-    this.name = 'SipHashKeyError';
-  }
-}
+export { SipHashKeyError };
+
 
 export class SipHash24 {
   /** High 32 bits of the last result. */

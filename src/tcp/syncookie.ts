@@ -23,6 +23,9 @@
 import { randomBytes } from 'node:crypto';
 import { SipHash24, sipTuple } from './siphash.js';
 import { seqGt } from './seq.js';
+import { SynCookieConfigError } from '../errors.js';
+
+export { SynCookieConfigError };
 
 /**
  * MSS values a cookie can carry; the peer's MSS is rounded DOWN to one of them so we never send
@@ -61,14 +64,6 @@ export interface SynCookieOptions {
   maxAgeTicks?: number;
 }
 
-/** Bad constructor argument. */
-export class SynCookieConfigError extends RangeError {
-  readonly code = 'ERR_TCP_SYNCOOKIE_CONFIG';
-  constructor(message: string) {
-    super(message);
-    this.name = 'SynCookieConfigError';
-  }
-}
 
 /** The table index for an MSS: the largest entry ≤ mss, or 0 when mss is below every entry. */
 export function synCookieMssIndex(mss: number): number {

@@ -3,6 +3,7 @@
  * Histogram render for the same events (prom-client is the oracle), in both formats, and keep
  * their names through OpenMetrics scrapes.
  */
+import { MetricLabelsError } from '../../src/errors.js';
 import fc from 'fast-check';
 import client from 'prom-client';
 import { describe, expect, it } from 'vitest';
@@ -110,6 +111,6 @@ describe('metric families', () => {
     expect(await text.metrics()).toContain('fed_total{d="in"} 10');
     expect(await text.metrics()).toContain('fed_total{d="in"} 20');
     expect(c.value(1)).toBe(7);
-    expect(() => c.indexOf('in', 'extra')).toThrow(RangeError);
+    expect(() => c.indexOf('in', 'extra')).toThrow(MetricLabelsError);
   });
 });

@@ -3,6 +3,9 @@
  * the algorithm: it reports what happened and asks for the window. One file per algorithm.
  * All quantities are in bytes; times in milliseconds from the injected clock.
  */
+import { CongestionControlError, type CongestionControlErrorCode } from '../../errors.js';
+
+export { CongestionControlError, type CongestionControlErrorCode };
 export interface CongestionController {
   /** Algorithm name, for the connection table. */
   readonly name: string;
@@ -29,15 +32,4 @@ export interface CongestionControllerFactory {
   (smss: number, now: number): CongestionController;
 }
 
-/** Error codes of congestion-control construction (programming/configuration errors). */
-export type CongestionControlErrorCode = 'ERR_TCP_CC_UNKNOWN' | 'ERR_TCP_CC_CONFIG';
 
-/** Thrown for an unknown algorithm name or an invalid parameter (e.g. SMSS ≤ 0). */
-export class CongestionControlError extends Error {
-  readonly code: CongestionControlErrorCode;
-  constructor(code: CongestionControlErrorCode, message: string) {
-    super(message);
-    this.name = 'CongestionControlError';
-    this.code = code;
-  }
-}
