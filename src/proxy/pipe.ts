@@ -222,8 +222,7 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
     }
     if (!room) this.socket.pause();
     else this.pauseForMemory(conn);
-    this.opts.stack.wake(conn);
-    this.opts.stack.flushSoon();
+    this.sendSoon(conn);
   }
 
   onUpstreamEnd(): void {
@@ -233,17 +232,14 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
     if (conn === null) return;
     // The destination closed its side: our FIN follows the data still queued toward the app.
     conn.close(this.opts.clock.now());
-    this.opts.stack.wake(conn);
-    this.opts.stack.flushSoon();
+    this.sendSoon(conn);
   }
 
   onUpstreamError(_code: string): void {
     const conn = this.conn;
     if (conn === null) return;
     // The destination reset the connection (or its host vanished): reset the app's side too.
-    conn.abort('upstream_reset', this.opts.clock.now());
-    this.opts.stack.wake(conn);
-    this.opts.stack.flushSoon();
+    this.resetApp(conn, 'upstream_reset');
   }
 
   onUpstreamDrain(): void {
@@ -258,11 +254,7 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
 
   onUpstreamIdle(): void {
     const conn = this.conn;
-    if (conn !== null) {
-      conn.abort('idle_timeout', this.opts.clock.now());
-      this.opts.stack.wake(conn);
-      this.opts.stack.flushSoon();
-    }
+    if (conn !== null) this.resetApp(conn, 'idle_timeout');
     this.socket.destroy();
   }
 
@@ -286,12 +278,20 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
   /** Reset both legs (shutdown after the grace period). */
   abort(reason: 'shutdown' | 'idle_timeout'): void {
     const conn = this.conn;
-    if (conn !== null) {
-      conn.abort(reason, this.opts.clock.now());
-      this.opts.stack.wake(conn);
-      this.opts.stack.flushSoon();
-    }
+    if (conn !== null) this.resetApp(conn, reason);
     if (!this.socket.destroyed) this.socket.resetAndDestroy();
+  }
+
+  /** Reset the app's leg (our RST) and send it now. */
+  private resetApp(conn: TcpConn, reason: 'upstream_reset' | 'shutdown' | 'idle_timeout'): void {
+    conn.abort(reason, this.opts.clock.now());
+    this.sendSoon(conn);
+  }
+
+  /** The conn has something new to send (data, a window, a FIN, a RST): the stack sends it this turn. */
+  private sendSoon(conn: TcpConn): void {
+    this.opts.stack.wake(conn);
+    this.opts.stack.flushSoon();
   }
 
   /** Tell the conn how many delivered bytes have left the socket's queue (reopens the window). */
@@ -303,8 +303,7 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
       const n = flushed - this.consumed;
       this.consumed = flushed;
       conn.consume(n, this.opts.clock.now());
-      this.opts.stack.wake(conn);
-      this.opts.stack.flushSoon();
+      this.sendSoon(conn);
     }
   }
 
