@@ -15,12 +15,22 @@ import type { TcpConfig } from '../tcp/config.js';
 import type { ConnIdentity, ResetReason } from '../tcp/events.js';
 import { IsnGenerator } from '../tcp/isn.js';
 import { OutSegment, Segment, TcpFlag } from '../wire/segment.js';
-import { seqAdd } from '../tcp/seq.js';
 import { State } from '../tcp/state.js';
 import { deriveKey } from '../tcp/siphash.js';
 import { SynCookies } from '../tcp/syncookie.js';
 import {
-  tsClock,
+  cookieMss,
+  cookieSynAck,
+  fixedIss,
+  offerFromCookieAck,
+  offerFromSyn,
+  refusalRst,
+  replayCookieAck,
+  replaySyn,
+  rstAbortsOffer,
+  type SynOffer,
+} from '../tcp/listener.js';
+import {
   buildTimeWaitAck,
   nextIssAfterTimeWait,
   reportTimeWaitClosed,
@@ -102,32 +112,31 @@ export type RejectHow =
 
 /**
  * A SYN waiting for the forwarder's decision (the deferred handshake: the upstream is dialled
- * first, the SYN-ACK only sent once it connected). Holds what the SYN negotiated, compactly.
+ * first, the SYN-ACK only sent once it connected). Holds what the SYN negotiated, compactly
+ * (SynOffer, filled by the listener's rules: tcp/listener.ts).
  */
-export class PendingSyn implements FlowEntry, Schedulable {
+export class PendingSyn implements FlowEntry, Schedulable, SynOffer {
   readonly kind = KIND_SYN;
   nextInBucket: FlowEntry | null = null;
   slotInTable = -1;
   heapAt = Infinity;
   /** Decided (accepted or rejected): later calls are ignored. */
   settled = false;
-  /** Our ISS when it is fixed in advance (a SYN that replaced a TIME-WAIT record), else -1. */
+  clientIsn = 0;
+  window = 0;
+  mss = 0;
+  wscale = -1;
+  sackPermitted = false;
+  tsPresent = false;
+  tsVal = 0;
+  fromCookie = false;
+  cookieIss = 0;
   issOverride = -1;
   constructor(
     readonly id: number,
     readonly flow: FlowTuple,
     /** When the (first) SYN arrived; handshake latency counts from here. */
     readonly synAt: number,
-    readonly clientIsn: number,
-    readonly window: number,
-    readonly mss: number,
-    readonly wscale: number,
-    readonly sackPermitted: boolean,
-    readonly tsPresent: boolean,
-    readonly tsVal: number,
-    /** The handshake was completed statelessly with a SYN cookie: our ISS is `cookieIss`. */
-    readonly fromCookie: boolean,
-    readonly cookieIss: number,
   ) {}
 
   writeRow(columns: SlotColumns, slot: number): void {
@@ -548,22 +557,18 @@ export class Stack implements LinkRx, TimeWaitGate {
       this.sendCookieSynAck(seg, key, now);
       return;
     }
-    const o = seg.options;
-    const req = new PendingSyn(
-      this.nextId++,
-      new FlowTuple(key),
-      now,
-      seg.seq,
-      seg.window,
-      o.mss,
-      o.wscale,
-      o.sackPermitted,
-      o.tsPresent,
-      o.tsVal,
-      false,
-      0,
-    );
-    req.issOverride = issOverride;
+    this.openPending(seg, key, now, -1, issOverride);
+  }
+
+  /**
+   * Take a place for a SYN in the table and offer it to the forwarder: a SYN (`cookieMss` -1,
+   * with the ISS a replaced TIME-WAIT record fixed, or -1), or the ACK that brought a valid cookie
+   * back (`cookieMss` the MSS it carried).
+   */
+  private openPending(seg: Segment, key: FlowKey, now: number, cookieMss: number, issOverride: number): void {
+    const req = new PendingSyn(this.nextId++, new FlowTuple(key), now);
+    if (cookieMss < 0) offerFromSyn(req, seg, issOverride);
+    else offerFromCookieAck(req, seg, cookieMss, this.cookies);
     this.table.insert(req);
     this.halfOpen++;
     this.pendingCount++;
@@ -573,74 +578,20 @@ export class Stack implements LinkRx, TimeWaitGate {
 
   /** RFC 4987 §3.6: answer without state; the ISS carries what we need to rebuild it. */
   private sendCookieSynAck(seg: Segment, key: FlowKey, now: number): void {
-    const o = seg.options;
-    // RFC 9293 §3.7.1: without an MSS option, assume 536 (IPv4) / 1220 (IPv6).
-    const peerMss = o.mss > 0 ? o.mss : key.family === 4 ? 536 : 1220;
-    const iss = this.cookies.encode(key.family, key.dst, key.dstPort, key.src, key.srcPort, seg.seq, peerMss, now);
+    cookieSynAck(this.out, seg, key, now, this.tcp, this.cookies, this.isn);
     this.lastCookieSentAt = now;
-    const out = this.out;
-    out.clear();
-    out.seq = iss;
-    out.ack = seqAdd(seg.seq, 1);
-    out.flags = TcpFlag.SYN | TcpFlag.ACK;
-    out.window = Math.min(65535, this.tcp.rcvBufBytes);
-    out.options.mss = this.tcp.mss;
-    if (o.tsPresent && this.tcp.timestamps) {
-      // Window scale and SACK-permitted survive only inside our TSval (echoed back in TSecr).
-      // What rides there is the PEER's shift (RFC 7323 §2.3: it scales every window the peer
-      // sends us); ours is fixed by the configuration and is simply advertised again.
-      const sack = o.sackPermitted && this.tcp.sack;
-      out.options.tsPresent = true;
-      // The same timestamp clock the connection will use later (its per-tuple offset), or the
-      // peer's PAWS check would see our TSval jump.
-      const tsOffset = this.isn.tsOffset(key.family, key.dst, key.dstPort, key.src, key.srcPort);
-      out.options.tsVal = this.cookies.encodeTsOptions(tsClock(now, tsOffset), o.wscale, sack);
-      out.options.tsEcr = o.tsVal;
-      if (o.wscale >= 0) out.options.wscale = this.tcp.wscale;
-      out.options.sackPermitted = sack;
-    }
-    this.writer.writeSegment(key.family, key.dst, key.dstPort, key.src, key.srcPort, out, null);
+    this.writer.writeSegment(key.family, key.dst, key.dstPort, key.src, key.srcPort, this.out, null);
     this.synCookiesSent++;
     this.flushSoon();
   }
 
   private tryCookie(seg: Segment, key: FlowKey): CookieVerdict {
     const now = this.clock.now();
-    const clientIsn = seqAdd(seg.seq, -1);
-    const cookie = seqAdd(seg.ack, -1);
-    const mss = this.cookies.decode(key.family, key.dst, key.dstPort, key.src, key.srcPort, clientIsn, cookie, now);
+    const mss = cookieMss(seg, key, now, this.cookies);
     if (mss < 0) return COOKIE_INVALID;
     if (this.connCount + this.pendingCount >= this.maxConnections) return COOKIE_LIMIT;
     this.synCookiesAccepted++;
-    let wscale = -1;
-    let sack = false;
-    const o = seg.options;
-    if (o.tsPresent) {
-      const decoded = this.cookies.decodeTsOptions(o.tsEcr);
-      if (decoded !== null) {
-        wscale = decoded.wscale;
-        sack = decoded.sackPermitted;
-      }
-    }
-    const req = new PendingSyn(
-      this.nextId++,
-      new FlowTuple(key),
-      now,
-      clientIsn,
-      seg.window,
-      mss,
-      wscale,
-      sack,
-      o.tsPresent,
-      o.tsVal,
-      true,
-      cookie,
-    );
-    this.table.insert(req);
-    this.halfOpen++;
-    this.pendingCount++;
-    this.events.opened(req, key.family, now);
-    this.forwarder.onSyn(req);
+    this.openPending(seg, key, now, mss, -1);
     return COOKIE_ACCEPTED;
   }
 
@@ -648,7 +599,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     if (seg.flags & TcpFlag.RST) {
       // The app gave up (or a stray RST): only an RST that matches the SYN counts (RFC 5961 §3
       // spirit: the RST must carry an ACK of nothing we sent, so check its sequence number).
-      if (seg.seq === seqAdd(req.clientIsn, 1) || seg.seq === req.clientIsn) {
+      if (rstAbortsOffer(req, seg)) {
         req.settled = true;
         this.removePending(req);
         this.events.reset(req, 'received', 'peer');
@@ -704,20 +655,9 @@ export class Stack implements LinkRx, TimeWaitGate {
     conn.timeWaitGate = this;
     const f = req.flow;
     const syn = this.seg;
-    syn.clear();
-    syn.seq = req.clientIsn;
-    syn.flags = TcpFlag.SYN;
-    syn.window = req.window;
-    syn.options.mss = req.mss;
-    syn.options.wscale = req.wscale;
-    syn.options.sackPermitted = req.sackPermitted;
-    syn.options.tsPresent = req.tsPresent;
-    syn.options.tsVal = req.tsVal;
-    const iss = req.fromCookie
-      ? req.cookieIss
-      : req.issOverride >= 0
-        ? req.issOverride
-        : this.isn.isn(f.family, f.local, f.localPort, f.remote, f.remotePort, now);
+    replaySyn(req, syn);
+    const fixed = fixedIss(req);
+    const iss = fixed >= 0 ? fixed : this.isn.isn(f.family, f.local, f.localPort, f.remote, f.remotePort, now);
     const tsOffset = this.isn.tsOffset(f.family, f.local, f.localPort, f.remote, f.remotePort);
     // Still half-open until the app's final ACK: the SYN backlog bounds SYN_RECEIVED too.
     this.table.replace(req, entry);
@@ -726,16 +666,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     conn.accept(syn, iss, req.synAt, now, tsOffset, f.family);
     if (req.fromCookie) {
       // The app already completed the handshake against the cookie: replay its final ACK.
-      syn.clear();
-      syn.seq = seqAdd(req.clientIsn, 1);
-      syn.ack = seqAdd(iss, 1);
-      syn.flags = TcpFlag.ACK;
-      syn.window = req.window;
-      if (req.tsPresent) {
-        syn.options.tsPresent = true;
-        syn.options.tsVal = req.tsVal;
-        syn.options.tsEcr = 0;
-      }
+      replayCookieAck(req, iss, syn);
       conn.process(syn, now);
     }
     this.markDirty(entry);
@@ -754,18 +685,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     const f = req.flow;
     if (how === 'refused') {
       const out = this.out;
-      out.clear();
-      if (req.fromCookie) {
-        // The app believes it is connected: reset the connection it thinks it has.
-        out.seq = seqAdd(req.cookieIss, 1);
-        out.ack = seqAdd(req.clientIsn, 1);
-        out.flags = TcpFlag.RST | TcpFlag.ACK;
-      } else {
-        // RFC 9293 §3.10.7.1 shape: RST|ACK acknowledging the SYN, so the app sees ECONNREFUSED.
-        out.seq = 0;
-        out.ack = seqAdd(req.clientIsn, 1);
-        out.flags = TcpFlag.RST | TcpFlag.ACK;
-      }
+      refusalRst(req, out);
       this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, null);
       this.events.reset(req, 'sent', 'upstream_refused');
     } else if (how === 'unreachable' || how === 'prohibited') {
