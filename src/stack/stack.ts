@@ -382,12 +382,22 @@ export class Stack implements LinkRx, TimeWaitGate {
       // Other protocols (ICMP, UDP) are not ours: the TUN device only carries what is routed to it.
       return;
     }
-    const entry = this.table.get(key);
+    let entry = this.table.get(key);
     if (entry === undefined) {
       this.onUnknown(seg, key);
       return;
     }
     const now = this.clock.now();
+    if (entry.kind === KIND_CONN && entry.conn.state === State.TIME_WAIT) {
+      // Only the stack acts on TIME-WAIT verdicts, on the compact record: a connection that
+      // reached TIME-WAIT earlier in this batch is swapped for its record before this segment.
+      this.retireToRecord(entry, now);
+      entry = this.table.get(key);
+      if (entry === undefined) {
+        this.onUnknown(seg, key);
+        return;
+      }
+    }
     switch (entry.kind) {
       case KIND_CONN: {
         entry.conn.process(seg, now);
@@ -439,6 +449,8 @@ export class Stack implements LinkRx, TimeWaitGate {
     for (let i = 0; i < list.length; i++) {
       const e = list[i]!;
       e.dirty = false;
+      // Left the table since it was queued (retireToRecord swapped it for its TIME-WAIT record).
+      if (e.conn.tuple !== e) continue;
       this.dispatchEntry(e, now);
     }
     list.length = 0;
@@ -725,6 +737,15 @@ export class Stack implements LinkRx, TimeWaitGate {
       return;
     }
     entry.conn.dispatch(now, this.emitBound);
+    this.afterDispatch(entry, now);
+  }
+
+  /**
+   * Swap a connection in TIME_WAIT for its record now rather than at the end of the batch: what
+   * it still owes (the ACK of the peer's FIN) goes out first, unless the transmit ring is full.
+   */
+  private retireToRecord(entry: ConnEntry, now: number): void {
+    if (!this.txBlocked) entry.conn.dispatch(now, this.emitBound);
     this.afterDispatch(entry, now);
   }
 
