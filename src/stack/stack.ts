@@ -32,7 +32,6 @@ import {
 } from '../tcp/listener.js';
 import {
   buildTimeWaitAck,
-  nextIssAfterTimeWait,
   reportTimeWaitClosed,
   timeWaitProcess,
   type TimeWaitGate,
@@ -543,7 +542,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     this.sendRstFor(seg, key, 'no_connection');
   }
 
-  private onListenSyn(seg: Segment, key: FlowKey, issOverride = -1): void {
+  private onListenSyn(seg: Segment, key: FlowKey, replaced: TimeWaitRecord | null = null): void {
     const now = this.clock.now();
     if (this.forwarder.isOwnConnection !== undefined && this.forwarder.isOwnConnection(key)) {
       // Our own dial came back through the device (a route, a rule or an address sends the
@@ -569,17 +568,17 @@ export class Stack implements LinkRx, TimeWaitGate {
       this.sendCookieSynAck(seg, key, now);
       return;
     }
-    this.openPending(seg, key, now, -1, issOverride);
+    this.openPending(seg, key, now, -1, replaced);
   }
 
   /**
-   * Take a place for a SYN in the table and offer it to the forwarder: a SYN (`cookieMss` -1,
-   * with the ISS a replaced TIME-WAIT record fixed, or -1), or the ACK that brought a valid cookie
-   * back (`cookieMss` the MSS it carried).
+   * Take a place for a SYN in the table and offer it to the forwarder: a SYN (`cookieMss` -1;
+   * `replaced`, the TIME-WAIT record it replaced), or the ACK that brought a valid cookie back
+   * (`cookieMss` the MSS it carried).
    */
-  private openPending(seg: Segment, key: FlowKey, now: number, cookieMss: number, issOverride: number): void {
+  private openPending(seg: Segment, key: FlowKey, now: number, cookieMss: number, replaced: TimeWaitRecord | null): void {
     const req = new PendingSyn(this.nextId++, new FlowTuple(key), now);
-    if (cookieMss < 0) offerFromSyn(req, seg, issOverride);
+    if (cookieMss < 0) offerFromSyn(req, seg, replaced);
     else offerFromCookieAck(req, seg, cookieMss, this.cookies);
     this.table.insert(req);
     this.halfOpen++;
@@ -603,7 +602,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     if (mss < 0) return COOKIE_INVALID;
     if (this.connCount + this.pendingCount >= this.maxConnections) return COOKIE_LIMIT;
     this.synCookiesAccepted++;
-    this.openPending(seg, key, now, mss, -1);
+    this.openPending(seg, key, now, mss, null);
     return COOKIE_ACCEPTED;
   }
 
@@ -643,9 +642,8 @@ export class Stack implements LinkRx, TimeWaitGate {
         return;
       case 'accept_syn': {
         // RFC 9293 §3.10.7.4 / RFC 6191: a new incarnation may reuse the 4-tuple at once.
-        const iss = nextIssAfterTimeWait(entry.rec);
         this.removeTimeWait(entry, now);
-        this.onListenSyn(seg, this.key, iss);
+        this.onListenSyn(seg, this.key, entry.rec);
         return;
       }
       default:

@@ -26,7 +26,7 @@ import type { TcpConfig } from './config.js';
 import type { IsnGenerator } from './isn.js';
 import { seqAdd } from './seq.js';
 import type { SynCookies } from './syncookie.js';
-import { tsClock } from './time-wait.js';
+import { nextIssAfterTimeWait, tsClock, type TimeWaitRecord } from './time-wait.js';
 
 /** What a SYN negotiated, kept compactly while the forwarder decides (a pending SYN implements it). */
 export interface SynOffer {
@@ -52,8 +52,12 @@ export function peerMssOrDefault(mssOption: number, family: 4 | 6): number {
   return mssOption > 0 ? mssOption : family === 4 ? DEFAULT_MSS_IPV4 : DEFAULT_MSS_IPV6;
 }
 
-/** Take what a SYN negotiated; `issOverride` is the ISS fixed by a replaced TIME-WAIT record, or -1. */
-export function offerFromSyn(offer: SynOffer, syn: Segment, issOverride: number): void {
+/**
+ * Take what a SYN negotiated. `replaced`: the TIME-WAIT record of the 4-tuple the SYN was accepted
+ * over (time-wait.ts 'accept_syn'), or null. RFC 6191 §2 / RFC 1122 §4.2.2.13 (1): the new
+ * incarnation's ISS is then fixed above the old one's sequence space (`nextIssAfterTimeWait`).
+ */
+export function offerFromSyn(offer: SynOffer, syn: Segment, replaced: TimeWaitRecord | null): void {
   const o = syn.options;
   offer.clientIsn = syn.seq;
   offer.window = syn.window;
@@ -64,7 +68,7 @@ export function offerFromSyn(offer: SynOffer, syn: Segment, issOverride: number)
   offer.tsVal = o.tsVal;
   offer.fromCookie = false;
   offer.cookieIss = 0;
-  offer.issOverride = issOverride;
+  offer.issOverride = replaced === null ? -1 : nextIssAfterTimeWait(replaced);
 }
 
 /**

@@ -15,7 +15,7 @@ import {
 } from '../../src/tcp/listener.js';
 import { seqAdd, seqLeq } from '../../src/tcp/seq.js';
 import { SynCookies } from '../../src/tcp/syncookie.js';
-import { tsClock } from '../../src/tcp/time-wait.js';
+import { TimeWaitRecord, tsClock } from '../../src/tcp/time-wait.js';
 import { FlowKey } from '../../src/wire/packet.js';
 import { OutSegment, Segment } from '../../src/wire/segment.js';
 import { ACK, RST, SYN, seg, testConfig } from './helpers.js';
@@ -178,7 +178,7 @@ describe('cookieMss / offerFromCookieAck (RFC 4987 §3.6: the ACK that brings a 
 describe('the deferred handshake: the offer replayed into the new connection', () => {
   it('replays the SYN exactly as it arrived (its options and window)', () => {
     const o = offer();
-    offerFromSyn(o, seg({ seq: CLIENT_ISN, ack: 0, flags: SYN, window: 29200, mss: 1440, wscale: 7, sackPermitted: true, ts: [555, 0] }), -1);
+    offerFromSyn(o, seg({ seq: CLIENT_ISN, ack: 0, flags: SYN, window: 29200, mss: 1440, wscale: 7, sackPermitted: true, ts: [555, 0] }), null);
     const syn = seg({ seq: 1, ack: 5, flags: ACK, payload: 'stale' }); // a reused segment is cleared
     replaySyn(o, syn);
     expect(syn.seq).toBe(CLIENT_ISN);
@@ -202,10 +202,11 @@ describe('the deferred handshake: the offer replayed into the new connection', (
 
   it('fixes the ISS to the cookie, else to the one past a replaced TIME-WAIT record (RFC 6191), else none', () => {
     const o = offer();
-    offerFromSyn(o, seg({ seq: CLIENT_ISN, ack: 0, flags: SYN }), -1);
+    offerFromSyn(o, seg({ seq: CLIENT_ISN, ack: 0, flags: SYN }), null);
     expect(fixedIss(o)).toBe(-1);
-    offerFromSyn(o, seg({ seq: CLIENT_ISN, ack: 0, flags: SYN }), 0x12345);
-    expect(fixedIss(o)).toBe(0x12345);
+    // The old incarnation's SND.NXT was just below the wrap: the new ISS is 64 KiB + 2 past it.
+    offerFromSyn(o, seg({ seq: CLIENT_ISN, ack: 0, flags: SYN }), new TimeWaitRecord(1, 0xfffffff0, 5, 1000, false, 0, 0, 0, 0, 60_000));
+    expect(fixedIss(o)).toBe(0xfff1);
     offerFromCookieAck(o, seg({ seq: 1, ack: 0x5000 }), 536, cookies);
     expect(fixedIss(o)).toBe(0x4fff);
   });
@@ -214,7 +215,7 @@ describe('the deferred handshake: the offer replayed into the new connection', (
 describe('refusing or aborting an offer', () => {
   it('refuses a SYN with RST|ACK acknowledging it, so the app sees ECONNREFUSED (RFC 9293 §3.10.7.1)', () => {
     const o = offer();
-    offerFromSyn(o, seg({ seq: CLIENT_ISN, ack: 0, flags: SYN }), -1);
+    offerFromSyn(o, seg({ seq: CLIENT_ISN, ack: 0, flags: SYN }), null);
     const out = new OutSegment();
     refusalRst(o, out);
     expect([out.seq, out.ack, out.flags]).toEqual([0, seqAdd(CLIENT_ISN, 1), RST | ACK]);
@@ -230,7 +231,7 @@ describe('refusing or aborting an offer', () => {
 
   it('lets only an RST at the SYN or just past it abort a pending offer (RFC 5961 §3)', () => {
     const o = offer();
-    offerFromSyn(o, seg({ seq: CLIENT_ISN, ack: 0, flags: SYN }), -1);
+    offerFromSyn(o, seg({ seq: CLIENT_ISN, ack: 0, flags: SYN }), null);
     expect(rstAbortsOffer(o, seg({ seq: CLIENT_ISN, flags: RST }))).toBe(true);
     expect(rstAbortsOffer(o, seg({ seq: seqAdd(CLIENT_ISN, 1), flags: RST }))).toBe(true);
     expect(rstAbortsOffer(o, seg({ seq: seqAdd(CLIENT_ISN, 2), flags: RST }))).toBe(false);
