@@ -22,6 +22,9 @@ import {
   cookieMss,
   cookieSynAck,
   fixedIss,
+  listenVerdict,
+  mayBeCookieAck,
+  opensConnection,
   offerFromCookieAck,
   offerFromSyn,
   refusalRst,
@@ -525,14 +528,13 @@ export class Stack implements LinkRx, TimeWaitGate {
       this.events.drop(null, 'no_connection');
       return;
     }
-    if ((flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.FIN)) === TcpFlag.SYN) {
+    if (opensConnection(flags)) {
       this.onListenSyn(seg, key);
       return;
     }
     let reason: 'no_connection' | 'bad_cookie' | 'syn_limit' = 'no_connection';
-    // Only while cookies may be outstanding (Linux's tcp_synq_no_recent_overflow): a stray ACK
-    // costs no hash otherwise, and an ACK that fails the check then is a forged or stale cookie.
-    if ((flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.FIN)) === TcpFlag.ACK && this.clock.now() - this.lastCookieSentAt < this.cookieLifetimeMs) {
+    // An ACK that fails the check while cookies may be outstanding is a forged or stale cookie.
+    if (mayBeCookieAck(flags, this.clock.now(), this.lastCookieSentAt, this.cookieLifetimeMs)) {
       const verdict = this.tryCookie(seg, key);
       if (verdict === COOKIE_ACCEPTED) return;
       reason = verdict === COOKIE_LIMIT ? 'syn_limit' : 'bad_cookie';
@@ -544,31 +546,33 @@ export class Stack implements LinkRx, TimeWaitGate {
 
   private onListenSyn(seg: Segment, key: FlowKey, replaced: TimeWaitRecord | null = null): void {
     const now = this.clock.now();
-    if (this.forwarder.isOwnConnection !== undefined && this.forwarder.isOwnConnection(key)) {
-      // Our own dial came back through the device (a route, a rule or an address sends the
-      // destination into it): refuse it here, statelessly, before it takes a place in the SYN
-      // backlog or a dial. The dial then fails with ECONNREFUSED and the app's SYN gets a RST.
-      this.events.drop(null, 'loop');
-      this.sendRstFor(seg, key, 'loop');
-      return;
+    const own = this.forwarder.isOwnConnection !== undefined && this.forwarder.isOwnConnection(key);
+    const admits = this.budget === null || this.budget.admits();
+    switch (listenVerdict(own, this.connCount + this.pendingCount, this.maxConnections, admits, this.halfOpen, this.synBacklog)) {
+      case 'loop':
+        // Our own dial came back through the device (a route, a rule or an address sends the
+        // destination into it): refused before it takes a place in the SYN backlog or a dial.
+        // The dial then fails with ECONNREFUSED and the app's SYN gets a RST.
+        this.events.drop(null, 'loop');
+        this.sendRstFor(seg, key, 'loop');
+        return;
+      case 'conn_limit':
+        // Refuse cleanly: the app sees ECONNREFUSED at once rather than a hanging connect().
+        this.events.drop(null, 'syn_limit');
+        this.sendRstFor(seg, key, 'no_connection');
+        return;
+      case 'memory_limit':
+        // A new connection would only take memory from the open ones.
+        this.events.drop(null, 'memory_limit');
+        this.sendRstFor(seg, key, 'no_connection');
+        return;
+      case 'cookie':
+        this.sendCookieSynAck(seg, key, now);
+        return;
+      case 'pending':
+        this.openPending(seg, key, now, -1, replaced);
+        return;
     }
-    if (this.connCount + this.pendingCount >= this.maxConnections) {
-      // Refuse cleanly: the app sees ECONNREFUSED at once rather than a hanging connect().
-      this.events.drop(null, 'syn_limit');
-      this.sendRstFor(seg, key, 'no_connection');
-      return;
-    }
-    if (this.budget !== null && !this.budget.admits()) {
-      // Buffers near --memory-limit: a new connection would only take memory from the open ones.
-      this.events.drop(null, 'memory_limit');
-      this.sendRstFor(seg, key, 'no_connection');
-      return;
-    }
-    if (this.halfOpen >= this.synBacklog) {
-      this.sendCookieSynAck(seg, key, now);
-      return;
-    }
-    this.openPending(seg, key, now, -1, replaced);
   }
 
   /**

@@ -7,6 +7,12 @@
  *   MSS, rounded down); window scale and SACK-permitted survive only when both sides use
  *   timestamps, riding in our TSval and coming back in the peer's TSecr (as Linux). Without
  *   timestamps a cookie connection has neither.
+ * - Admission, in order: our own dial looping back through the device is refused first
+ *   (statelessly), then a SYN over --max-connections or under --memory-limit pressure (RST: the
+ *   app sees ECONNREFUSED at once); with the half-open connections at --syn-backlog, RFC 4987
+ *   §3.6 SYN cookies answer; below it the SYN waits for the forwarder (the deferred handshake).
+ *   A bare ACK for no connection is checked as a cookie only while cookies may be outstanding
+ *   (Linux's tcp_synq_no_recent_overflow): a stray ACK costs no hash otherwise.
  * - RFC 9293 §3.7.1: without an MSS option the peer's MSS is 536 (IPv4) / 1220 (IPv6).
  * - RFC 7323 §2.3: the SYN-ACK offers window scaling only to a SYN that offered it; §5.4 the
  *   cookie SYN-ACK's TSval is on the connection's own timestamp clock (its per-tuple offset).
@@ -45,6 +51,43 @@ export interface SynOffer {
   cookieIss: number;
   /** Our ISS when fixed in advance (a SYN that replaced a TIME-WAIT record, RFC 6191), else -1. */
   issOverride: number;
+}
+
+/** A segment for no connection that may open one: SYN alone (no ACK, no FIN; RSTs are discarded before). */
+export function opensConnection(flags: number): boolean {
+  return (flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.FIN)) === TcpFlag.SYN;
+}
+
+/**
+ * What the listener does with a SYN for no connection:
+ * - 'loop': the forwarder's own upstream socket (its dial routed back into the device): RST;
+ * - 'conn_limit': connections (pending ones included) at --max-connections: RST;
+ * - 'memory_limit': buffers near --memory-limit: RST;
+ * - 'cookie': half-open connections at --syn-backlog: a SYN cookie SYN-ACK, no state (RFC 4987);
+ * - 'pending': keep the SYN and offer it to the forwarder.
+ */
+export type ListenVerdict = 'loop' | 'conn_limit' | 'memory_limit' | 'cookie' | 'pending';
+
+export function listenVerdict(
+  ownConnection: boolean,
+  connections: number,
+  maxConnections: number,
+  memoryAdmits: boolean,
+  halfOpen: number,
+  synBacklog: number,
+): ListenVerdict {
+  if (ownConnection) return 'loop';
+  if (connections >= maxConnections) return 'conn_limit';
+  if (!memoryAdmits) return 'memory_limit';
+  return halfOpen >= synBacklog ? 'cookie' : 'pending';
+}
+
+/**
+ * Whether a segment for no connection is worth checking as a cookie's final ACK: an ACK alone
+ * while a cookie SYN-ACK sent at `lastCookieSentAt` may still be valid (`cookieLifetimeMs`).
+ */
+export function mayBeCookieAck(flags: number, now: number, lastCookieSentAt: number, cookieLifetimeMs: number): boolean {
+  return (flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.FIN)) === TcpFlag.ACK && now - lastCookieSentAt < cookieLifetimeMs;
 }
 
 /** RFC 9293 §3.7.1: the peer's MSS, or the family's default when its SYN carried no MSS option. */

@@ -4,7 +4,10 @@ import {
   cookieMss,
   cookieSynAck,
   fixedIss,
+  listenVerdict,
+  mayBeCookieAck,
   offerFromCookieAck,
+  opensConnection,
   offerFromSyn,
   peerMssOrDefault,
   refusalRst,
@@ -18,7 +21,7 @@ import { SynCookies } from '../../src/tcp/syncookie.js';
 import { TimeWaitRecord, tsClock } from '../../src/tcp/time-wait.js';
 import { FlowKey } from '../../src/wire/packet.js';
 import { OutSegment, Segment } from '../../src/wire/segment.js';
-import { ACK, RST, SYN, seg, testConfig } from './helpers.js';
+import { ACK, FIN, RST, SYN, seg, testConfig } from './helpers.js';
 
 const SECRET = Uint8Array.from({ length: 16 }, (_, i) => 0x30 + i);
 const NOW = 1_000_000;
@@ -57,6 +60,33 @@ function finalAck(synAck: OutSegment, tsVal = 0): Segment {
 
 const cookies = new SynCookies(SECRET);
 const isn = new IsnGenerator(SECRET);
+
+describe('listenVerdict / opensConnection / mayBeCookieAck (the listener admission)', () => {
+  it('refuses our own looping dial before any limit, then the connection limit, then memory pressure', () => {
+    expect(listenVerdict(true, 100, 10, false, 100, 1)).toBe('loop');
+    expect(listenVerdict(false, 10, 10, false, 100, 1)).toBe('conn_limit');
+    expect(listenVerdict(false, 9, 10, false, 100, 1)).toBe('memory_limit');
+  });
+
+  it('answers with a SYN cookie once the half-open connections reach the SYN backlog (RFC 4987 §3.6)', () => {
+    expect(listenVerdict(false, 0, Infinity, true, 16, 16)).toBe('cookie');
+    expect(listenVerdict(false, 0, Infinity, true, 15, 16)).toBe('pending');
+  });
+
+  it('takes only a SYN alone as opening a connection', () => {
+    expect(opensConnection(SYN)).toBe(true);
+    expect(opensConnection(SYN | ACK)).toBe(false);
+    expect(opensConnection(SYN | FIN)).toBe(false);
+    expect(opensConnection(ACK)).toBe(false);
+  });
+
+  it('checks a bare ACK as a cookie only while a cookie SYN-ACK may still be valid', () => {
+    expect(mayBeCookieAck(ACK, 1000, -Infinity, 128_000)).toBe(false);
+    expect(mayBeCookieAck(ACK, 1000, 0, 1001)).toBe(true);
+    expect(mayBeCookieAck(ACK, 1001, 0, 1001)).toBe(false);
+    expect(mayBeCookieAck(ACK | FIN, 1000, 0, 1001)).toBe(false);
+  });
+});
 
 describe('cookieSynAck (RFC 4987 §3.6: the stateless SYN-ACK)', () => {
   it('acknowledges the SYN with a cookie ISS that carries the peer MSS rounded down (RFC 4987 §3.6)', () => {
