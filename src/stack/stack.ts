@@ -789,25 +789,30 @@ export class Stack implements LinkRx, TimeWaitGate {
       return;
     }
     if (state === State.TIME_WAIT) {
-      // Linux minisocks: swap the full connection for a compact record (RFC 9293 §3.10.7.4 TIME-WAIT).
-      const rec = conn.toTimeWait(now);
-      const tw = new TimeWaitEntry(entry.flow, rec, conn.createdAt);
-      if (entry.timeWaitReserved) {
-        entry.timeWaitReserved = false;
-        this.timeWaitReserved--;
-      }
-      this.table.replace(entry, tw);
-      this.heap.cancel(entry);
-      conn.tuple = null;
-      this.connCount--;
-      this.timeWaitCount++;
-      this.heap.schedule(tw, rec.expiresAt);
+      this.swapForRecord(entry, now);
       return;
     }
     if (entry.slotInTable >= 0) entry.writeRow(this.table.columns!, entry.slotInTable);
     const at = conn.pollAt();
     if (at <= now) this.markDirty(entry);
     else if (at !== Infinity) this.heap.schedule(entry, at);
+  }
+
+  /** Linux minisocks: swap the full connection for a compact record (RFC 9293 §3.10.7.4 TIME-WAIT). */
+  private swapForRecord(entry: ConnEntry, now: number): void {
+    const conn = entry.conn;
+    const rec = conn.toTimeWait(now);
+    const tw = new TimeWaitEntry(entry.flow, rec, conn.createdAt);
+    if (entry.timeWaitReserved) {
+      entry.timeWaitReserved = false;
+      this.timeWaitReserved--;
+    }
+    this.table.replace(entry, tw);
+    this.heap.cancel(entry);
+    conn.tuple = null;
+    this.connCount--;
+    this.timeWaitCount++;
+    this.heap.schedule(tw, rec.expiresAt);
   }
 
   private emitConnSegment(conn: TcpConn, out: OutSegment): boolean {
