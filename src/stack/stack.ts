@@ -15,14 +15,26 @@ import type { TcpConfig } from '../tcp/config.js';
 import type { ConnIdentity, ResetReason } from '../tcp/events.js';
 import { IsnGenerator } from '../tcp/isn.js';
 import { OutSegment, Segment, TcpFlag } from '../wire/segment.js';
-import { seqAdd } from '../tcp/seq.js';
 import { State } from '../tcp/state.js';
 import { deriveKey } from '../tcp/siphash.js';
 import { SynCookies } from '../tcp/syncookie.js';
 import {
-  tsClock,
+  cookieMss,
+  cookieSynAck,
+  fixedIss,
+  listenVerdict,
+  mayBeCookieAck,
+  opensConnection,
+  offerFromCookieAck,
+  offerFromSyn,
+  refusalRst,
+  replayCookieAck,
+  replaySyn,
+  rstAbortsOffer,
+  type SynOffer,
+} from '../tcp/listener.js';
+import {
   buildTimeWaitAck,
-  nextIssAfterTimeWait,
   reportTimeWaitClosed,
   timeWaitProcess,
   type TimeWaitGate,
@@ -102,32 +114,31 @@ export type RejectHow =
 
 /**
  * A SYN waiting for the forwarder's decision (the deferred handshake: the upstream is dialled
- * first, the SYN-ACK only sent once it connected). Holds what the SYN negotiated, compactly.
+ * first, the SYN-ACK only sent once it connected). Holds what the SYN negotiated, compactly
+ * (SynOffer, filled by the listener's rules: tcp/listener.ts).
  */
-export class PendingSyn implements FlowEntry, Schedulable {
+export class PendingSyn implements FlowEntry, Schedulable, SynOffer {
   readonly kind = KIND_SYN;
   nextInBucket: FlowEntry | null = null;
   slotInTable = -1;
   heapAt = Infinity;
   /** Decided (accepted or rejected): later calls are ignored. */
   settled = false;
-  /** Our ISS when it is fixed in advance (a SYN that replaced a TIME-WAIT record), else -1. */
+  clientIsn = 0;
+  window = 0;
+  mss = 0;
+  wscale = -1;
+  sackPermitted = false;
+  tsPresent = false;
+  tsVal = 0;
+  fromCookie = false;
+  cookieIss = 0;
   issOverride = -1;
   constructor(
     readonly id: number,
     readonly flow: FlowTuple,
     /** When the (first) SYN arrived; handshake latency counts from here. */
     readonly synAt: number,
-    readonly clientIsn: number,
-    readonly window: number,
-    readonly mss: number,
-    readonly wscale: number,
-    readonly sackPermitted: boolean,
-    readonly tsPresent: boolean,
-    readonly tsVal: number,
-    /** The handshake was completed statelessly with a SYN cookie: our ISS is `cookieIss`. */
-    readonly fromCookie: boolean,
-    readonly cookieIss: number,
   ) {}
 
   writeRow(columns: SlotColumns, slot: number): void {
@@ -373,12 +384,22 @@ export class Stack implements LinkRx, TimeWaitGate {
       // Other protocols (ICMP, UDP) are not ours: the TUN device only carries what is routed to it.
       return;
     }
-    const entry = this.table.get(key);
+    let entry = this.table.get(key);
     if (entry === undefined) {
       this.onUnknown(seg, key);
       return;
     }
     const now = this.clock.now();
+    if (entry.kind === KIND_CONN && entry.conn.state === State.TIME_WAIT) {
+      // Only the stack acts on TIME-WAIT verdicts, on the compact record: a connection that
+      // reached TIME-WAIT earlier in this batch is swapped for its record before this segment.
+      this.retireToRecord(entry, now);
+      entry = this.table.get(key);
+      if (entry === undefined) {
+        this.onUnknown(seg, key);
+        return;
+      }
+    }
     switch (entry.kind) {
       case KIND_CONN: {
         entry.conn.process(seg, now);
@@ -430,6 +451,8 @@ export class Stack implements LinkRx, TimeWaitGate {
     for (let i = 0; i < list.length; i++) {
       const e = list[i]!;
       e.dirty = false;
+      // Left the table since it was queued (retireToRecord swapped it for its TIME-WAIT record).
+      if (e.conn.tuple !== e) continue;
       this.dispatchEntry(e, now);
     }
     list.length = 0;
@@ -505,14 +528,13 @@ export class Stack implements LinkRx, TimeWaitGate {
       this.events.drop(null, 'no_connection');
       return;
     }
-    if ((flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.FIN)) === TcpFlag.SYN) {
+    if (opensConnection(flags)) {
       this.onListenSyn(seg, key);
       return;
     }
     let reason: 'no_connection' | 'bad_cookie' | 'syn_limit' = 'no_connection';
-    // Only while cookies may be outstanding (Linux's tcp_synq_no_recent_overflow): a stray ACK
-    // costs no hash otherwise, and an ACK that fails the check then is a forged or stale cookie.
-    if ((flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.FIN)) === TcpFlag.ACK && this.clock.now() - this.lastCookieSentAt < this.cookieLifetimeMs) {
+    // An ACK that fails the check while cookies may be outstanding is a forged or stale cookie.
+    if (mayBeCookieAck(flags, this.clock.now(), this.lastCookieSentAt, this.cookieLifetimeMs)) {
       const verdict = this.tryCookie(seg, key);
       if (verdict === COOKIE_ACCEPTED) return;
       reason = verdict === COOKIE_LIMIT ? 'syn_limit' : 'bad_cookie';
@@ -522,48 +544,46 @@ export class Stack implements LinkRx, TimeWaitGate {
     this.sendRstFor(seg, key, 'no_connection');
   }
 
-  private onListenSyn(seg: Segment, key: FlowKey, issOverride = -1): void {
+  private onListenSyn(seg: Segment, key: FlowKey, replaced: TimeWaitRecord | null = null): void {
     const now = this.clock.now();
-    if (this.forwarder.isOwnConnection !== undefined && this.forwarder.isOwnConnection(key)) {
-      // Our own dial came back through the device (a route, a rule or an address sends the
-      // destination into it): refuse it here, statelessly, before it takes a place in the SYN
-      // backlog or a dial. The dial then fails with ECONNREFUSED and the app's SYN gets a RST.
-      this.events.drop(null, 'loop');
-      this.sendRstFor(seg, key, 'loop');
-      return;
+    const own = this.forwarder.isOwnConnection !== undefined && this.forwarder.isOwnConnection(key);
+    const admits = this.budget === null || this.budget.admits();
+    switch (listenVerdict(own, this.connCount + this.pendingCount, this.maxConnections, admits, this.halfOpen, this.synBacklog)) {
+      case 'loop':
+        // Our own dial came back through the device (a route, a rule or an address sends the
+        // destination into it): refused before it takes a place in the SYN backlog or a dial.
+        // The dial then fails with ECONNREFUSED and the app's SYN gets a RST.
+        this.events.drop(null, 'loop');
+        this.sendRstFor(seg, key, 'loop');
+        return;
+      case 'conn_limit':
+        // Refuse cleanly: the app sees ECONNREFUSED at once rather than a hanging connect().
+        this.events.drop(null, 'syn_limit');
+        this.sendRstFor(seg, key, 'no_connection');
+        return;
+      case 'memory_limit':
+        // A new connection would only take memory from the open ones.
+        this.events.drop(null, 'memory_limit');
+        this.sendRstFor(seg, key, 'no_connection');
+        return;
+      case 'cookie':
+        this.sendCookieSynAck(seg, key, now);
+        return;
+      case 'pending':
+        this.openPending(seg, key, now, -1, replaced);
+        return;
     }
-    if (this.connCount + this.pendingCount >= this.maxConnections) {
-      // Refuse cleanly: the app sees ECONNREFUSED at once rather than a hanging connect().
-      this.events.drop(null, 'syn_limit');
-      this.sendRstFor(seg, key, 'no_connection');
-      return;
-    }
-    if (this.budget !== null && !this.budget.admits()) {
-      // Buffers near --memory-limit: a new connection would only take memory from the open ones.
-      this.events.drop(null, 'memory_limit');
-      this.sendRstFor(seg, key, 'no_connection');
-      return;
-    }
-    if (this.halfOpen >= this.synBacklog) {
-      this.sendCookieSynAck(seg, key, now);
-      return;
-    }
-    const o = seg.options;
-    const req = new PendingSyn(
-      this.nextId++,
-      new FlowTuple(key),
-      now,
-      seg.seq,
-      seg.window,
-      o.mss,
-      o.wscale,
-      o.sackPermitted,
-      o.tsPresent,
-      o.tsVal,
-      false,
-      0,
-    );
-    req.issOverride = issOverride;
+  }
+
+  /**
+   * Take a place for a SYN in the table and offer it to the forwarder: a SYN (`cookieMss` -1;
+   * `replaced`, the TIME-WAIT record it replaced), or the ACK that brought a valid cookie back
+   * (`cookieMss` the MSS it carried).
+   */
+  private openPending(seg: Segment, key: FlowKey, now: number, cookieMss: number, replaced: TimeWaitRecord | null): void {
+    const req = new PendingSyn(this.nextId++, new FlowTuple(key), now);
+    if (cookieMss < 0) offerFromSyn(req, seg, replaced);
+    else offerFromCookieAck(req, seg, cookieMss, this.cookies);
     this.table.insert(req);
     this.halfOpen++;
     this.pendingCount++;
@@ -573,74 +593,20 @@ export class Stack implements LinkRx, TimeWaitGate {
 
   /** RFC 4987 §3.6: answer without state; the ISS carries what we need to rebuild it. */
   private sendCookieSynAck(seg: Segment, key: FlowKey, now: number): void {
-    const o = seg.options;
-    // RFC 9293 §3.7.1: without an MSS option, assume 536 (IPv4) / 1220 (IPv6).
-    const peerMss = o.mss > 0 ? o.mss : key.family === 4 ? 536 : 1220;
-    const iss = this.cookies.encode(key.family, key.dst, key.dstPort, key.src, key.srcPort, seg.seq, peerMss, now);
+    cookieSynAck(this.out, seg, key, now, this.tcp, this.cookies, this.isn);
     this.lastCookieSentAt = now;
-    const out = this.out;
-    out.clear();
-    out.seq = iss;
-    out.ack = seqAdd(seg.seq, 1);
-    out.flags = TcpFlag.SYN | TcpFlag.ACK;
-    out.window = Math.min(65535, this.tcp.rcvBufBytes);
-    out.options.mss = this.tcp.mss;
-    if (o.tsPresent && this.tcp.timestamps) {
-      // Window scale and SACK-permitted survive only inside our TSval (echoed back in TSecr).
-      // What rides there is the PEER's shift (RFC 7323 §2.3: it scales every window the peer
-      // sends us); ours is fixed by the configuration and is simply advertised again.
-      const sack = o.sackPermitted && this.tcp.sack;
-      out.options.tsPresent = true;
-      // The same timestamp clock the connection will use later (its per-tuple offset), or the
-      // peer's PAWS check would see our TSval jump.
-      const tsOffset = this.isn.tsOffset(key.family, key.dst, key.dstPort, key.src, key.srcPort);
-      out.options.tsVal = this.cookies.encodeTsOptions(tsClock(now, tsOffset), o.wscale, sack);
-      out.options.tsEcr = o.tsVal;
-      if (o.wscale >= 0) out.options.wscale = this.tcp.wscale;
-      out.options.sackPermitted = sack;
-    }
-    this.writer.writeSegment(key.family, key.dst, key.dstPort, key.src, key.srcPort, out, null);
+    this.writer.writeSegment(key.family, key.dst, key.dstPort, key.src, key.srcPort, this.out, null);
     this.synCookiesSent++;
     this.flushSoon();
   }
 
   private tryCookie(seg: Segment, key: FlowKey): CookieVerdict {
     const now = this.clock.now();
-    const clientIsn = seqAdd(seg.seq, -1);
-    const cookie = seqAdd(seg.ack, -1);
-    const mss = this.cookies.decode(key.family, key.dst, key.dstPort, key.src, key.srcPort, clientIsn, cookie, now);
+    const mss = cookieMss(seg, key, now, this.cookies);
     if (mss < 0) return COOKIE_INVALID;
     if (this.connCount + this.pendingCount >= this.maxConnections) return COOKIE_LIMIT;
     this.synCookiesAccepted++;
-    let wscale = -1;
-    let sack = false;
-    const o = seg.options;
-    if (o.tsPresent) {
-      const decoded = this.cookies.decodeTsOptions(o.tsEcr);
-      if (decoded !== null) {
-        wscale = decoded.wscale;
-        sack = decoded.sackPermitted;
-      }
-    }
-    const req = new PendingSyn(
-      this.nextId++,
-      new FlowTuple(key),
-      now,
-      clientIsn,
-      seg.window,
-      mss,
-      wscale,
-      sack,
-      o.tsPresent,
-      o.tsVal,
-      true,
-      cookie,
-    );
-    this.table.insert(req);
-    this.halfOpen++;
-    this.pendingCount++;
-    this.events.opened(req, key.family, now);
-    this.forwarder.onSyn(req);
+    this.openPending(seg, key, now, mss, null);
     return COOKIE_ACCEPTED;
   }
 
@@ -648,7 +614,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     if (seg.flags & TcpFlag.RST) {
       // The app gave up (or a stray RST): only an RST that matches the SYN counts (RFC 5961 §3
       // spirit: the RST must carry an ACK of nothing we sent, so check its sequence number).
-      if (seg.seq === seqAdd(req.clientIsn, 1) || seg.seq === req.clientIsn) {
+      if (rstAbortsOffer(req, seg)) {
         req.settled = true;
         this.removePending(req);
         this.events.reset(req, 'received', 'peer');
@@ -680,9 +646,8 @@ export class Stack implements LinkRx, TimeWaitGate {
         return;
       case 'accept_syn': {
         // RFC 9293 §3.10.7.4 / RFC 6191: a new incarnation may reuse the 4-tuple at once.
-        const iss = nextIssAfterTimeWait(entry.rec);
         this.removeTimeWait(entry, now);
-        this.onListenSyn(seg, this.key, iss);
+        this.onListenSyn(seg, this.key, entry.rec);
         return;
       }
       default:
@@ -704,20 +669,9 @@ export class Stack implements LinkRx, TimeWaitGate {
     conn.timeWaitGate = this;
     const f = req.flow;
     const syn = this.seg;
-    syn.clear();
-    syn.seq = req.clientIsn;
-    syn.flags = TcpFlag.SYN;
-    syn.window = req.window;
-    syn.options.mss = req.mss;
-    syn.options.wscale = req.wscale;
-    syn.options.sackPermitted = req.sackPermitted;
-    syn.options.tsPresent = req.tsPresent;
-    syn.options.tsVal = req.tsVal;
-    const iss = req.fromCookie
-      ? req.cookieIss
-      : req.issOverride >= 0
-        ? req.issOverride
-        : this.isn.isn(f.family, f.local, f.localPort, f.remote, f.remotePort, now);
+    replaySyn(req, syn);
+    const fixed = fixedIss(req);
+    const iss = fixed >= 0 ? fixed : this.isn.isn(f.family, f.local, f.localPort, f.remote, f.remotePort, now);
     const tsOffset = this.isn.tsOffset(f.family, f.local, f.localPort, f.remote, f.remotePort);
     // Still half-open until the app's final ACK: the SYN backlog bounds SYN_RECEIVED too.
     this.table.replace(req, entry);
@@ -726,16 +680,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     conn.accept(syn, iss, req.synAt, now, tsOffset, f.family);
     if (req.fromCookie) {
       // The app already completed the handshake against the cookie: replay its final ACK.
-      syn.clear();
-      syn.seq = seqAdd(req.clientIsn, 1);
-      syn.ack = seqAdd(iss, 1);
-      syn.flags = TcpFlag.ACK;
-      syn.window = req.window;
-      if (req.tsPresent) {
-        syn.options.tsPresent = true;
-        syn.options.tsVal = req.tsVal;
-        syn.options.tsEcr = 0;
-      }
+      replayCookieAck(req, iss, syn);
       conn.process(syn, now);
     }
     this.markDirty(entry);
@@ -754,18 +699,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     const f = req.flow;
     if (how === 'refused') {
       const out = this.out;
-      out.clear();
-      if (req.fromCookie) {
-        // The app believes it is connected: reset the connection it thinks it has.
-        out.seq = seqAdd(req.cookieIss, 1);
-        out.ack = seqAdd(req.clientIsn, 1);
-        out.flags = TcpFlag.RST | TcpFlag.ACK;
-      } else {
-        // RFC 9293 §3.10.7.1 shape: RST|ACK acknowledging the SYN, so the app sees ECONNREFUSED.
-        out.seq = 0;
-        out.ack = seqAdd(req.clientIsn, 1);
-        out.flags = TcpFlag.RST | TcpFlag.ACK;
-      }
+      refusalRst(req, out);
       this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, null);
       this.events.reset(req, 'sent', 'upstream_refused');
     } else if (how === 'unreachable' || how === 'prohibited') {
@@ -809,6 +743,15 @@ export class Stack implements LinkRx, TimeWaitGate {
   }
 
   /**
+   * Swap a connection in TIME_WAIT for its record now rather than at the end of the batch: what
+   * it still owes (the ACK of the peer's FIN) goes out first, unless the transmit ring is full.
+   */
+  private retireToRecord(entry: ConnEntry, now: number): void {
+    if (!this.txBlocked) entry.conn.dispatch(now, this.emitBound);
+    this.afterDispatch(entry, now);
+  }
+
+  /**
    * TimeWaitGate (--max-time-wait): a connection about to enter TIME-WAIT takes a place if records
    * plus those admitted and not yet made are below the bound; otherwise it skips TIME-WAIT (its
    * conn goes to CLOSED), counted and reported to onTimeWaitOverflow.
@@ -846,25 +789,30 @@ export class Stack implements LinkRx, TimeWaitGate {
       return;
     }
     if (state === State.TIME_WAIT) {
-      // Linux minisocks: swap the full connection for a compact record (RFC 9293 §3.10.7.4 TIME-WAIT).
-      const rec = conn.toTimeWait(now);
-      const tw = new TimeWaitEntry(entry.flow, rec, conn.createdAt);
-      if (entry.timeWaitReserved) {
-        entry.timeWaitReserved = false;
-        this.timeWaitReserved--;
-      }
-      this.table.replace(entry, tw);
-      this.heap.cancel(entry);
-      conn.tuple = null;
-      this.connCount--;
-      this.timeWaitCount++;
-      this.heap.schedule(tw, rec.expiresAt);
+      this.swapForRecord(entry, now);
       return;
     }
     if (entry.slotInTable >= 0) entry.writeRow(this.table.columns!, entry.slotInTable);
     const at = conn.pollAt();
     if (at <= now) this.markDirty(entry);
     else if (at !== Infinity) this.heap.schedule(entry, at);
+  }
+
+  /** Linux minisocks: swap the full connection for a compact record (RFC 9293 §3.10.7.4 TIME-WAIT). */
+  private swapForRecord(entry: ConnEntry, now: number): void {
+    const conn = entry.conn;
+    const rec = conn.toTimeWait(now);
+    const tw = new TimeWaitEntry(entry.flow, rec, conn.createdAt);
+    if (entry.timeWaitReserved) {
+      entry.timeWaitReserved = false;
+      this.timeWaitReserved--;
+    }
+    this.table.replace(entry, tw);
+    this.heap.cancel(entry);
+    conn.tuple = null;
+    this.connCount--;
+    this.timeWaitCount++;
+    this.heap.schedule(tw, rec.expiresAt);
   }
 
   private emitConnSegment(conn: TcpConn, out: OutSegment): boolean {

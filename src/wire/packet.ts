@@ -16,7 +16,7 @@ import { emitIcmpEcho, emitIcmpUnreachable, icmpErrorQuoteLength, Icmpv4Type, Ic
 import { Ipv4View, emitIpv4, type Ipv4Verdict } from './ipv4.js';
 import { Ipv6View, emitIpv6, type Ipv6Verdict } from './ipv6.js';
 import { TcpView, emitTcpHeader, parseTcpOptions, TCP_CHECKSUM_OFFSET, type TcpOptionsVerdict } from './tcp.js';
-import { TcpFlag, type OutSegment, type Segment } from './segment.js';
+import { TcpFlag, type OutSegment, type Segment, type TcpOptions } from './segment.js';
 
 export { formatAddress, formatEndpoint, parseAddress, type ParsedAddress } from './address.js';
 export { TCP_CHECKSUM_OFFSET } from './tcp.js';
@@ -395,9 +395,28 @@ export function writeTcpPacket(
   out: OutSegment,
   payloadLength: number,
 ): number {
+  return writeTcpHeaders(buf, off, family, src, dst, srcPort, dstPort, out.seq, out.ack, out.flags, out.window, out.options, payloadLength);
+}
+
+/** `writeTcpPacket` over plain fields: the one writer of IP + TCP headers (checksum field = pseudo-header sum). */
+function writeTcpHeaders(
+  buf: Buffer,
+  off: number,
+  family: 4 | 6,
+  src: Uint32Array,
+  dst: Uint32Array,
+  srcPort: number,
+  dstPort: number,
+  seq: number,
+  ack: number,
+  flags: number,
+  window: number,
+  options: TcpOptions | null,
+  payloadLength: number,
+): number {
   const ipHl = family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
   const tcpOff = off + ipHl;
-  const tcpHl = emitTcpHeader(buf, tcpOff, srcPort, dstPort, out.seq, out.ack, out.flags, out.window, 0, out.options);
+  const tcpHl = emitTcpHeader(buf, tcpOff, srcPort, dstPort, seq, ack, flags, window, 0, options);
   const tcpLen = tcpHl + payloadLength;
   let pseudo: number;
   if (family === 4) {
@@ -450,22 +469,10 @@ export function writeRst(
   ack: number,
   withAck: boolean,
 ): number {
-  const ipHl = family === 4 ? IPV4_HEADER_LEN : IPV6_HEADER_LEN;
-  const tcpOff = off + ipHl;
   const flags = withAck ? TcpFlag.RST | TcpFlag.ACK : TcpFlag.RST;
-  emitTcpHeader(buf, tcpOff, srcPort, dstPort, seq, withAck ? ack : 0, flags, 0, 0, null);
-  let pseudo: number;
-  if (family === 4) {
-    const s = src[3] as number;
-    const d = dst[3] as number;
-    emitIpv4(buf, off, s, d, IpProto.TCP, TCP_HEADER_LEN, takeIpv4Id(), true, DEFAULT_TTL, 0);
-    pseudo = pseudoSumV4(s, d, IpProto.TCP, TCP_HEADER_LEN);
-  } else {
-    emitIpv6(buf, off, src, dst, IpProto.TCP, TCP_HEADER_LEN, DEFAULT_TTL, 0, 0);
-    pseudo = pseudoSumV6(src, dst, IpProto.TCP, TCP_HEADER_LEN);
-  }
-  put16(buf, tcpOff + TCP_CHECKSUM_OFFSET, ~onesSum(buf, tcpOff, TCP_HEADER_LEN, pseudo) & 0xffff);
-  return ipHl + TCP_HEADER_LEN;
+  const len = writeTcpHeaders(buf, off, family, src, dst, srcPort, dstPort, seq, withAck ? ack : 0, flags, 0, null, 0);
+  finishTcpChecksum(buf, off, 'full');
+  return len;
 }
 
 /**

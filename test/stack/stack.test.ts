@@ -353,6 +353,56 @@ describe('stack', () => {
     expect(newConn.state).toBe(State.SYN_RECEIVED);
   });
 
+  it('replaces a connection that entered TIME-WAIT earlier in the same batch with a new SYN, after ACKing its FIN (RFC 6191)', () => {
+    const h = harness({ mslMs: 30_000 });
+    const { conn, ourIss } = establish(h);
+    conn.close(h.clock.now());
+    h.stack.wake(conn);
+    h.stack.flush();
+    h.link.take();
+    // One batch: the app's FIN (we enter TIME-WAIT) and, before the flush, a new incarnation's SYN.
+    const fin = appPacket({ seq: seqAdd(APP_ISN, 1), ack: seqAdd(ourIss, 2), flags: TcpFlag.ACK | TcpFlag.FIN });
+    const syn = appPacket({ seq: seqAdd(APP_ISN, 100_000), flags: TcpFlag.SYN });
+    h.stack.input(fin, 0, fin.length, false);
+    h.stack.input(syn, 0, syn.length, false);
+    h.stack.flush();
+    // The FIN was acknowledged before the record was replaced.
+    const sent = h.link.take();
+    expect(sent.map((p) => [p.seg.flags, p.seg.ack])).toEqual([[TcpFlag.ACK, seqAdd(APP_ISN, 2)]]);
+    expect(h.transitions.slice(-2)).toEqual(['FIN_WAIT_1>TIME_WAIT', 'TIME_WAIT>CLOSED']);
+    expect(h.stack.timeWaitRecords).toBe(0);
+    expect(h.stack.connectionCount).toBe(0);
+    // The SYN is offered at once, with the ISS past the old incarnation.
+    expect(h.syns).toHaveLength(1);
+    expect(h.syns[0]!.issOverride).toBe(seqAdd(ourIss, 2 + 65537));
+  });
+
+  it('still replaces a same-batch TIME-WAIT connection with a new SYN when the transmit ring is full', () => {
+    const h = harness({ mslMs: 30_000 });
+    const { conn, ourIss } = establish(h);
+    conn.close(h.clock.now());
+    h.stack.wake(conn);
+    h.stack.flush();
+    h.link.take();
+    let drain: (() => void) | null = null;
+    const link = h.link as unknown as { txReserve(): number; onTxDrain(cb: () => void): void };
+    link.txReserve = () => -1;
+    link.onTxDrain = (cb) => (drain = cb);
+    const fin = appPacket({ seq: seqAdd(APP_ISN, 1), ack: seqAdd(ourIss, 2), flags: TcpFlag.ACK | TcpFlag.FIN });
+    const syn = appPacket({ seq: seqAdd(APP_ISN, 100_000), flags: TcpFlag.SYN });
+    h.stack.input(fin, 0, fin.length, false);
+    h.stack.input(syn, 0, syn.length, false);
+    h.stack.flush();
+    expect(h.syns).toHaveLength(1);
+    expect(h.stack.timeWaitRecords).toBe(0);
+    expect(h.stack.connectionCount).toBe(0);
+    // The ring drains: the old connection left the table and sends nothing more.
+    link.txReserve = () => 0;
+    expect(drain).not.toBeNull();
+    drain!();
+    expect(h.link.take()).toEqual([]);
+  });
+
   it('RFC 1337: an RST does not end TIME-WAIT', () => {
     const h = harness({ mslMs: 30_000 });
     const { conn, ourIss } = establish(h);
