@@ -39,14 +39,14 @@ import { RcvFlag, Receiver } from './rcv.js';
 import { OutSegment, Segment, TcpFlag } from '../wire/segment.js';
 import { AckFlag, SendKind, SendPlan, Sender } from './snd.js';
 import type { ChunkReleaseSink, ViewSink } from './send-buffer.js';
-import { seqAdd, seqGt, seqGeq, seqLeq } from './seq.js';
+import { pawsRejects, tsRecentTakes } from './paws.js';
+import { seqAdd, seqGt, seqLeq } from './seq.js';
 import { State, stateName } from './state.js';
 import { ConnTimers, TimerKind } from './timers.js';
 import {
   TimeWaitRecord,
   buildTimeWaitAck,
   nextIssAfterTimeWait,
-  pawsRejects,
   timeWaitProcess,
   tsClock,
   type TimeWaitGate,
@@ -520,8 +520,12 @@ export class TcpConn implements ConnIdentity {
       }
     }
 
-    // RFC 7323 §4.3 (R3 of §5.3): TS.Recent takes SEG.TSval if SEG.SEQ ≤ Last.ACK.sent.
-    if (this.tsEnabled && opts.tsPresent && seqLeq(seg.seq, rcv.lastAckSent) && seqGeq(opts.tsVal, this.tsRecent)) {
+    // RFC 7323 §5.3 R3 (paws.ts): TS.Recent takes SEG.TSval if SEG.SEQ ≤ Last.ACK.sent.
+    if (
+      this.tsEnabled &&
+      opts.tsPresent &&
+      tsRecentTakes(this.tsRecent, this.tsRecentAt, opts.tsVal, seg.seq, rcv.lastAckSent, now, false)
+    ) {
       this.tsRecent = opts.tsVal;
       this.tsRecentAt = now;
     }
