@@ -39,6 +39,7 @@ import { RcvFlag, Receiver } from './rcv.js';
 import { OutSegment, Segment, TcpFlag } from '../wire/segment.js';
 import { AckFlag, SendKind, SendPlan, Sender } from './snd.js';
 import type { ChunkReleaseSink, ViewSink } from './send-buffer.js';
+import { ChallengeAckBudget, inWindowRstVerdict, isRetransmittedSyn } from './challenge-ack.js';
 import { pawsRejects, tsRecentTakes } from './paws.js';
 import { seqAdd, seqGt, seqLeq } from './seq.js';
 import { State, stateName } from './state.js';
@@ -183,9 +184,8 @@ export class TcpConn implements ConnIdentity {
   private rstSeq: number;
   private rstAck: number;
   private rstFlags: number;
-  /** RFC 5961 §7 rate limit: challenge ACKs sent in the current one-second window. */
-  private challengeWindowStart: number;
-  private challengeCount: number;
+  /** RFC 5961 §7 rate limit (challenge-ack.ts). */
+  private readonly challenges: ChallengeAckBudget;
   /** Persist timer (RFC 9293 §3.8.6.1). */
   private probePending: boolean;
   private persistBackoff: number;
@@ -250,8 +250,7 @@ export class TcpConn implements ConnIdentity {
     this.rstSeq = 0;
     this.rstAck = 0;
     this.rstFlags = 0;
-    this.challengeWindowStart = -Infinity;
-    this.challengeCount = 0;
+    this.challenges = new ChallengeAckBudget();
     this.probePending = false;
     this.persistBackoff = 0;
     this.probesUnanswered = 0;
@@ -481,13 +480,9 @@ export class TcpConn implements ConnIdentity {
     const snd = this.snd;
 
     // A retransmitted SYN while our SYN-ACK is unacknowledged: send the SYN-ACK again (our SYN-ACK
-    // was probably lost), within the challenge-ACK budget.
-    if (
-      (flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.RST)) === TcpFlag.SYN &&
-      !snd.synAcked &&
-      seg.seq === rcv.irs
-    ) {
-      if (!this.takeChallengeBudget(now)) return this.drop('challenge_ack_limit');
+    // was probably lost), within the challenge-ACK budget (challenge-ack.ts).
+    if (isRetransmittedSyn(flags, seg.seq, rcv.irs, snd.synAcked)) {
+      if (!this.challenges.take(now, this.cfg.challengeAckLimitPerSec)) return this.drop('challenge_ack_limit');
       this.synPending = true;
       return null;
     }
@@ -532,16 +527,12 @@ export class TcpConn implements ConnIdentity {
 
     // Second: RST (RFC 5961 §3.2): exactly RCV.NXT resets; otherwise in the window, challenge ACK.
     if (rst) {
-      if (seg.seq === rcv.nxt) return this.resetReceived(now);
-      if (!this.challengeAck(now)) return this.drop('challenge_ack_limit');
-      return this.drop('rst_invalid');
+      if (inWindowRstVerdict(seg.seq, rcv.nxt) === 'reset') return this.resetReceived(now);
+      return this.challengeAck(now, 'rst_invalid');
     }
 
     // Fourth: SYN in a synchronized state (RFC 5961 §4 / RFC 9293 §3.10.7.4): challenge ACK, drop.
-    if (flags & TcpFlag.SYN) {
-      if (!this.challengeAck(now)) return this.drop('challenge_ack_limit');
-      return this.drop('syn_in_window');
-    }
+    if (flags & TcpFlag.SYN) return this.challengeAck(now, 'syn_in_window');
 
     // Fifth: ACK. Without it the segment is dropped.
     if ((flags & TcpFlag.ACK) === 0) return this.drop('bad_ack');
@@ -559,8 +550,7 @@ export class TcpConn implements ConnIdentity {
     } else if (!snd.ackAcceptable(seg.ack)) {
       // RFC 5961 §5.2: SEG.ACK above SND.NXT (data not yet sent) or below SND.UNA − MAX.SND.WND:
       // send an ACK (rate-limited as a challenge ACK) and drop.
-      if (!this.challengeAck(now)) return this.drop('challenge_ack_limit');
-      return this.drop('bad_ack');
+      return this.challengeAck(now, 'bad_ack');
     }
 
     const wasWindow = snd.wnd;
@@ -1268,22 +1258,14 @@ export class TcpConn implements ConnIdentity {
     if (this.timers.kind === TimerKind.IDLE) this.armIdle(now);
   }
 
-  /** RFC 5961 §7: take one challenge ACK from this second's budget; false if exhausted. */
-  private takeChallengeBudget(now: number): boolean {
-    if (now - this.challengeWindowStart >= 1000) {
-      this.challengeWindowStart = now;
-      this.challengeCount = 0;
-    }
-    if (this.challengeCount >= this.cfg.challengeAckLimitPerSec) return false;
-    this.challengeCount++;
-    return true;
-  }
-
-  /** Queue a challenge ACK (RFC 5961 §3.2/§4.2/§5.2) unless rate-limited (RFC 5961 §7). */
-  private challengeAck(now: number): boolean {
-    if (!this.takeChallengeBudget(now)) return false;
+  /**
+   * Drop the segment for `reason` with a challenge ACK (RFC 5961 §3.2/§4.2/§5.2), or, over the
+   * budget (RFC 5961 §7), without one as 'challenge_ack_limit'.
+   */
+  private challengeAck(now: number, reason: DropReason): DropReason {
+    if (!this.challenges.take(now, this.cfg.challengeAckLimitPerSec)) return this.drop('challenge_ack_limit');
     this.ackNow = true;
-    return true;
+    return this.drop(reason);
   }
 
   // ------------------------------------------------------------------------------ transitions
