@@ -39,6 +39,7 @@ import { RcvFlag, Receiver } from './rcv.js';
 import { OutSegment, Segment, TcpFlag } from '../wire/segment.js';
 import { AckFlag, SendKind, SendPlan, Sender } from './snd.js';
 import type { ChunkReleaseSink, ViewSink } from './send-buffer.js';
+import { ACK_NOW, delayedAckAt } from './delayed-ack.js';
 import { ChallengeAckBudget, inWindowRstVerdict, isRetransmittedSyn } from './challenge-ack.js';
 import { pawsRejects, tsRecentTakes } from './paws.js';
 import { seqAdd, seqGt, seqLeq } from './seq.js';
@@ -669,8 +670,7 @@ export class TcpConn implements ConnIdentity {
       // RFC 5681 §4.2 / RFC 9293 §3.8.6.3: ACK at least every second full-sized segment, and
       // within delayedAckMs otherwise.
       this.rcvUnacked += this.rcv.delivered!.length;
-      if (this.rcvUnacked >= 2 * this.rcv.mss) this.ackNow = true;
-      else if (this.timers.delackAt === Infinity) this.timers.delackAt = now + this.cfg.delayedAckMs;
+      this.oweAck(this.rcvUnacked, Infinity, now);
     }
     if (r & RcvFlag.DATA) {
       const data = this.rcv.delivered!;
@@ -688,7 +688,7 @@ export class TcpConn implements ConnIdentity {
       // received in ESTABLISHED enters its delayed-ACK "pingpong" mode). In every other state
       // our FIN is already out and the FIN is ACKed at once.
       if (this.state === State.ESTABLISHED) {
-        if (this.timers.delackAt === Infinity) this.timers.delackAt = now + this.cfg.delayedAckMs;
+        this.oweAck(0, Infinity, now);
       } else {
         this.ackNow = true;
       }
@@ -848,8 +848,7 @@ export class TcpConn implements ConnIdentity {
       // peer is not waiting for it. That is the case right after the handshake, when the SYN-ACK's
       // unscaled 16-bit field (RFC 7323 §2.2) could not say the whole window: the first bytes the
       // proxy passes on would otherwise cost a packet of their own on every short connection.
-      if (this.rcv.advertisedWindow < 2 * this.rcv.mss) this.ackNow = true;
-      else if (this.timers.delackAt === Infinity) this.timers.delackAt = now + this.cfg.delayedAckMs;
+      this.oweAck(0, this.rcv.advertisedWindow, now);
       this.dirty = true;
     }
     this.lastActivityAt = now;
@@ -1023,6 +1022,13 @@ export class TcpConn implements ConnIdentity {
     OUT.payloadOffset = plan.len > 0 ? snd.offsetOf(plan.seq) : 0;
     OUT.payloadLength = plan.len;
     OUT.gsoSize = plan.gsoSize;
+  }
+
+  /** An ACK is owed: at once or by the delayed-ACK deadline (delayed-ack.ts). */
+  private oweAck(unackedBytes: number, peerRoom: number, now: number): void {
+    const at = delayedAckAt(unackedBytes, peerRoom, this.rcv.mss, this.timers.delackAt, now, this.cfg.delayedAckMs);
+    if (at === ACK_NOW) this.ackNow = true;
+    else this.timers.delackAt = at;
   }
 
   private commitAck(): void {
