@@ -41,7 +41,9 @@ import { AckFlag, SendKind, SendPlan, Sender } from './snd.js';
 import type { ChunkReleaseSink, ViewSink } from './send-buffer.js';
 import { ACK_NOW, delayedAckAt } from './delayed-ack.js';
 import { ChallengeAckBudget, inWindowRstVerdict, isRetransmittedSyn } from './challenge-ack.js';
+import { keepaliveApplies, keepaliveDeadline, keepaliveProbeSeq, keepaliveTimeout } from './keepalive.js';
 import { pawsRejects, tsRecentTakes } from './paws.js';
+import { persistEndsOnAck, persistInterval, persistNeeded, persistTimeout } from './persist.js';
 import { seqAdd, seqGt, seqLeq } from './seq.js';
 import { State, stateName } from './state.js';
 import { ConnTimers, TimerKind } from './timers.js';
@@ -563,7 +565,7 @@ export class TcpConn implements ConnIdentity {
       if (this.completeHandshake(now)) return null;
     }
     if (ackFlags & AckFlag.NEW) this.onNewAck(now);
-    if (this.timers.kind === TimerKind.PERSIST && ((snd.wnd > 0 && snd.wnd !== wasWindow) || !snd.hasPending)) {
+    if (this.timers.kind === TimerKind.PERSIST && persistEndsOnAck(snd.wnd, wasWindow, snd.hasPending)) {
       // The window opened, or the probe took the last of it (e.g. the FIN): leave persist;
       // dispatch sends and re-arms what is needed.
       this.persistBackoff = 0;
@@ -935,8 +937,8 @@ export class TcpConn implements ConnIdentity {
       this.probePending = false;
     }
     if (this.keepalivePending) {
-      // RFC 9293 §3.8.4: SEG.SEQ = SND.NXT − 1, no data, to elicit an ACK.
-      this.buildAck(now, seqAdd(this.snd.max, -1));
+      // RFC 9293 §3.8.4: SEG.SEQ = SND.NXT − 1, no data, to elicit an ACK (keepalive.ts).
+      this.buildAck(now, keepaliveProbeSeq(this.snd.max));
       if (!emit(this, OUT)) return;
       this.commitAck();
       this.keepalivePending = false;
@@ -970,11 +972,11 @@ export class TcpConn implements ConnIdentity {
       this.commitData(now);
     }
     // RFC 9293 §3.8.6.1: something to send, nothing in flight, and the window does not let it
-    // out (zero, or too small for sender SWS avoidance): the persist timer takes over.
-    if (snd.hasPending && snd.flight === 0) {
+    // out (zero, or too small for sender SWS avoidance): the persist timer takes over (persist.ts).
+    if (persistNeeded(snd.hasPending, snd.flight)) {
       if (this.timers.kind !== TimerKind.PERSIST) {
         this.persistBackoff = 0;
-        this.timers.setPersist(now + this.persistInterval());
+        this.timers.setPersist(now + this.nextPersistInterval());
       }
     } else if (this.timers.kind === TimerKind.PERSIST) {
       this.armIdle(now);
@@ -982,9 +984,8 @@ export class TcpConn implements ConnIdentity {
     return true;
   }
 
-  private persistInterval(): number {
-    const t = this.snd.rtt.rto * 2 ** this.persistBackoff;
-    return t < this.cfg.maxRtoMs ? t : this.cfg.maxRtoMs;
+  private nextPersistInterval(): number {
+    return persistInterval(this.snd.rtt.rto, this.persistBackoff, this.cfg.maxRtoMs);
   }
 
   /** Fill OUT with the header common to every non-RST segment we send after the handshake. */
@@ -1203,39 +1204,37 @@ export class TcpConn implements ConnIdentity {
     this.timers.setRetransmit(now + snd.rtt.rto);
   }
 
+  /** RFC 9293 §3.8.6.1 (persist.ts). */
   private onPersistTimeout(now: number): void {
-    if (!this.snd.hasPending) {
-      this.armIdle(now);
-      return;
-    }
-    // Probes the peer never answers count like retransmissions (RFC 9293 §3.8.6.1 only forbids
-    // giving up while the peer keeps acknowledging them).
-    if (this.probesUnanswered >= this.cfg.maxRetries) {
-      this.abort('retransmit_timeout', now);
-      return;
+    switch (persistTimeout(this.snd.hasPending, this.probesUnanswered, this.cfg.maxRetries)) {
+      case 'idle':
+        this.armIdle(now);
+        return;
+      case 'give_up':
+        this.abort('retransmit_timeout', now);
+        return;
     }
     this.probesUnanswered++;
     this.probePending = true;
     this.dirty = true;
     this.persistBackoff++;
-    this.timers.setPersist(now + this.persistInterval());
+    this.timers.setPersist(now + this.nextPersistInterval());
   }
 
+  /** RFC 9293 §3.8.4 (keepalive.ts). */
   private onKeepaliveTimeout(now: number): void {
-    if (!this.snd.idle) {
-      // Something is outstanding: the retransmission timer is in charge, not keepalive.
-      this.timers.setRetransmit(now + this.snd.rtt.rto);
-      return;
-    }
-    const st = this.state;
-    if (st !== State.ESTABLISHED && st !== State.CLOSE_WAIT) {
-      this.armIdle(now);
-      return;
-    }
-    if (this.keepaliveProbes >= this.cfg.keepaliveProbes) {
-      // RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6: the peer is gone.
-      this.abort('idle_timeout', now);
-      return;
+    switch (keepaliveTimeout(this.snd.idle, this.state, this.keepaliveProbes, this.cfg.keepaliveProbes)) {
+      case 'retransmit':
+        // Something is outstanding: the retransmission timer is in charge, not keepalive.
+        this.timers.setRetransmit(now + this.snd.rtt.rto);
+        return;
+      case 'rearm':
+        this.armIdle(now);
+        return;
+      case 'give_up':
+        // RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6: the peer is gone.
+        this.abort('idle_timeout', now);
+        return;
     }
     this.keepaliveProbes++;
     this.lastKeepaliveAt = now;
@@ -1247,13 +1246,10 @@ export class TcpConn implements ConnIdentity {
   /** Main timer to IDLE, with the next keepalive deadline if keepalives apply. */
   private armIdle(_now: number): void {
     const cfg = this.cfg;
-    const st = this.state;
-    if (cfg.keepaliveIdleMs > 0 && (st === State.ESTABLISHED || st === State.CLOSE_WAIT)) {
-      const at =
-        this.keepaliveProbes === 0
-          ? this.lastRecvAt + cfg.keepaliveIdleMs
-          : this.lastKeepaliveAt + cfg.keepaliveIntervalMs;
-      this.timers.setIdle(at);
+    if (keepaliveApplies(cfg.keepaliveIdleMs, this.state)) {
+      this.timers.setIdle(
+        keepaliveDeadline(cfg.keepaliveIdleMs, cfg.keepaliveIntervalMs, this.keepaliveProbes, this.lastRecvAt, this.lastKeepaliveAt),
+      );
     } else {
       this.timers.setIdle(Infinity);
     }
