@@ -112,6 +112,13 @@ const MAX_DUP_ACKS = 8;
 /** RFC 6298 §5.7: the RTO after a handshake whose SYN or SYN-ACK had to be retransmitted. */
 const RTO_AFTER_SYN_TIMEOUT_MS = 3000;
 
+/** checkSequence's verdict for a segment into our zero window at RCV.NXT: its ACK counts, its text does not. */
+const ZERO_WINDOW_PROBE = 'zero_window_probe';
+/** processAck's verdicts: go on to the text, stop (closed or TIME-WAIT), or go on and leave FIN-WAIT-1. */
+const ACK_STEP_CONTINUE = 0;
+const ACK_STEP_DONE = 1;
+const ACK_STEP_FIN_WAIT_1_ACKED = 2;
+
 /** The one outgoing segment `dispatch` fills and hands to `emit` (serialized before emit returns). */
 const OUT = new OutSegment();
 
@@ -474,75 +481,114 @@ export class TcpConn implements ConnIdentity {
     return null;
   }
 
-  /** RFC 9293 §3.10.7.4 for SYN-RECEIVED and the synchronized states. */
+  /**
+   * RFC 9293 §3.10.7.4 for SYN-RECEIVED and the synchronized states, in the RFC's order: the
+   * timestamp checks (RFC 7323), first the sequence number, then RST, SYN, ACK, text and FIN.
+   */
   private processSynchronized(seg: Segment, now: number): DropReason | null {
     const flags = seg.flags;
-    const rst = (flags & TcpFlag.RST) !== 0;
-    const opts = seg.options;
     const rcv = this.rcv;
-    const snd = this.snd;
 
     // A retransmitted SYN while our SYN-ACK is unacknowledged: send the SYN-ACK again (our SYN-ACK
     // was probably lost), within the challenge-ACK budget (challenge-ack.ts).
-    if (isRetransmittedSyn(flags, seg.seq, rcv.irs, snd.synAcked)) {
+    if (isRetransmittedSyn(flags, seg.seq, rcv.irs, this.snd.synAcked)) {
       if (!this.challenges.take(now, this.cfg.challengeAckLimitPerSec)) return this.drop('challenge_ack_limit');
       this.synPending = true;
       return null;
     }
+    const tsDrop = this.checkTimestamps(seg, now);
+    if (tsDrop !== null) return tsDrop;
 
-    if (this.tsEnabled && !rst) {
-      // RFC 7323 §3.2: once negotiated, a non-RST segment without TSopt SHOULD be dropped.
-      if (!opts.tsPresent) return this.drop('malformed');
-      // RFC 7323 §5.3 R1 (PAWS): an older TSval than TS.Recent: send an ACK, drop.
-      if (pawsRejects(this.tsRecent, this.tsRecentAt, opts.tsVal, now)) {
-        this.ackNow = true;
-        return this.drop('paws');
-      }
+    // First: sequence number acceptability.
+    const seqVerdict = this.checkSequence(seg);
+    if (seqVerdict !== null && seqVerdict !== ZERO_WINDOW_PROBE) return seqVerdict;
+    this.takeTsRecent(seg, now);
+
+    // Second: RST (RFC 5961 §3.2): exactly RCV.NXT resets; otherwise in the window, challenge ACK.
+    if (flags & TcpFlag.RST) {
+      if (inWindowRstVerdict(seg.seq, rcv.nxt) === 'reset') return this.resetReceived(now);
+      return this.challengeAck(now, 'rst_invalid');
     }
+    // Fourth: SYN in a synchronized state (RFC 5961 §4 / RFC 9293 §3.10.7.4): challenge ACK, drop.
+    if (flags & TcpFlag.SYN) return this.challengeAck(now, 'syn_in_window');
 
-    // First: sequence number acceptability (the four cases of the table).
-    const segLen = seg.segLen;
-    let probeIntoZeroWindow = false;
-    if (!rcv.acceptable(seg.seq, segLen)) {
-      // RFC 5961 §3.2: an RST outside the window is dropped silently.
-      if (rst) return this.drop('rst_invalid');
-      // "If the RCV.WND is zero ... special allowance should be made to accept valid ACKs":
-      // a segment at RCV.NXT into a zero window (a zero-window probe) has its ACK processed and
-      // its text dropped; it is answered with an ACK.
-      if (rcv.window === 0 && seg.seq === rcv.nxt && flags & TcpFlag.ACK && (flags & TcpFlag.SYN) === 0) {
-        probeIntoZeroWindow = true;
-        this.ackNow = true;
-      } else {
-        this.ackNow = true;
-        return this.drop('out_of_window');
-      }
+    // Fifth: ACK.
+    const ackDrop = this.checkAck(seg, now);
+    if (ackDrop !== null) return ackDrop;
+    const ackStep = this.processAck(seg, now);
+    if (ackStep === ACK_STEP_DONE) return null;
+
+    // Sixth (URG) is not supported: urgent data is delivered as ordinary data.
+    // Seventh and eighth: text and FIN.
+    if (seqVerdict !== ZERO_WINDOW_PROBE) this.processText(seg, seg.seq, now);
+    if (ackStep === ACK_STEP_FIN_WAIT_1_ACKED && this.state === State.FIN_WAIT_1) this.transition(State.FIN_WAIT_2, now);
+    if (this.writeBlocked && this.state !== State.CLOSED && this.snd.buf.length < this.cfg.sndBufBytes) {
+      this.writeBlocked = false;
+      this.handler.onSendSpace(this);
     }
+    return null;
+  }
 
-    // RFC 7323 §5.3 R3 (paws.ts): TS.Recent takes SEG.TSval if SEG.SEQ ≤ Last.ACK.sent.
+  /** RFC 7323 §3.2 and §5.3 R1 (PAWS, paws.ts), before anything else: a drop reason, or null. */
+  private checkTimestamps(seg: Segment, now: number): DropReason | null {
+    if (!this.tsEnabled || seg.flags & TcpFlag.RST) return null;
+    const opts = seg.options;
+    // RFC 7323 §3.2: once negotiated, a non-RST segment without TSopt SHOULD be dropped.
+    if (!opts.tsPresent) return this.drop('malformed');
+    // RFC 7323 §5.3 R1 (PAWS): an older TSval than TS.Recent: send an ACK, drop.
+    if (pawsRejects(this.tsRecent, this.tsRecentAt, opts.tsVal, now)) {
+      this.ackNow = true;
+      return this.drop('paws');
+    }
+    return null;
+  }
+
+  /**
+   * RFC 9293 §3.10.7.4 first check (the four cases of the table): null if acceptable,
+   * ZERO_WINDOW_PROBE for a probe into our zero window (its ACK is processed, its text dropped),
+   * or the reason the segment was dropped.
+   */
+  private checkSequence(seg: Segment): DropReason | typeof ZERO_WINDOW_PROBE | null {
+    const rcv = this.rcv;
+    const flags = seg.flags;
+    if (rcv.acceptable(seg.seq, seg.segLen)) return null;
+    // RFC 5961 §3.2: an RST outside the window is dropped silently.
+    if (flags & TcpFlag.RST) return this.drop('rst_invalid');
+    // Unacceptable segments are answered with an ACK.
+    this.ackNow = true;
+    // "If the RCV.WND is zero ... special allowance should be made to accept valid ACKs":
+    // a segment at RCV.NXT into a zero window (a zero-window probe) has its ACK processed and
+    // its text dropped; it is answered with an ACK.
+    if (rcv.window === 0 && seg.seq === rcv.nxt && flags & TcpFlag.ACK && (flags & TcpFlag.SYN) === 0) {
+      return ZERO_WINDOW_PROBE;
+    }
+    return this.drop('out_of_window');
+  }
+
+  /** RFC 7323 §5.3 R3 (paws.ts): TS.Recent takes SEG.TSval if SEG.SEQ ≤ Last.ACK.sent. */
+  private takeTsRecent(seg: Segment, now: number): void {
+    const opts = seg.options;
     if (
       this.tsEnabled &&
       opts.tsPresent &&
-      tsRecentTakes(this.tsRecent, this.tsRecentAt, opts.tsVal, seg.seq, rcv.lastAckSent, now, false)
+      tsRecentTakes(this.tsRecent, this.tsRecentAt, opts.tsVal, seg.seq, this.rcv.lastAckSent, now, false)
     ) {
       this.tsRecent = opts.tsVal;
       this.tsRecentAt = now;
     }
+  }
 
-    // Second: RST (RFC 5961 §3.2): exactly RCV.NXT resets; otherwise in the window, challenge ACK.
-    if (rst) {
-      if (inWindowRstVerdict(seg.seq, rcv.nxt) === 'reset') return this.resetReceived(now);
-      return this.challengeAck(now, 'rst_invalid');
-    }
-
-    // Fourth: SYN in a synchronized state (RFC 5961 §4 / RFC 9293 §3.10.7.4): challenge ACK, drop.
-    if (flags & TcpFlag.SYN) return this.challengeAck(now, 'syn_in_window');
-
-    // Fifth: ACK. Without it the segment is dropped.
-    if ((flags & TcpFlag.ACK) === 0) return this.drop('bad_ack');
+  /**
+   * RFC 9293 §3.10.7.4 fifth check, up to acceptability: no ACK bit drops the segment; in
+   * SYN-RECEIVED an ACK outside SND.UNA < SEG.ACK ≤ SND.NXT draws an RST; afterwards RFC 5961 §5.2
+   * (challenge-ack.ts). A drop reason, or null when the ACK is acceptable.
+   */
+  private checkAck(seg: Segment, now: number): DropReason | null {
+    if ((seg.flags & TcpFlag.ACK) === 0) return this.drop('bad_ack');
+    const snd = this.snd;
     this.lastRecvAt = now;
     this.keepaliveProbes = 0;
     this.refreshIdle(now);
-
     if (!snd.synAcked) {
       // SYN-RECEIVED (or FIN-WAIT-1 entered from it): SND.UNA < SEG.ACK ≤ SND.NXT completes the
       // handshake; otherwise <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.4, §3.10.7.3 shape).
@@ -555,14 +601,23 @@ export class TcpConn implements ConnIdentity {
       // send an ACK (rate-limited as a challenge ACK) and drop.
       return this.challengeAck(now, 'bad_ack');
     }
+    return null;
+  }
 
+  /**
+   * An acceptable ACK: SND.UNA and the window, the handshake's end, the timers, and the state
+   * changes our FIN's acknowledgment brings (RFC 9293 §3.10.7.4 fifth check). ACK_STEP_DONE when
+   * the segment needs nothing more (the connection closed or entered TIME-WAIT).
+   */
+  private processAck(seg: Segment, now: number): number {
+    const snd = this.snd;
     const wasWindow = snd.wnd;
     const ackFlags = snd.ack(seg, now, this.tsEnabled, tsClock(now, this.tsOffset), this.createdAt);
     if (ackFlags & AckFlag.RTT) this.events.rtt(this, snd.rtt.srtt);
     this.probesUnanswered = 0;
     if (ackFlags & AckFlag.SYN_ACKED) {
       this.afterSynAcked(ackFlags);
-      if (this.completeHandshake(now)) return null;
+      if (this.completeHandshake(now)) return ACK_STEP_DONE;
     }
     if (ackFlags & AckFlag.NEW) this.onNewAck(now);
     if (this.timers.kind === TimerKind.PERSIST && persistEndsOnAck(snd.wnd, wasWindow, snd.hasPending)) {
@@ -571,35 +626,22 @@ export class TcpConn implements ConnIdentity {
       this.persistBackoff = 0;
       this.armIdle(now);
     }
-
-    let finWait1Acked = false;
-    if (ackFlags & AckFlag.FIN_ACKED) {
-      switch (this.state) {
-        case State.FIN_WAIT_1:
-          // FIN-WAIT-1 → FIN-WAIT-2, unless this very segment also carries the peer's FIN
-          // (eighth step: "if our FIN has been ACKed (perhaps in this segment) ... TIME-WAIT").
-          finWait1Acked = true;
-          break;
-        case State.CLOSING:
-          this.enterTimeWait(now);
-          this.afterTimeWaitEntry(now);
-          return null;
-        case State.LAST_ACK:
-          this.closeReason = 'fin';
-          this.toClosed(now);
-          return null;
-      }
+    if ((ackFlags & AckFlag.FIN_ACKED) === 0) return ACK_STEP_CONTINUE;
+    switch (this.state) {
+      case State.FIN_WAIT_1:
+        // FIN-WAIT-1 → FIN-WAIT-2, unless this very segment also carries the peer's FIN
+        // (eighth step: "if our FIN has been ACKed (perhaps in this segment) ... TIME-WAIT").
+        return ACK_STEP_FIN_WAIT_1_ACKED;
+      case State.CLOSING:
+        this.enterTimeWait(now);
+        this.afterTimeWaitEntry(now);
+        return ACK_STEP_DONE;
+      case State.LAST_ACK:
+        this.closeReason = 'fin';
+        this.toClosed(now);
+        return ACK_STEP_DONE;
     }
-
-    // Sixth (URG) is not supported: urgent data is delivered as ordinary data.
-    // Seventh and eighth: text and FIN.
-    if (!probeIntoZeroWindow) this.processText(seg, seg.seq, now);
-    if (finWait1Acked && this.state === State.FIN_WAIT_1) this.transition(State.FIN_WAIT_2, now);
-    if (this.writeBlocked && this.state !== State.CLOSED && this.snd.buf.length < this.cfg.sndBufBytes) {
-      this.writeBlocked = false;
-      this.handler.onSendSpace(this);
-    }
-    return null;
+    return ACK_STEP_CONTINUE;
   }
 
   /** RFC 6298 §5.7: a handshake that needed a retransmission and gave no RTT sample leaves RTO at 3 s. */
