@@ -724,39 +724,42 @@ export class TcpConn implements ConnIdentity {
       this.handler.onData(this, data);
       if (this.state === State.CLOSED) return;
     }
-    if (r & RcvFlag.FIN) {
-      // Eighth: the FIN. In ESTABLISHED its ACK is delayed like a data segment's (RFC 9293
-      // §3.8.6.3 allows up to 0.5 s; ours is delayedAckMs, well under the peer's RTO): the proxy
-      // passes the FIN on to the destination, whose close usually comes back first, and then our
-      // FIN carries the ACK. One packet less per short connection; Linux does the same (a FIN
-      // received in ESTABLISHED enters its delayed-ACK "pingpong" mode). In every other state
-      // our FIN is already out and the FIN is ACKed at once.
-      if (this.state === State.ESTABLISHED) {
-        this.oweAck(0, Infinity, now);
-      } else {
-        this.ackNow = true;
-      }
-      switch (this.state) {
-        case State.ESTABLISHED:
-          this.transition(State.CLOSE_WAIT, now);
-          this.handler.onFin(this);
-          return;
-        case State.FIN_WAIT_1:
-          if (this.snd.finAcked) {
-            this.enterTimeWait(now);
-            this.handler.onFin(this);
-            this.afterTimeWaitEntry(now);
-          } else {
-            this.transition(State.CLOSING, now);
-            this.handler.onFin(this);
-          }
-          return;
-        case State.FIN_WAIT_2:
+    if (r & RcvFlag.FIN) this.receiveFin(now);
+  }
+
+  /** Eighth step: the peer's FIN, reached in order (RFC 9293 §3.10.7.4). */
+  private receiveFin(now: number): void {
+    // In ESTABLISHED its ACK is delayed like a data segment's (RFC 9293
+    // §3.8.6.3 allows up to 0.5 s; ours is delayedAckMs, well under the peer's RTO): the proxy
+    // passes the FIN on to the destination, whose close usually comes back first, and then our
+    // FIN carries the ACK. One packet less per short connection; Linux does the same (a FIN
+    // received in ESTABLISHED enters its delayed-ACK "pingpong" mode). In every other state
+    // our FIN is already out and the FIN is ACKed at once.
+    if (this.state === State.ESTABLISHED) {
+      this.oweAck(0, Infinity, now);
+    } else {
+      this.ackNow = true;
+    }
+    switch (this.state) {
+      case State.ESTABLISHED:
+        this.transition(State.CLOSE_WAIT, now);
+        this.handler.onFin(this);
+        return;
+      case State.FIN_WAIT_1:
+        if (this.snd.finAcked) {
           this.enterTimeWait(now);
           this.handler.onFin(this);
           this.afterTimeWaitEntry(now);
-          return;
-      }
+        } else {
+          this.transition(State.CLOSING, now);
+          this.handler.onFin(this);
+        }
+        return;
+      case State.FIN_WAIT_2:
+        this.enterTimeWait(now);
+        this.handler.onFin(this);
+        this.afterTimeWaitEntry(now);
+        return;
     }
   }
 
@@ -936,6 +939,28 @@ export class TcpConn implements ConnIdentity {
       if (!emit(this, OUT)) return;
       this.rstPending = false;
     }
+    const st = this.state;
+    if (st === State.CLOSED || st === State.LISTEN || st === State.TIME_WAIT) {
+      this.dispatchEnded(now, emit);
+      return;
+    }
+    if (this.synPending) {
+      this.buildSyn(now);
+      if (!emit(this, OUT)) return;
+      this.commitSyn(now);
+    }
+    if (this.state === State.SYN_SENT) {
+      this.dirty = false;
+      return;
+    }
+    if (!this.sendData(now, emit)) return;
+    if (!this.sendProbes(now, emit)) return;
+    if (!this.sendAcks(now, emit)) return;
+    this.dirty = false;
+  }
+
+  /** CLOSED, LISTEN and TIME-WAIT send nothing but the ACK TIME-WAIT (or its skipped place) owes. */
+  private dispatchEnded(now: number, emit: (conn: TcpConn, out: OutSegment) => boolean): void {
     switch (this.state) {
       case State.CLOSED:
         if (this.finalAckOwed) {
@@ -960,20 +985,14 @@ export class TcpConn implements ConnIdentity {
         this.dirty = false;
         return;
     }
-    if (this.synPending) {
-      this.buildSyn(now);
-      if (!emit(this, OUT)) return;
-      this.commitSyn(now);
-    }
-    if (this.state === State.SYN_SENT) {
-      this.dirty = false;
-      return;
-    }
-    if (!this.sendData(now, emit)) return;
+  }
+
+  /** The zero-window probe (persist.ts) and the keepalive probe (keepalive.ts); false if emit refused one. */
+  private sendProbes(now: number, emit: (conn: TcpConn, out: OutSegment) => boolean): boolean {
     if (this.probePending) {
       if (this.snd.probe(this.plan)) {
         this.buildData(now);
-        if (!emit(this, OUT)) return;
+        if (!emit(this, OUT)) return false;
         this.commitData(now);
       }
       this.probePending = false;
@@ -981,21 +1000,26 @@ export class TcpConn implements ConnIdentity {
     if (this.keepalivePending) {
       // RFC 9293 §3.8.4: SEG.SEQ = SND.NXT − 1, no data, to elicit an ACK (keepalive.ts).
       this.buildAck(now, keepaliveProbeSeq(this.snd.max));
-      if (!emit(this, OUT)) return;
+      if (!emit(this, OUT)) return false;
       this.commitAck();
       this.keepalivePending = false;
     }
+    return true;
+  }
+
+  /** Pure ACKs owed (at once, delayed-ACK expiry, duplicate ACKs); false if emit refused one. */
+  private sendAcks(now: number, emit: (conn: TcpConn, out: OutSegment) => boolean): boolean {
     while (this.ackNow || this.dupAcksOwed > 0) {
       // <SEQ=SND.NXT><ACK=RCV.NXT>: SND.NXT in the RFC's sense, i.e. SND.MAX here. Our SND.NXT may
       // have gone back to SND.UNA after an RTO (go-back-N); a pure ACK with that sequence number
       // could lie below the peer's RCV.NXT, be unacceptable, and have its ACK field ignored —
       // two such peers ACK each other forever.
       this.buildAck(now, this.snd.max);
-      if (!emit(this, OUT)) return;
+      if (!emit(this, OUT)) return false;
       this.commitAck();
       if (this.dupAcksOwed > 0) this.dupAcksOwed--;
     }
-    this.dirty = false;
+    return true;
   }
 
   /** Data, FIN and retransmissions; false if emit refused a segment. */
