@@ -7,6 +7,11 @@
  * - `pollAt()` says when `dispatch` must run next.
  * The connection does no I/O, reads no clock and owns no timer.
  *
+ * The rules it applies live one per file, each a verdict on plain inputs with its RFC section at
+ * the top: time-wait.ts (RFC 9293 §3.10.7.4, 1337, 6191), paws.ts (RFC 7323 §5), challenge-ack.ts
+ * (RFC 5961 and its rate budget), delayed-ack.ts (RFC 9293 §3.8.6.3, 1122 §4.2.3.2, 5681 §4.2),
+ * persist.ts (RFC 9293 §3.8.6.1), keepalive.ts (RFC 9293 §3.8.4); this file composes them.
+ *
  * Companion RFCs: 5681 (congestion control: only through the configured controller), 6298 (RTO),
  * 6582 (NewReno), 6675 + 2018 (SACK), 7323 (window scale, timestamps, PAWS), 5961 (blind in-window
  * attacks: challenge ACKs), 1337 + 6191 (TIME-WAIT), 1122 (keepalive, delayed ACK).

@@ -25,9 +25,10 @@ export function pawsRejects(tsRecent: number, tsRecentAt: number, tsVal: number,
  * `renewStale`: whether a TS.Recent older than 24 days (§5.5) is replaced by an older TSval too.
  * The two callers differ here, and the difference is kept as it was when the rule was spelled
  * twice:
- * - TIME-WAIT (true) follows Linux's tcp_timewait_state_process, whose tcp_paws_check treats a
- *   24-day-old TS.Recent as invalid and stores the segment's TSval whatever it is, so the
- *   record's TS.Recent (which judges a new incarnation's SYN, RFC 6191) is valid again;
+ * - TIME-WAIT (true) follows Linux's tcp_timewait_state_process, which stores the TSval of any
+ *   segment that passed PAWS (tcp_paws_check lets any TSval through once TS.Recent is 24 days
+ *   old), so the record's TS.Recent (which judges a new incarnation's SYN, RFC 6191) is valid
+ *   again;
  * - a connection (false) applies R3 to the letter (SEG.TSval ≥ TS.Recent): after 24 days of
  *   idleness an older TSval is accepted (§5.5) but does not replace TS.Recent.
  * The difference can only show after 24 days without a segment.
