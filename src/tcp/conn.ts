@@ -7,6 +7,11 @@
  * - `pollAt()` says when `dispatch` must run next.
  * The connection does no I/O, reads no clock and owns no timer.
  *
+ * The rules it applies live one per file, each a verdict on plain inputs with its RFC section at
+ * the top: time-wait.ts (RFC 9293 §3.10.7.4, 1337, 6191), paws.ts (RFC 7323 §5), challenge-ack.ts
+ * (RFC 5961 and its rate budget), delayed-ack.ts (RFC 9293 §3.8.6.3, 1122 §4.2.3.2, 5681 §4.2),
+ * persist.ts (RFC 9293 §3.8.6.1), keepalive.ts (RFC 9293 §3.8.4); this file composes them.
+ *
  * Companion RFCs: 5681 (congestion control: only through the configured controller), 6298 (RTO),
  * 6582 (NewReno), 6675 + 2018 (SACK), 7323 (window scale, timestamps, PAWS), 5961 (blind in-window
  * attacks: challenge ACKs), 1337 + 6191 (TIME-WAIT), 1122 (keepalive, delayed ACK).
@@ -39,14 +44,18 @@ import { RcvFlag, Receiver } from './rcv.js';
 import { OutSegment, Segment, TcpFlag } from '../wire/segment.js';
 import { AckFlag, SendKind, SendPlan, Sender } from './snd.js';
 import type { ChunkReleaseSink, ViewSink } from './send-buffer.js';
-import { seqAdd, seqGt, seqGeq, seqLeq } from './seq.js';
+import { ACK_NOW, delayedAckAt } from './delayed-ack.js';
+import { ChallengeAckBudget, inWindowRstVerdict, isRetransmittedSyn } from './challenge-ack.js';
+import { keepaliveApplies, keepaliveDeadline, keepaliveProbeSeq, keepaliveTimeout } from './keepalive.js';
+import { pawsRejects, tsRecentTakes } from './paws.js';
+import { persistEndsOnAck, persistInterval, persistNeeded, persistTimeout } from './persist.js';
+import { seqAdd, seqGt, seqLeq } from './seq.js';
 import { State, stateName } from './state.js';
 import { ConnTimers, TimerKind } from './timers.js';
 import {
   TimeWaitRecord,
   buildTimeWaitAck,
   nextIssAfterTimeWait,
-  pawsRejects,
   timeWaitProcess,
   tsClock,
   type TimeWaitGate,
@@ -98,6 +107,13 @@ const TS_OPTION_BYTES = 12;
 const MAX_DUP_ACKS = 8;
 /** RFC 6298 §5.7: the RTO after a handshake whose SYN or SYN-ACK had to be retransmitted. */
 const RTO_AFTER_SYN_TIMEOUT_MS = 3000;
+
+/** checkSequence's verdict for a segment into our zero window at RCV.NXT: its ACK counts, its text does not. */
+const ZERO_WINDOW_PROBE = 'zero_window_probe';
+/** processAck's verdicts: go on to the text, stop (closed or TIME-WAIT), or go on and leave FIN-WAIT-1. */
+const ACK_STEP_CONTINUE = 0;
+const ACK_STEP_DONE = 1;
+const ACK_STEP_FIN_WAIT_1_ACKED = 2;
 
 /** The one outgoing segment `dispatch` fills and hands to `emit` (serialized before emit returns). */
 const OUT = new OutSegment();
@@ -174,9 +190,8 @@ export class TcpConn implements ConnIdentity {
   private rstSeq: number;
   private rstAck: number;
   private rstFlags: number;
-  /** RFC 5961 §7 rate limit: challenge ACKs sent in the current one-second window. */
-  private challengeWindowStart: number;
-  private challengeCount: number;
+  /** RFC 5961 §7 rate limit (challenge-ack.ts). */
+  private readonly challenges: ChallengeAckBudget;
   /** Persist timer (RFC 9293 §3.8.6.1). */
   private probePending: boolean;
   private persistBackoff: number;
@@ -241,8 +256,7 @@ export class TcpConn implements ConnIdentity {
     this.rstSeq = 0;
     this.rstAck = 0;
     this.rstFlags = 0;
-    this.challengeWindowStart = -Infinity;
-    this.challengeCount = 0;
+    this.challenges = new ChallengeAckBudget();
     this.probePending = false;
     this.persistBackoff = 0;
     this.probesUnanswered = 0;
@@ -463,79 +477,114 @@ export class TcpConn implements ConnIdentity {
     return null;
   }
 
-  /** RFC 9293 §3.10.7.4 for SYN-RECEIVED and the synchronized states. */
+  /**
+   * RFC 9293 §3.10.7.4 for SYN-RECEIVED and the synchronized states, in the RFC's order: the
+   * timestamp checks (RFC 7323), first the sequence number, then RST, SYN, ACK, text and FIN.
+   */
   private processSynchronized(seg: Segment, now: number): DropReason | null {
     const flags = seg.flags;
-    const rst = (flags & TcpFlag.RST) !== 0;
-    const opts = seg.options;
     const rcv = this.rcv;
-    const snd = this.snd;
 
     // A retransmitted SYN while our SYN-ACK is unacknowledged: send the SYN-ACK again (our SYN-ACK
-    // was probably lost), within the challenge-ACK budget.
-    if (
-      (flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.RST)) === TcpFlag.SYN &&
-      !snd.synAcked &&
-      seg.seq === rcv.irs
-    ) {
-      if (!this.takeChallengeBudget(now)) return this.drop('challenge_ack_limit');
+    // was probably lost), within the challenge-ACK budget (challenge-ack.ts).
+    if (isRetransmittedSyn(flags, seg.seq, rcv.irs, this.snd.synAcked)) {
+      if (!this.challenges.take(now, this.cfg.challengeAckLimitPerSec)) return this.drop('challenge_ack_limit');
       this.synPending = true;
       return null;
     }
+    const tsDrop = this.checkTimestamps(seg, now);
+    if (tsDrop !== null) return tsDrop;
 
-    if (this.tsEnabled && !rst) {
-      // RFC 7323 §3.2: once negotiated, a non-RST segment without TSopt SHOULD be dropped.
-      if (!opts.tsPresent) return this.drop('malformed');
-      // RFC 7323 §5.3 R1 (PAWS): an older TSval than TS.Recent: send an ACK, drop.
-      if (pawsRejects(this.tsRecent, this.tsRecentAt, opts.tsVal, now)) {
-        this.ackNow = true;
-        return this.drop('paws');
-      }
+    // First: sequence number acceptability.
+    const seqVerdict = this.checkSequence(seg);
+    if (seqVerdict !== null && seqVerdict !== ZERO_WINDOW_PROBE) return seqVerdict;
+    this.takeTsRecent(seg, now);
+
+    // Second: RST (RFC 5961 §3.2): exactly RCV.NXT resets; otherwise in the window, challenge ACK.
+    if (flags & TcpFlag.RST) {
+      if (inWindowRstVerdict(seg.seq, rcv.nxt) === 'reset') return this.resetReceived(now);
+      return this.challengeAck(now, 'rst_invalid');
     }
+    // Fourth: SYN in a synchronized state (RFC 5961 §4 / RFC 9293 §3.10.7.4): challenge ACK, drop.
+    if (flags & TcpFlag.SYN) return this.challengeAck(now, 'syn_in_window');
 
-    // First: sequence number acceptability (the four cases of the table).
-    const segLen = seg.segLen;
-    let probeIntoZeroWindow = false;
-    if (!rcv.acceptable(seg.seq, segLen)) {
-      // RFC 5961 §3.2: an RST outside the window is dropped silently.
-      if (rst) return this.drop('rst_invalid');
-      // "If the RCV.WND is zero ... special allowance should be made to accept valid ACKs":
-      // a segment at RCV.NXT into a zero window (a zero-window probe) has its ACK processed and
-      // its text dropped; it is answered with an ACK.
-      if (rcv.window === 0 && seg.seq === rcv.nxt && flags & TcpFlag.ACK && (flags & TcpFlag.SYN) === 0) {
-        probeIntoZeroWindow = true;
-        this.ackNow = true;
-      } else {
-        this.ackNow = true;
-        return this.drop('out_of_window');
-      }
+    // Fifth: ACK.
+    const ackDrop = this.checkAck(seg, now);
+    if (ackDrop !== null) return ackDrop;
+    const ackStep = this.processAck(seg, now);
+    if (ackStep === ACK_STEP_DONE) return null;
+
+    // Sixth (URG) is not supported: urgent data is delivered as ordinary data.
+    // Seventh and eighth: text and FIN.
+    if (seqVerdict !== ZERO_WINDOW_PROBE) this.processText(seg, seg.seq, now);
+    if (ackStep === ACK_STEP_FIN_WAIT_1_ACKED && this.state === State.FIN_WAIT_1) this.transition(State.FIN_WAIT_2, now);
+    if (this.writeBlocked && this.state !== State.CLOSED && this.snd.buf.length < this.cfg.sndBufBytes) {
+      this.writeBlocked = false;
+      this.handler.onSendSpace(this);
     }
+    return null;
+  }
 
-    // RFC 7323 §4.3 (R3 of §5.3): TS.Recent takes SEG.TSval if SEG.SEQ ≤ Last.ACK.sent.
-    if (this.tsEnabled && opts.tsPresent && seqLeq(seg.seq, rcv.lastAckSent) && seqGeq(opts.tsVal, this.tsRecent)) {
+  /** RFC 7323 §3.2 and §5.3 R1 (PAWS, paws.ts), before anything else: a drop reason, or null. */
+  private checkTimestamps(seg: Segment, now: number): DropReason | null {
+    if (!this.tsEnabled || seg.flags & TcpFlag.RST) return null;
+    const opts = seg.options;
+    // RFC 7323 §3.2: once negotiated, a non-RST segment without TSopt SHOULD be dropped.
+    if (!opts.tsPresent) return this.drop('malformed');
+    // RFC 7323 §5.3 R1 (PAWS): an older TSval than TS.Recent: send an ACK, drop.
+    if (pawsRejects(this.tsRecent, this.tsRecentAt, opts.tsVal, now)) {
+      this.ackNow = true;
+      return this.drop('paws');
+    }
+    return null;
+  }
+
+  /**
+   * RFC 9293 §3.10.7.4 first check (the four cases of the table): null if acceptable,
+   * ZERO_WINDOW_PROBE for a probe into our zero window (its ACK is processed, its text dropped),
+   * or the reason the segment was dropped.
+   */
+  private checkSequence(seg: Segment): DropReason | typeof ZERO_WINDOW_PROBE | null {
+    const rcv = this.rcv;
+    const flags = seg.flags;
+    if (rcv.acceptable(seg.seq, seg.segLen)) return null;
+    // RFC 5961 §3.2: an RST outside the window is dropped silently.
+    if (flags & TcpFlag.RST) return this.drop('rst_invalid');
+    // Unacceptable segments are answered with an ACK.
+    this.ackNow = true;
+    // "If the RCV.WND is zero ... special allowance should be made to accept valid ACKs":
+    // a segment at RCV.NXT into a zero window (a zero-window probe) has its ACK processed and
+    // its text dropped; it is answered with an ACK.
+    if (rcv.window === 0 && seg.seq === rcv.nxt && flags & TcpFlag.ACK && (flags & TcpFlag.SYN) === 0) {
+      return ZERO_WINDOW_PROBE;
+    }
+    return this.drop('out_of_window');
+  }
+
+  /** RFC 7323 §5.3 R3 (paws.ts): TS.Recent takes SEG.TSval if SEG.SEQ ≤ Last.ACK.sent. */
+  private takeTsRecent(seg: Segment, now: number): void {
+    const opts = seg.options;
+    if (
+      this.tsEnabled &&
+      opts.tsPresent &&
+      tsRecentTakes(this.tsRecent, this.tsRecentAt, opts.tsVal, seg.seq, this.rcv.lastAckSent, now, false)
+    ) {
       this.tsRecent = opts.tsVal;
       this.tsRecentAt = now;
     }
+  }
 
-    // Second: RST (RFC 5961 §3.2): exactly RCV.NXT resets; otherwise in the window, challenge ACK.
-    if (rst) {
-      if (seg.seq === rcv.nxt) return this.resetReceived(now);
-      if (!this.challengeAck(now)) return this.drop('challenge_ack_limit');
-      return this.drop('rst_invalid');
-    }
-
-    // Fourth: SYN in a synchronized state (RFC 5961 §4 / RFC 9293 §3.10.7.4): challenge ACK, drop.
-    if (flags & TcpFlag.SYN) {
-      if (!this.challengeAck(now)) return this.drop('challenge_ack_limit');
-      return this.drop('syn_in_window');
-    }
-
-    // Fifth: ACK. Without it the segment is dropped.
-    if ((flags & TcpFlag.ACK) === 0) return this.drop('bad_ack');
+  /**
+   * RFC 9293 §3.10.7.4 fifth check, up to acceptability: no ACK bit drops the segment; in
+   * SYN-RECEIVED an ACK outside SND.UNA < SEG.ACK ≤ SND.NXT draws an RST; afterwards RFC 5961 §5.2
+   * (challenge-ack.ts). A drop reason, or null when the ACK is acceptable.
+   */
+  private checkAck(seg: Segment, now: number): DropReason | null {
+    if ((seg.flags & TcpFlag.ACK) === 0) return this.drop('bad_ack');
+    const snd = this.snd;
     this.lastRecvAt = now;
     this.keepaliveProbes = 0;
     this.refreshIdle(now);
-
     if (!snd.synAcked) {
       // SYN-RECEIVED (or FIN-WAIT-1 entered from it): SND.UNA < SEG.ACK ≤ SND.NXT completes the
       // handshake; otherwise <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.4, §3.10.7.3 shape).
@@ -546,54 +595,49 @@ export class TcpConn implements ConnIdentity {
     } else if (!snd.ackAcceptable(seg.ack)) {
       // RFC 5961 §5.2: SEG.ACK above SND.NXT (data not yet sent) or below SND.UNA − MAX.SND.WND:
       // send an ACK (rate-limited as a challenge ACK) and drop.
-      if (!this.challengeAck(now)) return this.drop('challenge_ack_limit');
-      return this.drop('bad_ack');
+      return this.challengeAck(now, 'bad_ack');
     }
+    return null;
+  }
 
+  /**
+   * An acceptable ACK: SND.UNA and the window, the handshake's end, the timers, and the state
+   * changes our FIN's acknowledgment brings (RFC 9293 §3.10.7.4 fifth check). ACK_STEP_DONE when
+   * the segment needs nothing more (the connection closed or entered TIME-WAIT).
+   */
+  private processAck(seg: Segment, now: number): number {
+    const snd = this.snd;
     const wasWindow = snd.wnd;
     const ackFlags = snd.ack(seg, now, this.tsEnabled, tsClock(now, this.tsOffset), this.createdAt);
     if (ackFlags & AckFlag.RTT) this.events.rtt(this, snd.rtt.srtt);
     this.probesUnanswered = 0;
     if (ackFlags & AckFlag.SYN_ACKED) {
       this.afterSynAcked(ackFlags);
-      if (this.completeHandshake(now)) return null;
+      if (this.completeHandshake(now)) return ACK_STEP_DONE;
     }
     if (ackFlags & AckFlag.NEW) this.onNewAck(now);
-    if (this.timers.kind === TimerKind.PERSIST && ((snd.wnd > 0 && snd.wnd !== wasWindow) || !snd.hasPending)) {
+    if (this.timers.kind === TimerKind.PERSIST && persistEndsOnAck(snd.wnd, wasWindow, snd.hasPending)) {
       // The window opened, or the probe took the last of it (e.g. the FIN): leave persist;
       // dispatch sends and re-arms what is needed.
       this.persistBackoff = 0;
       this.armIdle(now);
     }
-
-    let finWait1Acked = false;
-    if (ackFlags & AckFlag.FIN_ACKED) {
-      switch (this.state) {
-        case State.FIN_WAIT_1:
-          // FIN-WAIT-1 → FIN-WAIT-2, unless this very segment also carries the peer's FIN
-          // (eighth step: "if our FIN has been ACKed (perhaps in this segment) ... TIME-WAIT").
-          finWait1Acked = true;
-          break;
-        case State.CLOSING:
-          this.enterTimeWait(now);
-          this.afterTimeWaitEntry(now);
-          return null;
-        case State.LAST_ACK:
-          this.closeReason = 'fin';
-          this.toClosed(now);
-          return null;
-      }
+    if ((ackFlags & AckFlag.FIN_ACKED) === 0) return ACK_STEP_CONTINUE;
+    switch (this.state) {
+      case State.FIN_WAIT_1:
+        // FIN-WAIT-1 → FIN-WAIT-2, unless this very segment also carries the peer's FIN
+        // (eighth step: "if our FIN has been ACKed (perhaps in this segment) ... TIME-WAIT").
+        return ACK_STEP_FIN_WAIT_1_ACKED;
+      case State.CLOSING:
+        this.enterTimeWait(now);
+        this.afterTimeWaitEntry(now);
+        return ACK_STEP_DONE;
+      case State.LAST_ACK:
+        this.closeReason = 'fin';
+        this.toClosed(now);
+        return ACK_STEP_DONE;
     }
-
-    // Sixth (URG) is not supported: urgent data is delivered as ordinary data.
-    // Seventh and eighth: text and FIN.
-    if (!probeIntoZeroWindow) this.processText(seg, seg.seq, now);
-    if (finWait1Acked && this.state === State.FIN_WAIT_1) this.transition(State.FIN_WAIT_2, now);
-    if (this.writeBlocked && this.state !== State.CLOSED && this.snd.buf.length < this.cfg.sndBufBytes) {
-      this.writeBlocked = false;
-      this.handler.onSendSpace(this);
-    }
-    return null;
+    return ACK_STEP_CONTINUE;
   }
 
   /** RFC 6298 §5.7: a handshake that needed a retransmission and gave no RTT sample leaves RTO at 3 s. */
@@ -666,8 +710,7 @@ export class TcpConn implements ConnIdentity {
       // RFC 5681 §4.2 / RFC 9293 §3.8.6.3: ACK at least every second full-sized segment, and
       // within delayedAckMs otherwise.
       this.rcvUnacked += this.rcv.delivered!.length;
-      if (this.rcvUnacked >= 2 * this.rcv.mss) this.ackNow = true;
-      else if (this.timers.delackAt === Infinity) this.timers.delackAt = now + this.cfg.delayedAckMs;
+      this.oweAck(this.rcvUnacked, Infinity, now);
     }
     if (r & RcvFlag.DATA) {
       const data = this.rcv.delivered!;
@@ -677,39 +720,42 @@ export class TcpConn implements ConnIdentity {
       this.handler.onData(this, data);
       if (this.state === State.CLOSED) return;
     }
-    if (r & RcvFlag.FIN) {
-      // Eighth: the FIN. In ESTABLISHED its ACK is delayed like a data segment's (RFC 9293
-      // §3.8.6.3 allows up to 0.5 s; ours is delayedAckMs, well under the peer's RTO): the proxy
-      // passes the FIN on to the destination, whose close usually comes back first, and then our
-      // FIN carries the ACK. One packet less per short connection; Linux does the same (a FIN
-      // received in ESTABLISHED enters its delayed-ACK "pingpong" mode). In every other state
-      // our FIN is already out and the FIN is ACKed at once.
-      if (this.state === State.ESTABLISHED) {
-        if (this.timers.delackAt === Infinity) this.timers.delackAt = now + this.cfg.delayedAckMs;
-      } else {
-        this.ackNow = true;
-      }
-      switch (this.state) {
-        case State.ESTABLISHED:
-          this.transition(State.CLOSE_WAIT, now);
-          this.handler.onFin(this);
-          return;
-        case State.FIN_WAIT_1:
-          if (this.snd.finAcked) {
-            this.enterTimeWait(now);
-            this.handler.onFin(this);
-            this.afterTimeWaitEntry(now);
-          } else {
-            this.transition(State.CLOSING, now);
-            this.handler.onFin(this);
-          }
-          return;
-        case State.FIN_WAIT_2:
+    if (r & RcvFlag.FIN) this.receiveFin(now);
+  }
+
+  /** Eighth step: the peer's FIN, reached in order (RFC 9293 §3.10.7.4). */
+  private receiveFin(now: number): void {
+    // In ESTABLISHED its ACK is delayed like a data segment's (RFC 9293
+    // §3.8.6.3 allows up to 0.5 s; ours is delayedAckMs, well under the peer's RTO): the proxy
+    // passes the FIN on to the destination, whose close usually comes back first, and then our
+    // FIN carries the ACK. One packet less per short connection; Linux does the same (a FIN
+    // received in ESTABLISHED enters its delayed-ACK "pingpong" mode). In every other state
+    // our FIN is already out and the FIN is ACKed at once.
+    if (this.state === State.ESTABLISHED) {
+      this.oweAck(0, Infinity, now);
+    } else {
+      this.ackNow = true;
+    }
+    switch (this.state) {
+      case State.ESTABLISHED:
+        this.transition(State.CLOSE_WAIT, now);
+        this.handler.onFin(this);
+        return;
+      case State.FIN_WAIT_1:
+        if (this.snd.finAcked) {
           this.enterTimeWait(now);
           this.handler.onFin(this);
           this.afterTimeWaitEntry(now);
-          return;
-      }
+        } else {
+          this.transition(State.CLOSING, now);
+          this.handler.onFin(this);
+        }
+        return;
+      case State.FIN_WAIT_2:
+        this.enterTimeWait(now);
+        this.handler.onFin(this);
+        this.afterTimeWaitEntry(now);
+        return;
     }
   }
 
@@ -845,8 +891,7 @@ export class TcpConn implements ConnIdentity {
       // peer is not waiting for it. That is the case right after the handshake, when the SYN-ACK's
       // unscaled 16-bit field (RFC 7323 §2.2) could not say the whole window: the first bytes the
       // proxy passes on would otherwise cost a packet of their own on every short connection.
-      if (this.rcv.advertisedWindow < 2 * this.rcv.mss) this.ackNow = true;
-      else if (this.timers.delackAt === Infinity) this.timers.delackAt = now + this.cfg.delayedAckMs;
+      this.oweAck(0, this.rcv.advertisedWindow, now);
       this.dirty = true;
     }
     this.lastActivityAt = now;
@@ -890,6 +935,28 @@ export class TcpConn implements ConnIdentity {
       if (!emit(this, OUT)) return;
       this.rstPending = false;
     }
+    const st = this.state;
+    if (st === State.CLOSED || st === State.LISTEN || st === State.TIME_WAIT) {
+      this.dispatchEnded(now, emit);
+      return;
+    }
+    if (this.synPending) {
+      this.buildSyn(now);
+      if (!emit(this, OUT)) return;
+      this.commitSyn(now);
+    }
+    if (this.state === State.SYN_SENT) {
+      this.dirty = false;
+      return;
+    }
+    if (!this.sendData(now, emit)) return;
+    if (!this.sendProbes(now, emit)) return;
+    if (!this.sendAcks(now, emit)) return;
+    this.dirty = false;
+  }
+
+  /** CLOSED, LISTEN and TIME-WAIT send nothing but the ACK TIME-WAIT (or its skipped place) owes. */
+  private dispatchEnded(now: number, emit: (conn: TcpConn, out: OutSegment) => boolean): void {
     switch (this.state) {
       case State.CLOSED:
         if (this.finalAckOwed) {
@@ -914,42 +981,41 @@ export class TcpConn implements ConnIdentity {
         this.dirty = false;
         return;
     }
-    if (this.synPending) {
-      this.buildSyn(now);
-      if (!emit(this, OUT)) return;
-      this.commitSyn(now);
-    }
-    if (this.state === State.SYN_SENT) {
-      this.dirty = false;
-      return;
-    }
-    if (!this.sendData(now, emit)) return;
+  }
+
+  /** The zero-window probe (persist.ts) and the keepalive probe (keepalive.ts); false if emit refused one. */
+  private sendProbes(now: number, emit: (conn: TcpConn, out: OutSegment) => boolean): boolean {
     if (this.probePending) {
       if (this.snd.probe(this.plan)) {
         this.buildData(now);
-        if (!emit(this, OUT)) return;
+        if (!emit(this, OUT)) return false;
         this.commitData(now);
       }
       this.probePending = false;
     }
     if (this.keepalivePending) {
-      // RFC 9293 §3.8.4: SEG.SEQ = SND.NXT − 1, no data, to elicit an ACK.
-      this.buildAck(now, seqAdd(this.snd.max, -1));
-      if (!emit(this, OUT)) return;
+      // RFC 9293 §3.8.4: SEG.SEQ = SND.NXT − 1, no data, to elicit an ACK (keepalive.ts).
+      this.buildAck(now, keepaliveProbeSeq(this.snd.max));
+      if (!emit(this, OUT)) return false;
       this.commitAck();
       this.keepalivePending = false;
     }
+    return true;
+  }
+
+  /** Pure ACKs owed (at once, delayed-ACK expiry, duplicate ACKs); false if emit refused one. */
+  private sendAcks(now: number, emit: (conn: TcpConn, out: OutSegment) => boolean): boolean {
     while (this.ackNow || this.dupAcksOwed > 0) {
       // <SEQ=SND.NXT><ACK=RCV.NXT>: SND.NXT in the RFC's sense, i.e. SND.MAX here. Our SND.NXT may
       // have gone back to SND.UNA after an RTO (go-back-N); a pure ACK with that sequence number
       // could lie below the peer's RCV.NXT, be unacceptable, and have its ACK field ignored —
       // two such peers ACK each other forever.
       this.buildAck(now, this.snd.max);
-      if (!emit(this, OUT)) return;
+      if (!emit(this, OUT)) return false;
       this.commitAck();
       if (this.dupAcksOwed > 0) this.dupAcksOwed--;
     }
-    this.dirty = false;
+    return true;
   }
 
   /** Data, FIN and retransmissions; false if emit refused a segment. */
@@ -968,11 +1034,11 @@ export class TcpConn implements ConnIdentity {
       this.commitData(now);
     }
     // RFC 9293 §3.8.6.1: something to send, nothing in flight, and the window does not let it
-    // out (zero, or too small for sender SWS avoidance): the persist timer takes over.
-    if (snd.hasPending && snd.flight === 0) {
+    // out (zero, or too small for sender SWS avoidance): the persist timer takes over (persist.ts).
+    if (persistNeeded(snd.hasPending, snd.flight)) {
       if (this.timers.kind !== TimerKind.PERSIST) {
         this.persistBackoff = 0;
-        this.timers.setPersist(now + this.persistInterval());
+        this.timers.setPersist(now + this.nextPersistInterval());
       }
     } else if (this.timers.kind === TimerKind.PERSIST) {
       this.armIdle(now);
@@ -980,9 +1046,8 @@ export class TcpConn implements ConnIdentity {
     return true;
   }
 
-  private persistInterval(): number {
-    const t = this.snd.rtt.rto * 2 ** this.persistBackoff;
-    return t < this.cfg.maxRtoMs ? t : this.cfg.maxRtoMs;
+  private nextPersistInterval(): number {
+    return persistInterval(this.snd.rtt.rto, this.persistBackoff, this.cfg.maxRtoMs);
   }
 
   /** Fill OUT with the header common to every non-RST segment we send after the handshake. */
@@ -1020,6 +1085,13 @@ export class TcpConn implements ConnIdentity {
     OUT.payloadOffset = plan.len > 0 ? snd.offsetOf(plan.seq) : 0;
     OUT.payloadLength = plan.len;
     OUT.gsoSize = plan.gsoSize;
+  }
+
+  /** An ACK is owed: at once or by the delayed-ACK deadline (delayed-ack.ts). */
+  private oweAck(unackedBytes: number, peerRoom: number, now: number): void {
+    const at = delayedAckAt(unackedBytes, peerRoom, this.rcv.mss, this.timers.delackAt, now, this.cfg.delayedAckMs);
+    if (at === ACK_NOW) this.ackNow = true;
+    else this.timers.delackAt = at;
   }
 
   private commitAck(): void {
@@ -1194,39 +1266,37 @@ export class TcpConn implements ConnIdentity {
     this.timers.setRetransmit(now + snd.rtt.rto);
   }
 
+  /** RFC 9293 §3.8.6.1 (persist.ts). */
   private onPersistTimeout(now: number): void {
-    if (!this.snd.hasPending) {
-      this.armIdle(now);
-      return;
-    }
-    // Probes the peer never answers count like retransmissions (RFC 9293 §3.8.6.1 only forbids
-    // giving up while the peer keeps acknowledging them).
-    if (this.probesUnanswered >= this.cfg.maxRetries) {
-      this.abort('retransmit_timeout', now);
-      return;
+    switch (persistTimeout(this.snd.hasPending, this.probesUnanswered, this.cfg.maxRetries)) {
+      case 'idle':
+        this.armIdle(now);
+        return;
+      case 'give_up':
+        this.abort('retransmit_timeout', now);
+        return;
     }
     this.probesUnanswered++;
     this.probePending = true;
     this.dirty = true;
     this.persistBackoff++;
-    this.timers.setPersist(now + this.persistInterval());
+    this.timers.setPersist(now + this.nextPersistInterval());
   }
 
+  /** RFC 9293 §3.8.4 (keepalive.ts). */
   private onKeepaliveTimeout(now: number): void {
-    if (!this.snd.idle) {
-      // Something is outstanding: the retransmission timer is in charge, not keepalive.
-      this.timers.setRetransmit(now + this.snd.rtt.rto);
-      return;
-    }
-    const st = this.state;
-    if (st !== State.ESTABLISHED && st !== State.CLOSE_WAIT) {
-      this.armIdle(now);
-      return;
-    }
-    if (this.keepaliveProbes >= this.cfg.keepaliveProbes) {
-      // RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6: the peer is gone.
-      this.abort('idle_timeout', now);
-      return;
+    switch (keepaliveTimeout(this.snd.idle, this.state, this.keepaliveProbes, this.cfg.keepaliveProbes)) {
+      case 'retransmit':
+        // Something is outstanding: the retransmission timer is in charge, not keepalive.
+        this.timers.setRetransmit(now + this.snd.rtt.rto);
+        return;
+      case 'rearm':
+        this.armIdle(now);
+        return;
+      case 'give_up':
+        // RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6: the peer is gone.
+        this.abort('idle_timeout', now);
+        return;
     }
     this.keepaliveProbes++;
     this.lastKeepaliveAt = now;
@@ -1238,13 +1308,10 @@ export class TcpConn implements ConnIdentity {
   /** Main timer to IDLE, with the next keepalive deadline if keepalives apply. */
   private armIdle(_now: number): void {
     const cfg = this.cfg;
-    const st = this.state;
-    if (cfg.keepaliveIdleMs > 0 && (st === State.ESTABLISHED || st === State.CLOSE_WAIT)) {
-      const at =
-        this.keepaliveProbes === 0
-          ? this.lastRecvAt + cfg.keepaliveIdleMs
-          : this.lastKeepaliveAt + cfg.keepaliveIntervalMs;
-      this.timers.setIdle(at);
+    if (keepaliveApplies(cfg.keepaliveIdleMs, this.state)) {
+      this.timers.setIdle(
+        keepaliveDeadline(cfg.keepaliveIdleMs, cfg.keepaliveIntervalMs, this.keepaliveProbes, this.lastRecvAt, this.lastKeepaliveAt),
+      );
     } else {
       this.timers.setIdle(Infinity);
     }
@@ -1255,22 +1322,14 @@ export class TcpConn implements ConnIdentity {
     if (this.timers.kind === TimerKind.IDLE) this.armIdle(now);
   }
 
-  /** RFC 5961 §7: take one challenge ACK from this second's budget; false if exhausted. */
-  private takeChallengeBudget(now: number): boolean {
-    if (now - this.challengeWindowStart >= 1000) {
-      this.challengeWindowStart = now;
-      this.challengeCount = 0;
-    }
-    if (this.challengeCount >= this.cfg.challengeAckLimitPerSec) return false;
-    this.challengeCount++;
-    return true;
-  }
-
-  /** Queue a challenge ACK (RFC 5961 §3.2/§4.2/§5.2) unless rate-limited (RFC 5961 §7). */
-  private challengeAck(now: number): boolean {
-    if (!this.takeChallengeBudget(now)) return false;
+  /**
+   * Drop the segment for `reason` with a challenge ACK (RFC 5961 §3.2/§4.2/§5.2), or, over the
+   * budget (RFC 5961 §7), without one as 'challenge_ack_limit'.
+   */
+  private challengeAck(now: number, reason: DropReason): DropReason {
+    if (!this.challenges.take(now, this.cfg.challengeAckLimitPerSec)) return this.drop('challenge_ack_limit');
     this.ackNow = true;
-    return true;
+    return this.drop(reason);
   }
 
   // ------------------------------------------------------------------------------ transitions

@@ -20,6 +20,7 @@ import { RttEstimator } from './rtt.js';
 import { DUP_THRESH, SackScoreboard } from './sack-scoreboard.js';
 import type { Segment } from '../wire/segment.js';
 import { TcpFlag } from '../wire/segment.js';
+import { ackAcceptable } from './challenge-ack.js';
 import { SendBuffer } from './send-buffer.js';
 import { seqAdd, seqDiff, seqGeq, seqGt, seqLeq, seqLt } from './seq.js';
 
@@ -262,9 +263,7 @@ export class Sender {
    * bound uses at least one 64 KiB window before the peer has offered anything larger.)
    */
   ackAcceptable(ack: number): boolean {
-    if (seqGt(ack, this.max)) return false;
-    const span = this.maxWnd > 0xffff ? this.maxWnd : 0xffff;
-    return seqGeq(ack, seqAdd(this.una, -span));
+    return ackAcceptable(ack, this.una, this.max, this.maxWnd);
   }
 
   /**

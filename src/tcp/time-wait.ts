@@ -7,8 +7,8 @@
  *
  * Rules (in order):
  * 1. RFC 1337: an RST never ends TIME-WAIT (TIME-WAIT assassination hazard): dropped.
- * 2. RFC 7323 §5.3 R1 (PAWS): a segment whose TSval is older than TS.Recent is answered with an
- *    ACK and dropped, unless TS.Recent is more than 24 days old (§5.5).
+ * 2. RFC 7323 §5.3 R1 (PAWS, paws.ts): a segment whose TSval is older than TS.Recent is answered
+ *    with an ACK and dropped, unless TS.Recent is more than 24 days old (§5.5).
  * 3. A SYN without ACK may start a new incarnation of the 4-tuple (RFC 9293 §3.10.7.4 / RFC 1122
  *    §4.2.2.13, RFC 6191): with timestamps on both, when its TSval is newer than TS.Recent; without,
  *    when its sequence number is above RCV.NXT. Any other SYN gets an ACK (RFC 5961 §4).
@@ -20,11 +20,9 @@
 import type { TcpConfig } from './config.js';
 import type { CloseReason, ConnIdentity, TcpEventSink } from './events.js';
 import { OutSegment, Segment, TcpFlag } from '../wire/segment.js';
-import { seqAdd, seqGt, seqLt } from './seq.js';
+import { pawsRejects, tsRecentTakes } from './paws.js';
+import { seqAdd, seqGt } from './seq.js';
 import { State } from './state.js';
-
-/** RFC 7323 §5.5: TS.Recent is invalid after 24 days of idleness (2^31 ms at 1 ms ticks is ~24.8 days). */
-export const PAWS_IDLE_MS = 24 * 24 * 60 * 60 * 1000;
 
 /** Sequence-space margin between the old incarnation's SND.NXT and the new ISS (as Linux: 64 KiB + 2). */
 export const TIME_WAIT_ISS_MARGIN = 65535 + 2;
@@ -101,11 +99,6 @@ export interface TimeWaitGate {
  */
 export type TimeWaitVerdict = 'ack' | 'ack_restart' | 'accept_syn' | 'drop';
 
-/** RFC 7323 §5.3 R1: the segment's TSval is older than a still-valid TS.Recent. */
-export function pawsRejects(tsRecent: number, tsRecentAt: number, tsVal: number, now: number): boolean {
-  return seqLt(tsVal, tsRecent) && now - tsRecentAt <= PAWS_IDLE_MS;
-}
-
 export function timeWaitProcess(rec: TimeWaitRecord, seg: Segment, now: number, cfg: TcpConfig): TimeWaitVerdict {
   const flags = seg.flags;
   // RFC 1337: ignore RSTs in TIME-WAIT (whatever their sequence number or timestamp).
@@ -134,7 +127,7 @@ export function timeWaitProcess(rec: TimeWaitRecord, seg: Segment, now: number, 
     if (finSeq === seqAdd(rec.rcvNxt, -1)) {
       // RFC 9293 §3.10.7.4 TIME-WAIT: acknowledge it and restart the 2 MSL timeout.
       rec.expiresAt = now + 2 * cfg.mslMs;
-      if (withTs) updateTsRecent(rec, opts.tsVal, now);
+      if (withTs) updateTsRecent(rec, opts.tsVal, seg.seq, now);
       return 'ack_restart';
     }
     return 'ack';
@@ -142,16 +135,16 @@ export function timeWaitProcess(rec: TimeWaitRecord, seg: Segment, now: number, 
 
   if (payloadLen === 0 && seg.seq === rec.rcvNxt && flags & TcpFlag.ACK) {
     // An in-window bare ACK (e.g. a late duplicate of the ACK of our FIN): nothing to do.
-    if (withTs) updateTsRecent(rec, opts.tsVal, now);
+    if (withTs) updateTsRecent(rec, opts.tsVal, seg.seq, now);
     return 'drop';
   }
   // RFC 9293 §3.10.7.4: anything else is not acceptable here: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
   return 'ack';
 }
 
-function updateTsRecent(rec: TimeWaitRecord, tsVal: number, now: number): void {
-  // RFC 7323 §4.3 (2): only move TS.Recent forward.
-  if (!seqLt(tsVal, rec.tsRecent) || now - rec.tsRecentAt > PAWS_IDLE_MS) {
+function updateTsRecent(rec: TimeWaitRecord, tsVal: number, segSeq: number, now: number): void {
+  // RFC 7323 §5.3 R3 (paws.ts). Last.ACK.sent is RCV.NXT: every ACK of a record carries it.
+  if (tsRecentTakes(rec.tsRecent, rec.tsRecentAt, tsVal, segSeq, rec.rcvNxt, now, true)) {
     rec.tsRecent = tsVal;
     rec.tsRecentAt = now;
   }

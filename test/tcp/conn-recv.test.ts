@@ -172,34 +172,6 @@ describe('reassembly of out-of-order segments', () => {
   });
 });
 
-describe('delayed and immediate ACKs (RFC 9293 §3.8.6.3, RFC 5681 §4.2)', () => {
-  it('RFC 9293 §3.8.6.3: a single in-order segment is ACKed after cfg.delayedAckMs', () => {
-    const t = established();
-    send(t.conn, seg({ payload: 'abc' }), 100);
-    expect(t.conn.pollAt()).toBe(0);
-    recvNothing(t.conn, 100);
-    expect(t.conn.pollAt()).toBe(140);
-    recvNothing(t.conn, 139);
-    expect(recv(t.conn, 140)).toEqual([out({ ack: r(4), window: 65532 })]);
-  });
-
-  it('RFC 5681 §4.2: every second full-sized segment is ACKed at once', () => {
-    const t = established();
-    send(t.conn, seg({ payload: bytes(1460) }));
-    recvNothing(t.conn, 0);
-    send(t.conn, seg({ seq: r(1461), payload: bytes(1460) }));
-    expect(recv(t.conn, 0)).toEqual([out({ ack: r(2921), window: 65535 - 2920 })]);
-  });
-
-  it('a delayed ACK is piggybacked on outgoing data', () => {
-    const t = established();
-    send(t.conn, seg({ payload: 'ping' }), 10);
-    t.conn.write(Buffer.from('pong'));
-    expect(recv(t.conn, 10)).toEqual([out({ ack: r(5), window: 65531, flags: ACK | 0x08, payload: 'pong' })]);
-    recvNothing(t.conn, 60);
-  });
-});
-
 describe('the receive window (RFC 9293 §3.8.6.2.2)', () => {
   it('the advertised window is the free buffer: delivered-but-unconsumed bytes occupy it', () => {
     const t = established(SMALL);
