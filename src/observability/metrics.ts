@@ -405,7 +405,7 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     HANDSHAKE_BUCKETS,
     regs,
   );
-  const connDuration = new HistogramFamily('synfin_tcp_connection_duration_seconds', 'SYN received to CLOSED.', null, [], DURATION_BUCKETS, regs);
+  const connDuration = new HistogramFamily('synfin_tcp_connection_duration_seconds', 'SYN received to CLOSED, for every SYN the stack took (failed dials and handshakes included).', null, [], DURATION_BUCKETS, regs);
   const opened = new CounterFamily(
     'synfin_tcp_connections_opened_total',
     'Connections opened (a SYN accepted for dialling).',
@@ -465,8 +465,9 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     },
     closed(conn: ConnIdentity, reason: CloseReason, now: number) {
       closed.add(closed.indexOf(reason));
-      const createdAt = (conn as { createdAt?: number }).createdAt;
-      if (typeof createdAt === 'number') connDuration.observe(0, Math.max(0, now - createdAt) / 1000);
+      // SYN received to CLOSED for every connection the stack took a SYN for, a dial that failed
+      // (upstream refused, reset before the handshake ended) included: it did go SYN → CLOSED.
+      connDuration.observe(0, Math.max(0, now - conn.openedAt) / 1000);
     },
     opened(_conn: ConnIdentity, family: 4 | 6) {
       opened.add(family === 4 ? 0 : 1);

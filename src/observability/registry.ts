@@ -8,7 +8,7 @@ import type { Clock } from '../stack/clock.js';
 import type { FlowTuple } from '../stack/flow-table.js';
 import { COL_CREATED_AT, COL_LAST_ACTIVITY_AT, COL_STATE_SINCE, ConnEntry, PendingSyn, ROW_PENDING_SYN, ROW_WIDTH, TimeWaitEntry, type Stack } from '../stack/stack.js';
 import type { ByteCounters, UpstreamLeg, UpstreamObserver, UpstreamResult } from '../stack/upstream-leg.js';
-import type { TcpConn } from '../tcp/conn.js';
+import { TcpConn } from '../tcp/conn.js';
 import type { ConnIdentity } from '../tcp/events.js';
 import { State, STATE_NAMES } from '../tcp/state.js';
 import {
@@ -121,13 +121,12 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     this.stack = stack;
     stack.events.subscribe({
       opened: (conn: ConnIdentity) => {
-        const flow = (conn as PendingSyn).flow;
-        if (flow !== undefined) this.flows.add(conn.id, flow);
+        if (conn instanceof PendingSyn) this.flows.add(conn.id, conn.flow);
       },
       stateChange: (conn: ConnIdentity, _from: State, to: State) => {
         if (to === State.TIME_WAIT) {
-          const c = conn as Partial<TcpConn>;
-          this.timeWaitInfo.set(conn.id, { createdAt: c.createdAt ?? 0, bytesIn: c.bytesIn ?? 0, bytesOut: c.bytesOut ?? 0 });
+          const c = conn instanceof TcpConn ? conn : null;
+          this.timeWaitInfo.set(conn.id, { createdAt: conn.openedAt, bytesIn: c?.bytesIn ?? 0, bytesOut: c?.bytesOut ?? 0 });
         }
       },
       closed: (conn: ConnIdentity) => {

@@ -141,6 +141,11 @@ export class PendingSyn implements FlowEntry, Schedulable, SynOffer {
     readonly synAt: number,
   ) {}
 
+  /** ConnIdentity: when the SYN arrived. */
+  get openedAt(): number {
+    return this.synAt;
+  }
+
   writeRow(columns: SlotColumns, slot: number): void {
     columns.code[slot] = ROW_PENDING_SYN;
   }
@@ -160,6 +165,10 @@ export class TimeWaitEntry implements FlowEntry, Schedulable, ConnIdentity {
   ) {}
   get id(): number {
     return this.rec.id;
+  }
+  /** ConnIdentity: when the connection's SYN arrived. */
+  get openedAt(): number {
+    return this.createdAt;
   }
 
   /** Fixed for the record's life: a restarted 2×MSL timer does not move when it entered TIME-WAIT. */
@@ -757,7 +766,7 @@ export class Stack implements LinkRx, TimeWaitGate {
    * conn goes to CLOSED), counted and reported to onTimeWaitOverflow.
    */
   admitTimeWait(conn: ConnIdentity): boolean {
-    const entry = (conn as TcpConn).tuple as ConnEntry | null;
+    const entry = conn instanceof TcpConn ? (conn.tuple as ConnEntry | null) : null;
     if (this.timeWaitCount + this.timeWaitReserved < this.maxTimeWait) {
       if (entry !== null && !entry.timeWaitReserved) {
         entry.timeWaitReserved = true;

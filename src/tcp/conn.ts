@@ -139,6 +139,10 @@ export class TcpConn implements ConnIdentity {
   state: State;
   closeReason: CloseReason | null;
   createdAt: number;
+  /** ConnIdentity: when the SYN arrived (the same as createdAt). */
+  get openedAt(): number {
+    return this.createdAt;
+  }
   stateSince: number;
   lastActivityAt: number;
   /** Payload bytes received in order and delivered to the owner. */

@@ -63,9 +63,14 @@ export type CloseReason =
   | 'upstream_failed'
   | 'shutdown';
 
-/** What the state machine exposes of a connection to event subscribers. */
+/**
+ * What every event says of its connection, whatever stage it is at (a SYN being dialled, a
+ * connection, a TIME-WAIT record): subscribers read these and never downcast.
+ */
 export interface ConnIdentity {
   readonly id: number;
+  /** When its SYN arrived (ms on the stack's clock): the start of synfin_tcp_connection_duration_seconds. */
+  readonly openedAt: number;
 }
 
 export interface TcpEventSink {

@@ -33,7 +33,7 @@ export function tsClock(now: number, tsOffset: number): number {
 }
 
 /** A connection in TIME-WAIT, reduced to what its rules need. Plain numbers; one shape. */
-export class TimeWaitRecord implements ConnIdentity {
+export class TimeWaitRecord {
   /** The connection id (events keep reporting under it). */
   readonly id: number;
   /** Our SND.NXT: the sequence number of our ACKs (our FIN has been acknowledged). */

@@ -94,7 +94,7 @@ async function events(app: ReturnType<typeof setup>['app'], hub: EventHub, remot
   const controller = new AbortController();
   const res = await app.inject({ url: '/api/events', remoteAddress, payloadAsStream: true, signal: controller.signal });
   expect(res.headers['content-type']).toContain('text/event-stream');
-  const conn = { id: 7 };
+  const conn = { id: 7, openedAt: 0 };
   hub.stateChange(conn, State.LISTEN, State.SYN_RECEIVED, 10, 0);
   hub.stateChange(conn, State.SYN_RECEIVED, State.ESTABLISHED, 20, 10);
   let text = '';

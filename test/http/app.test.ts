@@ -150,7 +150,7 @@ describe('HTTP app', () => {
   it('event-fed counters follow the event stream', async () => {
     const { app, hub, counters } = setup([]);
     cleanup.push(() => app.close());
-    const conn = { id: 7, createdAt: 0 };
+    const conn = { id: 7, createdAt: 0, openedAt: 0 };
     hub.stateChange(conn, State.ESTABLISHED, State.CLOSE_WAIT, 2000, 1000);
     hub.stateChange(conn, State.ESTABLISHED, State.CLOSE_WAIT, 2000, 1000);
     hub.drop(null, 'checksum');
@@ -211,7 +211,7 @@ describe('HTTP app', () => {
     const res = await fetch(`http://127.0.0.1:${addr.port}/api/events`, { signal: controller.signal });
     expect(res.headers.get('content-type')).toContain('text/event-stream');
     const reader = res.body!.getReader();
-    const conn = { id: 42 };
+    const conn = { id: 42, openedAt: 0 };
     hub.stateChange(conn, State.LISTEN, State.SYN_RECEIVED, 10, 0);
     hub.stateChange(conn, State.SYN_RECEIVED, State.ESTABLISHED, 20, 10);
     hub.stateChange(conn, State.ESTABLISHED, State.CLOSE_WAIT, 1020, 20);

@@ -29,7 +29,7 @@ function setup(samples: ConnectionSample[] = [], opts: SummaryOptions = {}) {
   return { clock, hub, summary, samples, scans: () => scans };
 }
 
-const conn = { id: 1 };
+const conn = { id: 1, openedAt: 0 };
 
 /** A handshake point as an object, by field name. */
 function point(p: number[]): Record<(typeof HANDSHAKE_FIELDS)[number], number> {

@@ -106,7 +106,7 @@ describe('TIME-WAIT helpers', () => {
     const ev = new RecordingEvents();
     const r = rec();
     r.enteredAt = 1000;
-    reportTimeWaitClosed(r, r, ev, 61_000);
+    reportTimeWaitClosed({ id: r.id, openedAt: 0 }, r, ev, 61_000);
     expect(ev.transitions).toEqual([['TIME_WAIT', 'CLOSED']]);
     expect(ev.durations).toEqual([60_000]);
     expect(ev.closes).toEqual(['fin']);
