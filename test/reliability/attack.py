@@ -38,28 +38,13 @@ import sys
 import threading
 import time
 
+from rawpkt import checksum, fold, out
+
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 # IP identification of injected packets, so the capture can tell them from the client kernel's.
 INJECT_ID = 0xBEEF
-
-
-def out(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
-def fold(s):
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
-
-def checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    return ~fold(sum(struct.unpack("!%dH" % (len(data) // 2), data))) & 0xFFFF
 
 
 def tcp_packet(src, dst, sport, dport, seq, ack, flags, window, options=b"", ident=INJECT_ID):

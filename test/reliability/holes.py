@@ -30,29 +30,14 @@ import struct
 import sys
 import time
 
+from rawpkt import checksum, out
+
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
 SYN, ACK = 0x02, 0x10
 CHUNK = 1400
 # Handshakes outstanding at once.
 WINDOW = 64
-
-
-def out(obj):
-    sys.stdout.write(json.dumps(obj) + "\n")
-    sys.stdout.flush()
-
-
-def fold(s):
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
-
-def checksum(data):
-    if len(data) % 2:
-        data += b"\0"
-    return ~fold(sum(struct.unpack("!%dH" % (len(data) // 2), data))) & 0xFFFF
 
 
 def packet(src, dst, sport, dport, seq, ack, flags, options=b"", payload=b""):
