@@ -15,6 +15,7 @@ export { API_ADDRESS_MODES, LOG_LEVELS, type ApiAddressMode, type LogLevel };
 import { cidrSet, parseMapRule, splitHostPort } from './proxy/policy.js';
 import { parseFaultSpec } from './stack/fault.js';
 import { parseByteSize } from './tcp/memory-budget.js';
+import { buildCatalogue, readServiceFile } from './service-file.js';
 
 
 
@@ -51,6 +52,10 @@ export interface Config {
   apiHosts: string[];
   /** Buffer budget of all connections together, bytes; null = from the cgroup or 256 MiB (src/stack/memory-budget.ts). */
   memoryLimit: number | null;
+  /** --service NAME=CIDR[:PORT[-PORT]] rules, matched before the --service-file's (src/observability/services.ts). */
+  services: string[];
+  /** --service-file: a YAML/JSON list of {name, cidr, ports}, re-read when it changes and on SIGHUP. */
+  serviceFile: string | null;
 }
 
 /** One option of the product surface: its flag, its type, and its default. */
@@ -85,6 +90,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'memoryLimit', flag: 'memory-limit', kind: 'bytes', placeholder: 'BYTES', help: 'buffers of all connections together, e.g. 64MiB (default: half the cgroup memory.max, else 256MiB)' },
   { key: 'impair', flag: 'impair', kind: 'string', placeholder: 'SPEC', help: 'testing: seeded loss/delay in front of the device, e.g. loss=0.01,delay=5,seed=1' },
   { key: 'maxEventStreams', flag: 'max-event-streams', kind: 'number', placeholder: 'N', help: 'most /api/events readers at once, more get 503; 0 turns the stream off (default 16)' },
+  { key: 'services', flag: 'service', kind: 'list', placeholder: 'NAME=CIDR[:PORT[-PORT]]', help: 'name the destinations in a network (and port range) for the synfin_service_* metrics and the API, e.g. payments=10.0.12.0/24:443; first match wins, the rest is "other" (repeatable)' },
+  { key: 'serviceFile', flag: 'service-file', kind: 'string', placeholder: 'FILE', help: 'YAML or JSON list of {name, cidr, ports} naming destinations after the --service ones; re-read when it changes and on SIGHUP' },
   { key: 'apiHosts', flag: 'api-host', kind: 'list', placeholder: 'NAME', help: 'a Host name the API and page answer to besides IP addresses and localhost; others get 421 (repeatable)' },
 ];
 
@@ -113,6 +120,8 @@ export const DEFAULT_CONFIG: Config = {
   maxEventStreams: 16,
   apiHosts: [],
   memoryLimit: null,
+  services: [],
+  serviceFile: null,
 };
 
 /** Environment variable of an option: --connect-timeout → SYNFIN_CONNECT_TIMEOUT. */
@@ -242,6 +251,9 @@ function validate(c: Config): void {
   cidrSet(c.allow, '--allow');
   cidrSet(c.deny, '--deny');
   for (const m of c.map) parseMapRule(m);
+  // Names, networks, ports and the 256-name bound, the file's entries included (read here so that
+  // `synfin check` and the start-up catch a bad file; the runtime reads it again).
+  buildCatalogue(c.services, c.serviceFile === null ? [] : readServiceFile(c.serviceFile).rules);
 }
 
 function checkCidr(text: string, option: string, needsPrefix: boolean): void {

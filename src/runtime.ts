@@ -16,6 +16,9 @@ import { createLogger, attachTransitionLogging, ThrottledWarning } from './obser
 import { createSummary } from './observability/summary.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { ConnectionRegistry } from './observability/registry.js';
+import { ServiceMetrics } from './observability/service-metrics.js';
+import { Services } from './observability/services.js';
+import { buildCatalogue, readServiceFile, ServiceFileWatcher } from './service-file.js';
 import { UpstreamForwarder } from './proxy/forwarder.js';
 import { DestinationPolicy } from './proxy/policy.js';
 import { monotonicClock } from './stack/clock.js';
@@ -82,6 +85,10 @@ export interface Synfin {
   impairment: { rx: FaultCounters; tx: FaultCounters } | null;
   /** The address the HTTP server listens on (port resolved when 0 was asked for). */
   listenUrl: string;
+  /** The named services in force (--service, --service-file); `services.serviceOf(destination)` names a destination. */
+  services: Services;
+  /** Re-read --service-file now, as SIGHUP does; whether the services changed (false without a file). */
+  reloadServices(): boolean;
   /** Stop accepting, give open connections up to the grace period, then close everything. */
   shutdown(reason?: string): Promise<void>;
 }
@@ -110,6 +117,9 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   const logger = opts.logger ?? createLogger(config.logLevel);
   const clock = monotonicClock;
   const hub = new EventHub();
+  // --service, --service-file: read before the device is touched, so a bad file fails first.
+  const serviceFile = config.serviceFile !== null ? readServiceFile(config.serviceFile) : null;
+  const services = new Services(buildCatalogue(config.services, serviceFile?.rules ?? []));
 
   const { tun, changes: deviceChanges } = openConfiguredDevice(config, {
     netns: opts.netns,
@@ -196,6 +206,20 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     VERSION,
   );
   connections.onUpstreamConnect = (result, ms) => metrics.upstreamConnect(result, ms);
+  const serviceMetrics = new ServiceMetrics(
+    services,
+    { clock, forEachConnection: (visit) => connections.forEachSample(visit) },
+    { text: [metrics.registry], other: [metrics.openMetricsRegistry as unknown as typeof metrics.registry] },
+  );
+  connections.useServices(services, serviceMetrics);
+  const serviceWatcher =
+    config.serviceFile !== null ? new ServiceFileWatcher({ file: config.serviceFile, specs: config.services, services, logger }, serviceFile?.text ?? null) : null;
+  serviceWatcher?.start();
+  const onSighup = (): void => {
+    serviceWatcher?.reload('SIGHUP');
+  };
+  // SIGHUP re-reads --service-file (as daemons reload their configuration); without one, SIGHUP keeps its default.
+  if (opts.installSignalHandlers === true && serviceWatcher !== null) process.on('SIGHUP', onSighup);
   const summary = createSummary(hub, connections, clock, {
     // The page takes the last kernel snapshot as it is and has it refreshed for its next update:
     // never a read of /proc/net/tcp on the event loop per page view.
@@ -306,6 +330,8 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
         stack.abortAll('shutdown');
       }
       clearInterval(collector);
+      serviceWatcher?.close();
+      process.off('SIGHUP', onSighup);
       detachLogging();
       summary.close();
       metrics.close();
@@ -331,5 +357,6 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   }
 
   const impairment = impairedRx !== null && impairedTx !== null ? { rx: impairedRx.counters, tx: impairedTx.counters } : null;
-  return { config, tun, stack, proxy, budget, metrics, app, logger, impairment, listenUrl, shutdown };
+  const reloadServices = (): boolean => serviceWatcher?.reload('SIGHUP') ?? false;
+  return { config, tun, stack, proxy, budget, metrics, app, logger, impairment, listenUrl, services, reloadServices, shutdown };
 }

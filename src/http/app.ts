@@ -64,7 +64,7 @@ export interface AppOptions {
   /** Ready = the TUN device is attached and the stack runs (and we are not shutting down). */
   isReady: () => boolean;
   /** Describe a connection for an event (addresses); null when unknown. */
-  describe: (conn: ConnIdentity) => { client: string; destination: string } | null;
+  describe: (conn: ConnIdentity) => { client: string; destination: string; service?: string } | null;
   /** Most events a slow /api/events reader may have queued before it loses events. */
   sseQueueBytes?: number;
   logger?: boolean | object;
@@ -184,6 +184,8 @@ const connectionsQuerySchema = {
     minAge: { type: 'number', minimum: 0 },
     minIdle: { type: 'number', minimum: 0 },
     destination: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[0-9A-Fa-f:.\\[\\]]+$' },
+    // A service name (src/observability/services.ts SERVICE_NAME_PATTERN) or `other`.
+    service: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$' },
     limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE_LIMIT },
     cursor: { type: 'string', minLength: 9, maxLength: 21, pattern: '^[0-9a-f]+$' },
   },
@@ -345,11 +347,13 @@ export function build(opts: AppOptions): FastifyInstance {
           dropped++;
           return;
         }
-        const where = show ? opts.describe(conn) : null;
+        // The service is a label value (as in /metrics), not an address: shown to every reader.
+        const where = opts.describe(conn);
         const data = JSON.stringify({
           id: conn.id,
           client: show ? (where?.client ?? null) : REDACTED,
           destination: show ? (where?.destination ?? null) : REDACTED,
+          service: where?.service ?? null,
           from: STATE_NAMES[from],
           to: STATE_NAMES[to],
           secondsInFrom: Math.max(0, now - sinceMs) / 1000,

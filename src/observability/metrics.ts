@@ -129,6 +129,8 @@ export interface ConnectionSample {
   /** 'app' | 'upstream' | null, and since when (ms). */
   waitingOn: 'app' | 'upstream' | null;
   waitingSince: number;
+  /** The connection's service index (src/observability/services.ts; 0 = `other`). */
+  service?: number;
 }
 
 export interface MetricsSources {

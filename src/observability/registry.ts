@@ -6,10 +6,10 @@
  */
 import type { Clock } from '../stack/clock.js';
 import type { FlowTuple } from '../stack/flow-table.js';
-import { COL_CREATED_AT, COL_LAST_ACTIVITY_AT, COL_STATE_SINCE, ConnEntry, PendingSyn, ROW_PENDING_SYN, ROW_WIDTH, TimeWaitEntry, type Stack } from '../stack/stack.js';
+import { COL_CREATED_AT, COL_LAST_ACTIVITY_AT, COL_SERVICE, COL_STATE_SINCE, ConnEntry, PendingSyn, ROW_PENDING_SYN, ROW_WIDTH, TimeWaitEntry, type Stack } from '../stack/stack.js';
 import type { ByteCounters, UpstreamLeg, UpstreamObserver, UpstreamResult } from '../stack/upstream-leg.js';
 import { TcpConn } from '../tcp/conn.js';
-import type { ConnIdentity } from '../tcp/events.js';
+import type { CloseReason, ConnIdentity, ResetDirection } from '../tcp/events.js';
 import { State, STATE_NAMES } from '../tcp/state.js';
 import {
   KERNEL_TCP_STATE_NAMES,
@@ -22,7 +22,8 @@ import {
 import { formatEndpoint } from '../wire/packet.js';
 import { IdIndex } from './id-index.js';
 import { KernelSockets, type KernelState } from './kernel-sockets.js';
-import type { ConnectionSample } from './metrics.js';
+import type { ConnectionSample, UpstreamResultLabel } from './metrics.js';
+import { remapIndices, Services, type ServiceCatalogue } from './services.js';
 import {
   compileFilter,
   inferAppState,
@@ -42,6 +43,14 @@ const AHEAD_SLACK_MS = 1000;
 const MIN_ANTICIPATED_INTERVAL_MS = 2000;
 const MAX_ANTICIPATED_INTERVAL_MS = 10 * 60_000;
 
+/** What the per-service metrics (service-metrics.ts) are told of a connection, by its service index. */
+export interface ServiceEventSink {
+  closed(service: number, reason: CloseReason): void;
+  reset(service: number, direction: ResetDirection): void;
+  connect(service: number, result: UpstreamResultLabel, durationMs: number): void;
+  bytesOf(service: number): ByteCounters;
+}
+
 export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   /** Every pipe counts its bytes here (the proxy hands it to each pipe). */
   readonly byteCounters: ByteCounters = { bytesClientToUpstream: 0, bytesUpstreamToClient: 0 };
@@ -56,6 +65,9 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   /** A snapshot was taken in the background for the scrape now due, when kernel.changes was aheadChanges. */
   private aheadSnapshot = false;
   private aheadChanges = 0;
+  /** The named services (--service): each connection's flow gets its index when its SYN arrives. */
+  private services = new Services();
+  private serviceSink: ServiceEventSink | null = null;
   /** What a connection was when it entered TIME-WAIT (the compact record keeps only protocol state). */
   private readonly timeWaitInfo = new Map<number, { createdAt: number; bytesIn: number; bytesOut: number }>();
 
@@ -117,11 +129,52 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     this.aheadTimer = null;
   }
 
+  /**
+   * Name destinations with these services (and count per service into `sink`). A connection is
+   * classified once, when its SYN arrives; when the services change, live connections keep the
+   * name they were classified under (`other` if it went away).
+   */
+  useServices(services: Services, sink: ServiceEventSink | null): void {
+    this.services = services;
+    this.serviceSink = sink;
+    services.onChange((next, previous) => this.remapServices(next, previous));
+  }
+
+  /** The services in force. */
+  get serviceCatalogue(): ServiceCatalogue {
+    return this.services.current;
+  }
+
+  private remapServices(next: ServiceCatalogue, previous: ServiceCatalogue): void {
+    const map = remapIndices(previous, next);
+    const index = this.flows;
+    for (let i = 0; i < index.length; i++) {
+      const flow = index.at(i);
+      if (flow !== null) flow.service = map[flow.service] ?? 0;
+    }
+    this.stack?.rewriteRows();
+  }
+
+  private serviceName(flow: FlowTuple): string {
+    return this.services.current.nameOf(flow.service);
+  }
+
   attach(stack: Stack): void {
     this.stack = stack;
     stack.events.subscribe({
       opened: (conn: ConnIdentity) => {
-        if (conn instanceof PendingSyn) this.flows.add(conn.id, conn.flow);
+        if (conn instanceof PendingSyn) {
+          const flow = conn.flow;
+          // Once per connection, before the forwarder dials: the pipe counts bytes under it.
+          flow.service = this.services.current.classify(flow.family, flow.local, flow.localPort);
+          this.flows.add(conn.id, flow);
+        }
+      },
+      reset: (conn: ConnIdentity | null, direction: ResetDirection) => {
+        const sink = this.serviceSink;
+        if (conn === null || sink === null) return;
+        const flow = this.flows.get(conn.id);
+        if (flow !== undefined) sink.reset(flow.service, direction);
       },
       stateChange: (conn: ConnIdentity, _from: State, to: State) => {
         if (to === State.TIME_WAIT) {
@@ -129,7 +182,12 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
           this.timeWaitInfo.set(conn.id, { createdAt: conn.openedAt, bytesIn: c?.bytesIn ?? 0, bytesOut: c?.bytesOut ?? 0 });
         }
       },
-      closed: (conn: ConnIdentity) => {
+      closed: (conn: ConnIdentity, reason: CloseReason) => {
+        const sink = this.serviceSink;
+        if (sink !== null) {
+          const flow = this.flows.get(conn.id);
+          sink.closed(flow?.service ?? 0, reason);
+        }
         this.flows.delete(conn.id);
         this.timeWaitInfo.delete(conn.id);
       },
@@ -142,8 +200,14 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   }
 
   // ------------------------------------------------------------ UpstreamObserver
-  upstreamConnect(_connId: number, result: UpstreamResult, durationMs: number): void {
+  upstreamConnect(connId: number, result: UpstreamResult, durationMs: number): void {
     this.onUpstreamConnect?.(result, durationMs);
+    this.serviceSink?.connect(this.flows.get(connId)?.service ?? 0, result, durationMs);
+  }
+  byteCountersOf(connId: number): ByteCounters | undefined {
+    const sink = this.serviceSink;
+    if (sink === null) return undefined;
+    return sink.bytesOf(this.flows.get(connId)?.service ?? 0);
   }
   legOpened(leg: UpstreamLeg): void {
     this.legsById.set(leg.id, leg);
@@ -158,10 +222,10 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     this.kernel.release(id);
   }
 
-  describe(conn: ConnIdentity): { client: string; destination: string } | null {
+  describe(conn: ConnIdentity): { client: string; destination: string; service: string } | null {
     const f = this.flows.get(conn.id);
     if (f === undefined) return null;
-    return { client: formatEndpoint(f.family, f.remote, f.remotePort), destination: formatEndpoint(f.family, f.local, f.localPort) };
+    return { client: formatEndpoint(f.family, f.remote, f.remotePort), destination: formatEndpoint(f.family, f.local, f.localPort), service: this.serviceName(f) };
   }
 
   // ------------------------------------------------------------ ConnectionSource
@@ -170,7 +234,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     if (stack === null) return;
     // 10,000 connections are walked per scrape: from the stack's columns (contiguous numbers per
     // table slot), touching a connection itself only when it waits on a side (for its pipe).
-    const sample: ConnectionSample = { state: State.CLOSED, createdAt: 0, lastActivityAt: 0, waitingOn: null, waitingSince: 0 };
+    const sample: ConnectionSample = { state: State.CLOSED, createdAt: 0, lastActivityAt: 0, waitingOn: null, waitingSince: 0, service: 0 };
     const legs = this.legsById;
     const { code, values } = stack.columns;
     const n = stack.tableSize;
@@ -184,6 +248,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       sample.lastActivityAt = values[at + COL_LAST_ACTIVITY_AT] as number;
       sample.waitingOn = waitingOn;
       sample.waitingSince = 0;
+      sample.service = values[at + COL_SERVICE] as number;
       if (waitingOn !== null) {
         const conn = stack.connAt(slot);
         const leg = conn === null ? undefined : legs.get(conn.id);
@@ -217,7 +282,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     const stack = this.stack;
     if (stack === null) return { rows: [], more: false, resumeAfterId: null };
     const now = this.clock.now();
-    const f = compileFilter(q.filter);
+    const f = compileFilter(q.filter, this.services.current);
     const index = this.flows;
     const rows: ConnectionRow[] = [];
     const maxExamined = q.maxExamined ?? Infinity;
@@ -233,8 +298,8 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       lastId = index.idAt(i);
       const matched =
         e instanceof ConnEntry
-          ? matchesCompiled(f, e.conn.state, e.conn.createdAt, e.conn.lastActivityAt, flow.family, flow.local, flow.localPort, now)
-          : matchesCompiled(f, State.TIME_WAIT, this.timeWaitCreatedAt(e), e.rec.enteredAt, flow.family, flow.local, flow.localPort, now);
+          ? matchesCompiled(f, e.conn.state, e.conn.createdAt, e.conn.lastActivityAt, flow.family, flow.local, flow.localPort, now, flow.service)
+          : matchesCompiled(f, State.TIME_WAIT, this.timeWaitCreatedAt(e), e.rec.enteredAt, flow.family, flow.local, flow.localPort, now, flow.service);
       if (!matched) continue;
       if (rows.length === q.limit) return { rows, more: true, resumeAfterId: null };
       rows.push(e instanceof ConnEntry ? this.connRow(flow, e.conn, now) : this.timeWaitRow(e, now));
@@ -266,6 +331,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       id: conn.id,
       client: formatEndpoint(flow.family, flow.remote, flow.remotePort),
       destination: formatEndpoint(flow.family, flow.local, flow.localPort),
+      service: this.serviceName(flow),
       upstream: leg?.upstreamEndpoints() ?? null,
       state: STATE_NAMES[conn.state]!,
       appState: appKernelState ?? inferAppState(conn.state, conn.snd.finAcked),
@@ -295,6 +361,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       id: rec.id,
       client: formatEndpoint(flow.family, flow.remote, flow.remotePort),
       destination: formatEndpoint(flow.family, flow.local, flow.localPort),
+      service: this.serviceName(flow),
       upstream: null,
       state: 'TIME_WAIT',
       appState: appKernelState ?? inferAppState(State.TIME_WAIT, true),

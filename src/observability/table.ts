@@ -11,11 +11,14 @@
 import { State, STATE_NAMES, type StateName } from '../tcp/state.js';
 import { parseAddress } from '../wire/address.js';
 import type { ConnectionSample } from './metrics.js';
+import type { ServiceCatalogue } from './services.js';
 
 export interface ConnectionRow {
   id: number;
   client: string;
   destination: string;
+  /** The named service of the destination (--service, --service-file), `other` when none names it. */
+  service: string;
   upstream: { local: string; remote: string } | null;
   state: StateName;
   appState: string;
@@ -85,6 +88,8 @@ export interface ConnectionFilter {
   minIdle?: number | undefined;
   /** ADDR or ADDR:PORT ([v6]:PORT) of the destination. */
   destination?: string | undefined;
+  /** A service name (`other` included). */
+  service?: string | undefined;
 }
 
 export function matchesFilter(row: ConnectionRow, f: ConnectionFilter): boolean {
@@ -92,6 +97,7 @@ export function matchesFilter(row: ConnectionRow, f: ConnectionFilter): boolean 
   if (f.waitingOn !== undefined && row.waitingOn !== f.waitingOn) return false;
   if (f.minAge !== undefined && row.ageSeconds < f.minAge) return false;
   if (f.minIdle !== undefined && row.idleSeconds < f.minIdle) return false;
+  if (f.service !== undefined && row.service !== f.service) return false;
   if (f.destination !== undefined) {
     const d = f.destination;
     if (row.destination !== d) {
@@ -117,6 +123,8 @@ export interface CompiledFilter {
   minIdle: number;
   /** The destination to match; `none` when the filter's text is not an address (nothing matches). */
   destination: { family: 4 | 6; words: Uint32Array; port: number } | null | 'none';
+  /** The service's index in the catalogue in force, -1 for any, -2 for a name it does not have (nothing matches). */
+  service: number;
 }
 
 /**
@@ -149,8 +157,12 @@ function compileDestination(d: string): CompiledFilter['destination'] {
   return { family: a.family, words: a.words, port };
 }
 
-export function compileFilter(f: ConnectionFilter): CompiledFilter {
+export function compileFilter(f: ConnectionFilter, services?: ServiceCatalogue): CompiledFilter {
+  let service = -1;
+  if (f.service !== undefined) service = services === undefined ? (f.service === 'other' ? 0 : -2) : services.indexOf(f.service);
+  if (service === -1 && f.service !== undefined) service = -2;
   return {
+    service,
     state: f.state === undefined ? -1 : STATE_NAMES.indexOf(f.state),
     waitingOn: f.waitingOn ?? null,
     minAge: f.minAge ?? -Infinity,
@@ -173,8 +185,10 @@ export function matchesCompiled(
   local: Uint32Array,
   localPort: number,
   now: number,
+  service = 0,
 ): boolean {
   if (f.state >= 0 && state !== f.state) return false;
+  if (f.service !== -1 && service !== f.service) return false;
   if (f.waitingOn !== null && waitingOnFor(state) !== f.waitingOn) return false;
   if ((now - createdAt) / 1000 < f.minAge) return false;
   if ((now - lastActivityAt) / 1000 < f.minIdle) return false;

@@ -399,6 +399,8 @@ export class UpstreamForwarder implements Forwarder {
     pipe.dialedPort = dial.port;
     const counters = this.opts.observer?.byteCounters;
     if (counters !== undefined) pipe.stats = counters;
+    const serviceCounters = this.opts.observer?.byteCountersOf?.(req.id);
+    if (serviceCounters !== undefined) pipe.serviceStats = serviceCounters;
     const conn = this.stack.acceptPending(req, pipe);
     if (conn === null) {
       socket.destroy();

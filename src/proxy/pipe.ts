@@ -43,6 +43,8 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
   /** The connection id (the stack's), for joining the two legs. */
   id = 0;
   stats: ByteCounters = NO_COUNTERS;
+  /** The connection's service's byte counts (synfin_service_bytes_total), besides `stats`. */
+  serviceStats: ByteCounters = NO_COUNTERS;
   /** Where the upstream socket was dialled (as the policy gave it: a host name stays a name). */
   dialedHost = '';
   dialedPort = 0;
@@ -86,6 +88,7 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
     if (this.socket.destroyed) return;
     this.delivered += data.length;
     this.stats.bytesClientToUpstream += data.length;
+    this.serviceStats.bytesClientToUpstream += data.length;
     this.pending.push(data);
     this.pendingBytes += data.length;
     this.opts.stack.runAfterFlush(this);
@@ -210,6 +213,7 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
     const conn = this.conn;
     if (conn === null) return;
     this.stats.bytesUpstreamToClient += chunk.length;
+    this.serviceStats.bytesUpstreamToClient += chunk.length;
     const before = conn.sendBuffered;
     const room = conn.write(chunk);
     const budget = this.opts.budget;

@@ -35,6 +35,12 @@ export class FlowTuple {
   readonly localPort: number;
   /** The hash of the table it was last inserted into (set by FlowTable.insert). */
   hash = -1;
+  /**
+   * The connection's service (an index into the named services, 0 = `other`), set once when its
+   * SYN arrives by whoever names destinations (src/observability/services.ts); the stack only
+   * copies it into its columns (COL_SERVICE) for the scrape's walk.
+   */
+  service = 0;
 
   constructor(key: FlowKeyLike) {
     this.family = key.family;

@@ -69,7 +69,9 @@ export const ROW_PENDING_SYN = 255;
 export const COL_CREATED_AT = 0;
 export const COL_LAST_ACTIVITY_AT = 1;
 export const COL_STATE_SINCE = 2;
-export const ROW_WIDTH = 3;
+/** The flow's service index (FlowTuple.service). */
+export const COL_SERVICE = 3;
+export const ROW_WIDTH = 4;
 
 /** A live connection in the table. */
 export class ConnEntry implements FlowEntry, Schedulable {
@@ -98,6 +100,7 @@ export class ConnEntry implements FlowEntry, Schedulable {
     v[at + COL_CREATED_AT] = conn.createdAt;
     v[at + COL_LAST_ACTIVITY_AT] = conn.lastActivityAt;
     v[at + COL_STATE_SINCE] = conn.stateSince;
+    v[at + COL_SERVICE] = this.flow.service;
   }
 }
 
@@ -179,6 +182,7 @@ export class TimeWaitEntry implements FlowEntry, Schedulable, ConnIdentity {
     v[at + COL_CREATED_AT] = this.createdAt;
     v[at + COL_LAST_ACTIVITY_AT] = this.rec.enteredAt;
     v[at + COL_STATE_SINCE] = this.rec.enteredAt;
+    v[at + COL_SERVICE] = this.flow.service;
   }
 }
 
@@ -345,6 +349,12 @@ export class Stack implements LinkRx, TimeWaitGate {
   /** Chains of the flow table and the longest (tests and diagnostics: walks the table). */
   flowChainStats(): { chains: number; longest: number } {
     return this.table.chainStats();
+  }
+  /** Rewrite every row of the columns from its entry: after the flows' services were renamed (a reload of the named services). */
+  rewriteRows(): void {
+    const table = this.table;
+    const columns = table.columns!;
+    for (let slot = 0; slot < table.size; slot++) table.entryAt(slot).writeRow(columns, slot);
   }
   /** The connection in `slot`, or null for a TIME-WAIT record or a pending SYN. */
   connAt(slot: number): TcpConn | null {

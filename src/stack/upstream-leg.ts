@@ -47,4 +47,6 @@ export interface UpstreamObserver {
   legClosed?(leg: UpstreamLeg): void;
   /** Where every pipe counts its bytes. */
   readonly byteCounters?: ByteCounters;
+  /** Where connection `connId`'s pipe also counts its bytes (its service's counters), if anywhere. */
+  byteCountersOf?(connId: number): ByteCounters | undefined;
 }

@@ -30,6 +30,7 @@ function row(id: number, over: Partial<ConnectionRow> = {}): ConnectionRow {
     id,
     client: CLIENT,
     destination: DESTINATION,
+    service: 'other',
     upstream: { local: '10.0.0.5:50000', remote: '203.0.113.7:80' },
     state: 'ESTABLISHED',
     appState: 'ESTABLISHED',

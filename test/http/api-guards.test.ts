@@ -18,6 +18,7 @@ function row(id: number, over: Partial<ConnectionRow> = {}): ConnectionRow {
     id,
     client: `198.18.0.1:${40000 + id}`,
     destination: '198.18.1.1:80',
+    service: 'other',
     upstream: null,
     state: 'ESTABLISHED',
     appState: 'ESTABLISHED',

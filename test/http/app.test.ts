@@ -11,6 +11,7 @@ function row(over: Partial<ConnectionRow>): ConnectionRow {
     id: 1,
     client: '198.18.0.1:40000',
     destination: '198.18.1.1:80',
+    service: 'other',
     upstream: { local: '127.0.0.1:50000', remote: '127.0.0.1:8080' },
     state: 'ESTABLISHED',
     appState: 'ESTABLISHED',
