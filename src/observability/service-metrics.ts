@@ -12,10 +12,9 @@
  *
  * Cost: 64 services are ~7,000 series (the connect histogram is most of them). prom-client
  * formats every label object of every sample on every scrape (~1.5 µs each: ~10 ms for these),
- * so for the Prometheus text format each sample's name and labels are rendered once per
- * catalogue and handed over as the sample's name with no labels (getForPromString), which
- * prom-client prints as it is (~0.4 µs a sample). The OpenMetrics view (and the JSON one)
- * builds ordinary label objects. bench/service-scrape.mjs measures a scrape.
+ * so for the Prometheus text format the lines are rendered from series texts made once per
+ * catalogue (TextFamilyView). The OpenMetrics view (and the JSON one) builds ordinary label
+ * objects, at prom-client's cost. bench/service-scrape.mjs measures a scrape.
  */
 import type client from 'prom-client';
 import type { Clock } from '../stack/clock.js';
@@ -111,7 +110,13 @@ class FamilyView {
   reset(): void {}
 }
 
-/** The Prometheus-text view: sample names pre-rendered with their labels. */
+/**
+ * The Prometheus-text view. prom-client prints each sample as `${metricName}${labels} ${value}`,
+ * formatting its label object every time (~1.5 µs a sample: 10 ms for 64 services' 7,000
+ * samples). Here the family's lines are rendered by one loop over series texts made once per
+ * catalogue, and handed over as one sample whose name is every line but the last value: the
+ * output is the same text, at ~0.1 µs a line.
+ */
 class TextFamilyView extends FamilyView {
   private readonly src: FamilySource;
   constructor(name: string, help: string, type: 'gauge' | 'counter' | 'histogram', source: FamilySource) {
@@ -120,10 +125,20 @@ class TextFamilyView extends FamilyView {
   }
   getForPromString(): Promise<Snapshot> {
     const { series, values } = this.src.collect();
-    const out: Sample[] = new Array<Sample>(series.length);
-    for (let i = 0; i < series.length; i++) out[i] = { labels: NO_LABELS, value: values[i]!, metricName: series[i]!.text };
-    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: 'sum', values: out });
+    const n = series.length;
+    if (n === 0) return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: 'sum', values: [] });
+    let text = '';
+    for (let i = 0; i < n - 1; i++) text += `${series[i]!.text} ${formatValue(values[i]!)}\n`;
+    text += series[n - 1]!.text;
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: 'sum', values: [{ labels: NO_LABELS, value: values[n - 1]!, metricName: text }] });
   }
+}
+
+/** As prom-client prints a value (util.getValueAsString). */
+function formatValue(v: number): string {
+  if (Number.isNaN(v)) return 'Nan';
+  if (!Number.isFinite(v)) return v < 0 ? '-Inf' : '+Inf';
+  return `${v}`;
 }
 
 export interface ServiceMetricsSources {
@@ -208,7 +223,12 @@ export class ServiceMetrics {
     ];
     for (const [name, help, type, source] of families) {
       for (const r of registries.text) r.registerMetric(new TextFamilyView(name, help, type, source) as unknown as client.Metric);
-      for (const r of registries.other) r.registerMetric(new FamilyView(name, help, type, source) as unknown as client.Metric);
+      // OpenMetrics prints gauges and histograms as the text format does; its counters are
+      // renamed by prom-client (`_total` appended to each sample's name): those keep label objects.
+      for (const r of registries.other) {
+        const view = type === 'counter' ? new FamilyView(name, help, type, source) : new TextFamilyView(name, help, type, source);
+        r.registerMetric(view as unknown as client.Metric);
+      }
     }
   }
 
