@@ -237,6 +237,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     events: hub,
     isReady: () => ready && !shuttingDown,
     describe: (conn) => connections.describe(conn),
+    serviceOf: (conn) => connections.serviceOf(conn),
     apiAddresses: config.apiAddresses,
     maxEventStreams: config.maxEventStreams,
     apiHosts: config.apiHosts,

@@ -65,6 +65,8 @@ export interface AppOptions {
   isReady: () => boolean;
   /** Describe a connection for an event (addresses); null when unknown. */
   describe: (conn: ConnIdentity) => { client: string; destination: string; service?: string } | null;
+  /** A connection's named service without its addresses (for readers that may not see them); null when unknown. */
+  serviceOf?: (conn: ConnIdentity) => string | null;
   /** Most events a slow /api/events reader may have queued before it loses events. */
   sseQueueBytes?: number;
   logger?: boolean | object;
@@ -347,13 +349,13 @@ export function build(opts: AppOptions): FastifyInstance {
           dropped++;
           return;
         }
-        // The service is a label value (as in /metrics), not an address: shown to every reader.
-        const where = opts.describe(conn);
+        const where = show ? opts.describe(conn) : null;
         const data = JSON.stringify({
           id: conn.id,
           client: show ? (where?.client ?? null) : REDACTED,
           destination: show ? (where?.destination ?? null) : REDACTED,
-          service: where?.service ?? null,
+          // A label value (as on /metrics), not an address: every reader gets it.
+          service: show ? (where?.service ?? null) : (opts.serviceOf?.(conn) ?? null),
           from: STATE_NAMES[from],
           to: STATE_NAMES[to],
           secondsInFrom: Math.max(0, now - sinceMs) / 1000,

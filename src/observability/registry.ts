@@ -222,6 +222,12 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     this.kernel.release(id);
   }
 
+  /** The connection's service name, null when it is not in the table. */
+  serviceOf(conn: ConnIdentity): string | null {
+    const f = this.flows.get(conn.id);
+    return f === undefined ? null : this.serviceName(f);
+  }
+
   describe(conn: ConnIdentity): { client: string; destination: string; service: string } | null {
     const f = this.flows.get(conn.id);
     if (f === undefined) return null;
