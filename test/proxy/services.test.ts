@@ -208,3 +208,42 @@ describeIfTun('named services end to end', () => {
     for (const h of holders.splice(0)) h.kill();
   }, 30_000);
 });
+
+describeIfTun('named services end to end, IPv6', () => {
+  let env: SynfinEnv;
+  let named: { server: net.Server; port: number };
+  let unnamed: { server: net.Server; port: number };
+
+  beforeAll(async () => {
+    const listen = async (): Promise<{ server: net.Server; port: number }> => {
+      const s = net.createServer((sock) => {
+        sock.on('error', () => {});
+        sock.on('data', (d) => sock.write(d));
+        sock.on('end', () => sock.end());
+      });
+      await new Promise<void>((r) => s.listen(0, '::1', r));
+      return { server: s, port: (s.address() as AddressInfo).port };
+    };
+    named = await listen();
+    unnamed = await listen();
+    env = await startSynfinEnv({ services: [`v6=[fd00::/16]:${named.port}`] }, { ipv6: true });
+  }, 60_000);
+
+  afterAll(async () => {
+    await env?.close();
+    named?.server.close();
+    unnamed?.server.close();
+    destroyAllNetns();
+  });
+
+  it('counts IPv6 connections under the service of their network and port, the rest under other', async () => {
+    const a = await env.ns.exec(process.execPath, [CLIENT, 'connections', env.serverAddr, String(named.port), '5', '1', 'client']);
+    expect(JSON.parse(a.stdout).ok).toBe(5);
+    const b = await env.ns.exec(process.execPath, [CLIENT, 'connections', env.serverAddr, String(unnamed.port), '3', '1', 'client']);
+    expect(JSON.parse(b.stdout).ok).toBe(3);
+    const m = await waitFor('the connect times', () => env.metrics(), (t) => metricValue(t, 'synfin_service_connect_duration_seconds_count', { service: 'other', result: 'ok' }) >= 3);
+    expect(metricValue(m, 'synfin_service_connect_duration_seconds_count', { service: 'v6', result: 'ok' })).toBe(5);
+    expect(metricValue(m, 'synfin_service_connect_duration_seconds_count', { service: 'other', result: 'ok' })).toBe(3);
+    expect(env.synfin.services.serviceOf(`[${env.serverAddr}]:${named.port}`)).toBe('v6');
+  }, 60_000);
+});
