@@ -187,7 +187,7 @@ const connectionsQuerySchema = {
     minIdle: { type: 'number', minimum: 0 },
     destination: { type: 'string', minLength: 1, maxLength: 64, pattern: '^[0-9A-Fa-f:.\\[\\]]+$' },
     // A service name (src/observability/services.ts SERVICE_NAME_PATTERN) or `other`.
-    service: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$' },
+    service: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9][A-Za-z0-9._/:@-]*$' },
     limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE_LIMIT },
     cursor: { type: 'string', minLength: 9, maxLength: 21, pattern: '^[0-9a-f]+$' },
   },

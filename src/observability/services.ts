@@ -6,7 +6,7 @@
  *
  * Names are metric label values (synfin_service_*{service}), so they are bounded: at most
  * MAX_SERVICES distinct names, each 1-128 printable characters from a small set (letters,
- * digits and `._-/:@+`, starting with a letter or digit), which never need escaping in the
+ * digits and `._-/:@`, starting with a letter or digit), which never need escaping in the
  * Prometheus text format, in a query string or in JSON. `other` is reserved.
  */
 import { ConfigError } from '../errors.js';
@@ -18,7 +18,7 @@ export const OTHER_SERVICE = 'other';
 export const MAX_SERVICES = 256;
 /** Rules at most (a name may cover several networks and port ranges). */
 export const MAX_SERVICE_RULES = 16_384;
-export const SERVICE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._\/:@+-]{0,127}$/;
+export const SERVICE_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._\/:@-]{0,127}$/;
 
 /** One rule: a network and a port range, and the name it gives. */
 export interface ServiceRule {
@@ -38,7 +38,7 @@ const EVERY_PORT = { low: 0, high: 65535 };
 export function checkServiceName(name: unknown, where: string): string {
   if (typeof name !== 'string' || !SERVICE_NAME_PATTERN.test(name)) {
     throw new ConfigError(
-      `${where}: service name ${JSON.stringify(name)} is not 1-128 characters of letters, digits and "._-/:@+" starting with a letter or digit`,
+      `${where}: service name ${JSON.stringify(name)} is not 1-128 characters of letters, digits and "._-/:@" starting with a letter or digit`,
     );
   }
   if (name === OTHER_SERVICE) throw new ConfigError(`${where}: "${OTHER_SERVICE}" is reserved for destinations no service names`);
