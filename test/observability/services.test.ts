@@ -51,7 +51,7 @@ describe('--service NAME=CIDR[:PORT[-PORT]]', () => {
     ['-lead=10.0.0.0/8', /service name "-lead"/],
     [`${'x'.repeat(129)}=10.0.0.0/8`, /is not 1-128 characters/],
     ['quo"te=10.0.0.0/8', /service name/],
-    ['a+b=10.0.0.0/8', /service name "a+b"/],
+    ['a+b=10.0.0.0/8', /service name "a\+b"/],
     ['other=10.0.0.0/8', /"other" is reserved/],
     ['x=10.0.0.0/33', /bad prefix length/],
     ['x=banana', /not an IP address or CIDR/],
