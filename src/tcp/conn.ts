@@ -38,6 +38,7 @@
  */
 import { TcpConnError, type TcpConnErrorCode } from '../errors.js';
 import type { TcpConfig } from './config.js';
+import { peerMssOrDefault } from './defaults.js';
 import type { CloseReason, ConnIdentity, DropReason, ResetReason, TcpEventSink } from './events.js';
 import type { MemoryBudget } from './memory-budget.js';
 import { RcvFlag, Receiver } from './rcv.js';
@@ -93,10 +94,6 @@ export interface ConnHandler {
 
 export { TcpConnError, type TcpConnErrorCode };
 
-/** RFC 9293 §3.7.1: the send MSS when the peer sends no MSS option (IPv4 576 − 40). */
-export const DEFAULT_MSS_IPV4 = 536;
-/** RFC 8200 §5 minimum MTU 1280 − 60 (RFC 9293 §3.7.1 for IPv6). */
-export const DEFAULT_MSS_IPV6 = 1220;
 /** An IPv6 header is 40 octets, an IPv4 header (without options) 20. */
 const IPV6_EXTRA_HEADER = 20;
 /** Smallest effective MSS we accept from a peer (guards against tiny-MSS resource abuse). */
@@ -375,7 +372,7 @@ export class TcpConn implements ConnIdentity {
     }
     const sackOk = cfg.sack && o.sackPermitted;
     // RFC 9293 §3.7.1: Eff.snd.MSS = min(SendMSS, MMS_S) − TCP options in use.
-    const peerMss = o.mss > 0 ? o.mss : this.family === 6 ? DEFAULT_MSS_IPV6 : DEFAULT_MSS_IPV4;
+    const peerMss = peerMssOrDefault(o.mss, this.family);
     const ours = this.localMss;
     let mss = (peerMss < ours ? peerMss : ours) - (this.tsEnabled ? TS_OPTION_BYTES : 0);
     if (mss < MIN_MSS) mss = MIN_MSS;
@@ -1351,18 +1348,18 @@ export class TcpConn implements ConnIdentity {
    */
   private enterTimeWait(now: number): void {
     const expiresAt = now + 2 * this.cfg.mslMs;
-    const tw = new TimeWaitRecord(
-      this.id,
-      this.snd.max,
-      this.rcv.nxt,
-      this.rcv.selectWindow(),
-      this.tsEnabled,
-      this.tsRecent,
-      this.tsRecentAt,
-      this.tsOffset,
-      now,
+    const tw = new TimeWaitRecord({
+      id: this.id,
+      sndNxt: this.snd.max,
+      rcvNxt: this.rcv.nxt,
+      window: this.rcv.selectWindow(),
+      tsEnabled: this.tsEnabled,
+      tsRecent: this.tsRecent,
+      tsRecentAt: this.tsRecentAt,
+      tsOffset: this.tsOffset,
+      enteredAt: now,
       expiresAt,
-    );
+    });
     this.tw = tw;
     if (this.timeWaitGate !== null && !this.timeWaitGate.admitTimeWait(this)) {
       this.timeWaitSkipped = true;
