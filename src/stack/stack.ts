@@ -798,7 +798,7 @@ export class Stack implements LinkRx, TimeWaitGate {
       return;
     }
     if (state === State.TIME_WAIT) {
-      this.swapForRecord(entry, now);
+      this.swapForRecord(entry);
       return;
     }
     if (entry.slotInTable >= 0) entry.writeRow(this.table.columns!, entry.slotInTable);
@@ -808,9 +808,9 @@ export class Stack implements LinkRx, TimeWaitGate {
   }
 
   /** Linux minisocks: swap the full connection for a compact record (RFC 9293 §3.10.7.4 TIME-WAIT). */
-  private swapForRecord(entry: ConnEntry, now: number): void {
+  private swapForRecord(entry: ConnEntry): void {
     const conn = entry.conn;
-    const rec = conn.toTimeWait(now);
+    const rec = conn.toTimeWait();
     const tw = new TimeWaitEntry(entry.flow, rec, conn.createdAt);
     if (entry.timeWaitReserved) {
       entry.timeWaitReserved = false;

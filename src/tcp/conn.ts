@@ -464,7 +464,7 @@ export class TcpConn implements ConnIdentity {
       this.synPending = false;
       this.ackNow = true;
       this.transition(State.ESTABLISHED, now);
-      this.armIdle(now);
+      this.armIdle();
       this.handler.onEstablished(this);
       if (this.state === State.CLOSED) return null;
       // "Continue processing at the sixth step": data (and FIN) in the SYN-ACK.
@@ -585,7 +585,7 @@ export class TcpConn implements ConnIdentity {
     const snd = this.snd;
     this.lastRecvAt = now;
     this.keepaliveProbes = 0;
-    this.refreshIdle(now);
+    this.refreshIdle();
     if (!snd.synAcked) {
       // SYN-RECEIVED (or FIN-WAIT-1 entered from it): SND.UNA < SEG.ACK ≤ SND.NXT completes the
       // handshake; otherwise <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.4, §3.10.7.3 shape).
@@ -621,7 +621,7 @@ export class TcpConn implements ConnIdentity {
       // The window opened, or the probe took the last of it (e.g. the FIN): leave persist;
       // dispatch sends and re-arms what is needed.
       this.persistBackoff = 0;
-      this.armIdle(now);
+      this.armIdle();
     }
     if ((ackFlags & AckFlag.FIN_ACKED) === 0) return ACK_STEP_CONTINUE;
     switch (this.state) {
@@ -662,7 +662,7 @@ export class TcpConn implements ConnIdentity {
         this.transition(State.FIN_WAIT_1, now);
       }
     }
-    this.armIdle(now);
+    this.armIdle();
     this.handler.onEstablished(this);
     return this.state === State.CLOSED;
   }
@@ -677,7 +677,7 @@ export class TcpConn implements ConnIdentity {
       this.timers.setRetransmit(now + snd.rtt.rto);
     } else if (this.timers.kind === TimerKind.RETRANSMIT) {
       // RFC 6298 §5.2: all outstanding data acknowledged: stop the timer.
-      this.armIdle(now);
+      this.armIdle();
     }
   }
 
@@ -899,7 +899,7 @@ export class TcpConn implements ConnIdentity {
   }
 
   /** The compact TIME-WAIT record for the stack to keep instead of this object. */
-  toTimeWait(_now: number): TimeWaitRecord {
+  toTimeWait(): TimeWaitRecord {
     if (this.state !== State.TIME_WAIT || this.tw === null) {
       throw new TcpConnError('ERR_TCP_BAD_STATE', `toTimeWait() on a connection in ${stateName(this.state)}`);
     }
@@ -1029,7 +1029,7 @@ export class TcpConn implements ConnIdentity {
     }
     if (snd.idle && snd.hasPending) snd.maybeIdleRestart(now);
     const plan = this.plan;
-    while (snd.next(plan, now)) {
+    while (snd.next(plan)) {
       this.buildData(now);
       if (!emit(this, OUT)) return false;
       this.commitData(now);
@@ -1042,7 +1042,7 @@ export class TcpConn implements ConnIdentity {
         this.timers.setPersist(now + this.nextPersistInterval());
       }
     } else if (this.timers.kind === TimerKind.PERSIST) {
-      this.armIdle(now);
+      this.armIdle();
     }
     return true;
   }
@@ -1252,7 +1252,7 @@ export class TcpConn implements ConnIdentity {
       return;
     }
     if (snd.idle) {
-      this.armIdle(now);
+      this.armIdle();
       return;
     }
     // RFC 9293 §3.8.3 R2: give up after maxRetries retransmissions of the same data.
@@ -1271,7 +1271,7 @@ export class TcpConn implements ConnIdentity {
   private onPersistTimeout(now: number): void {
     switch (persistTimeout(this.snd.hasPending, this.probesUnanswered, this.cfg.maxRetries)) {
       case 'idle':
-        this.armIdle(now);
+        this.armIdle();
         return;
       case 'give_up':
         this.abort('retransmit_timeout', now);
@@ -1292,7 +1292,7 @@ export class TcpConn implements ConnIdentity {
         this.timers.setRetransmit(now + this.snd.rtt.rto);
         return;
       case 'rearm':
-        this.armIdle(now);
+        this.armIdle();
         return;
       case 'give_up':
         // RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6: the peer is gone.
@@ -1303,11 +1303,11 @@ export class TcpConn implements ConnIdentity {
     this.lastKeepaliveAt = now;
     this.keepalivePending = true;
     this.dirty = true;
-    this.armIdle(now);
+    this.armIdle();
   }
 
   /** Main timer to IDLE, with the next keepalive deadline if keepalives apply. */
-  private armIdle(_now: number): void {
+  private armIdle(): void {
     const cfg = this.cfg;
     if (keepaliveApplies(cfg.keepaliveIdleMs, this.state)) {
       this.timers.setIdle(
@@ -1319,8 +1319,8 @@ export class TcpConn implements ConnIdentity {
   }
 
   /** Keep the keepalive deadline current after a segment arrives (cheap: only when idle). */
-  private refreshIdle(now: number): void {
-    if (this.timers.kind === TimerKind.IDLE) this.armIdle(now);
+  private refreshIdle(): void {
+    if (this.timers.kind === TimerKind.IDLE) this.armIdle();
   }
 
   /**
