@@ -461,7 +461,7 @@ export class Stack implements LinkRx, TimeWaitGate {
       const e = list[i]!;
       e.dirty = false;
       // Left the table since it was queued (retireToRecord swapped it for its TIME-WAIT record).
-      if (e.conn.tuple !== e) continue;
+      if (e.conn.tableEntry !== e) continue;
       this.dispatchEntry(e, now);
     }
     list.length = 0;
@@ -494,7 +494,7 @@ export class Stack implements LinkRx, TimeWaitGate {
 
   /** Ask for `conn` to be dispatched at the next flush (the proxy calls this after write/close/consume). */
   wake(conn: TcpConn): void {
-    const entry = conn.tuple as ConnEntry | null;
+    const entry = conn.tableEntry as ConnEntry | null;
     if (entry !== null && entry.kind === KIND_CONN) this.markDirty(entry);
   }
 
@@ -674,7 +674,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     const now = this.clock.now();
     const conn = new TcpConn(req.id, this.tcp, this.events, handler, now, this.budget);
     const entry = new ConnEntry(req.flow, conn);
-    conn.tuple = entry;
+    conn.tableEntry = entry;
     conn.timeWaitGate = this;
     const f = req.flow;
     const syn = this.seg;
@@ -766,7 +766,7 @@ export class Stack implements LinkRx, TimeWaitGate {
    * conn goes to CLOSED), counted and reported to onTimeWaitOverflow.
    */
   admitTimeWait(conn: ConnIdentity): boolean {
-    const entry = conn instanceof TcpConn ? (conn.tuple as ConnEntry | null) : null;
+    const entry = conn instanceof TcpConn ? (conn.tableEntry as ConnEntry | null) : null;
     if (this.timeWaitCount + this.timeWaitReserved < this.maxTimeWait) {
       if (entry !== null && !entry.timeWaitReserved) {
         entry.timeWaitReserved = true;
@@ -794,7 +794,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     if (state === State.CLOSED) {
       if (this.table.remove(entry)) this.connCount--;
       this.heap.cancel(entry);
-      conn.tuple = null;
+      conn.tableEntry = null;
       return;
     }
     if (state === State.TIME_WAIT) {
@@ -818,14 +818,14 @@ export class Stack implements LinkRx, TimeWaitGate {
     }
     this.table.replace(entry, tw);
     this.heap.cancel(entry);
-    conn.tuple = null;
+    conn.tableEntry = null;
     this.connCount--;
     this.timeWaitCount++;
     this.heap.schedule(tw, rec.expiresAt);
   }
 
   private emitConnSegment(conn: TcpConn, out: OutSegment): boolean {
-    const entry = conn.tuple as ConnEntry;
+    const entry = conn.tableEntry as ConnEntry;
     const f = entry.flow;
     const ok = this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, conn);
     if (!ok) this.blockTx();
@@ -869,7 +869,7 @@ export class Stack implements LinkRx, TimeWaitGate {
       this.blockedList = [];
       for (const e of waiting) {
         e.blocked = false;
-        if (e.conn.tuple === e) this.markDirty(e);
+        if (e.conn.tableEntry === e) this.markDirty(e);
       }
       this.flush();
     });

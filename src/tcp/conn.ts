@@ -148,8 +148,11 @@ export class TcpConn implements ConnIdentity {
   bytesOut: number;
   /** Segments retransmitted (RTO, fast and probes), as reported to events.retransmit. */
   retransmits: number;
-  /** Opaque to the connection: the stack's handle (addresses, table entry). */
-  tuple: unknown;
+  /**
+   * The stack's entry for this connection in its table (addresses, slot), or null outside the
+   * table. Opaque here, like Linux's sk_user_data: tcp/ stands below stack/ and cannot name it.
+   */
+  tableEntry: object | null;
   /**
    * Set when a SYN arriving in TIME_WAIT opened a new incarnation (RFC 6191): this connection
    * is now CLOSED and the stack should create a new one for the SYN with this ISS; -1 otherwise.
@@ -227,7 +230,7 @@ export class TcpConn implements ConnIdentity {
     this.bytesIn = 0;
     this.bytesOut = 0;
     this.retransmits = 0;
-    this.tuple = null;
+    this.tableEntry = null;
     this.newIncarnationIss = -1;
     this.snd = new Sender(cfg, now);
     this.rcv = new Receiver(cfg.rcvBufBytes, cfg.mss, budget);
