@@ -225,11 +225,7 @@ function validate(c: Config): void {
     throw new ConfigError(`--congestion-control: "${String(c.congestionControl)}" is not newreno or cubic`);
   }
   if (c.impair !== null) {
-    try {
-      parseFaultSpec(c.impair);
-    } catch (err) {
-      throw new ConfigError(`--impair: ${(err as Error).message} (keys: loss, dup, reorder, reorder-ms, delay, jitter, seed)`);
-    }
+    parseFaultSpec(c.impair); // throws ConfigError naming the bad item
   }
   integer(c.maxEventStreams, '--max-event-streams', 0);
   if (c.maxEventStreams > 10_000) throw new ConfigError(`--max-event-streams: ${c.maxEventStreams} is out of range (0-10000)`);
