@@ -253,24 +253,43 @@ cidrs_of() {
 }
 
 # reconcile_pref FAMILY PRIO SPEC...: the rules at PRIO become exactly the SPECs (each one
-# string of `ip rule` words). New ones are added before stale ones go, so a re-run with other
+# string of `ip rule` words, as `ip rule show` prints them: a host address without /32 or
+# /128). Compared line by line: `ip rule show` takes selectors as filters but would also list
+# a rule that has more of them. New ones are added before stale ones go, so a re-run with other
 # options never leaves a moment without them.
 reconcile_pref() {
-  local fam="$1" prio="$2" spec line keep=$'\n'
+  local fam="$1" prio="$2" spec have want=$'\n' missing=()
   shift 2
+  have=$'\n'"$(ip "$fam" rule show pref "$prio" | sed 's/^[0-9]*:[[:space:]]*from all //')"$'\n'
   for spec in "$@"; do
-    # shellcheck disable=SC2086 # SPEC is a list of words
-    ensure_rule "$fam" "$prio" $spec
-    keep+="$(ip "$fam" rule show pref "$prio" $spec)"$'\n'
+    spec="$(sed -E 's#^to ([0-9.]+)/32 #to \1 #; s#^to ([0-9a-fA-F:]+)/128 #to \1 #' <<<"$spec")"
+    want+="$spec"$'\n'
+    case "$have" in *$'\n'"$spec"$'\n'*) ;; *) missing+=("$spec") ;; esac
   done
-  while IFS= read -r line; do
-    [ -n "$line" ] || continue
-    case "$keep" in *$'\n'"$line"$'\n'*) continue ;; esac
-    spec="${line#*from all }"
+  for spec in ${missing[@]+"${missing[@]}"}; do
+    # The kernel calls a new rule a duplicate when an existing one at the same priority has all
+    # its selectors (the catch-all after "to CIDR" rules): then the stale ones go first.
+    # shellcheck disable=SC2086 # SPEC is a list of words
+    if ! ip "$fam" rule add $spec priority "$prio" 2>/dev/null; then
+      remove_unwanted "$fam" "$prio" "$have" "$want"
+      have=$'\n'
+      ip "$fam" rule add $spec priority "$prio"
+    fi
+    log "added: ip $fam rule add $spec priority $prio"
+  done
+  remove_unwanted "$fam" "$prio" "$have" "$want"
+}
+
+# remove_unwanted FAMILY PRIO HAVE WANT: deletes the specs of HAVE not in WANT (newline lists).
+remove_unwanted() {
+  local spec
+  while IFS= read -r spec; do
+    [ -n "$spec" ] || continue
+    case "$4" in *$'\n'"$spec"$'\n'*) continue ;; esac
     # shellcheck disable=SC2086
-    ip "$fam" rule del pref "$prio" $spec
-    log "removed: ip $fam rule del pref $prio $spec"
-  done <<<"$(ip "$fam" rule show pref "$prio")"
+    ip "$1" rule del pref "$2" $spec
+    log "removed: ip $1 rule del pref $2 $spec"
+  done <<<"$3"
 }
 
 # delete_pref FAMILY PRIO: every rule at PRIO.
