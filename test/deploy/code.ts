@@ -121,8 +121,12 @@ async function registryCatalogue(): Promise<Catalogue> {
   }
 }
 
-/** Labels Prometheus attaches to every scraped series (never checked against the registry). */
-export const TARGET_LABELS = new Set(['job', 'instance']);
+/**
+ * Labels Prometheus attaches to every scraped series (never checked against the registry):
+ * job and instance always, namespace and pod in Kubernetes (the PodMonitor and
+ * prometheus-kubernetes.yml).
+ */
+export const TARGET_LABELS = new Set(['job', 'instance', 'namespace', 'pod']);
 
 /**
  * Problems of one selector against the catalogue: an unknown metric, an unknown label, or a
