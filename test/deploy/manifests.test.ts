@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { DEFAULT_CONFIG, envName, OPTION_SPECS, parseListen, resolveConfig } from '../../src/config.js';
 import { httpApp, readRepoFile, repoPath } from './code.js';
+import { describeIfKubectl, kustomize } from './kubectl.js';
 import { envPairs, execForm, parseDockerfile, stages, substitute, type Stage } from './dockerfile.js';
 
 // ------------------------------------------------------------------------------ shared facts
@@ -305,14 +306,6 @@ interface Deployment {
   };
 }
 
-/** `kubectl kustomize DIR` of a directory of the repository, as YAML documents. */
-function kustomize(...dir: string[]): Deployment[] {
-  const r = spawnSync('kubectl', ['kustomize', repoPath(...dir)], { encoding: 'utf8', timeout: 60_000 });
-  if (r.error !== undefined) throw r.error;
-  if (r.status !== 0) throw new Error(`kubectl kustomize ${dir.join('/')}: ${r.stderr}`);
-  return parseAllDocuments(r.stdout).map((d) => d.toJS() as Deployment);
-}
-
 /** A container's environment: its ConfigMaps (envFrom, looked up in docs) overridden by env. */
 function containerEnv(c: K8sContainer, docs: readonly Deployment[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -325,7 +318,7 @@ function containerEnv(c: K8sContainer, docs: readonly Deployment[]): Record<stri
   return out;
 }
 
-const SIDECAR_SOURCES: Array<{ what: string; docs: () => Deployment[]; kinds: string[]; listenHost: string }> = [
+const SIDECAR_SOURCES: Array<{ what: string; docs: () => Deployment[]; kinds: string[]; listenHost: string; kubectl?: boolean }> = [
   {
     what: 'deploy/kubernetes/sidecar.yaml',
     docs: () => parseAllDocuments(readRepoFile('deploy', 'kubernetes', 'sidecar.yaml')).map((d) => d.toJS() as Deployment),
@@ -334,13 +327,14 @@ const SIDECAR_SOURCES: Array<{ what: string; docs: () => Deployment[]; kinds: st
   },
   {
     what: 'kubectl kustomize deploy/kubernetes/example (the component on a plain Deployment)',
-    docs: () => kustomize('deploy', 'kubernetes', 'example'),
+    docs: () => kustomize<Deployment>('deploy', 'kubernetes', 'example'),
     kinds: ['v1/ConfigMap', 'apps/v1/Deployment'],
     listenHost: '::',
+    kubectl: true,
   },
 ];
 
-for (const source of SIDECAR_SOURCES) describe(source.what, () => {
+for (const source of SIDECAR_SOURCES) (source.kubectl === true ? describeIfKubectl : describe)(source.what, () => {
   const docs = source.docs();
   const dep = docs.find((d) => d.kind === 'Deployment')!;
   const pod = dep.spec.template.spec;
@@ -467,9 +461,9 @@ for (const source of SIDECAR_SOURCES) describe(source.what, () => {
   });
 });
 
-describe('deploy/kubernetes/synfin: the kustomize component', () => {
+describeIfKubectl('deploy/kubernetes/synfin: the kustomize component', () => {
   const plain = parse(readRepoFile('deploy', 'kubernetes', 'example', 'deployment.yaml')) as Deployment;
-  const docs = kustomize('deploy', 'kubernetes', 'example');
+  const docs = kustomize<Deployment>('deploy', 'kubernetes', 'example');
   const dep = docs.find((d) => d.kind === 'Deployment')!;
   const pod = dep.spec.template.spec;
   const cm = docs.find((d) => d.kind === 'ConfigMap')!;
@@ -549,7 +543,7 @@ describe('deploy/kubernetes/synfin: the kustomize component', () => {
       fs.writeFileSync(path.join(dir, 'a.yaml'), stringify(plain));
       fs.writeFileSync(path.join(dir, 'b.yaml'), stringify(other));
       fs.writeFileSync(path.join(dir, 'kustomization.yaml'), stringify({ resources: ['a.yaml', 'b.yaml'], components: ['../synfin'] }));
-      const out = kustomize('deploy', 'kubernetes', path.basename(dir));
+      const out = kustomize<Deployment>('deploy', 'kubernetes', path.basename(dir));
       const names = (name: string) => out.find((d) => d.metadata.name === name)!.spec.template.spec.initContainers?.map((c) => c.name) ?? [];
       expect(names('shop')).toEqual(['synfin-routing', 'synfin']);
       expect(names('batch')).toEqual([]);

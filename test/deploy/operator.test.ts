@@ -12,6 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { readRepoFile, repoPath } from './code.js';
+import { describeIfKubectl, kustomize } from './kubectl.js';
 import { describeIfPromtool, runPromtool } from './promtool.js';
 
 // ------------------------------------------------------------------------------ a small schema
@@ -202,11 +203,33 @@ describe('deploy/kubernetes/monitoring: generated', () => {
     }
   });
 
+});
+
+describeIfKubectl('deploy/kubernetes/monitoring: with kubectl kustomize', () => {
   it('kustomization_rendersEveryObject', () => {
-    const r = spawnSync('kubectl', ['kustomize', repoPath(...DIR)], { encoding: 'utf8', timeout: 60_000 });
-    expect(r.stderr).toBe('');
-    const kinds = parseAllDocuments(r.stdout).map((d) => (d.toJS() as K8sObject).kind);
+    const kinds = kustomize<K8sObject>(...DIR).map((d) => d.kind);
     expect(kinds.sort()).toEqual([...dashboards.map(() => 'ConfigMap'), 'PodMonitor', 'PrometheusRule'].sort());
+  });
+
+  it('podMonitor_selectsThePodsOfTheComponentOnItsMetricsPort', () => {
+    const dep = kustomize<{ kind: string; spec: { template: { metadata: { labels: Record<string, string> }; spec: { initContainers: Array<{ name: string; ports?: Array<{ name: string }> }> } } } }>(
+      'deploy',
+      'kubernetes',
+      'example',
+    ).find((d) => d.kind === 'Deployment')!;
+    const spec = monitor[0]!.spec as {
+      selector: { matchLabels: Record<string, string> };
+      namespaceSelector: { any: boolean };
+      podMetricsEndpoints: Array<{ port: string; path: string; relabelings: Array<{ targetLabel: string; replacement: string }> }>;
+    };
+    for (const [k, v] of Object.entries(spec.selector.matchLabels)) expect(dep.spec.template.metadata.labels[k], k).toBe(v);
+    expect(spec.namespaceSelector.any).toBe(true);
+    const ports = dep.spec.template.spec.initContainers.flatMap((c) => (c.ports ?? []).map((p) => p.name));
+    expect(ports).toContain(spec.podMetricsEndpoints[0]!.port);
+    expect(spec.podMetricsEndpoints[0]!.path).toBe('/metrics');
+    // The job the rules select (job="synfin" on up, process_*, nodejs_*).
+    expect(spec.podMetricsEndpoints[0]!.relabelings).toContainEqual({ action: 'replace', targetLabel: 'job', replacement: 'synfin' });
+    expect(groups.flatMap((g) => g.rules).some((r) => r.expr.includes('job="synfin"'))).toBe(true);
   });
 });
 
@@ -237,25 +260,6 @@ describe('deploy/kubernetes/monitoring: the Prometheus Operator CRDs', () => {
     ]);
   });
 
-  it('podMonitor_selectsThePodsOfTheComponentOnItsMetricsPort', () => {
-    const r = spawnSync('kubectl', ['kustomize', repoPath('deploy', 'kubernetes', 'example')], { encoding: 'utf8', timeout: 60_000 });
-    const dep = parseAllDocuments(r.stdout)
-      .map((d) => d.toJS() as { kind: string; spec: { template: { metadata: { labels: Record<string, string> }; spec: { initContainers: Array<{ name: string; ports?: Array<{ name: string }> }> } } } })
-      .find((d) => d.kind === 'Deployment')!;
-    const spec = monitor[0]!.spec as {
-      selector: { matchLabels: Record<string, string> };
-      namespaceSelector: { any: boolean };
-      podMetricsEndpoints: Array<{ port: string; path: string; relabelings: Array<{ targetLabel: string; replacement: string }> }>;
-    };
-    for (const [k, v] of Object.entries(spec.selector.matchLabels)) expect(dep.spec.template.metadata.labels[k], k).toBe(v);
-    expect(spec.namespaceSelector.any).toBe(true);
-    const ports = dep.spec.template.spec.initContainers.flatMap((c) => (c.ports ?? []).map((p) => p.name));
-    expect(ports).toContain(spec.podMetricsEndpoints[0]!.port);
-    expect(spec.podMetricsEndpoints[0]!.path).toBe('/metrics');
-    // The job the rules select (job="synfin" on up, process_*, nodejs_*).
-    expect(spec.podMetricsEndpoints[0]!.relabelings).toContainEqual({ action: 'replace', targetLabel: 'job', replacement: 'synfin' });
-    expect(groups.flatMap((g) => g.rules).some((r) => r.expr.includes('job="synfin"'))).toBe(true);
-  });
 });
 
 describe('deploy/generate.mjs options', () => {
