@@ -534,6 +534,32 @@ describeIfKubectl('deploy/kubernetes/synfin: the kustomize component', () => {
     expect((synfin as { resources?: { limits?: { memory?: string } } }).resources?.limits?.memory).toBe('336Mi');
   });
 
+  it('readme_kubernetesSection_snippetRendersTheSidecarWithTheImageItNames', () => {
+    const readme = readRepoFile('README.md');
+    const section = readme.slice(readme.indexOf('\n## Kubernetes\n'), readme.indexOf('\n## Metrics\n'));
+    const snippet = /```yaml\n([\s\S]*?)```/.exec(section)?.[1]?.replace(/^ {3}/gm, '');
+    expect(snippet).toBeDefined();
+    const k = parse(snippet!) as { resources: string[]; components: string[]; images: Array<{ newName: string; newTag: string }> };
+    expect(k.components).toEqual(['path/to/synfin/deploy/kubernetes/synfin']);
+    const dir = fs.mkdtempSync(path.join(repoPath('deploy', 'kubernetes'), '.test-readme-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'deployment.yaml'), stringify(plain));
+      fs.writeFileSync(path.join(dir, 'kustomization.yaml'), stringify({ ...k, components: ['../synfin'] }));
+      const out = kustomize<Deployment>('deploy', 'kubernetes', path.basename(dir));
+      const init = out.find((d) => d.kind === 'Deployment')!.spec.template.spec.initContainers!;
+      expect(init.map((c) => `${c.name} ${c.image}`)).toEqual([
+        `synfin-routing ${k.images[0]!.newName}:${k.images[0]!.newTag}`,
+        `synfin ${k.images[0]!.newName}:${k.images[0]!.newTag}`,
+      ]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    // The commands the section gives exist.
+    for (const file of ['deploy/generate.mjs', 'deploy/kubernetes/monitoring/kustomization.yaml', 'deploy/kubernetes/example/kustomization.yaml', 'docs/runbooks.md']) {
+      expect(fs.existsSync(repoPath(file)), file).toBe(true);
+    }
+  });
+
   it('component_deploymentAnnotatedInjectFalse_isLeftAlone', () => {
     const dir = fs.mkdtempSync(path.join(repoPath('deploy', 'kubernetes'), '.test-optout-'));
     try {
