@@ -363,6 +363,11 @@ for (const source of SIDECAR_SOURCES) (source.kubectl === true ? describeIfKubec
     else expect(pod.containers.map((c) => c.name)).toContain('synfin');
   });
 
+  it('k8s_podLabel_isWhatThePodMonitorSelects', () => {
+    const monitor = parse(readRepoFile('deploy', 'kubernetes', 'monitoring', 'podmonitor.yaml')) as { spec: { selector: { matchLabels: Record<string, string> } } };
+    for (const [k, v] of Object.entries(monitor.spec.selector.matchLabels)) expect(dep.spec.template.metadata.labels?.[k], k).toBe(v);
+  });
+
   it('k8s_prometheusAnnotations_pointAtSynfinsMetrics', () => {
     const a = dep.spec.template.metadata.annotations;
     expect(a['prometheus.io/scrape']).toBe('true');
