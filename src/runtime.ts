@@ -218,6 +218,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     apiHosts: config.apiHosts,
     beforeScrape: () => connections.prepareScrape(),
     plugins: [livePage(summary)],
+    log: logger.child({ component: 'http' }),
   });
 
   const impairedRx = fault !== null ? new ImpairedRx(stack, { ...fault, seed: fault.seed + 1 }, timers) : null;
