@@ -15,6 +15,7 @@ import { livePage } from './http/page.js';
 import { createLogger, attachTransitionLogging, ThrottledWarning } from './observability/log.js';
 import { createSummary } from './observability/summary.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
+import { ephemeralPortCount } from './observability/process-metrics.js';
 import { ConnectionRegistry } from './observability/registry.js';
 import { UpstreamForwarder } from './proxy/forwarder.js';
 import { DestinationPolicy } from './proxy/policy.js';
@@ -192,6 +193,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       upstreamSockets: () => connections.upstreamSocketStates(),
       ready: () => ready && !shuttingDown,
       memory: () => ({ used: budget.used, limit: budget.limit }),
+      ephemeralPorts: () => ephemeralPortCount(),
     },
     VERSION,
   );
