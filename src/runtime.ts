@@ -267,6 +267,8 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     if (code === 'EADDRINUSE') throw new ConfigError(`--listen: ${config.listenHost}:${config.listenPort} is already in use`);
     if (code === 'EADDRNOTAVAIL') throw new ConfigError(`--listen: ${config.listenHost} is not an address of this host`);
     if (code === 'EACCES') throw new ConfigError(`--listen: no permission to listen on port ${config.listenPort}`);
+    // A kernel booted with ipv6.disable=1 has no IPv6 sockets at all, not even the [::] wildcard.
+    if (code === 'EAFNOSUPPORT') throw new ConfigError(`--listen: ${config.listenHost} needs IPv6, which this host does not have (use 0.0.0.0:${config.listenPort})`);
     throw err;
   }
   const addr = app.server.address();
