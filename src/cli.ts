@@ -156,6 +156,13 @@ export async function main(argv: string[]): Promise<void> {
         process.exitCode = 0;
         return;
       }
+      // `run` is the default command, so a mistyped command reaches it as an argument.
+      const first = argv[0];
+      const known = program.commands.map((c) => c.name());
+      if (err.code === 'commander.excessArguments' && first !== undefined && !first.startsWith('-') && !known.includes(first)) {
+        fail(`unknown command "${first}" (commands: ${known.join(', ')}; see synfin --help)`, 2);
+        return;
+      }
       fail(err.message.replace(/^error: /, ''), 2);
       return;
     }

@@ -139,6 +139,11 @@ describe('exit codes', () => {
     expect(synfin(['check'], { ...inject(), SYNFIN_LOG_LEVEL: 'debug' }).stdout).toMatch(/"msg":"unexpected error"/);
   });
 
+  it('a mistyped command is named as unknown, exit 2', () => {
+    expectOneLine(synfin(['conections']), 2, /unknown command "conections" \(commands: run, check, connections, version, demo; see synfin --help\)/);
+    expectOneLine(synfin(['run', 'extra']), 2, /too many arguments for 'run'/);
+  });
+
   it('bad usage of connections is exit 2; an unreachable synfin is exit 1, one line each', async () => {
     expectOneLine(synfin(['connections', '--waiting-on', 'nobody']), 2, /--waiting-on: "nobody" is not app or upstream/);
     expectOneLine(synfin(['connections', '--state', 'SLEEPING']), 2, /--state: "SLEEPING" is not one of/);
