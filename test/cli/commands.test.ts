@@ -285,6 +285,7 @@ const LISTEN = '[::]:9477';
 
 describeIfTun('synfin connections and synfin_ephemeral_ports against a running synfin', () => {
   let ns: NetNs;
+  let synfinOut: () => string;
   const children: ChildProcess[] = [];
 
   const until = async (what: string, ok: () => boolean, ms = 15_000): Promise<void> => {
@@ -318,10 +319,10 @@ describeIfTun('synfin connections and synfin_ephemeral_ports against a running s
     const n = (process.pid % 200) + 20;
     const synfinChild = ns.spawn(process.execPath, [
       BIN, 'run', '--tun', uniqueIfName('sfcm'), '--address', `198.18.${n}.1/24`, '--listen', LISTEN,
-      '--map', `198.18.${n}.0/24=127.0.0.1`, '--shutdown-grace', '0',
+      '--map', `198.18.${n}.0/24=127.0.0.1`, '--shutdown-grace', '0', '--max-event-streams', '0',
     ]);
     children.push(synfinChild);
-    const synfinOut = output(synfinChild);
+    synfinOut = output(synfinChild);
     await until('synfin ready', () => synfinOut().includes('synfin ready'));
 
     const clients = ns.spawn(process.execPath, ['-e', CLIENTS, `198.18.${n}.2`, String(port), String(OPEN)]);
@@ -387,6 +388,13 @@ describeIfTun('synfin connections and synfin_ephemeral_ports against a running s
     const exited = new Promise<number | null>((r) => child.once('exit', r));
     child.kill('SIGINT');
     expect(await exited).toBe(0);
+  });
+
+  it("a 5xx answer is a line in synfin's log (here /api/events refused with --max-event-streams 0)", async () => {
+    expect((await curl('http://127.0.0.1:9477/api/events', '-o', '/dev/null', '-w', '%{http_code}')).stdout).toBe('503');
+    await until('the log line', () => synfinOut().includes('"statusCode":503'), 5000);
+    const line = synfinOut().split('\n').find((l) => l.includes('"statusCode":503'))!;
+    expect(JSON.parse(line)).toMatchObject({ level: 40, name: 'synfin', component: 'http', statusCode: 503, msg: 'HTTP 503', req: { method: 'GET', url: '/api/events' } });
   });
 
   it("synfin_ephemeral_ports is the size of the namespace's ip_local_port_range, read at each scrape", async () => {
