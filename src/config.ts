@@ -123,10 +123,13 @@ export function envName(flag: string): string {
 export type RawOptions = Partial<Record<string, string | string[] | undefined>>;
 
 /**
- * Merge flags (already parsed into strings by the CLI), the environment and the config file.
- * `flags` is keyed by flag name (`connect-timeout`), values as typed on the command line.
+ * Merge flags (already parsed into strings by the CLI), the environment and the config file
+ * (`--config`, else SYNFIN_CONFIG). `flags` is keyed by flag name (`connect-timeout`), values as
+ * typed on the command line.
  */
-export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv, configFile?: string): Config {
+export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv, configFileFlag?: string): Config {
+  // The file itself follows the same precedence: --config, else SYNFIN_CONFIG.
+  const configFile = configFileFlag ?? (env[envName('config')] || undefined);
   const fileValues = configFile !== undefined ? readConfigFile(configFile) : {};
   const merged: Record<string, unknown> = {};
   for (const spec of OPTION_SPECS) {

@@ -13,7 +13,7 @@ import { parse, parseAllDocuments, stringify } from 'yaml';
 import { DEFAULT_CONFIG, envName, OPTION_SPECS, parseListen, resolveConfig } from '../../src/config.js';
 import { httpApp, readRepoFile, repoPath } from './code.js';
 import { describeIfKubectl, kustomize } from './kubectl.js';
-import { envPairs, execForm, parseDockerfile, stages, substitute, type Stage } from './dockerfile.js';
+import { envPairs, execForm, labelPairs, NODE_LTS_END_OF_LIFE, parseDockerfile, stages, substitute, type Stage } from './dockerfile.js';
 
 // ------------------------------------------------------------------------------ shared facts
 
@@ -95,13 +95,33 @@ describe('deploy/Dockerfile', () => {
   it('dockerfile_stages_buildThenSlimNodeLtsRuntime', () => {
     expect(dockerStages.length).toBeGreaterThanOrEqual(2);
     expect(build.name).toBe('build');
-    const m = /^node:(\d+)-bookworm-slim$/.exec(runtime.from);
+    const m = /^node:(\d+)-(bookworm|trixie)-slim$/.exec(runtime.from);
     expect(m, runtime.from).not.toBeNull();
     const major = Number(m![1]);
-    // Even majors are Node's LTS lines; the package says which it needs.
+    // Even majors are Node's LTS lines (until 27, from which every line is); the package says
+    // which it needs; the image's line is not past its end of life.
     expect(major % 2).toBe(0);
     expect(major).toBeGreaterThanOrEqual(Number(/>=\s*(\d+)/.exec(pkg.engines.node)![1]));
-    expect(build.from).toBe(`node:${major}-bookworm`);
+    const eol = NODE_LTS_END_OF_LIFE[major];
+    if (eol !== undefined) expect(new Date(`${eol}T00:00:00Z`).getTime(), `Node ${major} reached its end of life on ${eol}`).toBeGreaterThan(Date.now());
+    else expect(major).toBeGreaterThan(Math.max(...Object.keys(NODE_LTS_END_OF_LIFE).map(Number)));
+    // The build compiles the addon against the same Node and the same Debian (glibc) it runs on.
+    expect(build.from).toBe(`node:${major}-${m![2]}`);
+  });
+
+  it('dockerfile_labels_carryTheOciAnnotations', () => {
+    const labels = new Map(instructions(runtime, 'LABEL').flatMap((a) => [...labelPairs(a)]));
+    const pkgFull = JSON.parse(readRepoFile('package.json')) as { version: string; license: string; description: string; name: string };
+    expect(labels.get('org.opencontainers.image.title')).toBe(pkgFull.name);
+    expect(labels.get('org.opencontainers.image.description')).toBe(pkgFull.description);
+    expect(labels.get('org.opencontainers.image.version')).toBe(pkgFull.version);
+    expect(labels.get('org.opencontainers.image.licenses')).toBe(pkgFull.license);
+    expect(labels.get('org.opencontainers.image.base.name')).toBe(`docker.io/library/${runtime.from}`);
+    // Filled in at build time (--build-arg): present, and each from its own ARG.
+    for (const [key, arg] of [['revision', 'SYNFIN_REVISION'], ['created', 'SYNFIN_CREATED'], ['source', 'SYNFIN_SOURCE']] as const) {
+      expect(labels.has(`org.opencontainers.image.${key}`), key).toBe(true);
+      expect(runtime.args.has(arg), arg).toBe(true);
+    }
   });
 
   it('dockerfile_build_runsNpmCiBuildThenPrunesDevDependencies', () => {
@@ -194,12 +214,12 @@ describe('deploy/Dockerfile', () => {
     expect(cmd).toEqual(['run']);
   });
 
-  it('dockerfile_listen_isAllInterfacesOnTheDefaultPort', () => {
+  it('dockerfile_listen_isAllInterfacesDualStackOnTheDefaultPort', () => {
     expect(single(runtime, 'EXPOSE')).toBe(String(PORT));
     const env = new Map(instructions(runtime, 'ENV').flatMap((a) => [...envPairs(a)]));
     const listen = env.get(envName('listen'));
     expect(listen).toBeDefined();
-    expect(parseListen(listen!)).toEqual({ host: '0.0.0.0', port: PORT });
+    expect(parseListen(listen!)).toEqual({ host: '::', port: PORT });
   });
 
   it('dockerfile_healthcheck_getsHealthzWithTheCopiedScript', () => {
@@ -251,6 +271,19 @@ describe('deploy/healthcheck.mjs against synfin’s HTTP app', () => {
 
   it('healthcheck_readyzAnswers503_exits1', async () => {
     expect(await check(`0.0.0.0:${port}`, '/readyz')).toBe(1);
+  });
+
+  it('healthcheck_dualStackWildcard_asksOnLoopbackAndExits0', async () => {
+    // As in the image: synfin on [::], dual-stack; the check asks 127.0.0.1, which [::] accepts.
+    const dual = httpApp(true);
+    try {
+      await dual.app.listen({ host: '::', port: 0 });
+      const dualPort = (dual.app.server.address() as net.AddressInfo).port;
+      expect(await check(`[::]:${dualPort}`)).toBe(0);
+      expect(await check(`[::]:${dualPort}`, '/readyz')).toBe(0);
+    } finally {
+      await dual.close();
+    }
   });
 
   it('healthcheck_nothingListening_exits1', async () => {
@@ -323,7 +356,7 @@ const SIDECAR_SOURCES: Array<{ what: string; docs: () => Deployment[]; kinds: st
     what: 'deploy/kubernetes/sidecar.yaml',
     docs: () => parseAllDocuments(readRepoFile('deploy', 'kubernetes', 'sidecar.yaml')).map((d) => d.toJS() as Deployment),
     kinds: ['apps/v1/Deployment'],
-    listenHost: '0.0.0.0',
+    listenHost: '::',
   },
   {
     what: 'kubectl kustomize deploy/kubernetes/example (the component on a plain Deployment)',
@@ -667,9 +700,17 @@ describe('deploy/compose.yaml', () => {
   it('compose_synfinEnv_isSynfinOptionsThatValidate', () => {
     for (const name of Object.keys(synfinEnv)) expect(SYNFIN_ENV, name).toContain(name);
     const config = resolveConfig({}, synfinEnv);
-    expect(config.listenHost).toBe('0.0.0.0');
+    expect(config.listenHost).toBe('::');
     expect(config.listenPort).toBe(PORT);
     expect(config.deny).toContain('169.254.169.254/32');
+  });
+
+  it('compose_nodeImages_areTheImagesNodeLine', () => {
+    const nodeImages = Object.values(compose.services)
+      .map((svc) => svc.image)
+      .filter((img): img is string => typeof img === 'string' && img.startsWith('node:'));
+    expect(nodeImages.length).toBeGreaterThan(0);
+    for (const img of nodeImages) expect(img).toBe(runtime.from);
   });
 
   it('compose_app_sharesTheNamespaceAsAnotherUid', () => {
