@@ -5,6 +5,7 @@
 # outside, keep the ordinary routes.
 #
 #   sidecar-routing.sh [--tun NAME] [--uid UID] [--table N] [--mark MARK] [--no-ipv6]
+#                      [--include CIDR]... [--exclude CIDR]... [--exclude-port PORT]...
 #   sidecar-routing.sh --remove [--delete-tun] [same options]
 #
 # Policy rules, per address family (IPv4, and IPv6 unless --no-ipv6, or IPv6 is off on the device):
@@ -12,8 +13,13 @@
 #   pref 101  uidrange UID-UID unreachable        ... and never fall through into the TUN table
 #   pref 110  to 127.0.0.0/8 (::1) lookup local   loopback stays local
 #   pref 120  fwmark MARK/MARK lookup main        packets of marked connections (below) leave normally
+#   pref 150  to CIDR lookup main                 --exclude: destinations kept off the device
+#   pref 150  ipproto tcp dport PORT lookup main  --exclude-port: destination ports kept off it
 #   pref 200  ipproto tcp lookup TABLE            every other TCP packet goes to TABLE, whose one
 #   route     default dev TUN table TABLE         route is the TUN device, where synfin reads it
+# With --include, pref 200 is one rule per included CIDR (to CIDR ipproto tcp lookup TABLE)
+# instead of the catch-all: only those destinations go through synfin (a family with no
+# included CIDR keeps its TCP off the device).
 # The kernel's own "from all lookup local" rule (pref 0) still comes first, so traffic to the
 # namespace's own addresses and synfin's packets coming back out of the TUN device stay local.
 #
@@ -57,6 +63,7 @@ PRIO_UID=100
 PRIO_UID_GUARD=101
 PRIO_LOOPBACK=110
 PRIO_MARK=120
+PRIO_EXCLUDE=150
 PRIO_TCP=200
 NFT_TABLE=synfin
 
@@ -68,12 +75,17 @@ ignored_ports=0
 ipv6=1
 mode=setup
 delete_tun=0
+# Lists may come from the environment (a ConfigMap), separated by commas or spaces.
+IFS=", " read -r -a includes <<<"${SYNFIN_ROUTING_INCLUDE:-}"
+IFS=", " read -r -a excludes <<<"${SYNFIN_ROUTING_EXCLUDE:-}"
+IFS=", " read -r -a exclude_ports <<<"${SYNFIN_ROUTING_EXCLUDE_PORTS:-}"
 
 prog="${0##*/}"
 
 usage() {
   cat <<EOF
 usage: $prog [--tun NAME] [--uid UID] [--table N] [--mark MARK] [--no-ipv6]
+       $prog [--include CIDR]... [--exclude CIDR]... [--exclude-port PORT]... [options as above]
        $prog --remove [--delete-tun] [options as above]
 
 Routes every TCP connection the processes in this network namespace open through synfin's TUN
@@ -87,6 +99,12 @@ them) use the ordinary routes, whatever their ports.
   --mark MARK         the packet and conntrack mark bits of connections kept off the device
                       (default \$SYNFIN_ROUTING_MARK or 0x100000); other bits are left alone
   --no-ipv6           IPv4 rules only
+  --include CIDR      only TCP to these destinations goes through synfin (repeatable; default
+                      all; also \$SYNFIN_ROUTING_INCLUDE, comma-separated)
+  --exclude CIDR      TCP to these destinations keeps the ordinary route, off synfin (repeatable;
+                      also \$SYNFIN_ROUTING_EXCLUDE, comma-separated)
+  --exclude-port PORT TCP to this destination port keeps the ordinary route (repeatable; also
+                      \$SYNFIN_ROUTING_EXCLUDE_PORTS, comma-separated)
   --remove            remove the rules, the route and the nftables table instead
   --delete-tun        with --remove: delete the TUN device too
   --metrics-port PORT, --keep-port PORT
@@ -120,6 +138,9 @@ while [ "$#" -gt 0 ]; do
     --table) need_value "$@"; table="$2"; shift 2 ;;
     --mark) need_value "$@"; mark="$2"; shift 2 ;;
     --metrics-port | --keep-port) need_value "$@"; check_port "$1" "$2"; ignored_ports=1; shift 2 ;;
+    --include) need_value "$@"; includes+=("$2"); shift 2 ;;
+    --exclude) need_value "$@"; excludes+=("$2"); shift 2 ;;
+    --exclude-port) need_value "$@"; exclude_ports+=("$2"); shift 2 ;;
     --no-ipv6) ipv6=0; shift ;;
     --remove) mode=remove; shift ;;
     --delete-tun) delete_tun=1; shift ;;
@@ -136,6 +157,14 @@ is_uint "$table" && [ "$table" -ge 1 ] && [ "$table" -le 4294967295 ] ||
 case "$table" in 253 | 254 | 255) die_usage "--table: $table is a reserved table (default, main, local)" ;; esac
 [[ "$mark" =~ ^(0x[0-9A-Fa-f]{1,8}|[0-9]{1,10})$ ]] && [ "$((mark))" -ge 1 ] && [ "$((mark))" -le 4294967295 ] ||
   die_usage "--mark: \"$mark\" is not a mark (1-0xffffffff)"
+check_cidr() {
+  [[ "$2" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}/([0-9]|[12][0-9]|3[0-2])$ ]] ||
+    [[ "$2" =~ ^[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*/([0-9]{1,2}|1[01][0-9]|12[0-8])$ ]] ||
+    die_usage "$1: \"$2\" is not a CIDR (ADDRESS/PREFIX)"
+}
+for c in ${includes[@]+"${includes[@]}"}; do check_cidr --include "$c"; done
+for c in ${excludes[@]+"${excludes[@]}"}; do check_cidr --exclude "$c"; done
+for p in ${exclude_ports[@]+"${exclude_ports[@]}"}; do check_port --exclude-port "$p"; done
 [ "$delete_tun" -eq 0 ] || [ "$mode" = remove ] || die_usage "--delete-tun only goes with --remove"
 
 command -v ip >/dev/null 2>&1 || { echo "$prog: ip (iproute2) is not installed" >&2; exit 1; }
@@ -208,6 +237,66 @@ fwmarks_at() {
 # lookup main"): removed on setup and --remove.
 sport_rules_at() {
   ip "$1" rule show pref "$2" | sed -n 's/.* ipproto tcp sport \([0-9]*\) lookup main.*/\1/p'
+}
+
+# cidrs_of FAMILY CIDR...: those of the family (IPv6 ones contain a colon).
+cidrs_of() {
+  local fam="$1" c
+  shift
+  for c in "$@"; do
+    case "$c" in
+      *:*) [ "$fam" = -6 ] && echo "$c" ;;
+      *) [ "$fam" = -4 ] && echo "$c" ;;
+    esac
+  done
+  return 0
+}
+
+# reconcile_pref FAMILY PRIO SPEC...: the rules at PRIO become exactly the SPECs (each one
+# string of `ip rule` words, as `ip rule show` prints them: a host address without /32 or
+# /128). Compared line by line: `ip rule show` takes selectors as filters but would also list
+# a rule that has more of them. New ones are added before stale ones go, so a re-run with other
+# options never leaves a moment without them.
+reconcile_pref() {
+  local fam="$1" prio="$2" spec have want=$'\n' missing=()
+  shift 2
+  have=$'\n'"$(ip "$fam" rule show pref "$prio" | sed 's/^[0-9]*:[[:space:]]*from all //')"$'\n'
+  for spec in "$@"; do
+    spec="$(sed -E 's#^to ([0-9.]+)/32 #to \1 #; s#^to ([0-9a-fA-F:]+)/128 #to \1 #' <<<"$spec")"
+    want+="$spec"$'\n'
+    case "$have" in *$'\n'"$spec"$'\n'*) ;; *) missing+=("$spec") ;; esac
+  done
+  for spec in ${missing[@]+"${missing[@]}"}; do
+    # The kernel calls a new rule a duplicate when an existing one at the same priority has all
+    # its selectors (the catch-all after "to CIDR" rules): then the stale ones go first.
+    # shellcheck disable=SC2086 # SPEC is a list of words
+    if ! ip "$fam" rule add $spec priority "$prio" 2>/dev/null; then
+      remove_unwanted "$fam" "$prio" "$have" "$want"
+      have=$'\n'
+      ip "$fam" rule add $spec priority "$prio"
+    fi
+    log "added: ip $fam rule add $spec priority $prio"
+  done
+  remove_unwanted "$fam" "$prio" "$have" "$want"
+}
+
+# remove_unwanted FAMILY PRIO HAVE WANT: deletes the specs of HAVE not in WANT (newline lists).
+remove_unwanted() {
+  local spec
+  while IFS= read -r spec; do
+    [ -n "$spec" ] || continue
+    case "$4" in *$'\n'"$spec"$'\n'*) continue ;; esac
+    # shellcheck disable=SC2086
+    ip "$1" rule del pref "$2" $spec
+    log "removed: ip $1 rule del pref $2 $spec"
+  done <<<"$3"
+}
+
+# delete_pref FAMILY PRIO: every rule at PRIO.
+delete_pref() {
+  while ip "$1" rule del pref "$2" 2>/dev/null; do
+    log "removed: ip $1 rule del pref $2"
+  done
 }
 
 loopback_of() {
@@ -311,14 +400,25 @@ setup_family() {
   ensure_action_rule "$fam" "$PRIO_UID_GUARD" unreachable uidrange "$range"
   ensure_rule "$fam" "$PRIO_LOOPBACK" to "$(loopback_of "$fam")" lookup local
   ensure_rule "$fam" "$PRIO_MARK" fwmark "$mark/$mark" lookup main
+  local specs=() c
+  for c in $(cidrs_of "$fam" ${excludes[@]+"${excludes[@]}"}); do specs+=("to $c lookup main"); done
+  for p in ${exclude_ports[@]+"${exclude_ports[@]}"}; do specs+=("ipproto tcp dport $p lookup main"); done
+  reconcile_pref "$fam" "$PRIO_EXCLUDE" ${specs[@]+"${specs[@]}"}
   ip "$fam" route replace default dev "$tun" table "$table"
-  ensure_rule "$fam" "$PRIO_TCP" ipproto tcp lookup "$table"
+  specs=()
+  if [ "${#includes[@]}" -eq 0 ]; then
+    specs=("ipproto tcp lookup $table")
+  else
+    for c in $(cidrs_of "$fam" "${includes[@]}"); do specs+=("to $c ipproto tcp lookup $table"); done
+  fi
+  reconcile_pref "$fam" "$PRIO_TCP" ${specs[@]+"${specs[@]}"}
 }
 
 remove_family() {
   local fam="$1" r p
-  # The catch-all first, so nothing is sent into the table while its exceptions are going away.
-  delete_rule "$fam" "$PRIO_TCP" ipproto tcp lookup "$table"
+  # The catch-all (or the included destinations) first, so nothing is sent into the table while
+  # its exceptions are going away.
+  delete_pref "$fam" "$PRIO_TCP"
   if ip "$fam" route del default dev "$tun" table "$table" 2>/dev/null; then
     log "removed: ip $fam route del default dev $tun table $table"
   fi
@@ -328,6 +428,7 @@ remove_family() {
   for p in $(sport_rules_at "$fam" "$PRIO_MARK"); do
     delete_rule "$fam" "$PRIO_MARK" ipproto tcp sport "$p" lookup main
   done
+  delete_pref "$fam" "$PRIO_EXCLUDE"
   delete_rule "$fam" "$PRIO_LOOPBACK" to "$(loopback_of "$fam")" lookup local
   for r in $(uidranges_at "$fam" "$PRIO_UID_GUARD"); do
     delete_rule "$fam" "$PRIO_UID_GUARD" uidrange "$r" unreachable

@@ -4,8 +4,12 @@
 //   node grafana/generate.mjs --check   exits 1 if the committed JSON differs from what it would write
 //
 // Every panel and query uses the `datasource` template variable; every PromQL selector selects
-// job=~"$job" and instance=~"$instance" (variables filled from synfin_build_info). Metric names and
-// label values are synfin's product contract (src/observability/metrics.ts); test/deploy checks them.
+// job=~"$job", namespace=~"$namespace", pod=~"$pod" and instance=~"$instance" (variables filled
+// from synfin_build_info). namespace and pod are the labels a Kubernetes scrape adds (the
+// PodMonitor, prometheus-kubernetes.yml); under a plain Prometheus they have no values, "All"
+// is .*, which also matches a missing label, and job and instance select the targets. Metric
+// names and label values are synfin's product contract (src/observability/metrics.ts,
+// CONTRACT.md); test/deploy checks them.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +18,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const outDir = path.join(here, 'dashboards');
 
 const DS = { type: 'prometheus', uid: '${datasource}' };
-const TARGET_LABELS = 'job=~"$job",instance=~"$instance"';
+const TARGET_LABELS = 'job=~"$job",namespace=~"$namespace",pod=~"$pod",instance=~"$instance"';
 const RI = '$__rate_interval';
 
 /** `metric{job=~"$job",instance=~"$instance",<matchers>}` */
@@ -143,6 +147,37 @@ function heatmap({ title, description, unit, targets }) {
   };
 }
 
+/**
+ * A table of instant queries, one row per target (namespace, pod, instance): the queries are
+ * merged on those labels, each value column named by `columns` (in target order).
+ */
+function table({ title, description, unit, targets, columns, hidden = [], links = [], overrides = [], w = 24, h = 8, sortBy }) {
+  const renames = Object.fromEntries(columns.map((c, i) => [columns.length === 1 ? 'Value' : `Value #${String.fromCharCode(65 + i)}`, c]));
+  return {
+    type: 'table',
+    title,
+    description,
+    datasource: DS,
+    fieldConfig: {
+      defaults: { unit, links, custom: { align: 'auto', cellOptions: { type: 'auto' }, inspect: false }, thresholds: { mode: 'absolute', steps: [{ color: 'green', value: null }] } },
+      overrides,
+    },
+    options: { showHeader: true, cellHeight: 'sm', footer: { show: false, reducer: ['sum'], countRows: false, fields: '' }, sortBy: sortBy === undefined ? [] : [{ displayName: sortBy, desc: true }] },
+    transformations: [
+      { id: 'merge', options: {} },
+      { id: 'organize', options: { excludeByName: Object.fromEntries(['Time', ...hidden].map((c) => [c, true])), renameByName: renames } },
+    ],
+    targets: targets.map((t) => ({ ...t, format: 'table', instant: true, range: false })),
+    w,
+    h,
+  };
+}
+
+/** A field override: the column `name` in `unit` (its other settings from the table). */
+function columnUnit(name, unit, extra = []) {
+  return { matcher: { id: 'byName', options: name }, properties: [{ id: 'unit', value: unit }, ...extra] };
+}
+
 function row(title) {
   return { type: 'row', title, collapsed: false, panels: [], w: 24, h: 1 };
 }
@@ -191,9 +226,11 @@ const datasourceVariable = {
   skipUrlSync: false,
 };
 
-function queryVariable(name, label, query) {
-  // No allValue: "All" expands to the list of values found, so the selectors never reach
-  // beyond synfin's targets (process_* and nodejs_* exist in every Node.js program).
+function queryVariable(name, label, query, allValue = null) {
+  // No allValue for job and instance: "All" expands to the list of values found, so the
+  // selectors never reach beyond synfin's targets (process_* and nodejs_* exist in every Node.js
+  // program). namespace, pod and service take .* (the job still bounds them), which also
+  // matches series without the label: a plain Prometheus has no namespace or pod.
   return {
     type: 'query',
     name,
@@ -205,6 +242,7 @@ function queryVariable(name, label, query) {
     hide: 0,
     includeAll: true,
     multi: true,
+    allValue,
     options: [],
     refresh: 2,
     regex: '',
@@ -214,21 +252,15 @@ function queryVariable(name, label, query) {
 }
 
 const jobVariable = queryVariable('job', 'Job', 'label_values(synfin_build_info, job)');
-const instanceVariable = queryVariable('instance', 'Instance', 'label_values(synfin_build_info{job=~"$job"}, instance)');
-
-const EPHEMERAL_PORTS_DEFAULT = '28232';
-const ephemeralPortsVariable = {
-  type: 'textbox',
-  name: 'ephemeral_ports',
-  label: 'Ephemeral ports',
-  description:
-    "Size of the hosts' ephemeral port range (net.ipv4.ip_local_port_range): 28232 is Linux's default 32768-60999.",
-  query: EPHEMERAL_PORTS_DEFAULT,
-  current: { selected: false, text: EPHEMERAL_PORTS_DEFAULT, value: EPHEMERAL_PORTS_DEFAULT },
-  options: [{ selected: true, text: EPHEMERAL_PORTS_DEFAULT, value: EPHEMERAL_PORTS_DEFAULT }],
-  hide: 0,
-  skipUrlSync: false,
-};
+const namespaceVariable = queryVariable('namespace', 'Namespace', 'label_values(synfin_build_info{job=~"$job"}, namespace)', '.*');
+const podVariable = queryVariable('pod', 'Pod', 'label_values(synfin_build_info{job=~"$job",namespace=~"$namespace"}, pod)', '.*');
+const instanceVariable = queryVariable(
+  'instance',
+  'Instance',
+  'label_values(synfin_build_info{job=~"$job",namespace=~"$namespace",pod=~"$pod"}, instance)',
+);
+const serviceVariable = queryVariable('service', 'Service', `label_values(${sel('synfin_service_connections')}, service)`, '.*');
+const TARGET_VARIABLES = [datasourceVariable, jobVariable, namespaceVariable, podVariable, instanceVariable];
 
 function dashboard({ uid, title, description, tags, panels, variables, links }) {
   return {
@@ -257,6 +289,20 @@ function dashboard({ uid, title, description, tags, panels, variables, links }) 
     weekStart: '',
   };
 }
+
+/** A link to the live page of one pod, through `kubectl port-forward` (its tooltip says how). */
+const livePageLink = {
+  title: 'Live page of a pod (port-forward)',
+  type: 'link',
+  url: 'http://127.0.0.1:9477/',
+  icon: 'external link',
+  includeVars: false,
+  keepTime: false,
+  asDropdown: false,
+  targetBlank: true,
+  tags: [],
+  tooltip: 'First run: kubectl -n $namespace port-forward pod/$pod 9477:9477   (one pod; outside Kubernetes open the --listen address of $instance)',
+};
 
 function dashboardLink(title, uid) {
   return {
@@ -516,8 +562,8 @@ function overview() {
     description: "synfin's TCP lifecycle: connections by state, handshakes, upstream connects, TIME-WAIT, resets, retransmissions, throughput and the process.",
     tags: ['synfin', 'tcp'],
     panels,
-    variables: [datasourceVariable, jobVariable, instanceVariable],
-    links: [dashboardLink('synfin connection leaks', 'synfin-leaks')],
+    variables: TARGET_VARIABLES,
+    links: [dashboardLink('synfin fleet', 'synfin-fleet'), dashboardLink('synfin connection leaks', 'synfin-leaks'), dashboardLink('synfin by service', 'synfin-services'), livePageLink],
   });
 }
 
@@ -679,11 +725,11 @@ function leaks() {
       unit: 'short',
       min: 0,
       description:
-        "synfin's upstream sockets in TIME_WAIT (after app-first closes) against the size of the ephemeral port range ($ephemeral_ports, a dashboard variable). " +
+        "synfin's upstream sockets in TIME_WAIT (after app-first closes) against the size of the ephemeral port range of synfin's namespace (synfin_ephemeral_ports, from net.ipv4.ip_local_port_range). " +
         'Nearing the range: new connects to the busiest destinations will fail with upstream error. The app churns short connections: make it reuse them (keep-alive, pools), or widen the port range.',
       targets: [
         target(`sum by (instance) (${upstreamTimeWait})`, 'TIME_WAIT {{instance}}'),
-        target(`max by (instance) (${sel('synfin_build_info')}) * $ephemeral_ports`, 'port range {{instance}}'),
+        target(`max by (instance) (${sel('synfin_ephemeral_ports')})`, 'port range {{instance}}'),
       ],
     }),
     gauge({
@@ -695,7 +741,7 @@ function leaks() {
       description:
         'Upstream TIME_WAIT sockets divided by the ephemeral port range (the busiest instance). Orange from 50%, red from 80%, where alert SynfinUpstreamTimeWaitNearPortExhaustion turns critical. ' +
         'Ports run out per destination, so this is an upper bound across all destinations; a high share means the app opens and closes too many short connections.',
-      targets: [target(`max(${upstreamTimeWait}) / $ephemeral_ports`, 'share')],
+      targets: [target(`max(${upstreamTimeWait} / ignoring (state) ${sel('synfin_ephemeral_ports')})`, 'share')],
     }),
     timeseries({
       title: 'Upstream sockets in CLOSE_WAIT and FIN_WAIT_2',
@@ -714,15 +760,277 @@ function leaks() {
       'Who is holding connections open: the app (sockets left in CLOSE_WAIT), the destination (not closing after the app closed), idle connections, and ephemeral ports tied up in TIME-WAIT.',
     tags: ['synfin', 'tcp', 'leaks'],
     panels,
-    variables: [datasourceVariable, jobVariable, instanceVariable, ephemeralPortsVariable],
-    links: [dashboardLink('synfin overview', 'synfin-overview')],
+    variables: TARGET_VARIABLES,
+    links: [dashboardLink('synfin fleet', 'synfin-fleet'), dashboardLink('synfin overview', 'synfin-overview'), dashboardLink('synfin by service', 'synfin-services'), livePageLink],
+  });
+}
+
+
+// ------------------------------------------------------------------------------ fleet
+
+/** Labels that name one target: Kubernetes' namespace and pod, and the scrape address. */
+const BY_TARGET = 'namespace, pod, instance';
+const POD_LINK_VARS = 'var-namespace=${__data.fields.namespace}&var-pod=${__data.fields.pod}&var-instance=${__data.fields.instance}&${__url_time_range}';
+
+function fleet() {
+  const panels = [
+    row('Status'),
+    stat({
+      title: 'Ready',
+      unit: 'short',
+      thresholds: [{ color: 'green', value: null }],
+      description:
+        'synfin instances answering /readyz (synfin_ready = 1) out of those scraped. Fewer ready than scraped: a synfin lost or has not attached its TUN device, and its pod\'s TCP is not answered (alert SynfinNotReady).',
+      targets: [target(`sum(${sel('synfin_ready')})`, 'ready'), target(`count(${sel('synfin_ready')})`, 'scraped')],
+    }),
+    stat({
+      title: 'Versions',
+      unit: 'short',
+      description: 'How many synfin instances run each version (synfin_build_info). More than one version means a rollout is under way or stalled.',
+      targets: [target(`count by (version) (${sel('synfin_build_info')})`, '{{version}}')],
+    }),
+    stat({
+      title: 'Restarts in the time range',
+      unit: 'short',
+      thresholds: [
+        { color: 'green', value: null },
+        { color: 'orange', value: 1 },
+        { color: 'red', value: 3 },
+      ],
+      description:
+        'synfin restarts across the selected pods in the dashboard\'s time range (changes of process_start_time_seconds). Each restart drops every proxied connection of its pod (alert SynfinRestartingOften).',
+      targets: [target(`sum(changes(${sel('process_start_time_seconds')}[$__range]))`, 'restarts')],
+    }),
+    stat({
+      title: 'Youngest uptime',
+      unit: 's',
+      description:
+        'Time since the most recent synfin start among the selected pods (now − process_start_time_seconds). Minutes while nothing was deployed: something restarts synfin; see the table below for which pod.',
+      targets: [target(`min(time() - ${sel('process_start_time_seconds')})`, 'uptime')],
+    }),
+    gauge({
+      title: 'Open fds against the limit (highest)',
+      unit: 'percentunit',
+      min: 0,
+      max: 1,
+      thresholds: [
+        { color: 'green', value: null },
+        { color: 'orange', value: 0.6 },
+        { color: 'red', value: 0.8 },
+      ],
+      description:
+        'The highest share of its file descriptor limit any synfin has open (process_open_fds / process_max_fds). At the limit, upstream connects fail with EMFILE (alert SynfinFileDescriptorsNearLimit from 80%).',
+      targets: [target(`max(${sel('process_open_fds')} / ${sel('process_max_fds')})`, 'highest')],
+    }),
+    stat({
+      title: 'SYN cookies sent',
+      unit: 'ops',
+      noValue: '0',
+      thresholds: [
+        { color: 'green', value: null },
+        { color: 'orange', value: 0.001 },
+      ],
+      description:
+        'SYNs answered statelessly with SYN cookies per second, all selected pods: above zero, some synfin has --syn-backlog half-open connections (slow destinations or a SYN burst; alert SynfinSynCookiesEngaged).',
+      targets: [target(`sum(${rate('synfin_tcp_syn_cookies_total', 'result="sent"')})`, 'cookies sent')],
+    }),
+    stat({
+      title: 'Refused at --max-connections',
+      unit: 'ops',
+      noValue: '0',
+      thresholds: [
+        { color: 'green', value: null },
+        { color: 'red', value: 0.001 },
+      ],
+      description:
+        'New connections refused per second because a synfin holds --max-connections (dropped SYNs, reason syn_limit): the app sees ECONNREFUSED. Often the app\'s own leak filling the table (alert SynfinConnectionsRefusedAtLimit).',
+      targets: [target(`sum(${rate('synfin_tcp_dropped_segments_total', 'reason="syn_limit"')})`, 'refused')],
+    }),
+    stat({
+      title: 'Waiting on the app (all pods)',
+      unit: 'short',
+      thresholds: [
+        { color: 'green', value: null },
+        { color: 'orange', value: 10 },
+        { color: 'red', value: 100 },
+      ],
+      description:
+        'Connections the destination closed and the app has not, across the selected pods: sockets left in CLOSE_WAIT by the apps. The table below says which pods; the by-service dashboard which services.',
+      targets: [target(`sum(${sel('synfin_connections_waiting', 'on="app"')})`, 'waiting on the app')],
+    }),
+    table({
+      title: 'Pods',
+      unit: 'short',
+      description:
+        'One row per synfin: ready (1/0), version, uptime, restarts in the time range, open fds against the limit, SYN cookies and refusals at --max-connections per second. Click a pod for its dashboard; the live page needs `kubectl port-forward` (link at the top).',
+      // The build-info query's value is always 1: its version label is the column.
+      columns: ['ready', 'build info', 'uptime', 'restarts', 'fds used', 'cookies/s', 'refused/s'],
+      hidden: ['Value #B'],
+      overrides: [
+        columnUnit('uptime', 's'),
+        columnUnit('fds used', 'percentunit'),
+        columnUnit('cookies/s', 'ops'),
+        columnUnit('refused/s', 'ops'),
+      ],
+      links: [{ title: 'synfin overview of this pod', url: `/d/synfin-overview?${POD_LINK_VARS}` }],
+      targets: [
+        target(`max by (${BY_TARGET}) (${sel('synfin_ready')})`, ''),
+        target(`max by (${BY_TARGET}, version) (${sel('synfin_build_info')})`, ''),
+        target(`max by (${BY_TARGET}) (time() - ${sel('process_start_time_seconds')})`, ''),
+        target(`max by (${BY_TARGET}) (changes(${sel('process_start_time_seconds')}[$__range]))`, ''),
+        target(`max by (${BY_TARGET}) (${sel('process_open_fds')} / ${sel('process_max_fds')})`, ''),
+        target(`sum by (${BY_TARGET}) (${rate('synfin_tcp_syn_cookies_total', 'result="sent"')})`, ''),
+        target(`sum by (${BY_TARGET}) (${rate('synfin_tcp_dropped_segments_total', 'reason="syn_limit"')})`, ''),
+      ],
+    }),
+
+    row('Who is leaking'),
+    table({
+      title: 'Top pods by connections the app never closed',
+      unit: 'short',
+      w: 12,
+      sortBy: 'waiting on the app',
+      description:
+        'The ten pods with the most connections waiting on the app (the destination closed, the app\'s socket is in CLOSE_WAIT) and the age of the oldest. Click a row for that pod\'s leaks dashboard; /api/connections?waitingOn=app on the pod names the process and fd.',
+      columns: ['waiting on the app', 'oldest waiting'],
+      overrides: [columnUnit('oldest waiting', 's')],
+      links: [{ title: 'Connection leaks of this pod', url: `/d/synfin-leaks?${POD_LINK_VARS}` }],
+      targets: [
+        target(`topk(10, sum by (${BY_TARGET}) (${sel('synfin_connections_waiting', 'on="app"')}))`, ''),
+        target(`max by (${BY_TARGET}) (${sel('synfin_connections_oldest_waiting_seconds', 'on="app"')})`, ''),
+      ],
+    }),
+    timeseries({
+      title: 'Connections waiting on the app by pod',
+      unit: 'short',
+      w: 12,
+      description:
+        'Connections waiting on the app per pod over time. A line that only rises is a pod whose app never closes sockets after the server closed them (the app is at fault); alert SynfinAppNotClosingSockets names the service.',
+      targets: [target(`sum by (namespace, pod, instance) (${sel('synfin_connections_waiting', 'on="app"')})`, '{{namespace}}/{{pod}} {{instance}}')],
+    }),
+
+    row('Load'),
+    timeseries({
+      title: 'Open connections by pod',
+      unit: 'short',
+      description: 'ESTABLISHED connections of each synfin. Compare with its --max-connections: near it, new connections are refused (the status row counts the refusals).',
+      targets: [target(`sum by (namespace, pod, instance) (${sel('synfin_tcp_connections', 'state="ESTABLISHED"')})`, '{{namespace}}/{{pod}} {{instance}}')],
+    }),
+    timeseries({
+      title: 'Connections opened per second by pod',
+      unit: 'cps',
+      description: 'New connections per second through each synfin. A pod far above the others churns short connections (watch its upstream TIME-WAIT on the leaks dashboard).',
+      targets: [target(`sum by (namespace, pod, instance) (${rate('synfin_tcp_connections_opened_total')})`, '{{namespace}}/{{pod}} {{instance}}')],
+    }),
+  ];
+  return dashboard({
+    uid: 'synfin-fleet',
+    title: 'synfin fleet',
+    description: 'Every synfin sidecar at once: readiness, versions, restarts, file descriptors, SYN cookies, refusals, and which pods leak connections.',
+    tags: ['synfin', 'tcp', 'fleet'],
+    panels,
+    variables: TARGET_VARIABLES,
+    links: [dashboardLink('synfin overview', 'synfin-overview'), dashboardLink('synfin connection leaks', 'synfin-leaks'), dashboardLink('synfin by service', 'synfin-services'), livePageLink],
+  });
+}
+
+// ------------------------------------------------------------------------------ by service
+
+function services() {
+  const svc = (m, matchers = '') => sel(m, `service=~"$service"${matchers === '' ? '' : `,${matchers}`}`);
+  const svcRate = (m, matchers = '') => `rate(${svc(m, matchers)}[${RI}])`;
+  const panels = [
+    row('Who is holding connections open, by service'),
+    timeseries({
+      title: 'Connections waiting on the app by service',
+      unit: 'short',
+      description:
+        'Connections whose destination (the service) closed and the app has not: the app\'s sockets in CLOSE_WAIT, per --service name. A rising service is where the leak is: open the client or pool the app uses for it; /api/connections?waitingOn=app&service=NAME names the process and fd.',
+      targets: [target(`sum by (service) (${svc('synfin_service_connections_waiting', 'on="app"')})`, '{{service}}')],
+    }),
+    timeseries({
+      title: 'Oldest connection waiting on the app by service',
+      unit: 's',
+      description:
+        'Age of the oldest connection waiting on the app, per service. A line climbing one second per second is a socket to that service the app will never close (alert SynfinAppSocketStuckInCloseWait past 10 minutes).',
+      targets: [target(`max by (service) (${svc('synfin_service_oldest_waiting_seconds', 'on="app"')})`, '{{service}}')],
+    }),
+    timeseries({
+      title: 'Connections waiting on the upstream by service',
+      unit: 'short',
+      description:
+        'Connections the app closed and the service (the destination) has not. Rising: that service ignores the client\'s FIN or streams long after the app\'s half-close (the destination\'s side).',
+      targets: [target(`sum by (service) (${svc('synfin_service_connections_waiting', 'on="upstream"')})`, '{{service}}')],
+    }),
+    timeseries({
+      title: 'Open connections by service',
+      unit: 'short',
+      description: 'ESTABLISHED connections per service. Growth without more bytes per second is a pool that opens connections to that service and leaves them idle.',
+      targets: [target(`sum by (service) (${svc('synfin_service_connections', 'state="ESTABLISHED"')})`, '{{service}}')],
+    }),
+
+    row('Latency and errors by service'),
+    timeseries({
+      title: 'Upstream connect p99 by service',
+      unit: 's',
+      description:
+        'The 99th percentile of synfin\'s kernel connect to each service (successful connects). The app\'s handshake waits for it, so a slow service here is a slow connect() in the app: the destination\'s side or the path to it.',
+      targets: [target(quantile(0.99, 'synfin_service_connect_duration_seconds', 'service=~"$service",result="ok"', ['service']), '{{service}}')],
+    }),
+    timeseries({
+      title: 'Failed upstream connects by service',
+      unit: 'cps',
+      noValue: '0',
+      description:
+        'Connects to each service that failed, by result: refused (nothing listens), timeout / unreachable (network or firewall), error (local: ports, --upstream-bind). Series at zero are hidden.',
+      targets: [target(`sum by (service, result) (${svcRate('synfin_service_connect_duration_seconds_count', 'result!="ok"')}) > 0`, '{{service}} {{result}}')],
+    }),
+    timeseries({
+      title: 'Closes by reason by service',
+      unit: 'cps',
+      noValue: '0',
+      description:
+        'How connections to each service end: fin (clean), reset_received (the app reset), reset_sent (synfin reset the app: the service reset or refused), idle_timeout, retransmit_timeout, upstream_failed, shutdown. Series at zero are hidden.',
+      targets: [target(`sum by (service, reason) (${svcRate('synfin_service_connections_closed_total')}) > 0`, '{{service}} {{reason}}')],
+    }),
+    timeseries({
+      title: 'Resets by service',
+      unit: 'cps',
+      noValue: '0',
+      description:
+        'Resets on the app leg per service and direction: received = the app reset its connection to the service, sent = synfin reset the app (mostly the service reset or refused). Series at zero are hidden.',
+      targets: [target(`sum by (service, direction) (${svcRate('synfin_service_resets_total')}) > 0`, '{{service}} {{direction}}')],
+    }),
+
+    row('Traffic by service'),
+    timeseries({
+      title: 'Bytes per second by service',
+      unit: 'Bps',
+      description:
+        'Payload bytes to and from each service (client_to_upstream = the app sending, upstream_to_client = the service answering). Open connections rising while bytes stay flat: idle connections pile up.',
+      targets: [target(`sum by (service, direction) (${svcRate('synfin_service_bytes_total')})`, '{{service}} {{direction}}')],
+    }),
+  ];
+  return dashboard({
+    uid: 'synfin-services',
+    title: 'synfin by service',
+    description: 'The same lifecycle per destination service (--service, --service-file): which service the app leaks connections to, connect latency, closes, resets and bytes.',
+    tags: ['synfin', 'tcp', 'services'],
+    panels,
+    variables: [...TARGET_VARIABLES, serviceVariable],
+    links: [dashboardLink('synfin fleet', 'synfin-fleet'), dashboardLink('synfin connection leaks', 'synfin-leaks'), dashboardLink('synfin overview', 'synfin-overview'), livePageLink],
   });
 }
 
 // ------------------------------------------------------------------------------ main
 
 export function buildDashboards() {
-  return { 'synfin-overview.json': overview(), 'synfin-leaks.json': leaks() };
+  return {
+    'synfin-overview.json': overview(),
+    'synfin-leaks.json': leaks(),
+    'synfin-fleet.json': fleet(),
+    'synfin-services.json': services(),
+  };
 }
 
 function render(dash) {

@@ -132,10 +132,13 @@ export function envName(flag: string): string {
 export type RawOptions = Partial<Record<string, string | string[] | undefined>>;
 
 /**
- * Merge flags (already parsed into strings by the CLI), the environment and the config file.
- * `flags` is keyed by flag name (`connect-timeout`), values as typed on the command line.
+ * Merge flags (already parsed into strings by the CLI), the environment and the config file
+ * (`--config`, else SYNFIN_CONFIG). `flags` is keyed by flag name (`connect-timeout`), values as
+ * typed on the command line.
  */
-export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv, configFile?: string): Config {
+export function resolveConfig(flags: RawOptions, env: NodeJS.ProcessEnv, configFileFlag?: string): Config {
+  // The file itself follows the same precedence: --config, else SYNFIN_CONFIG.
+  const configFile = configFileFlag ?? (env[envName('config')] || undefined);
   const fileValues = configFile !== undefined ? readConfigFile(configFile) : {};
   const merged: Record<string, unknown> = {};
   for (const spec of OPTION_SPECS) {
@@ -234,11 +237,7 @@ function validate(c: Config): void {
     throw new ConfigError(`--congestion-control: "${String(c.congestionControl)}" is not newreno or cubic`);
   }
   if (c.impair !== null) {
-    try {
-      parseFaultSpec(c.impair);
-    } catch (err) {
-      throw new ConfigError(`--impair: ${(err as Error).message} (keys: loss, dup, reorder, reorder-ms, delay, jitter, seed)`);
-    }
+    parseFaultSpec(c.impair); // throws ConfigError naming the bad item
   }
   integer(c.maxEventStreams, '--max-event-streams', 0);
   if (c.maxEventStreams > 10_000) throw new ConfigError(`--max-event-streams: ${c.maxEventStreams} is out of range (0-10000)`);

@@ -200,3 +200,18 @@ export class TcpConnError extends SynfinError {
     this.name = 'TcpConnError';
   }
 }
+
+export type ApiClientErrorCode = 'ERR_API_UNREACHABLE' | 'ERR_API_RESPONSE';
+
+/**
+ * `synfin connections` could not read a running synfin's API: nothing answers at --listen
+ * (ERR_API_UNREACHABLE), or it answered with an error or something that is not synfin's API
+ * (ERR_API_RESPONSE). The CLI exits 1 for these: the command was right, the other end failed.
+ */
+export class ApiClientError extends SynfinError {
+  declare readonly code: ApiClientErrorCode;
+  constructor(code: ApiClientErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+    this.name = 'ApiClientError';
+  }
+}

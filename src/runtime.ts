@@ -15,6 +15,7 @@ import { livePage } from './http/page.js';
 import { createLogger, attachTransitionLogging, ThrottledWarning } from './observability/log.js';
 import { createSummary } from './observability/summary.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
+import { ephemeralPortCount } from './observability/process-metrics.js';
 import { ConnectionRegistry } from './observability/registry.js';
 import { ServiceMetrics } from './observability/service-metrics.js';
 import { Services } from './observability/services.js';
@@ -202,6 +203,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       upstreamSockets: () => connections.upstreamSocketStates(),
       ready: () => ready && !shuttingDown,
       memory: () => ({ used: budget.used, limit: budget.limit }),
+      ephemeralPorts: () => ephemeralPortCount(),
     },
     VERSION,
   );
@@ -243,6 +245,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     apiHosts: config.apiHosts,
     beforeScrape: () => connections.prepareScrape(),
     plugins: [livePage(summary)],
+    log: logger.child({ component: 'http' }),
   });
 
   const impairedRx = fault !== null ? new ImpairedRx(stack, { ...fault, seed: fault.seed + 1 }, timers) : null;
@@ -289,6 +292,8 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     if (code === 'EADDRINUSE') throw new ConfigError(`--listen: ${config.listenHost}:${config.listenPort} is already in use`);
     if (code === 'EADDRNOTAVAIL') throw new ConfigError(`--listen: ${config.listenHost} is not an address of this host`);
     if (code === 'EACCES') throw new ConfigError(`--listen: no permission to listen on port ${config.listenPort}`);
+    // A kernel booted with ipv6.disable=1 has no IPv6 sockets at all, not even the [::] wildcard.
+    if (code === 'EAFNOSUPPORT') throw new ConfigError(`--listen: ${config.listenHost} needs IPv6, which this host does not have (use 0.0.0.0:${config.listenPort})`);
     throw err;
   }
   const addr = app.server.address();

@@ -5,7 +5,7 @@
  */
 import crypto from 'node:crypto';
 import net from 'node:net';
-import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { OpenMetricsContentType, Registry } from 'prom-client';
 import type { EventHub } from '../stack/events.js';
 import type { ConnIdentity } from '../tcp/events.js';
@@ -70,6 +70,11 @@ export interface AppOptions {
   /** Most events a slow /api/events reader may have queued before it loses events. */
   sseQueueBytes?: number;
   logger?: boolean | object;
+  /**
+   * The logger HTTP failures go to (a pino child of synfin's): one line per 5xx answer, with the
+   * error and its stack when a handler threw. Requests are not logged otherwise.
+   */
+  log?: FastifyBaseLogger;
   /** Who sees connection addresses (--api-addresses); default `loopback`. */
   apiAddresses?: ApiAddressMode;
   /**
@@ -203,10 +208,15 @@ export function build(opts: AppOptions): FastifyInstance {
   const instance = crypto.randomBytes(4).toString('hex');
   let eventStreams = 0;
   const budget = new LoopBudget();
+  // Fastify's own logger stays off (it would log every request and its own start-up line): the
+  // 5xx lines go straight to opts.log from the onResponse hook below.
+  const log = opts.log;
   const app = Fastify({
     logger: opts.logger ?? false,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } },
   });
+  // What a handler threw, for the one log line of its 5xx answer (onResponse below).
+  const failures = new WeakMap<FastifyRequest, unknown>();
 
   // DNS rebinding: a web page whose name the attacker re-points to 127.0.0.1 gets the browser to
   // talk to synfin as a loopback peer, and would read every address. Its requests still carry the
@@ -226,13 +236,31 @@ export function build(opts: AppOptions): FastifyInstance {
     });
   });
 
-  app.setErrorHandler((error, _req, reply) => {
+  app.setErrorHandler((error, req, reply) => {
     const err = error as { statusCode?: number; message: string };
     const status = err.statusCode ?? 500;
-    if (status >= 500) app.log.error({ err }, 'request failed');
+    if (status >= 500) failures.set(req, error);
     // Validation errors read as one clear line: "querystring/state must be equal to one of the allowed values".
     void reply.status(status).send({ error: status >= 500 ? 'internal error' : err.message, statusCode: status });
   });
+
+  // Every 5xx answer is one log line: a handler that threw (with its stack) at error, a refusal
+  // for load (503: too many /api/events readers) at warn. /readyz's 503 is an answer, not a
+  // failure (synfin_ready says the same): debug.
+  if (log !== undefined) {
+    app.addHook('onResponse', (req, reply, done) => {
+      const status = reply.statusCode;
+      if (status >= 500) {
+        const line = { req: { method: req.method, url: req.url }, statusCode: status, responseTime: reply.elapsedTime };
+        const err = failures.get(req);
+        if (err !== undefined) log.error({ ...line, err }, 'request failed');
+        else if (status !== 503) log.error(line, `HTTP ${status}`);
+        else if (req.routeOptions.url === '/readyz') log.debug(line, 'not ready');
+        else log.warn(line, `HTTP ${status}`);
+      }
+      done();
+    });
+  }
 
   app.get('/healthz', async () => ({ status: 'ok' }));
 

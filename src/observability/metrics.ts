@@ -158,6 +158,8 @@ export interface MetricsSources {
   ready?(): boolean;
   /** Connection buffers charged to --memory-limit now, and the limit (synfin_memory_bytes). */
   memory?(): { used: number; limit: number };
+  /** Ports in net.ipv4.ip_local_port_range of synfin's namespace, null when unknown (synfin_ephemeral_ports). */
+  ephemeralPorts?(): number | null;
 }
 
 const HANDSHAKE_BUCKETS = [
@@ -213,6 +215,15 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
       const m = sources.memory?.() ?? { used: 0, limit: 0 };
       this.set({ kind: 'used' }, m.used);
       this.set({ kind: 'limit' }, m.limit);
+    },
+  });
+
+  new client.Gauge({
+    name: 'synfin_ephemeral_ports',
+    help: "Local ports the kernel picks from for synfin's upstream sockets: the size of net.ipv4.ip_local_port_range in synfin's network namespace, read at each scrape. Upstream sockets to one destination address and port (TIME_WAIT ones included) cannot outnumber it; NaN when it cannot be read.",
+    registers: regs,
+    collect() {
+      this.set(sources.ephemeralPorts?.() ?? Number.NaN);
     },
   });
 

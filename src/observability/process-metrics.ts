@@ -42,6 +42,28 @@ export function openFdCount(): number {
   }
 }
 
+/** Where Linux keeps the range of local ports it picks from for connect() without bind(). */
+export const LOCAL_PORT_RANGE_PATH = '/proc/sys/net/ipv4/ip_local_port_range';
+
+/**
+ * How many ports net.ipv4.ip_local_port_range holds in this process's network namespace (the
+ * sysctl is per namespace): "32768\t60999" is 28,232. Null when it cannot be read (not Linux).
+ * A read of a 12-byte procfs file, cheap enough for every scrape, so a sysctl -w shows at once.
+ */
+export function ephemeralPortCount(read: (path: string) => string = (p) => fs.readFileSync(p, 'utf8')): number | null {
+  let text: string;
+  try {
+    text = read(LOCAL_PORT_RANGE_PATH);
+  } catch {
+    return null;
+  }
+  const m = /^\s*(\d+)\s+(\d+)\s*$/.exec(text);
+  if (m === null) return null;
+  const low = Number(m[1]);
+  const high = Number(m[2]);
+  return high >= low ? high - low + 1 : null;
+}
+
 /** Counts by type of the active resources, and of the handles among them. */
 export interface ActiveTally {
   resources: Map<string, number>;

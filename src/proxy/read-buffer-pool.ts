@@ -2,7 +2,7 @@
  * Fixed-size read buffers for upstream sockets in bulk transfers, lent out and given back.
  *
  * A bulk read is handed to the connection as it is (no copy) and lives in its send buffer until
- * the app acknowledges it; a fresh buffer per read meant a new 64 KiB ArrayBuffer every ~50 µs at
+ * the app acknowledges it; a fresh buffer per read would mean a new 64 KiB ArrayBuffer every ~50 µs at
  * 10 Gbit/s. V8 answers that much external memory with a scavenge every few megabytes ("external
  * memory pressure"), and buffers that live through two of them are promoted, after which it keeps
  * running full mark-compacts (BENCHMARKS.md: the bulk server→client GC storm). Given back once

@@ -1,7 +1,7 @@
 /**
  * The proxy's kernel sockets toward the destinations, without net.Socket.
  *
- * A short connection used to pay more for its net.Socket than for its own work: the stream object
+ * With a net.Socket a short connection would pay more for the socket than for its own work: the stream object
  * and its two states, a dozen listeners, libuv's connect sequence (epoll ADD, SO_ERROR, an ADD that
  * fails with EEXIST and a MOD), one callback into JavaScript per readiness event, the close
  * callback a turn later. Here every upstream socket sits in one epoll set of the addon's

@@ -9,10 +9,10 @@
  * deadline cost nothing at all: the heap's size follows armed timers, not connections.
  *
  * A stale entry still references its item, though, until its time comes: a connection closed
- * with a retransmission deadline a second away stayed reachable (with its socket and buffers)
- * for that second. At thousands of short connections a second that kept megabytes alive through
- * young-generation collections, which then copied and promoted them (bench: scavenges of 12-17 ms
- * and a steadily growing old generation). So once stale entries outnumber live ones (plus
+ * with a retransmission deadline a second away would stay reachable (with its socket and
+ * buffers) for that second. At thousands of short connections a second, that keeps megabytes alive
+ * through young-generation collections, which then copy and promote them (long scavenges and a
+ * steadily growing old generation). So once stale entries outnumber live ones (plus
  * COMPACT_SLACK), the heap drops them all and is rebuilt: O(n) work at most once per n/2 stale
  * entries, and nothing outlives its timer by more than that.
  */

@@ -4,6 +4,7 @@
  * this is how tests (and `synfin run --impair`) put a bad network in front of the stack. It is
  * off the fast path: impaired packets are copied.
  */
+import { ConfigError } from '../errors.js';
 import type { LinkRx, LinkTx } from '../wire/link.js';
 
 export interface FaultSpec {
@@ -246,14 +247,14 @@ export class ImpairedTx implements LinkTx {
   }
 }
 
-/** Parse `loss=0.02,dup=0.01,reorder=0.02,reorder-ms=5,delay=5,jitter=1,seed=7`. */
+/** Parse `--impair`, e.g. `loss=0.02,dup=0.01,reorder=0.02,reorder-ms=5,delay=5,jitter=1,seed=7`. */
 export function parseFaultSpec(text: string): FaultSpec {
   const spec: FaultSpec = { ...NO_FAULTS };
   for (const part of text.split(',')) {
     if (part.trim() === '') continue;
     const [k, v] = part.split('=');
     const n = Number(v);
-    if (k === undefined || v === undefined || !Number.isFinite(n) || n < 0) throw new Error(`bad fault spec item "${part}"`);
+    if (k === undefined || v === undefined || !Number.isFinite(n) || n < 0) throw new ConfigError(`--impair: bad item "${part}" (keys: loss, dup, reorder, reorder-ms, delay, jitter, seed)`);
     switch (k.trim()) {
       case 'seed': spec.seed = n; break;
       case 'loss': spec.loss = n; break;
@@ -262,9 +263,9 @@ export function parseFaultSpec(text: string): FaultSpec {
       case 'reorder-ms': spec.reorderMs = n; break;
       case 'delay': spec.delayMs = n; break;
       case 'jitter': spec.jitterMs = n; break;
-      default: throw new Error(`unknown fault spec key "${k}"`);
+      default: throw new ConfigError(`--impair: unknown key "${k}" (keys: loss, dup, reorder, reorder-ms, delay, jitter, seed)`);
     }
   }
-  for (const p of [spec.loss, spec.duplicate, spec.reorder]) if (p > 1) throw new Error('probabilities must be ≤ 1');
+  for (const p of [spec.loss, spec.duplicate, spec.reorder]) if (p > 1) throw new ConfigError('--impair: probabilities must be ≤ 1');
   return spec;
 }

@@ -70,8 +70,8 @@ export class FlowTuple {
 /**
  * The table's hash: keyed SipHash-1-3 (siphash.ts sipWords) of the 4-tuple, 31 bits.
  *
- * Keyed because the tuples are chosen by whoever sends packets into the device: with the unkeyed,
- * invertible mix this replaced, an app could compute 5,000 tuples of one hash value (pick any
+ * Keyed because the tuples are chosen by whoever sends packets into the device: with an unkeyed,
+ * invertible mix an app could compute 5,000 tuples of one hash value (pick any
  * address, solve for the port word) and put them on one chain, turning each lookup from ~1 µs into
  * ~21 µs and making TIME-WAIT expiry walk the chain. Under a secret key an attacker who cannot
  * observe the hash has no better way to collide than chance: 31 bits of output, so n tuples put

@@ -471,7 +471,7 @@ export class Stack implements LinkRx, TimeWaitGate {
       const e = list[i]!;
       e.dirty = false;
       // Left the table since it was queued (retireToRecord swapped it for its TIME-WAIT record).
-      if (e.conn.tuple !== e) continue;
+      if (e.conn.tableEntry !== e) continue;
       this.dispatchEntry(e, now);
     }
     list.length = 0;
@@ -504,7 +504,7 @@ export class Stack implements LinkRx, TimeWaitGate {
 
   /** Ask for `conn` to be dispatched at the next flush (the proxy calls this after write/close/consume). */
   wake(conn: TcpConn): void {
-    const entry = conn.tuple as ConnEntry | null;
+    const entry = conn.tableEntry as ConnEntry | null;
     if (entry !== null && entry.kind === KIND_CONN) this.markDirty(entry);
   }
 
@@ -684,7 +684,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     const now = this.clock.now();
     const conn = new TcpConn(req.id, this.tcp, this.events, handler, now, this.budget);
     const entry = new ConnEntry(req.flow, conn);
-    conn.tuple = entry;
+    conn.tableEntry = entry;
     conn.timeWaitGate = this;
     const f = req.flow;
     const syn = this.seg;
@@ -776,7 +776,7 @@ export class Stack implements LinkRx, TimeWaitGate {
    * conn goes to CLOSED), counted and reported to onTimeWaitOverflow.
    */
   admitTimeWait(conn: ConnIdentity): boolean {
-    const entry = conn instanceof TcpConn ? (conn.tuple as ConnEntry | null) : null;
+    const entry = conn instanceof TcpConn ? (conn.tableEntry as ConnEntry | null) : null;
     if (this.timeWaitCount + this.timeWaitReserved < this.maxTimeWait) {
       if (entry !== null && !entry.timeWaitReserved) {
         entry.timeWaitReserved = true;
@@ -804,11 +804,11 @@ export class Stack implements LinkRx, TimeWaitGate {
     if (state === State.CLOSED) {
       if (this.table.remove(entry)) this.connCount--;
       this.heap.cancel(entry);
-      conn.tuple = null;
+      conn.tableEntry = null;
       return;
     }
     if (state === State.TIME_WAIT) {
-      this.swapForRecord(entry, now);
+      this.swapForRecord(entry);
       return;
     }
     if (entry.slotInTable >= 0) entry.writeRow(this.table.columns!, entry.slotInTable);
@@ -818,9 +818,9 @@ export class Stack implements LinkRx, TimeWaitGate {
   }
 
   /** Linux minisocks: swap the full connection for a compact record (RFC 9293 §3.10.7.4 TIME-WAIT). */
-  private swapForRecord(entry: ConnEntry, now: number): void {
+  private swapForRecord(entry: ConnEntry): void {
     const conn = entry.conn;
-    const rec = conn.toTimeWait(now);
+    const rec = conn.toTimeWait();
     const tw = new TimeWaitEntry(entry.flow, rec, conn.createdAt);
     if (entry.timeWaitReserved) {
       entry.timeWaitReserved = false;
@@ -828,14 +828,14 @@ export class Stack implements LinkRx, TimeWaitGate {
     }
     this.table.replace(entry, tw);
     this.heap.cancel(entry);
-    conn.tuple = null;
+    conn.tableEntry = null;
     this.connCount--;
     this.timeWaitCount++;
     this.heap.schedule(tw, rec.expiresAt);
   }
 
   private emitConnSegment(conn: TcpConn, out: OutSegment): boolean {
-    const entry = conn.tuple as ConnEntry;
+    const entry = conn.tableEntry as ConnEntry;
     const f = entry.flow;
     const ok = this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, conn);
     if (!ok) this.blockTx();
@@ -879,7 +879,7 @@ export class Stack implements LinkRx, TimeWaitGate {
       this.blockedList = [];
       for (const e of waiting) {
         e.blocked = false;
-        if (e.conn.tuple === e) this.markDirty(e);
+        if (e.conn.tableEntry === e) this.markDirty(e);
       }
       this.flush();
     });

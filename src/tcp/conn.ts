@@ -38,6 +38,7 @@
  */
 import { TcpConnError, type TcpConnErrorCode } from '../errors.js';
 import type { TcpConfig } from './config.js';
+import { peerMssOrDefault } from './defaults.js';
 import type { CloseReason, ConnIdentity, DropReason, ResetReason, TcpEventSink } from './events.js';
 import type { MemoryBudget } from './memory-budget.js';
 import { RcvFlag, Receiver } from './rcv.js';
@@ -93,10 +94,6 @@ export interface ConnHandler {
 
 export { TcpConnError, type TcpConnErrorCode };
 
-/** RFC 9293 §3.7.1: the send MSS when the peer sends no MSS option (IPv4 576 − 40). */
-export const DEFAULT_MSS_IPV4 = 536;
-/** RFC 8200 §5 minimum MTU 1280 − 60 (RFC 9293 §3.7.1 for IPv6). */
-export const DEFAULT_MSS_IPV6 = 1220;
 /** An IPv6 header is 40 octets, an IPv4 header (without options) 20. */
 const IPV6_EXTRA_HEADER = 20;
 /** Smallest effective MSS we accept from a peer (guards against tiny-MSS resource abuse). */
@@ -151,8 +148,11 @@ export class TcpConn implements ConnIdentity {
   bytesOut: number;
   /** Segments retransmitted (RTO, fast and probes), as reported to events.retransmit. */
   retransmits: number;
-  /** Opaque to the connection: the stack's handle (addresses, table entry). */
-  tuple: unknown;
+  /**
+   * The stack's entry for this connection in its table (addresses, slot), or null outside the
+   * table. Opaque here, like Linux's sk_user_data: tcp/ stands below stack/ and cannot name it.
+   */
+  tableEntry: object | null;
   /**
    * Set when a SYN arriving in TIME_WAIT opened a new incarnation (RFC 6191): this connection
    * is now CLOSED and the stack should create a new one for the SYN with this ISS; -1 otherwise.
@@ -230,7 +230,7 @@ export class TcpConn implements ConnIdentity {
     this.bytesIn = 0;
     this.bytesOut = 0;
     this.retransmits = 0;
-    this.tuple = null;
+    this.tableEntry = null;
     this.newIncarnationIss = -1;
     this.snd = new Sender(cfg, now);
     this.rcv = new Receiver(cfg.rcvBufBytes, cfg.mss, budget);
@@ -375,7 +375,7 @@ export class TcpConn implements ConnIdentity {
     }
     const sackOk = cfg.sack && o.sackPermitted;
     // RFC 9293 §3.7.1: Eff.snd.MSS = min(SendMSS, MMS_S) − TCP options in use.
-    const peerMss = o.mss > 0 ? o.mss : this.family === 6 ? DEFAULT_MSS_IPV6 : DEFAULT_MSS_IPV4;
+    const peerMss = peerMssOrDefault(o.mss, this.family);
     const ours = this.localMss;
     let mss = (peerMss < ours ? peerMss : ours) - (this.tsEnabled ? TS_OPTION_BYTES : 0);
     if (mss < MIN_MSS) mss = MIN_MSS;
@@ -467,7 +467,7 @@ export class TcpConn implements ConnIdentity {
       this.synPending = false;
       this.ackNow = true;
       this.transition(State.ESTABLISHED, now);
-      this.armIdle(now);
+      this.armIdle();
       this.handler.onEstablished(this);
       if (this.state === State.CLOSED) return null;
       // "Continue processing at the sixth step": data (and FIN) in the SYN-ACK.
@@ -588,7 +588,7 @@ export class TcpConn implements ConnIdentity {
     const snd = this.snd;
     this.lastRecvAt = now;
     this.keepaliveProbes = 0;
-    this.refreshIdle(now);
+    this.refreshIdle();
     if (!snd.synAcked) {
       // SYN-RECEIVED (or FIN-WAIT-1 entered from it): SND.UNA < SEG.ACK ≤ SND.NXT completes the
       // handshake; otherwise <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.4, §3.10.7.3 shape).
@@ -624,7 +624,7 @@ export class TcpConn implements ConnIdentity {
       // The window opened, or the probe took the last of it (e.g. the FIN): leave persist;
       // dispatch sends and re-arms what is needed.
       this.persistBackoff = 0;
-      this.armIdle(now);
+      this.armIdle();
     }
     if ((ackFlags & AckFlag.FIN_ACKED) === 0) return ACK_STEP_CONTINUE;
     switch (this.state) {
@@ -665,7 +665,7 @@ export class TcpConn implements ConnIdentity {
         this.transition(State.FIN_WAIT_1, now);
       }
     }
-    this.armIdle(now);
+    this.armIdle();
     this.handler.onEstablished(this);
     return this.state === State.CLOSED;
   }
@@ -680,7 +680,7 @@ export class TcpConn implements ConnIdentity {
       this.timers.setRetransmit(now + snd.rtt.rto);
     } else if (this.timers.kind === TimerKind.RETRANSMIT) {
       // RFC 6298 §5.2: all outstanding data acknowledged: stop the timer.
-      this.armIdle(now);
+      this.armIdle();
     }
   }
 
@@ -902,7 +902,7 @@ export class TcpConn implements ConnIdentity {
   }
 
   /** The compact TIME-WAIT record for the stack to keep instead of this object. */
-  toTimeWait(_now: number): TimeWaitRecord {
+  toTimeWait(): TimeWaitRecord {
     if (this.state !== State.TIME_WAIT || this.tw === null) {
       throw new TcpConnError('ERR_TCP_BAD_STATE', `toTimeWait() on a connection in ${stateName(this.state)}`);
     }
@@ -1032,7 +1032,7 @@ export class TcpConn implements ConnIdentity {
     }
     if (snd.idle && snd.hasPending) snd.maybeIdleRestart(now);
     const plan = this.plan;
-    while (snd.next(plan, now)) {
+    while (snd.next(plan)) {
       this.buildData(now);
       if (!emit(this, OUT)) return false;
       this.commitData(now);
@@ -1045,7 +1045,7 @@ export class TcpConn implements ConnIdentity {
         this.timers.setPersist(now + this.nextPersistInterval());
       }
     } else if (this.timers.kind === TimerKind.PERSIST) {
-      this.armIdle(now);
+      this.armIdle();
     }
     return true;
   }
@@ -1255,7 +1255,7 @@ export class TcpConn implements ConnIdentity {
       return;
     }
     if (snd.idle) {
-      this.armIdle(now);
+      this.armIdle();
       return;
     }
     // RFC 9293 §3.8.3 R2: give up after maxRetries retransmissions of the same data.
@@ -1274,7 +1274,7 @@ export class TcpConn implements ConnIdentity {
   private onPersistTimeout(now: number): void {
     switch (persistTimeout(this.snd.hasPending, this.probesUnanswered, this.cfg.maxRetries)) {
       case 'idle':
-        this.armIdle(now);
+        this.armIdle();
         return;
       case 'give_up':
         this.abort('retransmit_timeout', now);
@@ -1295,7 +1295,7 @@ export class TcpConn implements ConnIdentity {
         this.timers.setRetransmit(now + this.snd.rtt.rto);
         return;
       case 'rearm':
-        this.armIdle(now);
+        this.armIdle();
         return;
       case 'give_up':
         // RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6: the peer is gone.
@@ -1306,11 +1306,11 @@ export class TcpConn implements ConnIdentity {
     this.lastKeepaliveAt = now;
     this.keepalivePending = true;
     this.dirty = true;
-    this.armIdle(now);
+    this.armIdle();
   }
 
   /** Main timer to IDLE, with the next keepalive deadline if keepalives apply. */
-  private armIdle(_now: number): void {
+  private armIdle(): void {
     const cfg = this.cfg;
     if (keepaliveApplies(cfg.keepaliveIdleMs, this.state)) {
       this.timers.setIdle(
@@ -1322,8 +1322,8 @@ export class TcpConn implements ConnIdentity {
   }
 
   /** Keep the keepalive deadline current after a segment arrives (cheap: only when idle). */
-  private refreshIdle(now: number): void {
-    if (this.timers.kind === TimerKind.IDLE) this.armIdle(now);
+  private refreshIdle(): void {
+    if (this.timers.kind === TimerKind.IDLE) this.armIdle();
   }
 
   /**
@@ -1351,18 +1351,18 @@ export class TcpConn implements ConnIdentity {
    */
   private enterTimeWait(now: number): void {
     const expiresAt = now + 2 * this.cfg.mslMs;
-    const tw = new TimeWaitRecord(
-      this.id,
-      this.snd.max,
-      this.rcv.nxt,
-      this.rcv.selectWindow(),
-      this.tsEnabled,
-      this.tsRecent,
-      this.tsRecentAt,
-      this.tsOffset,
-      now,
+    const tw = new TimeWaitRecord({
+      id: this.id,
+      sndNxt: this.snd.max,
+      rcvNxt: this.rcv.nxt,
+      window: this.rcv.selectWindow(),
+      tsEnabled: this.tsEnabled,
+      tsRecent: this.tsRecent,
+      tsRecentAt: this.tsRecentAt,
+      tsOffset: this.tsOffset,
+      enteredAt: now,
       expiresAt,
-    );
+    });
     this.tw = tw;
     if (this.timeWaitGate !== null && !this.timeWaitGate.admitTimeWait(this)) {
       this.timeWaitSkipped = true;

@@ -64,3 +64,13 @@ export function defaultTcpConfig(overrides: Partial<TcpConfig> = {}): TcpConfig 
     ...overrides,
   };
 }
+
+/** RFC 9293 §3.7.1: the send MSS when the peer sends no MSS option (IPv4 576 − 40). */
+export const DEFAULT_MSS_IPV4 = 536;
+/** RFC 8200 §5 minimum MTU 1280 − 60 (RFC 9293 §3.7.1 for IPv6). */
+export const DEFAULT_MSS_IPV6 = 1220;
+
+/** RFC 9293 §3.7.1: the peer's MSS, or the family's default when its SYN carried no MSS option. */
+export function peerMssOrDefault(mssOption: number, family: 4 | 6): number {
+  return mssOption > 0 ? mssOption : family === 4 ? DEFAULT_MSS_IPV4 : DEFAULT_MSS_IPV6;
+}

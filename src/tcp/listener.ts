@@ -27,12 +27,12 @@
  */
 import { FlowKey } from '../wire/packet.js';
 import { OutSegment, Segment, TcpFlag } from '../wire/segment.js';
-import { DEFAULT_MSS_IPV4, DEFAULT_MSS_IPV6 } from './conn.js';
 import type { TcpConfig } from './config.js';
 import type { IsnGenerator } from './isn.js';
 import { seqAdd } from './seq.js';
 import type { SynCookies } from './syncookie.js';
 import { nextIssAfterTimeWait, tsClock, type TimeWaitRecord } from './time-wait.js';
+import { peerMssOrDefault } from './defaults.js';
 
 /** What a SYN negotiated, kept compactly while the forwarder decides (a pending SYN implements it). */
 export interface SynOffer {
@@ -90,10 +90,6 @@ export function mayBeCookieAck(flags: number, now: number, lastCookieSentAt: num
   return (flags & (TcpFlag.SYN | TcpFlag.ACK | TcpFlag.FIN)) === TcpFlag.ACK && now - lastCookieSentAt < cookieLifetimeMs;
 }
 
-/** RFC 9293 §3.7.1: the peer's MSS, or the family's default when its SYN carried no MSS option. */
-export function peerMssOrDefault(mssOption: number, family: 4 | 6): number {
-  return mssOption > 0 ? mssOption : family === 4 ? DEFAULT_MSS_IPV4 : DEFAULT_MSS_IPV6;
-}
 
 /**
  * Take what a SYN negotiated. `replaced`: the TIME-WAIT record of the 4-tuple the SYN was accepted

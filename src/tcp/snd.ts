@@ -441,7 +441,7 @@ export class Sender {
    * Choose the next segment to send (data and/or FIN) into `plan`; false if nothing may be sent
    * now. Does not change any state: call `sent` once the segment is out.
    */
-  next(plan: SendPlan, now: number): boolean {
+  next(plan: SendPlan): boolean {
     plan.kind = SendKind.NONE;
     plan.gsoSize = 0;
     if (this.fastRtxPending) {
@@ -452,12 +452,12 @@ export class Sender {
       }
       return this.planRange(plan, SendKind.FAST, this.una, this.mss);
     }
-    if (this.recovery === Recovery.SACK) return this.nextSack(plan, now);
-    return this.nextNew(plan, now, this.cwnd - this.flight);
+    if (this.recovery === Recovery.SACK) return this.nextSack(plan);
+    return this.nextNew(plan, this.cwnd - this.flight);
   }
 
   /** RFC 6675 §5 (C): while cwnd − pipe ≥ 1 SMSS, NextSeg(). */
-  private nextSack(plan: SendPlan, now: number): boolean {
+  private nextSack(plan: SendPlan): boolean {
     const pipe = this.sb.pipe(this.una, this.nxt, this.highRxt, this.mss);
     const room = this.cc.cwnd - pipe;
     if (room < this.mss) return false;
@@ -467,7 +467,7 @@ export class Sender {
       return this.planRange(plan, SendKind.FAST, hole[0]!, hole[1]!);
     }
     // Rule (2): new data, as the receive window allows.
-    if (this.nextNew(plan, now, room)) return true;
+    if (this.nextNew(plan, room)) return true;
     // Rule (3): any un-SACKed hole above HighRxt.
     if (this.sb.nextHole(this.una, this.highRxt, this.mss, hole, true)) {
       return this.planRange(plan, SendKind.FAST, hole[0]!, hole[1]!);
@@ -480,7 +480,7 @@ export class Sender {
    * sender silly-window avoidance (RFC 9293 §3.8.6.2.1) and no Nagle: a segment goes out if it is
    * full-sized, or carries everything queued, or at least half the largest window offered.
    */
-  private nextNew(plan: SendPlan, _now: number, cwndRoom: number): boolean {
+  private nextNew(plan: SendPlan, cwndRoom: number): boolean {
     const nxt = this.nxt;
     const avail = seqDiff(this.dataEnd, nxt);
     const rwndRoom = seqDiff(seqAdd(this.una, this.wnd), nxt);

@@ -33,6 +33,12 @@ export function tsClock(now: number, tsOffset: number): number {
 }
 
 /** A connection in TIME-WAIT, reduced to what its rules need. Plain numbers; one shape. */
+/** What a TIME-WAIT record is made of, by name (the fields of TimeWaitRecord). */
+export type TimeWaitFields = Pick<
+  TimeWaitRecord,
+  'id' | 'sndNxt' | 'rcvNxt' | 'window' | 'tsEnabled' | 'tsRecent' | 'tsRecentAt' | 'tsOffset' | 'enteredAt' | 'expiresAt'
+>;
+
 export class TimeWaitRecord {
   /** The connection id (events keep reporting under it). */
   readonly id: number;
@@ -52,28 +58,17 @@ export class TimeWaitRecord {
   /** When the 2×MSL timer expires (ms). */
   expiresAt: number;
 
-  constructor(
-    id: number,
-    sndNxt: number,
-    rcvNxt: number,
-    window: number,
-    tsEnabled: boolean,
-    tsRecent: number,
-    tsRecentAt: number,
-    tsOffset: number,
-    enteredAt: number,
-    expiresAt: number,
-  ) {
-    this.id = id;
-    this.sndNxt = sndNxt;
-    this.rcvNxt = rcvNxt;
-    this.window = window;
-    this.tsEnabled = tsEnabled;
-    this.tsRecent = tsRecent;
-    this.tsRecentAt = tsRecentAt;
-    this.tsOffset = tsOffset;
-    this.enteredAt = enteredAt;
-    this.expiresAt = expiresAt;
+  constructor(fields: TimeWaitFields) {
+    this.id = fields.id;
+    this.sndNxt = fields.sndNxt;
+    this.rcvNxt = fields.rcvNxt;
+    this.window = fields.window;
+    this.tsEnabled = fields.tsEnabled;
+    this.tsRecent = fields.tsRecent;
+    this.tsRecentAt = fields.tsRecentAt;
+    this.tsOffset = fields.tsOffset;
+    this.enteredAt = fields.enteredAt;
+    this.expiresAt = fields.expiresAt;
   }
 }
 

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from '../../src/http/app.js';
-import { createMetrics } from '../../src/observability/metrics.js';
+import { CLOSE_REASONS, createMetrics, UPSTREAM_RESULTS } from '../../src/observability/metrics.js';
+import { STATE_NAMES } from '../../src/tcp/state.js';
 import type { ConnectionSource } from '../../src/observability/table.js';
 import { ManualClock } from '../../src/stack/clock.js';
 import { EventHub } from '../../src/stack/events.js';
@@ -43,8 +44,50 @@ function emptySource(): ConnectionSource {
   return { rows: () => [], forEachSample: () => {} };
 }
 
-/** Every series synfin's registry exports from the start (all bounded label sets at zero). */
-export async function metricCatalogue(): Promise<Catalogue> {
+/**
+ * Families named in the product contract (../shared/CONTRACT.md, the README's metrics table) that
+ * dashboards and alert rules use while the code that exports them is still on its way: label →
+ * the values the contract gives (an empty list: any value, e.g. service names). Used only for a
+ * name the registry does not export; once it does, the registry's own labels are what count.
+ */
+export const CONTRACT_METRICS: Record<string, Record<string, readonly string[]>> = (() => {
+  const service = { service: [] as string[] };
+  const histogram = (name: string, labels: Record<string, readonly string[]>) => ({
+    [`${name}_bucket`]: { ...labels, le: [] },
+    [`${name}_sum`]: labels,
+    [`${name}_count`]: labels,
+  });
+  return {
+    synfin_ephemeral_ports: {},
+    synfin_service_connections: { ...service, state: STATE_NAMES },
+    synfin_service_connections_waiting: { ...service, on: ['app', 'upstream'] },
+    synfin_service_oldest_waiting_seconds: { ...service, on: ['app', 'upstream'] },
+    ...histogram('synfin_service_connect_duration_seconds', { ...service, result: UPSTREAM_RESULTS }),
+    synfin_service_connections_closed_total: { ...service, reason: CLOSE_REASONS },
+    synfin_service_bytes_total: { ...service, direction: ['client_to_upstream', 'upstream_to_client'] },
+    synfin_service_resets_total: { ...service, direction: ['sent', 'received'] },
+  };
+})();
+
+/**
+ * Every series synfin's registry exports from the start (all bounded label sets at zero), plus,
+ * unless `contract` is false, the CONTRACT_METRICS the registry does not export yet.
+ */
+export async function metricCatalogue(contract = true): Promise<Catalogue> {
+  const catalogue = await registryCatalogue();
+  if (contract) {
+    for (const [name, labels] of Object.entries(CONTRACT_METRICS)) {
+      if (catalogue.has(name)) continue;
+      catalogue.set(name, new Map(Object.entries(labels).map(([l, values]) => [l, new Set(values.length === 0 ? [ANY_VALUE] : values)])));
+    }
+  }
+  return catalogue;
+}
+
+/** A label of CONTRACT_METRICS whose values the contract leaves open. */
+const ANY_VALUE = '\u0000any';
+
+async function registryCatalogue(): Promise<Catalogue> {
   const metrics = createMetrics(
     new EventHub(),
     { clock: new ManualClock(1_000), forEachConnection: () => {}, counters: zeroCounters, upstreamSockets: () => ({}) },
@@ -78,8 +121,12 @@ export async function metricCatalogue(): Promise<Catalogue> {
   }
 }
 
-/** Labels Prometheus attaches to every scraped series (never checked against the registry). */
-export const TARGET_LABELS = new Set(['job', 'instance']);
+/**
+ * Labels Prometheus attaches to every scraped series (never checked against the registry):
+ * job and instance always, namespace and pod in Kubernetes (the PodMonitor and
+ * prometheus-kubernetes.yml).
+ */
+export const TARGET_LABELS = new Set(['job', 'instance', 'namespace', 'pod']);
 
 /**
  * Problems of one selector against the catalogue: an unknown metric, an unknown label, or a
@@ -98,6 +145,7 @@ export function selectorProblems(sel: Selector, catalogue: Catalogue, extraMetri
       problems.push(`${sel.metric} has no label ${m.name}`);
       continue;
     }
+    if (values.has(ANY_VALUE)) continue;
     for (const v of literalValues(m)) {
       if (!values.has(v)) problems.push(`${sel.metric}{${m.name}} never takes the value "${v}"`);
     }

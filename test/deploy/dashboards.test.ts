@@ -21,12 +21,13 @@ interface Target {
 }
 interface Panel {
   id: number;
+  transformations?: unknown[];
   type: string;
   title?: string;
   description?: string;
   datasource?: unknown;
   gridPos: { x: number; y: number; w: number; h: number };
-  fieldConfig?: { defaults?: { unit?: string; min?: number; max?: number } };
+  fieldConfig?: { defaults?: { unit?: string; min?: number; max?: number; links?: Array<{ title: string; url: string }> } };
   options?: { yAxis?: { unit?: string }; calculate?: boolean };
   targets?: Target[];
 }
@@ -42,14 +43,17 @@ interface Variable {
 }
 interface Dashboard {
   uid: string;
+  links: Array<{ title: string; url: string; tooltip?: string }>;
   title: string;
   schemaVersion: number;
   panels: Panel[];
   templating: { list: Variable[] };
 }
 
-const FILES = ['synfin-overview.json', 'synfin-leaks.json'] as const;
+const FILES = ['synfin-overview.json', 'synfin-leaks.json', 'synfin-fleet.json', 'synfin-services.json'] as const;
 const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
+/** The target matchers every selector carries. */
+const TARGET = 'job=~"$job",namespace=~"$namespace",pod=~"$pod",instance=~"$instance"';
 
 /** Grafana unit ids the dashboards may use (grafana-data valueFormats). */
 const GRAFANA_UNITS = new Set(['short', 's', 'ms', 'cps', 'ops', 'pps', 'Bps', 'bytes', 'percentunit', 'none']);
@@ -163,19 +167,24 @@ for (const file of FILES) {
       }
     });
 
-    it('variables_jobAndInstance_areQueriesOverSynfinBuildInfo', () => {
-      for (const name of ['job', 'instance']) {
+    it('variables_jobNamespacePodInstance_areQueriesOverSynfinBuildInfo', () => {
+      for (const name of ['job', 'namespace', 'pod', 'instance']) {
         const v = variable(d, name);
         expect(v?.type, name).toBe('query');
         expect(v?.datasource, name).toEqual(DATASOURCE);
         const q = labelValuesQuery(String(v?.query));
         expect(q?.label, name).toBe(name);
         expect(q?.selectors.map((s) => s.metric), name).toEqual(['synfin_build_info']);
-        // "All" must expand to the values found, not to .*, which would reach other programs'
-        // process_* and nodejs_* series.
         expect(v?.includeAll, name).toBe(true);
-        expect(v?.allValue ?? null, name).toBeNull();
       }
+      // "All" of job and instance expands to the values found, not to .*, which would reach other
+      // programs' process_* and nodejs_* series; namespace and pod take .*, which also matches a
+      // series without them (a plain Prometheus), the job still bounding the selection.
+      for (const name of ['job', 'instance']) expect(variable(d, name)?.allValue ?? null, name).toBeNull();
+      for (const name of ['namespace', 'pod']) expect(variable(d, name)?.allValue, name).toBe('.*');
+      // Each narrows the next: namespace by job, pod by namespace, instance by pod.
+      expect(String(variable(d, 'pod')?.query)).toContain('namespace=~"$namespace"');
+      expect(String(variable(d, 'instance')?.query)).toContain('pod=~"$pod"');
     });
 
     it('query_everyMetricAndLabelValue_isExportedBySynfin', () => {
@@ -187,15 +196,19 @@ for (const file of FILES) {
       expect(problems).toEqual([]);
     });
 
-    it('query_everySelector_selectsJobAndInstance', () => {
+    it('query_everySelector_selectsJobNamespacePodAndInstance', () => {
       const found = allSelectors(d);
       expect(found.length).toBeGreaterThan(0);
       for (const { panel, sel } of found) {
-        const job = sel.matchers.find((m) => m.name === 'job');
-        const instance = sel.matchers.find((m) => m.name === 'instance');
-        expect(job, `"${panel}": ${sel.metric}`).toEqual({ name: 'job', op: '=~', value: '$job' });
-        expect(instance, `"${panel}": ${sel.metric}`).toEqual({ name: 'instance', op: '=~', value: '$instance' });
+        for (const name of ['job', 'namespace', 'pod', 'instance']) {
+          expect(sel.matchers.find((m) => m.name === name), `"${panel}": ${sel.metric} ${name}`).toEqual({ name, op: '=~', value: `$${name}` });
+        }
       }
+    });
+
+    it('links_includeTheLivePageWithThePortForwardCommand', () => {
+      const live = d.links.find((l) => l.url.startsWith('http://127.0.0.1:9477'));
+      expect(live?.tooltip).toContain('kubectl -n $namespace port-forward pod/$pod 9477:9477');
     });
 
     it('query_everyVariableUsed_isDefined', () => {
@@ -265,8 +278,8 @@ describe('Grafana dashboard synfin-leaks.json: coverage', () => {
   it('leaks_showsBothWaitsWithTheirOldestAges', () => {
     const text = expressions(d).map((e) => e.expr).join('\n');
     for (const side of ['app', 'upstream']) {
-      expect(text).toContain(`synfin_connections_waiting{job=~"$job",instance=~"$instance",on="${side}"}`);
-      expect(text).toContain(`synfin_connections_oldest_waiting_seconds{job=~"$job",instance=~"$instance",on="${side}"}`);
+      expect(text).toContain(`synfin_connections_waiting{${TARGET},on="${side}"}`);
+      expect(text).toContain(`synfin_connections_oldest_waiting_seconds{${TARGET},on="${side}"}`);
     }
   });
 
@@ -278,20 +291,70 @@ describe('Grafana dashboard synfin-leaks.json: coverage', () => {
     expect(text).toContain('reason="idle_timeout"');
   });
 
-  it('leaks_ephemeralPortRange_isAVariableDefaultingToLinuxRange', () => {
-    const v = variable(d, 'ephemeral_ports');
-    // Linux's default net.ipv4.ip_local_port_range is 32768-60999: 60999 - 32768 + 1 ports.
-    expect(v?.query).toBe(String(60999 - 32768 + 1));
-    expect((v?.current as { value?: string } | undefined)?.value).toBe('28232');
-    const share = expressions(d).filter(({ expr }) => expr.includes('$ephemeral_ports'));
+  it('leaks_ephemeralPortRange_isSynfinsGaugeNotAConstant', () => {
+    expect(variable(d, 'ephemeral_ports')).toBeUndefined();
+    const share = expressions(d).filter(({ expr }) => expr.includes('synfin_ephemeral_ports'));
     expect(share.length).toBeGreaterThanOrEqual(2);
-    for (const { expr } of share) expect(expr).toMatch(/synfin_upstream_sockets\{[^}]*state="TIME_WAIT"|synfin_build_info/);
+    expect(share.some(({ expr }) => /synfin_upstream_sockets\{[^}]*state="TIME_WAIT"\} \/ ignoring \(state\) synfin_ephemeral_ports\{/.test(expr))).toBe(true);
+    for (const { expr } of expressions(d)) expect(expr).not.toContain('28232');
   });
 
   it('leaks_appWaitDescription_blamesTheApp', () => {
     const panel = queryPanels(d).find((p) => p.targets?.some((t) => t.expr?.includes('synfin_connections_waiting') && t.expr.includes('on="app"') && p.type === 'timeseries'));
     expect(panel?.description).toMatch(/the app is not closing sockets after the server closed them/i);
     expect(panel?.description).toMatch(/CLOSE_WAIT/);
+  });
+});
+
+describe('Grafana dashboard synfin-fleet.json: coverage', () => {
+  const d = load('synfin-fleet.json');
+  const text = expressions(d).map((e) => e.expr).join('\n');
+
+  it('fleet_statusRow_showsReadyVersionRestartsUptimeFdsCookiesAndRefusals', () => {
+    for (const needle of [
+      'synfin_ready{',
+      'count by (version) (synfin_build_info{',
+      'changes(process_start_time_seconds{',
+      'time() - process_start_time_seconds{',
+      '/ process_max_fds{',
+      'synfin_tcp_syn_cookies_total{' + TARGET + ',result="sent"}',
+      'synfin_tcp_dropped_segments_total{' + TARGET + ',reason="syn_limit"}',
+    ]) {
+      expect(text).toContain(needle);
+    }
+  });
+
+  it('fleet_topPodsTable_ranksConnectionsWaitingOnTheApp_andLinksToThePodsDashboard', () => {
+    const top = queryPanels(d).find((p) => p.title === 'Top pods by connections the app never closed')!;
+    expect(top.type).toBe('table');
+    expect(top.targets?.[0]?.expr).toBe(`topk(10, sum by (namespace, pod, instance) (synfin_connections_waiting{${TARGET},on="app"}))`);
+    const link = top.fieldConfig?.defaults?.links?.[0];
+    expect(link?.url).toMatch(/^\/d\/synfin-leaks\?var-namespace=\$\{__data\.fields\.namespace\}&var-pod=\$\{__data\.fields\.pod\}&var-instance=\$\{__data\.fields\.instance\}/);
+    // Instant table queries merged into one row per pod.
+    for (const t of top.targets ?? []) expect(t.format).toBe('table');
+    expect(top.transformations?.[0]).toEqual({ id: 'merge', options: {} });
+  });
+});
+
+describe('Grafana dashboard synfin-services.json: coverage', () => {
+  const d = load('synfin-services.json');
+  const text = expressions(d).map((e) => e.expr).join('\n');
+
+  it('services_showWaitingConnectP99ClosesResetsAndBytesByService', () => {
+    expect(text).toContain(`sum by (service) (synfin_service_connections_waiting{${TARGET},service=~"$service",on="app"})`);
+    expect(text).toMatch(/histogram_quantile\(0\.99, sum by \(le, service\) \(rate\(synfin_service_connect_duration_seconds_bucket\{/);
+    expect(text).toMatch(/sum by \(service, reason\) \(rate\(synfin_service_connections_closed_total\{/);
+    expect(text).toMatch(/sum by \(service, direction\) \(rate\(synfin_service_resets_total\{/);
+    expect(text).toMatch(/sum by \(service, direction\) \(rate\(synfin_service_bytes_total\{/);
+  });
+
+  it('services_serviceVariable_isTheServiceLabelOfTheServiceFamilies', () => {
+    const v = variable(d, 'service');
+    expect(labelValuesQuery(String(v?.query))?.label).toBe('service');
+    expect(labelValuesQuery(String(v?.query))?.selectors.map((s) => s.metric)).toEqual(['synfin_service_connections']);
+    for (const { sel } of allSelectors(d).filter(({ sel }) => sel.metric.startsWith('synfin_service_'))) {
+      expect(sel.matchers).toContainEqual({ name: 'service', op: '=~', value: '$service' });
+    }
   });
 });
 
@@ -309,7 +372,7 @@ describeIfPromtool('Grafana dashboards: PromQL syntax (promtool)', () => {
     const rules = FILES.flatMap((file) =>
       expressions(load(file)).map(({ expr }, i) => ({
         record: `synfin_dashboard_check:${file.replace(/\W/g, '_')}_${i + 1}`,
-        expr: expr.replaceAll('$__rate_interval', '1m').replaceAll('$ephemeral_ports', '28232'),
+        expr: expr.replaceAll('$__rate_interval', '1m').replaceAll('$__range', '1h'),
       })),
     );
     expect(rules.length).toBeGreaterThan(40);

@@ -110,3 +110,28 @@ export function envPairs(args: string): Map<string, string> {
   }
   return out;
 }
+
+/**
+ * `key="value" key2=value` of a LABEL instruction. Keys may hold dots and dashes
+ * (org.opencontainers.image.title), values may be quoted.
+ */
+export function labelPairs(args: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of args.matchAll(/([A-Za-z0-9_.-]+)=("(?:[^"\\]|\\.)*"|\S*)/g)) {
+    const v = m[2]!;
+    out.set(m[1]!, v.startsWith('"') ? (JSON.parse(v) as string) : v);
+  }
+  return out;
+}
+
+/**
+ * End of life of Node.js's LTS lines (github.com/nodejs/Release, schedule.json): an image on a
+ * line past its date gets no security fixes.
+ */
+export const NODE_LTS_END_OF_LIFE: Readonly<Record<number, string>> = {
+  18: '2025-04-30',
+  20: '2026-04-30',
+  22: '2027-04-30',
+  24: '2028-04-30',
+  26: '2029-04-30',
+};

@@ -9,10 +9,11 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { DEFAULT_CONFIG, envName, OPTION_SPECS, parseListen, resolveConfig } from '../../src/config.js';
 import { httpApp, readRepoFile, repoPath } from './code.js';
-import { envPairs, execForm, parseDockerfile, stages, substitute, type Stage } from './dockerfile.js';
+import { describeIfKubectl, kustomize } from './kubectl.js';
+import { envPairs, execForm, labelPairs, NODE_LTS_END_OF_LIFE, parseDockerfile, stages, substitute, type Stage } from './dockerfile.js';
 
 // ------------------------------------------------------------------------------ shared facts
 
@@ -94,13 +95,33 @@ describe('deploy/Dockerfile', () => {
   it('dockerfile_stages_buildThenSlimNodeLtsRuntime', () => {
     expect(dockerStages.length).toBeGreaterThanOrEqual(2);
     expect(build.name).toBe('build');
-    const m = /^node:(\d+)-bookworm-slim$/.exec(runtime.from);
+    const m = /^node:(\d+)-(bookworm|trixie)-slim$/.exec(runtime.from);
     expect(m, runtime.from).not.toBeNull();
     const major = Number(m![1]);
-    // Even majors are Node's LTS lines; the package says which it needs.
+    // Even majors are Node's LTS lines (until 27, from which every line is); the package says
+    // which it needs; the image's line is not past its end of life.
     expect(major % 2).toBe(0);
     expect(major).toBeGreaterThanOrEqual(Number(/>=\s*(\d+)/.exec(pkg.engines.node)![1]));
-    expect(build.from).toBe(`node:${major}-bookworm`);
+    const eol = NODE_LTS_END_OF_LIFE[major];
+    if (eol !== undefined) expect(new Date(`${eol}T00:00:00Z`).getTime(), `Node ${major} reached its end of life on ${eol}`).toBeGreaterThan(Date.now());
+    else expect(major).toBeGreaterThan(Math.max(...Object.keys(NODE_LTS_END_OF_LIFE).map(Number)));
+    // The build compiles the addon against the same Node and the same Debian (glibc) it runs on.
+    expect(build.from).toBe(`node:${major}-${m![2]}`);
+  });
+
+  it('dockerfile_labels_carryTheOciAnnotations', () => {
+    const labels = new Map(instructions(runtime, 'LABEL').flatMap((a) => [...labelPairs(a)]));
+    const pkgFull = JSON.parse(readRepoFile('package.json')) as { version: string; license: string; description: string; name: string };
+    expect(labels.get('org.opencontainers.image.title')).toBe(pkgFull.name);
+    expect(labels.get('org.opencontainers.image.description')).toBe(pkgFull.description);
+    expect(labels.get('org.opencontainers.image.version')).toBe(pkgFull.version);
+    expect(labels.get('org.opencontainers.image.licenses')).toBe(pkgFull.license);
+    expect(labels.get('org.opencontainers.image.base.name')).toBe(`docker.io/library/${runtime.from}`);
+    // Filled in at build time (--build-arg): present, and each from its own ARG.
+    for (const [key, arg] of [['revision', 'SYNFIN_REVISION'], ['created', 'SYNFIN_CREATED'], ['source', 'SYNFIN_SOURCE']] as const) {
+      expect(labels.has(`org.opencontainers.image.${key}`), key).toBe(true);
+      expect(runtime.args.has(arg), arg).toBe(true);
+    }
   });
 
   it('dockerfile_build_runsNpmCiBuildThenPrunesDevDependencies', () => {
@@ -193,12 +214,12 @@ describe('deploy/Dockerfile', () => {
     expect(cmd).toEqual(['run']);
   });
 
-  it('dockerfile_listen_isAllInterfacesOnTheDefaultPort', () => {
+  it('dockerfile_listen_isAllInterfacesDualStackOnTheDefaultPort', () => {
     expect(single(runtime, 'EXPOSE')).toBe(String(PORT));
     const env = new Map(instructions(runtime, 'ENV').flatMap((a) => [...envPairs(a)]));
     const listen = env.get(envName('listen'));
     expect(listen).toBeDefined();
-    expect(parseListen(listen!)).toEqual({ host: '0.0.0.0', port: PORT });
+    expect(parseListen(listen!)).toEqual({ host: '::', port: PORT });
   });
 
   it('dockerfile_healthcheck_getsHealthzWithTheCopiedScript', () => {
@@ -252,6 +273,19 @@ describe('deploy/healthcheck.mjs against synfin’s HTTP app', () => {
     expect(await check(`0.0.0.0:${port}`, '/readyz')).toBe(1);
   });
 
+  it('healthcheck_dualStackWildcard_asksOnLoopbackAndExits0', async () => {
+    // As in the image: synfin on [::], dual-stack; the check asks 127.0.0.1, which [::] accepts.
+    const dual = httpApp(true);
+    try {
+      await dual.app.listen({ host: '::', port: 0 });
+      const dualPort = (dual.app.server.address() as net.AddressInfo).port;
+      expect(await check(`[::]:${dualPort}`)).toBe(0);
+      expect(await check(`[::]:${dualPort}`, '/readyz')).toBe(0);
+    } finally {
+      await dual.close();
+    }
+  });
+
   it('healthcheck_nothingListening_exits1', async () => {
     const free = net.createServer();
     await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
@@ -273,6 +307,7 @@ interface K8sContainer {
   args?: string[];
   restartPolicy?: string;
   env?: Array<{ name: string; value?: string }>;
+  envFrom?: Array<{ configMapRef?: { name: string } }>;
   ports?: Array<{ name?: string; containerPort: number }>;
   readinessProbe?: Probe;
   livenessProbe?: Probe;
@@ -289,9 +324,11 @@ interface K8sContainer {
 interface Deployment {
   apiVersion: string;
   kind: string;
+  metadata: { name: string };
+  data?: Record<string, string>;
   spec: {
     template: {
-      metadata: { annotations: Record<string, string> };
+      metadata: { annotations: Record<string, string>; labels?: Record<string, string> };
       spec: {
         terminationGracePeriodSeconds?: number;
         initContainers?: K8sContainer[];
@@ -302,20 +339,49 @@ interface Deployment {
   };
 }
 
-describe('deploy/kubernetes/sidecar.yaml', () => {
-  const docs = parseAllDocuments(readRepoFile('deploy', 'kubernetes', 'sidecar.yaml')).map((d) => d.toJS() as Deployment);
+/** A container's environment: its ConfigMaps (envFrom, looked up in docs) overridden by env. */
+function containerEnv(c: K8sContainer, docs: readonly Deployment[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const from of c.envFrom ?? []) {
+    const cm = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === from.configMapRef?.name);
+    expect(cm, `ConfigMap ${from.configMapRef?.name} of ${c.name}`).toBeDefined();
+    Object.assign(out, cm!.data);
+  }
+  for (const e of c.env ?? []) out[e.name] = e.value ?? '';
+  return out;
+}
+
+const SIDECAR_SOURCES: Array<{ what: string; docs: () => Deployment[]; kinds: string[]; listenHost: string; kubectl?: boolean }> = [
+  {
+    what: 'deploy/kubernetes/sidecar.yaml',
+    docs: () => parseAllDocuments(readRepoFile('deploy', 'kubernetes', 'sidecar.yaml')).map((d) => d.toJS() as Deployment),
+    kinds: ['apps/v1/Deployment'],
+    listenHost: '::',
+  },
+  {
+    what: 'kubectl kustomize deploy/kubernetes/example (the component on a plain Deployment)',
+    docs: () => kustomize<Deployment>('deploy', 'kubernetes', 'example'),
+    kinds: ['v1/ConfigMap', 'apps/v1/Deployment'],
+    listenHost: '::',
+    kubectl: true,
+  },
+];
+
+for (const source of SIDECAR_SOURCES) (source.kubectl === true ? describeIfKubectl : describe)(source.what, () => {
+  const docs = source.docs();
   const dep = docs.find((d) => d.kind === 'Deployment')!;
   const pod = dep.spec.template.spec;
   const all = [...(pod.initContainers ?? []), ...pod.containers];
   const synfin = all.find((c) => c.name === 'synfin')!;
   const routing = all.find((c) => c.name === 'synfin-routing')!;
   const app = all.find((c) => c.name === 'app')!;
-  const env = Object.fromEntries((synfin.env ?? []).map((e) => [e.name, e.value ?? '']));
+  const env = containerEnv(synfin, docs);
+  const routingEnv = containerEnv(routing, docs);
   const namedPort = (p: number | string | undefined): number | undefined =>
     typeof p === 'number' ? p : synfin.ports?.find((x) => x.name === p)?.containerPort;
 
   it('k8s_isOneDeploymentWithSynfinRoutingAndApp', () => {
-    expect(docs.map((d) => `${d.apiVersion}/${d.kind}`)).toEqual(['apps/v1/Deployment']);
+    expect(docs.map((d) => `${d.apiVersion}/${d.kind}`)).toEqual(source.kinds);
     expect(synfin).toBeDefined();
     expect(routing).toBeDefined();
     expect(app).toBeDefined();
@@ -330,6 +396,11 @@ describe('deploy/kubernetes/sidecar.yaml', () => {
     else expect(pod.containers.map((c) => c.name)).toContain('synfin');
   });
 
+  it('k8s_podLabel_isWhatThePodMonitorSelects', () => {
+    const monitor = parse(readRepoFile('deploy', 'kubernetes', 'monitoring', 'podmonitor.yaml')) as { spec: { selector: { matchLabels: Record<string, string> } } };
+    for (const [k, v] of Object.entries(monitor.spec.selector.matchLabels)) expect(dep.spec.template.metadata.labels?.[k], k).toBe(v);
+  });
+
   it('k8s_prometheusAnnotations_pointAtSynfinsMetrics', () => {
     const a = dep.spec.template.metadata.annotations;
     expect(a['prometheus.io/scrape']).toBe('true');
@@ -339,7 +410,7 @@ describe('deploy/kubernetes/sidecar.yaml', () => {
 
   it('k8s_synfinPort_isTheListenPortNamedForTheScrapeConfig', () => {
     expect(synfin.ports).toEqual([{ name: 'synfin-metrics', containerPort: PORT, protocol: 'TCP' }]);
-    expect(parseListen(env.SYNFIN_LISTEN!)).toEqual({ host: '0.0.0.0', port: PORT });
+    expect(parseListen(env.SYNFIN_LISTEN!)).toEqual({ host: source.listenHost, port: PORT });
   });
 
   it('k8s_probes_readinessOnReadyzLivenessOnHealthz', () => {
@@ -365,7 +436,10 @@ describe('deploy/kubernetes/sidecar.yaml', () => {
   });
 
   it('k8s_synfinEnv_isSynfinOptionsThatValidate', () => {
-    for (const name of Object.keys(env)) expect(SYNFIN_ENV, name).toContain(name);
+    // SYNFIN_ROUTING_* are the routing step's (the component's one ConfigMap feeds both); no
+    // option of synfin's has that prefix.
+    expect([...SYNFIN_ENV].filter((n) => n.startsWith('SYNFIN_ROUTING_'))).toEqual([]);
+    for (const name of Object.keys(env).filter((n) => !n.startsWith('SYNFIN_ROUTING_'))) expect(SYNFIN_ENV, name).toContain(name);
     const config = resolveConfig({}, env);
     expect(config.listenPort).toBe(PORT);
     expect(config.deny).toContain('169.254.169.254/32');
@@ -412,7 +486,8 @@ describe('deploy/kubernetes/sidecar.yaml', () => {
     const args = routing.args ?? [];
     for (const a of args.filter((x) => x.startsWith('--'))) expect(routingOptions, a).toContain(a);
     expect(optionValue(args, '--uid')).toBe(String(SYNFIN_UID));
-    expect(optionValue(args, '--tun')).toBe(env.SYNFIN_TUN);
+    // The device synfin attaches to: --tun, or SYNFIN_TUN, which the script reads too.
+    expect(optionValue(args, '--tun') ?? routingEnv.SYNFIN_TUN).toBe(env.SYNFIN_TUN);
     // Ports are no way around the device any more: the options do nothing and are not used.
     expect(args).not.toContain('--metrics-port');
     expect(args).not.toContain('--keep-port');
@@ -421,6 +496,124 @@ describe('deploy/kubernetes/sidecar.yaml', () => {
   it('k8s_app_runsAsAnotherUidWithoutCapabilities', () => {
     expect(app.securityContext?.runAsUser).not.toBe(SYNFIN_UID);
     expect(app.securityContext?.capabilities?.add ?? []).toEqual([]);
+  });
+});
+
+describeIfKubectl('deploy/kubernetes/synfin: the kustomize component', () => {
+  const plain = parse(readRepoFile('deploy', 'kubernetes', 'example', 'deployment.yaml')) as Deployment;
+  const docs = kustomize<Deployment>('deploy', 'kubernetes', 'example');
+  const dep = docs.find((d) => d.kind === 'Deployment')!;
+  const pod = dep.spec.template.spec;
+  const cm = docs.find((d) => d.kind === 'ConfigMap')!;
+  const synfin = pod.initContainers!.find((c) => c.name === 'synfin')!;
+  const routing = pod.initContainers!.find((c) => c.name === 'synfin-routing')!;
+
+  it('example_plainDeployment_hasNothingOfSynfin', () => {
+    expect(JSON.stringify(plain)).not.toMatch(/synfin|9477|prometheus\.io/);
+    expect(plain.spec.template.spec.initContainers).toBeUndefined();
+  });
+
+  it('example_overlay_addsTheComponentInAFewLines', () => {
+    const k = parse(readRepoFile('deploy', 'kubernetes', 'example', 'kustomization.yaml')) as Record<string, unknown>;
+    expect(k.resources).toEqual(['deployment.yaml']);
+    expect(k.components).toEqual(['../synfin']);
+    const c = parse(readRepoFile('deploy', 'kubernetes', 'synfin', 'kustomization.yaml')) as { kind: string };
+    expect(c.kind).toBe('Component');
+  });
+
+  it('component_keepsTheAppsContainerAndAddsRoutingThenSynfinFirst', () => {
+    expect(pod.containers).toEqual(plain.spec.template.spec.containers);
+    // The routing step makes the device before synfin attaches to it.
+    expect(pod.initContainers!.map((c) => c.name)).toEqual(['synfin-routing', 'synfin']);
+    expect(synfin.restartPolicy).toBe('Always');
+    expect(routing.restartPolicy).toBeUndefined();
+    expect(synfin.image).toBe('synfin:0.1.0');
+    expect(synfin.args).toEqual(['run']);
+    expect(routing.args).toEqual(['--uid', String(SYNFIN_UID)]);
+  });
+
+  it('component_labelsThePodForThePodMonitorAndKeepsTheAppsLabels', () => {
+    expect(dep.spec.template.metadata.labels).toEqual({ ...plain.spec.template.metadata.labels, 'synfin.dev/sidecar': 'true' });
+  });
+
+  it('component_optionsComeFromOneHashedConfigMap_withTheOverlaysValues', () => {
+    expect(cm.metadata.name).toMatch(/^synfin-sidecar-[a-z0-9]{10}$/);
+    for (const c of [synfin, routing]) expect(c.envFrom, c.name).toEqual([{ configMapRef: { name: cm.metadata.name } }]);
+    const config = resolveConfig({}, containerEnv(synfin, docs));
+    expect(config.maxConnections).toBe(2000);
+    expect(config.memoryLimit).toBe(96 * 1024 * 1024);
+    expect(config.deny).toEqual(['169.254.169.254/32', '100.100.100.200/32']);
+    // Every key is an option of synfin or of the routing step.
+    const routingEnv = new Set(['SYNFIN_ROUTING_INCLUDE', 'SYNFIN_ROUTING_EXCLUDE', 'SYNFIN_ROUTING_EXCLUDE_PORTS']);
+    for (const key of Object.keys(cm.data ?? {})) expect(SYNFIN_ENV.has(key) || routingEnv.has(key), key).toBe(true);
+    expect(cm.data?.SYNFIN_ROUTING_EXCLUDE).toBe('10.96.0.0/12');
+    expect(cm.data?.SYNFIN_ROUTING_EXCLUDE_PORTS).toBe('5432');
+    // The routing script reads those variables (its --help names them).
+    const help = spawnSync('bash', [repoPath('deploy', 'sidecar-routing.sh'), '--help'], { encoding: 'utf8' }).stdout;
+    for (const name of routingEnv) expect(help).toContain(`$${name}`);
+  });
+
+  it('component_defaults_validateAsSynfinOptions', () => {
+    const defaults = parse(
+      readRepoFile('deploy', 'kubernetes', 'synfin', 'options.env')
+        .split('\n')
+        .filter((l) => /^[A-Z_]+=/.test(l))
+        .map((l) => `${l.slice(0, l.indexOf('='))}: '${l.slice(l.indexOf('=') + 1)}'`)
+        .join('\n'),
+    ) as Record<string, string>;
+    const config = resolveConfig({}, defaults);
+    expect(config.maxConnections).toBe(4000);
+    expect(config.memoryLimit).toBe(192 * 1024 * 1024);
+    expect(config.deny).toEqual(['169.254.169.254/32']);
+  });
+
+  it('component_memoryLimit_followsTheOverlaysOptions', () => {
+    // The overlay halves --memory-limit and --max-connections: the limit is lowered with them.
+    expect((synfin as { resources?: { limits?: { memory?: string } } }).resources?.limits?.memory).toBe('336Mi');
+  });
+
+  it('readme_kubernetesSection_snippetRendersTheSidecarWithTheImageItNames', () => {
+    const readme = readRepoFile('README.md');
+    const section = readme.slice(readme.indexOf('\n## Kubernetes\n'), readme.indexOf('\n## Metrics\n'));
+    const snippet = /```yaml\n([\s\S]*?)```/.exec(section)?.[1]?.replace(/^ {3}/gm, '');
+    expect(snippet).toBeDefined();
+    const k = parse(snippet!) as { resources: string[]; components: string[]; images: Array<{ newName: string; newTag: string }> };
+    expect(k.components).toEqual(['path/to/synfin/deploy/kubernetes/synfin']);
+    const dir = fs.mkdtempSync(path.join(repoPath('deploy', 'kubernetes'), '.test-readme-'));
+    try {
+      fs.writeFileSync(path.join(dir, 'deployment.yaml'), stringify(plain));
+      fs.writeFileSync(path.join(dir, 'kustomization.yaml'), stringify({ ...k, components: ['../synfin'] }));
+      const out = kustomize<Deployment>('deploy', 'kubernetes', path.basename(dir));
+      const init = out.find((d) => d.kind === 'Deployment')!.spec.template.spec.initContainers!;
+      expect(init.map((c) => `${c.name} ${c.image}`)).toEqual([
+        `synfin-routing ${k.images[0]!.newName}:${k.images[0]!.newTag}`,
+        `synfin ${k.images[0]!.newName}:${k.images[0]!.newTag}`,
+      ]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    // The commands the section gives exist.
+    for (const file of ['deploy/generate.mjs', 'deploy/kubernetes/monitoring/kustomization.yaml', 'deploy/kubernetes/example/kustomization.yaml', 'docs/runbooks.md']) {
+      expect(fs.existsSync(repoPath(file)), file).toBe(true);
+    }
+  });
+
+  it('component_deploymentAnnotatedInjectFalse_isLeftAlone', () => {
+    const dir = fs.mkdtempSync(path.join(repoPath('deploy', 'kubernetes'), '.test-optout-'));
+    try {
+      const other = structuredClone(plain) as Deployment & { metadata: { name: string; annotations?: Record<string, string> } };
+      other.metadata.name = 'batch';
+      other.metadata.annotations = { 'synfin.dev/inject': 'false' };
+      fs.writeFileSync(path.join(dir, 'a.yaml'), stringify(plain));
+      fs.writeFileSync(path.join(dir, 'b.yaml'), stringify(other));
+      fs.writeFileSync(path.join(dir, 'kustomization.yaml'), stringify({ resources: ['a.yaml', 'b.yaml'], components: ['../synfin'] }));
+      const out = kustomize<Deployment>('deploy', 'kubernetes', path.basename(dir));
+      const names = (name: string) => out.find((d) => d.metadata.name === name)!.spec.template.spec.initContainers?.map((c) => c.name) ?? [];
+      expect(names('shop')).toEqual(['synfin-routing', 'synfin']);
+      expect(names('batch')).toEqual([]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -507,9 +700,17 @@ describe('deploy/compose.yaml', () => {
   it('compose_synfinEnv_isSynfinOptionsThatValidate', () => {
     for (const name of Object.keys(synfinEnv)) expect(SYNFIN_ENV, name).toContain(name);
     const config = resolveConfig({}, synfinEnv);
-    expect(config.listenHost).toBe('0.0.0.0');
+    expect(config.listenHost).toBe('::');
     expect(config.listenPort).toBe(PORT);
     expect(config.deny).toContain('169.254.169.254/32');
+  });
+
+  it('compose_nodeImages_areTheImagesNodeLine', () => {
+    const nodeImages = Object.values(compose.services)
+      .map((svc) => svc.image)
+      .filter((img): img is string => typeof img === 'string' && img.startsWith('node:'));
+    expect(nodeImages.length).toBeGreaterThan(0);
+    for (const img of nodeImages) expect(img).toBe(runtime.from);
   });
 
   it('compose_app_sharesTheNamespaceAsAnotherUid', () => {

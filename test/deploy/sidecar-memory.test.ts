@@ -1,5 +1,6 @@
 /**
- * deploy/kubernetes/sidecar.yaml: synfin's container memory limit, --memory-limit and
+ * deploy/kubernetes/sidecar.yaml, and the kustomize component with its defaults and as the
+ * example overlay sets it: synfin's container memory limit, --memory-limit and
  * --max-connections agree (the sum written in the manifest, README "Limits").
  */
 import fs from 'node:fs';
@@ -8,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { resolveConfig } from '../../src/config.js';
 import { CONN_MINIMUM, parseByteSize } from '../../src/tcp/memory-budget.js';
+import { describeIfKubectl, kustomize } from './kubectl.js';
 
 const MiB = 1024 * 1024;
 /** Measured (BENCHMARKS.md "Memory bounded by design"), rounded up. */
@@ -18,6 +20,7 @@ const RUNTIME_SLACK = 48 * MiB;
 interface Container {
   name: string;
   env?: { name: string; value: string }[];
+  envFrom?: { configMapRef: { name: string } }[];
   resources?: { limits?: { memory?: string } };
 }
 
@@ -28,14 +31,21 @@ function kubeQuantity(q: string): number {
   return Number(m[1]) * unit;
 }
 
-describe('deploy/kubernetes/sidecar.yaml: memory', () => {
-  const text = fs.readFileSync(path.join(import.meta.dirname, '..', '..', 'deploy', 'kubernetes', 'sidecar.yaml'), 'utf8');
-  const deployment = parseAllDocuments(text).map((d) => d.toJS() as { kind: string; spec: { template: { spec: { initContainers: Container[]; containers: Container[] } } } }).find((d) => d.kind === 'Deployment')!;
-  const pod = deployment.spec.template.spec;
-  const synfin = [...pod.initContainers, ...pod.containers].find((c) => c.name === 'synfin')!;
-  const env = Object.fromEntries((synfin.env ?? []).map((e) => [e.name, e.value]));
+interface Doc {
+  kind: string;
+  metadata: { name: string };
+  data?: Record<string, string>;
+  spec: { template: { spec: { initContainers: Container[]; containers: Container[] } } };
+}
 
+function checkMemory(docs: () => Doc[]): void {
   it('the container limit holds idle process + --memory-limit + connections × (state + minimum) + slack', () => {
+    const all = docs();
+    const pod = all.find((d) => d.kind === 'Deployment')!.spec.template.spec;
+    const synfin = [...pod.initContainers, ...pod.containers].find((c) => c.name === 'synfin')!;
+    const env: Record<string, string> = {};
+    for (const f of synfin.envFrom ?? []) Object.assign(env, all.find((d) => d.kind === 'ConfigMap' && d.metadata.name === f.configMapRef.name)!.data);
+    for (const e of synfin.env ?? []) env[e.name] = e.value;
     const config = resolveConfig({}, env);
     expect(config.memoryLimit).toBe(parseByteSize(env.SYNFIN_MEMORY_LIMIT!));
     expect(config.maxConnections).toBeLessThan(100_000);
@@ -44,5 +54,29 @@ describe('deploy/kubernetes/sidecar.yaml: memory', () => {
     expect(need).toBeLessThanOrEqual(limit);
     // And not absurdly below it: the buffers get what the container can give.
     expect(need).toBeGreaterThan(limit * 0.8);
+  });
+}
+
+const repo = path.join(import.meta.dirname, '..', '..');
+
+describe('deploy/kubernetes/sidecar.yaml: memory', () => {
+  checkMemory(() => parseAllDocuments(fs.readFileSync(path.join(repo, 'deploy', 'kubernetes', 'sidecar.yaml'), 'utf8')).map((d) => d.toJS() as Doc));
+});
+
+describeIfKubectl('deploy/kubernetes/example (the component with the overlay options): memory', () => {
+  checkMemory(() => kustomize<Doc>('deploy', 'kubernetes', 'example'));
+});
+
+describeIfKubectl('deploy/kubernetes/synfin (the component with its defaults): memory', () => {
+  checkMemory(() => {
+    // The component on the example's plain Deployment, without the overlay's options.
+    const dir = fs.mkdtempSync(path.join(repo, 'deploy', 'kubernetes', '.test-defaults-'));
+    try {
+      fs.copyFileSync(path.join(repo, 'deploy', 'kubernetes', 'example', 'deployment.yaml'), path.join(dir, 'deployment.yaml'));
+      fs.writeFileSync(path.join(dir, 'kustomization.yaml'), 'resources: [deployment.yaml]\ncomponents: [../synfin]\n');
+      return kustomize<Doc>('deploy', 'kubernetes', path.basename(dir));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -341,6 +341,43 @@ describeIfTun('sidecar-routing.sh: what the kernel then routes where', () => {
     expect(routeDevice(ns, '-6', addr6, ['ipproto', 'tcp'])).toBe('local');
   });
 
+  it('routeLookup_excludedDestinationsAndPorts_useTheOrdinaryRoute', async () => {
+    const { ns, tun, eth } = routedNamespace();
+    await runOk(ns, ['--tun', tun, '--uid', UID, '--exclude', '198.18.5.0/24', '--exclude', '2001:db8:ffff::/48', '--exclude-port', '5432']);
+    expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp'])).toBe(eth);
+    expect(routeDevice(ns, '-6', DEST6, ['ipproto', 'tcp'])).toBe(eth);
+    // Outside the excluded CIDRs: still through synfin, except to the excluded port.
+    expect(routeDevice(ns, '-4', '198.18.6.5', ['ipproto', 'tcp', 'dport', '443'])).toBe(tun);
+    expect(routeDevice(ns, '-4', '198.18.6.5', ['ipproto', 'tcp', 'dport', '5432'])).toBe(eth);
+    expect(routeDevice(ns, '-6', '2001:db8:fffe::5', ['ipproto', 'tcp', 'dport', '5432'])).toBe(eth);
+  });
+
+  it('routeLookup_included_onlyThoseDestinationsGoToTheTun_fromTheEnvironmentToo', async () => {
+    const { ns, tun, eth } = routedNamespace();
+    // As the kustomize component passes them: SYNFIN_ROUTING_INCLUDE from its ConfigMap.
+    const r = await ns.exec('env', ['SYNFIN_ROUTING_INCLUDE=198.18.5.0/24, 2001:db8:ffff::/48', 'bash', SCRIPT, '--tun', tun, '--uid', UID]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp'])).toBe(tun);
+    expect(routeDevice(ns, '-6', DEST6, ['ipproto', 'tcp'])).toBe(tun);
+    expect(routeDevice(ns, '-4', '198.18.6.5', ['ipproto', 'tcp'])).toBe(eth);
+    expect(routeDevice(ns, '-6', '2001:db8:fffe::5', ['ipproto', 'tcp'])).toBe(eth);
+    expect(rules(ns, '-4').filter((l) => l.startsWith('200:'))).toEqual(['200: from all to 198.18.5.0/24 ipproto tcp lookup 100']);
+  });
+
+  it('setup_rerunWithoutIncludesOrExcludes_restoresTheCatchAllAndDropsTheExceptions', async () => {
+    const { ns, tun } = routedNamespace();
+    await runOk(ns, ['--tun', tun, '--uid', UID, '--include', '198.18.5.0/24', '--exclude', '198.18.5.7/32', '--exclude-port', '22']);
+    expect(rules(ns, '-4').filter((l) => /^(150|200):/.test(l))).toEqual([
+      '150: from all to 198.18.5.7 lookup main', // ip prints a /32 as the address
+      '150: from all ipproto tcp dport 22 lookup main',
+      '200: from all to 198.18.5.0/24 ipproto tcp lookup 100',
+    ]);
+    await runOk(ns, ['--tun', tun, '--uid', UID]);
+    expect(rules(ns, '-4').filter((l) => /^(150|200):/.test(l))).toEqual(['200: from all ipproto tcp lookup 100']);
+    await runOk(ns, ['--remove', '--tun', tun]);
+    expect(rules(ns, '-4').filter((l) => /^(150|200):/.test(l))).toEqual([]);
+  });
+
   it('routeLookup_afterRemove_appTcpUsesTheOrdinaryRoute', async () => {
     const { ns, tun, eth } = routedNamespace();
     await runOk(ns, ['--tun', tun, '--uid', UID]);
@@ -356,6 +393,9 @@ describeIfTun('sidecar-routing.sh: bad usage', () => {
     ['a non-numeric uid', ['--uid', 'synfin'], /--uid: "synfin" is not a numeric uid/],
     ['the main table', ['--table', '254'], /--table: 254 is a reserved table/],
     ['a port out of range', ['--keep-port', '70000'], /--keep-port: "70000" is not a port/],
+    ['a bad CIDR', ['--exclude', '10.0.0.0/33'], /--exclude: "10.0.0.0\/33" is not a CIDR/],
+    ['an included address without a prefix', ['--include', '10.0.0.1'], /--include: "10.0.0.1" is not a CIDR/],
+    ['an excluded port out of range', ['--exclude-port', '0'], /--exclude-port: "0" is not a port/],
     ['a mark of zero', ['--mark', '0'], /--mark: "0" is not a mark/],
     ['a mark that is not a number', ['--mark', 'red'], /--mark: "red" is not a mark/],
     ['an unknown argument', ['--frobnicate'], /unknown argument "--frobnicate"/],
@@ -379,7 +419,7 @@ describe('sidecar-routing.sh: --help', () => {
     const { spawnSync } = await import('node:child_process');
     const r = spawnSync('bash', [SCRIPT, '--help'], { encoding: 'utf8' });
     expect(r.status).toBe(0);
-    for (const opt of ['--tun', '--uid', '--table', '--mark', '--metrics-port', '--keep-port', '--no-ipv6', '--remove', '--delete-tun']) {
+    for (const opt of ['--tun', '--uid', '--table', '--mark', '--metrics-port', '--keep-port', '--no-ipv6', '--remove', '--delete-tun', '--include', '--exclude', '--exclude-port']) {
       expect(r.stdout).toContain(opt);
     }
   });

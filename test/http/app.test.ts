@@ -113,6 +113,7 @@ describe('HTTP app', () => {
       'synfin_tun_packets_total{direction="rx"} 0',
       'synfin_tun_bytes_total{direction="tx"} 0',
       'synfin_build_info{version="0.0.0-test"',
+      'synfin_ephemeral_ports ',
       'nodejs_eventloop_lag_seconds',
     ]) {
       expect(body).toContain(name);

@@ -101,4 +101,58 @@ describeIfTun('live page in Chromium', () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'live-page.png'), fullPage: true });
     expect(errors).toEqual([]);
   }, 60_000);
+
+  it.runIf(haveChromium)('works under a path prefix, as behind kubectl proxy or an ingress path', async () => {
+    // A reverse proxy that serves synfin under PREFIX only (as kubectl proxy serves a pod under
+    // /api/v1/namespaces/NS/pods/POD:9477/proxy/): it strips the prefix and answers 404 for
+    // anything else, so a request to an absolute path fails and is counted.
+    const PREFIX = '/api/v1/namespaces/demo/pods/app-0:9477/proxy';
+    const target = new URL(env.synfin.listenUrl);
+    const outside: string[] = [];
+    const proxy = http.createServer((req, res) => {
+      const url = req.url ?? '/';
+      if (!url.startsWith(`${PREFIX}/`)) {
+        outside.push(url);
+        res.writeHead(404).end('outside the prefix\n');
+        return;
+      }
+      const upstream = http.request(
+        { host: target.hostname, port: Number(target.port), method: req.method, path: url.slice(PREFIX.length), headers: req.headers },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
+      upstream.on('error', () => res.writeHead(502).end());
+      req.pipe(upstream);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const proxyPort = (proxy.address() as AddressInfo).port;
+    const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    try {
+      await page.goto(`http://127.0.0.1:${proxyPort}${PREFIX}/`);
+      // Live: the script loaded from page/app.js and api/summary answered through the prefix.
+      await page.waitForSelector('#status[data-status="live"]', { timeout: 15_000 });
+      await page.waitForFunction(() => Number(document.querySelector('[data-state="FIN_WAIT_2"] [data-count]')?.getAttribute('data-count')) > 0, null, { timeout: 15_000 });
+      // The stylesheet applied (page/style.css through the prefix).
+      expect(await page.evaluate(() => document.styleSheets.length)).toBeGreaterThan(0);
+      expect(await page.evaluate(() => document.styleSheets[0]?.cssRules.length ?? 0)).toBeGreaterThan(0);
+      // The connection list (api/connections) loads through the prefix too.
+      await page.click('[data-waiting="app"]');
+      await page.waitForSelector('#connections[data-loaded="true"] tbody tr[data-id]', { timeout: 10_000 });
+      expect(await page.$$('#connections tbody tr[data-id]')).toHaveLength(LEAKS);
+      // The links to the raw endpoints stay under the prefix.
+      const links = await page.$$eval('a[href]', (as) => as.map((a) => (a as HTMLAnchorElement).href).filter((h) => !h.startsWith('data:')));
+      expect(links.length).toBeGreaterThan(0);
+      for (const href of links) expect(href.startsWith(`http://127.0.0.1:${proxyPort}${PREFIX}/`), href).toBe(true);
+      expect(outside).toEqual([]);
+      expect(errors).toEqual([]);
+    } finally {
+      await page.close();
+      proxy.closeAllConnections();
+      proxy.close();
+    }
+  }, 60_000);
 });

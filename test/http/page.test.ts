@@ -55,8 +55,10 @@ describe('live page routes', () => {
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe('text/html; charset=utf-8');
     expect(res.headers['content-security-policy']).toContain("default-src 'none'");
-    expect(res.body).toContain('<script type="module" src="/page/app.js"></script>');
-    expect(res.body).toContain('href="/page/style.css"');
+    expect(res.body).toContain('<script type="module" src="page/app.js"></script>');
+    expect(res.body).toContain('href="page/style.css"');
+    // Relative URLs only, so the page works under any path prefix (kubectl proxy, an ingress path).
+    expect(res.body).not.toMatch(/(?:href|src)="\/(?!\/)/);
     for (const hook of ['id="verdict"', 'id="diagram"', 'data-waiting="app"', 'data-waiting="upstream"', 'id="connections"', 'id="handshake-chart"']) {
       expect(res.body).toContain(hook);
     }
@@ -68,7 +70,9 @@ describe('live page routes', () => {
     const js = await app.inject('/page/app.js');
     expect(js.statusCode).toBe(200);
     expect(js.headers['content-type']).toBe('text/javascript; charset=utf-8');
-    expect(js.body).toContain('/api/summary');
+    expect(js.body).toContain('fetch(`api/summary');
+    // No request to an absolute path: fetch, EventSource and URLs are relative to the page.
+    expect(js.body).not.toMatch(/(?:fetch|EventSource)\(\s*[`'"]\//);
     const css = await app.inject('/page/style.css');
     expect(css.statusCode).toBe(200);
     expect(css.headers['content-type']).toBe('text/css; charset=utf-8');
@@ -84,7 +88,7 @@ describe('live page routes', () => {
       expect(urls.filter((u) => u !== 'http://www.w3.org/2000/svg')).toEqual([]);
       expect(text).not.toMatch(/@import|<iframe|fonts\.googleapis/i);
     }
-    expect(html).not.toMatch(/<script(?![^>]*\bsrc="\/page\/app\.js")/); // no inline script
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc="page\/app\.js")/); // no inline script
     expect(html).not.toMatch(/\sstyle="/); // no inline style (the CSP forbids it)
   });
 

@@ -126,7 +126,7 @@ describeIfTun('metrics against ground truth', () => {
     destroyAllNetns();
   });
 
-  it('transitions_total holds exactly what RFC 9293 prescribes for N closes in each order', async () => {
+  it('transitions total holds exactly what RFC 9293 prescribes for N closes in each order', async () => {
     const N = 40;
     const before = await env.metrics();
     const t = (m: string, from: string, to: string) => metricValue(m, 'synfin_tcp_state_transitions_total', { from, to });

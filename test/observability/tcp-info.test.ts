@@ -53,7 +53,7 @@ async function connectedPair(bytes: number): Promise<{ client: net.Socket; serve
 }
 
 describe('tcpInfo', () => {
-  it('established_socket_reports_state_rtt_and_cwnd', async () => {
+  it('established socket reports state rtt and cwnd', async () => {
     const { client } = await connectedPair(1000);
     const out = new Float64Array(TCP_INFO_FIELDS);
     expect(tcpInfo(fdOf(client), out)).toBe(true);
@@ -63,20 +63,20 @@ describe('tcpInfo', () => {
     expect(out[TCP_INFO_TOTAL_RETRANS]).toBe(0);
   });
 
-  it('receiver_reports_exactly_the_bytes_received', async () => {
+  it('receiver reports exactly the bytes received', async () => {
     const { server } = await connectedPair(100_000);
     const out = new Float64Array(TCP_INFO_FIELDS);
     expect(tcpInfo(fdOf(server), out)).toBe(true);
     expect(out[TCP_INFO_BYTES_RECEIVED]).toBe(100_000);
   });
 
-  it('fd_that_is_not_a_socket_returns_false', () => {
+  it('fd that is not a socket returns false', () => {
     const fd = fs.openSync('/dev/null', 'r');
     cleanups.push(() => fs.closeSync(fd));
     expect(tcpInfo(fd, new Float64Array(TCP_INFO_FIELDS))).toBe(false);
   });
 
-  it('udp_socket_returns_false', async () => {
+  it('udp socket returns false', async () => {
     const s = dgram.createSocket('udp4');
     cleanups.push(() => s.close());
     await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
@@ -85,12 +85,12 @@ describe('tcpInfo', () => {
     expect(tcpInfo(fd, new Float64Array(TCP_INFO_FIELDS))).toBe(false);
   });
 
-  it('negative_or_unused_fd_returns_false', () => {
+  it('negative or unused fd returns false', () => {
     expect(tcpInfo(1_000_000, new Float64Array(TCP_INFO_FIELDS))).toBe(false); // EBADF
     expect(tcpInfo(-1, new Float64Array(TCP_INFO_FIELDS))).toBe(false);
   });
 
-  it('output_array_shorter_than_the_fields_throws_range_error', () => {
+  it('output array shorter than the fields throws range error', () => {
     expect(() => tcpInfo(0, new Float64Array(TCP_INFO_FIELDS - 1))).toThrow(RangeError);
   });
 });

@@ -13,7 +13,7 @@ import { metricValue } from '../helpers/synfin-env.js';
 const counters = { segmentsIn: 0, segmentsOut: 0, bytesClientToUpstream: 0, bytesUpstreamToClient: 0, tunRxPackets: 0, tunRxBytes: 0, tunTxPackets: 0, tunTxBytes: 0 };
 
 describe('TIME-WAIT overflow: metric and log', () => {
-  it('synfin_tcp_time_wait_overflow_total is 0 from the start and follows the stack', async () => {
+  it('synfin tcp time wait overflow total is 0 from the start and follows the stack', async () => {
     const lines: Array<Record<string, unknown>> = [];
     const logger = createLogger('warn', { write: (s: string) => void lines.push(JSON.parse(s)) });
     let h!: ReturnType<typeof stackHarness>;

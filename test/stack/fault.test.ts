@@ -99,6 +99,8 @@ describe('fault injector', () => {
     });
     expect(() => parseFaultSpec('loss=2')).toThrow(/probabilities/);
     expect(() => parseFaultSpec('colour=1')).toThrow(/unknown/);
+    // A bad --impair is a usage error (exit 2 with one line), from the catalogue like every other.
+    expect(() => parseFaultSpec('loss')).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', message: expect.stringMatching(/^--impair: bad item "loss"/) }));
   });
 
   it('SeededRandom is uniform enough', () => {

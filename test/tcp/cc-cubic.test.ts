@@ -27,14 +27,14 @@ function afterLossAt(bytes: number, opts?: { fastConvergence?: boolean }): Cubic
 const segs = (c: Cubic): number => c.cwnd / SMSS;
 
 describe('CUBIC (RFC 9438)', () => {
-  it('starts_with_iw10_and_high_ssthresh', () => {
+  it('starts with iw10 and high ssthresh', () => {
     const c = cubic(1460, 0);
     expect(c.name).toBe('cubic');
     expect(c.cwnd).toBe(14600);
     expect(c.ssthresh).toBe(INITIAL_SSTHRESH);
   });
 
-  it('slow_start_doubles_cwnd_per_rtt (§4.10 Reno slow start)', () => {
+  it('slow start doubles cwnd per rtt (§4.10 Reno slow start)', () => {
     const c = cubic(SMSS, 0);
     let now = ackOneRtt(c, 0, 100);
     expect(c.cwnd).toBe(20_000);
@@ -42,13 +42,13 @@ describe('CUBIC (RFC 9438)', () => {
     expect(c.cwnd).toBe(40_000);
   });
 
-  it('slow_start_byte_counting_is_limited_to_2_smss_per_ack (RFC 3465 §2.2)', () => {
+  it('slow start byte counting is limited to 2 smss per ack (RFC 3465 §2.2)', () => {
     const c = cubic(SMSS, 0);
     c.onAck(8 * SMSS, c.cwnd, 1, 100);
     expect(c.cwnd).toBe(12_000);
   });
 
-  it('loss_sets_w_max_to_cwnd_and_ssthresh_to_beta_flight (§4.6 Figure 5)', () => {
+  it('loss sets w max to cwnd and ssthresh to beta flight (§4.6 Figure 5)', () => {
     const c = cubic(SMSS, 0);
     while (c.cwnd < 100_000) c.onAck(SMSS, c.cwnd, 0, 100);
     c.onLoss(100_000, 1);
@@ -57,21 +57,21 @@ describe('CUBIC (RFC 9438)', () => {
     expect(c.cwnd).toBe(70_000);
   });
 
-  it('loss_keeps_ssthresh_and_cwnd_at_least_2_smss (§4.6 Figure 5)', () => {
+  it('loss keeps ssthresh and cwnd at least 2 smss (§4.6 Figure 5)', () => {
     const c = cubic(SMSS, 0);
     c.onLoss(1_000, 1);
     expect(c.ssthresh).toBe(2 * SMSS);
     expect(c.cwnd).toBe(2 * SMSS);
   });
 
-  it('k_is_cube_root_of_w_max_minus_cwnd_epoch_over_c (§4.2 Figure 2)', () => {
+  it('k is cube root of w max minus cwnd epoch over c (§4.2 Figure 2)', () => {
     const c = afterLossAt(160_000);
     c.onAck(SMSS, c.cwnd, 10, 100); // the first ACK in congestion avoidance starts the epoch
     expect(c.epochStartMs).toBe(10);
     expect(c.kSeconds).toBeCloseTo(Math.cbrt((160 - 112) / CUBIC_C), 9);
   });
 
-  it('cwnd_follows_w_cubic_of_t (§4.2 Figure 1)', () => {
+  it('cwnd follows w cubic of t (§4.2 Figure 1)', () => {
     const c = afterLossAt(160_000);
     let now = 0;
     for (let r = 0; r < 30; r++) now = ackOneRtt(c, now, 100);
@@ -80,7 +80,7 @@ describe('CUBIC (RFC 9438)', () => {
     expect(Math.abs(segs(c) - expected) / expected).toBeLessThan(0.01);
   });
 
-  it('cwnd_returns_to_w_max_around_k (§4.2)', () => {
+  it('cwnd returns to w max around k (§4.2)', () => {
     const c = afterLossAt(160_000);
     let now = ackOneRtt(c, 0, 100);
     const kMs = c.kSeconds * 1000;
@@ -91,7 +91,7 @@ describe('CUBIC (RFC 9438)', () => {
     expect(segs(c)).toBeLessThan(1.01 * 160);
   });
 
-  it('growth_is_concave_below_w_max (§4.4)', () => {
+  it('growth is concave below w max (§4.4)', () => {
     const c = afterLossAt(160_000);
     let now = ackOneRtt(c, 0, 100);
     const kMs = c.kSeconds * 1000;
@@ -109,7 +109,7 @@ describe('CUBIC (RFC 9438)', () => {
     expect(increments[0]!).toBeGreaterThan(10 * increments[increments.length - 1]!);
   });
 
-  it('growth_is_convex_above_w_max (§4.5)', () => {
+  it('growth is convex above w max (§4.5)', () => {
     const c = afterLossAt(160_000);
     let now = ackOneRtt(c, 0, 100);
     const kMs = c.kSeconds * 1000;
@@ -127,7 +127,7 @@ describe('CUBIC (RFC 9438)', () => {
     expect(increments[increments.length - 1]!).toBeGreaterThan(10 * Math.max(1, increments[0]!));
   });
 
-  it('target_is_capped_at_1_5_cwnd_so_each_acked_segment_adds_at_most_half_a_segment (§4.2)', () => {
+  it('target is capped at 1.5 cwnd so each acked segment adds at most half a segment (§4.2)', () => {
     const c = afterLossAt(20_000);
     let now = ackOneRtt(c, 0, 100);
     now = ackOneRtt(c, now, 100);
@@ -137,7 +137,7 @@ describe('CUBIC (RFC 9438)', () => {
     expect(c.cwnd - before).toBe(SMSS / 2);
   });
 
-  it('reno_friendly_region_grows_by_alpha_cubic_per_rtt (§4.3 Figure 4)', () => {
+  it('reno friendly region grows by alpha cubic per rtt (§4.3 Figure 4)', () => {
     // Short RTT and a small window: W_cubic grows slower than the Reno estimate.
     const c = afterLossAt(40_000); // W_max 40, cwnd 28
     let now = ackOneRtt(c, 0, 10);
@@ -149,7 +149,7 @@ describe('CUBIC (RFC 9438)', () => {
     expect((segs(c) - start) / 10).toBeCloseTo(CUBIC_ALPHA, 1);
   });
 
-  it('reno_friendly_alpha_becomes_1_once_w_est_reaches_cwnd_prior (§4.3)', () => {
+  it('reno friendly alpha becomes 1 once w est reaches cwnd_prior (§4.3)', () => {
     const c = afterLossAt(40_000);
     let now = 0;
     while (c.wEstSegments < 40 + 2) now = ackOneRtt(c, now, 10);
@@ -158,7 +158,7 @@ describe('CUBIC (RFC 9438)', () => {
     expect((segs(c) - start) / 10).toBeCloseTo(1, 1);
   });
 
-  it('fast_convergence_lowers_w_max_when_loss_comes_before_w_max (§4.7)', () => {
+  it('fast convergence lowers w max when loss comes before w max (§4.7)', () => {
     const c = afterLossAt(100_000); // W_max 100, cwnd 70
     let now = 0;
     for (let r = 0; r < 5; r++) now = ackOneRtt(c, now, 100);
@@ -169,7 +169,7 @@ describe('CUBIC (RFC 9438)', () => {
     expect(c.ssthresh).toBe(Math.floor(Math.floor(w * SMSS) * CUBIC_BETA));
   });
 
-  it('without_fast_convergence_w_max_is_cwnd_at_loss (§4.7 disabled)', () => {
+  it('without fast convergence w max is cwnd at loss (§4.7 disabled)', () => {
     const c = afterLossAt(100_000, { fastConvergence: false });
     let now = 0;
     for (let r = 0; r < 5; r++) now = ackOneRtt(c, now, 100);
@@ -178,7 +178,7 @@ describe('CUBIC (RFC 9438)', () => {
     expect(c.wMaxSegments).toBeCloseTo(w, 2);
   });
 
-  it('loss_above_previous_w_max_sets_w_max_to_cwnd (§4.7)', () => {
+  it('loss above previous w max sets w max to cwnd (§4.7)', () => {
     const c = afterLossAt(20_000);
     let now = 0;
     while (segs(c) < 25) now = ackOneRtt(c, now, 100);
@@ -187,7 +187,7 @@ describe('CUBIC (RFC 9438)', () => {
     expect(c.wMaxSegments).toBeCloseTo(w, 2);
   });
 
-  it('rto_sets_cwnd_to_1_smss_and_ssthresh_with_beta (§4.8, RFC 5681 §3.1)', () => {
+  it('rto sets cwnd to 1 smss and ssthresh with beta (§4.8, RFC 5681 §3.1)', () => {
     const c = cubic(SMSS, 0);
     while (c.cwnd < 100_000) c.onAck(SMSS, c.cwnd, 0, 100);
     c.onRto(100_000, 1_000);
@@ -195,14 +195,14 @@ describe('CUBIC (RFC 9438)', () => {
     expect(c.ssthresh).toBe(70_000);
   });
 
-  it('repeated_rto_keeps_ssthresh (RFC 5681 §3.1)', () => {
+  it('repeated rto keeps ssthresh (RFC 5681 §3.1)', () => {
     const c = cubic(SMSS, 0);
     c.onRto(100_000, 1_000);
     c.onRto(1_000, 3_000);
     expect(c.ssthresh).toBe(70_000);
   });
 
-  it('first_avoidance_stage_after_rto_has_k_0_and_w_max_cwnd_epoch (§4.8)', () => {
+  it('first avoidance stage after rto has k 0 and w max cwnd epoch (§4.8)', () => {
     const c = afterLossAt(160_000); // W_max 160
     c.onRto(100_000, 1_000); // ssthresh 70 segments
     while (c.cwnd < c.ssthresh) c.onAck(SMSS, c.cwnd, 1_100, 100);
@@ -212,7 +212,7 @@ describe('CUBIC (RFC 9438)', () => {
     expect(c.wMaxSegments).toBeCloseTo(w, 9);
   });
 
-  it('application_limited_acks_do_not_grow_cwnd (RFC 7661, §5.8)', () => {
+  it('application limited acks do not grow cwnd (RFC 7661, §5.8)', () => {
     const c = afterLossAt(100_000);
     c.onAck(SMSS, c.cwnd, 0, 100);
     const w = c.cwnd;
@@ -220,7 +220,7 @@ describe('CUBIC (RFC 9438)', () => {
     expect(c.cwnd).toBe(w);
   });
 
-  it('application_limited_time_is_not_counted_in_t (§4.2)', () => {
+  it('application limited time is not counted in t (§4.2)', () => {
     const c = afterLossAt(100_000);
     c.onAck(SMSS, c.cwnd, 1_000, 100);
     expect(c.epochStartMs).toBe(1_000);
@@ -228,7 +228,7 @@ describe('CUBIC (RFC 9438)', () => {
     expect(c.epochStartMs).toBe(3_000);
   });
 
-  it('idle_restart_limits_cwnd_to_iw_and_restarts_the_epoch (RFC 5681 §4.1, §5.8)', () => {
+  it('idle restart limits cwnd to iw and restarts the epoch (RFC 5681 §4.1, §5.8)', () => {
     const c = afterLossAt(100_000);
     c.onAck(SMSS, c.cwnd, 10, 100);
     expect(c.epochStartMs).toBe(10);
@@ -238,7 +238,7 @@ describe('CUBIC (RFC 9438)', () => {
     expect(c.wMaxSegments).toBe(100);
   });
 
-  it('recovery_end_does_not_raise_cwnd_after_an_rto', () => {
+  it('recovery end does not raise cwnd after an rto', () => {
     const c = afterLossAt(100_000);
     c.onLoss(c.cwnd, 5);
     c.onRto(c.cwnd, 1_000);
@@ -246,7 +246,7 @@ describe('CUBIC (RFC 9438)', () => {
     expect(c.cwnd).toBe(SMSS);
   });
 
-  it('cwnd_stays_finite_and_at_least_1_smss_under_any_events (property)', () => {
+  it('cwnd stays finite and at least 1 smss under any events (property)', () => {
     const event = fc.oneof(
       fc.record({ k: fc.constant('ack' as const), n: fc.integer({ min: 0, max: 50_000 }), f: fc.integer({ min: 0, max: 400_000 }), dt: fc.integer({ min: 0, max: 5_000 }) }),
       fc.record({ k: fc.constant('loss' as const), f: fc.integer({ min: 0, max: 400_000 }) }),

@@ -2,23 +2,23 @@ import { describe, it, expect } from 'vitest';
 import { ccByName, CONGESTION_CONTROL_NAMES, CongestionControlError, type CongestionControlName } from '../../src/tcp/cc/index.js';
 
 describe('ccByName', () => {
-  it('newreno_name_gives_a_newreno_factory', () => {
+  it('newreno name gives a newreno factory', () => {
     const c = ccByName('newreno')(1460, 0);
     expect(c.name).toBe('newreno');
     expect(c.cwnd).toBe(14600);
   });
 
-  it('cubic_name_gives_a_cubic_factory', () => {
+  it('cubic name gives a cubic factory', () => {
     const c = ccByName('cubic')(1460, 0);
     expect(c.name).toBe('cubic');
     expect(c.cwnd).toBe(14600);
   });
 
-  it('every_listed_name_resolves', () => {
+  it('every listed name resolves', () => {
     for (const name of CONGESTION_CONTROL_NAMES) expect(ccByName(name)(1000, 0).name).toBe(name);
   });
 
-  it('unknown_name_throws_err_tcp_cc_unknown', () => {
+  it('unknown name throws ERR_TCP_CC_UNKNOWN', () => {
     let caught: unknown;
     try {
       ccByName('bbr' as CongestionControlName);

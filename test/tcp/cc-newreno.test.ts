@@ -22,7 +22,7 @@ function inCongestionAvoidance(w: number): NewReno {
 }
 
 describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
-  it('initial_window_is_rfc6928_iw10', () => {
+  it('initial window is RFC 6928 iw10', () => {
     expect(initialWindow(1460)).toBe(14600);
     expect(initialWindow(536)).toBe(5360); // 10*SMSS is the smaller bound
     expect(initialWindow(9000)).toBe(18000); // max(2*SMSS, 14600) is the smaller bound
@@ -31,23 +31,23 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
     expect(c.name).toBe('newreno');
   });
 
-  it('initial_ssthresh_is_arbitrarily_high (§3.1)', () => {
+  it('initial ssthresh is arbitrarily high (§3.1)', () => {
     expect(newReno(SMSS, 0).ssthresh).toBe(INITIAL_SSTHRESH);
   });
 
-  it('slow_start_increases_cwnd_by_bytes_acked (§3.1 eq. 2, RFC 3465)', () => {
+  it('slow start increases cwnd by bytes acked (§3.1 eq. 2, RFC 3465)', () => {
     const c = newReno(SMSS, 0);
     c.onAck(700, c.cwnd, 1, 100);
     expect(c.cwnd).toBe(10_000 + 700);
   });
 
-  it('slow_start_byte_counting_is_limited_to_2_smss_per_ack (RFC 3465 §2.2 L=2*SMSS)', () => {
+  it('slow start byte counting is limited to 2 smss per ack (RFC 3465 §2.2 L=2*SMSS)', () => {
     const c = newReno(SMSS, 0);
     c.onAck(8 * SMSS, c.cwnd, 1, 100); // a stretch ACK
     expect(c.cwnd).toBe(10_000 + 2 * SMSS);
   });
 
-  it('slow_start_doubles_cwnd_per_rtt', () => {
+  it('slow start doubles cwnd per rtt', () => {
     const c = newReno(SMSS, 0);
     ackOneRtt(c, 100);
     expect(c.cwnd).toBe(20_000);
@@ -55,7 +55,7 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
     expect(c.cwnd).toBe(40_000);
   });
 
-  it('congestion_avoidance_grows_one_smss_per_rtt (§3.1, RFC 3465 §2.1)', () => {
+  it('congestion avoidance grows one smss per rtt (§3.1, RFC 3465 §2.1)', () => {
     const c = inCongestionAvoidance(20_000);
     ackOneRtt(c, 100);
     expect(c.cwnd).toBe(21_000);
@@ -63,7 +63,7 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
     expect(c.cwnd).toBe(22_000);
   });
 
-  it('congestion_avoidance_does_not_grow_before_a_full_window_is_acked', () => {
+  it('congestion avoidance does not grow before a full window is acked', () => {
     const c = inCongestionAvoidance(20_000);
     for (let i = 0; i < 19; i++) c.onAck(SMSS, 20_000, 1, 100);
     expect(c.cwnd).toBe(20_000);
@@ -71,7 +71,7 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
     expect(c.cwnd).toBe(21_000);
   });
 
-  it('slow_start_hands_over_to_congestion_avoidance_at_ssthresh (§3.1)', () => {
+  it('slow start hands over to congestion avoidance at ssthresh (§3.1)', () => {
     const c = newReno(SMSS, 0);
     c.onRto(24_000, 0); // ssthresh 12_000, cwnd 1 SMSS
     while (c.cwnd < c.ssthresh) c.onAck(SMSS, c.cwnd, 1, 100);
@@ -81,21 +81,21 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
     expect(c.cwnd).toBe(12_000); // now linear, not +SMSS per ACK
   });
 
-  it('loss_sets_ssthresh_to_half_flight_and_cwnd_to_ssthresh (§3.2 eq. 4, RFC 6675 §5)', () => {
+  it('loss sets ssthresh to half flight and cwnd to ssthresh (§3.2 eq. 4, RFC 6675 §5)', () => {
     const c = newReno(SMSS, 0);
     c.onLoss(30_001, 5);
     expect(c.ssthresh).toBe(15_000);
     expect(c.cwnd).toBe(15_000); // no +3 SMSS inflation: the RFC 6675 sender uses pipe
   });
 
-  it('loss_ssthresh_is_at_least_2_smss (§3.2 eq. 4)', () => {
+  it('loss ssthresh is at least 2 smss (§3.2 eq. 4)', () => {
     const c = newReno(SMSS, 0);
     c.onLoss(2_500, 5);
     expect(c.ssthresh).toBe(2 * SMSS);
     expect(c.cwnd).toBe(2 * SMSS);
   });
 
-  it('recovery_end_leaves_cwnd_at_ssthresh (RFC 6582 §3.2 step 3 option 2)', () => {
+  it('recovery end leaves cwnd at ssthresh (RFC 6582 §3.2 step 3 option 2)', () => {
     const c = newReno(SMSS, 0);
     c.onLoss(40_000, 5);
     c.onRecoveryEnd(7);
@@ -105,7 +105,7 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
     expect(c.cwnd).toBe(21_000); // congestion avoidance from ssthresh
   });
 
-  it('recovery_end_does_not_raise_cwnd_after_an_rto (RFC 5681 §3.1 LW)', () => {
+  it('recovery end does not raise cwnd after an rto (RFC 5681 §3.1 LW)', () => {
     const c = newReno(SMSS, 0);
     c.onLoss(40_000, 5);
     c.onRto(20_000, 1_000);
@@ -113,7 +113,7 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
     expect(c.cwnd).toBe(SMSS);
   });
 
-  it('rto_sets_cwnd_to_loss_window_and_ssthresh_to_half_flight (§3.1 eq. 4, LW)', () => {
+  it('rto sets cwnd to loss window and ssthresh to half flight (§3.1 eq. 4, LW)', () => {
     const c = newReno(SMSS, 0);
     ackOneRtt(c, 100);
     c.onRto(20_000, 1_000);
@@ -121,7 +121,7 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
     expect(c.ssthresh).toBe(10_000);
   });
 
-  it('repeated_rto_of_same_segment_keeps_ssthresh (§3.1)', () => {
+  it('repeated rto of same segment keeps ssthresh (§3.1)', () => {
     const c = newReno(SMSS, 0);
     c.onRto(40_000, 1_000);
     c.onRto(1_000, 3_000); // backoff: flight is now one segment
@@ -129,7 +129,7 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
     expect(c.cwnd).toBe(SMSS);
   });
 
-  it('rto_after_new_data_acked_reduces_ssthresh_again (§3.1)', () => {
+  it('rto after new data acked reduces ssthresh again (§3.1)', () => {
     const c = newReno(SMSS, 0);
     c.onRto(40_000, 1_000);
     c.onAck(SMSS, SMSS, 1_100, 100);
@@ -137,14 +137,14 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
     expect(c.ssthresh).toBe(3_000);
   });
 
-  it('slow_start_after_rto_counts_at_most_1_smss_per_ack (RFC 3465)', () => {
+  it('slow start after rto counts at most 1 smss per ack (RFC 3465)', () => {
     const c = newReno(SMSS, 0);
     c.onRto(40_000, 1_000);
     c.onAck(3 * SMSS, SMSS, 1_100, 100);
     expect(c.cwnd).toBe(2 * SMSS);
   });
 
-  it('idle_restart_limits_cwnd_to_initial_window (§4.1 RW = min(IW, cwnd))', () => {
+  it('idle restart limits cwnd to initial window (§4.1 RW = min(IW, cwnd))', () => {
     const c = newReno(SMSS, 0);
     ackOneRtt(c, 100);
     ackOneRtt(c, 200);
@@ -154,32 +154,32 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
     expect(c.ssthresh).toBe(INITIAL_SSTHRESH);
   });
 
-  it('idle_restart_keeps_a_cwnd_below_initial_window (§4.1)', () => {
+  it('idle restart keeps a cwnd below initial window (§4.1)', () => {
     const c = newReno(SMSS, 0);
     c.onRto(40_000, 1_000);
     c.onIdleRestart(5_000);
     expect(c.cwnd).toBe(SMSS);
   });
 
-  it('application_limited_ack_does_not_grow_cwnd_in_slow_start (RFC 7661)', () => {
+  it('application limited ack does not grow cwnd in slow start (RFC 7661)', () => {
     const c = newReno(SMSS, 0);
     c.onAck(SMSS, 3 * SMSS, 1, 100); // 3 KB in flight of a 10 KB window
     expect(c.cwnd).toBe(10_000);
   });
 
-  it('application_limited_ack_does_not_grow_cwnd_in_congestion_avoidance (RFC 7661)', () => {
+  it('application limited ack does not grow cwnd in congestion avoidance (RFC 7661)', () => {
     const c = inCongestionAvoidance(20_000);
     for (let i = 0; i < 40; i++) c.onAck(SMSS, 10_000, i, 100);
     expect(c.cwnd).toBe(20_000);
   });
 
-  it('zero_byte_ack_changes_nothing', () => {
+  it('zero byte ack changes nothing', () => {
     const c = newReno(SMSS, 0);
     c.onAck(0, c.cwnd, 1, 100);
     expect(c.cwnd).toBe(10_000);
   });
 
-  it('invalid_smss_is_rejected_with_code', () => {
+  it('invalid smss is rejected with code', () => {
     expect(() => newReno(0, 0)).toThrow(CongestionControlError);
     try {
       newReno(1.5, 0);
@@ -189,7 +189,7 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
     }
   });
 
-  it('cwnd_at_least_1_smss_and_ssthresh_at_least_2_smss_under_any_events (property)', () => {
+  it('cwnd at least 1 smss and ssthresh at least 2 smss under any events (property)', () => {
     const event = fc.oneof(
       fc.record({ k: fc.constant('ack' as const), n: fc.integer({ min: 0, max: 50_000 }), f: fc.integer({ min: 0, max: 200_000 }) }),
       fc.record({ k: fc.constant('loss' as const), f: fc.integer({ min: 0, max: 200_000 }) }),

@@ -280,13 +280,13 @@ describe('TIME-WAIT in the connection (RFC 9293 §3.10.7.4, one implementation w
 
   it('toTimeWait() hands over a compact record with the same rules', () => {
     const t = timeWait();
-    const rec = t.conn.toTimeWait(0);
+    const rec = t.conn.toTimeWait();
     expect(rec).toMatchObject({ id: 1, sndNxt: l(2), rcvNxt: r(2), window: 65534, enteredAt: 0, expiresAt: 60_000, tsEnabled: false });
   });
 
   it('toTimeWait() outside TIME_WAIT is a programming error', () => {
     const t = established();
-    expect(() => t.conn.toTimeWait(0)).toThrow(TcpConnError);
+    expect(() => t.conn.toTimeWait()).toThrow(TcpConnError);
   });
 
   it('TIME_WAIT sends ACKs with <SEQ=SND.NXT> even if data was sent before the close', () => {
@@ -298,7 +298,7 @@ describe('TIME-WAIT in the connection (RFC 9293 §3.10.7.4, one implementation w
     expect(t.conn.state).toBe(State.FIN_WAIT_2);
     send(t.conn, seg({ flags: FIN | ACK, ack: l(7) }));
     expect(recv(t.conn, 0)).toEqual([out({ seq: l(7), ack: r(2), window: 65534 })]);
-    expect(t.conn.toTimeWait(0).sndNxt).toBe(l(7));
+    expect(t.conn.toTimeWait().sndNxt).toBe(l(7));
   });
 });
 

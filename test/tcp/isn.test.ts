@@ -8,24 +8,24 @@ const LOCAL = v4(0xc6120001); // 198.18.0.1
 const REMOTE = v4(0x0a000002); // 10.0.0.2
 
 describe('IsnGenerator (RFC 6528)', () => {
-  it('isn_is_keyed_hash_of_the_tuple_at_time_zero (golden value)', () => {
+  it('isn is keyed hash of the tuple at time zero (golden value)', () => {
     // SipHash-2-4, key 00..0f, of the LE words "ISN1", 4, 0,0,0,local, 0,0,0,remote, 443<<16|51000,
     // computed independently with `openssl mac ... SipHash`: low half 0xfee88f14.
     const g = new IsnGenerator(SECRET);
     expect(g.isn(4, LOCAL, 443, REMOTE, 51000, 0)).toBe(0xfee88f14);
   });
 
-  it('ts_offset_is_the_same_hash_under_its_own_domain (golden value)', () => {
+  it('ts offset is the same hash under its own domain (golden value)', () => {
     const g = new IsnGenerator(SECRET);
     expect(g.tsOffset(4, LOCAL, 443, REMOTE, 51000)).toBe(0x2f7fd5e7);
   });
 
-  it('same_tuple_and_time_give_the_same_isn', () => {
+  it('same tuple and time give the same isn', () => {
     const g = new IsnGenerator(SECRET);
     expect(g.isn(4, LOCAL, 443, REMOTE, 51000, 1234.5)).toBe(g.isn(4, LOCAL, 443, REMOTE, 51000, 1234.5));
   });
 
-  it('m_advances_every_4_microseconds (§3)', () => {
+  it('m advances every 4 microseconds (§3)', () => {
     const g = new IsnGenerator(SECRET);
     const base = g.isn(4, LOCAL, 443, REMOTE, 51000, 1000);
     expect(ISN_TICKS_PER_MS).toBe(250);
@@ -35,7 +35,7 @@ describe('IsnGenerator (RFC 6528)', () => {
     expect((g.isn(4, LOCAL, 443, REMOTE, 51000, 1001) - base) >>> 0).toBe(250);
   });
 
-  it('isn_wraps_modulo_2_32', () => {
+  it('isn wraps modulo 2^32', () => {
     const g = new IsnGenerator(SECRET);
     const f = g.isn(4, LOCAL, 443, REMOTE, 51000, 0);
     // 2^32 ticks later the timer has wrapped once: same ISN.
@@ -47,7 +47,7 @@ describe('IsnGenerator (RFC 6528)', () => {
     expect(v).toBeLessThan(2 ** 32);
   });
 
-  it('different_tuples_get_unrelated_isns', () => {
+  it('different tuples get unrelated isns', () => {
     const g = new IsnGenerator(SECRET);
     const a = g.isn(4, LOCAL, 443, REMOTE, 51000, 0);
     expect(g.isn(4, LOCAL, 443, REMOTE, 51001, 0)).not.toBe(a);
@@ -56,13 +56,13 @@ describe('IsnGenerator (RFC 6528)', () => {
     expect(g.isn(4, REMOTE, 51000, LOCAL, 443, 0)).not.toBe(a); // reversed direction
   });
 
-  it('ipv4_uses_only_word_3', () => {
+  it('ipv4 uses only word 3', () => {
     const g = new IsnGenerator(SECRET);
     const dirty = new Uint32Array([0xdead, 0xbeef, 0xffff, 0xc6120001]);
     expect(g.isn(4, dirty, 443, REMOTE, 51000, 0)).toBe(g.isn(4, LOCAL, 443, REMOTE, 51000, 0));
   });
 
-  it('ipv6_uses_all_words_and_differs_from_ipv4', () => {
+  it('ipv6 uses all words and differs from ipv4', () => {
     const g = new IsnGenerator(SECRET);
     const a6 = new Uint32Array([0x20010db8, 0, 0, 1]);
     const b6 = new Uint32Array([0x20010db8, 0, 0, 2]);
@@ -72,7 +72,7 @@ describe('IsnGenerator (RFC 6528)', () => {
     expect(g.isn(4, v4(1), 443, v4(2), 51000, 0)).not.toBe(g.isn(6, v4(1), 443, v4(2), 51000, 0));
   });
 
-  it('ts_offset_is_stable_per_tuple_and_independent_of_isn', () => {
+  it('ts offset is stable per tuple and independent of isn', () => {
     const g = new IsnGenerator(SECRET);
     const t = g.tsOffset(4, LOCAL, 443, REMOTE, 51000);
     expect(g.tsOffset(4, LOCAL, 443, REMOTE, 51000)).toBe(t);
@@ -80,14 +80,14 @@ describe('IsnGenerator (RFC 6528)', () => {
     expect(t).not.toBe(g.isn(4, LOCAL, 443, REMOTE, 51000, 0));
   });
 
-  it('default_secret_is_random_per_generator', () => {
+  it('default secret is random per generator', () => {
     const a = new IsnGenerator().isn(4, LOCAL, 443, REMOTE, 51000, 0);
     const b = new IsnGenerator().isn(4, LOCAL, 443, REMOTE, 51000, 0);
     // Equal only with probability 2^-32.
     expect(a).not.toBe(b);
   });
 
-  it('different_secrets_give_different_isns', () => {
+  it('different secrets give different isns', () => {
     const other = SECRET.slice();
     other[0] = 0xff;
     expect(new IsnGenerator(other).isn(4, LOCAL, 443, REMOTE, 51000, 0)).not.toBe(
@@ -95,7 +95,7 @@ describe('IsnGenerator (RFC 6528)', () => {
     );
   });
 
-  it('secret_of_wrong_length_is_rejected', () => {
+  it('secret of wrong length is rejected', () => {
     expect(() => new IsnGenerator(new Uint8Array(8))).toThrow(SipHashKeyError);
   });
 });

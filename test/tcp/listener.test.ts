@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { peerMssOrDefault } from '../../src/tcp/defaults.js';
 import { IsnGenerator } from '../../src/tcp/isn.js';
 import {
   cookieMss,
@@ -9,7 +10,7 @@ import {
   offerFromCookieAck,
   opensConnection,
   offerFromSyn,
-  peerMssOrDefault,
+
   refusalRst,
   replayCookieAck,
   replaySyn,
@@ -235,7 +236,7 @@ describe('the deferred handshake: the offer replayed into the new connection', (
     offerFromSyn(o, seg({ seq: CLIENT_ISN, ack: 0, flags: SYN }), null);
     expect(fixedIss(o)).toBe(-1);
     // The old incarnation's SND.NXT was just below the wrap: the new ISS is 64 KiB + 2 past it.
-    offerFromSyn(o, seg({ seq: CLIENT_ISN, ack: 0, flags: SYN }), new TimeWaitRecord(1, 0xfffffff0, 5, 1000, false, 0, 0, 0, 0, 60_000));
+    offerFromSyn(o, seg({ seq: CLIENT_ISN, ack: 0, flags: SYN }), new TimeWaitRecord({ id: 1, sndNxt: 0xfffffff0, rcvNxt: 5, window: 1000, tsEnabled: false, tsRecent: 0, tsRecentAt: 0, tsOffset: 0, enteredAt: 0, expiresAt: 60_000 }));
     expect(fixedIss(o)).toBe(0xfff1);
     offerFromCookieAck(o, seg({ seq: 1, ack: 0x5000 }), 536, cookies);
     expect(fixedIss(o)).toBe(0x4fff);

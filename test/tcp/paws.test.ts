@@ -77,7 +77,7 @@ describe('PAWS in TIME-WAIT (RFC 7323 §5, Linux tcp_timewait_state_process)', (
   const cfg = testConfig({ mslMs: 30_000 });
   const RCV_NXT = 0x10;
   const SND_NXT = 0xfffffff0;
-  const rec = (): TimeWaitRecord => new TimeWaitRecord(7, SND_NXT, RCV_NXT, 1000, true, 5000, 0, 100, 0, 60_000);
+  const rec = (): TimeWaitRecord => new TimeWaitRecord({ id: 7, sndNxt: SND_NXT, rcvNxt: RCV_NXT, window: 1000, tsEnabled: true, tsRecent: 5000, tsRecentAt: 0, tsOffset: 100, enteredAt: 0, expiresAt: 60_000 });
 
   it('answers an older TSval with an ACK and does not restart the timer (RFC 7323 §5.3 R1)', () => {
     const r = rec();

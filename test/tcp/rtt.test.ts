@@ -12,7 +12,7 @@ function est(granularity = 1): RttEstimator {
 }
 
 describe('RttEstimator (RFC 6298)', () => {
-  it('initial_state_rto_is_initial_value_and_no_sample (§2.1)', () => {
+  it('initial state rto is initial value and no sample (§2.1)', () => {
     const e = est();
     expect(e.rto).toBe(1000);
     expect(e.srtt).toBe(0);
@@ -21,7 +21,7 @@ describe('RttEstimator (RFC 6298)', () => {
     expect(e.backoffCount).toBe(0);
   });
 
-  it('first_sample_sets_srtt_r_rttvar_half_r (§2.2)', () => {
+  it('first sample sets srtt r rttvar half r (§2.2)', () => {
     const e = est();
     e.sample(300);
     expect(e.hasSample).toBe(true);
@@ -31,7 +31,7 @@ describe('RttEstimator (RFC 6298)', () => {
     expect(e.rto).toBe(900);
   });
 
-  it('later_sample_updates_rttvar_with_old_srtt_then_srtt (§2.3)', () => {
+  it('later sample updates rttvar with old srtt then srtt (§2.3)', () => {
     const e = est();
     e.sample(300);
     e.sample(500);
@@ -42,38 +42,38 @@ describe('RttEstimator (RFC 6298)', () => {
     expect(e.rto).toBeCloseTo(325 + 4 * 162.5, 10);
   });
 
-  it('stable_samples_converge_srtt_to_r_and_rttvar_toward_zero (§2.3)', () => {
+  it('stable samples converge srtt to r and rttvar toward zero (§2.3)', () => {
     const e = est();
     for (let i = 0; i < 200; i++) e.sample(400);
     expect(e.srtt).toBeCloseTo(400, 6);
     expect(e.rttvar).toBeLessThan(1e-6);
   });
 
-  it('clock_granularity_bounds_variance_term (§2.3 max(G, K*RTTVAR))', () => {
+  it('clock granularity bounds variance term (§2.3 max(G, K*RTTVAR))', () => {
     const e = new RttEstimator(INITIAL, 1, MAX, 50);
     for (let i = 0; i < 200; i++) e.sample(400);
     // K*RTTVAR has decayed to ~0, so the G term applies: RTO = SRTT + G.
     expect(e.rto).toBeCloseTo(450, 6);
   });
 
-  it('rto_below_minimum_is_rounded_up (§2.4)', () => {
+  it('rto below minimum is rounded up (§2.4)', () => {
     const e = est();
     e.sample(10); // 10 + 4*5 = 30 ms < 200 ms
     expect(e.rto).toBe(MIN);
   });
 
-  it('rto_above_maximum_is_clamped (§2.5)', () => {
+  it('rto above maximum is clamped (§2.5)', () => {
     const e = new RttEstimator(INITIAL, MIN, 5_000);
     e.sample(4_000); // 4000 + 8000 > 5000
     expect(e.rto).toBe(5_000);
   });
 
-  it('initial_rto_is_clamped_to_bounds', () => {
+  it('initial rto is clamped to bounds', () => {
     expect(new RttEstimator(50, MIN, MAX).rto).toBe(MIN);
     expect(new RttEstimator(90_000, MIN, MAX).rto).toBe(MAX);
   });
 
-  it('backoff_doubles_rto (§5.5)', () => {
+  it('backoff doubles rto (§5.5)', () => {
     const e = est();
     e.sample(300); // 900
     e.backoff();
@@ -83,20 +83,20 @@ describe('RttEstimator (RFC 6298)', () => {
     expect(e.backoffCount).toBe(2);
   });
 
-  it('backoff_is_clamped_to_maximum (§5.5, §2.5)', () => {
+  it('backoff is clamped to maximum (§5.5, §2.5)', () => {
     const e = new RttEstimator(INITIAL, MIN, 10_000);
     for (let i = 0; i < 10; i++) e.backoff();
     expect(e.rto).toBe(10_000);
     expect(e.backoffCount).toBe(10);
   });
 
-  it('backoff_before_any_sample_doubles_initial_rto (§5.5)', () => {
+  it('backoff before any sample doubles initial rto (§5.5)', () => {
     const e = est();
     e.backoff();
     expect(e.rto).toBe(2000);
   });
 
-  it('new_sample_collapses_backoff (§5 note after 5.7)', () => {
+  it('new sample collapses backoff (§5 note after 5.7)', () => {
     const e = est();
     e.sample(300);
     e.backoff();
@@ -107,7 +107,7 @@ describe('RttEstimator (RFC 6298)', () => {
     expect(e.rto).toBeCloseTo(750, 10);
   });
 
-  it('resetBackoff_returns_to_computed_rto', () => {
+  it('resetBackoff: returns to computed rto', () => {
     const e = est();
     e.sample(300);
     e.backoff();
@@ -116,7 +116,7 @@ describe('RttEstimator (RFC 6298)', () => {
     expect(e.backoffCount).toBe(0);
   });
 
-  it('reinitialize_forgets_samples_and_sets_rto (§5.7: 3 s after a SYN timeout)', () => {
+  it('reinitialize forgets samples and sets rto (§5.7: 3 s after a SYN timeout)', () => {
     const e = est();
     e.sample(300);
     e.backoff();
@@ -129,7 +129,7 @@ describe('RttEstimator (RFC 6298)', () => {
     expect(e.srtt).toBe(100); // treated as a first sample again (§2.2)
   });
 
-  it('invalid_samples_are_ignored', () => {
+  it('invalid samples are ignored', () => {
     const e = est();
     e.sample(-5);
     e.sample(Number.NaN);
@@ -138,14 +138,14 @@ describe('RttEstimator (RFC 6298)', () => {
     expect(e.rto).toBe(INITIAL);
   });
 
-  it('zero_rtt_sample_is_valid_and_rto_respects_granularity', () => {
+  it('zero rtt sample is valid and rto respects granularity', () => {
     const e = new RttEstimator(INITIAL, 1, MAX, 4);
     e.sample(0);
     expect(e.hasSample).toBe(true);
     expect(e.rto).toBe(4); // 0 + max(G=4, 0)
   });
 
-  it('constructor_rejects_inconsistent_bounds_with_code', () => {
+  it('constructor rejects inconsistent bounds with code', () => {
     expect(() => new RttEstimator(1000, 500, 100)).toThrow(RttConfigError);
     try {
       new RttEstimator(0, 200, 1000);
@@ -155,7 +155,7 @@ describe('RttEstimator (RFC 6298)', () => {
     }
   });
 
-  it('rto_always_within_bounds_and_at_least_srtt (property)', () => {
+  it('rto always within bounds and at least srtt (property)', () => {
     fc.assert(
       fc.property(
         fc.array(fc.oneof(fc.double({ min: 0, max: 120_000, noNaN: true }), fc.constant(-1)), {

@@ -27,14 +27,14 @@ function board(...pairs: [number, number][]): SackScoreboard {
 
 describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
   describe('update', () => {
-    it('new_block_is_recorded_and_returns_newly_sacked_bytes (RFC 2018 §3)', () => {
+    it('new block is recorded and returns newly sacked bytes (RFC 2018 §3)', () => {
       const sb = new SackScoreboard();
       expect(sb.update(UNA, NXT, blocks([4000, 4500]), 1)).toBe(500);
       expect(sb.sackedBytes).toBe(500);
       expect(sb.highestSacked).toBe(at(4500));
     });
 
-    it('block_across_the_wrap_is_recorded', () => {
+    it('block across the wrap is recorded', () => {
       const sb = new SackScoreboard();
       expect(sb.update(UNA, NXT, blocks([0xf00, 0x1100]), 1)).toBe(0x200);
       expect(sb.isSacked(0xffffffff)).toBe(true);
@@ -43,59 +43,59 @@ describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
       expect(sb.isSacked(0x100)).toBe(false);
     });
 
-    it('repeated_block_returns_zero', () => {
+    it('repeated block returns zero', () => {
       const sb = board([100, 200]);
       expect(sb.update(UNA, NXT, blocks([100, 200]), 1)).toBe(0);
       expect(sb.sackedBytes).toBe(100);
     });
 
-    it('overlapping_blocks_merge_and_count_only_new_bytes', () => {
+    it('overlapping blocks merge and count only new bytes', () => {
       const sb = board([100, 200], [300, 400]);
       expect(sb.update(UNA, NXT, blocks([150, 350]), 1)).toBe(100);
       expect(sb.rangeCount).toBe(1);
       expect(sb.sackedBytes).toBe(300);
     });
 
-    it('adjacent_blocks_merge_into_one_range', () => {
+    it('adjacent blocks merge into one range', () => {
       const sb = board([100, 200]);
       sb.update(UNA, NXT, blocks([200, 300], [50, 100]), 2);
       expect(sb.rangeCount).toBe(1);
       expect(sb.sackedBytes).toBe(250);
     });
 
-    it('all_blocks_of_one_ack_are_merged', () => {
+    it('all blocks of one ack are merged', () => {
       const sb = new SackScoreboard();
       expect(sb.update(UNA, NXT, blocks([700, 800], [100, 200], [400, 500]), 3)).toBe(300);
       expect(sb.rangeCount).toBe(3);
       expect(sb.highestSacked).toBe(at(800));
     });
 
-    it('count_limits_the_blocks_read', () => {
+    it('count limits the blocks read', () => {
       const sb = new SackScoreboard();
       expect(sb.update(UNA, NXT, blocks([100, 200], [400, 500]), 1)).toBe(100);
       expect(sb.isSacked(at(450))).toBe(false);
     });
 
-    it('block_at_or_below_una_is_ignored (RFC 2883 D-SACK)', () => {
+    it('block at or below una is ignored (RFC 2883 D-SACK)', () => {
       const sb = new SackScoreboard();
       const b = new Uint32Array([seqAdd(UNA, -500), UNA]);
       expect(sb.update(UNA, NXT, b, 1)).toBe(0);
       expect(sb.sackedBytes).toBe(0);
     });
 
-    it('block_beyond_snd_nxt_is_ignored', () => {
+    it('block beyond snd nxt is ignored', () => {
       const sb = new SackScoreboard();
       expect(sb.update(UNA, NXT, blocks([9_900, 10_001]), 1)).toBe(0);
       expect(sb.update(UNA, NXT, blocks([9_900, 10_000]), 1)).toBe(100); // right edge = nxt is fine
     });
 
-    it('empty_or_inverted_block_is_ignored', () => {
+    it('empty or inverted block is ignored', () => {
       const sb = new SackScoreboard();
       expect(sb.update(UNA, NXT, blocks([500, 500], [600, 550]), 2)).toBe(0);
       expect(sb.rangeCount).toBe(0);
     });
 
-    it('block_straddling_una_is_clipped_to_una', () => {
+    it('block straddling una is clipped to una', () => {
       const sb = new SackScoreboard();
       const b = new Uint32Array([seqAdd(UNA, -100), at(200)]);
       expect(sb.update(UNA, NXT, b, 1)).toBe(200);
@@ -103,7 +103,7 @@ describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
       expect(sb.isSacked(UNA)).toBe(true);
     });
 
-    it('garbage_block_far_outside_the_window_is_ignored', () => {
+    it('garbage block far outside the window is ignored', () => {
       const sb = new SackScoreboard();
       const b = new Uint32Array([seqAdd(UNA, 0x80000000), seqAdd(UNA, 0x80000100)]);
       expect(sb.update(UNA, NXT, b, 1)).toBe(0);
@@ -112,7 +112,7 @@ describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
   });
 
   describe('advance / clear', () => {
-    it('advance_drops_ranges_below_the_cumulative_ack', () => {
+    it('advance drops ranges below the cumulative ack', () => {
       const sb = board([100, 200], [300, 400]);
       sb.advance(at(250));
       expect(sb.rangeCount).toBe(1);
@@ -120,7 +120,7 @@ describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
       expect(sb.isSacked(at(150))).toBe(false);
     });
 
-    it('advance_into_a_range_trims_it', () => {
+    it('advance into a range trims it', () => {
       const sb = board([0xf00, 0x1100]);
       sb.advance(0x80); // past the wrap, inside the range
       expect(sb.sackedBytes).toBe(0x80);
@@ -128,14 +128,14 @@ describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
       expect(sb.isSacked(0x80)).toBe(true);
     });
 
-    it('highest_sacked_is_una_when_empty', () => {
+    it('highest sacked is una when empty', () => {
       const sb = board([100, 200]);
       sb.advance(at(300));
       expect(sb.highestSacked).toBe(at(300));
       expect(sb.sackedBytes).toBe(0);
     });
 
-    it('clear_forgets_everything (RFC 6675 §5.1 after RTO)', () => {
+    it('clear forgets everything (RFC 6675 §5.1 after RTO)', () => {
       const sb = board([100, 200]);
       sb.clear();
       expect(sb.rangeCount).toBe(0);
@@ -144,14 +144,14 @@ describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
     });
   });
 
-  it('clear_with_una_sets_the_empty_highest_sacked', () => {
+  it('clear with una sets the empty highest sacked', () => {
     const sb = new SackScoreboard();
     sb.clear(UNA);
     expect(sb.highestSacked).toBe(UNA);
   });
 
   describe('isSacked', () => {
-    it('left_edge_is_inclusive_and_right_edge_exclusive (RFC 2018 §3)', () => {
+    it('left edge is inclusive and right edge exclusive (RFC 2018 §3)', () => {
       const sb = board([100, 200]);
       expect(sb.isSacked(at(99))).toBe(false);
       expect(sb.isSacked(at(100))).toBe(true);
@@ -161,70 +161,70 @@ describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
   });
 
   describe('isLost (RFC 6675 §4 IsLost)', () => {
-    it('dupthresh_discontiguous_ranges_above_mean_lost', () => {
+    it('dupthresh discontiguous ranges above mean lost', () => {
       expect(DUP_THRESH).toBe(3);
       const sb = board([100, 101], [200, 201], [300, 301]);
       expect(sb.isLost(at(0), SMSS)).toBe(true);
     });
 
-    it('fewer_than_dupthresh_small_ranges_above_mean_not_lost', () => {
+    it('fewer than dupthresh small ranges above mean not lost', () => {
       const sb = board([100, 101], [200, 201], [300, 301]);
       expect(sb.isLost(at(150), SMSS)).toBe(false);
     });
 
-    it('more_than_dupthresh_minus_1_smss_bytes_above_mean_lost', () => {
+    it('more than dupthresh minus 1 smss bytes above mean lost', () => {
       const sb = board([100, 100 + 2 * SMSS + 1]);
       expect(sb.isLost(at(0), SMSS)).toBe(true);
     });
 
-    it('exactly_dupthresh_minus_1_smss_bytes_above_is_not_lost', () => {
+    it('exactly dupthresh minus 1 smss bytes above is not lost', () => {
       const sb = board([100, 100 + 2 * SMSS]);
       expect(sb.isLost(at(0), SMSS)).toBe(false);
     });
 
-    it('only_bytes_greater_than_seq_count', () => {
+    it('only bytes greater than seq count', () => {
       // seq inside the range: only the SACKed bytes after seq count.
       const sb = board([100, 100 + 2 * SMSS + 2]);
       expect(sb.isLost(at(100), SMSS)).toBe(true); // 2*SMSS + 1 bytes above
       expect(sb.isLost(at(101), SMSS)).toBe(false); // 2*SMSS bytes above
     });
 
-    it('nothing_sacked_means_not_lost', () => {
+    it('nothing sacked means not lost', () => {
       expect(new SackScoreboard().isLost(UNA, SMSS)).toBe(false);
     });
   });
 
   describe('pipe (RFC 6675 §4 SetPipe)', () => {
-    it('without_sack_pipe_is_flight_size', () => {
+    it('without sack pipe is flight size', () => {
       const sb = new SackScoreboard();
       expect(sb.pipe(UNA, at(1000), UNA, SMSS)).toBe(1000);
     });
 
-    it('sacked_bytes_are_not_in_pipe', () => {
+    it('sacked bytes are not in pipe', () => {
       const sb = board([500, 600]);
       expect(sb.pipe(UNA, at(1000), UNA, SMSS)).toBe(900);
     });
 
-    it('lost_bytes_are_not_in_pipe (SetPipe (a))', () => {
+    it('lost bytes are not in pipe (SetPipe (a))', () => {
       // Three ranges above [0, 100): that hole is lost; holes above the lowest range are not.
       const sb = board([100, 200], [300, 400], [500, 600]);
       // un-SACKed: [0,100) lost; [200,300) [400,500) [600,1000) not lost => 100 + 100 + 400
       expect(sb.pipe(UNA, at(1000), UNA, SMSS)).toBe(600);
     });
 
-    it('retransmitted_bytes_count_again (SetPipe (b))', () => {
+    it('retransmitted bytes count again (SetPipe (b))', () => {
       const sb = board([100, 200], [300, 400], [500, 600]);
       // [0,100) retransmitted (highRxt exclusive = 100): +100
       expect(sb.pipe(UNA, at(1000), at(100), SMSS)).toBe(700);
     });
 
-    it('retransmitted_bytes_that_are_not_lost_count_twice (SetPipe (a)+(b))', () => {
+    it('retransmitted bytes that are not lost count twice (SetPipe (a)+(b))', () => {
       const sb = board([100, 200], [300, 400], [500, 600]);
       // highRxt 250: [0,100) lost+rxt: 1x; [200,250) not lost + rxt: 2x
       expect(sb.pipe(UNA, at(1000), at(250), SMSS)).toBe(600 + 100 + 50);
     });
 
-    it('pipe_advances_to_the_given_una', () => {
+    it('pipe advances to the given una', () => {
       const sb = board([100, 200]);
       expect(sb.pipe(at(300), at(1000), at(300), SMSS)).toBe(700);
       expect(sb.sackedBytes).toBe(0);
@@ -234,7 +234,7 @@ describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
   describe('nextHole (RFC 6675 §4 NextSeg rules 1 and 3)', () => {
     const out = new Uint32Array(3);
 
-    it('rule_1_returns_the_lowest_lost_hole', () => {
+    it('rule 1 returns the lowest lost hole', () => {
       const sb = board([100, 200], [300, 400], [500, 600]);
       expect(sb.nextHole(UNA, UNA, SMSS, out)).toBe(true);
       expect(out[0]).toBe(UNA);
@@ -242,20 +242,20 @@ describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
       expect(out[2]).toBe(1);
     });
 
-    it('rule_1_segment_is_at_most_smss', () => {
+    it('rule 1 segment is at most smss', () => {
       const sb = board([1000, 1001], [1100, 1101], [1200, 1201]);
       expect(sb.nextHole(UNA, UNA, SMSS, out)).toBe(true);
       expect(out[0]).toBe(UNA);
       expect(out[1]).toBe(SMSS);
     });
 
-    it('rule_1_segment_stops_at_sacked_data', () => {
+    it('rule 1 segment stops at sacked data', () => {
       const sb = board([30, 200], [300, 400], [500, 600]);
       sb.nextHole(UNA, UNA, SMSS, out);
       expect(out[1]).toBe(30);
     });
 
-    it('rule_1_skips_what_was_already_retransmitted (S2 > HighRxt)', () => {
+    it('rule 1 skips what was already retransmitted (S2 > HighRxt)', () => {
       const sb = board([100, 110], [200, 210], [300, 310], [400, 410]);
       // Holes [0,100), [110,200) and [210,300) are lost (≥ 3 ranges above); [0,100) was resent.
       expect(sb.nextHole(UNA, at(100), SMSS, out)).toBe(true);
@@ -263,13 +263,13 @@ describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
       expect(out[1]).toBe(90);
     });
 
-    it('rule_1_skips_sacked_data_between_highrxt_and_the_hole', () => {
+    it('rule 1 skips sacked data between highrxt and the hole', () => {
       const sb = board([100, 110], [200, 210], [300, 310], [400, 410]);
       expect(sb.nextHole(UNA, at(105), SMSS, out)).toBe(true);
       expect(out[0]).toBe(at(110));
     });
 
-    it('rule_3_returns_a_hole_that_is_not_yet_lost_when_rule_1_fails', () => {
+    it('rule 3 returns a hole that is not yet lost when rule 1 fails', () => {
       const sb = board([100, 200]);
       expect(sb.nextHole(UNA, UNA, SMSS, out)).toBe(true);
       expect(out[0]).toBe(UNA);
@@ -277,21 +277,21 @@ describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
       expect(out[2]).toBe(3);
     });
 
-    it('rule_3_is_skipped_when_not_requested (rule 2 new data comes first)', () => {
+    it('rule 3 is skipped when not requested (rule 2 new data comes first)', () => {
       const sb = board([100, 200]);
       expect(sb.nextHole(UNA, UNA, SMSS, out, false)).toBe(false);
     });
 
-    it('no_hole_below_highest_sacked_means_nothing_to_retransmit (1.b)', () => {
+    it('no hole below highest sacked means nothing to retransmit (1.b)', () => {
       const sb = board([100, 200]);
       expect(sb.nextHole(UNA, at(200), SMSS, out)).toBe(false);
     });
 
-    it('empty_scoreboard_has_no_hole', () => {
+    it('empty scoreboard has no hole', () => {
       expect(new SackScoreboard().nextHole(UNA, UNA, SMSS, out)).toBe(false);
     });
 
-    it('two_element_out_is_accepted', () => {
+    it('two element out is accepted', () => {
       const sb = board([100, 200], [300, 400], [500, 600]);
       const out2 = new Uint32Array(2);
       expect(sb.nextHole(UNA, UNA, SMSS, out2)).toBe(true);
@@ -300,7 +300,7 @@ describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
   });
 
   describe('memory bound', () => {
-    it('full_scoreboard_discards_a_new_highest_range', () => {
+    it('full scoreboard discards a new highest range', () => {
       const sb = new SackScoreboard(2);
       sb.update(UNA, NXT, blocks([100, 200], [300, 400]), 2);
       expect(sb.update(UNA, NXT, blocks([500, 600]), 1)).toBe(0);
@@ -310,7 +310,7 @@ describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
       expect(sb.sackedBytes).toBe(200);
     });
 
-    it('full_scoreboard_evicts_its_highest_range_for_a_lower_one', () => {
+    it('full scoreboard evicts its highest range for a lower one', () => {
       const sb = new SackScoreboard(2);
       sb.update(UNA, NXT, blocks([300, 400], [500, 600]), 2);
       expect(sb.update(UNA, NXT, blocks([100, 200]), 1)).toBe(100);
@@ -322,7 +322,7 @@ describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
       expect(sb.sackedBytes).toBe(200);
     });
 
-    it('full_scoreboard_still_merges_overlapping_blocks', () => {
+    it('full scoreboard still merges overlapping blocks', () => {
       const sb = new SackScoreboard(2);
       sb.update(UNA, NXT, blocks([100, 200], [300, 400]), 2);
       expect(sb.update(UNA, NXT, blocks([200, 300]), 1)).toBe(100);
@@ -330,7 +330,7 @@ describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
       expect(sb.evictions).toBe(0);
     });
 
-    it('invalid_max_ranges_is_rejected_with_code', () => {
+    it('invalid max ranges is rejected with code', () => {
       expect(() => new SackScoreboard(0)).toThrow(SackScoreboardError);
       try {
         new SackScoreboard(1.5);
@@ -439,7 +439,7 @@ describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
       { weight: 1, arbitrary: fc.record({ k: fc.constant('advance' as const), by: fc.integer({ min: 0, max: 100 }) }) },
     );
 
-    it('matches_the_model_for_random_ack_sequences', () => {
+    it('matches the model for random ack sequences', () => {
       fc.assert(
         fc.property(fc.array(op, { maxLength: 25, size: 'max' }), fc.integer({ min: 0, max: W }), (ops, rxtOff) => {
           const sb = new SackScoreboard(64);
@@ -483,7 +483,7 @@ describe('SackScoreboard (RFC 6675, RFC 2018)', () => {
       );
     });
 
-    it('bounded_scoreboard_never_reports_unsacked_bytes_as_sacked', () => {
+    it('bounded scoreboard never reports unsacked bytes as sacked', () => {
       fc.assert(
         fc.property(fc.array(op, { maxLength: 25, size: 'max' }), (ops) => {
           const sb = new SackScoreboard(3);

@@ -84,14 +84,14 @@ function leHex(h: SipHash24): string {
 }
 
 describe('SipHash-2-4', () => {
-  it('paper_appendix_a_example_15_byte_message', () => {
+  it('paper appendix a example 15 byte message', () => {
     const h = new SipHash24(KEY);
     h.hashBytes(MSG, 0, 15);
     expect(h.hi).toBe(0xa129ca61);
     expect(h.lo).toBe(0x49be45e5);
   });
 
-  it('matches_all_64_reference_vectors', () => {
+  it('matches all 64 reference vectors', () => {
     const h = new SipHash24(KEY);
     for (let len = 0; len < 64; len++) {
       h.hashBytes(MSG, 0, len);
@@ -99,12 +99,12 @@ describe('SipHash-2-4', () => {
     }
   });
 
-  it('hashBytes_returns_the_low_half', () => {
+  it('hashBytes: returns the low half', () => {
     const h = new SipHash24(KEY);
     expect(h.hashBytes(MSG, 0, 15)).toBe(0x49be45e5);
   });
 
-  it('hashBytes_honours_the_offset', () => {
+  it('hashBytes: honours the offset', () => {
     const h = new SipHash24(KEY);
     const shifted = new Uint8Array(70);
     shifted.set(MSG.subarray(0, 20), 5);
@@ -112,7 +112,7 @@ describe('SipHash-2-4', () => {
     expect(leHex(h)).toBe(VECTORS[20]);
   });
 
-  it('word_stream_equals_little_endian_bytes (reference vectors 0,4,..,60)', () => {
+  it('word stream equals little endian bytes (reference vectors 0,4,..,60)', () => {
     const h = new SipHash24(KEY);
     const view = new DataView(MSG.buffer);
     for (let len = 0; len < 64; len += 4) {
@@ -123,7 +123,7 @@ describe('SipHash-2-4', () => {
     }
   });
 
-  it('instance_is_reusable_and_deterministic', () => {
+  it('instance is reusable and deterministic', () => {
     const h = new SipHash24(KEY);
     const a = h.begin().word(1).word(2).word(3).finish();
     h.hashBytes(MSG, 0, 33);
@@ -131,7 +131,7 @@ describe('SipHash-2-4', () => {
     expect(b).toBe(a);
   });
 
-  it('different_keys_give_different_hashes', () => {
+  it('different keys give different hashes', () => {
     const k2 = KEY.slice();
     k2[15] = 0xff;
     const a = new SipHash24(KEY).begin().word(0x01020304).finish();
@@ -139,7 +139,7 @@ describe('SipHash-2-4', () => {
     expect(a).not.toBe(b);
   });
 
-  it('word_stream_matches_bytes_for_random_input (property)', () => {
+  it('word stream matches bytes for random input (property)', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.array(fc.nat({ max: 0xffffffff }), { maxLength: 12, size: 'max' }), (key, words) => {
         const h = new SipHash24(key);
@@ -156,7 +156,7 @@ describe('SipHash-2-4', () => {
     );
   });
 
-  it('key_of_wrong_length_is_rejected_with_code', () => {
+  it('key of wrong length is rejected with code', () => {
     expect(() => new SipHash24(new Uint8Array(15))).toThrow(SipHashKeyError);
     try {
       new SipHash24(new Uint8Array(17));

@@ -227,7 +227,7 @@ function ackSeg(ack: number, window = 65535, seq = 1): Segment {
 function drain(s: Sender, now = 0): { seq: number; len: number; fin: boolean; kind: number }[] {
   const plan = new SendPlan();
   const sent: { seq: number; len: number; fin: boolean; kind: number }[] = [];
-  while (s.next(plan, now)) {
+  while (s.next(plan)) {
     sent.push({ seq: plan.seq, len: plan.len, fin: plan.fin, kind: plan.kind });
     s.sent(plan, now);
   }

@@ -28,17 +28,17 @@ function decode(sc: SynCookies, cookie: number, now = T0, isn = CLIENT_ISN): num
 
 describe('SynCookies (RFC 4987 §3.6)', () => {
   describe('encode/decode', () => {
-    it('valid_cookie_is_accepted_with_its_mss', () => {
+    it('valid cookie is accepted with its mss', () => {
       const sc = new SynCookies(SECRET);
       expect(decode(sc, encode(sc, 1460))).toBe(1460);
     });
 
-    it('every_table_entry_round_trips', () => {
+    it('every table entry round trips', () => {
       const sc = new SynCookies(SECRET);
       for (const mss of SYN_COOKIE_MSS_TABLE) expect(decode(sc, encode(sc, mss))).toBe(mss);
     });
 
-    it('mss_is_rounded_down_to_the_table', () => {
+    it('mss is rounded down to the table', () => {
       const sc = new SynCookies(SECRET);
       expect(decode(sc, encode(sc, 1459))).toBe(1440);
       expect(decode(sc, encode(sc, 1400))).toBe(1300);
@@ -48,13 +48,13 @@ describe('SynCookies (RFC 4987 §3.6)', () => {
       expect(SynCookies.roundMss(1459)).toBe(1440);
     });
 
-    it('mss_below_every_entry_uses_the_smallest', () => {
+    it('mss below every entry uses the smallest', () => {
       expect(synCookieMssIndex(10)).toBe(0);
       const sc = new SynCookies(SECRET);
       expect(decode(sc, encode(sc, 10))).toBe(SYN_COOKIE_MSS_TABLE[0]);
     });
 
-    it('wrong_tuple_is_rejected', () => {
+    it('wrong tuple is rejected', () => {
       const sc = new SynCookies(SECRET);
       const c = encode(sc, 1460);
       expect(sc.decode(4, v4(0xc6120002), LPORT, REMOTE, RPORT, CLIENT_ISN, c, T0)).toBe(-1);
@@ -64,19 +64,19 @@ describe('SynCookies (RFC 4987 §3.6)', () => {
       expect(sc.decode(6, LOCAL, LPORT, REMOTE, RPORT, CLIENT_ISN, c, T0)).toBe(-1);
     });
 
-    it('wrong_client_isn_is_rejected', () => {
+    it('wrong client isn is rejected', () => {
       const sc = new SynCookies(SECRET);
       const c = encode(sc, 1460);
       expect(decode(sc, c, T0, (CLIENT_ISN + 1) >>> 0)).toBe(-1);
     });
 
-    it('every_single_bit_flip_is_rejected', () => {
+    it('every single bit flip is rejected', () => {
       const sc = new SynCookies(SECRET);
       const c = encode(sc, 1460);
       for (let bit = 0; bit < 32; bit++) expect(decode(sc, (c ^ (1 << bit)) >>> 0), `bit ${bit}`).toBe(-1);
     });
 
-    it('random_cookies_are_rejected', () => {
+    it('random cookies are rejected', () => {
       const sc = new SynCookies(SECRET);
       let accepted = 0;
       // Deterministic xorshift32 stream; with a 26-bit MAC about 2e-4 acceptances are expected.
@@ -90,7 +90,7 @@ describe('SynCookies (RFC 4987 §3.6)', () => {
       expect(accepted).toBe(0);
     });
 
-    it('ipv6_cookie_round_trips_and_binds_all_address_words', () => {
+    it('ipv6 cookie round trips and binds all address words', () => {
       const sc = new SynCookies(SECRET);
       const a = new Uint32Array([0x20010db8, 0, 0, 1]);
       const b = new Uint32Array([0x20010db8, 0, 0, 2]);
@@ -100,7 +100,7 @@ describe('SynCookies (RFC 4987 §3.6)', () => {
       expect(sc.decode(6, a2, LPORT, b, RPORT, CLIENT_ISN, c, T0)).toBe(-1);
     });
 
-    it('cookie_hides_time_and_mss_bits', () => {
+    it('cookie hides time and mss bits', () => {
       // Same tick and MSS for many client ISNs: the (masked) top 6 bits must still vary.
       const sc = new SynCookies(SECRET);
       const seen = new Set<number>();
@@ -112,14 +112,14 @@ describe('SynCookies (RFC 4987 §3.6)', () => {
   describe('age', () => {
     const start = 10 * TICK; // beginning of tick 10
 
-    it('cookie_is_valid_within_its_tick_and_the_next', () => {
+    it('cookie is valid within its tick and the next', () => {
       const sc = new SynCookies(SECRET);
       const c = encode(sc, 1460, start);
       expect(decode(sc, c, start + TICK - 1)).toBe(1460);
       expect(decode(sc, c, start + 2 * TICK - 1)).toBe(1460);
     });
 
-    it('cookie_expires_after_max_age_ticks', () => {
+    it('cookie expires after max age ticks', () => {
       const sc = new SynCookies(SECRET);
       const c = encode(sc, 1460, start);
       expect(decode(sc, c, start + 2 * TICK)).toBe(-1);
@@ -127,32 +127,32 @@ describe('SynCookies (RFC 4987 §3.6)', () => {
       expect(decode(sc, c, start + 800 * TICK)).toBe(-1);
     });
 
-    it('cookie_from_the_future_is_rejected', () => {
+    it('cookie from the future is rejected', () => {
       const sc = new SynCookies(SECRET);
       const c = encode(sc, 1460, start + TICK);
       expect(decode(sc, c, start)).toBe(-1);
     });
 
-    it('tick_counter_wrap_is_handled (tick 7 -> 8)', () => {
+    it('tick counter wrap is handled (tick 7 -> 8)', () => {
       const sc = new SynCookies(SECRET);
       const c = encode(sc, 1460, 7 * TICK + 5);
       expect(decode(sc, c, 8 * TICK + 5)).toBe(1460);
     });
 
-    it('large_clock_values_work', () => {
+    it('large clock values work', () => {
       const sc = new SynCookies(SECRET);
       const big = 2 ** 45; // ~1100 years of ms; the tick still fits the MAC word
       expect(decode(sc, encode(sc, 1460, big), big + TICK)).toBe(1460);
     });
 
-    it('custom_tick_and_max_age', () => {
+    it('custom tick and max age', () => {
       const sc = new SynCookies(SECRET, { tickMs: 1000, maxAgeTicks: 4 });
       const c = encode(sc, 1460, 0);
       expect(decode(sc, c, 3999)).toBe(1460);
       expect(decode(sc, c, 4000)).toBe(-1);
     });
 
-    it('invalid_options_are_rejected_with_code', () => {
+    it('invalid options are rejected with code', () => {
       expect(() => new SynCookies(SECRET, { maxAgeTicks: 8 })).toThrow(SynCookieConfigError);
       try {
         new SynCookies(SECRET, { tickMs: 0 });
@@ -164,19 +164,19 @@ describe('SynCookies (RFC 4987 §3.6)', () => {
   });
 
   describe('secrets', () => {
-    it('default_secrets_differ_per_instance', () => {
+    it('default secrets differ per instance', () => {
       const a = new SynCookies();
       const b = new SynCookies();
       expect(encode(a, 1460)).not.toBe(encode(b, 1460));
     });
 
-    it('cookie_of_another_instance_is_rejected', () => {
+    it('cookie of another instance is rejected', () => {
       const a = new SynCookies();
       const b = new SynCookies();
       expect(decode(b, encode(a, 1460))).toBe(-1);
     });
 
-    it('same_secret_gives_the_same_cookie', () => {
+    it('same secret gives the same cookie', () => {
       expect(encode(new SynCookies(SECRET), 1460)).toBe(encode(new SynCookies(SECRET), 1460));
     });
   });
@@ -184,7 +184,7 @@ describe('SynCookies (RFC 4987 §3.6)', () => {
   describe('timestamp options', () => {
     const sc = new SynCookies(SECRET);
 
-    it('wscale_and_sack_round_trip_through_tsecr', () => {
+    it('wscale and sack round trip through tsecr', () => {
       for (let w = -1; w <= 14; w++) {
         for (const sack of [false, true]) {
           const ts = sc.encodeTsOptions(0x12345678, w, sack);
@@ -193,11 +193,11 @@ describe('SynCookies (RFC 4987 §3.6)', () => {
       }
     });
 
-    it('wscale_above_14_is_clamped (RFC 7323 §2.3)', () => {
+    it('wscale above 14 is clamped (RFC 7323 §2.3)', () => {
       expect(sc.decodeTsOptions(sc.encodeTsOptions(1000, 15, false))?.wscale).toBe(14);
     });
 
-    it('encoded_tsval_never_runs_ahead_and_stays_within_64_ticks', () => {
+    it('encoded tsval never runs ahead and stays within 64 ticks', () => {
       for (const now of [0x12345678, 0x12345640, 0x1234567f, 5, 0]) {
         const ts = sc.encodeTsOptions(now, 7, true);
         expect(seqLeq(ts, now)).toBe(true);
@@ -205,13 +205,13 @@ describe('SynCookies (RFC 4987 §3.6)', () => {
       }
     });
 
-    it('encoded_tsval_wraps_below_zero', () => {
+    it('encoded tsval wraps below zero', () => {
       const ts = sc.encodeTsOptions(5, 14, true); // options 0x3e > 5: goes back one 64 block
       expect(ts).toBe(0xffffffc0 + 0x3e);
       expect(sc.decodeTsOptions(ts)).toEqual({ wscale: 14, sackPermitted: true });
     });
 
-    it('echo_without_marker_decodes_to_null', () => {
+    it('echo without marker decodes to null', () => {
       expect(sc.decodeTsOptions(0x12345600)).toBeNull();
       expect(sc.decodeTsOptions(0x1f)).toBeNull();
     });

@@ -15,7 +15,7 @@ const RCV_NXT = 0x10;
 const SND_NXT = 0xfffffff0;
 
 function rec(ts = false): TimeWaitRecord {
-  return new TimeWaitRecord(7, SND_NXT, RCV_NXT, 1000, ts, 5000, 0, 100, 0, 60_000);
+  return new TimeWaitRecord({ id: 7, sndNxt: SND_NXT, rcvNxt: RCV_NXT, window: 1000, tsEnabled: ts, tsRecent: 5000, tsRecentAt: 0, tsOffset: 100, enteredAt: 0, expiresAt: 60_000 });
 }
 
 describe('timeWaitProcess (RFC 9293 §3.10.7.4 TIME-WAIT, Linux tcp_timewait_state_process)', () => {

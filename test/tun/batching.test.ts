@@ -32,7 +32,7 @@ afterEach(() => {
 });
 
 describeIfTun('TUN receive batching', () => {
-  it.each([false, true])('queued_packets_arrive_in_full_batches_of_batch_size (vnetHdr %s)', async (vnetHdr) => {
+  it.each([false, true])('queued packets arrive in full batches of batch size (vnetHdr %s)', async (vnetHdr) => {
     const { tun, ns, peerAddr } = openTunInNetns({ vnetHdr, batchSize: 64 });
     const sent = await ns.exec(process.execPath, ['-e', UDP_SCRIPT], {
       env: { ...process.env, PEER: peerAddr, PORT: String(PORT), COUNT: '200' },
@@ -58,7 +58,7 @@ describeIfTun('TUN receive batching', () => {
     expect(tun.counters.rxPackets).toBe(counts.reduce((a, b) => a + b, 0));
   });
 
-  it('one_readable_event_delivers_at_most_four_batches_then_yields', async () => {
+  it('one readable event delivers at most four batches then yields', async () => {
     const { tun, ns, peerAddr } = openTunInNetns({ vnetHdr: true, batchSize: 32 });
     await ns.exec(process.execPath, ['-e', UDP_SCRIPT], {
       env: { ...process.env, PEER: peerAddr, PORT: String(PORT), COUNT: '300' },

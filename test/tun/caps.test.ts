@@ -43,14 +43,14 @@ NoNewPrivs:\t0
 `;
 
 describe('capability sets', () => {
-  it('parseCapabilities_readsEveryCapLine', () => {
+  it('parseCapabilities: reads every cap line', () => {
     const c = parseCapabilities(STATUS);
     expect(c).toEqual({ inheritable: 0n, permitted: 0x1000n, effective: 0x1000n, bounding: 0x1ffffffffffn, ambient: 0x1000n });
     expect(capabilityNames(c.effective)).toEqual(['net_admin']);
     expect(capabilityNames(0x400n | 0x2000n)).toEqual(['net_bind_service', 'net_raw']);
   });
 
-  it('holdsCapabilities_countsEverySetButTheBoundingSet', () => {
+  it('holdsCapabilities: counts every set but the bounding set', () => {
     expect(holdsCapabilities(parseCapabilities(STATUS))).toBe(true);
     // An ordinary non-root process: a full bounding set and nothing else.
     expect(holdsCapabilities({ inheritable: 0n, permitted: 0n, effective: 0n, bounding: 0x1ffffffffffn, ambient: 0n })).toBe(false);
@@ -62,7 +62,7 @@ describe('capability sets', () => {
     expect(holdsCapabilities({ ...bind, permitted: 0x1400n }, ['net_bind_service'])).toBe(true);
   });
 
-  it('capabilitiesNeeded_onlyAPrivilegedListenPortKeepsOne', () => {
+  it('capabilitiesNeeded: only a privileged listen port keeps one', () => {
     expect(capabilitiesNeeded(9477, 1024)).toEqual([]);
     expect(capabilitiesNeeded(0, 1024)).toEqual([]);
     expect(capabilitiesNeeded(80, 1024)).toEqual(['net_bind_service']);
@@ -70,7 +70,7 @@ describe('capability sets', () => {
     expect(capabilitiesNeeded(80, 0)).toEqual([]);
   });
 
-  it('takeInheritedTun_readsAndRemovesTheHandOver', () => {
+  it('takeInheritedTun: reads and removes the hand over', () => {
     const env: NodeJS.ProcessEnv = { [INHERITED_TUN_FD_ENV]: '23', [INHERITED_CHANGES_ENV]: 'address 198.18.0.1/15\nup', PATH: '/bin' };
     expect(takeInheritedTun(env)).toEqual({ fd: 23, changes: ['address 198.18.0.1/15', 'up'] });
     expect(env).toEqual({ PATH: '/bin' });
@@ -80,7 +80,7 @@ describe('capability sets', () => {
 });
 
 describe('synfin run --help', () => {
-  it('help_saysWhichCapabilitiesAreNeededAndWhatIsKept', async () => {
+  it('help says which capabilities are needed and what is kept', async () => {
     const { spawnSync } = await import('node:child_process');
     const r = spawnSync(process.execPath, [BIN, 'run', '--help'], { encoding: 'utf8' });
     expect(r.status).toBe(0);
@@ -106,20 +106,20 @@ function fakeTun(state: LinkState, routes: string[]): { tun: Tun; calls: string[
 }
 
 describe('configureDevice', () => {
-  it('configureDevice_deviceAlreadyInTheState_changesNothing', () => {
+  it('configureDevice: device already in the state changes nothing', () => {
     const { tun, calls } = fakeTun({ up: true, mtu: 1400, addresses: ['198.18.0.1/15', 'fd00::1/64'] }, ['198.18.0.0/15', 'default']);
     const changes = configureDevice(tun, { mtu: 1400, addresses: ['198.18.0.1/15', 'fd00:0:0::1/64'], routes: ['198.18.0.0/15', 'default'] });
     expect(changes).toEqual([]);
     expect(calls).toEqual([]);
   });
 
-  it('configureDevice_noOptions_anUpDevice_changesNothing', () => {
+  it('configureDevice: no options an up device changes nothing', () => {
     const { tun, calls } = fakeTun({ up: true, mtu: 1500, addresses: [] }, []);
     expect(configureDevice(tun, { mtu: null, addresses: [], routes: [] })).toEqual([]);
     expect(calls).toEqual([]);
   });
 
-  it('configureDevice_changesOnlyWhatDiffers', () => {
+  it('configureDevice: changes only what differs', () => {
     const { tun, calls } = fakeTun({ up: false, mtu: 1500, addresses: ['198.18.0.1/15'] }, ['198.18.0.0/15']);
     const changes = configureDevice(tun, { mtu: 1400, addresses: ['198.18.0.1/15', '10.9.0.1/24'], routes: ['198.18.0.0/15', '10.9.0.0/16'] });
     expect(calls).toEqual(['mtu 1400', 'addr 10.9.0.1/24', 'up', 'route 10.9.0.0/16']);
@@ -171,7 +171,7 @@ const ZERO = '0000000000000000';
 describeIfTun('synfin run: capabilities once the device is ready', () => {
   const port = 19_500 + (process.pid % 400);
 
-  it('run_asRootCreatingTheDevice_everyThreadEndsWithNoCapability_samePid_andTrafficFlows', async () => {
+  it('run as root creating the device every thread ends with no capability same pid and traffic flows', async () => {
     const ns = NetNs.create('cap');
     const tun = uniqueIfName('sfcp');
     const server = start(ns, [process.execPath, '-e', `require('http').createServer((q,s)=>s.end('through\\n')).listen(18080,'127.0.0.1')`]);
@@ -193,7 +193,7 @@ describeIfTun('synfin run: capabilities once the device is ready', () => {
     expect(metricValue(m.stdout, 'synfin_tcp_connections_opened_total')).toBe(1);
   }, 60_000);
 
-  it('run_asUid10477WithAmbientNetAdmin_likeTheImage_dropsItOnceTheDeviceIsUp', async () => {
+  it('run as uid 10477 with ambient net admin like the image drops it once the device is up', async () => {
     const ns = NetNs.create('cap');
     const tun = uniqueIfName('sfcp');
     const p = start(ns, [...WITH_OPEN_TUN_NODE, 'setpriv', `--reuid=${SYNFIN_UID}`, `--regid=${SYNFIN_UID}`, '--clear-groups', '--inh-caps=+net_admin', '--ambient-caps=+net_admin', '--',
@@ -203,7 +203,7 @@ describeIfTun('synfin run: capabilities once the device is ready', () => {
     expect(ns.ip(['link', 'show', 'dev', tun])).toMatch(/\bUP\b/);
   }, 60_000);
 
-  it('run_listenOnAPrivilegedPort_keepsOnlyNetBindService', async () => {
+  it('run listen on a privileged port keeps only net bind service', async () => {
     const ns = NetNs.create('cap');
     ns.execSync('sh', ['-c', 'echo 1024 > /proc/sys/net/ipv4/ip_unprivileged_port_start']);
     const tun = uniqueIfName('sfcp');
@@ -213,7 +213,7 @@ describeIfTun('synfin run: capabilities once the device is ready', () => {
     expect(p.out()).toMatch(/"capabilities":\["net_bind_service"\]/);
   }, 60_000);
 
-  it('run_handedATunFdWhileHoldingCapabilities_stillEndsWithNone', async () => {
+  it('run handed a tun fd while holding capabilities still ends with none', async () => {
     // _SYNFIN_TUN_FD set by someone else is no proof that the drop happened.
     const ns = NetNs.create('cap');
     const dev = Tun.open({ name: uniqueIfName('sfcp') });
@@ -235,7 +235,7 @@ describeIfTun('synfin run: capabilities once the device is ready', () => {
     }
   }, 60_000);
 
-  it('run_withoutCapabilities_onADeviceThatIsDown_failsSayingWhy_andChangesNothing', async () => {
+  it('run without capabilities on a device that is down fails saying why and changes nothing', async () => {
     const ns = NetNs.create('cap');
     const tun = uniqueIfName('sfcp');
     ns.ip(['tuntap', 'add', 'dev', tun, 'mode', 'tun', 'user', SYNFIN_UID]);

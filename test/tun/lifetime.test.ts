@@ -89,23 +89,23 @@ afterEach(() => {
 });
 
 describeIfTun('TUN addon lifetime', () => {
-  it('device_dropped_without_close_is_closed_by_the_garbage_collector', async () => {
+  it('device dropped without close is closed by the garbage collector', async () => {
     expect(await runScript(['--expose-gc'], GC_SCRIPT, uniqueIfName('sfg'))).toEqual({ existed: true, gone: true });
   });
 
-  it('reading_device_in_a_terminated_worker_is_closed_at_environment_teardown', async () => {
+  it('reading device in a terminated worker is closed at environment teardown', async () => {
     expect(await runScript([], WORKER_TERMINATE_SCRIPT, uniqueIfName('sfw'))).toEqual({ existed: true, gone: true });
   });
 
-  it('process_exit_inside_a_worker_callback_ends_the_worker_cleanly', async () => {
+  it('process exit inside a worker callback ends the worker cleanly', async () => {
     expect(await runScript([], WORKER_EXIT_SCRIPT, uniqueIfName('sfx'))).toEqual({ code: 7, gone: true });
   });
 
-  it('exception_thrown_by_a_callback_becomes_an_uncaught_exception', async () => {
+  it('exception thrown by a callback becomes an uncaught exception', async () => {
     expect(await runScript([], THROW_SCRIPT, uniqueIfName('sfe'))).toEqual(['boom', 'tick']);
   });
 
-  it('children_leave_no_device_behind', () => {
+  it('children leave no device behind', () => {
     expect(leftovers()).toEqual([]);
   });
 });

@@ -51,12 +51,12 @@ describe('tunOpenError maps errno codes to typed errors', () => {
     expect(err.message).not.toContain('\n');
   });
 
-  it('error_without_errno_code_is_returned_unchanged', () => {
+  it('error without errno code is returned unchanged', () => {
     const e = new TypeError('name must be a string');
     expect(tunOpenError(e, 'x')).toBe(e);
   });
 
-  it('permission_message_says_what_is_needed', () => {
+  it('permission message says what is needed', () => {
     expect(tunOpenError(sysError('EPERM', 'TUNSETIFF'), 'synfin0').message).toBe(
       'cannot open TUN device synfin0: permission denied (TUNSETIFF EPERM); run as root or with CAP_NET_ADMIN',
     );
@@ -64,7 +64,7 @@ describe('tunOpenError maps errno codes to typed errors', () => {
 });
 
 describe('IpCommandError', () => {
-  it('message_is_one_line_with_command_and_stderr', () => {
+  it('message is one line with command and stderr', () => {
     const e = new IpCommandError(['link', 'set', 'dev', 'nope0', 'up'], 'Cannot find device "nope0"', 1);
     expect(e.code).toBe('ERR_IP_COMMAND');
     expect(e.message).toBe('ip link set dev nope0 up: Cannot find device "nope0"');
@@ -77,7 +77,7 @@ afterEach(() => {
 });
 
 describeIfTun('Tun.open on a real device', () => {
-  it('name_of_16_bytes_is_rejected_with_err_tun_name_too_long', () => {
+  it('name of 16 bytes is rejected with ERR_TUN_NAME_TOO_LONG', () => {
     expect(() => Tun.open({ name: 'a23456789012345x' })).toThrow(TunNameTooLongError);
     try {
       Tun.open({ name: 'a23456789012345x' });
@@ -86,7 +86,7 @@ describeIfTun('Tun.open on a real device', () => {
     }
   });
 
-  it('name_of_15_bytes_is_accepted', () => {
+  it('name of 15 bytes is accepted', () => {
     const name = uniqueIfName('s');
     expect(name).toHaveLength(15);
     const tun = openTun({ name });
@@ -94,7 +94,7 @@ describeIfTun('Tun.open on a real device', () => {
     expect(linkExists(name)).toBe(true);
   });
 
-  it('open_creates_the_device_and_close_removes_it', () => {
+  it('open creates the device and close removes it', () => {
     const tun = openTun({ vnetHdr: true });
     expect(tun.fd).toBeGreaterThan(2);
     expect(tun.vnetHdr).toBe(true);
@@ -104,20 +104,20 @@ describeIfTun('Tun.open on a real device', () => {
     expect(linkExists(tun.name)).toBe(false);
   });
 
-  it('close_twice_is_harmless', () => {
+  it('close twice is harmless', () => {
     const tun = openTun();
     tun.close();
     expect(() => tun.close()).not.toThrow();
     expect(tun.isClosed).toBe(true);
   });
 
-  it('percent_d_in_the_name_is_expanded_by_the_kernel', () => {
+  it('percent d in the name is expanded by the kernel', () => {
     const prefix = uniqueIfName('sfp').slice(0, 12);
     const tun = openTun({ name: `${prefix}%d` });
     expect(tun.name).toMatch(new RegExp(`^${prefix}\\d+$`));
   });
 
-  it('second_open_of_an_attached_device_fails_with_err_tun_busy', () => {
+  it('second open of an attached device fails with ERR_TUN_BUSY', () => {
     const first = openTun();
     let err: unknown;
     try {
@@ -132,7 +132,7 @@ describeIfTun('Tun.open on a real device', () => {
     );
   });
 
-  it('open_after_the_first_holder_closed_creates_the_device_again', () => {
+  it('open after the first holder closed creates the device again', () => {
     const first = openTun();
     const name = first.name;
     first.close();
@@ -141,7 +141,7 @@ describeIfTun('Tun.open on a real device', () => {
     expect(linkExists(name)).toBe(true);
   });
 
-  it('open_attaches_to_a_persistent_device_and_close_leaves_it', () => {
+  it('open attaches to a persistent device and close leaves it', () => {
     const name = uniqueIfName('sfq');
     trackLink(name);
     ipSync(['tuntap', 'add', 'dev', name, 'mode', 'tun']);
@@ -157,11 +157,11 @@ describeIfTun('Tun.open on a real device', () => {
     expect(linkExists(name)).toBe(false);
   });
 
-  it('name_of_an_interface_that_is_not_tun_fails_with_err_tun_open', () => {
+  it('name of an interface that is not tun fails with ERR_TUN_OPEN', () => {
     expect(() => openTun({ name: 'lo' })).toThrow(TunOpenError);
   });
 
-  it('mtu_address_route_and_up_are_configured_through_ip_in_the_devices_namespace', () => {
+  it('mtu address route and up are configured through ip in the devices namespace', () => {
     const tun = openTun();
     const ns = NetNs.create('cfg');
     tun.moveToNetns(ns.name);
@@ -186,7 +186,7 @@ describeIfTun('Tun.open on a real device', () => {
     expect(after[0]!.flags).not.toContain('UP');
   });
 
-  it('ip_options_netns_overrides_the_devices_namespace', () => {
+  it('ip options netns overrides the devices namespace', () => {
     const tun = openTun();
     const ns = NetNs.create('cfg');
     ns.adoptLink(tun.name);
@@ -195,7 +195,7 @@ describeIfTun('Tun.open on a real device', () => {
     expect(ns.ip(['link', 'show', 'dev', tun.name])).toContain('mtu 1300');
   });
 
-  it('ip_failure_throws_err_ip_command_with_stderr_on_one_line', () => {
+  it('ip failure throws ERR_IP_COMMAND with stderr on one line', () => {
     const tun = openTun();
     let err: unknown;
     try {
@@ -247,7 +247,7 @@ catch (e) { console.log(JSON.stringify({ code: e.code, syscall: e.syscall, messa
     });
   }
 
-  it('unprivileged_user_gets_eacces_or_eperm_mapped_to_err_tun_permission', async () => {
+  it('unprivileged user gets eacces or eperm mapped to ERR_TUN_PERMISSION', async () => {
     // 65534 = nobody / nogroup. Where /dev/net/tun is 0600 the open() fails; where it is 0666
     // (common with udev) the open works and creating the device needs CAP_NET_ADMIN.
     const worldRw = (fs.statSync('/dev/net/tun').mode & 0o006) === 0o006;
@@ -256,7 +256,7 @@ catch (e) { console.log(JSON.stringify({ code: e.code, syscall: e.syscall, messa
     expect(tunOpenError(Object.assign(new Error('x'), r), 'x')).toBeInstanceOf(TunPermissionError);
   });
 
-  it('root_without_cap_net_admin_gets_eperm_from_tunsetiff_mapped_to_err_tun_permission', async () => {
+  it('root without cap net admin gets eperm from tunsetiff mapped to ERR_TUN_PERMISSION', async () => {
     const name = uniqueIfName('sfc');
     const r = await runChild(['setpriv', '--bounding-set=-net_admin', '--inh-caps=-net_admin'], name);
     expect(r).toMatchObject({ code: 'EPERM', syscall: 'TUNSETIFF' });
@@ -265,7 +265,7 @@ catch (e) { console.log(JSON.stringify({ code: e.code, syscall: e.syscall, messa
     expect(linkExists(name)).toBe(false);
   });
 
-  it('missing_dev_net_tun_gives_enoent_mapped_to_err_tun_no_device', async () => {
+  it('missing dev net tun gives enoent mapped to ERR_TUN_NO_DEVICE', async () => {
     // A private mount namespace where /dev/net is an empty tmpfs.
     const r = await runChild(
       ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs none /dev/net && exec "$0" "$@"'],
@@ -275,7 +275,7 @@ catch (e) { console.log(JSON.stringify({ code: e.code, syscall: e.syscall, messa
     expect(tunOpenError(Object.assign(new Error('x'), r), 'x')).toBeInstanceOf(TunNoDeviceError);
   });
 
-  it('no_device_or_namespace_of_this_file_is_left_behind', () => {
+  it('no device or namespace of this file is left behind', () => {
     closeAllTuns();
     destroyAllNetns();
     expect(leftovers()).toEqual([]);

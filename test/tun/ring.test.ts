@@ -146,12 +146,12 @@ function queue(tun: Tun, tag: number, len = 40): number {
 }
 
 describe('Tun tx ring', () => {
-  it('reserve_without_commit_returns_the_same_slot', () => {
+  it('reserve without commit returns the same slot', () => {
     const { tun } = makeTun();
     expect(tun.txReserve()).toBe(tun.txReserve());
   });
 
-  it('reserve_after_commit_returns_the_next_slot', () => {
+  it('reserve after commit returns the next slot', () => {
     const { tun } = makeTun();
     const a = queue(tun, 1);
     const b = queue(tun, 2);
@@ -159,7 +159,7 @@ describe('Tun tx ring', () => {
     expect(tun.txQueued).toBe(2);
   });
 
-  it('flush_writes_committed_packets_in_order_with_one_native_call', () => {
+  it('flush writes committed packets in order with one native call', () => {
     const { tun, dev } = makeTun();
     queue(tun, 1);
     queue(tun, 2, 60);
@@ -174,7 +174,7 @@ describe('Tun tx ring', () => {
     expect(tun.counters.txBytes).toBe(100);
   });
 
-  it('attached_payload_views_follow_the_slot_bytes_and_are_released_once_written', () => {
+  it('attached payload views follow the slot bytes and are released once written', () => {
     const { tun, dev } = makeTun({ txSlots: 2 });
     const payload = Buffer.from('0123456789');
     const off = tun.txReserve();
@@ -199,7 +199,7 @@ describe('Tun tx ring', () => {
     expect(dev.viewsSeen).toBe(2);
   });
 
-  it('attach_is_refused_beyond_tx_max_views_and_for_a_slot_not_reserved', () => {
+  it('attach is refused beyond tx max views and for a slot not reserved', () => {
     const { tun } = makeTun();
     const off = tun.txReserve();
     const b = Buffer.alloc(8);
@@ -211,13 +211,13 @@ describe('Tun tx ring', () => {
     expect(tun.txAttach(off, b, 0, 1)).toBe(true);
   });
 
-  it('flush_with_nothing_queued_does_not_call_the_device', () => {
+  it('flush with nothing queued does not call the device', () => {
     const { tun, dev } = makeTun();
     tun.txFlush();
     expect(dev.writeCalls).toBe(0);
   });
 
-  it('eagain_keeps_the_rest_queued_and_writable_flushes_it', () => {
+  it('eagain keeps the rest queued and writable flushes it', () => {
     const { tun, dev } = makeTun();
     dev.capacity = 1;
     queue(tun, 1);
@@ -238,7 +238,7 @@ describe('Tun tx ring', () => {
     expect(tun.txQueued).toBe(0);
   });
 
-  it('full_ring_reserve_returns_minus_one_while_the_device_blocks', () => {
+  it('full ring reserve returns minus one while the device blocks', () => {
     const { tun, dev } = makeTun({ txSlots: 2 });
     dev.capacity = 0;
     queue(tun, 1);
@@ -247,7 +247,7 @@ describe('Tun tx ring', () => {
     expect(tun.txQueued).toBe(2);
   });
 
-  it('full_ring_drains_once_writable_and_calls_drain_listeners_once', () => {
+  it('full ring drains once writable and calls drain listeners once', () => {
     const { tun, dev } = makeTun({ txSlots: 2 });
     dev.capacity = 0;
     queue(tun, 1);
@@ -273,7 +273,7 @@ describe('Tun tx ring', () => {
     expect(drainEvents).toBe(1);
   });
 
-  it('full_ring_of_unflushed_packets_is_flushed_by_reserve', () => {
+  it('full ring of unflushed packets is flushed by reserve', () => {
     const { tun, dev } = makeTun({ txSlots: 2 });
     queue(tun, 1);
     queue(tun, 2);
@@ -281,7 +281,7 @@ describe('Tun tx ring', () => {
     expect(dev.written.map((p) => p[0])).toEqual([1, 2]);
   });
 
-  it('refused_packets_are_dropped_counted_and_not_retried', () => {
+  it('refused packets are dropped counted and not retried', () => {
     const { tun, dev } = makeTun();
     queue(tun, 1);
     queue(tun, dev.refuseMarker);
@@ -295,7 +295,7 @@ describe('Tun tx ring', () => {
     expect(dev.writeCalls).toBe(1);
   });
 
-  it('ring_wraps_around_and_keeps_packet_order', () => {
+  it('ring wraps around and keeps packet order', () => {
     const { tun, dev } = makeTun({ txSlots: 3 });
     const tags: number[] = [];
     for (let round = 0; round < 5; round++) {
@@ -311,26 +311,26 @@ describe('Tun tx ring', () => {
     expect(dev.written.map((p) => p[0])).toEqual(tags);
   });
 
-  it('commit_of_an_offset_that_was_not_reserved_throws', () => {
+  it('commit of an offset that was not reserved throws', () => {
     const { tun } = makeTun();
     const off = tun.txReserve();
     expect(() => tun.txCommit(off + tun.txSlotSize, 40)).toThrow(RangeError);
   });
 
-  it('commit_longer_than_a_slot_throws', () => {
+  it('commit longer than a slot throws', () => {
     const { tun } = makeTun();
     const off = tun.txReserve();
     expect(() => tun.txCommit(off, tun.txSlotSize + 1)).toThrow(RangeError);
   });
 
-  it('vnet_header_bytes_are_not_counted_as_tx_bytes', () => {
+  it('vnet header bytes are not counted as tx bytes', () => {
     const { tun } = makeTun({ vnetHdr: true });
     queue(tun, 1, VNET_HDR_LEN + 40);
     tun.txFlush();
     expect(tun.counters.txBytes).toBe(40);
   });
 
-  it('close_drops_queued_packets_and_closes_the_device_once', () => {
+  it('close drops queued packets and closes the device once', () => {
     const { tun, dev } = makeTun();
     queue(tun, 1);
     tun.close();
@@ -351,7 +351,7 @@ describe('Tun rx batch', () => {
     return b;
   }
 
-  it('vnet_fields_are_parsed_little_endian_and_offsets_skip_the_header', () => {
+  it('vnet fields are parsed little endian and offsets skip the header', () => {
     const { tun, dev } = makeTun({ vnetHdr: true });
     let seen: { count: number; rows: number[][] } | null = null;
     tun.start((b) => {
@@ -375,7 +375,7 @@ describe('Tun rx batch', () => {
     expect(tun.counters).toMatchObject({ rxPackets: 2, rxBytes: 160, rxBatches: 1 });
   });
 
-  it('without_vnet_hdr_offsets_are_slot_starts_and_lengths_are_raw', () => {
+  it('without vnet hdr offsets are slot starts and lengths are raw', () => {
     const { tun, dev } = makeTun({ vnetHdr: false });
     const rows: number[][] = [];
     tun.start((b) => {
@@ -388,7 +388,7 @@ describe('Tun rx batch', () => {
     ]);
   });
 
-  it('every_batch_is_the_same_reused_rx_batch_object', () => {
+  it('every batch is the same reused rx batch object', () => {
     const { tun, dev } = makeTun({ vnetHdr: true });
     const batches: RxBatch[] = [];
     tun.start((b) => batches.push(b));
@@ -398,7 +398,7 @@ describe('Tun rx batch', () => {
     expect(batches[0]).toBe(batches[1]);
   });
 
-  it('checksum_known_good_for_needs_csum_or_data_valid_only', () => {
+  it('checksum known good for needs csum or data valid only', () => {
     const { tun, dev } = makeTun({ vnetHdr: true });
     const good: boolean[] = [];
     tun.start((b) => {
@@ -412,7 +412,7 @@ describe('Tun rx batch', () => {
     expect(good).toEqual([true, true, false]);
   });
 
-  it('read_error_emits_err_tun_io_with_the_errno_error_as_cause', () => {
+  it('read error emits ERR_TUN_IO with the errno error as cause', () => {
     const { tun, dev } = makeTun();
     const errors: SynfinError[] = [];
     tun.on('error', (e: SynfinError) => errors.push(e));
@@ -424,7 +424,7 @@ describe('Tun rx batch', () => {
     expect(errors[0]!.cause).toBe(cause);
   });
 
-  it('start_asks_the_device_for_batch_size_slots_of_slot_size', () => {
+  it('start asks the device for batch size slots of slot size', () => {
     const { tun, dev } = makeTun();
     tun.start(() => {});
     expect(dev.rx).toMatchObject({ slot: 256, max: 4 });
@@ -435,25 +435,25 @@ describe('Tun rx batch', () => {
 });
 
 describe('vnet header writers (little-endian struct virtio_net_hdr)', () => {
-  it('none_is_ten_zero_bytes', () => {
+  it('none is ten zero bytes', () => {
     const b = Buffer.alloc(12, 0xaa);
     writeVnetNone(b, 1);
     expect([...b]).toEqual([0xaa, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xaa]);
   });
 
-  it('tcp_csum_sets_needs_csum_start_and_offset_16', () => {
+  it('tcp csum sets needs csum start and offset 16', () => {
     const b = Buffer.alloc(10);
     writeVnetTcpCsum(b, 0, 20);
     expect([...b]).toEqual([1, 0, 0, 0, 0, 0, 20, 0, 16, 0]);
   });
 
-  it('tcp_gso_v4_sets_type_hdr_len_and_gso_size', () => {
+  it('tcp gso v4 sets type hdr len and gso size', () => {
     const b = Buffer.alloc(10);
     writeVnetTcpGso(b, 0, false, 20, 32, 1448);
     expect([...b]).toEqual([1, VIRTIO_NET_HDR_GSO_TCPV4, 52, 0, 0xa8, 0x05, 20, 0, 16, 0]);
   });
 
-  it('tcp_gso_v6_uses_gso_type_tcpv6', () => {
+  it('tcp gso v6 uses gso type tcpv6', () => {
     const b = Buffer.alloc(10);
     writeVnetTcpGso(b, 0, true, 40, 20, 1400);
     expect([...b]).toEqual([1, VIRTIO_NET_HDR_GSO_TCPV6, 60, 0, 0x78, 0x05, 40, 0, 16, 0]);

@@ -49,7 +49,7 @@ afterEach(() => {
 });
 
 describeIfTun('TUN device with real kernel traffic', () => {
-  it('rx_kernel_syn_arrives_as_ipv4_tcp_syn_with_valid_checksum', async () => {
+  it('rx kernel syn arrives as ipv4 tcp syn with valid checksum', async () => {
     const { tun, ns, kernelAddr, peerAddr } = openTunInNetns({ vnetHdr: false });
     const syn = new Promise<{ p: RxTcp; checksumOk: boolean }>((resolve) => {
       onTcpPackets(tun, (p, buf) => {
@@ -67,7 +67,7 @@ describeIfTun('TUN device with real kernel traffic', () => {
     expect(tun.counters.rxPackets).toBeGreaterThanOrEqual(1);
   });
 
-  it('rx_with_vnet_hdr_kernel_syn_carries_partial_checksum_offsets', async () => {
+  it('rx with vnet hdr kernel syn carries partial checksum offsets', async () => {
     const { tun, ns, peerAddr } = openTunInNetns({ vnetHdr: true });
     const syn = new Promise<RxTcp>((resolve) => {
       onTcpPackets(tun, (p) => {
@@ -85,7 +85,7 @@ describeIfTun('TUN device with real kernel traffic', () => {
     expect(p.csumOffset).toBe(16);
   });
 
-  it.each([false, true])('tx_rst_ack_to_syn_makes_connect_fail_with_econnrefused (vnetHdr %s)', async (vnetHdr) => {
+  it.each([false, true])('tx rst ack to syn makes connect fail with econnrefused (vnetHdr %s)', async (vnetHdr) => {
     const { tun, ns, peerAddr } = openTunInNetns({ vnetHdr });
     onTcpPackets(tun, (p) => {
       if (p.dport !== PORT || p.flags !== SYN) return;
@@ -115,7 +115,7 @@ describeIfTun('TUN device with real kernel traffic', () => {
     expect(tun.counters.txDropped).toBe(0);
   });
 
-  it('rx_after_device_deleted_emits_err_tun_io_and_stops', async () => {
+  it('rx after device deleted emits ERR_TUN_IO and stops', async () => {
     const { tun, ns } = openTunInNetns({ vnetHdr: true });
     const failed = new Promise<Error & { code?: string }>((resolve) => tun.once('error', resolve));
     onTcpPackets(tun, () => {});
@@ -222,7 +222,7 @@ async function bulkExchange(
 }
 
 describeIfTun('TUN device offloads (vnet header, TSO)', () => {
-  it('rx_tso_kernel_sends_gso_tcpv4_super_segments_larger_than_mtu', async () => {
+  it('rx tso kernel sends gso tcpv4 super segments larger than mtu', async () => {
     const fx = openTunInNetns({ vnetHdr: true });
     expect(fx.tun.mtu).toBe(1500);
     const r = await bulkExchange(fx, 200_000, 0, 1400);
@@ -237,7 +237,7 @@ describeIfTun('TUN device offloads (vnet header, TSO)', () => {
     expect(big.hdrLen).toBe(big.ipHeaderLen + big.tcpHeaderLen);
   });
 
-  it('tx_gso_20kb_super_segment_with_partial_checksum_reaches_the_client_whole', async () => {
+  it('tx gso 20kb super segment with partial checksum reaches the client whole', async () => {
     const fx = openTunInNetns({ vnetHdr: true });
     const r = await bulkExchange(fx, 0, 20_000, 1400);
 
@@ -245,7 +245,7 @@ describeIfTun('TUN device offloads (vnet header, TSO)', () => {
     expect(fx.tun.counters.txDropped).toBe(0);
   });
 
-  it('rx_big_mtu_without_vnet_hdr_delivers_packets_larger_than_1500', async () => {
+  it('rx big mtu without vnet hdr delivers packets larger than 1500', async () => {
     const fx = openTunInNetns({ vnetHdr: false, mtu: 65000 });
     expect(fx.tun.mtu).toBe(65000);
     const r = await bulkExchange(fx, 200_000, 0, 1400, 65000 - 40);
@@ -262,7 +262,7 @@ describeIfTun('TUN test clean-up', () => {
     expect(leftovers()).toEqual([]);
   });
 
-  it('cleanup_leaves_no_namespace_or_device_behind', () => {
+  it('cleanup leaves no namespace or device behind', () => {
     const fx = openTunInNetns({ vnetHdr: true });
     expect(fx.ns.links()).toContain(fx.tun.name);
     closeAllTuns();

@@ -7,48 +7,48 @@ function w(...words: number[]): Uint32Array {
 }
 
 describe('formatAddress', () => {
-  it('formats_ipv4_from_word_3', () => {
+  it('formats ipv4 from word 3', () => {
     expect(formatAddress(4, w(0, 0, 0, 0xc6120001))).toBe('198.18.0.1');
     expect(formatAddress(4, w(0, 0, 0, 0xffffffff))).toBe('255.255.255.255');
     expect(formatAddress(4, w(0, 0, 0, 0))).toBe('0.0.0.0');
   });
 
-  it('rfc5952_4_2_1_compresses_the_zero_run_with_double_colon', () => {
+  it('RFC 5952 §4.2.1: compresses the zero run with double colon', () => {
     expect(formatAddress(6, w(0x20010db8, 0, 0, 1))).toBe('2001:db8::1');
     expect(formatAddress(6, w(0, 0, 0, 0))).toBe('::');
     expect(formatAddress(6, w(0, 0, 0, 1))).toBe('::1');
     expect(formatAddress(6, w(0xfe800000, 0, 0, 0))).toBe('fe80::');
   });
 
-  it('rfc5952_4_1_and_4_3_lowercase_without_leading_zeros', () => {
+  it('RFC 5952 §4.1 and §4.3: lowercase without leading zeros', () => {
     expect(formatAddress(6, w(0x20010db8, 0x00aa00bb, 0x0ccc0ddd, 0xeeeeffff))).toBe('2001:db8:aa:bb:ccc:ddd:eeee:ffff');
   });
 
-  it('rfc5952_4_2_2_does_not_compress_a_single_zero_group', () => {
+  it('RFC 5952 §4.2.2: does not compress a single zero group', () => {
     expect(formatAddress(6, w(0x20010db8, 0x00000001, 0x00010001, 0x00010001))).toBe('2001:db8:0:1:1:1:1:1');
   });
 
-  it('rfc5952_4_2_3_compresses_the_longest_run_and_the_first_on_a_tie', () => {
+  it('RFC 5952 §4.2.3: compresses the longest run and the first on a tie', () => {
     expect(formatAddress(6, w(0x20010000, 0x00000001, 0, 0x00000001))).toBe('2001:0:0:1::1');
     expect(formatAddress(6, w(0x20010db8, 0, 0x00010000, 0x00000001))).toBe('2001:db8::1:0:0:1');
   });
 
-  it('rfc5952_5_ipv4_mapped_uses_mixed_notation', () => {
+  it('RFC 5952 §5: ipv4 mapped uses mixed notation', () => {
     expect(formatAddress(6, w(0, 0, 0xffff, 0xc0000201))).toBe('::ffff:192.0.2.1');
   });
 
-  it('formatEndpoint_brackets_ipv6', () => {
+  it('formatEndpoint: brackets ipv6', () => {
     expect(formatEndpoint(4, w(0, 0, 0, 0xc6120001), 443)).toBe('198.18.0.1:443');
     expect(formatEndpoint(6, w(0x20010db8, 0, 0, 1), 443)).toBe('[2001:db8::1]:443');
   });
 });
 
 describe('parseAddress', () => {
-  it('parses_ipv4_into_word_3', () => {
+  it('parses ipv4 into word 3', () => {
     expect(parseAddress('198.18.0.1')).toEqual({ family: 4, words: w(0, 0, 0, 0xc6120001) });
   });
 
-  it('parses_ipv6_forms', () => {
+  it('parses ipv6 forms', () => {
     expect(parseAddress('2001:db8::1')).toEqual({ family: 6, words: w(0x20010db8, 0, 0, 1) });
     expect(parseAddress('::')).toEqual({ family: 6, words: w(0, 0, 0, 0) });
     expect(parseAddress('2001:DB8:0:0:0:0:0:1')).toEqual({ family: 6, words: w(0x20010db8, 0, 0, 1) });
@@ -57,7 +57,7 @@ describe('parseAddress', () => {
     expect(parseAddress('1:2:3:4:5:6:7::')).toEqual({ family: 6, words: w(0x10002, 0x30004, 0x50006, 0x70000) });
   });
 
-  it('rejects_what_is_not_an_address', () => {
+  it('rejects what is not an address', () => {
     for (const bad of [
       '',
       '1.2.3',
@@ -82,7 +82,7 @@ describe('parseAddress', () => {
     }
   });
 
-  it('property_parse_inverts_format', () => {
+  it('property parse inverts format', () => {
     fc.assert(
       fc.property(
         fc.boolean(),

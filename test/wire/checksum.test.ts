@@ -16,42 +16,42 @@ import { SYN_V4, SYNACK_V6 } from './golden.js';
 import { hex, placed, pseudoHeaderBytes, refChecksum, refSum } from './helpers.js';
 
 describe('onesSum (RFC 1071)', () => {
-  it('rfc1071_section3_example_sums_to_ddf2', () => {
+  it('RFC 1071 §3: the example sums to ddf2', () => {
     // RFC 1071 §3: bytes 00 01 f2 03 f4 f5 f6 f7 sum to 0xddf2, checksum 0x220d.
     const b = hex('00 01 f2 03 f4 f5 f6 f7');
     expect(onesSum(b, 0, 8)).toBe(0xddf2);
     expect(checksum(b, 0, 8)).toBe(0x220d);
   });
 
-  it('odd_length_pads_last_byte_with_zero', () => {
+  it('odd length pads last byte with zero', () => {
     expect(onesSum(hex('01'), 0, 1)).toBe(0x0100);
     // 0xabcd + 0xef00 = 0x19acd → end-around carry 0x9ace.
     expect(onesSum(hex('ab cd ef'), 0, 3)).toBe(0x9ace);
   });
 
-  it('empty_range_sums_to_initial', () => {
+  it('empty range sums to initial', () => {
     expect(onesSum(hex(''), 0, 0)).toBe(0);
     expect(onesSum(hex('ff'), 0, 0, 0x1234)).toBe(0x1234);
   });
 
-  it('carries_wrap_around', () => {
+  it('carries wrap around', () => {
     expect(onesSum(hex('ff ff 00 01'), 0, 4)).toBe(0x0001);
     expect(onesSum(hex('ff ff ff ff'), 0, 4)).toBe(0xffff);
   });
 
-  it('adds_initial_sum_with_end_around_carry', () => {
+  it('adds initial sum with end around carry', () => {
     expect(onesSum(hex('ff 00'), 0, 2, 0x0200)).toBe(0x0101);
     expect(onesSum(hex('00 00'), 0, 2, 0xffffffff)).toBe(fold(0xffffffff));
   });
 
-  it('ipv4_header_checksum_matches_golden_syn', () => {
+  it('ipv4 header checksum matches golden syn', () => {
     const p = hex(SYN_V4);
     expect(onesSum(p, 0, 20)).toBe(0xffff);
     p.writeUInt16BE(0, 10);
     expect(checksum(p, 0, 20)).toBe(0x9344);
   });
 
-  it('matches_reference_for_every_alignment_and_length_up_to_300', () => {
+  it('matches reference for every alignment and length up to 300', () => {
     const data = Buffer.alloc(400);
     for (let i = 0; i < data.length; i++) data[i] = (i * 131 + 7) & 0xff;
     for (let off = 0; off < 8; off++) {
@@ -61,7 +61,7 @@ describe('onesSum (RFC 1071)', () => {
     }
   });
 
-  it('matches_reference_across_fold_chunks_of_large_ranges', () => {
+  it('matches reference across fold chunks of large ranges', () => {
     const data = Buffer.alloc(200_003, 0xff);
     for (let i = 0; i < data.length; i += 7) data[i] = i & 0xff;
     for (const [off, len] of [[0, 200_000], [2, 131_072], [1, 200_001], [4, 65_536], [3, 65_537]] as const) {
@@ -69,7 +69,7 @@ describe('onesSum (RFC 1071)', () => {
     }
   });
 
-  it('matches_reference_on_subarray_views_of_a_shared_arraybuffer', () => {
+  it('matches reference on subarray views of a shared arraybuffer', () => {
     const ab = new ArrayBuffer(4096);
     const whole = Buffer.from(ab);
     for (let i = 0; i < whole.length; i++) whole[i] = (i * 17) & 0xff;
@@ -82,7 +82,7 @@ describe('onesSum (RFC 1071)', () => {
     }
   });
 
-  it('property_matches_reference_for_random_data', () => {
+  it('property matches reference for random data', () => {
     // The word loop starts at 64 bytes (WORD_LOOP_MIN): lengths up to a jumbo-ish packet, drawn
     // whole (size 'max'; fast-check's default draws ~10 bytes and never leaves the byte loop),
     // at even and odd offsets, odd and even lengths. Counted, so the property cannot silently
@@ -103,7 +103,7 @@ describe('onesSum (RFC 1071)', () => {
     for (const [path, n] of Object.entries(reached)) expect(n, path).toBeGreaterThan(10);
   });
 
-  it('property_sums_of_adjacent_even_ranges_combine', () => {
+  it('property sums of adjacent even ranges combine', () => {
     // Both parts past 64 bytes some of the time (word loop on each side), so size 'max'.
     let bothWordLoop = 0;
     fc.assert(
@@ -121,7 +121,7 @@ describe('onesSum (RFC 1071)', () => {
 });
 
 describe('fold and finish', () => {
-  it('fold_reduces_any_safe_integer_mod_ffff_without_returning_zero_for_positive_input', () => {
+  it('fold reduces any safe integer mod ffff without returning zero for positive input', () => {
     expect(fold(0)).toBe(0);
     expect(fold(0xffff)).toBe(0xffff);
     expect(fold(0x1fffe)).toBe(0xffff);
@@ -130,7 +130,7 @@ describe('fold and finish', () => {
     expect(fold(2 ** 52)).toBe(16);
   });
 
-  it('finish_complements_the_folded_sum', () => {
+  it('finish complements the folded sum', () => {
     expect(finish(0xddf2)).toBe(0x220d);
     expect(finish(0x1ddf1)).toBe(0x220d);
     expect(finish(0xffff)).toBe(0);
@@ -138,14 +138,14 @@ describe('fold and finish', () => {
 });
 
 describe('pseudo-header sums', () => {
-  it('ipv4_pseudo_sum_equals_sum_over_rfc9293_pseudo_header_bytes', () => {
+  it('ipv4 pseudo sum equals sum over RFC 9293 pseudo header bytes', () => {
     const p = hex(SYN_V4);
     const ref = refSum(pseudoHeaderBytes(p, 6, 40));
     expect(pseudoSumV4(0xc6120001, 0xc613ff0a, 6, 40)).toBe(ref);
     expect(pseudoSumV4At(p, 0, 6, 40)).toBe(ref);
   });
 
-  it('ipv6_pseudo_sum_equals_sum_over_rfc8200_pseudo_header_bytes', () => {
+  it('ipv6 pseudo sum equals sum over RFC 8200 pseudo header bytes', () => {
     const p = hex(SYNACK_V6);
     const ref = refSum(pseudoHeaderBytes(p, 6, 40));
     const src = new Uint32Array([0x20010db8, 0, 0, 2]);
@@ -154,19 +154,19 @@ describe('pseudo-header sums', () => {
     expect(pseudoSumV6At(p, 0, 6, 40)).toBe(ref);
   });
 
-  it('ipv6_pseudo_sum_includes_the_high_half_of_a_32_bit_length', () => {
+  it('ipv6 pseudo sum includes the high half of a 32 bit length', () => {
     const z = new Uint32Array(4);
     expect(pseudoSumV6(z, z, 6, 0x10002)).toBe(6 + 1 + 2);
   });
 
-  it('ipv6_pseudo_sum_reads_words_at_the_given_offsets', () => {
+  it('ipv6 pseudo sum reads words at the given offsets', () => {
     const words = new Uint32Array([9, 9, 0x20010db8, 0, 0, 2, 0x20010db8, 0, 0, 1]);
     const src = new Uint32Array([0x20010db8, 0, 0, 2]);
     const dst = new Uint32Array([0x20010db8, 0, 0, 1]);
     expect(pseudoSumV6(words, words, 6, 40, 2, 6)).toBe(pseudoSumV6(src, dst, 6, 40));
   });
 
-  it('golden_tcp_segment_verifies_against_pseudo_sum', () => {
+  it('golden tcp segment verifies against pseudo sum', () => {
     const p = hex(SYN_V4);
     expect(onesSum(p, 20, 40, pseudoSumV4At(p, 0, 6, 40))).toBe(0xffff);
   });
@@ -183,7 +183,7 @@ describe('incremental update (RFC 1624)', () => {
       return h;
     });
 
-  it('property_updateChecksum16_equals_full_recompute', () => {
+  it('property update checksum 16 equals full recompute', () => {
     fc.assert(
       fc.property(header, fc.integer({ min: 0, max: 9 }), fc.integer({ min: 0, max: 0xffff }), (h, field, value) => {
         if (field === 5) return; // the checksum field itself
@@ -198,7 +198,7 @@ describe('incremental update (RFC 1624)', () => {
     );
   });
 
-  it('property_updateChecksum32_equals_full_recompute_for_an_address_rewrite', () => {
+  it('property update checksum 32 equals full recompute for an address rewrite', () => {
     fc.assert(
       fc.property(header, fc.boolean(), fc.integer({ min: 0, max: 0xffffffff }), (h, dst, value) => {
         const o = dst ? 16 : 12;
@@ -211,7 +211,7 @@ describe('incremental update (RFC 1624)', () => {
     );
   });
 
-  it('ttl_decrement_example_updates_golden_header', () => {
+  it('ttl decrement example updates golden header', () => {
     // RFC 1624 §4-style case: TTL 64 → 63 changes the TTL/protocol word 0x4006 → 0x3f06.
     const p = hex(SYN_V4);
     const c = updateChecksum16(p.readUInt16BE(10), 0x4006, 0x3f06);

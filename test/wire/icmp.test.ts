@@ -19,7 +19,7 @@ const OURS6 = new Uint32Array([0x20010db8, 0, 0, 2]);
 const CLIENT6 = new Uint32Array([0x20010db8, 0, 0, 1]);
 
 describe('IcmpView: deconstruct', () => {
-  it('reads_golden_v4_echo_request', () => {
+  it('reads golden v4 echo request', () => {
     const p = hex(ECHO_REQ_V4);
     const v = new IcmpView();
     expect(v.reset(p, 20, 16, 4)).toBe('ok');
@@ -33,7 +33,7 @@ describe('IcmpView: deconstruct', () => {
     expect(v.verifyChecksum(0)).toBe(true);
   });
 
-  it('reads_golden_v4_unreachable_and_its_embedded_packet', () => {
+  it('reads golden v4 unreachable and its embedded packet', () => {
     const p = hex(UNREACH_V4);
     const v = new IcmpView();
     expect(v.reset(p, 20, 68, 4)).toBe('ok');
@@ -44,7 +44,7 @@ describe('IcmpView: deconstruct', () => {
     expect(p.subarray(v.bodyOffset, v.bodyOffset + v.bodyLength)).toEqual(hex(SYN_V4));
   });
 
-  it('verifies_v6_checksum_over_the_pseudo_header', () => {
+  it('verifies v6 checksum over the pseudo header', () => {
     const p = hex(UNREACH_V6);
     const v = new IcmpView();
     expect(v.reset(p, 40, 96, 6)).toBe('ok');
@@ -55,7 +55,7 @@ describe('IcmpView: deconstruct', () => {
     expect(v.verifyChecksum(0)).toBe(false);
   });
 
-  it('v6_echo_reply_is_informational', () => {
+  it('v6 echo reply is informational', () => {
     const p = hex(ECHO_REP_V6);
     const v = new IcmpView();
     v.reset(p, 40, 16, 6);
@@ -63,7 +63,7 @@ describe('IcmpView: deconstruct', () => {
     expect(v.isError).toBe(false);
   });
 
-  it('reads_mtu_of_frag_needed_and_packet_too_big', () => {
+  it('reads mtu of frag needed and packet too big', () => {
     const v = new IcmpView();
     v.reset(hex('03 04 00 00 00 00 05 dc'), 0, 8, 4);
     expect(v.mtu).toBe(1500);
@@ -71,34 +71,34 @@ describe('IcmpView: deconstruct', () => {
     expect(v.mtu).toBe(1280);
   });
 
-  it('shorter_than_8_bytes_is_truncated', () => {
+  it('shorter than 8 bytes is truncated', () => {
     expect(new IcmpView().reset(hex(ECHO_REQ_V4), 20, 7, 4)).toBe('truncated');
   });
 });
 
 describe('ICMP emit: construct', () => {
-  it('echo_reply_v4_matches_golden', () => {
+  it('echo reply v4 matches golden', () => {
     const req = hex(ECHO_REQ_V4);
     const out = Buffer.alloc(16);
     expect(emitIcmpEcho(out, 0, Icmpv4Type.ECHO_REPLY, 0x1234, 1, req, 28, 8, 0)).toBe(16);
     expect(out).toEqual(hex(ECHO_REP_V4).subarray(20));
   });
 
-  it('echo_reply_v6_matches_golden', () => {
+  it('echo reply v6 matches golden', () => {
     const req = hex(ECHO_REQ_V4);
     const out = Buffer.alloc(16);
     emitIcmpEcho(out, 0, Icmpv6Type.ECHO_REPLY, 0x1234, 1, req, 28, 8, pseudoSumV6(OURS6, CLIENT6, 58, 16));
     expect(out).toEqual(hex(ECHO_REP_V6).subarray(40));
   });
 
-  it('unreachable_v4_matches_golden', () => {
+  it('unreachable v4 matches golden', () => {
     const orig = hex(SYN_V4);
     const out = Buffer.alloc(68);
     expect(emitIcmpUnreachable(out, 0, 4, Icmpv4UnreachableCode.PORT, orig, 0, orig.length, 0)).toBe(68);
     expect(out).toEqual(hex(UNREACH_V4).subarray(20));
   });
 
-  it('unreachable_v6_matches_golden', () => {
+  it('unreachable v6 matches golden', () => {
     const orig = hex(EXT_V6);
     const out = Buffer.alloc(96);
     const n = emitIcmpUnreachable(out, 0, 6, Icmpv6UnreachableCode.PORT, orig, 0, orig.length, pseudoSumV6(OURS6, CLIENT6, 58, 96));
@@ -106,7 +106,7 @@ describe('ICMP emit: construct', () => {
     expect(out).toEqual(hex(UNREACH_V6).subarray(40));
   });
 
-  it('rfc1191_frag_needed_carries_next_hop_mtu', () => {
+  it('RFC 1191 frag needed carries next hop mtu', () => {
     const orig = hex(SYN_V4);
     const out = Buffer.alloc(68);
     emitIcmpUnreachable(out, 0, 4, Icmpv4UnreachableCode.FRAGMENTATION_NEEDED, orig, 0, 60, 0, 1400);
@@ -117,13 +117,13 @@ describe('ICMP emit: construct', () => {
     expect(v.verifyChecksum(0)).toBe(true);
   });
 
-  it('mtu_is_not_written_for_other_codes', () => {
+  it('mtu is not written for other codes', () => {
     const out = Buffer.alloc(68, 0xee);
     emitIcmpUnreachable(out, 0, 4, Icmpv4UnreachableCode.HOST, hex(SYN_V4), 0, 60, 0, 1400);
     expect(out.readUInt32BE(4)).toBe(0);
   });
 
-  it('rfc1812_v4_quote_is_cut_to_fit_576_octets', () => {
+  it('RFC 1812 v4 quote is cut to fit 576 octets', () => {
     expect(ICMPV4_MAX_QUOTE).toBe(548);
     expect(icmpErrorQuoteLength(4, 1500)).toBe(548);
     expect(icmpErrorQuoteLength(4, 28)).toBe(28);
@@ -133,7 +133,7 @@ describe('ICMP emit: construct', () => {
     expect(out[556]).toBe(0xee);
   });
 
-  it('rfc4443_v6_quote_is_cut_to_fit_the_minimum_mtu', () => {
+  it('RFC 4443 v6 quote is cut to fit the minimum mtu', () => {
     expect(ICMPV6_MAX_QUOTE).toBe(1232);
     expect(icmpErrorQuoteLength(6, 9000)).toBe(1232);
     const orig = Buffer.alloc(1500, 0x42);
@@ -141,7 +141,7 @@ describe('ICMP emit: construct', () => {
     expect(emitIcmpUnreachable(out, 0, 6, 4, orig, 0, 1500, 0)).toBe(1240);
   });
 
-  it('quoted_packet_may_overlap_the_output', () => {
+  it('quoted packet may overlap the output', () => {
     // The invoking packet sits where the message is written (in-place reply).
     const buf = Buffer.alloc(200);
     hex(SYN_V4).copy(buf, 0);

@@ -10,7 +10,7 @@ function header(mutate?: (h: Buffer) => void): Buffer {
 }
 
 describe('Ipv4View: deconstruct', () => {
-  it('reads_every_field_of_golden_syn', () => {
+  it('reads every field of golden syn', () => {
     const v = new Ipv4View();
     const p = hex(SYN_V4);
     expect(v.reset(p, 0, p.length)).toBe('ok');
@@ -33,7 +33,7 @@ describe('Ipv4View: deconstruct', () => {
     expect(v.verifyChecksum()).toBe(true);
   });
 
-  it('reads_at_a_nonzero_offset', () => {
+  it('reads at a nonzero offset', () => {
     const p = placed(hex(UDP_V4), 7, 5);
     const v = new Ipv4View();
     expect(v.reset(p, 7, p.length - 7)).toBe('ok');
@@ -43,7 +43,7 @@ describe('Ipv4View: deconstruct', () => {
     expect(v.verifyChecksum()).toBe(true);
   });
 
-  it('ignores_bytes_after_total_length', () => {
+  it('ignores bytes after total length', () => {
     const p = placed(hex(SYN_V4), 0, 12);
     const v = new Ipv4View();
     expect(v.reset(p, 0, p.length)).toBe('ok');
@@ -51,7 +51,7 @@ describe('Ipv4View: deconstruct', () => {
     expect(v.payloadLength).toBe(40);
   });
 
-  it('skips_options_when_ihl_above_5', () => {
+  it('skips options when ihl above 5', () => {
     // IHL 6: a 4-byte options area (NOP NOP NOP EOL) before the payload (RFC 791 §3.1).
     const base = hex(ECHO_REQ_V4);
     const p = Buffer.concat([base.subarray(0, 20), hex('01 01 01 00'), base.subarray(20)]);
@@ -67,7 +67,7 @@ describe('Ipv4View: deconstruct', () => {
     expect(v.verifyChecksum()).toBe(true);
   });
 
-  it('reads_ecn_from_low_bits_of_tos', () => {
+  it('reads ecn from low bits of tos', () => {
     const v = new Ipv4View();
     const p = header((h) => (h[1] = 0xb9)); // DSCP 46 (EF), ECN 0b01 = ECT(1)
     v.reset(p, 0, p.length);
@@ -79,35 +79,35 @@ describe('Ipv4View: deconstruct', () => {
 describe('Ipv4View: rejects impossible lengths', () => {
   const v = new Ipv4View();
 
-  it('shorter_than_20_bytes_is_truncated', () => {
+  it('shorter than 20 bytes is truncated', () => {
     const p = hex(SYN_V4);
     expect(v.reset(p, 0, 19)).toBe('truncated');
     expect(v.reset(p, 0, 0)).toBe('truncated');
   });
 
-  it('version_other_than_4_is_bad_version', () => {
+  it('version other than 4 is bad version', () => {
     const p = header((h) => (h[0] = 0x65));
     expect(v.reset(p, 0, p.length)).toBe('bad_version');
   });
 
-  it('rfc791_ihl_below_5_is_bad_ihl', () => {
+  it('RFC 791 ihl below 5 is bad ihl', () => {
     for (const ihl of [0, 1, 4]) {
       const p = header((h) => (h[0] = 0x40 | ihl));
       expect(v.reset(p, 0, p.length)).toBe('bad_ihl');
     }
   });
 
-  it('ihl_beyond_the_buffer_is_truncated', () => {
+  it('ihl beyond the buffer is truncated', () => {
     const p = header((h) => (h[0] = 0x4f)); // 60-byte header
     expect(v.reset(p, 0, 40)).toBe('truncated');
   });
 
-  it('total_length_beyond_the_buffer_is_bad_total_length', () => {
+  it('total length beyond the buffer is bad total length', () => {
     const p = header((h) => h.writeUInt16BE(61, 2));
     expect(v.reset(p, 0, p.length)).toBe('bad_total_length');
   });
 
-  it('total_length_below_the_header_is_bad_total_length', () => {
+  it('total length below the header is bad total length', () => {
     const p = header((h) => h.writeUInt16BE(19, 2));
     expect(v.reset(p, 0, p.length)).toBe('bad_total_length');
     const q = header((h) => {
@@ -121,14 +121,14 @@ describe('Ipv4View: rejects impossible lengths', () => {
 describe('Ipv4View: fragments (we do not reassemble)', () => {
   const v = new Ipv4View();
 
-  it('more_fragments_set_is_fragment', () => {
+  it('more fragments set is fragment', () => {
     const p = header((h) => h.writeUInt16BE(0x2000, 6));
     expect(v.reset(p, 0, p.length)).toBe('fragment');
     expect(v.moreFragments).toBe(true);
     expect(v.fragmentOffset).toBe(0);
   });
 
-  it('nonzero_offset_is_fragment_and_offset_counts_8_octet_units', () => {
+  it('nonzero offset is fragment and offset counts 8 octet units', () => {
     const p = header((h) => h.writeUInt16BE(0x00b9, 6));
     expect(v.reset(p, 0, p.length)).toBe('fragment');
     expect(v.moreFragments).toBe(false);
@@ -137,21 +137,21 @@ describe('Ipv4View: fragments (we do not reassemble)', () => {
     expect(v.protocol).toBe(6);
   });
 
-  it('df_alone_is_not_a_fragment', () => {
+  it('df alone is not a fragment', () => {
     const p = header((h) => h.writeUInt16BE(0x4000, 6));
     expect(v.reset(p, 0, p.length)).toBe('ok');
   });
 });
 
 describe('Ipv4View: checksum and in-place writes', () => {
-  it('verifyChecksum_fails_on_a_flipped_bit', () => {
+  it('verifyChecksum: fails on a flipped bit', () => {
     const v = new Ipv4View();
     const p = header((h) => (h[8] = h[8]! ^ 0x01));
     v.reset(p, 0, p.length);
     expect(v.verifyChecksum()).toBe(false);
   });
 
-  it('fillChecksum_after_setters_restores_validity', () => {
+  it('fillChecksum: after setters restores validity', () => {
     const v = new Ipv4View();
     const p = hex(SYN_V4);
     v.reset(p, 0, p.length);
@@ -168,20 +168,20 @@ describe('Ipv4View: checksum and in-place writes', () => {
 });
 
 describe('emitIpv4: construct', () => {
-  it('writes_the_golden_syn_header', () => {
+  it('writes the golden syn header', () => {
     const out = Buffer.alloc(20, 0xaa);
     expect(emitIpv4(out, 0, 0xc6120001, 0xc613ff0a, 6, 40, 0x1c46)).toBe(20);
     expect(out).toEqual(hex(SYN_V4).subarray(0, 20));
   });
 
-  it('writes_without_df_at_an_offset', () => {
+  it('writes without df at an offset', () => {
     const out = Buffer.alloc(25, 0xaa);
     expect(emitIpv4(out, 5, 0xc6120001, 0xc613ff0a, 1, 16, 0x2000, false)).toBe(20);
     expect(out.subarray(5)).toEqual(hex(ECHO_REQ_V4).subarray(0, 20));
     expect(out.subarray(0, 5)).toEqual(Buffer.alloc(5, 0xaa));
   });
 
-  it('writes_ttl_and_tos', () => {
+  it('writes ttl and tos', () => {
     const out = Buffer.alloc(20);
     emitIpv4(out, 0, 1, 2, 6, 0, 0, true, 255, 0x02);
     const v = new Ipv4View();

@@ -36,7 +36,7 @@ function fragHeader(next: number, offsetUnits: number, more: boolean, id = 0xdea
 }
 
 describe('Ipv6View: deconstruct', () => {
-  it('reads_the_fixed_header_of_golden_synack', () => {
+  it('reads the fixed header of golden synack', () => {
     const v = new Ipv6View();
     const p = hex(SYNACK_V6);
     expect(v.reset(p, 0, p.length)).toBe('ok');
@@ -53,7 +53,7 @@ describe('Ipv6View: deconstruct', () => {
     expect(v.extensionCount).toBe(0);
   });
 
-  it('copies_addresses_as_words_into_the_callers_array_at_an_offset', () => {
+  it('copies addresses as words into the callers array at an offset', () => {
     const v = new Ipv6View();
     const p = hex(SYNACK_V6);
     v.reset(p, 0, p.length);
@@ -63,7 +63,7 @@ describe('Ipv6View: deconstruct', () => {
     expect(Array.from(out)).toEqual([7, 0x20010db8, 0, 0, 2, 0x20010db8, 0, 0, 1, 7]);
   });
 
-  it('reads_traffic_class_ecn_and_flow_label', () => {
+  it('reads traffic class ecn and flow label', () => {
     const p = hex(UDP_V6);
     p.writeUInt32BE(0x6b9abcde, 0); // TC 0xb9, flow label 0xabcde
     const v = new Ipv6View();
@@ -73,7 +73,7 @@ describe('Ipv6View: deconstruct', () => {
     expect(v.flowLabel).toBe(0xabcde);
   });
 
-  it('ignores_bytes_after_the_payload_and_reads_at_an_offset', () => {
+  it('ignores bytes after the payload and reads at an offset', () => {
     const p = placed(hex(UDP_V6), 3, 9);
     const v = new Ipv6View();
     expect(v.reset(p, 3, p.length - 3)).toBe('ok');
@@ -86,7 +86,7 @@ describe('Ipv6View: deconstruct', () => {
 describe('Ipv6View: extension header walk (RFC 8200 §4)', () => {
   const v = new Ipv6View();
 
-  it('walks_hop_by_hop_and_destination_options_to_tcp', () => {
+  it('walks hop by hop and destination options to tcp', () => {
     const p = hex(EXT_V6);
     expect(v.reset(p, 0, p.length)).toBe('ok');
     expect(v.nextHeader).toBe(0);
@@ -96,7 +96,7 @@ describe('Ipv6View: extension header walk (RFC 8200 §4)', () => {
     expect(v.extensionCount).toBe(2);
   });
 
-  it('skips_a_routing_header_with_segments_left_zero', () => {
+  it('skips a routing header with segments left zero', () => {
     const rh = ext(6, 3);
     rh[2] = 4; // SRH type
     rh[3] = 0; // Segments Left
@@ -105,7 +105,7 @@ describe('Ipv6View: extension header walk (RFC 8200 §4)', () => {
     expect(v.upperOffset).toBe(40 + 24);
   });
 
-  it('rfc8200_4_4_routing_header_with_segments_left_is_routing', () => {
+  it('RFC 8200 §4.4: routing header with segments left is routing', () => {
     const rh = ext(6, 3);
     rh[2] = 4;
     rh[3] = 1;
@@ -113,7 +113,7 @@ describe('Ipv6View: extension header walk (RFC 8200 §4)', () => {
     expect(v.reset(p, 0, p.length)).toBe('routing');
   });
 
-  it('rfc4302_ah_length_counts_4_octet_units_plus_2', () => {
+  it('RFC 4302 ah length counts 4 octet units plus 2', () => {
     // AH with a 96-bit ICV: Payload Len = (12 + 12) / 4 - 2 = 4 → 24 octets.
     const ah = Buffer.alloc(24, 0x33);
     ah[0] = 6;
@@ -124,21 +124,21 @@ describe('Ipv6View: extension header walk (RFC 8200 §4)', () => {
     expect(v.upperOffset).toBe(40 + 24);
   });
 
-  it('esp_ends_the_walk', () => {
+  it('esp ends the walk', () => {
     const p = v6(60, ext(50, 1), Buffer.alloc(32, 0x77));
     expect(v.reset(p, 0, p.length)).toBe('ok');
     expect(v.upperProtocol).toBe(50);
     expect(v.upperOffset).toBe(48);
   });
 
-  it('no_next_header_ends_the_walk', () => {
+  it('no next header ends the walk', () => {
     const p = v6(59);
     expect(v.reset(p, 0, p.length)).toBe('ok');
     expect(v.upperProtocol).toBe(59);
     expect(v.upperLength).toBe(0);
   });
 
-  it('first_fragment_is_fragment_with_its_fields', () => {
+  it('first fragment is fragment with its fields', () => {
     const p = v6(44, fragHeader(6, 0, true), TCP20);
     expect(v.reset(p, 0, p.length)).toBe('fragment');
     expect(v.upperProtocol).toBe(6);
@@ -147,56 +147,56 @@ describe('Ipv6View: extension header walk (RFC 8200 §4)', () => {
     expect(v.fragmentId).toBe(0xdeadbeef);
   });
 
-  it('non_first_fragment_is_fragment_with_offset_in_octets', () => {
+  it('non first fragment is fragment with offset in octets', () => {
     const p = v6(44, fragHeader(6, 185, false), Buffer.alloc(16));
     expect(v.reset(p, 0, p.length)).toBe('fragment');
     expect(v.fragmentOffset).toBe(185 * 8);
     expect(v.moreFragments).toBe(false);
   });
 
-  it('rfc6946_atomic_fragment_is_processed_as_a_whole_packet', () => {
+  it('RFC 6946 atomic fragment is processed as a whole packet', () => {
     const p = v6(44, fragHeader(6, 0, false), TCP20);
     expect(v.reset(p, 0, p.length)).toBe('ok');
     expect(v.upperProtocol).toBe(6);
     expect(v.upperOffset).toBe(48);
   });
 
-  it('rfc8200_4_3_hop_by_hop_after_another_header_is_ext_order', () => {
+  it('RFC 8200 §4.3: hop by hop after another header is ext order', () => {
     const p = v6(60, ext(0, 1), ext(6, 1), TCP20);
     expect(v.reset(p, 0, p.length)).toBe('ext_order');
   });
 
-  it('extension_header_longer_than_the_payload_is_ext_overrun', () => {
+  it('extension header longer than the payload is ext overrun', () => {
     const p = v6(0, ext(6, 2).subarray(0, 12));
     p[41] = 1; // claims 16 octets, 12 present
     expect(v.reset(p, 0, p.length)).toBe('ext_overrun');
   });
 
-  it('extension_header_without_room_for_its_length_octet_is_ext_overrun', () => {
+  it('extension header without room for its length octet is ext overrun', () => {
     const p = v6(60, Buffer.from([6]));
     expect(v.reset(p, 0, p.length)).toBe('ext_overrun');
   });
 
-  it('truncated_fragment_header_is_ext_overrun', () => {
+  it('truncated fragment header is ext overrun', () => {
     const p = v6(44, fragHeader(6, 0, false).subarray(0, 6));
     expect(v.reset(p, 0, p.length)).toBe('ext_overrun');
   });
 
-  it('ah_longer_than_the_payload_is_ext_overrun', () => {
+  it('ah longer than the payload is ext overrun', () => {
     const ah = Buffer.alloc(8);
     ah[0] = 6;
     ah[1] = 255;
     expect(v.reset(v6(51, ah, TCP20), 0, 8 + 20 + 40)).toBe('ext_overrun');
   });
 
-  it('chain_bounded_by_payload_length_not_buffer_length', () => {
+  it('chain bounded by payload length not buffer length', () => {
     // The buffer holds the whole header, but Payload Length stops short of it.
     const p = v6(60, ext(6, 2), TCP20);
     p.writeUInt16BE(8, 4);
     expect(v.reset(p, 0, p.length)).toBe('ext_overrun');
   });
 
-  it('more_than_MAX_EXTENSION_HEADERS_is_ext_limit', () => {
+  it('more than MAX EXTENSION HEADERS is ext limit', () => {
     const chain: Buffer[] = [];
     for (let i = 0; i <= MAX_EXTENSION_HEADERS; i++) chain.push(ext(60, 1));
     chain.push(ext(6, 1));
@@ -212,23 +212,23 @@ describe('Ipv6View: extension header walk (RFC 8200 §4)', () => {
 describe('Ipv6View: rejects impossible lengths', () => {
   const v = new Ipv6View();
 
-  it('shorter_than_40_bytes_is_truncated', () => {
+  it('shorter than 40 bytes is truncated', () => {
     const p = hex(SYNACK_V6);
     expect(v.reset(p, 0, 39)).toBe('truncated');
   });
 
-  it('version_other_than_6_is_bad_version', () => {
+  it('version other than 6 is bad version', () => {
     const p = hex(SYNACK_V6);
     p[0] = 0x40;
     expect(v.reset(p, 0, p.length)).toBe('bad_version');
   });
 
-  it('payload_length_beyond_the_buffer_is_bad_payload_length', () => {
+  it('payload length beyond the buffer is bad payload length', () => {
     const p = hex(SYNACK_V6);
     expect(v.reset(p, 0, p.length - 1)).toBe('bad_payload_length');
   });
 
-  it('rfc2675_zero_payload_length_with_hop_by_hop_is_jumbogram', () => {
+  it('RFC 2675 zero payload length with hop by hop is jumbogram', () => {
     const p = v6(0, ext(6, 1), TCP20);
     p.writeUInt16BE(0, 4);
     expect(v.reset(p, 0, p.length)).toBe('jumbogram');
@@ -236,7 +236,7 @@ describe('Ipv6View: rejects impossible lengths', () => {
 });
 
 describe('emitIpv6: construct', () => {
-  it('writes_the_golden_synack_fixed_header', () => {
+  it('writes the golden synack fixed header', () => {
     const out = Buffer.alloc(40, 0xaa);
     const src = new Uint32Array([0x20010db8, 0, 0, 2]);
     const dst = new Uint32Array([0x20010db8, 0, 0, 1]);
@@ -244,7 +244,7 @@ describe('emitIpv6: construct', () => {
     expect(out).toEqual(hex(SYNACK_V6).subarray(0, 40));
   });
 
-  it('writes_traffic_class_flow_label_and_word_offsets', () => {
+  it('writes traffic class flow label and word offsets', () => {
     const out = Buffer.alloc(42);
     const words = new Uint32Array([0, 0x20010db8, 0, 0, 2, 0x20010db8, 0, 0, 1]);
     emitIpv6(out, 2, words, words, 17, 0, 255, 0xb9, 0xabcde, 1, 5);

@@ -66,7 +66,7 @@ function synWithOptions(options: string): Buffer {
 }
 
 describe('PacketParser: valid TCP packets', () => {
-  it('parses_golden_v4_syn_into_segment_and_flow', () => {
+  it('parses golden v4 syn into segment and flow', () => {
     expect(run(hex(SYN_V4))).toBe('tcp');
     expect(parser.reason).toBe('ok');
     expect(parser.family).toBe(4);
@@ -90,7 +90,7 @@ describe('PacketParser: valid TCP packets', () => {
     expect(flow.dstPort).toBe(443);
   });
 
-  it('payload_is_a_view_of_the_input_at_any_offset_and_alignment', () => {
+  it('payload is a view of the input at any offset and alignment', () => {
     for (const off of [0, 1, 2, 3, 10]) {
       const p = placed(hex(DATA_V4), off, 3);
       expect(run(p, false, off, 57)).toBe('tcp');
@@ -103,14 +103,14 @@ describe('PacketParser: valid TCP packets', () => {
     }
   });
 
-  it('ignores_link_padding_after_ipv4_total_length', () => {
+  it('ignores link padding after ipv4 total length', () => {
     const p = placed(hex(DATA_V4), 0, 9, 0x00);
     expect(run(p)).toBe('tcp');
     expect(seg.payload.toString()).toBe('hello');
     expect(parser.ipLength).toBe(57);
   });
 
-  it('parses_golden_v6_synack', () => {
+  it('parses golden v6 synack', () => {
     expect(run(hex(SYNACK_V6))).toBe('tcp');
     expect(parser.family).toBe(6);
     expect(flow.family).toBe(6);
@@ -122,7 +122,7 @@ describe('PacketParser: valid TCP packets', () => {
     expect(seg.options).toMatchObject({ mss: 1440, wscale: 7, sackPermitted: true, tsVal: 0x7f000001 });
   });
 
-  it('finds_tcp_behind_v6_extension_headers', () => {
+  it('finds tcp behind v6 extension headers', () => {
     expect(run(hex(EXT_V6))).toBe('tcp');
     expect(parser.l4Offset).toBe(64);
     expect(parser.l4Length).toBe(24);
@@ -130,13 +130,13 @@ describe('PacketParser: valid TCP packets', () => {
     expect(flow.srcPort).toBe(1111);
   });
 
-  it('parses_sack_blocks', () => {
+  it('parses sack blocks', () => {
     expect(run(hex(SACK_V4))).toBe('tcp');
     expect(seg.options.sackCount).toBe(2);
     expect(Array.from(seg.options.sackBlocks.subarray(0, 4))).toEqual([0x1000, 0x2000, 0x3000, 0x4000]);
   });
 
-  it('a_pure_ack_gets_the_shared_empty_payload', () => {
+  it('a pure ack gets the shared empty payload', () => {
     run(hex(SYN_V4));
     const first = seg.payload;
     run(hex(SACK_V4));
@@ -144,7 +144,7 @@ describe('PacketParser: valid TCP packets', () => {
     expect(first.length).toBe(0);
   });
 
-  it('reports_ecn_codepoint', () => {
+  it('reports ecn codepoint', () => {
     const p = hex(SYN_V4);
     p[1] = 0x03; // CE
     fixChecksums(p, 20);
@@ -154,31 +154,31 @@ describe('PacketParser: valid TCP packets', () => {
 });
 
 describe('PacketParser: checksums', () => {
-  it('rfc9293_bad_tcp_checksum_is_checksum', () => {
+  it('RFC 9293 bad tcp checksum is checksum', () => {
     const p = hex(DATA_V4);
     p[56] = p[56]! ^ 0x01;
     expectRejected(p, 'checksum', 'tcp_checksum');
   });
 
-  it('bad_tcp_checksum_passes_when_checksum_known_good', () => {
+  it('bad tcp checksum passes when checksum known good', () => {
     const p = hex(DATA_V4);
     p.writeUInt16BE(0x1234, 36); // e.g. CHECKSUM_PARTIAL: only the pseudo-header sum is there
     expect(run(p, true)).toBe('tcp');
   });
 
-  it('bad_v6_tcp_checksum_is_checksum', () => {
+  it('bad v6 tcp checksum is checksum', () => {
     const p = hex(SYNACK_V6);
     p[79] = p[79]! ^ 0x01;
     expectRejected(p, 'checksum', 'tcp_checksum');
   });
 
-  it('rfc1122_bad_ipv4_header_checksum_is_checksum_even_when_known_good', () => {
+  it('RFC 1122 bad ipv4 header checksum is checksum even when known good', () => {
     const p = hex(SYN_V4);
     p[10] = p[10]! ^ 0x40;
     expectRejected(p, 'checksum', 'ipv4_checksum', true);
   });
 
-  it('checksum_is_checked_before_the_data_offset', () => {
+  it('checksum is checked before the data offset', () => {
     const p = hex(SYN_V4);
     p[32] = 0x30; // data offset 3, and the checksum no longer matches
     expectRejected(p, 'checksum', 'tcp_checksum');
@@ -186,7 +186,7 @@ describe('PacketParser: checksums', () => {
 });
 
 describe('PacketParser: not TCP, fragments, unsupported', () => {
-  it('udp_is_not_tcp_with_protocol_and_addresses', () => {
+  it('udp is not tcp with protocol and addresses', () => {
     expectRejected(hex(UDP_V4), 'not_tcp', 'not_tcp');
     expect(parser.protocol).toBe(17);
     expect(flow.family).toBe(4);
@@ -195,7 +195,7 @@ describe('PacketParser: not TCP, fragments, unsupported', () => {
     expect(flow.dstPort).toBe(0);
   });
 
-  it('v6_udp_and_icmp_are_not_tcp', () => {
+  it('v6 udp and icmp are not tcp', () => {
     expectRejected(hex(UDP_V6), 'not_tcp', 'not_tcp');
     expect(parser.protocol).toBe(17);
     expectRejected(hex(ECHO_REP_V6), 'not_tcp', 'not_tcp');
@@ -203,12 +203,12 @@ describe('PacketParser: not TCP, fragments, unsupported', () => {
     expect(parser.l4Offset).toBe(40);
   });
 
-  it('icmpv4_is_not_tcp', () => {
+  it('icmpv4 is not tcp', () => {
     expectRejected(hex(ECHO_REQ_V4), 'not_tcp', 'not_tcp');
     expect(parser.protocol).toBe(1);
   });
 
-  it('v4_fragment_is_fragment', () => {
+  it('v4 fragment is fragment', () => {
     const p = hex(SYN_V4);
     p.writeUInt16BE(0x2000, 6);
     fixChecksums(p, 20);
@@ -217,7 +217,7 @@ describe('PacketParser: not TCP, fragments, unsupported', () => {
     expect(flow.src[3]).toBe(0xc6120001);
   });
 
-  it('v6_fragment_is_fragment', () => {
+  it('v6 fragment is fragment', () => {
     const base = hex(SYNACK_V6);
     const frag = hex('06 00 00 08 00 00 00 01'); // offset 1 unit
     const p = Buffer.concat([base.subarray(0, 40), frag, base.subarray(40)]);
@@ -227,7 +227,7 @@ describe('PacketParser: not TCP, fragments, unsupported', () => {
     expect(parser.protocol).toBe(6);
   });
 
-  it('v6_routing_in_transit_is_unsupported', () => {
+  it('v6 routing in transit is unsupported', () => {
     const base = hex(SYNACK_V6);
     const rh = hex('06 00 04 01 00 00 00 00');
     const p = Buffer.concat([base.subarray(0, 40), rh, base.subarray(40)]);
@@ -236,7 +236,7 @@ describe('PacketParser: not TCP, fragments, unsupported', () => {
     expectRejected(p, 'unsupported', 'ipv6_routing');
   });
 
-  it('v6_jumbogram_is_unsupported', () => {
+  it('v6 jumbogram is unsupported', () => {
     const p = hex(EXT_V6);
     p.writeUInt16BE(0, 4);
     expectRejected(p, 'unsupported', 'ipv6_jumbogram');
@@ -244,45 +244,45 @@ describe('PacketParser: not TCP, fragments, unsupported', () => {
 });
 
 describe('PacketParser: malformed packets', () => {
-  it('empty_input_is_ip_truncated', () => {
+  it('empty input is ip truncated', () => {
     expectRejected(Buffer.alloc(0), 'malformed', 'ip_truncated');
   });
 
-  it('version_not_4_or_6_is_ip_version', () => {
+  it('version not 4 or 6 is ip version', () => {
     const p = hex(SYN_V4);
     p[0] = 0x55;
     expectRejected(p, 'malformed', 'ip_version');
   });
 
-  it('short_v4_header_is_ipv4_truncated', () => {
+  it('short v4 header is ipv4 truncated', () => {
     expectRejected(hex(SYN_V4).subarray(0, 19), 'malformed', 'ipv4_truncated');
   });
 
-  it('ihl_below_5_is_ipv4_ihl', () => {
+  it('ihl below 5 is ipv4 ihl', () => {
     const p = hex(SYN_V4);
     p[0] = 0x44;
     expectRejected(p, 'malformed', 'ipv4_ihl');
   });
 
-  it('total_length_beyond_buffer_is_ipv4_total_length', () => {
+  it('total length beyond buffer is ipv4 total length', () => {
     expectRejected(hex(SYN_V4).subarray(0, 59), 'malformed', 'ipv4_total_length');
   });
 
-  it('short_v6_header_is_ipv6_truncated', () => {
+  it('short v6 header is ipv6 truncated', () => {
     expectRejected(hex(SYNACK_V6).subarray(0, 39), 'malformed', 'ipv6_truncated');
   });
 
-  it('v6_payload_length_beyond_buffer_is_ipv6_payload_length', () => {
+  it('v6 payload length beyond buffer is ipv6 payload length', () => {
     expectRejected(hex(SYNACK_V6).subarray(0, 79), 'malformed', 'ipv6_payload_length');
   });
 
-  it('v6_extension_chain_overrun_is_ipv6_ext_overrun', () => {
+  it('v6 extension chain overrun is ipv6 ext overrun', () => {
     const p = hex(EXT_V6);
     p[49] = 8; // Destination Options claims 72 octets
     expectRejected(p, 'malformed', 'ipv6_ext_overrun');
   });
 
-  it('v6_endless_destination_options_is_ipv6_ext_limit', () => {
+  it('v6 endless destination options is ipv6 ext limit', () => {
     const base = hex(SYNACK_V6);
     const chain = Buffer.alloc(8 * 20);
     for (let i = 0; i < 20; i++) chain[8 * i] = i === 19 ? 6 : 60;
@@ -292,47 +292,47 @@ describe('PacketParser: malformed packets', () => {
     expectRejected(p, 'malformed', 'ipv6_ext_limit');
   });
 
-  it('v6_hop_by_hop_not_first_is_ipv6_ext_order', () => {
+  it('v6 hop by hop not first is ipv6 ext order', () => {
     const p = hex(EXT_V6);
     p[6] = 60;
     p[40] = 0; // DestOpts(8) → HBH(16) → TCP
     expectRejected(p, 'malformed', 'ipv6_ext_order');
   });
 
-  it('segment_shorter_than_tcp_header_is_tcp_truncated', () => {
+  it('segment shorter than tcp header is tcp truncated', () => {
     const p = hex(SYN_V4).subarray(0, 39);
     p.writeUInt16BE(39, 2);
     fixChecksums(p, 20);
     expectRejected(p, 'malformed', 'tcp_truncated');
   });
 
-  it('data_offset_below_5_is_tcp_data_offset', () => {
+  it('data offset below 5 is tcp data offset', () => {
     const p = hex(SYN_V4);
     p[32] = 0x40;
     fixChecksums(p, 20);
     expectRejected(p, 'malformed', 'tcp_data_offset');
   });
 
-  it('data_offset_beyond_the_packet_is_tcp_data_offset', () => {
+  it('data offset beyond the packet is tcp data offset', () => {
     const p = hex(SYN_V4);
     p[32] = 0xf0;
     fixChecksums(p, 20);
     expectRejected(p, 'malformed', 'tcp_data_offset');
   });
 
-  it('option_length_0_is_tcp_option_length', () => {
+  it('option length 0 is tcp option length', () => {
     expectRejected(synWithOptions('02 04 05 b4 08 00 00 00'), 'malformed', 'tcp_option_length');
   });
 
-  it('option_length_1_is_tcp_option_length', () => {
+  it('option length 1 is tcp option length', () => {
     expectRejected(synWithOptions('01 01 03 01'), 'malformed', 'tcp_option_length');
   });
 
-  it('option_overrun_is_tcp_option_overrun', () => {
+  it('option overrun is tcp option overrun', () => {
     expectRejected(synWithOptions('01 01 08 0a 00 00 00 00'), 'malformed', 'tcp_option_overrun');
   });
 
-  it('every_reason_maps_to_one_verdict_and_ok_alone_to_tcp', () => {
+  it('every reason maps to one verdict and ok alone to tcp', () => {
     for (const r of PARSE_REASONS) {
       const v = REASON_VERDICT[r];
       expect(['tcp', 'not_tcp', 'checksum', 'malformed', 'fragment', 'unsupported']).toContain(v);
@@ -343,12 +343,12 @@ describe('PacketParser: malformed packets', () => {
 });
 
 describe('FlowKey', () => {
-  it('is_a_FlowKeyLike_for_the_flow_table', () => {
+  it('is a flow key like for the flow table', () => {
     const k: FlowKeyLike = new FlowKey();
     expect(k.src.length).toBe(4);
   });
 
-  it('hash_is_a_31_bit_function_of_the_tuple', () => {
+  it('hash is a 31 bit function of the tuple', () => {
     const a = new FlowKey();
     const b = new FlowKey();
     a.setV4(0xc6120001, 54321, 0xc613ff0a, 443);
@@ -359,7 +359,7 @@ describe('FlowKey', () => {
     expect(a.equals(b)).toBe(true);
   });
 
-  it('hash_differs_for_the_reverse_direction_and_another_port', () => {
+  it('hash differs for the reverse direction and another port', () => {
     const a = new FlowKey();
     const b = new FlowKey();
     a.setV4(1, 2, 3, 4);
@@ -370,7 +370,7 @@ describe('FlowKey', () => {
     expect(a.hash()).not.toBe(b.hash());
   });
 
-  it('copyFrom_and_clear', () => {
+  it('copyFrom: and clear', () => {
     run(hex(SYNACK_V6));
     const c = new FlowKey();
     c.copyFrom(flow);
@@ -390,7 +390,7 @@ function out(fields: Partial<Omit<OutSegment, 'options' | 'clear'>>, o: Partial<
 describe('writeTcpPacket + finishTcpChecksum', () => {
   beforeEach(() => setNextIpv4Id(0x1c46));
 
-  it('writes_the_golden_v4_syn', () => {
+  it('writes the golden v4 syn', () => {
     const buf = Buffer.alloc(80, 0xee);
     const o = out(
       { seq: 0xf0e1d2c3, flags: TcpFlag.SYN, window: 64240 },
@@ -401,7 +401,7 @@ describe('writeTcpPacket + finishTcpChecksum', () => {
     expect(buf.subarray(0, 60)).toEqual(hex(SYN_V4));
   });
 
-  it('writes_the_golden_data_segment_with_payload_copied_after_the_header', () => {
+  it('writes the golden data segment with payload copied after the header', () => {
     setNextIpv4Id(0x1c47);
     const buf = Buffer.alloc(100, 0xee);
     const o = out(
@@ -415,7 +415,7 @@ describe('writeTcpPacket + finishTcpChecksum', () => {
     expect(buf.subarray(7, 7 + 57)).toEqual(hex(DATA_V4));
   });
 
-  it('writes_the_golden_v6_synack', () => {
+  it('writes the golden v6 synack', () => {
     const buf = Buffer.alloc(80);
     const o = out(
       { seq: 0x11223344, ack: 0xf0e1d2c4, flags: TcpFlag.SYN | TcpFlag.ACK, window: 65160 },
@@ -426,7 +426,7 @@ describe('writeTcpPacket + finishTcpChecksum', () => {
     expect(buf).toEqual(hex(SYNACK_V6));
   });
 
-  it('writes_the_golden_sack_ack', () => {
+  it('writes the golden sack ack', () => {
     setNextIpv4Id(7);
     const buf = Buffer.alloc(72);
     const o = out({ seq: 1000, ack: 2000, flags: TcpFlag.ACK, window: 1024 }, { tsPresent: true, tsVal: 100, tsEcr: 200 });
@@ -439,7 +439,7 @@ describe('writeTcpPacket + finishTcpChecksum', () => {
     expect(buf).toEqual(hex(SACK_V4));
   });
 
-  it('ipv4_identification_increments_per_packet_and_wraps', () => {
+  it('ipv4 identification increments per packet and wraps', () => {
     setNextIpv4Id(0xffff);
     const buf = Buffer.alloc(40);
     const ids: number[] = [];
@@ -452,7 +452,7 @@ describe('writeTcpPacket + finishTcpChecksum', () => {
     expect(ids).toEqual([0xffff, 0, 1]);
   });
 
-  it('partial_leaves_the_pseudo_header_sum_for_the_kernel_to_complete', () => {
+  it('partial leaves the pseudo header sum for the kernel to complete', () => {
     const buf = Buffer.alloc(100);
     const o = out({ seq: 5, ack: 6, flags: TcpFlag.ACK | TcpFlag.PSH, window: 100 }, { tsPresent: true, tsVal: 1, tsEcr: 2 });
     const hl = writeTcpPacket(buf, 0, 6, CLIENT6, SERVER6, 1111, 2222, o, 4);
@@ -468,28 +468,28 @@ describe('writeTcpPacket + finishTcpChecksum', () => {
     expect(seg.payload.toString()).toBe('abcd');
   });
 
-  it('partial_v4_checksum_field_is_the_v4_pseudo_sum', () => {
+  it('partial v4 checksum field is the v4 pseudo sum', () => {
     const buf = Buffer.alloc(60);
     writeTcpPacket(buf, 0, 4, CLIENT4, SERVER4, 1, 2, out({ flags: TcpFlag.ACK }), 1000);
     expect(buf.readUInt16BE(20 + TCP_CHECKSUM_OFFSET)).toBe(pseudoSumV4(0xc6120001, 0xc613ff0a, 6, 1020));
     expect(buf.readUInt16BE(2)).toBe(1040);
   });
 
-  it('ip_header_length_is_20_or_40', () => {
+  it('ip header length is 20 or 40', () => {
     expect(ipHeaderLength(4)).toBe(20);
     expect(ipHeaderLength(6)).toBe(40);
   });
 });
 
 describe('writeRst', () => {
-  it('rst_ack_v4_matches_golden', () => {
+  it('rst ack v4 matches golden', () => {
     setNextIpv4Id(0x0100);
     const buf = Buffer.alloc(40);
     expect(writeRst(buf, 0, 4, SERVER4, CLIENT4, 443, 54321, 0, 0xf0e1d2c4, true)).toBe(40);
     expect(buf).toEqual(hex(RST_V4));
   });
 
-  it('bare_rst_v6_matches_golden_with_zero_ack_field', () => {
+  it('bare rst v6 matches golden with zero ack field', () => {
     const buf = Buffer.alloc(60);
     expect(writeRst(buf, 0, 6, SERVER6, CLIENT6, 443, 54321, 0x01020304, 0xdeadbeef, false)).toBe(60);
     expect(buf).toEqual(hex(RST_V6));
@@ -497,7 +497,7 @@ describe('writeRst', () => {
 });
 
 describe('writeIcmpUnreachable / writeIcmpEchoReply', () => {
-  it('v4_port_unreachable_matches_golden', () => {
+  it('v4 port unreachable matches golden', () => {
     setNextIpv4Id(0x0300);
     const orig = hex(SYN_V4);
     const buf = Buffer.alloc(88);
@@ -505,14 +505,14 @@ describe('writeIcmpUnreachable / writeIcmpEchoReply', () => {
     expect(buf).toEqual(hex(UNREACH_V4));
   });
 
-  it('v6_port_unreachable_matches_golden', () => {
+  it('v6 port unreachable matches golden', () => {
     const orig = hex(EXT_V6);
     const buf = Buffer.alloc(136);
     expect(writeIcmpUnreachable(buf, 0, 6, SERVER6, CLIENT6, Icmpv6UnreachableCode.PORT, orig, 0, 88)).toBe(136);
     expect(buf).toEqual(hex(UNREACH_V6));
   });
 
-  it('unreachable_can_be_written_over_the_packet_it_quotes', () => {
+  it('unreachable can be written over the packet it quotes', () => {
     setNextIpv4Id(0x0300);
     const buf = Buffer.alloc(120);
     hex(SYN_V4).copy(buf, 0);
@@ -520,7 +520,7 @@ describe('writeIcmpUnreachable / writeIcmpEchoReply', () => {
     expect(buf.subarray(0, n)).toEqual(hex(UNREACH_V4));
   });
 
-  it('echo_replies_match_golden', () => {
+  it('echo replies match golden', () => {
     setNextIpv4Id(0x0200);
     const req = hex(ECHO_REQ_V4);
     const b4 = Buffer.alloc(36);

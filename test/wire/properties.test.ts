@@ -102,7 +102,7 @@ function expectedSackBlocks(c: Case): number {
 const VERDICTS: ParseVerdict[] = ['tcp', 'not_tcp', 'checksum', 'malformed', 'fragment', 'unsupported'];
 
 describe('properties: emit then parse', () => {
-  it('property_parse_of_emit_returns_the_segment_v4_and_v6', () => {
+  it('property parse of emit returns the segment v4 and v6', () => {
     const parser = new PacketParser();
     const seg = new Segment();
     const flow = new FlowKey();
@@ -185,7 +185,7 @@ const mutationArb = fc.tuple(
 );
 
 describe('properties: hostile input', () => {
-  it('property_random_bytes_never_throw_and_verdict_matches_reason', () => {
+  it('property random bytes never throw and verdict matches reason', () => {
     const parser = new PacketParser();
     const seg = new Segment();
     const flow = new FlowKey();
@@ -198,7 +198,7 @@ describe('properties: hostile input', () => {
     );
   });
 
-  it('property_mutated_packets_never_throw_and_verdict_matches_reason', () => {
+  it('property mutated packets never throw and verdict matches reason', () => {
     const parser = new PacketParser();
     const seg = new Segment();
     const flow = new FlowKey();
@@ -214,7 +214,7 @@ describe('properties: hostile input', () => {
     );
   });
 
-  it('property_bytes_outside_the_range_do_not_change_the_result', () => {
+  it('property bytes outside the range do not change the result', () => {
     const a = new PacketParser();
     const b = new PacketParser();
     const segA = new Segment();

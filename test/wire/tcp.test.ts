@@ -39,7 +39,7 @@ function emit(o: TcpOptions): Buffer {
 }
 
 describe('TcpView: deconstruct', () => {
-  it('reads_every_field_of_golden_syn', () => {
+  it('reads every field of golden syn', () => {
     const p = hex(SYN_V4);
     const v = new TcpView();
     expect(v.reset(p, 20, 40)).toBe('ok');
@@ -58,7 +58,7 @@ describe('TcpView: deconstruct', () => {
     expect(v.verifyChecksum(pseudoSumV4At(p, 0, 6, 40))).toBe(true);
   });
 
-  it('parses_linux_syn_options', () => {
+  it('parses linux syn options', () => {
     const p = hex(SYN_V4);
     const v = new TcpView();
     v.reset(p, 20, 40);
@@ -67,7 +67,7 @@ describe('TcpView: deconstruct', () => {
     expect(o).toMatchObject({ mss: 1460, wscale: 7, sackPermitted: true, tsPresent: true, tsVal: 0x0012d687, tsEcr: 0, sackCount: 0 });
   });
 
-  it('reads_payload_bounds_and_seq_above_2_31', () => {
+  it('reads payload bounds and seq above 2^31', () => {
     const p = hex(DATA_V4);
     const v = new TcpView();
     expect(v.reset(p, 20, 37)).toBe('ok');
@@ -79,7 +79,7 @@ describe('TcpView: deconstruct', () => {
     expect(v.verifyChecksum(pseudoSumV4At(p, 0, 6, 37))).toBe(true);
   });
 
-  it('verifyChecksum_fails_on_a_flipped_payload_bit', () => {
+  it('verifyChecksum: fails on a flipped payload bit', () => {
     const p = hex(DATA_V4);
     p[56] = p[56]! ^ 0x20;
     const v = new TcpView();
@@ -87,7 +87,7 @@ describe('TcpView: deconstruct', () => {
     expect(v.verifyChecksum(pseudoSumV4At(p, 0, 6, 37))).toBe(false);
   });
 
-  it('setters_write_in_place', () => {
+  it('setters write in place', () => {
     const p = Buffer.alloc(20);
     p[12] = 0x50;
     const v = new TcpView();
@@ -107,11 +107,11 @@ describe('TcpView: deconstruct', () => {
 describe('TcpView: rejects impossible lengths', () => {
   const v = new TcpView();
 
-  it('shorter_than_20_bytes_is_truncated', () => {
+  it('shorter than 20 bytes is truncated', () => {
     expect(v.reset(hex(SYN_V4), 20, 19)).toBe('truncated');
   });
 
-  it('rfc9293_data_offset_below_5_is_bad_data_offset', () => {
+  it('RFC 9293 data offset below 5 is bad data offset', () => {
     const p = hex(SYN_V4);
     for (const d of [0, 4]) {
       p[32] = d << 4;
@@ -119,7 +119,7 @@ describe('TcpView: rejects impossible lengths', () => {
     }
   });
 
-  it('data_offset_beyond_the_segment_is_bad_data_offset', () => {
+  it('data offset beyond the segment is bad data offset', () => {
     const p = hex(SYN_V4);
     p[32] = 0xb0; // 44 bytes of header in a 40-byte segment
     expect(v.reset(p, 20, 40)).toBe('bad_data_offset');
@@ -163,11 +163,11 @@ describe('TCP options: golden bytes both ways', () => {
     });
   }
 
-  it('no_options_emit_nothing', () => {
+  it('no options emit nothing', () => {
     expect(emit(new TcpOptions()).length).toBe(0);
   });
 
-  it('sack_blocks_of_golden_ack_parse', () => {
+  it('sack blocks of golden ack parse', () => {
     const p = hex(SACK_V4);
     const v = new TcpView();
     v.reset(p, 20, 52);
@@ -177,7 +177,7 @@ describe('TCP options: golden bytes both ways', () => {
     expect(Array.from(o.sackBlocks.subarray(0, 4))).toEqual([0x1000, 0x2000, 0x3000, 0x4000]);
   });
 
-  it('synack_v6_options_parse', () => {
+  it('synack v6 options parse', () => {
     const p = hex(SYNACK_V6);
     const [verdict, o] = parse(p.subarray(60, 80).toString('hex'));
     expect(verdict).toBe('ok');
@@ -186,7 +186,7 @@ describe('TCP options: golden bytes both ways', () => {
 });
 
 describe('TCP options: 40-byte limit', () => {
-  it('three_sack_blocks_fit_with_timestamps_exactly_40_bytes', () => {
+  it('three sack blocks fit with timestamps exactly 40 bytes', () => {
     const o = opts({ tsPresent: true, sack: [1, 2, 3, 4, 5, 6] });
     expect(sackBlocksThatFit(o)).toBe(3);
     const b = emit(o);
@@ -195,7 +195,7 @@ describe('TCP options: 40-byte limit', () => {
     expect(back.sackCount).toBe(3);
   });
 
-  it('fourth_sack_block_is_dropped_when_timestamps_take_12_bytes', () => {
+  it('fourth sack block is dropped when timestamps take 12 bytes', () => {
     const o = opts({ tsPresent: true, tsVal: 9, sack: [1, 2, 3, 4, 5, 6, 7, 8] });
     expect(sackBlocksThatFit(o)).toBe(3);
     const b = emit(o);
@@ -205,19 +205,19 @@ describe('TCP options: 40-byte limit', () => {
     expect(Array.from(back.sackBlocks.subarray(0, 2 * back.sackCount))).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
-  it('four_sack_blocks_fit_without_timestamps', () => {
+  it('four sack blocks fit without timestamps', () => {
     const o = opts({ sack: [1, 2, 3, 4, 5, 6, 7, 8] });
     expect(emit(o).length).toBe(36);
   });
 
-  it('sack_blocks_that_do_not_fit_at_all_are_dropped', () => {
+  it('sack blocks that do not fit at all are dropped', () => {
     // MSS 4 + SACK-perm/TS 12 + WS 4 = 20, leaving room for 2 blocks (4 + 16).
     const o = opts({ mss: 1, sackPermitted: true, tsPresent: true, wscale: 1, sack: [1, 2, 3, 4, 5, 6, 7, 8] });
     expect(sackBlocksThatFit(o)).toBe(2);
     expect(emit(o).length).toBe(40);
   });
 
-  it('emit_never_exceeds_40_bytes_for_any_combination', () => {
+  it('emit never exceeds 40 bytes for any combination', () => {
     for (let mask = 0; mask < 32; mask++) {
       for (let n = 0; n <= 4; n++) {
         const o = opts({
@@ -236,74 +236,74 @@ describe('TCP options: 40-byte limit', () => {
 });
 
 describe('TCP options: parse rules (RFC 9293 §3.2)', () => {
-  it('eol_ends_the_list_and_later_bytes_are_ignored', () => {
+  it('eol ends the list and later bytes are ignored', () => {
     const [v, o] = parse('02 04 05 b4 00 03 00 00');
     expect(v).toBe('ok');
     expect(o.mss).toBe(1460);
     expect(o.wscale).toBe(-1);
   });
 
-  it('nop_padding_is_skipped', () => {
+  it('nop padding is skipped', () => {
     const [v, o] = parse('01 01 01 02 04 02 00 01');
     expect(v).toBe('ok');
     expect(o.mss).toBe(0x200);
   });
 
-  it('unknown_option_is_skipped_by_its_length', () => {
+  it('unknown option is skipped by its length', () => {
     const [v, o] = parse('1e 06 aa bb cc dd 03 03 05 01');
     expect(v).toBe('ok');
     expect(o.wscale).toBe(5);
   });
 
-  it('known_option_with_wrong_length_is_ignored', () => {
+  it('known option with wrong length is ignored', () => {
     const [v, o] = parse('02 06 05 b4 00 00 08 08 00 00 00 01 00 00 01 01');
     expect(v).toBe('ok');
     expect(o.mss).toBe(-1);
     expect(o.tsPresent).toBe(false);
   });
 
-  it('sack_with_length_not_2_plus_8n_is_ignored', () => {
+  it('sack with length not 2 plus 8n is ignored', () => {
     const [v, o] = parse('05 06 00 00 00 01 01 01');
     expect(v).toBe('ok');
     expect(o.sackCount).toBe(0);
   });
 
-  it('later_duplicate_overwrites_earlier', () => {
+  it('later duplicate overwrites earlier', () => {
     const [, o] = parse('02 04 00 10 02 04 00 20');
     expect(o.mss).toBe(0x20);
   });
 
-  it('parse_clears_options_from_the_previous_segment', () => {
+  it('parse clears options from the previous segment', () => {
     const o = opts({ mss: 5, wscale: 3, sackPermitted: true, tsPresent: true, sack: [1, 2] });
     const [v] = parse('01 01 01 01', o);
     expect(v).toBe('ok');
     expect(o).toMatchObject({ mss: -1, wscale: -1, sackPermitted: false, tsPresent: false, sackCount: 0 });
   });
 
-  it('window_scale_above_14_is_reported_as_received', () => {
+  it('window scale above 14 is reported as received', () => {
     const [, o] = parse('01 03 03 0f');
     expect(o.wscale).toBe(15);
   });
 
-  it('rfc9293_must7_option_length_0_is_bad_option_length', () => {
+  it('RFC 9293 must7 option length 0 is bad option length', () => {
     expect(parse('02 00 05 b4')[0]).toBe('bad_option_length');
   });
 
-  it('option_length_1_is_bad_option_length', () => {
+  it('option length 1 is bad option length', () => {
     expect(parse('01 1e 01 00')[0]).toBe('bad_option_length');
   });
 
-  it('option_running_past_the_header_is_option_overrun', () => {
+  it('option running past the header is option overrun', () => {
     expect(parse('01 01 08 0a 00 00 00 01 00 00 00')[0]).toBe('option_overrun');
   });
 
-  it('option_without_room_for_its_length_octet_is_option_overrun', () => {
+  it('option without room for its length octet is option overrun', () => {
     expect(parse('01 01 01 02')[0]).toBe('option_overrun');
   });
 });
 
 describe('emitTcpHeader: construct', () => {
-  it('writes_the_golden_syn_header_with_zero_checksum', () => {
+  it('writes the golden syn header with zero checksum', () => {
     const out = Buffer.alloc(40, 0xee);
     const o = opts({ mss: 1460, sackPermitted: true, tsPresent: true, tsVal: 0x0012d687, tsEcr: 0, wscale: 7 });
     expect(emitTcpHeader(out, 0, 54321, 443, 0xf0e1d2c3, 0, TcpFlag.SYN, 64240, 0, o)).toBe(40);
@@ -312,7 +312,7 @@ describe('emitTcpHeader: construct', () => {
     expect(out).toEqual(want);
   });
 
-  it('writes_a_20_byte_header_without_options', () => {
+  it('writes a 20 byte header without options', () => {
     const out = Buffer.alloc(22, 0xee);
     expect(emitTcpHeader(out, 2, 443, 54321, 0, 0xf0e1d2c4, TcpFlag.RST | TcpFlag.ACK, 0, 0, null)).toBe(20);
     expect(out.subarray(2)).toEqual(hex('01 bb d4 31 00 00 00 00 f0 e1 d2 c4 50 14 00 00 00 00 00 00'));

@@ -5,7 +5,7 @@ import { UDP_V4, UDP_V6 } from './golden.js';
 import { hex } from './helpers.js';
 
 describe('UdpView', () => {
-  it('reads_every_field_of_golden_v4_datagram', () => {
+  it('reads every field of golden v4 datagram', () => {
     const p = hex(UDP_V4);
     const v = new UdpView();
     expect(v.reset(p, 20, 14)).toBe('ok');
@@ -18,7 +18,7 @@ describe('UdpView', () => {
     expect(v.verifyChecksum(pseudoSumV4At(p, 0, 17, 14), false)).toBe(true);
   });
 
-  it('verifies_odd_length_v6_datagram', () => {
+  it('verifies odd length v6 datagram', () => {
     const p = hex(UDP_V6);
     const v = new UdpView();
     expect(v.reset(p, 40, 11)).toBe('ok');
@@ -27,7 +27,7 @@ describe('UdpView', () => {
     expect(v.verifyChecksum(pseudoSumV6At(p, 0, 17, 11), true)).toBe(false);
   });
 
-  it('rfc768_zero_checksum_means_none_over_ipv4_only', () => {
+  it('RFC 768 zero checksum means none over ipv4 only', () => {
     const p = hex(UDP_V4);
     p.writeUInt16BE(0, 26);
     const v = new UdpView();
@@ -37,11 +37,11 @@ describe('UdpView', () => {
     expect(v.verifyChecksum(pseudoSumV4At(p, 0, 17, 14), true)).toBe(false);
   });
 
-  it('shorter_than_8_bytes_is_truncated', () => {
+  it('shorter than 8 bytes is truncated', () => {
     expect(new UdpView().reset(hex(UDP_V4), 20, 7)).toBe('truncated');
   });
 
-  it('length_field_below_8_or_beyond_the_ip_payload_is_bad_length', () => {
+  it('length field below 8 or beyond the ip payload is bad length', () => {
     const p = hex(UDP_V4);
     const v = new UdpView();
     p.writeUInt16BE(7, 24);
@@ -50,7 +50,7 @@ describe('UdpView', () => {
     expect(v.reset(p, 20, 14)).toBe('bad_length');
   });
 
-  it('length_field_shorter_than_the_ip_payload_bounds_the_datagram', () => {
+  it('length field shorter than the ip payload bounds the datagram', () => {
     const p = hex(UDP_V4);
     p.writeUInt16BE(10, 24);
     const v = new UdpView();
@@ -60,7 +60,7 @@ describe('UdpView', () => {
 });
 
 describe('emitUdpHeader + finishUdpChecksum', () => {
-  it('writes_the_golden_v4_datagram', () => {
+  it('writes the golden v4 datagram', () => {
     const out = hex(UDP_V4);
     out.fill(0xee, 20, 28);
     expect(emitUdpHeader(out, 20, 5353, 53, 6)).toBe(8);
@@ -68,7 +68,7 @@ describe('emitUdpHeader + finishUdpChecksum', () => {
     expect(out).toEqual(hex(UDP_V4));
   });
 
-  it('writes_the_golden_odd_length_v6_datagram', () => {
+  it('writes the golden odd length v6 datagram', () => {
     const out = hex(UDP_V6);
     out.fill(0, 40, 48);
     emitUdpHeader(out, 40, 5353, 53, 3);
@@ -76,7 +76,7 @@ describe('emitUdpHeader + finishUdpChecksum', () => {
     expect(out).toEqual(hex(UDP_V6));
   });
 
-  it('rfc768_computed_zero_is_sent_as_all_ones', () => {
+  it('RFC 768 computed zero is sent as all ones', () => {
     // Choose the last payload word so the sum over everything is 0xffff: the checksum is then 0.
     const d = Buffer.alloc(12);
     emitUdpHeader(d, 0, 1000, 2000, 4);

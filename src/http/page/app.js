@@ -433,7 +433,7 @@ async function loadDetail() {
   try {
     // One page of the oldest MAX_ROWS (the API pages in the order connections were opened):
     // the page never asks synfin for a table it would not show.
-    const res = await fetch(`/api/connections?${q}&limit=${MAX_ROWS}`, { cache: 'no-store' });
+    const res = await fetch(`api/connections?${q}&limit=${MAX_ROWS}`, { cache: 'no-store' });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const body = await res.json();
     if (seq !== detail.seq) return; // a newer selection or refresh has started
@@ -492,7 +492,7 @@ async function poll() {
   const status = document.getElementById('status');
   try {
     const q = live.lastSecond === null ? '' : `?since=${live.lastSecond}`;
-    const res = await fetch(`/api/summary${q}`, { cache: 'no-store' });
+    const res = await fetch(`api/summary${q}`, { cache: 'no-store' });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     applySnapshot(await res.json());
     live.failures = 0;
