@@ -68,6 +68,12 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   /** The named services (--service): each connection's flow gets its index when its SYN arrives. */
   private services = new Services();
   private serviceSink: ServiceEventSink | null = null;
+  /**
+   * The connection whose `closed` event is being published: its flow has left `flows`, but the
+   * hub's later subscribers (the flight recorder, logs) still ask describe() and serviceOf() of it.
+   */
+  private closingId = -1;
+  private closingFlow: FlowTuple | null = null;
   /** What a connection was when it entered TIME-WAIT (the compact record keeps only protocol state). */
   private readonly timeWaitInfo = new Map<number, { createdAt: number; bytesIn: number; bytesOut: number }>();
 
@@ -183,11 +189,10 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
         }
       },
       closed: (conn: ConnIdentity, reason: CloseReason) => {
-        const sink = this.serviceSink;
-        if (sink !== null) {
-          const flow = this.flows.get(conn.id);
-          sink.closed(flow?.service ?? 0, reason);
-        }
+        const flow = this.flows.get(conn.id);
+        this.serviceSink?.closed(flow?.service ?? 0, reason);
+        this.closingId = conn.id;
+        this.closingFlow = flow ?? null;
         this.flows.delete(conn.id);
         this.timeWaitInfo.delete(conn.id);
       },
@@ -224,12 +229,19 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
 
   /** The connection's service name, null when it is not in the table. */
   serviceOf(conn: ConnIdentity): string | null {
-    const f = this.flows.get(conn.id);
+    const f = this.flowOf(conn);
     return f === undefined ? null : this.serviceName(f);
   }
 
-  describe(conn: ConnIdentity): { client: string; destination: string; service: string } | null {
+  /** The connection's flow while it is in the table, and during the publication of its `closed` event. */
+  private flowOf(conn: ConnIdentity): FlowTuple | undefined {
     const f = this.flows.get(conn.id);
+    if (f !== undefined) return f;
+    return conn.id === this.closingId ? (this.closingFlow ?? undefined) : undefined;
+  }
+
+  describe(conn: ConnIdentity): { client: string; destination: string; service: string } | null {
+    const f = this.flowOf(conn);
     if (f === undefined) return null;
     return { client: formatEndpoint(f.family, f.remote, f.remotePort), destination: formatEndpoint(f.family, f.local, f.localPort), service: this.serviceName(f) };
   }
