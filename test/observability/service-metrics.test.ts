@@ -166,6 +166,15 @@ describe('synfin_service_* metrics', () => {
     keptBytes.bytesClientToUpstream += 5;
     expect(await text.metrics()).toContain('synfin_service_bytes_total{service="keep",direction="client_to_upstream"} 15');
     expect(sm.bytesOf(2)).toBe(keptBytes);
+    // The histogram's text follows each new observation (its blocks are kept between scrapes).
+    sm.connect(2, 'ok', 3);
+    expect(await text.metrics()).toContain('synfin_service_connect_duration_seconds_count{service="keep",result="ok"} 1');
+    sm.connect(2, 'ok', 3);
+    const again = await text.metrics();
+    expect(again).toContain('synfin_service_connect_duration_seconds_count{service="keep",result="ok"} 2');
+    expect(again).toContain('synfin_service_connect_duration_seconds_bucket{le="0.0025",service="keep",result="ok"} 0');
+    expect(again).toContain('synfin_service_connect_duration_seconds_bucket{le="0.005",service="keep",result="ok"} 2');
+    expect(again).toContain('synfin_service_connect_duration_seconds_sum{service="keep",result="ok"} 0.006');
   });
 
   it('walks the table once per scrape for the three gauges', async () => {
