@@ -52,7 +52,7 @@ class ServiceStats {
   readonly connectCounts = new Float64Array(UPSTREAM_RESULTS.length * NB);
   readonly connectSums = new Float64Array(UPSTREAM_RESULTS.length);
   readonly connectTotals = new Float64Array(UPSTREAM_RESULTS.length);
-  /** Per result: its histogram's text lines as of `connectTextAt` observations (most do not change between scrapes). */
+  /** Per result: its histogram's bucket and sum lines as of `connectTextAt` observations (most do not change between scrapes). */
   readonly connectText: string[] = UPSTREAM_RESULTS.map(() => '');
   readonly connectTextAt = new Float64Array(UPSTREAM_RESULTS.length).fill(-1);
   constructor(readonly name: string) {}
@@ -89,8 +89,11 @@ function renderSeries(name: string, labels: Labels): Series {
 interface FamilySource {
   /** Fill `out` (one number per series, in series order); returns the series. */
   collect(): { series: readonly Series[]; values: Float64Array };
-  /** The whole family in the text format (every line ended by a newline), where the source renders it itself. */
-  text?(): string;
+  /**
+   * The whole family in the text format, where the source renders it itself: every line but the
+   * last one's value (`head`), and that value; null when the family has no series.
+   */
+  text?(): { head: string; last: number } | null;
 }
 
 class FamilyView {
@@ -131,12 +134,9 @@ class TextFamilyView extends FamilyView {
   getForPromString(): Promise<Snapshot> {
     const own = this.src.text?.();
     if (own !== undefined) {
-      if (own === '') return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: 'sum', values: [] });
-      // Every line but the last one's value is the sample's name; prom-client appends " value".
-      const end = own.length - 1;
-      const space = own.lastIndexOf(' ', end);
-      const sample = { labels: NO_LABELS, value: Number(own.slice(space + 1, end)), metricName: own.slice(0, space) };
-      return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: 'sum', values: [sample] });
+      // prom-client appends " value" to the one sample's name.
+      const values = own === null ? [] : [{ labels: NO_LABELS, value: own.last, metricName: own.head }];
+      return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: 'sum', values });
     }
     const { series, values } = this.src.collect();
     const n = series.length;
@@ -357,14 +357,16 @@ export class ServiceMetrics {
    * The histogram's text from per-service, per-result blocks, each rendered again only when it
    * observed something since the last scrape: 64 services' 5,500 lines cost a join of 325 strings.
    */
-  private connectText(): string {
+  private connectText(): { head: string; last: number } | null {
     const h = 'synfin_service_connect_duration_seconds';
     const les = [...SERVICE_CONNECT_BUCKETS.map(String), '+Inf'];
-    let text = '';
+    let head = '';
+    let last = 0;
     for (const s of this.stats) {
       for (let r = 0; r < UPSTREAM_RESULTS.length; r++) {
         const total = s.connectTotals[r]!;
         if (s.connectTextAt[r] !== total) {
+          // Names and results never need escaping (services.ts SERVICE_NAME_PATTERN).
           const labels = `service="${s.name}",result="${UPSTREAM_RESULTS[r]!}"`;
           let block = '';
           let cumulative = 0;
@@ -372,14 +374,16 @@ export class ServiceMetrics {
             cumulative += s.connectCounts[r * NB + b]!;
             block += `${h}_bucket{le="${les[b]!}",${labels}} ${formatValue(cumulative)}\n`;
           }
-          block += `${h}_sum{${labels}} ${formatValue(s.connectSums[r]!)}\n${h}_count{${labels}} ${formatValue(total)}\n`;
+          block += `${h}_sum{${labels}} ${formatValue(s.connectSums[r]!)}\n${h}_count{${labels}}`;
           s.connectText[r] = block;
           s.connectTextAt[r] = total;
         }
-        text += s.connectText[r]!;
+        if (head !== '') head += ` ${formatValue(last)}\n`;
+        head += s.connectText[r]!;
+        last = total;
       }
     }
-    return text;
+    return head === '' ? null : { head, last };
   }
 
   private collectConnect(): { series: readonly Series[]; values: Float64Array } {
