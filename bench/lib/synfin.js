@@ -31,6 +31,10 @@ export class SynfinProcess {
       logLevel: 'warn',
       shutdownGraceSeconds: 1,
       impair: opts.impair ?? null,
+      // SYNFIN_BENCH_SERVICES=N: N named services (--service), the last naming every destination
+      // of the benchmark's network, the others networks no workload uses (first match wins, so
+      // each connection is classified through all N rules).
+      services: benchServices(Number(process.env.SYNFIN_BENCH_SERVICES ?? 0)),
       ...(opts.extra ?? {}),
     };
     const nodeArgs = (process.env.SYNFIN_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
@@ -107,5 +111,12 @@ export function counterDelta(before, after) {
     const d = v - (before[k] ?? 0);
     if (d !== 0) out[k] = d;
   }
+  return out;
+}
+
+function benchServices(n) {
+  const out = [];
+  for (let i = 0; i < n - 1; i++) out.push(`bench-${i}=10.${200 + (i >> 8)}.${i & 255}.0/24:${1000 + i}`);
+  if (n > 0) out.push(`bench/target=${ADDR.tunNet}`);
   return out;
 }
