@@ -90,7 +90,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'memoryLimit', flag: 'memory-limit', kind: 'bytes', placeholder: 'BYTES', help: 'buffers of all connections together, e.g. 64MiB (default: half the cgroup memory.max, else 256MiB)' },
   { key: 'impair', flag: 'impair', kind: 'string', placeholder: 'SPEC', help: 'testing: seeded loss/delay in front of the device, e.g. loss=0.01,delay=5,seed=1' },
   { key: 'maxEventStreams', flag: 'max-event-streams', kind: 'number', placeholder: 'N', help: 'most /api/events readers at once, more get 503; 0 turns the stream off (default 16)' },
-  { key: 'services', flag: 'service', kind: 'list', placeholder: 'NAME=CIDR[:PORT[-PORT]]', help: 'name the destinations in a network (and port range) for the synfin_service_* metrics and the API, e.g. payments=10.0.12.0/24:443; first match wins, the rest is "other" (repeatable)' },
+  { key: 'services', flag: 'service', kind: 'list', placeholder: 'NAME=CIDR:PORTS', help: 'NAME=CIDR[:PORT[-PORT]] names the destinations in a network (and port range) for the synfin_service_* metrics and the API, e.g. payments=10.0.12.0/24:443; first match wins, the rest is "other" (repeatable)' },
   { key: 'serviceFile', flag: 'service-file', kind: 'string', placeholder: 'FILE', help: 'YAML or JSON list of {name, cidr, ports} naming destinations after the --service ones; re-read when it changes and on SIGHUP' },
   { key: 'apiHosts', flag: 'api-host', kind: 'list', placeholder: 'NAME', help: 'a Host name the API and page answer to besides IP addresses and localhost; others get 421 (repeatable)' },
 ];

@@ -94,17 +94,20 @@ export class ServiceFileWatcher {
     if (this.closed || this.polling) return;
     this.polling = true;
     fs.watchFile(this.opts.file, { interval: this.opts.pollMs ?? 2000, persistent: false }, this.onPoll);
+    // The poll's first stat is taken later, asynchronously: a change made before it would be its
+    // baseline and never reported. One read once it is taken catches that (the text decides).
+    this.schedule(this.opts.pollMs ?? 2000);
   }
 
   private readonly onPoll = (): void => this.schedule();
 
-  private schedule(): void {
+  private schedule(delayMs = this.opts.debounceMs ?? 200): void {
     if (this.closed) return;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
       this.reload('change');
-    }, this.opts.debounceMs ?? 200);
+    }, delayMs);
     this.timer.unref();
   }
 

@@ -351,7 +351,8 @@ describeIfTun('synfin connections and synfin_ephemeral_ports against a running s
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
     const header = r.stdout.split('\n')[0]!.split(/\s+/);
-    expect(header).toEqual(['ID', 'STATE', 'APP', 'UPSTREAM', 'WAITING', 'CLIENT', 'DESTINATION', 'AGE', 'IDLE', 'IN', 'OUT']);
+    // Rows carry their service (`other` here: no --service), so the table shows it.
+    expect(header).toEqual(['ID', 'STATE', 'APP', 'UPSTREAM', 'WAITING', 'CLIENT', 'DESTINATION', 'AGE', 'IDLE', 'IN', 'OUT', 'SERVICE']);
     const rows = rowsOf(r.stdout);
     expect(rows.map((c) => Number(c[0]))).toEqual(api.connections.map((c) => c.id));
     for (const [i, c] of api.connections.entries()) {

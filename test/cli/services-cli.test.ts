@@ -51,7 +51,8 @@ describe('synfin run with bad services', () => {
 
   it('--help shows the options', () => {
     const r = synfin(['run', '--help']);
-    expect(r.stdout).toContain('--service <NAME=CIDR[:PORT[-PORT]]>');
+    expect(r.stdout).toContain('--service <NAME=CIDR:PORTS>');
+    expect(r.stdout).toContain('NAME=CIDR[:PORT[-PORT]] names the destinations');
     expect(r.stdout).toContain('--service-file <FILE>');
   });
 });
