@@ -185,6 +185,7 @@ export function judge(rows, failures = []) {
 
 export function fmt(x) {
   if (x === null || x === undefined || Number.isNaN(x)) return '—';
+  if (Number.isInteger(x)) return x.toLocaleString('en-US');
   if (Math.abs(x) >= 1000) return Math.round(x).toLocaleString('en-US');
   if (Math.abs(x) >= 100) return x.toFixed(0);
   if (Math.abs(x) >= 10) return x.toFixed(1);

@@ -121,13 +121,21 @@ function parseCounters(body, prefixes) {
   return out;
 }
 
-/** The event-loop delay gauges of one scrape, ms (null when synfin does not export them). */
+/**
+ * prom-client samples the event loop with a perf_hooks monitorEventLoopDelay histogram of this
+ * resolution (its eventLoopMonitoringPrecision, default 10 ms; synfin's process-metrics.ts keeps
+ * the default), and the histogram records the whole interval between two samples: an idle loop
+ * reads ~10 ms. The delay is the excess over the resolution.
+ */
+export const LOOP_RESOLUTION_MS = 10;
+
+/** The event-loop delay of one scrape, ms beyond the sampling interval (null when synfin does not export it). */
 export function parseLoopDelay(body) {
   const out = {};
   for (const k of ['min', 'mean', 'p50', 'p90', 'p99', 'max']) {
     const m = new RegExp(`^nodejs_eventloop_lag_${k}_seconds(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(body);
     if (m === null) return null;
-    out[k] = Number(m[1]) * 1000;
+    out[k] = Math.max(0, Number(m[1]) * 1000 - LOOP_RESOLUTION_MS);
   }
   return out;
 }
