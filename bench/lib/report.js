@@ -25,11 +25,17 @@ const ok = (x) => x !== null && x !== undefined && Number.isFinite(x);
 /** Ratio of the medians of `a` on path pa to `b` on path pb. */
 const ratioOf = (r, pa, pb) => (ok(med(r, pa)) && ok(med(r, pb)) && med(r, pb) !== 0 ? med(r, pa) / med(r, pb) : null);
 
-/** One judgement over several rows: null when none of them was measured, not met when one is missing. */
-function all(rows, ids, test, show) {
+/** Whether row `r` has samples on every one of `paths` (a subset of the paths may have been run: --paths). */
+const has = (r, ...paths) => r !== undefined && paths.every((p) => (r.paths[p]?.n ?? 0) > 0);
+
+/**
+ * One judgement over several rows: null (not measured) when none of them has the paths it needs,
+ * not met when some have and others not. test(r) → { x, met }.
+ */
+function all(rows, ids, paths, test, show) {
   const rs = ids.map((id) => by(rows, id));
-  if (rs.every((r) => r === undefined)) return null;
-  const values = rs.map((r) => (r === undefined ? null : test(r)));
+  if (rs.every((r) => !has(r, ...paths))) return null;
+  const values = rs.map((r) => (has(r, ...paths) ? test(r) : null));
   return { met: values.every((v) => v !== null && v.met), value: values.map((v, i) => (v === null ? `${ids[i]} not measured` : show(v.x))).join(' / ') };
 }
 
@@ -43,7 +49,7 @@ export const TARGETS = [
     id: 'bulk_large_mtu',
     issue: 'last round',
     text: 'bulk throughput ≥ 0.25 of the kernel’s with the large MTU (each direction)',
-    judge: (rows) => all(rows, ['bulk_mtu65000_up', 'bulk_mtu65000_down'], (r) => ({ x: ratioOf(r, 'synfin', 'kernel'), met: ratioOf(r, 'synfin', 'kernel') >= 0.25 }), fmtRatio),
+    judge: (rows) => all(rows, ['bulk_mtu65000_up', 'bulk_mtu65000_down'], ['synfin', 'kernel'], (r) => ({ x: ratioOf(r, 'synfin', 'kernel'), met: ratioOf(r, 'synfin', 'kernel') >= 0.25 }), fmtRatio),
   },
   {
     id: 'conn_rate',
@@ -52,7 +58,7 @@ export const TARGETS = [
     judge(rows) {
       const r = by(rows, 'conn_rate');
       const syn = by(rows, 'conn_syn_retrans');
-      if (r === undefined || syn === undefined) return null;
+      if (!has(r, 'synfin') || !has(syn, 'synfin')) return null;
       const retrans = (syn.paths.synfin?.samples ?? []).reduce((a, x) => a + x, 0);
       const lost = (r.details.synfin ?? []).reduce((a, x) => a + (x.lost ?? 0), 0);
       return { met: med(r, 'synfin') >= 5000 && retrans === 0 && lost === 0, value: `${fmt(med(r, 'synfin'))}/s, ${retrans} SYN retransmissions` };
@@ -62,25 +68,25 @@ export const TARGETS = [
     id: 'http_keepalive',
     issue: 'last round',
     text: 'keep-alive HTTP ≥ 0.5 of the kernel’s',
-    judge: (rows) => all(rows, ['http_keepalive'], (r) => ({ x: ratioOf(r, 'synfin', 'kernel'), met: ratioOf(r, 'synfin', 'kernel') >= 0.5 }), fmtRatio),
+    judge: (rows) => all(rows, ['http_keepalive'], ['synfin', 'kernel'], (r) => ({ x: ratioOf(r, 'synfin', 'kernel'), met: ratioOf(r, 'synfin', 'kernel') >= 0.5 }), fmtRatio),
   },
   {
     id: 'connect_p50',
     issue: 'last round',
     text: 'connect p50 ≤ 150 µs (one connection at a time)',
-    judge: (rows) => all(rows, ['conn_p50_seq'], (r) => ({ x: med(r, 'synfin'), met: med(r, 'synfin') <= 150 }), (x) => `${fmt(x)} µs`),
+    judge: (rows) => all(rows, ['conn_p50_seq'], ['synfin'], (r) => ({ x: med(r, 'synfin'), met: med(r, 'synfin') <= 150 }), (x) => `${fmt(x)} µs`),
   },
   {
     id: 'idle_memory',
     issue: 'last round',
     text: '≤ 20 KB of synfin memory per idle connection',
-    judge: (rows) => all(rows, ['idle_rss'], (r) => ({ x: med(r, 'synfin'), met: med(r, 'synfin') * 1024 <= 20_000 }), (x) => `${fmt(x * 1.024)} KB`),
+    judge: (rows) => all(rows, ['idle_rss'], ['synfin'], (r) => ({ x: med(r, 'synfin'), met: med(r, 'synfin') * 1024 <= 20_000 }), (x) => `${fmt(x * 1.024)} KB`),
   },
   {
     id: 'api_load',
     issue: 'last round',
     text: 'keep-alive HTTP with 10,000 held, the API walked in a loop and 16 stalled event readers ≥ 0.9× without them',
-    judge: (rows) => all(rows, ['http_keepalive_api'], (r) => ({ x: ratioOf(r, 'synfin', 'synfin-alone'), met: ratioOf(r, 'synfin', 'synfin-alone') >= 0.9 }), fmtRatio),
+    judge: (rows) => all(rows, ['http_keepalive_api'], ['synfin', 'synfin-alone'], (r) => ({ x: ratioOf(r, 'synfin', 'synfin-alone'), met: ratioOf(r, 'synfin', 'synfin-alone') >= 0.9 }), fmtRatio),
   },
   {
     id: 'no_loss',
@@ -98,25 +104,25 @@ export const TARGETS = [
     id: 'short_close',
     issue: 'issue 24',
     text: 'short connections/s, server closes first, 50 in flight ≥ 0.8× haproxy',
-    judge: (rows) => all(rows, ['short_close'], (r) => ({ x: ratioOf(r, 'synfin', 'haproxy'), met: ratioOf(r, 'synfin', 'haproxy') >= 0.8 }), (x) => `${fmtRatio(x)}× haproxy`),
+    judge: (rows) => all(rows, ['short_close'], ['synfin', 'haproxy'], (r) => ({ x: ratioOf(r, 'synfin', 'haproxy'), met: ratioOf(r, 'synfin', 'haproxy') >= 0.8 }), (x) => `${fmtRatio(x)}× haproxy`),
   },
   {
     id: 'http_close',
     issue: 'issue 24',
     text: 'Connection: close HTTP ≥ 0.8× haproxy',
-    judge: (rows) => all(rows, ['http_close'], (r) => ({ x: ratioOf(r, 'synfin', 'haproxy'), met: ratioOf(r, 'synfin', 'haproxy') >= 0.8 }), (x) => `${fmtRatio(x)}× haproxy`),
+    judge: (rows) => all(rows, ['http_close'], ['synfin', 'haproxy'], (r) => ({ x: ratioOf(r, 'synfin', 'haproxy'), met: ratioOf(r, 'synfin', 'haproxy') >= 0.8 }), (x) => `${fmtRatio(x)}× haproxy`),
   },
   {
     id: 'http_keepalive_haproxy',
     issue: 'issue 24',
     text: 'keep-alive HTTP ≥ 1.2× haproxy',
-    judge: (rows) => all(rows, ['http_keepalive'], (r) => ({ x: ratioOf(r, 'synfin', 'haproxy'), met: ratioOf(r, 'synfin', 'haproxy') >= 1.2 }), (x) => `${fmtRatio(x)}× haproxy`),
+    judge: (rows) => all(rows, ['http_keepalive'], ['synfin', 'haproxy'], (r) => ({ x: ratioOf(r, 'synfin', 'haproxy'), met: ratioOf(r, 'synfin', 'haproxy') >= 1.2 }), (x) => `${fmtRatio(x)}× haproxy`),
   },
   {
     id: 'reqresp',
     issue: 'issue 24',
     text: 'request/response depth 1 and 16, 50 connections ≥ 1.0× haproxy',
-    judge: (rows) => all(rows, ['reqresp_d1', 'reqresp_d16'], (r) => ({ x: ratioOf(r, 'synfin', 'haproxy'), met: ratioOf(r, 'synfin', 'haproxy') >= 1.0 }), (x) => `${fmtRatio(x)}×`),
+    judge: (rows) => all(rows, ['reqresp_d1', 'reqresp_d16'], ['synfin', 'haproxy'], (r) => ({ x: ratioOf(r, 'synfin', 'haproxy'), met: ratioOf(r, 'synfin', 'haproxy') >= 1.0 }), (x) => `${fmtRatio(x)}×`),
   },
   {
     id: 'first_byte',
@@ -125,7 +131,7 @@ export const TARGETS = [
     judge(rows) {
       const a = by(rows, 'fb_p50_seq');
       const b = by(rows, 'fb_p99_seq');
-      if (a === undefined || b === undefined) return null;
+      if (!has(a, 'synfin', 'haproxy') || !has(b, 'synfin', 'haproxy')) return null;
       const x = ratioOf(a, 'synfin', 'haproxy');
       const y = ratioOf(b, 'synfin', 'haproxy');
       return { met: x !== null && y !== null && x <= 1.5 && y <= 2, value: `${fmtRatio(x)}× / ${fmtRatio(y)}× (${fmt(med(a, 'synfin'))} / ${fmt(med(b, 'synfin'))} µs)` };
@@ -138,7 +144,7 @@ export const TARGETS = [
     judge(rows) {
       const a = by(rows, 'conn_p50_seq');
       const b = by(rows, 'conn_p99_seq');
-      if (a === undefined || b === undefined) return null;
+      if (!has(a, 'synfin', 'kernel') || !has(b, 'synfin', 'kernel')) return null;
       const x = ratioOf(a, 'synfin', 'kernel');
       const y = ratioOf(b, 'synfin', 'kernel');
       return { met: x !== null && y !== null && x <= 3 && y <= 5, value: `${fmtRatio(x)}× / ${fmtRatio(y)}× (${fmt(med(a, 'synfin'))} / ${fmt(med(b, 'synfin'))} µs)` };
@@ -151,7 +157,7 @@ export const TARGETS = [
     judge(rows) {
       const a = by(rows, 'http_keepalive');
       const b = by(rows, 'short_close');
-      if (a === undefined && b === undefined) return null;
+      if (!has(a, 'synfin') && !has(b, 'synfin')) return null;
       const x = cpuMed(a, 'synfin');
       const y = cpuMed(b, 'synfin');
       return { met: ok(x) && ok(y) && x <= 12 && y <= 70, value: `${ok(x) ? fmt(x) : '—'} µs / ${ok(y) ? fmt(y) : '—'} µs` };
@@ -164,7 +170,7 @@ export const TARGETS = [
     judge(rows) {
       const a = by(rows, 'idle_rss');
       const b = by(rows, 'idle_rss_after');
-      if (a === undefined || b === undefined) return null;
+      if (!has(a, 'synfin') || !has(b, 'synfin')) return null;
       return { met: med(a, 'synfin') <= 4 && med(b, 'synfin') <= 16, value: `${fmt(med(a, 'synfin'))} KiB / +${fmt(med(b, 'synfin'))} MiB` };
     },
   },
@@ -172,7 +178,7 @@ export const TARGETS = [
     id: 'bulk',
     issue: 'issue 24',
     text: 'bulk MTU 1500 and 65000, both directions ≥ 0.7× the kernel',
-    judge: (rows) => all(rows, ['bulk_mtu1500_up', 'bulk_mtu1500_down', 'bulk_mtu65000_up', 'bulk_mtu65000_down'], (r) => ({ x: ratioOf(r, 'synfin', 'kernel'), met: ratioOf(r, 'synfin', 'kernel') >= 0.7 }), fmtRatio),
+    judge: (rows) => all(rows, ['bulk_mtu1500_up', 'bulk_mtu1500_down', 'bulk_mtu65000_up', 'bulk_mtu65000_down'], ['synfin', 'kernel'], (r) => ({ x: ratioOf(r, 'synfin', 'kernel'), met: ratioOf(r, 'synfin', 'kernel') >= 0.7 }), fmtRatio),
   },
 ];
 
