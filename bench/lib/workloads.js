@@ -276,7 +276,7 @@ export async function reqresp(ctx, round) {
     for (const depth of [1, 16]) {
       // About ctx.seconds of work per path on a machine where synfin does ~20k (depth 1) or ~100k
       // (depth 16) requests/s: redis-benchmark counts requests, not seconds.
-      const perTest = Math.max(1000, Math.round((ctx.seconds * (depth === 1 ? 6000 : 40000)) / 3) * 1);
+      const perTest = Math.max(1000, Math.round((ctx.seconds * (depth === 1 ? 6000 : 40000)) / 3));
       for (const p of order(ctx, round)) {
         await withPath(ctx, p, { name: `reqresp-P${depth}` }, async (relay, ep) => {
           const m = await measured(relay, SYNFIN_COUNTERS, () => redisBench(ep.ns, ep.host, depth, perTest));
