@@ -171,7 +171,7 @@ export const TARGETS = [
       const a = by(rows, 'idle_rss');
       const b = by(rows, 'idle_rss_after');
       if (!has(a, 'synfin') || !has(b, 'synfin')) return null;
-      return { met: med(a, 'synfin') <= 4 && med(b, 'synfin') <= 16, value: `${fmt(med(a, 'synfin'))} KiB / +${fmt(med(b, 'synfin'))} MiB` };
+      return { met: med(a, 'synfin') <= 4 && med(b, 'synfin') <= 16, value: `${fmt(med(a, 'synfin'))} KiB / ${med(b, 'synfin') >= 0 ? '+' : ''}${fmt(med(b, 'synfin'))} MiB` };
     },
   },
   {

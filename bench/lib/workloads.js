@@ -319,6 +319,13 @@ async function scrapeTimes(sf, n, intervalMs = 3000) {
   return { medianMs: median(ms), maxMs: Math.max(...ms), kernelMs: median(kernel), collectMs: median(collect), intervalMs };
 }
 
+/** synfin's V8 heap in use and external memory now (MiB), from /metrics: where an RSS change comes from. */
+async function heapMiB(sf) {
+  const { body } = await sf.get('/metrics', { body: true });
+  const v = (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(body)?.[1] ?? NaN) / 2 ** 20;
+  return { heapUsed: v('nodejs_heap_size_used_bytes'), heapTotal: v('nodejs_heap_size_total_bytes'), external: v('nodejs_external_memory_bytes') };
+}
+
 function idleClient(ns, host, n) {
   return new Daemon('idle client', 'sh', ['-c', 'ulimit -n 20000 && exec "$0" "$@"', process.execPath, IDLE_CLIENT, host, String(PORT.hold), String(n), '200'], { ns, readyLine: /"established"/, readyMs: 120_000 });
 }
@@ -345,6 +352,7 @@ export async function idle(ctx, round) {
         await sleep(1000);
         const cpu0 = relay.cpuMs();
         const base = relay.rssKb();
+        const heap = { base: p === 'synfin' ? await heapMiB(relay) : null, held: null, afterClose: null };
         const client = idleClient(ep.ns, ep.host, N);
         let opened;
         let last;
@@ -357,6 +365,7 @@ export async function idle(ctx, round) {
           await sleep(2000);
           heldRss = relay.rssKb();
           if (p === 'synfin') {
+            heap.held = await heapMiB(relay);
             scrapeHeld = await scrapeTimes(relay, 3);
             const { body } = await relay.get('/metrics', { body: true });
             established = Number(/^synfin_tcp_connections\{state="ESTABLISHED"\} (\d+)/m.exec(body)?.[1] ?? NaN);
@@ -374,6 +383,7 @@ export async function idle(ctx, round) {
           await sleep(Math.max(0, closedAt + s * 1000 - Date.now()));
           after.push(relay.rssKb());
         }
+        if (p === 'synfin') heap.afterClose = await heapMiB(relay);
         const cpuMs = relay.cpuMs() - cpu0;
         const perConn = (held - base) / Math.max(1, opened.established);
         const backMiB = (after[after.length - 1] - base) / 1024;
@@ -382,7 +392,7 @@ export async function idle(ctx, round) {
           `  ${p}: ${opened.established}/${N} held (failed ${opened.failed}, lost while held ${last.lost}); RSS ${base} → ${held} KiB = ${perConn.toFixed(2)} KiB/conn; ${ctx.idleSettle} s after close ${after[after.length - 1]} KiB (${backMiB >= 0 ? '+' : ''}${backMiB.toFixed(1)} MiB)` +
             (scrapeHeld ? `; /metrics ${empty.medianMs.toFixed(1)} ms empty, ${scrapeHeld.medianMs.toFixed(1)} ms held` : ''),
         );
-        const details = { count: N, opened, heldReport: last, synfinEstablished: established, rssKb: { base, held, afterClose: after }, cpuMs, scrapeEmpty: empty, scrapeHeld };
+        const details = { count: N, opened, heldReport: last, synfinEstablished: established, rssKb: { base, held, afterClose: after }, synfinHeapMiB: heap, cpuMs, scrapeEmpty: empty, scrapeHeld };
         ctx.results.add('idle_rss', { workload: `relay memory per idle connection (${ctx.idleConnections} held, both legs, RSS delta)`, unit: 'KiB/conn', better: 'lower' }, p, { round, value: perConn, lost, details });
         ctx.results.add('idle_rss_after', { workload: `relay RSS above its baseline ${ctx.idleSettle} s after the ${ctx.idleConnections} connections closed`, unit: 'MiB', better: 'lower' }, p, { round, value: backMiB, lost: 0 });
         if (scrapeHeld !== null) {
@@ -443,9 +453,9 @@ export async function loss(ctx, round) {
         try {
           stats = JSON.parse(last);
         } catch {
-          stats = last;
+          stats = { exit: r.code ?? r.signal, stdout: r.stdout.trim(), stderr: r.stderr.trim().slice(-500) };
         }
-        ctx.log(`  impairer (${p}): ${last}`);
+        ctx.log(`  impairer (${p}): ${typeof stats.out === 'object' ? last : JSON.stringify(stats)}`);
       }
       ctx.impairment.push({ round, path: p, stats });
     }
