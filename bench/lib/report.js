@@ -195,7 +195,8 @@ export function fmt(x) {
   if (Math.abs(x) >= 1000) return Math.round(x).toLocaleString('en-US');
   if (Math.abs(x) >= 100) return x.toFixed(0);
   if (Math.abs(x) >= 10) return x.toFixed(1);
-  return x.toFixed(2);
+  if (Math.abs(x) >= 1 || x === 0) return x.toFixed(2);
+  return x.toPrecision(2);
 }
 
 function fmtRatio(r) {

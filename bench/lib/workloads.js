@@ -60,7 +60,10 @@ async function iperf(ns, host, reverse, seconds, congestion) {
 }
 
 /** One iperf3 run on a path, recorded as row `id` (CPU per MB moved: µs/MB). */
-async function bulkSample(ctx, round, p, relay, ep, { id, label, reverse, congestion }) {
+async function bulkSample(ctx, round, p, relay, ep, { id, label, reverse, congestion, settleMs = 1000 }) {
+  // iperf3's server takes one test at a time and resets a connection that comes while it is still
+  // closing the previous test (seen through synfin as an upstream reset): let it finish first.
+  await sleep(settleMs);
   const m = await measured(relay, SYNFIN_COUNTERS, () => iperf(ep.ns, ep.host, reverse, ctx.seconds, congestion));
   const r = m.result;
   const mb = (r.gbps * 1e9 * ctx.seconds) / 8 / 1e6;
@@ -443,7 +446,7 @@ export async function loss(ctx, round) {
           for (const reverse of [false, true]) {
             // Every kernel sender on CUBIC, as synfin's own sender is by default: this machine's
             // default (BBR) does not back off on random loss, a different experiment from recovery.
-            await bulkSample(ctx, round, p, relay, rt.client, { id: reverse ? 'loss_down' : 'loss_up', label, reverse, congestion: 'cubic' });
+            await bulkSample(ctx, round, p, relay, rt.client, { id: reverse ? 'loss_down' : 'loss_up', label, reverse, congestion: 'cubic', settleMs: 3000 });
           }
         });
       } finally {
