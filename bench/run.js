@@ -156,7 +156,8 @@ const info = {
   versions: versions(),
 };
 log(`synfin benchmark ${info.date}: ${info.machine.nproc} × ${info.machine.cpu}, Linux ${info.machine.kernel}, node ${info.machine.node}`);
-log(`measuring ${source.source} (${source.commit.slice(0, 12)}${source.dirty ? ', with uncommitted changes' : ''}); ${rounds} round(s) of ${selected.join(', ')} on ${paths.join(', ')}; load average ${info.loadBefore.join(' ')}`);
+const plan = opt.profile ? `CPU profiles of synfin under ${selected.join(', ')}` : `${rounds} round(s) of ${selected.join(', ')} on ${paths.join(', ')}`;
+log(`measuring ${source.source} (${source.commit.slice(0, 12)}${source.dirty ? ', with uncommitted changes' : ''}); ${plan}; load average ${info.loadBefore.join(' ')}`);
 topo.create();
 const results = new Results();
 const ctx = { topo, dist: source.dist, paths, seconds, latencySeconds, idleConnections, idleSettle, log, cpuProfDir: process.env.SYNFIN_BENCH_CPUPROF || undefined, results, impairment: [] };
