@@ -77,6 +77,9 @@ medians. Raw results: bench/results/run-<date>-<commit>.json and .md (or --out).
   --out FILE            raw results to FILE (.json; a .md table next to it)
   -h, --help            this text
 
+Quick check of the harness (figures of no value): npm run bench:quick (one round of 3 s, 2,000
+idle connections followed for 5 s), or e.g. node bench/run.js --only latency --rounds 1 --seconds 2.
+
 Needs root, /dev/net/tun, and iperf3, wrk, nginx, haproxy, redis-server + redis-benchmark, gcc,
 libnetfilter-queue-dev, iptables, iproute2, curl (bench/setup.sh installs them).
 `;
