@@ -120,7 +120,8 @@ export class Topology {
     runSync('ip', ['-n', ns.lsc, 'link', 'set', 'lo', 'up']);
     this.veth(dev.sc, ns.lsc, `${ADDR.routedSynfinClient}/24`, dev.sr, ns.scli, `${ADDR.synfinRouterSide}/24`);
     runSync('ip', ['-n', ns.lsc, 'route', 'add', 'default', 'via', ADDR.synfinRouterSide]);
-    this.sysctl(ns.scli, 'net.ipv4.ip_forward', '1');
+    // scli forwards only while the loss workload runs (loss() turns it on and off): the other
+    // workloads' client namespace stays a plain host.
     for (const n of [ns.lcli, ns.lsc]) {
       this.sysctl(n, 'net.ipv4.ip_local_port_range', `${lo} ${hi}`);
       this.sysctl(n, 'net.ipv4.tcp_tw_reuse', '1');

@@ -428,6 +428,7 @@ export async function loss(ctx, round) {
   const DELAY = 5;
   const SEED = 1;
   topo.addRoutedPath();
+  topo.sysctl(topo.ns.scli, 'net.ipv4.ip_forward', '1');
   const iperfd = await startIperf(topo);
   const label = `${LOSS * 100}% loss + ${DELAY} ms each way, MTU 1500, CUBIC`;
   const routes = {
@@ -469,6 +470,7 @@ export async function loss(ctx, round) {
     }
   } finally {
     await iperfd.stop();
+    topo.sysctl(topo.ns.scli, 'net.ipv4.ip_forward', '0');
   }
 }
 
