@@ -81,10 +81,15 @@ backend servers
     this.pid = this.daemon.pid;
     const probe = String(PORT.echo);
     for (let i = 0; i < 100; i++) {
-      if (this.daemon.exited) throw new Error(`haproxy exited: ${this.daemon.stderr.trim().slice(-1500)}`);
+      if (this.daemon.exited) {
+        const err = this.daemon.stderr.trim().slice(-1500);
+        await this.stop();
+        throw new Error(`haproxy exited: ${err}`);
+      }
       if (tryRunSync('ss', ['-Htln', `sport = :${probe}`], { ns: this.topo.ns.sfn }).includes(probe)) return this;
       await sleep(100);
     }
+    await this.stop();
     throw new Error('haproxy did not listen within 10 s');
   }
 
