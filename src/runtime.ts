@@ -139,7 +139,6 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     idleTimeoutMs: config.idleTimeoutSeconds * 1000,
     upstreamBind: config.upstreamBind ?? undefined,
     maxDialsInFlight: Math.max(64, config.synBacklog),
-    observer: connections,
     events: hub,
     budget,
   });
@@ -180,8 +179,8 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       counters: () => ({
         segmentsIn: stack.segmentsIn,
         segmentsOut: stack.segmentsOut,
-        bytesClientToUpstream: connections.byteCounters.bytesClientToUpstream,
-        bytesUpstreamToClient: connections.byteCounters.bytesUpstreamToClient,
+        bytesClientToUpstream: hub.bytes.bytesClientToUpstream,
+        bytesUpstreamToClient: hub.bytes.bytesUpstreamToClient,
         tunRxPackets: tun.counters.rxPackets,
         tunRxBytes: tun.counters.rxBytes,
         tunTxPackets: tun.counters.txPackets,
@@ -195,7 +194,6 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     },
     VERSION,
   );
-  connections.onUpstreamConnect = (result, ms) => metrics.upstreamConnect(result, ms);
   const summary = createSummary(hub, connections, clock, {
     // The page takes the last kernel snapshot as it is and has it refreshed for its next update:
     // never a read of /proc/net/tcp on the event loop per page view.
