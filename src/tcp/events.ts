@@ -87,7 +87,10 @@ export interface ConnIdentity {
   readonly openedAt: number;
   /** Its 4-tuple; null only for a connection outside a stack's table (the state machine's own tests). */
   readonly flow: ConnFlow | null;
-  /** When its current state was entered (ms); a pending SYN's is its arrival. */
+  /**
+   * When its current state was entered (ms); a pending SYN's is its arrival. During a
+   * stateChange it is still the old state's (the event's `sinceMs`).
+   */
   readonly stateSince: number;
   /** Payload bytes received from the app in order and delivered to the owner (app → upstream). */
   readonly bytesIn: number;
