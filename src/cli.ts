@@ -25,7 +25,7 @@ function buildProgram(onRun: (flags: RawOptions, configFile: string | undefined)
     .description('run the proxy (the default command)')
     .option('--config <FILE>', 'read options from a YAML or JSON file (flags and SYNFIN_* variables win)');
   for (const spec of OPTION_SPECS) {
-    const opt = new Option(`--${spec.flag} <${spec.placeholder}>`, spec.help);
+    const opt = new Option(spec.kind === 'boolean' ? `--${spec.flag}` : `--${spec.flag} <${spec.placeholder}>`, spec.help);
     if (spec.kind === 'list') opt.argParser(collect);
     run.addOption(opt);
   }

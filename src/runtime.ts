@@ -16,6 +16,7 @@ import { createLogger, attachTransitionLogging, ThrottledWarning } from './obser
 import { createSummary } from './observability/summary.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { ConnectionRegistry } from './observability/registry.js';
+import { FlightRecorder } from './observability/history.js';
 import { UpstreamForwarder } from './proxy/forwarder.js';
 import { DestinationPolicy } from './proxy/policy.js';
 import { monotonicClock } from './stack/clock.js';
@@ -73,6 +74,11 @@ export interface Synfin {
   /** The --memory-limit budget every connection's buffers are charged to. */
   budget: MemoryBudget;
   metrics: Metrics;
+  /**
+   * The flight recorder (/api/history, --access-log). Its hooks `serviceOf` (the service
+   * catalogue's classifier) and `appProcessOf` (the app process resolver) are null until wired.
+   */
+  history: FlightRecorder;
   app: FastifyInstance;
   logger: Logger;
   /**
@@ -203,6 +209,14 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     },
   });
   const detachLogging = attachTransitionLogging(hub, logger, (conn) => connections.describe(conn));
+  // The flight recorder listens only when something reads it: the ring (--history N) or the access log.
+  const history = new FlightRecorder({ clock, capacity: config.history });
+  if (config.accessLog) {
+    // The log is the operator's own output (like the API on loopback); --api-addresses none hides addresses there too.
+    const redact = config.apiAddresses === 'none';
+    history.onRecord = (record) => logger.info(redact ? { ...record, client: 'redacted', destination: 'redacted' } : record, 'connection closed');
+  }
+  if (config.history > 0 || config.accessLog) history.attach(hub);
 
   const app = build({
     registry: metrics.registry,
@@ -214,6 +228,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     apiAddresses: config.apiAddresses,
     maxEventStreams: config.maxEventStreams,
     apiHosts: config.apiHosts,
+    history: config.history > 0 ? history.ring : null,
     beforeScrape: () => connections.prepareScrape(),
     plugins: [livePage(summary)],
   });
@@ -305,6 +320,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       }
       clearInterval(collector);
       detachLogging();
+      history.detach();
       summary.close();
       metrics.close();
       connections.close();
@@ -329,5 +345,5 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   }
 
   const impairment = impairedRx !== null && impairedTx !== null ? { rx: impairedRx.counters, tx: impairedTx.counters } : null;
-  return { config, tun, stack, proxy, budget, metrics, app, logger, impairment, listenUrl, shutdown };
+  return { config, tun, stack, proxy, budget, metrics, history, app, logger, impairment, listenUrl, shutdown };
 }
