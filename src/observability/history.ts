@@ -5,9 +5,9 @@
  * proxy's say the upstream leg's connect and end. A connection is in /api/connections while it is
  * in the stack's table (TIME-WAIT included) and in /api/history once it has left it (CLOSED).
  *
- * Cost: while a connection lives, one small draft (pooled) that each transition writes a state
- * and a time into; at its close one record written into the ring's columns (typed arrays: no
- * object per record, no string until a record is read). Records are built as objects only for
+ * Cost: while a connection lives, one row of a slab (LiveDrafts) that each transition writes a
+ * state and a time into; at its close one record written into the ring's columns (typed arrays:
+ * no object per record, no string until a record is read). Records are built as objects only for
  * /api/history and the access log.
  *
  * closedFirstBy says who ended the connection first:
@@ -282,7 +282,7 @@ function seconds(ms: number): number {
   return Math.round(Math.max(0, ms) * 1000) / 1e6;
 }
 
-/** A live connection's facts gathered so far (pooled: reused after its close). */
+/** A closed connection's facts on their way into the ring (the recorder reuses one). */
 export class Draft {
   id = 0;
   openedAt = 0;
@@ -295,9 +295,6 @@ export class Draft {
   hasFlow = false;
   /** Who ended it first so far (CLOSER_*). */
   closer = CLOSER_NONE;
-  /** An upstream connect was made (its result is `connectResult`). */
-  dialled = false;
-  connectResult: UpstreamResult = 'ok';
   connectMs = -1;
   handshakeMs = -1;
   bytesIn = 0;
@@ -311,9 +308,12 @@ export class Draft {
     this.id = id;
     this.openedAt = openedAt;
     this.hasFlow = false;
+    this.family = 4;
+    this.clientPort = 0;
+    this.destinationPort = 0;
+    this.client.fill(0);
+    this.destination.fill(0);
     this.closer = CLOSER_NONE;
-    this.dialled = false;
-    this.connectResult = 'ok';
     this.connectMs = -1;
     this.handshakeMs = -1;
     this.bytesIn = 0;
@@ -341,8 +341,117 @@ export class Draft {
   }
 }
 
-/** Bound on drafts kept for reuse. */
-const DRAFT_POOL = 1024;
+/**
+ * What the recorder knows of each live connection, in one slab of rows (no object per
+ * connection): its id, when it opened, its connect, who ended it first so far, and its states
+ * with their times. About 110 bytes a connection, plus its entry in the id → row map.
+ */
+const NUM_ID = 0;
+const NUM_OPENED_AT = 1;
+const NUM_CONNECT_MS = 2;
+const NUM_STATE_AT = 3;
+const NUM_WIDTH = NUM_STATE_AT + MAX_STATES;
+const CODE_CLOSER = 0;
+/** 0: no connect made; else 1 + the result's index in UPSTREAM_RESULT_CODES. */
+const CODE_CONNECT = 1;
+const CODE_STATES = 2;
+const CODE_STATE = 3;
+const CODE_WIDTH = CODE_STATE + MAX_STATES;
+const UPSTREAM_RESULT_CODES: readonly UpstreamResult[] = ['ok', 'refused', 'timeout', 'unreachable', 'error'];
+
+export class LiveDrafts {
+  private readonly rows = new Map<number, number>();
+  private readonly free: number[] = [];
+  private capacity = 0;
+  private highWater = 0;
+  nums = new Float64Array(0);
+  codes = new Uint8Array(0);
+
+  get size(): number {
+    return this.rows.size;
+  }
+
+  /** The row of a connection, or -1. */
+  rowOf(id: number): number {
+    return this.rows.get(id) ?? -1;
+  }
+
+  /** The row of a connection, made if it has none. */
+  open(id: number, openedAt: number): number {
+    let row = this.rows.get(id);
+    if (row !== undefined) return row;
+    row = this.free.pop() ?? this.highWater++;
+    if (row >= this.capacity) this.grow();
+    this.rows.set(id, row);
+    const n = row * NUM_WIDTH;
+    this.nums[n + NUM_ID] = id;
+    this.nums[n + NUM_OPENED_AT] = openedAt;
+    this.nums[n + NUM_CONNECT_MS] = -1;
+    this.codes.fill(0, row * CODE_WIDTH, row * CODE_WIDTH + CODE_WIDTH);
+    return row;
+  }
+
+  close(id: number): void {
+    const row = this.rows.get(id);
+    if (row === undefined) return;
+    this.rows.delete(id);
+    this.free.push(row);
+  }
+
+  closer(row: number): number {
+    return this.codes[row * CODE_WIDTH + CODE_CLOSER]!;
+  }
+  setCloser(row: number, closer: number): void {
+    this.codes[row * CODE_WIDTH + CODE_CLOSER] = closer;
+  }
+  /** The connect's result, or null when none was made. */
+  connectResult(row: number): UpstreamResult | null {
+    const c = this.codes[row * CODE_WIDTH + CODE_CONNECT]!;
+    return c === 0 ? null : UPSTREAM_RESULT_CODES[c - 1]!;
+  }
+  setConnect(row: number, result: UpstreamResult, ms: number): void {
+    this.codes[row * CODE_WIDTH + CODE_CONNECT] = UPSTREAM_RESULT_CODES.indexOf(result) + 1;
+    this.nums[row * NUM_WIDTH + NUM_CONNECT_MS] = ms;
+  }
+
+  /** A state entered at `at`; past MAX_STATES the last place keeps the latest (CLOSED stays last). */
+  addState(row: number, state: State, at: number): void {
+    const c = row * CODE_WIDTH;
+    const k = this.codes[c + CODE_STATES]!;
+    const i = k < MAX_STATES ? k : MAX_STATES - 1;
+    if (k < MAX_STATES) this.codes[c + CODE_STATES] = k + 1;
+    this.codes[c + CODE_STATE + i] = state;
+    this.nums[row * NUM_WIDTH + NUM_STATE_AT + i] = at;
+  }
+
+  lastState(row: number): number {
+    const c = row * CODE_WIDTH;
+    const k = this.codes[c + CODE_STATES]!;
+    return k === 0 ? -1 : this.codes[c + CODE_STATE + k - 1]!;
+  }
+
+  /** Copy a row into the record being written. */
+  copyTo(row: number, d: Draft): void {
+    const n = row * NUM_WIDTH;
+    const c = row * CODE_WIDTH;
+    d.reset(this.nums[n + NUM_ID]!, this.nums[n + NUM_OPENED_AT]!);
+    d.closer = this.codes[c + CODE_CLOSER]!;
+    d.connectMs = this.nums[n + NUM_CONNECT_MS]!;
+    const k = this.codes[c + CODE_STATES]!;
+    for (let i = 0; i < k; i++) d.addState(this.codes[c + CODE_STATE + i]! as State, this.nums[n + NUM_STATE_AT + i]!);
+  }
+
+  private grow(): void {
+    const capacity = Math.max(256, this.capacity * 2);
+    const nums = new Float64Array(capacity * NUM_WIDTH);
+    nums.set(this.nums);
+    const codes = new Uint8Array(capacity * CODE_WIDTH);
+    codes.set(this.codes);
+    this.nums = nums;
+    this.codes = codes;
+    this.capacity = capacity;
+  }
+}
 
 export interface RecorderOptions {
   clock: Clock;
@@ -353,10 +462,10 @@ export interface RecorderOptions {
 }
 
 /**
- * Subscribes to the hub, keeps a draft per live connection and writes its record into the ring
- * when it closes. Two hooks, set by whoever wires synfin: `serviceOf` names the destination
- * (default `other`) and `appProcessOf` finds the app's process (default none); `onRecord`
- * receives each record as an object (the access log) and costs nothing while unset.
+ * Subscribes to the hub, keeps a row per live connection (LiveDrafts) and writes its record into
+ * the ring when it closes. Two hooks, set by whoever wires synfin: `serviceOf` names the
+ * destination (default `other`) and `appProcessOf` finds the app's process (default none);
+ * `onRecord` receives each record as an object (the access log) and costs nothing while unset.
  */
 export class FlightRecorder {
   readonly ring: HistoryRing;
@@ -366,8 +475,9 @@ export class FlightRecorder {
   appProcessOf: ((connId: number) => AppProcess | null) | null = null;
   /** Every closed connection's record (the access log); records are only built while it is set. */
   onRecord: ((record: HistoryRecord) => void) | null = null;
-  private readonly drafts = new Map<number, Draft>();
-  private readonly pool: Draft[] = [];
+  private readonly live = new LiveDrafts();
+  /** The record being written (one, reused). */
+  private readonly draft = new Draft();
   private readonly clock: Clock;
   private readonly wallClock: () => number;
   private unsubscribe: (() => void) | null = null;
@@ -380,37 +490,32 @@ export class FlightRecorder {
     this.ring = new HistoryRing(opts.capacity);
   }
 
-  /** Live connections with a draft (tests: drafts are released at close). */
+  /** Live connections with a row (tests: rows are released at close). */
   get liveDrafts(): number {
-    return this.drafts.size;
+    return this.live.size;
   }
 
   attach(hub: EventHub): void {
     if (this.unsubscribe !== null) return;
+    const live = this.live;
     this.unsubscribe = hub.subscribe({
       opened: (conn: ConnIdentity) => {
-        this.draftFor(conn);
+        live.open(conn.id, conn.openedAt);
       },
       stateChange: (conn: ConnIdentity, from: State, to: State, now: number) => this.onTransition(conn, from, to, now),
       reset: (conn: ConnIdentity | null, direction: ResetDirection, reason: ResetReason) => {
         if (conn !== null) this.onReset(conn, direction, reason);
       },
       upstreamConnect: (connId: number, result: UpstreamResult, durationMs: number) => {
-        const d = this.drafts.get(connId);
-        if (d === undefined) return;
-        d.dialled = true;
-        d.connectResult = result;
-        d.connectMs = durationMs;
+        const row = live.rowOf(connId);
+        if (row >= 0) live.setConnect(row, result, durationMs);
       },
       upstreamEnded: (leg: UpstreamLeg) => {
-        const d = this.drafts.get(leg.id);
-        if (d !== undefined && d.closer === CLOSER_NONE) d.closer = CLOSER_UPSTREAM;
+        const row = live.rowOf(leg.id);
+        if (row >= 0 && live.closer(row) === CLOSER_NONE) live.setCloser(row, CLOSER_UPSTREAM);
       },
       closed: (conn: ConnIdentity, reason: CloseReason, now: number) => this.onClosed(conn, reason, now),
-      forgotten: (conn: ConnIdentity) => {
-        const d = this.drafts.get(conn.id);
-        if (d !== undefined) this.release(d);
-      },
+      forgotten: (conn: ConnIdentity) => live.close(conn.id),
     });
   }
 
@@ -419,66 +524,57 @@ export class FlightRecorder {
     this.unsubscribe = null;
   }
 
-  private draftFor(conn: ConnIdentity): Draft {
-    let d = this.drafts.get(conn.id);
-    if (d === undefined) {
-      d = this.pool.pop() ?? new Draft();
-      d.reset(conn.id, conn.openedAt);
-      this.drafts.set(conn.id, d);
-    }
-    d.takeFlow(conn);
-    return d;
-  }
-
-  private release(d: Draft): void {
-    this.drafts.delete(d.id);
-    if (this.pool.length < DRAFT_POOL) this.pool.push(d);
-  }
-
   private onTransition(conn: ConnIdentity, from: State, to: State, now: number): void {
-    const d = this.draftFor(conn);
-    d.addState(to, now);
-    if (d.closer !== CLOSER_NONE) return;
+    const live = this.live;
+    const row = live.open(conn.id, conn.openedAt);
+    live.addState(row, to, now);
+    if (live.closer(row) !== CLOSER_NONE) return;
     // RFC 9293 §3.10.7.4: the app's FIN takes an open connection to CLOSE_WAIT; our FIN (the
     // owner closed: the upstream finished) takes it to FIN_WAIT_1.
-    if (to === State.CLOSE_WAIT) d.closer = CLOSER_APP;
-    else if (to === State.FIN_WAIT_1 && (from === State.ESTABLISHED || from === State.SYN_RECEIVED)) d.closer = CLOSER_UPSTREAM;
+    if (to === State.CLOSE_WAIT) live.setCloser(row, CLOSER_APP);
+    else if (to === State.FIN_WAIT_1 && (from === State.ESTABLISHED || from === State.SYN_RECEIVED)) live.setCloser(row, CLOSER_UPSTREAM);
   }
 
   private onReset(conn: ConnIdentity, direction: ResetDirection, reason: ResetReason): void {
-    const d = this.drafts.get(conn.id);
-    if (d === undefined || d.closer !== CLOSER_NONE) return;
+    const live = this.live;
+    const row = live.rowOf(conn.id);
+    if (row < 0 || live.closer(row) !== CLOSER_NONE) return;
     if (direction === 'received') {
-      d.closer = CLOSER_APP;
+      live.setCloser(row, CLOSER_APP);
       return;
     }
     switch (reason) {
       case 'upstream_reset':
-        d.closer = CLOSER_UPSTREAM;
+        live.setCloser(row, CLOSER_UPSTREAM);
         return;
       case 'upstream_refused':
         // A refusal without a dial is synfin's (policy, loop, shutdown); after one, the destination's.
-        d.closer = d.dialled && d.connectResult !== 'timeout' ? CLOSER_UPSTREAM : CLOSER_SYNFIN;
+        live.setCloser(row, dialCloser(live.connectResult(row)));
         return;
       case 'bad_ack':
       case 'no_connection':
         // Answers to a stray segment: the connection goes on.
         return;
       default:
-        d.closer = CLOSER_SYNFIN;
+        live.setCloser(row, CLOSER_SYNFIN);
     }
   }
 
   private onClosed(conn: ConnIdentity, reason: CloseReason, now: number): void {
-    const d = this.drafts.get(conn.id);
-    if (d === undefined) return;
+    const live = this.live;
+    const row = live.rowOf(conn.id);
+    if (row < 0) return;
+    if (live.lastState(row) !== State.CLOSED) live.addState(row, State.CLOSED, now);
+    const d = this.draft;
+    live.copyTo(row, d);
+    const connectResult = live.connectResult(row);
+    live.close(conn.id);
     d.takeFlow(conn);
-    if (d.nStates === 0 || d.stateCodes[Math.min(d.nStates, MAX_STATES) - 1] !== State.CLOSED) d.addState(State.CLOSED, now);
     d.bytesIn = conn.bytesIn;
     d.bytesOut = conn.bytesOut;
     d.retransmits = conn.retransmits;
     d.handshakeMs = conn.handshakeMs;
-    const closer = d.closer !== CLOSER_NONE ? d.closer : closerOf(reason, d);
+    const closer = d.closer !== CLOSER_NONE ? d.closer : closerOf(reason, connectResult);
     const wall = this.wallClock();
     const durationMs = Math.max(0, now - d.openedAt);
     const service = d.hasFlow && this.serviceOf !== null ? this.serviceOf(d.family, d.destination, d.destinationPort) : OTHER;
@@ -490,17 +586,21 @@ export class FlightRecorder {
       if (ring === this.scratch) ring.add(d, wall, durationMs, reason, closer, service, app);
       onRecord(ring.query({}, Infinity, 1, 1).records[0]!);
     }
-    this.release(d);
   }
 }
 
+/** Who ended a connection whose dial failed: the destination, unless it never answered (synfin's connect timeout) or was never dialled (a refusal of synfin's). */
+function dialCloser(result: UpstreamResult | null): number {
+  return result !== null && result !== 'timeout' ? CLOSER_UPSTREAM : CLOSER_SYNFIN;
+}
+
 /** Who closed first, from the close's reason alone (nothing earlier said). */
-function closerOf(reason: CloseReason, d: Draft): number {
+function closerOf(reason: CloseReason, connectResult: UpstreamResult | null): number {
   switch (reason) {
     case 'reset_received':
       return CLOSER_APP;
     case 'upstream_failed':
-      return d.dialled && d.connectResult !== 'timeout' ? CLOSER_UPSTREAM : CLOSER_SYNFIN;
+      return dialCloser(connectResult);
     default:
       return CLOSER_SYNFIN;
   }

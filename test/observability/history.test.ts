@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { build } from '../../src/http/app.js';
 import { createMetrics } from '../../src/observability/metrics.js';
-import { Draft, FlightRecorder, HistoryRing, MAX_STATES, type HistoryRecord } from '../../src/observability/history.js';
+import { Draft, FlightRecorder, HistoryRing, LiveDrafts, MAX_STATES, type HistoryRecord } from '../../src/observability/history.js';
 import type { UpstreamLeg } from '../../src/stack/upstream-leg.js';
 import type { ConnHandler, TcpConn } from '../../src/tcp/conn.js';
 import type { CloseReason } from '../../src/tcp/events.js';
@@ -380,5 +380,26 @@ describe('GET /api/history', () => {
     const res = await app.inject({ url: '/api/history', remoteAddress: '127.0.0.1' });
     expect(res.statusCode).toBe(404);
     expect(res.json().error).toContain('--history 0');
+  });
+});
+
+describe('flight recorder: live connections', () => {
+  it('keep one slab row each, reused after the close; past MAX_STATES states, the latest stays last', () => {
+    const live = new LiveDrafts();
+    const a = live.open(1, 100);
+    expect(live.open(1, 999)).toBe(a);
+    for (let i = 0; i < MAX_STATES + 2; i++) live.addState(a, State.ESTABLISHED, 100 + i);
+    live.addState(a, State.CLOSED, 500);
+    expect(live.lastState(a)).toBe(State.CLOSED);
+    live.setConnect(a, 'refused', 12);
+    expect(live.connectResult(a)).toBe('refused');
+    const d = new Draft();
+    live.copyTo(a, d);
+    expect([d.id, d.openedAt, d.connectMs, d.nStates, d.stateAt[MAX_STATES - 1]]).toEqual([1, 100, 12, MAX_STATES, 500]);
+    live.close(1);
+    expect(live.size).toBe(0);
+    const b = live.open(2, 0);
+    expect(b).toBe(a);
+    expect([live.closer(b), live.connectResult(b), live.lastState(b)]).toEqual([0, null, -1]);
   });
 });
