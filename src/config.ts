@@ -18,7 +18,7 @@ import { parseByteSize } from './tcp/memory-budget.js';
 
 
 
-/** The most closed connections --history may keep (about 190 MB at 190 bytes a record). */
+/** The most closed connections --history may keep (about 175 MB at 175 bytes a record). */
 export const MAX_HISTORY = 1_000_000;
 
 export interface Config {
@@ -94,7 +94,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'impair', flag: 'impair', kind: 'string', placeholder: 'SPEC', help: 'testing: seeded loss/delay in front of the device, e.g. loss=0.01,delay=5,seed=1' },
   { key: 'maxEventStreams', flag: 'max-event-streams', kind: 'number', placeholder: 'N', help: 'most /api/events readers at once, more get 503; 0 turns the stream off (default 16)' },
   { key: 'apiHosts', flag: 'api-host', kind: 'list', placeholder: 'NAME', help: 'a Host name the API and page answer to besides IP addresses and localhost; others get 421 (repeatable)' },
-  { key: 'history', flag: 'history', kind: 'number', placeholder: 'N', help: 'closed connections kept for /api/history (about 190 bytes each); 0 turns the recorder off (default 10000)' },
+  { key: 'history', flag: 'history', kind: 'number', placeholder: 'N', help: 'closed connections kept for /api/history (about 175 bytes each); 0 turns the recorder off (default 10000)' },
   { key: 'accessLog', flag: 'access-log', kind: 'boolean', placeholder: '', help: 'log one info line per closed connection (its /api/history record)' },
 ];
 
