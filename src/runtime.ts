@@ -12,7 +12,7 @@ import type { Config } from './config.js';
 import { ConfigError, SynfinError } from './errors.js';
 import { build } from './http/app.js';
 import { livePage } from './http/page.js';
-import { createLogger, attachTransitionLogging, ThrottledWarning } from './observability/log.js';
+import { accessLog, createLogger, attachTransitionLogging, ThrottledWarning } from './observability/log.js';
 import { createSummary } from './observability/summary.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { ConnectionRegistry } from './observability/registry.js';
@@ -213,8 +213,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   const history = new FlightRecorder({ clock, capacity: config.history });
   if (config.accessLog) {
     // The log is the operator's own output (like the API on loopback); --api-addresses none hides addresses there too.
-    const redact = config.apiAddresses === 'none';
-    history.onRecord = (record) => logger.info(redact ? { ...record, client: 'redacted', destination: 'redacted' } : record, 'connection closed');
+    history.onRecord = accessLog(logger, config.apiAddresses === 'none');
   }
   if (config.history > 0 || config.accessLog) history.attach(hub);
 

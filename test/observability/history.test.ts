@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { build } from '../../src/http/app.js';
 import { createMetrics } from '../../src/observability/metrics.js';
+import { accessLog, createLogger } from '../../src/observability/log.js';
 import { Draft, FlightRecorder, HistoryRing, LiveDrafts, MAX_STATES, type HistoryRecord } from '../../src/observability/history.js';
 import type { UpstreamLeg } from '../../src/stack/upstream-leg.js';
 import type { ConnHandler, TcpConn } from '../../src/tcp/conn.js';
@@ -401,5 +402,24 @@ describe('flight recorder: live connections', () => {
     const b = live.open(2, 0);
     expect(b).toBe(a);
     expect([live.closer(b), live.connectResult(b), live.lastState(b)]).toEqual([0, null, -1]);
+  });
+});
+
+describe('--access-log', () => {
+  it('writes each record as one info line whatever --log-level says, addresses redacted on demand', () => {
+    const ring = new HistoryRing(1);
+    ring.add(draft(7, 0, 5000), WALL0 + 1000, 250, 'fin', 2, 'other', null);
+    const record = ring.query({}, Infinity, 1, 1).records[0]!;
+    for (const level of ['info', 'warn', 'silent'] as const) {
+      const lines: Array<Record<string, unknown>> = [];
+      const logger = createLogger(level, { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) });
+      accessLog(logger, false)(record);
+      logger.info('other info');
+      expect(lines.filter((l) => l.msg === 'connection closed')).toEqual([{ level: 30, time: expect.any(String), name: 'synfin', msg: 'connection closed', ...record }]);
+      expect(lines.some((l) => l.msg === 'other info')).toBe(level === 'info');
+    }
+    const lines: Array<Record<string, unknown>> = [];
+    accessLog(createLogger('info', { write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>) }), true)(record);
+    expect(lines[0]).toMatchObject({ id: 7, client: 'redacted', destination: 'redacted', closedFirstBy: 'upstream' });
   });
 });
