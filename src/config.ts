@@ -18,6 +18,9 @@ import { parseByteSize } from './tcp/memory-budget.js';
 
 
 
+/** The most closed connections --history may keep (about 175 MB at 175 bytes a record). */
+export const MAX_HISTORY = 1_000_000;
+
 export interface Config {
   tun: string;
   addresses: string[];
@@ -51,13 +54,18 @@ export interface Config {
   apiHosts: string[];
   /** Buffer budget of all connections together, bytes; null = from the cgroup or 256 MiB (src/stack/memory-budget.ts). */
   memoryLimit: number | null;
+  /** Closed connections the flight recorder keeps for /api/history; 0 turns it off (src/observability/history.ts). */
+  history: number;
+  /** One pino info line per closed connection, the history record (off by default). */
+  accessLog: boolean;
 }
 
 /** One option of the product surface: its flag, its type, and its default. */
 interface OptionSpec {
   key: keyof Config;
   flag: string;
-  kind: 'string' | 'number' | 'list' | 'bytes';
+  /** `boolean`: a flag without a value (`--access-log`); `true`/`false`/`1`/`0` in the environment and the file. */
+  kind: 'string' | 'number' | 'list' | 'bytes' | 'boolean';
   help: string;
   placeholder: string;
 }
@@ -86,6 +94,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'impair', flag: 'impair', kind: 'string', placeholder: 'SPEC', help: 'testing: seeded loss/delay in front of the device, e.g. loss=0.01,delay=5,seed=1' },
   { key: 'maxEventStreams', flag: 'max-event-streams', kind: 'number', placeholder: 'N', help: 'most /api/events readers at once, more get 503; 0 turns the stream off (default 16)' },
   { key: 'apiHosts', flag: 'api-host', kind: 'list', placeholder: 'NAME', help: 'a Host name the API and page answer to besides IP addresses and localhost; others get 421 (repeatable)' },
+  { key: 'history', flag: 'history', kind: 'number', placeholder: 'N', help: 'closed connections kept for /api/history (about 175 bytes each); 0 turns the recorder off (default 10000)' },
+  { key: 'accessLog', flag: 'access-log', kind: 'boolean', placeholder: '', help: 'log one info line per closed connection (its /api/history record)' },
 ];
 
 export const DEFAULT_CONFIG: Config = {
@@ -113,6 +123,8 @@ export const DEFAULT_CONFIG: Config = {
   maxEventStreams: 16,
   apiHosts: [],
   memoryLimit: null,
+  history: 10_000,
+  accessLog: false,
 };
 
 /** Environment variable of an option: --connect-timeout → SYNFIN_CONNECT_TIMEOUT. */
@@ -180,6 +192,13 @@ function convert(spec: OptionSpec, raw: unknown, source: string): unknown {
       if (!Number.isFinite(n)) throw new ConfigError(`${source}: "${String(raw)}" is not a size (bytes, or with KiB/MiB/GiB)`);
       return n;
     }
+    case 'boolean': {
+      if (raw === true || raw === false) return raw;
+      const text = String(raw).trim().toLowerCase();
+      if (text === 'true' || text === '1' || text === 'yes' || text === 'on') return true;
+      if (text === 'false' || text === '0' || text === 'no' || text === 'off') return false;
+      throw new ConfigError(`${source}: "${String(raw)}" is not true or false`);
+    }
     case 'list': {
       const list = Array.isArray(raw) ? raw : [raw];
       return list.map((v) => {
@@ -230,6 +249,8 @@ function validate(c: Config): void {
   if (c.impair !== null) {
     parseFaultSpec(c.impair); // throws ConfigError naming the bad item
   }
+  integer(c.history, '--history', 0);
+  if (c.history > MAX_HISTORY) throw new ConfigError(`--history: ${c.history} is out of range (0-${MAX_HISTORY})`);
   integer(c.maxEventStreams, '--max-event-streams', 0);
   if (c.maxEventStreams > 10_000) throw new ConfigError(`--max-event-streams: ${c.maxEventStreams} is out of range (0-10000)`);
   for (const h of c.apiHosts) {

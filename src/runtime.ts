@@ -12,11 +12,12 @@ import type { Config } from './config.js';
 import { ConfigError, SynfinError } from './errors.js';
 import { build } from './http/app.js';
 import { livePage } from './http/page.js';
-import { createLogger, attachTransitionLogging, ThrottledWarning } from './observability/log.js';
+import { accessLog, createLogger, attachTransitionLogging, ThrottledWarning } from './observability/log.js';
 import { createSummary } from './observability/summary.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { ephemeralPortCount } from './observability/process-metrics.js';
 import { ConnectionRegistry } from './observability/registry.js';
+import { FlightRecorder } from './observability/history.js';
 import { UpstreamForwarder } from './proxy/forwarder.js';
 import { DestinationPolicy } from './proxy/policy.js';
 import { monotonicClock } from './stack/clock.js';
@@ -74,6 +75,11 @@ export interface Synfin {
   /** The --memory-limit budget every connection's buffers are charged to. */
   budget: MemoryBudget;
   metrics: Metrics;
+  /**
+   * The flight recorder (/api/history, --access-log). Its hooks `serviceOf` (the service
+   * catalogue's classifier) and `appProcessOf` (the app process resolver) are null until wired.
+   */
+  history: FlightRecorder;
   app: FastifyInstance;
   logger: Logger;
   /**
@@ -140,7 +146,6 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     idleTimeoutMs: config.idleTimeoutSeconds * 1000,
     upstreamBind: config.upstreamBind ?? undefined,
     maxDialsInFlight: Math.max(64, config.synBacklog),
-    observer: connections,
     events: hub,
     budget,
   });
@@ -181,8 +186,8 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       counters: () => ({
         segmentsIn: stack.segmentsIn,
         segmentsOut: stack.segmentsOut,
-        bytesClientToUpstream: connections.byteCounters.bytesClientToUpstream,
-        bytesUpstreamToClient: connections.byteCounters.bytesUpstreamToClient,
+        bytesClientToUpstream: hub.bytes.bytesClientToUpstream,
+        bytesUpstreamToClient: hub.bytes.bytesUpstreamToClient,
         tunRxPackets: tun.counters.rxPackets,
         tunRxBytes: tun.counters.rxBytes,
         tunTxPackets: tun.counters.txPackets,
@@ -197,7 +202,6 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     },
     VERSION,
   );
-  connections.onUpstreamConnect = (result, ms) => metrics.upstreamConnect(result, ms);
   const summary = createSummary(hub, connections, clock, {
     // The page takes the last kernel snapshot as it is and has it refreshed for its next update:
     // never a read of /proc/net/tcp on the event loop per page view.
@@ -207,6 +211,13 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     },
   });
   const detachLogging = attachTransitionLogging(hub, logger, (conn) => connections.describe(conn));
+  // The flight recorder listens only when something reads it: the ring (--history N) or the access log.
+  const history = new FlightRecorder({ clock, capacity: config.history });
+  if (config.accessLog) {
+    // The log is the operator's own output (like the API on loopback); --api-addresses none hides addresses there too.
+    history.onRecord = accessLog(logger, config.apiAddresses === 'none');
+  }
+  if (config.history > 0 || config.accessLog) history.attach(hub);
 
   const app = build({
     registry: metrics.registry,
@@ -218,6 +229,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     apiAddresses: config.apiAddresses,
     maxEventStreams: config.maxEventStreams,
     apiHosts: config.apiHosts,
+    history: config.history > 0 ? history.ring : null,
     beforeScrape: () => connections.prepareScrape(),
     plugins: [livePage(summary)],
     log: logger.child({ component: 'http' }),
@@ -312,6 +324,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       }
       clearInterval(collector);
       detachLogging();
+      history.detach();
       summary.close();
       metrics.close();
       connections.close();
@@ -336,5 +349,5 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   }
 
   const impairment = impairedRx !== null && impairedTx !== null ? { rx: impairedRx.counters, tx: impairedTx.counters } : null;
-  return { config, tun, stack, proxy, budget, metrics, app, logger, impairment, listenUrl, shutdown };
+  return { config, tun, stack, proxy, budget, metrics, history, app, logger, impairment, listenUrl, shutdown };
 }

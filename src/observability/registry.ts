@@ -5,11 +5,10 @@
  * TIME_WAIT can be counted (synfin_upstream_sockets) by matching /proc/net/tcp{,6}.
  */
 import type { Clock } from '../stack/clock.js';
-import type { FlowTuple } from '../stack/flow-table.js';
-import { COL_CREATED_AT, COL_LAST_ACTIVITY_AT, COL_STATE_SINCE, ConnEntry, PendingSyn, ROW_PENDING_SYN, ROW_WIDTH, TimeWaitEntry, type Stack } from '../stack/stack.js';
-import type { ByteCounters, UpstreamLeg, UpstreamObserver, UpstreamResult } from '../stack/upstream-leg.js';
-import { TcpConn } from '../tcp/conn.js';
-import type { ConnIdentity } from '../tcp/events.js';
+import { COL_CREATED_AT, COL_LAST_ACTIVITY_AT, COL_STATE_SINCE, KIND_CONN, KIND_SYN, ROW_PENDING_SYN, ROW_WIDTH, type TimeWaitEntry, type Stack } from '../stack/stack.js';
+import type { UpstreamLeg } from '../stack/upstream-leg.js';
+import type { TcpConn } from '../tcp/conn.js';
+import type { ConnFlow, ConnIdentity } from '../tcp/events.js';
 import { State, STATE_NAMES } from '../tcp/state.js';
 import {
   KERNEL_TCP_STATE_NAMES,
@@ -42,22 +41,17 @@ const AHEAD_SLACK_MS = 1000;
 const MIN_ANTICIPATED_INTERVAL_MS = 2000;
 const MAX_ANTICIPATED_INTERVAL_MS = 10 * 60_000;
 
-export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
-  /** Every pipe counts its bytes here (the proxy hands it to each pipe). */
-  readonly byteCounters: ByteCounters = { bytesClientToUpstream: 0, bytesUpstreamToClient: 0 };
-  onUpstreamConnect: ((result: UpstreamResult, ms: number) => void) | null = null;
+export class ConnectionRegistry implements ConnectionSource {
   private stack: Stack | null = null;
   private readonly legsById = new Map<number, UpstreamLeg>();
   /** Every connection of the stack (pending SYNs included) by id, in id order: pages walk it. */
-  private readonly flows = new IdIndex<FlowTuple>();
+  private readonly flows = new IdIndex<ConnFlow>();
   private readonly info = new Float64Array(TCP_INFO_FIELDS);
   private lastScrapeAt = -Infinity;
   private aheadTimer: NodeJS.Timeout | null = null;
   /** A snapshot was taken in the background for the scrape now due, when kernel.changes was aheadChanges. */
   private aheadSnapshot = false;
   private aheadChanges = 0;
-  /** What a connection was when it entered TIME-WAIT (the compact record keeps only protocol state). */
-  private readonly timeWaitInfo = new Map<number, { createdAt: number; bytesIn: number; bytesOut: number }>();
 
   /**
    * The kernel's sockets of this namespace, read off the event loop: callers that need them fresh
@@ -117,50 +111,41 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     this.aheadTimer = null;
   }
 
+  /** Follow the stack's table (by its events) and the proxy's upstream legs (published on the same hub). */
   attach(stack: Stack): void {
     this.stack = stack;
     stack.events.subscribe({
       opened: (conn: ConnIdentity) => {
-        if (conn instanceof PendingSyn) this.flows.add(conn.id, conn.flow);
-      },
-      stateChange: (conn: ConnIdentity, _from: State, to: State) => {
-        if (to === State.TIME_WAIT) {
-          const c = conn instanceof TcpConn ? conn : null;
-          this.timeWaitInfo.set(conn.id, { createdAt: conn.openedAt, bytesIn: c?.bytesIn ?? 0, bytesOut: c?.bytesOut ?? 0 });
-        }
+        if (conn.flow !== null) this.flows.add(conn.id, conn.flow);
       },
       closed: (conn: ConnIdentity) => {
         this.flows.delete(conn.id);
-        this.timeWaitInfo.delete(conn.id);
       },
-      // A pending SYN forgotten without an answer (the dial cap, Stack.dropPendingQuietly) leaves
-      // the table with no `closed` event: it is settled and out of the table when its drop comes.
-      drop: (conn: ConnIdentity | null) => {
-        if (conn instanceof PendingSyn && conn.settled && conn.slotInTable < 0) this.flows.delete(conn.id);
+      // A pending SYN forgotten without an answer (the dial cap) leaves the table with no `closed` event.
+      forgotten: (conn: ConnIdentity) => {
+        this.flows.delete(conn.id);
       },
+      upstreamOpened: (leg: UpstreamLeg) => this.legOpened(leg),
+      upstreamClosed: (leg: UpstreamLeg) => this.legClosed(leg),
     });
   }
 
-  // ------------------------------------------------------------ UpstreamObserver
-  upstreamConnect(_connId: number, result: UpstreamResult, durationMs: number): void {
-    this.onUpstreamConnect?.(result, durationMs);
-  }
-  legOpened(leg: UpstreamLeg): void {
+  private legOpened(leg: UpstreamLeg): void {
     this.legsById.set(leg.id, leg);
     // The 4-tuple to watch in the kernel's table, as numbers: the local end as the connect call
     // read it (getsockname), the remote end as dialled.
     const t = leg.watchedTuple();
     if (t !== null) this.kernel.watchEndpoints(leg.id, t.local, t.remoteWords, t.remotePort);
   }
-  legClosed(leg: UpstreamLeg): void {
+  private legClosed(leg: UpstreamLeg): void {
     const id = leg.id;
     if (this.legsById.get(id) === leg) this.legsById.delete(id);
     this.kernel.release(id);
   }
 
   describe(conn: ConnIdentity): { client: string; destination: string } | null {
-    const f = this.flows.get(conn.id);
-    if (f === undefined) return null;
+    const f = conn.flow;
+    if (f === null) return null;
     return { client: formatEndpoint(f.family, f.remote, f.remotePort), destination: formatEndpoint(f.family, f.local, f.localPort) };
   }
 
@@ -227,26 +212,22 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       const flow = index.at(i);
       if (flow === null) continue;
       const e = stack.entryFor(flow);
-      if (e === undefined || e instanceof PendingSyn) continue; // gone, or not a connection of the table yet
+      if (e === undefined || e.kind === KIND_SYN) continue; // gone, or not a connection of the table yet
       if (examined === maxExamined) return { rows, more: false, resumeAfterId: lastId };
       examined++;
       lastId = index.idAt(i);
       const matched =
-        e instanceof ConnEntry
+        e.kind === KIND_CONN
           ? matchesCompiled(f, e.conn.state, e.conn.createdAt, e.conn.lastActivityAt, flow.family, flow.local, flow.localPort, now)
-          : matchesCompiled(f, State.TIME_WAIT, this.timeWaitCreatedAt(e), e.rec.enteredAt, flow.family, flow.local, flow.localPort, now);
+          : matchesCompiled(f, State.TIME_WAIT, e.openedAt, e.rec.enteredAt, flow.family, flow.local, flow.localPort, now);
       if (!matched) continue;
       if (rows.length === q.limit) return { rows, more: true, resumeAfterId: null };
-      rows.push(e instanceof ConnEntry ? this.connRow(flow, e.conn, now) : this.timeWaitRow(e, now));
+      rows.push(e.kind === KIND_CONN ? this.connRow(flow, e.conn, now) : this.timeWaitRow(e, now));
     }
     return { rows, more: false, resumeAfterId: null };
   }
 
-  private timeWaitCreatedAt(e: TimeWaitEntry): number {
-    return this.timeWaitInfo.get(e.rec.id)?.createdAt ?? e.rec.enteredAt;
-  }
-
-  private connRow(flow: FlowTuple, conn: TcpConn, now: number): ConnectionRow {
+  private connRow(flow: ConnFlow, conn: TcpConn, now: number): ConnectionRow {
     const leg = this.legsById.get(conn.id);
     let upstreamState: string | null = null;
     let upstreamRttSeconds: number | null = null;
@@ -289,7 +270,6 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
 
   private timeWaitRow(e: TimeWaitEntry, now: number): ConnectionRow {
     const { flow, rec } = e;
-    const info = this.timeWaitInfo.get(rec.id);
     const appKernelState = this.appKernelState(flow);
     return {
       id: rec.id,
@@ -304,13 +284,13 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       upstreamRetransmits: null,
       waitingOn: null,
       waitingSeconds: null,
-      ageSeconds: (now - (info?.createdAt ?? rec.enteredAt)) / 1000,
+      ageSeconds: (now - e.openedAt) / 1000,
       stateAgeSeconds: (now - rec.enteredAt) / 1000,
       idleSeconds: (now - rec.enteredAt) / 1000,
-      bytesIn: info?.bytesIn ?? 0,
-      bytesOut: info?.bytesOut ?? 0,
+      bytesIn: e.bytesIn,
+      bytesOut: e.bytesOut,
       rttSeconds: null,
-      retransmits: 0,
+      retransmits: e.retransmits,
       sendWindow: 0,
       receiveWindow: rec.window,
     };
@@ -320,7 +300,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
    * Where the app shares our network namespace (the sidecar), its sockets are in our kernel's
    * table: its true state by 4-tuple, from the last snapshot, instead of inferring it.
    */
-  private appKernelState(flow: FlowTuple): KernelState | undefined {
+  private appKernelState(flow: ConnFlow): KernelState | undefined {
     const kernel = this.kernel;
     return kernel.size === 0 ? undefined : kernel.stateOf(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort);
   }

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { MemoryBudget } from '../tcp/memory-budget.js';
 import { TcpConn, rstForUnknown, type ConnHandler } from '../tcp/conn.js';
 import type { TcpConfig } from '../tcp/config.js';
-import type { ConnIdentity, ResetReason } from '../tcp/events.js';
+import type { ConnFlow, ConnIdentity, ResetReason } from '../tcp/events.js';
 import { IsnGenerator } from '../tcp/isn.js';
 import { OutSegment, Segment, TcpFlag } from '../wire/segment.js';
 import { State } from '../tcp/state.js';
@@ -51,9 +51,10 @@ import type { LinkRx, LinkTx } from '../wire/link.js';
 /** Domain word of the flow table's key, derived from the stack's secret: "FLW1". */
 const FLOW_KEY_DOMAIN = 0x464c5731;
 
-const KIND_CONN = 1;
-const KIND_SYN = 2;
-const KIND_TIME_WAIT = 3;
+/** Which of the table's entries an entry is (`entry.kind`): a connection, a pending SYN, a TIME-WAIT record. */
+export const KIND_CONN = 1;
+export const KIND_SYN = 2;
+export const KIND_TIME_WAIT = 3;
 
 /** What a bare ACK for no connection turned out to be, while cookies may be outstanding. */
 const COOKIE_ACCEPTED = 0;
@@ -145,30 +146,65 @@ export class PendingSyn implements FlowEntry, Schedulable, SynOffer {
   get openedAt(): number {
     return this.synAt;
   }
+  /** ConnIdentity: still where its SYN put it (no state of the state machine yet). */
+  get stateSince(): number {
+    return this.synAt;
+  }
+  /** ConnIdentity: no byte moves before the handshake, nothing is retransmitted by a pending SYN. */
+  get bytesIn(): number {
+    return 0;
+  }
+  get bytesOut(): number {
+    return 0;
+  }
+  get retransmits(): number {
+    return 0;
+  }
+  get handshakeMs(): number {
+    return -1;
+  }
 
   writeRow(columns: SlotColumns, slot: number): void {
     columns.code[slot] = ROW_PENDING_SYN;
   }
 }
 
-/** A connection in TIME-WAIT: its compact record plus what the observers still report of it. */
+/**
+ * A connection in TIME-WAIT: its compact record (protocol state only) plus the facts its events
+ * still carry (ConnIdentity), copied from the connection it replaced.
+ */
 export class TimeWaitEntry implements FlowEntry, Schedulable, ConnIdentity {
   readonly kind = KIND_TIME_WAIT;
   nextInBucket: FlowEntry | null = null;
   slotInTable = -1;
   heapAt = Infinity;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly retransmits: number;
+  readonly handshakeMs: number;
   constructor(
     readonly flow: FlowTuple,
     public rec: TimeWaitRecord,
     /** When the connection's SYN arrived (connection duration is measured to CLOSED). */
     readonly createdAt: number,
-  ) {}
+    /** The connection that entered TIME-WAIT (its counts are kept, not the connection). */
+    conn: ConnIdentity,
+  ) {
+    this.bytesIn = conn.bytesIn;
+    this.bytesOut = conn.bytesOut;
+    this.retransmits = conn.retransmits;
+    this.handshakeMs = conn.handshakeMs;
+  }
   get id(): number {
     return this.rec.id;
   }
   /** ConnIdentity: when the connection's SYN arrived. */
   get openedAt(): number {
     return this.createdAt;
+  }
+  /** ConnIdentity: when it entered TIME-WAIT (a restarted 2×MSL timer does not move it). */
+  get stateSince(): number {
+    return this.rec.enteredAt;
   }
 
   /** Fixed for the record's life: a restarted 2×MSL timer does not move when it entered TIME-WAIT. */
@@ -356,7 +392,7 @@ export class Stack implements LinkRx, TimeWaitGate {
    * record of one incarnation; a new SYN for the same 4-tuple gets a new tuple), or undefined
    * once it left the table. A hash lookup: what a page of /api/connections costs per row.
    */
-  entryFor(flow: FlowTuple): ConnEntry | PendingSyn | TimeWaitEntry | undefined {
+  entryFor(flow: ConnFlow): ConnEntry | PendingSyn | TimeWaitEntry | undefined {
     const k = this.lookupKey;
     k.family = flow.family;
     k.src = flow.remote;
@@ -675,6 +711,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     const conn = new TcpConn(req.id, this.tcp, this.events, handler, now, this.budget);
     const entry = new ConnEntry(req.flow, conn);
     conn.tableEntry = entry;
+    conn.flow = req.flow;
     conn.timeWaitGate = this;
     const f = req.flow;
     const syn = this.seg;
@@ -727,6 +764,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     req.settled = true;
     this.removePending(req);
     this.events.drop(req, 'syn_limit');
+    this.events.forgotten(req, this.clock.now());
   }
 
   private removePending(req: PendingSyn): void {
@@ -811,7 +849,7 @@ export class Stack implements LinkRx, TimeWaitGate {
   private swapForRecord(entry: ConnEntry): void {
     const conn = entry.conn;
     const rec = conn.toTimeWait();
-    const tw = new TimeWaitEntry(entry.flow, rec, conn.createdAt);
+    const tw = new TimeWaitEntry(entry.flow, rec, conn.createdAt, conn);
     if (entry.timeWaitReserved) {
       entry.timeWaitReserved = false;
       this.timeWaitReserved--;
