@@ -115,6 +115,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     netns: opts.netns,
     dropCapabilities: opts.dropCapabilities === true,
     listenPort: config.listenPort,
+    keepCapabilities: config.keepCapabilities,
   });
   const mtu = tun.mtu;
   const tcp = defaultTcpConfig({

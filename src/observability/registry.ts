@@ -20,6 +20,7 @@ import {
   tcpInfo,
 } from './tcp-info.js';
 import { formatEndpoint } from '../wire/packet.js';
+import { MIN_WALK_INTERVAL_MS, SocketOwners, type AppProcessInfo } from './app-process.js';
 import { IdIndex } from './id-index.js';
 import { KernelSockets, type KernelState } from './kernel-sockets.js';
 import type { ConnectionSample } from './metrics.js';
@@ -64,9 +65,26 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
    * (/metrics, /api/connections) await `refreshKernel()` first; the live page takes them as they are.
    */
   readonly kernel: KernelSockets;
+  /** Which process holds each app socket (app-process.ts), cached by inode. */
+  readonly owners: SocketOwners;
+  /**
+   * The app process last resolved for a connection (rows returned by the API, connections waiting
+   * on the app), for the flight recorder at its close: appProcessOf(). Entries of closed
+   * connections go at the next resolution after their close.
+   */
+  private readonly appById = new Map<number, AppProcessInfo>();
+  private closedAppIds: number[] = [];
+  private appTimer: NodeJS.Timeout | null = null;
+  private appTick: Promise<void> | null = null;
+  private readonly appIntervalMs: number;
 
-  constructor(private readonly clock: Clock) {
+  constructor(
+    private readonly clock: Clock,
+    opts: { procRoot?: string; ownerWalkIntervalMs?: number } = {},
+  ) {
     this.kernel = new KernelSockets(() => clock.now());
+    this.appIntervalMs = opts.ownerWalkIntervalMs ?? MIN_WALK_INTERVAL_MS;
+    this.owners = new SocketOwners(() => clock.now(), { procRoot: opts.procRoot, minWalkIntervalMs: this.appIntervalMs });
   }
 
   /** A kernel socket snapshot no older than `maxAgeMs`, before rows() or upstreamSocketStates(). */
@@ -111,10 +129,12 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     this.aheadTimer.unref();
   }
 
-  /** Stop the background read scheduled for the next scrape. */
+  /** Stop the background read scheduled for the next scrape, and the app process watch. */
   close(): void {
     if (this.aheadTimer !== null) clearTimeout(this.aheadTimer);
     this.aheadTimer = null;
+    if (this.appTimer !== null) clearInterval(this.appTimer);
+    this.appTimer = null;
   }
 
   attach(stack: Stack): void {
@@ -132,6 +152,8 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       closed: (conn: ConnIdentity) => {
         this.flows.delete(conn.id);
         this.timeWaitInfo.delete(conn.id);
+        // Kept until the next resolution: the flight recorder reads it in its own `closed` handler.
+        if (this.appById.has(conn.id)) this.closedAppIds.push(conn.id);
       },
       // A pending SYN forgotten without an answer (the dial cap, Stack.dropPendingQuietly) leaves
       // the table with no `closed` event: it is settled and out of the table when its drop comes.
@@ -139,6 +161,97 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
         if (conn instanceof PendingSyn && conn.settled && conn.slotInTable < 0) this.flows.delete(conn.id);
       },
     });
+    // Connections waiting on the app are the ones whose process someone will ask for (the page,
+    // the Grafana table, the flight recorder when they finally close): resolved in the background
+    // every few seconds while there are any.
+    this.appTimer = setInterval(() => void this.watchWaitingOnApp(), this.appIntervalMs);
+    this.appTimer.unref();
+  }
+
+  // ------------------------------------------------------------ app processes
+
+  /** The app process of a connection as last resolved (see appById); null when it never was. */
+  appProcessOf(connId: number): AppProcessInfo | null {
+    return this.appById.get(connId) ?? null;
+  }
+
+  /** What is known now of the process holding the app socket of `flow` (never reads /proc). */
+  private appProcessInfo(flow: FlowTuple): AppProcessInfo {
+    const kernel = this.kernel;
+    if (kernel.size === 0) return this.owners.lookup(-1);
+    return this.owners.lookup(kernel.inodeOf(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort));
+  }
+
+  /**
+   * Resolve the app process of rows built by page() or rows() that are still `pending`, off the
+   * event loop (app-process.ts), and fill it in. The kernel snapshot is the one they were built from.
+   */
+  async resolveAppProcesses(rows: ConnectionRow[]): Promise<void> {
+    this.forgetClosed();
+    let pending: number[] | null = null;
+    for (const r of rows) {
+      if (r.appProcessSource !== 'pending') continue;
+      const flow = this.flows.get(r.id);
+      if (flow === undefined) continue;
+      (pending ??= []).push(r.id);
+    }
+    if (pending !== null) {
+      const inodes: number[] = [];
+      for (const id of pending) inodes.push(this.inodeOfId(id));
+      await this.owners.resolve(inodes);
+    }
+    for (const r of rows) {
+      if (r.appProcessSource === 'pending') {
+        const flow = this.flows.get(r.id);
+        if (flow !== undefined) {
+          const info = this.appProcessInfo(flow);
+          r.appProcess = info.appProcess;
+          r.appProcessSource = info.appProcessSource;
+        }
+      }
+      if (this.flows.get(r.id) !== undefined) this.appById.set(r.id, { appProcess: r.appProcess, appProcessSource: r.appProcessSource });
+    }
+  }
+
+  private inodeOfId(id: number): number {
+    const flow = this.flows.get(id);
+    if (flow === undefined || this.kernel.size === 0) return -1;
+    return this.kernel.inodeOf(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort);
+  }
+
+  /** One round of the background watch: the owners of the connections waiting on the app. */
+  watchWaitingOnApp(): Promise<void> {
+    this.appTick ??= this.resolveWaitingOnApp().finally(() => {
+      this.appTick = null;
+    });
+    return this.appTick;
+  }
+
+  private async resolveWaitingOnApp(): Promise<void> {
+    this.forgetClosed();
+    const stack = this.stack;
+    if (stack === null) return;
+    const ids: number[] = [];
+    const { code } = stack.columns;
+    for (let slot = 0; slot < stack.tableSize; slot++) {
+      const state = code[slot] as number;
+      if (state === ROW_PENDING_SYN || waitingOnFor(state as State) !== 'app') continue;
+      const conn = stack.connAt(slot);
+      if (conn !== null) ids.push(conn.id);
+    }
+    if (ids.length === 0) return;
+    await this.kernel.fresh(this.appIntervalMs);
+    await this.owners.resolve(ids.map((id) => this.inodeOfId(id)));
+    for (const id of ids) {
+      const flow = this.flows.get(id);
+      if (flow !== undefined) this.appById.set(id, this.appProcessInfo(flow));
+    }
+  }
+
+  private forgetClosed(): void {
+    if (this.closedAppIds.length === 0) return;
+    for (const id of this.closedAppIds) if (this.flows.get(id) === undefined) this.appById.delete(id);
+    this.closedAppIds = [];
   }
 
   // ------------------------------------------------------------ UpstreamObserver
@@ -262,6 +375,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     const waitingOn = waitingOnFor(conn.state);
     const srtt = conn.srttMs;
     const appKernelState = this.appKernelState(flow);
+    const app = this.appProcessInfo(flow);
     return {
       id: conn.id,
       client: formatEndpoint(flow.family, flow.remote, flow.remotePort),
@@ -270,6 +384,8 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       state: STATE_NAMES[conn.state]!,
       appState: appKernelState ?? inferAppState(conn.state, conn.snd.finAcked),
       appStateSource: appKernelState !== undefined ? 'kernel' : 'inferred',
+      appProcess: app.appProcess,
+      appProcessSource: app.appProcessSource,
       upstreamState,
       upstreamRttSeconds,
       upstreamRetransmits,
@@ -291,6 +407,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     const { flow, rec } = e;
     const info = this.timeWaitInfo.get(rec.id);
     const appKernelState = this.appKernelState(flow);
+    const app = this.appProcessInfo(flow);
     return {
       id: rec.id,
       client: formatEndpoint(flow.family, flow.remote, flow.remotePort),
@@ -299,6 +416,8 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       state: 'TIME_WAIT',
       appState: appKernelState ?? inferAppState(State.TIME_WAIT, true),
       appStateSource: appKernelState !== undefined ? 'kernel' : 'inferred',
+      appProcess: app.appProcess,
+      appProcessSource: app.appProcessSource,
       upstreamState: 'CLOSED',
       upstreamRttSeconds: null,
       upstreamRetransmits: null,
