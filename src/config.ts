@@ -53,13 +53,18 @@ export interface Config {
   memoryLimit: number | null;
   /**
    * Capabilities kept through the drop once the device is ready (src/tun/caps.ts): only
-   * `sys_ptrace`, granted on purpose to read the fd tables of the app's processes of another uid (appProcess).
+   * `sys_ptrace` and `dac_read_search`, granted on purpose to read the fd tables of the app's
+   * processes of another uid (appProcess), as `ss -p` needs them.
    */
   keepCapabilities: string[];
 }
 
-/** What --keep-capability may keep: reading other users' /proc/PID/fd for appProcess (src/observability/app-process.ts). */
-export const KEEPABLE_CAPABILITIES = ['sys_ptrace'] as const;
+/**
+ * What --keep-capability may keep: reading other users' /proc/PID/fd for appProcess
+ * (src/observability/app-process.ts): listing the directory is a permission check
+ * (dac_read_search), reading each link a ptrace read check (sys_ptrace).
+ */
+export const KEEPABLE_CAPABILITIES = ['sys_ptrace', 'dac_read_search'] as const;
 
 /** One option of the product surface: its flag, its type, and its default. */
 interface OptionSpec {
@@ -93,7 +98,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'memoryLimit', flag: 'memory-limit', kind: 'bytes', placeholder: 'BYTES', help: 'buffers of all connections together, e.g. 64MiB (default: half the cgroup memory.max, else 256MiB)' },
   { key: 'impair', flag: 'impair', kind: 'string', placeholder: 'SPEC', help: 'testing: seeded loss/delay in front of the device, e.g. loss=0.01,delay=5,seed=1' },
   { key: 'maxEventStreams', flag: 'max-event-streams', kind: 'number', placeholder: 'N', help: 'most /api/events readers at once, more get 503; 0 turns the stream off (default 16)' },
-  { key: 'keepCapabilities', flag: 'keep-capability', kind: 'list', placeholder: 'NAME', help: 'keep this capability after start: sys_ptrace, to name the app processes of another uid that hold connections (appProcess) (repeatable)' },
+  { key: 'keepCapabilities', flag: 'keep-capability', kind: 'list', placeholder: 'NAME', help: 'keep this capability after start: sys_ptrace and dac_read_search together name the app processes of another uid that hold connections (appProcess) (repeatable)' },
   { key: 'apiHosts', flag: 'api-host', kind: 'list', placeholder: 'NAME', help: 'a Host name the API and page answer to besides IP addresses and localhost; others get 421 (repeatable)' },
 ];
 

@@ -7,8 +7,9 @@
 // the whole walk is one task of libuv's thread pool, and the event loop only builds the answer
 // (a few numbers per wanted inode). The walk stops as soon as every wanted inode is found.
 //
-// Reading another user's fd table is a ptrace access check (PTRACE_MODE_READ_FSCREDS,
-// proc_fd_access_allowed): the same uid, or CAP_SYS_PTRACE. Refusals are counted, so the caller
+// Reading another process's fd links is a ptrace access check (PTRACE_MODE_READ_FSCREDS,
+// proc_fd_access_allowed): the same uid and a subset of its capabilities, or CAP_SYS_PTRACE.
+// Refusals are counted, so the caller
 // can tell "held by a process we may not read" from "held by no process we can see".
 
 #include <napi.h>
@@ -113,6 +114,15 @@ class OwnersWorker : public Napi::AsyncWorker {
       long fd = Decimal(e->d_name);
       if (fd < 0) continue;
       ssize_t n = readlinkat(dfd, e->d_name, link, sizeof link - 1);
+      if (n < 0 && (errno == EACCES || errno == EPERM)) {
+        // The directory may be listed (its mode lets the uid in) while each link is a ptrace
+        // read check, which also wants the target's permitted capabilities to be a subset of
+        // ours (security/commoncap.c cap_ptrace_access_check): a root app with capabilities is
+        // out of reach of a root synfin without them. The whole table is closed to us.
+        denied_++;
+        processes_--;
+        break;
+      }
       if (n <= 0) continue;
       fds_++;
       link[n] = '\0';
