@@ -8,10 +8,9 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SocketOwners, type AppProcessSource } from '../../src/observability/app-process.js';
-import type { NativeSocketOwners } from '../../src/native/addon.js';
+import { loadAddon, type NativeSocketOwners } from '../../src/native/addon.js';
 import { destroyAllNetns, NetNs, uniqueIfName } from '../helpers/netns.js';
 import { describeIfTun } from '../helpers/root.js';
 import { startSynfinEnv } from '../helpers/synfin-env.js';
@@ -198,7 +197,7 @@ describe('the walk of /proc is off the event loop', () => {
     for (const fd of opened.splice(0)) fs.closeSync(fd);
   });
 
-  it('with 2,000 more open fds, a full walk blocks the event loop for less than 20 ms and finds the socket', async () => {
+  it('with 2,000 more open fds, a full walk finds the socket and keeps the event loop busy for less than 10 ms', async () => {
     for (let i = 0; i < 2000; i++) opened.push(fs.openSync('/dev/null', 'r'));
     const net = await import('node:net');
     const server = net.createServer();
@@ -206,18 +205,28 @@ describe('the walk of /proc is off the event loop', () => {
     try {
       const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
       const inode = Number(/socket:\[(\d+)\]/.exec(fs.readlinkSync(`/proc/self/fd/${fd}`))![1]);
-      const owners = new SocketOwners(() => 0);
-      const delay = monitorEventLoopDelay({ resolution: 1 });
-      delay.enable();
-      const ticker = setInterval(() => {}, 1);
-      // A socket that is nowhere, first: the walk reads every fd table it can.
-      await owners.resolve([inode, 1]);
-      clearInterval(ticker);
-      delay.disable();
+      loadAddon(); // loading it is not the walk's cost
+      let now = 0;
+      const owners = new SocketOwners(() => now, { minWalkIntervalMs: 1000 });
+      // The event loop's busy time while a walk runs (event-loop utilization counts time in
+      // callbacks, not time waiting in epoll): the walk itself is in the thread pool. Not the
+      // loop's delay, which on a loaded machine is the scheduler's as much as ours. The least of
+      // three walks: the test runner's own work lands in some of them.
+      let busy = Infinity;
+      let wall = 0;
+      for (let i = 0; i < 3; i++) {
+        now += 1000;
+        const before = performance.eventLoopUtilization();
+        const t0 = performance.now();
+        // A socket that is nowhere, too: the walk reads every fd table it can.
+        await owners.resolve([inode, 1]);
+        const b = performance.eventLoopUtilization(before).active;
+        if (b < busy) [busy, wall] = [b, performance.now() - t0];
+      }
+      expect(owners.fullWalks).toBe(3);
       expect(owners.lastWalk!.fds).toBeGreaterThanOrEqual(2000);
       expect(owners.lookup(inode).appProcess).toEqual({ pid: process.pid, command: fs.readFileSync('/proc/self/comm', 'utf8').trim(), fd });
-      // Nanoseconds: the longest the loop waited for a turn while the walk ran.
-      expect(delay.max / 1e6).toBeLessThan(20);
+      expect(busy, `loop busy ${busy.toFixed(2)} ms of a ${wall.toFixed(2)} ms walk`).toBeLessThan(10);
     } finally {
       server.close();
     }
