@@ -80,6 +80,8 @@ export interface Synfin {
    * stack → device), so tests can reconcile what was injected with what the stack saw; else null.
    */
   impairment: { rx: FaultCounters; tx: FaultCounters } | null;
+  /** The connection table: both legs of every connection, and the app process holding each (appProcessOf). */
+  connections: ConnectionRegistry;
   /** The address the HTTP server listens on (port resolved when 0 was asked for). */
   listenUrl: string;
   /** Stop accepting, give open connections up to the grace period, then close everything. */
@@ -332,5 +334,5 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   }
 
   const impairment = impairedRx !== null && impairedTx !== null ? { rx: impairedRx.counters, tx: impairedTx.counters } : null;
-  return { config, tun, stack, proxy, budget, metrics, app, logger, impairment, listenUrl, shutdown };
+  return { config, tun, stack, proxy, budget, metrics, app, logger, impairment, connections, listenUrl, shutdown };
 }

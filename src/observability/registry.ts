@@ -68,7 +68,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   /** Which process holds each app socket (app-process.ts), cached by inode. */
   readonly owners: SocketOwners;
   /**
-   * The app process last resolved for a connection (rows returned by the API, connections waiting
+   * The app process last named for a connection (rows returned by the API, connections waiting
    * on the app), for the flight recorder at its close: appProcessOf(). Entries of closed
    * connections go at the next resolution after their close.
    */
@@ -170,7 +170,10 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
 
   // ------------------------------------------------------------ app processes
 
-  /** The app process of a connection as last resolved (see appById); null when it never was. */
+  /**
+   * The process that held a connection's app socket, as last resolved (see appById), for the
+   * flight recorder: callable from a `closed` handler. Null when it was never named.
+   */
   appProcessOf(connId: number): AppProcessInfo | null {
     return this.appById.get(connId) ?? null;
   }
@@ -188,29 +191,24 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
    */
   async resolveAppProcesses(rows: ConnectionRow[]): Promise<void> {
     this.forgetClosed();
-    let pending: number[] | null = null;
+    const inodes: number[] = [];
+    for (const r of rows) if (r.appProcessSource === 'pending') inodes.push(this.inodeOfId(r.id));
+    if (inodes.length > 0) await this.owners.resolve(inodes);
     for (const r of rows) {
-      if (r.appProcessSource !== 'pending') continue;
       const flow = this.flows.get(r.id);
-      if (flow === undefined) continue;
-      (pending ??= []).push(r.id);
-    }
-    if (pending !== null) {
-      const inodes: number[] = [];
-      for (const id of pending) inodes.push(this.inodeOfId(id));
-      await this.owners.resolve(inodes);
-    }
-    for (const r of rows) {
+      if (flow === undefined) continue; // closed meanwhile: the row keeps what it had
       if (r.appProcessSource === 'pending') {
-        const flow = this.flows.get(r.id);
-        if (flow !== undefined) {
-          const info = this.appProcessInfo(flow);
-          r.appProcess = info.appProcess;
-          r.appProcessSource = info.appProcessSource;
-        }
+        const info = this.appProcessInfo(flow);
+        r.appProcess = info.appProcess;
+        r.appProcessSource = info.appProcessSource;
       }
-      if (this.flows.get(r.id) !== undefined) this.appById.set(r.id, { appProcess: r.appProcess, appProcessSource: r.appProcessSource });
+      this.remember(r.id, r);
     }
+  }
+
+  /** Keeps a connection's process for appProcessOf() (only a named one: null says nothing new). */
+  private remember(id: number, info: AppProcessInfo): void {
+    if (info.appProcess !== null) this.appById.set(id, { appProcess: info.appProcess, appProcessSource: info.appProcessSource });
   }
 
   private inodeOfId(id: number): number {
@@ -244,7 +242,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     await this.owners.resolve(ids.map((id) => this.inodeOfId(id)));
     for (const id of ids) {
       const flow = this.flows.get(id);
-      if (flow !== undefined) this.appById.set(id, this.appProcessInfo(flow));
+      if (flow !== undefined) this.remember(id, this.appProcessInfo(flow));
     }
   }
 

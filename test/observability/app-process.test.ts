@@ -7,6 +7,7 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SocketOwners, type AppProcessSource } from '../../src/observability/app-process.js';
@@ -379,6 +380,62 @@ describeIfTun('appProcess where the app is in another network namespace', () => 
       server.close();
       await env.close();
       destroyAllNetns();
+    }
+  }, 60_000);
+});
+
+describeIfTun('appProcessOf: the app process for the flight recorder at close', () => {
+  it('a connection waiting on the app is resolved in the background, and appProcessOf(id) still names its process in a closed handler', async () => {
+    const { DEFAULT_CONFIG } = await import('../../src/config.js');
+    const { createLogger } = await import('../../src/observability/log.js');
+    const { startSynfin } = await import('../../src/runtime.js');
+    const net = await import('node:net');
+    // synfin in this process and the app in this network namespace, through a device of the
+    // test's own with a subnet of its own: the app's sockets are in synfin's kernel table.
+    const n = (process.pid % 20) + 230;
+    const server = net.createServer((c) => c.end());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const config = {
+      ...DEFAULT_CONFIG,
+      tun: uniqueIfName('sfao'),
+      addresses: [`198.19.${n}.1/24`],
+      map: [`198.19.${n}.2/32=127.0.0.1`],
+      listenHost: '127.0.0.1',
+      listenPort: 0,
+      logLevel: 'silent' as const,
+      shutdownGraceSeconds: 0,
+      // TIME-WAIT (synfin closes toward the app second here) ends soon.
+      mslSeconds: 0.25,
+    };
+    const synfin = await startSynfin(config, { logger: createLogger('silent') });
+    const child = (await import('node:child_process')).spawn(PYTHON, ['-c', LEAKER, `198.19.${n}.2`, String(port), '2'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    try {
+      const out = await lines(child).wait('"sockets"');
+      const l = JSON.parse(out.split('\n').find((x) => x.includes('"sockets"'))!) as Leak;
+      const registry = synfin.connections;
+      await registry.watchWaitingOnApp();
+      const ids = registry.rows().filter((r) => r.waitingOn === 'app').map((r) => r.id);
+      expect(ids).toHaveLength(2);
+      const named = ids.map((id) => registry.appProcessOf(id));
+      expect(named.map((x) => x?.appProcess?.pid)).toEqual([l.pid, l.pid]);
+      expect(named.map((x) => x?.appProcess?.fd).sort()).toEqual(l.sockets.map((s) => s.fd).sort());
+      // The app exits: its sockets close, and so do synfin's connections.
+      const atClose = new Map<number, unknown>();
+      const unsubscribe = synfin.stack.events.subscribe({
+        closed: (conn) => {
+          atClose.set(conn.id, registry.appProcessOf(conn.id)?.appProcess ?? null);
+        },
+      });
+      child.kill('SIGKILL');
+      const end = Date.now() + 15_000;
+      while (atClose.size < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      unsubscribe();
+      expect(ids.map((id) => atClose.get(id))).toEqual(named.map((x) => x!.appProcess));
+    } finally {
+      await stop(child, 'SIGKILL');
+      await synfin.shutdown('test done');
+      server.close();
     }
   }, 60_000);
 });
