@@ -169,6 +169,14 @@ export class KernelSockets {
     return this.table.inodeOf(this.tuple);
   }
 
+  /** inodeOf from textual addresses; -1 if either is not an address. */
+  inodeOfAddresses(localAddress: string, localPort: number, remoteAddress: string, remotePort: number): number {
+    const l = parseAddress(localAddress);
+    const r = parseAddress(remoteAddress);
+    if (l === null || r === null) return -1;
+    return this.inodeOf(l.family, l.words, localPort, r.words, remotePort);
+  }
+
   /** stateOf from textual addresses; undefined if either is not an address. */
   stateOfAddresses(localAddress: string, localPort: number, remoteAddress: string, remotePort: number): KernelState | undefined {
     const l = parseAddress(localAddress);

@@ -11,6 +11,7 @@ import { performance } from 'node:perf_hooks';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SocketOwners, type AppProcessSource } from '../../src/observability/app-process.js';
+import { KernelSockets } from '../../src/observability/kernel-sockets.js';
 import { loadAddon, type NativeSocketOwners } from '../../src/native/addon.js';
 import { destroyAllNetns, NetNs, uniqueIfName } from '../helpers/netns.js';
 import { describeIfTun } from '../helpers/root.js';
@@ -189,6 +190,37 @@ describe('SocketOwners with an injected /proc', () => {
     await Promise.all([owners.resolve([5]), owners.resolve([5]), owners.resolve([5])]);
     expect(walks).toBe(1);
     expect(owners.lookup(5).appProcess).toEqual({ pid: 9, command: 'x', fd: 4 });
+  });
+});
+
+describe.each([
+  { source: 'sock_diag', forceProc: false },
+  { source: 'proc', forceProc: true },
+])("the kernel's socket table names each socket's inode ($source)", ({ source, forceProc }) => {
+  it('inodeOf(local, remote) is the inode /proc/self/fd links to for both ends of a loopback connection; -1 for no socket', async () => {
+    const net = await import('node:net');
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    const accepted = new Promise<import('node:net').Socket>((r) => server.once('connection', r));
+    const client = net.connect(port, '127.0.0.1');
+    await new Promise((r) => client.once('connect', r));
+    const peer = await accepted;
+    try {
+      const inodeOfFd = (s: import('node:net').Socket): number =>
+        Number(/socket:\[(\d+)\]/.exec(fs.readlinkSync(`/proc/self/fd/${(s as unknown as { _handle: { fd: number } })._handle.fd}`))![1]);
+      const sockets = new KernelSockets(() => 0, { forceProc });
+      await sockets.refresh();
+      expect(sockets.source).toBe(source);
+      const lp = client.localPort!;
+      expect(sockets.inodeOfAddresses('127.0.0.1', lp, '127.0.0.1', port)).toBe(inodeOfFd(client));
+      expect(sockets.inodeOfAddresses('127.0.0.1', port, '127.0.0.1', lp)).toBe(inodeOfFd(peer));
+      expect(sockets.inodeOfAddresses('127.0.0.1', 1, '127.0.0.1', 2)).toBe(-1);
+    } finally {
+      client.destroy();
+      peer.destroy();
+      server.close();
+    }
   });
 });
 
