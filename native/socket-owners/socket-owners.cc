@@ -5,7 +5,9 @@
 // Why here: a walk reads one link per open file of every process (2,000 and more in a busy pod).
 // In JavaScript each readlink is a thread-pool round trip and a callback on the event loop; here
 // the whole walk is one task of libuv's thread pool, and the event loop only builds the answer
-// (a few numbers per wanted inode). The walk stops as soon as every wanted inode is found.
+// (a few numbers per wanted inode). A walk of given pids stops as soon as every wanted inode is
+// found; a walk of every process reads them all, to name every process that holds a socket
+// (where the caller looks first for sockets it will want next).
 //
 // Reading another process's fd links is a ptrace access check (PTRACE_MODE_READ_FSCREDS,
 // proc_fd_access_allowed): the same uid and a subset of its capabilities, or CAP_SYS_PTRACE.
@@ -72,7 +74,7 @@ class OwnersWorker : public Napi::AsyncWorker {
     }
     while (struct dirent* e = readdir(proc)) {
       long pid = Decimal(e->d_name);
-      if (pid > 0 && Process(static_cast<int32_t>(pid))) break;
+      if (pid > 0) Process(static_cast<int32_t>(pid));
     }
     closedir(proc);
   }
@@ -94,6 +96,9 @@ class OwnersWorker : public Napi::AsyncWorker {
     r.Set("processes", Napi::Number::New(env, processes_));
     r.Set("denied", Napi::Number::New(env, denied_));
     r.Set("fds", Napi::Number::New(env, fds_));
+    Napi::Int32Array holders = Napi::Int32Array::New(env, holders_.size());
+    for (size_t i = 0; i < holders_.size(); i++) holders[i] = holders_[i];
+    r.Set("socketHolders", holders);
     Callback().Call({env.Null(), r});
   }
 
@@ -110,6 +115,7 @@ class OwnersWorker : public Napi::AsyncWorker {
     processes_++;
     int dfd = dirfd(d);
     char link[64];
+    bool holder = false;
     while (struct dirent* e = readdir(d)) {
       long fd = Decimal(e->d_name);
       if (fd < 0) continue;
@@ -127,12 +133,16 @@ class OwnersWorker : public Napi::AsyncWorker {
       fds_++;
       link[n] = '\0';
       if (strncmp(link, "socket:[", 8) != 0) continue;
+      if (!holder) {
+        holder = true;
+        holders_.push_back(pid);
+      }
       auto it = wanted_.find(static_cast<uint32_t>(strtoul(link + 8, nullptr, 10)));
       if (it == wanted_.end() || pid_[it->second] != 0) continue;
       pid_[it->second] = pid;
       fd_[it->second] = static_cast<int32_t>(fd);
       command_[it->second] = Command(pid);
-      if (++found_ == wanted_.size()) break;
+      if (++found_ == wanted_.size() && !pids_.empty()) break;
     }
     closedir(d);
     return found_ == wanted_.size();
@@ -158,6 +168,8 @@ class OwnersWorker : public Napi::AsyncWorker {
   std::vector<int32_t> pid_;
   std::vector<int32_t> fd_;
   std::vector<std::string> command_;
+  // Processes holding at least one socket (read up to where the walk stopped).
+  std::vector<int32_t> holders_;
   size_t found_ = 0;
   double processes_ = 0;
   double denied_ = 0;
@@ -165,7 +177,7 @@ class OwnersWorker : public Napi::AsyncWorker {
 };
 
 // findSocketOwners(procRoot: string, inodes: Float64Array, pids: Int32Array | null,
-//                  done: (err, { pid, fd, command, processes, denied, fds }) => void)
+//                  done: (err, { pid, fd, command, processes, denied, fds, socketHolders }) => void)
 // Walks procRoot's processes (only `pids` when given) in the thread pool.
 Napi::Value FindSocketOwners(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

@@ -92,6 +92,8 @@ export interface NativeSocketOwners {
   denied: number;
   /** File descriptors read. */
   fds: number;
+  /** Processes read that hold at least one socket (where the next socket of an app may be). */
+  socketHolders: Int32Array;
 }
 
 /** The epoll set of the proxy's upstream sockets, polled on the event loop (native/upstream/upstream.cc). */

@@ -13,8 +13,9 @@
  * Cost: a walk reads one link per open file of every visible process; it runs in libuv's thread
  * pool (native/socket-owners/), never on the event loop, and only for the sockets asked for (the
  * rows an API call returns, the connections waiting on the app). Owners are cached by inode.
- * A socket not yet known is first looked for among the processes that held app sockets before
- * (a few fd tables: the same app's next connection); the walk of every process runs at most once
+ * A socket not yet known is first looked for among the processes that held app sockets before,
+ * or any socket at the last walk (a few fd tables: the same app's next connection, or the next
+ * slice of an API page); the walk of every process runs at most once
  * per `minWalkIntervalMs` (5 s), and an inode it did not find is not looked for again before the
  * next one.
  */
@@ -56,6 +57,8 @@ export const MIN_WALK_INTERVAL_MS = 5000;
 const CACHE_TTL_MS = 60_000;
 /** Processes remembered as holders of app sockets (read first for a socket not yet known). */
 const MAX_KNOWN_OWNERS = 64;
+/** Processes holding any socket at the last walk of every process, read next (an API page resolved in slices finds its later rows' owners there). */
+const MAX_SOCKET_HOLDERS = 256;
 
 export const NO_SOCKET: AppProcessInfo = Object.freeze({ appProcess: null, appProcessSource: 'no_socket' });
 export const ORPHANED: AppProcessInfo = Object.freeze({ appProcess: null, appProcessSource: 'inferred' });
@@ -98,6 +101,8 @@ export class SocketOwners {
   private readonly cache = new Map<number, Entry>();
   /** Pids that held an app socket, with when they last did. */
   private readonly owners = new Map<number, number>();
+  /** Pids that held any socket at the last walk of every process. */
+  private socketHolders: Int32Array = new Int32Array(0);
   private lastFullWalkAt = -Infinity;
   private lastPruneAt = 0;
   private pending: Promise<void> | null = null;
@@ -162,22 +167,31 @@ export class SocketOwners {
   private async walk(want: number[]): Promise<void> {
     let left = want;
     try {
-      if (this.owners.size > 0) {
-        const pids = Int32Array.from(this.owners.keys());
+      if (this.owners.size > 0 || this.socketHolders.length > 0) {
+        const pids = Int32Array.from(new Set([...this.owners.keys(), ...this.socketHolders]));
         const t0 = performance.now();
-        const r = await this.find(this.procRoot, Float64Array.from(left), pids);
+        const r = await this.find(this.procRoot, Float64Array.from(left), pids).catch((err: unknown) => {
+          this.lastError = err as Error;
+          return null;
+        });
         this.ownerWalks++;
-        this.lastWalk = { full: false, processes: r.processes, denied: r.denied, fds: r.fds, ms: performance.now() - t0 };
-        left = this.record(left, r, false);
+        if (r !== null) {
+          this.lastWalk = { full: false, processes: r.processes, denied: r.denied, fds: r.fds, ms: performance.now() - t0 };
+          left = this.record(left, r, false);
+        }
       }
       if (left.length === 0 || this.now() - this.lastFullWalkAt < this.minWalkIntervalMs) return;
       this.lastFullWalkAt = this.now();
       const t0 = performance.now();
-      const r = await this.find(this.procRoot, Float64Array.from(left), null);
+      const r = await this.find(this.procRoot, Float64Array.from(left), null).catch((err: unknown) => {
+        // No /proc to walk (not mounted, or refused as a whole): no process is visible.
+        this.lastError = err as Error;
+        return { pid: new Int32Array(left.length), fd: new Int32Array(left.length).fill(-1), command: [], processes: 0, denied: 0, fds: 0, socketHolders: new Int32Array(0) };
+      });
       this.fullWalks++;
       this.lastWalk = { full: true, processes: r.processes, denied: r.denied, fds: r.fds, ms: performance.now() - t0 };
+      this.socketHolders = r.socketHolders.length > MAX_SOCKET_HOLDERS ? r.socketHolders.slice(0, MAX_SOCKET_HOLDERS) : r.socketHolders;
       this.record(left, r, true);
-      this.lastError = null;
     } catch (err) {
       this.lastError = err as Error;
     } finally {

@@ -136,13 +136,26 @@ describe('SocketOwners with an injected /proc', () => {
     expect(owners.fullWalks + owners.ownerWalks).toBe(1);
   });
 
+  it('the walk of every process names the processes holding sockets, and a socket opened after it is found in their tables alone', async () => {
+    let now = 0;
+    const owners = new SocketOwners(() => now, { procRoot: root });
+    await owners.resolve([999]);
+    expect(owners.lastWalk).toMatchObject({ full: true, processes: 2 });
+    // 456's socket was not asked for, but 456 holds a socket: within the interval it is read alone.
+    now = 1000;
+    await owners.resolve([555]);
+    expect(owners.fullWalks).toBe(1);
+    expect(owners.ownerWalks).toBe(1);
+    expect(owners.lookup(555).appProcess).toEqual({ pid: 456, command: 'worker', fd: 3 });
+  });
+
   it('a walk of every process runs at most once per interval; a new socket of a known owner is found by reading only the known owners', async () => {
     let now = 0;
     const calls: Array<Int32Array | null> = [];
     const fake = (_root: string, inodes: Float64Array, pids: Int32Array | null): Promise<NativeSocketOwners> => {
       calls.push(pids);
       const n = inodes.length;
-      const r: NativeSocketOwners = { pid: new Int32Array(n), fd: new Int32Array(n).fill(-1), command: new Array(n).fill(null), processes: 3, denied: 0, fds: 10 };
+      const r: NativeSocketOwners = { pid: new Int32Array(n), fd: new Int32Array(n).fill(-1), command: new Array(n).fill(null), processes: 3, denied: 0, fds: 10, socketHolders: new Int32Array(pids === null ? [7, 8] : []) };
       inodes.forEach((inode, i) => {
         if (inode >= 100 && inode < 200) {
           r.pid[i] = 7;
@@ -160,7 +173,8 @@ describe('SocketOwners with an injected /proc', () => {
     await owners.resolve([102, 900]);
     // Only pid 7's table was read; 900 keeps its answer until a full walk is due again.
     expect(calls.length).toBe(2);
-    expect(Array.from(calls[1]!)).toEqual([7]);
+    // The known owner, and the processes that held sockets at the full walk.
+    expect(Array.from(calls[1]!).sort()).toEqual([7, 8]);
     expect(owners.lookup(102).appProcess).toEqual({ pid: 7, command: 'app', fd: 2 });
     now = 2000;
     await owners.resolve([901]);
@@ -174,17 +188,24 @@ describe('SocketOwners with an injected /proc', () => {
 
   it('a socket found in no readable fd table while some could not be read is not_permitted', async () => {
     const fake = (_root: string, inodes: Float64Array): Promise<NativeSocketOwners> =>
-      Promise.resolve({ pid: new Int32Array(inodes.length), fd: new Int32Array(inodes.length).fill(-1), command: [null], processes: 5, denied: 2, fds: 50 });
+      Promise.resolve({ pid: new Int32Array(inodes.length), fd: new Int32Array(inodes.length).fill(-1), command: [null], processes: 5, denied: 2, fds: 50, socketHolders: new Int32Array(0) });
     const owners = new SocketOwners(() => 0, { find: fake });
     await owners.resolve([77]);
     expect(owners.lookup(77)).toEqual({ appProcess: null, appProcessSource: 'not_permitted' });
+  });
+
+  it('no /proc to walk: the sockets are not_visible, and the error is kept', async () => {
+    const owners = new SocketOwners(() => 0, { procRoot: path.join(root, 'nowhere') });
+    await owners.resolve([999]);
+    expect(owners.lookup(999)).toEqual({ appProcess: null, appProcessSource: 'not_visible' });
+    expect(owners.lastError?.message).toMatch(/nowhere/);
   });
 
   it('concurrent callers share one walk', async () => {
     let walks = 0;
     const fake = (_root: string, inodes: Float64Array): Promise<NativeSocketOwners> => {
       walks++;
-      return new Promise((r) => setTimeout(() => r({ pid: new Int32Array(inodes.length).fill(9), fd: new Int32Array(inodes.length).fill(4), command: new Array(inodes.length).fill('x'), processes: 1, denied: 0, fds: 1 }), 20));
+      return new Promise((r) => setTimeout(() => r({ pid: new Int32Array(inodes.length).fill(9), fd: new Int32Array(inodes.length).fill(4), command: new Array(inodes.length).fill('x'), processes: 1, denied: 0, fds: 1, socketHolders: new Int32Array([9]) }), 20));
     };
     const owners = new SocketOwners(() => 0, { find: fake });
     await Promise.all([owners.resolve([5]), owners.resolve([5]), owners.resolve([5])]);
