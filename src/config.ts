@@ -58,7 +58,20 @@ export interface Config {
   history: number;
   /** One pino info line per closed connection, the history record (off by default). */
   accessLog: boolean;
+  /**
+   * Capabilities kept through the drop once the device is ready (src/tun/caps.ts): only
+   * `sys_ptrace` and `dac_read_search`, granted on purpose to read the fd tables of the app's
+   * processes of another uid (appProcess), as `ss -p` needs them.
+   */
+  keepCapabilities: string[];
 }
+
+/**
+ * What --keep-capability may keep: reading other users' /proc/PID/fd for appProcess
+ * (src/observability/app-process.ts): listing the directory is a permission check
+ * (dac_read_search), reading each link a ptrace read check (sys_ptrace).
+ */
+export const KEEPABLE_CAPABILITIES = ['sys_ptrace', 'dac_read_search'] as const;
 
 /** One option of the product surface: its flag, its type, and its default. */
 interface OptionSpec {
@@ -93,6 +106,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'memoryLimit', flag: 'memory-limit', kind: 'bytes', placeholder: 'BYTES', help: 'buffers of all connections together, e.g. 64MiB (default: half the cgroup memory.max, else 256MiB)' },
   { key: 'impair', flag: 'impair', kind: 'string', placeholder: 'SPEC', help: 'testing: seeded loss/delay in front of the device, e.g. loss=0.01,delay=5,seed=1' },
   { key: 'maxEventStreams', flag: 'max-event-streams', kind: 'number', placeholder: 'N', help: 'most /api/events readers at once, more get 503; 0 turns the stream off (default 16)' },
+  { key: 'keepCapabilities', flag: 'keep-capability', kind: 'list', placeholder: 'NAME', help: 'keep this capability after start: sys_ptrace and dac_read_search together name the app processes of another uid that hold connections (appProcess) (repeatable)' },
   { key: 'apiHosts', flag: 'api-host', kind: 'list', placeholder: 'NAME', help: 'a Host name the API and page answer to besides IP addresses and localhost; others get 421 (repeatable)' },
   { key: 'history', flag: 'history', kind: 'number', placeholder: 'N', help: 'closed connections kept for /api/history (about 175 bytes each); 0 turns the recorder off (default 10000)' },
   { key: 'accessLog', flag: 'access-log', kind: 'boolean', placeholder: '', help: 'log one info line per closed connection (its /api/history record)' },
@@ -125,6 +139,7 @@ export const DEFAULT_CONFIG: Config = {
   memoryLimit: null,
   history: 10_000,
   accessLog: false,
+  keepCapabilities: [],
 };
 
 /** Environment variable of an option: --connect-timeout → SYNFIN_CONNECT_TIMEOUT. */
@@ -257,6 +272,11 @@ function validate(c: Config): void {
     // A DNS name (RFC 1123 labels), without port or scheme: IP literals are always accepted anyway.
     if (!/^(?=.{1,253}\.?$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$/.test(h) || net.isIP(h) !== 0) {
       throw new ConfigError(`--api-host: "${h}" is not a host name (letters, digits, "-" and ".", no port; IP addresses need no option)`);
+    }
+  }
+  for (const k of c.keepCapabilities) {
+    if (!(KEEPABLE_CAPABILITIES as readonly string[]).includes(k)) {
+      throw new ConfigError(`--keep-capability: "${k}" is not one synfin keeps (${KEEPABLE_CAPABILITIES.join(', ')})`);
     }
   }
   cidrSet(c.allow, '--allow');

@@ -87,6 +87,8 @@ export interface Synfin {
    * stack → device), so tests can reconcile what was injected with what the stack saw; else null.
    */
   impairment: { rx: FaultCounters; tx: FaultCounters } | null;
+  /** The connection table: both legs of every connection, and the app process holding each (appProcessOf). */
+  connections: ConnectionRegistry;
   /** The address the HTTP server listens on (port resolved when 0 was asked for). */
   listenUrl: string;
   /** Stop accepting, give open connections up to the grace period, then close everything. */
@@ -122,6 +124,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     netns: opts.netns,
     dropCapabilities: opts.dropCapabilities === true,
     listenPort: config.listenPort,
+    keepCapabilities: config.keepCapabilities,
   });
   const mtu = tun.mtu;
   const tcp = defaultTcpConfig({
@@ -213,6 +216,9 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   const detachLogging = attachTransitionLogging(hub, logger, (conn) => connections.describe(conn));
   // The flight recorder listens only when something reads it: the ring (--history N) or the access log.
   const history = new FlightRecorder({ clock, capacity: config.history });
+  // The registry's `closed` handler runs first (it subscribed first) and keeps the process it
+  // named until its next resolution, so the record of a closing connection still finds it.
+  history.appProcessOf = (id) => connections.appProcessOf(id)?.appProcess ?? null;
   if (config.accessLog) {
     // The log is the operator's own output (like the API on loopback); --api-addresses none hides addresses there too.
     history.onRecord = accessLog(logger, config.apiAddresses === 'none');
@@ -349,5 +355,5 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   }
 
   const impairment = impairedRx !== null && impairedTx !== null ? { rx: impairedRx.counters, tx: impairedTx.counters } : null;
-  return { config, tun, stack, proxy, budget, metrics, history, app, logger, impairment, listenUrl, shutdown };
+  return { config, tun, stack, proxy, budget, metrics, history, app, logger, impairment, connections, listenUrl, shutdown };
 }

@@ -85,6 +85,14 @@ struct TupleHash {
 // socket (a node-based map spent more time allocating than the kernel spent dumping).
 class SocketMap {
  public:
+  struct Entry {
+    Tuple tuple;
+    uint8_t state;
+    // The socket's inode (the name of its file, socket:[INODE], in its owners' /proc/PID/fd);
+    // 0 when no file holds it any more (an orphan finishing its close, or TIME_WAIT).
+    uint32_t inode;
+  };
+
   void Reserve(size_t n) {
     entries_.reserve(n);
     size_t cap = 64;
@@ -92,18 +100,19 @@ class SocketMap {
     if (cap > index_.size()) Rehash(cap);
   }
 
-  void Set(const Tuple& t, uint8_t state) {
+  void Set(const Tuple& t, uint8_t state, uint32_t inode) {
     if (2 * (entries_.size() + 1) > index_.size()) Rehash(index_.empty() ? 64 : 2 * index_.size());
     size_t mask = index_.size() - 1;
     for (size_t i = TupleHash()(t) & mask;; i = (i + 1) & mask) {
       int32_t e = index_[i];
       if (e < 0) {
         index_[i] = static_cast<int32_t>(entries_.size());
-        entries_.push_back({t, state});
+        entries_.push_back({t, state, inode});
         return;
       }
       if (entries_[e].tuple == t) {
         entries_[e].state = state;
+        entries_[e].inode = inode;
         return;
       }
     }
@@ -111,12 +120,18 @@ class SocketMap {
 
   // The state of `t`, 0 if absent.
   uint8_t Get(const Tuple& t) const {
-    if (index_.empty()) return 0;
+    const Entry* e = Find(t);
+    return e == nullptr ? 0 : e->state;
+  }
+
+  // The record of `t`, or null.
+  const Entry* Find(const Tuple& t) const {
+    if (index_.empty()) return nullptr;
     size_t mask = index_.size() - 1;
     for (size_t i = TupleHash()(t) & mask;; i = (i + 1) & mask) {
       int32_t e = index_[i];
-      if (e < 0) return 0;
-      if (entries_[e].tuple == t) return entries_[e].state;
+      if (e < 0) return nullptr;
+      if (entries_[e].tuple == t) return &entries_[e];
     }
   }
 
@@ -126,10 +141,6 @@ class SocketMap {
     std::fill(index_.begin(), index_.end(), -1);
   }
 
-  struct Entry {
-    Tuple tuple;
-    uint8_t state;
-  };
   const std::vector<Entry>& Entries() const { return entries_; }
 
  private:
@@ -226,7 +237,7 @@ int ReadDump(int fd, uint32_t seq, SocketMap* into) {
       t.localPort = ntohs(m->id.idiag_sport);
       t.remotePort = ntohs(m->id.idiag_dport);
       Normalize(&t);
-      into->Set(t, m->idiag_state);
+      into->Set(t, m->idiag_state, m->idiag_inode);
     }
   }
 }
@@ -337,8 +348,11 @@ int ReadProcFile(const char* path, int words, SocketMap* into) {
     bool ok = true;
     uint32_t state = Hex(local + 2 * width + 2, 2, &ok);
     if (!ok || state == 0 || state >= kStates || state == kTcpListen) continue;
+    // After the state: tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode.
+    unsigned long inode = 0;
+    if (sscanf(local + 2 * width + 4, "%*x:%*x %*x:%*x %*x %*u %*d %lu", &inode) != 1) inode = 0;
     Normalize(&t);
-    into->Set(t, static_cast<uint8_t>(state));
+    into->Set(t, static_cast<uint8_t>(state), static_cast<uint32_t>(inode));
   }
   fclose(f);
   return 0;
@@ -367,6 +381,7 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
                            InstanceMethod("refresh", &SocketTable::Refresh),
                            InstanceMethod("counts", &SocketTable::Counts),
                            InstanceMethod("stateOf", &SocketTable::StateOf),
+                           InstanceMethod("inodeOf", &SocketTable::InodeOf),
                            InstanceAccessor("size", &SocketTable::GetSize, nullptr),
                            InstanceAccessor("watched", &SocketTable::GetWatched, nullptr),
                            InstanceAccessor("source", &SocketTable::GetSource, nullptr),
@@ -440,6 +455,14 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
     Tuple t;
     if (!TupleFromArgs(info, 0, &t)) return info.Env().Undefined();
     return Napi::Number::New(info.Env(), snapshot_->Get(t));
+  }
+
+  // inodeOf(tuple: Uint32Array): that socket's inode in the last snapshot; 0 if it has none, -1 if absent.
+  Napi::Value InodeOf(const Napi::CallbackInfo& info) {
+    Tuple t;
+    if (!TupleFromArgs(info, 0, &t)) return info.Env().Undefined();
+    const SocketMap::Entry* e = snapshot_->Find(t);
+    return Napi::Number::New(info.Env(), e == nullptr ? -1.0 : static_cast<double>(e->inode));
   }
 
   Napi::Value GetSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), snapshot_->Size()); }

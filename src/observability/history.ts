@@ -23,17 +23,11 @@ import type { UpstreamLeg, UpstreamResult } from '../stack/upstream-leg.js';
 import type { CloseReason, ConnIdentity, ResetDirection, ResetReason } from '../tcp/events.js';
 import { State, STATE_NAMES, type StateName } from '../tcp/state.js';
 import { formatEndpoint } from '../wire/address.js';
+import type { AppProcess } from './app-process.js';
 import { CLOSE_REASONS } from './metrics.js';
 
 export const CLOSERS = ['app', 'upstream', 'synfin'] as const;
 export type Closer = (typeof CLOSERS)[number];
-
-/** The process holding the app's socket (pid, command as ss prints it, file descriptor). */
-export interface AppProcess {
-  pid: number;
-  command: string;
-  fd: number;
-}
 
 /** One closed connection, as /api/history and the access log give it. */
 export interface HistoryRecord {

@@ -160,6 +160,23 @@ export class KernelSockets {
     return STATE_BY_NUMBER[this.table.stateOf(this.tuple)];
   }
 
+  /**
+   * The inode of the socket local → remote in the last snapshot (its file's name in its owners'
+   * /proc/PID/fd is socket:[INODE]): 0 when no file holds it any more, -1 when it is not there.
+   */
+  inodeOf(family: 4 | 6, local: Uint32Array, localPort: number, remote: Uint32Array, remotePort: number): number {
+    this.fill(family, local, localPort, remote, remotePort);
+    return this.table.inodeOf(this.tuple);
+  }
+
+  /** inodeOf from textual addresses; -1 if either is not an address. */
+  inodeOfAddresses(localAddress: string, localPort: number, remoteAddress: string, remotePort: number): number {
+    const l = parseAddress(localAddress);
+    const r = parseAddress(remoteAddress);
+    if (l === null || r === null) return -1;
+    return this.inodeOf(l.family, l.words, localPort, r.words, remotePort);
+  }
+
   /** stateOf from textual addresses; undefined if either is not an address. */
   stateOfAddresses(localAddress: string, localPort: number, remoteAddress: string, remotePort: number): KernelState | undefined {
     const l = parseAddress(localAddress);

@@ -19,6 +19,7 @@ import {
   tcpInfo,
 } from './tcp-info.js';
 import { formatEndpoint } from '../wire/packet.js';
+import { MIN_WALK_INTERVAL_MS, SocketOwners, type AppProcessInfo } from './app-process.js';
 import { IdIndex } from './id-index.js';
 import { KernelSockets, type KernelState } from './kernel-sockets.js';
 import type { ConnectionSample } from './metrics.js';
@@ -58,9 +59,26 @@ export class ConnectionRegistry implements ConnectionSource {
    * (/metrics, /api/connections) await `refreshKernel()` first; the live page takes them as they are.
    */
   readonly kernel: KernelSockets;
+  /** Which process holds each app socket (app-process.ts), cached by inode. */
+  readonly owners: SocketOwners;
+  /**
+   * The app process last named for a connection (rows returned by the API, connections waiting
+   * on the app), for the flight recorder at its close: appProcessOf(). Entries of closed
+   * connections go at the next resolution after their close.
+   */
+  private readonly appById = new Map<number, AppProcessInfo>();
+  private closedAppIds: number[] = [];
+  private appTimer: NodeJS.Timeout | null = null;
+  private appTick: Promise<void> | null = null;
+  private readonly appIntervalMs: number;
 
-  constructor(private readonly clock: Clock) {
+  constructor(
+    private readonly clock: Clock,
+    opts: { procRoot?: string; ownerWalkIntervalMs?: number } = {},
+  ) {
     this.kernel = new KernelSockets(() => clock.now());
+    this.appIntervalMs = opts.ownerWalkIntervalMs ?? MIN_WALK_INTERVAL_MS;
+    this.owners = new SocketOwners(() => clock.now(), { procRoot: opts.procRoot, minWalkIntervalMs: this.appIntervalMs });
   }
 
   /** A kernel socket snapshot no older than `maxAgeMs`, before rows() or upstreamSocketStates(). */
@@ -105,10 +123,12 @@ export class ConnectionRegistry implements ConnectionSource {
     this.aheadTimer.unref();
   }
 
-  /** Stop the background read scheduled for the next scrape. */
+  /** Stop the background read scheduled for the next scrape, and the app process watch. */
   close(): void {
     if (this.aheadTimer !== null) clearTimeout(this.aheadTimer);
     this.aheadTimer = null;
+    if (this.appTimer !== null) clearInterval(this.appTimer);
+    this.appTimer = null;
   }
 
   /** Follow the stack's table (by its events) and the proxy's upstream legs (published on the same hub). */
@@ -120,6 +140,8 @@ export class ConnectionRegistry implements ConnectionSource {
       },
       closed: (conn: ConnIdentity) => {
         this.flows.delete(conn.id);
+        // Kept until the next resolution: the flight recorder reads it in its own `closed` handler.
+        if (this.appById.has(conn.id)) this.closedAppIds.push(conn.id);
       },
       // A pending SYN forgotten without an answer (the dial cap) leaves the table with no `closed` event.
       forgotten: (conn: ConnIdentity) => {
@@ -128,6 +150,95 @@ export class ConnectionRegistry implements ConnectionSource {
       upstreamOpened: (leg: UpstreamLeg) => this.legOpened(leg),
       upstreamClosed: (leg: UpstreamLeg) => this.legClosed(leg),
     });
+    // Connections waiting on the app are the ones whose process someone will ask for (the page,
+    // the Grafana table, the flight recorder when they finally close): resolved in the background
+    // every few seconds while there are any.
+    this.appTimer = setInterval(() => void this.watchWaitingOnApp(), this.appIntervalMs);
+    this.appTimer.unref();
+  }
+
+  // ------------------------------------------------------------ app processes
+
+  /**
+   * The process that held a connection's app socket, as last resolved (see appById), for the
+   * flight recorder: callable from a `closed` handler. Null when it was never named.
+   */
+  appProcessOf(connId: number): AppProcessInfo | null {
+    return this.appById.get(connId) ?? null;
+  }
+
+  /** What is known now of the process holding the app socket of `flow` (never reads /proc). */
+  private appProcessInfo(flow: ConnFlow): AppProcessInfo {
+    const kernel = this.kernel;
+    if (kernel.size === 0) return this.owners.lookup(-1);
+    return this.owners.lookup(kernel.inodeOf(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort));
+  }
+
+  /**
+   * Resolve the app process of rows built by page() or rows() that are still `pending`, off the
+   * event loop (app-process.ts), and fill it in. The kernel snapshot is the one they were built from.
+   */
+  async resolveAppProcesses(rows: ConnectionRow[]): Promise<void> {
+    this.forgetClosed();
+    const inodes: number[] = [];
+    for (const r of rows) if (r.appProcessSource === 'pending') inodes.push(this.inodeOfId(r.id));
+    if (inodes.length > 0) await this.owners.resolve(inodes);
+    for (const r of rows) {
+      const flow = this.flows.get(r.id);
+      if (flow === undefined) continue; // closed meanwhile: the row keeps what it had
+      if (r.appProcessSource === 'pending') {
+        const info = this.appProcessInfo(flow);
+        r.appProcess = info.appProcess;
+        r.appProcessSource = info.appProcessSource;
+      }
+      this.remember(r.id, r);
+    }
+  }
+
+  /** Keeps a connection's process for appProcessOf() (only a named one: null says nothing new). */
+  private remember(id: number, info: AppProcessInfo): void {
+    if (info.appProcess !== null) this.appById.set(id, { appProcess: info.appProcess, appProcessSource: info.appProcessSource });
+  }
+
+  private inodeOfId(id: number): number {
+    const flow = this.flows.get(id);
+    if (flow === undefined || this.kernel.size === 0) return -1;
+    return this.kernel.inodeOf(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort);
+  }
+
+  /** One round of the background watch: the owners of the connections waiting on the app. */
+  watchWaitingOnApp(): Promise<void> {
+    this.appTick ??= this.resolveWaitingOnApp().finally(() => {
+      this.appTick = null;
+    });
+    return this.appTick;
+  }
+
+  private async resolveWaitingOnApp(): Promise<void> {
+    this.forgetClosed();
+    const stack = this.stack;
+    if (stack === null) return;
+    const ids: number[] = [];
+    const { code } = stack.columns;
+    for (let slot = 0; slot < stack.tableSize; slot++) {
+      const state = code[slot] as number;
+      if (state === ROW_PENDING_SYN || waitingOnFor(state as State) !== 'app') continue;
+      const conn = stack.connAt(slot);
+      if (conn !== null) ids.push(conn.id);
+    }
+    if (ids.length === 0) return;
+    await this.kernel.fresh(this.appIntervalMs);
+    await this.owners.resolve(ids.map((id) => this.inodeOfId(id)));
+    for (const id of ids) {
+      const flow = this.flows.get(id);
+      if (flow !== undefined) this.remember(id, this.appProcessInfo(flow));
+    }
+  }
+
+  private forgetClosed(): void {
+    if (this.closedAppIds.length === 0) return;
+    for (const id of this.closedAppIds) if (this.flows.get(id) === undefined) this.appById.delete(id);
+    this.closedAppIds = [];
   }
 
   private legOpened(leg: UpstreamLeg): void {
@@ -243,6 +354,7 @@ export class ConnectionRegistry implements ConnectionSource {
     const waitingOn = waitingOnFor(conn.state);
     const srtt = conn.srttMs;
     const appKernelState = this.appKernelState(flow);
+    const app = this.appProcessInfo(flow);
     return {
       id: conn.id,
       client: formatEndpoint(flow.family, flow.remote, flow.remotePort),
@@ -251,6 +363,8 @@ export class ConnectionRegistry implements ConnectionSource {
       state: STATE_NAMES[conn.state]!,
       appState: appKernelState ?? inferAppState(conn.state, conn.snd.finAcked),
       appStateSource: appKernelState !== undefined ? 'kernel' : 'inferred',
+      appProcess: app.appProcess,
+      appProcessSource: app.appProcessSource,
       upstreamState,
       upstreamRttSeconds,
       upstreamRetransmits,
@@ -271,6 +385,7 @@ export class ConnectionRegistry implements ConnectionSource {
   private timeWaitRow(e: TimeWaitEntry, now: number): ConnectionRow {
     const { flow, rec } = e;
     const appKernelState = this.appKernelState(flow);
+    const app = this.appProcessInfo(flow);
     return {
       id: rec.id,
       client: formatEndpoint(flow.family, flow.remote, flow.remotePort),
@@ -279,6 +394,8 @@ export class ConnectionRegistry implements ConnectionSource {
       state: 'TIME_WAIT',
       appState: appKernelState ?? inferAppState(State.TIME_WAIT, true),
       appStateSource: appKernelState !== undefined ? 'kernel' : 'inferred',
+      appProcess: app.appProcess,
+      appProcessSource: app.appProcessSource,
       upstreamState: 'CLOSED',
       upstreamRttSeconds: null,
       upstreamRetransmits: null,

@@ -35,6 +35,8 @@ function row(id: number, over: Partial<ConnectionRow> = {}): ConnectionRow {
     state: 'ESTABLISHED',
     appState: 'ESTABLISHED',
     appStateSource: 'inferred',
+    appProcess: null,
+    appProcessSource: 'no_socket',
     upstreamState: 'ESTABLISHED',
     upstreamRttSeconds: 0.001,
     upstreamRetransmits: 0,

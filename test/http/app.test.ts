@@ -16,6 +16,8 @@ function row(over: Partial<ConnectionRow>): ConnectionRow {
     state: 'ESTABLISHED',
     appState: 'ESTABLISHED',
     appStateSource: 'inferred',
+    appProcess: null,
+    appProcessSource: 'no_socket',
     upstreamState: 'ESTABLISHED',
     upstreamRttSeconds: 0.0001,
     upstreamRetransmits: 0,
