@@ -20,7 +20,7 @@ export const CAPTURE_IN = 0;
 /** The packet went to the app (written to the link). */
 export const CAPTURE_OUT = 1;
 
-/** Bytes of a record's header: length, seconds, microseconds, connection id, original length, captured length | direction << 16. */
+/** Bytes of a record's header: length, seconds, microseconds, connection id, original length, captured length | direction << 24. */
 export const CAPTURE_RECORD_HEADER = 24;
 const W_LEN = 0;
 const W_SEC = 1;
@@ -146,7 +146,7 @@ export class CaptureRing {
     words[w + W_USEC] = t - sec * 1e6;
     words[w + W_CONN] = connId;
     words[w + W_ORIG] = origLen;
-    words[w + W_CAP] = capLen | (direction << 16);
+    words[w + W_CAP] = capLen | (direction << 24);
     this.lastAt = at;
     this.count++;
     this.tail = at + need;
@@ -203,9 +203,9 @@ export class CaptureRing {
       const w = at >> 2;
       if (n >= from) {
         const cap = words[w + W_CAP]!;
-        const capLen = cap & 0xffff;
+        const capLen = cap & 0xffffff;
         rec.timeUs = words[w + W_SEC]! * 1e6 + words[w + W_USEC]!;
-        rec.direction = (cap >>> 16) as typeof CAPTURE_IN | typeof CAPTURE_OUT;
+        rec.direction = (cap >>> 24) as typeof CAPTURE_IN | typeof CAPTURE_OUT;
         rec.connId = words[w + W_CONN]!;
         rec.origLen = words[w + W_ORIG]!;
         rec.data = this.bytes.subarray(at + CAPTURE_RECORD_HEADER, at + CAPTURE_RECORD_HEADER + capLen);
