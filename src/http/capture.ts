@@ -143,6 +143,11 @@ export function captureRoutes(opts: CaptureRoutesOptions): (app: FastifyInstance
   const control = opts.control;
   const mode = opts.apiAddresses ?? 'loopback';
   return (app) => {
+    // Live captures end with the server: a shutdown does not wait out their seconds.
+    const live = new Set<() => void>();
+    app.addHook('onClose', async () => {
+      for (const end of [...live]) end();
+    });
     app.get('/api/capture', async () => status(control));
 
     app.post<{ Body: { enabled: boolean; bufferBytes?: number | string; snaplen?: number } }>(
@@ -199,7 +204,7 @@ export function captureRoutes(opts: CaptureRoutesOptions): (app: FastifyInstance
           void reply.status(400).send({ error: 'querystring/service: no services are named (--service)', statusCode: 400 });
           return;
         }
-        streamLive(control, req, reply, (req.query.seconds ?? DEFAULT_LIVE_SECONDS) * 1000, service, serviceOf);
+        streamLive(control, req, reply, (req.query.seconds ?? DEFAULT_LIVE_SECONDS) * 1000, service, serviceOf, live);
       },
     );
   };
@@ -217,6 +222,7 @@ function streamLive(
   ms: number,
   service: string | undefined,
   serviceOf: ((connId: number) => string | null) | undefined,
+  live: Set<() => void>,
 ): void {
   let ring = control.acquireLive();
   let next = ring.nextNumber;
@@ -267,13 +273,17 @@ function streamLive(
     done = true;
     clearInterval(timer);
     clearTimeout(stopTimer);
+    live.delete(end);
     control.releaseLive();
   };
-  const stopTimer = setTimeout(() => {
+  const end = (): void => {
+    if (done) return;
     drain();
     finish();
     res.end();
-  }, ms);
+  };
+  live.add(end);
+  const stopTimer = setTimeout(end, ms);
   req.raw.on('close', finish);
   res.on('close', finish);
 }
