@@ -65,22 +65,33 @@ export function writePcapRecord(dst: Buffer, off: number, rec: CaptureRecord): n
   return off + PCAP_RECORD_HEADER_LEN + rec.data.length;
 }
 
-/** The records of the ring that `keep` accepts, as a whole pcap file, oldest first. */
-export function pcapOf(ring: CaptureRing, keep: (rec: CaptureRecord) => boolean): { file: Buffer; packets: number } {
-  let bytes = PCAP_HEADER_LEN;
-  let packets = 0;
-  ring.forEach(0, (rec) => {
-    if (!keep(rec)) return;
-    bytes += pcapRecordLength(rec);
-    packets++;
-  });
-  const file = Buffer.allocUnsafe(bytes);
-  pcapFileHeader().copy(file, 0);
-  let off = PCAP_HEADER_LEN;
-  ring.forEach(0, (rec) => {
-    if (keep(rec)) off = writePcapRecord(file, off, rec);
-  });
-  return { file, packets };
+/**
+ * Records examined per synchronous slice of a connection's pcap: the walk visits the whole ring
+ * (a 64 MiB ring holds up to ~800,000 packets), with a turn of the event loop between slices so
+ * the packets keep moving meanwhile.
+ */
+const PCAP_SLICE_RECORDS = 20_000;
+
+/**
+ * The packets of connection `connId` in the ring as a whole pcap file, oldest first: those kept
+ * when the walk reaches them (the ring goes on filling during the walk). Stops when `current()`
+ * no longer returns this ring (capture was turned off or resized).
+ */
+export async function pcapOf(ring: CaptureRing, connId: number, current: () => CaptureRing | null = () => ring): Promise<{ file: Buffer; packets: number }> {
+  const parts: Buffer[] = [pcapFileHeader()];
+  const collect = (rec: CaptureRecord): void => {
+    const b = Buffer.allocUnsafe(pcapRecordLength(rec));
+    writePcapRecord(b, 0, rec);
+    parts.push(b);
+  };
+  // Up to what was written when asked: a connection that is still sending does not keep the walk going.
+  const stop = ring.nextNumber;
+  let next = ring.firstNumber;
+  while (next < stop && current() === ring) {
+    next = ring.forEach(next, collect, connId, PCAP_SLICE_RECORDS);
+    if (next < stop) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return { file: Buffer.concat(parts), packets: parts.length - 1 };
 }
 
 export interface CaptureRoutesOptions {
@@ -183,7 +194,7 @@ export function captureRoutes(opts: CaptureRoutesOptions): (app: FastifyInstance
         return reply.status(409).send({ error: 'capture is off (--capture-buffer, or POST /api/capture {"enabled":true})', statusCode: 409 });
       }
       const id = req.params.id;
-      const { file, packets } = pcapOf(ring, (rec) => rec.connId === id);
+      const { file, packets } = await pcapOf(ring, id, () => control.ring);
       if (packets === 0) {
         return reply.status(404).send({ error: `no packets of connection ${id} in the capture ring`, statusCode: 404 });
       }

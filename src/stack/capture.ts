@@ -6,7 +6,7 @@
  * bytes of payload. Writing a record allocates nothing; when the ring is full the oldest records
  * are overwritten. With capture off there is no ring at all (the stack holds null).
  *
- * Records are variable-length and 4-byte aligned: a 24-byte header of six u32 words, then the
+ * Records are variable-length and 4-byte aligned: a 28-byte header of seven u32 words, then the
  * bytes. A record that does not fit before the end of the buffer goes to its start, and a zero
  * length word where it would have gone tells readers to wrap.
  *
@@ -20,14 +20,18 @@ export const CAPTURE_IN = 0;
 /** The packet went to the app (written to the link). */
 export const CAPTURE_OUT = 1;
 
-/** Bytes of a record's header: length, seconds, microseconds, connection id, original length, captured length | direction << 24. */
-export const CAPTURE_RECORD_HEADER = 24;
+/**
+ * Bytes of a record's header, u32 words: length, seconds, microseconds, connection id, original
+ * length, captured length | direction << 24, and the record's number (mod 2^32).
+ */
+export const CAPTURE_RECORD_HEADER = 28;
 const W_LEN = 0;
 const W_SEC = 1;
 const W_USEC = 2;
 const W_CONN = 3;
 const W_ORIG = 4;
 const W_CAP = 5;
+const W_NUM = 6;
 
 /** Smallest and largest ring: a record of a full-size packet must fit several times over. */
 export const CAPTURE_MIN_BYTES = 256 * 1024;
@@ -93,6 +97,11 @@ export class CaptureRing {
   overwritten = 0;
   /** Offset of the newest record (valid while count > 0). */
   private lastAt = 0;
+  /** Where the last forEach stopped: the record number after it, and the offset that record goes to. */
+  private resumeNumber = -1;
+  private resumeAt = 0;
+  /** One record object lent to forEach's visitor (valid during the call). */
+  private readonly lent: CaptureRecord = { timeUs: 0, direction: CAPTURE_IN, connId: 0, origLen: 0, data: Buffer.alloc(0) };
 
   constructor(bufferBytes: number, snaplen: number = DEFAULT_CAPTURE_SNAPLEN) {
     if (!Number.isInteger(bufferBytes) || bufferBytes < CAPTURE_MIN_BYTES || bufferBytes > CAPTURE_MAX_BYTES) {
@@ -147,6 +156,7 @@ export class CaptureRing {
     words[w + W_CONN] = connId;
     words[w + W_ORIG] = origLen;
     words[w + W_CAP] = capLen | (direction << 24);
+    words[w + W_NUM] = this.first + this.count;
     this.lastAt = at;
     this.count++;
     this.tail = at + need;
@@ -190,18 +200,33 @@ export class CaptureRing {
   }
 
   /**
-   * Visit the records from number `from` on (clamped to the oldest kept), oldest first; returns
-   * the number after the last one visited. `from` at or past nextNumber visits nothing.
+   * Visit the records from number `from` on (clamped to the oldest kept), oldest first, only those
+   * of connection `connId` when it is given, examining at most `maxExamined` of them; returns the
+   * number after the last one examined. `from` at or past nextNumber visits nothing. A reader that
+   * goes on from the number returned (a live capture, a walk in slices) starts where the last
+   * call stopped, not at the oldest record. The record object and its `data` view are lent for
+   * the call.
    */
-  forEach(from: number, visit: (rec: CaptureRecord) => void): number {
-    let n = this.first;
-    let at = this.count > 0 ? this.follow(this.head) : 0;
-    const rec: CaptureRecord = { timeUs: 0, direction: CAPTURE_IN, connId: 0, origLen: 0, data: this.bytes.subarray(0, 0) };
+  forEach(from: number, visit: (rec: CaptureRecord) => void, connId = -1, maxExamined = Infinity): number {
     const end = this.first + this.count;
+    if (from >= end) return from;
     const words = this.words;
-    while (n < end) {
+    let n: number;
+    let at: number;
+    const resume = this.resumeNumber === from && from >= this.first ? this.follow(this.resumeAt) : -1;
+    if (resume >= 0 && words[(resume >> 2) + W_NUM] === from >>> 0) {
+      n = from;
+      at = resume;
+    } else {
+      n = this.first;
+      at = this.follow(this.head);
+    }
+    const rec = this.lent;
+    let examined = 0;
+    for (;;) {
       const w = at >> 2;
-      if (n >= from) {
+      if (n >= from) examined++;
+      if (n >= from && (connId < 0 || words[w + W_CONN] === connId)) {
         const cap = words[w + W_CAP]!;
         const capLen = cap & 0xffffff;
         rec.timeUs = words[w + W_SEC]! * 1e6 + words[w + W_USEC]!;
@@ -212,9 +237,13 @@ export class CaptureRing {
         visit(rec);
       }
       n++;
-      if (n < end) at = this.follow(at + words[w + W_LEN]!);
+      at += words[w + W_LEN]!;
+      if (n >= end || examined >= maxExamined) break;
+      at = this.follow(at);
     }
-    return Math.max(from, end);
+    this.resumeNumber = n;
+    this.resumeAt = at;
+    return n;
   }
 
   /** Whether record number `n` is still in the ring. */

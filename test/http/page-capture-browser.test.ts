@@ -64,7 +64,7 @@ describeIfTun('live page: pcap links with capture on', () => {
     await page.click('[data-waiting="app"]');
     await page.waitForSelector('#connections[data-loaded="true"] tbody tr[data-id] a', { timeout: 15_000 });
     const links = await page.$$eval('#connections tbody tr[data-id]', (trs) =>
-      trs.map((tr) => ({ id: tr.getAttribute('data-id'), href: tr.querySelector('td[data-field="id"] a')?.getAttribute('href') ?? null, text: tr.cells[0]!.textContent })),
+      trs.map((tr) => ({ id: tr.getAttribute('data-id'), href: tr.querySelector('td[data-field="id"] a')?.getAttribute('href') ?? null, text: (tr as HTMLTableRowElement).cells[0]!.textContent })),
     );
     expect(links).toHaveLength(LEAKS);
     for (const l of links) {
