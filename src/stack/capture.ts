@@ -51,6 +51,14 @@ export interface CaptureRecord {
   data: Buffer;
 }
 
+/** Word copies (copyIn) assume the platform stores a u32's low byte first. */
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+/**
+ * Copies up to this long go word by word (no allocation: Buffer#copy of part of a Buffer makes a
+ * view object per call); longer ones, which only a large --capture-snaplen makes, use Buffer#copy.
+ */
+const WORD_COPY_MAX = 256;
+
 /** Wall-clock microseconds without a Date or a BigInt per packet. */
 const TIME_ORIGIN_US = performance.timeOrigin * 1000;
 function nowUs(): number {
@@ -167,8 +175,23 @@ export class CaptureRing {
   recordIn(buf: Buffer, off: number, len: number): number {
     const capLen = captureLength(buf, off, len, this.snaplen);
     const at = this.reserve(CAPTURE_IN, 0, len, capLen);
-    buf.copy(this.bytes, at, off, off + capLen);
+    this.copyIn(at, buf, off, capLen);
     return this.lastNumber;
+  }
+
+  /** Copy `src[off, off+len)` to `bytes[at]` (`at` from reserve: 4-byte aligned), allocating nothing for short copies. */
+  copyIn(at: number, src: Uint8Array, off: number, len: number): void {
+    if (len > WORD_COPY_MAX || !LITTLE_ENDIAN) {
+      this.bytes.set(src.subarray(off, off + len), at);
+      return;
+    }
+    const words = this.words;
+    const end = off + len;
+    let w = at >> 2;
+    let i = off;
+    for (; i + 4 <= end; i += 4) words[w++] = src[i]! | (src[i + 1]! << 8) | (src[i + 2]! << 16) | (src[i + 3]! << 24);
+    const bytes = this.bytes;
+    for (let o = w << 2; i < end; i++) bytes[o++] = src[i]!;
   }
 
   /** Set the connection of record `number` (the stack learns it after demultiplexing), unless it was overwritten since. */

@@ -111,10 +111,10 @@ export class PacketWriter {
     const keep = Math.min(len, cap.snaplen);
     const at = cap.reserve(CAPTURE_OUT, connId, hdrLen + len, hdrLen + keep);
     if (attached) {
-      buf.copy(cap.bytes, at, ipOff, ipOff + hdrLen);
+      cap.copyIn(at, buf, ipOff, hdrLen);
       if (keep > 0) payload!.copyPayload(cap.bytes, at + hdrLen, payloadOffset, keep);
     } else {
-      buf.copy(cap.bytes, at, ipOff, ipOff + hdrLen + keep);
+      cap.copyIn(at, buf, ipOff, hdrLen + keep);
     }
   }
 
@@ -152,7 +152,7 @@ export class PacketWriter {
     const cap = this.capture;
     if (cap !== null) {
       const at = cap.reserve(CAPTURE_OUT, connId, len, len);
-      buf.copy(cap.bytes, at, ipOff, ipOff + len);
+      cap.copyIn(at, buf, ipOff, len);
     }
     const total = (vnet ? VNET_HDR_LEN : 0) + len;
     link.txCommit(slot, total);

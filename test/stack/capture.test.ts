@@ -189,6 +189,18 @@ describe('CaptureRing', () => {
     expect(got).toEqual(Array.from({ length: i - from }, (_, k) => from + k));
   });
 
+  it('copyIn copies any length from any source offset exactly (word copies up to 256 bytes, Buffer copies beyond)', () => {
+    const ring = new CaptureRing(CAPTURE_MIN_BYTES, 128);
+    const src = Buffer.from(Array.from({ length: 2000 }, (_, i) => (i * 7 + 3) & 0xff));
+    for (const len of [0, 1, 3, 4, 5, 52, 255, 256, 257, 600]) {
+      for (const off of [0, 1, 2, 3, 17]) {
+        const at = ring.reserve(CAPTURE_IN, 1, len, len);
+        ring.copyIn(at, src, off, len);
+        expect(ring.bytes.subarray(at, at + len).equals(src.subarray(off, off + len)), `len ${len} off ${off}`).toBe(true);
+      }
+    }
+  });
+
   it('visits only the records of one connection when asked', () => {
     const ring = new CaptureRing(CAPTURE_MIN_BYTES, 128);
     for (let i = 0; i < 300; i++) {
