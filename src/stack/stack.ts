@@ -395,19 +395,22 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
 
   /**
    * input() with capture on: the packet is recorded before it is processed (what it makes us send
-   * comes after it in the ring), and tagged with its connection afterwards: the entry its 4-tuple
-   * finds once processed (a SYN's new pending connection; a closed connection leaves the table
-   * only at the flush).
+   * comes after it in the ring), and tagged with its connection afterwards: the entry demux found
+   * for it, or for a segment that had none (a SYN), the entry its 4-tuple finds once processed
+   * (the SYN's new pending connection).
    */
   private inputCaptured(cap: CaptureRing, buf: Buffer, off: number, len: number, checksumKnownGood: boolean): void {
     const n = cap.recordIn(buf, off, len);
     const at = cap.lastOffset;
     const parsed = this.segmentsIn;
+    this.demuxed = undefined;
     this.demux(buf, off, len, checksumKnownGood);
     if (this.segmentsIn === parsed) return;
-    const entry = this.table.get(this.key);
+    const entry = this.demuxed ?? this.table.get(this.key);
     if (entry !== undefined) cap.tagConnection(n, at, entry.kind === KIND_CONN ? entry.conn.id : entry.id);
   }
+  /** The entry the last segment was demultiplexed to (read by inputCaptured only). */
+  private demuxed: Entry | undefined = undefined;
 
   private demux(buf: Buffer, off: number, len: number, checksumKnownGood: boolean): void {
     // LinkRx contract: a flush() ends every batch of input().
@@ -439,6 +442,7 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
         return;
       }
     }
+    this.demuxed = entry;
     switch (entry.kind) {
       case KIND_CONN: {
         entry.conn.process(seg, now);
