@@ -2,7 +2,8 @@
  * Packet capture end to end: a transfer through synfin with --capture-buffer on, from the app's
  * kernel in a namespace to a server on this host. What GET /api/connections/:id/pcap and a live
  * GET /api/capture.pcap return, read back by tcpdump, matches packet for packet (flags, seq, ack,
- * length) what `tcpdump -i` captured on the TUN device in the same test, in each direction.
+ * length) what `tcpdump -i` captured on the TUN device in the same test, in each direction. With
+ * capture off (the default) no ring exists until POST /api/capture turns it on.
  */
 import { type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
@@ -106,6 +107,36 @@ describeIfTun('packet capture through synfin', () => {
     for (const server of servers) await new Promise<void>((r) => server.close(() => r()));
     fs.rmSync(dir, { recursive: true, force: true });
     destroyAllNetns();
+  });
+
+  describe('capture off (the default)', () => {
+    let env: SynfinEnv;
+    beforeAll(async () => {
+      env = await startSynfinEnv();
+    });
+    afterAll(async () => {
+      await env?.close();
+    });
+
+    it('allocates no ring, records nothing through a transfer, and says so in the API', async () => {
+      const curl = await env.ns.exec('curl', ['-sS', '-o', '/dev/null', '-w', '%{size_download}', `http://${env.serverAddr}:${ports.v4}/`]);
+      expect(curl.stdout).toBe(String(RESPONSE.length));
+      expect(env.synfin.capture.ring).toBeNull();
+      expect((env.synfin.stack as unknown as { capture: unknown }).capture).toBeNull();
+      expect(await env.api('/api/capture')).toMatchObject({ enabled: false, active: false, bufferBytes: 0, records: 0 });
+      const res = await fetch(`${env.synfin.listenUrl}/api/connections/1/pcap`);
+      expect(res.status).toBe(409);
+      // Turned on at runtime from loopback, then off again: the ring comes and goes.
+      const on = await fetch(`${env.synfin.listenUrl}/api/capture`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ enabled: true, bufferBytes: '1MiB' }) });
+      expect(on.status).toBe(200);
+      expect(env.synfin.capture.ring?.size).toBe(1024 * 1024);
+      const again = await env.ns.exec('curl', ['-sS', '-o', '/dev/null', '-w', '%{size_download}', `http://${env.serverAddr}:${ports.v4}/`]);
+      expect(again.stdout).toBe(String(RESPONSE.length));
+      expect(env.synfin.capture.ring!.records).toBeGreaterThan(10);
+      const off = await fetch(`${env.synfin.listenUrl}/api/capture`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ enabled: false }) });
+      expect(off.status).toBe(200);
+      expect(env.synfin.capture.ring).toBeNull();
+    });
   });
 
   for (const ipv6 of [false, true]) {
