@@ -5,8 +5,7 @@
  * length) what `tcpdump -i` captured on the TUN device in the same test, in each direction. With
  * capture off (the default) no ring exists until POST /api/capture turns it on.
  */
-import { type ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
