@@ -15,6 +15,7 @@ export { API_ADDRESS_MODES, LOG_LEVELS, type ApiAddressMode, type LogLevel };
 import { cidrSet, parseMapRule, splitHostPort } from './proxy/policy.js';
 import { parseFaultSpec } from './stack/fault.js';
 import { parseByteSize } from './tcp/memory-budget.js';
+import { CAPTURE_MAX_BYTES, CAPTURE_MIN_BYTES, DEFAULT_CAPTURE_SNAPLEN, MAX_CAPTURE_SNAPLEN } from './stack/capture.js';
 
 
 
@@ -64,6 +65,10 @@ export interface Config {
    * processes of another uid (appProcess), as `ss -p` needs them.
    */
   keepCapabilities: string[];
+  /** Bytes of the packet capture ring (src/stack/capture.ts); 0 = off. */
+  captureBuffer: number;
+  /** Bytes of TCP payload kept per captured packet after the headers. */
+  captureSnaplen: number;
 }
 
 /**
@@ -104,6 +109,8 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'synBacklog', flag: 'syn-backlog', kind: 'number', placeholder: 'N', help: 'half-open connections before SYN cookies engage (default 1024)' },
   { key: 'congestionControl', flag: 'congestion-control', kind: 'string', placeholder: 'NAME', help: 'newreno or cubic (default cubic)' },
   { key: 'memoryLimit', flag: 'memory-limit', kind: 'bytes', placeholder: 'BYTES', help: 'buffers of all connections together, e.g. 64MiB (default: half the cgroup memory.max, else 256MiB)' },
+  { key: 'captureBuffer', flag: 'capture-buffer', kind: 'bytes', placeholder: 'BYTES', help: 'keep the app leg\'s packets in a ring of this size, e.g. 64MiB; 0 = off (default 0; POST /api/capture turns it on at runtime)' },
+  { key: 'captureSnaplen', flag: 'capture-snaplen', kind: 'bytes', placeholder: 'BYTES', help: 'payload bytes kept per captured packet after the IP and TCP headers (default 128)' },
   { key: 'impair', flag: 'impair', kind: 'string', placeholder: 'SPEC', help: 'testing: seeded loss/delay in front of the device, e.g. loss=0.01,delay=5,seed=1' },
   { key: 'maxEventStreams', flag: 'max-event-streams', kind: 'number', placeholder: 'N', help: 'most /api/events readers at once, more get 503; 0 turns the stream off (default 16)' },
   { key: 'keepCapabilities', flag: 'keep-capability', kind: 'list', placeholder: 'NAME', help: 'keep this capability after start: sys_ptrace and dac_read_search together name the app processes of another uid that hold connections (appProcess) (repeatable)' },
@@ -140,6 +147,8 @@ export const DEFAULT_CONFIG: Config = {
   history: 10_000,
   accessLog: false,
   keepCapabilities: [],
+  captureBuffer: 0,
+  captureSnaplen: DEFAULT_CAPTURE_SNAPLEN,
 };
 
 /** Environment variable of an option: --connect-timeout → SYNFIN_CONNECT_TIMEOUT. */
@@ -252,6 +261,12 @@ function validate(c: Config): void {
   integer(c.maxTimeWait, '--max-time-wait', 0);
   integer(c.synBacklog, '--syn-backlog', 1);
   if (c.memoryLimit !== null) integer(c.memoryLimit, '--memory-limit', 1024 * 1024);
+  integer(c.captureBuffer, '--capture-buffer', 0);
+  if (c.captureBuffer !== 0 && (c.captureBuffer < CAPTURE_MIN_BYTES || c.captureBuffer > CAPTURE_MAX_BYTES)) {
+    throw new ConfigError(`--capture-buffer: ${c.captureBuffer} is out of range (0 for off, or 256KiB-1GiB)`);
+  }
+  integer(c.captureSnaplen, '--capture-snaplen', 0);
+  if (c.captureSnaplen > MAX_CAPTURE_SNAPLEN) throw new ConfigError(`--capture-snaplen: ${c.captureSnaplen} is out of range (0-${MAX_CAPTURE_SNAPLEN})`);
   if (c.upstreamBind !== null && net.isIP(c.upstreamBind) === 0) {
     throw new ConfigError(`--upstream-bind: "${c.upstreamBind}" is not an IP address`);
   }

@@ -12,6 +12,7 @@ import type { Config } from './config.js';
 import { ConfigError, SynfinError } from './errors.js';
 import { build } from './http/app.js';
 import { livePage } from './http/page.js';
+import { captureRoutes } from './http/capture.js';
 import { accessLog, createLogger, attachTransitionLogging, ThrottledWarning } from './observability/log.js';
 import { createSummary } from './observability/summary.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
@@ -22,6 +23,7 @@ import { UpstreamForwarder } from './proxy/forwarder.js';
 import { DestinationPolicy } from './proxy/policy.js';
 import { monotonicClock } from './stack/clock.js';
 import { EventHub } from './stack/events.js';
+import { CaptureControl } from './stack/capture.js';
 import { ImpairedRx, ImpairedTx, parseFaultSpec, type FaultCounters } from './stack/fault.js';
 import type { LinkRx } from './wire/link.js';
 import { Stack } from './stack/stack.js';
@@ -74,6 +76,8 @@ export interface Synfin {
   proxy: UpstreamForwarder;
   /** The --memory-limit budget every connection's buffers are charged to. */
   budget: MemoryBudget;
+  /** The packet capture ring's switch (--capture-buffer, POST /api/capture). */
+  capture: CaptureControl;
   metrics: Metrics;
   /**
    * The flight recorder (/api/history, --access-log). Its hooks `serviceOf` (the service
@@ -178,6 +182,8 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   });
   proxy.attach(stack);
   connections.attach(stack);
+  // --capture-buffer: the app leg's packets in a ring (off: none allocated; POST /api/capture).
+  const capture = new CaptureControl(stack, { bufferBytes: config.captureBuffer, snaplen: config.captureSnaplen });
 
   let ready = false;
   let shuttingDown = false;
@@ -237,7 +243,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     apiHosts: config.apiHosts,
     history: config.history > 0 ? history.ring : null,
     beforeScrape: () => connections.prepareScrape(),
-    plugins: [livePage(summary)],
+    plugins: [livePage(summary), captureRoutes({ control: capture, apiAddresses: config.apiAddresses })],
     log: logger.child({ component: 'http' }),
   });
 
@@ -355,5 +361,5 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   }
 
   const impairment = impairedRx !== null && impairedTx !== null ? { rx: impairedRx.counters, tx: impairedTx.counters } : null;
-  return { config, tun, stack, proxy, budget, metrics, history, app, logger, impairment, connections, listenUrl, shutdown };
+  return { config, tun, stack, proxy, budget, capture, metrics, history, app, logger, impairment, connections, listenUrl, shutdown };
 }

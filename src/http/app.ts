@@ -41,7 +41,7 @@ export function isLoopbackPeer(address: string | undefined): boolean {
  * (X-Forwarded-For is whatever the client wrote). A reverse proxy on the same host makes every
  * request look local: choose `none` or `all` deliberately there.
  */
-function showsAddresses(mode: ApiAddressMode, req: FastifyRequest): boolean {
+export function showsAddresses(mode: ApiAddressMode, req: FastifyRequest): boolean {
   if (mode === 'all') return true;
   if (mode === 'none') return false;
   return isLoopbackPeer(req.raw.socket.remoteAddress);

@@ -46,6 +46,7 @@ import { DeadlineHeap, type Schedulable } from './deadline-heap.js';
 import { EventHub } from './events.js';
 import { FlowHasher, FlowTable, FlowTuple, SlotColumns, type FlowEntry, type FlowKeyLike } from './flow-table.js';
 import { PacketWriter } from './packet-writer.js';
+import type { CaptureRing, CaptureSink } from './capture.js';
 import type { LinkRx, LinkTx } from '../wire/link.js';
 
 /** Domain word of the flow table's key, derived from the stack's secret: "FLW1". */
@@ -274,7 +275,7 @@ export interface StackOptions {
   clearTimer?: (handle: unknown) => void;
 }
 
-export class Stack implements LinkRx, TimeWaitGate {
+export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
   readonly events: EventHub;
   readonly tcp: TcpConfig;
   private readonly link: LinkTx;
@@ -319,6 +320,8 @@ export class Stack implements LinkRx, TimeWaitGate {
   /** Connections admitted to TIME-WAIT whose record is not made yet (counted against the bound). */
   private timeWaitReserved = 0;
   private nextId = 1;
+  /** The capture ring (--capture-buffer, src/stack/capture.ts), or null when capture is off. */
+  private capture: CaptureRing | null = null;
   private halfOpen = 0;
   private pendingCount = 0;
   private connCount = 0;
@@ -413,9 +416,39 @@ export class Stack implements LinkRx, TimeWaitGate {
     for (const e of this.table.values()) if (e.kind === KIND_SYN) yield e;
   }
 
+  /** CaptureSink: every packet read from or written to the link goes into `ring` from now on (null: none). */
+  setCapture(ring: CaptureRing | null): void {
+    this.capture = ring;
+    this.writer.capture = ring;
+  }
+
   // ---------------------------------------------------------------- ingress
 
   input(buf: Buffer, off: number, len: number, checksumKnownGood: boolean): void {
+    if (this.capture !== null) this.inputCaptured(this.capture, buf, off, len, checksumKnownGood);
+    else this.demux(buf, off, len, checksumKnownGood);
+  }
+
+  /**
+   * input() with capture on: the packet is recorded before it is processed (what it makes us send
+   * comes after it in the ring), and tagged with its connection afterwards: the entry demux found
+   * for it, or for a segment that had none (a SYN), the entry its 4-tuple finds once processed
+   * (the SYN's new pending connection).
+   */
+  private inputCaptured(cap: CaptureRing, buf: Buffer, off: number, len: number, checksumKnownGood: boolean): void {
+    const n = cap.recordIn(buf, off, len);
+    const at = cap.lastOffset;
+    const parsed = this.segmentsIn;
+    this.demuxed = undefined;
+    this.demux(buf, off, len, checksumKnownGood);
+    if (this.segmentsIn === parsed) return;
+    const entry = this.demuxed ?? this.table.get(this.key);
+    if (entry !== undefined) cap.tagConnection(n, at, entry.kind === KIND_CONN ? entry.conn.id : entry.id);
+  }
+  /** The entry the last segment was demultiplexed to (read by inputCaptured only). */
+  private demuxed: Entry | undefined = undefined;
+
+  private demux(buf: Buffer, off: number, len: number, checksumKnownGood: boolean): void {
     // LinkRx contract: a flush() ends every batch of input().
     this.batchOpen = true;
     const seg = this.seg;
@@ -445,6 +478,7 @@ export class Stack implements LinkRx, TimeWaitGate {
         return;
       }
     }
+    this.demuxed = entry;
     switch (entry.kind) {
       case KIND_CONN: {
         entry.conn.process(seg, now);
@@ -746,10 +780,10 @@ export class Stack implements LinkRx, TimeWaitGate {
     if (how === 'refused') {
       const out = this.out;
       refusalRst(req, out);
-      this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, null);
+      this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, null, req.id);
       this.events.reset(req, 'sent', 'upstream_refused');
     } else if (how === 'unreachable' || how === 'prohibited') {
-      this.writer.writeUnreachable(f, req.clientIsn, how === 'prohibited');
+      this.writer.writeUnreachable(f, req.clientIsn, how === 'prohibited', req.id);
     }
     this.events.closed(req, 'upstream_failed', now);
     this.flushSoon();
@@ -865,7 +899,7 @@ export class Stack implements LinkRx, TimeWaitGate {
   private emitConnSegment(conn: TcpConn, out: OutSegment): boolean {
     const entry = conn.tableEntry as ConnEntry;
     const f = entry.flow;
-    const ok = this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, conn);
+    const ok = this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, conn, conn.id);
     if (!ok) this.blockTx();
     return ok;
   }
@@ -875,7 +909,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     out.clear();
     buildTimeWaitAck(entry.rec, now, out);
     const f = entry.flow;
-    this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, null);
+    this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, null, entry.id);
     this.flushSoon();
   }
 

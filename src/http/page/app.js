@@ -494,14 +494,14 @@ async function loadDetail() {
   try {
     // One page of the oldest MAX_ROWS (the API pages in the order connections were opened):
     // the page never asks synfin for a table it would not show.
-    const res = await fetch(`api/connections?${q}&limit=${MAX_ROWS}`, { cache: 'no-store' });
+    const [res, capture] = await Promise.all([fetch(`api/connections?${q}&limit=${MAX_ROWS}`, { cache: 'no-store' }), captureActive()]);
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const body = await res.json();
     if (seq !== detail.seq) return; // a newer selection or refresh has started
     const rows = body.connections;
     if (sel.kind === 'waiting') rows.sort((a, b) => (b.waitingSeconds ?? 0) - (a.waitingSeconds ?? 0) || b.ageSeconds - a.ageSeconds);
     else rows.sort((a, b) => b.ageSeconds - a.ageSeconds);
-    renderRows(rows);
+    renderRows(rows, capture);
     renderGroups(sel.kind === 'waiting' ? rows : null);
     note.textContent =
       rows.length === 0
@@ -568,7 +568,17 @@ async function showConnection(row) {
   }
 }
 
-function renderRows(rows) {
+/** Whether the capture ring is on (GET /api/capture): then each row links to its connection's pcap. */
+async function captureActive() {
+  try {
+    const res = await fetch('api/capture', { cache: 'no-store' });
+    return res.ok && (await res.json()).active === true;
+  } catch {
+    return false;
+  }
+}
+
+function renderRows(rows, capture = false) {
   const tbody = document.getElementById('connections').tBodies[0];
   const frag = document.createDocumentFragment();
   for (const r of rows.slice(0, MAX_ROWS)) {
@@ -594,6 +604,11 @@ function renderRows(rows) {
     const names = ['id', 'client', 'destination', 'state', 'appState', 'upstreamState', 'waitingOn', 'waitingSeconds', 'ageSeconds', 'stateAgeSeconds', 'idleSeconds', 'bytesIn', 'bytesOut', 'service', 'appProcess'];
     cells.forEach((text, i) => html('td', { 'data-field': names[i] }, tr, text));
     if (r.appStateSource === 'inferred') tr.cells[4].title = 'inferred from the segments exchanged';
+    if (capture) {
+      const idCell = tr.cells[0];
+      idCell.textContent = '';
+      html('a', { href: `api/connections/${r.id}/pcap`, download: `synfin-connection-${r.id}.pcap`, title: 'its packets in the capture ring (pcap)' }, idCell, String(r.id));
+    }
   }
   tbody.replaceChildren(frag);
 }
