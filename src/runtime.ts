@@ -112,6 +112,12 @@ export interface StartOptions {
    */
   netns?: string;
   /**
+   * The app's own network namespace (`/var/run/netns/NAME`) when synfin stands in front of it
+   * rather than inside it: the app's sockets (appState, appProcess) are read from that
+   * namespace's table. The demo sets it to the namespace its client runs in.
+   */
+  appNetns?: string;
+  /**
    * Least privilege (`synfin run`): once the device is ready, a process that holds any capability
    * drops them all but what its options need and re-executes itself (src/tun/caps.ts); the new
    * process adopts the device. Off for the demo, which keeps what it needs to remove what it made.
@@ -145,7 +151,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   const collector = pressureCollector(budget);
 
   const policy = new DestinationPolicy({ allow: config.allow, deny: config.deny, map: config.map });
-  const connections = new ConnectionRegistry(clock);
+  const connections = new ConnectionRegistry(clock, { appNetns: opts.appNetns });
   const proxy = new UpstreamForwarder({
     clock,
     policy,

@@ -21,10 +21,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -287,8 +289,10 @@ int DumpFamily(int fd, uint8_t family, uint32_t seq, SocketMap* into) {
   return err != 0 ? err : ReadDump(fd, seq, into);
 }
 
-int DumpSockDiag(SocketMap* into) {
-  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+// `boundFd`: a sock_diag socket opened in another network namespace (OpenSockDiagIn), used and
+// kept; -1: a socket of this thread's namespace, opened and closed for this dump.
+int DumpSockDiag(SocketMap* into, int boundFd) {
+  int fd = boundFd >= 0 ? boundFd : socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (fd < 0) return errno;
   int err = DumpBothFamilies(fd, into);
   if (err != 0) {
@@ -296,8 +300,37 @@ int DumpSockDiag(SocketMap* into) {
     err = DumpFamily(fd, AF_INET, 2, into);
     if (err == 0) err = DumpFamily(fd, AF_INET6, 3, into);
   }
-  close(fd);
+  if (fd != boundFd) close(fd);
   return err;
+}
+
+// A sock_diag socket of the network namespace at `nsPath` (/var/run/netns/NAME, /proc/PID/ns/net):
+// a socket belongs to the namespace it was created in for its whole life, so this thread enters
+// the namespace just for socket(2) and returns (setns(2) needs CAP_SYS_ADMIN, held at start).
+// Returns the fd, or -errno.
+int OpenSockDiagIn(const char* nsPath) {
+  int target = open(nsPath, O_RDONLY | O_CLOEXEC);
+  if (target < 0) return -errno;
+  int own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (own < 0) {
+    int err = errno;
+    close(target);
+    return -err;
+  }
+  int fd = -1;
+  int err = 0;
+  if (setns(target, CLONE_NEWNET) != 0) {
+    err = errno;
+  } else {
+    fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (fd < 0) err = errno;
+    // Back to our own namespace, whatever happened: a thread left elsewhere would open every
+    // later socket of the event loop there. If that fails there is no safe way on.
+    if (setns(own, CLONE_NEWNET) != 0) abort();
+  }
+  close(own);
+  close(target);
+  return fd >= 0 ? fd : -err;
 }
 
 // ---------------------------------------------------------------------------- /proc fallback
@@ -398,6 +431,22 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
     maxClosed_ = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());
     forceProc_ = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
     memset(counts_, 0, sizeof counts_);
+    // netnsPath: the table of another network namespace (sock_diag only: /proc/net/tcp is this one's).
+    if (info.Length() > 3 && info[3].IsString()) {
+      std::string nsPath = info[3].As<Napi::String>().Utf8Value();
+      int fd = OpenSockDiagIn(nsPath.c_str());
+      if (fd < 0) {
+        Napi::Error e = Napi::Error::New(info.Env(), std::string("the network namespace ") + nsPath + ": " + strerror(-fd));
+        e.Set("errno", Napi::Number::New(info.Env(), -fd));
+        e.ThrowAsJavaScriptException();
+        return;
+      }
+      boundFd_ = fd;
+    }
+  }
+
+  ~SocketTable() {
+    if (boundFd_ >= 0) close(boundFd_);
   }
 
   // The worker's result, swapped in on the JS thread.
@@ -498,6 +547,7 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
   double closedMemoryMs_ = 0;
   size_t maxClosed_ = 0;
   bool forceProc_ = false;
+  int boundFd_ = -1;  // a sock_diag socket of another network namespace, or -1
   bool refreshing_ = false;
   const char* source_ = "none";
   std::unordered_map<uint32_t, Tuple> ids_;
@@ -511,16 +561,19 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
 
 class RefreshWorker : public Napi::AsyncWorker {
  public:
-  RefreshWorker(SocketTable* table, Napi::Object self, Napi::Function done, double nowMs, bool forceProc, size_t sizeHint)
-      : Napi::AsyncWorker(done, "synfin:socket-table"), table_(table), nowMs_(nowMs), forceProc_(forceProc) {
+  RefreshWorker(SocketTable* table, Napi::Object self, Napi::Function done, double nowMs, bool forceProc, int boundFd, size_t sizeHint)
+      : Napi::AsyncWorker(done, "synfin:socket-table"), table_(table), nowMs_(nowMs), forceProc_(forceProc), boundFd_(boundFd) {
     self_ = Napi::Persistent(self);  // keeps the table alive until the worker completes
     fresh_ = std::make_unique<SocketMap>();
     fresh_->Reserve(sizeHint + sizeHint / 4 + 64);
   }
 
   void Execute() override {
-    int err = forceProc_ ? ENOSYS : DumpSockDiag(fresh_.get());
-    if (err != 0) {
+    int err = forceProc_ ? ENOSYS : DumpSockDiag(fresh_.get(), boundFd_);
+    if (err != 0 && boundFd_ >= 0) {
+      // Another namespace's table: /proc/net/tcp would be ours, so no fallback.
+      SetError(std::string("reading the TCP table of the other network namespace: sock_diag: ") + strerror(err));
+    } else if (err != 0) {
       // No sock_diag for TCP here (no inet_diag/tcp_diag in this kernel, or a filter refuses
       // NETLINK_SOCK_DIAG): the text table, as ss(8) falls back to.
       fresh_->Clear();
@@ -547,6 +600,7 @@ class RefreshWorker : public Napi::AsyncWorker {
   std::unique_ptr<SocketMap> fresh_;
   double nowMs_;
   bool forceProc_;
+  int boundFd_;
   bool fromProc_ = false;
 };
 
@@ -562,7 +616,7 @@ Napi::Value SocketTable::Refresh(const Napi::CallbackInfo& info) {
   }
   refreshing_ = true;
   auto* w = new RefreshWorker(this, info.This().As<Napi::Object>(), info[1].As<Napi::Function>(),
-                              info[0].As<Napi::Number>().DoubleValue(), forceProc_, snapshot_->Size());
+                              info[0].As<Napi::Number>().DoubleValue(), forceProc_, boundFd_, snapshot_->Size());
   w->Queue();
   return env.Undefined();
 }

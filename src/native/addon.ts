@@ -147,7 +147,8 @@ export interface NativeAddon {
   execve(file: string, argv: readonly string[], env: readonly string[], keepFd: number): never;
   tcpInfo(fd: number, out: Float64Array): boolean;
   localEndpoint(fd: number, out: Uint32Array): boolean;
-  SocketTable: new (closedMemoryMs: number, maxClosed: number, forceProc: boolean) => NativeSocketTable;
+  /** `netnsPath`: read that network namespace's table instead (sock_diag; needs CAP_SYS_ADMIN at construction). */
+  SocketTable: new (closedMemoryMs: number, maxClosed: number, forceProc: boolean, netnsPath?: string) => NativeSocketTable;
   /**
    * The processes holding the sockets `inodes` (native/socket-owners/socket-owners.cc): walks
    * `procRoot`'s processes (only `pids` when given) in the thread pool, reading /proc/PID/fd.

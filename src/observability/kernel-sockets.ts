@@ -29,6 +29,12 @@ export interface KernelSocketsOptions {
   maxClosed?: number;
   /** Read /proc/net/tcp{,6} even where sock_diag works (tests of the fallback). */
   forceProc?: boolean;
+  /**
+   * The table of another network namespace (`/var/run/netns/NAME`, `/proc/PID/ns/net`): the app's,
+   * when synfin stands in front of a namespace rather than inside it. Its sock_diag socket is made
+   * in that namespace at construction, which needs CAP_SYS_ADMIN then (not later).
+   */
+  netns?: string;
 }
 
 export class KernelSockets {
@@ -46,11 +52,13 @@ export class KernelSockets {
     private readonly now: () => number,
     opts: KernelSocketsOptions = {},
   ) {
-    this.table = new (loadAddon().SocketTable)(
-      opts.closedMemoryMs ?? CLOSED_TUPLE_MEMORY_MS,
-      opts.maxClosed ?? MAX_CLOSED_TUPLES,
-      opts.forceProc ?? false,
-    );
+    const Table = loadAddon().SocketTable;
+    const closedMemoryMs = opts.closedMemoryMs ?? CLOSED_TUPLE_MEMORY_MS;
+    const maxClosed = opts.maxClosed ?? MAX_CLOSED_TUPLES;
+    this.table =
+      opts.netns === undefined
+        ? new Table(closedMemoryMs, maxClosed, opts.forceProc ?? false)
+        : new Table(closedMemoryMs, maxClosed, false, opts.netns);
   }
 
   /** Sockets in the latest snapshot (0 before the first refresh). */

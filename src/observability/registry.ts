@@ -59,6 +59,11 @@ export class ConnectionRegistry implements ConnectionSource {
    * (/metrics, /api/connections) await `refreshKernel()` first; the live page takes them as they are.
    */
   readonly kernel: KernelSockets;
+  /**
+   * Where the app's sockets are: the same table (the sidecar: one namespace), or the table of the
+   * app's own namespace when synfin stands in front of it (`appNetns`, as `synfin demo` does).
+   */
+  readonly appSockets: KernelSockets;
   /** Which process holds each app socket (app-process.ts), cached by inode. */
   readonly owners: SocketOwners;
   /**
@@ -74,16 +79,18 @@ export class ConnectionRegistry implements ConnectionSource {
 
   constructor(
     private readonly clock: Clock,
-    opts: { procRoot?: string; ownerWalkIntervalMs?: number } = {},
+    opts: { procRoot?: string; ownerWalkIntervalMs?: number; appNetns?: string } = {},
   ) {
     this.kernel = new KernelSockets(() => clock.now());
+    this.appSockets = opts.appNetns === undefined ? this.kernel : new KernelSockets(() => clock.now(), { netns: opts.appNetns });
     this.appIntervalMs = opts.ownerWalkIntervalMs ?? MIN_WALK_INTERVAL_MS;
     this.owners = new SocketOwners(() => clock.now(), { procRoot: opts.procRoot, minWalkIntervalMs: this.appIntervalMs });
   }
 
   /** A kernel socket snapshot no older than `maxAgeMs`, before rows() or upstreamSocketStates(). */
   async refreshKernel(maxAgeMs = 0): Promise<void> {
-    await this.kernel.fresh(maxAgeMs);
+    if (this.appSockets === this.kernel) await this.kernel.fresh(maxAgeMs);
+    else await Promise.all([this.kernel.fresh(maxAgeMs), this.appSockets.fresh(maxAgeMs)]);
   }
 
   /**
@@ -169,7 +176,7 @@ export class ConnectionRegistry implements ConnectionSource {
 
   /** What is known now of the process holding the app socket of `flow` (never reads /proc). */
   private appProcessInfo(flow: ConnFlow): AppProcessInfo {
-    const kernel = this.kernel;
+    const kernel = this.appSockets;
     if (kernel.size === 0) return this.owners.lookup(-1);
     return this.owners.lookup(kernel.inodeOf(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort));
   }
@@ -202,8 +209,8 @@ export class ConnectionRegistry implements ConnectionSource {
 
   private inodeOfId(id: number): number {
     const flow = this.flows.get(id);
-    if (flow === undefined || this.kernel.size === 0) return -1;
-    return this.kernel.inodeOf(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort);
+    if (flow === undefined || this.appSockets.size === 0) return -1;
+    return this.appSockets.inodeOf(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort);
   }
 
   /** One round of the background watch: the owners of the connections waiting on the app. */
@@ -227,7 +234,7 @@ export class ConnectionRegistry implements ConnectionSource {
       if (conn !== null) ids.push(conn.id);
     }
     if (ids.length === 0) return;
-    await this.kernel.fresh(this.appIntervalMs);
+    await this.appSockets.fresh(this.appIntervalMs);
     await this.owners.resolve(ids.map((id) => this.inodeOfId(id)));
     for (const id of ids) {
       const flow = this.flows.get(id);
@@ -415,10 +422,11 @@ export class ConnectionRegistry implements ConnectionSource {
 
   /**
    * Where the app shares our network namespace (the sidecar), its sockets are in our kernel's
-   * table: its true state by 4-tuple, from the last snapshot, instead of inferring it.
+   * table (or in its namespace's, with `appNetns`): its true state by 4-tuple, from the last
+   * snapshot, instead of inferring it.
    */
   private appKernelState(flow: ConnFlow): KernelState | undefined {
-    const kernel = this.kernel;
+    const kernel = this.appSockets;
     return kernel.size === 0 ? undefined : kernel.stateOf(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort);
   }
 
