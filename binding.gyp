@@ -8,6 +8,7 @@
         "native/upstream/upstream.cc",
         "native/sockets/tcp-info.cc",
         "native/socket-table/socket-table.cc",
+        "native/socket-owners/socket-owners.cc",
         "native/process/caps.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

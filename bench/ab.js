@@ -6,6 +6,7 @@
 //
 //   sudo node bench/ab.js --variant base:dist=/tmp/old/dist --variant new: --rounds 6
 //   sudo node bench/ab.js --variant off:SYNFIN_TX_THREAD=0 --variant on: --only connections,http
+//   sudo npm run bench:capture -- --rounds 4    capture off against a 64 MiB ring (SYNFIN_CAPTURE_BUFFER)
 //
 // A variant is NAME:SETTINGS, SETTINGS a comma-separated list of ENV=VALUE (set in synfin's
 // environment) or dist=DIR (a compiled synfin, default: this tree's dist/, built first).

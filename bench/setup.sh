@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Installs what `npm run bench` drives besides synfin (Debian/Ubuntu, as root):
-#   iperf3 (bulk throughput), wrk + nginx-light (HTTP), gcc + libnetfilter-queue-dev + iptables (the
-#   benchmark's C tools and the kernel baseline's loss/delay), iproute2 (ip, nstat, ss), curl.
-# The benchmark only starts nginx itself, in its own namespace: the package's service is kept from
-# starting during the install (policy-rc.d), so nothing listens on the host afterwards.
+#   iperf3 (bulk throughput), wrk + nginx-light (HTTP), haproxy (the relay baseline: TCP mode, one
+#   thread), redis-server + redis-tools (redis-benchmark: request/response), gcc +
+#   libnetfilter-queue-dev + iptables (the benchmark's C tools and the loss/delay impairer),
+#   iproute2 (ip, nstat, ss), curl.
+# The benchmark starts nginx, haproxy and redis-server itself, in its own namespaces: the packages'
+# services are kept from starting during the install (policy-rc.d), so nothing listens on the host
+# afterwards.
 set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then
   echo "bench/setup.sh: run as root (apt-get install)" >&2
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-packages=(iperf3 wrk nginx-light gcc libc6-dev libnetfilter-queue-dev iptables iproute2 curl)
+packages=(iperf3 wrk nginx-light haproxy redis-server redis-tools gcc libc6-dev libnetfilter-queue-dev iptables iproute2 curl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

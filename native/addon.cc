@@ -10,6 +10,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   synfin::InitUpstream(env, exports);
   synfin::InitSockets(env, exports);
   synfin::InitSocketTable(env, exports);
+  synfin::InitSocketOwners(env, exports);
   synfin::InitCaps(env, exports);
   return exports;
 }

@@ -4,6 +4,7 @@
 //   upstream/      the proxy's upstream sockets in one epoll set (src/proxy/upstream.ts)
 //   sockets/       TCP_INFO and getsockname of a kernel socket (src/observability/tcp-info.ts)
 //   socket-table/  the kernel's TCP socket table over sock_diag (src/observability/kernel-sockets.ts)
+//   socket-owners/ which process holds a socket, from /proc/PID/fd (src/observability/app-process.ts)
 //   process/       giving up capabilities, and the exec that makes it hold for every thread (src/tun/caps.ts)
 #pragma once
 
@@ -15,6 +16,7 @@ void InitDevice(Napi::Env env, Napi::Object exports);
 void InitUpstream(Napi::Env env, Napi::Object exports);
 void InitSockets(Napi::Env env, Napi::Object exports);
 void InitSocketTable(Napi::Env env, Napi::Object exports);
+void InitSocketOwners(Napi::Env env, Napi::Object exports);
 void InitCaps(Napi::Env env, Napi::Object exports);
 
 }  // namespace synfin

@@ -26,7 +26,7 @@ const TESTING_OPTIONS = new Set(['impair']);
 function addRunOptions(cmd: Command): Command {
   cmd.option('--config <FILE>', `read options from a YAML or JSON file (flags and SYNFIN_* variables win) [${envName('config')}]`);
   for (const spec of OPTION_SPECS) {
-    const opt = new Option(`--${spec.flag} <${spec.placeholder}>`, `${spec.help} [${envName(spec.flag)}]`);
+    const opt = new Option(spec.kind === 'boolean' ? `--${spec.flag}` : `--${spec.flag} <${spec.placeholder}>`, `${spec.help} [${envName(spec.flag)}]`);
     if (spec.kind === 'list') opt.argParser(collect);
     if (TESTING_OPTIONS.has(spec.flag)) opt.helpGroup('Testing aid (not for production):');
     cmd.addOption(opt);

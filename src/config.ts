@@ -16,8 +16,12 @@ import { cidrSet, parseMapRule, splitHostPort } from './proxy/policy.js';
 import { parseFaultSpec } from './stack/fault.js';
 import { parseByteSize } from './tcp/memory-budget.js';
 import { buildCatalogue, readServiceFile } from './service-file.js';
+import { CAPTURE_MAX_BYTES, CAPTURE_MIN_BYTES, DEFAULT_CAPTURE_SNAPLEN, MAX_CAPTURE_SNAPLEN } from './stack/capture.js';
 
 
+
+/** The most closed connections --history may keep (about 175 MB at 175 bytes a record). */
+export const MAX_HISTORY = 1_000_000;
 
 export interface Config {
   tun: string;
@@ -56,13 +60,35 @@ export interface Config {
   services: string[];
   /** --service-file: a YAML/JSON list of {name, cidr, ports}, re-read when it changes and on SIGHUP. */
   serviceFile: string | null;
+  /** Closed connections the flight recorder keeps for /api/history; 0 turns it off (src/observability/history.ts). */
+  history: number;
+  /** One pino info line per closed connection, the history record (off by default). */
+  accessLog: boolean;
+  /**
+   * Capabilities kept through the drop once the device is ready (src/tun/caps.ts): only
+   * `sys_ptrace` and `dac_read_search`, granted on purpose to read the fd tables of the app's
+   * processes of another uid (appProcess), as `ss -p` needs them.
+   */
+  keepCapabilities: string[];
+  /** Bytes of the packet capture ring (src/stack/capture.ts); 0 = off. */
+  captureBuffer: number;
+  /** Bytes of TCP payload kept per captured packet after the headers. */
+  captureSnaplen: number;
 }
+
+/**
+ * What --keep-capability may keep: reading other users' /proc/PID/fd for appProcess
+ * (src/observability/app-process.ts): listing the directory is a permission check
+ * (dac_read_search), reading each link a ptrace read check (sys_ptrace).
+ */
+export const KEEPABLE_CAPABILITIES = ['sys_ptrace', 'dac_read_search'] as const;
 
 /** One option of the product surface: its flag, its type, and its default. */
 interface OptionSpec {
   key: keyof Config;
   flag: string;
-  kind: 'string' | 'number' | 'list' | 'bytes';
+  /** `boolean`: a flag without a value (`--access-log`); `true`/`false`/`1`/`0` in the environment and the file. */
+  kind: 'string' | 'number' | 'list' | 'bytes' | 'boolean';
   help: string;
   placeholder: string;
 }
@@ -88,11 +114,16 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'synBacklog', flag: 'syn-backlog', kind: 'number', placeholder: 'N', help: 'half-open connections before SYN cookies engage (default 1024)' },
   { key: 'congestionControl', flag: 'congestion-control', kind: 'string', placeholder: 'NAME', help: 'newreno or cubic (default cubic)' },
   { key: 'memoryLimit', flag: 'memory-limit', kind: 'bytes', placeholder: 'BYTES', help: 'buffers of all connections together, e.g. 64MiB (default: half the cgroup memory.max, else 256MiB)' },
+  { key: 'captureBuffer', flag: 'capture-buffer', kind: 'bytes', placeholder: 'BYTES', help: 'keep the app leg\'s packets in a ring of this size, e.g. 64MiB; 0 = off (default 0; POST /api/capture turns it on at runtime)' },
+  { key: 'captureSnaplen', flag: 'capture-snaplen', kind: 'bytes', placeholder: 'BYTES', help: 'payload bytes kept per captured packet after the IP and TCP headers (default 128)' },
   { key: 'impair', flag: 'impair', kind: 'string', placeholder: 'SPEC', help: 'testing: seeded loss/delay in front of the device, e.g. loss=0.01,delay=5,seed=1' },
   { key: 'maxEventStreams', flag: 'max-event-streams', kind: 'number', placeholder: 'N', help: 'most /api/events readers at once, more get 503; 0 turns the stream off (default 16)' },
   { key: 'services', flag: 'service', kind: 'list', placeholder: 'NAME=CIDR:PORTS', help: 'NAME=CIDR[:PORT[-PORT]] names the destinations in a network (and port range) for the synfin_service_* metrics and the API, e.g. payments=10.0.12.0/24:443; first match wins, the rest is "other" (repeatable)' },
   { key: 'serviceFile', flag: 'service-file', kind: 'string', placeholder: 'FILE', help: 'YAML or JSON list of {name, cidr, ports} naming destinations after the --service ones; re-read when it changes and on SIGHUP' },
+  { key: 'keepCapabilities', flag: 'keep-capability', kind: 'list', placeholder: 'NAME', help: 'keep this capability after start: sys_ptrace and dac_read_search together name the app processes of another uid that hold connections (appProcess) (repeatable)' },
   { key: 'apiHosts', flag: 'api-host', kind: 'list', placeholder: 'NAME', help: 'a Host name the API and page answer to besides IP addresses and localhost; others get 421 (repeatable)' },
+  { key: 'history', flag: 'history', kind: 'number', placeholder: 'N', help: 'closed connections kept for /api/history (about 175 bytes each); 0 turns the recorder off (default 10000)' },
+  { key: 'accessLog', flag: 'access-log', kind: 'boolean', placeholder: '', help: 'log one info line per closed connection (its /api/history record)' },
 ];
 
 export const DEFAULT_CONFIG: Config = {
@@ -122,6 +153,11 @@ export const DEFAULT_CONFIG: Config = {
   memoryLimit: null,
   services: [],
   serviceFile: null,
+  history: 10_000,
+  accessLog: false,
+  keepCapabilities: [],
+  captureBuffer: 0,
+  captureSnaplen: DEFAULT_CAPTURE_SNAPLEN,
 };
 
 /** Environment variable of an option: --connect-timeout → SYNFIN_CONNECT_TIMEOUT. */
@@ -189,6 +225,13 @@ function convert(spec: OptionSpec, raw: unknown, source: string): unknown {
       if (!Number.isFinite(n)) throw new ConfigError(`${source}: "${String(raw)}" is not a size (bytes, or with KiB/MiB/GiB)`);
       return n;
     }
+    case 'boolean': {
+      if (raw === true || raw === false) return raw;
+      const text = String(raw).trim().toLowerCase();
+      if (text === 'true' || text === '1' || text === 'yes' || text === 'on') return true;
+      if (text === 'false' || text === '0' || text === 'no' || text === 'off') return false;
+      throw new ConfigError(`${source}: "${String(raw)}" is not true or false`);
+    }
     case 'list': {
       const list = Array.isArray(raw) ? raw : [raw];
       return list.map((v) => {
@@ -227,6 +270,12 @@ function validate(c: Config): void {
   integer(c.maxTimeWait, '--max-time-wait', 0);
   integer(c.synBacklog, '--syn-backlog', 1);
   if (c.memoryLimit !== null) integer(c.memoryLimit, '--memory-limit', 1024 * 1024);
+  integer(c.captureBuffer, '--capture-buffer', 0);
+  if (c.captureBuffer !== 0 && (c.captureBuffer < CAPTURE_MIN_BYTES || c.captureBuffer > CAPTURE_MAX_BYTES)) {
+    throw new ConfigError(`--capture-buffer: ${c.captureBuffer} is out of range (0 for off, or 256KiB-1GiB)`);
+  }
+  integer(c.captureSnaplen, '--capture-snaplen', 0);
+  if (c.captureSnaplen > MAX_CAPTURE_SNAPLEN) throw new ConfigError(`--capture-snaplen: ${c.captureSnaplen} is out of range (0-${MAX_CAPTURE_SNAPLEN})`);
   if (c.upstreamBind !== null && net.isIP(c.upstreamBind) === 0) {
     throw new ConfigError(`--upstream-bind: "${c.upstreamBind}" is not an IP address`);
   }
@@ -239,12 +288,19 @@ function validate(c: Config): void {
   if (c.impair !== null) {
     parseFaultSpec(c.impair); // throws ConfigError naming the bad item
   }
+  integer(c.history, '--history', 0);
+  if (c.history > MAX_HISTORY) throw new ConfigError(`--history: ${c.history} is out of range (0-${MAX_HISTORY})`);
   integer(c.maxEventStreams, '--max-event-streams', 0);
   if (c.maxEventStreams > 10_000) throw new ConfigError(`--max-event-streams: ${c.maxEventStreams} is out of range (0-10000)`);
   for (const h of c.apiHosts) {
     // A DNS name (RFC 1123 labels), without port or scheme: IP literals are always accepted anyway.
     if (!/^(?=.{1,253}\.?$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$/.test(h) || net.isIP(h) !== 0) {
       throw new ConfigError(`--api-host: "${h}" is not a host name (letters, digits, "-" and ".", no port; IP addresses need no option)`);
+    }
+  }
+  for (const k of c.keepCapabilities) {
+    if (!(KEEPABLE_CAPABILITIES as readonly string[]).includes(k)) {
+      throw new ConfigError(`--keep-capability: "${k}" is not one synfin keeps (${KEEPABLE_CAPABILITIES.join(', ')})`);
     }
   }
   cidrSet(c.allow, '--allow');

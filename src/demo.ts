@@ -61,7 +61,8 @@ export async function runDemo(flags: RawOptions): Promise<void> {
       map: ['198.18.0.0/15=127.0.0.1'],
       shutdownGraceSeconds: 2,
     };
-    const synfin = await startSynfin(config, { netns: ns });
+    // The client's sockets live in its namespace: synfin reads their states and owners there.
+    const synfin = await startSynfin(config, { netns: ns, appNetns: `/var/run/netns/${ns}` });
     const here = path.dirname(fileURLToPath(import.meta.url));
     client = spawn('ip', ['netns', 'exec', ns, process.execPath, path.join(here, 'demo-client.js'), '198.18.1.1', String(port), '198.18.1.2'], {
       stdio: ['ignore', 'inherit', 'inherit'],

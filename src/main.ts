@@ -12,7 +12,7 @@ export async function runProxy(config: Config): Promise<void> {
   const { holdsCapabilities, ownCapabilities, INHERITED_TUN_FD_ENV } = await import('./tun/caps.js');
   if (process.env[INHERITED_TUN_FD_ENV] === undefined && holdsCapabilities(ownCapabilities())) {
     const { openConfiguredDevice } = await import('./tun/configure.js');
-    openConfiguredDevice(config, { dropCapabilities: true, listenPort: config.listenPort });
+    openConfiguredDevice(config, { dropCapabilities: true, listenPort: config.listenPort, keepCapabilities: config.keepCapabilities });
   }
   const { startSynfin } = await import('./runtime.js');
   await startSynfin(config, { installSignalHandlers: true, dropCapabilities: true });

@@ -12,7 +12,8 @@ import type { Config } from './config.js';
 import { ConfigError, SynfinError } from './errors.js';
 import { build } from './http/app.js';
 import { livePage } from './http/page.js';
-import { createLogger, attachTransitionLogging, ThrottledWarning } from './observability/log.js';
+import { captureRoutes } from './http/capture.js';
+import { accessLog, createLogger, attachTransitionLogging, ThrottledWarning } from './observability/log.js';
 import { createSummary } from './observability/summary.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { ephemeralPortCount } from './observability/process-metrics.js';
@@ -20,10 +21,12 @@ import { ConnectionRegistry } from './observability/registry.js';
 import { ServiceMetrics } from './observability/service-metrics.js';
 import { Services } from './observability/services.js';
 import { buildCatalogue, readServiceFile, ServiceFileWatcher } from './service-file.js';
+import { FlightRecorder } from './observability/history.js';
 import { UpstreamForwarder } from './proxy/forwarder.js';
 import { DestinationPolicy } from './proxy/policy.js';
 import { monotonicClock } from './stack/clock.js';
 import { EventHub } from './stack/events.js';
+import { CaptureControl } from './stack/capture.js';
 import { ImpairedRx, ImpairedTx, parseFaultSpec, type FaultCounters } from './stack/fault.js';
 import type { LinkRx } from './wire/link.js';
 import { Stack } from './stack/stack.js';
@@ -76,7 +79,14 @@ export interface Synfin {
   proxy: UpstreamForwarder;
   /** The --memory-limit budget every connection's buffers are charged to. */
   budget: MemoryBudget;
+  /** The packet capture ring's switch (--capture-buffer, POST /api/capture). */
+  capture: CaptureControl;
   metrics: Metrics;
+  /**
+   * The flight recorder (/api/history, --access-log). Its hooks `serviceOf` (the service
+   * catalogue's classifier) and `appProcessOf` (the app process resolver) are null until wired.
+   */
+  history: FlightRecorder;
   app: FastifyInstance;
   logger: Logger;
   /**
@@ -84,6 +94,8 @@ export interface Synfin {
    * stack → device), so tests can reconcile what was injected with what the stack saw; else null.
    */
   impairment: { rx: FaultCounters; tx: FaultCounters } | null;
+  /** The connection table: both legs of every connection, and the app process holding each (appProcessOf). */
+  connections: ConnectionRegistry;
   /** The address the HTTP server listens on (port resolved when 0 was asked for). */
   listenUrl: string;
   /** The named services in force (--service, --service-file); `services.serviceOf(destination)` names a destination. */
@@ -107,6 +119,12 @@ export interface StartOptions {
    */
   netns?: string;
   /**
+   * The app's own network namespace (`/var/run/netns/NAME`) when synfin stands in front of it
+   * rather than inside it: the app's sockets (appState, appProcess) are read from that
+   * namespace's table. The demo sets it to the namespace its client runs in.
+   */
+  appNetns?: string;
+  /**
    * Least privilege (`synfin run`): once the device is ready, a process that holds any capability
    * drops them all but what its options need and re-executes itself (src/tun/caps.ts); the new
    * process adopts the device. Off for the demo, which keeps what it needs to remove what it made.
@@ -126,6 +144,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     netns: opts.netns,
     dropCapabilities: opts.dropCapabilities === true,
     listenPort: config.listenPort,
+    keepCapabilities: config.keepCapabilities,
   });
   const mtu = tun.mtu;
   const tcp = defaultTcpConfig({
@@ -142,7 +161,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   const collector = pressureCollector(budget);
 
   const policy = new DestinationPolicy({ allow: config.allow, deny: config.deny, map: config.map });
-  const connections = new ConnectionRegistry(clock);
+  const connections = new ConnectionRegistry(clock, { appNetns: opts.appNetns });
   const proxy = new UpstreamForwarder({
     clock,
     policy,
@@ -150,7 +169,6 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     idleTimeoutMs: config.idleTimeoutSeconds * 1000,
     upstreamBind: config.upstreamBind ?? undefined,
     maxDialsInFlight: Math.max(64, config.synBacklog),
-    observer: connections,
     events: hub,
     budget,
   });
@@ -180,6 +198,8 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   });
   proxy.attach(stack);
   connections.attach(stack);
+  // --capture-buffer: the app leg's packets in a ring (off: none allocated; POST /api/capture).
+  const capture = new CaptureControl(stack, { bufferBytes: config.captureBuffer, snaplen: config.captureSnaplen });
 
   let ready = false;
   let shuttingDown = false;
@@ -191,8 +211,8 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       counters: () => ({
         segmentsIn: stack.segmentsIn,
         segmentsOut: stack.segmentsOut,
-        bytesClientToUpstream: connections.byteCounters.bytesClientToUpstream,
-        bytesUpstreamToClient: connections.byteCounters.bytesUpstreamToClient,
+        bytesClientToUpstream: hub.bytes.bytesClientToUpstream,
+        bytesUpstreamToClient: hub.bytes.bytesUpstreamToClient,
         tunRxPackets: tun.counters.rxPackets,
         tunRxBytes: tun.counters.rxBytes,
         tunTxPackets: tun.counters.txPackets,
@@ -207,13 +227,14 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     },
     VERSION,
   );
-  connections.onUpstreamConnect = (result, ms) => metrics.upstreamConnect(result, ms);
   const serviceMetrics = new ServiceMetrics(
     services,
     { clock, forEachConnection: (visit) => connections.forEachSample(visit) },
     { text: [metrics.registry], other: [metrics.openMetricsRegistry as unknown as typeof metrics.registry] },
   );
   connections.useServices(services, serviceMetrics);
+  // Each pipe also counts its bytes under its connection's service.
+  hub.serviceBytes = (service) => serviceMetrics.bytesOf(service);
   const serviceWatcher =
     config.serviceFile !== null ? new ServiceFileWatcher({ file: config.serviceFile, specs: config.services, services, logger }, serviceFile?.text ?? null) : null;
   serviceWatcher?.start();
@@ -231,6 +252,18 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     },
   });
   const detachLogging = attachTransitionLogging(hub, logger, (conn) => connections.describe(conn));
+  // The flight recorder listens only when something reads it: the ring (--history N) or the access log.
+  const history = new FlightRecorder({ clock, capacity: config.history });
+  // The registry's `closed` handler runs first (it subscribed first) and keeps the process it
+  // named until its next resolution, so the record of a closing connection still finds it.
+  history.appProcessOf = (id) => connections.appProcessOf(id)?.appProcess ?? null;
+  // The services in force name the destination of each closing connection (--service).
+  history.serviceOf = (family, address, port) => services.classifyName(family, address, port);
+  if (config.accessLog) {
+    // The log is the operator's own output (like the API on loopback); --api-addresses none hides addresses there too.
+    history.onRecord = accessLog(logger, config.apiAddresses === 'none');
+  }
+  if (config.history > 0 || config.accessLog) history.attach(hub);
 
   const app = build({
     registry: metrics.registry,
@@ -243,8 +276,9 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     apiAddresses: config.apiAddresses,
     maxEventStreams: config.maxEventStreams,
     apiHosts: config.apiHosts,
+    history: config.history > 0 ? history.ring : null,
     beforeScrape: () => connections.prepareScrape(),
-    plugins: [livePage(summary)],
+    plugins: [livePage(summary), captureRoutes({ control: capture, apiAddresses: config.apiAddresses, serviceOfConn: (id) => connections.serviceOfId(id) })],
     log: logger.child({ component: 'http' }),
   });
 
@@ -339,6 +373,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       serviceWatcher?.close();
       process.off('SIGHUP', onSighup);
       detachLogging();
+      history.detach();
       summary.close();
       metrics.close();
       connections.close();
@@ -364,5 +399,5 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
 
   const impairment = impairedRx !== null && impairedTx !== null ? { rx: impairedRx.counters, tx: impairedTx.counters } : null;
   const reloadServices = (): boolean => serviceWatcher?.reload('SIGHUP') ?? false;
-  return { config, tun, stack, proxy, budget, metrics, app, logger, impairment, listenUrl, services, reloadServices, shutdown };
+  return { config, tun, stack, proxy, budget, capture, metrics, history, app, logger, impairment, connections, listenUrl, services, reloadServices, shutdown };
 }

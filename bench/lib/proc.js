@@ -2,6 +2,7 @@
 // long-running daemons with a readiness line, and a registry that stops every daemon this process
 // started (by its pid) when the benchmark ends, fails or is interrupted.
 import { execFile, execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
 
 /** argv prefix that runs a program inside namespace `ns` (none = the current one). */
 export function inNs(ns, file, args) {
@@ -147,3 +148,19 @@ export function killAllDaemons() {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** CPU time process `pid` has used so far (all its threads, user + system), ms; `mainThread`: its first thread only. */
+export function procCpuMs(pid, mainThread = false) {
+  const stat = fs.readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start after its closing parenthesis.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 of the line, in clock ticks (USER_HZ, 100 on Linux).
+  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+}
+
+/** Resident set size of process `pid` now, KiB (VmRSS). */
+export function procRssKb(pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /VmRSS:\s+(\d+) kB/.exec(status);
+  return m === null ? NaN : Number(m[1]);
+}

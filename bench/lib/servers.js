@@ -1,4 +1,4 @@
-// The programs in the server namespace: iperf3, the C echo/hold server and nginx. Each listens on
+// The programs in the server namespace: iperf3, the C echo/hold/greet server, nginx and redis-server. Each listens on
 // every address of the namespace, so the kernel baseline and synfin's upstream sockets reach the
 // same process.
 import fs from 'node:fs';
@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Daemon, sleep, tryRunSync } from './proc.js';
 import { tool } from './tools.js';
 
-export const PORT = { iperf: 5201, echo: 7001, hold: 7002, http: 8080 };
+export const PORT = { iperf: 5201, echo: 7001, hold: 7002, greet: 7003, http: 8080, redis: 6379 };
 
 export async function startIperf(topo) {
   const d = new Daemon('iperf3 -s', 'iperf3', ['-s', '--forceflush', '-p', String(PORT.iperf)], { ns: topo.ns.srv, readyLine: /Server listening/ });
@@ -16,7 +16,8 @@ export async function startIperf(topo) {
 }
 
 export async function startTcpServer(topo, mode) {
-  const port = mode === 'echo' ? PORT.echo : PORT.hold;
+  const port = PORT[mode];
+  if (port === undefined || mode === 'http' || mode === 'iperf' || mode === 'redis') throw new Error(`tcpserv mode ${mode}`);
   const d = new Daemon(`tcpserv ${mode}`, tool('tcpserv'), [String(port), mode], { ns: topo.ns.srv, readyLine: /^listening/ });
   await d.ready;
   return d;
@@ -66,5 +67,13 @@ http {
     fs.rmSync(dir, { recursive: true, force: true });
     return r;
   };
+  return d;
+}
+
+/** redis-server, no persistence, in the foreground (the request/response workload's server). */
+export async function startRedis(topo) {
+  const args = ['--port', String(PORT.redis), '--bind', '0.0.0.0', '--protected-mode', 'no', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--maxclients', '20000', '--logfile', ''];
+  const d = new Daemon('redis-server', 'redis-server', args, { ns: topo.ns.srv, readyLine: /Ready to accept connections/ });
+  await d.ready;
   return d;
 }

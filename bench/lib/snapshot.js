@@ -11,10 +11,23 @@ export function describeSource(repo) {
   return { commit, dirty };
 }
 
-/** dist/ of the working tree, built first when missing. */
+/** Newest modification time (ms) of the files under `dir`. */
+function newestMtime(dir) {
+  let newest = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** dist/ of the working tree, built first when missing or older than a file of src/ (what is measured is what is checked out). */
 export function workingTreeDist(repo) {
   const dist = path.join(repo, 'dist');
-  if (!fs.existsSync(path.join(dist, 'runtime.js'))) runSync('npm', ['run', '--silent', 'build'], {});
+  const runtime = path.join(dist, 'runtime.js');
+  if (!fs.existsSync(runtime) || fs.statSync(runtime).mtimeMs < newestMtime(path.join(repo, 'src'))) {
+    runSync('sh', ['-c', 'cd "$0" && npm run --silent build', repo]);
+  }
   const { commit, dirty } = describeSource(repo);
   return { dist, commit, dirty, source: 'working tree' };
 }

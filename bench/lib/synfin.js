@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ADDR } from './topology.js';
 import { BENCH_DIR } from './tools.js';
-import { Daemon, run } from './proc.js';
+import { Daemon, procCpuMs, procRssKb, run } from './proc.js';
 
 export class SynfinProcess {
   /**
@@ -54,18 +54,25 @@ export class SynfinProcess {
 
   /** Resident set size now, KiB (VmRSS). */
   rssKb() {
-    const status = fs.readFileSync(`/proc/${this.pid}/status`, 'utf8');
-    const m = /VmRSS:\s+(\d+) kB/.exec(status);
-    return m === null ? NaN : Number(m[1]);
+    return procRssKb(this.pid);
   }
 
   /** CPU time synfin has used so far (all its threads, user + system), ms; `mainThread`: the event loop's thread only. */
   cpuMs(mainThread = false) {
-    const stat = fs.readFileSync(mainThread ? `/proc/${this.pid}/task/${this.pid}/stat` : `/proc/${this.pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces) start after its closing parenthesis.
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // utime and stime are fields 14 and 15 of the line, in clock ticks (USER_HZ, 100 on Linux).
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+    return procCpuMs(this.pid, mainThread);
+  }
+
+  /**
+   * One scrape of /metrics: the CPU used so far, the given counters, and the event-loop delay
+   * since the previous scrape. prom-client's default metrics read a perf_hooks
+   * monitorEventLoopDelay histogram at each scrape and reset it, so the nodejs_eventloop_lag_*
+   * gauges of a scrape describe the interval since the scrape before it: a scrape just before a
+   * measured run and one just after give the delay during that run.
+   */
+  async snapshot(prefixes = []) {
+    const cpuMs = this.cpuMs();
+    const { body } = await this.get('/metrics', { body: true });
+    return { cpuMs, counters: parseCounters(body, prefixes), loop: parseLoopDelay(body) };
   }
 
   /** GET `p` with curl inside the synfin namespace: { ms, bytes, body }. */
@@ -85,15 +92,7 @@ export class SynfinProcess {
   /** Sums of a few synfin_* counters, by series (name{labels} → value). */
   async counters(prefixes) {
     const { body } = await this.get('/metrics', { body: true });
-    const out = {};
-    for (const line of body.split('\n')) {
-      if (line.startsWith('#')) continue;
-      if (!prefixes.some((p) => line.startsWith(p))) continue;
-      const sp = line.lastIndexOf(' ');
-      const v = Number(line.slice(sp + 1));
-      if (v !== 0) out[line.slice(0, sp)] = v;
-    }
-    return out;
+    return parseCounters(body, prefixes);
   }
 
   async stop() {
@@ -110,6 +109,37 @@ export function counterDelta(before, after) {
   for (const [k, v] of Object.entries(after)) {
     const d = v - (before[k] ?? 0);
     if (d !== 0) out[k] = d;
+  }
+  return out;
+}
+
+function parseCounters(body, prefixes) {
+  const out = {};
+  for (const line of body.split('\n')) {
+    if (line.startsWith('#')) continue;
+    if (!prefixes.some((p) => line.startsWith(p))) continue;
+    const sp = line.lastIndexOf(' ');
+    const v = Number(line.slice(sp + 1));
+    if (v !== 0) out[line.slice(0, sp)] = v;
+  }
+  return out;
+}
+
+/**
+ * prom-client samples the event loop with a perf_hooks monitorEventLoopDelay histogram of this
+ * resolution (its eventLoopMonitoringPrecision, default 10 ms; synfin's process-metrics.ts keeps
+ * the default), and the histogram records the whole interval between two samples: an idle loop
+ * reads ~10 ms. The delay is the excess over the resolution.
+ */
+export const LOOP_RESOLUTION_MS = 10;
+
+/** The event-loop delay of one scrape, ms beyond the sampling interval (null when synfin does not export it). */
+export function parseLoopDelay(body) {
+  const out = {};
+  for (const k of ['min', 'mean', 'p50', 'p90', 'p99', 'max']) {
+    const m = new RegExp(`^nodejs_eventloop_lag_${k}_seconds(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(body);
+    if (m === null) return null;
+    out[k] = Math.max(0, Number(m[1]) * 1000 - LOOP_RESOLUTION_MS);
   }
   return out;
 }

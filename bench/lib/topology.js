@@ -2,12 +2,16 @@
 //
 //   [kcli] 198.19.101.1 ──veth── 198.19.101.2 [srv]                        kernel baseline
 //   [scli] 198.18.103.1 ══TUN══▶ synfin in [sfn] 198.19.102.1 ──veth── 198.19.102.2 [srv]   synfin path
+//   [hcli] 198.19.106.1 ──veth── 198.19.106.2 haproxy in [sfn] 198.19.102.1 ──veth── 198.19.102.2 [srv]   haproxy relay
 //   [lcli] 198.19.104.1 ──veth── [lrt] router ──veth── 198.19.105.2 [srv]                 kernel, impaired
+//   [lsc]  198.19.107.1 ──veth── [scli] router ══TUN══▶ synfin ... [srv]                  synfin, impaired
 //
 // Clients in kcli reach the servers in srv over a veth pair. In scli the only route is synfin's TUN
 // device: clients there dial 198.18.103.2 and synfin (running in sfn, its device moved into scli)
 // maps 198.18.103.0/24 to 198.19.102.2 keeping the port, so its upstream sockets cross a veth pair
-// just as the baseline's do. Addresses come from the benchmarking range 198.18.0.0/15 (RFC 2544).
+// just as the baseline's do. The relay baseline (haproxy in TCP mode, one thread) runs in synfin's
+// namespace: its client leg is a veth pair from hcli and its upstream leg the very veth pair that
+// synfin's upstream sockets use. Addresses come from the benchmarking range 198.18.0.0/15 (RFC 2544).
 import { runSync, tryRunSync } from './proc.js';
 
 export const ADDR = {
@@ -24,6 +28,12 @@ export const ADDR = {
   routerClientSide: '198.19.104.2',
   routerServerSide: '198.19.105.1',
   routedServer: '198.19.105.2',
+  haproxyClient: '198.19.106.1',
+  /** What clients in hcli dial: haproxy's frontend in sfn, relaying to synfinServer on the same port. */
+  haproxyFront: '198.19.106.2',
+  // The loss workload's synfin path: a client in lsc routed through scli (the impairer) into the TUN.
+  routedSynfinClient: '198.19.107.1',
+  synfinRouterSide: '198.19.107.2',
 };
 
 /** Client-side ephemeral ports: narrow, so 4-tuples come back within seconds (with tcp_tw_reuse). */
@@ -44,11 +54,13 @@ export class Topology {
       kcli: `sfb-${tag}-kcli`,
       scli: `sfb-${tag}-scli`,
       sfn: `sfb-${tag}-sfn`,
+      hcli: `sfb-${tag}-hcli`,
     };
     // Interface names ≤ 15 bytes.
     this.dev = {
       kc: `sfb${tag}kc`, ks: `sfb${tag}ks`, uc: `sfb${tag}uc`, us: `sfb${tag}us`, tun: `sfb${tag}t`,
       lc: `sfb${tag}lc`, la: `sfb${tag}la`, lb: `sfb${tag}lb`, ls: `sfb${tag}ls`,
+      hc: `sfb${tag}hc`, hs: `sfb${tag}hs`, sc: `sfb${tag}sc`, sr: `sfb${tag}sr`,
     };
     this.routed = false;
     this.created = [];
@@ -63,8 +75,9 @@ export class Topology {
     }
     this.veth(dev.kc, ns.kcli, `${ADDR.kernelClient}/24`, dev.ks, ns.srv, `${ADDR.kernelServer}/24`);
     this.veth(dev.uc, ns.sfn, `${ADDR.synfinUpstream}/24`, dev.us, ns.srv, `${ADDR.synfinServer}/24`);
+    this.veth(dev.hc, ns.hcli, `${ADDR.haproxyClient}/24`, dev.hs, ns.sfn, `${ADDR.haproxyFront}/24`);
     const [lo, hi] = CLIENT_PORT_RANGE;
-    for (const n of [ns.kcli, ns.scli]) {
+    for (const n of [ns.kcli, ns.scli, ns.hcli]) {
       this.sysctl(n, 'net.ipv4.ip_local_port_range', `${lo} ${hi}`);
       // Reuse the client's own TIME-WAIT ports for new connections (needs timestamps; ≥ 1 s later).
       this.sysctl(n, 'net.ipv4.tcp_tw_reuse', '1');
@@ -99,8 +112,20 @@ export class Topology {
     runSync('ip', ['-n', ns.srv, 'route', 'add', `${ADDR.routedClient}/32`, 'via', ADDR.routerServerSide]);
     this.sysctl(ns.lrt, 'net.ipv4.ip_forward', '1');
     const [lo, hi] = CLIENT_PORT_RANGE;
-    this.sysctl(ns.lcli, 'net.ipv4.ip_local_port_range', `${lo} ${hi}`);
-    this.sysctl(ns.lcli, 'net.ipv4.tcp_tw_reuse', '1');
+    // synfin's impaired path: lsc → scli, which forwards into synfin's TUN device (the impairer
+    // sits on scli's FORWARD chain, as on lrt's for the kernel).
+    ns.lsc = `sfb-${this.tag}-lsc`;
+    runSync('ip', ['netns', 'add', ns.lsc]);
+    this.created.push(ns.lsc);
+    runSync('ip', ['-n', ns.lsc, 'link', 'set', 'lo', 'up']);
+    this.veth(dev.sc, ns.lsc, `${ADDR.routedSynfinClient}/24`, dev.sr, ns.scli, `${ADDR.synfinRouterSide}/24`);
+    runSync('ip', ['-n', ns.lsc, 'route', 'add', 'default', 'via', ADDR.synfinRouterSide]);
+    // scli forwards only while the loss workload runs (loss() turns it on and off): the other
+    // workloads' client namespace stays a plain host.
+    for (const n of [ns.lcli, ns.lsc]) {
+      this.sysctl(n, 'net.ipv4.ip_local_port_range', `${lo} ${hi}`);
+      this.sysctl(n, 'net.ipv4.tcp_tw_reuse', '1');
+    }
     this.routed = true;
   }
 
@@ -123,6 +148,8 @@ export class Topology {
     runSync('ip', ['-n', ns.srv, 'link', 'set', dev.ks, 'mtu', String(mtu)]);
     runSync('ip', ['-n', ns.sfn, 'link', 'set', dev.uc, 'mtu', String(mtu)]);
     runSync('ip', ['-n', ns.srv, 'link', 'set', dev.us, 'mtu', String(mtu)]);
+    runSync('ip', ['-n', ns.hcli, 'link', 'set', dev.hc, 'mtu', String(mtu)]);
+    runSync('ip', ['-n', ns.sfn, 'link', 'set', dev.hs, 'mtu', String(mtu)]);
   }
 
   /** nstat counters (absolute) of namespace `ns`: { name: value }. */

@@ -1,14 +1,18 @@
 /*
  * connrate: short TCP connections as fast as they go, with connect latency.
  *
- *   connrate HOST PORT SECONDS CONCURRENCY [PAYLOAD_BYTES]
+ *   connrate HOST PORT SECONDS CONCURRENCY [PAYLOAD_BYTES] [echo|eof]
  *
- * Keeps CONCURRENCY connections in flight. Each one: non-blocking connect(), then (once
- * writable) sends PAYLOAD_BYTES, reads the server's reply, close() (the client closes first, so
- * the client's kernel keeps the TIME-WAIT and, with net.ipv4.tcp_tw_reuse=1 and a narrow
- * ip_local_port_range, reuses those ports for new connections). New connections start for
- * SECONDS; then the ones in flight get up to 5 s to finish and any left count as "timeout".
- * Prints one JSON object: counts, errors by errno name, rate, connect-latency percentiles (µs).
+ * Keeps CONCURRENCY connections in flight. Mode echo (default, against `tcpserv PORT echo`): each
+ * connection does a non-blocking connect(), then (once writable) sends PAYLOAD_BYTES, reads the
+ * server's reply, close() (the client closes first, so the client's kernel keeps the TIME-WAIT
+ * and, with net.ipv4.tcp_tw_reuse=1 and a narrow ip_local_port_range, reuses those ports for new
+ * connections). Mode eof (against `tcpserv PORT greet`): the client sends nothing, reads until the
+ * server closes (at least PAYLOAD_BYTES must arrive), then closes: the server closes first.
+ * New connections start for SECONDS; then the ones in flight get up to 5 s to finish and any
+ * left count as "timeout". Prints one JSON object: counts, errors by errno name, rate, and
+ * percentiles (µs) of the connect latency (connect() to writable) and of the first-byte latency
+ * (connect() to the first byte of the server's reply).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -33,6 +37,7 @@ struct slot {
   enum phase phase;
   double started; /* seconds, CLOCK_MONOTONIC */
   size_t got;
+  int got_first;
 };
 
 static double now_s(void) {
@@ -45,16 +50,19 @@ static double now_s(void) {
 static unsigned long err_count[256];
 static unsigned long timeouts, short_replies;
 
-static float *lat_us;
-static size_t lat_n, lat_cap;
+struct samples {
+  float *us;
+  size_t n, cap;
+};
+static struct samples connect_lat, first_byte_lat;
 
-static void add_latency(double us) {
-  if (lat_n == lat_cap) {
-    lat_cap = lat_cap ? lat_cap * 2 : 1 << 16;
-    lat_us = realloc(lat_us, lat_cap * sizeof *lat_us);
-    if (!lat_us) { perror("realloc"); exit(1); }
+static void add_latency(struct samples *s, double us) {
+  if (s->n == s->cap) {
+    s->cap = s->cap ? s->cap * 2 : 1 << 16;
+    s->us = realloc(s->us, s->cap * sizeof *s->us);
+    if (!s->us) { perror("realloc"); exit(1); }
   }
-  lat_us[lat_n++] = (float)us;
+  s->us[s->n++] = (float)us;
 }
 
 static int cmp_float(const void *a, const void *b) {
@@ -62,15 +70,22 @@ static int cmp_float(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static double pct(double p) {
-  if (lat_n == 0) return 0;
-  size_t i = (size_t)(p * (double)(lat_n - 1) + 0.5);
-  return lat_us[i];
+/* Nearest-rank percentile of sorted samples. */
+static double pct(const struct samples *s, double p) {
+  if (s->n == 0) return 0;
+  size_t i = (size_t)(p * (double)(s->n - 1) + 0.5);
+  return s->us[i];
+}
+
+static void print_latency(const char *name, struct samples *s) {
+  qsort(s->us, s->n, sizeof *s->us, cmp_float);
+  printf("\"%s\":{\"count\":%zu,\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"p999\":%.1f,\"max\":%.1f},", name, s->n,
+         pct(s, 0.5), pct(s, 0.9), pct(s, 0.99), pct(s, 0.999), s->n ? s->us[s->n - 1] : 0.0);
 }
 
 int main(int argc, char **argv) {
   if (argc < 5) {
-    fprintf(stderr, "usage: connrate HOST PORT SECONDS CONCURRENCY [PAYLOAD_BYTES]\n");
+    fprintf(stderr, "usage: connrate HOST PORT SECONDS CONCURRENCY [PAYLOAD_BYTES] [echo|eof]\n");
     return 2;
   }
   struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[2])) };
@@ -78,6 +93,8 @@ int main(int argc, char **argv) {
   double seconds = atof(argv[3]);
   int conc = atoi(argv[4]);
   size_t payload = argc > 5 ? (size_t)atoi(argv[5]) : 64;
+  int eof_mode = argc > 6 && strcmp(argv[6], "eof") == 0;
+  if (argc > 6 && !eof_mode && strcmp(argv[6], "echo") != 0) { fprintf(stderr, "mode must be echo or eof\n"); return 2; }
   if (conc < 1 || conc > 10000 || payload < 1 || payload > 4096) { fprintf(stderr, "bad arguments\n"); return 2; }
 
   struct rlimit rl = { 65536, 65536 };
@@ -106,6 +123,7 @@ int main(int argc, char **argv) {
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       s->fd = fd;
       s->got = 0;
+      s->got_first = 0;
       s->started = now_s();
       started++;
       int rc = connect(fd, (struct sockaddr *)&dst, sizeof dst);
@@ -142,8 +160,8 @@ int main(int argc, char **argv) {
           failed++;
           goto done;
         }
-        add_latency((now_s() - s->started) * 1e6);
-        if (write(fd, msg, payload) != (ssize_t)payload) {
+        add_latency(&connect_lat, (now_s() - s->started) * 1e6);
+        if (!eof_mode && write(fd, msg, payload) != (ssize_t)payload) {
           err_count[errno & 255]++;
           failed++;
           goto done;
@@ -153,15 +171,23 @@ int main(int argc, char **argv) {
         epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
         continue;
       }
-      /* WAITING_REPLY: the server answers with as many bytes as it got. */
+      /* WAITING_REPLY: echo: the server answers with as many bytes as it got; eof: until it closes. */
       ssize_t r = read(fd, buf, sizeof buf);
       if (r > 0) {
+        if (!s->got_first) {
+          s->got_first = 1;
+          add_latency(&first_byte_lat, (now_s() - s->started) * 1e6);
+        }
         s->got += (size_t)r;
-        if (s->got < payload) continue;
+        if (eof_mode || s->got < payload) continue;
         ok++;
         goto done;
       }
       if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+      if (r == 0 && eof_mode && s->got >= payload) {
+        ok++;
+        goto done;
+      }
       if (r < 0) err_count[errno & 255]++;
       else short_replies++;
       failed++;
@@ -174,11 +200,10 @@ int main(int argc, char **argv) {
     }
   }
   double elapsed = now_s() - t0;
-  qsort(lat_us, lat_n, sizeof *lat_us, cmp_float);
   printf("{\"started\":%lu,\"ok\":%lu,\"failed\":%lu,\"seconds\":%.3f,\"rate\":%.1f,", started, ok, failed, elapsed,
          (double)ok / (elapsed < seconds ? elapsed : seconds));
-  printf("\"connectUs\":{\"count\":%zu,\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,\"max\":%.1f},", lat_n, pct(0.5), pct(0.9),
-         pct(0.99), lat_n ? lat_us[lat_n - 1] : 0.0);
+  print_latency("connectUs", &connect_lat);
+  print_latency("firstByteUs", &first_byte_lat);
   printf("\"errors\":{");
   int first = 1;
   for (int e = 0; e < 256; e++) {

@@ -3,6 +3,8 @@
  *
  *   tcpserv PORT echo   echo every byte back; close when the client closes (connection rate)
  *   tcpserv PORT hold   accept and keep every connection, reading and discarding (idle connections)
+ *   tcpserv PORT greet  write "hello\n" to every connection it accepts and close it at once: the
+ *                       server closes first (short connections; the first-byte latency)
  *
  * Single-threaded epoll. On SIGTERM/SIGINT prints one JSON line: accepted, open now, closed by
  * the peer normally, reset or failed.
@@ -24,9 +26,10 @@ static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }
 
 int main(int argc, char **argv) {
-  if (argc < 3) { fprintf(stderr, "usage: tcpserv PORT echo|hold\n"); return 2; }
+  if (argc < 3) { fprintf(stderr, "usage: tcpserv PORT echo|hold|greet\n"); return 2; }
   int echo = strcmp(argv[2], "echo") == 0;
-  if (!echo && strcmp(argv[2], "hold") != 0) { fprintf(stderr, "mode must be echo or hold\n"); return 2; }
+  int greet = strcmp(argv[2], "greet") == 0;
+  if (!echo && !greet && strcmp(argv[2], "hold") != 0) { fprintf(stderr, "mode must be echo, hold or greet\n"); return 2; }
   struct rlimit rl = { 65536, 65536 };
   if (setrlimit(RLIMIT_NOFILE, &rl) != 0) { rl.rlim_cur = rl.rlim_max = 20000; setrlimit(RLIMIT_NOFILE, &rl); }
   struct sigaction sa = { .sa_handler = on_signal };
@@ -57,6 +60,13 @@ int main(int argc, char **argv) {
           int c = accept4(ls, NULL, NULL, SOCK_NONBLOCK);
           if (c < 0) break;
           accepted++;
+          if (greet) {
+            /* The client sends nothing, so close() sends a FIN (not a RST) after the greeting. */
+            if (write(c, "hello\n", 6) == 6) closed++;
+            else reset++;
+            close(c);
+            continue;
+          }
           open++;
           struct epoll_event cev = { .events = EPOLLIN, .data.fd = c };
           epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev);

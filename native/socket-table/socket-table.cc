@@ -21,10 +21,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +87,14 @@ struct TupleHash {
 // socket (a node-based map spent more time allocating than the kernel spent dumping).
 class SocketMap {
  public:
+  struct Entry {
+    Tuple tuple;
+    uint8_t state;
+    // The socket's inode (the name of its file, socket:[INODE], in its owners' /proc/PID/fd);
+    // 0 when no file holds it any more (an orphan finishing its close, or TIME_WAIT).
+    uint32_t inode;
+  };
+
   void Reserve(size_t n) {
     entries_.reserve(n);
     size_t cap = 64;
@@ -92,18 +102,19 @@ class SocketMap {
     if (cap > index_.size()) Rehash(cap);
   }
 
-  void Set(const Tuple& t, uint8_t state) {
+  void Set(const Tuple& t, uint8_t state, uint32_t inode) {
     if (2 * (entries_.size() + 1) > index_.size()) Rehash(index_.empty() ? 64 : 2 * index_.size());
     size_t mask = index_.size() - 1;
     for (size_t i = TupleHash()(t) & mask;; i = (i + 1) & mask) {
       int32_t e = index_[i];
       if (e < 0) {
         index_[i] = static_cast<int32_t>(entries_.size());
-        entries_.push_back({t, state});
+        entries_.push_back({t, state, inode});
         return;
       }
       if (entries_[e].tuple == t) {
         entries_[e].state = state;
+        entries_[e].inode = inode;
         return;
       }
     }
@@ -111,12 +122,18 @@ class SocketMap {
 
   // The state of `t`, 0 if absent.
   uint8_t Get(const Tuple& t) const {
-    if (index_.empty()) return 0;
+    const Entry* e = Find(t);
+    return e == nullptr ? 0 : e->state;
+  }
+
+  // The record of `t`, or null.
+  const Entry* Find(const Tuple& t) const {
+    if (index_.empty()) return nullptr;
     size_t mask = index_.size() - 1;
     for (size_t i = TupleHash()(t) & mask;; i = (i + 1) & mask) {
       int32_t e = index_[i];
-      if (e < 0) return 0;
-      if (entries_[e].tuple == t) return entries_[e].state;
+      if (e < 0) return nullptr;
+      if (entries_[e].tuple == t) return &entries_[e];
     }
   }
 
@@ -126,10 +143,6 @@ class SocketMap {
     std::fill(index_.begin(), index_.end(), -1);
   }
 
-  struct Entry {
-    Tuple tuple;
-    uint8_t state;
-  };
   const std::vector<Entry>& Entries() const { return entries_; }
 
  private:
@@ -226,7 +239,7 @@ int ReadDump(int fd, uint32_t seq, SocketMap* into) {
       t.localPort = ntohs(m->id.idiag_sport);
       t.remotePort = ntohs(m->id.idiag_dport);
       Normalize(&t);
-      into->Set(t, m->idiag_state);
+      into->Set(t, m->idiag_state, m->idiag_inode);
     }
   }
 }
@@ -276,8 +289,10 @@ int DumpFamily(int fd, uint8_t family, uint32_t seq, SocketMap* into) {
   return err != 0 ? err : ReadDump(fd, seq, into);
 }
 
-int DumpSockDiag(SocketMap* into) {
-  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+// `boundFd`: a sock_diag socket opened in another network namespace (OpenSockDiagIn), used and
+// kept; -1: a socket of this thread's namespace, opened and closed for this dump.
+int DumpSockDiag(SocketMap* into, int boundFd) {
+  int fd = boundFd >= 0 ? boundFd : socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (fd < 0) return errno;
   int err = DumpBothFamilies(fd, into);
   if (err != 0) {
@@ -285,8 +300,37 @@ int DumpSockDiag(SocketMap* into) {
     err = DumpFamily(fd, AF_INET, 2, into);
     if (err == 0) err = DumpFamily(fd, AF_INET6, 3, into);
   }
-  close(fd);
+  if (fd != boundFd) close(fd);
   return err;
+}
+
+// A sock_diag socket of the network namespace at `nsPath` (/var/run/netns/NAME, /proc/PID/ns/net):
+// a socket belongs to the namespace it was created in for its whole life, so this thread enters
+// the namespace just for socket(2) and returns (setns(2) needs CAP_SYS_ADMIN, held at start).
+// Returns the fd, or -errno.
+int OpenSockDiagIn(const char* nsPath) {
+  int target = open(nsPath, O_RDONLY | O_CLOEXEC);
+  if (target < 0) return -errno;
+  int own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (own < 0) {
+    int err = errno;
+    close(target);
+    return -err;
+  }
+  int fd = -1;
+  int err = 0;
+  if (setns(target, CLONE_NEWNET) != 0) {
+    err = errno;
+  } else {
+    fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (fd < 0) err = errno;
+    // Back to our own namespace, whatever happened: a thread left elsewhere would open every
+    // later socket of the event loop there. If that fails there is no safe way on.
+    if (setns(own, CLONE_NEWNET) != 0) abort();
+  }
+  close(own);
+  close(target);
+  return fd >= 0 ? fd : -err;
 }
 
 // ---------------------------------------------------------------------------- /proc fallback
@@ -337,8 +381,11 @@ int ReadProcFile(const char* path, int words, SocketMap* into) {
     bool ok = true;
     uint32_t state = Hex(local + 2 * width + 2, 2, &ok);
     if (!ok || state == 0 || state >= kStates || state == kTcpListen) continue;
+    // After the state: tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode.
+    unsigned long inode = 0;
+    if (sscanf(local + 2 * width + 4, "%*x:%*x %*x:%*x %*x %*u %*d %lu", &inode) != 1) inode = 0;
     Normalize(&t);
-    into->Set(t, static_cast<uint8_t>(state));
+    into->Set(t, static_cast<uint8_t>(state), static_cast<uint32_t>(inode));
   }
   fclose(f);
   return 0;
@@ -367,6 +414,7 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
                            InstanceMethod("refresh", &SocketTable::Refresh),
                            InstanceMethod("counts", &SocketTable::Counts),
                            InstanceMethod("stateOf", &SocketTable::StateOf),
+                           InstanceMethod("inodeOf", &SocketTable::InodeOf),
                            InstanceAccessor("size", &SocketTable::GetSize, nullptr),
                            InstanceAccessor("watched", &SocketTable::GetWatched, nullptr),
                            InstanceAccessor("source", &SocketTable::GetSource, nullptr),
@@ -383,6 +431,22 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
     maxClosed_ = static_cast<size_t>(info[1].As<Napi::Number>().Int64Value());
     forceProc_ = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
     memset(counts_, 0, sizeof counts_);
+    // netnsPath: the table of another network namespace (sock_diag only: /proc/net/tcp is this one's).
+    if (info.Length() > 3 && info[3].IsString()) {
+      std::string nsPath = info[3].As<Napi::String>().Utf8Value();
+      int fd = OpenSockDiagIn(nsPath.c_str());
+      if (fd < 0) {
+        Napi::Error e = Napi::Error::New(info.Env(), std::string("the network namespace ") + nsPath + ": " + strerror(-fd));
+        e.Set("errno", Napi::Number::New(info.Env(), -fd));
+        e.ThrowAsJavaScriptException();
+        return;
+      }
+      boundFd_ = fd;
+    }
+  }
+
+  ~SocketTable() {
+    if (boundFd_ >= 0) close(boundFd_);
   }
 
   // The worker's result, swapped in on the JS thread.
@@ -442,6 +506,14 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
     return Napi::Number::New(info.Env(), snapshot_->Get(t));
   }
 
+  // inodeOf(tuple: Uint32Array): that socket's inode in the last snapshot; 0 if it has none, -1 if absent.
+  Napi::Value InodeOf(const Napi::CallbackInfo& info) {
+    Tuple t;
+    if (!TupleFromArgs(info, 0, &t)) return info.Env().Undefined();
+    const SocketMap::Entry* e = snapshot_->Find(t);
+    return Napi::Number::New(info.Env(), e == nullptr ? -1.0 : static_cast<double>(e->inode));
+  }
+
   Napi::Value GetSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), snapshot_->Size()); }
   Napi::Value GetWatched(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), watched_.size()); }
   Napi::Value GetSource(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), source_); }
@@ -475,6 +547,7 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
   double closedMemoryMs_ = 0;
   size_t maxClosed_ = 0;
   bool forceProc_ = false;
+  int boundFd_ = -1;  // a sock_diag socket of another network namespace, or -1
   bool refreshing_ = false;
   const char* source_ = "none";
   std::unordered_map<uint32_t, Tuple> ids_;
@@ -488,16 +561,19 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
 
 class RefreshWorker : public Napi::AsyncWorker {
  public:
-  RefreshWorker(SocketTable* table, Napi::Object self, Napi::Function done, double nowMs, bool forceProc, size_t sizeHint)
-      : Napi::AsyncWorker(done, "synfin:socket-table"), table_(table), nowMs_(nowMs), forceProc_(forceProc) {
+  RefreshWorker(SocketTable* table, Napi::Object self, Napi::Function done, double nowMs, bool forceProc, int boundFd, size_t sizeHint)
+      : Napi::AsyncWorker(done, "synfin:socket-table"), table_(table), nowMs_(nowMs), forceProc_(forceProc), boundFd_(boundFd) {
     self_ = Napi::Persistent(self);  // keeps the table alive until the worker completes
     fresh_ = std::make_unique<SocketMap>();
     fresh_->Reserve(sizeHint + sizeHint / 4 + 64);
   }
 
   void Execute() override {
-    int err = forceProc_ ? ENOSYS : DumpSockDiag(fresh_.get());
-    if (err != 0) {
+    int err = forceProc_ ? ENOSYS : DumpSockDiag(fresh_.get(), boundFd_);
+    if (err != 0 && boundFd_ >= 0) {
+      // Another namespace's table: /proc/net/tcp would be ours, so no fallback.
+      SetError(std::string("reading the TCP table of the other network namespace: sock_diag: ") + strerror(err));
+    } else if (err != 0) {
       // No sock_diag for TCP here (no inet_diag/tcp_diag in this kernel, or a filter refuses
       // NETLINK_SOCK_DIAG): the text table, as ss(8) falls back to.
       fresh_->Clear();
@@ -524,6 +600,7 @@ class RefreshWorker : public Napi::AsyncWorker {
   std::unique_ptr<SocketMap> fresh_;
   double nowMs_;
   bool forceProc_;
+  int boundFd_;
   bool fromProc_ = false;
 };
 
@@ -539,7 +616,7 @@ Napi::Value SocketTable::Refresh(const Napi::CallbackInfo& info) {
   }
   refreshing_ = true;
   auto* w = new RefreshWorker(this, info.This().As<Napi::Object>(), info[1].As<Napi::Function>(),
-                              info[0].As<Napi::Number>().DoubleValue(), forceProc_, snapshot_->Size());
+                              info[0].As<Napi::Number>().DoubleValue(), forceProc_, boundFd_, snapshot_->Size());
   w->Queue();
   return env.Undefined();
 }

@@ -1,5 +1,5 @@
 /**
- * The HTTP surface on --listen: /metrics, /healthz, /readyz, /api/connections, /api/events.
+ * The HTTP surface on --listen: /metrics, /healthz, /readyz, /api/connections, /api/history, /api/events.
  * `build(opts)` returns the Fastify app without listening, so tests use `app.inject()`; only the
  * runtime calls listen().
  */
@@ -11,6 +11,8 @@ import type { EventHub } from '../stack/events.js';
 import type { ConnIdentity } from '../tcp/events.js';
 import { STATE_NAMES, type State } from '../tcp/state.js';
 import { pageOfRows, type ConnectionFilter, type ConnectionRow, type ConnectionSource } from '../observability/table.js';
+import { CLOSERS, type HistoryQuery, type HistoryRecord, type HistorySource } from '../observability/history.js';
+import { CLOSE_REASONS } from '../observability/metrics.js';
 
 /**
  * Who sees connection addresses in /api/connections and /api/events (--api-addresses):
@@ -39,10 +41,15 @@ export function isLoopbackPeer(address: string | undefined): boolean {
  * (X-Forwarded-For is whatever the client wrote). A reverse proxy on the same host makes every
  * request look local: choose `none` or `all` deliberately there.
  */
-function showsAddresses(mode: ApiAddressMode, req: FastifyRequest): boolean {
+export function showsAddresses(mode: ApiAddressMode, req: FastifyRequest): boolean {
   if (mode === 'all') return true;
   if (mode === 'none') return false;
   return isLoopbackPeer(req.raw.socket.remoteAddress);
+}
+
+/** A history record with its addresses replaced (the same rule as a row's). */
+function redactRecord(r: HistoryRecord): HistoryRecord {
+  return { ...r, client: REDACTED, destination: REDACTED };
 }
 
 /** A row with its addresses (client, destination, both ends of the upstream socket) replaced. */
@@ -88,6 +95,8 @@ export interface AppOptions {
   maxEventStreams?: number;
   /** Host names the API answers to besides IP literals and localhost (--api-host). */
   apiHosts?: readonly string[];
+  /** The flight recorder's ring behind /api/history; null or absent: the recorder is off (--history 0). */
+  history?: HistorySource | null;
 }
 
 /** Rows per /api/connections page: the default, and the most a request may ask for. */
@@ -199,6 +208,34 @@ const connectionsQuerySchema = {
 } as const;
 
 type ConnectionsQuery = ConnectionFilter & { limit?: number; cursor?: string };
+
+const historyQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    service: { type: 'string', minLength: 1, maxLength: 253 },
+    reason: { type: 'string', enum: [...CLOSE_REASONS] },
+    closedFirstBy: { type: 'string', enum: [...CLOSERS] },
+    minDuration: { type: 'number', minimum: 0 },
+    // ISO 8601 (2026-12-06T23:50:00Z) or seconds since the epoch (1796601000, fractions allowed).
+    since: { type: 'string', minLength: 1, maxLength: 40 },
+    limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE_LIMIT },
+  },
+} as const;
+
+type HistoryParams = Omit<HistoryQuery, 'since'> & { since?: string; limit?: number };
+
+/** `?since=`: seconds since the epoch, or an ISO 8601 date and time; epoch ms, or NaN when it is neither. */
+export function parseSince(text: string): number {
+  if (/^\d+(\.\d+)?$/.test(text)) return Number(text) * 1000;
+  // Date.parse also takes loose forms ("Dec 6"): only ISO 8601's shape is accepted.
+  if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(text)) return NaN;
+  return Date.parse(text);
+}
+
+/** Records per slice of /api/history (built, then serialized) between turns of the event loop. */
+const HISTORY_SLICE_ROWS = 500;
+const HISTORY_SLICE_EXAMINED = 5_000;
 
 export function build(opts: AppOptions): FastifyInstance {
   const addressMode = opts.apiAddresses ?? 'loopback';
@@ -320,9 +357,16 @@ export function build(opts: AppOptions): FastifyInstance {
       let more = false;
       for (;;) {
         await budget.acquire();
-        const t0 = performance.now();
+        let t0 = performance.now();
         const q = { filter, afterId: after, limit: Math.min(limit - count, SLICE_ROWS), maxExamined: SLICE_EXAMINED };
         const p = source.page?.(q) ?? pageOfRows(source.rows(), q);
+        if (p.rows.length > 0 && source.resolveAppProcesses !== undefined) {
+          // The processes holding the app's sockets, for these rows only: read in the thread
+          // pool (/proc/PID/fd), so the wait is not loop time.
+          budget.charge(performance.now() - t0);
+          await source.resolveAppProcesses(p.rows);
+          t0 = performance.now();
+        }
         if (p.rows.length > 0) {
           const json = JSON.stringify(show ? p.rows : p.rows.map(redactRow));
           parts.push(json.slice(1, -1));
@@ -346,6 +390,43 @@ export function build(opts: AppOptions): FastifyInstance {
       return reply.type('application/json; charset=utf-8').send(body);
     },
   );
+
+  app.get<{ Querystring: HistoryParams }>('/api/history', { schema: { querystring: historyQuerySchema } }, async (req, reply) => {
+    const history = opts.history ?? null;
+    if (history === null || history.capacity === 0) {
+      return reply.status(404).send({ error: 'the flight recorder is off (--history 0)', statusCode: 404 });
+    }
+    const { limit = DEFAULT_PAGE_LIMIT, since, ...filter } = req.query;
+    const q: HistoryQuery = { ...filter };
+    if (since !== undefined) {
+      const at = parseSince(since);
+      if (Number.isNaN(at)) {
+        return reply.status(400).send({ error: 'querystring/since must be seconds since the epoch or an ISO 8601 time (2026-12-06T23:50:00Z)', statusCode: 400 });
+      }
+      q.since = at;
+    }
+    const show = showsAddresses(addressMode, req);
+    // Newest first, in slices with the packets moving between them (the same loop budget as /api/connections).
+    const parts: string[] = [];
+    let count = 0;
+    let before = Infinity;
+    for (;;) {
+      await budget.acquire();
+      const t0 = performance.now();
+      const p = history.query(q, before, Math.min(limit - count, HISTORY_SLICE_ROWS), HISTORY_SLICE_EXAMINED);
+      if (p.records.length > 0) {
+        const json = JSON.stringify(show ? p.records : p.records.map(redactRecord));
+        parts.push(json.slice(1, -1));
+        count += p.records.length;
+      }
+      budget.charge(performance.now() - t0);
+      if (p.next < 0 || count >= limit) break;
+      before = p.next;
+      await nextTurn();
+    }
+    const body = `{"count":${count},"addresses":"${show ? 'shown' : REDACTED}","capacity":${history.capacity},"connections":[${parts.join(',')}]}`;
+    return reply.type('application/json; charset=utf-8').send(body);
+  });
 
   app.get('/api/events', (req, reply) => {
     // Each reader costs a JSON line per transition and up to sseQueueBytes of queue: a bounded

@@ -74,9 +74,26 @@ export interface NativeSocketTable {
   counts(out: Float64Array): void;
   /** The kernel state number of one socket in the last snapshot, 0 if absent. */
   stateOf(tuple: Uint32Array): number;
+  /** One socket's inode in the last snapshot: 0 when no file holds it (an orphan, TIME_WAIT), -1 if absent. */
+  inodeOf(tuple: Uint32Array): number;
   readonly size: number;
   readonly watched: number;
   readonly source: 'sock_diag' | 'proc' | 'none';
+}
+
+/** findSocketOwners' answer: per wanted inode (same index) its owner's pid (0: none found), fd (-1) and command (null). */
+export interface NativeSocketOwners {
+  pid: Int32Array;
+  fd: Int32Array;
+  command: (string | null)[];
+  /** Processes whose fd table was read. */
+  processes: number;
+  /** Processes whose fd table could not be read (EACCES: another uid, without CAP_SYS_PTRACE). */
+  denied: number;
+  /** File descriptors read. */
+  fds: number;
+  /** Processes read that hold at least one socket (where the next socket of an app may be). */
+  socketHolders: Int32Array;
 }
 
 /** The epoll set of the proxy's upstream sockets, polled on the event loop (native/upstream/upstream.cc). */
@@ -130,7 +147,13 @@ export interface NativeAddon {
   execve(file: string, argv: readonly string[], env: readonly string[], keepFd: number): never;
   tcpInfo(fd: number, out: Float64Array): boolean;
   localEndpoint(fd: number, out: Uint32Array): boolean;
-  SocketTable: new (closedMemoryMs: number, maxClosed: number, forceProc: boolean) => NativeSocketTable;
+  /** `netnsPath`: read that network namespace's table instead (sock_diag; needs CAP_SYS_ADMIN at construction). */
+  SocketTable: new (closedMemoryMs: number, maxClosed: number, forceProc: boolean, netnsPath?: string) => NativeSocketTable;
+  /**
+   * The processes holding the sockets `inodes` (native/socket-owners/socket-owners.cc): walks
+   * `procRoot`'s processes (only `pids` when given) in the thread pool, reading /proc/PID/fd.
+   */
+  findSocketOwners(procRoot: string, inodes: Float64Array, pids: Int32Array | null, done: (err: Error | null, r: NativeSocketOwners) => void): void;
   readonly IFNAMSIZ: number;
   readonly VNET_HDR_LEN: number;
 }

@@ -29,6 +29,12 @@ export interface KernelSocketsOptions {
   maxClosed?: number;
   /** Read /proc/net/tcp{,6} even where sock_diag works (tests of the fallback). */
   forceProc?: boolean;
+  /**
+   * The table of another network namespace (`/var/run/netns/NAME`, `/proc/PID/ns/net`): the app's,
+   * when synfin stands in front of a namespace rather than inside it. Its sock_diag socket is made
+   * in that namespace at construction, which needs CAP_SYS_ADMIN then (not later).
+   */
+  netns?: string;
 }
 
 export class KernelSockets {
@@ -46,11 +52,13 @@ export class KernelSockets {
     private readonly now: () => number,
     opts: KernelSocketsOptions = {},
   ) {
-    this.table = new (loadAddon().SocketTable)(
-      opts.closedMemoryMs ?? CLOSED_TUPLE_MEMORY_MS,
-      opts.maxClosed ?? MAX_CLOSED_TUPLES,
-      opts.forceProc ?? false,
-    );
+    const Table = loadAddon().SocketTable;
+    const closedMemoryMs = opts.closedMemoryMs ?? CLOSED_TUPLE_MEMORY_MS;
+    const maxClosed = opts.maxClosed ?? MAX_CLOSED_TUPLES;
+    this.table =
+      opts.netns === undefined
+        ? new Table(closedMemoryMs, maxClosed, opts.forceProc ?? false)
+        : new Table(closedMemoryMs, maxClosed, false, opts.netns);
   }
 
   /** Sockets in the latest snapshot (0 before the first refresh). */
@@ -158,6 +166,23 @@ export class KernelSockets {
   stateOf(family: 4 | 6, local: Uint32Array, localPort: number, remote: Uint32Array, remotePort: number): KernelState | undefined {
     this.fill(family, local, localPort, remote, remotePort);
     return STATE_BY_NUMBER[this.table.stateOf(this.tuple)];
+  }
+
+  /**
+   * The inode of the socket local → remote in the last snapshot (its file's name in its owners'
+   * /proc/PID/fd is socket:[INODE]): 0 when no file holds it any more, -1 when it is not there.
+   */
+  inodeOf(family: 4 | 6, local: Uint32Array, localPort: number, remote: Uint32Array, remotePort: number): number {
+    this.fill(family, local, localPort, remote, remotePort);
+    return this.table.inodeOf(this.tuple);
+  }
+
+  /** inodeOf from textual addresses; -1 if either is not an address. */
+  inodeOfAddresses(localAddress: string, localPort: number, remoteAddress: string, remotePort: number): number {
+    const l = parseAddress(localAddress);
+    const r = parseAddress(remoteAddress);
+    if (l === null || r === null) return -1;
+    return this.inodeOf(l.family, l.words, localPort, r.words, remotePort);
   }
 
   /** stateOf from textual addresses; undefined if either is not an address. */

@@ -6,6 +6,7 @@
  */
 import pino, { type Logger } from 'pino';
 import type { EventHub } from '../stack/events.js';
+import type { HistoryRecord } from './history.js';
 import type { CloseReason, ConnIdentity, ResetDirection, ResetReason, RetransmitKind } from '../tcp/events.js';
 import { STATE_NAMES, type State } from '../tcp/state.js';
 
@@ -80,4 +81,17 @@ export class ThrottledWarning {
     this.pending = 0;
     this.logger.warn({ [this.field]: count }, this.message);
   }
+}
+
+/**
+ * --access-log: each closed connection's record as one info line (`"msg":"connection closed"`,
+ * the record's fields at the top level), whatever --log-level says: the option asks for these
+ * lines by name (`--log-level silent --access-log` logs only them). `redact` replaces the
+ * addresses (--api-addresses none).
+ */
+export function accessLog(logger: Logger, redact: boolean): (record: HistoryRecord) => void {
+  const out = logger.isLevelEnabled('info') ? logger : logger.child({}, { level: 'info' });
+  return (record) => {
+    out.info(redact ? { ...record, client: 'redacted', destination: 'redacted' } : record, 'connection closed');
+  };
 }

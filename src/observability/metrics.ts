@@ -173,7 +173,6 @@ export interface Metrics {
   openMetricsRegistry: client.Registry<client.OpenMetricsContentType>;
   /** Stop feeding from the event hub. */
   close(): void;
-  upstreamConnect(result: UpstreamResultLabel, durationMs: number): void;
 }
 
 export function createMetrics(hub: EventHub, sources: MetricsSources, version: string): Metrics {
@@ -485,14 +484,14 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     opened(_conn: ConnIdentity, family: 4 | 6) {
       opened.add(family === 4 ? 0 : 1);
     },
+    upstreamConnect(_connId: number, result: UpstreamResultLabel, durationMs: number) {
+      upstreamConnect.observe(upstreamIndex.get(result)!, Math.max(0, durationMs) / 1000);
+    },
   });
 
   return {
     registry,
     openMetricsRegistry,
     close: unsubscribe,
-    upstreamConnect(result: UpstreamResultLabel, durationMs: number) {
-      upstreamConnect.observe(upstreamIndex.get(result)!, Math.max(0, durationMs) / 1000);
-    },
   };
 }

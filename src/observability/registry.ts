@@ -5,11 +5,10 @@
  * TIME_WAIT can be counted (synfin_upstream_sockets) by matching /proc/net/tcp{,6}.
  */
 import type { Clock } from '../stack/clock.js';
-import type { FlowTuple } from '../stack/flow-table.js';
-import { COL_CREATED_AT, COL_LAST_ACTIVITY_AT, COL_SERVICE, COL_STATE_SINCE, ConnEntry, PendingSyn, ROW_PENDING_SYN, ROW_WIDTH, TimeWaitEntry, type Stack } from '../stack/stack.js';
-import type { ByteCounters, UpstreamLeg, UpstreamObserver, UpstreamResult } from '../stack/upstream-leg.js';
-import { TcpConn } from '../tcp/conn.js';
-import type { CloseReason, ConnIdentity, ResetDirection } from '../tcp/events.js';
+import { COL_CREATED_AT, COL_LAST_ACTIVITY_AT, COL_SERVICE, COL_STATE_SINCE, KIND_CONN, KIND_SYN, ROW_PENDING_SYN, ROW_WIDTH, type TimeWaitEntry, type Stack } from '../stack/stack.js';
+import type { ByteCounters, UpstreamLeg, UpstreamResult } from '../stack/upstream-leg.js';
+import type { TcpConn } from '../tcp/conn.js';
+import type { CloseReason, ConnFlow, ConnIdentity, ResetDirection } from '../tcp/events.js';
 import { State, STATE_NAMES } from '../tcp/state.js';
 import {
   KERNEL_TCP_STATE_NAMES,
@@ -20,6 +19,7 @@ import {
   tcpInfo,
 } from './tcp-info.js';
 import { formatEndpoint } from '../wire/packet.js';
+import { MIN_WALK_INTERVAL_MS, SocketOwners, type AppProcessInfo } from './app-process.js';
 import { IdIndex } from './id-index.js';
 import { KernelSockets, type KernelState } from './kernel-sockets.js';
 import type { ConnectionSample, UpstreamResultLabel } from './metrics.js';
@@ -51,14 +51,11 @@ export interface ServiceEventSink {
   bytesOf(service: number): ByteCounters;
 }
 
-export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
-  /** Every pipe counts its bytes here (the proxy hands it to each pipe). */
-  readonly byteCounters: ByteCounters = { bytesClientToUpstream: 0, bytesUpstreamToClient: 0 };
-  onUpstreamConnect: ((result: UpstreamResult, ms: number) => void) | null = null;
+export class ConnectionRegistry implements ConnectionSource {
   private stack: Stack | null = null;
   private readonly legsById = new Map<number, UpstreamLeg>();
   /** Every connection of the stack (pending SYNs included) by id, in id order: pages walk it. */
-  private readonly flows = new IdIndex<FlowTuple>();
+  private readonly flows = new IdIndex<ConnFlow>();
   private readonly info = new Float64Array(TCP_INFO_FIELDS);
   private lastScrapeAt = -Infinity;
   private aheadTimer: NodeJS.Timeout | null = null;
@@ -68,28 +65,44 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
   /** The named services (--service): each connection's flow gets its index when its SYN arrives. */
   private services = new Services();
   private serviceSink: ServiceEventSink | null = null;
-  /**
-   * The connection whose `closed` event is being published: its flow has left `flows`, but the
-   * hub's later subscribers (the flight recorder, logs) still ask describe() and serviceOf() of it.
-   */
-  private closingId = -1;
-  private closingFlow: FlowTuple | null = null;
-  /** What a connection was when it entered TIME-WAIT (the compact record keeps only protocol state). */
-  private readonly timeWaitInfo = new Map<number, { createdAt: number; bytesIn: number; bytesOut: number }>();
 
   /**
    * The kernel's sockets of this namespace, read off the event loop: callers that need them fresh
    * (/metrics, /api/connections) await `refreshKernel()` first; the live page takes them as they are.
    */
   readonly kernel: KernelSockets;
+  /**
+   * Where the app's sockets are: the same table (the sidecar: one namespace), or the table of the
+   * app's own namespace when synfin stands in front of it (`appNetns`, as `synfin demo` does).
+   */
+  readonly appSockets: KernelSockets;
+  /** Which process holds each app socket (app-process.ts), cached by inode. */
+  readonly owners: SocketOwners;
+  /**
+   * The app process last named for a connection (rows returned by the API, connections waiting
+   * on the app), for the flight recorder at its close: appProcessOf(). Entries of closed
+   * connections go at the next resolution after their close.
+   */
+  private readonly appById = new Map<number, AppProcessInfo>();
+  private closedAppIds: number[] = [];
+  private appTimer: NodeJS.Timeout | null = null;
+  private appTick: Promise<void> | null = null;
+  private readonly appIntervalMs: number;
 
-  constructor(private readonly clock: Clock) {
+  constructor(
+    private readonly clock: Clock,
+    opts: { procRoot?: string; ownerWalkIntervalMs?: number; appNetns?: string } = {},
+  ) {
     this.kernel = new KernelSockets(() => clock.now());
+    this.appSockets = opts.appNetns === undefined ? this.kernel : new KernelSockets(() => clock.now(), { netns: opts.appNetns });
+    this.appIntervalMs = opts.ownerWalkIntervalMs ?? MIN_WALK_INTERVAL_MS;
+    this.owners = new SocketOwners(() => clock.now(), { procRoot: opts.procRoot, minWalkIntervalMs: this.appIntervalMs });
   }
 
   /** A kernel socket snapshot no older than `maxAgeMs`, before rows() or upstreamSocketStates(). */
   async refreshKernel(maxAgeMs = 0): Promise<void> {
-    await this.kernel.fresh(maxAgeMs);
+    if (this.appSockets === this.kernel) await this.kernel.fresh(maxAgeMs);
+    else await Promise.all([this.kernel.fresh(maxAgeMs), this.appSockets.fresh(maxAgeMs)]);
   }
 
   /**
@@ -129,10 +142,12 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     this.aheadTimer.unref();
   }
 
-  /** Stop the background read scheduled for the next scrape. */
+  /** Stop the background read scheduled for the next scrape, and the app process watch. */
   close(): void {
     if (this.aheadTimer !== null) clearTimeout(this.aheadTimer);
     this.aheadTimer = null;
+    if (this.appTimer !== null) clearInterval(this.appTimer);
+    this.appTimer = null;
   }
 
   /**
@@ -161,89 +176,160 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     this.stack?.rewriteRows();
   }
 
-  private serviceName(flow: FlowTuple): string {
+  private serviceName(flow: ConnFlow): string {
     return this.services.current.nameOf(flow.service);
   }
 
+  /** A live connection's service name by id (the capture's ?service=), null when it is not in the table. */
+  serviceOfId(connId: number): string | null {
+    const flow = this.flows.get(connId);
+    return flow === undefined ? null : this.serviceName(flow);
+  }
+
+  /** Follow the stack's table (by its events) and the proxy's upstream legs (published on the same hub). */
   attach(stack: Stack): void {
     this.stack = stack;
     stack.events.subscribe({
       opened: (conn: ConnIdentity) => {
-        if (conn instanceof PendingSyn) {
-          const flow = conn.flow;
-          // Once per connection, before the forwarder dials: the pipe counts bytes under it.
-          flow.service = this.services.current.classify(flow.family, flow.local, flow.localPort);
-          this.flows.add(conn.id, flow);
-        }
+        const flow = conn.flow;
+        if (flow === null) return;
+        // Once per connection, before the forwarder dials: the pipe counts bytes under it.
+        flow.service = this.services.current.classify(flow.family, flow.local, flow.localPort);
+        this.flows.add(conn.id, flow);
       },
       reset: (conn: ConnIdentity | null, direction: ResetDirection) => {
-        const sink = this.serviceSink;
-        if (conn === null || sink === null) return;
-        const flow = this.flows.get(conn.id);
-        if (flow !== undefined) sink.reset(flow.service, direction);
+        const flow = conn?.flow;
+        if (flow !== null && flow !== undefined) this.serviceSink?.reset(flow.service, direction);
       },
-      stateChange: (conn: ConnIdentity, _from: State, to: State) => {
-        if (to === State.TIME_WAIT) {
-          const c = conn instanceof TcpConn ? conn : null;
-          this.timeWaitInfo.set(conn.id, { createdAt: conn.openedAt, bytesIn: c?.bytesIn ?? 0, bytesOut: c?.bytesOut ?? 0 });
-        }
+      upstreamConnect: (connId: number, result: UpstreamResult, durationMs: number) => {
+        this.serviceSink?.connect(this.flows.get(connId)?.service ?? 0, result, durationMs);
       },
       closed: (conn: ConnIdentity, reason: CloseReason) => {
-        const flow = this.flows.get(conn.id);
-        this.serviceSink?.closed(flow?.service ?? 0, reason);
-        this.closingId = conn.id;
-        this.closingFlow = flow ?? null;
+        this.serviceSink?.closed(conn.flow?.service ?? 0, reason);
         this.flows.delete(conn.id);
-        this.timeWaitInfo.delete(conn.id);
+        // Kept until the next resolution: the flight recorder reads it in its own `closed` handler.
+        if (this.appById.has(conn.id)) this.closedAppIds.push(conn.id);
       },
-      // A pending SYN forgotten without an answer (the dial cap, Stack.dropPendingQuietly) leaves
-      // the table with no `closed` event: it is settled and out of the table when its drop comes.
-      drop: (conn: ConnIdentity | null) => {
-        if (conn instanceof PendingSyn && conn.settled && conn.slotInTable < 0) this.flows.delete(conn.id);
+      // A pending SYN forgotten without an answer (the dial cap) leaves the table with no `closed` event.
+      forgotten: (conn: ConnIdentity) => {
+        this.flows.delete(conn.id);
       },
+      upstreamOpened: (leg: UpstreamLeg) => this.legOpened(leg),
+      upstreamClosed: (leg: UpstreamLeg) => this.legClosed(leg),
     });
+    // Connections waiting on the app are the ones whose process someone will ask for (the page,
+    // the Grafana table, the flight recorder when they finally close): resolved in the background
+    // every few seconds while there are any.
+    this.appTimer = setInterval(() => void this.watchWaitingOnApp(), this.appIntervalMs);
+    this.appTimer.unref();
   }
 
-  // ------------------------------------------------------------ UpstreamObserver
-  upstreamConnect(connId: number, result: UpstreamResult, durationMs: number): void {
-    this.onUpstreamConnect?.(result, durationMs);
-    this.serviceSink?.connect(this.flows.get(connId)?.service ?? 0, result, durationMs);
+  // ------------------------------------------------------------ app processes
+
+  /**
+   * The process that held a connection's app socket, as last resolved (see appById), for the
+   * flight recorder: callable from a `closed` handler. Null when it was never named.
+   */
+  appProcessOf(connId: number): AppProcessInfo | null {
+    return this.appById.get(connId) ?? null;
   }
-  byteCountersOf(connId: number): ByteCounters | undefined {
-    const sink = this.serviceSink;
-    if (sink === null) return undefined;
-    return sink.bytesOf(this.flows.get(connId)?.service ?? 0);
+
+  /** What is known now of the process holding the app socket of `flow` (never reads /proc). */
+  private appProcessInfo(flow: ConnFlow): AppProcessInfo {
+    const kernel = this.appSockets;
+    if (kernel.size === 0) return this.owners.lookup(-1);
+    return this.owners.lookup(kernel.inodeOf(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort));
   }
-  legOpened(leg: UpstreamLeg): void {
+
+  /**
+   * Resolve the app process of rows built by page() or rows() that are still `pending`, off the
+   * event loop (app-process.ts), and fill it in. The kernel snapshot is the one they were built from.
+   */
+  async resolveAppProcesses(rows: ConnectionRow[]): Promise<void> {
+    this.forgetClosed();
+    const inodes: number[] = [];
+    for (const r of rows) if (r.appProcessSource === 'pending') inodes.push(this.inodeOfId(r.id));
+    if (inodes.length > 0) await this.owners.resolve(inodes);
+    for (const r of rows) {
+      const flow = this.flows.get(r.id);
+      if (flow === undefined) continue; // closed meanwhile: the row keeps what it had
+      if (r.appProcessSource === 'pending') {
+        const info = this.appProcessInfo(flow);
+        r.appProcess = info.appProcess;
+        r.appProcessSource = info.appProcessSource;
+      }
+      this.remember(r.id, r);
+    }
+  }
+
+  /** Keeps a connection's process for appProcessOf() (only a named one: null says nothing new). */
+  private remember(id: number, info: AppProcessInfo): void {
+    if (info.appProcess !== null) this.appById.set(id, { appProcess: info.appProcess, appProcessSource: info.appProcessSource });
+  }
+
+  private inodeOfId(id: number): number {
+    const flow = this.flows.get(id);
+    if (flow === undefined || this.appSockets.size === 0) return -1;
+    return this.appSockets.inodeOf(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort);
+  }
+
+  /** One round of the background watch: the owners of the connections waiting on the app. */
+  watchWaitingOnApp(): Promise<void> {
+    this.appTick ??= this.resolveWaitingOnApp().finally(() => {
+      this.appTick = null;
+    });
+    return this.appTick;
+  }
+
+  private async resolveWaitingOnApp(): Promise<void> {
+    this.forgetClosed();
+    const stack = this.stack;
+    if (stack === null) return;
+    const ids: number[] = [];
+    const { code } = stack.columns;
+    for (let slot = 0; slot < stack.tableSize; slot++) {
+      const state = code[slot] as number;
+      if (state === ROW_PENDING_SYN || waitingOnFor(state as State) !== 'app') continue;
+      const conn = stack.connAt(slot);
+      if (conn !== null) ids.push(conn.id);
+    }
+    if (ids.length === 0) return;
+    await this.appSockets.fresh(this.appIntervalMs);
+    await this.owners.resolve(ids.map((id) => this.inodeOfId(id)));
+    for (const id of ids) {
+      const flow = this.flows.get(id);
+      if (flow !== undefined) this.remember(id, this.appProcessInfo(flow));
+    }
+  }
+
+  private forgetClosed(): void {
+    if (this.closedAppIds.length === 0) return;
+    for (const id of this.closedAppIds) if (this.flows.get(id) === undefined) this.appById.delete(id);
+    this.closedAppIds = [];
+  }
+
+  private legOpened(leg: UpstreamLeg): void {
     this.legsById.set(leg.id, leg);
     // The 4-tuple to watch in the kernel's table, as numbers: the local end as the connect call
     // read it (getsockname), the remote end as dialled.
     const t = leg.watchedTuple();
     if (t !== null) this.kernel.watchEndpoints(leg.id, t.local, t.remoteWords, t.remotePort);
   }
-  legClosed(leg: UpstreamLeg): void {
+  private legClosed(leg: UpstreamLeg): void {
     const id = leg.id;
     if (this.legsById.get(id) === leg) this.legsById.delete(id);
     this.kernel.release(id);
   }
 
-  /** The connection's service name, null when it is not in the table. */
-  serviceOf(conn: ConnIdentity): string | null {
-    const f = this.flowOf(conn);
-    return f === undefined ? null : this.serviceName(f);
-  }
-
-  /** The connection's flow while it is in the table, and during the publication of its `closed` event. */
-  private flowOf(conn: ConnIdentity): FlowTuple | undefined {
-    const f = this.flows.get(conn.id);
-    if (f !== undefined) return f;
-    return conn.id === this.closingId ? (this.closingFlow ?? undefined) : undefined;
-  }
-
   describe(conn: ConnIdentity): { client: string; destination: string; service: string } | null {
-    const f = this.flowOf(conn);
-    if (f === undefined) return null;
+    const f = conn.flow;
+    if (f === null) return null;
     return { client: formatEndpoint(f.family, f.remote, f.remotePort), destination: formatEndpoint(f.family, f.local, f.localPort), service: this.serviceName(f) };
+  }
+
+  /** A connection's service name, null when it has no flow. */
+  serviceOf(conn: ConnIdentity): string | null {
+    return conn.flow === null ? null : this.serviceName(conn.flow);
   }
 
   // ------------------------------------------------------------ ConnectionSource
@@ -310,26 +396,22 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       const flow = index.at(i);
       if (flow === null) continue;
       const e = stack.entryFor(flow);
-      if (e === undefined || e instanceof PendingSyn) continue; // gone, or not a connection of the table yet
+      if (e === undefined || e.kind === KIND_SYN) continue; // gone, or not a connection of the table yet
       if (examined === maxExamined) return { rows, more: false, resumeAfterId: lastId };
       examined++;
       lastId = index.idAt(i);
       const matched =
-        e instanceof ConnEntry
+        e.kind === KIND_CONN
           ? matchesCompiled(f, e.conn.state, e.conn.createdAt, e.conn.lastActivityAt, flow.family, flow.local, flow.localPort, now, flow.service)
-          : matchesCompiled(f, State.TIME_WAIT, this.timeWaitCreatedAt(e), e.rec.enteredAt, flow.family, flow.local, flow.localPort, now, flow.service);
+          : matchesCompiled(f, State.TIME_WAIT, e.openedAt, e.rec.enteredAt, flow.family, flow.local, flow.localPort, now, flow.service);
       if (!matched) continue;
       if (rows.length === q.limit) return { rows, more: true, resumeAfterId: null };
-      rows.push(e instanceof ConnEntry ? this.connRow(flow, e.conn, now) : this.timeWaitRow(e, now));
+      rows.push(e.kind === KIND_CONN ? this.connRow(flow, e.conn, now) : this.timeWaitRow(e, now));
     }
     return { rows, more: false, resumeAfterId: null };
   }
 
-  private timeWaitCreatedAt(e: TimeWaitEntry): number {
-    return this.timeWaitInfo.get(e.rec.id)?.createdAt ?? e.rec.enteredAt;
-  }
-
-  private connRow(flow: FlowTuple, conn: TcpConn, now: number): ConnectionRow {
+  private connRow(flow: ConnFlow, conn: TcpConn, now: number): ConnectionRow {
     const leg = this.legsById.get(conn.id);
     let upstreamState: string | null = null;
     let upstreamRttSeconds: number | null = null;
@@ -345,6 +427,7 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
     const waitingOn = waitingOnFor(conn.state);
     const srtt = conn.srttMs;
     const appKernelState = this.appKernelState(flow);
+    const app = this.appProcessInfo(flow);
     return {
       id: conn.id,
       client: formatEndpoint(flow.family, flow.remote, flow.remotePort),
@@ -354,6 +437,8 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       state: STATE_NAMES[conn.state]!,
       appState: appKernelState ?? inferAppState(conn.state, conn.snd.finAcked),
       appStateSource: appKernelState !== undefined ? 'kernel' : 'inferred',
+      appProcess: app.appProcess,
+      appProcessSource: app.appProcessSource,
       upstreamState,
       upstreamRttSeconds,
       upstreamRetransmits,
@@ -373,8 +458,8 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
 
   private timeWaitRow(e: TimeWaitEntry, now: number): ConnectionRow {
     const { flow, rec } = e;
-    const info = this.timeWaitInfo.get(rec.id);
     const appKernelState = this.appKernelState(flow);
+    const app = this.appProcessInfo(flow);
     return {
       id: rec.id,
       client: formatEndpoint(flow.family, flow.remote, flow.remotePort),
@@ -384,18 +469,20 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
       state: 'TIME_WAIT',
       appState: appKernelState ?? inferAppState(State.TIME_WAIT, true),
       appStateSource: appKernelState !== undefined ? 'kernel' : 'inferred',
+      appProcess: app.appProcess,
+      appProcessSource: app.appProcessSource,
       upstreamState: 'CLOSED',
       upstreamRttSeconds: null,
       upstreamRetransmits: null,
       waitingOn: null,
       waitingSeconds: null,
-      ageSeconds: (now - (info?.createdAt ?? rec.enteredAt)) / 1000,
+      ageSeconds: (now - e.openedAt) / 1000,
       stateAgeSeconds: (now - rec.enteredAt) / 1000,
       idleSeconds: (now - rec.enteredAt) / 1000,
-      bytesIn: info?.bytesIn ?? 0,
-      bytesOut: info?.bytesOut ?? 0,
+      bytesIn: e.bytesIn,
+      bytesOut: e.bytesOut,
       rttSeconds: null,
-      retransmits: 0,
+      retransmits: e.retransmits,
       sendWindow: 0,
       receiveWindow: rec.window,
     };
@@ -403,10 +490,11 @@ export class ConnectionRegistry implements ConnectionSource, UpstreamObserver {
 
   /**
    * Where the app shares our network namespace (the sidecar), its sockets are in our kernel's
-   * table: its true state by 4-tuple, from the last snapshot, instead of inferring it.
+   * table (or in its namespace's, with `appNetns`): its true state by 4-tuple, from the last
+   * snapshot, instead of inferring it.
    */
-  private appKernelState(flow: FlowTuple): KernelState | undefined {
-    const kernel = this.kernel;
+  private appKernelState(flow: ConnFlow): KernelState | undefined {
+    const kernel = this.appSockets;
     return kernel.size === 0 ? undefined : kernel.stateOf(flow.family, flow.remote, flow.remotePort, flow.local, flow.localPort);
   }
 

@@ -318,6 +318,12 @@ export class Services {
   serviceOf(destination: string): string {
     return this.catalogue.serviceOf(destination);
   }
+
+  /** The service of a destination given as numbers (IPv4 in word 3) under the services in force: the flight recorder's serviceOf hook. */
+  classifyName(family: 4 | 6, words: Uint32Array, port: number): string {
+    const c = this.catalogue;
+    return c.nameOf(c.classify(family, words, port));
+  }
 }
 
 /**

@@ -10,6 +10,7 @@
  */
 import { State, STATE_NAMES, type StateName } from '../tcp/state.js';
 import { parseAddress } from '../wire/address.js';
+import type { AppProcess, AppProcessSource } from './app-process.js';
 import type { ConnectionSample } from './metrics.js';
 import type { ServiceCatalogue } from './services.js';
 
@@ -24,6 +25,9 @@ export interface ConnectionRow {
   appState: string;
   /** "kernel" when read from the app's socket in a shared namespace, "inferred" from the segments otherwise. */
   appStateSource: 'kernel' | 'inferred';
+  /** The process holding the app's socket ({pid, command, fd}, as `ss -tnp`), or null: appProcessSource says why (app-process.ts). */
+  appProcess: AppProcess | null;
+  appProcessSource: AppProcessSource;
   upstreamState: string | null;
   /** The upstream kernel socket's smoothed RTT (TCP_INFO), seconds; null when unknown. */
   upstreamRttSeconds: number | null;
@@ -253,6 +257,8 @@ export interface ConnectionSource {
   forEachSample(visit: (s: ConnectionSample) => void): void;
   /** Read what rows() takes from the kernel (app and upstream socket states) no older than `maxAgeMs`. */
   refreshKernel?(maxAgeMs?: number): Promise<void>;
+  /** Fill in the app process of rows whose appProcessSource is `pending` (off the event loop). */
+  resolveAppProcesses?(rows: ConnectionRow[]): Promise<void>;
 }
 
 export const STATE_NAME_LIST: readonly StateName[] = STATE_NAMES;

@@ -16,9 +16,9 @@ import { Pipe, type PipeOptions } from './pipe.js';
 import type { FlowKeyLike } from '../stack/flow-table.js';
 import { ListenGuard, type DestinationPolicy } from './policy.js';
 import { UpstreamSockets, type UpstreamHandler, type UpstreamSocket } from './upstream.js';
-import type { UpstreamObserver, UpstreamResult } from '../stack/upstream-leg.js';
+import type { UpstreamResult } from '../stack/upstream-leg.js';
 
-export type { UpstreamObserver, UpstreamResult } from '../stack/upstream-leg.js';
+export type { UpstreamResult } from '../stack/upstream-leg.js';
 
 export interface ForwarderOptions {
   clock: Clock;
@@ -31,7 +31,7 @@ export interface ForwarderOptions {
   upstreamBind?: string | undefined;
   /** Bound on dials in flight; SYNs beyond it wait for the app's retransmission. */
   maxDialsInFlight: number;
-  observer?: UpstreamObserver;
+  /** Where the upstream legs' facts are published (connect, open, end, close) and their bytes counted. */
   events?: EventHub;
   /** --memory-limit: the budget the pipes and upstream read buffers are charged to. */
   budget?: MemoryBudget | null;
@@ -111,7 +111,7 @@ export class UpstreamForwarder implements Forwarder {
   private pipeOptions: PipeOptions | null = null;
   private readonly onPipeDoneBound = (p: Pipe): void => {
     this.pipes.delete(p);
-    this.opts.observer?.legClosed?.(p);
+    this.opts.events?.upstreamClosed(p, this.opts.clock.now());
   };
 
   constructor(private readonly opts: ForwarderOptions) {
@@ -386,21 +386,26 @@ export class UpstreamForwarder implements Forwarder {
     }
     this.settle(dial);
     const req = dial.req;
-    this.opts.observer?.upstreamConnect?.(req.id, 'ok', this.opts.clock.now() - dial.startedAt);
+    const now = this.opts.clock.now();
+    const events = this.opts.events;
+    events?.upstreamConnect(req.id, 'ok', now - dial.startedAt, now);
     this.pipeOptions ??= {
       stack: this.stack,
       clock: this.opts.clock,
       onDone: this.onPipeDoneBound,
       budget: this.opts.budget ?? null,
+      events: events ?? null,
     };
     const pipe = new Pipe(socket, this.pipeOptions);
     pipe.id = req.id;
     pipe.dialedHost = dial.host;
     pipe.dialedPort = dial.port;
-    const counters = this.opts.observer?.byteCounters;
-    if (counters !== undefined) pipe.stats = counters;
-    const serviceCounters = this.opts.observer?.byteCountersOf?.(req.id);
-    if (serviceCounters !== undefined) pipe.serviceStats = serviceCounters;
+    pipe.connectMs = now - dial.startedAt;
+    if (events !== undefined) {
+      pipe.stats = events.bytes;
+      const serviceBytes = events.serviceBytes;
+      if (serviceBytes !== null) pipe.serviceStats = serviceBytes(req.flow.service);
+    }
     const conn = this.stack.acceptPending(req, pipe);
     if (conn === null) {
       socket.destroy();
@@ -408,7 +413,7 @@ export class UpstreamForwarder implements Forwarder {
     }
     pipe.conn = conn;
     this.pipes.add(pipe);
-    this.opts.observer?.legOpened?.(pipe);
+    events?.upstreamOpened(pipe, now);
   }
 
   /** The dial failed: refused, unreachable, timed out (Dial's reports, the deadline queue, a lookup). */
@@ -417,7 +422,8 @@ export class UpstreamForwarder implements Forwarder {
     const req = dial.req;
     this.settle(dial);
     dial.socket?.destroy();
-    this.opts.observer?.upstreamConnect?.(req.id, result, this.opts.clock.now() - dial.startedAt);
+    const now = this.opts.clock.now();
+    this.opts.events?.upstreamConnect(req.id, result, now - dial.startedAt, now);
     let how: RejectHow;
     let handshake: 'upstream_refused' | 'upstream_timeout' | 'upstream_unreachable';
     switch (result) {

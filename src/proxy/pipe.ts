@@ -20,7 +20,8 @@ import type { Clock } from '../stack/clock.js';
 import type { AfterFlush, Stack } from '../stack/stack.js';
 import { MemoryKind, type MemoryBudget, type Relief } from '../tcp/memory-budget.js';
 import { READ_BUFFERS, type UpstreamHandler, type UpstreamSocket } from './upstream.js';
-import type { ByteCounters, UpstreamLeg, UpstreamTuple } from '../stack/upstream-leg.js';
+import type { EventHub } from '../stack/events.js';
+import type { ByteCounters, UpstreamCloser, UpstreamLeg, UpstreamTuple } from '../stack/upstream-leg.js';
 
 export { READ_BUFFERS };
 
@@ -31,6 +32,8 @@ export interface PipeOptions {
   onDone?: (pipe: Pipe) => void;
   /** --memory-limit: bytes read from the destination are charged here until the app ACKs them. */
   budget?: MemoryBudget | null;
+  /** Where the leg's facts are published (upstreamEnded); its byte counters are counted into. */
+  events?: EventHub | null;
 }
 
 
@@ -51,6 +54,12 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
   /** When the connection became half-closed (one side finished), ms; 0 while neither has. */
   waitingSince = 0;
   upstreamClosed = false;
+  /** UpstreamLeg: the kernel connect's duration, ms. */
+  connectMs = 0;
+  /** UpstreamLeg: payload bytes read from the destination. */
+  bytesFromUpstream = 0;
+  /** UpstreamLeg: who ended the upstream leg first. */
+  closedBy: UpstreamCloser | null = null;
   afterFlushQueued = false;
   /** Bytes delivered by the conn (written to the socket or waiting in `pending`). */
   private delivered = 0;
@@ -144,6 +153,7 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
     this.appFinished = true;
     if (!this.upstreamEnded) this.waitingSince = this.opts.clock.now();
     if (!this.socket.destroyed) {
+      this.closedBy ??= 'synfin';
       // The data before the FIN first.
       this.writePending();
       this.socket.end();
@@ -187,6 +197,7 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
   onClosed(conn: TcpConn): void {
     const reason = conn.closeReason;
     if (!this.socket.destroyed) {
+      this.closedBy ??= 'synfin';
       if (reason !== 'fin') {
         this.pending.length = 0;
         this.pendingBytes = 0;
@@ -214,6 +225,7 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
     if (conn === null) return;
     this.stats.bytesUpstreamToClient += chunk.length;
     this.serviceStats.bytesUpstreamToClient += chunk.length;
+    this.bytesFromUpstream += chunk.length;
     const before = conn.sendBuffered;
     const room = conn.write(chunk);
     const budget = this.opts.budget;
@@ -232,6 +244,8 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
   onUpstreamEnd(): void {
     this.upstreamEnded = true;
     if (!this.appFinished) this.waitingSince = this.opts.clock.now();
+    this.closedBy ??= 'destination';
+    this.opts.events?.upstreamEnded(this, 'fin', this.opts.clock.now());
     const conn = this.conn;
     if (conn === null) return;
     // The destination closed its side: our FIN follows the data still queued toward the app.
@@ -240,6 +254,8 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
   }
 
   onUpstreamError(_code: string): void {
+    this.closedBy ??= 'destination';
+    this.opts.events?.upstreamEnded(this, 'reset', this.opts.clock.now());
     const conn = this.conn;
     if (conn === null) return;
     // The destination reset the connection (or its host vanished): reset the app's side too.
@@ -257,9 +273,15 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
   }
 
   onUpstreamIdle(): void {
+    this.closedBy ??= 'synfin';
     const conn = this.conn;
     if (conn !== null) this.resetApp(conn, 'idle_timeout');
     this.socket.destroy();
+  }
+
+  /** UpstreamLeg: payload bytes delivered by the app leg toward the destination. */
+  get bytesToUpstream(): number {
+    return this.delivered;
   }
 
   /** The upstream socket's fd for TCP_INFO, or -1. */
@@ -281,6 +303,7 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
 
   /** Reset both legs (shutdown after the grace period). */
   abort(reason: 'shutdown' | 'idle_timeout'): void {
+    if (!this.socket.destroyed) this.closedBy ??= 'synfin';
     const conn = this.conn;
     if (conn !== null) this.resetApp(conn, reason);
     if (!this.socket.destroyed) this.socket.resetAndDestroy();

@@ -1,7 +1,10 @@
 /**
- * The stack's event hub: the one implementation of `TcpEventSink` that the connections and the
- * stack report to, fanning each event out to the subscribers (metrics, logs, /api/events).
- * With no subscriber an event costs one empty loop; subscribers implement only what they need.
+ * The event hub: the one implementation of `TcpEventSink` that the connections and the stack
+ * report to, and of `UpstreamEvents` that the proxy reports the upstream legs to, fanning each
+ * event out to the subscribers (metrics, logs, the connection table, the flight recorder,
+ * /api/events). With no subscriber an event costs one empty loop; subscribers implement only what
+ * they need. Events carry the objects the stack and the proxy already have (ConnIdentity,
+ * UpstreamLeg), so publishing allocates nothing.
  */
 import type {
   CloseReason,
@@ -14,15 +17,29 @@ import type {
   TcpEventSink,
 } from '../tcp/events.js';
 import type { State } from '../tcp/state.js';
+import type { ByteCounters, UpstreamEvents, UpstreamLeg, UpstreamResult } from './upstream-leg.js';
 
-export type EventSubscriber = Partial<TcpEventSink> & {
-  /** A connection was created (a SYN accepted for dialling, or an active open). */
-  opened?(conn: ConnIdentity, family: 4 | 6, now: number): void;
-};
+export type EventSubscriber = Partial<TcpEventSink> &
+  Partial<UpstreamEvents> & {
+    /** A connection was created (a SYN accepted for dialling, or an active open). */
+    opened?(conn: ConnIdentity, family: 4 | 6, now: number): void;
+    /**
+     * A pending SYN was forgotten without an answer (the bound on dials in flight): it left the
+     * table with no `closed` event; the app's retransmitted SYN opens a new connection.
+     */
+    forgotten?(conn: ConnIdentity, now: number): void;
+  };
 
 type Method = keyof EventSubscriber;
 
-export class EventHub implements TcpEventSink {
+export class EventHub implements TcpEventSink, UpstreamEvents {
+  /** Payload bytes of every pipe, counted as they flow (synfin_tcp_bytes_total): a counter, not an event. */
+  readonly bytes: ByteCounters = { bytesClientToUpstream: 0, bytesUpstreamToClient: 0 };
+  /**
+   * Where a connection's pipe also counts its bytes, by the service index its flow was given when
+   * its SYN arrived (FlowTuple.service; synfin_service_bytes_total); null: nowhere.
+   */
+  serviceBytes: ((service: number) => ByteCounters) | null = null;
   private stateChangeSubs: EventSubscriber[] = [];
   private handshakeSubs: EventSubscriber[] = [];
   private retransmitSubs: EventSubscriber[] = [];
@@ -31,6 +48,11 @@ export class EventHub implements TcpEventSink {
   private rttSubs: EventSubscriber[] = [];
   private closedSubs: EventSubscriber[] = [];
   private openedSubs: EventSubscriber[] = [];
+  private forgottenSubs: EventSubscriber[] = [];
+  private upstreamConnectSubs: EventSubscriber[] = [];
+  private upstreamOpenedSubs: EventSubscriber[] = [];
+  private upstreamEndedSubs: EventSubscriber[] = [];
+  private upstreamClosedSubs: EventSubscriber[] = [];
 
   /** Add a subscriber; returns a function that removes it. */
   subscribe(sub: EventSubscriber): () => void {
@@ -80,6 +102,26 @@ export class EventHub implements TcpEventSink {
     const subs = this.openedSubs;
     for (let i = 0; i < subs.length; i++) subs[i]!.opened!(conn, family, now);
   }
+  forgotten(conn: ConnIdentity, now: number): void {
+    const subs = this.forgottenSubs;
+    for (let i = 0; i < subs.length; i++) subs[i]!.forgotten!(conn, now);
+  }
+  upstreamConnect(connId: number, result: UpstreamResult, durationMs: number, now: number): void {
+    const subs = this.upstreamConnectSubs;
+    for (let i = 0; i < subs.length; i++) subs[i]!.upstreamConnect!(connId, result, durationMs, now);
+  }
+  upstreamOpened(leg: UpstreamLeg, now: number): void {
+    const subs = this.upstreamOpenedSubs;
+    for (let i = 0; i < subs.length; i++) subs[i]!.upstreamOpened!(leg, now);
+  }
+  upstreamEnded(leg: UpstreamLeg, how: 'fin' | 'reset', now: number): void {
+    const subs = this.upstreamEndedSubs;
+    for (let i = 0; i < subs.length; i++) subs[i]!.upstreamEnded!(leg, how, now);
+  }
+  upstreamClosed(leg: UpstreamLeg, now: number): void {
+    const subs = this.upstreamClosedSubs;
+    for (let i = 0; i < subs.length; i++) subs[i]!.upstreamClosed!(leg, now);
+  }
 
   private listsFor(sub: EventSubscriber): EventSubscriber[][] {
     const lists: EventSubscriber[][] = [];
@@ -92,6 +134,11 @@ export class EventHub implements TcpEventSink {
       ['rtt', this.rttSubs],
       ['closed', this.closedSubs],
       ['opened', this.openedSubs],
+      ['forgotten', this.forgottenSubs],
+      ['upstreamConnect', this.upstreamConnectSubs],
+      ['upstreamOpened', this.upstreamOpenedSubs],
+      ['upstreamEnded', this.upstreamEndedSubs],
+      ['upstreamClosed', this.upstreamClosedSubs],
     ];
     for (const [method, list] of table) if (typeof sub[method] === 'function') lists.push(list);
     return lists;

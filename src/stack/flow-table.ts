@@ -15,6 +15,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
+import type { ConnFlow } from '../tcp/events.js';
 import { sipKeyWords, sipWords } from '../tcp/siphash.js';
 
 /** The shape of the parser's reused flow key (src/wire/packet.ts). IPv4 lives in word 3. */
@@ -27,7 +28,7 @@ export interface FlowKeyLike {
 }
 
 /** A connection's addresses, as the app sees them: `remote` is the app, `local` what it dialled. */
-export class FlowTuple {
+export class FlowTuple implements ConnFlow {
   readonly family: 4 | 6;
   readonly remote = new Uint32Array(4);
   readonly remotePort: number;

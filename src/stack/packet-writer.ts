@@ -13,6 +13,7 @@ import { finishTcpChecksum, writeIcmpUnreachable, writeTcpPacket } from '../wire
 import { VNET_HDR_LEN, writeVnetNone, writeVnetTcpCsum, writeVnetTcpGso } from '../wire/vnet.js';
 import type { FlowTuple } from './flow-table.js';
 import type { LinkTx } from '../wire/link.js';
+import { CAPTURE_OUT, type CaptureRing } from './capture.js';
 
 /** What the writer needs of a connection: its send-buffer bytes. */
 export interface PayloadSource {
@@ -34,12 +35,15 @@ export class PacketWriter {
   bytesOut = 0;
   private readonly scratch = Buffer.alloc(IPV6_HEADER_LEN + TCP_HEADER_LEN);
   private readonly scratchSeg = new OutSegment();
+  /** The capture ring (--capture-buffer) every written packet is copied into, or null when capture is off. */
+  capture: CaptureRing | null = null;
 
   constructor(private readonly link: LinkTx) {}
 
   /**
    * Write one segment from `src`:`srcPort` (our side) to `dst`:`dstPort`. Returns false when the
-   * link's ring is full (nothing written; the caller retries after the drain).
+   * link's ring is full (nothing written; the caller retries after the drain). `connId` names the
+   * connection in the capture ring (0: none).
    */
   writeSegment(
     family: 4 | 6,
@@ -49,6 +53,7 @@ export class PacketWriter {
     dstPort: number,
     out: OutSegment,
     payload: PayloadSource | null,
+    connId = 0,
   ): boolean {
     const link = this.link;
     const slot = link.txReserve();
@@ -78,6 +83,7 @@ export class PacketWriter {
     } else {
       finishTcpChecksum(buf, ipOff, 'full');
     }
+    if (this.capture !== null) this.captureOut(this.capture, buf, ipOff, hdrLen, len, attached, payload, out.payloadOffset, connId);
     const total = (vnet ? VNET_HDR_LEN : 0) + hdrLen + len;
     link.txCommit(slot, attached ? total - len : total);
     this.segmentsOut++;
@@ -86,12 +92,39 @@ export class PacketWriter {
   }
 
   /**
+   * Copy the packet just serialized into the capture ring: its headers from the slot, and the
+   * first snaplen bytes of payload from the slot, or from the send buffer when they went as views.
+   * With a vnet header the TCP checksum field holds the pseudo-header sum the kernel completes, as
+   * a capture on the device shows it too.
+   */
+  private captureOut(
+    cap: CaptureRing,
+    buf: Buffer,
+    ipOff: number,
+    hdrLen: number,
+    len: number,
+    attached: boolean,
+    payload: PayloadSource | null,
+    payloadOffset: number,
+    connId: number,
+  ): void {
+    const keep = Math.min(len, cap.snaplen);
+    const at = cap.reserve(CAPTURE_OUT, connId, hdrLen + len, hdrLen + keep);
+    if (attached) {
+      cap.copyIn(at, buf, ipOff, hdrLen);
+      if (keep > 0) payload!.copyPayload(cap.bytes, at + hdrLen, payloadOffset, keep);
+    } else {
+      cap.copyIn(at, buf, ipOff, hdrLen + keep);
+    }
+  }
+
+  /**
    * ICMP destination unreachable to the app for its SYN (the upstream could not be reached, or
    * policy forbids the destination). The SYN itself is gone by now, so the quote is rebuilt from
    * the flow: the IP header and the first 8 octets of TCP (ports and sequence number) are what
    * the app's kernel needs to find the socket (RFC 792, RFC 4443 §3.1, RFC 5927).
    */
-  writeUnreachable(flow: FlowTuple, clientIsn: number, prohibited: boolean): boolean {
+  writeUnreachable(flow: FlowTuple, clientIsn: number, prohibited: boolean, connId = 0): boolean {
     const link = this.link;
     const slot = link.txReserve();
     if (slot < 0) return false;
@@ -116,6 +149,11 @@ export class PacketWriter {
           : Icmpv6UnreachableCode.ADDRESS;
     const len = writeIcmpUnreachable(buf, ipOff, flow.family, flow.local, flow.remote, code, this.scratch, 0, origLen);
     if (vnet) writeVnetNone(buf, slot);
+    const cap = this.capture;
+    if (cap !== null) {
+      const at = cap.reserve(CAPTURE_OUT, connId, len, len);
+      cap.copyIn(at, buf, ipOff, len);
+    }
     const total = (vnet ? VNET_HDR_LEN : 0) + len;
     link.txCommit(slot, total);
     this.bytesOut += total;

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { MemoryBudget } from '../tcp/memory-budget.js';
 import { TcpConn, rstForUnknown, type ConnHandler } from '../tcp/conn.js';
 import type { TcpConfig } from '../tcp/config.js';
-import type { ConnIdentity, ResetReason } from '../tcp/events.js';
+import type { ConnFlow, ConnIdentity, ResetReason } from '../tcp/events.js';
 import { IsnGenerator } from '../tcp/isn.js';
 import { OutSegment, Segment, TcpFlag } from '../wire/segment.js';
 import { State } from '../tcp/state.js';
@@ -46,14 +46,16 @@ import { DeadlineHeap, type Schedulable } from './deadline-heap.js';
 import { EventHub } from './events.js';
 import { FlowHasher, FlowTable, FlowTuple, SlotColumns, type FlowEntry, type FlowKeyLike } from './flow-table.js';
 import { PacketWriter } from './packet-writer.js';
+import type { CaptureRing, CaptureSink } from './capture.js';
 import type { LinkRx, LinkTx } from '../wire/link.js';
 
 /** Domain word of the flow table's key, derived from the stack's secret: "FLW1". */
 const FLOW_KEY_DOMAIN = 0x464c5731;
 
-const KIND_CONN = 1;
-const KIND_SYN = 2;
-const KIND_TIME_WAIT = 3;
+/** Which of the table's entries an entry is (`entry.kind`): a connection, a pending SYN, a TIME-WAIT record. */
+export const KIND_CONN = 1;
+export const KIND_SYN = 2;
+export const KIND_TIME_WAIT = 3;
 
 /** What a bare ACK for no connection turned out to be, while cookies may be outstanding. */
 const COOKIE_ACCEPTED = 0;
@@ -148,30 +150,65 @@ export class PendingSyn implements FlowEntry, Schedulable, SynOffer {
   get openedAt(): number {
     return this.synAt;
   }
+  /** ConnIdentity: still where its SYN put it (no state of the state machine yet). */
+  get stateSince(): number {
+    return this.synAt;
+  }
+  /** ConnIdentity: no byte moves before the handshake, nothing is retransmitted by a pending SYN. */
+  get bytesIn(): number {
+    return 0;
+  }
+  get bytesOut(): number {
+    return 0;
+  }
+  get retransmits(): number {
+    return 0;
+  }
+  get handshakeMs(): number {
+    return -1;
+  }
 
   writeRow(columns: SlotColumns, slot: number): void {
     columns.code[slot] = ROW_PENDING_SYN;
   }
 }
 
-/** A connection in TIME-WAIT: its compact record plus what the observers still report of it. */
+/**
+ * A connection in TIME-WAIT: its compact record (protocol state only) plus the facts its events
+ * still carry (ConnIdentity), copied from the connection it replaced.
+ */
 export class TimeWaitEntry implements FlowEntry, Schedulable, ConnIdentity {
   readonly kind = KIND_TIME_WAIT;
   nextInBucket: FlowEntry | null = null;
   slotInTable = -1;
   heapAt = Infinity;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly retransmits: number;
+  readonly handshakeMs: number;
   constructor(
     readonly flow: FlowTuple,
     public rec: TimeWaitRecord,
     /** When the connection's SYN arrived (connection duration is measured to CLOSED). */
     readonly createdAt: number,
-  ) {}
+    /** The connection that entered TIME-WAIT (its counts are kept, not the connection). */
+    conn: ConnIdentity,
+  ) {
+    this.bytesIn = conn.bytesIn;
+    this.bytesOut = conn.bytesOut;
+    this.retransmits = conn.retransmits;
+    this.handshakeMs = conn.handshakeMs;
+  }
   get id(): number {
     return this.rec.id;
   }
   /** ConnIdentity: when the connection's SYN arrived. */
   get openedAt(): number {
     return this.createdAt;
+  }
+  /** ConnIdentity: when it entered TIME-WAIT (a restarted 2×MSL timer does not move it). */
+  get stateSince(): number {
+    return this.rec.enteredAt;
   }
 
   /** Fixed for the record's life: a restarted 2×MSL timer does not move when it entered TIME-WAIT. */
@@ -242,7 +279,7 @@ export interface StackOptions {
   clearTimer?: (handle: unknown) => void;
 }
 
-export class Stack implements LinkRx, TimeWaitGate {
+export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
   readonly events: EventHub;
   readonly tcp: TcpConfig;
   private readonly link: LinkTx;
@@ -287,6 +324,8 @@ export class Stack implements LinkRx, TimeWaitGate {
   /** Connections admitted to TIME-WAIT whose record is not made yet (counted against the bound). */
   private timeWaitReserved = 0;
   private nextId = 1;
+  /** The capture ring (--capture-buffer, src/stack/capture.ts), or null when capture is off. */
+  private capture: CaptureRing | null = null;
   private halfOpen = 0;
   private pendingCount = 0;
   private connCount = 0;
@@ -366,7 +405,7 @@ export class Stack implements LinkRx, TimeWaitGate {
    * record of one incarnation; a new SYN for the same 4-tuple gets a new tuple), or undefined
    * once it left the table. A hash lookup: what a page of /api/connections costs per row.
    */
-  entryFor(flow: FlowTuple): ConnEntry | PendingSyn | TimeWaitEntry | undefined {
+  entryFor(flow: ConnFlow): ConnEntry | PendingSyn | TimeWaitEntry | undefined {
     const k = this.lookupKey;
     k.family = flow.family;
     k.src = flow.remote;
@@ -387,9 +426,39 @@ export class Stack implements LinkRx, TimeWaitGate {
     for (const e of this.table.values()) if (e.kind === KIND_SYN) yield e;
   }
 
+  /** CaptureSink: every packet read from or written to the link goes into `ring` from now on (null: none). */
+  setCapture(ring: CaptureRing | null): void {
+    this.capture = ring;
+    this.writer.capture = ring;
+  }
+
   // ---------------------------------------------------------------- ingress
 
   input(buf: Buffer, off: number, len: number, checksumKnownGood: boolean): void {
+    if (this.capture !== null) this.inputCaptured(this.capture, buf, off, len, checksumKnownGood);
+    else this.demux(buf, off, len, checksumKnownGood);
+  }
+
+  /**
+   * input() with capture on: the packet is recorded before it is processed (what it makes us send
+   * comes after it in the ring), and tagged with its connection afterwards: the entry demux found
+   * for it, or for a segment that had none (a SYN), the entry its 4-tuple finds once processed
+   * (the SYN's new pending connection).
+   */
+  private inputCaptured(cap: CaptureRing, buf: Buffer, off: number, len: number, checksumKnownGood: boolean): void {
+    const n = cap.recordIn(buf, off, len);
+    const at = cap.lastOffset;
+    const parsed = this.segmentsIn;
+    this.demuxed = undefined;
+    this.demux(buf, off, len, checksumKnownGood);
+    if (this.segmentsIn === parsed) return;
+    const entry = this.demuxed ?? this.table.get(this.key);
+    if (entry !== undefined) cap.tagConnection(n, at, entry.kind === KIND_CONN ? entry.conn.id : entry.id);
+  }
+  /** The entry the last segment was demultiplexed to (read by inputCaptured only). */
+  private demuxed: Entry | undefined = undefined;
+
+  private demux(buf: Buffer, off: number, len: number, checksumKnownGood: boolean): void {
     // LinkRx contract: a flush() ends every batch of input().
     this.batchOpen = true;
     const seg = this.seg;
@@ -419,6 +488,7 @@ export class Stack implements LinkRx, TimeWaitGate {
         return;
       }
     }
+    this.demuxed = entry;
     switch (entry.kind) {
       case KIND_CONN: {
         entry.conn.process(seg, now);
@@ -685,6 +755,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     const conn = new TcpConn(req.id, this.tcp, this.events, handler, now, this.budget);
     const entry = new ConnEntry(req.flow, conn);
     conn.tableEntry = entry;
+    conn.flow = req.flow;
     conn.timeWaitGate = this;
     const f = req.flow;
     const syn = this.seg;
@@ -719,10 +790,10 @@ export class Stack implements LinkRx, TimeWaitGate {
     if (how === 'refused') {
       const out = this.out;
       refusalRst(req, out);
-      this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, null);
+      this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, null, req.id);
       this.events.reset(req, 'sent', 'upstream_refused');
     } else if (how === 'unreachable' || how === 'prohibited') {
-      this.writer.writeUnreachable(f, req.clientIsn, how === 'prohibited');
+      this.writer.writeUnreachable(f, req.clientIsn, how === 'prohibited', req.id);
     }
     this.events.closed(req, 'upstream_failed', now);
     this.flushSoon();
@@ -737,6 +808,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     req.settled = true;
     this.removePending(req);
     this.events.drop(req, 'syn_limit');
+    this.events.forgotten(req, this.clock.now());
   }
 
   private removePending(req: PendingSyn): void {
@@ -821,7 +893,7 @@ export class Stack implements LinkRx, TimeWaitGate {
   private swapForRecord(entry: ConnEntry): void {
     const conn = entry.conn;
     const rec = conn.toTimeWait();
-    const tw = new TimeWaitEntry(entry.flow, rec, conn.createdAt);
+    const tw = new TimeWaitEntry(entry.flow, rec, conn.createdAt, conn);
     if (entry.timeWaitReserved) {
       entry.timeWaitReserved = false;
       this.timeWaitReserved--;
@@ -837,7 +909,7 @@ export class Stack implements LinkRx, TimeWaitGate {
   private emitConnSegment(conn: TcpConn, out: OutSegment): boolean {
     const entry = conn.tableEntry as ConnEntry;
     const f = entry.flow;
-    const ok = this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, conn);
+    const ok = this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, conn, conn.id);
     if (!ok) this.blockTx();
     return ok;
   }
@@ -847,7 +919,7 @@ export class Stack implements LinkRx, TimeWaitGate {
     out.clear();
     buildTimeWaitAck(entry.rec, now, out);
     const f = entry.flow;
-    this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, null);
+    this.writer.writeSegment(f.family, f.local, f.localPort, f.remote, f.remotePort, out, null, entry.id);
     this.flushSoon();
   }
 

@@ -1,8 +1,9 @@
 /**
- * The upstream leg as the rest of synfin sees it: what the proxy (src/proxy/) tells its observers
- * about a connection's kernel socket, in words that belong to neither. The connection table and the
- * metrics (src/observability/) read the leg through these interfaces only, so a change inside the
- * pipe cannot silently change /api/connections, and observability imports nothing of the proxy.
+ * The upstream leg as the rest of synfin sees it: what the proxy (src/proxy/) publishes on the
+ * stack's event hub about a connection's kernel socket, in words that belong to neither. The
+ * connection table, the metrics and the flight recorder (src/observability/) read the leg through
+ * these interfaces only, so a change inside the pipe cannot silently change /api/connections, and
+ * observability imports nothing of the proxy.
  */
 
 /** How a kernel connect to the destination ended (synfin_upstream_connect_duration_seconds{result}). */
@@ -14,6 +15,9 @@ export interface ByteCounters {
   bytesUpstreamToClient: number;
 }
 
+/** Who ended the upstream leg first: the destination (its EOF or reset), or synfin (its FIN or reset). */
+export type UpstreamCloser = 'destination' | 'synfin';
+
 /** One connection's upstream leg while it is open: its socket's facts, read when a row is built. */
 export interface UpstreamLeg {
   /** The stack's connection id: both legs share it. */
@@ -22,6 +26,14 @@ export interface UpstreamLeg {
   readonly waitingSince: number;
   /** The kernel socket has been closed (its fd is gone). */
   readonly upstreamClosed: boolean;
+  /** The kernel connect's duration, ms. */
+  readonly connectMs: number;
+  /** Payload bytes written toward the destination (delivered by the app leg). */
+  readonly bytesToUpstream: number;
+  /** Payload bytes read from the destination. */
+  readonly bytesFromUpstream: number;
+  /** Who ended the upstream leg first; null while neither has. */
+  readonly closedBy: UpstreamCloser | null;
   /** The kernel socket's fd for TCP_INFO, or -1. */
   upstreamFd(): number;
   /** Both ends of the kernel socket, formatted, or null before the local end is known. */
@@ -38,15 +50,21 @@ export interface UpstreamTuple {
   readonly remotePort: number;
 }
 
-/** What the proxy reports of upstream legs as they open, connect and close. */
-export interface UpstreamObserver {
-  /** A kernel connect finished (metrics: synfin_upstream_connect_duration_seconds). */
-  upstreamConnect?(connId: number, result: UpstreamResult, durationMs: number): void;
-  /** An accepted connection's upstream leg is open (the API joins both legs by id). */
-  legOpened?(leg: UpstreamLeg): void;
-  legClosed?(leg: UpstreamLeg): void;
-  /** Where every pipe counts its bytes. */
-  readonly byteCounters?: ByteCounters;
-  /** Where connection `connId`'s pipe also counts its bytes (its service's counters), if anywhere. */
-  byteCountersOf?(connId: number): ByteCounters | undefined;
+/**
+ * What the proxy publishes of upstream legs as they connect, end and close (on the stack's event
+ * hub: EventHub implements it, subscribers implement what they need). Each is once per
+ * connection at most, never per packet.
+ */
+export interface UpstreamEvents {
+  /** A kernel connect finished, whichever way (synfin_upstream_connect_duration_seconds{result}). */
+  upstreamConnect(connId: number, result: UpstreamResult, durationMs: number, now: number): void;
+  /** An accepted connection's upstream leg is open: both ends known (leg.upstreamEndpoints()). */
+  upstreamOpened(leg: UpstreamLeg, now: number): void;
+  /**
+   * The destination ended its side before synfin ended it: its EOF (`fin`), or a reset or
+   * socket error (`reset`). Published as it arrives, before the app leg is told.
+   */
+  upstreamEnded(leg: UpstreamLeg, how: 'fin' | 'reset', now: number): void;
+  /** The leg is done (both sides finished, its socket closed): its final bytes and closedBy. */
+  upstreamClosed(leg: UpstreamLeg, now: number): void;
 }

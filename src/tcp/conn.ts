@@ -39,7 +39,7 @@
 import { TcpConnError, type TcpConnErrorCode } from '../errors.js';
 import type { TcpConfig } from './config.js';
 import { peerMssOrDefault } from './defaults.js';
-import type { CloseReason, ConnIdentity, DropReason, ResetReason, TcpEventSink } from './events.js';
+import type { CloseReason, ConnFlow, ConnIdentity, DropReason, ResetReason, TcpEventSink } from './events.js';
 import type { MemoryBudget } from './memory-budget.js';
 import { RcvFlag, Receiver } from './rcv.js';
 import { OutSegment, Segment, TcpFlag } from '../wire/segment.js';
@@ -148,6 +148,10 @@ export class TcpConn implements ConnIdentity {
   bytesOut: number;
   /** Segments retransmitted (RTO, fast and probes), as reported to events.retransmit. */
   retransmits: number;
+  /** ConnIdentity: SYN to the final ACK of a passive open, ms; -1 until then. */
+  handshakeMs: number;
+  /** ConnIdentity: the 4-tuple, set by the stack that owns the connection (null outside one). */
+  flow: ConnFlow | null;
   /**
    * The stack's entry for this connection in its table (addresses, slot), or null outside the
    * table. Opaque here, like Linux's sk_user_data: tcp/ stands below stack/ and cannot name it.
@@ -230,6 +234,8 @@ export class TcpConn implements ConnIdentity {
     this.bytesIn = 0;
     this.bytesOut = 0;
     this.retransmits = 0;
+    this.handshakeMs = -1;
+    this.flow = null;
     this.tableEntry = null;
     this.newIncarnationIss = -1;
     this.snd = new Sender(cfg, now);
@@ -656,7 +662,10 @@ export class TcpConn implements ConnIdentity {
   private completeHandshake(now: number): boolean {
     this.synPending = false;
     this.timers.setIdle(Infinity);
-    if (this.passive) this.events.handshake(this, 'ok', now - this.synAt);
+    if (this.passive) {
+      this.handshakeMs = now - this.synAt;
+      this.events.handshake(this, 'ok', this.handshakeMs);
+    }
     if (this.state === State.SYN_RECEIVED) {
       this.transition(State.ESTABLISHED, now);
       if (this.closeDeferred) {

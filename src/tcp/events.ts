@@ -64,13 +64,48 @@ export type CloseReason =
   | 'shutdown';
 
 /**
+ * A connection's 4-tuple as numbers, as the app's packets carry it: `remote` is the app's end
+ * (the connection table's `client`), `local` the address the app dialled (its `destination`).
+ * Address words as wire/address.ts keeps them (IPv4 in word 3). The stack's FlowTuple is one.
+ */
+export interface ConnFlow {
+  readonly family: 4 | 6;
+  readonly remote: Uint32Array;
+  readonly remotePort: number;
+  readonly local: Uint32Array;
+  readonly localPort: number;
+  /**
+   * The connection's service (an index into the named services, 0 = `other`), set once when its
+   * SYN is announced (`opened`) by whoever names destinations (src/observability/services.ts);
+   * the stack copies it into its columns for the scrape's walk.
+   */
+  service: number;
+}
+
+/**
  * What every event says of its connection, whatever stage it is at (a SYN being dialled, a
- * connection, a TIME-WAIT record): subscribers read these and never downcast.
+ * connection, a TIME-WAIT record): subscribers read these and never downcast. They are fields or
+ * getters of the objects the stack already has, so reporting allocates nothing.
  */
 export interface ConnIdentity {
   readonly id: number;
   /** When its SYN arrived (ms on the stack's clock): the start of synfin_tcp_connection_duration_seconds. */
   readonly openedAt: number;
+  /** Its 4-tuple; null only for a connection outside a stack's table (the state machine's own tests). */
+  readonly flow: ConnFlow | null;
+  /**
+   * When its current state was entered (ms); a pending SYN's is its arrival. During a
+   * stateChange it is still the old state's (the event's `sinceMs`).
+   */
+  readonly stateSince: number;
+  /** Payload bytes received from the app in order and delivered to the owner (app → upstream). */
+  readonly bytesIn: number;
+  /** Payload bytes sent to the app and acknowledged by it (upstream → app). */
+  readonly bytesOut: number;
+  /** Segments retransmitted toward the app (RTO, fast and probes). */
+  readonly retransmits: number;
+  /** SYN to the handshake's final ACK, ms; -1 while it has not completed (and for one that failed). */
+  readonly handshakeMs: number;
 }
 
 export interface TcpEventSink {

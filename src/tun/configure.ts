@@ -58,6 +58,8 @@ export interface DeviceOpenOptions {
    */
   dropCapabilities?: boolean;
   listenPort?: number;
+  /** Capabilities the user asked to keep (--keep-capability), beyond what the options need. */
+  keepCapabilities?: readonly string[];
 }
 
 /**
@@ -84,7 +86,7 @@ export function openConfiguredDevice(spec: DeviceSpec & { tun: string }, opts: D
     }
   }
   // Checked after an adoption too: a handed-over fd is no proof that the drop happened.
-  const keep = capabilitiesNeeded(opts.listenPort ?? 0);
+  const keep = [...capabilitiesNeeded(opts.listenPort ?? 0), ...(opts.keepCapabilities ?? [])];
   if (opts.dropCapabilities === true && holdsCapabilities(ownCapabilities(), keep)) {
     // Never returns: this process becomes a fresh synfin without capabilities (src/tun/caps.ts).
     reexecWithoutCapabilities(tun, keep, changes);

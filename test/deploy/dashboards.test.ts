@@ -87,7 +87,7 @@ beforeAll(async () => {
 });
 
 describe('Grafana dashboards: generated', () => {
-  it('dashboards_committedJson_isWhatTheGeneratorWrites', () => {
+  it('dashboards committed json is what the generator writes', () => {
     const r = spawnSync(process.execPath, [repoPath('grafana', 'generate.mjs'), '--check'], { encoding: 'utf8' });
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
@@ -98,13 +98,13 @@ for (const file of FILES) {
   describe(`Grafana dashboard ${file}`, () => {
     const d = load(file);
 
-    it('dashboard_hasUidTitleAndSchemaVersion', () => {
+    it('dashboard has uid title and schema version', () => {
       expect(d.uid).toBe(file.replace(/\.json$/, ''));
       expect(d.title).toMatch(/^synfin /);
       expect(d.schemaVersion).toBeGreaterThanOrEqual(36);
     });
 
-    it('panel_everyPanel_hasTitleDescriptionAndUnit', () => {
+    it('panel every panel has title description and unit', () => {
       for (const p of d.panels) expect(p.title, `panel #${p.id}`).toMatch(/\S/);
       for (const p of queryPanels(d)) {
         expect(p.description ?? '', `panel "${p.title}" description`).toMatch(/\S/);
@@ -114,20 +114,20 @@ for (const file of FILES) {
       }
     });
 
-    it('panel_units_areGrafanaUnitIds', () => {
+    it('panel units are grafana unit ids', () => {
       for (const p of queryPanels(d)) {
         expect(GRAFANA_UNITS, `panel "${p.title}" unit ${p.fieldConfig?.defaults?.unit}`).toContain(p.fieldConfig?.defaults?.unit);
       }
     });
 
-    it('panel_heatmapYAxis_hasTheFieldUnit', () => {
+    it('panel heatmap y axis has the field unit', () => {
       for (const p of d.panels.filter((x) => x.type === 'heatmap')) {
         expect(p.options?.yAxis?.unit).toBe(p.fieldConfig?.defaults?.unit);
         expect(p.targets?.every((t) => t.format === 'heatmap')).toBe(true);
       }
     });
 
-    it('panel_everyPanel_hasQueriesWithUniqueRefIds', () => {
+    it('panel every panel has queries with unique ref ids', () => {
       for (const p of queryPanels(d)) {
         const refIds = (p.targets ?? []).map((t) => t.refId);
         expect(refIds.length, `panel "${p.title}"`).toBeGreaterThan(0);
@@ -135,7 +135,7 @@ for (const file of FILES) {
       }
     });
 
-    it('panel_gridPositions_doNotOverlap', () => {
+    it('panel grid positions do not overlap', () => {
       const taken = new Map<string, string>();
       for (const p of d.panels) {
         const { x, y, w, h } = p.gridPos;
@@ -150,13 +150,13 @@ for (const file of FILES) {
       }
     });
 
-    it('datasource_variable_isAPrometheusDatasourceVariable', () => {
+    it('datasource variable is a prometheus datasource variable', () => {
       const v = variable(d, 'datasource');
       expect(v?.type).toBe('datasource');
       expect(v?.query).toBe('prometheus');
     });
 
-    it('datasource_everyReference_isTheDatasourceVariable', () => {
+    it('datasource every reference is the datasource variable', () => {
       const refs = datasourceRefs(d);
       // Every panel and every target carries one.
       expect(refs.length).toBeGreaterThanOrEqual(queryPanels(d).length * 2);
@@ -167,7 +167,7 @@ for (const file of FILES) {
       }
     });
 
-    it('variables_jobNamespacePodInstance_areQueriesOverSynfinBuildInfo', () => {
+    it('variables job namespace pod instance are queries over synfin build info', () => {
       for (const name of ['job', 'namespace', 'pod', 'instance']) {
         const v = variable(d, name);
         expect(v?.type, name).toBe('query');
@@ -187,7 +187,7 @@ for (const file of FILES) {
       expect(String(variable(d, 'instance')?.query)).toContain('pod=~"$pod"');
     });
 
-    it('query_everyMetricAndLabelValue_isExportedBySynfin', () => {
+    it('query every metric and label value is exported by synfin', () => {
       const problems = allSelectors(d).flatMap(({ panel, sel }) => selectorProblems(sel, catalogue).map((p) => `"${panel}": ${p}`));
       for (const v of d.templating.list) {
         const q = v.type === 'query' ? labelValuesQuery(String(v.query)) : null;
@@ -196,7 +196,7 @@ for (const file of FILES) {
       expect(problems).toEqual([]);
     });
 
-    it('query_everySelector_selectsJobNamespacePodAndInstance', () => {
+    it('query every selector selects job namespace pod and instance', () => {
       const found = allSelectors(d);
       expect(found.length).toBeGreaterThan(0);
       for (const { panel, sel } of found) {
@@ -206,12 +206,12 @@ for (const file of FILES) {
       }
     });
 
-    it('links_includeTheLivePageWithThePortForwardCommand', () => {
+    it('links include the live page with the port forward command', () => {
       const live = d.links.find((l) => l.url.startsWith('http://127.0.0.1:9477'));
       expect(live?.tooltip).toContain('kubectl -n $namespace port-forward pod/$pod 9477:9477');
     });
 
-    it('query_everyVariableUsed_isDefined', () => {
+    it('query every variable used is defined', () => {
       const defined = new Set(d.templating.list.map((v) => v.name));
       for (const { panel, expr } of expressions(d)) {
         for (const m of expr.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)) {
@@ -230,7 +230,7 @@ describe('Grafana dashboard synfin-overview.json: coverage', () => {
       ({ sel }) => sel.metric === metric && (matcher === undefined || sel.matchers.some((m) => `${m.name}${m.op}"${m.value}"` === matcher)),
     );
 
-  it('overview_showsEveryAspectOfTheLifecycle', () => {
+  it('overview shows every aspect of the lifecycle', () => {
     const required: Array<[string, string?]> = [
       ['synfin_tcp_connections'],
       ['synfin_tcp_state_transitions_total'],
@@ -251,7 +251,7 @@ describe('Grafana dashboard synfin-overview.json: coverage', () => {
     expect(required.filter(([m, matcher]) => !used(m, matcher))).toEqual([]);
   });
 
-  it('overview_latencyQuantiles_areHistogramQuantileOverRateByLe', () => {
+  it('overview latency quantiles are histogram quantile over rate by le', () => {
     const quantiles = expressions(d).filter(({ expr }) => expr.includes('histogram_quantile'));
     expect(quantiles.length).toBeGreaterThanOrEqual(9);
     for (const { panel, expr } of quantiles) {
@@ -259,13 +259,13 @@ describe('Grafana dashboard synfin-overview.json: coverage', () => {
     }
   });
 
-  it('overview_handshakeHeatmap_isOverBucketsByLe', () => {
+  it('overview handshake heatmap is over buckets by le', () => {
     const heat = d.panels.find((p) => p.type === 'heatmap');
     expect(heat?.targets?.[0]?.expr).toMatch(/^sum by \(le\) \(rate\(synfin_tcp_handshake_duration_seconds_bucket\{/);
     expect(heat?.options?.calculate).toBe(false);
   });
 
-  it('overview_retransmissionRatio_isAgainstSegmentsOut', () => {
+  it('overview retransmission ratio is against segments out', () => {
     const ratio = queryPanels(d).find((p) => p.title === 'Retransmission ratio');
     expect(ratio?.fieldConfig?.defaults?.unit).toBe('percentunit');
     expect(ratio?.targets?.[0]?.expr).toMatch(/synfin_tcp_retransmitted_segments_total.*\/.*synfin_tcp_segments_total\{[^}]*direction="out"/);
@@ -275,7 +275,7 @@ describe('Grafana dashboard synfin-overview.json: coverage', () => {
 describe('Grafana dashboard synfin-leaks.json: coverage', () => {
   const d = load('synfin-leaks.json');
 
-  it('leaks_showsBothWaitsWithTheirOldestAges', () => {
+  it('leaks shows both waits with their oldest ages', () => {
     const text = expressions(d).map((e) => e.expr).join('\n');
     for (const side of ['app', 'upstream']) {
       expect(text).toContain(`synfin_connections_waiting{${TARGET},on="${side}"}`);
@@ -283,7 +283,7 @@ describe('Grafana dashboard synfin-leaks.json: coverage', () => {
     }
   });
 
-  it('leaks_showsIdleConnectionsClosesAndIdleTimeouts', () => {
+  it('leaks shows idle connections closes and idle timeouts', () => {
     const text = expressions(d).map((e) => e.expr).join('\n');
     expect(text).toContain('synfin_connections_oldest_idle_seconds');
     expect(text).toContain('state="ESTABLISHED"');
@@ -291,7 +291,7 @@ describe('Grafana dashboard synfin-leaks.json: coverage', () => {
     expect(text).toContain('reason="idle_timeout"');
   });
 
-  it('leaks_ephemeralPortRange_isSynfinsGaugeNotAConstant', () => {
+  it('leaks ephemeral port range is synfins gauge not a constant', () => {
     expect(variable(d, 'ephemeral_ports')).toBeUndefined();
     const share = expressions(d).filter(({ expr }) => expr.includes('synfin_ephemeral_ports'));
     expect(share.length).toBeGreaterThanOrEqual(2);
@@ -299,7 +299,7 @@ describe('Grafana dashboard synfin-leaks.json: coverage', () => {
     for (const { expr } of expressions(d)) expect(expr).not.toContain('28232');
   });
 
-  it('leaks_appWaitDescription_blamesTheApp', () => {
+  it('leaks app wait description blames the app', () => {
     const panel = queryPanels(d).find((p) => p.targets?.some((t) => t.expr?.includes('synfin_connections_waiting') && t.expr.includes('on="app"') && p.type === 'timeseries'));
     expect(panel?.description).toMatch(/the app is not closing sockets after the server closed them/i);
     expect(panel?.description).toMatch(/CLOSE_WAIT/);
@@ -310,7 +310,7 @@ describe('Grafana dashboard synfin-fleet.json: coverage', () => {
   const d = load('synfin-fleet.json');
   const text = expressions(d).map((e) => e.expr).join('\n');
 
-  it('fleet_statusRow_showsReadyVersionRestartsUptimeFdsCookiesAndRefusals', () => {
+  it('fleet status row shows ready version restarts uptime fds cookies and refusals', () => {
     for (const needle of [
       'synfin_ready{',
       'count by (version) (synfin_build_info{',
@@ -324,7 +324,7 @@ describe('Grafana dashboard synfin-fleet.json: coverage', () => {
     }
   });
 
-  it('fleet_topPodsTable_ranksConnectionsWaitingOnTheApp_andLinksToThePodsDashboard', () => {
+  it('fleet top pods table ranks connections waiting on the app and links to the pods dashboard', () => {
     const top = queryPanels(d).find((p) => p.title === 'Top pods by connections the app never closed')!;
     expect(top.type).toBe('table');
     expect(top.targets?.[0]?.expr).toBe(`topk(10, sum by (namespace, pod, instance) (synfin_connections_waiting{${TARGET},on="app"}))`);
@@ -340,7 +340,7 @@ describe('Grafana dashboard synfin-services.json: coverage', () => {
   const d = load('synfin-services.json');
   const text = expressions(d).map((e) => e.expr).join('\n');
 
-  it('services_showWaitingConnectP99ClosesResetsAndBytesByService', () => {
+  it('services show waiting connect P99 closes resets and bytes by service', () => {
     expect(text).toContain(`sum by (service) (synfin_service_connections_waiting{${TARGET},service=~"$service",on="app"})`);
     expect(text).toMatch(/histogram_quantile\(0\.99, sum by \(le, service\) \(rate\(synfin_service_connect_duration_seconds_bucket\{/);
     expect(text).toMatch(/sum by \(service, reason\) \(rate\(synfin_service_connections_closed_total\{/);
@@ -348,7 +348,7 @@ describe('Grafana dashboard synfin-services.json: coverage', () => {
     expect(text).toMatch(/sum by \(service, direction\) \(rate\(synfin_service_bytes_total\{/);
   });
 
-  it('services_serviceVariable_isTheServiceLabelOfTheServiceFamilies', () => {
+  it('services service variable is the service label of the service families', () => {
     const v = variable(d, 'service');
     expect(labelValuesQuery(String(v?.query))?.label).toBe('service');
     expect(labelValuesQuery(String(v?.query))?.selectors.map((s) => s.metric)).toEqual(['synfin_service_connections']);
@@ -367,7 +367,7 @@ describeIfPromtool('Grafana dashboards: PromQL syntax (promtool)', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('promql_everyPanelExpression_parses', () => {
+  it('promql every panel expression parses', () => {
     // Each expression becomes a recording rule, with Grafana's variables given values.
     const rules = FILES.flatMap((file) =>
       expressions(load(file)).map(({ expr }, i) => ({

@@ -272,7 +272,7 @@ describeIfTunAndPrometheus('dashboards and alert rules against a real Prometheus
     }
   }, 30_000);
 
-  it('traffic_leakyAppAndCleanApp_appLeakAlertsFireForTheLeakyInstanceOnly', async () => {
+  it('traffic leaky app and clean app app leak alerts fire for the leaky instance only', async () => {
     // Clean traffic through both: destination-first closes the app answers (curl), app-first closes.
     for (const env of [leaky, clean]) {
       const curl = await env.ns.exec('sh', ['-c', `for i in $(seq 1 10); do curl -sS http://${env.serverAddr}:${httpPort}/ >/dev/null || exit 1; done`]);
@@ -329,7 +329,7 @@ describeIfTunAndPrometheus('dashboards and alert rules against a real Prometheus
     expect(byInstance(panel)).toEqual({ leaky: LEAKED, clean: 0 });
   }, 45_000);
 
-  it('alerts_everyRuleExpression_evaluatesAndSelectsSeriesOfBothInstances', async () => {
+  it('alerts every rule expression evaluates and selects series of both instances', async () => {
     const rules = await api<{ groups: Array<{ rules: Array<{ name: string; health: string; lastError?: string }> }> }>('/api/v1/rules');
     const loaded = rules.groups.flatMap((g) => g.rules);
     expect(loaded.length).toBe(alertRules.length);
@@ -353,7 +353,7 @@ describeIfTunAndPrometheus('dashboards and alert rules against a real Prometheus
     expect(now.filter((a) => a.labels.alertname === 'SynfinNotReady' || a.labels.alertname === 'SynfinDown')).toEqual([]);
   }, 30_000);
 
-  it('dashboards_everyPanelExpressionAndVariable_evaluatesWithData', async () => {
+  it('dashboards every panel expression and variable evaluates with data', async () => {
     let evaluated = 0;
     for (const { file, d } of dashboards) {
       for (const v of d.templating.list) {
@@ -391,7 +391,7 @@ describeIfTunAndPrometheus('dashboards and alert rules against a real Prometheus
     expect(evaluated).toBeGreaterThan(40);
   }, 30_000);
 
-  it('notReady_tunDeviceDeleted_firesForThatInstanceOnly', async () => {
+  it('notReady: tun device deleted fires for that instance only', async () => {
     leaky.ns.ip(['link', 'delete', 'dev', leaky.synfin.config.tun]);
     const seen = await waitFor(
       'SynfinNotReady to fire',

@@ -77,7 +77,7 @@ const SYNFIN_ENV = new Set(OPTION_SPECS.map((s) => envName(s.flag)));
 // ------------------------------------------------------------------------------ Dockerfile
 
 describe('Dockerfile parser', () => {
-  it('parseDockerfile_continuationsAndComments_joinIntoOneInstruction', () => {
+  it('parseDockerfile: continuations and comments join into one instruction', () => {
     const ins = parseDockerfile('# c\nARG V=20\nFROM node:${V} AS b\nRUN a \\\n  # inside\n  && b\nCMD ["run"]\n');
     expect(ins.map((i) => [i.keyword, i.args])).toEqual([
       ['ARG', 'V=20'],
@@ -92,7 +92,7 @@ describe('Dockerfile parser', () => {
 });
 
 describe('deploy/Dockerfile', () => {
-  it('dockerfile_stages_buildThenSlimNodeLtsRuntime', () => {
+  it('dockerfile stages build then slim node lts runtime', () => {
     expect(dockerStages.length).toBeGreaterThanOrEqual(2);
     expect(build.name).toBe('build');
     const m = /^node:(\d+)-(bookworm|trixie)-slim$/.exec(runtime.from);
@@ -109,7 +109,7 @@ describe('deploy/Dockerfile', () => {
     expect(build.from).toBe(`node:${major}-${m![2]}`);
   });
 
-  it('dockerfile_labels_carryTheOciAnnotations', () => {
+  it('dockerfile labels carry the oci annotations', () => {
     const labels = new Map(instructions(runtime, 'LABEL').flatMap((a) => [...labelPairs(a)]));
     const pkgFull = JSON.parse(readRepoFile('package.json')) as { version: string; license: string; description: string; name: string };
     expect(labels.get('org.opencontainers.image.title')).toBe(pkgFull.name);
@@ -124,7 +124,7 @@ describe('deploy/Dockerfile', () => {
     }
   });
 
-  it('dockerfile_build_runsNpmCiBuildThenPrunesDevDependencies', () => {
+  it('dockerfile build runs npm ci build then prunes dev dependencies', () => {
     const runs = instructions(build, 'RUN').join('\n');
     const ci = runs.indexOf('npm ci');
     const buildAt = runs.indexOf('npm run build');
@@ -134,7 +134,7 @@ describe('deploy/Dockerfile', () => {
     expect(prune).toBeGreaterThan(buildAt);
   });
 
-  it('dockerfile_build_copiesWhatNpmCiAndTheBuildNeed', () => {
+  it('dockerfile build copies what npm ci and the build need', () => {
     const sources = copies(build).flatMap((c) => c.sources);
     for (const needed of ['package.json', 'package-lock.json', 'binding.gyp', 'tsconfig.json', 'tsconfig.build.json', 'native', 'src', 'bin']) {
       expect(sources).toContain(needed);
@@ -142,7 +142,7 @@ describe('deploy/Dockerfile', () => {
     for (const s of sources) expect(fs.existsSync(repoPath(s)), s).toBe(true);
   });
 
-  it('dockerfile_dockerignore_letsEveryCopiedSourceIn', () => {
+  it('dockerfile dockerignore lets every copied source in', () => {
     const patterns = readRepoFile('deploy', 'Dockerfile.dockerignore')
       .split('\n')
       .map((l) => l.trim())
@@ -164,16 +164,16 @@ describe('deploy/Dockerfile', () => {
     expect(included('dist')).toBe(false);
   });
 
-  it('dockerfile_runtime_installsNftables', () => {
+  it('dockerfile runtime installs nftables', () => {
     // sidecar-routing.sh marks connections with nft.
     expect(instructions(runtime, 'RUN').join('\n')).toMatch(/apt-get install [^\n]*\bnftables\b/);
   });
 
-  it('dockerfile_runtime_installsIproute2', () => {
+  it('dockerfile runtime installs iproute2', () => {
     expect(instructions(runtime, 'RUN').join('\n')).toMatch(/apt-get install[^\n]*\biproute2\b/);
   });
 
-  it('dockerfile_runtime_placesDistBinAndAddonWhereTheCodeLooksForThem', () => {
+  it('dockerfile runtime places dist bin and addon where the code looks for them', () => {
     // bin/synfin.js imports ../dist/cli.js; dist/native/addon.js loads ../../build/Release/synfin.node.
     expect(readRepoFile('bin', 'synfin.js')).toContain("import('../dist/cli.js')");
     expect(readRepoFile('src', 'native', 'addon.ts')).toContain("path.resolve(here, '..', '..', 'build', 'Release', 'synfin.node')");
@@ -184,13 +184,13 @@ describe('deploy/Dockerfile', () => {
     expect(copies(runtime).filter((c) => c.sources[0]?.startsWith('/src/')).every((c) => c.from === 'build')).toBe(true);
   });
 
-  it('dockerfile_runtime_runsAsANumericNonRootUser', () => {
+  it('dockerfile runtime runs as a numeric non root user', () => {
     expect(imageUser).toMatch(/^\d+:\d+$/);
     expect(SYNFIN_UID).toBeGreaterThan(0);
     expect(instructions(runtime, 'RUN').join('\n')).toMatch(new RegExp(`useradd [^\\n]*--uid "?${SYNFIN_UID}"?`));
   });
 
-  it('dockerfile_runtime_grantsOnlyCapNetAdmin', () => {
+  it('dockerfile runtime grants only cap net admin', () => {
     const runs = instructions(runtime, 'RUN').join('\n');
     const setcaps = [...runs.matchAll(/setcap (\S+) (\S+)/g)].map((m) => [m[1], m[2]]);
     expect(setcaps).toEqual([['cap_net_admin+p', '/opt/synfin/libexec/setpriv']]);
@@ -198,7 +198,7 @@ describe('deploy/Dockerfile', () => {
     expect(runs).toMatch(/install -m 0750 -o root -g synfin [^\n]*\/opt\/synfin\/libexec\/setpriv/);
   });
 
-  it('dockerfile_entrypoint_runsSynfinRunWithNetAdminAmbient', () => {
+  it('dockerfile entrypoint runs synfin run with net admin ambient', () => {
     const entry = execForm(single(runtime, 'ENTRYPOINT'));
     const cmd = execForm(single(runtime, 'CMD'));
     expect(entry).toEqual([
@@ -214,7 +214,7 @@ describe('deploy/Dockerfile', () => {
     expect(cmd).toEqual(['run']);
   });
 
-  it('dockerfile_listen_isAllInterfacesDualStackOnTheDefaultPort', () => {
+  it('dockerfile listen is all interfaces dual stack on the default port', () => {
     expect(single(runtime, 'EXPOSE')).toBe(String(PORT));
     const env = new Map(instructions(runtime, 'ENV').flatMap((a) => [...envPairs(a)]));
     const listen = env.get(envName('listen'));
@@ -222,19 +222,19 @@ describe('deploy/Dockerfile', () => {
     expect(parseListen(listen!)).toEqual({ host: '::', port: PORT });
   });
 
-  it('dockerfile_healthcheck_getsHealthzWithTheCopiedScript', () => {
+  it('dockerfile healthcheck gets healthz with the copied script', () => {
     const hc = single(runtime, 'HEALTHCHECK');
     const cmd = execForm(hc.slice(hc.indexOf('CMD') + 3));
     expect(cmd).toEqual(['node', copiedTo('deploy/healthcheck.mjs'), '/healthz']);
   });
 
-  it('dockerfile_routingScript_isCopiedExecutable', () => {
+  it('dockerfile routing script is copied executable', () => {
     expect(routingScriptInImage).toBe('/opt/synfin/deploy/sidecar-routing.sh');
     expect(copies(runtime).find((c) => c.sources.includes('deploy/sidecar-routing.sh'))?.chmod).toBe('0755');
   });
 
   const hadolint = spawnSync('hadolint', ['--version']).status === 0;
-  it.skipIf(!hadolint)('dockerfile_hadolint_passes (skipped when hadolint is not installed: Debian has no package)', () => {
+  it.skipIf(!hadolint)('dockerfile hadolint passes (skipped when hadolint is not installed: Debian has no package)', () => {
     const r = spawnSync('hadolint', [repoPath('deploy', 'Dockerfile')], { encoding: 'utf8' });
     expect(r.stdout + r.stderr).toBe('');
     expect(r.status).toBe(0);
@@ -265,15 +265,15 @@ describe('deploy/healthcheck.mjs against synfin’s HTTP app', () => {
     });
   }
 
-  it('healthcheck_healthzAnswers200_exits0', async () => {
+  it('healthcheck healthz answers 200 exits 0', async () => {
     expect(await check(`0.0.0.0:${port}`)).toBe(0);
   });
 
-  it('healthcheck_readyzAnswers503_exits1', async () => {
+  it('healthcheck readyz answers 503 exits 1', async () => {
     expect(await check(`0.0.0.0:${port}`, '/readyz')).toBe(1);
   });
 
-  it('healthcheck_dualStackWildcard_asksOnLoopbackAndExits0', async () => {
+  it('healthcheck dual stack wildcard asks on loopback and exits 0', async () => {
     // As in the image: synfin on [::], dual-stack; the check asks 127.0.0.1, which [::] accepts.
     const dual = httpApp(true);
     try {
@@ -286,7 +286,7 @@ describe('deploy/healthcheck.mjs against synfin’s HTTP app', () => {
     }
   });
 
-  it('healthcheck_nothingListening_exits1', async () => {
+  it('healthcheck nothing listening exits 1', async () => {
     const free = net.createServer();
     await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
     const freePort = (free.address() as net.AddressInfo).port;
@@ -380,14 +380,14 @@ for (const source of SIDECAR_SOURCES) (source.kubectl === true ? describeIfKubec
   const namedPort = (p: number | string | undefined): number | undefined =>
     typeof p === 'number' ? p : synfin.ports?.find((x) => x.name === p)?.containerPort;
 
-  it('k8s_isOneDeploymentWithSynfinRoutingAndApp', () => {
+  it('k8s is one deployment with synfin routing and app', () => {
     expect(docs.map((d) => `${d.apiVersion}/${d.kind}`)).toEqual(source.kinds);
     expect(synfin).toBeDefined();
     expect(routing).toBeDefined();
     expect(app).toBeDefined();
   });
 
-  it('k8s_routingInitStep_runsBeforeSynfinAndTheApp', () => {
+  it('k8s routing init step runs before synfin and the app', () => {
     const inits = (pod.initContainers ?? []).map((c) => c.name);
     expect(inits.indexOf('synfin-routing')).toBe(0);
     // synfin as a native sidecar (an init container that keeps running) starts after the routing
@@ -396,31 +396,31 @@ for (const source of SIDECAR_SOURCES) (source.kubectl === true ? describeIfKubec
     else expect(pod.containers.map((c) => c.name)).toContain('synfin');
   });
 
-  it('k8s_podLabel_isWhatThePodMonitorSelects', () => {
+  it('k8s pod label is what the pod monitor selects', () => {
     const monitor = parse(readRepoFile('deploy', 'kubernetes', 'monitoring', 'podmonitor.yaml')) as { spec: { selector: { matchLabels: Record<string, string> } } };
     for (const [k, v] of Object.entries(monitor.spec.selector.matchLabels)) expect(dep.spec.template.metadata.labels?.[k], k).toBe(v);
   });
 
-  it('k8s_prometheusAnnotations_pointAtSynfinsMetrics', () => {
+  it('k8s prometheus annotations point at synfins metrics', () => {
     const a = dep.spec.template.metadata.annotations;
     expect(a['prometheus.io/scrape']).toBe('true');
     expect(a['prometheus.io/path']).toBe('/metrics');
     expect(a['prometheus.io/port']).toBe(String(PORT));
   });
 
-  it('k8s_synfinPort_isTheListenPortNamedForTheScrapeConfig', () => {
+  it('k8s synfin port is the listen port named for the scrape config', () => {
     expect(synfin.ports).toEqual([{ name: 'synfin-metrics', containerPort: PORT, protocol: 'TCP' }]);
     expect(parseListen(env.SYNFIN_LISTEN!)).toEqual({ host: source.listenHost, port: PORT });
   });
 
-  it('k8s_probes_readinessOnReadyzLivenessOnHealthz', () => {
+  it('k8s probes readiness on readyz liveness on healthz', () => {
     expect(synfin.readinessProbe?.httpGet?.path).toBe('/readyz');
     expect(synfin.startupProbe?.httpGet?.path).toBe('/readyz');
     expect(synfin.livenessProbe?.httpGet?.path).toBe('/healthz');
     for (const p of [synfin.readinessProbe, synfin.livenessProbe, synfin.startupProbe]) expect(namedPort(p?.httpGet?.port)).toBe(PORT);
   });
 
-  it('k8s_probePaths_meanWhatTheProbesNeed', async () => {
+  it('k8s probe paths mean what the probes need', async () => {
     const notReady = httpApp(false);
     const ready = httpApp(true);
     try {
@@ -435,7 +435,7 @@ for (const source of SIDECAR_SOURCES) (source.kubectl === true ? describeIfKubec
     }
   });
 
-  it('k8s_synfinEnv_isSynfinOptionsThatValidate', () => {
+  it('k8s synfin env is synfin options that validate', () => {
     // SYNFIN_ROUTING_* are the routing step's (the component's one ConfigMap feeds both); no
     // option of synfin's has that prefix.
     expect([...SYNFIN_ENV].filter((n) => n.startsWith('SYNFIN_ROUTING_'))).toEqual([]);
@@ -446,14 +446,14 @@ for (const source of SIDECAR_SOURCES) (source.kubectl === true ? describeIfKubec
     expect(config.shutdownGraceSeconds).toBeLessThan(pod.terminationGracePeriodSeconds ?? 30);
   });
 
-  it('k8s_synfin_runsSynfinRunWithoutTheCapabilityRaisingEntrypoint', () => {
+  it('k8s synfin runs synfin run without the capability raising entrypoint', () => {
     // The image's entrypoint (setpriv raising CAP_NET_ADMIN) would fail without the capability in
     // the bounding set; node runs the package's bin directly.
     expect(synfin.command).toEqual(['node', path.posix.join(workdir, pkg.bin.synfin!)]);
     expect(synfin.args).toEqual(['run']);
   });
 
-  it('k8s_synfin_isNonRootWithNoCapabilityNoEscalationAndAReadOnlyRoot', () => {
+  it('k8s synfin is non root with no capability no escalation and a read only root', () => {
     const sc = synfin.securityContext!;
     expect(sc.runAsNonRoot).toBe(true);
     expect(sc.runAsUser).toBe(SYNFIN_UID);
@@ -462,27 +462,27 @@ for (const source of SIDECAR_SOURCES) (source.kubectl === true ? describeIfKubec
     expect(sc.readOnlyRootFilesystem).toBe(true);
   });
 
-  it('k8s_routing_createsTheDeviceForSynfinsUid_andOnlyItHoldsNetAdmin', () => {
+  it('k8s routing creates the device for synfins uid and only it holds net admin', () => {
     // sidecar-routing.sh makes the device with `ip tuntap add ... user UID` and brings it up.
     expect(readRepoFile('deploy', 'sidecar-routing.sh')).toMatch(/ip tuntap add dev "\$tun" mode tun user "\$uid"/);
     const withCaps = all.filter((c) => (c.securityContext?.capabilities?.add ?? []).length > 0).map((c) => c.name);
     expect(withCaps).toEqual(['synfin-routing']);
   });
 
-  it('k8s_devNetTun_isAHostPathCharDeviceMountedInSynfinAndTheRouting', () => {
+  it('k8s dev net tun is a host path char device mounted in synfin and the routing', () => {
     const vol = pod.volumes.find((v) => v.hostPath?.path === '/dev/net/tun');
     expect(vol?.hostPath?.type).toBe('CharDevice');
     for (const c of [synfin, routing]) expect(c.volumeMounts, c.name).toContainEqual({ name: vol!.name, mountPath: '/dev/net/tun' });
   });
 
-  it('k8s_routing_runsTheImagesScriptAsRootWithNetAdmin', () => {
+  it('k8s routing runs the images script as root with net admin', () => {
     expect(routing.image).toBe(synfin.image);
     expect(routing.command).toEqual([routingScriptInImage]);
     expect(routing.securityContext?.runAsUser).toBe(0);
     expect(routing.securityContext?.capabilities).toEqual({ drop: ['ALL'], add: ['NET_ADMIN'] });
   });
 
-  it('k8s_routing_matchesSynfinsUidDeviceAndPort', () => {
+  it('k8s routing matches synfins uid device and port', () => {
     const args = routing.args ?? [];
     for (const a of args.filter((x) => x.startsWith('--'))) expect(routingOptions, a).toContain(a);
     expect(optionValue(args, '--uid')).toBe(String(SYNFIN_UID));
@@ -493,7 +493,7 @@ for (const source of SIDECAR_SOURCES) (source.kubectl === true ? describeIfKubec
     expect(args).not.toContain('--keep-port');
   });
 
-  it('k8s_app_runsAsAnotherUidWithoutCapabilities', () => {
+  it('k8s app runs as another uid without capabilities', () => {
     expect(app.securityContext?.runAsUser).not.toBe(SYNFIN_UID);
     expect(app.securityContext?.capabilities?.add ?? []).toEqual([]);
   });
@@ -508,12 +508,12 @@ describeIfKubectl('deploy/kubernetes/synfin: the kustomize component', () => {
   const synfin = pod.initContainers!.find((c) => c.name === 'synfin')!;
   const routing = pod.initContainers!.find((c) => c.name === 'synfin-routing')!;
 
-  it('example_plainDeployment_hasNothingOfSynfin', () => {
+  it('example plain deployment has nothing of synfin', () => {
     expect(JSON.stringify(plain)).not.toMatch(/synfin|9477|prometheus\.io/);
     expect(plain.spec.template.spec.initContainers).toBeUndefined();
   });
 
-  it('example_overlay_addsTheComponentInAFewLines', () => {
+  it('example overlay adds the component in a few lines', () => {
     const k = parse(readRepoFile('deploy', 'kubernetes', 'example', 'kustomization.yaml')) as Record<string, unknown>;
     expect(k.resources).toEqual(['deployment.yaml']);
     expect(k.components).toEqual(['../synfin']);
@@ -521,7 +521,7 @@ describeIfKubectl('deploy/kubernetes/synfin: the kustomize component', () => {
     expect(c.kind).toBe('Component');
   });
 
-  it('component_keepsTheAppsContainerAndAddsRoutingThenSynfinFirst', () => {
+  it('component keeps the apps container and adds routing then synfin first', () => {
     expect(pod.containers).toEqual(plain.spec.template.spec.containers);
     // The routing step makes the device before synfin attaches to it.
     expect(pod.initContainers!.map((c) => c.name)).toEqual(['synfin-routing', 'synfin']);
@@ -532,11 +532,11 @@ describeIfKubectl('deploy/kubernetes/synfin: the kustomize component', () => {
     expect(routing.args).toEqual(['--uid', String(SYNFIN_UID)]);
   });
 
-  it('component_labelsThePodForThePodMonitorAndKeepsTheAppsLabels', () => {
+  it('component labels the pod for the pod monitor and keeps the apps labels', () => {
     expect(dep.spec.template.metadata.labels).toEqual({ ...plain.spec.template.metadata.labels, 'synfin.dev/sidecar': 'true' });
   });
 
-  it('component_optionsComeFromOneHashedConfigMap_withTheOverlaysValues', () => {
+  it('component options come from one hashed config map with the overlays values', () => {
     expect(cm.metadata.name).toMatch(/^synfin-sidecar-[a-z0-9]{10}$/);
     for (const c of [synfin, routing]) expect(c.envFrom, c.name).toEqual([{ configMapRef: { name: cm.metadata.name } }]);
     const config = resolveConfig({}, containerEnv(synfin, docs));
@@ -553,7 +553,7 @@ describeIfKubectl('deploy/kubernetes/synfin: the kustomize component', () => {
     for (const name of routingEnv) expect(help).toContain(`$${name}`);
   });
 
-  it('component_defaults_validateAsSynfinOptions', () => {
+  it('component defaults validate as synfin options', () => {
     const defaults = parse(
       readRepoFile('deploy', 'kubernetes', 'synfin', 'options.env')
         .split('\n')
@@ -567,12 +567,12 @@ describeIfKubectl('deploy/kubernetes/synfin: the kustomize component', () => {
     expect(config.deny).toEqual(['169.254.169.254/32']);
   });
 
-  it('component_memoryLimit_followsTheOverlaysOptions', () => {
+  it('component memory limit follows the overlays options', () => {
     // The overlay halves --memory-limit and --max-connections: the limit is lowered with them.
     expect((synfin as { resources?: { limits?: { memory?: string } } }).resources?.limits?.memory).toBe('336Mi');
   });
 
-  it('readme_kubernetesSection_snippetRendersTheSidecarWithTheImageItNames', () => {
+  it('readme kubernetes section snippet renders the sidecar with the image it names', () => {
     const readme = readRepoFile('README.md');
     const section = readme.slice(readme.indexOf('\n## Kubernetes\n'), readme.indexOf('\n## Metrics\n'));
     const snippet = /```yaml\n([\s\S]*?)```/.exec(section)?.[1]?.replace(/^ {3}/gm, '');
@@ -598,7 +598,7 @@ describeIfKubectl('deploy/kubernetes/synfin: the kustomize component', () => {
     }
   });
 
-  it('component_deploymentAnnotatedInjectFalse_isLeftAlone', () => {
+  it('component deployment annotated inject false is left alone', () => {
     const dir = fs.mkdtempSync(path.join(repoPath('deploy', 'kubernetes'), '.test-optout-'));
     try {
       const other = structuredClone(plain) as Deployment & { metadata: { name: string; annotations?: Record<string, string> } };
@@ -646,11 +646,11 @@ describe('deploy/compose.yaml', () => {
   const mountTarget = (volume: string) => volume.split(':')[1]!;
   const synfinEnv = s.synfin?.environment ?? {};
 
-  it('compose_hasSynfinAppUpstreamPrometheusGrafana', () => {
+  it('compose has synfin app upstream prometheus grafana', () => {
     expect(Object.keys(s).sort()).toEqual(['app', 'grafana', 'netns', 'prometheus', 'synfin', 'upstream']);
   });
 
-  it('compose_synfinImage_isBuiltFromDeployDockerfile', () => {
+  it('compose synfin image is built from deploy dockerfile', () => {
     for (const name of ['netns', 'synfin']) {
       const b = s[name]!.build!;
       expect(path.resolve(deployDir, b.context)).toBe(repoPath());
@@ -658,7 +658,7 @@ describe('deploy/compose.yaml', () => {
     }
   });
 
-  it('compose_netns_runsTheRoutingScriptForSynfinsUidDeviceAndPort', () => {
+  it('compose netns runs the routing script for synfins uid device and port', () => {
     const ns = s.netns!;
     expect(ns.user).toBe('0:0');
     const script = Array.isArray(ns.command) ? ns.command.join(' ') : ns.command ?? '';
@@ -673,19 +673,19 @@ describe('deploy/compose.yaml', () => {
     expect(ns.devices).toContain('/dev/net/tun:/dev/net/tun');
   });
 
-  it('compose_netns_setsLooseReversePathFiltering', () => {
+  it('compose netns sets loose reverse path filtering', () => {
     // The routing script cannot write /proc/sys in a container; a strict host value would stop it.
     expect(s.netns?.sysctls?.['net.ipv4.conf.all.rp_filter']).toBe(2);
     // Sockets accepted from outside carry the routing mark from their SYN on.
     expect(s.netns?.sysctls?.['net.ipv4.tcp_fwmark_accept']).toBe(1);
   });
 
-  it('compose_netns_isReachableAsSynfinOnThePort', () => {
+  it('compose netns is reachable as synfin on the port', () => {
     expect(s.netns?.networks?.default?.aliases).toContain('synfin');
     expect(s.netns?.ports).toContain(`127.0.0.1:${PORT}:${PORT}`);
   });
 
-  it('compose_synfin_sharesTheNamespaceWithNoCapabilityAndTheTunDevice', () => {
+  it('compose synfin shares the namespace with no capability and the tun device', () => {
     const sv = s.synfin!;
     expect(sv.network_mode).toBe('service:netns');
     expect(sv.user).toBeUndefined(); // the image's user, the uid the rules exempt
@@ -697,7 +697,7 @@ describe('deploy/compose.yaml', () => {
     expect(sv.devices).toContain('/dev/net/tun:/dev/net/tun');
   });
 
-  it('compose_synfinEnv_isSynfinOptionsThatValidate', () => {
+  it('compose synfin env is synfin options that validate', () => {
     for (const name of Object.keys(synfinEnv)) expect(SYNFIN_ENV, name).toContain(name);
     const config = resolveConfig({}, synfinEnv);
     expect(config.listenHost).toBe('::');
@@ -705,7 +705,7 @@ describe('deploy/compose.yaml', () => {
     expect(config.deny).toContain('169.254.169.254/32');
   });
 
-  it('compose_nodeImages_areTheImagesNodeLine', () => {
+  it('compose node images are the images node line', () => {
     const nodeImages = Object.values(compose.services)
       .map((svc) => svc.image)
       .filter((img): img is string => typeof img === 'string' && img.startsWith('node:'));
@@ -713,27 +713,27 @@ describe('deploy/compose.yaml', () => {
     for (const img of nodeImages) expect(img).toBe(runtime.from);
   });
 
-  it('compose_app_sharesTheNamespaceAsAnotherUid', () => {
+  it('compose app shares the namespace as another uid', () => {
     const a = s.app!;
     expect(a.network_mode).toBe('service:netns');
     expect(Number(a.user?.split(':')[0])).not.toBe(SYNFIN_UID);
     expect(a.cap_add ?? []).toEqual([]);
   });
 
-  it('compose_mountedFiles_exist', () => {
+  it('compose mounted files exist', () => {
     for (const [name, sv] of Object.entries(s)) {
       for (const v of sv.volumes ?? []) expect(fs.existsSync(hostPath(v)), `${name}: ${v}`).toBe(true);
     }
   });
 
-  it('compose_prometheus_loadsTheConfigAndRulesSideBySide', () => {
+  it('compose prometheus loads the config and rules side by side', () => {
     const targets = (s.prometheus?.volumes ?? []).map(mountTarget);
     expect(targets).toContain('/etc/prometheus/prometheus.yml');
     const config = parse(readRepoFile('deploy', 'prometheus', 'prometheus.yml')) as { rule_files: string[] };
     for (const f of config.rule_files) expect(targets).toContain(path.posix.join('/etc/prometheus', f));
   });
 
-  it('compose_grafana_mountsProvisioningAndTheDashboardsWhereTheProviderLooks', () => {
+  it('compose grafana mounts provisioning and the dashboards where the provider looks', () => {
     const volumes = s.grafana?.volumes ?? [];
     const provider = parse(readRepoFile('grafana', 'provisioning', 'dashboards', 'synfin.yaml')) as {
       providers: Array<{ options: { path: string } }>;
@@ -749,7 +749,7 @@ describe('deploy/compose.yaml', () => {
     expect(fs.existsSync(repoPath('grafana', 'dashboards', path.posix.basename(home)))).toBe(true);
   });
 
-  it('compose_grafanaDatasource_isThePrometheusService', () => {
+  it('compose grafana datasource is the prometheus service', () => {
     const ds = parse(readRepoFile('grafana', 'provisioning', 'datasources', 'prometheus.yaml')) as {
       datasources: Array<{ type: string; url: string; uid: string }>;
     };
@@ -763,7 +763,7 @@ describe('deploy/compose.yaml', () => {
 // ------------------------------------------------------------------------------ demo scripts
 
 describe('deploy/demo: the compose demo’s app leaks sockets on purpose', () => {
-  it('demoApp_againstDemoUpstream_leavesSocketsInCloseWait', async () => {
+  it('demoApp: against demo upstream leaves sockets in close wait', async () => {
     const freePort = async (): Promise<number> => {
       const srv = net.createServer();
       await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));

@@ -166,13 +166,13 @@ function generate(args: string[]) {
 }
 
 describe('deploy/kubernetes/monitoring: generated', () => {
-  it('generated_committedFiles_areWhatTheGeneratorWrites', () => {
+  it('generated committed files are what the generator writes', () => {
     const r = generate(['--check']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
   });
 
-  it('generated_drift_isReported', () => {
+  it('generated drift is reported', () => {
     // The check compares for real: a copy with one changed threshold is stale.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'synfin-gen-'));
     try {
@@ -187,12 +187,12 @@ describe('deploy/kubernetes/monitoring: generated', () => {
     }
   });
 
-  it('prometheusRule_groups_areAlertsYml', () => {
+  it('prometheusRule: groups are alerts yml', () => {
     const source = parse(readRepoFile('deploy', 'prometheus', 'alerts.yml')) as { groups: RuleGroup[] };
     expect(groups).toEqual(source.groups);
   });
 
-  it('dashboards_areOneConfigMapPerDashboardLabelledForGrafanasSidecar', () => {
+  it('dashboards are one config map per dashboard labelled for grafanas sidecar', () => {
     const files = fs.readdirSync(repoPath('grafana', 'dashboards')).sort();
     expect(dashboards.map((d) => Object.keys(d.data ?? {})[0]).sort()).toEqual(files);
     for (const cm of dashboards) {
@@ -206,12 +206,12 @@ describe('deploy/kubernetes/monitoring: generated', () => {
 });
 
 describeIfKubectl('deploy/kubernetes/monitoring: with kubectl kustomize', () => {
-  it('kustomization_rendersEveryObject', () => {
+  it('kustomization renders every object', () => {
     const kinds = kustomize<K8sObject>(...DIR).map((d) => d.kind);
     expect(kinds.sort()).toEqual([...dashboards.map(() => 'ConfigMap'), 'PodMonitor', 'PrometheusRule'].sort());
   });
 
-  it('podMonitor_selectsThePodsOfTheComponentOnItsMetricsPort', () => {
+  it('podMonitor: selects the pods of the component on its metrics port', () => {
     const dep = kustomize<{ kind: string; spec: { template: { metadata: { labels: Record<string, string> }; spec: { initContainers: Array<{ name: string; ports?: Array<{ name: string }> }> } } } }>(
       'deploy',
       'kubernetes',
@@ -234,18 +234,18 @@ describeIfKubectl('deploy/kubernetes/monitoring: with kubectl kustomize', () => 
 });
 
 describe('deploy/kubernetes/monitoring: the Prometheus Operator CRDs', () => {
-  it('podMonitor_hasTheCrdShape', () => {
+  it('podMonitor: has the crd shape', () => {
     expect(monitor).toHaveLength(1);
     expect(violations(POD_MONITOR, monitor[0])).toEqual([]);
   });
 
-  it('prometheusRule_hasTheCrdShape', () => {
+  it('prometheusRule: has the crd shape', () => {
     expect(rule).toHaveLength(1);
     expect(violations(PROMETHEUS_RULE, rule[0])).toEqual([]);
     expect(groups.flatMap((g) => g.rules).length).toBeGreaterThanOrEqual(15);
   });
 
-  it('schema_catchesWhatTheApiServerWouldNot_accept', () => {
+  it('schema catches what the api server would not accept', () => {
     // The checker itself: an unknown field, a bad duration, a wrong kind, a missing selector.
     const bad = structuredClone(monitor[0]!) as K8sObject & { spec: Record<string, unknown> };
     bad.kind = 'ServiceMonitor';
@@ -271,7 +271,7 @@ describe('deploy/generate.mjs options', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('options_jobRunbookGrafanaAndLabels_reachEveryRuleAndThePodMonitor', () => {
+  it('options job runbook grafana and labels reach every rule and the pod monitor', () => {
     const r = generate(['--out', dir, '--job', 'kube/synfin', '--runbook-url', 'https://wiki.example/synfin.md', '--grafana-url', 'https://grafana.example/', '--label', 'release=kps']);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
@@ -291,7 +291,7 @@ describe('deploy/generate.mjs options', () => {
     expect(violations(PROMETHEUS_RULE, pr)).toEqual([]);
   });
 
-  it('options_bad_exit2WithOneLine', () => {
+  it('options bad exit2 with one line', () => {
     for (const args of [['--job'], ['--label', 'novalue'], ['--frobnicate']]) {
       const r = generate(['--out', dir, ...args]);
       expect(r.status, args.join(' ')).toBe(2);
@@ -301,7 +301,7 @@ describe('deploy/generate.mjs options', () => {
 });
 
 describeIfPromtool('deploy/kubernetes/monitoring: promtool', () => {
-  it('promtool_checkRules_thePrometheusRulesGroups', () => {
+  it('promtool check rules the prometheus rules groups', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'synfin-pr-'));
     try {
       const file = path.join(dir, 'rules.yml');

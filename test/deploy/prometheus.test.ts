@@ -72,12 +72,12 @@ beforeAll(async () => {
 });
 
 describe('alert rules: shape', () => {
-  it('alerts_file_hasOnlyAlertingRules', () => {
+  it('alerts file has only alerting rules', () => {
     expect(alerts.length).toBeGreaterThanOrEqual(10);
     for (const r of alerts) expect(r.alert, r.expr).toMatch(/^Synfin[A-Za-z]+$/);
   });
 
-  it('alerts_everyRule_hasForSeverityAndAnnotations', () => {
+  it('alerts every rule has for severity and annotations', () => {
     for (const r of alerts) {
       expect(r.for, r.alert).toMatch(/^\d+[smh]$/);
       expect(['warning', 'critical'], r.alert).toContain(r.labels?.severity);
@@ -86,17 +86,17 @@ describe('alert rules: shape', () => {
     }
   });
 
-  it('alerts_everyDescription_saysWhatToDo', () => {
+  it('alerts every description says what to do', () => {
     for (const r of alerts) expect(r.annotations?.description, r.alert).toMatch(/What to do( now)?:/);
   });
 
-  it('alerts_everyDescription_namesTheSideAtFault', () => {
+  it('alerts every description names the side at fault', () => {
     for (const r of alerts) {
       expect(r.annotations?.description, r.alert).toMatch(/fault|the app's side|the destination's side|synfin's side|at fault|Cause:/);
     }
   });
 
-  it('alerts_leakAlerts_labelTheSideAtFault', () => {
+  it('alerts leak alerts label the side at fault', () => {
     expect(alerts.find((r) => r.alert === 'SynfinAppNotClosingSockets')?.labels?.side).toBe('app');
     expect(alerts.find((r) => r.alert === 'SynfinAppSocketStuckInCloseWait')?.labels?.side).toBe('app');
     expect(alerts.find((r) => r.alert === 'SynfinUpstreamNotClosing')?.labels?.side).toBe('upstream');
@@ -105,7 +105,7 @@ describe('alert rules: shape', () => {
     for (const r of alerts.filter((x) => x.alert === 'SynfinUpstreamTimeWaitNearPortExhaustion')) expect(r.labels?.side).toBe('app');
   });
 
-  it('alerts_sideLabel_agreesWithTheDescription', () => {
+  it('alerts side label agrees with the description', () => {
     for (const r of alerts) {
       const side = r.labels?.side;
       const text = r.annotations?.description ?? '';
@@ -124,13 +124,13 @@ describe('alert rules: shape', () => {
     }
   });
 
-  it('alerts_resetAlert_keepsTheDirection', () => {
+  it('alerts reset alert keeps the direction', () => {
     const r = alerts.find((x) => x.alert === 'SynfinResetRateHigh')!;
     expect(r.expr).toMatch(/sum without \(reason\) \(rate\(synfin_tcp_resets_total\[5m\]\)\)/);
     expect(r.annotations?.summary).toContain('{{ $labels.direction }}');
   });
 
-  it('alerts_summaries_nameNamespaceAndPodWhereTheyExist_elseTheInstance', () => {
+  it('alerts summaries name namespace and pod where they exist else the instance', () => {
     const where = '{{ if $labels.pod }}{{ $labels.namespace }}/{{ $labels.pod }}{{ else }}{{ $labels.instance }}{{ end }}';
     for (const r of alerts) {
       expect(r.annotations?.summary, r.alert).toContain(where);
@@ -139,7 +139,7 @@ describe('alert rules: shape', () => {
     }
   });
 
-  it('alerts_appLeakAlerts_sayWhichService', () => {
+  it('alerts app leak alerts say which service', () => {
     for (const name of ['SynfinAppNotClosingSockets', 'SynfinAppSocketStuckInCloseWait']) {
       const r = alerts.find((x) => x.alert === name)!;
       expect(r.expr, name).toMatch(/synfin_service_(connections_waiting|oldest_waiting_seconds)\{on="app"\}/);
@@ -150,7 +150,7 @@ describe('alert rules: shape', () => {
     }
   });
 
-  it('alerts_everyRule_hasARunbookSectionAndADashboard', () => {
+  it('alerts every rule has a runbook section and a dashboard', () => {
     for (const r of alerts) {
       const url = new URL(r.annotations?.runbook_url ?? '');
       expect(url.pathname, r.alert).toMatch(/\/docs\/runbooks\.md$/);
@@ -167,7 +167,7 @@ describe('alert rules: shape', () => {
     }
   });
 
-  it('alerts_newRules_coverSynCookiesLimitFdsAndRestarts', () => {
+  it('alerts new rules cover syn cookies limit fds and restarts', () => {
     const expr = (name: string) => alerts.find((r) => r.alert === name)?.expr ?? '';
     expect(expr('SynfinSynCookiesEngaged')).toContain('synfin_tcp_syn_cookies_total{result="sent"}');
     expect(expr('SynfinConnectionsRefusedAtLimit')).toContain('synfin_tcp_dropped_segments_total{reason="syn_limit"}');
@@ -175,7 +175,7 @@ describe('alert rules: shape', () => {
     expect(expr('SynfinRestartingOften')).toContain('changes(process_start_time_seconds{job="synfin"}');
   });
 
-  it('alerts_coverTheIssuesList', () => {
+  it('alerts cover the issues list', () => {
     const text = alerts.map((r) => r.expr).join('\n');
     for (const needle of [
       'synfin_connections_waiting{on="app"}',
@@ -193,7 +193,7 @@ describe('alert rules: shape', () => {
     }
   });
 
-  it('alerts_portExhaustion_isAShareOfTheNamespacesEphemeralPorts', () => {
+  it('alerts port exhaustion is a share of the namespaces ephemeral ports', () => {
     const port = alerts.filter((r) => r.alert === 'SynfinUpstreamTimeWaitNearPortExhaustion');
     expect(port.map((r) => r.labels?.severity).sort()).toEqual(['critical', 'warning']);
     for (const r of port) {
@@ -204,12 +204,12 @@ describe('alert rules: shape', () => {
 });
 
 describe('alert rules: expressions against synfin', () => {
-  it('alerts_everyMetricAndLabelValue_isExported', () => {
+  it('alerts every metric and label value is exported', () => {
     const problems = alerts.flatMap((r) => selectors(r.expr).flatMap((s) => selectorProblems(s, catalogue, EXTERNAL_METRICS).map((p) => `${r.alert}: ${p}`)));
     expect(problems).toEqual([]);
   });
 
-  it('alerts_seriesSharedWithOtherPrograms_selectAScrapedJob', () => {
+  it('alerts series shared with other programs select a scraped job', () => {
     const jobs = new Set(composeConfig.scrape_configs.map((s) => s.job_name));
     const k8sJobs = new Set(k8sConfig.scrape_configs.map((s) => s.job_name));
     for (const r of alerts) {
@@ -223,7 +223,7 @@ describe('alert rules: expressions against synfin', () => {
     }
   });
 
-  it('alerts_aggregations_keepTargetLabels', () => {
+  it('alerts aggregations keep target labels', () => {
     // `by (...)` would drop job, instance, namespace, pod: the rules aggregate with `without`.
     for (const r of alerts) expect(r.expr, r.alert).not.toMatch(/\bby\s*\(/);
   });
@@ -232,16 +232,16 @@ describe('alert rules: expressions against synfin', () => {
 describe('alert rules: unit tests cover every alert', () => {
   const cases = unitTests.tests.flatMap((t) => t.alert_rule_test ?? []);
 
-  it('unitTests_loadTheAlertRules', () => {
+  it('unitTests: load the alert rules', () => {
     expect(unitTests.rule_files).toEqual(['alerts.yml']);
   });
 
-  it('unitTests_everyAlert_firesInSomeTest', () => {
+  it('unitTests: every alert fires in some test', () => {
     const fired = new Set(cases.filter((c) => (c.exp_alerts ?? []).length > 0).map((c) => c.alertname));
     for (const name of new Set(alerts.map((r) => r.alert!))) expect(fired, name).toContain(name);
   });
 
-  it('unitTests_everyAlert_alsoStaysSilentInSomeTest', () => {
+  it('unitTests: every alert also stays silent in some test', () => {
     for (const name of new Set(alerts.map((r) => r.alert!))) {
       expect(cases.some((c) => c.alertname === name && (c.exp_alerts ?? []).length > 0), `${name} fires`).toBe(true);
       expect(cases.some((c) => c.alertname === name && (c.exp_alerts ?? []).length === 0), `${name} silent`).toBe(true);
@@ -250,18 +250,18 @@ describe('alert rules: unit tests cover every alert', () => {
 });
 
 describe('scrape configuration', () => {
-  it('prometheusYml_loadsTheAlertRules', () => {
+  it('prometheusYml: loads the alert rules', () => {
     expect(composeConfig.rule_files).toEqual(['alerts.yml']);
     expect(fs.existsSync(repoPath('deploy', 'prometheus', composeConfig.rule_files[0]!))).toBe(true);
   });
 
-  it('prometheusYml_scrapesSynfinOnItsPortAndMetricsPath', () => {
+  it('prometheusYml: scrapes synfin on its port and metrics path', () => {
     const job = composeConfig.scrape_configs.find((s) => s.job_name === 'synfin');
     expect(job?.metrics_path).toBe('/metrics');
     expect(job?.static_configs?.[0]?.targets).toEqual([`synfin:${DEFAULT_CONFIG.listenPort}`]);
   });
 
-  it('scrapeConfigs_needNoReadinessProbe_synfinReadyComesWithTheScrape', () => {
+  it('scrapeConfigs: need no readiness probe synfin ready comes with the scrape', () => {
     // SynfinNotReady watches synfin_ready from the synfin job: no blackbox exporter, no probe job.
     expect(alerts.find((r) => r.alert === 'SynfinNotReady')?.expr).toBe('synfin_ready{job="synfin"} == 0');
     expect(composeConfig.scrape_configs.map((s) => s.job_name).sort()).toEqual(['prometheus', 'synfin']);
@@ -269,7 +269,7 @@ describe('scrape configuration', () => {
     for (const s of [...composeConfig.scrape_configs, ...k8sConfig.scrape_configs]) expect(s.metrics_path ?? '/metrics', s.job_name).toBe('/metrics');
   });
 
-  it('kubernetesYml_keepsOnlyAnnotatedPodsOnSynfinsPort', () => {
+  it('kubernetesYml: keeps only annotated pods on synfins port', () => {
     const job = k8sConfig.scrape_configs.find((s) => s.job_name === 'synfin');
     const keeps = (job?.relabel_configs ?? []).filter((r) => r.action === 'keep').map((r) => [r.source_labels, r.regex]);
     expect(keeps).toEqual([
@@ -278,7 +278,7 @@ describe('scrape configuration', () => {
     ]);
   });
 
-  it('synfinReady_onTheScrapedPage_agreesWithReadyz', async () => {
+  it('synfinReady: on the scraped page agrees with readyz', async () => {
     // SynfinNotReady relies on it: synfin_ready is 0 exactly when /readyz is not 200.
     for (const ready of [true, false]) {
       const { app, close } = httpApp(ready);
@@ -292,7 +292,7 @@ describe('scrape configuration', () => {
     }
   });
 
-  it('scrapedPaths_areServedBySynfin', async () => {
+  it('scrapedPaths: are served by synfin', async () => {
     const { app, close } = httpApp(true);
     try {
       const metrics = await app.inject({ method: 'GET', url: '/metrics' });
@@ -314,19 +314,19 @@ describeIfPromtool('promtool', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('promtool_checkRules_alertsYml', () => {
+  it('promtool check rules alerts yml', () => {
     const r = runPromtool(['check', 'rules', ALERTS], repoPath());
     expect(r.output).toContain(`SUCCESS: ${alerts.length} rules found`);
     expect(r.code).toBe(0);
   });
 
-  it('promtool_checkConfig_prometheusYml', () => {
+  it('promtool check config prometheus yml', () => {
     const r = runPromtool(['check', 'config', 'deploy/prometheus/prometheus.yml'], repoPath());
     expect(r.output).toContain('is valid prometheus config file syntax');
     expect(r.code).toBe(0);
   });
 
-  it('promtool_checkConfig_kubernetesYmlWithStaticTargets', () => {
+  it('promtool check config kubernetes yml with static targets', () => {
     // Debian's Prometheus is built without Kubernetes service discovery: check everything else
     // (relabelling, rule files) with the discovery swapped for a static target.
     const cfg = structuredClone(k8sConfig);
@@ -343,7 +343,7 @@ describeIfPromtool('promtool', () => {
     expect(r.code).toBe(0);
   });
 
-  it('promtool_testRules_alertsTestYml', () => {
+  it('promtool test rules alerts test yml', () => {
     const r = runPromtool(['test', 'rules', 'deploy/prometheus/alerts.test.yml'], repoPath());
     expect(r.output).toContain('SUCCESS');
     expect(r.output).not.toContain('FAILED');

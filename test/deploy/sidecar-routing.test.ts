@@ -84,7 +84,7 @@ function routeDevice(ns: NetNs, family: '-4' | '-6', dest: string, selectors: st
 }
 
 describeIfTun('sidecar-routing.sh: rules and routes', () => {
-  it('setup_existingTun_installsUidLoopbackMarkAndCatchAllRules', async () => {
+  it('setup existing tun installs uid loopback mark and catch all rules', async () => {
     const { ns, tun } = namespaceWithTun();
     const r = await runOk(ns, ['--tun', tun, '--uid', UID, '--keep-port', '8080']);
     // Ports are no longer a way around the device: the option is accepted and does nothing.
@@ -101,7 +101,7 @@ describeIfTun('sidecar-routing.sh: rules and routes', () => {
     ]);
   });
 
-  it('setup_ipv6_installsTheSameRules', async () => {
+  it('setup ipv6 installs the same rules', async () => {
     const { ns, tun } = namespaceWithTun();
     await runOk(ns, ['--tun', tun, '--uid', UID]);
     expect(rules(ns, '-6')).toEqual([
@@ -115,14 +115,14 @@ describeIfTun('sidecar-routing.sh: rules and routes', () => {
     ]);
   });
 
-  it('setup_table100_hasOneDefaultRouteViaTheTun', async () => {
+  it('setup table100 has one default route via the tun', async () => {
     const { ns, tun } = namespaceWithTun();
     await runOk(ns, ['--tun', tun, '--uid', UID]);
     expect(table(ns, '-4')).toMatch(new RegExp(`^default dev ${tun} scope link( linkdown)?$`));
     expect(table(ns, '-6')).toMatch(new RegExp(`^default dev ${tun} metric 1024( linkdown)? pref medium$`));
   });
 
-  it('setup_otherTable_isUsedForTheCatchAllAndTheRoute', async () => {
+  it('setup other table is used for the catch all and the route', async () => {
     const { ns, tun } = namespaceWithTun();
     await runOk(ns, ['--tun', tun, '--uid', UID, '--table', '4242', '--no-ipv6']);
     expect(rules(ns, '-4')).toContain('200: from all ipproto tcp lookup 4242');
@@ -130,7 +130,7 @@ describeIfTun('sidecar-routing.sh: rules and routes', () => {
     expect(table(ns, '-4', '100')).toBe('');
   });
 
-  it('setup_runTwice_changesNothing', async () => {
+  it('setup run twice changes nothing', async () => {
     const { ns, tun } = namespaceWithTun();
     await runOk(ns, ['--tun', tun, '--uid', UID, '--keep-port', '8080']);
     const first = [rules(ns, '-4'), rules(ns, '-6'), table(ns, '-4'), table(ns, '-6')];
@@ -138,7 +138,7 @@ describeIfTun('sidecar-routing.sh: rules and routes', () => {
     expect([rules(ns, '-4'), rules(ns, '-6'), table(ns, '-4'), table(ns, '-6')]).toEqual(first);
   });
 
-  it('setup_rerunWithAnotherUidAndMark_replacesTheStaleRulesAndTheMarking', async () => {
+  it('setup rerun with another uid and mark replaces the stale rules and the marking', async () => {
     const { ns, tun } = namespaceWithTun();
     await runOk(ns, ['--tun', tun, '--uid', UID]);
     await runOk(ns, ['--tun', tun, '--uid', OTHER_UID, '--mark', '0x40']);
@@ -153,7 +153,7 @@ describeIfTun('sidecar-routing.sh: rules and routes', () => {
     expect(nft).not.toContain(`skuid ${UID} `);
   });
 
-  it('setup_sourcePortRulesOfEarlierVersions_areRemoved', async () => {
+  it('setup source port rules of earlier versions are removed', async () => {
     // The rules the script used to make ("replies" by source port): a way around the device.
     const { ns, tun } = namespaceWithTun();
     ns.ip(['rule', 'add', 'ipproto', 'tcp', 'sport', '8080', 'lookup', 'main', 'priority', '120']);
@@ -163,7 +163,7 @@ describeIfTun('sidecar-routing.sh: rules and routes', () => {
     expect(rules(ns, '-6').filter((r) => r.includes('sport'))).toEqual([]);
   });
 
-  it('setup_marksInboundAndSynfinsConnections_inOneNftTable', async () => {
+  it('setup marks inbound and synfins connections in one nft table', async () => {
     const { ns, tun } = namespaceWithTun();
     await runOk(ns, ['--tun', tun, '--uid', UID]);
     const nft = ns
@@ -190,7 +190,7 @@ describeIfTun('sidecar-routing.sh: rules and routes', () => {
     expect(ns.execSync('cat', ['/proc/sys/net/ipv4/tcp_fwmark_accept']).trim()).toBe('1');
   });
 
-  it('setup_missingTun_createsAPersistentTunOwnedByTheUid', async () => {
+  it('setup missing tun creates a persistent tun owned by the uid', async () => {
     const ns = NetNs.create('rt');
     const tun = uniqueIfName('srt');
     await runOk(ns, ['--tun', tun, '--uid', UID, '--no-ipv6']);
@@ -201,7 +201,7 @@ describeIfTun('sidecar-routing.sh: rules and routes', () => {
     expect(link).toMatch(/<[^>]*\bUP\b[^>]*>/);
   });
 
-  it('setup_ipv6DisabledOnTheDevice_installsIpv4Only', async () => {
+  it('setup ipv6 disabled on the device installs ipv4 only', async () => {
     const ns = NetNs.create('rt');
     ns.execSync('sh', ['-c', 'echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6']);
     const tun = uniqueIfName('srt');
@@ -211,7 +211,7 @@ describeIfTun('sidecar-routing.sh: rules and routes', () => {
     expect(rules(ns, '-6').some((l) => l.includes('ipproto tcp'))).toBe(false);
   });
 
-  it('setup_strictRpFilter_makesTheNamespaceLoose', async () => {
+  it('setup strict rp filter makes the namespace loose', async () => {
     // Strict reverse-path filtering would drop replies to synfin's upstream sockets: the check's
     // lookup (as uid 0) finds the TUN device for TCP.
     const { ns, tun } = namespaceWithTun();
@@ -220,14 +220,14 @@ describeIfTun('sidecar-routing.sh: rules and routes', () => {
     expect(ns.execSync('cat', ['/proc/sys/net/ipv4/conf/all/rp_filter']).trim()).toBe('2');
   });
 
-  it('setup_rpFilterOff_isLeftAlone', async () => {
+  it('setup rp filter off is left alone', async () => {
     const { ns, tun } = namespaceWithTun();
     ns.execSync('sh', ['-c', 'for f in /proc/sys/net/ipv4/conf/*/rp_filter; do echo 0 > $f; done']);
     await runOk(ns, ['--tun', tun, '--uid', UID, '--no-ipv6']);
     expect(ns.execSync('cat', ['/proc/sys/net/ipv4/conf/all/rp_filter']).trim()).toBe('0');
   });
 
-  it('setup_strictRpFilterWithReadOnlyProcSys_exits1BeforeAnyRule', async () => {
+  it('setup strict rp filter with read only proc sys exits 1 before any rule', async () => {
     // As in a container: /proc/sys read-only.
     const { ns, tun } = namespaceWithTun();
     ns.execSync('sh', ['-c', 'echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter']);
@@ -248,7 +248,7 @@ describeIfTun('sidecar-routing.sh: rules and routes', () => {
     expect(rules(ns, '-4')).toEqual(before);
   });
 
-  it('remove_deletesEveryRuleAndTheRoute_andKeepsTheDevice', async () => {
+  it('remove deletes every rule and the route and keeps the device', async () => {
     const { ns, tun } = namespaceWithTun();
     const before = [rules(ns, '-4'), rules(ns, '-6')];
     await runOk(ns, ['--tun', tun, '--uid', UID, '--keep-port', '8080']);
@@ -260,21 +260,21 @@ describeIfTun('sidecar-routing.sh: rules and routes', () => {
     expect(ns.links()).toContain(tun);
   });
 
-  it('remove_runTwice_succeeds', async () => {
+  it('remove run twice succeeds', async () => {
     const { ns, tun } = namespaceWithTun();
     await runOk(ns, ['--tun', tun, '--uid', UID]);
     await runOk(ns, ['--remove', '--tun', tun]);
     await runOk(ns, ['--remove', '--tun', tun]);
   });
 
-  it('remove_withDeleteTun_deletesTheDevice', async () => {
+  it('remove with delete tun deletes the device', async () => {
     const { ns, tun } = namespaceWithTun();
     await runOk(ns, ['--tun', tun, '--uid', UID]);
     await runOk(ns, ['--remove', '--delete-tun', '--tun', tun]);
     expect(ns.links()).not.toContain(tun);
   });
 
-  it('setupAfterRemove_restoresTheSameRules', async () => {
+  it('setupAfterRemove: restores the same rules', async () => {
     const { ns, tun } = namespaceWithTun();
     await runOk(ns, ['--tun', tun, '--uid', UID]);
     const first = rules(ns, '-4');
@@ -288,21 +288,21 @@ describeIfTun('sidecar-routing.sh: what the kernel then routes where', () => {
   const DEST4 = '198.18.5.5';
   const DEST6 = '2001:db8:ffff::5';
 
-  it('routeLookup_appTcp_goesToTheTun', async () => {
+  it('routeLookup: app tcp goes to the tun', async () => {
     const { ns, tun } = routedNamespace();
     await runOk(ns, ['--tun', tun, '--uid', UID]);
     expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp'])).toBe(tun);
     expect(routeDevice(ns, '-6', DEST6, ['ipproto', 'tcp'])).toBe(tun);
   });
 
-  it('routeLookup_synfinsUid_usesTheOrdinaryRoute', async () => {
+  it('routeLookup: synfins uid uses the ordinary route', async () => {
     const { ns, tun, eth } = routedNamespace();
     await runOk(ns, ['--tun', tun, '--uid', UID]);
     expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp', 'uid', UID])).toBe(eth);
     expect(routeDevice(ns, '-6', DEST6, ['ipproto', 'tcp', 'uid', UID])).toBe(eth);
   });
 
-  it('routeLookup_synfinsUidWithoutAnOrdinaryRoute_isUnreachableNotTheTun', async () => {
+  it('routeLookup: synfins uid without an ordinary route is unreachable not the tun', async () => {
     const { ns, tun } = routedNamespace();
     await runOk(ns, ['--tun', tun, '--uid', UID, '--no-ipv6']);
     ns.ip(['route', 'del', 'default']);
@@ -311,14 +311,14 @@ describeIfTun('sidecar-routing.sh: what the kernel then routes where', () => {
     expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp'])).toBe(tun);
   });
 
-  it('routeLookup_nonTcp_usesTheOrdinaryRoute', async () => {
+  it('routeLookup: non tcp uses the ordinary route', async () => {
     const { ns, tun, eth } = routedNamespace();
     await runOk(ns, ['--tun', tun, '--uid', UID]);
     expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'udp'])).toBe(eth);
     expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'icmp'])).toBe(eth);
   });
 
-  it('routeLookup_markedPackets_useTheOrdinaryRoute_whateverTheirSourcePort', async () => {
+  it('routeLookup: marked packets use the ordinary route whatever their source port', async () => {
     const { ns, tun, eth } = routedNamespace();
     await runOk(ns, ['--tun', tun, '--uid', UID, '--mark', '0x40']);
     expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp', 'mark', '0x40'])).toBe(eth);
@@ -332,7 +332,7 @@ describeIfTun('sidecar-routing.sh: what the kernel then routes where', () => {
     expect(routeDevice(ns, '-6', DEST6, ['ipproto', 'tcp', 'sport', '9477'])).toBe(tun);
   });
 
-  it('routeLookup_loopbackAndOwnAddresses_stayLocal', async () => {
+  it('routeLookup: loopback and own addresses stay local', async () => {
     const { ns, tun, addr4, addr6 } = routedNamespace();
     await runOk(ns, ['--tun', tun, '--uid', UID]);
     expect(routeDevice(ns, '-4', '127.0.0.1', ['ipproto', 'tcp'])).toBe('local');
@@ -341,7 +341,7 @@ describeIfTun('sidecar-routing.sh: what the kernel then routes where', () => {
     expect(routeDevice(ns, '-6', addr6, ['ipproto', 'tcp'])).toBe('local');
   });
 
-  it('routeLookup_excludedDestinationsAndPorts_useTheOrdinaryRoute', async () => {
+  it('routeLookup: excluded destinations and ports use the ordinary route', async () => {
     const { ns, tun, eth } = routedNamespace();
     await runOk(ns, ['--tun', tun, '--uid', UID, '--exclude', '198.18.5.0/24', '--exclude', '2001:db8:ffff::/48', '--exclude-port', '5432']);
     expect(routeDevice(ns, '-4', DEST4, ['ipproto', 'tcp'])).toBe(eth);
@@ -352,7 +352,7 @@ describeIfTun('sidecar-routing.sh: what the kernel then routes where', () => {
     expect(routeDevice(ns, '-6', '2001:db8:fffe::5', ['ipproto', 'tcp', 'dport', '5432'])).toBe(eth);
   });
 
-  it('routeLookup_included_onlyThoseDestinationsGoToTheTun_fromTheEnvironmentToo', async () => {
+  it('routeLookup: included only those destinations go to the tun from the environment too', async () => {
     const { ns, tun, eth } = routedNamespace();
     // As the kustomize component passes them: SYNFIN_ROUTING_INCLUDE from its ConfigMap.
     const r = await ns.exec('env', ['SYNFIN_ROUTING_INCLUDE=198.18.5.0/24, 2001:db8:ffff::/48', 'bash', SCRIPT, '--tun', tun, '--uid', UID]);
@@ -364,7 +364,7 @@ describeIfTun('sidecar-routing.sh: what the kernel then routes where', () => {
     expect(rules(ns, '-4').filter((l) => l.startsWith('200:'))).toEqual(['200: from all to 198.18.5.0/24 ipproto tcp lookup 100']);
   });
 
-  it('setup_rerunWithoutIncludesOrExcludes_restoresTheCatchAllAndDropsTheExceptions', async () => {
+  it('setup rerun without includes or excludes restores the catch all and drops the exceptions', async () => {
     const { ns, tun } = routedNamespace();
     await runOk(ns, ['--tun', tun, '--uid', UID, '--include', '198.18.5.0/24', '--exclude', '198.18.5.7/32', '--exclude-port', '22']);
     expect(rules(ns, '-4').filter((l) => /^(150|200):/.test(l))).toEqual([
@@ -378,7 +378,7 @@ describeIfTun('sidecar-routing.sh: what the kernel then routes where', () => {
     expect(rules(ns, '-4').filter((l) => /^(150|200):/.test(l))).toEqual([]);
   });
 
-  it('routeLookup_afterRemove_appTcpUsesTheOrdinaryRoute', async () => {
+  it('routeLookup: after remove app tcp uses the ordinary route', async () => {
     const { ns, tun, eth } = routedNamespace();
     await runOk(ns, ['--tun', tun, '--uid', UID]);
     await runOk(ns, ['--remove', '--tun', tun]);
@@ -415,7 +415,7 @@ describeIfTun('sidecar-routing.sh: bad usage', () => {
 });
 
 describe('sidecar-routing.sh: --help', () => {
-  it('help_listsEveryOption', async () => {
+  it('help lists every option', async () => {
     const { spawnSync } = await import('node:child_process');
     const r = spawnSync('bash', [SCRIPT, '--help'], { encoding: 'utf8' });
     expect(r.status).toBe(0);

@@ -8,6 +8,7 @@
  *   await env.ns.exec('curl', ['-s', `http://${env.serverAddr}:${port}/`]);
  *   await env.close();
  */
+import type { Logger } from 'pino';
 import { DEFAULT_CONFIG, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/observability/log.js';
 import { startSynfin, type Synfin } from '../../src/runtime.js';
@@ -30,6 +31,8 @@ let counter = 0;
 export interface SynfinEnvOptions {
   /** IPv6 on the app side (fd00:N::/64, mapped to ::1) instead of IPv4. */
   ipv6?: boolean;
+  /** synfin's logger (default: one at config.logLevel on stdout); tests that read log lines pass their own. */
+  logger?: Logger;
 }
 
 export async function startSynfinEnv(overrides: Partial<Config> = {}, opts: SynfinEnvOptions = {}): Promise<SynfinEnv> {
@@ -55,7 +58,7 @@ export async function startSynfinEnv(overrides: Partial<Config> = {}, opts: Synf
   };
   let synfin: Synfin;
   try {
-    synfin = await startSynfin(config, { netns: ns.name, logger: createLogger(config.logLevel) });
+    synfin = await startSynfin(config, { netns: ns.name, logger: opts.logger ?? createLogger(config.logLevel) });
   } catch (err) {
     ns.destroy();
     throw err;

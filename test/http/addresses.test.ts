@@ -6,6 +6,7 @@
  * page keeps working on redacted rows.
  */
 import fs from 'node:fs';
+import { identity } from '../helpers/identity.js';
 import type { AddressInfo } from 'node:net';
 import { chromium } from 'playwright-core';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -35,6 +36,8 @@ function row(id: number, over: Partial<ConnectionRow> = {}): ConnectionRow {
     state: 'ESTABLISHED',
     appState: 'ESTABLISHED',
     appStateSource: 'inferred',
+    appProcess: null,
+    appProcessSource: 'no_socket',
     upstreamState: 'ESTABLISHED',
     upstreamRttSeconds: 0.001,
     upstreamRetransmits: 0,
@@ -95,7 +98,7 @@ async function events(app: ReturnType<typeof setup>['app'], hub: EventHub, remot
   const controller = new AbortController();
   const res = await app.inject({ url: '/api/events', remoteAddress, payloadAsStream: true, signal: controller.signal });
   expect(res.headers['content-type']).toContain('text/event-stream');
-  const conn = { id: 7, openedAt: 0 };
+  const conn = identity(7, 0);
   hub.stateChange(conn, State.LISTEN, State.SYN_RECEIVED, 10, 0);
   hub.stateChange(conn, State.SYN_RECEIVED, State.ESTABLISHED, 20, 10);
   let text = '';

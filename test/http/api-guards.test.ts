@@ -23,6 +23,8 @@ function row(id: number, over: Partial<ConnectionRow> = {}): ConnectionRow {
     state: 'ESTABLISHED',
     appState: 'ESTABLISHED',
     appStateSource: 'inferred',
+    appProcess: null,
+    appProcessSource: 'no_socket',
     upstreamState: null,
     upstreamRttSeconds: null,
     upstreamRetransmits: null,

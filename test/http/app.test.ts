@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { identity } from '../helpers/identity.js';
 import { build } from '../../src/http/app.js';
 import { createMetrics, TRANSITIONS, type ConnectionSample } from '../../src/observability/metrics.js';
 import type { ConnectionRow, ConnectionSource } from '../../src/observability/table.js';
@@ -16,6 +17,8 @@ function row(over: Partial<ConnectionRow>): ConnectionRow {
     state: 'ESTABLISHED',
     appState: 'ESTABLISHED',
     appStateSource: 'inferred',
+    appProcess: null,
+    appProcessSource: 'no_socket',
     upstreamState: 'ESTABLISHED',
     upstreamRttSeconds: 0.0001,
     upstreamRetransmits: 0,
@@ -152,7 +155,7 @@ describe('HTTP app', () => {
   it('event-fed counters follow the event stream', async () => {
     const { app, hub, counters } = setup([]);
     cleanup.push(() => app.close());
-    const conn = { id: 7, createdAt: 0, openedAt: 0 };
+    const conn = identity(7, 0);
     hub.stateChange(conn, State.ESTABLISHED, State.CLOSE_WAIT, 2000, 1000);
     hub.stateChange(conn, State.ESTABLISHED, State.CLOSE_WAIT, 2000, 1000);
     hub.drop(null, 'checksum');
@@ -213,7 +216,7 @@ describe('HTTP app', () => {
     const res = await fetch(`http://127.0.0.1:${addr.port}/api/events`, { signal: controller.signal });
     expect(res.headers.get('content-type')).toContain('text/event-stream');
     const reader = res.body!.getReader();
-    const conn = { id: 42, openedAt: 0 };
+    const conn = identity(42, 0);
     hub.stateChange(conn, State.LISTEN, State.SYN_RECEIVED, 10, 0);
     hub.stateChange(conn, State.SYN_RECEIVED, State.ESTABLISHED, 20, 10);
     hub.stateChange(conn, State.ESTABLISHED, State.CLOSE_WAIT, 1020, 20);

@@ -97,6 +97,22 @@ describeIfTun('live page in Chromium', () => {
       expect(r.state).toBe('FIN_WAIT_2');
       expect(r.appState?.replace('*', '')).toBe('CLOSE_WAIT');
     }
+
+    // Grouped by service and process: no --service here (all `other`), and this app runs in
+    // another network namespace than synfin, so its sockets are not in synfin's table (no_socket).
+    const group = await page.$('#groups:not([hidden]) .group[data-service="other"]');
+    expect(await group!.getAttribute('data-count')).toBe(String(LEAKS));
+    const byProcess = await group!.$$eval('li', (lis) => lis.map((li) => [li.getAttribute('data-source'), li.getAttribute('data-count'), li.textContent]));
+    expect(byProcess).toEqual([['no_socket', String(LEAKS), `${LEAKS} connections, process unknown (no socket: the app is not in synfin's network namespace)`]]);
+    const held = await page.$$eval('#connections tbody tr[data-id] [data-field="appProcess"]', (tds) => tds.map((td) => td.textContent));
+    expect(held).toEqual(new Array(LEAKS).fill("process unknown (no socket: the app is not in synfin's network namespace)"));
+
+    // A connection's detail: its states with the time each was entered.
+    const firstId = await page.getAttribute('#connections tbody tr[data-id]', 'data-id');
+    await page.click(`#connections tbody tr[data-id="${firstId}"]`);
+    await page.waitForSelector(`#conn-detail:not([hidden])[data-id="${firstId}"] li[data-state="FIN_WAIT_2"]`, { timeout: 10_000 });
+    const states = await page.$$eval('#conn-detail li', (lis) => lis.map((li) => li.getAttribute('data-state')));
+    expect(states).toEqual(['opened', 'FIN_WAIT_2', 'waiting on the app']);
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: path.join(ARTIFACTS, 'live-page.png'), fullPage: true });
     expect(errors).toEqual([]);

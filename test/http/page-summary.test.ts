@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { identity } from '../helpers/identity.js';
 import type { ConnectionSample } from '../../src/observability/metrics.js';
 import { createSummary, diagnose, HANDSHAKE_FIELDS, type SummaryOptions } from '../../src/observability/summary.js';
 import type { ConnectionSource } from '../../src/observability/table.js';
@@ -29,7 +30,7 @@ function setup(samples: ConnectionSample[] = [], opts: SummaryOptions = {}) {
   return { clock, hub, summary, samples, scans: () => scans };
 }
 
-const conn = { id: 1, openedAt: 0 };
+const conn = identity(1, 0);
 
 /** A handshake point as an object, by field name. */
 function point(p: number[]): Record<(typeof HANDSHAKE_FIELDS)[number], number> {

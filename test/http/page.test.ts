@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import { identity } from '../helpers/identity.js';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -98,8 +99,8 @@ describe('live page routes', () => {
       { state: State.ESTABLISHED, createdAt: T0 - 1000, lastActivityAt: T0, waitingOn: null, waitingSince: 0 },
     ]);
     cleanup.push(() => app.close());
-    hub.stateChange({ id: 1, openedAt: 0 }, State.FIN_WAIT_1, State.FIN_WAIT_2, T0, T0);
-    hub.handshake({ id: 2, openedAt: 0 }, 'ok', 2);
+    hub.stateChange(identity(1, 0), State.FIN_WAIT_1, State.FIN_WAIT_2, T0, T0);
+    hub.handshake(identity(2, 0), 'ok', 2);
     clock.advance(1000);
     const res = await app.inject('/api/summary');
     expect(res.statusCode).toBe(200);
@@ -117,7 +118,7 @@ describe('live page routes', () => {
     const { app, hub, clock } = setup();
     cleanup.push(() => app.close());
     for (let i = 0; i < 3; i++) {
-      hub.handshake({ id: i, openedAt: 0 }, 'ok', 1);
+      hub.handshake(identity(i, 0), 'ok', 1);
       clock.advance(1000);
     }
     const s = (await app.inject('/api/summary?since=1001')).json();

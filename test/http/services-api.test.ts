@@ -10,6 +10,7 @@ import type { ConnectionRow, ConnectionSource } from '../../src/observability/ta
 import { ManualClock } from '../../src/stack/clock.js';
 import { EventHub } from '../../src/stack/events.js';
 import { State } from '../../src/tcp/state.js';
+import { identity } from '../helpers/identity.js';
 
 function row(id: number, service: string): ConnectionRow {
   return {
@@ -21,6 +22,8 @@ function row(id: number, service: string): ConnectionRow {
     state: 'ESTABLISHED',
     appState: 'ESTABLISHED',
     appStateSource: 'inferred',
+    appProcess: null,
+    appProcessSource: 'not_visible',
     upstreamState: 'ESTABLISHED',
     upstreamRttSeconds: null,
     upstreamRetransmits: null,
@@ -95,7 +98,7 @@ describe('service on the API', () => {
       const { app, hub, described } = setup();
       const controller = new AbortController();
       const res = await app.inject({ url: '/api/events', remoteAddress: peer, payloadAsStream: true, signal: controller.signal });
-      hub.stateChange({ id: 7, openedAt: 0 }, State.LISTEN, State.SYN_RECEIVED, 10, 0);
+      hub.stateChange(identity(7, 0), State.LISTEN, State.SYN_RECEIVED, 10, 0);
       let text = '';
       for await (const chunk of res.stream()) {
         text += String(chunk);

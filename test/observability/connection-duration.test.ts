@@ -4,6 +4,7 @@
  * SYN whose dial failed before it became a connection all count.
  */
 import { describe, expect, it } from 'vitest';
+import { identity } from '../helpers/identity.js';
 import { createMetrics } from '../../src/observability/metrics.js';
 import { EventHub } from '../../src/stack/events.js';
 import { ManualClock } from '../../src/stack/clock.js';
@@ -17,8 +18,8 @@ describe('synfin_tcp_connection_duration_seconds', () => {
     const clock = new ManualClock(10_000);
     const metrics = createMetrics(hub, { clock, forEachConnection: () => {}, counters: () => counters }, '0.0.0-test');
     // A dial refused 0.2 s after its SYN (a PendingSyn's close), and a connection closed after 3 s.
-    hub.closed({ id: 1, openedAt: 10_000 }, 'upstream_failed', 10_200);
-    hub.closed({ id: 2, openedAt: 7_000 }, 'fin', 10_000);
+    hub.closed(identity(1, 10_000), 'upstream_failed', 10_200);
+    hub.closed(identity(2, 7_000), 'fin', 10_000);
     const text = await metrics.registry.metrics();
     expect(metricValue(text, 'synfin_tcp_connection_duration_seconds_count')).toBe(2);
     expect(metricValue(text, 'synfin_tcp_connection_duration_seconds_sum')).toBeCloseTo(3.2, 6);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { identity } from '../helpers/identity.js';
 import { attachTransitionLogging, createLogger } from '../../src/observability/log.js';
 import { EventHub } from '../../src/stack/events.js';
 import { State } from '../../src/tcp/state.js';
@@ -16,9 +17,9 @@ describe('logs', () => {
     const { logger, lines } = memoryLogger('debug');
     const hub = new EventHub();
     attachTransitionLogging(hub, logger, where);
-    hub.stateChange({ id: 9, openedAt: 0 }, State.LISTEN, State.SYN_RECEIVED, 1000, 1000);
-    hub.stateChange({ id: 9, openedAt: 0 }, State.SYN_RECEIVED, State.ESTABLISHED, 1500, 1000);
-    hub.closed({ id: 9, openedAt: 0 }, 'fin', 2000);
+    hub.stateChange(identity(9, 0), State.LISTEN, State.SYN_RECEIVED, 1000, 1000);
+    hub.stateChange(identity(9, 0), State.SYN_RECEIVED, State.ESTABLISHED, 1500, 1000);
+    hub.closed(identity(9, 0), 'fin', 2000);
     const transitions = lines.filter((l) => l.msg === 'transition');
     expect(transitions).toHaveLength(2);
     expect(transitions[1]).toMatchObject({
@@ -39,7 +40,7 @@ describe('logs', () => {
     const hub = new EventHub();
     attachTransitionLogging(hub, logger, where);
     expect(hub.hasStateSubscribers).toBe(false);
-    hub.stateChange({ id: 1, openedAt: 0 }, State.LISTEN, State.SYN_RECEIVED, 0, 0);
+    hub.stateChange(identity(1, 0), State.LISTEN, State.SYN_RECEIVED, 0, 0);
     expect(lines).toEqual([]);
   });
 
@@ -48,7 +49,7 @@ describe('logs', () => {
     const hub = new EventHub();
     const detach = attachTransitionLogging(hub, logger, where);
     detach();
-    hub.stateChange({ id: 1, openedAt: 0 }, State.LISTEN, State.SYN_RECEIVED, 0, 0);
+    hub.stateChange(identity(1, 0), State.LISTEN, State.SYN_RECEIVED, 0, 0);
     expect(lines).toEqual([]);
   });
 });

@@ -3,7 +3,7 @@
  * connection is classified once when its SYN arrives, its index travels in the stack's columns
  * (TIME-WAIT records included), rows and ?service= use it, a change of services renames live
  * connections by name, and closes and resets are told to the per-service counters by index, with
- * describe() and serviceOf() still answering for a connection during its `closed` event.
+ * describe() and serviceOf() answering for a connection during its `closed` event.
  */
 import { describe, expect, it } from 'vitest';
 import type { ConnectionSample } from '../../src/observability/metrics.js';
@@ -171,9 +171,9 @@ describe('the registry and named services', () => {
     expect(page('a')).toEqual([a1, a2]);
     expect(page('other')).toEqual([b1]);
     expect(page('nobody')).toEqual([]);
-    // A bytes counter per service for the pipe of each connection.
-    expect(t.registry.byteCountersOf(a1)).toBe(t.sink.bytesOf(1));
-    expect(t.registry.byteCountersOf(b1)).toBe(t.sink.bytesOf(0));
+    expect(t.registry.serviceOfId(a1)).toBe('a');
+    expect(t.registry.serviceOfId(b1)).toBe('other');
+    expect(t.registry.serviceOfId(9999)).toBeNull();
   });
 
   it('a TIME-WAIT record keeps the service of its connection', () => {
@@ -204,7 +204,7 @@ describe('the registry and named services', () => {
     expect(t.registry.rows().find((r) => r.id === c)!.service).toBe('fresh');
   });
 
-  it('tells closes and resets by service index, and still describes a connection during its closed event', () => {
+  it('tells closes and resets by service index, and describes a connection during its closed event', () => {
     const t = setup(catalogue('a=198.18.1.2/32:80'));
     const seen: Array<[number, string | null, string | undefined]> = [];
     t.hub.subscribe({
@@ -226,8 +226,7 @@ describe('the registry and named services', () => {
       [1, 'received'],
       [0, 'received'],
     ]);
-    // Once the event is over the connection is gone.
-    expect(t.registry.serviceOf({ id: b, openedAt: 0 })).toBe('other');
-    expect(t.registry.serviceOf({ id: a, openedAt: 0 })).toBeNull();
+    // Once the event is over the connection is gone from the table.
+    expect(t.registry.serviceOfId(a)).toBeNull();
   });
 });

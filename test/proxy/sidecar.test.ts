@@ -27,6 +27,8 @@ interface Row {
   state: string;
   appState: string;
   appStateSource: string;
+  appProcess: unknown;
+  appProcessSource: string;
   client: string;
   destination: string;
   upstream: { local: string; remote: string } | null;
@@ -347,7 +349,7 @@ except OSError as e:
     expect(fromUpstreamSocket()).toBe(0);
   }, 30_000);
 
-  it("a leaking app's sockets are read from the kernel: appState CLOSE_WAIT, source kernel", async () => {
+  it("a leaking app's sockets are read from the kernel: appState CLOSE_WAIT, source kernel; its process (another uid) is not_permitted to synfin without capabilities", async () => {
     const script =
       `const net=require('net');const s=[];for(let i=0;i<3;i++){const c=net.connect({host:'${srvAddr}',port:8080,allowHalfOpen:true},` +
       `()=>c.write('GET /close HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'));c.on('data',()=>{});c.on('error',()=>{});s.push(c)}setInterval(()=>{},1e9)`;
@@ -357,13 +359,16 @@ except OSError as e:
       let rows: Row[] = [];
       for (;;) {
         rows = (await api<{ connections: Row[] }>('/api/connections?waitingOn=app')).connections;
-        if (rows.length === 3 && rows.every((r) => r.state === 'FIN_WAIT_2' && r.appState === 'CLOSE_WAIT')) break;
+        if (rows.length === 3 && rows.every((r) => r.state === 'FIN_WAIT_2' && r.appState === 'CLOSE_WAIT' && r.appProcessSource !== 'pending')) break;
         if (Date.now() > deadline) throw new Error(`leak not seen: ${JSON.stringify(rows)}`);
         await new Promise((r) => setTimeout(r, 100));
       }
       for (const row of rows) {
         expect(row.appStateSource).toBe('kernel');
         expect(row.client.startsWith(`${podAddr}:`)).toBe(true);
+        // One pid namespace here, but the app's uid is not synfin's, and synfin holds no capability.
+        expect(row.appProcess).toBeNull();
+        expect(row.appProcessSource).toBe('not_permitted');
       }
     } finally {
       leak.kill('SIGKILL');

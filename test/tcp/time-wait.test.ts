@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { identity } from '../helpers/identity.js';
 import { OutSegment } from '../../src/wire/segment.js';
 import {
   TimeWaitRecord,
@@ -106,7 +107,7 @@ describe('TIME-WAIT helpers', () => {
     const ev = new RecordingEvents();
     const r = rec();
     r.enteredAt = 1000;
-    reportTimeWaitClosed({ id: r.id, openedAt: 0 }, r, ev, 61_000);
+    reportTimeWaitClosed(identity(r.id, 0), r, ev, 61_000);
     expect(ev.transitions).toEqual([['TIME_WAIT', 'CLOSED']]);
     expect(ev.durations).toEqual([60_000]);
     expect(ev.closes).toEqual(['fin']);

@@ -129,6 +129,66 @@ export function fmtBytes(n) {
   return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
 }
 
+/** Why a row names no process (appProcessSource), in words. */
+export const NO_PROCESS_WHY = {
+  not_visible: 'not visible: the app runs in another pid namespace (shareProcessNamespace)',
+  not_permitted: 'not permitted: another uid (synfin needs CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)',
+  no_socket: "no socket: the app is not in synfin's network namespace",
+  inferred: 'no process: the app closed its socket',
+  pending: 'not looked up yet',
+};
+
+/** "held by pid 4242 python3, fd 7, for 12 min" (for = how long it has waited), or why no process is named. */
+export function heldBy(r) {
+  const p = r.appProcess;
+  const wait = r.waitingSeconds === null || r.waitingSeconds === undefined ? '' : `, for ${fmtAge(r.waitingSeconds)}`;
+  if (p) return `held by pid ${p.pid} ${p.command}, fd ${p.fd}${wait}`;
+  return `process unknown (${NO_PROCESS_WHY[r.appProcessSource] ?? r.appProcessSource ?? 'unknown'})`;
+}
+
+/**
+ * Waiting connections grouped by service (`other` when unnamed) and then by the process holding
+ * them: [{ service, count, oldestSeconds, processes: [{ key, pid, command, source, count, oldestSeconds, fds }] }],
+ * services and processes with the most connections first.
+ */
+export function groupWaiting(rows) {
+  const services = new Map();
+  for (const r of rows) {
+    const name = r.service ?? 'other';
+    let g = services.get(name);
+    if (!g) services.set(name, (g = { service: name, count: 0, oldestSeconds: 0, processes: new Map() }));
+    const p = r.appProcess;
+    const key = p ? `pid ${p.pid}` : `none:${r.appProcessSource}`;
+    let q = g.processes.get(key);
+    if (!q) g.processes.set(key, (q = { key, pid: p ? p.pid : null, command: p ? p.command : null, source: r.appProcessSource, count: 0, oldestSeconds: 0, fds: [] }));
+    const waited = r.waitingSeconds ?? 0;
+    g.count++;
+    q.count++;
+    if (waited > g.oldestSeconds) g.oldestSeconds = waited;
+    if (waited > q.oldestSeconds) q.oldestSeconds = waited;
+    if (p) q.fds.push(p.fd);
+  }
+  const byCount = (a, b) => b.count - a.count || b.oldestSeconds - a.oldestSeconds;
+  return [...services.values()]
+    .map((g) => ({ ...g, processes: [...g.processes.values()].sort(byCount) }))
+    .sort(byCount);
+}
+
+/**
+ * A connection's states with the time each was entered (ms since the epoch): from its flight
+ * record once closed (`states`), else from the live row (opened, and the current state since).
+ */
+export function stateTimes(row, record, nowMs) {
+  if (record && Array.isArray(record.states)) {
+    // /api/history: each state with the ISO time it was entered.
+    return record.states.map((s) => ({ state: s.state, at: Date.parse(s.at) }));
+  }
+  const out = [{ state: 'opened', at: nowMs - row.ageSeconds * 1000 }];
+  out.push({ state: row.state, at: nowMs - row.stateAgeSeconds * 1000 });
+  if (row.waitingSeconds !== null && row.waitingSeconds !== undefined) out.push({ state: `waiting on the ${row.waitingOn}`, at: nowMs - row.waitingSeconds * 1000 });
+  return out;
+}
+
 // ------------------------------------------------------------------ DOM
 
 function el(tag, attrs, parent, ns) {
@@ -420,6 +480,7 @@ function closeDetail() {
   detail.seq++;
   clearTimeout(detail.timer);
   document.getElementById('detail').hidden = true;
+  document.getElementById('conn-detail').hidden = true;
   for (const g of document.querySelectorAll('.selected')) g.classList.remove('selected');
 }
 
@@ -433,14 +494,15 @@ async function loadDetail() {
   try {
     // One page of the oldest MAX_ROWS (the API pages in the order connections were opened):
     // the page never asks synfin for a table it would not show.
-    const res = await fetch(`api/connections?${q}&limit=${MAX_ROWS}`, { cache: 'no-store' });
+    const [res, capture] = await Promise.all([fetch(`api/connections?${q}&limit=${MAX_ROWS}`, { cache: 'no-store' }), captureActive()]);
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const body = await res.json();
     if (seq !== detail.seq) return; // a newer selection or refresh has started
     const rows = body.connections;
     if (sel.kind === 'waiting') rows.sort((a, b) => (b.waitingSeconds ?? 0) - (a.waitingSeconds ?? 0) || b.ageSeconds - a.ageSeconds);
     else rows.sort((a, b) => b.ageSeconds - a.ageSeconds);
-    renderRows(rows);
+    renderRows(rows, capture);
+    renderGroups(sel.kind === 'waiting' ? rows : null);
     note.textContent =
       rows.length === 0
         ? 'None right now.'
@@ -455,11 +517,73 @@ async function loadDetail() {
   if (detail.sel === sel) detail.timer = setTimeout(loadDetail, DETAIL_REFRESH_MS);
 }
 
-function renderRows(rows) {
+/** Waiting connections by service and by the process holding them (above the table). */
+function renderGroups(rows) {
+  const box = document.getElementById('groups');
+  box.replaceChildren();
+  box.hidden = rows === null || rows.length === 0;
+  if (box.hidden) return;
+  for (const g of groupWaiting(rows)) {
+    const sec = html('div', { class: 'group', 'data-service': g.service, 'data-count': String(g.count) }, box);
+    html('h3', null, sec, `${g.service}: ${g.count} connection${g.count === 1 ? '' : 's'}, oldest ${fmtAge(g.oldestSeconds)}`);
+    const ul = html('ul', null, sec);
+    for (const p of g.processes) {
+      const text =
+        p.pid !== null
+          ? `held by pid ${p.pid} ${p.command}: ${p.count} connection${p.count === 1 ? '' : 's'} (fd ${p.fds.slice(0, 8).join(', ')}${p.fds.length > 8 ? ', …' : ''}), for up to ${fmtAge(p.oldestSeconds)}`
+          : `${p.count} connection${p.count === 1 ? '' : 's'}, process unknown (${NO_PROCESS_WHY[p.source] ?? p.source})`;
+      html('li', { 'data-pid': p.pid === null ? '' : String(p.pid), 'data-source': p.source, 'data-count': String(p.count) }, ul, text);
+    }
+  }
+}
+
+/** One connection's states with their times, and its packets (a pcap, when capture is on). */
+async function showConnection(row) {
+  const box = document.getElementById('conn-detail');
+  box.hidden = false;
+  box.setAttribute('data-id', String(row.id));
+  box.replaceChildren();
+  html('h3', null, box, `Connection ${row.id}: ${row.client} → ${row.destination}`);
+  html('p', { class: 'held' }, box, heldBy(row));
+  const list = html('ol', { class: 'states' }, box);
+  const draw = (record) => {
+    list.replaceChildren();
+    const now = Date.now();
+    for (const s of stateTimes(row, record, now)) {
+      html('li', { 'data-state': s.state }, list, `${s.state} — ${new Date(s.at).toLocaleTimeString()} (${fmtAge((now - s.at) / 1000)} ago)`);
+    }
+  };
+  draw(null);
+  const pcap = html('a', { href: `api/connections/${encodeURIComponent(row.id)}/pcap`, download: `synfin-${row.id}.pcap` }, box, 'packets (pcap, while capture is on)');
+  pcap.className = 'pcap';
+  // Closed since the list was loaded: its flight record has every state with its time.
+  try {
+    const res = await fetch(`api/history?limit=1000`, { cache: 'no-store' });
+    if (!res.ok) return;
+    const body = await res.json();
+    const rec = (body.connections ?? []).find((h) => h.id === row.id);
+    if (rec && box.getAttribute('data-id') === String(row.id)) draw(rec);
+  } catch {
+    // no history on this synfin: the live row is all there is
+  }
+}
+
+/** Whether the capture ring is on (GET /api/capture): then each row links to its connection's pcap. */
+async function captureActive() {
+  try {
+    const res = await fetch('api/capture', { cache: 'no-store' });
+    return res.ok && (await res.json()).active === true;
+  } catch {
+    return false;
+  }
+}
+
+function renderRows(rows, capture = false) {
   const tbody = document.getElementById('connections').tBodies[0];
   const frag = document.createDocumentFragment();
   for (const r of rows.slice(0, MAX_ROWS)) {
     const tr = html('tr', { 'data-id': String(r.id), 'data-state': r.state }, frag);
+    tr.addEventListener('click', () => void showConnection(r));
     const cells = [
       String(r.id),
       r.client,
@@ -474,10 +598,17 @@ function renderRows(rows) {
       fmtAge(r.idleSeconds),
       fmtBytes(r.bytesIn),
       fmtBytes(r.bytesOut),
+      r.service ?? 'other',
+      heldBy(r),
     ];
-    const names = ['id', 'client', 'destination', 'state', 'appState', 'upstreamState', 'waitingOn', 'waitingSeconds', 'ageSeconds', 'stateAgeSeconds', 'idleSeconds', 'bytesIn', 'bytesOut'];
+    const names = ['id', 'client', 'destination', 'state', 'appState', 'upstreamState', 'waitingOn', 'waitingSeconds', 'ageSeconds', 'stateAgeSeconds', 'idleSeconds', 'bytesIn', 'bytesOut', 'service', 'appProcess'];
     cells.forEach((text, i) => html('td', { 'data-field': names[i] }, tr, text));
     if (r.appStateSource === 'inferred') tr.cells[4].title = 'inferred from the segments exchanged';
+    if (capture) {
+      const idCell = tr.cells[0];
+      idCell.textContent = '';
+      html('a', { href: `api/connections/${r.id}/pcap`, download: `synfin-connection-${r.id}.pcap`, title: 'its packets in the capture ring (pcap)' }, idCell, String(r.id));
+    }
   }
   tbody.replaceChildren(frag);
 }

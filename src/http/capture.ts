@@ -1,0 +1,300 @@
+/**
+ * The capture API over the stack's capture ring (src/stack/capture.ts):
+ *
+ * - `GET /api/connections/:id/pcap`: the packets of one connection still in the ring (also a
+ *   closed one), as a pcap file.
+ * - `GET /api/capture.pcap?seconds=&service=`: a live capture, streamed for `seconds` (default 10);
+ *   turns capture on for its duration when it was off.
+ * - `GET /api/capture`: whether capture is on, its size and snaplen, records kept.
+ * - `POST /api/capture` `{enabled, bufferBytes?, snaplen?}`: turns capture on or off; loopback
+ *   peers only.
+ *
+ * The files are classic pcap (libpcap's format, microsecond timestamps) with LINKTYPE_RAW: each
+ * record is an IPv4 or IPv6 packet, as tcpdump -r, tshark -r and Wireshark read it. Packets carry
+ * addresses and payload: they are served only to requesters that may see addresses
+ * (--api-addresses).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { CAPTURE_MAX_BYTES, CAPTURE_MIN_BYTES, MAX_CAPTURE_SNAPLEN, type CaptureControl, type CaptureRecord, type CaptureRing } from '../stack/capture.js';
+import { parseByteSize } from '../tcp/memory-budget.js';
+import { isLoopbackPeer, showsAddresses, type ApiAddressMode } from './app.js';
+
+export const PCAP_CONTENT_TYPE = 'application/vnd.tcpdump.pcap';
+/** libpcap's magic (microsecond timestamps), written in our byte order; readers detect the order. */
+const PCAP_MAGIC = 0xa1b2c3d4;
+/** LINKTYPE_RAW: the packet begins with an IPv4 or IPv6 header (tcpdump.org/linktypes.html). */
+export const LINKTYPE_RAW = 101;
+const PCAP_HEADER_LEN = 24;
+const PCAP_RECORD_HEADER_LEN = 16;
+/** The snapshot length the file header announces: no record is longer than an IP packet. */
+const PCAP_SNAPLEN = 65535;
+
+export const DEFAULT_LIVE_SECONDS = 10;
+export const MAX_LIVE_SECONDS = 300;
+/** How often a live capture reads what the ring got since its last read. */
+const LIVE_POLL_MS = 100;
+/** A live reader that falls this far behind loses records rather than grow our memory. */
+const LIVE_QUEUE_BYTES = 4 * 1024 * 1024;
+
+/** The pcap file header: version 2.4, LINKTYPE_RAW. */
+export function pcapFileHeader(): Buffer {
+  const b = Buffer.alloc(PCAP_HEADER_LEN);
+  b.writeUInt32LE(PCAP_MAGIC, 0);
+  b.writeUInt16LE(2, 4);
+  b.writeUInt16LE(4, 6);
+  b.writeInt32LE(0, 8);
+  b.writeUInt32LE(0, 12);
+  b.writeUInt32LE(PCAP_SNAPLEN, 16);
+  b.writeUInt32LE(LINKTYPE_RAW, 20);
+  return b;
+}
+
+/** Bytes a record takes in a pcap file. */
+export function pcapRecordLength(rec: CaptureRecord): number {
+  return PCAP_RECORD_HEADER_LEN + rec.data.length;
+}
+
+/** Write one record (header and captured bytes) at `off`; returns the offset after it. */
+export function writePcapRecord(dst: Buffer, off: number, rec: CaptureRecord): number {
+  const sec = Math.floor(rec.timeUs / 1e6);
+  dst.writeUInt32LE(sec, off);
+  dst.writeUInt32LE(rec.timeUs - sec * 1e6, off + 4);
+  dst.writeUInt32LE(rec.data.length, off + 8);
+  dst.writeUInt32LE(rec.origLen, off + 12);
+  rec.data.copy(dst, off + PCAP_RECORD_HEADER_LEN);
+  return off + PCAP_RECORD_HEADER_LEN + rec.data.length;
+}
+
+/**
+ * Records examined per synchronous slice of a connection's pcap: the walk visits the whole ring
+ * (a 64 MiB ring holds up to ~800,000 packets), with a turn of the event loop between slices so
+ * the packets keep moving meanwhile.
+ */
+const PCAP_SLICE_RECORDS = 20_000;
+
+/**
+ * The packets of connection `connId` in the ring as a whole pcap file, oldest first: those kept
+ * when the walk reaches them (the ring goes on filling during the walk). Stops when `current()`
+ * no longer returns this ring (capture was turned off or resized).
+ */
+export async function pcapOf(ring: CaptureRing, connId: number, current: () => CaptureRing | null = () => ring): Promise<{ file: Buffer; packets: number }> {
+  const parts: Buffer[] = [pcapFileHeader()];
+  const collect = (rec: CaptureRecord): void => {
+    const b = Buffer.allocUnsafe(pcapRecordLength(rec));
+    writePcapRecord(b, 0, rec);
+    parts.push(b);
+  };
+  // Up to what was written when asked: a connection that is still sending does not keep the walk going.
+  const stop = ring.nextNumber;
+  let next = ring.firstNumber;
+  while (next < stop && current() === ring) {
+    next = ring.forEach(next, collect, connId, PCAP_SLICE_RECORDS);
+    if (next < stop) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return { file: Buffer.concat(parts), packets: parts.length - 1 };
+}
+
+export interface CaptureRoutesOptions {
+  control: CaptureControl;
+  /** Who sees connection addresses (--api-addresses): the packets carry them, so the same rule applies. */
+  apiAddresses?: ApiAddressMode;
+  /**
+   * The service a connection's destination belongs to (--service), for `?service=` of the live
+   * capture; without it that filter is refused.
+   */
+  serviceOfConn?: (connId: number) => string | null;
+}
+
+const captureBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['enabled'],
+  properties: {
+    enabled: { type: 'boolean' },
+    bufferBytes: { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', minLength: 1, maxLength: 32 }] },
+    snaplen: { type: 'integer', minimum: 0, maximum: MAX_CAPTURE_SNAPLEN },
+  },
+} as const;
+
+const liveQuerySchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    seconds: { type: 'number', exclusiveMinimum: 0, maximum: MAX_LIVE_SECONDS },
+    service: { type: 'string', minLength: 1, maxLength: 256 },
+  },
+} as const;
+
+const idParamsSchema = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'integer', minimum: 1 } },
+} as const;
+
+function status(control: CaptureControl): Record<string, unknown> {
+  const ring = control.ring;
+  return {
+    enabled: control.enabled,
+    active: ring !== null,
+    bufferBytes: ring?.size ?? (control.enabled ? control.bufferBytes : 0),
+    snaplen: ring?.snaplen ?? control.snaplen,
+    records: ring?.records ?? 0,
+    overwritten: ring?.overwritten ?? 0,
+  };
+}
+
+function refuseWithoutAddresses(mode: ApiAddressMode, req: FastifyRequest, reply: FastifyReply): boolean {
+  if (showsAddresses(mode, req)) return false;
+  void reply.status(403).send({ error: 'packets carry addresses, which are not shown to this client (--api-addresses)', statusCode: 403 });
+  return true;
+}
+
+/** A plugin for `build({ plugins: [captureRoutes({ control })] })`. */
+export function captureRoutes(opts: CaptureRoutesOptions): (app: FastifyInstance) => void {
+  const control = opts.control;
+  const mode = opts.apiAddresses ?? 'loopback';
+  return (app) => {
+    // Live captures end with the server: a shutdown does not wait out their seconds.
+    const live = new Set<() => void>();
+    app.addHook('onClose', async () => {
+      for (const end of [...live]) end();
+    });
+    app.get('/api/capture', async () => status(control));
+
+    app.post<{ Body: { enabled: boolean; bufferBytes?: number | string; snaplen?: number } }>(
+      '/api/capture',
+      { schema: { body: captureBodySchema } },
+      async (req, reply) => {
+        // Who may change what synfin keeps in memory: only a local administrator. The TCP peer
+        // decides, never a header.
+        if (!isLoopbackPeer(req.raw.socket.remoteAddress)) {
+          return reply.status(403).send({ error: 'POST /api/capture is accepted from loopback only', statusCode: 403 });
+        }
+        const { enabled, snaplen } = req.body;
+        let bufferBytes: number | undefined;
+        if (req.body.bufferBytes !== undefined) {
+          const raw = req.body.bufferBytes;
+          bufferBytes = typeof raw === 'number' ? raw : parseByteSize(raw);
+          if (!Number.isInteger(bufferBytes) || bufferBytes < CAPTURE_MIN_BYTES || bufferBytes > CAPTURE_MAX_BYTES) {
+            return reply.status(400).send({
+              error: `body/bufferBytes must be a size from ${CAPTURE_MIN_BYTES} to ${CAPTURE_MAX_BYTES} bytes (e.g. 64MiB)`,
+              statusCode: 400,
+            });
+          }
+        }
+        control.configure({ enabled, bufferBytes, snaplen });
+        return status(control);
+      },
+    );
+
+    app.get<{ Params: { id: number } }>('/api/connections/:id/pcap', { schema: { params: idParamsSchema } }, async (req, reply) => {
+      if (refuseWithoutAddresses(mode, req, reply)) return reply;
+      const ring = control.ring;
+      if (ring === null) {
+        return reply.status(409).send({ error: 'capture is off (--capture-buffer, or POST /api/capture {"enabled":true})', statusCode: 409 });
+      }
+      const id = req.params.id;
+      const { file, packets } = await pcapOf(ring, id, () => control.ring);
+      if (packets === 0) {
+        return reply.status(404).send({ error: `no packets of connection ${id} in the capture ring`, statusCode: 404 });
+      }
+      return reply
+        .header('content-type', PCAP_CONTENT_TYPE)
+        .header('content-disposition', `attachment; filename="synfin-connection-${id}.pcap"`)
+        .send(file);
+    });
+
+    app.get<{ Querystring: { seconds?: number; service?: string } }>(
+      '/api/capture.pcap',
+      { schema: { querystring: liveQuerySchema } },
+      (req, reply) => {
+        if (refuseWithoutAddresses(mode, req, reply)) return;
+        const service = req.query.service;
+        const serviceOf = opts.serviceOfConn;
+        if (service !== undefined && serviceOf === undefined) {
+          void reply.status(400).send({ error: 'querystring/service: no services are named (--service)', statusCode: 400 });
+          return;
+        }
+        streamLive(control, req, reply, (req.query.seconds ?? DEFAULT_LIVE_SECONDS) * 1000, service, serviceOf, live);
+      },
+    );
+  };
+}
+
+/**
+ * Stream what the ring gets from now on for `ms`: every LIVE_POLL_MS, the records written since
+ * the last read (a record overwritten before it was read is lost, as is one a slow reader has no
+ * room for). With a service filter, each connection's service is asked once per capture.
+ */
+function streamLive(
+  control: CaptureControl,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  ms: number,
+  service: string | undefined,
+  serviceOf: ((connId: number) => string | null) | undefined,
+  live: Set<() => void>,
+): void {
+  let ring = control.acquireLive();
+  let next = ring.nextNumber;
+  const matches = new Map<number, boolean>();
+  const keep = (rec: CaptureRecord): boolean => {
+    if (service === undefined) return true;
+    if (rec.connId === 0) return false;
+    let m = matches.get(rec.connId);
+    if (m === undefined) {
+      m = serviceOf!(rec.connId) === service;
+      matches.set(rec.connId, m);
+    }
+    return m;
+  };
+  const res = reply.raw;
+  reply.hijack();
+  res.writeHead(200, {
+    'content-type': PCAP_CONTENT_TYPE,
+    'content-disposition': 'attachment; filename="synfin-capture.pcap"',
+    'cache-control': 'no-store',
+  });
+  res.write(pcapFileHeader());
+  let done = false;
+  const drain = (): void => {
+    const now = control.ring;
+    if (now === null) return;
+    if (now !== ring) {
+      // Capture was reconfigured (a new ring): go on from its start.
+      ring = now;
+      next = 0;
+    }
+    if (res.writableLength > LIVE_QUEUE_BYTES) {
+      next = ring.nextNumber;
+      return;
+    }
+    const parts: Buffer[] = [];
+    next = ring.forEach(next, (rec) => {
+      if (!keep(rec)) return;
+      const b = Buffer.allocUnsafe(pcapRecordLength(rec));
+      writePcapRecord(b, 0, rec);
+      parts.push(b);
+    });
+    if (parts.length > 0) res.write(Buffer.concat(parts));
+  };
+  const timer = setInterval(drain, LIVE_POLL_MS);
+  const finish = (): void => {
+    if (done) return;
+    done = true;
+    clearInterval(timer);
+    clearTimeout(stopTimer);
+    live.delete(end);
+    control.releaseLive();
+  };
+  const end = (): void => {
+    if (done) return;
+    drain();
+    finish();
+    res.end();
+  };
+  live.add(end);
+  const stopTimer = setTimeout(end, ms);
+  req.raw.on('close', finish);
+  res.on('close', finish);
+}
