@@ -165,6 +165,12 @@ describeIfTun('named services end to end', () => {
     // The refused SYN got a RST: counted as sent on the service's connection.
     expect(delta('synfin_service_resets_total', { service: 'refusing', direction: 'sent' })).toBe(1);
     expect(delta('synfin_service_connections_closed_total', { service: 'refusing', reason: 'upstream_failed' })).toBe(1);
+    // The flight recorder names the same services.
+    const history = await env.api<{ count: number; connections: Array<{ service: string; destination: string }> }>('/api/history?service=named&limit=1000');
+    expect(history.count).toBeGreaterThanOrEqual(30);
+    expect(history.connections.every((r) => r.service === 'named' && r.destination.endsWith(`:${named.port}`))).toBe(true);
+    const refusedHistory = await env.api<{ count: number }>('/api/history?service=refusing');
+    expect(refusedHistory.count).toBe(1);
   }, 60_000);
 
   it('events on /api/events carry the service', async () => {
