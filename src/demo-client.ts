@@ -1,12 +1,14 @@
 /**
  * The demo's traffic, run inside the demo namespace: a steady mix of connection shapes so every
  * part of the TCP lifecycle shows up in the metrics and the live page. Runs until killed.
- *   node demo-client.js HOST PORT REFUSED_HOST
+ *   node demo-client.js HOST PORT REFUSED_HOST LEAKY_HOST
+ * The leaking client dials LEAKY_HOST (the same server behind another address), so that its
+ * connections are a service of their own ("demo-leaky") in the metrics, the API and the page.
  */
 import http from 'node:http';
 import net from 'node:net';
 
-const [host = '198.18.1.1', portText = '80', refusedHost = '198.18.1.2'] = process.argv.slice(2);
+const [host = '198.18.1.1', portText = '80', refusedHost = '198.18.1.2', leakyHost = '198.18.1.3'] = process.argv.slice(2);
 const port = Number(portText);
 const leaked: net.Socket[] = [];
 const MAX_LEAKED = 20;
@@ -25,8 +27,8 @@ function get(pathname: string, agent: http.Agent | false): Promise<void> {
 
 /** A client that reads the reply and never closes: the server's FIN leaves its socket in CLOSE_WAIT. */
 function leak(): void {
-  const s = net.connect({ host, port, allowHalfOpen: true }, () => {
-    s.write(`GET /close HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+  const s = net.connect({ host: leakyHost, port, allowHalfOpen: true }, () => {
+    s.write(`GET /close HTTP/1.1\r\nHost: ${leakyHost}\r\nConnection: close\r\n\r\n`);
   });
   s.on('data', () => {});
   s.on('end', () => {

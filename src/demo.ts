@@ -8,8 +8,9 @@
  * The client dials addresses in 198.18.0.0/15; synfin maps them to the local demo server
  * (--map 198.18.0.0/15=127.0.0.1), so every connection crosses the userspace stack: short
  * requests, long downloads, idle keep-alives, resets, a refused port, and a "leaky" client that
- * never closes its sockets after the server closed (it shows as waitingOn=app). Ctrl-C removes
- * everything the demo created.
+ * never closes its sockets after the server closed (it shows as waitingOn=app, service
+ * demo-leaky, held by the client's pid and fd: synfin reads the namespace's socket table). Ctrl-C
+ * removes everything the demo created.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
@@ -59,12 +60,14 @@ export async function runDemo(flags: RawOptions): Promise<void> {
       mslSeconds: 5,
       logLevel: (typeof flags['log-level'] === 'string' ? flags['log-level'] : 'info') as LogLevel,
       map: ['198.18.0.0/15=127.0.0.1'],
+      // The leaking client dials .3, everything else .1 (the refused port .2 stays "other").
+      services: ['demo-leaky=198.18.1.3/32', 'demo=198.18.1.1/32'],
       shutdownGraceSeconds: 2,
     };
     // The client's sockets live in its namespace: synfin reads their states and owners there.
     const synfin = await startSynfin(config, { netns: ns, appNetns: `/var/run/netns/${ns}` });
     const here = path.dirname(fileURLToPath(import.meta.url));
-    client = spawn('ip', ['netns', 'exec', ns, process.execPath, path.join(here, 'demo-client.js'), '198.18.1.1', String(port), '198.18.1.2'], {
+    client = spawn('ip', ['netns', 'exec', ns, process.execPath, path.join(here, 'demo-client.js'), '198.18.1.1', String(port), '198.18.1.2', '198.18.1.3'], {
       stdio: ['ignore', 'inherit', 'inherit'],
     });
     const u = synfin.listenUrl;
@@ -74,7 +77,8 @@ export async function runDemo(flags: RawOptions): Promise<void> {
         'synfin demo running. Traffic from namespace ' + ns + ' goes through TUN device ' + tunName + '.',
         `  live page:    ${u}/`,
         `  metrics:      ${u}/metrics`,
-        `  connections:  ${u}/api/connections        (try ?waitingOn=app: the leaky client)`,
+        `  connections:  ${u}/api/connections        (try ?waitingOn=app: service demo-leaky, held by the client's process)`,
+        `  history:      ${u}/api/history            (closed connections: who closed first, bytes, states)`,
         `  events:       ${u}/api/events             (curl -N: every state transition)`,
         `  try it:       sudo ip netns exec ${ns} curl -s http://198.18.1.1:${port}/hello`,
         'Ctrl-C stops the demo and removes the namespace and the device.',
