@@ -13,6 +13,7 @@
 // and the same overlaps for all samples, as the base rate to compare with.
 //
 //   sudo node bench/tail.mjs [--seconds 10] [--rounds 1] [--dist DIR] [--env K=V,...] [--node-args=...] [--keep] [--json FILE]
+// --alloc adds a sampling allocation profile of synfin (alloc-N.heapprofile, with --keep).
 // --keep leaves the sample files (bench/tools/connrate.c, CONNRATE_SAMPLES) and synfin's trace.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -36,6 +37,7 @@ const { values: opt } = parseArgs({
     'node-args': { type: 'string', default: '' },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    alloc: { type: 'boolean', default: false },
   },
 });
 if (process.getuid?.() !== 0) {
@@ -158,7 +160,7 @@ function attribute(name, sf, kernel, trace) {
 const report = [];
 for (let round = 1; round <= rounds; round++) {
   const traceFile = path.join(scratch, `trace-${round}.json`);
-  const set = { ...extraEnv, SYNFIN_TRACE_TAIL: traceFile, SYNFIN_BENCH_NODE_ARGS: `${opt['node-args']} --require ${path.join(REPO, 'bench', 'trace-tail.cjs')}`.trim() };
+  const set = { ...extraEnv, ...(opt.alloc ? { SYNFIN_TRACE_ALLOC: path.join(scratch, `alloc-${round}.heapprofile`) } : {}), SYNFIN_TRACE_TAIL: traceFile, SYNFIN_BENCH_NODE_ARGS: `${opt['node-args']} --require ${path.join(REPO, 'bench', 'trace-tail.cjs')}`.trim() };
   const saved = Object.fromEntries(Object.keys(set).map((k) => [k, process.env[k]]));
   Object.assign(process.env, set);
   let sf;
@@ -190,10 +192,17 @@ for (let round = 1; round <= rounds; round++) {
     for (const [, , kind] of trace.gc) kinds[kind] = (kinds[kind] ?? 0) + 1;
     const st = trace.schedstat;
     process.stdout.write(`round ${round}: ${trace.gc.length} collections (by kind ${JSON.stringify(kinds)}; duration median ${(gcUs[gcUs.length >> 1] ?? 0).toFixed(0)} µs, max ${(gcUs[gcUs.length - 1] ?? 0).toFixed(0)} µs), ${trace.late.length} late watchdog turns (${trace.late.filter(([, l, c]) => c >= l / 2).length} busy), ${trace.timers.length} timer callbacks (longest ${Math.max(0, ...trace.timers.map(([, d]) => d)).toFixed(0)} µs); synfin's main thread waited for a core ${(st.runDelayNs / 1e6).toFixed(0)} ms over ${st.slices} runs (${(st.runDelayNs / 1e3 / Math.max(1, st.slices)).toFixed(0)} µs each on average) and ran ${(st.cpuNs / 1e6).toFixed(0)} ms\n`);
+    // Collections while the measured connections ran (not start-up's): count and pause per 1,000 connections.
+    const w0 = s.c[0]?.[0] ?? 0;
+    const w1 = (s.f.at(-1)?.[0] ?? 0) + (s.f.at(-1)?.[1] ?? 0);
+    const inWindow = trace.gc.filter(([g]) => g >= w0 && g <= w1);
+    const pauseMs = inWindow.reduce((a, [, d]) => a + d, 0) / 1000;
+    const perK = 1000 / Math.max(1, s.c.length);
+    process.stdout.write(`  during the ${((w1 - w0) / 1e6).toFixed(1)} s measured: ${inWindow.length} collections, ${pauseMs.toFixed(0)} ms of pauses (${(inWindow.length * perK).toFixed(2)} collections and ${(pauseMs * perK).toFixed(1)} ms per 1,000 connections, longest ${(Math.max(0, ...inWindow.map(([, d]) => d)) / 1000).toFixed(1)} ms)\n`);
     const c = attribute('connect', s.c, k.c, trace);
     const f = attribute('first byte', s.f, k.f, trace);
     for (const l of [...c.log, ...f.log]) process.stdout.write(l + '\n');
-    report.push({ round, connect: c, firstByte: f, gc: trace.gc.length, late: trace.late.length, schedstat: st });
+    report.push({ round, connect: c, firstByte: f, gc: trace.gc.length, gcInWindow: inWindow.length, gcPauseMs: pauseMs, late: trace.late.length, schedstat: st });
   } finally {
     if (sf.daemon !== null) await sf.stop();
   }
