@@ -13,6 +13,7 @@
 // and the same overlaps for all samples, as the base rate to compare with.
 //
 //   sudo node bench/tail.mjs [--seconds 10] [--rounds 1] [--dist DIR] [--env K=V,...] [--node-args=...] [--keep] [--json FILE]
+// --cpu-prof adds a CPU profile of synfin and lists what ran during the loop's busy late turns.
 // --alloc adds a sampling allocation profile of synfin (alloc-N.heapprofile, with --keep).
 // --keep leaves the sample files (bench/tools/connrate.c, CONNRATE_SAMPLES) and synfin's trace.
 import fs from 'node:fs';
@@ -38,6 +39,7 @@ const { values: opt } = parseArgs({
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
     alloc: { type: 'boolean', default: false },
+    'cpu-prof': { type: 'boolean', default: false },
   },
 });
 if (process.getuid?.() !== 0) {
@@ -157,10 +159,43 @@ function attribute(name, sf, kernel, trace) {
   return { log, p99, kp99, slow: slowN, all: allN, slowCount: slow.length, count: sf.length };
 }
 
+/**
+ * --cpu-prof: what synfin's thread was running during the watchdog's busy late turns of the
+ * measured window (the CPU
+ * profile's samples carry CLOCK_MONOTONIC timestamps in µs, as the trace does), by function.
+ */
+function busyProfile(file, trace, w0, w1) {
+  const prof = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+  const busy = trace.late.filter(([s0, l, cpu]) => cpu >= l / 2 && s0 >= w0 && s0 <= w1).map(([s0, l]) => [s0, s0 + l]).sort((a, b) => a[0] - b[0]);
+  const inBusy = new Map();
+  const all = new Map();
+  let t = prof.startTime;
+  let nBusy = 0;
+  let k = 0;
+  let nWindow = 0;
+  for (let i = 0; i < prof.samples.length; i++) {
+    t += prof.timeDeltas[i];
+    if (t < w0 || t > w1) continue;
+    nWindow++;
+    const n = byId.get(prof.samples[i]);
+    const name = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.split('/').slice(-2).join('/')}:${n.callFrame.lineNumber + 1}`;
+    all.set(name, (all.get(name) ?? 0) + 1);
+    while (k < busy.length && busy[k][1] < t) k++;
+    if (k < busy.length && busy[k][0] <= t) {
+      nBusy++;
+      inBusy.set(name, (inBusy.get(name) ?? 0) + 1);
+    }
+  }
+  const top = [...inBusy].sort((a, b) => b[1] - a[1]).slice(0, 12);
+  process.stdout.write(`  CPU profile: ${nWindow} samples in the measured window, ${nBusy} inside the ${busy.length} busy late turns; there, by function (self):\n`);
+  for (const [name, c] of top) process.stdout.write(`    ${((100 * c) / Math.max(1, nBusy)).toFixed(1).padStart(5)} %  ${name}  (${((100 * (all.get(name) ?? 0)) / Math.max(1, nWindow)).toFixed(1)} % of the window's samples)\n`);
+}
+
 const report = [];
 for (let round = 1; round <= rounds; round++) {
   const traceFile = path.join(scratch, `trace-${round}.json`);
-  const set = { ...extraEnv, ...(opt.alloc ? { SYNFIN_TRACE_ALLOC: path.join(scratch, `alloc-${round}.heapprofile`) } : {}), SYNFIN_TRACE_TAIL: traceFile, SYNFIN_BENCH_NODE_ARGS: `${opt['node-args']} --require ${path.join(REPO, 'bench', 'trace-tail.cjs')}`.trim() };
+  const set = { ...extraEnv, ...(opt.alloc ? { SYNFIN_TRACE_ALLOC: path.join(scratch, `alloc-${round}.heapprofile`) } : {}), SYNFIN_TRACE_TAIL: traceFile, SYNFIN_BENCH_NODE_ARGS: `${opt['node-args']}${opt['cpu-prof'] ? ` --cpu-prof --cpu-prof-dir=${scratch} --cpu-prof-name=cpu-${round}.cpuprofile --cpu-prof-interval=250` : ''} --require ${path.join(REPO, 'bench', 'trace-tail.cjs')}`.trim() };
   const saved = Object.fromEntries(Object.keys(set).map((k) => [k, process.env[k]]));
   Object.assign(process.env, set);
   let sf;
@@ -202,6 +237,7 @@ for (let round = 1; round <= rounds; round++) {
     const c = attribute('connect', s.c, k.c, trace);
     const f = attribute('first byte', s.f, k.f, trace);
     for (const l of [...c.log, ...f.log]) process.stdout.write(l + '\n');
+    if (opt['cpu-prof']) busyProfile(path.join(scratch, `cpu-${round}.cpuprofile`), trace, w0, w1);
     report.push({ round, connect: c, firstByte: f, gc: trace.gc.length, gcInWindow: inWindow.length, gcPauseMs: pauseMs, late: trace.late.length, schedstat: st });
   } finally {
     if (sf.daemon !== null) await sf.stop();
