@@ -233,6 +233,7 @@ for (let round = 1; round <= rounds; round++) {
     const inWindow = trace.gc.filter(([g]) => g >= w0 && g <= w1);
     const pauseMs = inWindow.reduce((a, [, d]) => a + d, 0) / 1000;
     const perK = 1000 / Math.max(1, s.c.length);
+    process.stdout.write(`  threads' CPU over the process's life, ms: ${Object.entries(trace.threadsCpuMs ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
     process.stdout.write(`  during the ${((w1 - w0) / 1e6).toFixed(1)} s measured: ${inWindow.length} collections, ${pauseMs.toFixed(0)} ms of pauses (${(inWindow.length * perK).toFixed(2)} collections and ${(pauseMs * perK).toFixed(1)} ms per 1,000 connections, longest ${(Math.max(0, ...inWindow.map(([, d]) => d)) / 1000).toFixed(1)} ms)\n`);
     const c = attribute('connect', s.c, k.c, trace);
     const f = attribute('first byte', s.f, k.f, trace);

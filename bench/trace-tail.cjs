@@ -6,6 +6,7 @@
 //            the process used meanwhile and its involuntary context switches: a late turn with
 //            CPU ≈ the lateness is the event loop busy; with little CPU, the thread was not running
 //            (waiting for a core: the host) or waiting in a system call
+//   threads  CPU time of every thread at exit (the main thread, V8's workers, libuv's pool if started)
 //   timers   every other timer callback: when it ran, how long it took and its function's name (global setTimeout and
 //            setInterval wrapped, so the stack's own timer and the dial timer are in it)
 // Not for production: the watchdog wakes the process 500 times a second and the wrapper allocates.
@@ -85,6 +86,20 @@ if (out) {
       });
     }
     const own = fs.readFileSync('/proc/thread-self/schedstat', 'utf8').trim().split(/\s+/).map(Number);
-    fs.writeFileSync(out, JSON.stringify({ gc, late, timers, periodMs: PERIOD_MS, schedstat: { cpuNs: own[0], runDelayNs: own[1], slices: own[2] } }));
+    // CPU time of every thread (main, V8's platform workers doing GC and compilation, and libuv's
+    // pool, whose four threads only exist once something used it).
+    const threads = {};
+    for (const tid of fs.readdirSync('/proc/self/task')) {
+      try {
+        const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const ticks = Number(f[11]) + Number(f[12]);
+        threads[tid === String(process.pid) ? 'main' : `${name}:${tid}`] = ticks * 10;
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+    fs.writeFileSync(out, JSON.stringify({ gc, late, timers, periodMs: PERIOD_MS, threadsCpuMs: threads, schedstat: { cpuNs: own[0], runDelayNs: own[1], slices: own[2] } }));
   });
 }
