@@ -12,7 +12,9 @@
 // environment) or dist=DIR (a compiled synfin, default: this tree's dist/, built first).
 // Measures per round: short connections/s (64 in flight), connect p50 one at a time, keep-alive
 // HTTP req/s (wrk -c64, nginx), and synfin's CPU per connection / per request; with --only bulk,
-// one iperf3 stream each way at MTU 65000 and synfin's CPU per GB.
+// one iperf3 stream each way at MTU 65000 and synfin's CPU per GB; with --only latency, connect
+// and first-byte p50/p99/p99.9 one connection at a time (the greet server: the server writes 6
+// bytes and closes, as `npm run bench`'s latency workload) and synfin's event-loop delay meanwhile.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,7 +30,7 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 function usage(msg) {
   if (msg) process.stderr.write(`bench/ab: ${msg}\n`);
-  process.stderr.write('usage: node bench/ab.js --variant NAME:[ENV=V,...|dist=DIR] (two or more) [--rounds N] [--seconds N] [--only connections,http,bulk]\n');
+  process.stderr.write('usage: node bench/ab.js --variant NAME:[ENV=V,...|dist=DIR] (two or more) [--rounds N] [--seconds N] [--only connections,http,bulk,latency]\n');
   process.exit(2);
 }
 
@@ -45,7 +47,7 @@ const seconds = Number(opt.seconds);
 const only = opt.only.split(',').map((w) => w.trim());
 if (!(rounds >= 1 && rounds <= 100)) usage('--rounds must be 1..100');
 if (!(seconds >= 1 && seconds <= 120)) usage('--seconds must be 1..120');
-for (const w of only) if (w !== 'connections' && w !== 'http' && w !== 'bulk') usage(`unknown workload "${w}" (connections, http, bulk)`);
+for (const w of only) if (w !== 'connections' && w !== 'http' && w !== 'bulk' && w !== 'latency') usage(`unknown workload "${w}" (connections, http, bulk, latency)`);
 if ((opt.variant ?? []).length < 2) usage('give at least two variants');
 if (process.getuid?.() !== 0) usage('run as root: it creates network namespaces and a TUN device');
 checkPrerequisites(['ip', 'curl', ...(only.includes('http') ? ['wrk', 'nginx'] : []), ...(only.includes('bulk') ? ['iperf3'] : [])]);
@@ -80,11 +82,12 @@ tool('tcpserv');
 topo.create();
 
 const echo = await startTcpServer(topo, 'echo');
+const greet = only.includes('latency') ? await startTcpServer(topo, 'greet') : null;
 const nginx = only.includes('http') ? await startNginx(topo) : null;
 const iperfd = only.includes('bulk') ? await startIperf(topo) : null;
 // Bulk runs at MTU 65000 (the issue's large-MTU target); the other workloads at 1500.
 const BULK_MTU = 65000;
-const results = new Map(variants.map((v) => [v.name, { rate: [], cpuConn: [], mainConn: [], p50: [], rps: [], cpuReq: [], mainReq: [], up: [], down: [], cpuGbUp: [], cpuGbDown: [] }]));
+const results = new Map(variants.map((v) => [v.name, { rate: [], cpuConn: [], mainConn: [], p50: [], rps: [], cpuReq: [], mainReq: [], up: [], down: [], cpuGbUp: [], cpuGbDown: [], lat: { c50: [], c99: [], c999: [], f50: [], f99: [], f999: [], loop99: [], loopMax: [] } }]));
 
 async function withEnv(env, fn) {
   const saved = {};
@@ -133,6 +136,33 @@ for (let round = 1; round <= rounds; round++) {
   const order = round % 2 ? variants : [...variants].reverse();
   for (const v of order) {
     const res = results.get(v.name);
+    if (only.includes('latency')) {
+      await withEnv(v.env, async () => {
+        const sf = await new SynfinProcess(topo, { dist: v.dist, name: `ab-${v.name}-latency`, mtu: 1500 }).start();
+        try {
+          const once = (secs) => run(tool('connrate'), [ADDR.tunTarget, String(PORT.greet), String(secs), '1', '6', 'eof'], { ns: topo.ns.scli, timeoutMs: (secs + 30) * 1000 });
+          await once(1); // warm-up: the first connections, the JIT
+          // A scrape resets synfin's loop-delay histogram: the one after the run covers the run alone.
+          await sf.snapshot();
+          const r = await once(seconds);
+          const s1 = await sf.snapshot();
+          if (r.code !== 0) throw new Error(`connrate: ${r.stderr.trim()}`);
+          const j = JSON.parse(r.stdout);
+          const l = res.lat;
+          l.c50.push(j.connectUs.p50);
+          l.c99.push(j.connectUs.p99);
+          l.c999.push(j.connectUs.p999);
+          l.f50.push(j.firstByteUs.p50);
+          l.f99.push(j.firstByteUs.p99);
+          l.f999.push(j.firstByteUs.p999);
+          l.loop99.push(s1.loop?.p99 ?? NaN);
+          l.loopMax.push(s1.loop?.max ?? NaN);
+          process.stdout.write(`round ${round} ${v.name}: ${j.ok} one at a time; connect µs p50/p99/p99.9 ${j.connectUs.p50}/${j.connectUs.p99}/${j.connectUs.p999}, first byte ${j.firstByteUs.p50}/${j.firstByteUs.p99}/${j.firstByteUs.p999}; loop delay p99 ${(s1.loop?.p99 ?? NaN).toFixed(1)} ms, max ${(s1.loop?.max ?? NaN).toFixed(1)} ms\n`);
+        } finally {
+          await sf.stop();
+        }
+      });
+    }
     if (only.includes('connections') || only.includes('http')) await withEnv(v.env, async () => {
       const sf = await new SynfinProcess(topo, { dist: v.dist, name: `ab-${v.name}`, mtu: 1500 }).start();
       try {
@@ -205,10 +235,16 @@ for (const v of variants) {
   const parts = [];
   if (only.includes('connections')) parts.push(`${median(r.rate).toFixed(0)} conn/s, ${median(r.cpuConn).toFixed(0)} µs CPU/conn (loop thread ${median(r.mainConn).toFixed(0)}), connect p50 ${median(r.p50).toFixed(1)} µs`);
   if (only.includes('http')) parts.push(`${median(r.rps).toFixed(0)} req/s, ${median(r.cpuReq).toFixed(1)} µs CPU/req (loop thread ${median(r.mainReq).toFixed(1)})`);
+  if (only.includes('latency')) {
+    const l = r.lat;
+    const m = (k) => median(l[k]).toFixed(0);
+    parts.push(`one at a time connect p50/p99/p99.9 ${m('c50')}/${m('c99')}/${m('c999')} µs, first byte ${m('f50')}/${m('f99')}/${m('f999')} µs, loop delay p99 ${median(l.loop99).toFixed(1)} ms max ${median(l.loopMax).toFixed(1)} ms`);
+  }
   if (only.includes('bulk')) parts.push(`bulk ${median(r.up).toFixed(2)} / ${median(r.down).toFixed(2)} Gbit/s, ${median(r.cpuGbUp).toFixed(0)} / ${median(r.cpuGbDown).toFixed(0)} ms CPU/GB`);
   process.stdout.write(`  ${v.name.padEnd(12)} ${parts.join('; ')}\n`);
 }
 await echo.stop();
+if (greet !== null) await greet.stop();
 if (nginx !== null) await nginx.stop();
 if (iperfd !== null) await iperfd.stop();
 process.exit(0);

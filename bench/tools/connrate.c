@@ -13,6 +13,9 @@
  * left count as "timeout". Prints one JSON object: counts, errors by errno name, rate, and
  * percentiles (µs) of the connect latency (connect() to writable) and of the first-byte latency
  * (connect() to the first byte of the server's reply).
+ * With CONNRATE_SAMPLES=FILE in the environment, every sample is also written to FILE, one line
+ * each: "c|f START_US LATENCY_US", START_US the connect() call on CLOCK_MONOTONIC (the clock of
+ * every process on the machine, so samples can be lined up with another program's events).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -55,6 +58,11 @@ struct samples {
   size_t n, cap;
 };
 static struct samples connect_lat, first_byte_lat;
+static FILE *sample_file;
+
+static void trace_sample(char kind, double started, double us) {
+  if (sample_file) fprintf(sample_file, "%c %.1f %.1f\n", kind, started * 1e6, us);
+}
 
 static void add_latency(struct samples *s, double us) {
   if (s->n == s->cap) {
@@ -97,6 +105,11 @@ int main(int argc, char **argv) {
   if (argc > 6 && !eof_mode && strcmp(argv[6], "echo") != 0) { fprintf(stderr, "mode must be echo or eof\n"); return 2; }
   if (conc < 1 || conc > 10000 || payload < 1 || payload > 4096) { fprintf(stderr, "bad arguments\n"); return 2; }
 
+  const char *sample_path = getenv("CONNRATE_SAMPLES");
+  if (sample_path && *sample_path) {
+    sample_file = fopen(sample_path, "w");
+    if (!sample_file) { perror(sample_path); return 1; }
+  }
   struct rlimit rl = { 65536, 65536 };
   setrlimit(RLIMIT_NOFILE, &rl);
 
@@ -160,7 +173,9 @@ int main(int argc, char **argv) {
           failed++;
           goto done;
         }
-        add_latency(&connect_lat, (now_s() - s->started) * 1e6);
+        double connect_us = (now_s() - s->started) * 1e6;
+        add_latency(&connect_lat, connect_us);
+        trace_sample('c', s->started, connect_us);
         if (!eof_mode && write(fd, msg, payload) != (ssize_t)payload) {
           err_count[errno & 255]++;
           failed++;
@@ -176,7 +191,9 @@ int main(int argc, char **argv) {
       if (r > 0) {
         if (!s->got_first) {
           s->got_first = 1;
-          add_latency(&first_byte_lat, (now_s() - s->started) * 1e6);
+          double fb_us = (now_s() - s->started) * 1e6;
+          add_latency(&first_byte_lat, fb_us);
+          trace_sample('f', s->started, fb_us);
         }
         s->got += (size_t)r;
         if (eof_mode || s->got < payload) continue;
@@ -215,5 +232,6 @@ int main(int argc, char **argv) {
   if (timeouts) { printf("%s\"timeout\":%lu", first ? "" : ",", timeouts); first = 0; }
   if (short_replies) { printf("%s\"short_reply\":%lu", first ? "" : ",", short_replies); first = 0; }
   printf("}}\n");
+  if (sample_file) fclose(sample_file);
   return 0;
 }

@@ -286,7 +286,16 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
   private readonly clock: Clock;
   private readonly forwarder: Forwarder;
   private readonly table: FlowTable<Entry>;
+  /** Deadlines of connections (ConnEntry). */
   private readonly heap = new DeadlineHeap<Entry>();
+  /**
+   * Deadlines of TIME-WAIT records, apart: the connection heap compacts its stale entries once
+   * they outnumber its live ones, and thousands of live 2×MSL records in the same heap would let
+   * as many stale entries of closed connections (each holding the whole connection, its socket
+   * and buffers) wait for their times, to be copied and promoted by every young-generation
+   * collection (BENCHMARKS.md, "Where the tail comes from").
+   */
+  private readonly twHeap = new DeadlineHeap<Entry>();
   private readonly dirtyList: ConnEntry[] = [];
   private readonly afterFlushList: AfterFlush[] = [];
   /** Connections that had more to send when the transmit ring filled: resumed on drain. */
@@ -731,7 +740,7 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
         return;
       case 'ack_restart':
         this.sendTimeWaitAck(entry, now);
-        this.heap.schedule(entry, entry.rec.expiresAt);
+        this.twHeap.schedule(entry, entry.rec.expiresAt);
         return;
       case 'accept_syn': {
         // RFC 9293 §3.10.7.4 / RFC 6191: a new incarnation may reuse the 4-tuple at once.
@@ -903,7 +912,7 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
     conn.tableEntry = null;
     this.connCount--;
     this.timeWaitCount++;
-    this.heap.schedule(tw, rec.expiresAt);
+    this.twHeap.schedule(tw, rec.expiresAt);
   }
 
   private emitConnSegment(conn: TcpConn, out: OutSegment): boolean {
@@ -938,7 +947,7 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
    */
   private removeTimeWait(entry: TimeWaitEntry, now: number): void {
     if (this.table.remove(entry)) this.timeWaitCount--;
-    this.heap.cancel(entry);
+    this.twHeap.cancel(entry);
     reportTimeWaitClosed(entry, entry.rec, this.events, now);
   }
 
@@ -965,7 +974,7 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
         return;
       case KIND_TIME_WAIT:
         if (entry.rec.expiresAt <= now) this.removeTimeWait(entry, now);
-        else this.heap.schedule(entry, entry.rec.expiresAt);
+        else this.twHeap.schedule(entry, entry.rec.expiresAt);
         return;
       case KIND_SYN:
         return;
@@ -976,19 +985,23 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
     this.timerHandle = null;
     this.timerAt = Infinity;
     if (this.stopped) return;
-    this.heap.popDue(this.clock.now(), this.fireBound);
+    const now = this.clock.now();
+    this.heap.popDue(now, this.fireBound);
+    this.twHeap.popDue(now, this.fireBound);
     this.flush();
   }
 
   /** Run every timer that is due at the clock's current time (tests with a manual clock call this). */
   runTimers(): void {
-    this.heap.popDue(this.clock.now(), this.fireBound);
+    const now = this.clock.now();
+    this.heap.popDue(now, this.fireBound);
+    this.twHeap.popDue(now, this.fireBound);
     this.flush();
   }
 
   private armTimer(): void {
     if (this.stopped) return;
-    const at = this.heap.peekTime();
+    const at = Math.min(this.heap.peekTime(), this.twHeap.peekTime());
     if (at === Infinity || at >= this.timerAt) return;
     if (this.timerHandle !== null) this.clearTimer(this.timerHandle);
     this.timerAt = at;

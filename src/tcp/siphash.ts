@@ -45,10 +45,10 @@ export class SipHash24 {
   constructor(key: Uint8Array) {
     if (key.length !== 16) throw new SipHashKeyError(key.length);
     // k0 = key bytes 0..7, k1 = bytes 8..15, both little-endian (the paper, §2).
-    this.k0l = le32(key, 0);
-    this.k0h = le32(key, 4);
-    this.k1l = le32(key, 8);
-    this.k1h = le32(key, 12);
+    this.k0l = le32(key, 0) | 0;
+    this.k0h = le32(key, 4) | 0;
+    this.k1l = le32(key, 8) | 0;
+    this.k1h = le32(key, 12) | 0;
     this.hi = 0;
     this.lo = 0;
     this.v0h = 0;
@@ -67,14 +67,14 @@ export class SipHash24 {
   /** Start a new message. */
   begin(): this {
     // Initialisation: v0 = k0 ^ "somepseu", v1 = k1 ^ "dorandom", v2 = k0 ^ "lygenera", v3 = k1 ^ "tedbytes".
-    this.v0h = (this.k0h ^ 0x736f6d65) >>> 0;
-    this.v0l = (this.k0l ^ 0x70736575) >>> 0;
-    this.v1h = (this.k1h ^ 0x646f7261) >>> 0;
-    this.v1l = (this.k1l ^ 0x6e646f6d) >>> 0;
-    this.v2h = (this.k0h ^ 0x6c796765) >>> 0;
-    this.v2l = (this.k0l ^ 0x6e657261) >>> 0;
-    this.v3h = (this.k1h ^ 0x74656462) >>> 0;
-    this.v3l = (this.k1l ^ 0x79746573) >>> 0;
+    this.v0h = this.k0h ^ 0x736f6d65;
+    this.v0l = this.k0l ^ 0x70736575;
+    this.v1h = this.k1h ^ 0x646f7261;
+    this.v1l = this.k1l ^ 0x6e646f6d;
+    this.v2h = this.k0h ^ 0x6c796765;
+    this.v2l = this.k0l ^ 0x6e657261;
+    this.v3h = this.k1h ^ 0x74656462;
+    this.v3l = this.k1l ^ 0x79746573;
     this.pending = 0;
     this.hasPending = false;
     this.length = 0;
@@ -86,9 +86,9 @@ export class SipHash24 {
     this.length += 4;
     if (this.hasPending) {
       this.hasPending = false;
-      this.compress(w >>> 0, this.pending);
+      this.compress(w | 0, this.pending);
     } else {
-      this.pending = w >>> 0;
+      this.pending = w | 0;
       this.hasPending = true;
     }
     return this;
@@ -97,7 +97,7 @@ export class SipHash24 {
   /** Finish the message; the 64-bit result is in hi/lo, and lo is returned. */
   finish(): number {
     // Last block: the remaining bytes, with the message length mod 256 in the top byte.
-    const top = ((this.length & 0xff) << 24) >>> 0;
+    const top = (this.length & 0xff) << 24;
     if (this.hasPending) this.compress(top, this.pending);
     else this.compress(top, 0);
     return this.finalize();
@@ -108,33 +108,33 @@ export class SipHash24 {
     this.begin();
     const end = off + len;
     let p = off;
-    for (; p + 8 <= end; p += 8) this.compress(le32(buf, p + 4), le32(buf, p));
+    for (; p + 8 <= end; p += 8) this.compress(le32(buf, p + 4) | 0, le32(buf, p) | 0);
     // Tail: up to 7 bytes little-endian, then the length byte at bit 56.
     let ml = 0;
-    let mh = ((len & 0xff) << 24) >>> 0;
+    let mh = (len & 0xff) << 24;
     const rest = end - p;
     for (let i = 0; i < rest; i++) {
       const b = buf[p + i]!;
       if (i < 4) ml |= b << (8 * i);
       else mh |= b << (8 * (i - 4));
     }
-    this.compress(mh >>> 0, ml >>> 0);
+    this.compress(mh | 0, ml | 0);
     return this.finalize();
   }
 
   /** One message block m = (mh, ml): v3 ^= m; c = 2 SipRounds; v0 ^= m. */
   private compress(mh: number, ml: number): void {
-    this.v3h = (this.v3h ^ mh) >>> 0;
-    this.v3l = (this.v3l ^ ml) >>> 0;
+    this.v3h ^= mh;
+    this.v3l ^= ml;
     this.round();
     this.round();
-    this.v0h = (this.v0h ^ mh) >>> 0;
-    this.v0l = (this.v0l ^ ml) >>> 0;
+    this.v0h ^= mh;
+    this.v0l ^= ml;
   }
 
   /** v2 ^= 0xff; d = 4 SipRounds; result = v0 ^ v1 ^ v2 ^ v3. */
   private finalize(): number {
-    this.v2l = (this.v2l ^ 0xff) >>> 0;
+    this.v2l ^= 0xff;
     this.round();
     this.round();
     this.round();
@@ -144,7 +144,12 @@ export class SipHash24 {
     return this.lo;
   }
 
-  /** One SipRound (the paper, §2, Figure 2.1) on 32-bit halves. */
+  /**
+   * One SipRound (the paper, §2, Figure 2.1) on 32-bit halves. Every lane is kept as an int32
+   * (| 0, never >>> 0): on 64-bit V8 those are small integers, where a u32 above 2³¹ stored in a
+   * field is a heap number, allocated at every store (measured: the largest allocation per
+   * connection, ISNs and timestamp offsets, before it was changed).
+   */
   private round(): void {
     let v0h = this.v0h;
     let v0l = this.v0l;
@@ -157,48 +162,41 @@ export class SipHash24 {
     let l: number;
     let t: number;
 
+    // 64-bit add on halves: the carry out of the low half is bit 31 of (a&b) | ((a|b) & ~sum).
     // v0 += v1; v1 <<<= 13; v1 ^= v0; v0 <<<= 32
-    l = (v0l + v1l) >>> 0;
-    v0h = (v0h + v1h + (l < v0l ? 1 : 0)) >>> 0;
+    l = (v0l + v1l) | 0;
+    v0h = (v0h + v1h + (((v0l & v1l) | ((v0l | v1l) & ~l)) >>> 31)) | 0;
     v0l = l;
     t = v1h;
-    v1h = ((v1h << 13) | (v1l >>> 19)) >>> 0;
-    v1l = ((v1l << 13) | (t >>> 19)) >>> 0;
-    v1h = (v1h ^ v0h) >>> 0;
-    v1l = (v1l ^ v0l) >>> 0;
+    v1h = ((v1h << 13) | (v1l >>> 19)) ^ v0h;
+    v1l = ((v1l << 13) | (t >>> 19)) ^ v0l;
     t = v0h;
     v0h = v0l;
     v0l = t;
 
     // v2 += v3; v3 <<<= 16; v3 ^= v2
-    l = (v2l + v3l) >>> 0;
-    v2h = (v2h + v3h + (l < v2l ? 1 : 0)) >>> 0;
+    l = (v2l + v3l) | 0;
+    v2h = (v2h + v3h + (((v2l & v3l) | ((v2l | v3l) & ~l)) >>> 31)) | 0;
     v2l = l;
     t = v3h;
-    v3h = ((v3h << 16) | (v3l >>> 16)) >>> 0;
-    v3l = ((v3l << 16) | (t >>> 16)) >>> 0;
-    v3h = (v3h ^ v2h) >>> 0;
-    v3l = (v3l ^ v2l) >>> 0;
+    v3h = ((v3h << 16) | (v3l >>> 16)) ^ v2h;
+    v3l = ((v3l << 16) | (t >>> 16)) ^ v2l;
 
     // v0 += v3; v3 <<<= 21; v3 ^= v0
-    l = (v0l + v3l) >>> 0;
-    v0h = (v0h + v3h + (l < v0l ? 1 : 0)) >>> 0;
+    l = (v0l + v3l) | 0;
+    v0h = (v0h + v3h + (((v0l & v3l) | ((v0l | v3l) & ~l)) >>> 31)) | 0;
     v0l = l;
     t = v3h;
-    v3h = ((v3h << 21) | (v3l >>> 11)) >>> 0;
-    v3l = ((v3l << 21) | (t >>> 11)) >>> 0;
-    v3h = (v3h ^ v0h) >>> 0;
-    v3l = (v3l ^ v0l) >>> 0;
+    v3h = ((v3h << 21) | (v3l >>> 11)) ^ v0h;
+    v3l = ((v3l << 21) | (t >>> 11)) ^ v0l;
 
     // v2 += v1; v1 <<<= 17; v1 ^= v2; v2 <<<= 32
-    l = (v2l + v1l) >>> 0;
-    v2h = (v2h + v1h + (l < v2l ? 1 : 0)) >>> 0;
+    l = (v2l + v1l) | 0;
+    v2h = (v2h + v1h + (((v2l & v1l) | ((v2l | v1l) & ~l)) >>> 31)) | 0;
     v2l = l;
     t = v1h;
-    v1h = ((v1h << 17) | (v1l >>> 15)) >>> 0;
-    v1l = ((v1l << 17) | (t >>> 15)) >>> 0;
-    v1h = (v1h ^ v2h) >>> 0;
-    v1l = (v1l ^ v2l) >>> 0;
+    v1h = ((v1h << 17) | (v1l >>> 15)) ^ v2h;
+    v1l = ((v1l << 17) | (t >>> 15)) ^ v2l;
     t = v2h;
     v2h = v2l;
     v2l = t;

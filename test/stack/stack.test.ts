@@ -3,6 +3,8 @@
  * handshake, resets for strays (RFC 9293 §3.10.7.1), SYN cookies (RFC 4987), the connection
  * limit, TIME-WAIT records and their reuse (RFC 6191).
  */
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/stack/clock.js';
 import { EventHub } from '../../src/stack/events.js';
@@ -330,6 +332,45 @@ describe('stack', () => {
     h.stack.runTimers();
     expect(h.stack.timeWaitRecords).toBe(0);
     expect(h.transitions.at(-1)).toBe('TIME_WAIT>CLOSED');
+  });
+
+  it('connections that closed with a deadline pending are released, however many TIME-WAIT records are live', async () => {
+    const h = harness({ mslMs: 30_000, maxConnections: 1000 });
+    // 300 records in TIME-WAIT (we closed first), each with its 2×MSL deadline.
+    for (let i = 0; i < 300; i++) {
+      const port = 20_000 + i;
+      h.link.take();
+      const { conn, ourIss } = establish(h, port);
+      conn.close(h.clock.now());
+      h.stack.wake(conn);
+      h.stack.flush();
+      h.send(appPacket({ seq: seqAdd(APP_ISN, 1), ack: seqAdd(ourIss, 2), flags: TcpFlag.ACK | TcpFlag.FIN, srcPort: port }));
+    }
+    expect(h.stack.timeWaitRecords).toBe(300);
+    // 200 connections reset while our FIN waits for its acknowledgement (a retransmission deadline armed).
+    const refs: WeakRef<TcpConn>[] = [];
+    for (let i = 0; i < 200; i++) {
+      const port = 30_000 + i;
+      h.link.take();
+      const { conn, ourIss } = establish(h, port);
+      conn.close(h.clock.now());
+      h.stack.wake(conn);
+      h.stack.flush();
+      h.send(appPacket({ seq: seqAdd(APP_ISN, 1), ack: seqAdd(ourIss, 1), flags: TcpFlag.RST, srcPort: port }));
+      expect(conn.state).toBe(State.CLOSED);
+      refs.push(new WeakRef(conn));
+    }
+    h.link.take();
+    expect(h.stack.connectionCount).toBe(0);
+    // Stale timer entries may hold a few closed connections until the next compaction (the
+    // heap's slack, 64), not one for every live TIME-WAIT record.
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    await new Promise((resolve) => setImmediate(resolve));
+    gc();
+    const reachable = refs.filter((r) => r.deref() !== undefined).length;
+    expect(reachable).toBeLessThanOrEqual(65);
+    expect(h.stack.timeWaitRecords).toBe(300);
   });
 
   it('RFC 6191: a SYN with a higher sequence number replaces a TIME-WAIT record at once', () => {
