@@ -245,7 +245,7 @@ function waitingByProcessTable() {
       ['appProcessSource', 'appProcessSource', 'string'],
       ['waitingSeconds', 'waitingSeconds', 'number'],
       ['destination', 'destination', 'string'],
-      ['id', 'id', 'string'],
+      ['id', 'id', 'number'],
     ],
     // The live page's words; `kernel` is the one source with a process.
     computed: [["appProcessSource == 'kernel' ? 'held by pid ' + pid + ' ' + command + ', fd ' + fd : 'no process: ' + appProcessSource", 'heldBy', 'string']],
