@@ -18,6 +18,14 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const outDir = path.join(here, 'dashboards');
 
 const DS = { type: 'prometheus', uid: '${datasource}' };
+/**
+ * synfin's own API, read through the Infinity data source plugin (yesoreyeram-infinity-datasource):
+ * what metrics cannot carry (pids, fds, addresses: CONTRACT.md keeps labels bounded). Grafana's
+ * server fetches `http://$instance/...`, the scrape address Prometheus uses (compose: synfin:9477,
+ * Kubernetes: the pod's IP:9477).
+ */
+export const INFINITY = 'yesoreyeram-infinity-datasource';
+const API_DS = { type: INFINITY, uid: '${api}' };
 const TARGET_LABELS = 'job=~"$job",namespace=~"$namespace",pod=~"$pod",instance=~"$instance"';
 const RI = '$__rate_interval';
 
@@ -178,6 +186,74 @@ function columnUnit(name, unit, extra = []) {
   return { matcher: { id: 'byName', options: name }, properties: [{ id: 'unit', value: unit }, ...extra] };
 }
 
+/**
+ * A table of rows of synfin's API (one panel per instance: Infinity reads one URL per query, so
+ * the panel repeats over $instance). `columns`: [selector, column name, Infinity type]; the
+ * column names are identifiers, so `computed` expressions (govaluate, Infinity's computed
+ * columns) can name them.
+ */
+function apiTable({ title, description, url, rootSelector, columns, computed = [], overrides = [], w = 24, h = 10, sortBy }) {
+  return {
+    type: 'table',
+    title,
+    description,
+    datasource: API_DS,
+    repeat: 'instance',
+    repeatDirection: 'v',
+    fieldConfig: {
+      defaults: { unit: 'none', custom: { align: 'auto', cellOptions: { type: 'auto' }, inspect: false }, thresholds: { mode: 'absolute', steps: [{ color: 'green', value: null }] } },
+      overrides,
+    },
+    options: { showHeader: true, cellHeight: 'sm', footer: { show: false, reducer: ['sum'], countRows: false, fields: '' }, sortBy: sortBy === undefined ? [] : [{ displayName: sortBy, desc: true }] },
+    targets: [
+      {
+        datasource: API_DS,
+        type: 'json',
+        source: 'url',
+        format: 'table',
+        parser: 'backend',
+        url,
+        url_options: { method: 'GET', data: '' },
+        root_selector: rootSelector,
+        columns: columns.map(([selector, text, type]) => ({ selector, text, type })),
+        computed_columns: computed.map(([selector, text, type]) => ({ selector, text, type })),
+        filters: [],
+      },
+    ],
+    w,
+    h,
+  };
+}
+
+/**
+ * Connections waiting on the app with the process holding each (its pid, command and fd, from the
+ * app's fd table: README "Which process holds the app's socket"), for one instance.
+ */
+function waitingByProcessTable() {
+  return apiTable({
+    title: 'Connections waiting on the app, by process: $instance',
+    description:
+      "Each connection the app has not closed (its socket in CLOSE_WAIT), and which process holds it: \"held by pid 4242 python3, fd 7\" (synfin reads the app's fd table; appProcessSource says why none is named: not_visible, not_permitted, no_socket, inferred). " +
+      'Read from synfin\'s API (/api/connections?waitingOn=app) through the Infinity data source, one table per instance: Grafana must reach $instance (port 9477). The same rows are on the live page.',
+    url: 'http://${instance}/api/connections?waitingOn=app&limit=1000',
+    rootSelector: 'connections',
+    columns: [
+      ['service', 'service', 'string'],
+      ['appProcess.pid', 'pid', 'number'],
+      ['appProcess.command', 'command', 'string'],
+      ['appProcess.fd', 'fd', 'number'],
+      ['appProcessSource', 'appProcessSource', 'string'],
+      ['waitingSeconds', 'waitingSeconds', 'number'],
+      ['destination', 'destination', 'string'],
+      ['id', 'id', 'number'],
+    ],
+    // The live page's words; `kernel` is the one source with a process.
+    computed: [["appProcessSource == 'kernel' ? 'held by pid ' + pid + ' ' + command + ', fd ' + fd : 'no process: ' + appProcessSource", 'heldBy', 'string']],
+    overrides: [columnUnit('waitingSeconds', 's')],
+    sortBy: 'waitingSeconds',
+  });
+}
+
 function row(title) {
   return { type: 'row', title, collapsed: false, panels: [], w: 24, h: 1 };
 }
@@ -226,6 +302,9 @@ const datasourceVariable = {
   skipUrlSync: false,
 };
 
+/** The Infinity data source that reads synfin's API (grafana/provisioning/datasources/synfin-api.yaml). */
+const apiDatasourceVariable = { ...datasourceVariable, name: 'api', label: 'synfin API', query: INFINITY };
+
 function queryVariable(name, label, query, allValue = null) {
   // No allValue for job and instance: "All" expands to the list of values found, so the
   // selectors never reach beyond synfin's targets (process_* and nodejs_* exist in every Node.js
@@ -263,10 +342,12 @@ const serviceVariable = queryVariable('service', 'Service', `label_values(${sel(
 const TARGET_VARIABLES = [datasourceVariable, jobVariable, namespaceVariable, podVariable, instanceVariable];
 
 function dashboard({ uid, title, description, tags, panels, variables, links }) {
+  const usesApi = variables.includes(apiDatasourceVariable);
   return {
     __requires: [
       { type: 'grafana', id: 'grafana', name: 'Grafana', version: '10.4.0' },
       { type: 'datasource', id: 'prometheus', name: 'Prometheus', version: '1.0.0' },
+      ...(usesApi ? [{ type: 'datasource', id: INFINITY, name: 'Infinity', version: '2.0.0' }] : []),
     ],
     annotations: { list: [] },
     description,
@@ -658,6 +739,8 @@ function leaks() {
       targets: [target(`max by (instance) (${sel('synfin_connections_oldest_waiting_seconds', 'on="upstream"')})`, '{{instance}}')],
     }),
 
+    waitingByProcessTable(),
+
     row('States over time'),
     timeseries({
       title: 'Connections by state',
@@ -760,7 +843,7 @@ function leaks() {
       'Who is holding connections open: the app (sockets left in CLOSE_WAIT), the destination (not closing after the app closed), idle connections, and ephemeral ports tied up in TIME-WAIT.',
     tags: ['synfin', 'tcp', 'leaks'],
     panels,
-    variables: TARGET_VARIABLES,
+    variables: [...TARGET_VARIABLES, apiDatasourceVariable],
     links: [dashboardLink('synfin fleet', 'synfin-fleet'), dashboardLink('synfin overview', 'synfin-overview'), dashboardLink('synfin by service', 'synfin-services'), livePageLink],
   });
 }
@@ -969,6 +1052,8 @@ function services() {
       targets: [target(`sum by (service) (${svc('synfin_service_connections', 'state="ESTABLISHED"')})`, '{{service}}')],
     }),
 
+    waitingByProcessTable(),
+
     row('Latency and errors by service'),
     timeseries({
       title: 'Upstream connect p99 by service',
@@ -1017,7 +1102,7 @@ function services() {
     description: 'The same lifecycle per destination service (--service, --service-file): which service the app leaks connections to, connect latency, closes, resets and bytes.',
     tags: ['synfin', 'tcp', 'services'],
     panels,
-    variables: [...TARGET_VARIABLES, serviceVariable],
+    variables: [...TARGET_VARIABLES, serviceVariable, apiDatasourceVariable],
     links: [dashboardLink('synfin fleet', 'synfin-fleet'), dashboardLink('synfin connection leaks', 'synfin-leaks'), dashboardLink('synfin overview', 'synfin-overview'), livePageLink],
   });
 }

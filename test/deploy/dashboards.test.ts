@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { metricCatalogue, readRepoFile, repoPath, selectorProblems, type Catalogue } from './code.js';
 import { labelValuesQuery, selectors, type Selector } from './promql.js';
 import { describeIfPromtool, runPromtool } from './promtool.js';
@@ -18,6 +18,11 @@ interface Target {
   expr?: string;
   refId?: string;
   format?: string;
+  /** Infinity (synfin's API) targets. */
+  url?: string;
+  root_selector?: string;
+  columns?: Array<{ selector: string; text: string; type: string }>;
+  computed_columns?: Array<{ selector: string; text: string; type: string }>;
 }
 interface Panel {
   id: number;
@@ -27,7 +32,11 @@ interface Panel {
   description?: string;
   datasource?: unknown;
   gridPos: { x: number; y: number; w: number; h: number };
-  fieldConfig?: { defaults?: { unit?: string; min?: number; max?: number; links?: Array<{ title: string; url: string }> } };
+  repeat?: string;
+  fieldConfig?: {
+    defaults?: { unit?: string; min?: number; max?: number; links?: Array<{ title: string; url: string }> };
+    overrides?: Array<{ matcher: { id: string; options: string }; properties: Array<{ id: string; value: unknown }> }>;
+  };
   options?: { yAxis?: { unit?: string }; calculate?: boolean };
   targets?: Target[];
 }
@@ -52,6 +61,9 @@ interface Dashboard {
 
 const FILES = ['synfin-overview.json', 'synfin-leaks.json', 'synfin-fleet.json', 'synfin-services.json'] as const;
 const DATASOURCE = { type: 'prometheus', uid: '${datasource}' };
+/** synfin's API through the Infinity plugin (grafana/provisioning/datasources/synfin-api.yaml). */
+const INFINITY = 'yesoreyeram-infinity-datasource';
+const API_DATASOURCE = { type: INFINITY, uid: '${api}' };
 /** The target matchers every selector carries. */
 const TARGET = 'job=~"$job",namespace=~"$namespace",pod=~"$pod",instance=~"$instance"';
 
@@ -63,8 +75,11 @@ function load(file: string): Dashboard {
 }
 
 const queryPanels = (d: Dashboard): Panel[] => d.panels.filter((p) => p.type !== 'row');
+const isApiPanel = (p: Panel): boolean => JSON.stringify(p.datasource) === JSON.stringify(API_DATASOURCE);
+/** Panels of PromQL queries (the others read synfin's API: no PromQL). */
+const promPanels = (d: Dashboard): Panel[] => queryPanels(d).filter((p) => !isApiPanel(p));
 const expressions = (d: Dashboard): Array<{ panel: string; expr: string }> =>
-  queryPanels(d).flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title ?? `#${p.id}`, expr: t.expr ?? '' })));
+  promPanels(d).flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title ?? `#${p.id}`, expr: t.expr ?? '' })));
 const allSelectors = (d: Dashboard): Array<{ panel: string; sel: Selector }> =>
   expressions(d).flatMap(({ panel, expr }) => selectors(expr).map((sel) => ({ panel, sel })));
 
@@ -158,12 +173,20 @@ for (const file of FILES) {
 
     it('datasource every reference is the datasource variable', () => {
       const refs = datasourceRefs(d);
-      // Every panel and every target carries one.
+      // Every panel and every target carries one: the Prometheus variable, or the API one.
       expect(refs.length).toBeGreaterThanOrEqual(queryPanels(d).length * 2);
-      for (const { at, value } of refs) expect(value, at).toEqual(DATASOURCE);
+      for (const { at, value } of refs) expect([DATASOURCE, API_DATASOURCE], at).toContainEqual(value);
       for (const p of queryPanels(d)) {
-        expect(p.datasource, `panel "${p.title}"`).toEqual(DATASOURCE);
-        for (const t of p.targets ?? []) expect(t.datasource, `panel "${p.title}" ${t.refId}`).toEqual(DATASOURCE);
+        const want = isApiPanel(p) ? API_DATASOURCE : DATASOURCE;
+        expect(p.datasource, `panel "${p.title}"`).toEqual(want);
+        for (const t of p.targets ?? []) expect(t.datasource, `panel "${p.title}" ${t.refId}`).toEqual(want);
+      }
+      // The API variable exists exactly where a panel uses it, and selects Infinity data sources.
+      const api = variable(d, 'api');
+      expect(api !== undefined, 'variable api').toBe(queryPanels(d).some(isApiPanel));
+      if (api !== undefined) {
+        expect(api.type).toBe('datasource');
+        expect(api.query).toBe(INFINITY);
       }
     });
 
@@ -213,7 +236,8 @@ for (const file of FILES) {
 
     it('query every variable used is defined', () => {
       const defined = new Set(d.templating.list.map((v) => v.name));
-      for (const { panel, expr } of expressions(d)) {
+      const urls = queryPanels(d).flatMap((p) => (p.targets ?? []).filter((t) => t.url !== undefined).map((t) => ({ panel: p.title ?? '', expr: t.url! })));
+      for (const { panel, expr } of [...expressions(d), ...urls]) {
         for (const m of expr.matchAll(/\$\{?([A-Za-z_][A-Za-z0-9_]*)/g)) {
           if (m[1]!.startsWith('__')) continue; // Grafana's own ($__rate_interval)
           expect(defined, `"${panel}" uses $${m[1]}`).toContain(m[1]);
@@ -303,6 +327,83 @@ describe('Grafana dashboard synfin-leaks.json: coverage', () => {
     const panel = queryPanels(d).find((p) => p.targets?.some((t) => t.expr?.includes('synfin_connections_waiting') && t.expr.includes('on="app"') && p.type === 'timeseries'));
     expect(panel?.description).toMatch(/the app is not closing sockets after the server closed them/i);
     expect(panel?.description).toMatch(/CLOSE_WAIT/);
+  });
+});
+
+/** The table of connections waiting on the app with their process: on the leaks and by-service dashboards. */
+const WAITING_BY_PROCESS = {
+  title: 'Connections waiting on the app, by process: $instance',
+  url: 'http://${instance}/api/connections?waitingOn=app&limit=1000',
+  rootSelector: 'connections',
+  columns: ['service', 'appProcess.pid', 'appProcess.command', 'appProcess.fd', 'appProcessSource', 'waitingSeconds', 'destination', 'id'],
+};
+
+for (const file of ['synfin-leaks.json', 'synfin-services.json']) {
+  describe(`Grafana dashboard ${file}: the table of waiting connections by process`, () => {
+    const d = load(file);
+    const panel = queryPanels(d).find((p) => p.title === WAITING_BY_PROCESS.title);
+
+    it('waiting by process table reads the api of each instance through infinity', () => {
+      expect(panel?.type).toBe('table');
+      expect(panel?.datasource).toEqual(API_DATASOURCE);
+      // One URL per query: one table per instance.
+      expect(panel?.repeat).toBe('instance');
+      expect(panel?.targets).toHaveLength(1);
+      const t = panel!.targets![0]!;
+      expect(t.url).toBe(WAITING_BY_PROCESS.url);
+      expect(t.root_selector).toBe(WAITING_BY_PROCESS.rootSelector);
+      expect(t.columns?.map((c) => c.selector)).toEqual(WAITING_BY_PROCESS.columns);
+      // waitingSeconds in seconds.
+      const waiting = t.columns?.find((c) => c.selector === 'waitingSeconds')?.text;
+      const unit = panel?.fieldConfig?.overrides?.find((o) => o.matcher.options === waiting)?.properties.find((x) => x.id === 'unit')?.value;
+      expect(unit).toBe('s');
+    });
+
+    it('waiting by process table says held by pid command and fd', () => {
+      const t = panel!.targets![0]!;
+      const names = new Set(t.columns!.map((c) => c.text));
+      const heldBy = t.computed_columns?.find((c) => c.text === 'heldBy');
+      expect(heldBy?.type).toBe('string');
+      const expr = heldBy!.selector;
+      // Infinity's computed columns (govaluate): every identifier is a column or a literal.
+      for (const m of expr.replace(/'[^']*'/g, '').matchAll(/[A-Za-z_]\w*/g)) expect(names, `"${m[0]}" in ${expr}`).toContain(m[0]);
+      const pid = t.columns!.find((c) => c.selector === 'appProcess.pid')!.text;
+      const command = t.columns!.find((c) => c.selector === 'appProcess.command')!.text;
+      const fd = t.columns!.find((c) => c.selector === 'appProcess.fd')!.text;
+      expect(expr).toContain(`'held by pid ' + ${pid} + ' ' + ${command} + ', fd ' + ${fd}`);
+      // Named only when synfin read the process (app-process.ts: `kernel`).
+      expect(expr).toMatch(/^appProcessSource == 'kernel' \?/);
+    });
+  });
+}
+
+describe('Grafana: the synfin API data source', () => {
+  const ds = parse(readRepoFile('grafana', 'provisioning', 'datasources', 'synfin-api.yaml')) as {
+    datasources: Array<{ uid: string; type: string; jsonData?: { allowedHosts?: string[] } }>;
+  };
+  const compose = parse(readRepoFile('deploy', 'compose.yaml')) as {
+    services: Record<string, { environment?: Record<string, string> }>;
+  };
+  const scrape = parse(readRepoFile('deploy', 'prometheus', 'prometheus.yml')) as {
+    scrape_configs: Array<{ job_name: string; static_configs?: Array<{ targets: string[] }> }>;
+  };
+
+  it('api datasource is infinity provisioned and installed in compose grafana', () => {
+    expect(ds.datasources.map((x) => x.type)).toEqual([INFINITY]);
+    expect(compose.services.grafana?.environment?.GF_INSTALL_PLUGINS?.split(',').map((x) => x.trim().split(' ')[0])).toContain(INFINITY);
+  });
+
+  it('api datasource allows the scrape addresses and synfin answers to their host', () => {
+    // $instance is the scrape address: Infinity must be allowed to fetch it, and synfin's Host
+    // check must accept its name (--api-host; IP literals always pass).
+    const targets = scrape.scrape_configs.filter((c) => c.job_name === 'synfin').flatMap((c) => (c.static_configs ?? []).flatMap((s) => s.targets));
+    expect(targets.length).toBeGreaterThan(0);
+    const allowed = ds.datasources[0]!.jsonData?.allowedHosts ?? [];
+    const apiHosts = (compose.services.synfin?.environment?.SYNFIN_API_HOST ?? '').split(',').map((x) => x.trim());
+    for (const target of targets) {
+      expect(allowed, target).toContain(`http://${target}`);
+      expect(apiHosts, target).toContain(target.replace(/:\d+$/, ''));
+    }
   });
 });
 

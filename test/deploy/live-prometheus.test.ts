@@ -45,9 +45,13 @@ interface RuleFile {
 }
 interface Target {
   expr?: string;
+  /** Infinity (synfin's API) targets: no PromQL. */
+  url?: string;
+  root_selector?: string;
+  columns?: Array<{ selector: string; text: string }>;
 }
 interface Dashboard {
-  panels: Array<{ type: string; title?: string; targets?: Target[] }>;
+  panels: Array<{ type: string; title?: string; datasource?: { type?: string }; targets?: Target[] }>;
   templating: { list: Array<{ name: string; type: string; query?: unknown }> };
 }
 interface Sample {
@@ -64,6 +68,9 @@ interface Alert {
 const shippedRules = parse(readRepoFile('deploy', 'prometheus', 'alerts.yml')) as RuleFile;
 const leakGroup = shippedRules.groups.find((g) => g.name === 'synfin-leaks');
 const alertRules = shippedRules.groups.flatMap((g) => g.rules);
+/** Panels reading synfin's API through the Infinity plugin, not Prometheus. */
+const INFINITY = 'yesoreyeram-infinity-datasource';
+const isApiPanel = (p: Dashboard['panels'][number]): boolean => p.datasource?.type === INFINITY;
 const dashboards = DASHBOARDS.map((file) => ({ file, d: JSON.parse(readRepoFile('grafana', 'dashboards', file)) as Dashboard }));
 
 /** The shipped rules for this test: every `for:` 1s, the two 600 s "oldest waiting" thresholds lowered. */
@@ -371,7 +378,7 @@ describeIfTunAndPrometheus('dashboards and alert rules against a real Prometheus
         const want = q.label === 'job' ? ['synfin'] : q.label === 'instance' ? [leakyInstance, cleanInstance].sort() : [];
         expect(values.sort(), `${file} variable ${v.name}`).toEqual(want);
       }
-      for (const p of d.panels) {
+      for (const p of d.panels.filter((x) => !isApiPanel(x))) {
         for (const t of p.targets ?? []) {
           const expr = grafanaExpr(t.expr ?? '');
           const where = `${file} "${p.title}": ${expr}`;
@@ -387,8 +394,43 @@ describeIfTunAndPrometheus('dashboards and alert rules against a real Prometheus
         }
       }
     }
-    expect(evaluated).toBe(dashboards.reduce((n, { d }) => n + d.panels.reduce((m, p) => m + (p.targets?.length ?? 0), 0), 0));
+    expect(evaluated).toBe(dashboards.reduce((n, { d }) => n + d.panels.filter((p) => !isApiPanel(p)).reduce((m, p) => m + (p.targets?.length ?? 0), 0), 0));
     expect(evaluated).toBeGreaterThan(40);
+  }, 30_000);
+
+  it('dashboards every api panel url selector and column exist in the running synfin json', async () => {
+    const apiTargets = dashboards.flatMap(({ file, d }) =>
+      d.panels.filter(isApiPanel).flatMap((p) => (p.targets ?? []).map((t) => ({ where: `${file} "${p.title}"`, t }))),
+    );
+    expect(apiTargets.length).toBeGreaterThanOrEqual(2);
+    /** A dotted path: whether each step is present, stopping (present) where a parent is null. */
+    const has = (row: unknown, selector: string): boolean => {
+      let node = row;
+      for (const key of selector.split('.')) {
+        if (node === null) return true;
+        if (typeof node !== 'object' || !(key in node)) return false;
+        node = (node as Record<string, unknown>)[key];
+      }
+      return true;
+    };
+    for (const { where, t } of apiTargets) {
+      // What Grafana fetches for the leaky instance (the panel repeats per $instance).
+      const url = String(t.url).replaceAll('${instance}', leakyInstance).replaceAll('$instance', leakyInstance);
+      expect(url, where).toMatch(/^http:\/\/[^$]+$/);
+      const res = await fetch(url);
+      expect(res.status, `${where}: ${url}`).toBe(200);
+      const body = (await res.json()) as Record<string, unknown>;
+      const rows = body[String(t.root_selector)];
+      expect(Array.isArray(rows), `${where}: root selector ${t.root_selector}`).toBe(true);
+      // The leak of the first test is still there: every leaked connection is a row.
+      expect((rows as unknown[]).length, where).toBe(LEAKED);
+      expect(t.columns?.length, where).toBeGreaterThan(0);
+      for (const row of rows as Array<Record<string, unknown>>) {
+        for (const c of t.columns ?? []) expect(has(row, c.selector), `${where}: column ${c.selector} in ${JSON.stringify(row)}`).toBe(true);
+        expect(typeof row.waitingSeconds, where).toBe('number');
+        expect(typeof row.service, where).toBe('string');
+      }
+    }
   }, 30_000);
 
   it('notReady: tun device deleted fires for that instance only', async () => {
