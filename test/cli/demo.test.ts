@@ -4,13 +4,10 @@
  * holds them (the demo client, in its own namespace), and the flight recorder has connections
  * closed first by each side. Ctrl-C removes everything the demo made.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startDemo, until, type RunningDemo } from '../helpers/demo.js';
 import { describeIfTun } from '../helpers/root.js';
-
-const ROOT = path.resolve(__dirname, '../..');
 
 interface Row {
   id: number;
@@ -26,48 +23,18 @@ async function getJson<T>(url: string): Promise<T> {
   return (await res.json()) as T;
 }
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 describeIfTun('synfin demo', () => {
-  let demo: ChildProcess;
+  let demo: RunningDemo;
   let base = '';
-  let out = '';
   let ns = '';
 
   beforeAll(async () => {
-    demo = spawn(process.execPath, [path.join(ROOT, 'bin/synfin.js'), 'demo', '--listen', '127.0.0.1:0', '--log-level', 'warn'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    demo.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    demo.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    await until('the demo to print its URLs', 30_000, async () => {
-      const m = /live page:\s+(http:\/\/\S+?)\/\s/.exec(out);
-      const n = /namespace (synfin-demo-\d+)/.exec(out);
-      if (m === null || n === null) return undefined;
-      base = m[1]!;
-      ns = n[1]!;
-      return true;
-    });
+    demo = await startDemo();
+    ({ base, ns } = demo);
   }, 40_000);
 
   afterAll(async () => {
-    if (demo.exitCode === null) {
-      demo.kill('SIGINT');
-      await new Promise((r) => demo.once('exit', r));
-    }
+    await demo?.stop();
   });
 
   it('names the service and the process holding the leaked connections (the client in the demo namespace)', async () => {
@@ -97,9 +64,7 @@ describeIfTun('synfin demo', () => {
   }, 40_000);
 
   it('Ctrl-C removes the namespace and exits 0', async () => {
-    demo.kill('SIGINT');
-    const code = await new Promise<number | null>((r) => demo.once('exit', r));
-    expect(code).toBe(0);
+    expect(await demo.stop()).toBe(0);
     expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(ns);
   }, 20_000);
 });

@@ -6,10 +6,10 @@
  * appProcess.pid/command/fd included; the "held by" column the panel computes reads the same
  * as the live page's words for those rows.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startDemo, until, type RunningDemo } from '../helpers/demo.js';
 import { describeIfTun } from '../helpers/root.js';
-import { readRepoFile, repoPath } from './code.js';
+import { readRepoFile } from './code.js';
 
 const INFINITY = 'yesoreyeram-infinity-datasource';
 const FILES = ['synfin-overview.json', 'synfin-leaks.json', 'synfin-fleet.json', 'synfin-services.json'];
@@ -61,46 +61,17 @@ function evalHeldBy(expr: string, cols: Record<string, unknown>): string {
   return cols[m[1]!] === m[2] ? concat(m[3]!) : concat(m[4]!);
 }
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
 describeIfTun('dashboards: panels reading the API against synfin demo', () => {
-  let demo: ChildProcess;
-  let out = '';
+  let demo: RunningDemo;
   let instance = '';
 
   beforeAll(async () => {
-    demo = spawn(process.execPath, [repoPath('bin', 'synfin.js'), 'demo', '--listen', '127.0.0.1:0', '--log-level', 'warn'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    demo.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    demo.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-    await until('the demo to print its URL', 30_000, async () => {
-      const m = /live page:\s+http:\/\/(\S+?)\/\s/.exec(out);
-      if (m === null) return undefined;
-      instance = m[1]!;
-      return true;
-    });
+    demo = await startDemo();
+    instance = demo.instance;
   }, 40_000);
 
   afterAll(async () => {
-    if (demo !== undefined && demo.exitCode === null && demo.signalCode === null) {
-      const gone = new Promise((r) => demo.once('exit', r));
-      demo.kill('SIGINT');
-      await gone;
-    }
+    await demo?.stop();
   });
 
   it('api panels url selector and columns exist in the json and held by names the process', async () => {
