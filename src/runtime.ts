@@ -253,7 +253,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   });
   const detachLogging = attachTransitionLogging(hub, logger, (conn) => connections.describe(conn));
   // The flight recorder listens only when something reads it: the ring (--history N) or the access log.
-  const history = new FlightRecorder({ clock, capacity: config.history });
+  const history = new FlightRecorder({ capacity: config.history });
   // The registry's `closed` handler runs first (it subscribed first) and keeps the process it
   // named until its next resolution, so the record of a closing connection still finds it.
   history.appProcessOf = (id) => connections.appProcessOf(id)?.appProcess ?? null;

@@ -17,7 +17,6 @@
  * - `synfin`: synfin's own decision came first: idle or retransmission timeout, connect timeout,
  *   a policy or loop refusal, shutdown, a memory limit.
  */
-import type { Clock } from '../stack/clock.js';
 import type { EventHub } from '../stack/events.js';
 import type { UpstreamLeg, UpstreamResult } from '../stack/upstream-leg.js';
 import type { CloseReason, ConnIdentity, ResetDirection, ResetReason } from '../tcp/events.js';
@@ -448,7 +447,6 @@ export class LiveDrafts {
 }
 
 export interface RecorderOptions {
-  clock: Clock;
   /** Closed connections kept (--history); 0 keeps none (the access log may still want records). */
   capacity: number;
   /** Wall-clock time, epoch ms (default Date.now): the ISO times of records. */
@@ -472,14 +470,12 @@ export class FlightRecorder {
   private readonly live = new LiveDrafts();
   /** The record being written (one, reused). */
   private readonly draft = new Draft();
-  private readonly clock: Clock;
   private readonly wallClock: () => number;
   private unsubscribe: (() => void) | null = null;
   /** A one-record ring the access log reads its record back from when the history is off. */
   private readonly scratch = new HistoryRing(1);
 
   constructor(opts: RecorderOptions) {
-    this.clock = opts.clock;
     this.wallClock = opts.wallClock ?? Date.now;
     this.ring = new HistoryRing(opts.capacity);
   }

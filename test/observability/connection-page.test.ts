@@ -13,48 +13,18 @@ import { createMetrics } from '../../src/observability/metrics.js';
 import { pageOfRows, type ConnectionFilter, type ConnectionRow, type PageQuery } from '../../src/observability/table.js';
 import { ManualClock } from '../../src/stack/clock.js';
 import { EventHub } from '../../src/stack/events.js';
-import type { LinkTx } from '../../src/wire/link.js';
 import { Stack, type PendingSyn } from '../../src/stack/stack.js';
-import type { ConnHandler, TcpConn } from '../../src/tcp/conn.js';
+import type { TcpConn } from '../../src/tcp/conn.js';
+import { CONSUMING_HANDLER, IssLink } from '../helpers/iss-link.js';
 import { defaultTcpConfig } from '../../src/tcp/defaults.js';
-import { OutSegment, Segment, TcpFlag } from '../../src/wire/segment.js';
+import { OutSegment, TcpFlag } from '../../src/wire/segment.js';
 import { seqAdd } from '../../src/tcp/seq.js';
-import { FlowKey, PacketParser, finishTcpChecksum, writeTcpPacket } from '../../src/wire/packet.js';
+import { finishTcpChecksum, writeTcpPacket } from '../../src/wire/packet.js';
 
 const APP_NET = 0xc6120000; // 198.18.0.0: apps at 198.18.0.x
 const DEST = 0xc6120102; // 198.18.1.2
 const DEST2 = 0xc6120103; // 198.18.1.3
 const ISN = 0xfffffff0;
-
-/** Keeps the last SYN-ACK's ISS per app port (what the final ACK acknowledges). */
-class IssLink implements LinkTx {
-  readonly vnetHdr = false;
-  readonly txSlotSize = 2048;
-  readonly txBuffer = Buffer.alloc(this.txSlotSize);
-  readonly issByPort = new Map<number, number>();
-  private readonly parser = new PacketParser();
-  private readonly seg = new Segment();
-  private readonly key = new FlowKey();
-  txReserve(): number {
-    return 0;
-  }
-  txCommit(offset: number, length: number): void {
-    if (this.parser.parse(this.txBuffer, offset, length, false, this.seg, this.key) !== 'tcp') return;
-    if (this.seg.flags === (TcpFlag.SYN | TcpFlag.ACK)) this.issByPort.set(this.key.dstPort, this.seg.seq);
-  }
-  txFlush(): void {}
-  onTxDrain(): void {}
-}
-
-const handler: ConnHandler = {
-  onEstablished() {},
-  onData(c: TcpConn, d: Buffer) {
-    c.consume(d.length, 0);
-  },
-  onFin() {},
-  onSendSpace() {},
-  onClosed() {},
-};
 
 /** A stack with the registry attached, and app-side packets to drive connections through states. */
 function table() {
@@ -105,7 +75,7 @@ function table() {
       const port = nextPort++;
       send(port, ISN, 0, TcpFlag.SYN, opts.dest);
       const req = syns.shift()!;
-      const conn = stack.acceptPending(req, handler)!;
+      const conn = stack.acceptPending(req, CONSUMING_HANDLER)!;
       const iss = link.issByPort.get(10_000 + (port % 50_000))!;
       if (opts.established !== false) send(port, seqAdd(ISN, 1), seqAdd(iss, 1), TcpFlag.ACK, opts.dest);
       conns.set(conn.id, { conn, iss, port });

@@ -22,7 +22,7 @@ const iso = (stackMs: number) => new Date(WALL0 + stackMs).toISOString();
 
 function setup(capacity = 100) {
   const h = stackHarness({ mslMs: 500 });
-  const recorder = new FlightRecorder({ clock: h.clock, capacity, wallClock: () => WALL0 + h.clock.now() });
+  const recorder = new FlightRecorder({ capacity, wallClock: () => WALL0 + h.clock.now() });
   recorder.attach(h.hub);
   const all = () => recorder.ring.query({}, Infinity, 1000, Infinity).records;
   return { h, recorder, all };

@@ -12,48 +12,19 @@ import { parseServiceSpec, ServiceCatalogue, Services } from '../../src/observab
 import { ManualClock } from '../../src/stack/clock.js';
 import { EventHub } from '../../src/stack/events.js';
 import { Stack, type PendingSyn } from '../../src/stack/stack.js';
-import type { ConnHandler, TcpConn } from '../../src/tcp/conn.js';
+import type { TcpConn } from '../../src/tcp/conn.js';
+import { CONSUMING_HANDLER, IssLink } from '../helpers/iss-link.js';
 import { defaultTcpConfig } from '../../src/tcp/defaults.js';
 import type { CloseReason, ConnIdentity, ResetDirection } from '../../src/tcp/events.js';
 import { seqAdd } from '../../src/tcp/seq.js';
 import { State } from '../../src/tcp/state.js';
-import type { LinkTx } from '../../src/wire/link.js';
-import { FlowKey, PacketParser, finishTcpChecksum, writeTcpPacket } from '../../src/wire/packet.js';
-import { OutSegment, Segment, TcpFlag } from '../../src/wire/segment.js';
+import { finishTcpChecksum, writeTcpPacket } from '../../src/wire/packet.js';
+import { OutSegment, TcpFlag } from '../../src/wire/segment.js';
 
 const APP = 0xc6120001; // 198.18.0.1
 const DEST_A = 0xc6120102; // 198.18.1.2
 const DEST_B = 0xc6120103; // 198.18.1.3
 const ISN = 0xfffffff0;
-
-class IssLink implements LinkTx {
-  readonly vnetHdr = false;
-  readonly txSlotSize = 2048;
-  readonly txBuffer = Buffer.alloc(this.txSlotSize);
-  readonly issByPort = new Map<number, number>();
-  private readonly parser = new PacketParser();
-  private readonly seg = new Segment();
-  private readonly key = new FlowKey();
-  txReserve(): number {
-    return 0;
-  }
-  txCommit(offset: number, length: number): void {
-    if (this.parser.parse(this.txBuffer, offset, length, false, this.seg, this.key) !== 'tcp') return;
-    if (this.seg.flags === (TcpFlag.SYN | TcpFlag.ACK)) this.issByPort.set(this.key.dstPort, this.seg.seq);
-  }
-  txFlush(): void {}
-  onTxDrain(): void {}
-}
-
-const handler: ConnHandler = {
-  onEstablished() {},
-  onData(c: TcpConn, d: Buffer) {
-    c.consume(d.length, 0);
-  },
-  onFin() {},
-  onSendSpace() {},
-  onClosed() {},
-};
 
 function catalogue(...specs: string[]): ServiceCatalogue {
   return new ServiceCatalogue(specs.map((s) => parseServiceSpec(s)));
@@ -125,7 +96,7 @@ function setup(initial: ServiceCatalogue) {
       const port = nextPort++;
       send(port, dest, ISN, 0, TcpFlag.SYN);
       const req = syns.shift()!;
-      const conn = stack.acceptPending(req, handler)!;
+      const conn = stack.acceptPending(req, CONSUMING_HANDLER)!;
       const iss = link.issByPort.get(port)!;
       send(port, dest, seqAdd(ISN, 1), seqAdd(iss, 1), TcpFlag.ACK);
       conns.set(conn.id, { conn, iss, port, dest });

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { defaultTcpConfig, wscaleFor } from '../../src/tcp/defaults.js';
-import { State } from '../../src/tcp/state.js';
 import {
   ACK,
   LOCAL_SEQ,
