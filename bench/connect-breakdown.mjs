@@ -1,0 +1,148 @@
+// Where a connection's connect latency goes, one connection at a time: the SYN on the TUN device,
+// synfin's upstream SYN, the destination's SYN-ACK, synfin's SYN-ACK on the TUN device and the
+// first data segment on both legs, timestamped by tcpdump on each side of synfin, for every
+// connection of a `connrate` run one at a time against the greet server (issue 24, item 3).
+//
+//   sudo node bench/connect-breakdown.mjs [--seconds N] [--dist DIR]
+//
+// Prints the medians and p99 of each interval (µs) and the client's own connect() p50/p99, on the
+// synfin path and, for reference, the kernel path (the client's SYN to the server's SYN-ACK on the
+// client's veth). tcpdump's taps add a little to every packet's path on both sides alike.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { ADDR, Topology } from './lib/topology.js';
+import { PORT, startTcpServer } from './lib/servers.js';
+import { withPath } from './lib/relays.js';
+import { killAllDaemons, run, sleep } from './lib/proc.js';
+import { tool } from './lib/tools.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const { values: opt } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, dist: { type: 'string' } } });
+const seconds = Number(opt.seconds);
+if (!(seconds >= 1 && seconds <= 600)) throw new Error('--seconds must be 1..600');
+const dist = path.resolve(opt.dist ?? path.join(here, '..', 'dist'));
+
+/** tcpdump on `dev` in `ns`, SYNs and data-bearing segments only, nanosecond timestamps. */
+function capture(ns, dev) {
+  const filter = 'tcp and (tcp[tcpflags] & tcp-syn != 0 or (ip[2:2] - ((ip[0]&0xf)<<2) - ((tcp[12]&0xf0)>>2)) > 0)';
+  const child = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', dev, '-n', '-l', '-tt', '-B', '65536', '--time-stamp-precision=nano', '-s', '96', filter], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (d) => (out += d));
+  const started = new Promise((resolve) => child.stderr.on('data', (d) => String(d).includes('listening') && resolve()));
+  return {
+    started,
+    async stop() {
+      await sleep(300);
+      child.kill('SIGINT');
+      await new Promise((r) => child.on('exit', r));
+      return out;
+    },
+  };
+}
+
+/** Parsed lines: { t (µs), src, dst, kind: 'syn' | 'synack' | 'data' }. */
+function parse(text) {
+  const rows = [];
+  for (const line of text.split('\n')) {
+    const m = /^(\d+)\.(\d{9}) IP (\S+) > (\S+): Flags \[([^\]]*)\].*length (\d+)/.exec(line);
+    if (m === null) continue;
+    const t = Number(m[1]) * 1e6 + Number(m[2]) / 1e3;
+    const flags = m[5];
+    const kind = flags.includes('S') ? (flags.includes('.') ? 'synack' : 'syn') : Number(m[6]) > 0 ? 'data' : null;
+    if (kind !== null) rows.push({ t, src: m[3], dst: m[4].replace(/:$/, ''), kind });
+  }
+  return rows;
+}
+
+/** Per connection (keyed by the client's endpoint): the first time of each kind, both directions. */
+function legs(rows, clientPrefix) {
+  const byConn = new Map();
+  for (const r of rows) {
+    const fromClient = r.src.startsWith(clientPrefix);
+    const key = fromClient ? r.src : r.dst;
+    let c = byConn.get(key);
+    if (c === undefined) byConn.set(key, (c = {}));
+    const name = r.kind === 'data' ? (fromClient ? 'dataUp' : 'dataDown') : r.kind;
+    if (c[name] === undefined) c[name] = r.t;
+  }
+  return [...byConn.values()].filter((c) => c.syn !== undefined && c.synack !== undefined).sort((a, b) => a.syn - b.syn);
+}
+
+function pct(xs, p) {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
+function row(name, xs) {
+  return `| ${name} | ${xs.length} | ${pct(xs, 50).toFixed(1)} | ${pct(xs, 99).toFixed(1)} |`;
+}
+
+async function connrate(ns, host) {
+  const r = await run(tool('connrate'), [host, String(PORT.greet), String(seconds), '1', '6', 'eof'], { ns, timeoutMs: (seconds + 30) * 1000 });
+  if (r.code !== 0) throw new Error(`connrate: ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout);
+}
+
+const topo = new Topology();
+const lines = [];
+try {
+  topo.create();
+  const server = await startTcpServer(topo, 'greet');
+  const ctx = { topo, dist, log: (s) => process.stderr.write(`${s}\n`) };
+  try {
+    // The kernel path: the client's veth sees the client's SYN and the server's SYN-ACK.
+    await connrate(topo.ns.kcli, ADDR.kernelServer).catch(() => null);
+    const kcap = capture(topo.ns.kcli, topo.dev.kc);
+    await kcap.started;
+    const kr = await connrate(topo.ns.kcli, ADDR.kernelServer);
+    const kconn = legs(parse(await kcap.stop()), ADDR.kernelClient);
+    await withPath(ctx, 'synfin', { name: 'connect-breakdown' }, async () => {
+      await connrate(topo.ns.scli, ADDR.tunTarget); // warm-up (JIT)
+      const tun = capture(topo.ns.scli, topo.dev.tun);
+      const up = capture(topo.ns.sfn, topo.dev.uc);
+      await Promise.all([tun.started, up.started]);
+      const sr = await connrate(topo.ns.scli, ADDR.tunTarget);
+      const tconn = legs(parse(await tun.stop()), ADDR.tunClient);
+      const uconn = legs(parse(await up.stop()), ADDR.synfinUpstream);
+      // One at a time: the upstream leg of a client connection is the first upstream SYN after the
+      // client's SYN on the TUN device.
+      const A = [], B = [], C = [], D = [], T = [];
+      let j = 0;
+      for (const c of tconn) {
+        while (j < uconn.length && uconn[j].syn < c.syn) j++;
+        if (j >= uconn.length) break;
+        const u = uconn[j];
+        if (u.syn > c.synack) continue; // not this connection's
+        A.push(u.syn - c.syn);
+        B.push(u.synack - u.syn);
+        C.push(c.synack - u.synack);
+        T.push(c.synack - c.syn);
+        if (u.dataDown !== undefined && c.dataDown !== undefined) D.push(c.dataDown - u.dataDown);
+      }
+      lines.push(
+        `connect breakdown, one connection at a time, ${seconds} s per path (µs; tcpdump timestamps on the TUN device and synfin's upstream veth)`,
+        '',
+        '| interval | samples | p50 | p99 |',
+        '|---|--:|--:|--:|',
+        row('kernel path: client SYN → server SYN-ACK (client veth)', kconn.map((c) => c.synack - c.syn)),
+        `| kernel path: client connect() (connrate) | ${kr.ok} | ${kr.connectUs.p50} | ${kr.connectUs.p99} |`,
+        row('synfin: SYN on TUN → synfin\'s upstream SYN (wake-up, read, parse, admission, connect(2) until its SYN)', A),
+        row('synfin: upstream SYN → destination SYN-ACK (the destination\'s kernel)', B),
+        row('synfin: destination SYN-ACK → synfin\'s SYN-ACK on TUN (rest of connect(2), JS, TUN write)', C),
+        row('synfin: SYN on TUN → SYN-ACK on TUN (all of synfin)', T),
+        `| synfin path: client connect() (connrate) | ${sr.ok} | ${sr.connectUs.p50} | ${sr.connectUs.p99} |`,
+        row('synfin: destination\'s first data → the same data on TUN (first byte relay)', D),
+      );
+    });
+  } finally {
+    await server.stop();
+  }
+} finally {
+  killAllDaemons();
+  topo.destroy();
+}
+process.stdout.write(lines.join('\n') + '\n');
