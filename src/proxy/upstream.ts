@@ -47,6 +47,16 @@ export interface UpstreamHandler {
   onUpstreamIdle(): void;
 }
 
+/**
+ * Told when the events of one poll begin and end (the stack): what the handlers make due in
+ * between (responses, window updates) goes to the app in one flush at the end, in this turn of
+ * the event loop, rather than from a setImmediate queued by the first of them.
+ */
+export interface EventBatchSink {
+  openBatch(): void;
+  closeBatch(): void;
+}
+
 // epoll(7) event bits (include/uapi/linux/eventpoll.h).
 const EPOLLIN = 0x001;
 const EPOLLOUT = 0x004;
@@ -445,6 +455,8 @@ export class UpstreamSockets {
   private readonly onEventsBound = (count: number): void => this.onEvents(count);
 
   readonly budget: MemoryBudget | null;
+  /** Hears of each poll's events beginning and ending (the stack, once attached). */
+  batchSink: EventBatchSink | null = null;
 
   constructor(private readonly opts: UpstreamSocketsOptions) {
     this.budget = opts.budget ?? null;
@@ -498,11 +510,17 @@ export class UpstreamSockets {
   private onEvents(count: number): void {
     const ev = this.events;
     const table = this.table;
-    for (let i = 0; i < count; i++) {
-      const socket = table[ev[3 * i]!];
-      // A socket closed earlier in this batch (its slot empty, or taken again by a new one).
-      if (socket == null || socket.generation !== ev[3 * i + 1]) continue;
-      socket.onEvent(ev[3 * i + 2]!);
+    const sink = this.batchSink;
+    sink?.openBatch();
+    try {
+      for (let i = 0; i < count; i++) {
+        const socket = table[ev[3 * i]!];
+        // A socket closed earlier in this batch (its slot empty, or taken again by a new one).
+        if (socket == null || socket.generation !== ev[3 * i + 1]) continue;
+        socket.onEvent(ev[3 * i + 2]!);
+      }
+    } finally {
+      sink?.closeBatch();
     }
   }
 
