@@ -12,6 +12,9 @@ import { fileURLToPath } from 'node:url';
 const has = (frames, names) => frames.some((f) => names.some((n) => f.sym === n || f.sym.startsWith(n + '+')));
 const anySym = (frames, re) => frames.some((f) => re.test(f.sym));
 
+const SYSCALL_ENTRY = 'system call entry/exit and VFS (fd lookup, iovec copy)';
+const SYSCALL_WRAPPERS = /^(read|write|writev|readv|__GI___writev|__GI___readv|__GI___libc_write|__GI___libc_read|__libc_read|__libc_write|epoll_pwait|epoll_wait|__GI_epoll_pwait|__GI_epoll_wait|recvfrom|sendto|__libc_recvfrom|__libc_sendto|__libc_recv|__libc_send|recv|send|__GI___pthread_disable_asynccancel|__GI___pthread_enable_asynccancel)(\+0x[0-9a-f]+)?$/;
+
 /** Ordered rules: [category, test(frames, leaf)]; the first that matches takes the sample. */
 const RULES = [
   ['preempted: the scheduler on the way back from a system call (a loaded machine)', (f) => has(f, ['exit_to_user_mode_loop', 'schedule', '__schedule', 'preempt_schedule_irq'])],
@@ -24,10 +27,13 @@ const RULES = [
   ['socket read', (f) => has(f, ['tcp_recvmsg', 'sock_read_iter', '__sys_recvmsg', '__sys_recvfrom', 'tcp_read_sock'])],
   ['epoll', (f) => has(f, ['do_epoll_wait', 'ep_poll', '__x64_sys_epoll_wait', '__x64_sys_epoll_pwait', 'do_epoll_ctl'])],
   ['softirq/irq outside a system call (timers, RX)', (f) => has(f, ['__do_softirq', 'handle_softirqs', 'asm_sysvec_apic_timer_interrupt', 'irq_exit_rcu']) && !has(f, ['entry_SYSCALL_64', 'do_syscall_64'])],
-  ['other system calls and entry/exit', (f) => has(f, ['entry_SYSCALL_64', 'do_syscall_64', 'entry_SYSCALL_64_after_hwframe', 'syscall_exit_to_user_mode'])],
+  [SYSCALL_ENTRY, (f) => has(f, ['entry_SYSCALL_64', 'do_syscall_64', 'entry_SYSCALL_64_after_hwframe', 'syscall_exit_to_user_mode'])],
   ['GC', (f) => anySym(f, /v8::internal::(Heap|Scavenger|MarkCompact|Sweeper|ConcurrentMarking|MinorMarkCompact|ScavengeJob|GCTracer|MemoryAllocator|IncrementalMarking|MarkingVisitor|PagedSpace|Evacuat)/)],
   ['other kernel', (f, leaf) => leaf.kernel],
   ['JS (compiled and builtins)', (f, leaf) => leaf.dso.includes('perf-') || /^(JS:|LazyCompile:|Function:|Builtin:|BytecodeHandler:|Interpreted|Stub:|Script:|RegExp:)/.test(leaf.sym)],
+  // Samples in libc's system call wrappers are the way in and out of the kernel (in a PVM guest the
+  // sampling interrupt is delivered when interrupts come back on, on either side of the switch).
+  [SYSCALL_ENTRY, (f, leaf) => /libc/.test(leaf.dso) && SYSCALL_WRAPPERS.test(leaf.sym)],
   ['native addon', (f, leaf) => /synfin|\.node$/.test(leaf.dso)],
   ['libc/libuv', (f, leaf) => /libc|libuv|ld-linux/.test(leaf.dso)],
   ['node/V8 runtime', (f, leaf) => /node$/.test(leaf.dso)],

@@ -35,6 +35,9 @@ const { values: opt } = parseArgs({
     perf: { type: 'boolean', default: false },
     'keep-perf': { type: 'boolean', default: false },
     strace: { type: 'boolean', default: false },
+    measures: { type: 'string', default: 'cpu,syscalls,packets' },
+    ab: { type: 'string' },
+    rounds: { type: 'string', default: '1' },
     out: { type: 'string' },
   },
 });
@@ -201,29 +204,15 @@ try {
   const nginx = await startNginx(topo);
   const redisd = await startRedis(topo);
   try {
-    for (const name of opt.only.split(',')) {
-      const w = WORKLOADS[name];
-      for (const p of opt.paths.split(',')) {
-        await withPath(ctx, p, { name: `floor-${name}` }, async (relay, ep) => {
-          await w.run(ep, 1);
-          const row = { cpu: await cpuRun(relay, w, ep) };
-          log(`${name} ${p}: ${row.cpu.cpuUsPerReq.toFixed(2)} µs CPU/req (${row.cpu.reqs} requests)`);
-          row.syscalls = await syscallRun(relay, w, ep);
-          log(`  syscalls/req ${row.syscalls.total.toFixed(3)}: ${fmtObj(row.syscalls.perReq)}`);
-          row.packets = await packetRun(topo, p, w, ep);
-          for (const [leg, v] of Object.entries(row.packets.legs)) log(`  packets/req ${leg}: ${fmtObj(v)}`);
-          if (opt.strace) {
-            row.strace = await straceRun(relay, p, w, ep, name);
-            log(`  strace (the relay's system calls in order, 1 s): ${row.strace.file}`);
-          }
-          if (opt.perf) {
-            row.perf = await perfRun(relay, p, w, ep, name);
-            log(`  perf categories (% of samples): ${fmtObj(row.perf.categories.percent)}`);
-          }
-          results.rows[`${name}/${p}`] = row;
-        });
+    if (opt.ab !== undefined) await abRounds(ctx);
+    else
+      for (const name of opt.only.split(',')) {
+        for (const p of opt.paths.split(',')) {
+          await withPath(ctx, p, { name: `floor-${name}` }, async (relay, ep) => {
+            results.rows[`${name}/${p}`] = await measureAll(relay, p, name, ep);
+          });
+        }
       }
-    }
   } finally {
     await nginx.stop();
     await redisd.stop();
@@ -233,6 +222,71 @@ try {
   fs.writeFileSync(path.join(outDir, 'floor.json'), JSON.stringify(results, null, 2) + '\n');
   cleanup();
   log(`results in ${outDir}`);
+}
+
+/** Every selected measure of workload `name` on one relay. */
+async function measureAll(relay, p, name, ep) {
+  const w = WORKLOADS[name];
+  const measures = new Set(opt.measures.split(','));
+  await w.run(ep, 1);
+  const row = { cpu: await cpuRun(relay, w, ep) };
+  log(`${name} ${p}: ${row.cpu.cpuUsPerReq.toFixed(2)} µs CPU/req (${row.cpu.reqs} requests)`);
+  if (measures.has('syscalls')) {
+    row.syscalls = await syscallRun(relay, w, ep);
+    log(`  syscalls/req ${row.syscalls.total.toFixed(3)}: ${fmtObj(row.syscalls.perReq)}`);
+  }
+  if (measures.has('packets')) {
+    row.packets = await packetRun(topo, p, w, ep);
+    for (const [leg, v] of Object.entries(row.packets.legs)) log(`  packets/req ${leg}: ${fmtObj(v)}`);
+  }
+  if (opt.strace) {
+    row.strace = await straceRun(relay, p, w, ep, name);
+    log(`  strace (the relay's system calls in order, 1 s): ${row.strace.file}`);
+  }
+  if (opt.perf) {
+    row.perf = await perfRun(relay, p, w, ep, name);
+    log(`  perf categories (% of samples): ${fmtObj(row.perf.categories.percent)}`);
+  }
+  return row;
+}
+
+/**
+ * --ab NAME=DIST,NAME=DIST --rounds N: synfin builds take turns (order rotated each round), each
+ * workload on a fresh synfin per build and round; medians of CPU per request (and of the other
+ * measures selected) per build.
+ */
+async function abRounds(ctx) {
+  const variants = opt.ab.split(',').map((v) => {
+    const [name, dir] = v.split('=');
+    return { name, dist: path.resolve(dir) };
+  });
+  const rounds = Number(opt.rounds);
+  const samples = {};
+  for (let r = 0; r < rounds; r++) {
+    for (const name of opt.only.split(',')) {
+      const order = variants.map((_, i) => variants[(i + r) % variants.length]);
+      for (const v of order) {
+        await withPath({ ...ctx, dist: v.dist }, 'synfin', { name: `floor-${name}-${v.name}` }, async (relay, ep) => {
+          log(`round ${r + 1} ${v.name}:`);
+          const row = await measureAll(relay, 'synfin', name, ep);
+          ((samples[name] ??= {})[v.name] ??= []).push(row);
+        });
+      }
+    }
+  }
+  const med = (xs) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  };
+  for (const [name, byVariant] of Object.entries(samples)) {
+    for (const [v, rows] of Object.entries(byVariant)) {
+      const cpu = rows.map((x) => x.cpu.cpuUsPerReq);
+      const sys = rows.filter((x) => x.syscalls).map((x) => x.syscalls.total);
+      const summary = { cpuUsPerReqMedian: med(cpu), cpuUsPerReq: cpu, syscallsPerReqMedian: sys.length ? med(sys) : null };
+      results.rows[`${name}/${v}`] = { summary, rows };
+      log(`${name} ${v}: CPU µs/req median ${summary.cpuUsPerReqMedian.toFixed(2)} (${cpu.map((c) => c.toFixed(2)).join(' ')})${sys.length ? `; syscalls/req median ${summary.syscallsPerReqMedian.toFixed(2)}` : ''}`);
+    }
+  }
 }
 
 function fmtObj(o) {

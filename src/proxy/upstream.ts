@@ -20,6 +20,9 @@
  * when the socket reports room (EPOLLOUT). Bytes queued here keep the app's window closed (the
  * pipe reopens it as they leave), so a slow destination shrinks the window, not our memory.
  */
+// Imported, not the global: `globalThis.Buffer` is an accessor in Node.js, read through its
+// getter on every use (Buffer.allocUnsafe per small read).
+import { Buffer } from 'node:buffer';
 import { getSystemErrorName } from 'node:util';
 import { loadAddon, type NativeAddon, type NativeUpstreamPoller } from '../native/addon.js';
 import type { Clock } from '../stack/clock.js';
