@@ -198,7 +198,8 @@ process.on('SIGINT', () => {
 const results = { date: new Date().toISOString(), dist, seconds, load: fs.readFileSync('/proc/loadavg', 'utf8').trim(), rows: {} };
 try {
   topo.create();
-  const nodeArgs = opt.perf ? '--perf-basic-prof' : '';
+  // --perf-basic-prof also starts V8's log: keep it out of the working directory.
+  const nodeArgs = opt.perf ? '--perf-basic-prof --no-logfile-per-isolate --logfile=/dev/null' : '';
   process.env.SYNFIN_BENCH_NODE_ARGS = `${process.env.SYNFIN_BENCH_NODE_ARGS ?? ''} ${nodeArgs}`;
   const ctx = { topo, dist, log, cpuProfDir: undefined };
   const nginx = await startNginx(topo);
