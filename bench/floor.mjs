@@ -45,7 +45,11 @@ const seconds = Number(opt.seconds);
 const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, 'Z');
 const outDir = path.resolve(opt.out ?? path.join(REPO, 'bench', 'results', `floor-${stamp}`));
 fs.mkdirSync(outDir, { recursive: true });
-const dist = opt.dist ?? workingTreeDist(REPO).dist;
+const dist = path.resolve(opt.dist ?? workingTreeDist(REPO).dist);
+if (opt.ab !== undefined) opt.ab = opt.ab.split(',').map((v) => v.replace(/=(.*)$/, (_, d) => `=${path.resolve(d)}`)).join(',');
+// The relays run in the output directory: --perf-basic-prof also writes V8's isolate-*.log
+// into the working directory.
+process.chdir(outDir);
 const log = (s) => process.stderr.write(s + '\n');
 
 /** The workloads: a client run of about `secs` seconds that resolves the number of requests done. */
@@ -198,8 +202,7 @@ process.on('SIGINT', () => {
 const results = { date: new Date().toISOString(), dist, seconds, load: fs.readFileSync('/proc/loadavg', 'utf8').trim(), rows: {} };
 try {
   topo.create();
-  // --perf-basic-prof also starts V8's log: keep it out of the working directory.
-  const nodeArgs = opt.perf ? '--perf-basic-prof --no-logfile-per-isolate --logfile=/dev/null' : '';
+  const nodeArgs = opt.perf ? '--perf-basic-prof' : '';
   process.env.SYNFIN_BENCH_NODE_ARGS = `${process.env.SYNFIN_BENCH_NODE_ARGS ?? ''} ${nodeArgs}`;
   const ctx = { topo, dist, log, cpuProfDir: undefined };
   const nginx = await startNginx(topo);

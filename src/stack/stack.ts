@@ -345,6 +345,8 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
   private batchOpen = false;
   /** Between openBatch() and closeBatch(): the flush at closeBatch() sends what is due. */
   private eventBatchOpen = false;
+  /** flushSoon() was called during the open event batch: closeBatch() flushes. */
+  private eventBatchFlush = false;
   private stopped = false;
 
   constructor(opts: StackOptions) {
@@ -596,7 +598,11 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
     this.flush();
   };
   flushSoon(): void {
-    if (this.flushScheduled || this.flushing || this.eventBatchOpen) return;
+    if (this.eventBatchOpen) {
+      this.eventBatchFlush = true;
+      return;
+    }
+    if (this.flushScheduled || this.flushing) return;
     this.flushScheduled = true;
     setImmediate(this.flushSoonBound);
   }
@@ -614,7 +620,11 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
   /** EventBatchSink: the poll's events are handled; send what they made due. */
   closeBatch(): void {
     this.eventBatchOpen = false;
-    if (this.dirtyList.length > 0 || this.afterFlushList.length > 0) this.flushNow();
+    // Whatever asked for a flush: a connection woken, an after-flush task, or a segment written
+    // to the link directly (rejectPending's RST to a refused SYN, which no dispatch would send).
+    if (!this.eventBatchFlush) return;
+    this.eventBatchFlush = false;
+    this.flushNow();
   }
 
   /**

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { UpstreamSockets, type EventBatchSink, type UpstreamHandler, type UpstreamSocket } from '../../src/proxy/upstream.js';
 import { TcpFlag } from '../../src/wire/segment.js';
-import { stackHarness } from './stack-harness.js';
+import { APP_ISN, appPacket, stackHarness } from './stack-harness.js';
 import { dial, until } from '../proxy/upstream-harness.js';
 
 const nextTurn = () => new Promise((r) => setImmediate(r));
@@ -52,6 +52,26 @@ describe('a batch of upstream events', () => {
     const sent = h.link.take();
     expect(sent).toHaveLength(1);
     expect(sent[0]!.seg.flags & TcpFlag.PSH).toBeTruthy();
+  });
+
+  it('a refusal written during the batch (RST to a pending SYN) is handed to the device when the batch closes', () => {
+    const h = stackHarness();
+    h.send(appPacket({ seq: APP_ISN, flags: TcpFlag.SYN, srcPort: 40003 }));
+    const req = h.syns.shift()!;
+    let flushes = 0;
+    const txFlush = h.link.txFlush.bind(h.link);
+    h.link.txFlush = () => {
+      flushes++;
+      txFlush();
+    };
+    h.stack.openBatch();
+    h.stack.rejectPending(req, 'refused', 'upstream_refused');
+    expect(flushes).toBe(0);
+    h.stack.closeBatch();
+    expect(flushes).toBe(1);
+    const sent = h.link.take();
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.seg.flags & TcpFlag.RST).toBeTruthy();
   });
 
   it('a batch that made nothing due sends nothing', () => {
