@@ -169,6 +169,9 @@ async function straceRun(relay, p, w, ep, name) {
   await sleep(1000);
   await st.stop('SIGINT', 5000);
   await running;
+  // The first 400 calls are enough to read a few requests' sequences by eye.
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  fs.writeFileSync(file, lines.slice(0, 400).join('\n') + '\n');
   return { file };
 }
 
