@@ -5,7 +5,7 @@
 // segment to the app's socket in synfin's own system call; a veth write may run the receiver's
 // softirq in the writer's context too) is its own category.
 //
-//   perf script -i perf.data -F comm,tid,ip,sym,dso | node bench/floor-categories.mjs synfin
+//   perf script -i perf.data -F comm,tid,ip,sym,dso | node bench/request-floor-categories.mjs synfin
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 

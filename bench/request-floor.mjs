@@ -4,10 +4,10 @@
 // system calls per request by name (bpftrace on the relay's pid), packets per request on both
 // legs (tcpdump: data segments and pure ACKs, each direction) and, with --perf, a perf profile
 // of the relay (kernel and, for synfin, JavaScript names through --perf-basic-prof) summarized by
-// category (bench/floor-categories.mjs).
+// category (bench/request-floor-categories.mjs).
 //
-//   sudo node bench/floor.mjs [--dist DIR] [--paths haproxy,synfin] [--only http,redis1,redis16]
-//                             [--seconds 5] [--perf] [--out bench/results/floor-<date>]
+//   sudo node bench/request-floor.mjs [--dist DIR] [--paths haproxy,synfin] [--only http,redis1,redis16]
+//                             [--seconds 5] [--perf] [--out bench/results/request-floor-<date>]
 //
 // Each workload runs on each path with a fresh relay: a warm-up, then one run per measure
 // (CPU alone, then under bpftrace, then under tcpdump, then under perf), so that no measure's
@@ -23,7 +23,7 @@ import { withPath } from './lib/relays.js';
 import { Daemon, killAllDaemons, run, sleep } from './lib/proc.js';
 import { workingTreeDist } from './lib/snapshot.js';
 import { wrk } from './lib/workloads.js';
-import { categorize } from './floor-categories.mjs';
+import { categorize } from './request-floor-categories.mjs';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -43,7 +43,7 @@ const { values: opt } = parseArgs({
 });
 const seconds = Number(opt.seconds);
 const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, 'Z');
-const outDir = path.resolve(opt.out ?? path.join(REPO, 'bench', 'results', `floor-${stamp}`));
+const outDir = path.resolve(opt.out ?? path.join(REPO, 'bench', 'results', `request-floor-${stamp}`));
 fs.mkdirSync(outDir, { recursive: true });
 const dist = path.resolve(opt.dist ?? workingTreeDist(REPO).dist);
 if (opt.ab !== undefined) opt.ab = opt.ab.split(',').map((v) => v.replace(/=(.*)$/, (_, d) => `=${path.resolve(d)}`)).join(',');

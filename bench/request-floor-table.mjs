@@ -1,12 +1,12 @@
 #!/usr/bin/env node
-// The tables of BENCHMARKS.md "The floor of a small request" from bench/floor.mjs results:
+// The tables of BENCHMARKS.md "The floor of a small request" from bench/request-floor.mjs results:
 // system calls and packets per request, and the perf categories as µs per request. The
 // categories that only a loaded machine has (preemption, other tools' syscall tracepoints) are
 // left out and the rest scaled to 100 %; µs are those shares times a CPU per request given per
 // workload and relay (--cpu, e.g. the quiet fair run's: http:haproxy=16.0,http:synfin=21.6), or
 // else the one measured in the same run.
 //
-//   node bench/floor-table.mjs bench/results/floor-*/floor.json [--cpu http:haproxy=16.0,...]
+//   node bench/request-floor-table.mjs bench/results/request-floor-*/floor.json [--cpu http:haproxy=16.0,...]
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 

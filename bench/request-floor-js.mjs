@@ -6,9 +6,9 @@
 // `--batch` connections' requests per TUN batch, then their responses as one batch of upstream
 // events; process CPU (process.cpuUsage) per request. Builds take turns round by round, in one
 // process, so a loaded machine slows them alike; medians are compared. What this leaves out is
-// the native side (the addon's calls and the system calls), which bench/floor.mjs measures.
+// the native side (the addon's calls and the system calls), which bench/request-floor.mjs measures.
 //
-//   node bench/floor-js.mjs --ab base=/tmp/base/dist,head=dist [--rounds 7] [--requests 200000]
+//   node bench/request-floor-js.mjs --ab base=/tmp/base/dist,head=dist [--rounds 7] [--requests 200000]
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
