@@ -126,6 +126,8 @@ export class UpstreamForwarder implements Forwarder {
 
   attach(stack: Stack): void {
     this.stack = stack;
+    // The responses one poll of the upstream sockets brings go to the app in one flush.
+    this.upstream.batchSink = stack;
   }
 
   get dialsInFlight(): number {

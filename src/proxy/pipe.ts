@@ -329,8 +329,9 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
     if (flushed > this.consumed) {
       const n = flushed - this.consumed;
       this.consumed = flushed;
-      conn.consume(n, this.opts.clock.now());
-      this.sendSoon(conn);
+      // Most of the time the window update is not worth a segment of its own yet (RFC 9293
+      // §3.8.6.2.2): then the connection has nothing to send and is not dispatched again.
+      if (conn.consume(n, this.opts.clock.now())) this.sendSoon(conn);
     }
   }
 

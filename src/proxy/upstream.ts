@@ -20,6 +20,9 @@
  * when the socket reports room (EPOLLOUT). Bytes queued here keep the app's window closed (the
  * pipe reopens it as they leave), so a slow destination shrinks the window, not our memory.
  */
+// Imported, not the global: `globalThis.Buffer` is an accessor in Node.js, read through its
+// getter on every use (Buffer.allocUnsafe per small read).
+import { Buffer } from 'node:buffer';
 import { getSystemErrorName } from 'node:util';
 import { loadAddon, type NativeAddon, type NativeUpstreamPoller } from '../native/addon.js';
 import type { Clock } from '../stack/clock.js';
@@ -45,6 +48,16 @@ export interface UpstreamHandler {
   onUpstreamClose(): void;
   /** Nothing was read or written for the idle timeout. */
   onUpstreamIdle(): void;
+}
+
+/**
+ * Told when the events of one poll begin and end (the stack): what the handlers make due in
+ * between (responses, window updates) goes to the app in one flush at the end, in this turn of
+ * the event loop, rather than from a setImmediate queued by the first of them.
+ */
+export interface EventBatchSink {
+  openBatch(): void;
+  closeBatch(): void;
 }
 
 // epoll(7) event bits (include/uapi/linux/eventpoll.h).
@@ -445,6 +458,8 @@ export class UpstreamSockets {
   private readonly onEventsBound = (count: number): void => this.onEvents(count);
 
   readonly budget: MemoryBudget | null;
+  /** Hears of each poll's events beginning and ending (the stack, once attached). */
+  batchSink: EventBatchSink | null = null;
 
   constructor(private readonly opts: UpstreamSocketsOptions) {
     this.budget = opts.budget ?? null;
@@ -498,11 +513,17 @@ export class UpstreamSockets {
   private onEvents(count: number): void {
     const ev = this.events;
     const table = this.table;
-    for (let i = 0; i < count; i++) {
-      const socket = table[ev[3 * i]!];
-      // A socket closed earlier in this batch (its slot empty, or taken again by a new one).
-      if (socket == null || socket.generation !== ev[3 * i + 1]) continue;
-      socket.onEvent(ev[3 * i + 2]!);
+    const sink = this.batchSink;
+    sink?.openBatch();
+    try {
+      for (let i = 0; i < count; i++) {
+        const socket = table[ev[3 * i]!];
+        // A socket closed earlier in this batch (its slot empty, or taken again by a new one).
+        if (socket == null || socket.generation !== ev[3 * i + 1]) continue;
+        socket.onEvent(ev[3 * i + 2]!);
+      }
+    } finally {
+      sink?.closeBatch();
     }
   }
 

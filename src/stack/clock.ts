@@ -2,6 +2,10 @@
  * The stack's notion of time: milliseconds as a float, monotonic. Injected everywhere so tests
  * drive time by hand; only the real clock reads the process timer.
  */
+// Imported, not the global: in Node.js `globalThis.performance` (like `Buffer`) is an accessor, so
+// every read of the global calls its getter (a LoadGlobalIC the optimizer cannot fold away).
+import { performance } from 'node:perf_hooks';
+
 export interface Clock {
   now(): number;
 }

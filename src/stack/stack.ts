@@ -343,6 +343,10 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
   private flushing = false;
   /** input() was called and the flush that ends its batch has not started yet. */
   private batchOpen = false;
+  /** Between openBatch() and closeBatch(): the flush at closeBatch() sends what is due. */
+  private eventBatchOpen = false;
+  /** flushSoon() was called during the open event batch: closeBatch() flushes. */
+  private eventBatchFlush = false;
   private stopped = false;
 
   constructor(opts: StackOptions) {
@@ -594,9 +598,33 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
     this.flush();
   };
   flushSoon(): void {
+    if (this.eventBatchOpen) {
+      this.eventBatchFlush = true;
+      return;
+    }
     if (this.flushScheduled || this.flushing) return;
     this.flushScheduled = true;
     setImmediate(this.flushSoonBound);
+  }
+
+  /**
+   * EventBatchSink: the upstream sockets' events of one poll begin. What their handlers make due
+   * (flushSoon, runAfterFlush) waits for closeBatch(), which flushes once for all of them in this
+   * turn: no setImmediate turn per poll (its callback costs about as much as a small flush), and
+   * the responses of several connections leave in one batch of writes.
+   */
+  openBatch(): void {
+    this.eventBatchOpen = true;
+  }
+
+  /** EventBatchSink: the poll's events are handled; send what they made due. */
+  closeBatch(): void {
+    this.eventBatchOpen = false;
+    // Whatever asked for a flush: a connection woken, an after-flush task, or a segment written
+    // to the link directly (rejectPending's RST to a refused SYN, which no dispatch would send).
+    if (!this.eventBatchFlush) return;
+    this.eventBatchFlush = false;
+    this.flushNow();
   }
 
   /**

@@ -888,9 +888,13 @@ export class TcpConn implements ConnIdentity {
     this.toClosed(now);
   }
 
-  /** The owner forwarded `n` delivered bytes: they leave the receive buffer (window update). */
-  consume(n: number, now: number): void {
-    if (n <= 0) return;
+  /**
+   * The owner forwarded `n` delivered bytes: they leave the receive buffer (window update).
+   * Returns true when that made a segment due (a window update, now or by the delayed ACK):
+   * only then does the connection need a dispatch.
+   */
+  consume(n: number, now: number): boolean {
+    if (n <= 0) return false;
     this.rcv.consume(n);
     const st = this.state;
     if (
@@ -906,8 +910,11 @@ export class TcpConn implements ConnIdentity {
       // proxy passes on would otherwise cost a packet of their own on every short connection.
       this.oweAck(0, this.rcv.advertisedWindow, now);
       this.dirty = true;
+      this.lastActivityAt = now;
+      return true;
     }
     this.lastActivityAt = now;
+    return false;
   }
 
   /** The compact TIME-WAIT record for the stack to keep instead of this object. */

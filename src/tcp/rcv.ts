@@ -187,7 +187,8 @@ export class Receiver {
 
   /** The largest window we can express: min(buffer, 65535 × 2^shift). */
   get maxWindow(): number {
-    const field = MAX_FIELD * 2 ** this.shift;
+    // 1 << shift, not 2 ** shift: a variable exponent is a call to pow() per segment (shift ≤ 14).
+    const field = MAX_FIELD * (1 << this.shift);
     return this.bufBytes < field ? this.bufBytes : field;
   }
 
@@ -326,15 +327,15 @@ export class Receiver {
     const cur = this.advertisedWindow;
     let wnd = avail;
     if (wnd - cur < this.swsThreshold) wnd = cur;
-    const shift = this.shift;
-    let field = Math.floor(wnd / 2 ** shift);
-    if (field * 2 ** shift < cur && (field + 1) * 2 ** shift <= avail + 2 ** shift - 1) field++;
+    const unit = 1 << this.shift;
+    let field = Math.floor(wnd / unit);
+    if (field * unit < cur && (field + 1) * unit <= avail + unit - 1) field++;
     return field < MAX_FIELD ? field : MAX_FIELD;
   }
 
   /** Record that a segment carrying window field `field` and ACK = RCV.NXT went out. */
   commitWindow(field: number): void {
-    this.advEdge = seqAdd(this.nxt, field * 2 ** this.shift);
+    this.advEdge = seqAdd(this.nxt, field * (1 << this.shift));
     if (seqGt(this.advEdge, this.maxEdge)) this.maxEdge = this.advEdge;
     this.lastAckSent = this.nxt;
   }

@@ -274,7 +274,8 @@ export class Sender {
   ack(seg: Segment, now: number, tsEnabled: boolean, tsNow: number, createdAt: number): number {
     const ack = seg.ack;
     let result = 0;
-    const wndBytes = seg.window * 2 ** this.shift;
+    // 1 << shift (≤ 14, RFC 7323 §2.3), not 2 ** shift: that is a call to pow() per ACK.
+    const wndBytes = seg.window * (1 << this.shift);
     const opts = seg.options;
 
     // RFC 5681 §2 DUPLICATE ACKNOWLEDGMENT (a)-(e), before the window is updated.

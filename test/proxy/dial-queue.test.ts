@@ -39,6 +39,8 @@ describe('the forwarder dial queue', () => {
       dropPendingQuietly() {},
       wake() {},
       flushSoon() {},
+      openBatch() {},
+      closeBatch() {},
       runAfterFlush() {},
     } as unknown as Stack;
     proxy.attach(stack);

@@ -46,6 +46,8 @@ function proxyTo(target: Target, upstreamBind?: string): { proxy: UpstreamForwar
     dropPendingQuietly() {},
     wake() {},
     flushSoon() {},
+    openBatch() {},
+    closeBatch() {},
     runAfterFlush: (p: Pipe) => p.afterFlush(),
     linkHoldsNoViews: true,
   } as unknown as Stack;

@@ -95,6 +95,8 @@ function proxyWith(policy: DestinationPolicy) {
     dropPendingQuietly() {},
     wake() {},
     flushSoon() {},
+    openBatch() {},
+    closeBatch() {},
     runAfterFlush() {},
     linkHoldsNoViews: true,
   } as unknown as Stack;

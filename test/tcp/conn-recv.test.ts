@@ -199,6 +199,15 @@ describe('the receive window (RFC 9293 §3.8.6.2.2)', () => {
     expect(recv(t.conn, 0)).toEqual([out({ ack: r(4001), window: 1000 })]);
   });
 
+  it('consume() says whether it made a segment due: only a window update worth sending needs a dispatch', () => {
+    const t = zeroWindow();
+    expect(t.conn.consume(999, 0)).toBe(false);
+    expect(t.conn.pollAt()).toBeGreaterThan(0);
+    expect(t.conn.consume(1, 0)).toBe(true);
+    expect(t.conn.pollAt()).toBe(0);
+    expect(t.conn.consume(0, 0)).toBe(false);
+  });
+
   it('RFC 9293 §3.8.6.2.2: receiver SWS avoidance holds the right edge until it can move by min(MSS, buffer/2)', () => {
     const t = zeroWindow();
     t.conn.consume(500, 0);

@@ -1,0 +1,121 @@
+/**
+ * The upstream sockets' events of one poll form a batch (Stack.openBatch/closeBatch, issue 24):
+ * what their handlers make due goes to the app in one flush when the batch closes, in the same
+ * turn of the event loop, not from a setImmediate queued by the first of them.
+ */
+import net from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { UpstreamSockets, type EventBatchSink, type UpstreamHandler, type UpstreamSocket } from '../../src/proxy/upstream.js';
+import { TcpFlag } from '../../src/wire/segment.js';
+import { APP_ISN, appPacket, stackHarness } from './stack-harness.js';
+import { dial, until } from '../proxy/upstream-harness.js';
+
+const nextTurn = () => new Promise((r) => setImmediate(r));
+
+describe('a batch of upstream events', () => {
+  it('responses written to two connections during the batch leave together when it closes, in the same turn', async () => {
+    const h = stackHarness();
+    const a = h.establish({ srcPort: 40001 });
+    const b = h.establish({ srcPort: 40002 });
+    h.link.take();
+    h.stack.openBatch();
+    for (const { conn } of [a, b]) {
+      conn.write(Buffer.from('response'));
+      // What the pipe does for each response (Pipe.sendSoon).
+      h.stack.wake(conn);
+      h.stack.flushSoon();
+    }
+    expect(h.link.sent).toHaveLength(0);
+    let ran = 0;
+    h.stack.runAfterFlush({ afterFlushQueued: false, afterFlush: () => ran++ });
+    h.stack.closeBatch();
+    const sent = h.link.take();
+    expect(sent.map((p) => [p.flow.dstPort, p.seg.payload.toString()])).toEqual([
+      [40001, 'response'],
+      [40002, 'response'],
+    ]);
+    expect(ran).toBe(1);
+    // Nothing was left for a setImmediate flush: the next turn sends nothing more.
+    await nextTurn();
+    expect(h.link.take()).toHaveLength(0);
+  });
+
+  it('outside a batch, flushSoon still sends on the next turn', async () => {
+    const h = stackHarness();
+    const { conn } = h.establish();
+    h.link.take();
+    conn.write(Buffer.from('late'));
+    h.stack.wake(conn);
+    h.stack.flushSoon();
+    expect(h.link.sent).toHaveLength(0);
+    await nextTurn();
+    const sent = h.link.take();
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.seg.flags & TcpFlag.PSH).toBeTruthy();
+  });
+
+  it('a refusal written during the batch (RST to a pending SYN) is handed to the device when the batch closes', () => {
+    const h = stackHarness();
+    h.send(appPacket({ seq: APP_ISN, flags: TcpFlag.SYN, srcPort: 40003 }));
+    const req = h.syns.shift()!;
+    let flushes = 0;
+    const txFlush = h.link.txFlush.bind(h.link);
+    h.link.txFlush = () => {
+      flushes++;
+      txFlush();
+    };
+    h.stack.openBatch();
+    h.stack.rejectPending(req, 'refused', 'upstream_refused');
+    expect(flushes).toBe(0);
+    h.stack.closeBatch();
+    expect(flushes).toBe(1);
+    const sent = h.link.take();
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.seg.flags & TcpFlag.RST).toBeTruthy();
+  });
+
+  it('a batch that made nothing due sends nothing', () => {
+    const h = stackHarness();
+    h.establish();
+    h.link.take();
+    h.stack.openBatch();
+    h.stack.closeBatch();
+    expect(h.link.take()).toHaveLength(0);
+  });
+
+  it('the upstream sockets open the batch before the first handler of a poll and close it after the last', async () => {
+    const server = net.createServer((s) => s.end('hi'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    const sockets = new UpstreamSockets({ clock: { now: () => Date.now() }, idleTimeoutMs: 0 });
+    const log: string[] = [];
+    const sink: EventBatchSink = { openBatch: () => log.push('open'), closeBatch: () => log.push('close') };
+    try {
+      const socket: UpstreamSocket = await dial(sockets, port);
+      sockets.batchSink = sink;
+      let ended = false;
+      const handler: UpstreamHandler = {
+        onUpstreamConnect() {},
+        onUpstreamConnectFailed() {},
+        onUpstreamData: (c) => log.push(`data ${c.toString()}`),
+        onUpstreamEnd: () => ((ended = true), log.push('end')),
+        onUpstreamError() {},
+        onUpstreamDrain() {},
+        onUpstreamClose() {},
+        onUpstreamIdle() {},
+      };
+      socket.handler = handler;
+      socket.resume();
+      await until('the end of the stream', () => ended, 5000);
+      socket.destroy();
+      const first = log.indexOf('data hi');
+      expect(first).toBeGreaterThan(0);
+      expect(log[first - 1]).toBe('open');
+      expect(log.at(-1)).toBe('close');
+      expect(log.filter((e) => e === 'open').length).toBe(log.filter((e) => e === 'close').length);
+    } finally {
+      sockets.close();
+      server.close();
+    }
+  });
+});
