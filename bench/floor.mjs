@@ -45,9 +45,15 @@ const only = new Set(opt.only.split(','));
 // A relay is `haproxy`, `synfin` (this tree's dist/, or --dist) or NAME=DIR (synfin compiled in DIR, e.g. an older build).
 const relays = opt.relay.split(',').map((r) => r.trim());
 const REPO = path.resolve(BENCH_DIR, '..');
+const CWD = process.cwd();
 const dist = opt.dist !== undefined ? path.resolve(opt.dist) : workingTreeDist(REPO).dist;
 const log = (s) => process.stdout.write(s + '\n');
 const tmp = fs.mkdtempSync('/tmp/sfb-floor-');
+// synfin's JS functions by name in perf's samples (/tmp/perf-PID.map); the V8 log files that
+// come with it land in the temporary directory (the relays start in it), not in the tree.
+process.env.SYNFIN_BENCH_NODE_ARGS = `${process.env.SYNFIN_BENCH_NODE_ARGS ?? ''} --perf-basic-prof`;
+const outArg = opt.out !== undefined ? path.resolve(opt.out) : undefined;
+process.chdir(tmp);
 
 const topo = new Topology();
 process.on('exit', () => {
@@ -68,9 +74,8 @@ function endpoint(relay) {
 
 async function startRelay(relay) {
   if (relay === 'haproxy') return new Haproxy(topo).start();
-  process.env.SYNFIN_BENCH_NODE_ARGS = `${process.env.SYNFIN_BENCH_NODE_ARGS ?? ''} --perf-basic-prof --no-logfile-per-isolate --logfile=/dev/null`;
   const eq = relay.indexOf('=');
-  return new SynfinProcess(topo, { dist: eq > 0 ? path.resolve(relay.slice(eq + 1)) : dist, name: relay, mtu: 1500 }).start();
+  return new SynfinProcess(topo, { dist: eq > 0 ? path.resolve(CWD, relay.slice(eq + 1)) : dist, name: relay, mtu: 1500 }).start();
 }
 
 async function load(ep, secs, c = conc) {
@@ -91,11 +96,19 @@ function background(file, args, { ns } = {}) {
   return { child, stop: async () => (process.kill(child.pid, 'SIGINT'), done) };
 }
 
+/** utime and stime of process `pid` so far (all threads), ms: user space and the kernel (system calls, softirqs run in them, page faults). */
+function userSystemMs(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return [Number(f[11]) * 10, Number(f[12]) * 10];
+}
+
 async function cpu(relay, r, ep) {
-  const c0 = procCpuMs(r.pid);
+  const [u0, s0] = userSystemMs(r.pid);
   const res = await load(ep, seconds);
-  const c1 = procCpuMs(r.pid);
-  return { conns: res.ok, rate: res.rate, failed: res.failed, cpuMs: c1 - c0, usPerConn: ((c1 - c0) * 1000) / res.ok };
+  const [u1, s1] = userSystemMs(r.pid);
+  const per = (ms) => +((ms * 1000) / res.ok).toFixed(1);
+  return { conns: res.ok, rate: res.rate, failed: res.failed, cpuMs: u1 - u0 + s1 - s0, usPerConn: per(u1 - u0 + s1 - s0), userUsPerConn: per(u1 - u0), systemUsPerConn: per(s1 - s0) };
 }
 
 async function syscalls(relay, r, ep) {
@@ -255,7 +268,7 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 results.loadAfter = fs.readFileSync('/proc/loadavg', 'utf8').trim();
-const outFile = opt.out ?? path.join(RESULTS_DIR, `floor-${results.date.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.json`);
+const outFile = outArg ?? path.join(RESULTS_DIR, `floor-${results.date.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.json`);
 fs.writeFileSync(outFile, JSON.stringify(results, null, 1) + '\n');
 log(`wrote ${outFile}`);
 await server.stop();
