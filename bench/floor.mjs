@@ -7,10 +7,11 @@
 //   packets   packets per connection on the app leg (synfin's TUN device or haproxy's client veth)
 //             and on the upstream leg (the veth both relays dial out of), by flags, with the
 //             packets of one connection listed (tcpdump)
+//   systime   time inside each system call per connection (bpftrace sys_enter → sys_exit)
 //   perf      `perf record -g` of the relay (node with --perf-basic-prof for synfin's JS names),
 //             every sample attributed to one category by its call chain (see classify below)
 //
-//   sudo node bench/floor.mjs [--relay synfin,haproxy] [--seconds N] [--only cpu,syscalls,packets,perf] [--dist DIR] [--out FILE]
+//   sudo node bench/floor.mjs [--relay synfin,haproxy] [--seconds N] [--only cpu,syscalls,systime,packets,perf] [--dist DIR] [--out FILE]
 //
 // Each measure runs on its own stretch of load (tracing slows the relay, so the CPU figure comes
 // from a run with nothing attached). Writes JSON to --out (default bench/results/floor-<date>.json)
@@ -31,7 +32,7 @@ const { values: opt } = parseArgs({
   options: {
     relay: { type: 'string', default: 'synfin,haproxy' },
     seconds: { type: 'string', default: '5' },
-    only: { type: 'string', default: 'cpu,syscalls,packets,perf' },
+    only: { type: 'string', default: 'cpu,syscalls,systime,packets,perf' },
     dist: { type: 'string' },
     conc: { type: 'string', default: '50' },
     rounds: { type: 'string', default: '1' },
@@ -115,7 +116,7 @@ async function syscalls(relay, r, ep) {
   // One probe on raw_syscalls:sys_enter for every thread of the relay, keyed by number and by
   // whether the first argument is synfin's TUN descriptor (reads and writes of the device apart
   // from the upstream sockets').
-  const tunFd = relay === 'haproxy' ? -1 : fs.readdirSync(`/proc/${r.pid}/fd`).find((fd) => { try { return fs.readlinkSync(`/proc/${r.pid}/fd/${fd}`) === '/dev/net/tun'; } catch { return false; } }) ?? -1;
+  const tunFd = relay === 'haproxy' ? -1 : tunDescriptor(r.pid);
   const bt = background('bpftrace', ['-q', '-e', `tracepoint:raw_syscalls:sys_enter /pid == ${r.pid}/ { @[args->id, args->args[0] == ${tunFd}] = count(); }`]);
   await sleep(3000);
   const res = await load(ep, seconds);
@@ -129,6 +130,46 @@ async function syscalls(relay, r, ep) {
   const per = Object.fromEntries(Object.entries(by).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, +(v / res.ok).toFixed(3)]));
   const total = Object.values(by).reduce((a, b) => a + b, 0);
   return { conns: res.ok, total, perConn: +(total / res.ok).toFixed(2), byName: per };
+}
+
+/**
+ * Time inside each system call, summed by call (and TUN descriptor or not) over N connections:
+ * sys_enter to sys_exit of every thread of the relay (bpftrace). The calls are non-blocking, so
+ * this is CPU time in the kernel, softirqs run inside the call included, plus any preemption
+ * meanwhile on a loaded machine and the probes' own cost (~0.3-0.5 µs a call).
+ */
+async function systime(relay, r, ep) {
+  const tunFd = relay === 'haproxy' ? -1 : tunDescriptor(r.pid);
+  const prog = `tracepoint:raw_syscalls:sys_enter /pid == ${r.pid}/ { @s[tid] = nsecs; @id[tid] = args->id; @tun[tid] = args->args[0] == ${tunFd}; }
+tracepoint:raw_syscalls:sys_exit /pid == ${r.pid} && @s[tid] != 0/ { @t[@id[tid], @tun[tid]] = sum(nsecs - @s[tid]); @s[tid] = 0; }
+END { clear(@s); clear(@id); clear(@tun); }`;
+  const bt = background('bpftrace', ['-q', '-e', prog]);
+  await sleep(3000);
+  const c0 = procCpuMs(r.pid);
+  const res = await load(ep, seconds);
+  const c1 = procCpuMs(r.pid);
+  const { out } = await bt.stop();
+  const names = syscallNames();
+  const by = {};
+  for (const m of out.matchAll(/@t\[(\d+), (\d)\]: (\d+)/g)) {
+    const name = (names[m[1]] ?? `#${m[1]}`) + (m[2] === '1' ? ' (TUN)' : '');
+    by[name] = (by[name] ?? 0) + Number(m[3]) / 1000 / res.ok;
+  }
+  // Calls that wait (the event loop's poll, V8's workers' futexes): their time is mostly not CPU.
+  const blocking = (name) => /^(futex|epoll_wait|epoll_pwait|epoll_pwait2|nanosleep|clock_nanosleep|poll|ppoll|select)$/.test(name);
+  const total = Object.entries(by).reduce((a, [k, v]) => (blocking(k) ? a : a + v), 0);
+  for (const k of Object.keys(by)) if (blocking(k)) by[`${k} (waits)`] = by[k], delete by[k];
+  return { conns: res.ok, cpuUsPerConnTraced: +(((c1 - c0) * 1000) / res.ok).toFixed(1), inNonBlockingSyscallsUsPerConn: +total.toFixed(1), byName: Object.fromEntries(Object.entries(by).sort((a, b) => b[1] - a[1]).filter(([, v]) => v >= 0.05).map(([k, v]) => [k, +v.toFixed(2)])) };
+}
+
+function tunDescriptor(pid) {
+  return fs.readdirSync(`/proc/${pid}/fd`).find((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === '/dev/net/tun';
+    } catch {
+      return false;
+    }
+  }) ?? -1;
 }
 
 function syscallNames() {
@@ -255,9 +296,9 @@ for (let round = 0; round < rounds; round++) {
       const out = (results.relays[relay] ??= []);
       log(`— ${relay}, round ${round + 1} of ${rounds}`);
       const one = {};
-      for (const m of ['cpu', 'syscalls', 'packets', 'perf']) {
+      for (const m of ['cpu', 'syscalls', 'systime', 'packets', 'perf']) {
         if (!only.has(m)) continue;
-        one[m] = await { cpu, syscalls, packets, perf }[m](relay, r, ep);
+        one[m] = await { cpu, syscalls, systime, packets, perf }[m](relay, r, ep);
         log(`${relay} ${m}: ${JSON.stringify(one[m], null, m === 'cpu' ? 0 : 1)}`);
         await sleep(1000);
       }
