@@ -5,8 +5,8 @@
  * closed sockets, the idle timeout.
  */
 import net from 'node:net';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { UpstreamSockets } from '../../src/proxy/upstream.js';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { UpstreamSocket, UpstreamSockets } from '../../src/proxy/upstream.js';
 import { RecordingHandler, dial, until } from './upstream-harness.js';
 
 let sockets: UpstreamSockets;
@@ -82,6 +82,74 @@ describe('UpstreamSockets', () => {
     expect(h.received.equals(banner)).toBe(true);
     sock.end();
     await until('the close', () => h.log.includes('close'));
+  });
+
+  it('closes a socket whose server finished first with close(2) alone, and the server still gets a FIN, not a reset', async () => {
+    const banner = Buffer.from('hello');
+    let serverEnded = false;
+    let serverError: string | null = null;
+    const port = await server((s) => {
+      s.on('end', () => (serverEnded = true));
+      s.on('error', (e: NodeJS.ErrnoException) => (serverError = e.code ?? 'error'));
+      s.end(banner);
+    });
+    const h = new RecordingHandler();
+    const sock = await dial(sockets, port, h);
+    sock.resume();
+    await until('the end', () => h.log.includes('end'));
+    const shutdown = vi.spyOn(sockets.native, 'upstreamShutdown');
+    const close = vi.spyOn(sockets.native, 'upstreamClose');
+    try {
+      sock.end();
+      // The server's FIN was read: no shutdown(2) before the close(2), which sends our FIN.
+      expect(shutdown).not.toHaveBeenCalled();
+      expect(close).toHaveBeenCalledTimes(1);
+      expect(close.mock.calls[0]![1]).toBe(false);
+    } finally {
+      shutdown.mockRestore();
+      close.mockRestore();
+    }
+    await until('our FIN at the server', () => serverEnded || serverError !== null);
+    expect(serverError).toBeNull();
+    await until('the close', () => h.log.includes('close'));
+    expect(h.log).toEqual(['end', 'close']);
+    expect(h.received.equals(banner)).toBe(true);
+  });
+
+  it('still half-closes with shutdown(2) while the server has not finished', async () => {
+    const port = await server((s) => s.on('end', () => s.end('bye')));
+    const h = new RecordingHandler();
+    const sock = await dial(sockets, port, h);
+    sock.resume();
+    const shutdown = vi.spyOn(sockets.native, 'upstreamShutdown');
+    try {
+      sock.end();
+      expect(shutdown).toHaveBeenCalledTimes(1);
+    } finally {
+      shutdown.mockRestore();
+    }
+    await until('the close', () => h.log.includes('close'));
+    expect(h.received.toString()).toBe('bye');
+  });
+
+  it('takes a connect reported writable without error or hangup as complete without reading SO_ERROR, and reads it otherwise', () => {
+    const native = { upstreamSocketError: vi.fn(() => 111), upstreamClose: vi.fn(() => 0) };
+    const set = { native, release: vi.fn(), touch: vi.fn(), budget: null } as unknown as UpstreamSockets;
+    const words = new Uint32Array([0, 0, 0, 0x7f000001]);
+    const good = new RecordingHandler();
+    const ok = new UpstreamSocket(set, good, 4, words, 9);
+    ok.connected(100, false);
+    ok.onEvent(0x004); // EPOLLOUT
+    expect(native.upstreamSocketError).not.toHaveBeenCalled();
+    expect(good.log).toEqual(['connect']);
+    expect(ok.connecting).toBe(false);
+    const bad = new RecordingHandler();
+    const refused = new UpstreamSocket(set, bad, 4, words, 9);
+    refused.connected(101, false);
+    refused.onEvent(0x004 | 0x008 | 0x010); // EPOLLOUT | EPOLLERR | EPOLLHUP: what a refused connect reports
+    expect(native.upstreamSocketError).toHaveBeenCalledWith(101);
+    expect(bad.log).toEqual(['connect-failed ECONNREFUSED']);
+    expect(native.upstreamClose).toHaveBeenCalledWith(101, false);
   });
 
   it('stops reading when paused from a data report and goes on exactly where it stopped', async () => {
