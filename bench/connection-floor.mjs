@@ -14,7 +14,7 @@
 //   sudo node bench/connection-floor.mjs [--relay synfin,haproxy] [--seconds N] [--only cpu,syscalls,systime,packets,perf] [--dist DIR] [--out FILE]
 //
 // Each measure runs on its own stretch of load (tracing slows the relay, so the CPU figure comes
-// from a run with nothing attached). Writes JSON to --out (default bench/results/floor-<date>.json)
+// from a run with nothing attached). Writes JSON to --out (default bench/results/connection-floor-<date>.json)
 // and prints a summary.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -309,7 +309,7 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 results.loadAfter = fs.readFileSync('/proc/loadavg', 'utf8').trim();
-const outFile = outArg ?? path.join(RESULTS_DIR, `floor-${results.date.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.json`);
+const outFile = outArg ?? path.join(RESULTS_DIR, `connection-floor-${results.date.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.json`);
 fs.writeFileSync(outFile, JSON.stringify(results, null, 1) + '\n');
 log(`wrote ${outFile}`);
 await server.stop();
