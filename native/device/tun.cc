@@ -152,6 +152,18 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     }
     name_.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
 
+    // A queue attached to an existing multi-queue device gets the device's flags, not the ones
+    // asked for: a vnet header setting that differs would make every packet misread. Refuse it.
+    if (multiQueue) {
+      struct ifreq got;
+      memset(&got, 0, sizeof got);
+      if (ioctl(fd, TUNGETIFF, &got) < 0 || ((got.ifr_flags & IFF_VNET_HDR) != 0) != vnet) {
+        close(fd);
+        SystemError(env, EINVAL, "TUNSETIFF", name_ + " (its vnet header setting differs)").ThrowAsJavaScriptException();
+        return -1;
+      }
+    }
+
     if (vnet) {
       int sz = kVnetHdrLen;
       if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0) {

@@ -60,8 +60,9 @@ export interface TunOpenOptions {
   /**
    * Open the device with IFF_MULTI_QUEUE: this fd is one queue of it, and opening the same name
    * with multiQueue again attaches another queue (see Tun.openQueues). The kernel refuses
-   * (EINVAL) to mix: a device made without it cannot get a second queue, and the reverse.
-   * Default false: one queue, a second open of the name fails with EBUSY.
+   * (EINVAL) to mix: a device made without it cannot get a second queue, and the reverse; and a
+   * queue must ask for the vnetHdr setting the device has (the kernel would give it the device's
+   * silently: synfin refuses with EINVAL). Default false: one queue, a second open of the name fails with EBUSY.
    */
   multiQueue?: boolean;
   /** Network namespace the device's ip commands run in (`ip -n NS`); default: the current one. */

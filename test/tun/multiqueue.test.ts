@@ -95,7 +95,21 @@ describeIfTun('multi-queue TUN device', () => {
 
   it('a multi-queue device refuses a single-queue open of its name', () => {
     const queues = track(Tun.openQueues({ name: uniqueIfName('sfq') }, 1));
-    expect(() => Tun.open({ name: queues[0]!.name })).toThrow(/multi-queue setting differs/);
+    expect(() => Tun.open({ name: queues[0]!.name })).toThrow(/multi-queue/);
+  });
+
+  it('a queue asking for a vnet header setting other than the device has is refused', () => {
+    const queues = track(Tun.openQueues({ name: uniqueIfName('sfq'), vnetHdr: true }, 1));
+    let err: unknown;
+    try {
+      track([Tun.open({ name: queues[0]!.name, multiQueue: true, vnetHdr: false })]);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TunOpenError);
+    expect(((err as Error).cause as Error).message).toContain('its vnet header setting differs');
+    const more = track([Tun.open({ name: queues[0]!.name, multiQueue: true, vnetHdr: true })]);
+    expect(more[0]!.vnetHdr).toBe(true);
   });
 
   it('openQueues refuses a queue count outside one to the kernel maximum', () => {
