@@ -155,6 +155,8 @@ export class Tun extends EventEmitter implements LinkTx {
   readonly multiQueue: boolean;
   /** Namespace for ip commands (set by moveToNetns); undefined = the current one. */
   netns: string | undefined;
+  /** The queues of one device opened together (Tun.openQueues), this one included: they share a namespace. */
+  private queueGroup: Tun[];
   readonly counters: TunCounters;
   readonly slotSize: number;
   readonly batchSize: number;
@@ -232,6 +234,7 @@ export class Tun extends EventEmitter implements LinkTx {
       for (const q of queues) q.close();
       throw err;
     }
+    for (const q of queues) q.queueGroup = queues;
     return queues;
   }
 
@@ -251,6 +254,7 @@ export class Tun extends EventEmitter implements LinkTx {
     this.vnetHdr = device.vnetHdr;
     this.multiQueue = device.multiQueue;
     this.netns = options.netns;
+    this.queueGroup = [this];
     this.counters = new TunCounters();
     this.slotSize = slotSize;
     this.batchSize = batchSize;
@@ -287,10 +291,13 @@ export class Tun extends EventEmitter implements LinkTx {
 
   // ---- configuration (iproute2) ----
 
-  /** Moves the device into network namespace `ns` (the fd stays attached); later ip commands run there. */
+  /**
+   * Moves the device into network namespace `ns` (the fd stays attached); later ip commands run
+   * there, through this Tun and the other queues Tun.openQueues opened with it.
+   */
   moveToNetns(ns: string): void {
     runIp(['link', 'set', 'dev', this.name, 'netns', ns], this.ipOpts(undefined));
-    this.netns = ns;
+    for (const q of this.queueGroup) q.netns = ns;
   }
 
   get mtu(): number {

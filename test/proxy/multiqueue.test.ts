@@ -69,7 +69,6 @@ describeIfTun('two stacks on two queues of one device', () => {
     const queues = Tun.openQueues({ name: config.tun }, 2);
     queues[0]!.moveToNetns(ns.name);
     configureDevice(queues[0]!, config);
-    queues[1]!.netns = ns.name;
     for (const tun of queues) synfins.push(await startSynfin(config, { tun, logger: createLogger('silent') }));
 
     const r = await ns.exec(process.execPath, ['-e', CLIENT_SCRIPT], {

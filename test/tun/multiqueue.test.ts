@@ -49,7 +49,7 @@ function queuesInNetns(count: number): { queues: Tun[]; ns: NetNs; kernelAddr: s
   const subnet = 1 + Math.floor(Math.random() * 250);
   // Every queue is attached before the move: TUNSETIFF looks the name up in the opener's namespace.
   queues[0]!.moveToNetns(ns.name);
-  queues[0]!.addAddress(`198.18.${subnet}.1/24`);
+  queues[1]!.addAddress(`198.18.${subnet}.1/24`);
   queues[0]!.up();
   return { queues, ns, kernelAddr: `198.18.${subnet}.1`, peerAddr: `198.18.${subnet}.2` };
 }
@@ -119,6 +119,9 @@ describeIfTun('multi-queue TUN device', () => {
 
   it('the kernel spreads many flows over both queues and keeps each flow on one queue', async () => {
     const { queues, ns, peerAddr } = queuesInNetns(2);
+    // Moving one queue's device moved them all: ip commands through either run in the namespace.
+    expect(queues[1]!.netns).toBe(ns.name);
+    expect(queues[1]!.linkState().up).toBe(true);
     // Source port -> the queues its SYNs arrived on, in order.
     const seen = new Map<number, number[]>();
     readAll(queues, (q, p) => {
