@@ -111,6 +111,13 @@ const GSO_MAX_PAYLOAD = 65535 - 60 - 60;
 
 export interface StartOptions {
   logger?: Logger;
+  /**
+   * A device already open and configured (e.g. one queue of a multi-queue device, opened by
+   * whoever runs several stacks: bench/synfin-workers-in-ns.mjs): used as it is, and `netns`,
+   * `dropCapabilities` and the device fields of the config are not applied. synfin closes it at
+   * shutdown.
+   */
+  tun?: Tun;
   installSignalHandlers?: boolean;
   /**
    * Move the TUN device into this network namespace right after opening it, and configure it
@@ -140,12 +147,15 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   const serviceFile = config.serviceFile !== null ? readServiceFile(config.serviceFile) : null;
   const services = new Services(buildCatalogue(config.services, serviceFile?.rules ?? []));
 
-  const { tun, changes: deviceChanges } = openConfiguredDevice(config, {
-    netns: opts.netns,
-    dropCapabilities: opts.dropCapabilities === true,
-    listenPort: config.listenPort,
-    keepCapabilities: config.keepCapabilities,
-  });
+  const { tun, changes: deviceChanges } =
+    opts.tun !== undefined
+      ? { tun: opts.tun, changes: [] }
+      : openConfiguredDevice(config, {
+          netns: opts.netns,
+          dropCapabilities: opts.dropCapabilities === true,
+          listenPort: config.listenPort,
+          keepCapabilities: config.keepCapabilities,
+        });
   const mtu = tun.mtu;
   const tcp = defaultTcpConfig({
     mslMs: config.mslSeconds * 1000,

@@ -42,8 +42,11 @@ export class SynfinProcess {
       fs.mkdirSync(opts.cpuProfDir, { recursive: true });
       nodeArgs.push('--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir, '--cpu-prof-name', `${opts.name ?? 'synfin'}.cpuprofile`);
     }
-    const launcher = path.join(BENCH_DIR, 'synfin-in-ns.mjs');
-    const cmd = ['ulimit -n 20000 && exec "$0" "$@"', process.execPath, ...nodeArgs, launcher, opts.dist, topo.ns.scli, JSON.stringify(config)];
+    // SYNFIN_BENCH_WORKERS=N: a multi-queue device with N queues and one synfin stack per queue,
+    // each in a worker thread of one process (bench/synfin-workers-in-ns.mjs; issue 24 item 5).
+    const workers = Number(process.env.SYNFIN_BENCH_WORKERS ?? 0);
+    const launcher = path.join(BENCH_DIR, workers > 0 ? 'synfin-workers-in-ns.mjs' : 'synfin-in-ns.mjs');
+    const cmd = ['ulimit -n 20000 && exec "$0" "$@"', process.execPath, ...nodeArgs, launcher, opts.dist, topo.ns.scli, JSON.stringify(config), ...(workers > 0 ? [String(workers)] : [])];
     this.daemon = new Daemon(`synfin (${opts.name ?? ''})`, 'sh', ['-c', ...cmd], { ns: topo.ns.sfn, readyLine: /"ready"/, readyMs: 30_000 });
     const line = await this.daemon.ready;
     const info = JSON.parse(line);

@@ -49,8 +49,6 @@ constexpr int kMaxBatchesPerPoll = 4;
 constexpr size_t kMaxViews = 8;
 
 class TunDevice;
-
-class TunDevice;
 using PollBox = LoopPoll<TunDevice>;
 
 class TunDevice : public Napi::ObjectWrap<TunDevice> {
@@ -61,6 +59,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
                            InstanceAccessor<&TunDevice::GetFd>("fd"),
                            InstanceAccessor<&TunDevice::GetName>("name"),
                            InstanceAccessor<&TunDevice::GetVnetHdr>("vnetHdr"),
+                           InstanceAccessor<&TunDevice::GetMultiQueue>("multiQueue"),
                            InstanceMethod<&TunDevice::StartReading>("startReading"),
                            InstanceMethod<&TunDevice::StopReading>("stopReading"),
                            InstanceMethod<&TunDevice::WriteBatch>("writeBatch"),
@@ -71,8 +70,8 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
                        });
   }
 
-  // new TunDevice(name: string, opts: { vnetHdr: boolean, fd?: number }): with fd, adopts that open
-  // TUN fd (see AdoptFd) instead of opening /dev/net/tun.
+  // new TunDevice(name: string, opts: { vnetHdr: boolean, multiQueue?: boolean, fd?: number }): with
+  // fd, adopts that open TUN fd (see AdoptFd) instead of opening /dev/net/tun.
   explicit TunDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunDevice>(info), env_(info.Env()) {
     Napi::Env env = info.Env();
     if (!info[0].IsString()) {
@@ -81,7 +80,12 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     }
     std::string name = info[0].As<Napi::String>().Utf8Value();
     bool vnet = false;
-    if (info[1].IsObject()) vnet = info[1].As<Napi::Object>().Get("vnetHdr").ToBoolean().Value();
+    bool multiQueue = false;
+    if (info[1].IsObject()) {
+      Napi::Object o = info[1].As<Napi::Object>();
+      vnet = o.Get("vnetHdr").ToBoolean().Value();
+      multiQueue = o.Get("multiQueue").ToBoolean().Value();
+    }
 
     // The kernel copies at most IFNAMSIZ-1 bytes of the name: refuse rather than truncate.
     if (name.size() >= IFNAMSIZ || name.find('\0') != std::string::npos) {
@@ -100,7 +104,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
       Napi::Value f = info[1].As<Napi::Object>().Get("fd");
       if (f.IsNumber()) inherited = f.As<Napi::Number>().Int32Value();
     }
-    int fd = inherited >= 0 ? AdoptFd(env, inherited, name, &vnet) : OpenFd(env, name, vnet);
+    int fd = inherited >= 0 ? AdoptFd(env, inherited, name, &vnet, &multiQueue) : OpenFd(env, name, vnet, multiQueue);
     if (fd < 0) return;
 
     int rc = 0;
@@ -114,10 +118,20 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     box_ = box;
     fd_ = fd;
     vnet_ = vnet;
+    multiQueue_ = multiQueue;
   }
 
   // Opens /dev/net/tun and attaches it to (or creates) device `name`; -1 with an exception pending.
-  int OpenFd(Napi::Env env, const std::string& name, bool vnet) {
+  //
+  // multiQueue (IFF_MULTI_QUEUE): the fd becomes one queue of the device, and a TUNSETIFF with the
+  // same name and IFF_MULTI_QUEUE from another fd attaches another queue (drivers/net/tun.c
+  // tun_set_iff/tun_attach; at most MAX_TAP_QUEUES = 256). The device's flags, vnet header size
+  // and offloads are the device's, set by the first queue: a later queue's TUNSETIFF attaches
+  // without re-initialising, and its TUNSETVNETHDRSZ/TUNSETOFFLOAD below set the same values again.
+  // The kernel refuses (EINVAL) a multi-queue request on a single-queue device and the reverse.
+  // The name is looked up in the network namespace of the process that opened /dev/net/tun, so
+  // every queue must be attached before the device is moved to another namespace.
+  int OpenFd(Napi::Env env, const std::string& name, bool vnet, bool multiQueue) {
     int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
       SystemError(env, errno, "open", "/dev/net/tun").ThrowAsJavaScriptException();
@@ -126,10 +140,10 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
 
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0) | (multiQueue ? IFF_MULTI_QUEUE : 0);
     memcpy(ifr.ifr_name, name.data(), name.size());
     // Attaches to an existing TUN device of that name (e.g. one made persistent with
-    // `ip tuntap add`), or creates it. EBUSY when another fd already holds it.
+    // `ip tuntap add`), or creates it. EBUSY when another fd already holds a single-queue device.
     if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
       int err = errno;
       close(fd);
@@ -137,6 +151,18 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
       return -1;
     }
     name_.assign(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+
+    // A queue attached to an existing multi-queue device gets the device's flags, not the ones
+    // asked for: a vnet header setting that differs would make every packet misread. Refuse it.
+    if (multiQueue) {
+      struct ifreq got;
+      memset(&got, 0, sizeof got);
+      if (ioctl(fd, TUNGETIFF, &got) < 0 || ((got.ifr_flags & IFF_VNET_HDR) != 0) != vnet) {
+        close(fd);
+        SystemError(env, EINVAL, "TUNSETIFF", name_ + " (its vnet header setting differs)").ThrowAsJavaScriptException();
+        return -1;
+      }
+    }
 
     if (vnet) {
       int sz = kVnetHdrLen;
@@ -162,7 +188,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   // Takes over `fd`, already attached to TUN device `name` by the process that exec'ed this one
   // (src/tun/caps.ts): no capability needed. The vnet header size and offloads were set on that
   // open file and stay; the fd gets O_NONBLOCK and FD_CLOEXEC again. -1 with an exception pending.
-  int AdoptFd(Napi::Env env, int fd, const std::string& name, bool* vnet) {
+  int AdoptFd(Napi::Env env, int fd, const std::string& name, bool* vnet, bool* multiQueue) {
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     if (ioctl(fd, TUNGETIFF, &ifr) < 0) {
@@ -183,6 +209,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     }
     name_ = got;
     *vnet = (ifr.ifr_flags & IFF_VNET_HDR) != 0;
+    *multiQueue = (ifr.ifr_flags & IFF_MULTI_QUEUE) != 0;
     return fd;
   }
 
@@ -192,6 +219,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   Napi::Value GetFd(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), fd_); }
   Napi::Value GetName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), name_); }
   Napi::Value GetVnetHdr(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), vnet_); }
+  Napi::Value GetMultiQueue(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), multiQueue_); }
 
   bool CheckOpen(Napi::Env env) {
     if (fd_ >= 0) return true;
@@ -542,6 +570,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
   int fd_ = -1;
   std::string name_;
   bool vnet_ = false;
+  bool multiQueue_ = false;
   PollBox* box_ = nullptr;
   int pollEvents_ = 0;
   bool reading_ = false;
@@ -562,7 +591,7 @@ struct AddonData {
   Napi::FunctionReference ctor;
 };
 
-// open(name: string, opts: { vnetHdr: boolean }): TunDevice
+// open(name: string, opts: { vnetHdr: boolean, multiQueue?: boolean, fd?: number }): TunDevice
 Napi::Value Open(const Napi::CallbackInfo& info) {
   AddonData* data = info.Env().GetInstanceData<AddonData>();
   return data->ctor.New({info[0], info[1]});

@@ -15,6 +15,8 @@ export interface NativeTunDevice {
   /** The name the kernel gave the device (a `%d` in the requested name is expanded). */
   readonly name: string;
   readonly vnetHdr: boolean;
+  /** The device was opened with IFF_MULTI_QUEUE: this fd is one of its queues. */
+  readonly multiQueue: boolean;
   /**
    * Poll the fd for reading on the event loop. On readable, packets are read into `batch` slot by
    * slot (slot i at i * slotSize, length into lengths[i], vnet header included) until EAGAIN or
@@ -136,7 +138,7 @@ export interface NativeAddon {
   /** close(2), with SO_LINGER 0 first (a RST) when reset: 0 or -errno. */
   upstreamClose(fd: number, reset: boolean): number;
   /** Opens /dev/net/tun and attaches to (or creates) `name`; with `fd`, adopts that TUN fd instead (src/tun/caps.ts). */
-  open(name: string, opts: { vnetHdr: boolean; fd?: number }): NativeTunDevice;
+  open(name: string, opts: { vnetHdr: boolean; multiQueue?: boolean; fd?: number }): NativeTunDevice;
   /**
    * The calling thread keeps only the capabilities numbered in `keep` (and holds): bounding set
    * (when CAP_SETPCAP allows), ambient, inheritable, permitted, effective; sets no_new_privs.

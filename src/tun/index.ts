@@ -1,4 +1,4 @@
-export { Tun, RxBatch, TunCounters, DEFAULT_SLOT_SIZE, DEFAULT_BATCH_SIZE, DEFAULT_NAME } from './tun.js';
+export { Tun, RxBatch, TunCounters, DEFAULT_SLOT_SIZE, DEFAULT_BATCH_SIZE, DEFAULT_NAME, MAX_QUEUES } from './tun.js';
 export type { TunOpenOptions, RxHandler } from './tun.js';
 export { runIp, linkMtu } from './ip.js';
 export type { IpOptions } from './ip.js';

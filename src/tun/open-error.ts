@@ -37,7 +37,7 @@ export function tunOpenError(err: unknown, name: string): Error {
       return new TunBusyError(`TUN device ${name} is busy: another process is attached to it`, { cause: err });
     case 'EINVAL':
       return new TunOpenError(
-        `cannot open TUN device ${name}: invalid name, or an interface of that name exists and is not a TUN device`,
+        `cannot open TUN device ${name}: invalid name, or an interface of that name exists and is not a TUN device (or its multi-queue or vnet header setting differs)`,
         { cause: err },
       );
     case undefined:

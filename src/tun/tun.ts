@@ -17,6 +17,17 @@
  * When the kernel says EAGAIN the rest stays queued and is flushed when the fd is writable; when
  * the ring is full txReserve() returns -1 and 'drain' (and the onTxDrain callbacks) tell when to
  * retry. Tun implements LinkTx (src/stack/link.ts).
+ *
+ * Multi-queue (issue 24 item 5): `Tun.openQueues({ name, multiQueue: true }, n)` opens the device
+ * with IFF_MULTI_QUEUE and attaches n queues, one fd and one Tun each (each with its own rx batch
+ * and tx ring); the device (address, MTU, routes, up) is configured once, through any of them.
+ * The kernel spreads the flows over the queues (drivers/net/tun.c, tun_automq_select_queue): a
+ * packet goes to the queue a flow-table entry names for its symmetric flow hash
+ * (__skb_get_hash_symmetric: the same for both directions of a 4-tuple), else to queue
+ * (hash × queues) >> 32; every packet written on a queue records that queue for its flow
+ * (tun_flow_update, entries expire after 3 s, at most 4,096). So a flow's packets all arrive on
+ * one queue as long as its replies are written on that same queue and the number of queues does
+ * not change (closing a queue moves the last queue into its index).
  */
 import { EventEmitter } from 'node:events';
 import { TunClosedError, TunIoError } from '../errors.js';
@@ -32,6 +43,8 @@ export const DEFAULT_BATCH_SIZE = 64;
 /** Payload views a packet may carry (txAttach); the addon allows up to 8. */
 export const TX_MAX_VIEWS = 4;
 export const DEFAULT_NAME = 'synfin0';
+/** Queues one multi-queue TUN device can have (MAX_TAP_QUEUES in drivers/net/tun.c). */
+export const MAX_QUEUES = 256;
 
 export interface TunOpenOptions {
   /** Interface name, at most 15 bytes; a `%d` is replaced by the kernel. Default 'synfin0'. */
@@ -44,6 +57,14 @@ export interface TunOpenOptions {
   txSlots?: number;
   /** Bytes per rx and tx slot (vnet header included). Default DEFAULT_SLOT_SIZE. */
   slotSize?: number;
+  /**
+   * Open the device with IFF_MULTI_QUEUE: this fd is one queue of it, and opening the same name
+   * with multiQueue again attaches another queue (see Tun.openQueues). The kernel refuses
+   * (EINVAL) to mix: a device made without it cannot get a second queue, and the reverse; and a
+   * queue must ask for the vnetHdr setting the device has (the kernel would give it the device's
+   * silently: synfin refuses with EINVAL). Default false: one queue, a second open of the name fails with EBUSY.
+   */
+  multiQueue?: boolean;
   /** Network namespace the device's ip commands run in (`ip -n NS`); default: the current one. */
   netns?: string;
   /**
@@ -130,8 +151,12 @@ export class Tun extends EventEmitter implements LinkTx {
     return this.closed ? -1 : this.device.fd;
   }
   readonly vnetHdr: boolean;
+  /** The device has IFF_MULTI_QUEUE and this Tun is one of its queues. */
+  readonly multiQueue: boolean;
   /** Namespace for ip commands (set by moveToNetns); undefined = the current one. */
   netns: string | undefined;
+  /** The queues of one device opened together (Tun.openQueues), this one included: they share a namespace. */
+  private queueGroup: Tun[];
   readonly counters: TunCounters;
   readonly slotSize: number;
   readonly batchSize: number;
@@ -179,11 +204,38 @@ export class Tun extends EventEmitter implements LinkTx {
     const addon = loadAddon();
     let device: NativeTunDevice;
     try {
-      device = addon.open(name, options.fd !== undefined ? { vnetHdr, fd: options.fd } : { vnetHdr });
+      if (options.fd !== undefined) device = addon.open(name, { vnetHdr, fd: options.fd });
+      else if (options.multiQueue === true) device = addon.open(name, { vnetHdr, multiQueue: true });
+      else device = addon.open(name, { vnetHdr });
     } catch (err) {
       throw tunOpenError(err, name);
     }
     return new Tun(device, options);
+  }
+
+  /**
+   * Opens `count` queues of one multi-queue device (multiQueue is implied): the first creates or
+   * attaches to `options.name`, the others attach to the name the kernel gave it (a `%d` is
+   * expanded once). Attach them all before moving the device to another namespace (moveToNetns):
+   * TUNSETIFF finds the name in the namespace the opening process is in. If one fails, those
+   * already opened are closed and the error is thrown.
+   */
+  static openQueues(options: TunOpenOptions, count: number): Tun[] {
+    if (!Number.isInteger(count) || count < 1 || count > MAX_QUEUES) {
+      throw new RangeError(`queues must be an integer in 1..${MAX_QUEUES}`);
+    }
+    if (options.fd !== undefined) throw new RangeError('openQueues opens its own fds: fd is not allowed');
+    const queues: Tun[] = [];
+    try {
+      queues.push(Tun.open({ ...options, multiQueue: true }));
+      const name = queues[0]!.name;
+      for (let i = 1; i < count; i++) queues.push(Tun.open({ ...options, name, multiQueue: true }));
+    } catch (err) {
+      for (const q of queues) q.close();
+      throw err;
+    }
+    for (const q of queues) q.queueGroup = queues;
+    return queues;
   }
 
   /** Wraps an already open device; use Tun.open() unless you are injecting a fake. */
@@ -200,7 +252,9 @@ export class Tun extends EventEmitter implements LinkTx {
     this.device = device;
     this.name = device.name;
     this.vnetHdr = device.vnetHdr;
+    this.multiQueue = device.multiQueue;
     this.netns = options.netns;
+    this.queueGroup = [this];
     this.counters = new TunCounters();
     this.slotSize = slotSize;
     this.batchSize = batchSize;
@@ -237,10 +291,13 @@ export class Tun extends EventEmitter implements LinkTx {
 
   // ---- configuration (iproute2) ----
 
-  /** Moves the device into network namespace `ns` (the fd stays attached); later ip commands run there. */
+  /**
+   * Moves the device into network namespace `ns` (the fd stays attached); later ip commands run
+   * there, through this Tun and the other queues Tun.openQueues opened with it.
+   */
   moveToNetns(ns: string): void {
     runIp(['link', 'set', 'dev', this.name, 'netns', ns], this.ipOpts(undefined));
-    this.netns = ns;
+    for (const q of this.queueGroup) q.netns = ns;
   }
 
   get mtu(): number {

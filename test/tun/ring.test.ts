@@ -26,6 +26,7 @@ class FakeDevice implements NativeTunDevice {
   readonly fd = 99;
   readonly name = 'fake0';
   readonly vnetHdr: boolean;
+  readonly multiQueue = false;
   /** Packets the "kernel" accepts before answering EAGAIN. */
   capacity = Infinity;
   /** Packets written, copied. */
