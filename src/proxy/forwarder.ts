@@ -230,14 +230,14 @@ export class UpstreamForwarder implements Forwarder {
     let d = this.dialsByLocalPort.get(key.srcPort);
     while (d !== undefined) {
       const s = d.socket!;
-      const local = s.local;
+      const local = s.localWords;
       if (
-        local[0] === key.family &&
+        s.localFamily === key.family &&
         s.remotePort === key.dstPort &&
-        local[4] === key.src[3] &&
+        local[3] === key.src[3] &&
         s.remoteWords[3] === key.dst[3] &&
         (key.family === 4 ||
-          (local[1] === key.src[0] && local[2] === key.src[1] && local[3] === key.src[2] &&
+          (local[0] === key.src[0] && local[1] === key.src[1] && local[2] === key.src[2] &&
             s.remoteWords[0] === key.dst[0] && s.remoteWords[1] === key.dst[1] && s.remoteWords[2] === key.dst[2]))
       ) {
         return true;
