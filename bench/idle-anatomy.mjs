@@ -22,6 +22,8 @@ const { values: opt } = parseArgs({
     idle: { type: 'string', default: '10000' },
     snapshots: { type: 'boolean', default: false },
     settle: { type: 'string', default: '30' },
+    /** Instead of idle connections: short connections closed by the server (synfin's leg then waits in TIME-WAIT) for this many seconds. */
+    'time-wait': { type: 'string', default: '0' },
     dist: { type: 'string', default: path.resolve(BENCH_DIR, '..', 'dist') },
   },
 });
@@ -98,7 +100,19 @@ function byClass(file) {
   return out;
 }
 
-function diff(a, b) {
+/** Short connections for --time-wait seconds, then the heap per TIME-WAIT record held. */
+async function timeWaits(sf, base, snapA) {
+  const r = await run(tool('connrate'), [ADDR.tunTarget, String(PORT.greet), opt['time-wait'], '50', '6', 'eof'], { ns: topo.ns.scli, timeoutMs: 120_000 });
+  const made = JSON.parse(r.stdout).ok;
+  await sleep(1000);
+  const { body } = await sf.get('/metrics', { body: true });
+  const records = Number(/^synfin_tcp_connections\{state="TIME_WAIT"\} (\d+)/m.exec(body)?.[1] ?? NaN);
+  const held = { rss: sf.rssKb(), heap: await heap(sf) };
+  log(`${made} short connections, ${records} TIME-WAIT records held; RSS ${base.rss} → ${held.rss} KiB; heap used ${base.heap.used.toFixed(0)} → ${held.heap.used.toFixed(0)} KiB`);
+  if (snapA !== null) diff(byClass(snapA), byClass(await snapshot(sf.pid, 'held')), records);
+}
+
+function diff(a, b, n = N) {
   const rows = [];
   for (const [k, e] of b) {
     const o = a.get(k) ?? { n: 0, bytes: 0 };
@@ -107,10 +121,10 @@ function diff(a, b) {
   rows.sort((x, y) => y.db - x.db);
   let total = 0;
   for (const r of rows) total += r.db;
-  log(`heap snapshot difference: ${(total / N).toFixed(0)} B per connection of self size (all classes)`);
+  log(`heap snapshot difference: ${(total / n).toFixed(0)} B per connection of self size (all classes)`);
   for (const r of rows.slice(0, 45)) {
-    if (Math.abs(r.db) < N * 4) continue;
-    log(`  ${(r.db / N).toFixed(1).padStart(7)} B/conn  ${(r.dn / N).toFixed(2).padStart(6)} obj/conn  ${r.k}`);
+    if (Math.abs(r.db) < n * 4) continue;
+    log(`  ${(r.db / n).toFixed(1).padStart(7)} B/conn  ${(r.dn / n).toFixed(2).padStart(6)} obj/conn  ${r.k}`);
   }
 }
 
@@ -127,6 +141,7 @@ async function main() {
     await sleep(1000);
     const base = { rss: sf.rssKb(), sm: smaps(sf.pid), heap: await heap(sf) };
     const snapA = opt.snapshots ? await snapshot(sf.pid, 'base') : null;
+    if (Number(opt['time-wait']) > 0) return await timeWaits(sf, base, snapA);
     const client = new Daemon('idle client', 'sh', ['-c', 'ulimit -n 20000 && exec "$0" "$@"', process.execPath, path.join(BENCH_DIR, 'idle-client.mjs'), ADDR.tunTarget, String(PORT.hold), String(N), '200'], { ns: topo.ns.scli, readyLine: /"established"/, readyMs: 120_000 });
     const opened = JSON.parse(await client.ready);
     await sleep(2000);
