@@ -59,13 +59,28 @@ function pressureCollector(budget: MemoryBudget): NodeJS.Timeout {
 }
 
 let gcFunction: (() => void) | null = null;
-/** One full collection now (V8's gc(), exposed on first use). */
-function fullCollection(): void {
+/**
+ * One full collection now (V8's gc(), exposed on first use). `compact`: every old-space page is
+ * evacuated, not only the emptiest (V8's --compact-on-every-full-gc, for this collection only):
+ * after a wave of closes the survivors are spread thinly over the pages the closed connections
+ * filled, and without compaction those pages stay committed (measured: heap total 53-56 MiB
+ * after the collection against 20-33 MiB before the connections opened).
+ */
+function fullCollection(compact = false): void {
   if (gcFunction === null) {
     v8.setFlagsFromString('--expose-gc');
     gcFunction = vm.runInNewContext('gc') as () => void;
   }
-  gcFunction();
+  if (!compact) {
+    gcFunction();
+    return;
+  }
+  v8.setFlagsFromString('--compact-on-every-full-gc');
+  try {
+    gcFunction();
+  } finally {
+    v8.setFlagsFromString('--no-compact-on-every-full-gc');
+  }
 }
 
 /**
@@ -76,7 +91,7 @@ function fullCollection(): void {
  * for RSS back within 16 MiB in 30 s). `sample` is given the live count (connections and
  * TIME-WAIT records) once a second and says when to collect: the count has fallen by at least
  * `minDrop` and to half or less of its highest since the last collection. Steady churn never
- * triggers it; the pause (a full collection of what is left) is paid once per wave.
+ * triggers it; the pause (a full, compacting collection of what is left) is paid once per wave.
  */
 export class CloseWaveCollector {
   private high = 0;
@@ -97,7 +112,7 @@ export class CloseWaveCollector {
 function closeWaveCollector(stack: Stack): NodeJS.Timeout {
   const wave = new CloseWaveCollector();
   const timer = setInterval(() => {
-    if (wave.sample(stack.connectionCount + stack.timeWaitRecords)) fullCollection();
+    if (wave.sample(stack.connectionCount + stack.timeWaitRecords)) fullCollection(true);
   }, 1000);
   timer.unref();
   return timer;
