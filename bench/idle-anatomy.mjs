@@ -148,6 +148,7 @@ async function main() {
     const heldRss = sf.rssKb();
     const held = { rss: heldRss, sm: smaps(sf.pid), heap: await heap(sf) };
     const snapB = opt.snapshots ? await snapshot(sf.pid, 'held') : null;
+    const stdoutAtClose = sf.daemon.stdout.length;
     await client.stop('SIGTERM');
     const after = [];
     const closedAt = Date.now();
@@ -169,6 +170,9 @@ async function main() {
       log(`  ${name.padEnd(28)} ${b.toFixed(0).padStart(8)} → ${h.toFixed(0).padStart(8)} → ${e.toFixed(0).padStart(8)} KiB  (${per(b, h)} KiB/conn held)`);
     }
     log(`  RSS each second after close (MiB above base): ${after.map((r) => ((r - base.rss) / 1024).toFixed(0)).join(' ')}`);
+    // With SYNFIN_BENCH_NODE_ARGS=--trace-gc: the full collections after the close (the close-wave collection's pause).
+    const fullGcs = sf.daemon.stdout.slice(stdoutAtClose).split('\n').filter((l) => /Mark-Compact/.test(l));
+    for (const l of fullGcs) log(`  after close: ${l.trim()}`);
     if (snapA !== null && snapB !== null) {
       diff(byClass(snapA), byClass(snapB));
       log(`snapshots: ${snapA} ${snapB}`);
