@@ -19,5 +19,27 @@ const { DEFAULT_CONFIG } = await load('config.js');
 const { startSynfin } = await load('runtime.js');
 
 const config = { ...DEFAULT_CONFIG, ...JSON.parse(configJson) };
+
+// SYNFIN_BENCH_ALLOC_PROFILE=FILE: V8's sampling heap profiler over everything allocated, garbage
+// included (not only what is still live: --heap-prof's view), from SIGUSR2 to the next SIGUSR2,
+// written to FILE as a .heapprofile (bench/alloc-sites.mjs sums it by function).
+if (process.env.SYNFIN_BENCH_ALLOC_PROFILE) {
+  const inspector = await import('node:inspector');
+  const fs = await import('node:fs');
+  const session = new inspector.Session();
+  session.connect();
+  let sampling = false;
+  process.on('SIGUSR2', () => {
+    if (!sampling) {
+      sampling = true;
+      session.post('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+      return;
+    }
+    sampling = false;
+    session.post('HeapProfiler.stopSampling', (err, r) => {
+      fs.writeFileSync(process.env.SYNFIN_BENCH_ALLOC_PROFILE, JSON.stringify(err ? { error: String(err) } : r.profile));
+    });
+  });
+}
 const synfin = await startSynfin(config, { netns, installSignalHandlers: true });
 process.stdout.write(JSON.stringify({ ready: synfin.listenUrl, pid: process.pid, mtu: synfin.tun.mtu }) + '\n');

@@ -38,6 +38,8 @@ export class SynfinProcess {
       ...(opts.extra ?? {}),
     };
     const nodeArgs = (process.env.SYNFIN_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+    // As the image starts synfin (deploy/Dockerfile's NODE_OPTIONS), unless the caller sets its own.
+    if (!nodeArgs.some((a) => a.includes('semi-space-size'))) nodeArgs.unshift('--min-semi-space-size=8', '--max-semi-space-size=8');
     if (opts.cpuProfDir !== undefined) {
       fs.mkdirSync(opts.cpuProfDir, { recursive: true });
       nodeArgs.push('--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir, '--cpu-prof-name', `${opts.name ?? 'synfin'}.cpuprofile`);

@@ -126,6 +126,13 @@ export class KernelSockets {
     return true;
   }
 
+  /** watch() from numbers: each address as four words (IPv4 in word 3). */
+  watchWords(id: number, family: 4 | 6, local: Uint32Array, localPort: number, remote: Uint32Array, remotePort: number): void {
+    this.fill(family, local, localPort, remote, remotePort);
+    this.table.watch(id, this.tuple);
+    this.changes++;
+  }
+
   /**
    * watch() from numbers: `local` as localEndpoint() fills it ([family, four words, port]), the
    * remote address's four words (IPv4 in word 3) and port.

@@ -313,7 +313,7 @@ export class ConnectionRegistry implements ConnectionSource {
     // The 4-tuple to watch in the kernel's table, as numbers: the local end as the connect call
     // read it (getsockname), the remote end as dialled.
     const t = leg.watchedTuple();
-    if (t !== null) this.kernel.watchEndpoints(leg.id, t.local, t.remoteWords, t.remotePort);
+    if (t !== null) this.kernel.watchWords(leg.id, t.localFamily === 6 ? 6 : 4, t.localWords, t.localPort, t.remoteWords, t.remotePort);
   }
   private legClosed(leg: UpstreamLeg): void {
     const id = leg.id;

@@ -291,7 +291,7 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
 
   watchedTuple(): UpstreamTuple | null {
     const s = this.socket;
-    return s.local[0] === s.remoteFamily ? s : null;
+    return s.localFamily === s.remoteFamily ? s : null;
   }
 
   upstreamEndpoints(): { local: string; remote: string } | null {

@@ -26,7 +26,7 @@ import { Buffer } from 'node:buffer';
 import { getSystemErrorName } from 'node:util';
 import { loadAddon, type NativeAddon, type NativeUpstreamPoller } from '../native/addon.js';
 import type { Clock } from '../stack/clock.js';
-import { formatAddress } from '../wire/address.js';
+import { formatAddress, internAddressWords } from '../wire/address.js';
 import { ReadBufferPool } from './read-buffer-pool.js';
 import { MemoryKind, type MemoryBudget } from '../tcp/memory-budget.js';
 
@@ -76,6 +76,8 @@ const EAGAIN = 11;
  * app acknowledges them, then gives them back: read-buffer-pool.ts). A read that no longer looks
  * like bulk sends the socket back to the shared buffer.
  */
+/** The local address of a socket whose local end is not known yet. */
+const NO_WORDS = new Uint32Array(4);
 const SHARED_READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
 const OWN_BUFFER_MIN_READ = 16 * 1024;
 const OWN_BUFFER_BYTES = 64 * 1024;
@@ -114,8 +116,13 @@ export class UpstreamSocket {
   /** Bytes in queue. */
   writableLength = 0;
   private nextReadBuffer: Buffer = SHARED_READ_BUFFER;
-  /** The local end: [family, four address words (IPv4 in word 3), port]. */
-  readonly local = new Uint32Array(6);
+  /**
+   * The local end as getsockname read it: family (0 until known), the four address words (IPv4
+   * in word 3; shared with every socket of the same address, read only: internAddressWords), port.
+   */
+  localFamily = 0;
+  localWords: Uint32Array = NO_WORDS;
+  localPort = 0;
   /** Idle list links and last activity (UpstreamSockets' idle timeout). */
   idlePrev: UpstreamSocket | null = null;
   idleNext: UpstreamSocket | null = null;
@@ -148,10 +155,7 @@ export class UpstreamSocket {
     return this.phase !== Phase.Closed && !this.ending;
   }
   get localAddress(): string | undefined {
-    return this.local[0] === 4 || this.local[0] === 6 ? formatAddress(this.local[0] as 4 | 6, this.local.subarray(1, 5)) : undefined;
-  }
-  get localPort(): number {
-    return this.local[5]!;
+    return this.localFamily === 4 || this.localFamily === 6 ? formatAddress(this.localFamily, this.localWords) : undefined;
   }
   get remoteAddress(): string {
     return formatAddress(this.remoteFamily, this.remoteWords);
@@ -512,7 +516,9 @@ export class UpstreamSockets {
     socket.generation = generation;
     this.generations[slot] = generation;
     this.table[slot] = socket;
-    socket.local.set(out.subarray(1, 7));
+    socket.localFamily = out[1]!;
+    socket.localWords = internAddressWords(out, 2);
+    socket.localPort = out[6]!;
     socket.connected(fd, out[0] === 1);
     if (this.liveCount++ === 0) poller.ref();
     this.touch(socket);

@@ -17,6 +17,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ConnFlow } from '../tcp/events.js';
 import { sipKeyWords, sipWords } from '../tcp/siphash.js';
+import { internAddressWords } from '../wire/address.js';
 
 /** The shape of the parser's reused flow key (src/wire/packet.ts). IPv4 lives in word 3. */
 export interface FlowKeyLike {
@@ -30,9 +31,11 @@ export interface FlowKeyLike {
 /** A connection's addresses, as the app sees them: `remote` is the app, `local` what it dialled. */
 export class FlowTuple implements ConnFlow {
   readonly family: 4 | 6;
-  readonly remote = new Uint32Array(4);
+  /** Shared with every tuple of the same address (wire/address.ts internAddressWords): read only. */
+  readonly remote: Uint32Array;
   readonly remotePort: number;
-  readonly local = new Uint32Array(4);
+  /** Shared like `remote`: read only. */
+  readonly local: Uint32Array;
   readonly localPort: number;
   /** The hash of the table it was last inserted into (set by FlowTable.insert). */
   hash = -1;
@@ -45,9 +48,9 @@ export class FlowTuple implements ConnFlow {
 
   constructor(key: FlowKeyLike) {
     this.family = key.family;
-    this.remote.set(key.src);
+    this.remote = internAddressWords(key.src);
     this.remotePort = key.srcPort;
-    this.local.set(key.dst);
+    this.local = internAddressWords(key.dst);
     this.localPort = key.dstPort;
   }
 

@@ -44,8 +44,10 @@ export interface UpstreamLeg {
 
 /** An upstream socket's 4-tuple as numbers: the local end as getsockname read it, the remote as dialled. */
 export interface UpstreamTuple {
-  /** [family, four address words (IPv4 in word 3), port]. */
-  readonly local: Uint32Array;
+  readonly localFamily: number;
+  /** Four address words (IPv4 in word 3). */
+  readonly localWords: Uint32Array;
+  readonly localPort: number;
   readonly remoteWords: Uint32Array;
   readonly remotePort: number;
 }

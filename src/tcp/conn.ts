@@ -114,6 +114,11 @@ const ACK_STEP_FIN_WAIT_1_ACKED = 2;
 
 /** The one outgoing segment `dispatch` fills and hands to `emit` (serialized before emit returns). */
 const OUT = new OutSegment();
+/**
+ * The send plan `dispatch` fills for the segment in OUT: one for every connection, like OUT (emit
+ * never calls into another connection's dispatch); one each cost an idle connection ~80 bytes.
+ */
+const PLAN = new SendPlan();
 
 function closeReasonFor(reason: ResetReason): CloseReason {
   switch (reason) {
@@ -170,7 +175,6 @@ export class TcpConn implements ConnIdentity {
   private readonly cfg: TcpConfig;
   private readonly events: TcpEventSink;
   private readonly handler: ConnHandler;
-  private readonly plan: SendPlan;
   private family: 4 | 6;
   private passive: boolean;
   private synAt: number;
@@ -198,8 +202,8 @@ export class TcpConn implements ConnIdentity {
   private rstSeq: number;
   private rstAck: number;
   private rstFlags: number;
-  /** RFC 5961 §7 rate limit (challenge-ack.ts). */
-  private readonly challenges: ChallengeAckBudget;
+  /** RFC 5961 §7 rate limit (challenge-ack.ts); made with the first challenge ACK (most connections never send one). */
+  private challenges: ChallengeAckBudget | null;
   /** Persist timer (RFC 9293 §3.8.6.1). */
   private probePending: boolean;
   private persistBackoff: number;
@@ -246,7 +250,6 @@ export class TcpConn implements ConnIdentity {
     this.cfg = cfg;
     this.events = events;
     this.handler = handler;
-    this.plan = new SendPlan();
     this.family = 4;
     this.passive = false;
     this.synAt = now;
@@ -266,7 +269,7 @@ export class TcpConn implements ConnIdentity {
     this.rstSeq = 0;
     this.rstAck = 0;
     this.rstFlags = 0;
-    this.challenges = new ChallengeAckBudget();
+    this.challenges = null;
     this.probePending = false;
     this.persistBackoff = 0;
     this.probesUnanswered = 0;
@@ -498,7 +501,7 @@ export class TcpConn implements ConnIdentity {
     // A retransmitted SYN while our SYN-ACK is unacknowledged: send the SYN-ACK again (our SYN-ACK
     // was probably lost), within the challenge-ACK budget (challenge-ack.ts).
     if (isRetransmittedSyn(flags, seg.seq, rcv.irs, this.snd.synAcked)) {
-      if (!this.challenges.take(now, this.cfg.challengeAckLimitPerSec)) return this.drop('challenge_ack_limit');
+      if (!(this.challenges ??= new ChallengeAckBudget()).take(now, this.cfg.challengeAckLimitPerSec)) return this.drop('challenge_ack_limit');
       this.synPending = true;
       return null;
     }
@@ -1006,7 +1009,7 @@ export class TcpConn implements ConnIdentity {
   /** The zero-window probe (persist.ts) and the keepalive probe (keepalive.ts); false if emit refused one. */
   private sendProbes(now: number, emit: (conn: TcpConn, out: OutSegment) => boolean): boolean {
     if (this.probePending) {
-      if (this.snd.probe(this.plan)) {
+      if (this.snd.probe(PLAN)) {
         this.buildData(now);
         if (!emit(this, OUT)) return false;
         this.commitData(now);
@@ -1047,7 +1050,7 @@ export class TcpConn implements ConnIdentity {
       return true;
     }
     if (snd.idle && snd.hasPending) snd.maybeIdleRestart(now);
-    const plan = this.plan;
+    const plan = PLAN;
     while (snd.next(plan)) {
       this.buildData(now);
       if (!emit(this, OUT)) return false;
@@ -1096,7 +1099,7 @@ export class TcpConn implements ConnIdentity {
   }
 
   private buildData(now: number): void {
-    const plan = this.plan;
+    const plan = PLAN;
     const snd = this.snd;
     let flags = plan.fin ? TcpFlag.FIN : 0;
     // PSH on the segment that empties the send buffer (RFC 9293 §3.9.1 SEND with PUSH).
@@ -1122,7 +1125,7 @@ export class TcpConn implements ConnIdentity {
   }
 
   private commitData(now: number): void {
-    const plan = this.plan;
+    const plan = PLAN;
     const snd = this.snd;
     this.commitAck();
     snd.sent(plan, now);
@@ -1347,7 +1350,7 @@ export class TcpConn implements ConnIdentity {
    * budget (RFC 5961 §7), without one as 'challenge_ack_limit'.
    */
   private challengeAck(now: number, reason: DropReason): DropReason {
-    if (!this.challenges.take(now, this.cfg.challengeAckLimitPerSec)) return this.drop('challenge_ack_limit');
+    if (!(this.challenges ??= new ChallengeAckBudget()).take(now, this.cfg.challengeAckLimitPerSec)) return this.drop('challenge_ack_limit');
     this.ackNow = true;
     return this.drop(reason);
   }

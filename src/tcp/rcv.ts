@@ -125,7 +125,7 @@ export class Receiver {
   private rangeCount: number;
   private oooTotal: number;
   /** Starts of the most recently stored out-of-order segments, newest first (RFC 2018 §4). */
-  private readonly recent: Uint32Array;
+  private recent: Uint32Array;
   private recentCount: number;
 
   constructor(bufBytes: number, mss: number, budget: MemoryBudget | null = null) {
@@ -153,7 +153,9 @@ export class Receiver {
     this.ranges = NO_RANGES;
     this.rangeCount = 0;
     this.oooTotal = 0;
-    this.recent = new Uint32Array(MAX_SACK_BLOCKS);
+    // Allocated with the first out-of-order segment too: a typed array costs an idle connection
+    // ~220 bytes of heap (the view, its ArrayBuffer, the backing store).
+    this.recent = NO_RANGES;
     this.recentCount = 0;
   }
 
@@ -497,6 +499,7 @@ export class Receiver {
   }
 
   private noteRecent(start: number): void {
+    if (this.recent.length === 0) this.recent = new Uint32Array(MAX_SACK_BLOCKS);
     const recent = this.recent;
     let n = this.recentCount < recent.length ? this.recentCount : recent.length - 1;
     recent.copyWithin(1, 0, n);

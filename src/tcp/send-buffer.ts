@@ -14,7 +14,22 @@ import { SendBufferError } from '../errors.js';
 export { SendBufferError };
 
 const INITIAL_SLOTS = 8;
+/**
+ * An empty buffer holds no ring: an idle connection would keep ~100 bytes of heap for eight empty
+ * slots. The first push takes a ring of INITIAL_SLOTS from FREE_RINGS (or allocates one); a
+ * buffer emptied by consume() or clear() gives a ring of that size back (all slots undefined)
+ * and drops a larger one, so request/response traffic reuses rings instead of allocating them,
+ * and memory taken by a burst of writes goes back once they are acknowledged.
+ */
+const NO_SLOTS: (Buffer | undefined)[] = [];
+const FREE_RINGS: (Buffer | undefined)[][] = [];
+/** Rings kept for reuse at most (~100 bytes each). */
+const MAX_FREE_RINGS = 256;
 
+/** Rings waiting in the pool (for tests). */
+export function freeSendRings(): number {
+  return FREE_RINGS.length;
+}
 
 /** Told when a chunk given to push() leaves the buffer (ConnHandler.onChunkReleased). */
 export interface ChunkReleaseSink {
@@ -44,8 +59,8 @@ export class SendBuffer {
   releaseSink: ChunkReleaseSink | null = null;
 
   constructor() {
-    this.slots = new Array<Buffer | undefined>(INITIAL_SLOTS).fill(undefined);
-    this.mask = INITIAL_SLOTS - 1;
+    this.slots = NO_SLOTS;
+    this.mask = 0;
     this.head = 0;
     this.count = 0;
     this.headOffset = 0;
@@ -62,6 +77,11 @@ export class SendBuffer {
   /** Number of chunks held (for tests and bounds checks). */
   get chunks(): number {
     return this.count;
+  }
+
+  /** Whether the buffer holds a ring of slots (false when empty: see NO_SLOTS). */
+  get holdsRing(): boolean {
+    return this.slots !== NO_SLOTS;
   }
 
   /** Append a chunk (kept by reference). Empty chunks are ignored. */
@@ -93,6 +113,7 @@ export class SendBuffer {
       this.headOffset = 0;
       if (this.releaseSink !== null) this.releaseSink.onChunkReleased(chunk);
     }
+    if (this.count === 0) this.releaseRing();
     // The cursor's stream offsets are relative to the front: start over from it.
     this.curIndex = 0;
     this.curStart = 0;
@@ -223,8 +244,9 @@ export class SendBuffer {
       this.slots[at] = undefined;
       if (sink !== null) sink.onChunkReleased(chunk);
     }
-    this.head = 0;
     this.count = 0;
+    this.releaseRing();
+    this.head = 0;
     this.headOffset = 0;
     this.bytes = 0;
     this.curIndex = 0;
@@ -236,8 +258,24 @@ export class SendBuffer {
     return index === 0 ? chunk.length - this.headOffset : chunk.length;
   }
 
+  /** Empty: give the ring back (all its slots are undefined by now). */
+  private releaseRing(): void {
+    const ring = this.slots;
+    if (ring === NO_SLOTS) return;
+    if (ring.length === INITIAL_SLOTS && FREE_RINGS.length < MAX_FREE_RINGS) FREE_RINGS.push(ring);
+    this.slots = NO_SLOTS;
+    this.mask = 0;
+    this.head = 0;
+  }
+
   private grow(): void {
     const old = this.slots;
+    if (old === NO_SLOTS) {
+      this.slots = FREE_RINGS.pop() ?? new Array<Buffer | undefined>(INITIAL_SLOTS).fill(undefined);
+      this.mask = INITIAL_SLOTS - 1;
+      this.head = 0;
+      return;
+    }
     const size = old.length * 2;
     const next = new Array<Buffer | undefined>(size).fill(undefined);
     for (let i = 0; i < this.count; i++) next[i] = old[(this.head + i) & this.mask];

@@ -24,6 +24,12 @@ import { ackAcceptable } from './challenge-ack.js';
 import { SendBuffer } from './send-buffer.js';
 import { seqAdd, seqDiff, seqGeq, seqGt, seqLeq, seqLt } from './seq.js';
 
+/**
+ * The hole SackScoreboard.nextHole finds, read at once by planRange: one scratch for every
+ * connection (a per-connection typed array cost ~220 bytes of heap each, idle or not).
+ */
+const HOLE = new Uint32Array(3);
+
 /** Loss-recovery mode. */
 export const Recovery = {
   NONE: 0,
@@ -133,7 +139,6 @@ export class Sender {
   lastSendAt: number;
   /** Payload bytes acknowledged by the last ACK that advanced SND.UNA. */
   lastDataAcked: number;
-  private readonly hole: Uint32Array;
 
   constructor(cfg: TcpConfig, now: number) {
     this.iss = 0;
@@ -168,7 +173,6 @@ export class Sender {
     this.retries = 0;
     this.lastSendAt = now;
     this.lastDataAcked = 0;
-    this.hole = new Uint32Array(3);
   }
 
   /** Start a connection with initial send sequence number `iss` (nothing sent yet). */
@@ -448,8 +452,8 @@ export class Sender {
     if (this.fastRtxPending) {
       // RFC 5681 §3.2 step 2 / RFC 6582 / RFC 6675 (4.3): the first lost segment goes at once,
       // whatever cwnd says.
-      if (this.sackOk && this.recovery === Recovery.SACK && this.sb.nextHole(this.una, this.una, this.mss, this.hole, true)) {
-        return this.planRange(plan, SendKind.FAST, this.hole[0]!, this.hole[1]!);
+      if (this.sackOk && this.recovery === Recovery.SACK && this.sb.nextHole(this.una, this.una, this.mss, HOLE, true)) {
+        return this.planRange(plan, SendKind.FAST, HOLE[0]!, HOLE[1]!);
       }
       return this.planRange(plan, SendKind.FAST, this.una, this.mss);
     }
@@ -462,7 +466,7 @@ export class Sender {
     const pipe = this.sb.pipe(this.una, this.nxt, this.highRxt, this.mss);
     const room = this.cc.cwnd - pipe;
     if (room < this.mss) return false;
-    const hole = this.hole;
+    const hole = HOLE;
     // NextSeg rule (1): a lost hole above HighRxt.
     if (this.sb.nextHole(this.una, this.highRxt, this.mss, hole, false)) {
       return this.planRange(plan, SendKind.FAST, hole[0]!, hole[1]!);

@@ -122,3 +122,38 @@ export function parseAddress(text: string): ParsedAddress | null {
   for (let i = 0; i < 4; i++) words[i] = (((groups[2 * i] as number) << 16) | (groups[2 * i + 1] as number)) >>> 0;
   return { family: 6, words };
 }
+
+/**
+ * Address words shared between the connections that have the same address: a sidecar's
+ * connections come from a few app addresses to a few destinations, and four words of their own,
+ * as a Uint32Array (the view, its ArrayBuffer, the store), cost ~220 bytes of heap per address
+ * per connection. The arrays handed out are shared: whoever holds one must never write to it.
+ * A cache of the INTERNED_MAX addresses seen last (compared word by word, no string built); an
+ * address not in it gets a fresh array, which replaces the oldest entry.
+ */
+const INTERNED: Uint32Array[] = [];
+const INTERNED_MAX = 64;
+let internedNext = 0;
+
+/** The shared array holding `words[at..at + 4)` (IPv4 in the last): never write to what it returns. */
+export function internAddressWords(words: ArrayLike<number>, at = 0): Uint32Array {
+  const w0 = words[at]!;
+  const w1 = words[at + 1]!;
+  const w2 = words[at + 2]!;
+  const w3 = words[at + 3]!;
+  for (let i = 0; i < INTERNED.length; i++) {
+    const c = INTERNED[i]!;
+    if (c[3] === w3 && c[0] === w0 && c[1] === w1 && c[2] === w2) return c;
+  }
+  const fresh = new Uint32Array(4);
+  fresh[0] = w0;
+  fresh[1] = w1;
+  fresh[2] = w2;
+  fresh[3] = w3;
+  if (INTERNED.length < INTERNED_MAX) INTERNED.push(fresh);
+  else {
+    INTERNED[internedNext] = fresh;
+    internedNext = (internedNext + 1) % INTERNED_MAX;
+  }
+  return fresh;
+}

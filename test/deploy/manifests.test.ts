@@ -222,6 +222,11 @@ describe('deploy/Dockerfile', () => {
     expect(parseListen(listen!)).toEqual({ host: '::', port: PORT });
   });
 
+  it('dockerfile starts node with the young generation fixed at two semi-spaces of 8 MiB', () => {
+    const env = new Map(instructions(runtime, 'ENV').flatMap((a) => [...envPairs(a)]));
+    expect(env.get('NODE_OPTIONS')?.split(' ').sort()).toEqual(['--max-semi-space-size=8', '--min-semi-space-size=8']);
+  });
+
   it('dockerfile healthcheck gets healthz with the copied script', () => {
     const hc = single(runtime, 'HEALTHCHECK');
     const cmd = execForm(hc.slice(hc.indexOf('CMD') + 3));

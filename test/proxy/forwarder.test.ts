@@ -11,6 +11,7 @@ import type { Pipe } from '../../src/proxy/pipe.js';
 import type { DestinationPolicy, Target } from '../../src/proxy/policy.js';
 import type { PendingSyn, Stack } from '../../src/stack/stack.js';
 import type { TcpConn } from '../../src/tcp/conn.js';
+import { internAddressWords } from '../../src/wire/address.js';
 import { until } from './upstream-harness.js';
 
 interface Outcome {
@@ -75,6 +76,27 @@ async function listen(host: string, onConn: (s: net.Socket) => void): Promise<nu
   cleanups.push(() => new Promise<void>((r) => srv.close(() => r())));
   return (srv.address() as net.AddressInfo).port;
 }
+
+describe('the forwarder names destinations', () => {
+  it('gives the policy the text of each SYN\'s own destination, as the address words change and come back', () => {
+    const texts: string[] = [];
+    const policy = {
+      resolveAddress: (_f: number, _w: Uint32Array, text: string) => (texts.push(text), null),
+      permits: () => true,
+    } as unknown as DestinationPolicy;
+    const proxy = new UpstreamForwarder({ clock: { now: () => Date.now() }, policy, connectTimeoutMs: 5000, idleTimeoutMs: 0, maxDialsInFlight: 16 });
+    const rejected: string[] = [];
+    proxy.attach({ rejectPending: (_r: PendingSyn, how: string) => rejected.push(how) } as unknown as Stack);
+    cleanups.push(() => proxy.close());
+    const a = internAddressWords([0, 0, 0, 0xc6120001]);
+    const b = internAddressWords([0, 0, 0, 0xc6120002]);
+    const six = internAddressWords([0x20010db8, 0, 0, 1]);
+    const flows: Array<[4 | 6, Uint32Array]> = [[4, a], [4, a], [4, b], [4, a], [6, six], [6, a]];
+    for (const [family, local] of flows) proxy.onSyn({ id: 1, flow: { family, local, localPort: 80 } } as unknown as PendingSyn);
+    expect(texts).toEqual(['198.18.0.1', '198.18.0.1', '198.18.0.2', '198.18.0.1', '2001:db8::1', '::c612:1']);
+    expect(rejected).toEqual(Array(6).fill('prohibited'));
+  });
+});
 
 describe('the forwarder dials', () => {
   it('resolves a destination mapped to a host name, then proxies both ways', async () => {

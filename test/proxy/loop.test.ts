@@ -172,7 +172,8 @@ describe('the proxy', () => {
     const fake = {
       connecting: true,
       destroyed: false,
-      local: Uint32Array.of(4, 0, 0, 0, 0xc6120001, 43210),
+      localFamily: 4,
+      localWords: Uint32Array.of(0, 0, 0, 0xc6120001),
       localPort: 43210,
       remoteFamily: 4,
       remoteWords: Uint32Array.of(0, 0, 0, 0xc612000a),

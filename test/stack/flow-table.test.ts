@@ -17,6 +17,16 @@ class Entry implements FlowEntry {
 }
 
 describe('FlowTable', () => {
+  it('tuples of the same addresses share their address words and still match only their own ports', () => {
+    const a = new FlowTuple(key(4, [0, 0, 0, 0xc6120001], 40000, [0, 0, 0, 0xc6120102], 80));
+    const b = new FlowTuple(key(4, [0, 0, 0, 0xc6120001], 40001, [0, 0, 0, 0xc6120102], 80));
+    expect(b.remote).toBe(a.remote);
+    expect(b.local).toBe(a.local);
+    expect(a.matches(key(4, [0, 0, 0, 0xc6120001], 40000, [0, 0, 0, 0xc6120102], 80))).toBe(true);
+    expect(a.matches(key(4, [0, 0, 0, 0xc6120001], 40001, [0, 0, 0, 0xc6120102], 80))).toBe(false);
+    expect(b.matches(key(4, [0, 0, 0, 0xc6120001], 40001, [0, 0, 0, 0xc6120102], 80))).toBe(true);
+  });
+
   it('finds an entry by its 4-tuple and not by the reversed tuple', () => {
     const t = new FlowTable<Entry>();
     const k = key(4, [0, 0, 0, 0xc6120001], 40000, [0, 0, 0, 0xc6120102], 80);

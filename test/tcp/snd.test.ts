@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { newReno } from '../../src/tcp/cc/newreno.js';
 import { Segment } from '../../src/wire/segment.js';
-import { SendBuffer, SendBufferError } from '../../src/tcp/send-buffer.js';
+import { SendBuffer, SendBufferError, freeSendRings } from '../../src/tcp/send-buffer.js';
 import { seqAdd } from '../../src/tcp/seq.js';
 import { AckFlag, Recovery, SendKind, SendPlan, Sender } from '../../src/tcp/snd.js';
 import { ACK, seg, testConfig } from './helpers.js';
@@ -12,6 +12,41 @@ const pushOp = fc.record({ op: fc.constant('push' as const), len: fc.integer({ m
 const consumeOp = fc.record({ op: fc.constant('consume' as const), frac: fc.double({ min: 0, max: 1, noNaN: true }) });
 
 describe('SendBuffer', () => {
+  it('an empty buffer holds no ring; emptied it gives its ring back and takes one again on the next write', () => {
+    const b = new SendBuffer();
+    expect(b.holdsRing).toBe(false);
+    b.push(Buffer.from('abc'));
+    expect(b.holdsRing).toBe(true);
+    const pooled = freeSendRings();
+    b.consume(2);
+    expect(b.holdsRing).toBe(true);
+    b.consume(1);
+    expect(b.holdsRing).toBe(false);
+    expect(freeSendRings()).toBe(pooled + 1);
+    b.push(Buffer.from('defg'));
+    expect(b.holdsRing).toBe(true);
+    expect(freeSendRings()).toBe(pooled);
+    const dst = Buffer.alloc(4);
+    b.copy(dst, 0, 0, 4);
+    expect(dst.toString()).toBe('defg');
+    b.clear();
+    expect(b.holdsRing).toBe(false);
+    expect(b.length).toBe(0);
+  });
+
+  it('a ring grown past its first size is dropped when emptied, and the buffer still works after', () => {
+    const b = new SendBuffer();
+    for (let i = 0; i < 20; i++) b.push(Buffer.from([65 + i]));
+    const pooled = freeSendRings();
+    b.consume(20);
+    expect(b.holdsRing).toBe(false);
+    expect(freeSendRings()).toBe(pooled);
+    for (let i = 0; i < 12; i++) b.push(Buffer.from([97 + i]));
+    const dst = Buffer.alloc(12);
+    b.copy(dst, 0, 0, 12);
+    expect(dst.toString()).toBe('abcdefghijkl');
+  });
+
   it('copy reads across chunk boundaries', () => {
     const b = new SendBuffer();
     b.push(Buffer.from('abc'));

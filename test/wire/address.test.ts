@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { formatAddress, formatEndpoint, parseAddress } from '../../src/wire/address.js';
+import { formatAddress, formatEndpoint, internAddressWords, parseAddress } from '../../src/wire/address.js';
 
 function w(...words: number[]): Uint32Array {
   return new Uint32Array(words);
@@ -96,5 +96,25 @@ describe('parseAddress', () => {
       ),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('internAddressWords', () => {
+  it('hands the same array to equal addresses and a different one to a different address', () => {
+    const a = internAddressWords(w(0, 0, 0, 0xc6120001));
+    const b = internAddressWords(Uint32Array.of(7, 0, 0, 0, 0xc6120001, 9), 1);
+    expect(b).toBe(a);
+    expect([...a]).toEqual([0, 0, 0, 0xc6120001]);
+    const c = internAddressWords(w(0x20010db8, 0, 0, 0xc6120001));
+    expect(c).not.toBe(a);
+    expect([...c]).toEqual([0x20010db8, 0, 0, 0xc6120001]);
+  });
+
+  it('still answers the right words once more addresses were seen than it keeps', () => {
+    const seen = Array.from({ length: 200 }, (_, i) => internAddressWords(w(0, 0, 0, 0x0a000000 + i)));
+    for (let i = 0; i < 200; i++) {
+      expect(seen[i]![3]).toBe(0x0a000000 + i);
+      expect([...internAddressWords(w(0, 0, 0, 0x0a000000 + i))]).toEqual([0, 0, 0, 0x0a000000 + i]);
+    }
   });
 });
