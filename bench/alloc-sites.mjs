@@ -8,10 +8,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Topology, ADDR } from './lib/topology.js';
+import { ADDR, topologyTornDownOnExit } from './lib/topology.js';
 import { PORT, startTcpServer } from './lib/servers.js';
 import { SynfinProcess } from './lib/synfin.js';
-import { killAllDaemons, run, sleep } from './lib/proc.js';
+import { run, sleep } from './lib/proc.js';
 import { BENCH_DIR, tool } from './lib/tools.js';
 
 const { values: opt } = parseArgs({
@@ -19,16 +19,7 @@ const { values: opt } = parseArgs({
 });
 const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'sf-alloc-')), 'alloc.heapprofile');
 process.env.SYNFIN_BENCH_ALLOC_PROFILE = file;
-const topo = new Topology();
-let cleaned = false;
-const cleanup = () => {
-  if (cleaned) return;
-  cleaned = true;
-  killAllDaemons();
-  topo.destroy();
-};
-process.on('exit', cleanup);
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+const { topo, teardown: cleanup } = topologyTornDownOnExit();
 
 const connrate = async (s) => JSON.parse((await run(tool('connrate'), [ADDR.tunTarget, String(PORT.greet), String(s), '50', '6', 'eof'], { ns: topo.ns.scli, timeoutMs: (s + 30) * 1000 })).stdout).ok;
 

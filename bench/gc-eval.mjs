@@ -12,10 +12,10 @@
 // and RSS at the end. Needs root and the benchmark's programs (bench/setup.sh).
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Topology, ADDR } from './lib/topology.js';
+import { ADDR, topologyTornDownOnExit } from './lib/topology.js';
 import { PORT, startNginx, startTcpServer } from './lib/servers.js';
 import { SynfinProcess } from './lib/synfin.js';
-import { killAllDaemons, run, sleep } from './lib/proc.js';
+import { run, sleep } from './lib/proc.js';
 import { BENCH_DIR, tool } from './lib/tools.js';
 
 const { values: opt } = parseArgs({
@@ -33,16 +33,7 @@ const SECONDS = Number(opt.seconds);
 const ONLY = opt.only.split(',');
 const log = (m) => process.stdout.write(m + '\n');
 
-const topo = new Topology();
-let cleaned = false;
-function cleanup() {
-  if (cleaned) return;
-  cleaned = true;
-  killAllDaemons();
-  topo.destroy();
-}
-process.on('exit', cleanup);
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+const { topo, teardown: cleanup } = topologyTornDownOnExit();
 
 /** The collections V8 reported in `text` (--trace-gc-nvp lines). */
 function collections(text) {

@@ -11,10 +11,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Topology, ADDR } from './lib/topology.js';
+import { ADDR, topologyTornDownOnExit } from './lib/topology.js';
 import { PORT, startTcpServer } from './lib/servers.js';
 import { SynfinProcess } from './lib/synfin.js';
-import { Daemon, killAllDaemons, run, sleep } from './lib/proc.js';
+import { Daemon, run, sleep } from './lib/proc.js';
 import { BENCH_DIR, tool } from './lib/tools.js';
 
 const { values: opt } = parseArgs({
@@ -32,16 +32,7 @@ const log = (m) => process.stdout.write(m + '\n');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sf-anatomy-'));
 if (opt.snapshots) process.env.SYNFIN_BENCH_NODE_ARGS = `${process.env.SYNFIN_BENCH_NODE_ARGS ?? ''} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${dir}`;
 
-const topo = new Topology();
-let cleaned = false;
-function cleanup() {
-  if (cleaned) return;
-  cleaned = true;
-  killAllDaemons();
-  topo.destroy();
-}
-process.on('exit', cleanup);
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+const { topo, teardown: cleanup } = topologyTornDownOnExit();
 
 function smaps(pid) {
   const t = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');

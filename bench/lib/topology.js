@@ -12,7 +12,7 @@
 // just as the baseline's do. The relay baseline (haproxy in TCP mode, one thread) runs in synfin's
 // namespace: its client leg is a veth pair from hcli and its upstream leg the very veth pair that
 // synfin's upstream sockets use. Addresses come from the benchmarking range 198.18.0.0/15 (RFC 2544).
-import { runSync, tryRunSync } from './proc.js';
+import { killAllDaemons, runSync, tryRunSync } from './proc.js';
 
 export const ADDR = {
   kernelClient: '198.19.101.1',
@@ -173,4 +173,23 @@ export class Topology {
     }
     this.created = [];
   }
+}
+
+/**
+ * A Topology torn down, with every daemon the benchmark started, when the process exits (normally,
+ * or on SIGINT/SIGTERM): for scripts that build one for their whole run. Returns the topology and
+ * its idempotent teardown.
+ */
+export function topologyTornDownOnExit() {
+  const topo = new Topology();
+  let done = false;
+  const teardown = () => {
+    if (done) return;
+    done = true;
+    killAllDaemons();
+    topo.destroy();
+  };
+  process.on('exit', teardown);
+  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+  return { topo, teardown };
 }
