@@ -17,7 +17,8 @@ import { parseArgs } from 'node:util';
 import { Topology, ADDR } from './lib/topology.js';
 import { PORT, startNginx, startTcpServer } from './lib/servers.js';
 import { SynfinProcess } from './lib/synfin.js';
-import { killAllDaemons, run } from './lib/proc.js';
+import { killAllDaemons } from './lib/proc.js';
+import { connrate, wrk as wrkRun } from './lib/workloads.js';
 import { checkPrerequisites, tool } from './lib/tools.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -63,19 +64,10 @@ async function measured(sf, fn) {
   return { result, cpuMs: c1 - c0, top: threads.slice(0, 3) };
 }
 
-async function shortconn(secs) {
-  const r = await run(tool('connrate'), [ADDR.tunTarget, String(PORT.greet), String(secs), '50', '6', 'eof'], { ns: topo.ns.scli, timeoutMs: (secs + 30) * 1000 });
-  if (r.code !== 0) throw new Error(`connrate: ${r.stderr.trim()}`);
-  return JSON.parse(r.stdout);
-}
-
-async function wrk(secs) {
-  const r = await run('wrk', ['-t1', '-c64', `-d${secs}s`, `http://${ADDR.tunTarget}:${PORT.http}/`], { ns: topo.ns.scli, timeoutMs: (secs + 30) * 1000 });
-  const rps = Number(/Requests\/sec:\s+(\S+)/.exec(r.stdout)?.[1]);
-  const total = Number(/(\d+) requests in/.exec(r.stdout)?.[1]);
-  if (!Number.isFinite(rps)) throw new Error(`wrk: ${r.stdout}${r.stderr}`);
-  return { rps, total };
-}
+// The shortconn workload's shape (50 in flight, the server writes 6 bytes and closes) and the http
+// workload's (wrk -t1 -c64, keep-alive), through synfin.
+const shortconn = (secs) => connrate(topo.ns.scli, ADDR.tunTarget, PORT.greet, secs, 50, 6, 'eof');
+const wrk = (secs) => wrkRun(topo.ns.scli, ADDR.tunTarget, secs, false);
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -101,7 +101,8 @@ export async function throughput(ctx, round) {
 
 // ── short connections ───────────────────────────────────────────────────────────────────────
 
-async function connrate(ns, host, port, seconds, concurrency, payload, mode) {
+/** One `connrate` run (bench/tools/connrate.c) from namespace `ns`: its JSON report. */
+export async function connrate(ns, host, port, seconds, concurrency, payload, mode) {
   const r = await run(tool('connrate'), [host, String(port), String(seconds), String(concurrency), String(payload), mode], { ns, timeoutMs: (seconds + 30) * 1000 });
   if (r.code !== 0) throw new Error(`connrate: ${r.stderr.trim()}`);
   return JSON.parse(r.stdout);
