@@ -3,7 +3,9 @@
 #   iperf3 (bulk throughput), wrk + nginx-light (HTTP), haproxy (the relay baseline: TCP mode, one
 #   thread), redis-server + redis-tools (redis-benchmark: request/response), gcc +
 #   libnetfilter-queue-dev + iptables (the benchmark's C tools and the loss/delay impairer),
-#   iproute2 (ip, nstat, ss), curl.
+#   iproute2 (ip, nstat, ss), curl; and for the floor scripts (bench/connection-floor.mjs,
+#   request-floor.mjs, connect-breakdown.mjs): tcpdump, bpftrace (system calls per unit; it needs
+#   tracefs, mounted here when missing) and linux-perf (perf record -g).
 # The benchmark starts nginx, haproxy and redis-server itself, in its own namespaces: the packages'
 # services are kept from starting during the install (policy-rc.d), so nothing listens on the host
 # afterwards.
@@ -13,7 +15,11 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-packages=(iperf3 wrk nginx-light haproxy redis-server redis-tools gcc libc6-dev libnetfilter-queue-dev iptables iproute2 curl)
+# bpftrace attaches to tracepoints through tracefs, which a container may not have mounted.
+if [ -d /sys/kernel/tracing ] && [ ! -e /sys/kernel/tracing/events ]; then
+  mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || echo "bench/setup.sh: could not mount tracefs (bpftrace will not attach)" >&2
+fi
+packages=(iperf3 wrk nginx-light haproxy redis-server redis-tools gcc libc6-dev libnetfilter-queue-dev iptables iproute2 curl tcpdump bpftrace linux-perf)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
