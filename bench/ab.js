@@ -19,10 +19,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { Topology, ADDR } from './lib/topology.js';
+import { ADDR, topologyTornDownOnExit } from './lib/topology.js';
 import { PORT, startIperf, startNginx, startTcpServer } from './lib/servers.js';
 import { SynfinProcess } from './lib/synfin.js';
-import { killAllDaemons, run, sleep } from './lib/proc.js';
+import { run, sleep } from './lib/proc.js';
 import { tool, checkPrerequisites } from './lib/tools.js';
 import { workingTreeDist } from './lib/snapshot.js';
 
@@ -71,12 +71,7 @@ const variants = opt.variant.map((spec) => {
   return v;
 });
 
-const topo = new Topology();
-process.on('exit', () => {
-  killAllDaemons();
-  topo.destroy();
-});
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+const { topo } = topologyTornDownOnExit();
 tool('connrate');
 tool('tcpserv');
 topo.create();

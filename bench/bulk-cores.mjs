@@ -15,6 +15,7 @@ import { Topology } from './lib/topology.js';
 import { PORT, startIperf } from './lib/servers.js';
 import { pathOrder, withPath } from './lib/relays.js';
 import { killAllDaemons, run, sleep } from './lib/proc.js';
+import { median } from './lib/results.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { values: opt } = parseArgs({
@@ -46,11 +47,6 @@ async function iperf(ns, host, reverse) {
   // With -R the local host (the client) receives; host_total is the local process, remote_total the server's.
   return { bytes: j.end.sum_received.bytes, clientPct: j.end.cpu_utilization_percent.host_total, serverPct: j.end.cpu_utilization_percent.remote_total };
 }
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 const cpus = fs.readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => /^cpu\d/.test(l)).length;
 const samples = new Map();

@@ -14,12 +14,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Topology, ADDR } from './lib/topology.js';
+import { ADDR, topologyTornDownOnExit } from './lib/topology.js';
 import { PORT, startNginx, startTcpServer } from './lib/servers.js';
 import { SynfinProcess } from './lib/synfin.js';
-import { killAllDaemons } from './lib/proc.js';
 import { connrate, wrk as wrkRun } from './lib/workloads.js';
 import { checkPrerequisites, tool } from './lib/tools.js';
+import { median } from './lib/results.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -69,17 +69,7 @@ async function measured(sf, fn) {
 const shortconn = (secs) => connrate(topo.ns.scli, ADDR.tunTarget, PORT.greet, secs, 50, 6, 'eof');
 const wrk = (secs) => wrkRun(topo.ns.scli, ADDR.tunTarget, secs, false);
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-const topo = new Topology();
-process.on('exit', () => {
-  killAllDaemons();
-  topo.destroy();
-});
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+const { topo } = topologyTornDownOnExit();
 tool('connrate');
 tool('tcpserv');
 topo.create();

@@ -12,6 +12,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
+import { median } from './lib/results.js';
 
 const { values: opt } = parseArgs({
   options: {
@@ -189,10 +190,6 @@ for (let r = 0; r < ROUNDS; r++) {
     v.packets = (v.world.link.commits - commits) / n;
   }
 }
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 for (const v of variants) {
   process.stdout.write(`${v.name}: ${median(v.samples).toFixed(3)} µs CPU per request (median of ${ROUNDS}; ${v.samples.map((s) => s.toFixed(3)).join(' ')}); ${v.packets.toFixed(2)} packets to the app per request\n`);
 }
