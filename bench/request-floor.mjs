@@ -17,10 +17,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { Topology } from './lib/topology.js';
+import { topologyTornDownOnExit } from './lib/topology.js';
 import { PORT, startNginx, startRedis } from './lib/servers.js';
 import { withPath } from './lib/relays.js';
-import { Daemon, killAllDaemons, run, sleep } from './lib/proc.js';
+import { Daemon, run, sleep } from './lib/proc.js';
 import { workingTreeDist } from './lib/snapshot.js';
 import { wrk } from './lib/workloads.js';
 import { categorize } from './request-floor-categories.mjs';
@@ -193,15 +193,8 @@ async function perfRun(relay, p, w, ep, name) {
   return { reqs, categories: cats };
 }
 
-const topo = new Topology();
-const cleanup = () => {
-  killAllDaemons();
-  topo.destroy();
-};
-process.on('SIGINT', () => {
-  cleanup();
-  process.exit(130);
-});
+// Torn down on any exit (SIGINT, SIGTERM, a throw), not only Ctrl-C.
+const { topo, teardown: cleanup } = topologyTornDownOnExit();
 const results = { date: new Date().toISOString(), dist, seconds, load: fs.readFileSync('/proc/loadavg', 'utf8').trim(), rows: {} };
 try {
   topo.create();
