@@ -172,6 +172,20 @@ void Normalize(Tuple* t) {
   }
 }
 
+// A tuple from its 11 words [family, four local words, local port, four remote words, remote port].
+template <typename W>
+void TupleFromWords(const W* w, Tuple* out) {
+  memset(out, 0, sizeof *out);
+  out->family = static_cast<uint32_t>(w[0]);
+  for (int i = 0; i < 4; i++) {
+    out->local[i] = static_cast<uint32_t>(w[1 + i]);
+    out->remote[i] = static_cast<uint32_t>(w[6 + i]);
+  }
+  out->localPort = static_cast<uint16_t>(w[5]);
+  out->remotePort = static_cast<uint16_t>(w[10]);
+  Normalize(out);
+}
+
 bool TupleFromArgs(const Napi::CallbackInfo& info, size_t index, Tuple* out) {
   uint32_t* w;
   size_t n;
@@ -411,6 +425,7 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
                        {
                            InstanceMethod("watch", &SocketTable::Watch),
                            InstanceMethod("release", &SocketTable::Release),
+                           InstanceMethod("apply", &SocketTable::Apply),
                            InstanceMethod("refresh", &SocketTable::Refresh),
                            InstanceMethod("counts", &SocketTable::Counts),
                            InstanceMethod("stateOf", &SocketTable::StateOf),
@@ -455,6 +470,7 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
     source_ = fromProc ? "proc" : "sock_diag";
     Expire(nowMs);
     Count();
+    countsStale_ = false;
   }
 
  private:
@@ -463,10 +479,7 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
     Tuple t;
     uint32_t id;
     if (!GetUint32(info, 0, "id", &id) || !TupleFromArgs(info, 1, &t)) return info.Env().Undefined();
-    auto old = ids_.find(id);
-    if (old != ids_.end()) watched_.erase(old->second);
-    ids_[id] = t;
-    watched_[t] = Watched{true, 0};
+    DoWatch(id, t);
     return info.Env().Undefined();
   }
 
@@ -476,14 +489,54 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
     uint32_t id;
     if (!GetUint32(info, 0, "id", &id)) return info.Env().Undefined();
     double now = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
+    DoRelease(id, now);
+    return info.Env().Undefined();
+  }
+
+  // apply(ops: Float64Array, count: number): `count` watch and release calls in one crossing, in
+  // order, each kApplyStride numbers: [1, id, 0, the tuple's 11 words] for a watch, [2, id, nowMs,
+  // ...] for a release. The JavaScript side queues them (one N-API call per batch of connections
+  // instead of two per connection).
+  Napi::Value Apply(const Napi::CallbackInfo& info) {
+    double* ops;
+    size_t n;
+    if (!GetTypedArray<double>(info, 0, napi_float64_array, "ops", &ops, &n)) return info.Env().Undefined();
+    size_t count = info[1].IsNumber() ? static_cast<size_t>(info[1].As<Napi::Number>().Int64Value()) : 0;
+    if (count > n / kApplyStride) count = n / kApplyStride;
+    for (size_t k = 0; k < count; k++) {
+      const double* op = ops + k * kApplyStride;
+      uint32_t id = static_cast<uint32_t>(op[1]);
+      if (op[0] == 1) {
+        if (op[3] != 4 && op[3] != 6) continue;
+        Tuple t;
+        TupleFromWords(op + 3, &t);
+        DoWatch(id, t);
+      } else if (op[0] == 2) {
+        DoRelease(id, op[2]);
+      }
+    }
+    return info.Env().Undefined();
+  }
+
+  static constexpr size_t kApplyStride = 3 + kTupleWords;
+
+  void DoWatch(uint32_t id, const Tuple& t) {
+    auto old = ids_.find(id);
+    if (old != ids_.end()) watched_.erase(old->second);
+    ids_[id] = t;
+    watched_[t] = Watched{true, 0};
+    countsStale_ = true;
+  }
+
+  void DoRelease(uint32_t id, double now) {
     auto it = ids_.find(id);
-    if (it == ids_.end()) return info.Env().Undefined();
+    if (it == ids_.end()) return;
     Tuple t = it->second;
     ids_.erase(it);
     watched_[t] = Watched{false, now};
     closedOrder_.push_back({t, now});
     while (closedOrder_.size() > maxClosed_) Forget(closedOrder_.front()), closedOrder_.pop_front();
-    return info.Env().Undefined();
+    countsStale_ = true;
   }
 
   // refresh(nowMs: number, done: (err: Error | null) => void): read the kernel's table in the
@@ -495,6 +548,10 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
     double* out;
     size_t n;
     if (!GetTypedArray<double>(info, 0, napi_float64_array, "out", &out, &n)) return info.Env().Undefined();
+    // Watches and releases since the last refresh (queued ones reach the table later than the
+    // calls did: kernel-sockets.ts applies them in batches) are counted against its snapshot.
+    if (countsStale_ && snapshot_->Size() > 0) Count();
+    countsStale_ = false;
     for (size_t i = 0; i < n && i < kStates; i++) out[i] = counts_[i];
     return info.Env().Undefined();
   }
@@ -555,6 +612,7 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
   std::deque<std::pair<Tuple, double>> closedOrder_;
   std::unique_ptr<SocketMap> snapshot_ = std::make_unique<SocketMap>();
   double counts_[kStates];
+  bool countsStale_ = false;
 
   friend class RefreshWorker;
 };

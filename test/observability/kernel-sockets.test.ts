@@ -208,6 +208,33 @@ describe('KernelSockets bookkeeping', () => {
     expect(sockets.watch(10, 'nope', 1, '10.0.0.2', 80)).toBe(false);
   });
 
+  it('applies the watches and releases of many connections in one native call, in order, and every read sees them', async () => {
+    let t = 0;
+    const sockets = new KernelSockets(() => t, { maxClosed: 1000, closedMemoryMs: 1000 });
+    const local = parseAddress('10.0.0.1')!.words;
+    const remote = parseAddress('10.0.0.2')!.words;
+    for (let id = 1; id <= 20; id++) {
+      sockets.watchWords(id, 4, local, 40000 + id, remote, 80);
+      if (id <= 15) sockets.release(id);
+    }
+    // Forty calls, none of them across N-API yet: one crossing when something reads the table.
+    expect(sockets.applyCalls).toBe(0);
+    expect(sockets.changes).toBe(35);
+    expect(sockets.watched).toBe(20);
+    expect(sockets.applyCalls).toBe(1);
+    // A queue longer than its room is applied as it fills, order kept: release after watch.
+    for (let id = 100; id < 300; id++) {
+      sockets.watchWords(id, 4, local, 30000 + id, remote, 443);
+      sockets.release(id);
+    }
+    expect(sockets.applyCalls).toBeGreaterThan(1);
+    expect(sockets.watched).toBe(220);
+    // The releases carried their own time: those of t = 0 expire at a refresh past 1000 ms.
+    t = 5000;
+    await sockets.fresh();
+    expect(sockets.watched).toBe(5);
+  });
+
   it('the addon refuses a malformed tuple with a clear error', () => {
     const table = new (loadAddon().SocketTable)(1000, 10, false);
     expect(() => table.watch(1, new Uint32Array(3))).toThrow(/tuple must be/);
