@@ -39,19 +39,19 @@ export class IdMap<T> {
 
   get(id: number): T | undefined {
     const i = id & this.mask;
-    if (this.ids[i] === id) return this.values[i];
+    if (this.ids[i] === id && id >= 0) return this.values[i];
     return this.overflow.size === 0 ? undefined : this.overflow.get(id);
   }
 
   has(id: number): boolean {
     const i = id & this.mask;
-    return this.ids[i] === id || (this.overflow.size > 0 && this.overflow.has(id));
+    return (this.ids[i] === id && id >= 0) || (this.overflow.size > 0 && this.overflow.has(id));
   }
 
-  /** Ids are integers ≥ 0 (the stack's). */
+  /** Any number; the stack's ids (integers ≥ 0) are the ones that take slots. */
   set(id: number, value: T): void {
     const i = id & this.mask;
-    const held = this.ids[i];
+    const held = id >= 0 ? this.ids[i] : NaN; // a negative id (EMPTY among them) goes beside the slots
     if (held === id) {
       this.values[i] = value;
       return;
@@ -69,7 +69,7 @@ export class IdMap<T> {
 
   delete(id: number): boolean {
     const i = id & this.mask;
-    if (this.ids[i] === id) {
+    if (this.ids[i] === id && id >= 0) {
       this.ids[i] = EMPTY;
       this.values[i] = undefined;
     } else if (this.overflow.size === 0 || !this.overflow.delete(id)) {

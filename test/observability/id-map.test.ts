@@ -16,6 +16,14 @@ describe('IdMap', () => {
     expect(m.delete(2)).toBe(false);
     expect(m.has(2)).toBe(false);
     expect(m.size).toBe(1);
+    // -1 is what an empty slot holds: never found there, kept beside the slots like any odd id.
+    expect(m.has(-1)).toBe(false);
+    expect(m.get(-1)).toBeUndefined();
+    m.set(-1, 'neg');
+    expect(m.get(-1)).toBe('neg');
+    expect(m.delete(-1)).toBe(true);
+    expect(m.has(-1)).toBe(false);
+    expect(m.size).toBe(1);
   });
 
   it('keeps ids that share a slot apart: a long-lived id and the one that comes round to its slot', () => {
