@@ -413,9 +413,114 @@ int ReadProc(SocketMap* into) {
 
 // ---------------------------------------------------------------------------- the table object
 
-struct Watched {
-  bool live;
-  double closedAt;  // ms on the caller's clock, for closed ones
+// The tuples synfin watches: its live upstream sockets and the closed ones it remembers (up to
+// maxClosed, 200,000 by default). Open addressing over an index into one dense array, as
+// SocketMap, with deletion: every connection adds a tuple and, once the memory is full, forgets
+// one, and the node-based std::unordered_map this replaces allocated and freed a node for each and
+// missed the cache on every lookup (its operator[] was the largest native leaf of a short
+// connection's user space, ~3 % of the samples of bench/connection-floor-js.mjs).
+class WatchedSet {
+ public:
+  struct Entry {
+    Tuple tuple;
+    double closedAt;  // ms on the caller's clock, for closed ones
+    uint32_t hash;
+    bool live;
+  };
+
+  size_t Size() const { return entries_.size(); }
+  const std::vector<Entry>& Entries() const { return entries_; }
+
+  Entry* Find(const Tuple& t) {
+    size_t i = Slot(t);
+    return i == kNone ? nullptr : &entries_[index_[i]];
+  }
+  bool Contains(const Tuple& t) const { return Slot(t) != kNone; }
+
+  // Insert, or update the tuple's record.
+  void Set(const Tuple& t, bool live, double closedAt) {
+    if (2 * (entries_.size() + 1) > index_.size()) Rehash(index_.empty() ? 64 : 2 * index_.size());
+    uint32_t h = Hash(t);
+    size_t mask = index_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+      int32_t e = index_[i];
+      if (e < 0) {
+        index_[i] = static_cast<int32_t>(entries_.size());
+        entries_.push_back({t, closedAt, h, live});
+        return;
+      }
+      if (entries_[e].hash == h && entries_[e].tuple == t) {
+        entries_[e].live = live;
+        entries_[e].closedAt = closedAt;
+        return;
+      }
+    }
+  }
+
+  bool Erase(const Tuple& t) {
+    size_t i = Slot(t);
+    if (i == kNone) return false;
+    int32_t e = index_[i];
+    RemoveSlot(i);
+    // The last record moves into the hole; its index slot is found by its hash.
+    int32_t last = static_cast<int32_t>(entries_.size()) - 1;
+    if (e != last) {
+      entries_[e] = entries_[last];
+      size_t mask = index_.size() - 1;
+      size_t j = entries_[e].hash & mask;
+      while (index_[j] != last) j = (j + 1) & mask;
+      index_[j] = e;
+    }
+    entries_.pop_back();
+    if (index_.size() > 64 && 8 * entries_.size() < index_.size()) Rehash(index_.size() / 2);
+    return true;
+  }
+
+ private:
+  static constexpr size_t kNone = ~size_t{0};
+
+  static uint32_t Hash(const Tuple& t) { return static_cast<uint32_t>(TupleHash()(t)); }
+
+  size_t Slot(const Tuple& t) const {
+    if (index_.empty()) return kNone;
+    uint32_t h = Hash(t);
+    size_t mask = index_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+      int32_t e = index_[i];
+      if (e < 0) return kNone;
+      if (entries_[e].hash == h && entries_[e].tuple == t) return i;
+    }
+  }
+
+  // Linear probing's deletion without tombstones (Knuth 6.4, Algorithm R): later members of the
+  // probe run move back into the hole unless their home slot lies cyclically in (hole, there].
+  void RemoveSlot(size_t i) {
+    size_t mask = index_.size() - 1;
+    size_t j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      if (index_[j] < 0) break;
+      size_t k = entries_[index_[j]].hash & mask;
+      bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+      if (stays) continue;
+      index_[i] = index_[j];
+      i = j;
+    }
+    index_[i] = -1;
+  }
+
+  void Rehash(size_t cap) {
+    index_.assign(cap, -1);
+    size_t mask = cap - 1;
+    for (size_t e = 0; e < entries_.size(); e++) {
+      size_t i = entries_[e].hash & mask;
+      while (index_[i] >= 0) i = (i + 1) & mask;
+      index_[i] = static_cast<int32_t>(e);
+    }
+  }
+
+  std::vector<Entry> entries_;
+  std::vector<int32_t> index_;
 };
 
 class SocketTable : public Napi::ObjectWrap<SocketTable> {
@@ -522,9 +627,9 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
 
   void DoWatch(uint32_t id, const Tuple& t) {
     auto old = ids_.find(id);
-    if (old != ids_.end()) watched_.erase(old->second);
+    if (old != ids_.end()) watched_.Erase(old->second);
     ids_[id] = t;
-    watched_[t] = Watched{true, 0};
+    watched_.Set(t, true, 0);
     countsStale_ = true;
   }
 
@@ -533,7 +638,7 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
     if (it == ids_.end()) return;
     Tuple t = it->second;
     ids_.erase(it);
-    watched_[t] = Watched{false, now};
+    watched_.Set(t, false, now);
     closedOrder_.push_back({t, now});
     while (closedOrder_.size() > maxClosed_) Forget(closedOrder_.front()), closedOrder_.pop_front();
     countsStale_ = true;
@@ -572,13 +677,13 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
   }
 
   Napi::Value GetSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), snapshot_->Size()); }
-  Napi::Value GetWatched(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), watched_.size()); }
+  Napi::Value GetWatched(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), watched_.Size()); }
   Napi::Value GetSource(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), source_); }
 
   void Forget(const std::pair<Tuple, double>& closed) {
-    auto it = watched_.find(closed.first);
+    WatchedSet::Entry* w = watched_.Find(closed.first);
     // A tuple reused by a later socket (live again, or closed again later) stays.
-    if (it != watched_.end() && !it->second.live && it->second.closedAt == closed.second) watched_.erase(it);
+    if (w != nullptr && !w->live && w->closedAt == closed.second) watched_.Erase(closed.first);
   }
 
   void Expire(double nowMs) {
@@ -591,12 +696,12 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
   // Walk the smaller side: the kernel's table, or the watched tuples looked up in it.
   void Count() {
     for (double& c : counts_) c = 0;
-    if (watched_.size() <= snapshot_->Size()) {
-      for (const auto& w : watched_) counts_[snapshot_->Get(w.first)]++;
+    if (watched_.Size() <= snapshot_->Size()) {
+      for (const auto& w : watched_.Entries()) counts_[snapshot_->Get(w.tuple)]++;
       counts_[0] = 0;  // not in the kernel's table
     } else {
       for (const auto& s : snapshot_->Entries()) {
-        if (watched_.count(s.tuple) != 0) counts_[s.state]++;
+        if (watched_.Contains(s.tuple)) counts_[s.state]++;
       }
     }
   }
@@ -608,7 +713,7 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
   bool refreshing_ = false;
   const char* source_ = "none";
   std::unordered_map<uint32_t, Tuple> ids_;
-  std::unordered_map<Tuple, Watched, TupleHash> watched_;
+  WatchedSet watched_;
   std::deque<std::pair<Tuple, double>> closedOrder_;
   std::unique_ptr<SocketMap> snapshot_ = std::make_unique<SocketMap>();
   double counts_[kStates];
