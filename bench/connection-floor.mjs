@@ -227,6 +227,8 @@ async function perf(relay, r, ep) {
   const text = execFileSync('perf', ['script', '-i', data, '-F', 'comm,pid,tid,ip,sym,dso', '--no-inline'], { encoding: 'utf8', maxBuffer: 1 << 30, stdio: ['ignore', 'pipe', 'ignore'] });
   const cats = {};
   const leaf = {};
+  const jsFn = {};
+  const jsFile = {};
   let n = 0;
   for (const block of text.split('\n\n')) {
     const lines = block.split('\n').filter((l) => l.trim() !== '');
@@ -237,13 +239,23 @@ async function perf(relay, r, ep) {
     cats[c] = (cats[c] ?? 0) + 1;
     const lk = `${c} | ${shown[0]}`;
     leaf[lk] = (leaf[lk] ?? 0) + 1;
+    // User space on the main thread by the first JS frame up the chain (its builtins and native
+    // callees included): which of synfin's functions the time is spent under.
+    if (c === 'JS (incl. V8 builtins)' || c === 'node/V8/libc C++ (N-API glue, runtime)' || c === 'addon C++') {
+      const js = shown.find((f) => /^JS:/.test(f));
+      const fn = js === undefined ? '(no JS frame)' : js.replace(/^JS:[*~^]?/, '').replace(/file:\/\/\S*\/dist\//, '');
+      const file = fn.includes(' ') ? fn.split(' ')[1].replace(/\.js:.*$/, '') : fn;
+      jsFn[fn] = (jsFn[fn] ?? 0) + 1;
+      jsFile[file] = (jsFile[file] ?? 0) + 1;
+    }
     n++;
   }
   const usPerConn = ((c1 - c0) * 1000) / (res.rate * seconds);
   const share = Object.fromEntries(Object.entries(cats).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, { pct: +((100 * v) / n).toFixed(1), usPerConn: +((usPerConn * v) / n).toFixed(1) }]));
   const top = Object.entries(leaf).sort((a, b) => b[1] - a[1]).slice(0, 40).map(([k, v]) => `${((100 * v) / n).toFixed(1)}% ${k}`);
   if (process.env.FLOOR_KEEP_PERF) fs.copyFileSync(data, process.env.FLOOR_KEEP_PERF + `/floor-${relay}.perf.data`);
-  return { samples: n, usPerConnDuring: +usPerConn.toFixed(1), rate: res.rate, categories: share, topLeaves: top };
+  const rank = (o, k) => Object.entries(o).sort((a, b) => b[1] - a[1]).slice(0, k).map(([f, v]) => `${((100 * v) / n).toFixed(1)}% ${f}`);
+  return { samples: n, usPerConnDuring: +usPerConn.toFixed(1), rate: res.rate, categories: share, topLeaves: top, userByFile: rank(jsFile, 30), userByJsFunction: rank(jsFn, 60) };
 }
 
 /**

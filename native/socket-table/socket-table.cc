@@ -172,6 +172,20 @@ void Normalize(Tuple* t) {
   }
 }
 
+// A tuple from its 11 words [family, four local words, local port, four remote words, remote port].
+template <typename W>
+void TupleFromWords(const W* w, Tuple* out) {
+  memset(out, 0, sizeof *out);
+  out->family = static_cast<uint32_t>(w[0]);
+  for (int i = 0; i < 4; i++) {
+    out->local[i] = static_cast<uint32_t>(w[1 + i]);
+    out->remote[i] = static_cast<uint32_t>(w[6 + i]);
+  }
+  out->localPort = static_cast<uint16_t>(w[5]);
+  out->remotePort = static_cast<uint16_t>(w[10]);
+  Normalize(out);
+}
+
 bool TupleFromArgs(const Napi::CallbackInfo& info, size_t index, Tuple* out) {
   uint32_t* w;
   size_t n;
@@ -399,9 +413,114 @@ int ReadProc(SocketMap* into) {
 
 // ---------------------------------------------------------------------------- the table object
 
-struct Watched {
-  bool live;
-  double closedAt;  // ms on the caller's clock, for closed ones
+// The tuples synfin watches: its live upstream sockets and the closed ones it remembers (up to
+// maxClosed, 200,000 by default). Open addressing over an index into one dense array, as
+// SocketMap, with deletion: every connection adds a tuple and, once the memory is full, forgets
+// one, and the node-based std::unordered_map this replaces allocated and freed a node for each and
+// missed the cache on every lookup (its operator[] was the largest native leaf of a short
+// connection's user space, ~3 % of the samples of bench/connection-floor-js.mjs).
+class WatchedSet {
+ public:
+  struct Entry {
+    Tuple tuple;
+    double closedAt;  // ms on the caller's clock, for closed ones
+    uint32_t hash;
+    bool live;
+  };
+
+  size_t Size() const { return entries_.size(); }
+  const std::vector<Entry>& Entries() const { return entries_; }
+
+  Entry* Find(const Tuple& t) {
+    size_t i = Slot(t);
+    return i == kNone ? nullptr : &entries_[index_[i]];
+  }
+  bool Contains(const Tuple& t) const { return Slot(t) != kNone; }
+
+  // Insert, or update the tuple's record.
+  void Set(const Tuple& t, bool live, double closedAt) {
+    if (2 * (entries_.size() + 1) > index_.size()) Rehash(index_.empty() ? 64 : 2 * index_.size());
+    uint32_t h = Hash(t);
+    size_t mask = index_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+      int32_t e = index_[i];
+      if (e < 0) {
+        index_[i] = static_cast<int32_t>(entries_.size());
+        entries_.push_back({t, closedAt, h, live});
+        return;
+      }
+      if (entries_[e].hash == h && entries_[e].tuple == t) {
+        entries_[e].live = live;
+        entries_[e].closedAt = closedAt;
+        return;
+      }
+    }
+  }
+
+  bool Erase(const Tuple& t) {
+    size_t i = Slot(t);
+    if (i == kNone) return false;
+    int32_t e = index_[i];
+    RemoveSlot(i);
+    // The last record moves into the hole; its index slot is found by its hash.
+    int32_t last = static_cast<int32_t>(entries_.size()) - 1;
+    if (e != last) {
+      entries_[e] = entries_[last];
+      size_t mask = index_.size() - 1;
+      size_t j = entries_[e].hash & mask;
+      while (index_[j] != last) j = (j + 1) & mask;
+      index_[j] = e;
+    }
+    entries_.pop_back();
+    if (index_.size() > 64 && 8 * entries_.size() < index_.size()) Rehash(index_.size() / 2);
+    return true;
+  }
+
+ private:
+  static constexpr size_t kNone = ~size_t{0};
+
+  static uint32_t Hash(const Tuple& t) { return static_cast<uint32_t>(TupleHash()(t)); }
+
+  size_t Slot(const Tuple& t) const {
+    if (index_.empty()) return kNone;
+    uint32_t h = Hash(t);
+    size_t mask = index_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+      int32_t e = index_[i];
+      if (e < 0) return kNone;
+      if (entries_[e].hash == h && entries_[e].tuple == t) return i;
+    }
+  }
+
+  // Linear probing's deletion without tombstones (Knuth 6.4, Algorithm R): later members of the
+  // probe run move back into the hole unless their home slot lies cyclically in (hole, there].
+  void RemoveSlot(size_t i) {
+    size_t mask = index_.size() - 1;
+    size_t j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      if (index_[j] < 0) break;
+      size_t k = entries_[index_[j]].hash & mask;
+      bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+      if (stays) continue;
+      index_[i] = index_[j];
+      i = j;
+    }
+    index_[i] = -1;
+  }
+
+  void Rehash(size_t cap) {
+    index_.assign(cap, -1);
+    size_t mask = cap - 1;
+    for (size_t e = 0; e < entries_.size(); e++) {
+      size_t i = entries_[e].hash & mask;
+      while (index_[i] >= 0) i = (i + 1) & mask;
+      index_[i] = static_cast<int32_t>(e);
+    }
+  }
+
+  std::vector<Entry> entries_;
+  std::vector<int32_t> index_;
 };
 
 class SocketTable : public Napi::ObjectWrap<SocketTable> {
@@ -411,6 +530,7 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
                        {
                            InstanceMethod("watch", &SocketTable::Watch),
                            InstanceMethod("release", &SocketTable::Release),
+                           InstanceMethod("apply", &SocketTable::Apply),
                            InstanceMethod("refresh", &SocketTable::Refresh),
                            InstanceMethod("counts", &SocketTable::Counts),
                            InstanceMethod("stateOf", &SocketTable::StateOf),
@@ -455,6 +575,7 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
     source_ = fromProc ? "proc" : "sock_diag";
     Expire(nowMs);
     Count();
+    countsStale_ = false;
   }
 
  private:
@@ -463,10 +584,7 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
     Tuple t;
     uint32_t id;
     if (!GetUint32(info, 0, "id", &id) || !TupleFromArgs(info, 1, &t)) return info.Env().Undefined();
-    auto old = ids_.find(id);
-    if (old != ids_.end()) watched_.erase(old->second);
-    ids_[id] = t;
-    watched_[t] = Watched{true, 0};
+    DoWatch(id, t);
     return info.Env().Undefined();
   }
 
@@ -476,14 +594,54 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
     uint32_t id;
     if (!GetUint32(info, 0, "id", &id)) return info.Env().Undefined();
     double now = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0;
+    DoRelease(id, now);
+    return info.Env().Undefined();
+  }
+
+  // apply(ops: Float64Array, count: number): `count` watch and release calls in one crossing, in
+  // order, each kApplyStride numbers: [1, id, 0, the tuple's 11 words] for a watch, [2, id, nowMs,
+  // ...] for a release. The JavaScript side queues them (one N-API call per batch of connections
+  // instead of two per connection).
+  Napi::Value Apply(const Napi::CallbackInfo& info) {
+    double* ops;
+    size_t n;
+    if (!GetTypedArray<double>(info, 0, napi_float64_array, "ops", &ops, &n)) return info.Env().Undefined();
+    size_t count = info[1].IsNumber() ? static_cast<size_t>(info[1].As<Napi::Number>().Int64Value()) : 0;
+    if (count > n / kApplyStride) count = n / kApplyStride;
+    for (size_t k = 0; k < count; k++) {
+      const double* op = ops + k * kApplyStride;
+      uint32_t id = static_cast<uint32_t>(op[1]);
+      if (op[0] == 1) {
+        if (op[3] != 4 && op[3] != 6) continue;
+        Tuple t;
+        TupleFromWords(op + 3, &t);
+        DoWatch(id, t);
+      } else if (op[0] == 2) {
+        DoRelease(id, op[2]);
+      }
+    }
+    return info.Env().Undefined();
+  }
+
+  static constexpr size_t kApplyStride = 3 + kTupleWords;
+
+  void DoWatch(uint32_t id, const Tuple& t) {
+    auto old = ids_.find(id);
+    if (old != ids_.end()) watched_.Erase(old->second);
+    ids_[id] = t;
+    watched_.Set(t, true, 0);
+    countsStale_ = true;
+  }
+
+  void DoRelease(uint32_t id, double now) {
     auto it = ids_.find(id);
-    if (it == ids_.end()) return info.Env().Undefined();
+    if (it == ids_.end()) return;
     Tuple t = it->second;
     ids_.erase(it);
-    watched_[t] = Watched{false, now};
+    watched_.Set(t, false, now);
     closedOrder_.push_back({t, now});
     while (closedOrder_.size() > maxClosed_) Forget(closedOrder_.front()), closedOrder_.pop_front();
-    return info.Env().Undefined();
+    countsStale_ = true;
   }
 
   // refresh(nowMs: number, done: (err: Error | null) => void): read the kernel's table in the
@@ -495,6 +653,10 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
     double* out;
     size_t n;
     if (!GetTypedArray<double>(info, 0, napi_float64_array, "out", &out, &n)) return info.Env().Undefined();
+    // Watches and releases since the last refresh (queued ones reach the table later than the
+    // calls did: kernel-sockets.ts applies them in batches) are counted against its snapshot.
+    if (countsStale_ && snapshot_->Size() > 0) Count();
+    countsStale_ = false;
     for (size_t i = 0; i < n && i < kStates; i++) out[i] = counts_[i];
     return info.Env().Undefined();
   }
@@ -515,13 +677,13 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
   }
 
   Napi::Value GetSize(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), snapshot_->Size()); }
-  Napi::Value GetWatched(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), watched_.size()); }
+  Napi::Value GetWatched(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), watched_.Size()); }
   Napi::Value GetSource(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), source_); }
 
   void Forget(const std::pair<Tuple, double>& closed) {
-    auto it = watched_.find(closed.first);
+    WatchedSet::Entry* w = watched_.Find(closed.first);
     // A tuple reused by a later socket (live again, or closed again later) stays.
-    if (it != watched_.end() && !it->second.live && it->second.closedAt == closed.second) watched_.erase(it);
+    if (w != nullptr && !w->live && w->closedAt == closed.second) watched_.Erase(closed.first);
   }
 
   void Expire(double nowMs) {
@@ -534,12 +696,12 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
   // Walk the smaller side: the kernel's table, or the watched tuples looked up in it.
   void Count() {
     for (double& c : counts_) c = 0;
-    if (watched_.size() <= snapshot_->Size()) {
-      for (const auto& w : watched_) counts_[snapshot_->Get(w.first)]++;
+    if (watched_.Size() <= snapshot_->Size()) {
+      for (const auto& w : watched_.Entries()) counts_[snapshot_->Get(w.tuple)]++;
       counts_[0] = 0;  // not in the kernel's table
     } else {
       for (const auto& s : snapshot_->Entries()) {
-        if (watched_.count(s.tuple) != 0) counts_[s.state]++;
+        if (watched_.Contains(s.tuple)) counts_[s.state]++;
       }
     }
   }
@@ -551,10 +713,11 @@ class SocketTable : public Napi::ObjectWrap<SocketTable> {
   bool refreshing_ = false;
   const char* source_ = "none";
   std::unordered_map<uint32_t, Tuple> ids_;
-  std::unordered_map<Tuple, Watched, TupleHash> watched_;
+  WatchedSet watched_;
   std::deque<std::pair<Tuple, double>> closedOrder_;
   std::unique_ptr<SocketMap> snapshot_ = std::make_unique<SocketMap>();
   double counts_[kStates];
+  bool countsStale_ = false;
 
   friend class RefreshWorker;
 };

@@ -70,6 +70,11 @@ export interface NativeSocketTable {
   watch(id: number, tuple: Uint32Array): void;
   /** Connection `id`'s upstream socket closed at `nowMs`: still watched for its TIME_WAIT, for a while. */
   release(id: number, nowMs: number): void;
+  /**
+   * Watch and release calls queued in `ops` (14 numbers each: [1, id, 0, the tuple's 11 words]
+   * for a watch, [2, id, nowMs, …] for a release), applied in order in one call.
+   */
+  apply(ops: Float64Array, count: number): void;
   /** Dump the kernel's table in the thread pool; `done` runs on the event loop once it is swapped in. One at a time. */
   refresh(nowMs: number, done: (err: Error | null) => void): void;
   /** Watched sockets by kernel state number (out[1] = ESTABLISHED ... out[12]) as of the last refresh. */

@@ -23,6 +23,7 @@ import type { CloseReason, ConnIdentity, ResetDirection, ResetReason } from '../
 import { State, STATE_NAMES, type StateName } from '../tcp/state.js';
 import { formatEndpoint } from '../wire/address.js';
 import type { AppProcess } from './app-process.js';
+import { IdMap } from './id-map.js';
 import { CLOSE_REASONS } from './metrics.js';
 
 export const CLOSERS = ['app', 'upstream', 'synfin'] as const;
@@ -337,7 +338,7 @@ export class Draft {
 /**
  * What the recorder knows of each live connection, in one slab of rows (no object per
  * connection): its id, when it opened, its connect, who ended it first so far, and its states
- * with their times. About 110 bytes a connection, plus its entry in the id → row map.
+ * with their times. About 110 bytes a connection, plus its slot in the id → row map (IdMap).
  */
 const NUM_ID = 0;
 const NUM_OPENED_AT = 1;
@@ -353,7 +354,8 @@ const CODE_WIDTH = CODE_STATE + MAX_STATES;
 const UPSTREAM_RESULT_CODES: readonly UpstreamResult[] = ['ok', 'refused', 'timeout', 'unreachable', 'error'];
 
 export class LiveDrafts {
-  private readonly rows = new Map<number, number>();
+  /** Each live connection's row by its id (IdMap: an event's lookup is one indexed load). */
+  private readonly rows = new IdMap<number>();
   private readonly free: number[] = [];
   private capacity = 0;
   private highWater = 0;

@@ -19,6 +19,13 @@ export type KernelState = (typeof KERNEL_TCP_STATES)[number];
 /** Kernel state names by number (include/net/tcp_states.h; 12 = TCP_NEW_SYN_RECV, a request socket still SYN-RECEIVED). */
 const STATE_BY_NUMBER: readonly (KernelState | undefined)[] = [undefined, ...KERNEL_TCP_STATES, 'SYN_RECEIVED'];
 
+/** Numbers per queued watch or release (NativeSocketTable.apply): kind, id, time, the tuple's 11 words. */
+const OP_STRIDE = 14;
+const OP_WATCH = 1;
+const OP_RELEASE = 2;
+/** Watches and releases queued before they are applied (in one native call). */
+export const OPS_QUEUED = 64;
+
 /** How long a closed upstream socket's tuple is remembered for TIME_WAIT matching (Linux TIME_WAIT is 60 s). */
 export const CLOSED_TUPLE_MEMORY_MS = 5 * 60_000;
 /** At most this many closed tuples are remembered (the oldest are forgotten first). */
@@ -47,6 +54,18 @@ export class KernelSockets {
   lastError: Error | null = null;
   /** Counts watch() and release() calls: a snapshot is current only if none happened since it was taken. */
   changes = 0;
+  /**
+   * watch() and release() calls not yet applied to the native table: every connection makes one
+   * of each, and two N-API calls per connection cost more than the table's work. Applied in order
+   * when the queue is full and before anything reads the table (refresh, counts, stateOf,
+   * inodeOf, watched), so no reader sees the difference; the native table counts what it was
+   * given since its snapshot against that snapshot (SocketTable::Counts), as it would have had
+   * each call reached it at once. The queue is bounded, so waiting costs no memory.
+   */
+  private readonly ops = new Float64Array(OPS_QUEUED * OP_STRIDE);
+  private queued = 0;
+  /** Native calls that applied queued watches and releases (tests). */
+  applyCalls = 0;
 
   constructor(
     private readonly now: () => number,
@@ -68,6 +87,7 @@ export class KernelSockets {
 
   /** Tuples watched: synfin's live upstream sockets and the closed ones still remembered. */
   get watched(): number {
+    this.applyQueued();
     return this.table.watched;
   }
 
@@ -103,6 +123,7 @@ export class KernelSockets {
   /** Read the kernel's table now (concurrent callers share one read). Never rejects: see lastError. */
   refresh(): Promise<void> {
     if (this.pending !== null) return this.pending;
+    this.applyQueued();
     const startedAt = this.now();
     this.pending = new Promise<void>((resolve) => {
       this.table.refresh(startedAt, (err) => {
@@ -120,17 +141,21 @@ export class KernelSockets {
     const l = parseAddress(localAddress);
     const r = parseAddress(remoteAddress);
     if (l === null || r === null) return false;
-    this.fill(l.family, l.words, localPort, r.words, remotePort);
-    this.table.watch(id, this.tuple);
-    this.changes++;
+    this.watchWords(id, l.family, l.words, localPort, r.words, remotePort);
     return true;
   }
 
   /** watch() from numbers: each address as four words (IPv4 in word 3). */
   watchWords(id: number, family: 4 | 6, local: Uint32Array, localPort: number, remote: Uint32Array, remotePort: number): void {
-    this.fill(family, local, localPort, remote, remotePort);
-    this.table.watch(id, this.tuple);
-    this.changes++;
+    const o = this.op(OP_WATCH, id, 0);
+    const ops = this.ops;
+    ops[o + 3] = family;
+    for (let i = 0; i < 4; i++) {
+      ops[o + 4 + i] = family === 4 && i < 3 ? 0 : local[i]!;
+      ops[o + 9 + i] = family === 4 && i < 3 ? 0 : remote[i]!;
+    }
+    ops[o + 8] = localPort;
+    ops[o + 13] = remotePort;
   }
 
   /**
@@ -147,18 +172,40 @@ export class KernelSockets {
     }
     t[5] = local[5]!;
     t[10] = remotePort;
+    this.applyQueued();
     this.table.watch(id, t);
     this.changes++;
   }
 
   /** Connection `id`'s upstream socket closed: its tuple stays watched (for its TIME_WAIT) for a while. */
   release(id: number): void {
-    this.table.release(id, this.now());
+    this.op(OP_RELEASE, id, this.now());
+  }
+
+  /** Queue one watch or release; returns its offset in `ops` (the caller fills a watch's tuple). */
+  private op(kind: number, id: number, now: number): number {
+    if (this.queued === OPS_QUEUED) this.applyQueued();
+    const o = this.queued++ * OP_STRIDE;
+    const ops = this.ops;
+    ops[o] = kind;
+    ops[o + 1] = id;
+    ops[o + 2] = now;
     this.changes++;
+    return o;
+  }
+
+  /** Apply the queued watches and releases (one native call). */
+  applyQueued(): void {
+    const n = this.queued;
+    if (n === 0) return;
+    this.queued = 0;
+    this.applyCalls++;
+    this.table.apply(this.ops, n);
   }
 
   /** Watched sockets by kernel state as of the last refresh (states with none are omitted). */
   counts(): Partial<Record<KernelState, number>> {
+    this.applyQueued();
     this.table.counts(this.countBuf);
     const out: Partial<Record<KernelState, number>> = {};
     for (let s = 1; s < this.countBuf.length; s++) {
@@ -171,6 +218,7 @@ export class KernelSockets {
 
   /** The kernel state of the socket local → remote in the last snapshot (address words in network order, as in FlowTuple). */
   stateOf(family: 4 | 6, local: Uint32Array, localPort: number, remote: Uint32Array, remotePort: number): KernelState | undefined {
+    this.applyQueued();
     this.fill(family, local, localPort, remote, remotePort);
     return STATE_BY_NUMBER[this.table.stateOf(this.tuple)];
   }
@@ -180,6 +228,7 @@ export class KernelSockets {
    * /proc/PID/fd is socket:[INODE]): 0 when no file holds it any more, -1 when it is not there.
    */
   inodeOf(family: 4 | 6, local: Uint32Array, localPort: number, remote: Uint32Array, remotePort: number): number {
+    this.applyQueued();
     this.fill(family, local, localPort, remote, remotePort);
     return this.table.inodeOf(this.tuple);
   }

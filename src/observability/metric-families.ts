@@ -101,6 +101,14 @@ export class CounterFamily {
     return i;
   }
 
+  /**
+   * indexOf for a family of one label, without the array and key string a call of indexOf makes
+   * (the key of one value is the value): what the events of every connection use.
+   */
+  indexOfOne(value: string): number {
+    return this.indexByKey.get(value) ?? this.indexOf(value);
+  }
+
   add(index: number, n = 1): void {
     this.values[index]! += n;
   }

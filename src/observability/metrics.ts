@@ -464,19 +464,19 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
       handshake.observe(handshakeIndex.get(result)!, Math.max(0, durationMs) / 1000);
     },
     retransmit(_conn: ConnIdentity, kind: RetransmitKind) {
-      retransmits.add(retransmits.indexOf(kind));
+      retransmits.add(retransmits.indexOfOne(kind));
     },
     reset(_conn: ConnIdentity | null, direction: ResetDirection, reason: ResetReason) {
       resets.add(resets.indexOf(direction, reason));
     },
     drop(_conn: ConnIdentity | null, reason: DropReason) {
-      drops.add(drops.indexOf(reason));
+      drops.add(drops.indexOfOne(reason));
     },
     rtt(_conn: ConnIdentity, srttMs: number) {
       rtt.observe(0, srttMs / 1000);
     },
     closed(conn: ConnIdentity, reason: CloseReason, now: number) {
-      closed.add(closed.indexOf(reason));
+      closed.add(closed.indexOfOne(reason));
       // SYN received to CLOSED for every connection the stack took a SYN for, a dial that failed
       // (upstream refused, reset before the handshake ended) included: it did go SYN → CLOSED.
       connDuration.observe(0, Math.max(0, now - conn.openedAt) / 1000);

@@ -24,6 +24,7 @@ import { IdIndex } from './id-index.js';
 import { KernelSockets, type KernelState } from './kernel-sockets.js';
 import type { ConnectionSample, UpstreamResultLabel } from './metrics.js';
 import { remapIndices, Services, type ServiceCatalogue } from './services.js';
+import { IdMap } from './id-map.js';
 import {
   compileFilter,
   inferAppState,
@@ -53,7 +54,7 @@ export interface ServiceEventSink {
 
 export class ConnectionRegistry implements ConnectionSource {
   private stack: Stack | null = null;
-  private readonly legsById = new Map<number, UpstreamLeg>();
+  private readonly legsById = new IdMap<UpstreamLeg>();
   /** Every connection of the stack (pending SYNs included) by id, in id order: pages walk it. */
   private readonly flows = new IdIndex<ConnFlow>();
   private readonly info = new Float64Array(TCP_INFO_FIELDS);

@@ -3,8 +3,9 @@
  *
  * Incoming packets are parsed into one reused key object (source = the app's side, destination =
  * the address the app dialled, which the stack impersonates). Lookup hashes the key's numbers
- * (keyed: FlowHasher) into a Map<number, entry>, and entries that collide are chained through `nextInBucket`, so a
- * lookup allocates nothing. Each stored entry owns an immutable copy of its tuple.
+ * (keyed: FlowHasher) into an array of chain heads, and entries that share a head are chained
+ * through `nextInBucket`, so a lookup allocates nothing. Each stored entry owns an immutable copy
+ * of its tuple, which it hands on (with its hash) to the entry that replaces it.
  *
  * Every entry also sits in a dense array (its index in `slotInTable`, removal swaps the last
  * entry in), so a walk of the whole table is a plain indexed loop. Beside that array the table can
@@ -175,8 +176,17 @@ export class SlotColumns {
   }
 }
 
+/** Chain heads at first; the array doubles past one entry per head and halves below one in eight. */
+const MIN_BUCKETS = 256;
+
 export class FlowTable<E extends FlowEntry> {
-  private readonly buckets = new Map<number, E>();
+  /**
+   * Chain heads by the hash's low bits (an array of 2^k, not a Map: a lookup is one indexed load,
+   * and inserting or removing a head allocates nothing and leaves no deleted entry for the Map to
+   * compact). The hash stays keyed (FlowHasher), so its low bits are as unpredictable as all 31.
+   */
+  private buckets: (E | undefined)[] = new Array<E | undefined>(MIN_BUCKETS).fill(undefined);
+  private mask = MIN_BUCKETS - 1;
   private readonly dense: E[] = [];
 
   constructor(
@@ -193,38 +203,44 @@ export class FlowTable<E extends FlowEntry> {
     return this.dense.length;
   }
 
+  /** Chain heads (tests: the array follows the table's size). */
+  get bucketCount(): number {
+    return this.buckets.length;
+  }
+
   get(key: FlowKeyLike): E | undefined {
-    let e = this.buckets.get(this.hasher.ofKey(key));
+    const h = this.hasher.ofKey(key);
+    let e = this.buckets[h & this.mask];
     while (e !== undefined) {
-      if (e.flow.matches(key)) return e;
+      // The full hash first: a bucket also holds entries whose hashes differ in higher bits.
+      if (e.flow.hash === h && e.flow.matches(key)) return e;
       e = (e.nextInBucket ?? undefined) as E | undefined;
     }
     return undefined;
   }
 
   /**
-   * The number of chains and the longest one (entries sharing a hash). Walks every chain: for
-   * tests and diagnostics, never the packet path.
+   * The number of distinct hashes and the most entries sharing one. Walks every entry: for tests
+   * and diagnostics, never the packet path.
    */
   chainStats(): { chains: number; longest: number } {
+    const perHash = new Map<number, number>();
     let longest = 0;
-    for (const head of this.buckets.values()) {
-      let n = 0;
-      for (let e: FlowEntry | null = head; e !== null; e = e.nextInBucket) n++;
+    for (const e of this.dense) {
+      const n = (perHash.get(e.flow.hash) ?? 0) + 1;
+      perHash.set(e.flow.hash, n);
       if (n > longest) longest = n;
     }
-    return { chains: this.buckets.size, longest };
+    return { chains: perHash.size, longest };
   }
 
   /** Insert an entry whose tuple is not yet in the table. */
   insert(entry: E): void {
-    // Hashed here, not when the tuple is made: the key is the table's. A tuple moving between
-    // entries (pending SYN → connection → TIME-WAIT record) is rehashed on each insert: three
-    // hashes per connection, against one per packet for lookups.
-    entry.flow.hash = this.hasher.ofTuple(entry.flow);
-    const head = this.buckets.get(entry.flow.hash);
-    entry.nextInBucket = head ?? null;
-    this.buckets.set(entry.flow.hash, entry);
+    // Hashed here, not when the tuple is made: the key is the table's. A tuple that moves to
+    // another entry (pending SYN → connection → TIME-WAIT record) keeps it: see replace().
+    const h = this.hasher.ofTuple(entry.flow);
+    entry.flow.hash = h;
+    this.link(entry, h);
     const slot = this.dense.length;
     entry.slotInTable = slot;
     this.dense.push(entry);
@@ -233,30 +249,53 @@ export class FlowTable<E extends FlowEntry> {
       columns.reserve(slot + 1);
       entry.writeRow?.(columns, slot);
     }
+    if (this.dense.length > this.buckets.length) this.rehash(this.buckets.length * 2);
   }
 
   /** Remove exactly this entry object (no-op if it is not in the table). */
   remove(entry: E): boolean {
-    const h = entry.flow.hash;
-    let e = this.buckets.get(h);
+    if (!this.unlink(entry, null)) return false;
+    this.removeSlot(entry);
+    const n = this.buckets.length;
+    if (n > MIN_BUCKETS && this.dense.length < n >>> 3) this.rehash(n >>> 1);
+    return true;
+  }
+
+  private link(entry: E, h: number): void {
+    const i = h & this.mask;
+    entry.nextInBucket = this.buckets[i] ?? null;
+    this.buckets[i] = entry;
+  }
+
+  /** Take `entry` off its chain, putting `by` (same hash) in its place when given. */
+  private unlink(entry: E, by: E | null): boolean {
+    const i = entry.flow.hash & this.mask;
+    let e = this.buckets[i];
     let prev: E | null = null;
     while (e !== undefined) {
       if (e === entry) {
-        const next = (e.nextInBucket ?? undefined) as E | undefined;
-        if (prev === null) {
-          if (next === undefined) this.buckets.delete(h);
-          else this.buckets.set(h, next);
-        } else {
-          prev.nextInBucket = next ?? null;
+        let next = (e.nextInBucket ?? undefined) as E | undefined;
+        if (by !== null) {
+          by.nextInBucket = next ?? null;
+          next = by;
         }
+        if (prev === null) this.buckets[i] = next;
+        else prev.nextInBucket = next ?? null;
         entry.nextInBucket = null;
-        this.removeSlot(entry);
         return true;
       }
       prev = e;
       e = (e.nextInBucket ?? undefined) as E | undefined;
     }
     return false;
+  }
+
+  /** Chains rebuilt over `n` heads from the hashes the entries carry (none is hashed again). */
+  private rehash(n: number): void {
+    this.buckets = new Array<E | undefined>(n).fill(undefined);
+    this.mask = n - 1;
+    const dense = this.dense;
+    for (let i = 0; i < dense.length; i++) this.link(dense[i] as E, dense[i]!.flow.hash);
   }
 
   private removeSlot(entry: E): void {
@@ -271,14 +310,29 @@ export class FlowTable<E extends FlowEntry> {
     entry.slotInTable = -1;
   }
 
-  /** Swap `oldEntry` for `newEntry` with the same tuple (e.g. a connection for its TIME-WAIT record). */
+  /**
+   * Swap `oldEntry` for `newEntry` with the same tuple (a pending SYN for its connection, a
+   * connection for its TIME-WAIT record). With the same tuple object, as the stack passes it, the
+   * new entry takes the old one's place on its chain and in the dense array: the tuple is not
+   * hashed again and nothing else moves. A different tuple object is removed and inserted.
+   */
   replace(oldEntry: E, newEntry: E): void {
-    this.remove(oldEntry);
-    this.insert(newEntry);
+    if (newEntry.flow !== oldEntry.flow || oldEntry.slotInTable < 0 || !this.unlink(oldEntry, newEntry)) {
+      this.remove(oldEntry);
+      this.insert(newEntry);
+      return;
+    }
+    const slot = oldEntry.slotInTable;
+    oldEntry.slotInTable = -1;
+    newEntry.slotInTable = slot;
+    this.dense[slot] = newEntry;
+    const columns = this.columns;
+    if (columns !== null) newEntry.writeRow?.(columns, slot);
   }
 
   /**
-   * Every entry, last inserted first. The loop may remove the entry it was given (the one swapped
+   * Every entry, from the last slot to the first (the last inserted first, but an entry that
+   * replaced another holds its slot). The loop may remove the entry it was given (the one swapped
    * into its slot has been visited already), but no other.
    */
   *values(): IterableIterator<E> {

@@ -208,6 +208,88 @@ describe('KernelSockets bookkeeping', () => {
     expect(sockets.watch(10, 'nope', 1, '10.0.0.2', 80)).toBe(false);
   });
 
+  it('applies the watches and releases of many connections in one native call, in order, and every read sees them', async () => {
+    let t = 0;
+    const sockets = new KernelSockets(() => t, { maxClosed: 1000, closedMemoryMs: 1000 });
+    const local = parseAddress('10.0.0.1')!.words;
+    const remote = parseAddress('10.0.0.2')!.words;
+    for (let id = 1; id <= 20; id++) {
+      sockets.watchWords(id, 4, local, 40000 + id, remote, 80);
+      if (id <= 15) sockets.release(id);
+    }
+    // Forty calls, none of them across N-API yet: one crossing when something reads the table.
+    expect(sockets.applyCalls).toBe(0);
+    expect(sockets.changes).toBe(35);
+    expect(sockets.watched).toBe(20);
+    expect(sockets.applyCalls).toBe(1);
+    // A queue longer than its room is applied as it fills, order kept: release after watch.
+    for (let id = 100; id < 300; id++) {
+      sockets.watchWords(id, 4, local, 30000 + id, remote, 443);
+      sockets.release(id);
+    }
+    expect(sockets.applyCalls).toBeGreaterThan(1);
+    expect(sockets.watched).toBe(220);
+    // The releases carried their own time: those of t = 0 expire at a refresh past 1000 ms.
+    t = 5000;
+    await sockets.fresh();
+    expect(sockets.watched).toBe(5);
+  });
+
+  it('keeps the watched tuples a model keeps through thousands of watches, re-watches, releases and forgets', () => {
+    // The native set deletes without tombstones (a probe run shifts back into the hole): a tuple
+    // it failed to find would be added twice or never forgotten, and the count would drift.
+    const maxClosed = 1500;
+    const sockets = new KernelSockets(() => t, { maxClosed, closedMemoryMs: 1e12 });
+    let t = 0;
+    const tupleOf = new Map<number, string>();
+    const watched = new Map<string, { live: boolean; closedAt: number }>();
+    const closedOrder: Array<[string, number]> = [];
+    const local = new Uint32Array(4);
+    const remote = parseAddress('10.9.0.2')!.words;
+    let seed = 12345;
+    const rand = (n: number): number => {
+      // xorshift32: a deterministic sequence whose low bits are as good as its high ones.
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    let nextId = 1;
+    for (let step = 0; step < 12000; step++) {
+      t++;
+      const op = rand(10);
+      const live = [...tupleOf.keys()];
+      if (op < 5 || live.length === 0) {
+        // A new socket (or, one time in five, an id watched again with another tuple), from a
+        // pool of 4,000 tuples so that closed ones come back live.
+        const id = op === 0 && live.length > 0 ? live[rand(live.length)]! : nextId++;
+        const port = 1000 + rand(4000);
+        local[3] = 0x0a090001;
+        sockets.watchWords(id, 4, local, port, remote, 80);
+        const key = String(port);
+        const old = tupleOf.get(id);
+        if (old !== undefined) watched.delete(old);
+        tupleOf.set(id, key);
+        watched.set(key, { live: true, closedAt: 0 });
+      } else {
+        const id = live[rand(live.length)]!;
+        sockets.release(id);
+        const key = tupleOf.get(id)!;
+        tupleOf.delete(id);
+        watched.set(key, { live: false, closedAt: t });
+        closedOrder.push([key, t]);
+        while (closedOrder.length > maxClosed) {
+          const [k, at] = closedOrder.shift()!;
+          const w = watched.get(k);
+          if (w !== undefined && !w.live && w.closedAt === at) watched.delete(k);
+        }
+      }
+      if (step % 97 === 0) expect(sockets.watched).toBe(watched.size);
+    }
+    expect(sockets.watched).toBe(watched.size);
+    expect(watched.size).toBeGreaterThan(1000);
+  });
+
   it('the addon refuses a malformed tuple with a clear error', () => {
     const table = new (loadAddon().SocketTable)(1000, 10, false);
     expect(() => table.watch(1, new Uint32Array(3))).toThrow(/tuple must be/);

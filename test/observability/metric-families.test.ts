@@ -113,4 +113,15 @@ describe('metric families', () => {
     expect(c.value(1)).toBe(7);
     expect(() => c.indexOf('in', 'extra')).toThrow(MetricLabelsError);
   });
+
+  it('indexOfOne finds the series indexOf finds for one label value, and makes a new one the same way', async () => {
+    const { text } = registries();
+    const c = new CounterFamily('one_total', 'one', ['reason'], [['a'], ['b']], [text]);
+    expect(c.indexOfOne('b')).toBe(c.indexOf('b'));
+    const fresh = c.indexOfOne('c');
+    expect(fresh).toBe(2);
+    expect(c.indexOf('c')).toBe(fresh);
+    c.add(c.indexOfOne('c'), 3);
+    expect(await text.metrics()).toContain('one_total{reason="c"} 3');
+  });
 });

@@ -126,6 +126,82 @@ describe('FlowTable', () => {
     expect(t.size).toBe(1);
   });
 
+  it('replace with the same tuple object does not hash it again and leaves every other entry in its slot', () => {
+    class CountingHasher extends FlowHasher {
+      tuples = 0;
+      override ofTuple(t: FlowTuple): number {
+        this.tuples++;
+        return super.ofTuple(t);
+      }
+    }
+    const hasher = new CountingHasher();
+    const t = new FlowTable<Entry>(new SlotColumns(2, 4), hasher);
+    const entries: Entry[] = [];
+    for (let p = 1; p <= 5; p++) {
+      const e = new Entry(new FlowTuple(key(4, [0, 0, 0, 0x0a000001], p, [0, 0, 0, 0x0a000002], 443)));
+      entries.push(e);
+      t.insert(e);
+    }
+    expect(hasher.tuples).toBe(5);
+    const old = entries[1]!;
+    const next = new Entry(old.flow);
+    t.replace(old, next);
+    // A pending SYN → connection → TIME-WAIT record keeps the hash its tuple was inserted with.
+    expect(hasher.tuples).toBe(5);
+    expect(next.slotInTable).toBe(1);
+    expect(old.slotInTable).toBe(-1);
+    expect(old.nextInBucket).toBeNull();
+    expect(t.entryAt(1)).toBe(next);
+    expect(t.size).toBe(5);
+    expect(t.columns!.values[1 * 2]).toBe(2);
+    for (const [i, e] of entries.entries()) {
+      const k = key(4, [0, 0, 0, 0x0a000001], i + 1, [0, 0, 0, 0x0a000002], 443);
+      expect(t.get(k)).toBe(i === 1 ? next : e);
+      expect(e.slotInTable).toBe(i === 1 ? -1 : i);
+    }
+    expect(t.remove(old)).toBe(false);
+    expect(t.remove(next)).toBe(true);
+    expect(t.size).toBe(4);
+  });
+
+  it('replaces an entry in the middle of a chain of entries with one hash', () => {
+    // Every tuple hashes alike: one chain, and the replaced entry is neither its head nor its tail.
+    class OneHash extends FlowHasher {
+      override hash(): number {
+        return 7;
+      }
+    }
+    const t = new FlowTable<Entry>(null, new OneHash());
+    const entries: Entry[] = [];
+    for (let p = 1; p <= 3; p++) {
+      const e = new Entry(new FlowTuple(key(4, [0, 0, 0, 1], p, [0, 0, 0, 2], 443)));
+      entries.push(e);
+      t.insert(e);
+    }
+    const next = new Entry(entries[1]!.flow);
+    t.replace(entries[1]!, next);
+    expect(t.chainStats()).toEqual({ chains: 1, longest: 3 });
+    for (let p = 1; p <= 3; p++) expect(t.get(key(4, [0, 0, 0, 1], p, [0, 0, 0, 2], 443))).toBe(p === 2 ? next : entries[p - 1]);
+  });
+
+  it('grows its chain heads with the table and gives them back when it empties, every entry still found', () => {
+    const t = new FlowTable<Entry>();
+    const start = t.bucketCount;
+    const entries: Entry[] = [];
+    const k = (p: number): FlowKeyLike => key(4, [0, 0, 0, 0x0a000001 + (p >>> 16)], p & 0xffff, [0, 0, 0, 0x0a000002], 443);
+    for (let p = 0; p < 20_000; p++) {
+      const e = new Entry(new FlowTuple(k(p)));
+      entries.push(e);
+      t.insert(e);
+    }
+    expect(t.bucketCount).toBeGreaterThanOrEqual(20_000);
+    for (let p = 0; p < 20_000; p += 997) expect(t.get(k(p))).toBe(entries[p]);
+    for (let p = 0; p < 19_990; p++) t.remove(entries[p]!);
+    expect(t.bucketCount).toBeLessThanOrEqual(start * 2);
+    for (let p = 19_990; p < 20_000; p++) expect(t.get(k(p))).toBe(entries[p]);
+    expect(t.get(k(5))).toBeUndefined();
+  });
+
   it('hash is stable and 31-bit', () => {
     const k = key(4, [0, 0, 0, 7], 9, [0, 0, 0, 8], 10);
     const h = new FlowHasher();

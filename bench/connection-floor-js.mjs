@@ -1,0 +1,290 @@
+#!/usr/bin/env node
+// The JavaScript of one short connection (the `shortconn` workload: the server writes 6 bytes and
+// closes, the app reads to EOF and closes), without the kernel: synfin's Stack, TcpConn and Pipe
+// (a compiled dist/) with the observability synfin runs with by default subscribed to the stack's
+// events (the connection registry with its kernel-socket watch, the metrics, the summary, the
+// flight recorder with --history 10000), on an in-memory link and an upstream socket that takes
+// every write. Per connection: the app's SYN; the dial's success as the forwarder reports it
+// (upstreamConnect, the Pipe, acceptPending, upstreamOpened); the app's ACK; 6 bytes and the EOF
+// from the destination in one upstream batch (data + FIN to the app); the app's ACK + FIN (our
+// TIME-WAIT); the pipe's end (upstreamClosed). The app's segments are made as Linux's (timestamps,
+// SACK-permitted, window scaling). `--batch` connections go through each step together, as the
+// TUN batches and upstream polls of 50 connections in flight carry them. TIME-WAIT records expire
+// between rounds (as in a 5 s run of the real workload, none expires during one).
+//
+// Per round and build, process CPU (process.cpuUsage) per connection; builds take turns round by
+// round in one process, so a loaded machine slows them alike; medians are compared. What this
+// leaves out is the native side of the dial and the system calls (bench/connection-floor.mjs).
+//
+//   node bench/connection-floor-js.mjs --ab base=/tmp/base/dist,head=dist [--rounds 7] [--conns 20000] [--batch 8]
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import { median } from './lib/results.js';
+
+const { values: opt } = parseArgs({
+  options: {
+    ab: { type: 'string', default: 'head=dist' },
+    rounds: { type: 'string', default: '7' },
+    conns: { type: 'string', default: '20000' },
+    batch: { type: 'string', default: '8' },
+  },
+});
+const ROUNDS = Number(opt.rounds);
+const CONNS = Number(opt.conns);
+const BATCH = Number(opt.batch);
+const GREETING = Buffer.from('hello\n');
+const APP_BASE = 0xc6120001; // 198.18.0.1 onward: a fresh 4-tuple for every connection
+const DEST = 0xc6136702;
+const FIN = 0x01;
+const SYN = 0x02;
+const ACK = 0x10;
+
+async function load(dist) {
+  const m = async (f) => import(pathToFileURL(path.join(path.resolve(dist), f)).href);
+  const [stack, clock, defaults, pipe, packet, segment, events, registry, metrics, summary, history] = await Promise.all([
+    m('stack/stack.js'),
+    m('stack/clock.js'),
+    m('tcp/defaults.js'),
+    m('proxy/pipe.js'),
+    m('wire/packet.js'),
+    m('wire/segment.js'),
+    m('stack/events.js'),
+    m('observability/registry.js'),
+    m('observability/metrics.js'),
+    m('observability/summary.js'),
+    m('observability/history.js'),
+  ]);
+  return {
+    Stack: stack.Stack,
+    ManualClock: clock.ManualClock,
+    defaultTcpConfig: defaults.defaultTcpConfig,
+    Pipe: pipe.Pipe,
+    ...packet,
+    OutSegment: segment.OutSegment,
+    Segment: segment.Segment,
+    EventHub: events.EventHub,
+    ConnectionRegistry: registry.ConnectionRegistry,
+    createMetrics: metrics.createMetrics,
+    createSummary: summary.createSummary,
+    FlightRecorder: history.FlightRecorder,
+  };
+}
+
+function world(mod) {
+  const slot = 2048;
+  let lastOff = 0;
+  let lastLen = 0;
+  const link = {
+    vnetHdr: false,
+    txSlotSize: slot,
+    txBuffer: Buffer.alloc(slot * 64),
+    used: 0,
+    txReserve: () => {
+      const off = link.used;
+      link.used = (link.used + slot) % (slot * 64);
+      return off;
+    },
+    commits: 0,
+    txCommit(off, len) {
+      link.commits++;
+      lastOff = off;
+      lastLen = len;
+      sent.push(off, len);
+    },
+    txFlush() {},
+    onTxDrain() {},
+  };
+  const sent = [];
+  const clock = new mod.ManualClock(1_000_000);
+  const hub = new mod.EventHub();
+  const syns = [];
+  const stack = new mod.Stack({
+    link,
+    clock,
+    tcp: mod.defaultTcpConfig({}),
+    forwarder: { onSyn: (r) => syns.push(r), onSynAborted() {} },
+    events: hub,
+    maxConnections: 1_000_000,
+    maxTimeWait: 1_000_000,
+    setTimer: () => 0,
+    clearTimer: () => {},
+  });
+  const connections = new mod.ConnectionRegistry(clock);
+  connections.attach(stack);
+  connections.close();
+  const metrics = mod.createMetrics(
+    hub,
+    {
+      clock,
+      forEachConnection: () => {},
+      counters: () => ({ segmentsIn: 0, segmentsOut: 0, bytesClientToUpstream: 0, bytesUpstreamToClient: 0, tunRxPackets: 0, tunRxBytes: 0, tunTxPackets: 0, tunTxBytes: 0 }),
+    },
+    'bench',
+  );
+  void metrics;
+  mod.createSummary(hub, connections, clock, { upstreamTimeWait: () => 0 });
+  const history = new mod.FlightRecorder({ capacity: 10_000 });
+  history.appProcessOf = (id) => connections.appProcessOf(id)?.appProcess ?? null;
+  history.attach(hub);
+
+  const out = new mod.OutSegment();
+  const pkt = Buffer.alloc(1600);
+  const dst = Uint32Array.of(0, 0, 0, DEST);
+  const parser = new mod.PacketParser();
+  const seg = new mod.Segment();
+  const key = new mod.FlowKey();
+  const pipeOptions = { stack, clock, onDone: (p) => hub.upstreamClosed(p, clock.now()), budget: null, events: hub };
+  let serial = 0;
+
+  function send(c, flags) {
+    out.clear();
+    out.seq = c.cNxt;
+    out.ack = flags & ACK ? c.sNxt : 0;
+    out.flags = flags;
+    out.window = 502;
+    out.options.tsPresent = true;
+    out.options.tsVal = c.ts++;
+    out.options.tsEcr = c.tsEcr;
+    if (flags & SYN) {
+      out.options.mss = 1460;
+      out.options.wscale = 7;
+      out.options.sackPermitted = true;
+    }
+    const hl = mod.writeTcpPacket(pkt, 0, 4, c.src, dst, c.port, 8080, out, 0);
+    mod.finishTcpChecksum(pkt, 0, 'full');
+    stack.input(pkt, 0, hl, false);
+  }
+  /** The last segment the stack sent to `c` (its seq and timestamp are what the app answers). */
+  function readBack(c) {
+    parser.parse(link.txBuffer, lastOff, lastLen, false, seg, key);
+    c.tsEcr = seg.options.tsVal;
+    return seg;
+  }
+  function socketFor(c) {
+    return {
+      handler: null,
+      destroyed: false,
+      writable: true,
+      writableLength: 0,
+      localFamily: 4,
+      remoteFamily: 4,
+      localWords: Uint32Array.of(0, 0, 0, 0xc0a80001),
+      localPort: 30000 + (c.port % 30000),
+      remoteWords: dst,
+      remotePort: 8080,
+      localAddress: '192.168.0.1',
+      remoteAddress: '198.19.103.2',
+      write(_chunks, _count, bytes) {
+        return bytes;
+      },
+      pause() {},
+      resume() {},
+      end() {
+        this.destroyed = true;
+      },
+      destroy() {
+        this.destroyed = true;
+      },
+      resetAndDestroy() {
+        this.destroyed = true;
+      },
+    };
+  }
+
+  /** `n` connections, BATCH at a time through each step. */
+  function run(n) {
+    let done = 0;
+    const batch = [];
+    while (done < n) {
+      batch.length = 0;
+      for (let k = 0; k < BATCH; k++) {
+        const id = serial++;
+        const c = { src: Uint32Array.of(0, 0, 0, APP_BASE + Math.floor(id / 50_000)), port: 1024 + (id % 50_000), cNxt: 1000, sNxt: 0, ts: 1, tsEcr: 0, pipe: null, conn: null };
+        batch.push(c);
+        send(c, SYN);
+      }
+      stack.flush();
+      // The dials complete (one upstream poll): the forwarder's part of dialConnected.
+      stack.openBatch();
+      for (const c of batch) {
+        const req = syns.shift();
+        hub.upstreamConnect(req.id, 'ok', 0.05, clock.now());
+        const pipe = new mod.Pipe(socketFor(c), pipeOptions);
+        pipe.id = req.id;
+        pipe.stats = hub.bytes;
+        const conn = stack.acceptPending(req, pipe);
+        pipe.conn = conn;
+        hub.upstreamOpened(pipe, clock.now());
+        c.pipe = pipe;
+      }
+      stack.closeBatch();
+      // The SYN-ACKs went out in order: the app's ACKs.
+      for (let k = 0; k < batch.length; k++) {
+        const c = batch[k];
+        lastOff = sent[sent.length - 2 * (batch.length - k)];
+        lastLen = sent[sent.length - 2 * (batch.length - k) + 1];
+        const s = readBack(c);
+        c.cNxt = 1001;
+        c.sNxt = (s.seq + 1) >>> 0;
+      }
+      sent.length = 0;
+      clock.advance(0.05);
+      for (const c of batch) send(c, ACK);
+      stack.flush();
+      // The destination's 6 bytes and EOF, one upstream poll: data + FIN to each app.
+      stack.openBatch();
+      for (const c of batch) {
+        c.pipe.onUpstreamData(Buffer.from(GREETING));
+        c.pipe.onUpstreamEnd();
+      }
+      stack.closeBatch();
+      sent.length = 0;
+      clock.advance(0.05);
+      // Each app ACKs the data and FIN and sends its own FIN: our TIME-WAIT.
+      for (const c of batch) {
+        c.sNxt = (c.sNxt + GREETING.length + 1) >>> 0;
+        send(c, ACK | FIN);
+      }
+      stack.flush();
+      sent.length = 0;
+      clock.advance(0.05);
+      done += BATCH;
+    }
+    return done;
+  }
+  /** TIME-WAIT records expire (outside the measured rounds). */
+  function expire() {
+    clock.advance(10 * 60_000);
+    stack.runTimers();
+  }
+  return { run, expire, link, stack };
+}
+
+const variants = [];
+for (const v of opt.ab.split(',')) {
+  const [name, dist] = v.split('=');
+  variants.push({ name, world: world(await load(dist)), samples: [] });
+}
+for (const v of variants) {
+  v.world.run(Math.min(CONNS, 20_000));
+  v.world.expire();
+}
+for (let r = 0; r < ROUNDS; r++) {
+  for (let i = 0; i < variants.length; i++) {
+    const v = variants[(i + r) % variants.length];
+    const before = process.cpuUsage();
+    const commits = v.world.link.commits;
+    const n = v.world.run(CONNS);
+    const used = process.cpuUsage(before);
+    v.samples.push((used.user + used.system) / n);
+    v.packets = (v.world.link.commits - commits) / n;
+    v.left = v.world.stack.tableSize;
+    v.world.expire();
+  }
+}
+for (const v of variants) {
+  process.stdout.write(
+    `${v.name}: ${median(v.samples).toFixed(2)} µs CPU per connection (median of ${ROUNDS}; ${v.samples.map((s) => s.toFixed(2)).join(' ')}); ${v.packets.toFixed(2)} packets to the app per connection; ${v.left} table entries at the round's end\n`,
+  );
+}
