@@ -7,7 +7,7 @@ import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { UpstreamSockets, type EventBatchSink, type UpstreamHandler, type UpstreamSocket } from '../../src/proxy/upstream.js';
 import { TcpFlag } from '../../src/wire/segment.js';
-import { APP_ISN, appPacket, stackHarness } from './stack-harness.js';
+import { APP_ISN, appPacket, idleHandler, stackHarness } from './stack-harness.js';
 import { dial, until } from '../proxy/upstream-harness.js';
 
 const nextTurn = () => new Promise((r) => setImmediate(r));
@@ -72,6 +72,30 @@ describe('a batch of upstream events', () => {
     const sent = h.link.take();
     expect(sent).toHaveLength(1);
     expect(sent[0]!.seg.flags & TcpFlag.RST).toBeTruthy();
+  });
+
+  it('a SYN accepted within its own handling gets its SYN-ACK in the flush that ends its input batch, and no flush is left for a later turn', async () => {
+    // The forwarder accepts inside onSyn when the upstream connect(2) completed within the call.
+    const holder: { h?: ReturnType<typeof stackHarness> } = {};
+    const h = stackHarness({ onSyn: (req) => void holder.h!.stack.acceptPending(req, idleHandler()) });
+    holder.h = h;
+    let flushes = 0;
+    const txFlush = h.link.txFlush.bind(h.link);
+    h.link.txFlush = () => {
+      flushes++;
+      txFlush();
+    };
+    const syn = appPacket({ seq: APP_ISN, flags: TcpFlag.SYN, srcPort: 40004 });
+    h.stack.input(syn, 0, syn.length, false);
+    expect(h.link.sent).toHaveLength(0);
+    h.stack.flush();
+    const sent = h.link.take();
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.seg.flags).toBe(TcpFlag.SYN | TcpFlag.ACK);
+    expect(flushes).toBe(1);
+    await nextTurn();
+    expect(flushes).toBe(1);
+    expect(h.link.take()).toHaveLength(0);
   });
 
   it('a batch that made nothing due sends nothing', () => {
