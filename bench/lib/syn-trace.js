@@ -6,6 +6,7 @@
 // TUN read, the JavaScript before the dial, the dial's system calls, the JavaScript after it and
 // the SYN-ACK's write, then the greeting's relay.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 
 const SYS = { read: 0, write: 1, socket: 41, connect: 42, getsockname: 51, epoll_wait: 232, epoll_pwait: 281, epoll_pwait2: 441 };
 const POLLS = new Set([SYS.epoll_wait, SYS.epoll_pwait, SYS.epoll_pwait2]);
@@ -22,6 +23,7 @@ tracepoint:syscalls:sys_exit_${n} /tid == ${pid}/ { printf("X ${NR[n]} %llu %d\\
   );
   return `${sys.join('\n')}
 tracepoint:sched:sched_switch /args->next_pid == ${pid}/ { printf("S %llu\\n", nsecs); }
+tracepoint:sched:sched_switch /args->prev_pid == ${pid}/ { printf("O %llu\\n", nsecs); }
 tracepoint:net:net_dev_start_xmit /str(args->name) == "${tunDev}"/ { printf("T t %llu %d\\n", nsecs, args->len); }
 tracepoint:net:net_dev_start_xmit /str(args->name) == "${upDev}"/ { printf("T u %llu %d\\n", nsecs, args->len); }
 tracepoint:net:net_dev_start_xmit /str(args->name) == "${srvDev}"/ { printf("T s %llu %d\\n", nsecs, args->len); }
@@ -44,7 +46,10 @@ export function startSynTrace(pid, tunDev, upDev, srvDev) {
     async stop() {
       child.kill('SIGINT');
       await new Promise((r) => (child.exitCode !== null ? r() : child.on('exit', r)));
-      return analyse(Buffer.concat(chunks).toString('utf8'));
+      const text = Buffer.concat(chunks).toString('utf8');
+      // SYN_TRACE_RAW=FILE keeps bpftrace's output, to analyse again (analyse(text)).
+      if (process.env.SYN_TRACE_RAW) fs.writeFileSync(process.env.SYN_TRACE_RAW, text);
+      return analyse(text);
     },
   };
 }
@@ -62,6 +67,9 @@ function parse(text) {
         break;
       case 'S':
         ev.push({ k: 'S', t: Number(f[1]) / 1e3 });
+        break;
+      case 'O':
+        ev.push({ k: 'O', t: Number(f[1]) / 1e3 });
         break;
       case 'T':
         ev.push({ k: 'T', dev: f[1], t: Number(f[2]) / 1e3, len: Number(f[3]) });
@@ -134,17 +142,44 @@ export function analyse(text) {
     rows.push(r);
     lastSyn = -1;
   }
+  // The thread's periods off the CPU (switched out → switched in): an interval's time on the
+  // CPU is its length less these, a figure the other load on the machine moves much less.
+  const offFrom = [];
+  const offTo = [];
+  let out = -1;
+  for (const e of ev) {
+    if (e.k === 'O') out = e.t;
+    else if (e.k === 'S' && out >= 0) {
+      offFrom.push(out);
+      offTo.push(e.t);
+      out = -1;
+    }
+  }
+  const offIn = (a, b) => {
+    let lo = 0;
+    let hi = offTo.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (offTo[mid] <= a) lo = mid + 1;
+      else hi = mid;
+    }
+    let off = 0;
+    for (let k = lo; k < offFrom.length && offFrom[k] < b; k++) off += Math.min(b, offTo[k]) - Math.max(a, offFrom[k]);
+    return off;
+  };
   const iv = (name, a, b) => {
-    const xs = rows.filter((r) => r[a] !== undefined && r[b] !== undefined).map((r) => r[b] - r[a]);
-    return `| ${name} | ${xs.length} | ${pct(xs, 50).toFixed(1)} | ${pct(xs, 99).toFixed(1)} |`;
+    const rs = rows.filter((r) => r[a] !== undefined && r[b] !== undefined);
+    const xs = rs.map((r) => r[b] - r[a]);
+    const on = rs.map((r) => r[b] - r[a] - offIn(r[a], r[b]));
+    return `| ${name} | ${xs.length} | ${pct(xs, 50).toFixed(1)} | ${pct(xs, 99).toFixed(1)} | ${pct(on, 50).toFixed(1)} | ${pct(on, 99).toFixed(1)} |`;
   };
   const counts = (m) => [...m].sort((a, b) => b[1] - a[1]).map(([id, n]) => `${id}×${(n / rows.length).toFixed(2)}`).join(' ');
   return [
     '',
     `syscall trace of synfin's main thread (bpftrace), ${rows.length} connections anchored on the upstream socket(2) (µs)`,
     '',
-    '| interval | samples | p50 | p99 |',
-    '|---|--:|--:|--:|',
+    '| interval | samples | p50 | p99 | on the CPU p50 | on the CPU p99 |',
+    '|---|--:|--:|--:|--:|--:|',
     iv('SYN into the TUN device → synfin switched in (when it slept)', 'syn', 'wake'),
     iv('SYN into the TUN device → epoll returns', 'syn', 'poll'),
     iv('epoll returns → the TUN read with the SYN returns', 'poll', 'read'),

@@ -814,10 +814,24 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
       replayCookieAck(req, iss, syn);
       conn.process(syn, now);
     }
-    this.markDirty(entry);
-    // The SYN-ACK is what the app's connect() waits for: no extra turn of the event loop.
-    this.flushNow();
+    this.sendHandshake(entry, now);
     return conn;
+  }
+
+  /**
+   * The SYN-ACK is what the app's connect() waits for: no extra turn of the event loop. Within an
+   * input batch (a dial that connected inside connect(2), during its SYN's handling) it is written
+   * at once, ahead of what the rest of the batch makes due: connections are independent, and a
+   * TUN write costs one write(2) per packet however the packets are grouped.
+   */
+  private sendHandshake(entry: ConnEntry, now: number): void {
+    if (this.batchOpen && !this.flushing && !this.txBlocked) {
+      this.dispatchEntry(entry, now);
+      this.link.txFlush();
+      return;
+    }
+    this.markDirty(entry);
+    this.flushNow();
   }
 
   /** The upstream failed: answer the SYN the way the app would have seen the destination fail. */
