@@ -24,6 +24,7 @@ tracepoint:syscalls:sys_exit_${n} /tid == ${pid}/ { printf("X ${NR[n]} %llu %d\\
   return `${sys.join('\n')}
 tracepoint:sched:sched_switch /args->next_pid == ${pid}/ { printf("S %llu\\n", nsecs); }
 tracepoint:sched:sched_switch /args->prev_pid == ${pid}/ { printf("O %llu\\n", nsecs); }
+tracepoint:sock:inet_sock_set_state /args->oldstate == 2 && args->newstate == 1/ { printf("K %llu %d %d\\n", nsecs, cpu, tid == ${pid}); }
 tracepoint:net:net_dev_start_xmit /str(args->name) == "${tunDev}"/ { printf("T t %llu %d\\n", nsecs, args->len); }
 tracepoint:net:net_dev_start_xmit /str(args->name) == "${upDev}"/ { printf("T u %llu %d\\n", nsecs, args->len); }
 tracepoint:net:net_dev_start_xmit /str(args->name) == "${srvDev}"/ { printf("T s %llu %d\\n", nsecs, args->len); }
@@ -70,6 +71,9 @@ function parse(text) {
         break;
       case 'O':
         ev.push({ k: 'O', t: Number(f[1]) / 1e3 });
+        break;
+      case 'K':
+        ev.push({ k: 'K', t: Number(f[1]) / 1e3, ours: f[3] === '1' });
         break;
       case 'T':
         ev.push({ k: 'T', dev: f[1], t: Number(f[2]) / 1e3, len: Number(f[3]) });
@@ -126,6 +130,14 @@ export function analyse(text) {
     const k0 = j;
     r.connectOut = next((x) => x.k === 'X' && x.id === SYS.connect);
     for (let k = k0; k < j; k++) if (ev[k].k === 'T' && ev[k].dev === 'u' && r.upSyn === undefined) r.upSyn = ev[k].t;
+    // The upstream socket's SYN-SENT → ESTABLISHED: inside connect(2) on synfin's thread, or elsewhere.
+    for (let k = k0; k < ev.length && ev[k].t < r.connectOut + 500; k++) {
+      if (ev[k].k === 'K') {
+        r.established = ev[k].t;
+        r.establishedOurs = ev[k].ours;
+        break;
+      }
+    }
     r.nameOut = next((x) => x.k === 'X' && x.id === SYS.getsockname);
     const k1 = j;
     r.writeIn = next((x) => x.k === 'E' && x.id === SYS.write);
@@ -196,6 +208,8 @@ export function analyse(text) {
     iv('epoll returns → the upstream read returns', 'dataPoll', 'dataRead'),
     iv('upstream read returns → the greeting\'s TUN write enters (JavaScript)', 'dataRead', 'dataWriteIn'),
     iv('greeting leaves the server → its TUN write returns', 'data', 'dataWriteOut'),
+    '',
+    `upstream handshake completed (SYN-SENT → ESTABLISHED) before connect(2) returned: ${rows.filter((r) => r.established !== undefined && r.established <= r.connectOut).length} of ${rows.length}, on synfin's thread: ${rows.filter((r) => r.establishedOurs).length}; after: ${rows.filter((r) => r.established !== undefined && r.established > r.connectOut).length}`,
     '',
     `system calls per connection (number×count) between the SYN's read and socket(2): ${counts(between.before)}; between getsockname(2) and the SYN-ACK's write: ${counts(between.after)}; closes there of the previous connection's upstream socket: ${(closesOfPrev / rows.length).toFixed(2)} per connection`,
   ];
