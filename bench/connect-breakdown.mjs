@@ -3,7 +3,12 @@
 // first data segment on both legs, timestamped by tcpdump on each side of synfin, for every
 // connection of a `connrate` run one at a time against the greet server (issue 24, item 3).
 //
-//   sudo node bench/connect-breakdown.mjs [--seconds N] [--dist DIR]
+//   sudo node bench/connect-breakdown.mjs [--seconds N] [--dist DIR] [--trace]
+//
+// --trace: also runs bpftrace on synfin's main thread during the measured run (its system calls'
+// entries and exits, the SYNs entering the TUN device and leaving on the upstream veth, the
+// thread's switches in) and prints, per connection, where the SYN's time inside synfin goes
+// between those system calls (bench/lib/syn-trace.js).
 //
 // Prints the medians and p99 of each interval (µs) and the client's own connect() p50/p99, on the
 // synfin path and, for reference, the kernel path (the client's SYN to the server's SYN-ACK on the
@@ -17,9 +22,10 @@ import { PORT, startTcpServer } from './lib/servers.js';
 import { withPath } from './lib/relays.js';
 import { killAllDaemons, run, sleep } from './lib/proc.js';
 import { tool } from './lib/tools.js';
+import { startSynTrace } from './lib/syn-trace.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const { values: opt } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, dist: { type: 'string' } } });
+const { values: opt } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, dist: { type: 'string' }, trace: { type: 'boolean', default: false } } });
 const seconds = Number(opt.seconds);
 if (!(seconds >= 1 && seconds <= 600)) throw new Error('--seconds must be 1..600');
 const dist = path.resolve(opt.dist ?? path.join(here, '..', 'dist'));
@@ -100,12 +106,15 @@ try {
     await kcap.started;
     const kr = await connrate(topo.ns.kcli, ADDR.kernelServer);
     const kconn = legs(parse(await kcap.stop()), ADDR.kernelClient);
-    await withPath(ctx, 'synfin', { name: 'connect-breakdown' }, async () => {
+    let traceLines = [];
+    await withPath(ctx, 'synfin', { name: 'connect-breakdown' }, async (relay) => {
       await connrate(topo.ns.scli, ADDR.tunTarget); // warm-up (JIT)
       const tun = capture(topo.ns.scli, topo.dev.tun);
       const up = capture(topo.ns.sfn, topo.dev.uc);
-      await Promise.all([tun.started, up.started]);
+      const trace = opt.trace ? startSynTrace(relay.pid, topo.dev.tun, topo.dev.uc, topo.dev.us) : null;
+      await Promise.all([tun.started, up.started, trace?.started]);
       const sr = await connrate(topo.ns.scli, ADDR.tunTarget);
+      if (trace !== null) traceLines = await trace.stop();
       const tconn = legs(parse(await tun.stop()), ADDR.tunClient);
       const uconn = legs(parse(await up.stop()), ADDR.synfinUpstream);
       // One at a time: the upstream leg of a client connection is the first upstream SYN after the
@@ -136,6 +145,7 @@ try {
         row('synfin: SYN on TUN → SYN-ACK on TUN (all of synfin)', T),
         `| synfin path: client connect() (connrate) | ${sr.ok} | ${sr.connectUs.p50} | ${sr.connectUs.p99} |`,
         row('synfin: destination\'s first data → the same data on TUN (first byte relay)', D),
+        ...traceLines,
       );
     });
   } finally {

@@ -94,9 +94,6 @@ export class UpstreamForwarder implements Forwarder {
   private dialTimer: NodeJS.Timeout | null = null;
   private readonly onDialTimerBound = (): void => this.onDialTimer();
   private expiringDials = false;
-  /** Dials whose connect completed within the call: accepted together after the current call. */
-  private readonly early: Dial[] = [];
-  private readonly acceptEarlyBound = (): void => this.acceptEarly();
   /**
    * Dials in flight by their socket's local port, chained through Dial.nextSamePort (ports are
    * shared across destinations): what isOwnConnection looks a SYN up in.
@@ -282,25 +279,18 @@ export class UpstreamForwarder implements Forwarder {
   private connect(dial: Dial, family: 4 | 6, words: Uint32Array): void {
     const socket = this.upstream.connect(dial, family, words, dial.port, this.bind);
     if (typeof socket === 'string') {
-      // Refused or unreachable within connect(2) itself: answered after the current call, as
-      // every other outcome is (the stack is still handling the SYN).
+      // Refused or unreachable within connect(2) itself: answered after the current call (the
+      // error path, not worth a decision inside the SYN's handling).
       process.nextTick(() => this.dialFailed(dial, classify(socket)));
       return;
     }
     dial.socket = socket;
     if (socket.connecting) this.indexDial(dial);
-    else {
-      // A destination on this host or a veth away has often completed the handshake by the time
-      // connect(2) returns (the kernel ran the peer's side in the same system call): the app's
-      // SYN-ACK goes out right after this batch instead of an event-loop turn later (~30 µs here).
-      if (this.early.push(dial) === 1) process.nextTick(this.acceptEarlyBound);
-    }
-  }
-
-  private acceptEarly(): void {
-    const list = this.early;
-    for (let i = 0; i < list.length; i++) this.dialConnected(list[i]!);
-    list.length = 0;
+    // A destination on this host or a veth away has often completed the handshake by the time
+    // connect(2) returns (the kernel ran the peer's side in the same system call). Accepted here,
+    // within the SYN's own handling (Forwarder.onSyn may decide within the call), its SYN-ACK
+    // leaves in the flush that ends the SYN's batch: no tick and no second flush before it.
+    else this.dialConnected(dial);
   }
 
   private armDialTimer(): void {
@@ -395,7 +385,7 @@ export class UpstreamForwarder implements Forwarder {
     this.dialQueueHead = 0;
   }
 
-  /** The dial's socket connected (Dial.onUpstreamConnect, or within the connect call: acceptEarly). */
+  /** The dial's socket connected (Dial.onUpstreamConnect, or within the connect call: connect). */
   dialConnected(dial: Dial): void {
     if (dial.settled) return;
     const socket = dial.socket!;

@@ -12,7 +12,7 @@
  *   our memory.
  *   upstream → app: socket data → conn.write; when the send buffer is full the socket is
  *   paused until onSendSpace.
- *   FIN: app FIN → socket.end(); upstream EOF → conn.close() (our FIN).
+ *   FIN: app FIN → socket.end() after the batch's flush; upstream EOF → conn.close() (our FIN).
  *   RST: app RST → socket.resetAndDestroy(); upstream error → conn.abort() (our RST).
  */
 import type { ConnHandler, TcpConn } from '../tcp/conn.js';
@@ -68,6 +68,8 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
   private pendingBytes = 0;
   /** Pooled read buffers the connection released, given back after the flush (onChunkReleased). */
   private released: Buffer[] | null = null;
+  /** The app's FIN is to be passed upstream (socket.end) by the next afterFlush, behind `pending`. */
+  private finToUpstream = false;
   private consumed = 0;
   /** Bytes of the send buffer charged to the budget (whole pooled read buffers count whole). */
   private sendCharged = 0;
@@ -106,6 +108,10 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
   /** The stack has sent this batch's segments: write what the batch delivered. */
   afterFlush(): void {
     this.writePending();
+    if (this.finToUpstream) {
+      this.finToUpstream = false;
+      if (!this.socket.destroyed) this.socket.end();
+    }
     const released = this.released;
     if (released !== null && released.length > 0) {
       // The batch's packets are written: unless the device held some back (full), nothing points
@@ -154,9 +160,12 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
     if (!this.upstreamEnded) this.waitingSince = this.opts.clock.now();
     if (!this.socket.destroyed) {
       this.closedBy ??= 'synfin';
-      // The data before the FIN first.
-      this.writePending();
-      this.socket.end();
+      // Passed on after the batch's flush, as the data before it is (afterFlush writes that
+      // first): the end is a shutdown(2) or close(2) that pushes our FIN through the kernel, and
+      // the segments the batch made due (its ACKs, a new connection's SYN-ACK: the app's close
+      // and its next SYN often arrive together) need not wait for it.
+      this.finToUpstream = true;
+      this.opts.stack.runAfterFlush(this);
     }
   }
 

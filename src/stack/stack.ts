@@ -235,9 +235,10 @@ export interface AfterFlush {
 /** The proxy's side of the listener. */
 export interface Forwarder {
   /**
-   * A new connection attempt arrived (or a valid SYN cookie came back). Decide, possibly
-   * asynchronously: `stack.acceptPending(req, handler)` once the upstream connected, or
-   * `stack.rejectPending(req, how, reason)`.
+   * A new connection attempt arrived (or a valid SYN cookie came back). Decide, within the call
+   * (a dial that connected inside connect(2)) or later: `stack.acceptPending(req, handler)` once
+   * the upstream connected, or `stack.rejectPending(req, how, reason)`. The SYN's segment is
+   * consumed by then (its offer holds what it negotiated), so a decision within the call is safe.
    */
   onSyn(req: PendingSyn): void;
   /** The app gave up on a pending attempt (RST) before it was decided: cancel the dial. */
@@ -633,7 +634,10 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
    * which a SYN-ACK or a response would otherwise wait for behind the rest of the event loop.
    */
   flushNow(): void {
-    if (this.flushing || this.batchOpen) this.flushSoon();
+    // Within an input batch (a SYN whose dial completed inside connect(2)), the flush that ends
+    // the batch (LinkRx contract) sends it: a turn scheduled now would only flush nothing.
+    if (this.batchOpen) return;
+    if (this.flushing) this.flushSoon();
     else this.flush();
   }
 
@@ -810,10 +814,24 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
       replayCookieAck(req, iss, syn);
       conn.process(syn, now);
     }
-    this.markDirty(entry);
-    // The SYN-ACK is what the app's connect() waits for: no extra turn of the event loop.
-    this.flushNow();
+    this.sendHandshake(entry, now);
     return conn;
+  }
+
+  /**
+   * The SYN-ACK is what the app's connect() waits for: no extra turn of the event loop. Within an
+   * input batch (a dial that connected inside connect(2), during its SYN's handling) it is written
+   * at once, ahead of what the rest of the batch makes due: connections are independent, and a
+   * TUN write costs one write(2) per packet however the packets are grouped.
+   */
+  private sendHandshake(entry: ConnEntry, now: number): void {
+    if (this.batchOpen && !this.flushing && !this.txBlocked) {
+      this.dispatchEntry(entry, now);
+      this.link.txFlush();
+      return;
+    }
+    this.markDirty(entry);
+    this.flushNow();
   }
 
   /** The upstream failed: answer the SYN the way the app would have seen the destination fail. */

@@ -127,6 +127,20 @@ describe('the forwarder dials', () => {
     expect(outcome.accepted[0]!.upstreamEndpoints()?.local).toMatch(/^127\.0\.0\.2:\d+$/);
   });
 
+  it('accepts a dial that connected inside connect(2) before onSyn returns, and proxies from it', async () => {
+    // Loopback: the kernel runs the destination's side of the handshake within connect(2).
+    const port = await listen('127.0.0.1', (s) => s.end('greeting'));
+    const { proxy, outcome, syn } = proxyTo({ host: '127.0.0.1', port, address: null });
+    syn();
+    expect(outcome.accepted).toHaveLength(1);
+    expect(proxy.dialsInFlight).toBe(0);
+    const pipe = outcome.accepted[0]!;
+    pipe.onEstablished(pipe.conn!);
+    const got = (pipe.conn as unknown as { got: Buffer[] }).got;
+    await until('the greeting', () => Buffer.concat(got).toString() === 'greeting');
+    expect(outcome.rejected).toEqual([]);
+  });
+
   it("refuses the app's SYN when the destination refuses", async () => {
     const srv = net.createServer();
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));

@@ -7,7 +7,8 @@ import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { UpstreamSockets, type EventBatchSink, type UpstreamHandler, type UpstreamSocket } from '../../src/proxy/upstream.js';
 import { TcpFlag } from '../../src/wire/segment.js';
-import { APP_ISN, appPacket, stackHarness } from './stack-harness.js';
+import { seqAdd } from '../../src/tcp/seq.js';
+import { APP_ISN, appPacket, idleHandler, stackHarness } from './stack-harness.js';
 import { dial, until } from '../proxy/upstream-harness.js';
 
 const nextTurn = () => new Promise((r) => setImmediate(r));
@@ -72,6 +73,61 @@ describe('a batch of upstream events', () => {
     const sent = h.link.take();
     expect(sent).toHaveLength(1);
     expect(sent[0]!.seg.flags & TcpFlag.RST).toBeTruthy();
+  });
+
+  it('a SYN accepted within its own handling gets its SYN-ACK during that input, and no flush is left for a later turn', async () => {
+    // The forwarder accepts inside onSyn when the upstream connect(2) completed within the call.
+    const holder: { h?: ReturnType<typeof stackHarness> } = {};
+    const h = stackHarness({ onSyn: (req) => void holder.h!.stack.acceptPending(req, idleHandler()) });
+    holder.h = h;
+    let flushes = 0;
+    const txFlush = h.link.txFlush.bind(h.link);
+    h.link.txFlush = () => {
+      flushes++;
+      txFlush();
+    };
+    const syn = appPacket({ seq: APP_ISN, flags: TcpFlag.SYN, srcPort: 40004 });
+    h.stack.input(syn, 0, syn.length, false);
+    // Written during the SYN's own input (sendHandshake), then the batch's flush sends nothing more.
+    const sent = h.link.take();
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.seg.flags).toBe(TcpFlag.SYN | TcpFlag.ACK);
+    expect(flushes).toBe(1);
+    h.stack.flush();
+    expect(flushes).toBe(2);
+    expect(h.link.take()).toHaveLength(0);
+    await nextTurn();
+    expect(flushes).toBe(2);
+    expect(h.link.take()).toHaveLength(0);
+  });
+
+  it('a SYN accepted within its own handling gets its SYN-ACK ahead of what earlier segments of the batch made due', () => {
+    const holder: { h?: ReturnType<typeof stackHarness> } = {};
+    let decide = false;
+    const h = stackHarness({
+      onSyn: (req) => {
+        if (decide) holder.h!.stack.acceptPending(req, idleHandler());
+        else holder.h!.syns.push(req);
+      },
+    });
+    holder.h = h;
+    const { conn, ourIss } = h.establish({ srcPort: 40005 });
+    h.link.take();
+    decide = true;
+    // One batch: the first connection's FIN, a response written to it meanwhile (a segment due),
+    // then a new connection's SYN.
+    const fin = appPacket({ seq: seqAdd(APP_ISN, 1), ack: seqAdd(ourIss, 1), flags: TcpFlag.ACK | TcpFlag.FIN, srcPort: 40005 });
+    const syn = appPacket({ seq: APP_ISN, flags: TcpFlag.SYN, srcPort: 40006 });
+    h.stack.input(fin, 0, fin.length, false);
+    conn.write(Buffer.from('response'));
+    h.stack.wake(conn);
+    h.stack.input(syn, 0, syn.length, false);
+    h.stack.flush();
+    const sent = h.link.take();
+    expect(sent.map((p) => [p.flow.dstPort, p.seg.flags & TcpFlag.SYN, p.seg.payload.toString()])).toEqual([
+      [40006, TcpFlag.SYN, ''],
+      [40005, 0, 'response'],
+    ]);
   });
 
   it('a batch that made nothing due sends nothing', () => {

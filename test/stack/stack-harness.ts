@@ -84,6 +84,8 @@ export function stackHarness(
   opts: Partial<Pick<StackOptions, 'synBacklog' | 'maxConnections' | 'maxTimeWait' | 'onTimeWaitOverflow'>> & {
     mslMs?: number;
     isOwnConnection?: Forwarder['isOwnConnection'];
+    /** The forwarder's decision on each SYN (default: kept in `syns` for the test to decide). */
+    onSyn?: Forwarder['onSyn'];
   } = {},
 ) {
   const link = new MemoryLink();
@@ -102,7 +104,7 @@ export function stackHarness(
     closed: (_c, r) => closed.push(r),
     stateChange: (_c, from, to) => transitions.push(`${STATE_NAMES[from]}>${STATE_NAMES[to]}`),
   });
-  const forwarder: Forwarder = { onSyn: (r) => syns.push(r), onSynAborted() {} };
+  const forwarder: Forwarder = { onSyn: opts.onSyn ?? ((r) => syns.push(r)), onSynAborted() {} };
   if (opts.isOwnConnection !== undefined) forwarder.isOwnConnection = opts.isOwnConnection;
   const stack = new Stack({
     link,
