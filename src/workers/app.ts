@@ -1,0 +1,116 @@
+/**
+ * The HTTP surface of the main thread with --workers N > 1: /healthz, /readyz (ready once every
+ * worker is), /metrics merged from every worker, /api/connections merged from every worker's
+ * table. Routes not merged yet answer 501 with a JSON error naming --workers rather than one
+ * worker's data (README, "--workers").
+ */
+import crypto from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Config } from '../config.js';
+import { connectionsQuerySchema, CURSOR_PATTERN, DEFAULT_PAGE_LIMIT, hostAllowed, REDACTED, redactRow, showsAddresses } from '../http/app.js';
+import type { ConnectionFilter } from '../observability/table.js';
+import { localAfter, mergePages } from './connections.js';
+import type { ConnectionsAnswer, ConnectionsQuery } from './protocol.js';
+
+/** Routes of the single-thread API that --workers N > 1 does not serve yet. */
+export const NOT_MERGED_ROUTES: ReadonlyArray<{ method: 'GET' | 'POST'; url: string }> = [
+  { method: 'GET', url: '/api/history' },
+  { method: 'GET', url: '/api/events' },
+  { method: 'GET', url: '/api/capture' },
+  { method: 'POST', url: '/api/capture' },
+  { method: 'GET', url: '/api/capture.pcap' },
+  { method: 'GET', url: '/api/connections/:id/pcap' },
+  { method: 'GET', url: '/' },
+  { method: 'GET', url: '/api/summary' },
+];
+
+const HOST_EXEMPT = new Set(['/metrics', '/healthz', '/readyz']);
+
+export interface MainAppOptions {
+  config: Config;
+  n: number;
+  isReady(): boolean;
+  metrics(openMetrics: boolean): Promise<{ body: string; contentType: string }>;
+  /** One query per worker (in worker order); each answer, or null for a worker that did not answer. */
+  connections(q: ConnectionsQuery[]): Promise<Array<ConnectionsAnswer | null>>;
+  log?: FastifyBaseLogger;
+}
+
+export function buildMainApp(opts: MainAppOptions): FastifyInstance {
+  const { config, n } = opts;
+  const apiHosts = new Set(config.apiHosts.map((h) => h.toLowerCase().replace(/\.$/, '')));
+  const instance = crypto.randomBytes(4).toString('hex');
+  const app = Fastify({ logger: false, ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } } });
+
+  // The same DNS-rebinding guard as the single-thread API (src/http/app.ts, RFC 9110 §15.5.20).
+  app.addHook('onRequest', (req, reply, done) => {
+    const url = req.raw.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    if (HOST_EXEMPT.has(path) || hostAllowed(req.headers.host, apiHosts)) {
+      done();
+      return;
+    }
+    void reply.status(421).send({ error: `Host "${String(req.headers.host ?? '').slice(0, 100)}" is not an IP address, localhost or a name given with --api-host: refused (DNS rebinding)`, statusCode: 421 });
+  });
+  app.setErrorHandler((error, req, reply) => {
+    const err = error as { statusCode?: number; message: string };
+    const status = err.statusCode ?? 500;
+    if (status >= 500) opts.log?.error({ req: { method: req.method, url: req.url }, err: error }, 'request failed');
+    void reply.status(status).send({ error: status >= 500 ? 'internal error' : err.message, statusCode: status });
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => (opts.isReady() ? { status: 'ready' } : reply.status(503).send({ status: 'not ready' })));
+
+  app.get('/metrics', async (req, reply) => {
+    const openMetrics = (req.headers.accept ?? '').includes('application/openmetrics-text');
+    const t0 = performance.now();
+    const { body, contentType } = await opts.metrics(openMetrics);
+    reply.header('server-timing', `workers;dur=${(performance.now() - t0).toFixed(2)}`);
+    return reply.header('content-type', contentType).send(body);
+  });
+
+  app.get<{ Querystring: ConnectionFilter & { limit?: number; cursor?: string } }>('/api/connections', { schema: { querystring: connectionsQuerySchema } }, async (req, reply) => {
+    const { limit = DEFAULT_PAGE_LIMIT, cursor, ...filter } = req.query;
+    let after = 0;
+    if (cursor !== undefined) {
+      const m = CURSOR_PATTERN.exec(cursor);
+      if (m === null || m[1] !== instance) {
+        return reply.status(400).send({ error: 'querystring/cursor is not a `next` of this synfin process: start again without cursor', statusCode: 400 });
+      }
+      after = parseInt(m[2]!, 16);
+    }
+    const show = showsAddresses(config.apiAddresses, req);
+    if (!show && filter.destination !== undefined) {
+      return reply.status(403).send({ error: 'addresses are not shown to this client (--api-addresses): no destination filter', statusCode: 403 });
+    }
+    // Each worker is asked for a whole page after the cursor (its own ids); the merge keeps the
+    // first `limit` by global id (id × N + worker), so the next page starts where this one ends.
+    const queries: ConnectionsQuery[] = [];
+    for (let i = 0; i < n; i++) queries.push({ filter, afterId: localAfter(after, i, n), limit, first: cursor === undefined });
+    const answers = await opts.connections(queries);
+    const page = mergePages(answers, n, limit);
+    const missing = answers.filter((a) => a === null).length;
+    const last = page.rows.length > 0 ? page.rows[page.rows.length - 1]!.id : after;
+    const next = page.more ? instance + last.toString(16) : null;
+    return reply.type('application/json; charset=utf-8').send({
+      count: page.rows.length,
+      addresses: show ? 'shown' : REDACTED,
+      connections: show ? page.rows : page.rows.map(redactRow),
+      next,
+      // Workers that did not answer (being replaced): their connections are missing from the page.
+      ...(missing > 0 ? { workersMissing: missing } : {}),
+    });
+  });
+
+  for (const route of NOT_MERGED_ROUTES) {
+    app.route({
+      method: route.method,
+      url: route.url,
+      handler: async (_req, reply) =>
+        reply.status(501).send({ error: `${route.method} ${route.url} is not available with --workers ${n} yet (each worker has its own; only /metrics, /healthz, /readyz and /api/connections are merged): run with --workers 1 for it`, statusCode: 501 }),
+    });
+  }
+  return app;
+}

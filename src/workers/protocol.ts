@@ -1,0 +1,53 @@
+/**
+ * The messages between the main thread of `--workers N` (supervisor.ts) and each worker thread
+ * (worker.ts), over the worker's MessagePort (structured clone: no functions, no class instances).
+ */
+import type { Config } from '../config.js';
+import type { ConnectionFilter, ConnectionRow } from '../observability/table.js';
+import type { Family } from './merge.js';
+
+export interface WorkerData {
+  config: Config;
+  /** This worker's index (0..N-1): its queue, and the remainder of its connections' ids modulo N. */
+  index: number;
+  /** The queue's fd in the main thread (the worker adopts a duplicate of it). */
+  fd: number;
+  /** The device's name (the adoption checks the fd is attached to it). */
+  name: string;
+  /** The namespace the device was moved to, where its ip commands run (tests); null: synfin's own. */
+  netns: string | null;
+  /** The stack's secret, the same for every worker (SYN cookies, ISNs, flow keys). */
+  secret: Uint8Array;
+  /** The main thread's performance.timeOrigin: every worker reads the main thread's clock. */
+  timeOrigin: number;
+  /** The main thread's HTTP listener, never a destination. */
+  listenGuard: { host: string; port: number };
+}
+
+/** One worker's slice of /api/connections: rows with a local id above `afterId`, at most `limit`. */
+export interface ConnectionsQuery {
+  filter: ConnectionFilter;
+  afterId: number;
+  limit: number;
+  /** A first page (the kernel snapshot may be 100 ms old) or a following one (1 s). */
+  first: boolean;
+}
+
+export interface ConnectionsAnswer {
+  rows: ConnectionRow[];
+  /** More matching rows follow the last one. */
+  more: boolean;
+}
+
+export type MainToWorker =
+  | { type: 'metrics'; seq: number }
+  | { type: 'connections'; seq: number; query: ConnectionsQuery }
+  | { type: 'reload' }
+  | { type: 'shutdown'; reason: string };
+
+export type WorkerMetrics = Family[];
+
+export type WorkerToMain =
+  | { type: 'ready' }
+  | { type: 'failed'; message: string; code: string | null }
+  | { type: 'reply'; seq: number; body: WorkerMetrics | ConnectionsAnswer };
