@@ -49,11 +49,14 @@ export interface Family {
  * own, each with how it merges (`max` for the oldest-age gauges; `sum` for the rest: counters,
  * histograms' buckets, sums and counts, and gauges that count things or bytes).
  */
-export function workerFamilies(families: readonly Family[]): Family[] {
+export function workerFamilies(families: readonly Family[], keepListen: boolean): Family[] {
   const out: Family[] = [];
   for (const f of families) {
     if (!f.name.startsWith('synfin_') || MAIN_THREAD_FAMILIES.has(f.name)) continue;
-    out.push({ ...f, aggregator: MAX_FAMILIES.has(f.name) ? 'max' : 'sum' });
+    // synfin_tcp_connections{state="LISTEN"} is the one wildcard listener (always 1): every worker
+    // has one, the proxy still listens once; the first worker that answered stands for all.
+    const values = f.name === 'synfin_tcp_connections' && !keepListen ? f.values.filter((v) => v.labels.state !== 'LISTEN') : f.values;
+    out.push({ ...f, values, aggregator: MAX_FAMILIES.has(f.name) ? 'max' : 'sum' });
   }
   return out;
 }
