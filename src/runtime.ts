@@ -151,6 +151,8 @@ export interface Synfin {
   impairment: { rx: FaultCounters; tx: FaultCounters } | null;
   /** The connection table: both legs of every connection, and the app process holding each (appProcessOf). */
   connections: ConnectionRegistry;
+  /** The event hub every observer subscribes to (a --workers worker forwards /api/events from it). */
+  events: EventHub;
   /** The address the HTTP server listens on (port resolved when 0 was asked for). */
   listenUrl: string;
   /** The named services in force (--service, --service-file); `services.serviceOf(destination)` names a destination. */
@@ -489,5 +491,5 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
 
   const impairment = impairedRx !== null && impairedTx !== null ? { rx: impairedRx.counters, tx: impairedTx.counters } : null;
   const reloadServices = (): boolean => serviceWatcher?.reload('SIGHUP') ?? false;
-  return { config, tun, stack, proxy, budget, capture, metrics, history, app, logger, impairment, connections, listenUrl, services, reloadServices, shutdown };
+  return { config, tun, stack, proxy, budget, capture, metrics, history, app, logger, impairment, connections, events: hub, listenUrl, services, reloadServices, shutdown };
 }

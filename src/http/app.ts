@@ -209,7 +209,7 @@ export const connectionsQuerySchema = {
 
 type ConnectionsQuery = ConnectionFilter & { limit?: number; cursor?: string };
 
-const historyQuerySchema = {
+export const historyQuerySchema = {
   type: 'object',
   additionalProperties: false,
   properties: {

@@ -1,21 +1,21 @@
 /**
  * The HTTP surface of the main thread with --workers N > 1: /healthz, /readyz (ready once every
- * worker is), /metrics merged from every worker, /api/connections merged from every worker's
- * table. Routes not merged yet answer 501 with a JSON error naming --workers rather than one
+ * worker is), /metrics merged from every worker, /api/connections and /api/history merged from
+ * every worker's table and recorder, /api/events relayed from every worker's event hub. Routes not merged yet answer 501 with a JSON error naming --workers rather than one
  * worker's data (README, "--workers").
  */
 import crypto from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
-import { connectionsQuerySchema, CURSOR_PATTERN, DEFAULT_PAGE_LIMIT, hostAllowed, REDACTED, redactRow, showsAddresses } from '../http/app.js';
+import { connectionsQuerySchema, CURSOR_PATTERN, DEFAULT_PAGE_LIMIT, historyQuerySchema, hostAllowed, parseSince, REDACTED, redactRow, showsAddresses } from '../http/app.js';
+import type { HistoryQuery, HistoryRecord } from '../observability/history.js';
+import { mergeHistory, type RelayedTransition } from './history.js';
 import type { ConnectionFilter } from '../observability/table.js';
 import { localAfter, mergePages } from './connections.js';
 import type { ConnectionsAnswer, ConnectionsQuery } from './protocol.js';
 
 /** Routes of the single-thread API that --workers N > 1 does not serve yet. */
 export const NOT_MERGED_ROUTES: ReadonlyArray<{ method: 'GET' | 'POST'; url: string }> = [
-  { method: 'GET', url: '/api/history' },
-  { method: 'GET', url: '/api/events' },
   { method: 'GET', url: '/api/capture' },
   { method: 'POST', url: '/api/capture' },
   { method: 'GET', url: '/api/capture.pcap' },
@@ -33,6 +33,14 @@ export interface MainAppOptions {
   metrics(openMetrics: boolean): Promise<{ body: string; contentType: string }>;
   /** One query per worker (in worker order); each answer, or null for a worker that did not answer. */
   connections(q: ConnectionsQuery[]): Promise<Array<ConnectionsAnswer | null>>;
+  /** Every worker's newest `limit` matching records (null: did not answer). */
+  history(q: HistoryQuery, limit: number): Promise<Array<HistoryRecord[] | null>>;
+  /** The workers' recorders together (0: --history 0). */
+  historyCapacity: number;
+  /** Receive the workers' transitions (batches) until the returned function is called. */
+  subscribeTransitions(reader: (batch: readonly RelayedTransition[], dropped: number) => void): () => void;
+  /** Most bytes a slow /api/events reader may have queued before it loses events. */
+  sseQueueBytes?: number;
   log?: FastifyBaseLogger;
 }
 
@@ -104,12 +112,79 @@ export function buildMainApp(opts: MainAppOptions): FastifyInstance {
     });
   });
 
+  app.get<{ Querystring: Omit<HistoryQuery, 'since'> & { since?: string; limit?: number } }>('/api/history', { schema: { querystring: historyQuerySchema } }, async (req, reply) => {
+    if (opts.historyCapacity === 0) return reply.status(404).send({ error: 'the flight recorder is off (--history 0)', statusCode: 404 });
+    const { limit = DEFAULT_PAGE_LIMIT, since, ...filter } = req.query;
+    const q: HistoryQuery = { ...filter };
+    if (since !== undefined) {
+      const at = parseSince(since);
+      if (Number.isNaN(at)) return reply.status(400).send({ error: 'querystring/since must be seconds since the epoch or an ISO 8601 time (2026-12-06T23:50:00Z)', statusCode: 400 });
+      q.since = at;
+    }
+    const show = showsAddresses(config.apiAddresses, req);
+    // Each worker's newest `limit`, merged newest first: the newest `limit` of them all.
+    const records = mergeHistory(await opts.history(q, limit), n, limit);
+    return reply.type('application/json; charset=utf-8').send({
+      count: records.length,
+      addresses: show ? 'shown' : REDACTED,
+      capacity: opts.historyCapacity,
+      connections: show ? records : records.map((r) => ({ ...r, client: REDACTED, destination: REDACTED })),
+    });
+  });
+
+  let eventStreams = 0;
+  app.get('/api/events', (req, reply) => {
+    // As the single-thread stream (src/http/app.ts): bounded readers, a bounded queue per reader.
+    if (eventStreams >= config.maxEventStreams) {
+      return reply.status(503).header('retry-after', '10').send({ error: `too many /api/events readers (--max-event-streams ${config.maxEventStreams}); try again when one has closed`, statusCode: 503 });
+    }
+    eventStreams++;
+    const limit = opts.sseQueueBytes ?? 1 << 20;
+    const show = showsAddresses(config.apiAddresses, req);
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write(': synfin state transitions\n\n');
+    let dropped = 0;
+    let seq = 0;
+    const unsubscribe = opts.subscribeTransitions((batch, lost) => {
+      dropped += lost;
+      for (const t of batch) {
+        if (res.writableLength > limit) {
+          dropped++;
+          continue;
+        }
+        const data = JSON.stringify({
+          id: t.id,
+          client: show ? t.client : REDACTED,
+          destination: show ? t.destination : REDACTED,
+          service: t.service,
+          from: t.from,
+          to: t.to,
+          secondsInFrom: t.secondsInFrom,
+          dropped,
+        });
+        dropped = 0;
+        res.write(`id: ${++seq}\nevent: transition\ndata: ${data}\n\n`);
+      }
+    });
+    const heartbeat = setInterval(() => {
+      if (res.writableLength <= limit) res.write(': keep-alive\n\n');
+    }, 15_000);
+    heartbeat.unref();
+    req.raw.on('close', () => {
+      eventStreams--;
+      clearInterval(heartbeat);
+      unsubscribe();
+    });
+    reply.hijack();
+  });
+
   for (const route of NOT_MERGED_ROUTES) {
     app.route({
       method: route.method,
       url: route.url,
       handler: async (_req, reply) =>
-        reply.status(501).send({ error: `${route.method} ${route.url} is not available with --workers ${n} yet (each worker has its own; only /metrics, /healthz, /readyz and /api/connections are merged): run with --workers 1 for it`, statusCode: 501 }),
+        reply.status(501).send({ error: `${route.method} ${route.url} is not available with --workers ${n} yet (each worker has its own; only /metrics, /healthz, /readyz, /api/connections, /api/history and /api/events are merged): run with --workers 1 for it`, statusCode: 501 }),
     });
   }
   return app;

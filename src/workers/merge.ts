@@ -9,7 +9,8 @@ import type { Config } from '../config.js';
  * The per-worker config: the limits that are global in the single-thread path
  * (--max-connections, --syn-backlog, --max-time-wait, --memory-limit) divided N ways, rounded up
  * (a worker's share is exact and needs no shared counter on the hot path; BENCHMARKS.md "Past one
- * core"). The sum can exceed the figure asked for by at most N − 1. `memoryLimit` is the global
+ * core"), and --history (the flight recorders' records) too. The sum can exceed the figure asked
+ * for by at most N − 1. `memoryLimit` is the global
  * budget in force (the option's, or the default read from the cgroup by the main thread).
  */
 export function workerShare(config: Config, n: number, memoryLimit: number): Config {
@@ -20,6 +21,8 @@ export function workerShare(config: Config, n: number, memoryLimit: number): Con
     synBacklog: share(config.synBacklog),
     maxTimeWait: share(config.maxTimeWait),
     memoryLimit: share(memoryLimit),
+    // Not a limit, but memory allocated at start (~175 bytes a record): the recorders together keep --history.
+    history: share(config.history),
   };
 }
 

@@ -5,11 +5,15 @@
 import type { Config } from '../config.js';
 import type { ConnectionFilter, ConnectionRow } from '../observability/table.js';
 import type { Family } from './merge.js';
+import type { HistoryQuery, HistoryRecord } from '../observability/history.js';
+import type { RelayedTransition } from './history.js';
 
 export interface WorkerData {
   config: Config;
   /** This worker's index (0..N-1): its queue, and the remainder of its connections' ids modulo N. */
   index: number;
+  /** N. */
+  workers: number;
   /** The queue's fd in the main thread (the worker adopts a duplicate of it). */
   fd: number;
   /** The device's name (the adoption checks the fd is attached to it). */
@@ -42,6 +46,9 @@ export interface ConnectionsAnswer {
 export type MainToWorker =
   | { type: 'metrics'; seq: number }
   | { type: 'connections'; seq: number; query: ConnectionsQuery }
+  | { type: 'history'; seq: number; query: HistoryQuery; limit: number }
+  /** Relay transitions (while the main thread has /api/events readers), or stop. */
+  | { type: 'events'; on: boolean }
   | { type: 'reload' }
   | { type: 'shutdown'; reason: string };
 
@@ -50,4 +57,5 @@ export type WorkerMetrics = Family[];
 export type WorkerToMain =
   | { type: 'ready' }
   | { type: 'failed'; message: string; code: string | null }
-  | { type: 'reply'; seq: number; body: WorkerMetrics | ConnectionsAnswer };
+  | { type: 'reply'; seq: number; body: WorkerMetrics | ConnectionsAnswer | HistoryRecord[] }
+  | { type: 'transitions'; batch: RelayedTransition[]; dropped: number };

@@ -29,6 +29,8 @@ import { Tun } from '../tun/index.js';
 import { buildMainApp } from './app.js';
 import { perWorkerOpened, workerFamilies, workerShare } from './merge.js';
 import type { ConnectionsAnswer, ConnectionsQuery, MainToWorker, WorkerData, WorkerMetrics, WorkerToMain } from './protocol.js';
+import type { HistoryQuery, HistoryRecord } from '../observability/history.js';
+import type { RelayedTransition } from './history.js';
 
 const VERSION = '0.1.0';
 
@@ -155,7 +157,32 @@ export async function startWorkers(config: Config, opts: WorkersOptions = {}): P
   const connections = (q: ConnectionsQuery[]): Promise<Array<ConnectionsAnswer | null>> =>
     Promise.all(slots.map((s, i) => request<ConnectionsAnswer>(s, { type: 'connections', seq: ++seq, query: q[i]! })));
 
-  const app = buildMainApp({ config, n, isReady, metrics: metricsText, connections, log: logger.child({ component: 'http' }) });
+  const history = (q: HistoryQuery, limit: number): Promise<Array<HistoryRecord[] | null>> =>
+    Promise.all(slots.map((s) => request<HistoryRecord[]>(s, { type: 'history', seq: ++seq, query: q, limit })));
+
+  // /api/events: the workers relay transitions only while the main thread has readers.
+  const readers = new Set<(batch: readonly RelayedTransition[], dropped: number) => void>();
+  const relay = (slot: Slot, on: boolean): void => slot.worker.postMessage({ type: 'events', on } satisfies MainToWorker);
+  const subscribeTransitions = (reader: (batch: readonly RelayedTransition[], dropped: number) => void): (() => void) => {
+    readers.add(reader);
+    if (readers.size === 1) for (const s of slots) if (s.ready) relay(s, true);
+    return () => {
+      readers.delete(reader);
+      if (readers.size === 0) for (const s of slots) if (s.ready) relay(s, false);
+    };
+  };
+
+  const app = buildMainApp({
+    config,
+    n,
+    isReady,
+    metrics: metricsText,
+    connections,
+    history,
+    historyCapacity: share.history * n,
+    subscribeTransitions,
+    log: logger.child({ component: 'http' }),
+  });
   let listenUrl: string;
   try {
     await app.listen({ host: config.listenHost, port: config.listenPort });
@@ -172,15 +199,18 @@ export async function startWorkers(config: Config, opts: WorkersOptions = {}): P
   listenUrl = `http://${guard.host.includes(':') ? `[${guard.host}]` : guard.host}:${guard.port}`;
 
   const spawn = (index: number): Promise<void> => {
-    const data: WorkerData = { config: share, index, fd: queues[index]!.fd, name: queues[index]!.name, netns: opts.netns ?? null, secret, timeOrigin: performance.timeOrigin, listenGuard: guard };
+    const data: WorkerData = { config: share, index, workers: n, fd: queues[index]!.fd, name: queues[index]!.name, netns: opts.netns ?? null, secret, timeOrigin: performance.timeOrigin, listenGuard: guard };
     const worker = new Worker(script, { workerData: data });
     const slot: Slot = { index, worker, ready: false, pending: new Map(), startedAt: Date.now(), exited: false };
     slots[index] = slot;
     return new Promise((resolve, reject) => {
       let settled = false;
       worker.on('message', (m: WorkerToMain) => {
-        if (m.type === 'ready') {
+        if (m.type === 'transitions') {
+          for (const reader of readers) reader(m.batch, m.dropped);
+        } else if (m.type === 'ready') {
           slot.ready = true;
+          if (readers.size > 0) relay(slot, true);
           settled = true;
           resolve();
         } else if (m.type === 'failed') {

@@ -11,6 +11,7 @@ import { startSynfin, type Synfin } from '../runtime.js';
 import { Tun } from '../tun/index.js';
 import type { MainToWorker, WorkerData, WorkerMetrics, WorkerToMain } from './protocol.js';
 import { answerConnections } from './connections.js';
+import { answerHistory, TransitionRelay } from './history.js';
 
 const data = workerData as WorkerData;
 const port = parentPort!;
@@ -33,11 +34,12 @@ async function main(): Promise<void> {
     secret: data.secret,
     clock,
   });
-  port.on('message', (m: MainToWorker) => void handle(synfin, m));
+  const relay = new TransitionRelay(synfin, data.index, data.workers, (batch, dropped) => send({ type: 'transitions', batch, dropped }));
+  port.on('message', (m: MainToWorker) => void handle(synfin, relay, m));
   send({ type: 'ready' });
 }
 
-async function handle(synfin: Synfin, m: MainToWorker): Promise<void> {
+async function handle(synfin: Synfin, relay: TransitionRelay, m: MainToWorker): Promise<void> {
   switch (m.type) {
     case 'metrics': {
       await synfin.connections.prepareScrape();
@@ -48,10 +50,18 @@ async function handle(synfin: Synfin, m: MainToWorker): Promise<void> {
     case 'connections':
       send({ type: 'reply', seq: m.seq, body: await answerConnections(synfin, m.query) });
       return;
+    case 'history':
+      send({ type: 'reply', seq: m.seq, body: await answerHistory(synfin, m.query, m.limit) });
+      return;
+    case 'events':
+      if (m.on) relay.start();
+      else relay.stop();
+      return;
     case 'reload':
       synfin.reloadServices();
       return;
     case 'shutdown':
+      relay.stop();
       await synfin.shutdown(m.reason);
       // Exit with the event loop's pending work dropped: the stack and its sockets are closed.
       process.exit(0);

@@ -54,15 +54,17 @@ describe('the --workers option', () => {
 });
 
 describe('each worker\'s share of the global limits', () => {
-  it('divides --max-connections, --syn-backlog, --max-time-wait and the memory budget N ways, rounding up', () => {
+  it('divides --max-connections, --syn-backlog, --max-time-wait, the memory budget and --history N ways, rounding up', () => {
     const c = { ...DEFAULT_CONFIG, maxConnections: 100_001, synBacklog: 1024, maxTimeWait: 5, workers: 3 };
     const s = workerShare(c, 3, 256 * 1024 * 1024);
     expect(s.maxConnections).toBe(33_334);
     expect(s.synBacklog).toBe(342);
     expect(s.maxTimeWait).toBe(2);
     expect(s.memoryLimit).toBe(Math.ceil((256 * 1024 * 1024) / 3));
+    expect(s.history).toBe(3334);
     // Everything else is the same in every worker.
-    expect({ ...s, maxConnections: 0, synBacklog: 0, maxTimeWait: 0, memoryLimit: 0 }).toEqual({ ...c, maxConnections: 0, synBacklog: 0, maxTimeWait: 0, memoryLimit: 0 });
+    const zero = { maxConnections: 0, synBacklog: 0, maxTimeWait: 0, memoryLimit: 0, history: 0 };
+    expect({ ...s, ...zero }).toEqual({ ...c, ...zero });
   });
 });
 

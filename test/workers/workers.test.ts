@@ -93,14 +93,53 @@ async function start(ns: NetNs, n: number): Promise<Workers> {
 const subnet = (salt: number): number => ((process.pid * 7 + salt) % 200) + 20;
 
 describeIfTun('--workers 2: two stacks in two worker threads on two queues', () => {
-  it('carries every connection intact, both workers carry some, and /metrics sums them', async () => {
+  it('carries every connection intact, both workers carry some, /metrics sums them, and /api/events and /api/history cover both', async () => {
     const n = subnet(0);
     const ns = NetNs.create('wk');
     const w = await start(ns, n);
     expect((await fetch(`${w.listenUrl}/readyz`)).status).toBe(200);
 
+    // /api/events relays both workers' transitions.
+    const events = await fetch(`${w.listenUrl}/api/events`);
+    expect(events.status).toBe(200);
+    const reader = events.body!.getReader();
+    let sse = '';
+    const reading = (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        sse += Buffer.from(value).toString();
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 200)); // the workers are told to relay
+
     const r = await ns.exec(process.execPath, ['-e', CLIENT_SCRIPT], { env: { ...process.env, HOST: `198.19.${n}.2`, PORT: String(port), N: String(CONNECTIONS) } });
     expect(JSON.parse(r.stdout.trim())).toEqual({ ok: CONNECTIONS });
+
+    const deadline = Date.now() + 5000;
+    const established = (): Array<{ id: number }> =>
+      [...sse.matchAll(/^data: (.*)$/gm)].map((m) => JSON.parse(m[1]!) as { id: number; to: string }).filter((e) => e.to === 'ESTABLISHED');
+    while (established().length < CONNECTIONS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    await reader.cancel();
+    await reading.catch(() => {});
+    const ids = established().map((e) => e.id);
+    expect(new Set(ids).size).toBe(CONNECTIONS);
+    expect(ids.some((id) => id % 2 === 0) && ids.some((id) => id % 2 === 1)).toBe(true);
+
+    // /api/history merges both recorders (each keeps half of --history), newest first.
+    let history: { count: number; capacity: number; connections: Array<{ id: number; closedAt: string }> } = { count: 0, capacity: 0, connections: [] };
+    const historyDeadline = Date.now() + 5000;
+    while (history.count < CONNECTIONS && Date.now() < historyDeadline) {
+      history = (await (await fetch(`${w.listenUrl}/api/history`)).json()) as typeof history;
+      if (history.count < CONNECTIONS) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(history.count).toBe(CONNECTIONS);
+    expect(history.capacity).toBe(DEFAULT_CONFIG.history);
+    expect(new Set(history.connections.map((c) => c.id))).toEqual(new Set(ids));
+    const closedAt = history.connections.map((c) => c.closedAt);
+    expect([...closedAt].sort().reverse()).toEqual(closedAt);
+    const five = (await (await fetch(`${w.listenUrl}/api/history?limit=5`)).json()) as typeof history;
+    expect(five.connections).toEqual(history.connections.slice(0, 5));
 
     const text = await (await fetch(`${w.listenUrl}/metrics`)).text();
     // A counter summed across the workers: every connection made, counted once.
@@ -155,9 +194,9 @@ describeIfTun('--workers 2: two stacks in two worker threads on two queues', () 
       expect(walked).toEqual(ids);
 
       // Routes not merged yet say so.
-      const history = await fetch(`${w.listenUrl}/api/history`);
-      expect(history.status).toBe(501);
-      expect(((await history.json()) as { error: string }).error).toMatch(/--workers 2/);
+      const pcap = await fetch(`${w.listenUrl}/api/capture.pcap`);
+      expect(pcap.status).toBe(501);
+      expect(((await pcap.json()) as { error: string }).error).toMatch(/--workers 2/);
     } finally {
       holder.kill('SIGKILL');
     }
