@@ -236,18 +236,26 @@ export async function startWorkers(config: Config, opts: WorkersOptions = {}): P
         slot.pending.clear();
         if (shuttingDown || slots[index] !== slot || !settled) return;
         restarts++;
-        // A worker that keeps dying at start is not restarted in a tight loop: up to 5 s between tries.
+        // A worker that dies right after its start is not restarted in a tight loop.
         const delay = Date.now() - slot.startedAt < 1000 ? 1000 : 0;
         logger.error({ worker: index, code, restartInMs: delay }, `worker ${index} exited (code ${code}): starting a new one on queue ${index}; its connections are lost`);
-        setTimeout(() => {
-          if (shuttingDown) return;
-          spawn(index).then(
-            () => logger.info({ worker: index }, `worker ${index} replaced`),
-            (err: Error) => logger.error({ worker: index, err: { message: err.message } }, `worker ${index} could not be replaced`),
-          );
-        }, delay);
+        replace(index, delay);
       });
     });
+  };
+
+  // A replacement that fails to start is tried again every 5 s (the queue stays open meanwhile).
+  const replace = (index: number, delay: number): void => {
+    setTimeout(() => {
+      if (shuttingDown) return;
+      spawn(index).then(
+        () => logger.info({ worker: index }, `worker ${index} replaced`),
+        (err: Error) => {
+          logger.error({ worker: index, err: { message: err.message } }, `worker ${index} could not be replaced: trying again in 5 s`);
+          replace(index, 5000);
+        },
+      );
+    }, delay);
   };
 
   try {
@@ -292,7 +300,8 @@ export async function startWorkers(config: Config, opts: WorkersOptions = {}): P
     return shutdownPromise;
   };
   if (opts.installSignalHandlers === true) {
-    process.on('SIGHUP', onSighup);
+    // As with one thread: SIGHUP re-reads --service-file; without one, SIGHUP keeps its default.
+    if (config.serviceFile !== null) process.on('SIGHUP', onSighup);
     const onSignal = (signal: NodeJS.Signals): void => {
       void shutdown(signal).then(() => process.exit(0));
     };
