@@ -146,7 +146,10 @@ export async function startWorkers(config: Config, opts: WorkersOptions = {}): P
   const metricsText = async (openMetrics: boolean): Promise<{ body: string; contentType: string }> => {
     const perWorker = await Promise.all(slots.map((s) => request<WorkerMetrics>(s, { type: 'metrics', seq: ++seq })));
     const first = perWorker.findIndex((w) => w !== null);
-    const families = [await registry.getMetricsAsJSON(), [perWorkerOpened(perWorker)], ...perWorker.map((w, i) => (w === null ? [] : workerFamilies(w, i === first)))];
+    // The main thread's families come once: taken as they are (prom-client marks some `omit` or
+    // `average` for its cluster merge, which would drop process_start_time_seconds here).
+    const own = (await registry.getMetricsAsJSON()).map((f) => ({ ...f, aggregator: 'first' }));
+    const families = [own, [perWorkerOpened(perWorker)], ...perWorker.map((w, i) => (w === null ? [] : workerFamilies(w, i === first)))];
     const type = openMetrics ? client.Registry.OPENMETRICS_CONTENT_TYPE : client.Registry.PROMETHEUS_CONTENT_TYPE;
     // aggregate(metrics, contentType): the type declarations omit the second parameter.
     const aggregate = client.AggregatorRegistry.aggregate as unknown as (m: unknown[], t: string) => client.Registry;

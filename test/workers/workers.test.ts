@@ -154,6 +154,7 @@ describeIfTun('--workers 2: two stacks in two worker threads on two queues', () 
     // Process-wide families once, from the main thread; the workers' ready.
     expect(text.match(/^synfin_build_info\{/gm)).toHaveLength(1);
     expect(text.match(/^process_cpu_user_seconds_total /gm)).toHaveLength(1);
+    expect(text.match(/^process_start_time_seconds /gm)).toHaveLength(1);
     expect(metricValue(text, 'synfin_ready')).toBe(1);
     expect(metricValue(text, 'synfin_workers', { state: 'ready' })).toBe(2);
     // A histogram's buckets and counts sum too.
