@@ -58,7 +58,11 @@ const running: Workers[] = [];
 
 beforeAll(async () => {
   if (!fs.existsSync(WORKER_SCRIPT)) throw new Error(`${WORKER_SCRIPT} is missing: npm run build first`);
-  echo = net.createServer((s) => s.pipe(s));
+  // A worker that dies takes its upstream sockets with it: their ends here see resets.
+  echo = net.createServer((s) => {
+    s.on('error', () => {});
+    s.pipe(s);
+  });
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
   port = (echo.address() as net.AddressInfo).port;
 });
