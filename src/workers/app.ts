@@ -12,14 +12,14 @@ import type { HistoryQuery, HistoryRecord } from '../observability/history.js';
 import { mergeHistory, type RelayedTransition } from './history.js';
 import type { ConnectionFilter } from '../observability/table.js';
 import { localAfter, mergePages } from './connections.js';
-import type { ConnectionsAnswer, ConnectionsQuery } from './protocol.js';
+import type { ConnectionsAnswer, ConnectionsQuery, PcapAnswer } from './protocol.js';
+import { PCAP_CONTENT_TYPE } from '../http/capture.js';
 
 /** Routes of the single-thread API that --workers N > 1 does not serve yet. */
 export const NOT_MERGED_ROUTES: ReadonlyArray<{ method: 'GET' | 'POST'; url: string }> = [
   { method: 'GET', url: '/api/capture' },
   { method: 'POST', url: '/api/capture' },
   { method: 'GET', url: '/api/capture.pcap' },
-  { method: 'GET', url: '/api/connections/:id/pcap' },
   { method: 'GET', url: '/' },
   { method: 'GET', url: '/api/summary' },
 ];
@@ -39,6 +39,8 @@ export interface MainAppOptions {
   historyCapacity: number;
   /** Receive the workers' transitions (batches) until the returned function is called. */
   subscribeTransitions(reader: (batch: readonly RelayedTransition[], dropped: number) => void): () => void;
+  /** Worker `index`'s pcap of its connection `local`; null when it did not answer. */
+  pcap(index: number, local: number): Promise<PcapAnswer | null>;
   /** Most bytes a slow /api/events reader may have queued before it loses events. */
   sseQueueBytes?: number;
   log?: FastifyBaseLogger;
@@ -179,12 +181,29 @@ export function buildMainApp(opts: MainAppOptions): FastifyInstance {
     reply.hijack();
   });
 
+  // A connection's id names its worker (id = local × N + index): its packets are in that worker's ring.
+  app.get<{ Params: { id: number } }>('/api/connections/:id/pcap', { schema: { params: { type: 'object', required: ['id'], properties: { id: { type: 'integer', minimum: 1 } } } } }, async (req, reply) => {
+    if (!showsAddresses(config.apiAddresses, req)) {
+      return reply.status(403).send({ error: 'packets carry addresses, which are not shown to this client (--api-addresses)', statusCode: 403 });
+    }
+    const id = req.params.id;
+    const local = Math.floor(id / n);
+    const answer = local < 1 ? { off: false as const, file: new Uint8Array(0), packets: 0 } : await opts.pcap(id % n, local);
+    if (answer === null) return reply.status(503).send({ error: `worker ${id % n} did not answer (being replaced?)`, statusCode: 503 });
+    if (answer.off) return reply.status(409).send({ error: 'capture is off (--capture-buffer)', statusCode: 409 });
+    if (answer.packets === 0) return reply.status(404).send({ error: `no packets of connection ${id} in the capture ring`, statusCode: 404 });
+    return reply
+      .header('content-type', PCAP_CONTENT_TYPE)
+      .header('content-disposition', `attachment; filename="synfin-connection-${id}.pcap"`)
+      .send(Buffer.from(answer.file.buffer, answer.file.byteOffset, answer.file.byteLength));
+  });
+
   for (const route of NOT_MERGED_ROUTES) {
     app.route({
       method: route.method,
       url: route.url,
       handler: async (_req, reply) =>
-        reply.status(501).send({ error: `${route.method} ${route.url} is not available with --workers ${n} yet (each worker has its own; only /metrics, /healthz, /readyz, /api/connections, /api/history and /api/events are merged): run with --workers 1 for it`, statusCode: 501 }),
+        reply.status(501).send({ error: `${route.method} ${route.url} is not available with --workers ${n} yet (each worker has its own; only /metrics, /healthz, /readyz, /api/connections (and a connection's pcap), /api/history and /api/events are merged): run with --workers 1 for it`, statusCode: 501 }),
     });
   }
   return app;

@@ -4,12 +4,13 @@
  * so tests check them without threads.
  */
 import type { Config } from '../config.js';
+import { CAPTURE_MIN_BYTES } from '../stack/capture.js';
 
 /**
  * The per-worker config: the limits that are global in the single-thread path
  * (--max-connections, --syn-backlog, --max-time-wait, --memory-limit) divided N ways, rounded up
  * (a worker's share is exact and needs no shared counter on the hot path; BENCHMARKS.md "Past one
- * core"), and --history (the flight recorders' records) too. The sum can exceed the figure asked
+ * core"), and --history and --capture-buffer (memory) too. The sum can exceed the figure asked
  * for by at most N − 1. `memoryLimit` is the global
  * budget in force (the option's, or the default read from the cgroup by the main thread).
  */
@@ -21,8 +22,11 @@ export function workerShare(config: Config, n: number, memoryLimit: number): Con
     synBacklog: share(config.synBacklog),
     maxTimeWait: share(config.maxTimeWait),
     memoryLimit: share(memoryLimit),
-    // Not a limit, but memory allocated at start (~175 bytes a record): the recorders together keep --history.
+    // Not limits, but memory: the flight recorders (~175 bytes a record, allocated at start)
+    // together keep --history records, the capture rings together --capture-buffer bytes (each at
+    // least the ring's minimum).
     history: share(config.history),
+    captureBuffer: config.captureBuffer === 0 ? 0 : Math.max(CAPTURE_MIN_BYTES, share(config.captureBuffer)),
   };
 }
 

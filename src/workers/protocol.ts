@@ -47,6 +47,8 @@ export type MainToWorker =
   | { type: 'metrics'; seq: number }
   | { type: 'connections'; seq: number; query: ConnectionsQuery }
   | { type: 'history'; seq: number; query: HistoryQuery; limit: number }
+  /** The pcap of the worker's connection `id` (its own id) from its capture ring. */
+  | { type: 'pcap'; seq: number; id: number }
   /** Relay transitions (while the main thread has /api/events readers), or stop. */
   | { type: 'events'; on: boolean }
   | { type: 'reload' }
@@ -54,8 +56,11 @@ export type MainToWorker =
 
 export type WorkerMetrics = Family[];
 
+/** A worker's answer to `pcap`: `off` (its capture is off), or the file and how many packets it holds. */
+export type PcapAnswer = { off: true } | { off: false; file: Uint8Array; packets: number };
+
 export type WorkerToMain =
   | { type: 'ready' }
   | { type: 'failed'; message: string; code: string | null }
-  | { type: 'reply'; seq: number; body: WorkerMetrics | ConnectionsAnswer | HistoryRecord[] }
+  | { type: 'reply'; seq: number; body: WorkerMetrics | ConnectionsAnswer | HistoryRecord[] | PcapAnswer }
   | { type: 'transitions'; batch: RelayedTransition[]; dropped: number };

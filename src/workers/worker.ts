@@ -6,6 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
+import { pcapOf } from '../http/capture.js';
 import { createLogger } from '../observability/log.js';
 import { startSynfin, type Synfin } from '../runtime.js';
 import { Tun } from '../tun/index.js';
@@ -53,6 +54,16 @@ async function handle(synfin: Synfin, relay: TransitionRelay, m: MainToWorker): 
     case 'history':
       send({ type: 'reply', seq: m.seq, body: await answerHistory(synfin, m.query, m.limit) });
       return;
+    case 'pcap': {
+      const ring = synfin.capture.ring;
+      if (ring === null) {
+        send({ type: 'reply', seq: m.seq, body: { off: true } });
+        return;
+      }
+      const { file, packets } = await pcapOf(ring, m.id, () => synfin.capture.ring);
+      send({ type: 'reply', seq: m.seq, body: { off: false, file, packets } });
+      return;
+    }
     case 'events':
       if (m.on) relay.start();
       else relay.stop();

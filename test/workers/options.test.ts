@@ -54,7 +54,7 @@ describe('the --workers option', () => {
 });
 
 describe('each worker\'s share of the global limits', () => {
-  it('divides --max-connections, --syn-backlog, --max-time-wait, the memory budget and --history N ways, rounding up', () => {
+  it('divides --max-connections, --syn-backlog, --max-time-wait, the memory budget, --history and --capture-buffer N ways, rounding up', () => {
     const c = { ...DEFAULT_CONFIG, maxConnections: 100_001, synBacklog: 1024, maxTimeWait: 5, workers: 3 };
     const s = workerShare(c, 3, 256 * 1024 * 1024);
     expect(s.maxConnections).toBe(33_334);
@@ -62,8 +62,12 @@ describe('each worker\'s share of the global limits', () => {
     expect(s.maxTimeWait).toBe(2);
     expect(s.memoryLimit).toBe(Math.ceil((256 * 1024 * 1024) / 3));
     expect(s.history).toBe(3334);
+    expect(s.captureBuffer).toBe(0);
+    expect(workerShare({ ...c, captureBuffer: 64 * 1024 * 1024 }, 2, 1 << 20).captureBuffer).toBe(32 * 1024 * 1024);
+    // A ring is never smaller than its minimum (256 KiB).
+    expect(workerShare({ ...c, captureBuffer: 256 * 1024 }, 3, 1 << 20).captureBuffer).toBe(256 * 1024);
     // Everything else is the same in every worker.
-    const zero = { maxConnections: 0, synBacklog: 0, maxTimeWait: 0, memoryLimit: 0, history: 0 };
+    const zero = { maxConnections: 0, synBacklog: 0, maxTimeWait: 0, memoryLimit: 0, history: 0, captureBuffer: 0 };
     expect({ ...s, ...zero }).toEqual({ ...c, ...zero });
   });
 });

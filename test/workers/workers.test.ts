@@ -76,7 +76,7 @@ afterEach(async () => {
   destroyAllNetns();
 });
 
-async function start(ns: NetNs, n: number): Promise<Workers> {
+async function start(ns: NetNs, n: number, overrides: Partial<Config> = {}): Promise<Workers> {
   const config: Config = {
     ...DEFAULT_CONFIG,
     tun: uniqueIfName('sfw'),
@@ -88,6 +88,7 @@ async function start(ns: NetNs, n: number): Promise<Workers> {
     map: [`198.19.${n}.0/24=127.0.0.1`],
     shutdownGraceSeconds: 1,
     workers: 2,
+    ...overrides,
   };
   const w = await startWorkers(config, { netns: ns.name, logger: createLogger('silent'), workerScript: WORKER_SCRIPT });
   running.push(w);
@@ -168,10 +169,10 @@ describeIfTun('--workers 2: two stacks in two worker threads on two queues', () 
     expect(await om.text()).toMatch(/^# EOF$/m);
   }, 30_000);
 
-  it('merges both tables in /api/connections with ids naming their worker, page by page', async () => {
+  it('merges both tables in /api/connections with ids naming their worker, page by page, and routes a pcap by id to its worker', async () => {
     const n = subnet(1);
     const ns = NetNs.create('wkc');
-    const w = await start(ns, n);
+    const w = await start(ns, n, { captureBuffer: 1024 * 1024 });
     const holder = ns.spawn(process.execPath, ['-e', HOLD_SCRIPT], { env: { ...process.env, HOST: `198.19.${n}.2`, PORT: String(port), N: '16' } });
     try {
       let out = '';
@@ -197,6 +198,16 @@ describeIfTun('--workers 2: two stacks in two worker threads on two queues', () 
         cursor = page.next;
       } while (cursor !== null);
       expect(walked).toEqual(ids);
+
+      // A connection's packets come from the ring of the worker its id names.
+      for (const id of [ids.find((x) => x % 2 === 0)!, ids.find((x) => x % 2 === 1)!]) {
+        const pcap = await fetch(`${w.listenUrl}/api/connections/${id}/pcap`);
+        expect(pcap.status).toBe(200);
+        const file = Buffer.from(await pcap.arrayBuffer());
+        expect(file.readUInt32LE(0)).toBe(0xa1b2c3d4);
+        expect(file.length).toBeGreaterThan(24 + 3 * 16);
+      }
+      expect((await fetch(`${w.listenUrl}/api/connections/${Math.max(...ids) + 1000}/pcap`)).status).toBe(404);
 
       // Routes not merged yet say so.
       const pcap = await fetch(`${w.listenUrl}/api/capture.pcap`);
