@@ -7,18 +7,33 @@
 import crypto from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
-import { connectionsQuerySchema, CURSOR_PATTERN, DEFAULT_PAGE_LIMIT, historyQuerySchema, hostAllowed, parseSince, REDACTED, redactRow, showsAddresses } from '../http/app.js';
+import { connectionsQuerySchema, CURSOR_PATTERN, DEFAULT_PAGE_LIMIT, historyQuerySchema, hostAllowed, isLoopbackPeer, parseSince, REDACTED, redactRow, showsAddresses } from '../http/app.js';
 import type { HistoryQuery, HistoryRecord } from '../observability/history.js';
 import { mergeHistory, type RelayedTransition } from './history.js';
 import type { ConnectionFilter } from '../observability/table.js';
 import { localAfter, mergePages } from './connections.js';
-import type { ConnectionsAnswer, ConnectionsQuery, PcapAnswer } from './protocol.js';
-import { PCAP_CONTENT_TYPE } from '../http/capture.js';
+import type { CaptureStatus, ConnectionsAnswer, ConnectionsQuery, PcapAnswer } from './protocol.js';
+import { captureBodySchema, PCAP_CONTENT_TYPE } from '../http/capture.js';
+import { CAPTURE_MAX_BYTES, CAPTURE_MIN_BYTES } from '../stack/capture.js';
+import { parseByteSize } from '../tcp/memory-budget.js';
+
+/** The rings together: on when every worker's is, sizes and counts summed. */
+function mergeCapture(all: ReadonlyArray<CaptureStatus | null>): Record<string, unknown> {
+  const got = all.filter((s): s is CaptureStatus => s !== null);
+  return {
+    enabled: got.length > 0 && got.every((s) => s.enabled),
+    active: got.some((s) => s.active),
+    bufferBytes: got.reduce((a, s) => a + s.bufferBytes, 0),
+    snaplen: got[0]?.snaplen ?? 0,
+    records: got.reduce((a, s) => a + s.records, 0),
+    overwritten: got.reduce((a, s) => a + s.overwritten, 0),
+    workers: all.length,
+    ...(got.length < all.length ? { workersMissing: all.length - got.length } : {}),
+  };
+}
 
 /** Routes of the single-thread API that --workers N > 1 does not serve yet. */
 export const NOT_MERGED_ROUTES: ReadonlyArray<{ method: 'GET' | 'POST'; url: string }> = [
-  { method: 'GET', url: '/api/capture' },
-  { method: 'POST', url: '/api/capture' },
   { method: 'GET', url: '/api/capture.pcap' },
   { method: 'GET', url: '/' },
   { method: 'GET', url: '/api/summary' },
@@ -39,6 +54,8 @@ export interface MainAppOptions {
   historyCapacity: number;
   /** Receive the workers' transitions (batches) until the returned function is called. */
   subscribeTransitions(reader: (batch: readonly RelayedTransition[], dropped: number) => void): () => void;
+  /** Every worker's capture status after `configure` (null: status only); null for a worker that did not answer. */
+  capture(configure: ((index: number) => { enabled: boolean; bufferBytes?: number; snaplen?: number }) | null): Promise<Array<CaptureStatus | null>>;
   /** Worker `index`'s pcap of its connection `local`; null when it did not answer. */
   pcap(index: number, local: number): Promise<PcapAnswer | null>;
   /** Most bytes a slow /api/events reader may have queued before it loses events. */
@@ -179,6 +196,25 @@ export function buildMainApp(opts: MainAppOptions): FastifyInstance {
       unsubscribe();
     });
     reply.hijack();
+  });
+
+  app.get('/api/capture', async () => mergeCapture(await opts.capture(null)));
+
+  app.post<{ Body: { enabled: boolean; bufferBytes?: number | string; snaplen?: number } }>('/api/capture', { schema: { body: captureBodySchema } }, async (req, reply) => {
+    // As with one thread: only a local administrator changes what synfin keeps in memory.
+    if (!isLoopbackPeer(req.raw.socket.remoteAddress)) return reply.status(403).send({ error: 'POST /api/capture is accepted from loopback only', statusCode: 403 });
+    const { enabled, snaplen } = req.body;
+    let bufferBytes: number | undefined;
+    if (req.body.bufferBytes !== undefined) {
+      const raw = req.body.bufferBytes;
+      bufferBytes = typeof raw === 'number' ? raw : parseByteSize(raw);
+      if (!Number.isInteger(bufferBytes) || bufferBytes < CAPTURE_MIN_BYTES || bufferBytes > CAPTURE_MAX_BYTES) {
+        return reply.status(400).send({ error: `body/bufferBytes must be a size from ${CAPTURE_MIN_BYTES} to ${CAPTURE_MAX_BYTES} bytes (e.g. 64MiB)`, statusCode: 400 });
+      }
+    }
+    // The size asked for is the rings' together: each worker's share, at least a ring's minimum.
+    const each = bufferBytes === undefined ? undefined : Math.max(CAPTURE_MIN_BYTES, Math.ceil(bufferBytes / n));
+    return mergeCapture(await opts.capture(() => ({ enabled, ...(each !== undefined ? { bufferBytes: each } : {}), ...(snaplen !== undefined ? { snaplen } : {}) })));
   });
 
   // A connection's id names its worker (id = local × N + index): its packets are in that worker's ring.

@@ -47,6 +47,8 @@ export type MainToWorker =
   | { type: 'metrics'; seq: number }
   | { type: 'connections'; seq: number; query: ConnectionsQuery }
   | { type: 'history'; seq: number; query: HistoryQuery; limit: number }
+  /** The capture ring's status, after applying `configure` when given (POST /api/capture). */
+  | { type: 'capture'; seq: number; configure: { enabled: boolean; bufferBytes?: number; snaplen?: number } | null }
   /** The pcap of the worker's connection `id` (its own id) from its capture ring. */
   | { type: 'pcap'; seq: number; id: number }
   /** Relay transitions (while the main thread has /api/events readers), or stop. */
@@ -56,11 +58,21 @@ export type MainToWorker =
 
 export type WorkerMetrics = Family[];
 
+/** GET /api/capture's fields (src/http/capture.ts status()). */
+export interface CaptureStatus {
+  enabled: boolean;
+  active: boolean;
+  bufferBytes: number;
+  snaplen: number;
+  records: number;
+  overwritten: number;
+}
+
 /** A worker's answer to `pcap`: `off` (its capture is off), or the file and how many packets it holds. */
 export type PcapAnswer = { off: true } | { off: false; file: Uint8Array; packets: number };
 
 export type WorkerToMain =
   | { type: 'ready' }
   | { type: 'failed'; message: string; code: string | null }
-  | { type: 'reply'; seq: number; body: WorkerMetrics | ConnectionsAnswer | HistoryRecord[] | PcapAnswer }
+  | { type: 'reply'; seq: number; body: WorkerMetrics | ConnectionsAnswer | HistoryRecord[] | PcapAnswer | CaptureStatus }
   | { type: 'transitions'; batch: RelayedTransition[]; dropped: number };

@@ -28,7 +28,7 @@ import { configureDevice } from '../tun/configure.js';
 import { Tun } from '../tun/index.js';
 import { buildMainApp } from './app.js';
 import { perWorkerOpened, workerFamilies, workerShare } from './merge.js';
-import type { ConnectionsAnswer, ConnectionsQuery, MainToWorker, PcapAnswer, WorkerData, WorkerMetrics, WorkerToMain } from './protocol.js';
+import type { CaptureStatus, ConnectionsAnswer, ConnectionsQuery, MainToWorker, PcapAnswer, WorkerData, WorkerMetrics, WorkerToMain } from './protocol.js';
 import type { HistoryQuery, HistoryRecord } from '../observability/history.js';
 import type { RelayedTransition } from './history.js';
 
@@ -184,6 +184,7 @@ export async function startWorkers(config: Config, opts: WorkersOptions = {}): P
     history,
     historyCapacity: share.history * n,
     subscribeTransitions,
+    capture: (configure) => Promise.all(slots.map((s, i) => request<CaptureStatus>(s, { type: 'capture', seq: ++seq, configure: configure === null ? null : configure(i) }))),
     pcap: (index, local) => request<PcapAnswer>(slots[index]!, { type: 'pcap', seq: ++seq, id: local }),
     log: logger.child({ component: 'http' }),
   });

@@ -6,11 +6,11 @@
  */
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import { pcapOf } from '../http/capture.js';
+import { pcapOf, status as captureStatus } from '../http/capture.js';
 import { createLogger } from '../observability/log.js';
 import { startSynfin, type Synfin } from '../runtime.js';
 import { Tun } from '../tun/index.js';
-import type { MainToWorker, WorkerData, WorkerMetrics, WorkerToMain } from './protocol.js';
+import type { CaptureStatus, MainToWorker, WorkerData, WorkerMetrics, WorkerToMain } from './protocol.js';
 import { answerConnections } from './connections.js';
 import { answerHistory, TransitionRelay } from './history.js';
 
@@ -53,6 +53,10 @@ async function handle(synfin: Synfin, relay: TransitionRelay, m: MainToWorker): 
       return;
     case 'history':
       send({ type: 'reply', seq: m.seq, body: await answerHistory(synfin, m.query, m.limit) });
+      return;
+    case 'capture':
+      if (m.configure !== null) synfin.capture.configure(m.configure);
+      send({ type: 'reply', seq: m.seq, body: captureStatus(synfin.capture) as unknown as CaptureStatus });
       return;
     case 'pcap': {
       const ring = synfin.capture.ring;

@@ -209,10 +209,18 @@ describeIfTun('--workers 2: two stacks in two worker threads on two queues', () 
       }
       expect((await fetch(`${w.listenUrl}/api/connections/${Math.max(...ids) + 1000}/pcap`)).status).toBe(404);
 
+      // The rings together: --capture-buffer split between the workers; turned off in every worker at once.
+      const capture = (await (await fetch(`${w.listenUrl}/api/capture`)).json()) as { enabled: boolean; active: boolean; bufferBytes: number; records: number; workers: number };
+      expect(capture).toMatchObject({ enabled: true, active: true, bufferBytes: 1024 * 1024, workers: 2 });
+      expect(capture.records).toBeGreaterThan(0);
+      const off = await fetch(`${w.listenUrl}/api/capture`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ enabled: false }) });
+      expect(((await off.json()) as { enabled: boolean; active: boolean })).toMatchObject({ enabled: false, active: false });
+      expect((await fetch(`${w.listenUrl}/api/connections/${ids[0]}/pcap`)).status).toBe(409);
+
       // Routes not merged yet say so.
-      const pcap = await fetch(`${w.listenUrl}/api/capture.pcap`);
-      expect(pcap.status).toBe(501);
-      expect(((await pcap.json()) as { error: string }).error).toMatch(/--workers 2/);
+      const live = await fetch(`${w.listenUrl}/api/capture.pcap`);
+      expect(live.status).toBe(501);
+      expect(((await live.json()) as { error: string }).error).toMatch(/--workers 2/);
     } finally {
       holder.kill('SIGKILL');
     }
