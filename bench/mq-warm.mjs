@@ -6,8 +6,8 @@
 //
 //   sudo node bench/mq-warm.mjs [--rounds 4] [--seconds 8] [--warm 8] [--variants single,w1,w2]
 //
-// A variant is `single` (synfin as `npm run bench` runs it) or `wN` (N worker threads, N queues:
-// bench/synfin-workers-in-ns.mjs). Per measurement: short connections, the server closing first
+// A variant is `single` (synfin as `npm run bench` runs it), `wN` (N worker threads, N queues:
+// the prototype bench/synfin-workers-in-ns.mjs) or `rN` (synfin's own --workers N). Per measurement: short connections, the server closing first
 // (50 in flight, connrate eof) and keep-alive HTTP (wrk -c64, nginx); synfin's CPU (all threads)
 // per connection and per request, and the CPU of its busiest threads (the event loops).
 import fs from 'node:fs';
@@ -34,7 +34,7 @@ const rounds = Number(opt.rounds);
 const seconds = Number(opt.seconds);
 const warm = Number(opt.warm);
 const variants = opt.variants.split(',').map((v) => v.trim());
-for (const v of variants) if (v !== 'single' && !/^w\d+$/.test(v)) throw new Error(`variant ${v}: single or wN`);
+for (const v of variants) if (v !== 'single' && !/^[wr]\d+$/.test(v)) throw new Error(`variant ${v}: single, wN or rN`);
 if (process.getuid?.() !== 0) throw new Error('run as root');
 checkPrerequisites(['ip', 'curl', 'wrk', 'nginx']);
 
@@ -81,9 +81,12 @@ const results = new Map(variants.map((v) => [v, []]));
 for (let round = 1; round <= rounds; round++) {
   const order = round % 2 ? variants : [...variants].reverse();
   for (const v of order) {
-    const workers = v === 'single' ? '' : v.slice(1);
+    // wN: the prototype (bench/synfin-workers-in-ns.mjs); rN: synfin's own --workers N.
+    const workers = v.startsWith('w') ? v.slice(1) : '';
     if (workers === '') delete process.env.SYNFIN_BENCH_WORKERS;
     else process.env.SYNFIN_BENCH_WORKERS = workers;
+    if (v.startsWith('r')) process.env.SYNFIN_BENCH_REAL_WORKERS = v.slice(1);
+    else delete process.env.SYNFIN_BENCH_REAL_WORKERS;
     const sf = await new SynfinProcess(topo, { dist, name: `mq-${v}`, mtu: 1500 }).start();
     try {
       await shortconn(warm);

@@ -41,5 +41,13 @@ if (process.env.SYNFIN_BENCH_ALLOC_PROFILE) {
     });
   });
 }
-const synfin = await startSynfin(config, { netns, installSignalHandlers: true });
-process.stdout.write(JSON.stringify({ ready: synfin.listenUrl, pid: process.pid, mtu: synfin.tun.mtu }) + '\n');
+// config.workers > 1 (SYNFIN_BENCH_REAL_WORKERS=N in bench/lib/synfin.js): `synfin run --workers N`'s
+// own main thread and worker threads (src/workers/supervisor.ts), as the CLI starts them.
+if (config.workers > 1) {
+  const { startWorkers } = await load('workers/supervisor.js');
+  const w = await startWorkers(config, { netns, installSignalHandlers: true });
+  process.stdout.write(JSON.stringify({ ready: w.listenUrl, pid: process.pid, mtu: w.queues[0].mtu }) + '\n');
+} else {
+  const synfin = await startSynfin(config, { netns, installSignalHandlers: true });
+  process.stdout.write(JSON.stringify({ ready: synfin.listenUrl, pid: process.pid, mtu: synfin.tun.mtu }) + '\n');
+}

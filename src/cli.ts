@@ -189,6 +189,7 @@ function checkSummary(c: Config, configFile: string | undefined): string {
     `${c.routes.length} route${c.routes.length === 1 ? '' : 's'}`,
     `${c.allow.length} allow, ${c.deny.length} deny, ${c.map.length} map rules`,
     `max-connections ${c.maxConnections}`,
+    `workers ${c.workers}`,
     `log-level ${c.logLevel}`,
   ];
   return `synfin: configuration ok${configFile !== undefined ? ` (${configFile})` : ''}: ${parts.join(', ')}`;

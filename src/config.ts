@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from './errors.js';
 import { API_ADDRESS_MODES, type ApiAddressMode } from './http/app.js';
@@ -74,7 +75,15 @@ export interface Config {
   captureBuffer: number;
   /** Bytes of TCP payload kept per captured packet after the headers. */
   captureSnaplen: number;
+  /**
+   * Worker threads, one TUN queue and one whole stack each (src/workers/); 1 = the single-thread
+   * path. `auto` in the options resolves to os.availableParallelism() (at most MAX_WORKERS).
+   */
+  workers: number;
 }
+
+/** Most --workers: each is a thread with its own heap and a queue of the device. */
+export const MAX_WORKERS = 64;
 
 /**
  * What --keep-capability may keep: reading other users' /proc/PID/fd for appProcess
@@ -88,7 +97,7 @@ interface OptionSpec {
   key: keyof Config;
   flag: string;
   /** `boolean`: a flag without a value (`--access-log`); `true`/`false`/`1`/`0` in the environment and the file. */
-  kind: 'string' | 'number' | 'list' | 'bytes' | 'boolean';
+  kind: 'string' | 'number' | 'list' | 'bytes' | 'boolean' | 'workers';
   help: string;
   placeholder: string;
 }
@@ -124,6 +133,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'apiHosts', flag: 'api-host', kind: 'list', placeholder: 'NAME', help: 'a Host name the API and page answer to besides IP addresses and localhost; others get 421 (repeatable)' },
   { key: 'history', flag: 'history', kind: 'number', placeholder: 'N', help: 'closed connections kept for /api/history (about 175 bytes each); 0 turns the recorder off (default 10000)' },
   { key: 'accessLog', flag: 'access-log', kind: 'boolean', placeholder: '', help: 'log one info line per closed connection (its /api/history record)' },
+  { key: 'workers', flag: 'workers', kind: 'workers', placeholder: 'N', help: `worker threads, each a whole stack on one queue of a multi-queue TUN device: 1-${MAX_WORKERS}, or auto (the cores this process may use); the global limits (--max-connections, --syn-backlog, --max-time-wait, --memory-limit) are split between them (default 1: one thread, no multi-queue)` },
 ];
 
 export const DEFAULT_CONFIG: Config = {
@@ -158,6 +168,7 @@ export const DEFAULT_CONFIG: Config = {
   keepCapabilities: [],
   captureBuffer: 0,
   captureSnaplen: DEFAULT_CAPTURE_SNAPLEN,
+  workers: 1,
 };
 
 /** Environment variable of an option: --connect-timeout → SYNFIN_CONNECT_TIMEOUT. */
@@ -225,6 +236,16 @@ function convert(spec: OptionSpec, raw: unknown, source: string): unknown {
       if (!Number.isFinite(n)) throw new ConfigError(`${source}: "${String(raw)}" is not a size (bytes, or with KiB/MiB/GiB)`);
       return n;
     }
+    case 'workers': {
+      // A count, or `auto`: the cores this process may use (its affinity and cgroup quota, as
+      // os.availableParallelism() reads them), at most MAX_WORKERS.
+      if (typeof raw === 'string' && raw.trim().toLowerCase() === 'auto') return Math.min(MAX_WORKERS, os.availableParallelism());
+      const n = typeof raw === 'number' ? raw : String(raw).trim() === '' ? Number.NaN : Number(String(raw).trim());
+      if (!Number.isInteger(n) || n < 1 || n > MAX_WORKERS) {
+        throw new ConfigError(`${source}: "${String(raw)}" is not a number of workers (an integer 1-${MAX_WORKERS}, or auto)`);
+      }
+      return n;
+    }
     case 'boolean': {
       if (raw === true || raw === false) return raw;
       const text = String(raw).trim().toLowerCase();
@@ -287,6 +308,9 @@ function validate(c: Config): void {
   }
   if (c.impair !== null) {
     parseFaultSpec(c.impair); // throws ConfigError naming the bad item
+  }
+  if (!Number.isInteger(c.workers) || c.workers < 1 || c.workers > MAX_WORKERS) {
+    throw new ConfigError(`--workers: ${c.workers} is out of range (1-${MAX_WORKERS}, or auto)`);
   }
   integer(c.history, '--history', 0);
   if (c.history > MAX_HISTORY) throw new ConfigError(`--history: ${c.history} is out of range (0-${MAX_HISTORY})`);

@@ -6,6 +6,13 @@
 import type { Config } from './config.js';
 
 export async function runProxy(config: Config): Promise<void> {
+  if (config.workers > 1) {
+    // --workers N: the main thread opens N queues, drops capabilities (its exec hands over the N
+    // fds) and runs N worker threads, one stack each (src/workers/supervisor.ts).
+    const { startWorkers } = await import('./workers/supervisor.js');
+    await startWorkers(config, { installSignalHandlers: true, dropCapabilities: true });
+    return;
+  }
   // A process holding capabilities readies the device and re-executes itself without them
   // before the rest of synfin (Fastify, prom-client, the stack) is even loaded: the exec then
   // costs one Node start-up. After the exec, or without capabilities, this does nothing here.

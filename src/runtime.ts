@@ -24,7 +24,7 @@ import { buildCatalogue, readServiceFile, ServiceFileWatcher } from './service-f
 import { FlightRecorder } from './observability/history.js';
 import { UpstreamForwarder } from './proxy/forwarder.js';
 import { DestinationPolicy } from './proxy/policy.js';
-import { monotonicClock } from './stack/clock.js';
+import { monotonicClock, type Clock } from './stack/clock.js';
 import { EventHub } from './stack/events.js';
 import { CaptureControl } from './stack/capture.js';
 import { ImpairedRx, ImpairedTx, parseFaultSpec, type FaultCounters } from './stack/fault.js';
@@ -151,6 +151,8 @@ export interface Synfin {
   impairment: { rx: FaultCounters; tx: FaultCounters } | null;
   /** The connection table: both legs of every connection, and the app process holding each (appProcessOf). */
   connections: ConnectionRegistry;
+  /** The event hub every observer subscribes to (a --workers worker forwards /api/events from it). */
+  events: EventHub;
   /** The address the HTTP server listens on (port resolved when 0 was asked for). */
   listenUrl: string;
   /** The named services in force (--service, --service-file); `services.serviceOf(destination)` names a destination. */
@@ -192,11 +194,48 @@ export interface StartOptions {
    * process adopts the device. Off for the demo, which keeps what it needs to remove what it made.
    */
   dropCapabilities?: boolean;
+  /**
+   * Listen on config.listen (default true). A worker thread's stack (src/workers/) has no server
+   * of its own: its app is built (for inject) but the main thread answers HTTP; `listenGuard`
+   * then names the main thread's listener, which is never a destination.
+   */
+  serveHttp?: boolean;
+  listenGuard?: { host: string; port: number };
+  /** The stack's 16-byte secret (ISNs, timestamp offsets, SYN cookies, flow keys); default random. With workers, one for all. */
+  secret?: Uint8Array;
+  /** The clock (default monotonicClock); a worker's reads the main thread's time line. */
+  clock?: Clock;
+}
+
+/** The HTTP server on --listen; the address it listens on. Bad addresses end in a ConfigError. */
+async function listenHttp(app: FastifyInstance, config: Config, tun: Tun, stack: Stack, proxy: UpstreamForwarder): Promise<string> {
+  try {
+    await app.listen({ host: config.listenHost, port: config.listenPort });
+  } catch (err) {
+    tun.close();
+    stack.stop();
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new ConfigError(`--listen: ${config.listenHost}:${config.listenPort} is already in use`);
+    if (code === 'EADDRNOTAVAIL') throw new ConfigError(`--listen: ${config.listenHost} is not an address of this host`);
+    if (code === 'EACCES') throw new ConfigError(`--listen: no permission to listen on port ${config.listenPort}`);
+    // A kernel booted with ipv6.disable=1 has no IPv6 sockets at all, not even the [::] wildcard.
+    if (code === 'EAFNOSUPPORT') throw new ConfigError(`--listen: ${config.listenHost} needs IPv6, which this host does not have (use 0.0.0.0:${config.listenPort})`);
+    throw err;
+  }
+  const addr = app.server.address();
+  const listenUrl =
+    addr !== null && typeof addr === 'object'
+      ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
+      : `http://${config.listenHost}:${config.listenPort}`;
+  // synfin's own listener is never a destination through the tunnel (policy.ts ListenGuard).
+  if (addr !== null && typeof addr === 'object') proxy.listenGuard.set(addr.address, addr.port);
+  else proxy.listenGuard.set(config.listenHost, config.listenPort);
+  return listenUrl;
 }
 
 export async function startSynfin(config: Config, opts: StartOptions = {}): Promise<Synfin> {
   const logger = opts.logger ?? createLogger(config.logLevel);
-  const clock = monotonicClock;
+  const clock = opts.clock ?? monotonicClock;
   const hub = new EventHub();
   // --service, --service-file: read before the device is touched, so a bad file fails first.
   const serviceFile = config.serviceFile !== null ? readServiceFile(config.serviceFile) : null;
@@ -260,6 +299,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     maxTimeWait: config.maxTimeWait,
     onTimeWaitOverflow: (now) => timeWaitWarning.note(now),
     budget,
+    secret: opts.secret,
   });
   proxy.attach(stack);
   connections.attach(stack);
@@ -383,27 +423,12 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   });
   tun.start(onBatch);
 
-  try {
-    await app.listen({ host: config.listenHost, port: config.listenPort });
-  } catch (err) {
-    tun.close();
-    stack.stop();
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new ConfigError(`--listen: ${config.listenHost}:${config.listenPort} is already in use`);
-    if (code === 'EADDRNOTAVAIL') throw new ConfigError(`--listen: ${config.listenHost} is not an address of this host`);
-    if (code === 'EACCES') throw new ConfigError(`--listen: no permission to listen on port ${config.listenPort}`);
-    // A kernel booted with ipv6.disable=1 has no IPv6 sockets at all, not even the [::] wildcard.
-    if (code === 'EAFNOSUPPORT') throw new ConfigError(`--listen: ${config.listenHost} needs IPv6, which this host does not have (use 0.0.0.0:${config.listenPort})`);
-    throw err;
+  let listenUrl = '';
+  if (opts.serveHttp === false) {
+    if (opts.listenGuard !== undefined) proxy.listenGuard.set(opts.listenGuard.host, opts.listenGuard.port);
+  } else {
+    listenUrl = await listenHttp(app, config, tun, stack, proxy);
   }
-  const addr = app.server.address();
-  const listenUrl =
-    addr !== null && typeof addr === 'object'
-      ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}`
-      : `http://${config.listenHost}:${config.listenPort}`;
-  // synfin's own listener is never a destination through the tunnel (policy.ts ListenGuard).
-  if (addr !== null && typeof addr === 'object') proxy.listenGuard.set(addr.address, addr.port);
-  else proxy.listenGuard.set(config.listenHost, config.listenPort);
   ready = true;
   const caps = ownCapabilities();
   logger.info(
@@ -466,5 +491,5 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
 
   const impairment = impairedRx !== null && impairedTx !== null ? { rx: impairedRx.counters, tx: impairedTx.counters } : null;
   const reloadServices = (): boolean => serviceWatcher?.reload('SIGHUP') ?? false;
-  return { config, tun, stack, proxy, budget, capture, metrics, history, app, logger, impairment, connections, listenUrl, services, reloadServices, shutdown };
+  return { config, tun, stack, proxy, budget, capture, metrics, history, app, logger, impairment, connections, events: hub, listenUrl, services, reloadServices, shutdown };
 }

@@ -35,6 +35,8 @@ export class SynfinProcess {
       // of the benchmark's network, the others networks no workload uses (first match wins, so
       // each connection is classified through all N rules).
       services: benchServices(Number(process.env.SYNFIN_BENCH_SERVICES ?? 0)),
+      // SYNFIN_BENCH_REAL_WORKERS=N: synfin's own --workers N (src/workers/), not the prototype below.
+      ...(Number(process.env.SYNFIN_BENCH_REAL_WORKERS ?? 0) > 1 ? { workers: Number(process.env.SYNFIN_BENCH_REAL_WORKERS) } : {}),
       ...(opts.extra ?? {}),
     };
     const nodeArgs = (process.env.SYNFIN_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');

@@ -70,8 +70,8 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
                        });
   }
 
-  // new TunDevice(name: string, opts: { vnetHdr: boolean, multiQueue?: boolean, fd?: number }): with
-  // fd, adopts that open TUN fd (see AdoptFd) instead of opening /dev/net/tun.
+  // new TunDevice(name: string, opts: { vnetHdr: boolean, multiQueue?: boolean, fd?: number, dup?: boolean }):
+  // with fd, adopts that open TUN fd (see AdoptFd; with dup, a duplicate of it) instead of opening /dev/net/tun.
   explicit TunDevice(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TunDevice>(info), env_(info.Env()) {
     Napi::Env env = info.Env();
     if (!info[0].IsString()) {
@@ -104,8 +104,23 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
       Napi::Value f = info[1].As<Napi::Object>().Get("fd");
       if (f.IsNumber()) inherited = f.As<Napi::Number>().Int32Value();
     }
+    // dup: adopt a duplicate of the fd, not the fd itself. A worker thread (src/workers/) adopts
+    // its queue this way: closing its duplicate, as the worker's shutdown or its teardown does,
+    // leaves the queue attached (the open file is released at its last close) and the main
+    // thread's fd open for the worker that replaces it.
+    bool dupFd = info[1].IsObject() && info[1].As<Napi::Object>().Get("dup").ToBoolean().Value();
+    if (inherited >= 0 && dupFd) {
+      inherited = fcntl(inherited, F_DUPFD_CLOEXEC, 3);
+      if (inherited < 0) {
+        SystemError(env, errno, "fcntl(F_DUPFD_CLOEXEC)", name).ThrowAsJavaScriptException();
+        return;
+      }
+    }
     int fd = inherited >= 0 ? AdoptFd(env, inherited, name, &vnet, &multiQueue) : OpenFd(env, name, vnet, multiQueue);
-    if (fd < 0) return;
+    if (fd < 0) {
+      if (inherited >= 0 && dupFd) close(inherited);
+      return;
+    }
 
     int rc = 0;
     PollBox* box = PollBox::Open(env, fd, this, &rc);

@@ -15,7 +15,7 @@
 //                           grant nothing back (no file capabilities, and root's exec rule is
 //                           capped by the old permitted set: security/commoncap.c).
 //   execve(file, argv, env, keepFd)
-//                           clears FD_CLOEXEC on keepFd and stdio and replaces the process;
+//                           clears FD_CLOEXEC on keepFd (one fd or a list) and stdio and replaces the process;
 //                           returns only by throwing.
 #include <napi.h>
 
@@ -139,45 +139,53 @@ bool StringList(Napi::Env env, Napi::Value v, const char* what, std::vector<std:
   return true;
 }
 
-// execve(file: string, argv: string[], env: string[], keepFd: number): never
+// execve(file: string, argv: string[], env: string[], keepFd: number | number[]): never
+// (several fds: the queues of a multi-queue device, src/workers/supervisor.ts)
 Napi::Value Execve(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[0].IsString() || !info[3].IsNumber()) {
+  if (!info[0].IsString() || !(info[3].IsNumber() || info[3].IsArray())) {
     Napi::TypeError::New(env, "execve(file, argv, env, keepFd)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   std::string file = info[0].As<Napi::String>().Utf8Value();
   std::vector<std::string> argv, envv;
   if (!StringList(env, info[1], "argv", &argv) || !StringList(env, info[2], "env", &envv)) return env.Undefined();
-  const int keepFd = info[3].As<Napi::Number>().Int32Value();
+  // keepFds and stdio stay open across the exec: libuv marks the stdio fds close-on-exec when it
+  // reopens a tty, and the new program's logs must go where this one's went.
+  std::vector<int> fds = {0, 1, 2};
+  if (info[3].IsNumber()) {
+    fds.push_back(info[3].As<Napi::Number>().Int32Value());
+  } else {
+    Napi::Array a = info[3].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) fds.push_back(a.Get(i).ToNumber().Int32Value());
+  }
   std::vector<char*> av, ev;
   for (auto& s : argv) av.push_back(s.data());
   av.push_back(nullptr);
   for (auto& s : envv) ev.push_back(s.data());
   ev.push_back(nullptr);
 
-  // keepFd and stdio stay open across the exec: libuv marks the stdio fds close-on-exec when it
-  // reopens a tty, and the new program's logs must go where this one's went.
-  const int fds[4] = {0, 1, 2, keepFd};
-  int saved[4] = {-1, -1, -1, -1};
-  for (int i = 0; i < 4; i++) {
-    if (fds[i] < 0 || (i == 3 && fds[i] <= 2)) continue;
+  std::vector<int> saved(fds.size(), -1);
+  for (size_t i = 0; i < fds.size(); i++) {
+    if (fds[i] < 0 || (i >= 3 && fds[i] <= 2)) continue;
     saved[i] = fcntl(fds[i], F_GETFD);
     if (saved[i] < 0) {
       if (i < 3) continue;  // a closed stdio fd stays closed
-      SystemError(env, errno, "fcntl(F_GETFD)", "").ThrowAsJavaScriptException();
+      const int err = errno;
+      for (size_t j = 0; j < i; j++) if (saved[j] >= 0) fcntl(fds[j], F_SETFD, saved[j]);
+      SystemError(env, err, "fcntl(F_GETFD)", "").ThrowAsJavaScriptException();
       return env.Undefined();
     }
     if (fcntl(fds[i], F_SETFD, saved[i] & ~FD_CLOEXEC) != 0) {
       const int err = errno;
-      for (int j = 0; j < i; j++) if (saved[j] >= 0) fcntl(fds[j], F_SETFD, saved[j]);
+      for (size_t j = 0; j < i; j++) if (saved[j] >= 0) fcntl(fds[j], F_SETFD, saved[j]);
       SystemError(env, err, "fcntl(F_SETFD)", "").ThrowAsJavaScriptException();
       return env.Undefined();
     }
   }
   execve(file.c_str(), av.data(), ev.data());
   const int err = errno;
-  for (int i = 0; i < 4; i++) if (saved[i] >= 0) fcntl(fds[i], F_SETFD, saved[i]);
+  for (size_t i = 0; i < fds.size(); i++) if (saved[i] >= 0) fcntl(fds[i], F_SETFD, saved[i]);
   SystemError(env, err, "execve", file).ThrowAsJavaScriptException();
   return env.Undefined();
 }

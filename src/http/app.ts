@@ -53,7 +53,7 @@ function redactRecord(r: HistoryRecord): HistoryRecord {
 }
 
 /** A row with its addresses (client, destination, both ends of the upstream socket) replaced. */
-function redactRow(r: ConnectionRow): ConnectionRow {
+export function redactRow(r: ConnectionRow): ConnectionRow {
   return {
     ...r,
     client: REDACTED,
@@ -140,7 +140,7 @@ export function hostAllowed(host: string | undefined, names: ReadonlySet<string>
   return name === 'localhost' || names.has(name);
 }
 
-const CURSOR_PATTERN = /^([0-9a-f]{8})([0-9a-f]{1,13})$/;
+export const CURSOR_PATTERN = /^([0-9a-f]{8})([0-9a-f]{1,13})$/;
 
 /**
  * A page is built in slices, each one synchronous block on the event loop that moves the packets,
@@ -191,7 +191,7 @@ export class LoopBudget {
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-const connectionsQuerySchema = {
+export const connectionsQuerySchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -209,7 +209,7 @@ const connectionsQuerySchema = {
 
 type ConnectionsQuery = ConnectionFilter & { limit?: number; cursor?: string };
 
-const historyQuerySchema = {
+export const historyQuerySchema = {
   type: 'object',
   additionalProperties: false,
   properties: {

@@ -105,7 +105,7 @@ export interface CaptureRoutesOptions {
   serviceOfConn?: (connId: number) => string | null;
 }
 
-const captureBodySchema = {
+export const captureBodySchema = {
   type: 'object',
   additionalProperties: false,
   required: ['enabled'],
@@ -131,7 +131,7 @@ const idParamsSchema = {
   properties: { id: { type: 'integer', minimum: 1 } },
 } as const;
 
-function status(control: CaptureControl): Record<string, unknown> {
+export function status(control: CaptureControl): Record<string, unknown> {
   const ring = control.ring;
   return {
     enabled: control.enabled,

@@ -143,15 +143,15 @@ export interface NativeAddon {
   /** close(2), with SO_LINGER 0 first (a RST) when reset: 0 or -errno. */
   upstreamClose(fd: number, reset: boolean): number;
   /** Opens /dev/net/tun and attaches to (or creates) `name`; with `fd`, adopts that TUN fd instead (src/tun/caps.ts). */
-  open(name: string, opts: { vnetHdr: boolean; multiQueue?: boolean; fd?: number }): NativeTunDevice;
+  open(name: string, opts: { vnetHdr: boolean; multiQueue?: boolean; fd?: number; dup?: boolean }): NativeTunDevice;
   /**
    * The calling thread keeps only the capabilities numbered in `keep` (and holds): bounding set
    * (when CAP_SETPCAP allows), ambient, inheritable, permitted, effective; sets no_new_privs.
    * Other threads are untouched: see native/process/caps.cc for why an exec follows.
    */
   dropCapabilities(keep: readonly number[]): void;
-  /** execve(2) with `keepFd` left open across it; throws the errno when it fails (never returns otherwise). */
-  execve(file: string, argv: readonly string[], env: readonly string[], keepFd: number): never;
+  /** execve(2) with `keepFd` (one fd or several) left open across it; throws the errno when it fails (never returns otherwise). */
+  execve(file: string, argv: readonly string[], env: readonly string[], keepFd: number | readonly number[]): never;
   tcpInfo(fd: number, out: Float64Array): boolean;
   localEndpoint(fd: number, out: Uint32Array): boolean;
   /** `netnsPath`: read that network namespace's table instead (sock_diag; needs CAP_SYS_ADMIN at construction). */

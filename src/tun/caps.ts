@@ -31,6 +31,8 @@ export const CAPABILITY_NUMBERS: Readonly<Record<string, number>> = {
 /** The environment variables the exec hands over (removed from process.env by takeInheritedTun). */
 export const INHERITED_TUN_FD_ENV = '_SYNFIN_TUN_FD';
 export const INHERITED_CHANGES_ENV = '_SYNFIN_DEVICE_CHANGES';
+/** With --workers N > 1: the N queue fds of the multi-queue device, comma-separated, in queue order. */
+export const INHERITED_QUEUE_FDS_ENV = '_SYNFIN_TUN_QUEUE_FDS';
 
 export interface CapabilitySets {
   inheritable: bigint;
@@ -121,11 +123,27 @@ export function takeInheritedTun(env: NodeJS.ProcessEnv = process.env): { fd: nu
 }
 
 /**
- * Drops every capability but `keep` in this thread, sets no_new_privs and re-executes synfin
- * (same node, node flags, script and arguments) with `tun`'s fd left open. Never returns; throws
- * CapabilityError (ERR_CAPABILITIES) when the kernel refuses.
+ * The queue fds (--workers N > 1) and device changes handed over by the process that exec'ed
+ * this one, or null; the variables are removed from process.env.
  */
-export function reexecWithoutCapabilities(tun: Tun, keep: readonly string[], changes: readonly string[]): never {
+export function takeInheritedQueues(env: NodeJS.ProcessEnv = process.env): { fds: number[]; changes: string[] } | null {
+  const raw = env[INHERITED_QUEUE_FDS_ENV];
+  const changes = env[INHERITED_CHANGES_ENV];
+  delete env[INHERITED_QUEUE_FDS_ENV];
+  delete env[INHERITED_CHANGES_ENV];
+  if (raw === undefined) return null;
+  const fds = raw.split(',').map(Number);
+  if (fds.length === 0 || fds.some((fd) => !Number.isInteger(fd) || fd < 3)) throw new CapabilityError(`${INHERITED_QUEUE_FDS_ENV}="${raw}" is not a list of file descriptors`);
+  return { fds, changes: changes === undefined || changes === '' ? [] : changes.split('\n') };
+}
+
+/**
+ * Drops every capability but `keep` in this thread, sets no_new_privs and re-executes synfin
+ * (same node, node flags, script and arguments) with `tun`'s fd left open (with an array, the
+ * fds of every queue, named in INHERITED_QUEUE_FDS_ENV). Never returns; throws CapabilityError
+ * (ERR_CAPABILITIES) when the kernel refuses.
+ */
+export function reexecWithoutCapabilities(tun: Tun | readonly Tun[], keep: readonly string[], changes: readonly string[]): never {
   const addon = loadAddon();
   const numbers = keep.map((name) => {
     const n = CAPABILITY_NUMBERS[name];
@@ -134,13 +152,14 @@ export function reexecWithoutCapabilities(tun: Tun, keep: readonly string[], cha
   });
   const env: string[] = [];
   for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && k !== INHERITED_TUN_FD_ENV && k !== INHERITED_CHANGES_ENV) env.push(`${k}=${v}`);
+    if (v !== undefined && k !== INHERITED_TUN_FD_ENV && k !== INHERITED_QUEUE_FDS_ENV && k !== INHERITED_CHANGES_ENV) env.push(`${k}=${v}`);
   }
-  env.push(`${INHERITED_TUN_FD_ENV}=${tun.fd}`, `${INHERITED_CHANGES_ENV}=${changes.join('\n')}`);
+  const fds = Array.isArray(tun) ? (tun as readonly Tun[]).map((q) => q.fd) : [(tun as Tun).fd];
+  env.push(Array.isArray(tun) ? `${INHERITED_QUEUE_FDS_ENV}=${fds.join(',')}` : `${INHERITED_TUN_FD_ENV}=${fds[0]}`, `${INHERITED_CHANGES_ENV}=${changes.join('\n')}`);
   const argv = [process.argv0, ...process.execArgv, ...process.argv.slice(1)];
   try {
     addon.dropCapabilities(numbers);
-    addon.execve(process.execPath, argv, env, tun.fd);
+    addon.execve(process.execPath, argv, env, fds);
   } catch (err) {
     throw new CapabilityError(`cannot give up capabilities once the device is ready: ${(err as Error).message}`, { cause: err });
   }

@@ -72,6 +72,12 @@ export interface TunOpenOptions {
    * src/tun/caps.ts) instead of opening /dev/net/tun: no capability needed.
    */
   fd?: number;
+  /**
+   * With fd: adopt a duplicate of it (F_DUPFD_CLOEXEC), so closing this Tun leaves `fd` open and
+   * its queue attached (a worker thread's queue, src/workers/: the main thread keeps the fd for
+   * the worker that replaces it).
+   */
+  dup?: boolean;
 }
 
 /** What `ip -j addr show` says about the device: read without any capability. */
@@ -204,7 +210,7 @@ export class Tun extends EventEmitter implements LinkTx {
     const addon = loadAddon();
     let device: NativeTunDevice;
     try {
-      if (options.fd !== undefined) device = addon.open(name, { vnetHdr, fd: options.fd });
+      if (options.fd !== undefined) device = addon.open(name, { vnetHdr, fd: options.fd, dup: options.dup === true });
       else if (options.multiQueue === true) device = addon.open(name, { vnetHdr, multiQueue: true });
       else device = addon.open(name, { vnetHdr });
     } catch (err) {

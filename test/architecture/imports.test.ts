@@ -28,10 +28,12 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   entry: ['http', 'observability', 'proxy', 'tun', 'stack', 'tcp', 'wire', 'native', 'errors'],
 };
 
-/** The part a file of src/ belongs to: its first folder (tcp/cc is tcp), or entry/errors at the top. */
+/** The part a file of src/ belongs to: its first folder (tcp/cc is tcp), or entry/errors at the top (src/workers/ is entry). */
 function partOf(file: string): string {
   const rel = path.relative(SRC, file).split(path.sep);
   if (rel.length === 1) return rel[0]!.replace(/\.(js|ts)$/, '') === 'errors' ? 'errors' : 'entry';
+  // --workers' main thread and worker thread run the runtime: they are entry too.
+  if (rel[0] === 'workers') return 'entry';
   return rel[0]!;
 }
 

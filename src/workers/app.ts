@@ -1,0 +1,246 @@
+/**
+ * The HTTP surface of the main thread with --workers N > 1: /healthz, /readyz (ready once every
+ * worker is), /metrics merged from every worker, /api/connections and /api/history merged from
+ * every worker's table and recorder, /api/events relayed from every worker's event hub. Routes not merged yet answer 501 with a JSON error naming --workers rather than one
+ * worker's data (README, "--workers").
+ */
+import crypto from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Config } from '../config.js';
+import { connectionsQuerySchema, CURSOR_PATTERN, DEFAULT_PAGE_LIMIT, historyQuerySchema, hostAllowed, isLoopbackPeer, parseSince, REDACTED, redactRow, showsAddresses } from '../http/app.js';
+import type { HistoryQuery, HistoryRecord } from '../observability/history.js';
+import { mergeHistory, type RelayedTransition } from './history.js';
+import type { ConnectionFilter } from '../observability/table.js';
+import { localAfter, mergePages } from './connections.js';
+import type { CaptureStatus, ConnectionsAnswer, ConnectionsQuery, PcapAnswer } from './protocol.js';
+import { captureBodySchema, PCAP_CONTENT_TYPE } from '../http/capture.js';
+import { CAPTURE_MAX_BYTES, CAPTURE_MIN_BYTES } from '../stack/capture.js';
+import { parseByteSize } from '../tcp/memory-budget.js';
+
+/** The rings together: on when every worker's is, sizes and counts summed. */
+function mergeCapture(all: ReadonlyArray<CaptureStatus | null>): Record<string, unknown> {
+  const got = all.filter((s): s is CaptureStatus => s !== null);
+  return {
+    enabled: got.length > 0 && got.every((s) => s.enabled),
+    active: got.some((s) => s.active),
+    bufferBytes: got.reduce((a, s) => a + s.bufferBytes, 0),
+    snaplen: got[0]?.snaplen ?? 0,
+    records: got.reduce((a, s) => a + s.records, 0),
+    overwritten: got.reduce((a, s) => a + s.overwritten, 0),
+    workers: all.length,
+    ...(got.length < all.length ? { workersMissing: all.length - got.length } : {}),
+  };
+}
+
+/** Routes of the single-thread API that --workers N > 1 does not serve yet. */
+export const NOT_MERGED_ROUTES: ReadonlyArray<{ method: 'GET' | 'POST'; url: string }> = [
+  { method: 'GET', url: '/api/capture.pcap' },
+  { method: 'GET', url: '/' },
+  { method: 'GET', url: '/api/summary' },
+];
+
+const HOST_EXEMPT = new Set(['/metrics', '/healthz', '/readyz']);
+
+export interface MainAppOptions {
+  config: Config;
+  n: number;
+  isReady(): boolean;
+  metrics(openMetrics: boolean): Promise<{ body: string; contentType: string }>;
+  /** One query per worker (in worker order); each answer, or null for a worker that did not answer. */
+  connections(q: ConnectionsQuery[]): Promise<Array<ConnectionsAnswer | null>>;
+  /** Every worker's newest `limit` matching records (null: did not answer). */
+  history(q: HistoryQuery, limit: number): Promise<Array<HistoryRecord[] | null>>;
+  /** The workers' recorders together (0: --history 0). */
+  historyCapacity: number;
+  /** Receive the workers' transitions (batches) until the returned function is called. */
+  subscribeTransitions(reader: (batch: readonly RelayedTransition[], dropped: number) => void): () => void;
+  /** Every worker's capture status after `configure` (null: status only); null for a worker that did not answer. */
+  capture(configure: ((index: number) => { enabled: boolean; bufferBytes?: number; snaplen?: number }) | null): Promise<Array<CaptureStatus | null>>;
+  /** Worker `index`'s pcap of its connection `local`; null when it did not answer. */
+  pcap(index: number, local: number): Promise<PcapAnswer | null>;
+  /** Most bytes a slow /api/events reader may have queued before it loses events. */
+  sseQueueBytes?: number;
+  log?: FastifyBaseLogger;
+}
+
+export function buildMainApp(opts: MainAppOptions): FastifyInstance {
+  const { config, n } = opts;
+  const apiHosts = new Set(config.apiHosts.map((h) => h.toLowerCase().replace(/\.$/, '')));
+  const instance = crypto.randomBytes(4).toString('hex');
+  const app = Fastify({ logger: false, ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } } });
+
+  // The same DNS-rebinding guard as the single-thread API (src/http/app.ts, RFC 9110 §15.5.20).
+  app.addHook('onRequest', (req, reply, done) => {
+    const url = req.raw.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    if (HOST_EXEMPT.has(path) || hostAllowed(req.headers.host, apiHosts)) {
+      done();
+      return;
+    }
+    void reply.status(421).send({ error: `Host "${String(req.headers.host ?? '').slice(0, 100)}" is not an IP address, localhost or a name given with --api-host: refused (DNS rebinding)`, statusCode: 421 });
+  });
+  app.setErrorHandler((error, req, reply) => {
+    const err = error as { statusCode?: number; message: string };
+    const status = err.statusCode ?? 500;
+    if (status >= 500) opts.log?.error({ req: { method: req.method, url: req.url }, err: error }, 'request failed');
+    void reply.status(status).send({ error: status >= 500 ? 'internal error' : err.message, statusCode: status });
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => (opts.isReady() ? { status: 'ready' } : reply.status(503).send({ status: 'not ready' })));
+
+  app.get('/metrics', async (req, reply) => {
+    const openMetrics = (req.headers.accept ?? '').includes('application/openmetrics-text');
+    const t0 = performance.now();
+    const { body, contentType } = await opts.metrics(openMetrics);
+    reply.header('server-timing', `workers;dur=${(performance.now() - t0).toFixed(2)}`);
+    return reply.header('content-type', contentType).send(body);
+  });
+
+  app.get<{ Querystring: ConnectionFilter & { limit?: number; cursor?: string } }>('/api/connections', { schema: { querystring: connectionsQuerySchema } }, async (req, reply) => {
+    const { limit = DEFAULT_PAGE_LIMIT, cursor, ...filter } = req.query;
+    let after = 0;
+    if (cursor !== undefined) {
+      const m = CURSOR_PATTERN.exec(cursor);
+      if (m === null || m[1] !== instance) {
+        return reply.status(400).send({ error: 'querystring/cursor is not a `next` of this synfin process: start again without cursor', statusCode: 400 });
+      }
+      after = parseInt(m[2]!, 16);
+    }
+    const show = showsAddresses(config.apiAddresses, req);
+    if (!show && filter.destination !== undefined) {
+      return reply.status(403).send({ error: 'addresses are not shown to this client (--api-addresses): no destination filter', statusCode: 403 });
+    }
+    // Each worker is asked for a whole page after the cursor (its own ids); the merge keeps the
+    // first `limit` by global id (id × N + worker), so the next page starts where this one ends.
+    const queries: ConnectionsQuery[] = [];
+    for (let i = 0; i < n; i++) queries.push({ filter, afterId: localAfter(after, i, n), limit, first: cursor === undefined });
+    const answers = await opts.connections(queries);
+    const page = mergePages(answers, n, limit);
+    const missing = answers.filter((a) => a === null).length;
+    const last = page.rows.length > 0 ? page.rows[page.rows.length - 1]!.id : after;
+    const next = page.more ? instance + last.toString(16) : null;
+    return reply.type('application/json; charset=utf-8').send({
+      count: page.rows.length,
+      addresses: show ? 'shown' : REDACTED,
+      connections: show ? page.rows : page.rows.map(redactRow),
+      next,
+      // Workers that did not answer (being replaced): their connections are missing from the page.
+      ...(missing > 0 ? { workersMissing: missing } : {}),
+    });
+  });
+
+  app.get<{ Querystring: Omit<HistoryQuery, 'since'> & { since?: string; limit?: number } }>('/api/history', { schema: { querystring: historyQuerySchema } }, async (req, reply) => {
+    if (opts.historyCapacity === 0) return reply.status(404).send({ error: 'the flight recorder is off (--history 0)', statusCode: 404 });
+    const { limit = DEFAULT_PAGE_LIMIT, since, ...filter } = req.query;
+    const q: HistoryQuery = { ...filter };
+    if (since !== undefined) {
+      const at = parseSince(since);
+      if (Number.isNaN(at)) return reply.status(400).send({ error: 'querystring/since must be seconds since the epoch or an ISO 8601 time (2026-12-06T23:50:00Z)', statusCode: 400 });
+      q.since = at;
+    }
+    const show = showsAddresses(config.apiAddresses, req);
+    // Each worker's newest `limit`, merged newest first: the newest `limit` of them all.
+    const records = mergeHistory(await opts.history(q, limit), n, limit);
+    return reply.type('application/json; charset=utf-8').send({
+      count: records.length,
+      addresses: show ? 'shown' : REDACTED,
+      capacity: opts.historyCapacity,
+      connections: show ? records : records.map((r) => ({ ...r, client: REDACTED, destination: REDACTED })),
+    });
+  });
+
+  let eventStreams = 0;
+  app.get('/api/events', (req, reply) => {
+    // As the single-thread stream (src/http/app.ts): bounded readers, a bounded queue per reader.
+    if (eventStreams >= config.maxEventStreams) {
+      return reply.status(503).header('retry-after', '10').send({ error: `too many /api/events readers (--max-event-streams ${config.maxEventStreams}); try again when one has closed`, statusCode: 503 });
+    }
+    eventStreams++;
+    const limit = opts.sseQueueBytes ?? 1 << 20;
+    const show = showsAddresses(config.apiAddresses, req);
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write(': synfin state transitions\n\n');
+    let dropped = 0;
+    let seq = 0;
+    const unsubscribe = opts.subscribeTransitions((batch, lost) => {
+      dropped += lost;
+      for (const t of batch) {
+        if (res.writableLength > limit) {
+          dropped++;
+          continue;
+        }
+        const data = JSON.stringify({
+          id: t.id,
+          client: show ? t.client : REDACTED,
+          destination: show ? t.destination : REDACTED,
+          service: t.service,
+          from: t.from,
+          to: t.to,
+          secondsInFrom: t.secondsInFrom,
+          dropped,
+        });
+        dropped = 0;
+        res.write(`id: ${++seq}\nevent: transition\ndata: ${data}\n\n`);
+      }
+    });
+    const heartbeat = setInterval(() => {
+      if (res.writableLength <= limit) res.write(': keep-alive\n\n');
+    }, 15_000);
+    heartbeat.unref();
+    req.raw.on('close', () => {
+      eventStreams--;
+      clearInterval(heartbeat);
+      unsubscribe();
+    });
+    reply.hijack();
+  });
+
+  app.get('/api/capture', async () => mergeCapture(await opts.capture(null)));
+
+  app.post<{ Body: { enabled: boolean; bufferBytes?: number | string; snaplen?: number } }>('/api/capture', { schema: { body: captureBodySchema } }, async (req, reply) => {
+    // As with one thread: only a local administrator changes what synfin keeps in memory.
+    if (!isLoopbackPeer(req.raw.socket.remoteAddress)) return reply.status(403).send({ error: 'POST /api/capture is accepted from loopback only', statusCode: 403 });
+    const { enabled, snaplen } = req.body;
+    let bufferBytes: number | undefined;
+    if (req.body.bufferBytes !== undefined) {
+      const raw = req.body.bufferBytes;
+      bufferBytes = typeof raw === 'number' ? raw : parseByteSize(raw);
+      if (!Number.isInteger(bufferBytes) || bufferBytes < CAPTURE_MIN_BYTES || bufferBytes > CAPTURE_MAX_BYTES) {
+        return reply.status(400).send({ error: `body/bufferBytes must be a size from ${CAPTURE_MIN_BYTES} to ${CAPTURE_MAX_BYTES} bytes (e.g. 64MiB)`, statusCode: 400 });
+      }
+    }
+    // The size asked for is the rings' together: each worker's share, at least a ring's minimum.
+    const each = bufferBytes === undefined ? undefined : Math.max(CAPTURE_MIN_BYTES, Math.ceil(bufferBytes / n));
+    return mergeCapture(await opts.capture(() => ({ enabled, ...(each !== undefined ? { bufferBytes: each } : {}), ...(snaplen !== undefined ? { snaplen } : {}) })));
+  });
+
+  // A connection's id names its worker (id = local × N + index): its packets are in that worker's ring.
+  app.get<{ Params: { id: number } }>('/api/connections/:id/pcap', { schema: { params: { type: 'object', required: ['id'], properties: { id: { type: 'integer', minimum: 1 } } } } }, async (req, reply) => {
+    if (!showsAddresses(config.apiAddresses, req)) {
+      return reply.status(403).send({ error: 'packets carry addresses, which are not shown to this client (--api-addresses)', statusCode: 403 });
+    }
+    const id = req.params.id;
+    const local = Math.floor(id / n);
+    const answer = local < 1 ? { off: false as const, file: new Uint8Array(0), packets: 0 } : await opts.pcap(id % n, local);
+    if (answer === null) return reply.status(503).send({ error: `worker ${id % n} did not answer (being replaced?)`, statusCode: 503 });
+    if (answer.off) return reply.status(409).send({ error: 'capture is off (--capture-buffer)', statusCode: 409 });
+    if (answer.packets === 0) return reply.status(404).send({ error: `no packets of connection ${id} in the capture ring`, statusCode: 404 });
+    return reply
+      .header('content-type', PCAP_CONTENT_TYPE)
+      .header('content-disposition', `attachment; filename="synfin-connection-${id}.pcap"`)
+      .send(Buffer.from(answer.file.buffer, answer.file.byteOffset, answer.file.byteLength));
+  });
+
+  for (const route of NOT_MERGED_ROUTES) {
+    app.route({
+      method: route.method,
+      url: route.url,
+      handler: async (_req, reply) =>
+        reply.status(501).send({ error: `${route.method} ${route.url} is not available with --workers ${n} yet (each worker has its own; only /metrics, /healthz, /readyz, /api/connections (and a connection's pcap), /api/history and /api/events are merged): run with --workers 1 for it`, statusCode: 501 }),
+    });
+  }
+  return app;
+}
