@@ -5,7 +5,8 @@
  */
 import crypto from 'node:crypto';
 import net from 'node:net';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { ServerResponse } from 'node:http';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { OpenMetricsContentType, Registry } from 'prom-client';
 import type { EventHub } from '../stack/events.js';
 import type { ConnIdentity } from '../tcp/events.js';
@@ -45,6 +46,80 @@ export function showsAddresses(mode: ApiAddressMode, req: FastifyRequest): boole
   if (mode === 'all') return true;
   if (mode === 'none') return false;
   return isLoopbackPeer(req.raw.socket.remoteAddress);
+}
+
+/** The 503 answer when --max-event-streams readers of /api/events are open already. */
+export function tooManyReaders(max: number): { error: string; statusCode: 503 } {
+  return { error: `too many /api/events readers (--max-event-streams ${max}); try again when one has closed`, statusCode: 503 };
+}
+
+/** One transition as an /api/events reader gets it; `dropped` is filled in by the stream. */
+export interface TransitionEvent {
+  id: number;
+  client: string | null;
+  destination: string | null;
+  service: string | null;
+  from: string;
+  to: string;
+  secondsInFrom: number;
+  dropped: number;
+}
+
+/**
+ * One /api/events reader (server-sent events): the head, a heartbeat every 15 s, and a bounded
+ * queue. A slow reader must not slow the proxy or grow our memory: past `limitBytes` queued,
+ * events are dropped for this reader and the next one it gets says how many (`dropped`).
+ * `subscribe` starts the feed and returns its unsubscribe, run with `onClose` when the reader
+ * goes away.
+ */
+export function openTransitionStream(
+  reply: FastifyReply,
+  limitBytes: number,
+  subscribe: (stream: TransitionStream) => () => void,
+  onClose: () => void,
+): void {
+  const res = reply.raw;
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  res.write(': synfin state transitions\n\n');
+  const unsubscribe = subscribe(new TransitionStream(res, limitBytes));
+  const heartbeat = setInterval(() => {
+    if (res.writableLength <= limitBytes) res.write(': keep-alive\n\n');
+  }, 15_000);
+  heartbeat.unref();
+  reply.request.raw.on('close', () => {
+    clearInterval(heartbeat);
+    unsubscribe();
+    onClose();
+  });
+  reply.hijack();
+}
+
+/** The writing side of one /api/events reader (openTransitionStream). */
+export class TransitionStream {
+  private dropped = 0;
+  private seq = 0;
+  constructor(
+    private readonly res: ServerResponse,
+    private readonly limitBytes: number,
+  ) {}
+
+  /** Whether the reader's queue is past its limit; if so the event about to be sent counts as dropped. */
+  full(): boolean {
+    if (this.res.writableLength <= this.limitBytes) return false;
+    this.dropped++;
+    return true;
+  }
+
+  /** Events lost before they reached this stream (a worker's relay dropped them). */
+  lost(count: number): void {
+    this.dropped += count;
+  }
+
+  send(event: TransitionEvent): void {
+    event.dropped = this.dropped;
+    this.dropped = 0;
+    this.res.write(`id: ${++this.seq}\nevent: transition\ndata: ${JSON.stringify(event)}\n\n`);
+  }
 }
 
 /** A history record with its addresses replaced (the same rule as a row's). */
@@ -431,59 +506,32 @@ export function build(opts: AppOptions): FastifyInstance {
   app.get('/api/events', (req, reply) => {
     // Each reader costs a JSON line per transition and up to sseQueueBytes of queue: a bounded
     // number of them, so that readers that never read cannot pile up memory or event-loop time.
-    if (eventStreams >= maxEventStreams) {
-      return reply
-        .status(503)
-        .header('retry-after', '10')
-        .send({ error: `too many /api/events readers (--max-event-streams ${maxEventStreams}); try again when one has closed`, statusCode: 503 });
-    }
+    if (eventStreams >= maxEventStreams) return reply.status(503).header('retry-after', '10').send(tooManyReaders(maxEventStreams));
     eventStreams++;
-    const limit = opts.sseQueueBytes ?? 1 << 20;
     const show = showsAddresses(addressMode, req);
-    const res = reply.raw;
-    res.writeHead(200, {
-      'content-type': 'text/event-stream',
-      'cache-control': 'no-cache',
-      connection: 'keep-alive',
-      'x-accel-buffering': 'no',
-    });
-    res.write(': synfin state transitions\n\n');
-    let dropped = 0;
-    let seq = 0;
-    const unsubscribe = opts.events.subscribe({
-      stateChange(conn: ConnIdentity, from: State, to: State, now: number, sinceMs: number) {
-        // A slow reader must not slow the proxy or grow our memory: past the limit, events are
-        // dropped for this reader and it is told how many (bounded queue per reader).
-        if (res.writableLength > limit) {
-          dropped++;
-          return;
-        }
-        const where = show ? opts.describe(conn) : null;
-        const data = JSON.stringify({
-          id: conn.id,
-          client: show ? (where?.client ?? null) : REDACTED,
-          destination: show ? (where?.destination ?? null) : REDACTED,
-          // A label value (as on /metrics), not an address: every reader gets it.
-          service: show ? (where?.service ?? null) : (opts.serviceOf?.(conn) ?? null),
-          from: STATE_NAMES[from],
-          to: STATE_NAMES[to],
-          secondsInFrom: Math.max(0, now - sinceMs) / 1000,
-          dropped,
-        });
-        dropped = 0;
-        res.write(`id: ${++seq}\nevent: transition\ndata: ${data}\n\n`);
-      },
-    });
-    const heartbeat = setInterval(() => {
-      if (res.writableLength <= limit) res.write(': keep-alive\n\n');
-    }, 15_000);
-    heartbeat.unref();
-    req.raw.on('close', () => {
-      eventStreams--;
-      clearInterval(heartbeat);
-      unsubscribe();
-    });
-    reply.hijack();
+    openTransitionStream(
+      reply,
+      opts.sseQueueBytes ?? 1 << 20,
+      (stream) =>
+        opts.events.subscribe({
+          stateChange(conn: ConnIdentity, from: State, to: State, now: number, sinceMs: number) {
+            if (stream.full()) return;
+            const where = show ? opts.describe(conn) : null;
+            stream.send({
+              id: conn.id,
+              client: show ? (where?.client ?? null) : REDACTED,
+              destination: show ? (where?.destination ?? null) : REDACTED,
+              // A label value (as on /metrics), not an address: every reader gets it.
+              service: show ? (where?.service ?? null) : (opts.serviceOf?.(conn) ?? null),
+              from: STATE_NAMES[from],
+              to: STATE_NAMES[to],
+              secondsInFrom: Math.max(0, now - sinceMs) / 1000,
+              dropped: 0,
+            });
+          },
+        }),
+      () => eventStreams--,
+    );
   });
 
   for (const plugin of opts.plugins ?? []) void app.register(async (instance) => plugin(instance));

@@ -143,6 +143,22 @@ export function status(control: CaptureControl): Record<string, unknown> {
   };
 }
 
+/** The 400 answer to a POST /api/capture whose bufferBytes is not a size synfin accepts. */
+export const BUFFER_BYTES_ERROR = {
+  error: `body/bufferBytes must be a size from ${CAPTURE_MIN_BYTES} to ${CAPTURE_MAX_BYTES} bytes (e.g. 64MiB)`,
+  statusCode: 400,
+} as const;
+
+/**
+ * A POST /api/capture body's bufferBytes (a number of bytes or a size such as "64MiB") as bytes:
+ * undefined when absent, null when out of range or not a size (answer BUFFER_BYTES_ERROR).
+ */
+export function captureBufferBytes(raw: number | string | undefined): number | undefined | null {
+  if (raw === undefined) return undefined;
+  const bytes = typeof raw === 'number' ? raw : parseByteSize(raw);
+  return Number.isInteger(bytes) && bytes >= CAPTURE_MIN_BYTES && bytes <= CAPTURE_MAX_BYTES ? bytes : null;
+}
+
 function refuseWithoutAddresses(mode: ApiAddressMode, req: FastifyRequest, reply: FastifyReply): boolean {
   if (showsAddresses(mode, req)) return false;
   void reply.status(403).send({ error: 'packets carry addresses, which are not shown to this client (--api-addresses)', statusCode: 403 });
@@ -171,17 +187,8 @@ export function captureRoutes(opts: CaptureRoutesOptions): (app: FastifyInstance
           return reply.status(403).send({ error: 'POST /api/capture is accepted from loopback only', statusCode: 403 });
         }
         const { enabled, snaplen } = req.body;
-        let bufferBytes: number | undefined;
-        if (req.body.bufferBytes !== undefined) {
-          const raw = req.body.bufferBytes;
-          bufferBytes = typeof raw === 'number' ? raw : parseByteSize(raw);
-          if (!Number.isInteger(bufferBytes) || bufferBytes < CAPTURE_MIN_BYTES || bufferBytes > CAPTURE_MAX_BYTES) {
-            return reply.status(400).send({
-              error: `body/bufferBytes must be a size from ${CAPTURE_MIN_BYTES} to ${CAPTURE_MAX_BYTES} bytes (e.g. 64MiB)`,
-              statusCode: 400,
-            });
-          }
-        }
+        const bufferBytes = captureBufferBytes(req.body.bufferBytes);
+        if (bufferBytes === null) return reply.status(400).send(BUFFER_BYTES_ERROR);
         control.configure({ enabled, bufferBytes, snaplen });
         return status(control);
       },

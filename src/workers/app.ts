@@ -7,15 +7,14 @@
 import crypto from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
-import { connectionsQuerySchema, CURSOR_PATTERN, DEFAULT_PAGE_LIMIT, historyQuerySchema, hostAllowed, isLoopbackPeer, parseSince, REDACTED, redactRow, showsAddresses } from '../http/app.js';
+import { connectionsQuerySchema, CURSOR_PATTERN, DEFAULT_PAGE_LIMIT, historyQuerySchema, hostAllowed, isLoopbackPeer, openTransitionStream, parseSince, REDACTED, redactRow, showsAddresses, tooManyReaders } from '../http/app.js';
 import type { HistoryQuery, HistoryRecord } from '../observability/history.js';
 import { mergeHistory, type RelayedTransition } from './history.js';
 import type { ConnectionFilter } from '../observability/table.js';
 import { localAfter, mergePages } from './connections.js';
 import type { CaptureStatus, ConnectionsAnswer, ConnectionsQuery, PcapAnswer } from './protocol.js';
-import { captureBodySchema, PCAP_CONTENT_TYPE } from '../http/capture.js';
-import { CAPTURE_MAX_BYTES, CAPTURE_MIN_BYTES } from '../stack/capture.js';
-import { parseByteSize } from '../tcp/memory-budget.js';
+import { BUFFER_BYTES_ERROR, captureBodySchema, captureBufferBytes, PCAP_CONTENT_TYPE } from '../http/capture.js';
+import { CAPTURE_MIN_BYTES } from '../stack/capture.js';
 
 /** The rings together: on when every worker's is, sizes and counts summed. */
 function mergeCapture(all: ReadonlyArray<CaptureStatus | null>): Record<string, unknown> {
@@ -154,48 +153,31 @@ export function buildMainApp(opts: MainAppOptions): FastifyInstance {
   let eventStreams = 0;
   app.get('/api/events', (req, reply) => {
     // As the single-thread stream (src/http/app.ts): bounded readers, a bounded queue per reader.
-    if (eventStreams >= config.maxEventStreams) {
-      return reply.status(503).header('retry-after', '10').send({ error: `too many /api/events readers (--max-event-streams ${config.maxEventStreams}); try again when one has closed`, statusCode: 503 });
-    }
+    if (eventStreams >= config.maxEventStreams) return reply.status(503).header('retry-after', '10').send(tooManyReaders(config.maxEventStreams));
     eventStreams++;
-    const limit = opts.sseQueueBytes ?? 1 << 20;
     const show = showsAddresses(config.apiAddresses, req);
-    const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    res.write(': synfin state transitions\n\n');
-    let dropped = 0;
-    let seq = 0;
-    const unsubscribe = opts.subscribeTransitions((batch, lost) => {
-      dropped += lost;
-      for (const t of batch) {
-        if (res.writableLength > limit) {
-          dropped++;
-          continue;
-        }
-        const data = JSON.stringify({
-          id: t.id,
-          client: show ? t.client : REDACTED,
-          destination: show ? t.destination : REDACTED,
-          service: t.service,
-          from: t.from,
-          to: t.to,
-          secondsInFrom: t.secondsInFrom,
-          dropped,
-        });
-        dropped = 0;
-        res.write(`id: ${++seq}\nevent: transition\ndata: ${data}\n\n`);
-      }
-    });
-    const heartbeat = setInterval(() => {
-      if (res.writableLength <= limit) res.write(': keep-alive\n\n');
-    }, 15_000);
-    heartbeat.unref();
-    req.raw.on('close', () => {
-      eventStreams--;
-      clearInterval(heartbeat);
-      unsubscribe();
-    });
-    reply.hijack();
+    openTransitionStream(
+      reply,
+      opts.sseQueueBytes ?? 1 << 20,
+      (stream) =>
+        opts.subscribeTransitions((batch, lost) => {
+          stream.lost(lost);
+          for (const t of batch) {
+            if (stream.full()) continue;
+            stream.send({
+              id: t.id,
+              client: show ? t.client : REDACTED,
+              destination: show ? t.destination : REDACTED,
+              service: t.service,
+              from: t.from,
+              to: t.to,
+              secondsInFrom: t.secondsInFrom,
+              dropped: 0,
+            });
+          }
+        }),
+      () => eventStreams--,
+    );
   });
 
   app.get('/api/capture', async () => mergeCapture(await opts.capture(null)));
@@ -204,14 +186,8 @@ export function buildMainApp(opts: MainAppOptions): FastifyInstance {
     // As with one thread: only a local administrator changes what synfin keeps in memory.
     if (!isLoopbackPeer(req.raw.socket.remoteAddress)) return reply.status(403).send({ error: 'POST /api/capture is accepted from loopback only', statusCode: 403 });
     const { enabled, snaplen } = req.body;
-    let bufferBytes: number | undefined;
-    if (req.body.bufferBytes !== undefined) {
-      const raw = req.body.bufferBytes;
-      bufferBytes = typeof raw === 'number' ? raw : parseByteSize(raw);
-      if (!Number.isInteger(bufferBytes) || bufferBytes < CAPTURE_MIN_BYTES || bufferBytes > CAPTURE_MAX_BYTES) {
-        return reply.status(400).send({ error: `body/bufferBytes must be a size from ${CAPTURE_MIN_BYTES} to ${CAPTURE_MAX_BYTES} bytes (e.g. 64MiB)`, statusCode: 400 });
-      }
-    }
+    const bufferBytes = captureBufferBytes(req.body.bufferBytes);
+    if (bufferBytes === null) return reply.status(400).send(BUFFER_BYTES_ERROR);
     // The size asked for is the rings' together: each worker's share, at least a ring's minimum.
     const each = bufferBytes === undefined ? undefined : Math.max(CAPTURE_MIN_BYTES, Math.ceil(bufferBytes / n));
     return mergeCapture(await opts.capture(() => ({ enabled, ...(each !== undefined ? { bufferBytes: each } : {}), ...(snaplen !== undefined ? { snaplen } : {}) })));
