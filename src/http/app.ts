@@ -48,6 +48,15 @@ export function showsAddresses(mode: ApiAddressMode, req: FastifyRequest): boole
   return isLoopbackPeer(req.raw.socket.remoteAddress);
 }
 
+/** The 400 answer to a cursor that is not a `next` this process gave. */
+export const BAD_CURSOR = { error: 'querystring/cursor is not a `next` of this synfin process: start again without cursor', statusCode: 400 } as const;
+
+/** The id a /api/connections cursor continues after, or -1 when it is not one of this process (`instance`). */
+export function cursorAfter(cursor: string, instance: string): number {
+  const m = CURSOR_PATTERN.exec(cursor);
+  return m === null || m[1] !== instance ? -1 : parseInt(m[2]!, 16);
+}
+
 /** The 503 answer when --max-event-streams readers of /api/events are open already. */
 export function tooManyReaders(max: number): { error: string; statusCode: 503 } {
   return { error: `too many /api/events readers (--max-event-streams ${max}); try again when one has closed`, statusCode: 503 };
@@ -401,14 +410,8 @@ export function build(opts: AppOptions): FastifyInstance {
     { schema: { querystring: connectionsQuerySchema } },
     async (req, reply) => {
       const { limit = DEFAULT_PAGE_LIMIT, cursor, ...filter } = req.query;
-      let afterId = 0;
-      if (cursor !== undefined) {
-        const m = CURSOR_PATTERN.exec(cursor);
-        if (m === null || m[1] !== instance) {
-          return reply.status(400).send({ error: 'querystring/cursor is not a `next` of this synfin process: start again without cursor', statusCode: 400 });
-        }
-        afterId = parseInt(m[2]!, 16);
-      }
+      const afterId = cursor === undefined ? 0 : cursorAfter(cursor, instance);
+      if (afterId < 0) return reply.status(400).send(BAD_CURSOR);
       const show = showsAddresses(addressMode, req);
       // Filtering by an address nobody may see would tell the requester which destinations have
       // connections (one probe per address): refused, not answered with redacted rows.

@@ -7,7 +7,7 @@
 import crypto from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
-import { connectionsQuerySchema, CURSOR_PATTERN, DEFAULT_PAGE_LIMIT, historyQuerySchema, hostAllowed, isLoopbackPeer, openTransitionStream, parseSince, REDACTED, redactRow, showsAddresses, tooManyReaders } from '../http/app.js';
+import { BAD_CURSOR, connectionsQuerySchema, cursorAfter, DEFAULT_PAGE_LIMIT, historyQuerySchema, hostAllowed, isLoopbackPeer, openTransitionStream, parseSince, REDACTED, redactRow, showsAddresses, tooManyReaders } from '../http/app.js';
 import type { HistoryQuery, HistoryRecord } from '../observability/history.js';
 import { mergeHistory, type RelayedTransition } from './history.js';
 import type { ConnectionFilter } from '../observability/table.js';
@@ -99,14 +99,8 @@ export function buildMainApp(opts: MainAppOptions): FastifyInstance {
 
   app.get<{ Querystring: ConnectionFilter & { limit?: number; cursor?: string } }>('/api/connections', { schema: { querystring: connectionsQuerySchema } }, async (req, reply) => {
     const { limit = DEFAULT_PAGE_LIMIT, cursor, ...filter } = req.query;
-    let after = 0;
-    if (cursor !== undefined) {
-      const m = CURSOR_PATTERN.exec(cursor);
-      if (m === null || m[1] !== instance) {
-        return reply.status(400).send({ error: 'querystring/cursor is not a `next` of this synfin process: start again without cursor', statusCode: 400 });
-      }
-      after = parseInt(m[2]!, 16);
-    }
+    const after = cursor === undefined ? 0 : cursorAfter(cursor, instance);
+    if (after < 0) return reply.status(400).send(BAD_CURSOR);
     const show = showsAddresses(config.apiAddresses, req);
     if (!show && filter.destination !== undefined) {
       return reply.status(403).send({ error: 'addresses are not shown to this client (--api-addresses): no destination filter', statusCode: 403 });

@@ -8,6 +8,7 @@ import type { Synfin } from '../runtime.js';
 import { STATE_NAMES, type State } from '../tcp/state.js';
 import type { ConnIdentity } from '../tcp/events.js';
 import { globalId } from './connections.js';
+import type { TransitionEvent } from '../http/app.js';
 
 const SLICE_EXAMINED = 5_000;
 
@@ -25,28 +26,39 @@ export async function answerHistory(synfin: Synfin, q: HistoryQuery, limit: numb
   }
 }
 
-/** Main side: the workers' records with global ids, newest closed first, at most `limit`. */
+/**
+ * Main side: the workers' records with global ids, newest closed first, at most `limit`. Each
+ * worker's answer is already newest first (its recorder's order), and a k-way merge keeps that
+ * order within a worker, so the first `limit` of a merge of longer answers are this merge of
+ * their first `limit` (a page and a longer page agree, ties in closedAt included). Across
+ * workers, the later closedAt first; on a tie (the same millisecond), the higher id.
+ */
 export function mergeHistory(answers: ReadonlyArray<HistoryRecord[] | null>, n: number, limit: number): HistoryRecord[] {
-  const all: HistoryRecord[] = [];
-  answers.forEach((a, index) => {
-    if (a !== null) for (const r of a) all.push({ ...r, id: globalId(r.id, index, n) });
-  });
-  // closedAt is ISO 8601 in UTC with milliseconds: its text order is its time order.
-  all.sort((x, y) => (x.closedAt < y.closedAt ? 1 : x.closedAt > y.closedAt ? -1 : y.id - x.id));
-  if (all.length > limit) all.length = limit;
-  return all;
+  const heads = answers.map(() => 0);
+  const out: HistoryRecord[] = [];
+  while (out.length < limit) {
+    let best = -1;
+    let bestRecord: HistoryRecord | null = null;
+    let bestId = 0;
+    answers.forEach((a, index) => {
+      const r = a?.[heads[index]!];
+      if (r === undefined) return;
+      const id = globalId(r.id, index, n);
+      if (bestRecord === null || r.closedAt > bestRecord.closedAt || (r.closedAt === bestRecord.closedAt && id > bestId)) {
+        best = index;
+        bestRecord = r;
+        bestId = id;
+      }
+    });
+    if (bestRecord === null) break;
+    heads[best]!++;
+    out.push({ ...(bestRecord as HistoryRecord), id: bestId });
+  }
+  return out;
 }
 
 /** One transition as a worker relays it (addresses included: the main thread redacts per reader). */
-export interface RelayedTransition {
-  id: number;
-  client: string | null;
-  destination: string | null;
-  service: string | null;
-  from: string;
-  to: string;
-  secondsInFrom: number;
-}
+export type RelayedTransition = Omit<TransitionEvent, 'dropped'>;
 
 /** Most transitions a worker relays per turn of its loop; beyond, they are counted as dropped. */
 const MAX_BATCH = 10_000;

@@ -11,6 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG, MAX_WORKERS, resolveConfig } from '../../src/config.js';
 import { globalId, localAfter, mergePages } from '../../src/workers/connections.js';
 import { perWorkerOpened, workerFamilies, workerShare, type Family } from '../../src/workers/merge.js';
+import { mergeHistory } from '../../src/workers/history.js';
+import type { HistoryRecord } from '../../src/observability/history.js';
 import type { ConnectionRow } from '../../src/observability/table.js';
 
 const BIN = path.join(import.meta.dirname, '../../bin/synfin.js');
@@ -126,5 +128,36 @@ describe('the merge of the workers\' connection tables', () => {
     expect(page.rows.map((r) => r.id)).toEqual([2, 3, 4]);
     expect(page.more).toBe(true);
     expect(mergePages([{ rows: [row(1)], more: false }, null], 2, 3)).toEqual({ rows: [{ id: 2 }], more: false });
+  });
+});
+
+describe('/api/history merged from the workers', () => {
+  // Each worker answers newest first in its recorder's order; records closed in the same
+  // millisecond keep that order, whatever their ids.
+  const rec = (id: number, closedAt: string): HistoryRecord => ({ id, closedAt }) as unknown as HistoryRecord;
+  const worker0 = [rec(10, '2026-12-07T06:00:00.003Z'), rec(8, '2026-12-07T06:00:00.002Z'), rec(9, '2026-12-07T06:00:00.002Z'), rec(7, '2026-12-07T06:00:00.001Z')];
+  const worker1 = [rec(5, '2026-12-07T06:00:00.002Z'), rec(4, '2026-12-07T06:00:00.001Z')];
+
+  it('puts the later close first, the higher global id first within a millisecond, and keeps each worker\'s own order', () => {
+    const merged = mergeHistory([worker0, worker1], 2, 10);
+    expect(merged.map((r) => [r.id, r.closedAt.slice(-4)])).toEqual([
+      [20, '003Z'],
+      [16, '002Z'],
+      [18, '002Z'],
+      [11, '002Z'],
+      [14, '001Z'],
+      [9, '001Z'],
+    ]);
+  });
+
+  it('gives as a short page the first records of a longer one, whatever the limit', () => {
+    const full = mergeHistory([worker0, worker1], 2, 100);
+    for (let limit = 1; limit <= 6; limit++) {
+      expect(mergeHistory([worker0.slice(0, limit), worker1.slice(0, limit)], 2, limit)).toEqual(full.slice(0, limit));
+    }
+  });
+
+  it('leaves out a worker that did not answer', () => {
+    expect(mergeHistory([null, worker1], 2, 10).map((r) => r.id)).toEqual([11, 9]);
   });
 });
