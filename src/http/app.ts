@@ -48,6 +48,30 @@ export function showsAddresses(mode: ApiAddressMode, req: FastifyRequest): boole
   return isLoopbackPeer(req.raw.socket.remoteAddress);
 }
 
+/**
+ * DNS rebinding: a web page whose name the attacker re-points to 127.0.0.1 gets the browser to
+ * talk to synfin as a loopback peer, and would read every address. Its requests still carry the
+ * attacker's name in Host: RFC 9110 §15.5.20, 421 Misdirected Request ("not configured to
+ * produce responses for this combination of scheme and authority"). HOST_EXEMPT's paths are
+ * not checked. Used by the single-thread app and the --workers main thread alike.
+ */
+export function refuseForeignHosts(app: FastifyInstance, apiHostNames: readonly string[]): void {
+  const apiHosts = new Set(apiHostNames.map((h) => h.toLowerCase().replace(/\.$/, '')));
+  app.addHook('onRequest', (req, reply, done) => {
+    const url = req.raw.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    if (HOST_EXEMPT.has(path) || hostAllowed(req.headers.host, apiHosts)) {
+      done();
+      return;
+    }
+    void reply.status(421).send({
+      error: `Host "${String(req.headers.host ?? '').slice(0, 100)}" is not an IP address, localhost or a name given with --api-host: refused (DNS rebinding)`,
+      statusCode: 421,
+    });
+  });
+}
+
 /** The 400 answer to a cursor that is not a `next` this process gave. */
 export const BAD_CURSOR = { error: 'querystring/cursor is not a `next` of this synfin process: start again without cursor', statusCode: 400 } as const;
 
@@ -324,7 +348,6 @@ const HISTORY_SLICE_EXAMINED = 5_000;
 export function build(opts: AppOptions): FastifyInstance {
   const addressMode = opts.apiAddresses ?? 'loopback';
   const maxEventStreams = opts.maxEventStreams ?? 16;
-  const apiHosts = new Set((opts.apiHosts ?? []).map((h) => h.toLowerCase().replace(/\.$/, '')));
   // Cursors name this process (ids start again at 1 after a restart): a cursor from another one is refused, not misread.
   const instance = crypto.randomBytes(4).toString('hex');
   let eventStreams = 0;
@@ -339,23 +362,7 @@ export function build(opts: AppOptions): FastifyInstance {
   // What a handler threw, for the one log line of its 5xx answer (onResponse below).
   const failures = new WeakMap<FastifyRequest, unknown>();
 
-  // DNS rebinding: a web page whose name the attacker re-points to 127.0.0.1 gets the browser to
-  // talk to synfin as a loopback peer, and would read every address. Its requests still carry the
-  // attacker's name in Host: RFC 9110 §15.5.20, 421 Misdirected Request ("not configured to
-  // produce responses for this combination of scheme and authority").
-  app.addHook('onRequest', (req, reply, done) => {
-    const url = req.raw.url ?? '/';
-    const q = url.indexOf('?');
-    const path = q < 0 ? url : url.slice(0, q);
-    if (HOST_EXEMPT.has(path) || hostAllowed(req.headers.host, apiHosts)) {
-      done();
-      return;
-    }
-    void reply.status(421).send({
-      error: `Host "${String(req.headers.host ?? '').slice(0, 100)}" is not an IP address, localhost or a name given with --api-host: refused (DNS rebinding)`,
-      statusCode: 421,
-    });
-  });
+  refuseForeignHosts(app, opts.apiHosts ?? []);
 
   app.setErrorHandler((error, req, reply) => {
     const err = error as { statusCode?: number; message: string };

@@ -7,7 +7,7 @@
 import crypto from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
-import { BAD_CURSOR, connectionsQuerySchema, cursorAfter, DEFAULT_PAGE_LIMIT, historyQuerySchema, hostAllowed, isLoopbackPeer, openTransitionStream, parseSince, REDACTED, redactRow, showsAddresses, tooManyReaders } from '../http/app.js';
+import { BAD_CURSOR, connectionsQuerySchema, cursorAfter, DEFAULT_PAGE_LIMIT, historyQuerySchema, isLoopbackPeer, openTransitionStream, parseSince, REDACTED, redactRow, refuseForeignHosts, showsAddresses, tooManyReaders } from '../http/app.js';
 import type { HistoryQuery, HistoryRecord } from '../observability/history.js';
 import { mergeHistory, type RelayedTransition } from './history.js';
 import type { ConnectionFilter } from '../observability/table.js';
@@ -38,8 +38,6 @@ export const NOT_MERGED_ROUTES: ReadonlyArray<{ method: 'GET' | 'POST'; url: str
   { method: 'GET', url: '/api/summary' },
 ];
 
-const HOST_EXEMPT = new Set(['/metrics', '/healthz', '/readyz']);
-
 export interface MainAppOptions {
   config: Config;
   n: number;
@@ -64,21 +62,11 @@ export interface MainAppOptions {
 
 export function buildMainApp(opts: MainAppOptions): FastifyInstance {
   const { config, n } = opts;
-  const apiHosts = new Set(config.apiHosts.map((h) => h.toLowerCase().replace(/\.$/, '')));
   const instance = crypto.randomBytes(4).toString('hex');
   const app = Fastify({ logger: false, ajv: { customOptions: { removeAdditional: false, coerceTypes: true, allErrors: false } } });
 
-  // The same DNS-rebinding guard as the single-thread API (src/http/app.ts, RFC 9110 §15.5.20).
-  app.addHook('onRequest', (req, reply, done) => {
-    const url = req.raw.url ?? '/';
-    const q = url.indexOf('?');
-    const path = q < 0 ? url : url.slice(0, q);
-    if (HOST_EXEMPT.has(path) || hostAllowed(req.headers.host, apiHosts)) {
-      done();
-      return;
-    }
-    void reply.status(421).send({ error: `Host "${String(req.headers.host ?? '').slice(0, 100)}" is not an IP address, localhost or a name given with --api-host: refused (DNS rebinding)`, statusCode: 421 });
-  });
+  // The same DNS-rebinding guard as the single-thread API (RFC 9110 §15.5.20).
+  refuseForeignHosts(app, config.apiHosts);
   app.setErrorHandler((error, req, reply) => {
     const err = error as { statusCode?: number; message: string };
     const status = err.statusCode ?? 500;
