@@ -13,24 +13,10 @@ import { configureDevice } from '../../src/tun/configure.js';
 import { NetNs, destroyAllNetns, uniqueIfName } from '../helpers/netns.js';
 import { describeIfTun } from '../helpers/root.js';
 import { metricValue } from '../helpers/synfin-env.js';
+import { ECHO_BURST_SCRIPT } from '../helpers/echo-burst.js';
 
 const CONNECTIONS = 48;
 
-// Opens CONNECTIONS connections at once to HOST:PORT, each writes its index and reads the echo
-// back to EOF; prints how many came back intact.
-const CLIENT_SCRIPT = `
-const net = require('net');
-let ok = 0, done = 0;
-const n = +process.env.N;
-for (let i = 0; i < n; i++) {
-  const s = net.connect({ host: process.env.HOST, port: +process.env.PORT });
-  let got = '';
-  s.on('connect', () => s.end('hello ' + i));
-  s.on('data', (d) => { got += d; });
-  s.on('close', () => { if (got === 'hello ' + i) ok++; if (++done === n) console.log(JSON.stringify({ ok })); });
-  s.on('error', () => {});
-}
-`;
 
 let echo: net.Server;
 let port = 0;
@@ -71,7 +57,7 @@ describeIfTun('two stacks on two queues of one device', () => {
     configureDevice(queues[0]!, config);
     for (const tun of queues) synfins.push(await startSynfin(config, { tun, logger: createLogger('silent') }));
 
-    const r = await ns.exec(process.execPath, ['-e', CLIENT_SCRIPT], {
+    const r = await ns.exec(process.execPath, ['-e', ECHO_BURST_SCRIPT], {
       env: { ...process.env, HOST: `198.19.${n}.2`, PORT: String(port), N: String(CONNECTIONS) },
     });
     expect(JSON.parse(r.stdout.trim())).toEqual({ ok: CONNECTIONS });

@@ -15,25 +15,11 @@ import { startWorkers, type Workers } from '../../src/workers/supervisor.js';
 import { NetNs, destroyAllNetns, uniqueIfName } from '../helpers/netns.js';
 import { describeIfTun } from '../helpers/root.js';
 import { metricValue } from '../helpers/synfin-env.js';
+import { ECHO_BURST_SCRIPT } from '../helpers/echo-burst.js';
 
 const WORKER_SCRIPT = path.join(import.meta.dirname, '../../dist/workers/worker.js');
 const CONNECTIONS = 48;
 
-// Opens N connections at once to HOST:PORT, each writes its index and reads the echo back to
-// EOF; prints how many came back intact.
-const CLIENT_SCRIPT = `
-const net = require('net');
-let ok = 0, done = 0;
-const n = +process.env.N;
-for (let i = 0; i < n; i++) {
-  const s = net.connect({ host: process.env.HOST, port: +process.env.PORT });
-  let got = '';
-  s.on('connect', () => s.end('hello ' + i));
-  s.on('data', (d) => { got += d; });
-  s.on('close', () => { if (got === 'hello ' + i) ok++; if (++done === n) console.log(JSON.stringify({ ok })); });
-  s.on('error', () => {});
-}
-`;
 
 // Holds N connections open; every 100 ms each writes a line and counts the echoes; prints the
 // echo count of each connection, and "closed I" when one closes.
@@ -118,7 +104,7 @@ describeIfTun('--workers 2: two stacks in two worker threads on two queues', () 
     })();
     await new Promise((r) => setTimeout(r, 200)); // the workers are told to relay
 
-    const r = await ns.exec(process.execPath, ['-e', CLIENT_SCRIPT], { env: { ...process.env, HOST: `198.19.${n}.2`, PORT: String(port), N: String(CONNECTIONS) } });
+    const r = await ns.exec(process.execPath, ['-e', ECHO_BURST_SCRIPT], { env: { ...process.env, HOST: `198.19.${n}.2`, PORT: String(port), N: String(CONNECTIONS) } });
     expect(JSON.parse(r.stdout.trim())).toEqual({ ok: CONNECTIONS });
 
     const deadline = Date.now() + 5000;
