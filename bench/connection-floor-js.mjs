@@ -17,9 +17,8 @@
 // leaves out is the native side of the dial and the system calls (bench/connection-floor.mjs).
 //
 //   node bench/connection-floor-js.mjs --ab base=/tmp/base/dist,head=dist [--rounds 7] [--conns 20000] [--batch 8]
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { pathToFileURL } from 'node:url';
+import { buildsInTurn, importFromDist } from './lib/builds-in-turn.js';
 import { median } from './lib/results.js';
 
 const { values: opt } = parseArgs({
@@ -41,7 +40,7 @@ const SYN = 0x02;
 const ACK = 0x10;
 
 async function load(dist) {
-  const m = async (f) => import(pathToFileURL(path.join(path.resolve(dist), f)).href);
+  const m = (f) => importFromDist(dist, f);
   const [stack, clock, defaults, pipe, packet, segment, events, registry, metrics, summary, history] = await Promise.all([
     m('stack/stack.js'),
     m('stack/clock.js'),
@@ -261,28 +260,20 @@ function world(mod) {
   return { run, expire, link, stack };
 }
 
-const variants = [];
-for (const v of opt.ab.split(',')) {
-  const [name, dist] = v.split('=');
-  variants.push({ name, world: world(await load(dist)), samples: [] });
-}
-for (const v of variants) {
-  v.world.run(Math.min(CONNS, 20_000));
-  v.world.expire();
-}
-for (let r = 0; r < ROUNDS; r++) {
-  for (let i = 0; i < variants.length; i++) {
-    const v = variants[(i + r) % variants.length];
-    const before = process.cpuUsage();
-    const commits = v.world.link.commits;
-    const n = v.world.run(CONNS);
-    const used = process.cpuUsage(before);
-    v.samples.push((used.user + used.system) / n);
-    v.packets = (v.world.link.commits - commits) / n;
+const variants = await buildsInTurn(opt.ab, {
+  rounds: ROUNDS,
+  units: CONNS,
+  worldOf: async (dist) => world(await load(dist)),
+  warm: (w) => {
+    w.run(Math.min(CONNS, 20_000));
+    w.expire();
+  },
+  // The round's connections are all in TIME-WAIT: counted, then expired before the next turn.
+  afterTurn: (v) => {
     v.left = v.world.stack.tableSize;
     v.world.expire();
-  }
-}
+  },
+});
 for (const v of variants) {
   process.stdout.write(
     `${v.name}: ${median(v.samples).toFixed(2)} µs CPU per connection (median of ${ROUNDS}; ${v.samples.map((s) => s.toFixed(2)).join(' ')}); ${v.packets.toFixed(2)} packets to the app per connection; ${v.left} table entries at the round's end\n`,

@@ -9,9 +9,8 @@
 // the native side (the addon's calls and the system calls), which bench/request-floor.mjs measures.
 //
 //   node bench/request-floor-js.mjs --ab base=/tmp/base/dist,head=dist [--rounds 7] [--requests 200000]
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { pathToFileURL } from 'node:url';
+import { buildsInTurn, importFromDist } from './lib/builds-in-turn.js';
 import { median } from './lib/results.js';
 
 const { values: opt } = parseArgs({
@@ -36,7 +35,7 @@ const PSH = 0x08;
 const SYN = 0x02;
 
 async function load(dist) {
-  const m = async (f) => import(pathToFileURL(path.join(path.resolve(dist), f)).href);
+  const m = (f) => importFromDist(dist, f);
   const [stack, clock, defaults, pipe, packet, segment] = await Promise.all([
     m('stack/stack.js'),
     m('stack/clock.js'),
@@ -172,24 +171,13 @@ function world(mod) {
   return { run, link };
 }
 
-const variants = [];
-for (const v of opt.ab.split(',')) {
-  const [name, dist] = v.split('=');
-  variants.push({ name, world: world(await load(dist)), samples: [] });
-}
-// Warm-up: every build's code optimized before the first measured round.
-for (const v of variants) v.world.run(Math.min(REQUESTS, 50_000));
-for (let r = 0; r < ROUNDS; r++) {
-  for (let i = 0; i < variants.length; i++) {
-    const v = variants[(i + r) % variants.length];
-    const before = process.cpuUsage();
-    const commits = v.world.link.commits;
-    const n = v.world.run(REQUESTS);
-    const used = process.cpuUsage(before);
-    v.samples.push((used.user + used.system) / n);
-    v.packets = (v.world.link.commits - commits) / n;
-  }
-}
+const variants = await buildsInTurn(opt.ab, {
+  rounds: ROUNDS,
+  units: REQUESTS,
+  worldOf: async (dist) => world(await load(dist)),
+  // Warm-up: every build's code optimized before the first measured round.
+  warm: (w) => w.run(Math.min(REQUESTS, 50_000)),
+});
 for (const v of variants) {
   process.stdout.write(`${v.name}: ${median(v.samples).toFixed(3)} µs CPU per request (median of ${ROUNDS}; ${v.samples.map((s) => s.toFixed(3)).join(' ')}); ${v.packets.toFixed(2)} packets to the app per request\n`);
 }
