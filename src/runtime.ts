@@ -14,7 +14,7 @@ import { build } from './http/app.js';
 import { livePage } from './http/page.js';
 import { captureRoutes } from './http/capture.js';
 import { accessLog, createLogger, attachTransitionLogging, ThrottledWarning } from './observability/log.js';
-import { createSummary } from './observability/summary.js';
+import { createSummary, type Summary } from './observability/summary.js';
 import { createMetrics, type Metrics } from './observability/metrics.js';
 import { ephemeralPortCount } from './observability/process-metrics.js';
 import { ConnectionRegistry } from './observability/registry.js';
@@ -151,6 +151,8 @@ export interface Synfin {
   impairment: { rx: FaultCounters; tx: FaultCounters } | null;
   /** The connection table: both legs of every connection, and the app process holding each (appProcessOf). */
   connections: ConnectionRegistry;
+  /** The live page's summary (GET /api/summary); a --workers worker answers with its parts. */
+  summary: Summary;
   /** The event hub every observer subscribes to (a --workers worker forwards /api/events from it). */
   events: EventHub;
   /** The address the HTTP server listens on (port resolved when 0 was asked for). */
@@ -491,5 +493,5 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
 
   const impairment = impairedRx !== null && impairedTx !== null ? { rx: impairedRx.counters, tx: impairedTx.counters } : null;
   const reloadServices = (): boolean => serviceWatcher?.reload('SIGHUP') ?? false;
-  return { config, tun, stack, proxy, budget, capture, metrics, history, app, logger, impairment, connections, events: hub, listenUrl, services, reloadServices, shutdown };
+  return { config, tun, stack, proxy, budget, capture, metrics, history, app, logger, impairment, connections, summary, events: hub, listenUrl, services, reloadServices, shutdown };
 }

@@ -14,6 +14,7 @@
  * addresses and payload: they are served only to requesters that may see addresses
  * (--api-addresses).
  */
+import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CAPTURE_MAX_BYTES, CAPTURE_MIN_BYTES, MAX_CAPTURE_SNAPLEN, type CaptureControl, type CaptureRecord, type CaptureRing } from '../stack/capture.js';
 import { parseByteSize } from '../tcp/memory-budget.js';
@@ -116,7 +117,7 @@ export const captureBodySchema = {
   },
 } as const;
 
-const liveQuerySchema = {
+export const liveQuerySchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -229,10 +230,161 @@ export function captureRoutes(opts: CaptureRoutesOptions): (app: FastifyInstance
 }
 
 /**
- * Stream what the ring gets from now on for `ms`: every LIVE_POLL_MS, the records written since
- * the last read (a record overwritten before it was read is lost, as is one a slow reader has no
- * room for). With a service filter, each connection's service is asked once per capture.
+ * What the ring gets from one moment on, read piece by piece (a live capture's source): each
+ * `take()` returns the records written since the last one, as pcap records, oldest first. A record
+ * overwritten before it was taken is lost. With a service filter, each connection's service is
+ * asked once per tap. Capture stays on while the tap is open (`close()` releases it).
  */
+export class LiveTap {
+  private ring: CaptureRing;
+  private next: number;
+  private readonly matches = new Map<number, boolean>();
+  private closed = false;
+
+  constructor(
+    private readonly control: CaptureControl,
+    private readonly service: string | undefined,
+    private readonly serviceOf: ((connId: number) => string | null) | undefined,
+  ) {
+    this.ring = control.acquireLive();
+    this.next = this.ring.nextNumber;
+  }
+
+  /** The records since the last take (null: none). `skip`: drop them instead (a reader that fell behind). */
+  take(skip = false): Buffer | null {
+    const now = this.control.ring;
+    if (this.closed || now === null) return null;
+    if (now !== this.ring) {
+      // Capture was reconfigured (a new ring): go on from its start.
+      this.ring = now;
+      this.next = 0;
+    }
+    if (skip) {
+      this.next = this.ring.nextNumber;
+      return null;
+    }
+    const parts: Buffer[] = [];
+    this.next = this.ring.forEach(this.next, (rec) => {
+      if (!this.keep(rec)) return;
+      const b = Buffer.allocUnsafe(pcapRecordLength(rec));
+      writePcapRecord(b, 0, rec);
+      parts.push(b);
+    });
+    return parts.length === 0 ? null : Buffer.concat(parts);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.control.releaseLive();
+  }
+
+  private keep(rec: CaptureRecord): boolean {
+    if (this.service === undefined) return true;
+    if (rec.connId === 0) return false;
+    let m = this.matches.get(rec.connId);
+    if (m === undefined) {
+      m = this.serviceOf!(rec.connId) === this.service;
+      this.matches.set(rec.connId, m);
+    }
+    return m;
+  }
+}
+
+/**
+ * Several runs of pcap records (each oldest first, e.g. one per --workers worker) as one run in
+ * time order: a k-way merge on the records' timestamps, records of one run keeping their order.
+ */
+export function mergePcapRecords(runs: readonly Uint8Array[]): Buffer {
+  const bufs = runs.filter((r) => r.byteLength > 0).map((r) => Buffer.from(r.buffer, r.byteOffset, r.byteLength));
+  if (bufs.length <= 1) return bufs[0] ?? Buffer.alloc(0);
+  const out = Buffer.allocUnsafe(bufs.reduce((a, b) => a + b.length, 0));
+  const at = new Array<number>(bufs.length).fill(0);
+  const timeOf = (b: Buffer, off: number): number => b.readUInt32LE(off) * 1e6 + b.readUInt32LE(off + 4);
+  let w = 0;
+  for (;;) {
+    let best = -1;
+    let bestTime = Infinity;
+    for (let i = 0; i < bufs.length; i++) {
+      if (at[i]! >= bufs[i]!.length) continue;
+      const t = timeOf(bufs[i]!, at[i]!);
+      if (t < bestTime) {
+        best = i;
+        bestTime = t;
+      }
+    }
+    if (best < 0) return out;
+    const b = bufs[best]!;
+    const len = PCAP_RECORD_HEADER_LEN + b.readUInt32LE(at[best]! + 8);
+    w += b.copy(out, w, at[best]!, at[best]! + len);
+    at[best]! += len;
+  }
+}
+
+/** The live capture's answer: headers, then the pcap file header. The reply is taken over (hijacked). */
+export function openLiveResponse(reply: FastifyReply): ServerResponse {
+  const res = reply.raw;
+  reply.hijack();
+  res.writeHead(200, {
+    'content-type': PCAP_CONTENT_TYPE,
+    'content-disposition': 'attachment; filename="synfin-capture.pcap"',
+    'cache-control': 'no-store',
+  });
+  res.write(pcapFileHeader());
+  return res;
+}
+
+/**
+ * Run a live capture on `res` for `ms`: every LIVE_POLL_MS, `poll(skip)` returns what came since
+ * (skip: the reader is more than LIVE_QUEUE_BYTES behind, drop it rather than grow our memory).
+ * Ends at `ms`, when the client goes, or when the server closes (`live`).
+ */
+export function runLive(
+  req: FastifyRequest,
+  res: ServerResponse,
+  ms: number,
+  live: Set<() => void>,
+  poll: (skip: boolean) => Buffer | null | Promise<Buffer | null>,
+  release: () => void,
+): void {
+  let done = false;
+  let polling: Promise<void> | null = null;
+  const drain = async (): Promise<void> => {
+    const got = await poll(res.writableLength > LIVE_QUEUE_BYTES);
+    if (got !== null && !res.destroyed) res.write(got);
+  };
+  const tick = (): void => {
+    if (polling !== null) return; // the previous poll (a worker's answer) is still on its way
+    polling = drain().finally(() => (polling = null));
+  };
+  const timer = setInterval(tick, LIVE_POLL_MS);
+  const finish = (): void => {
+    if (done) return;
+    done = true;
+    clearInterval(timer);
+    clearTimeout(stopTimer);
+    live.delete(end);
+    release();
+  };
+  const end = (): void => {
+    if (done) return;
+    clearInterval(timer);
+    // The last records, after any poll still on its way.
+    void (polling ?? Promise.resolve())
+      .then(drain)
+      .catch(() => undefined)
+      .finally(() => {
+        finish();
+        res.end();
+      });
+  };
+  live.add(end);
+  const stopTimer = setTimeout(end, ms);
+  req.raw.on('close', finish);
+  res.on('close', finish);
+}
+
+/** A live capture of this stack's ring (one thread): a tap read every LIVE_POLL_MS. */
 function streamLive(
   control: CaptureControl,
   req: FastifyRequest,
@@ -242,66 +394,7 @@ function streamLive(
   serviceOf: ((connId: number) => string | null) | undefined,
   live: Set<() => void>,
 ): void {
-  let ring = control.acquireLive();
-  let next = ring.nextNumber;
-  const matches = new Map<number, boolean>();
-  const keep = (rec: CaptureRecord): boolean => {
-    if (service === undefined) return true;
-    if (rec.connId === 0) return false;
-    let m = matches.get(rec.connId);
-    if (m === undefined) {
-      m = serviceOf!(rec.connId) === service;
-      matches.set(rec.connId, m);
-    }
-    return m;
-  };
-  const res = reply.raw;
-  reply.hijack();
-  res.writeHead(200, {
-    'content-type': PCAP_CONTENT_TYPE,
-    'content-disposition': 'attachment; filename="synfin-capture.pcap"',
-    'cache-control': 'no-store',
-  });
-  res.write(pcapFileHeader());
-  let done = false;
-  const drain = (): void => {
-    const now = control.ring;
-    if (now === null) return;
-    if (now !== ring) {
-      // Capture was reconfigured (a new ring): go on from its start.
-      ring = now;
-      next = 0;
-    }
-    if (res.writableLength > LIVE_QUEUE_BYTES) {
-      next = ring.nextNumber;
-      return;
-    }
-    const parts: Buffer[] = [];
-    next = ring.forEach(next, (rec) => {
-      if (!keep(rec)) return;
-      const b = Buffer.allocUnsafe(pcapRecordLength(rec));
-      writePcapRecord(b, 0, rec);
-      parts.push(b);
-    });
-    if (parts.length > 0) res.write(Buffer.concat(parts));
-  };
-  const timer = setInterval(drain, LIVE_POLL_MS);
-  const finish = (): void => {
-    if (done) return;
-    done = true;
-    clearInterval(timer);
-    clearTimeout(stopTimer);
-    live.delete(end);
-    control.releaseLive();
-  };
-  const end = (): void => {
-    if (done) return;
-    drain();
-    finish();
-    res.end();
-  };
-  live.add(end);
-  const stopTimer = setTimeout(end, ms);
-  req.raw.on('close', finish);
-  res.on('close', finish);
+  const tap = new LiveTap(control, service, serviceOf);
+  const res = openLiveResponse(reply);
+  runLive(req, res, ms, live, (skip) => tap.take(skip), () => tap.close());
 }

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { SynfinError } from '../errors.js';
-import type { Summary } from '../observability/summary.js';
+import type { SummarySnapshot } from '../observability/summary.js';
 
 const ASSETS = {
   html: 'index.html',
@@ -57,7 +57,12 @@ export interface LivePageOptions {
 }
 
 /** A plugin for `build({ plugins: [livePage(summary)] })`. Reads the assets now: a broken install fails at start. */
-export function livePage(summary: Summary, opts: LivePageOptions = {}): (app: FastifyInstance) => void {
+/** What the page's /api/summary answers from: one stack's summary, or the workers' merged (--workers N). */
+export interface SummarySource {
+  snapshot(sinceSecond?: number): SummarySnapshot | Promise<SummarySnapshot>;
+}
+
+export function livePage(summary: SummarySource, opts: LivePageOptions = {}): (app: FastifyInstance) => void {
   const assets = readPageAssets(opts.assetsDir);
   return (app) => {
     app.get('/', async (_req, reply) =>
@@ -85,7 +90,7 @@ export function livePage(summary: Summary, opts: LivePageOptions = {}): (app: Fa
     app.get<{ Querystring: { since?: number } }>(
       '/api/summary',
       { schema: { querystring: summaryQuerySchema } },
-      async (req, reply) => reply.header('cache-control', 'no-store').send(summary.snapshot(req.query.since)),
+      async (req, reply) => reply.header('cache-control', 'no-store').send(await summary.snapshot(req.query.since)),
     );
   };
 }

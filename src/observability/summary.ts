@@ -85,7 +85,30 @@ export interface SummarySnapshot {
   verdict: { level: 'ok' | 'warn'; text: string; issues: Issue[] };
 }
 
+/**
+ * One stack's summary before it is shaped for the page: what merging the stacks of `--workers N`
+ * needs (summaryOf), as plain numbers a worker can post to the main thread.
+ */
+export interface SummaryParts {
+  /** Clock time of the parts (ms). */
+  at: number;
+  windowSeconds: number;
+  /** Connections per state (index: State); LISTEN is 1. */
+  perState: number[];
+  /** Age of the oldest connection per state (seconds; 0 when none). */
+  oldestSeconds: number[];
+  /** The edges taken since start, as pairs: from × STATE_COUNT + to, then the count. */
+  edges: number[];
+  waiting: { app: WaitingLeg; upstream: WaitingLeg };
+  /** synfin's upstream sockets in TIME_WAIT (null = unknown). */
+  upstreamTimeWait: number | null;
+  /** Completed seconds with a handshake: [second, ok, failed, sum ms, max ms, then one count per HANDSHAKE_BUCKETS_MS]. */
+  seconds: number[][];
+}
+
 export interface Summary {
+  /** The parts of the summary now (handshake seconds after `sinceSecond` only), for summaryOf. */
+  parts(sinceSecond?: number): SummaryParts;
   /**
    * The summary now. `sinceSecond`: a handshake second the caller already has; only later
    * points are returned (a page polling every second gets one or two points per call).
@@ -180,69 +203,150 @@ export function createSummary(hub: EventHub, source: ConnectionSource, clock: Cl
     return since === Infinity ? 0 : round3(Math.max(0, now - since) / 1000);
   }
 
-  function snapshot(sinceSecond?: number): SummarySnapshot {
+  function parts(sinceSecond?: number): SummaryParts {
     const now = clock.now();
     scan(now);
-    const states = {} as Record<StateName, number>;
-    const oldestSeconds = {} as Record<StateName, number>;
-    for (let s = 0; s < STATE_COUNT; s++) {
-      const name = STATE_NAMES[s]!;
-      states[name] = perState[s]!;
-      oldestSeconds[name] = ageSeconds(scannedAt, oldestAt[s]!);
-    }
-    const transitions: Record<string, number> = {};
-    for (let i = 0; i < edges.length; i++) {
-      const n = edges[i]!;
-      if (n > 0) transitions[`${STATE_NAMES[Math.floor(i / STATE_COUNT)]!}>${STATE_NAMES[i % STATE_COUNT]!}`] = n;
-    }
-    const waiting = {
-      app: { count: waitCount.app, oldestSeconds: ageSeconds(scannedAt, waitSince.app) },
-      upstream: { count: waitCount.upstream, oldestSeconds: ageSeconds(scannedAt, waitSince.upstream) },
-    };
-    const timeWait = { stack: perState[State.TIME_WAIT]!, upstream: upstreamTimeWait };
-
-    const nowSecond = Math.floor(now / 1000);
-    const to = nowSecond - 1;
-    let from = nowSecond - windowSeconds + 1;
-    if (sinceSecond !== undefined && Number.isFinite(sinceSecond) && sinceSecond + 1 > from) from = Math.floor(sinceSecond) + 1;
-    const points: number[][] = [];
+    const oldestSeconds: number[] = [];
+    for (let s = 0; s < STATE_COUNT; s++) oldestSeconds.push(ageSeconds(scannedAt, oldestAt[s]!));
+    const edgeCounts: number[] = [];
+    for (let i = 0; i < edges.length; i++) if (edges[i]! > 0) edgeCounts.push(i, edges[i]!);
+    const { from, to } = handshakeSpan(now, windowSeconds, sinceSecond);
+    const seconds: number[][] = [];
     for (let sec = from; sec <= to; sec++) {
       const slot = sec % windowSeconds;
       if (sec < 0 || slotSecond[slot] !== sec) continue;
-      const ok = okCount[slot]!;
-      const failed = failCount[slot]!;
-      if (ok === 0 && failed === 0) continue;
-      const max = maxMs[slot]!;
-      points.push([
-        sec,
-        ok,
-        failed,
-        round3(ok > 0 ? sumMs[slot]! / ok : 0),
-        round3(quantile(buckets, slot * NB, ok, max, 0.5)),
-        round3(quantile(buckets, slot * NB, ok, max, 0.9)),
-        round3(quantile(buckets, slot * NB, ok, max, 0.99)),
-        round3(max),
-      ]);
+      if (okCount[slot] === 0 && failCount[slot] === 0) continue;
+      const row = [sec, okCount[slot]!, failCount[slot]!, sumMs[slot]!, maxMs[slot]!];
+      for (let b = 0; b < NB; b++) row.push(buckets[slot * NB + b]!);
+      seconds.push(row);
     }
-
-    const issues = diagnose(waiting, timeWait, waitingAlertSeconds, timeWaitAlert);
     return {
       at: now,
-      states,
+      windowSeconds,
+      perState: Array.from(perState),
       oldestSeconds,
-      transitions,
-      waiting,
-      timeWait,
-      handshakes: { resolutionSeconds: 1, windowSeconds, nowSecond, from, to, fields: HANDSHAKE_FIELDS, points },
-      verdict: {
-        level: issues.length === 0 ? 'ok' : 'warn',
-        text: issues.length === 0 ? healthyText(perState) : issues.map((i) => i.text).join(' · '),
-        issues,
+      edges: edgeCounts,
+      waiting: {
+        app: { count: waitCount.app, oldestSeconds: ageSeconds(scannedAt, waitSince.app) },
+        upstream: { count: waitCount.upstream, oldestSeconds: ageSeconds(scannedAt, waitSince.upstream) },
       },
+      upstreamTimeWait,
+      seconds,
     };
   }
 
-  return { snapshot, close: unsubscribe };
+  const verdictOptions = { waitingAlertSeconds, timeWaitAlert };
+  return {
+    parts,
+    snapshot: (sinceSecond) => summaryOf([parts(sinceSecond)], verdictOptions, sinceSecond),
+    close: unsubscribe,
+  };
+}
+
+/** The completed handshake seconds a snapshot at `now` covers: the window, or those after `sinceSecond`. */
+function handshakeSpan(now: number, windowSeconds: number, sinceSecond: number | undefined): { nowSecond: number; from: number; to: number } {
+  const nowSecond = Math.floor(now / 1000);
+  let from = nowSecond - windowSeconds + 1;
+  if (sinceSecond !== undefined && Number.isFinite(sinceSecond) && sinceSecond + 1 > from) from = Math.floor(sinceSecond) + 1;
+  return { nowSecond, from, to: nowSecond - 1 };
+}
+
+/** Offsets in a `SummaryParts.seconds` row. */
+const SEC_SECOND = 0;
+const SEC_OK = 1;
+const SEC_FAILED = 2;
+const SEC_SUM_MS = 3;
+const SEC_MAX_MS = 4;
+const SEC_BUCKETS = 5;
+
+/**
+ * The summary of one stack or of several (`--workers N`: one stack per worker): counts and
+ * transitions summed, the oldest ages and per-second maxima the largest, handshake quantiles from
+ * the summed bucket counts (so they are those of all the handshakes, not an average of the
+ * workers' quantiles), the verdict judged on the whole.
+ */
+export function summaryOf(
+  all: readonly SummaryParts[],
+  opts: { waitingAlertSeconds?: number; timeWaitAlert?: number } = {},
+  sinceSecond?: number,
+): SummarySnapshot {
+  const at = all.reduce((a, p) => Math.max(a, p.at), 0);
+  const windowSeconds = all[0]?.windowSeconds ?? 600;
+  const perState = new Array<number>(STATE_COUNT).fill(0);
+  const oldest = new Array<number>(STATE_COUNT).fill(0);
+  const edges = new Map<number, number>();
+  const waiting = { app: { count: 0, oldestSeconds: 0 }, upstream: { count: 0, oldestSeconds: 0 } };
+  let upstreamTimeWait: number | null = null;
+  const bySecond = new Map<number, number[]>();
+  for (const p of all) {
+    for (let s = 0; s < STATE_COUNT; s++) {
+      perState[s]! += p.perState[s]!;
+      oldest[s] = Math.max(oldest[s]!, p.oldestSeconds[s]!);
+    }
+    for (let i = 0; i < p.edges.length; i += 2) edges.set(p.edges[i]!, (edges.get(p.edges[i]!) ?? 0) + p.edges[i + 1]!);
+    for (const leg of ['app', 'upstream'] as const) {
+      waiting[leg].count += p.waiting[leg].count;
+      waiting[leg].oldestSeconds = Math.max(waiting[leg].oldestSeconds, p.waiting[leg].oldestSeconds);
+    }
+    if (p.upstreamTimeWait !== null) upstreamTimeWait = (upstreamTimeWait ?? 0) + p.upstreamTimeWait;
+    for (const row of p.seconds) {
+      const into = bySecond.get(row[SEC_SECOND]!);
+      if (into === undefined) {
+        bySecond.set(row[SEC_SECOND]!, row.slice());
+        continue;
+      }
+      for (let i = SEC_OK; i < row.length; i++) into[i] = i === SEC_MAX_MS ? Math.max(into[i]!, row[i]!) : into[i]! + row[i]!;
+    }
+  }
+  // The stack answers every destination: one wildcard listener, however many stacks (as synfin_tcp_connections).
+  if (all.length > 0) perState[State.LISTEN] = 1;
+
+  const states = {} as Record<StateName, number>;
+  const oldestSeconds = {} as Record<StateName, number>;
+  for (let s = 0; s < STATE_COUNT; s++) {
+    states[STATE_NAMES[s]!] = perState[s]!;
+    oldestSeconds[STATE_NAMES[s]!] = oldest[s]!;
+  }
+  const transitions: Record<string, number> = {};
+  for (const [i, n] of [...edges].sort((a, b) => a[0] - b[0])) {
+    transitions[`${STATE_NAMES[Math.floor(i / STATE_COUNT)]!}>${STATE_NAMES[i % STATE_COUNT]!}`] = n;
+  }
+  const timeWait = { stack: perState[State.TIME_WAIT]!, upstream: upstreamTimeWait };
+
+  const { nowSecond, from, to } = handshakeSpan(at, windowSeconds, sinceSecond);
+  const points: number[][] = [];
+  for (const row of [...bySecond.values()].sort((a, b) => a[SEC_SECOND]! - b[SEC_SECOND]!)) {
+    const sec = row[SEC_SECOND]!;
+    if (sec < from || sec > to) continue;
+    const ok = row[SEC_OK]!;
+    const max = row[SEC_MAX_MS]!;
+    points.push([
+      sec,
+      ok,
+      row[SEC_FAILED]!,
+      round3(ok > 0 ? row[SEC_SUM_MS]! / ok : 0),
+      round3(quantile(row, SEC_BUCKETS, ok, max, 0.5)),
+      round3(quantile(row, SEC_BUCKETS, ok, max, 0.9)),
+      round3(quantile(row, SEC_BUCKETS, ok, max, 0.99)),
+      round3(max),
+    ]);
+  }
+
+  const issues = diagnose(waiting, timeWait, opts.waitingAlertSeconds ?? 5, opts.timeWaitAlert ?? 1000);
+  return {
+    at,
+    states,
+    oldestSeconds,
+    transitions,
+    waiting,
+    timeWait,
+    handshakes: { resolutionSeconds: 1, windowSeconds, nowSecond, from, to, fields: HANDSHAKE_FIELDS, points },
+    verdict: {
+      level: issues.length === 0 ? 'ok' : 'warn',
+      text: issues.length === 0 ? healthyText(perState) : issues.map((i) => i.text).join(' · '),
+      issues,
+    },
+  };
 }
 
 /** Three decimals (µs for ms, ms for seconds) keep the JSON short; nothing finer is meaningful here. */
@@ -254,7 +358,7 @@ function round3(x: number): number {
  * The q-quantile of one second's latencies from its bucket counts: linear within the bucket
  * holding the rank (as Prometheus' histogram_quantile), never above the observed maximum.
  */
-function quantile(buckets: Float64Array, off: number, count: number, max: number, q: number): number {
+function quantile(buckets: ArrayLike<number>, off: number, count: number, max: number, q: number): number {
   if (count === 0) return 0;
   const rank = q * count;
   let cum = 0;
@@ -323,7 +427,7 @@ export function diagnose(
   return issues;
 }
 
-function healthyText(perState: Float64Array): string {
+function healthyText(perState: ArrayLike<number>): string {
   let open = 0;
   for (let s = 0; s < STATE_COUNT; s++) if (s !== State.LISTEN && s !== State.CLOSED) open += perState[s]!;
   return `No pile-up: ${plural(open, 'connection', 'connections')} open, none held by either side.`;

@@ -1,8 +1,9 @@
 /**
  * The HTTP surface of the main thread with --workers N > 1: /healthz, /readyz (ready once every
  * worker is), /metrics merged from every worker, /api/connections and /api/history merged from
- * every worker's table and recorder, /api/events relayed from every worker's event hub. Routes not merged yet answer 501 with a JSON error naming --workers rather than one
- * worker's data (README, "--workers").
+ * every worker's table and recorder, /api/events relayed from every worker's event hub, the live
+ * page (GET /, /api/summary summed from every worker's parts) and the live capture
+ * (/api/capture.pcap, every worker's ring in time order): every route of the single-thread API.
  */
 import crypto from 'node:crypto';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -12,9 +13,11 @@ import type { HistoryQuery, HistoryRecord } from '../observability/history.js';
 import { mergeHistory, type RelayedTransition } from './history.js';
 import type { ConnectionFilter } from '../observability/table.js';
 import { localAfter, mergePages } from './connections.js';
-import type { CaptureStatus, ConnectionsAnswer, ConnectionsQuery, PcapAnswer } from './protocol.js';
-import { BUFFER_BYTES_ERROR, captureBodySchema, captureBufferBytes, PCAP_CONTENT_TYPE } from '../http/capture.js';
+import type { CaptureStatus, ConnectionsAnswer, ConnectionsQuery, LiveRecords, PcapAnswer } from './protocol.js';
+import { BUFFER_BYTES_ERROR, captureBodySchema, captureBufferBytes, DEFAULT_LIVE_SECONDS, liveQuerySchema, mergePcapRecords, openLiveResponse, PCAP_CONTENT_TYPE, runLive } from '../http/capture.js';
 import { CAPTURE_MIN_BYTES } from '../stack/capture.js';
+import { livePage } from '../http/page.js';
+import { summaryOf, type SummaryParts } from '../observability/summary.js';
 
 /** The rings together: on when every worker's is, sizes and counts summed. */
 function mergeCapture(all: ReadonlyArray<CaptureStatus | null>): Record<string, unknown> {
@@ -31,13 +34,6 @@ function mergeCapture(all: ReadonlyArray<CaptureStatus | null>): Record<string, 
   };
 }
 
-/** Routes of the single-thread API that --workers N > 1 does not serve yet. */
-export const NOT_MERGED_ROUTES: ReadonlyArray<{ method: 'GET' | 'POST'; url: string }> = [
-  { method: 'GET', url: '/api/capture.pcap' },
-  { method: 'GET', url: '/' },
-  { method: 'GET', url: '/api/summary' },
-];
-
 export interface MainAppOptions {
   config: Config;
   n: number;
@@ -49,10 +45,21 @@ export interface MainAppOptions {
   history(q: HistoryQuery, limit: number): Promise<Array<HistoryRecord[] | null>>;
   /** The workers' recorders together (0: --history 0). */
   historyCapacity: number;
+  /** Every worker's summary parts (handshake seconds after `since` only); null for a worker that did not answer. */
+  summaries(since: number | undefined): Promise<Array<SummaryParts | null>>;
   /** Receive the workers' transitions (batches) until the returned function is called. */
   subscribeTransitions(reader: (batch: readonly RelayedTransition[], dropped: number) => void): () => void;
   /** Every worker's capture status after `configure` (null: status only); null for a worker that did not answer. */
   capture(configure: ((index: number) => { enabled: boolean; bufferBytes?: number; snaplen?: number }) | null): Promise<Array<CaptureStatus | null>>;
+  /**
+   * Live captures across the workers' rings: `open` a tap numbered `tap` on every worker, `take`
+   * each worker's records since the last take (null: did not answer), `close` them.
+   */
+  live: {
+    open(tap: number, service: string | undefined): void;
+    take(tap: number, skip: boolean): Promise<Array<LiveRecords | null>>;
+    close(tap: number): void;
+  };
   /** Worker `index`'s pcap of its connection `local`; null when it did not answer. */
   pcap(index: number, local: number): Promise<PcapAnswer | null>;
   /** Most bytes a slow /api/events reader may have queued before it loses events. */
@@ -192,13 +199,34 @@ export function buildMainApp(opts: MainAppOptions): FastifyInstance {
       .send(Buffer.from(answer.file.buffer, answer.file.byteOffset, answer.file.byteLength));
   });
 
-  for (const route of NOT_MERGED_ROUTES) {
-    app.route({
-      method: route.method,
-      url: route.url,
-      handler: async (_req, reply) =>
-        reply.status(501).send({ error: `${route.method} ${route.url} is not available with --workers ${n} yet (each worker has its own; only /metrics, /healthz, /readyz, /api/connections (and a connection's pcap), /api/history and /api/events are merged): run with --workers 1 for it`, statusCode: 501 }),
-    });
-  }
+  // The live page and its summary: the workers' parts summed (quantiles from the summed buckets).
+  // A worker being replaced is left out, as it is from the other merged routes.
+  livePage({
+    snapshot: async (since) => summaryOf((await opts.summaries(since)).filter((p): p is SummaryParts => p !== null), {}, since),
+  })(app);
+
+  // A live capture of every worker's ring: each poll takes what every worker got since the last
+  // one and writes it in time order (a worker being replaced meanwhile contributes nothing).
+  const live = new Set<() => void>();
+  let taps = 0;
+  app.addHook('onClose', async () => {
+    for (const end of [...live]) end();
+  });
+  app.get<{ Querystring: { seconds?: number; service?: string } }>('/api/capture.pcap', { schema: { querystring: liveQuerySchema } }, (req, reply) => {
+    if (!showsAddresses(config.apiAddresses, req)) {
+      void reply.status(403).send({ error: 'packets carry addresses, which are not shown to this client (--api-addresses)', statusCode: 403 });
+      return;
+    }
+    const tap = ++taps;
+    opts.live.open(tap, req.query.service);
+    const res = openLiveResponse(reply);
+    const poll = async (skip: boolean): Promise<Buffer | null> => {
+      const got = await opts.live.take(tap, skip);
+      const merged = mergePcapRecords(got.flatMap((g) => (g === null ? [] : [g.records])));
+      return merged.length === 0 ? null : merged;
+    };
+    runLive(req, res, (req.query.seconds ?? DEFAULT_LIVE_SECONDS) * 1000, live, poll, () => opts.live.close(tap));
+  });
+
   return app;
 }

@@ -7,6 +7,7 @@ import type { ConnectionFilter, ConnectionRow } from '../observability/table.js'
 import type { Family } from './merge.js';
 import type { HistoryQuery, HistoryRecord } from '../observability/history.js';
 import type { RelayedTransition } from './history.js';
+import type { SummaryParts } from '../observability/summary.js';
 
 export interface WorkerData {
   config: Config;
@@ -47,12 +48,18 @@ export type MainToWorker =
   | { type: 'metrics'; seq: number }
   | { type: 'connections'; seq: number; query: ConnectionsQuery }
   | { type: 'history'; seq: number; query: HistoryQuery; limit: number }
+  /** The live page's summary parts (handshake seconds after `since` only). */
+  | { type: 'summary'; seq: number; since?: number }
   /** The capture ring's status, after applying `configure` when given (POST /api/capture). */
   | { type: 'capture'; seq: number; configure: { enabled: boolean; bufferBytes?: number; snaplen?: number } | null }
   /** The pcap of the worker's connection `id` (its own id) from its capture ring. */
   | { type: 'pcap'; seq: number; id: number }
   /** Relay transitions (while the main thread has /api/events readers), or stop. */
   | { type: 'events'; on: boolean }
+  /** A live capture (GET /api/capture.pcap): open a tap on the ring, take what came since the last take, close it. */
+  | { type: 'liveOpen'; tap: number; service?: string }
+  | { type: 'liveTake'; seq: number; tap: number; skip: boolean }
+  | { type: 'liveClose'; tap: number }
   | { type: 'reload' }
   | { type: 'shutdown'; reason: string };
 
@@ -68,11 +75,16 @@ export interface CaptureStatus {
   overwritten: number;
 }
 
+/** A worker's answer to `liveTake`: pcap records oldest first (empty: none). */
+export interface LiveRecords {
+  records: Uint8Array;
+}
+
 /** A worker's answer to `pcap`: `off` (its capture is off), or the file and how many packets it holds. */
 export type PcapAnswer = { off: true } | { off: false; file: Uint8Array; packets: number };
 
 export type WorkerToMain =
   | { type: 'ready' }
   | { type: 'failed'; message: string; code: string | null }
-  | { type: 'reply'; seq: number; body: WorkerMetrics | ConnectionsAnswer | HistoryRecord[] | PcapAnswer | CaptureStatus }
+  | { type: 'reply'; seq: number; body: WorkerMetrics | ConnectionsAnswer | HistoryRecord[] | PcapAnswer | CaptureStatus | SummaryParts | LiveRecords }
   | { type: 'transitions'; batch: RelayedTransition[]; dropped: number };

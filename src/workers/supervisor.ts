@@ -28,9 +28,10 @@ import { configureDevice } from '../tun/configure.js';
 import { Tun } from '../tun/index.js';
 import { buildMainApp } from './app.js';
 import { perWorkerOpened, workerFamilies, workerShare } from './merge.js';
-import type { CaptureStatus, ConnectionsAnswer, ConnectionsQuery, MainToWorker, PcapAnswer, WorkerData, WorkerMetrics, WorkerToMain } from './protocol.js';
+import type { CaptureStatus, ConnectionsAnswer, LiveRecords, ConnectionsQuery, MainToWorker, PcapAnswer, WorkerData, WorkerMetrics, WorkerToMain } from './protocol.js';
 import type { HistoryQuery, HistoryRecord } from '../observability/history.js';
 import type { RelayedTransition } from './history.js';
+import type { SummaryParts } from '../observability/summary.js';
 
 const VERSION = '0.1.0';
 
@@ -183,8 +184,18 @@ export async function startWorkers(config: Config, opts: WorkersOptions = {}): P
     connections,
     history,
     historyCapacity: share.history * n,
+    summaries: (since) => Promise.all(slots.map((s) => request<SummaryParts>(s, { type: 'summary', seq: ++seq, ...(since !== undefined ? { since } : {}) }))),
     subscribeTransitions,
     capture: (configure) => Promise.all(slots.map((s, i) => request<CaptureStatus>(s, { type: 'capture', seq: ++seq, configure: configure === null ? null : configure(i) }))),
+    live: {
+      open: (tap, service) => {
+        for (const s of slots) if (s.ready) s.worker.postMessage({ type: 'liveOpen', tap, ...(service !== undefined ? { service } : {}) } satisfies MainToWorker);
+      },
+      take: (tap, skip) => Promise.all(slots.map((s) => request<LiveRecords>(s, { type: 'liveTake', seq: ++seq, tap, skip }))),
+      close: (tap) => {
+        for (const s of slots) if (s.ready) s.worker.postMessage({ type: 'liveClose', tap } satisfies MainToWorker);
+      },
+    },
     pcap: (index, local) => request<PcapAnswer>(slots[index]!, { type: 'pcap', seq: ++seq, id: local }),
     log: logger.child({ component: 'http' }),
   });

@@ -6,7 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
-import { pcapOf, status as captureStatus } from '../http/capture.js';
+import { LiveTap, pcapOf, status as captureStatus } from '../http/capture.js';
 import { createLogger } from '../observability/log.js';
 import { startSynfin, type Synfin } from '../runtime.js';
 import { Tun } from '../tun/index.js';
@@ -40,6 +40,9 @@ async function main(): Promise<void> {
   send({ type: 'ready' });
 }
 
+/** The main thread's live captures, by its tap number (each closed by liveClose, or with the worker). */
+const taps = new Map<number, LiveTap>();
+
 async function handle(synfin: Synfin, relay: TransitionRelay, m: MainToWorker): Promise<void> {
   switch (m.type) {
     case 'metrics': {
@@ -53,6 +56,9 @@ async function handle(synfin: Synfin, relay: TransitionRelay, m: MainToWorker): 
       return;
     case 'history':
       send({ type: 'reply', seq: m.seq, body: await answerHistory(synfin, m.query, m.limit) });
+      return;
+    case 'summary':
+      send({ type: 'reply', seq: m.seq, body: synfin.summary.parts(m.since) });
       return;
     case 'capture':
       if (m.configure !== null) synfin.capture.configure(m.configure);
@@ -68,6 +74,19 @@ async function handle(synfin: Synfin, relay: TransitionRelay, m: MainToWorker): 
       send({ type: 'reply', seq: m.seq, body: { off: false, file, packets } });
       return;
     }
+    case 'liveOpen':
+      taps.get(m.tap)?.close();
+      taps.set(m.tap, new LiveTap(synfin.capture, m.service, (id) => synfin.connections.serviceOfId(id)));
+      return;
+    case 'liveTake': {
+      const got = taps.get(m.tap)?.take(m.skip) ?? null;
+      send({ type: 'reply', seq: m.seq, body: { records: got ?? new Uint8Array(0) } });
+      return;
+    }
+    case 'liveClose':
+      taps.get(m.tap)?.close();
+      taps.delete(m.tap);
+      return;
     case 'events':
       if (m.on) relay.start();
       else relay.stop();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { identity } from '../helpers/identity.js';
 import type { ConnectionSample } from '../../src/observability/metrics.js';
-import { createSummary, diagnose, HANDSHAKE_FIELDS, type SummaryOptions } from '../../src/observability/summary.js';
+import { createSummary, diagnose, HANDSHAKE_FIELDS, summaryOf, type SummaryOptions } from '../../src/observability/summary.js';
 import type { ConnectionSource } from '../../src/observability/table.js';
 import { ManualClock } from '../../src/stack/clock.js';
 import { EventHub } from '../../src/stack/events.js';
@@ -255,5 +255,60 @@ describe('summary: verdict', () => {
   it('unknown upstream TIME-WAIT is never a verdict', () => {
     const issues = diagnose({ app: { count: 0, oldestSeconds: 0 }, upstream: { count: 0, oldestSeconds: 0 } }, { stack: 0, upstream: null }, 5, 0);
     expect(issues.map((i) => i.kind)).toEqual(['time_wait_stack']);
+  });
+});
+
+describe('summary of several stacks (--workers N): summaryOf', () => {
+  it('gives the quantiles of all the handshakes together, not an average of each stack\'s', () => {
+    const a = setup();
+    const b = setup();
+    const whole = setup();
+    // Stack a: 90 fast handshakes; stack b: 10 slow ones. Together the p90 sits at the fast end.
+    for (let i = 0; i < 90; i++) {
+      a.hub.handshake(conn, 'ok', 0.2);
+      whole.hub.handshake(conn, 'ok', 0.2);
+    }
+    for (let i = 0; i < 10; i++) {
+      b.hub.handshake(conn, 'ok', 40);
+      whole.hub.handshake(conn, 'ok', 40);
+    }
+    b.hub.handshake(conn, 'timeout', 9000);
+    whole.hub.handshake(conn, 'timeout', 9000);
+    for (const s of [a, b, whole]) s.clock.advance(1000);
+    const merged = summaryOf([a.summary.parts(), b.summary.parts()]);
+    expect(merged.handshakes.points).toEqual(whole.summary.snapshot().handshakes.points);
+    const p = point(merged.handshakes.points[0]!);
+    expect(p).toMatchObject({ ok: 100, failed: 1, maxMs: 40 });
+    expect(p.p90Ms).toBeLessThan(1);
+    expect(p.p99Ms).toBeGreaterThan(25);
+  });
+
+  it('sums counts and transitions, keeps one LISTEN and the oldest ages, and judges the verdict on the whole', () => {
+    const tw = (n: number, at: number): ConnectionSample[] => Array.from({ length: n }, () => sample(State.TIME_WAIT, at));
+    const a = setup([...tw(600, T0 - 5000), sample(State.CLOSE_WAIT, T0 - 9000, 'app', T0 - 9000)]);
+    const b = setup([...tw(600, T0 - 2000), sample(State.ESTABLISHED, T0 - 1000)], { upstreamTimeWait: () => 7 });
+    a.hub.stateChange(conn, State.ESTABLISHED, State.FIN_WAIT_1, T0, T0);
+    b.hub.stateChange(conn, State.ESTABLISHED, State.FIN_WAIT_1, T0, T0);
+    b.hub.stateChange(conn, State.FIN_WAIT_1, State.FIN_WAIT_2, T0, T0);
+    // Each alone stays under the TIME-WAIT alert (1000); together they are over it.
+    expect(a.summary.snapshot().verdict.issues.map((i) => i.kind)).toEqual(['waiting_app']);
+    expect(b.summary.snapshot().verdict.level).toBe('ok');
+    const s = summaryOf([a.summary.parts(), b.summary.parts()]);
+    expect(s.states).toMatchObject({ LISTEN: 1, TIME_WAIT: 1200, CLOSE_WAIT: 1, ESTABLISHED: 1 });
+    expect(s.oldestSeconds.TIME_WAIT).toBe(5);
+    expect(s.transitions).toEqual({ 'ESTABLISHED>FIN_WAIT_1': 2, 'FIN_WAIT_1>FIN_WAIT_2': 1 });
+    expect(s.waiting.app).toEqual({ count: 1, oldestSeconds: 9 });
+    // One stack knows its upstream TIME_WAIT, the other does not: the known part is what there is.
+    expect(s.timeWait).toEqual({ stack: 1200, upstream: 7 });
+    expect(s.verdict.issues.map((i) => i.kind)).toEqual(['waiting_app', 'time_wait_stack']);
+  });
+
+  it('of one stack is that stack\'s snapshot', () => {
+    const a = setup([sample(State.ESTABLISHED, T0 - 3000), sample(State.LAST_ACK, T0 - 500, 'upstream', T0 - 500)]);
+    a.hub.handshake(conn, 'ok', 2);
+    a.hub.stateChange(conn, State.CLOSE_WAIT, State.LAST_ACK, T0, T0);
+    a.clock.advance(2000);
+    expect(summaryOf([a.summary.parts()])).toEqual(a.summary.snapshot());
+    expect(summaryOf([a.summary.parts(999)], {}, 999)).toEqual(a.summary.snapshot(999));
   });
 });

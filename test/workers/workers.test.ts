@@ -166,7 +166,7 @@ describeIfTun('--workers 2: two stacks in two worker threads on two queues', () 
       const deadline = Date.now() + 10_000;
       while (!/\[([1-9]\d*,){15}[1-9]\d*\]/.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 
-      const all = (await (await fetch(`${w.listenUrl}/api/connections?state=ESTABLISHED`)).json()) as { count: number; connections: Array<{ id: number }>; next: string | null };
+      const all = (await (await fetch(`${w.listenUrl}/api/connections?state=ESTABLISHED`)).json()) as { count: number; connections: Array<{ id: number; client: string }>; next: string | null };
       expect(all.count).toBe(16);
       const ids = all.connections.map((c) => c.id);
       expect(new Set(ids).size).toBe(16);
@@ -203,10 +203,32 @@ describeIfTun('--workers 2: two stacks in two worker threads on two queues', () 
       expect(((await off.json()) as { enabled: boolean; active: boolean })).toMatchObject({ enabled: false, active: false });
       expect((await fetch(`${w.listenUrl}/api/connections/${ids[0]}/pcap`)).status).toBe(409);
 
-      // Routes not merged yet say so.
-      const live = await fetch(`${w.listenUrl}/api/capture.pcap`);
-      expect(live.status).toBe(501);
-      expect(((await live.json()) as { error: string }).error).toMatch(/--workers 2/);
+      // A live capture turns capture on in every worker for its seconds: both rings' packets, in time order.
+      const live = await fetch(`${w.listenUrl}/api/capture.pcap?seconds=0.5`);
+      expect(live.status).toBe(200);
+      const file = Buffer.from(await live.arrayBuffer());
+      expect(file.readUInt32LE(0)).toBe(0xa1b2c3d4);
+      const times: number[] = [];
+      for (let off = 24; off < file.length; off += 16 + file.readUInt32LE(off + 8)) times.push(file.readUInt32LE(off) * 1e6 + file.readUInt32LE(off + 4));
+      expect(times.length).toBeGreaterThan(16);
+      expect([...times].sort((a, b) => a - b)).toEqual(times);
+      // Packets of connections on both workers: the app's port of each record (IPv4, LINKTYPE_RAW).
+      const ports = new Set<number>();
+      for (let off = 24; off < file.length; off += 16 + file.readUInt32LE(off + 8)) {
+        const ip = off + 16;
+        const sport = file.readUInt16BE(ip + (file[ip]! & 0x0f) * 4);
+        const dport = file.readUInt16BE(ip + (file[ip]! & 0x0f) * 4 + 2);
+        ports.add(sport === port ? dport : sport);
+      }
+      const portOf = (c: { client: string }): number => Number(c.client.slice(c.client.lastIndexOf(':') + 1));
+      expect(all.connections.filter((c) => c.id % 2 === 0).some((c) => ports.has(portOf(c)))).toBe(true);
+      expect(all.connections.filter((c) => c.id % 2 === 1).some((c) => ports.has(portOf(c)))).toBe(true);
+
+      // The live page's summary counts both workers' connections.
+      const summary = (await (await fetch(`${w.listenUrl}/api/summary`)).json()) as { states: Record<string, number> };
+      expect(summary.states.LISTEN).toBe(1);
+      expect(summary.states.ESTABLISHED).toBe(16);
+      expect((await fetch(`${w.listenUrl}/`)).status).toBe(200);
     } finally {
       holder.kill('SIGKILL');
     }
