@@ -47,6 +47,8 @@ export interface WorkersOptions {
   installSignalHandlers?: boolean;
   /** The worker's script (default: worker.js beside this file, i.e. in dist/). */
   workerScript?: string;
+  /** How long after a failed replacement the next try comes (ms; default 5000). */
+  replaceRetryMs?: number;
 }
 
 export interface Workers {
@@ -246,11 +248,20 @@ export async function startWorkers(config: Config, opts: WorkersOptions = {}): P
         }
       });
       worker.on('exit', (code) => {
+        const wasReady = slot.ready;
         slot.ready = false;
         slot.exited = true;
         for (const done of slot.pending.values()) done(null);
         slot.pending.clear();
-        if (shuttingDown || slots[index] !== slot || !settled) return;
+        if (!settled) {
+          // Gone before it said ready or failed (a crash while starting): a failed start.
+          settled = true;
+          reject(new ConfigError(`worker ${index} exited (code ${code}) before it was ready`));
+          return;
+        }
+        // A worker that never became ready failed to start: whoever started it (the first start,
+        // or replace() and its retries) deals with that. Only a running worker's exit replaces it.
+        if (shuttingDown || slots[index] !== slot || !wasReady) return;
         restarts++;
         // A worker that dies right after its start is not restarted in a tight loop.
         const delay = Date.now() - slot.startedAt < 1000 ? 1000 : 0;
@@ -261,14 +272,15 @@ export async function startWorkers(config: Config, opts: WorkersOptions = {}): P
   };
 
   // A replacement that fails to start is tried again every 5 s (the queue stays open meanwhile).
+  const retryMs = opts.replaceRetryMs ?? 5000;
   const replace = (index: number, delay: number): void => {
     setTimeout(() => {
       if (shuttingDown) return;
       spawn(index).then(
         () => logger.info({ worker: index }, `worker ${index} replaced`),
         (err: Error) => {
-          logger.error({ worker: index, err: { message: err.message } }, `worker ${index} could not be replaced: trying again in 5 s`);
-          replace(index, 5000);
+          logger.error({ worker: index, err: { message: err.message }, retryInMs: retryMs }, `worker ${index} could not be replaced: trying again in ${retryMs / 1000} s`);
+          replace(index, retryMs);
         },
       );
     }, delay);

@@ -284,3 +284,69 @@ describeIfTun('--workers 2: two stacks in two worker threads on two queues', () 
     }
   }, 40_000);
 });
+
+// A stand-in worker (no stack): says ready, or fails to start while the state file says "fail";
+// appends "start" to the log file at each start. Enough for the supervisor's replacement rules.
+const FAKE_WORKER_SCRIPT = `
+import fs from 'node:fs';
+import { parentPort } from 'node:worker_threads';
+fs.appendFileSync(process.env.SYNFIN_FAKE_WORKER_LOG, 'start\\n');
+if (fs.readFileSync(process.env.SYNFIN_FAKE_WORKER_STATE, 'utf8') === 'fail') {
+  parentPort.postMessage({ type: 'failed', message: 'told to fail', code: null });
+  process.exit(1);
+}
+parentPort.on('message', (m) => {
+  if (m.type === 'shutdown') process.exit(0);
+  if (m.seq !== undefined) parentPort.postMessage({ type: 'reply', seq: m.seq, body: m.type === 'metrics' ? [] : null });
+});
+parentPort.postMessage({ type: 'ready' });
+`;
+
+describeIfTun('--workers: a replacement that fails to start', () => {
+  it('is tried again after the retry delay, one attempt at a time, counted as one restart, until one starts', async () => {
+    const dir = fs.mkdtempSync('/tmp/synfin-fake-worker-');
+    const script = path.join(dir, 'worker.mjs');
+    const state = path.join(dir, 'state');
+    const log = path.join(dir, 'log');
+    fs.writeFileSync(script, FAKE_WORKER_SCRIPT);
+    fs.writeFileSync(state, 'ok');
+    fs.writeFileSync(log, '');
+    process.env.SYNFIN_FAKE_WORKER_STATE = state;
+    process.env.SYNFIN_FAKE_WORKER_LOG = log;
+    const starts = (): number => fs.readFileSync(log, 'utf8').split('\n').filter((l) => l === 'start').length;
+    const ns = NetNs.create('wkf');
+    const n = subnet(3);
+    const config: Config = { ...DEFAULT_CONFIG, tun: uniqueIfName('sff'), addresses: [`198.19.${n}.1/24`], listenHost: '127.0.0.1', listenPort: 0, logLevel: 'silent', workers: 2 };
+    const w = await startWorkers(config, { netns: ns.name, logger: createLogger('silent'), workerScript: script, replaceRetryMs: 300 });
+    running.push(w);
+    try {
+      expect(starts()).toBe(2);
+      expect((await fetch(`${w.listenUrl}/readyz`)).status).toBe(200);
+      // Worker 0 dies; its replacements fail for a while.
+      await new Promise((r) => setTimeout(r, 1100)); // past the quick-death guard: the first replacement comes at once
+      fs.writeFileSync(state, 'fail');
+      const first = w.threads()[0]!;
+      await first.terminate();
+      const t0 = Date.now();
+      while (starts() < 2 + 4 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20));
+      const elapsed = Date.now() - t0;
+      // Four attempts: one at once, three more 300 ms apart (two overlapping retry chains would be quicker).
+      expect(starts()).toBe(6);
+      expect(elapsed).toBeGreaterThanOrEqual(3 * 300 - 50);
+      expect(w.restarts()).toBe(1);
+      expect((await fetch(`${w.listenUrl}/readyz`)).status).toBe(503);
+      // Then it starts, and nothing starts after it.
+      fs.writeFileSync(state, 'ok');
+      const t1 = Date.now();
+      while ((await fetch(`${w.listenUrl}/readyz`)).status !== 200 && Date.now() - t1 < 5_000) await new Promise((r) => setTimeout(r, 20));
+      expect((await fetch(`${w.listenUrl}/readyz`)).status).toBe(200);
+      const settled = starts();
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(starts()).toBe(settled);
+      expect(w.restarts()).toBe(1);
+      expect(w.threads()[0]).not.toBe(first);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
