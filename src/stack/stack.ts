@@ -802,8 +802,14 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
     const syn = this.seg;
     replaySyn(req, syn);
     const fixed = fixedIss(req);
-    const iss = fixed >= 0 ? fixed : this.isn.isn(f.family, f.local, f.localPort, f.remote, f.remotePort, now);
-    const tsOffset = this.isn.tsOffset(f.family, f.local, f.localPort, f.remote, f.remotePort);
+    // One SipHash gives both: the ISN's F (low half) and the timestamp offset (high half).
+    let iss = fixed;
+    let tsOffset: number;
+    if (fixed >= 0) tsOffset = this.isn.tsOffset(f.family, f.local, f.localPort, f.remote, f.remotePort);
+    else {
+      iss = this.isn.isn(f.family, f.local, f.localPort, f.remote, f.remotePort, now);
+      tsOffset = this.isn.lastTsOffset;
+    }
     // Still half-open until the app's final ACK: the SYN backlog bounds SYN_RECEIVED too.
     this.table.replace(req, entry);
     this.pendingCount--;
