@@ -139,6 +139,12 @@ export class PendingSyn implements FlowEntry, Schedulable, SynOffer {
   fromCookie = false;
   cookieIss = 0;
   issOverride = -1;
+  /**
+   * The forwarder's own record of this SYN's dial (UpstreamForwarder: its Dial), or null: found
+   * from the SYN without a Map keyed by it (a Map with entries coming and going per connection
+   * grows and shrinks its table over and over).
+   */
+  forwarderState: object | null = null;
   constructor(
     readonly id: number,
     readonly flow: FlowTuple,
