@@ -452,6 +452,11 @@ export interface UpstreamSocketsOptions {
 export class UpstreamSockets {
   readonly native: NativeAddon;
   private poller: NativeUpstreamPoller | null;
+  /**
+   * The poller's epoll descriptor, read once: `poller.epfd` is a native accessor, one N-API call
+   * (and an unwrap of the poller) per connect otherwise.
+   */
+  private readonly epfd: number;
   private readonly events: Int32Array;
   private readonly table: (UpstreamSocket | null)[] = [];
   private readonly generations: number[] = [];
@@ -479,6 +484,7 @@ export class UpstreamSockets {
     this.native = loadAddon();
     this.events = new Int32Array(3 * this.native.UpstreamPoller.MAX_EVENTS);
     this.poller = new this.native.UpstreamPoller(this.events, this.onEventsBound);
+    this.epfd = this.poller.epfd;
     // With no socket open the set does not keep the process alive (connect() refs it).
     this.poller.unref();
   }
@@ -505,7 +511,7 @@ export class UpstreamSockets {
     const slot = this.freeSlots.pop() ?? this.table.length;
     const generation = ((this.generations[slot] ?? 0) + 1) | 0;
     const out = this.connectOut;
-    const fd = this.native.upstreamConnect(poller.epfd, slot, generation, family, words, port, bind?.family ?? 0, bind?.words ?? null, out);
+    const fd = this.native.upstreamConnect(this.epfd, slot, generation, family, words, port, bind?.family ?? 0, bind?.words ?? null, out);
     if (fd < 0) {
       if (slot === this.table.length) this.table.push(null);
       this.freeSlots.push(slot);

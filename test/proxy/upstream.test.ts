@@ -116,6 +116,29 @@ describe('UpstreamSockets', () => {
     expect(h.received.equals(banner)).toBe(true);
   });
 
+  it("reads the poller's epoll descriptor once, not once per connect (a native accessor: an N-API call each)", async () => {
+    const port = await server((s) => s.end());
+    const fresh = new UpstreamSockets({ clock: { now: () => Date.now() }, idleTimeoutMs: 0 });
+    try {
+      // The poller seen through a proxy that counts reads of its epfd.
+      const inner = fresh as unknown as { poller: object };
+      const real = inner.poller;
+      let reads = 0;
+      inner.poller = new Proxy(real, {
+        get(target, key) {
+          if (key === 'epfd') reads++;
+          const v = Reflect.get(target, key, target) as unknown;
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      for (let i = 0; i < 3; i++) (await dial(fresh, port, new RecordingHandler())).destroy();
+      expect(reads).toBe(0);
+      inner.poller = real;
+    } finally {
+      fresh.close();
+    }
+  });
+
   it('still half-closes with shutdown(2) while the server has not finished', async () => {
     const port = await server((s) => s.on('end', () => s.end('bye')));
     const h = new RecordingHandler();
