@@ -504,27 +504,31 @@ function classify(code: string): UpstreamResult {
 /**
  * The open pipes: an array with each pipe's place in it (Pipe.liveIndex), the last moved into a
  * deleted one's place. add and delete are O(1) and touch no hash table (a Set did, with its table
- * growing and shrinking as connections came and went). Iteration walks a copy, so a pipe may be
- * deleted (aborted) during it, as from a Set.
+ * growing and shrinking as connections came and went). The slots past `size` are emptied, never
+ * cut off (pop() to empty, like `length = 0`, lets V8 drop the backing store, and the next add
+ * allocates it again). Iteration walks a copy, so a pipe may be deleted (aborted) during it, as
+ * from a Set.
  */
 export class PipeList implements Iterable<Pipe> {
-  private readonly list: Pipe[] = [];
+  private readonly list: (Pipe | null)[] = [];
+  private count = 0;
 
   get size(): number {
-    return this.list.length;
+    return this.count;
   }
 
   add(p: Pipe): void {
     if (p.liveIndex >= 0) return;
-    p.liveIndex = this.list.length;
-    this.list.push(p);
+    p.liveIndex = this.count;
+    this.list[this.count++] = p;
   }
 
   delete(p: Pipe): boolean {
     const i = p.liveIndex;
     const list = this.list;
-    if (i < 0 || list[i] !== p) return false;
-    const last = list.pop()!;
+    if (i < 0 || i >= this.count || list[i] !== p) return false;
+    const last = list[--this.count]!;
+    list[this.count] = null;
     if (last !== p) {
       list[i] = last;
       last.liveIndex = i;
@@ -534,10 +538,11 @@ export class PipeList implements Iterable<Pipe> {
   }
 
   has(p: Pipe): boolean {
-    return p.liveIndex >= 0 && this.list[p.liveIndex] === p;
+    const i = p.liveIndex;
+    return i >= 0 && i < this.count && this.list[i] === p;
   }
 
   [Symbol.iterator](): Iterator<Pipe> {
-    return this.list.slice()[Symbol.iterator]();
+    return (this.list.slice(0, this.count) as Pipe[])[Symbol.iterator]();
   }
 }
