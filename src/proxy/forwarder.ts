@@ -368,17 +368,24 @@ export class UpstreamForwarder implements Forwarder {
   onSynAborted(req: PendingSyn): void {
     const dial = (req.forwarderState ?? null) as Dial | null;
     if (dial === null || dial.settled) return;
-    this.settle(dial);
-    dial.socket?.destroy();
+    this.settle(dial)?.destroy();
   }
 
-  /** The dial is over, whichever way: its socket's reports to it are ignored from now on. */
-  private settle(dial: Dial): void {
+  /**
+   * The dial is over, whichever way: its socket's reports to it are ignored from now on. Returns
+   * the socket and lets go of it: a settled dial waits in the deadline queue (up to 64 beyond the
+   * live ones, trimDialQueue), and through its socket it would hold the whole finished connection
+   * (socket, pipe, TcpConn and their parts) for the young-generation collections to copy.
+   */
+  private settle(dial: Dial): UpstreamSocket | null {
     dial.settled = true;
     if (dial.indexed) this.unindexDial(dial);
     dial.req.forwarderState = null;
     this.liveDials--;
     this.trimDialQueue();
+    const socket = dial.socket;
+    dial.socket = null;
+    return socket;
   }
 
   /**
@@ -446,8 +453,7 @@ export class UpstreamForwarder implements Forwarder {
   dialFailed(dial: Dial, result: UpstreamResult): void {
     if (dial.settled) return;
     const req = dial.req;
-    this.settle(dial);
-    dial.socket?.destroy();
+    this.settle(dial)?.destroy();
     const now = this.opts.clock.now();
     this.opts.events?.upstreamConnect(req.id, result, now - dial.startedAt, now);
     let how: RejectHow;
@@ -479,6 +485,7 @@ export class UpstreamForwarder implements Forwarder {
       dial.req.forwarderState = null;
       this.liveDials--;
       dial.socket?.destroy();
+      dial.socket = null;
       this.stack.rejectPending(dial.req, 'refused', 'upstream_refused');
     }
   }

@@ -241,8 +241,14 @@ describe('the proxy', () => {
     expect(proxy.isOwnConnection(key(43226))).toBe(true);
     expect(proxy.isOwnConnection(key(43242))).toBe(false);
     // The first in the chain leaves; the other is still found, and the SYN forgets its dial.
+    const dialA = a.forwarderState as { socket: unknown; settled: boolean };
+    expect(dialA.socket).not.toBeNull();
     proxy.onSynAborted(a);
     expect(a.forwarderState).toBeNull();
+    // The settled dial waits in the deadline queue without its socket (nor, through it, the
+    // finished connection's objects).
+    expect(dialA.settled).toBe(true);
+    expect(dialA.socket).toBeNull();
     expect(proxy.dialsInFlight).toBe(1);
     expect(proxy.isOwnConnection(key(43210))).toBe(false);
     expect(proxy.isOwnConnection(key(43226))).toBe(true);
