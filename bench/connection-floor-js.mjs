@@ -16,7 +16,12 @@
 // round in one process, so a loaded machine slows them alike; medians are compared. What this
 // leaves out is the native side of the dial and the system calls (bench/connection-floor.mjs).
 //
-//   node bench/connection-floor-js.mjs --ab base=/tmp/base/dist,head=dist [--rounds 7] [--conns 20000] [--batch 8]
+// With --forwarder, the dial is synfin's own UpstreamForwarder (its dial bookkeeping, the Pipe it
+// makes, the events it publishes, the loop check of every SYN) over upstream sockets that are
+// stand-ins (no system call): each connect is in progress when it returns and completes in the
+// next step's upstream poll, as most of them do under the real workload.
+//
+//   node bench/connection-floor-js.mjs --ab base=/tmp/base/dist,head=dist [--rounds 7] [--conns 20000] [--batch 8] [--forwarder]
 import { parseArgs } from 'node:util';
 import { buildsInTurn, importFromDist } from './lib/builds-in-turn.js';
 import { median } from './lib/results.js';
@@ -27,6 +32,7 @@ const { values: opt } = parseArgs({
     rounds: { type: 'string', default: '7' },
     conns: { type: 'string', default: '20000' },
     batch: { type: 'string', default: '8' },
+    forwarder: { type: 'boolean', default: false },
   },
 });
 const ROUNDS = Number(opt.rounds);
@@ -41,7 +47,7 @@ const ACK = 0x10;
 
 async function load(dist) {
   const m = (f) => importFromDist(dist, f);
-  const [stack, clock, defaults, pipe, packet, segment, events, registry, metrics, summary, history] = await Promise.all([
+  const [stack, clock, defaults, pipe, packet, segment, events, registry, metrics, summary, history, forwarder, policy] = await Promise.all([
     m('stack/stack.js'),
     m('stack/clock.js'),
     m('tcp/defaults.js'),
@@ -53,6 +59,8 @@ async function load(dist) {
     m('observability/metrics.js'),
     m('observability/summary.js'),
     m('observability/history.js'),
+    m('proxy/forwarder.js'),
+    m('proxy/policy.js'),
   ]);
   return {
     Stack: stack.Stack,
@@ -67,6 +75,8 @@ async function load(dist) {
     createMetrics: metrics.createMetrics,
     createSummary: summary.createSummary,
     FlightRecorder: history.FlightRecorder,
+    UpstreamForwarder: forwarder.UpstreamForwarder,
+    DestinationPolicy: policy.DestinationPolicy,
   };
 }
 
@@ -98,17 +108,33 @@ function world(mod) {
   const clock = new mod.ManualClock(1_000_000);
   const hub = new mod.EventHub();
   const syns = [];
+  // --forwarder: synfin's forwarder, its upstream connect a stand-in that records the dial.
+  const dialing = [];
+  let proxy = null;
+  let nextSocket = null;
+  if (opt.forwarder) {
+    proxy = new mod.UpstreamForwarder({ clock, policy: new mod.DestinationPolicy({}), connectTimeoutMs: 10_000, idleTimeoutMs: 0, maxDialsInFlight: 1024, events: hub });
+    proxy.upstream.connect = (handler) => {
+      const socket = nextSocket;
+      socket.handler = handler;
+      dialing.push(socket);
+      return socket;
+    };
+  }
   const stack = new mod.Stack({
     link,
     clock,
     tcp: mod.defaultTcpConfig({}),
-    forwarder: { onSyn: (r) => syns.push(r), onSynAborted() {} },
+    forwarder: proxy ?? { onSyn: (r) => syns.push(r), onSynAborted() {} },
     events: hub,
     maxConnections: 1_000_000,
     maxTimeWait: 1_000_000,
     setTimer: () => 0,
     clearTimer: () => {},
   });
+  if (proxy !== null) {
+    proxy.attach(stack);
+  }
   const connections = new mod.ConnectionRegistry(clock);
   connections.attach(stack);
   connections.close();
@@ -163,6 +189,7 @@ function world(mod) {
   function socketFor(c) {
     return {
       handler: null,
+      connecting: true,
       destroyed: false,
       writable: true,
       writableLength: 0,
@@ -201,12 +228,22 @@ function world(mod) {
         const id = serial++;
         const c = { src: Uint32Array.of(0, 0, 0, APP_BASE + Math.floor(id / 50_000)), port: 1024 + (id % 50_000), cNxt: 1000, sNxt: 0, ts: 1, tsEcr: 0, pipe: null, conn: null };
         batch.push(c);
+        if (proxy !== null) c.socket = nextSocket = socketFor(c);
         send(c, SYN);
       }
       stack.flush();
       // The dials complete (one upstream poll): the forwarder's part of dialConnected.
       stack.openBatch();
-      for (const c of batch) {
+      if (proxy !== null) {
+        for (const c of batch) {
+          const s = c.socket;
+          s.connecting = false;
+          s.handler.onUpstreamConnect(s);
+          c.pipe = s.handler;
+        }
+        dialing.length = 0;
+      }
+      for (const c of proxy !== null ? [] : batch) {
         const req = syns.shift();
         hub.upstreamConnect(req.id, 'ok', 0.05, clock.now());
         const pipe = new mod.Pipe(socketFor(c), pipeOptions);
@@ -257,7 +294,7 @@ function world(mod) {
     clock.advance(10 * 60_000);
     stack.runTimers();
   }
-  return { run, expire, link, stack };
+  return { run, expire, link, stack, proxy };
 }
 
 const variants = await buildsInTurn(opt.ab, {
@@ -271,6 +308,9 @@ const variants = await buildsInTurn(opt.ab, {
   // The round's connections are all in TIME-WAIT: counted, then expired before the next turn.
   afterTurn: (v) => {
     v.left = v.world.stack.tableSize;
+    // With --forwarder every dial settled and every pipe finished (or the world leaks).
+    const p = v.world.proxy;
+    if (p !== null && (p.dialsInFlight !== 0 || p.pipes.size !== 0)) throw new Error(`${v.name}: ${p.dialsInFlight} dials and ${p.pipes.size} pipes left`);
     v.world.expire();
   },
 });

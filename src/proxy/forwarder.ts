@@ -45,8 +45,8 @@ class Dial implements UpstreamHandler {
   socket: UpstreamSocket | null = null;
   /** Settled (connected, failed, timed out or aborted): later reports are ignored. */
   settled = false;
-  /** Next dial whose socket has the same local port (UpstreamForwarder.dialsByLocalPort), and whether it is in that index. */
-  nextSamePort: Dial | null = null;
+  /** Next dial in the same chain of UpstreamForwarder.dialsByPort, and whether it is in that index. */
+  nextInPortChain: Dial | null = null;
   indexed = false;
 
   constructor(
@@ -81,8 +81,16 @@ const DIAL_QUEUE_SLACK = 64;
 
 export class UpstreamForwarder implements Forwarder {
   stack!: Stack;
-  readonly pipes = new Set<Pipe>();
-  private readonly dials = new Map<PendingSyn, Dial>();
+  /** The pipes open (shutdown walks them): a list with O(1) add and delete, no hash table. */
+  readonly pipes = new PipeList();
+  /**
+   * Dials in flight. Each is found from its SYN (PendingSyn.forwarderState) and lives in the
+   * deadline queue until settled: no Map keyed by the SYN. With 50 connections in flight, a Map
+   * whose entries come and go per connection grew and shrank its table over and over (V8's
+   * MapGrow/MapShrink, with the Set of pipes and the Map of ports: ~3 % of the relay's samples in
+   * the shortconn profile, BENCHMARKS.md "Cutting the CPU of a short connection, round 3").
+   */
+  private liveDials = 0;
   private accepting = true;
   /**
    * Connect timeouts: every dial has the same timeout, so deadlines come in the order dials
@@ -95,10 +103,13 @@ export class UpstreamForwarder implements Forwarder {
   private readonly onDialTimerBound = (): void => this.onDialTimer();
   private expiringDials = false;
   /**
-   * Dials in flight by their socket's local port, chained through Dial.nextSamePort (ports are
-   * shared across destinations): what isOwnConnection looks a SYN up in.
+   * Dials in flight by their socket's local port: chain heads indexed by the port's low bits,
+   * chained through Dial.nextInPortChain (ports are shared across destinations, and several ports
+   * share a head): what isOwnConnection looks a SYN up in. A power of two at least as large as
+   * the bound on dials in flight (at most 65536), so chains stay about one dial long.
    */
-  private readonly dialsByLocalPort = new Map<number, Dial>();
+  private readonly dialsByPort: (Dial | null)[];
+  private readonly portMask: number;
   /** The destination address last formatted by onSyn, and its text. */
   private formattedWords: Uint32Array | null = null;
   private formattedFamily = 0;
@@ -123,6 +134,10 @@ export class UpstreamForwarder implements Forwarder {
       this.bind = parsed;
     }
     this.upstream = new UpstreamSockets({ clock: opts.clock, idleTimeoutMs: opts.idleTimeoutMs, budget: opts.budget ?? null });
+    let heads = 16;
+    while (heads < opts.maxDialsInFlight && heads < 65536) heads *= 2;
+    this.dialsByPort = new Array<Dial | null>(heads).fill(null);
+    this.portMask = heads - 1;
   }
 
   attach(stack: Stack): void {
@@ -132,7 +147,7 @@ export class UpstreamForwarder implements Forwarder {
   }
 
   get dialsInFlight(): number {
-    return this.dials.size;
+    return this.liveDials;
   }
 
   /** Entries of the connect-deadline queue, settled dials not yet dropped included. */
@@ -172,14 +187,15 @@ export class UpstreamForwarder implements Forwarder {
       this.refuseLoop(req);
       return;
     }
-    if (this.dials.size >= this.opts.maxDialsInFlight) {
+    if (this.liveDials >= this.opts.maxDialsInFlight) {
       // Drop the SYN silently: the app retransmits it (RFC 9293 §3.8.1) and we try again then.
       stack.dropPendingQuietly(req);
       return;
     }
     const startedAt = this.opts.clock.now();
     const dial = new Dial(this, req, startedAt, startedAt + this.opts.connectTimeoutMs, target.host, target.port);
-    this.dials.set(req, dial);
+    req.forwarderState = dial;
+    this.liveDials++;
     this.dialQueue.push(dial);
     this.armDialTimer();
     const address = target.address ?? parseAddress(target.host);
@@ -230,11 +246,12 @@ export class UpstreamForwarder implements Forwarder {
    * which time its local address is known (the addon's getsockname), so none slips through.
    */
   isOwnConnection(key: FlowKeyLike): boolean {
-    let d = this.dialsByLocalPort.get(key.srcPort);
-    while (d !== undefined) {
+    let d: Dial | null = this.dialsByPort[key.srcPort & this.portMask]!;
+    while (d !== null) {
       const s = d.socket!;
       const local = s.localWords;
       if (
+        s.localPort === key.srcPort &&
         s.localFamily === key.family &&
         s.remotePort === key.dstPort &&
         local[3] === key.src[3] &&
@@ -245,34 +262,32 @@ export class UpstreamForwarder implements Forwarder {
       ) {
         return true;
       }
-      d = d.nextSamePort ?? undefined;
+      d = d.nextInPortChain;
     }
     return false;
   }
 
   private indexDial(dial: Dial): void {
-    const port = dial.socket!.localPort;
-    dial.nextSamePort = this.dialsByLocalPort.get(port) ?? null;
-    this.dialsByLocalPort.set(port, dial);
+    const i = dial.socket!.localPort & this.portMask;
+    dial.nextInPortChain = this.dialsByPort[i]!;
+    this.dialsByPort[i] = dial;
     dial.indexed = true;
   }
 
   private unindexDial(dial: Dial): void {
     dial.indexed = false;
-    const port = dial.socket!.localPort;
-    let d = this.dialsByLocalPort.get(port);
+    const i = dial.socket!.localPort & this.portMask;
+    let d: Dial | null = this.dialsByPort[i]!;
     let prev: Dial | null = null;
-    while (d !== undefined) {
+    while (d !== null) {
       if (d === dial) {
-        const next = d.nextSamePort;
-        if (prev !== null) prev.nextSamePort = next;
-        else if (next === null) this.dialsByLocalPort.delete(port);
-        else this.dialsByLocalPort.set(port, next);
-        dial.nextSamePort = null;
+        if (prev !== null) prev.nextInPortChain = d.nextInPortChain;
+        else this.dialsByPort[i] = d.nextInPortChain;
+        dial.nextInPortChain = null;
         return;
       }
       prev = d;
-      d = d.nextSamePort ?? undefined;
+      d = d.nextInPortChain;
     }
   }
 
@@ -351,18 +366,26 @@ export class UpstreamForwarder implements Forwarder {
   }
 
   onSynAborted(req: PendingSyn): void {
-    const dial = this.dials.get(req);
-    if (dial === undefined) return;
-    this.settle(dial);
-    dial.socket?.destroy();
+    const dial = (req.forwarderState ?? null) as Dial | null;
+    if (dial === null || dial.settled) return;
+    this.settle(dial)?.destroy();
   }
 
-  /** The dial is over, whichever way: its socket's reports to it are ignored from now on. */
-  private settle(dial: Dial): void {
+  /**
+   * The dial is over, whichever way: its socket's reports to it are ignored from now on. Returns
+   * the socket and lets go of it: a settled dial waits in the deadline queue (up to 64 beyond the
+   * live ones, trimDialQueue), and through its socket it would hold the whole finished connection
+   * (socket, pipe, TcpConn and their parts) for the young-generation collections to copy.
+   */
+  private settle(dial: Dial): UpstreamSocket | null {
     dial.settled = true;
     if (dial.indexed) this.unindexDial(dial);
-    this.dials.delete(dial.req);
+    dial.req.forwarderState = null;
+    this.liveDials--;
     this.trimDialQueue();
+    const socket = dial.socket;
+    dial.socket = null;
+    return socket;
   }
 
   /**
@@ -375,7 +398,7 @@ export class UpstreamForwarder implements Forwarder {
     if (this.expiringDials) return;
     const q = this.dialQueue;
     const queued = q.length - this.dialQueueHead;
-    if (queued - this.dials.size <= this.dials.size + DIAL_QUEUE_SLACK) return;
+    if (queued - this.liveDials <= this.liveDials + DIAL_QUEUE_SLACK) return;
     let k = 0;
     for (let i = this.dialQueueHead; i < q.length; i++) {
       const dial = q[i]!;
@@ -430,8 +453,7 @@ export class UpstreamForwarder implements Forwarder {
   dialFailed(dial: Dial, result: UpstreamResult): void {
     if (dial.settled) return;
     const req = dial.req;
-    this.settle(dial);
-    dial.socket?.destroy();
+    this.settle(dial)?.destroy();
     const now = this.opts.clock.now();
     this.opts.events?.upstreamConnect(req.id, result, now - dial.startedAt, now);
     let how: RejectHow;
@@ -454,13 +476,18 @@ export class UpstreamForwarder implements Forwarder {
 
   /** Destroy every dial in flight (shutdown). */
   abortDials(): void {
-    for (const [req, dial] of this.dials) {
+    // Every dial in flight is in the deadline queue from its head on (settled ones leave only
+    // from there or by trimDialQueue, which keeps the live ones). A copy: the walk settles them.
+    const live = this.dialQueue.slice(this.dialQueueHead).filter((d) => !d.settled);
+    for (const dial of live) {
       dial.settled = true;
       if (dial.indexed) this.unindexDial(dial);
+      dial.req.forwarderState = null;
+      this.liveDials--;
       dial.socket?.destroy();
-      this.stack.rejectPending(req, 'refused', 'upstream_refused');
+      dial.socket = null;
+      this.stack.rejectPending(dial.req, 'refused', 'upstream_refused');
     }
-    this.dials.clear();
   }
 }
 
@@ -478,5 +505,51 @@ function classify(code: string): UpstreamResult {
       return 'unreachable';
     default:
       return 'error';
+  }
+}
+
+/**
+ * The open pipes: an array with each pipe's place in it (Pipe.liveIndex), the last moved into a
+ * deleted one's place. add and delete are O(1) and touch no hash table (a Set did, with its table
+ * growing and shrinking as connections came and went). The slots past `size` are emptied, never
+ * cut off (pop() to empty, like `length = 0`, lets V8 drop the backing store, and the next add
+ * allocates it again). Iteration walks a copy, so a pipe may be deleted (aborted) during it, as
+ * from a Set.
+ */
+export class PipeList implements Iterable<Pipe> {
+  private readonly list: (Pipe | null)[] = [];
+  private count = 0;
+
+  get size(): number {
+    return this.count;
+  }
+
+  add(p: Pipe): void {
+    if (p.liveIndex >= 0) return;
+    p.liveIndex = this.count;
+    this.list[this.count++] = p;
+  }
+
+  delete(p: Pipe): boolean {
+    const i = p.liveIndex;
+    const list = this.list;
+    if (i < 0 || i >= this.count || list[i] !== p) return false;
+    const last = list[--this.count]!;
+    list[this.count] = null;
+    if (last !== p) {
+      list[i] = last;
+      last.liveIndex = i;
+    }
+    p.liveIndex = -1;
+    return true;
+  }
+
+  has(p: Pipe): boolean {
+    const i = p.liveIndex;
+    return i >= 0 && i < this.count && this.list[i] === p;
+  }
+
+  [Symbol.iterator](): Iterator<Pipe> {
+    return (this.list.slice(0, this.count) as Pipe[])[Symbol.iterator]();
   }
 }

@@ -45,6 +45,8 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
   conn: TcpConn | null = null;
   /** The connection id (the stack's), for joining the two legs. */
   id = 0;
+  /** Where the pipe sits in its forwarder's PipeList while open, else -1. */
+  liveIndex = -1;
   stats: ByteCounters = NO_COUNTERS;
   /** The connection's service's byte counts (synfin_service_bytes_total), besides `stats`. */
   serviceStats: ByteCounters = NO_COUNTERS;

@@ -452,6 +452,11 @@ export interface UpstreamSocketsOptions {
 export class UpstreamSockets {
   readonly native: NativeAddon;
   private poller: NativeUpstreamPoller | null;
+  /**
+   * The poller's epoll descriptor, read once: `poller.epfd` is a native accessor, one N-API call
+   * (and an unwrap of the poller) per connect otherwise.
+   */
+  private readonly epfd: number;
   private readonly events: Int32Array;
   private readonly table: (UpstreamSocket | null)[] = [];
   private readonly generations: number[] = [];
@@ -462,10 +467,20 @@ export class UpstreamSockets {
   private idleTail: UpstreamSocket | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly onIdleTimerBound = (): void => this.onIdleTimer();
-  private readonly deferred: UpstreamSocket[] = [];
+  /**
+   * Sockets with deferred notifications, and sockets to read after the current call stack: slots
+   * [0, count), emptied (null) as they are taken. Never cut back with `length = 0` or replaced by
+   * splice(0): V8 would free or copy the backing store, and the next push allocate one, once per
+   * turn with a close (every short connection's).
+   */
+  private readonly deferred: (UpstreamSocket | null)[] = [];
+  private deferredCount = 0;
   private deferredScheduled = false;
   private readonly runDeferredBound = (): void => this.runDeferred();
-  private readonly resumed: UpstreamSocket[] = [];
+  /** Reads due now (`resumed`) and the list the previous walk used, swapped at each walk. */
+  private resumed: (UpstreamSocket | null)[] = [];
+  private resumedCount = 0;
+  private resumedSpare: (UpstreamSocket | null)[] = [];
   private resumedScheduled = false;
   private readonly runResumedBound = (): void => this.runResumed();
   private readonly onEventsBound = (count: number): void => this.onEvents(count);
@@ -479,6 +494,7 @@ export class UpstreamSockets {
     this.native = loadAddon();
     this.events = new Int32Array(3 * this.native.UpstreamPoller.MAX_EVENTS);
     this.poller = new this.native.UpstreamPoller(this.events, this.onEventsBound);
+    this.epfd = this.poller.epfd;
     // With no socket open the set does not keep the process alive (connect() refs it).
     this.poller.unref();
   }
@@ -505,7 +521,7 @@ export class UpstreamSockets {
     const slot = this.freeSlots.pop() ?? this.table.length;
     const generation = ((this.generations[slot] ?? 0) + 1) | 0;
     const out = this.connectOut;
-    const fd = this.native.upstreamConnect(poller.epfd, slot, generation, family, words, port, bind?.family ?? 0, bind?.words ?? null, out);
+    const fd = this.native.upstreamConnect(this.epfd, slot, generation, family, words, port, bind?.family ?? 0, bind?.words ?? null, out);
     if (fd < 0) {
       if (slot === this.table.length) this.table.push(null);
       this.freeSlots.push(slot);
@@ -563,7 +579,7 @@ export class UpstreamSockets {
   private defer(socket: UpstreamSocket): void {
     if (!socket.inDeferred) {
       socket.inDeferred = true;
-      this.deferred.push(socket);
+      this.deferred[this.deferredCount++] = socket;
     }
     if (!this.deferredScheduled) {
       this.deferredScheduled = true;
@@ -575,8 +591,9 @@ export class UpstreamSockets {
     this.deferredScheduled = false;
     const list = this.deferred;
     // Handlers may close more sockets meanwhile: they join this walk.
-    for (let i = 0; i < list.length; i++) {
+    for (let i = 0; i < this.deferredCount; i++) {
       const s = list[i]!;
+      list[i] = null;
       s.inDeferred = false;
       const err = s.deferredError;
       if (err !== null) {
@@ -588,14 +605,14 @@ export class UpstreamSockets {
         s.handler.onUpstreamClose();
       }
     }
-    list.length = 0;
+    this.deferredCount = 0;
   }
 
   /** Read `socket` after the current call stack (resumed, or stopped at the per-event limit). */
   scheduleRead(socket: UpstreamSocket): void {
     if (socket.inResumed) return;
     socket.inResumed = true;
-    this.resumed.push(socket);
+    this.resumed[this.resumedCount++] = socket;
     if (!this.resumedScheduled) {
       this.resumedScheduled = true;
       setImmediate(this.runResumedBound);
@@ -604,8 +621,16 @@ export class UpstreamSockets {
 
   private runResumed(): void {
     this.resumedScheduled = false;
-    const list = this.resumed.splice(0);
-    for (const s of list) {
+    // Reads these schedule (a socket stopped at the per-event limit) wait for the next walk: they
+    // go to the other list.
+    const list = this.resumed;
+    const n = this.resumedCount;
+    this.resumed = this.resumedSpare;
+    this.resumedCount = 0;
+    this.resumedSpare = list;
+    for (let i = 0; i < n; i++) {
+      const s = list[i]!;
+      list[i] = null;
       s.inResumed = false;
       if (!s.destroyed && !s.paused) s.readAvailable();
     }

@@ -203,4 +203,61 @@ describe('the proxy', () => {
     proxy.onSynAborted(r);
     expect(proxy.isOwnConnection(key(43210))).toBe(false);
   });
+
+  it('tells apart dials whose local ports share a chain of its port index, and finds each dial from its SYN (no Map by SYN)', () => {
+    // maxDialsInFlight 16: sixteen chain heads, so ports 43210, 43226 and 43242 share one.
+    const socket = (localPort: number) =>
+      ({
+        connecting: true,
+        destroyed: false,
+        localFamily: 4,
+        localWords: Uint32Array.of(0, 0, 0, 0xc6120001),
+        localPort,
+        remoteFamily: 4,
+        remoteWords: Uint32Array.of(0, 0, 0, 0xc612000a),
+        remotePort: 80,
+        destroy() {},
+      }) as unknown as UpstreamSocket;
+    const connect = vi.spyOn(UpstreamSockets.prototype, 'connect');
+    connect.mockReturnValueOnce(socket(43210)).mockReturnValueOnce(socket(43226));
+    const { proxy, req } = proxyWith(new DestinationPolicy({}));
+    const key = (srcPort: number): FlowKeyLike => ({
+      family: 4,
+      src: Uint32Array.of(0, 0, 0, 0xc6120001),
+      srcPort,
+      dst: Uint32Array.of(0, 0, 0, 0xc612000a),
+      dstPort: 80,
+    });
+    const a = req();
+    const b = req();
+    proxy.onSyn(a);
+    proxy.onSyn(b);
+    expect(proxy.dialsInFlight).toBe(2);
+    // The SYN carries its dial (what onSynAborted finds it by).
+    expect(a.forwarderState).toBeTypeOf('object');
+    expect(a.forwarderState).not.toBeNull();
+    expect(b.forwarderState).not.toBe(a.forwarderState);
+    expect(proxy.isOwnConnection(key(43210))).toBe(true);
+    expect(proxy.isOwnConnection(key(43226))).toBe(true);
+    expect(proxy.isOwnConnection(key(43242))).toBe(false);
+    // The first in the chain leaves; the other is still found, and the SYN forgets its dial.
+    const dialA = a.forwarderState as { socket: unknown; settled: boolean };
+    expect(dialA.socket).not.toBeNull();
+    proxy.onSynAborted(a);
+    expect(a.forwarderState).toBeNull();
+    // The settled dial waits in the deadline queue without its socket (nor, through it, the
+    // finished connection's objects).
+    expect(dialA.settled).toBe(true);
+    expect(dialA.socket).toBeNull();
+    expect(proxy.dialsInFlight).toBe(1);
+    expect(proxy.isOwnConnection(key(43210))).toBe(false);
+    expect(proxy.isOwnConnection(key(43226))).toBe(true);
+    // Aborted twice: nothing more happens.
+    proxy.onSynAborted(a);
+    expect(proxy.dialsInFlight).toBe(1);
+    proxy.abortDials();
+    expect(proxy.dialsInFlight).toBe(0);
+    expect(b.forwarderState).toBeNull();
+    expect(proxy.isOwnConnection(key(43226))).toBe(false);
+  });
 });

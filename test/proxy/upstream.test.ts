@@ -116,6 +116,45 @@ describe('UpstreamSockets', () => {
     expect(h.received.equals(banner)).toBe(true);
   });
 
+  it("reads the poller's epoll descriptor once, not once per connect (a native accessor: an N-API call each)", async () => {
+    const port = await server((s) => s.end());
+    const fresh = new UpstreamSockets({ clock: { now: () => Date.now() }, idleTimeoutMs: 0 });
+    try {
+      // The poller seen through a proxy that counts reads of its epfd.
+      const inner = fresh as unknown as { poller: object };
+      const real = inner.poller;
+      let reads = 0;
+      inner.poller = new Proxy(real, {
+        get(target, key) {
+          if (key === 'epfd') reads++;
+          const v = Reflect.get(target, key, target) as unknown;
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      for (let i = 0; i < 3; i++) (await dial(fresh, port, new RecordingHandler())).destroy();
+      expect(reads).toBe(0);
+      inner.poller = real;
+    } finally {
+      fresh.close();
+    }
+  });
+
+  it('keeps its list of deferred notifications (the array) from turn to turn, emptied but not cut back', async () => {
+    const port = await server((s) => s.end());
+    const inner = sockets as unknown as { deferred: unknown[] };
+    for (let round = 0; round < 2; round++) {
+      const hs = [new RecordingHandler(), new RecordingHandler()];
+      const socks = [await dial(sockets, port, hs[0]), await dial(sockets, port, hs[1])];
+      for (const s of socks) s.destroy();
+      await until('both closes reported', () => hs.every((h) => h.log.includes('close')));
+      // Every close reported once, nothing held; the array kept (V8 frees the backing store of an
+      // array cut to length 0, and the next push allocates a new one).
+      expect(hs.map((h) => h.log.filter((e) => e === 'close').length)).toEqual([1, 1]);
+      expect(inner.deferred.length).toBeGreaterThanOrEqual(2);
+      expect(inner.deferred.every((e) => e === null)).toBe(true);
+    }
+  });
+
   it('still half-closes with shutdown(2) while the server has not finished', async () => {
     const port = await server((s) => s.on('end', () => s.end('bye')));
     const h = new RecordingHandler();

@@ -41,6 +41,34 @@ describe('a batch of upstream events', () => {
     expect(h.link.take()).toHaveLength(0);
   });
 
+  it('keeps its dirty and after-flush lists (their arrays) from flush to flush, emptied but not cut back, and runs tasks queued by tasks', () => {
+    const h = stackHarness();
+    const a = h.establish({ srcPort: 40011 });
+    const b = h.establish({ srcPort: 40012 });
+    h.link.take();
+    const inner = h.stack as unknown as { dirtyList: unknown[]; afterFlushList: unknown[] };
+    for (let round = 0; round < 3; round++) {
+      h.stack.openBatch();
+      for (const { conn } of [a, b]) {
+        conn.write(Buffer.from(`r${round}`));
+        h.stack.wake(conn);
+        h.stack.flushSoon();
+      }
+      let ran = 0;
+      const second = { afterFlushQueued: false, afterFlush: () => ran++ };
+      h.stack.runAfterFlush({ afterFlushQueued: false, afterFlush: () => (ran++, h.stack.runAfterFlush(second)) });
+      h.stack.closeBatch();
+      expect(h.link.take().map((p) => p.seg.payload.toString())).toEqual([`r${round}`, `r${round}`]);
+      expect(ran).toBe(2);
+      // Emptied (no connection or task held after the flush), and still as long: V8 frees the
+      // backing store of an array cut to length 0, and the next push would allocate it again.
+      expect(inner.dirtyList.length).toBeGreaterThanOrEqual(2);
+      expect(inner.dirtyList.every((e) => e === null)).toBe(true);
+      expect(inner.afterFlushList.length).toBeGreaterThanOrEqual(2);
+      expect(inner.afterFlushList.every((e) => e === null)).toBe(true);
+    }
+  });
+
   it('outside a batch, flushSoon still sends on the next turn', async () => {
     const h = stackHarness();
     const { conn } = h.establish();
