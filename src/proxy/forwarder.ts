@@ -277,7 +277,11 @@ export class UpstreamForwarder implements Forwarder {
   }
 
   private connect(dial: Dial, family: 4 | 6, words: Uint32Array): void {
-    const socket = this.upstream.connect(dial, family, words, dial.port, this.bind);
+    // registerLater: a dial that connects within connect(2) joins the epoll set and has its local
+    // end read in dialConnected, after its SYN-ACK is written (two system calls off the app's
+    // connect path). One still connecting is registered at once: the loop guard needs its local
+    // end before the device's next SYN, and its completion is an epoll event.
+    const socket = this.upstream.connect(dial, family, words, dial.port, this.bind, true);
     if (typeof socket === 'string') {
       // Refused or unreachable within connect(2) itself: answered after the current call (the
       // error path, not worth a decision inside the SYN's handling).
@@ -421,6 +425,8 @@ export class UpstreamForwarder implements Forwarder {
       socket.destroy();
       return;
     }
+    // The SYN-ACK is out: now the socket's epoll registration and local end (for the events below).
+    socket.register();
     pipe.conn = conn;
     this.pipes.add(pipe);
     events?.upstreamOpened(pipe, now);

@@ -67,6 +67,7 @@ const EPOLLERR = 0x008;
 const EPOLLHUP = 0x010;
 const EPOLLRDHUP = 0x2000;
 const EAGAIN = 11;
+const EBADF = 9;
 
 /**
  * Reads go into one shared buffer and are copied out at their own length (from Node's buffer
@@ -123,6 +124,11 @@ export class UpstreamSocket {
   localFamily = 0;
   localWords: Uint32Array = NO_WORDS;
   localPort = 0;
+  /**
+   * In the set's epoll set, its local end read. A connect that completed within connect(2) may
+   * leave both for register(), after the app's SYN-ACK (UpstreamSockets.connect's registerLater).
+   */
+  registered = true;
   /** Idle list links and last activity (UpstreamSockets' idle timeout). */
   idlePrev: UpstreamSocket | null = null;
   idleNext: UpstreamSocket | null = null;
@@ -236,6 +242,20 @@ export class UpstreamSocket {
   /** Close now (a FIN if nothing is unread, the kernel's RST otherwise). */
   destroy(): void {
     this.closeFd(false);
+  }
+
+  /**
+   * The rest of a connect made with registerLater: the socket joins the epoll set (which reports
+   * whatever came meanwhile: an ADD reports the current readiness) and its local end is read. A
+   * failed registration (epoll_ctl: ENOMEM, ENOSPC) fails the socket like a hard error, after the
+   * current call.
+   */
+  register(): void {
+    if (this.registered) return;
+    this.registered = true;
+    if (this.phase === Phase.Closed) return;
+    const err = this.set.registerSocket(this);
+    if (err !== 0) this.fail(err, true);
   }
 
   /** Close with a RST (SO_LINGER 0): the destination must not take a cut stream for a complete one. */
@@ -428,6 +448,18 @@ export class UpstreamSocket {
   }
 }
 
+/** Made-ahead sockets kept per family (each is an fd and an unconnected kernel socket). */
+const SPARE_SOCKETS = 4;
+
+/** Tops `spare` up to SPARE_SOCKETS; stops at the first failure (EMFILE...: the connect will say). */
+function fill(native: NativeAddon, family: 4 | 6, spare: number[]): void {
+  while (spare.length < SPARE_SOCKETS) {
+    const fd = native.upstreamSocket(family);
+    if (fd < 0) return;
+    spare.push(fd);
+  }
+}
+
 function errnoName(errno: number): string {
   try {
     return getSystemErrorName(-errno);
@@ -458,6 +490,16 @@ export class UpstreamSockets {
   private readonly freeSlots: number[] = [];
   private liveCount = 0;
   private readonly connectOut = new Uint32Array(7);
+  /**
+   * Sockets made ahead (socket(2) with TCP_NODELAY, not connected), per family, so a SYN's dial is
+   * only its connect(2): up to SPARE_SOCKETS each, refilled after the turn that took them
+   * (setImmediate, behind the SYN-ACKs of its batch), kept only for a family dialled before.
+   */
+  private readonly spare4: number[] = [];
+  private readonly spare6: number[] = [];
+  private used6 = false;
+  private refillScheduled = false;
+  private readonly refillBound = (): void => this.refillSpares();
   private idleHead: UpstreamSocket | null = null;
   private idleTail: UpstreamSocket | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
@@ -499,13 +541,15 @@ export class UpstreamSockets {
     words: Uint32Array,
     port: number,
     bind: { family: 4 | 6; words: Uint32Array } | null,
+    registerLater = false,
   ): UpstreamSocket | string {
     const poller = this.poller;
     if (poller === null) return 'EBADF';
     const slot = this.freeSlots.pop() ?? this.table.length;
     const generation = ((this.generations[slot] ?? 0) + 1) | 0;
     const out = this.connectOut;
-    const fd = this.native.upstreamConnect(poller.epfd, slot, generation, family, words, port, bind?.family ?? 0, bind?.words ?? null, out);
+    const made = this.takeSpare(family);
+    const fd = this.native.upstreamConnect(poller.epfd, slot, generation, family, words, port, bind?.family ?? 0, bind?.words ?? null, out, made, !registerLater);
     if (fd < 0) {
       if (slot === this.table.length) this.table.push(null);
       this.freeSlots.push(slot);
@@ -516,13 +560,48 @@ export class UpstreamSockets {
     socket.generation = generation;
     this.generations[slot] = generation;
     this.table[slot] = socket;
-    socket.localFamily = out[1]!;
-    socket.localWords = internAddressWords(out, 2);
-    socket.localPort = out[6]!;
+    // Established within connect(2) with registerLater: not in the epoll set yet, local end unread.
+    if (registerLater && out[0] === 1) socket.registered = false;
+    else this.readLocalEnd(socket, out);
     socket.connected(fd, out[0] === 1);
     if (this.liveCount++ === 0) poller.ref();
     this.touch(socket);
     return socket;
+  }
+
+  private readLocalEnd(socket: UpstreamSocket, out: Uint32Array): void {
+    socket.localFamily = out[1]!;
+    socket.localWords = internAddressWords(out, 2);
+    socket.localPort = out[6]!;
+  }
+
+  /** UpstreamSocket.register: epoll ADD and getsockname. 0, or the errno of a failed epoll_ctl. */
+  registerSocket(socket: UpstreamSocket): number {
+    const poller = this.poller;
+    if (poller === null) return EBADF;
+    const out = this.connectOut;
+    const r = this.native.upstreamRegister(poller.epfd, socket.fd, socket.slot, socket.generation, out);
+    if (r < 0) return -r;
+    this.readLocalEnd(socket, out);
+    return 0;
+  }
+
+  /** A socket made ahead for `family`, or -1 (upstreamConnect makes one); schedules the refill. */
+  private takeSpare(family: 4 | 6): number {
+    const spare = family === 4 ? this.spare4 : this.spare6;
+    if (family === 6) this.used6 = true;
+    if (!this.refillScheduled) {
+      this.refillScheduled = true;
+      setImmediate(this.refillBound);
+    }
+    return spare.pop() ?? -1;
+  }
+
+  private refillSpares(): void {
+    this.refillScheduled = false;
+    if (this.poller === null) return;
+    fill(this.native, 4, this.spare4);
+    if (this.used6) fill(this.native, 6, this.spare6);
   }
 
   private onEvents(count: number): void {
@@ -662,6 +741,10 @@ export class UpstreamSockets {
   close(): void {
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
     this.idleTimer = null;
+    for (const spare of [this.spare4, this.spare6]) {
+      for (const fd of spare) this.native.upstreamClose(fd, false);
+      spare.length = 0;
+    }
     this.poller?.close();
     this.poller = null;
   }
