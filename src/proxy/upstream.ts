@@ -530,6 +530,11 @@ export class UpstreamSockets {
     return this.liveCount;
   }
 
+  /** Sockets made ahead, not yet used by a connect. */
+  get spareSockets(): number {
+    return this.spare4.length + this.spare6.length;
+  }
+
   /**
    * Connect to family/words/port (bound to `bind` if given). Returns the socket, or an errno name
    * when the connect failed at once (the socket then never existed). The socket reports to

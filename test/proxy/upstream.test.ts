@@ -4,6 +4,7 @@
  * half-close both ways, write queueing under backpressure, resets both ways, stale events of
  * closed sockets, the idle timeout.
  */
+import fs from 'node:fs';
 import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { UpstreamSocket, UpstreamSockets } from '../../src/proxy/upstream.js';
@@ -302,6 +303,57 @@ describe('UpstreamSockets', () => {
     expect(h2.log).toEqual([]);
     expect(h2.received.toString()).toBe('hi');
     second.destroy();
+  });
+});
+
+describe('UpstreamSockets: the system calls of a dial, off the app\'s connect path', () => {
+  const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+  const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+  it('makes sockets ahead after a dial, uses them for the next dials, and closes the unused ones with the set', async () => {
+    const port = await server((s) => s.on('data', (d) => s.write(d)));
+    expect(sockets.spareSockets).toBe(0);
+    const first = await dial(sockets, port);
+    await nextTurn();
+    expect(sockets.spareSockets).toBe(4);
+    // The next dial's socket is one made ahead: one fewer spare until the turn ends.
+    const h = new RecordingHandler();
+    const second = await dial(sockets, port, h);
+    expect(sockets.spareSockets).toBe(3);
+    second.resume();
+    expect(second.write([Buffer.from('ping')], 1, 4)).toBe(4);
+    await until('the echo on a socket made ahead', () => h.received.toString() === 'ping');
+    await nextTurn();
+    expect(sockets.spareSockets).toBe(4);
+    first.destroy();
+    second.destroy();
+    const before = openFds();
+    sockets.close();
+    // The four made ahead, and the set's epoll fd.
+    expect(openFds()).toBe(before - 5);
+    expect(sockets.spareSockets).toBe(0);
+  });
+
+  it('with registerLater, a socket connected within connect(2) is in no epoll set and has no local end until register()', async () => {
+    const port = await server((s) => s.end('greeting'));
+    const h = new RecordingHandler();
+    const sock = sockets.connect(h, 4, new Uint32Array([0, 0, 0, 0x7f000001]), port, null, true);
+    if (typeof sock === 'string') throw new Error(sock);
+    // Loopback: the kernel runs the server's side of the handshake within connect(2).
+    expect(sock.connecting).toBe(false);
+    expect(sock.registered).toBe(false);
+    expect(sock.localAddress).toBeUndefined();
+    sock.resume();
+    await new Promise((r) => setTimeout(r, 30));
+    // The greeting and the FIN are in the kernel, but no event reported them.
+    expect(h.chunks).toEqual([]);
+    sock.register();
+    expect(sock.localAddress).toBe('127.0.0.1');
+    expect(sock.localPort).toBeGreaterThan(0);
+    // The epoll ADD reports what came before it (readiness now, not only later edges).
+    await until('the greeting', () => h.log.includes('end'));
+    expect(h.received.toString()).toBe('greeting');
+    sock.destroy();
   });
 });
 
