@@ -247,7 +247,7 @@ int Register(int epfd, int fd, int32_t slot, int32_t generation, uint32_t* out) 
 
 // upstreamConnect(epfd, slot, generation, family, words: Uint32Array(4), port,
 //                 bindFamily (0: none), bindWords: Uint32Array(4) | null, out: Uint32Array(7),
-//                 fd = -1, registerNow = true): number
+//                 fd = -1, registerNow = true, recheck = false): number
 // A non-blocking TCP socket (TCP_NODELAY; `fd` when one was made ahead by upstreamSocket, else a
 // new one), bound if asked, connecting to the address, in the epoll set (edge-triggered: in, out,
 // peer FIN) under slot and generation. Returns its fd, or -errno when the connect failed at once
@@ -255,8 +255,10 @@ int Register(int epfd, int fd, int32_t slot, int32_t generation, uint32_t* out) 
 // local family, four words, port]: a destination a veth away has often completed the handshake
 // inside connect(2) (the kernel ran the peer's side in the same system call), and the local end
 // is what the kernel-socket table watches.
+// With recheck, a socket still connecting after its registration has TCP_INFO read once more
+// (out[0] is 1 if it is ESTABLISHED by then).
 // With registerNow false, a socket ESTABLISHED within connect(2) is neither added to the epoll set
-// nor asked its local end (out[1..6] are 0): the caller does both with upstreamRegister once the
+// nor asked its local end (out[0] is 2 then, out[1..6] 0): the caller does both with upstreamRegister once the
 // app's SYN-ACK is out, so those two system calls are not on the app's connect() path. A socket
 // still connecting is registered at once either way: its completion is an epoll event, and its
 // local end is what the loop guard matches the device's next SYNs against.
@@ -291,6 +293,7 @@ Napi::Value UpstreamConnect(const Napi::CallbackInfo& info) {
   int32_t fd = -1;
   if (info.Length() > 9 && !info[9].IsUndefined() && !IntArg(info, 9, &fd)) return env.Undefined();
   bool registerNow = info.Length() <= 10 || info[10].IsUndefined() || info[10].ToBoolean().Value();
+  bool recheck = info.Length() > 11 && info[11].ToBoolean().Value();
   if (fd < 0) {
     fd = MakeSocket(family);
     if (fd < 0) return Napi::Number::New(env, fd);
@@ -320,6 +323,7 @@ Napi::Value UpstreamConnect(const Napi::CallbackInfo& info) {
   }
   out[0] = static_cast<uint32_t>(established);
   if (established && !registerNow) {
+    out[0] = 2;
     for (int i = 1; i < 7; i++) out[i] = 0;
     return Napi::Number::New(env, fd);
   }
@@ -327,6 +331,13 @@ Napi::Value UpstreamConnect(const Napi::CallbackInfo& info) {
   if (err != 0) {
     close(fd);
     return Napi::Number::New(env, -err);
+  }
+  if (!established && recheck) {
+    // A destination a veth away whose SYN-ACK was handled on another CPU (not inside connect(2))
+    // has often answered by now: one more look spares the app's SYN-ACK a turn of the event loop.
+    struct tcp_info ti;
+    socklen_t tl = sizeof ti;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 && ti.tcpi_state == TCP_ESTABLISHED) out[0] = 1;
   }
   return Napi::Number::New(env, fd);
 }

@@ -121,8 +121,8 @@ export interface NativeAddon {
    * ahead by upstreamSocket, of `family`, else a new one) connecting to family/words/port, added to
    * epfd under slot and generation. Its fd, or -errno (`fd` is closed then). out receives [1 if
    * ESTABLISHED already, the local family, four words, port]. With registerNow false, a socket
-   * ESTABLISHED within connect(2) is not added nor its local end read (zeros): upstreamRegister does
-   * both later.
+   * ESTABLISHED within connect(2) is not added nor its local end read (out[0] 2, the rest 0): upstreamRegister does
+   * both later. With recheck, one still connecting once registered has TCP_INFO read again.
    */
   upstreamConnect(
     epfd: number,
@@ -136,6 +136,7 @@ export interface NativeAddon {
     out: Uint32Array,
     fd?: number,
     registerNow?: boolean,
+    recheck?: boolean,
   ): number;
   /** The rest of a connect made with registerNow false: epoll ADD, getsockname into out[1..6]. 0 or -errno (the socket stays open). */
   upstreamRegister(epfd: number, fd: number, slot: number, generation: number, out: Uint32Array): number;

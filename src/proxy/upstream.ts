@@ -286,6 +286,7 @@ export class UpstreamSocket {
         return;
       }
       this.phase = Phase.Open;
+      this.set.connectedLater();
       this.handler.onUpstreamConnect(this);
       if (this.phase !== Phase.Open) return;
       // end() before the connect completed, with nothing to write first.
@@ -448,6 +449,9 @@ export class UpstreamSocket {
   }
 }
 
+/** Bound of UpstreamSockets.nearness: this many dials completed later in a row stop the second look. */
+const NEAR_MAX = 8;
+
 /** Made-ahead sockets kept per family (each is an fd and an unconnected kernel socket). */
 const SPARE_SOCKETS = 4;
 
@@ -498,6 +502,15 @@ export class UpstreamSockets {
   private readonly spare4: number[] = [];
   private readonly spare6: number[] = [];
   private used6 = false;
+  /**
+   * How near the destinations are, 0..NEAR_MAX: up for a dial found ESTABLISHED by the connect
+   * call, down for one completed by a later epoll event. While above 0, a dial still connecting
+   * after connect(2) and its registration is looked at once more (TCP_INFO) before the call
+   * returns: a veth or loopback destination whose SYN-ACK was handled on another CPU has often
+   * answered by then, and its app's SYN-ACK need not wait for a turn of the event loop. For far
+   * destinations the counter stays at 0 and costs nothing.
+   */
+  private nearness = NEAR_MAX;
   private refillScheduled = false;
   private readonly refillBound = (): void => this.refillSpares();
   private idleHead: UpstreamSocket | null = null;
@@ -554,7 +567,8 @@ export class UpstreamSockets {
     const generation = ((this.generations[slot] ?? 0) + 1) | 0;
     const out = this.connectOut;
     const made = this.takeSpare(family);
-    const fd = this.native.upstreamConnect(poller.epfd, slot, generation, family, words, port, bind?.family ?? 0, bind?.words ?? null, out, made, !registerLater);
+    const recheck = this.nearness > 0;
+    const fd = this.native.upstreamConnect(poller.epfd, slot, generation, family, words, port, bind?.family ?? 0, bind?.words ?? null, out, made, !registerLater, recheck);
     if (fd < 0) {
       if (slot === this.table.length) this.table.push(null);
       this.freeSlots.push(slot);
@@ -565,10 +579,13 @@ export class UpstreamSockets {
     socket.generation = generation;
     this.generations[slot] = generation;
     this.table[slot] = socket;
-    // Established within connect(2) with registerLater: not in the epoll set yet, local end unread.
-    if (registerLater && out[0] === 1) socket.registered = false;
+    // out[0]: 0 connecting, 1 established, 2 established within connect(2) and, as registerLater
+    // asked, not in the epoll set yet, its local end unread.
+    const state = out[0]!;
+    if (state !== 0 && this.nearness < NEAR_MAX) this.nearness++;
+    if (state === 2) socket.registered = false;
     else this.readLocalEnd(socket, out);
-    socket.connected(fd, out[0] === 1);
+    socket.connected(fd, state !== 0);
     if (this.liveCount++ === 0) poller.ref();
     this.touch(socket);
     return socket;
@@ -589,6 +606,11 @@ export class UpstreamSockets {
     if (r < 0) return -r;
     this.readLocalEnd(socket, out);
     return 0;
+  }
+
+  /** A dial completed by an epoll event, after its connect call: the destinations look far. */
+  connectedLater(): void {
+    if (this.nearness > 0) this.nearness--;
   }
 
   /** A socket made ahead for `family`, or -1 (upstreamConnect makes one); schedules the refill. */

@@ -135,7 +135,7 @@ describe('UpstreamSockets', () => {
 
   it('takes a connect reported writable without error or hangup as complete without reading SO_ERROR, and reads it otherwise', () => {
     const native = { upstreamSocketError: vi.fn(() => 111), upstreamClose: vi.fn(() => 0) };
-    const set = { native, release: vi.fn(), touch: vi.fn(), budget: null } as unknown as UpstreamSockets;
+    const set = { native, release: vi.fn(), touch: vi.fn(), connectedLater: vi.fn(), budget: null } as unknown as UpstreamSockets;
     const words = new Uint32Array([0, 0, 0, 0x7f000001]);
     const good = new RecordingHandler();
     const ok = new UpstreamSocket(set, good, 4, words, 9);
@@ -354,6 +354,50 @@ describe('UpstreamSockets: the system calls of a dial, off the app\'s connect pa
     await until('the greeting', () => h.log.includes('end'));
     expect(h.received.toString()).toBe('greeting');
     sock.destroy();
+  });
+});
+
+describe('UpstreamSockets: the second look at a dial still connecting', () => {
+  it('asks for it while dials complete within their connect call, and stops once several in a row completed by an event', () => {
+    const native = sockets.native;
+    const recheckAsked: boolean[] = [];
+    let nextState = 0;
+    let nextFd = 9000;
+    const connect = vi.spyOn(native, 'upstreamConnect').mockImplementation((...args: unknown[]) => {
+      recheckAsked.push(args[11] === true);
+      const out = args[8] as Uint32Array;
+      out.set([nextState, 4, 0, 0, 0, 0x7f000001, 40000]);
+      return nextFd++;
+    });
+    const close = vi.spyOn(native, 'upstreamClose').mockImplementation(() => 0);
+    try {
+      const words = new Uint32Array([0, 0, 0, 0x7f000001]);
+      const dialOnce = (state: number): UpstreamSocket => {
+        nextState = state;
+        const s = sockets.connect(new RecordingHandler(), 4, words, 9, null);
+        if (typeof s === 'string') throw new Error(s);
+        return s;
+      };
+      // A fresh set assumes near destinations (a veth or loopback away is what a TUN proxy has).
+      dialOnce(1).destroy();
+      expect(recheckAsked).toEqual([true]);
+      // Eight dials completed by their epoll event (far destinations): the look stops.
+      for (let i = 0; i < 8; i++) {
+        const s = dialOnce(0);
+        s.onEvent(0x004); // EPOLLOUT: the handshake completed after the call
+        s.destroy();
+      }
+      expect(recheckAsked.slice(1)).toEqual([true, true, true, true, true, true, true, true]);
+      dialOnce(0).destroy();
+      expect(recheckAsked.at(-1)).toBe(false);
+      // A dial found established by the call (the second look answered, or connect(2) itself): on again.
+      dialOnce(1).destroy();
+      dialOnce(1).destroy();
+      expect(recheckAsked.slice(-2)).toEqual([false, true]);
+    } finally {
+      connect.mockRestore();
+      close.mockRestore();
+    }
   });
 });
 
