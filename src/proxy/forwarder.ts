@@ -227,7 +227,9 @@ export class UpstreamForwarder implements Forwarder {
    * there), found at the cost of one Map lookup per SYN, where asking the kernel for the route of
    * each destination (netlink RTM_GETROUTE) would cost a round trip per SYN and a snapshot of the
    * routes would go stale. The dial's SYN reaches the device only after connect() returned, by
-   * which time its local address is known (the addon's getsockname), so none slips through.
+   * which time its local address is known (the addon's getsockname, done within the connect call
+   * for every dial still connecting: one routed into the device cannot have connected), so none
+   * slips through.
    */
   isOwnConnection(key: FlowKeyLike): boolean {
     let d = this.dialsByLocalPort.get(key.srcPort);

@@ -7,8 +7,10 @@
  * callback a turn later. Here every upstream socket sits in one epoll set of the addon's
  * (native/upstream/upstream.cc), registered once, edge-triggered; the event loop polls the set, and the
  * ready sockets of a turn come to `UpstreamSockets.onEvents` in one call, as TUN packets do. A
- * connect is one call into the addon (socket, TCP_NODELAY, connect, TCP_INFO, getsockname, epoll
- * ADD), a read or a write is one system call, and nothing is allocated per event.
+ * connect is one call into the addon (connect on a socket made ahead with TCP_NODELAY, TCP_INFO,
+ * and the epoll ADD with getsockname, which a dial connected within the call may leave until its
+ * app's SYN-ACK is out: register()), a read or a write is one system call, and nothing is
+ * allocated per event.
  *
  * Edge-triggered (epoll(7)): each change is reported once, so a socket is read until a read comes
  * back short, empty or with EAGAIN. A socket that is paused (the app's send buffer is full) is not
