@@ -2,7 +2,7 @@
 // bpftrace records synfin's main thread's system calls (entry and exit, with the return value),
 // the thread's switches in, and the packets entering the TUN device (the app's SYN), leaving on the
 // upstream veth (synfin's SYN) and leaving the server's veth (the destination's greeting). Each
-// connection is anchored on its upstream socket(2); the intervals around it show the wake-up, the
+// connection is anchored on its upstream connect(2); the intervals around it show the wake-up, the
 // TUN read, the JavaScript before the dial, the dial's system calls, the JavaScript after it and
 // the SYN-ACK's write, then the greeting's relay.
 import { spawn } from 'node:child_process';
@@ -89,7 +89,7 @@ function pct(xs, p) {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 }
 
-/** Per connection: the times of the landmarks around its upstream socket(2). */
+/** Per connection: the times of the landmarks around its upstream connect(2). */
 export function analyse(text) {
   const ev = parse(text);
   const rows = [];
@@ -100,7 +100,7 @@ export function analyse(text) {
   for (let i = 0; i < ev.length; i++) {
     const e = ev[i];
     if (e.k === 'T' && e.dev === 't' && e.len === 60) lastSyn = i;
-    if (!(e.k === 'E' && e.id === SYS.socket) || lastSyn < 0) continue;
+    if (!(e.k === 'E' && e.id === SYS.connect) || lastSyn < 0) continue;
     const r = { syn: ev[lastSyn].t };
     for (let j = lastSyn + 1; j < i; j++) {
       const x = ev[j];
@@ -113,15 +113,12 @@ export function analyse(text) {
       const x = ev[j];
       if (x.k === 'E' && x.t > r.read) between.before.set(x.id, (between.before.get(x.id) ?? 0) + 1);
       if (x.k === 'E' && x.t > r.read && x.id === 3 && x.arg === prevFd) closesOfPrev++;
+      // The dial's own socket(2), when it is made on the SYN's path (not ahead of time).
+      if (x.k === 'E' && x.t > r.read && x.id === SYS.socket) r.socket = x.t;
     }
-    r.socket = e.t;
-    let j = i + 1;
-    for (let k = i + 1; k < ev.length; k++) {
-      if (ev[k].k === 'X' && ev[k].id === SYS.socket) {
-        prevFd = ev[k].ret;
-        break;
-      }
-    }
+    r.socketOrConnect = r.socket ?? e.t;
+    prevFd = e.arg;
+    let j = i;
     const next = (pred) => {
       while (j < ev.length && !pred(ev[j])) j++;
       return j < ev.length ? ev[j].t : undefined;
@@ -138,7 +135,6 @@ export function analyse(text) {
         break;
       }
     }
-    r.nameOut = next((x) => x.k === 'X' && x.id === SYS.getsockname);
     const k1 = j;
     r.writeIn = next((x) => x.k === 'E' && x.id === SYS.write);
     for (let k = k1; k < j; k++) if (ev[k].k === 'E') between.after.set(ev[k].id, (between.after.get(ev[k].id) ?? 0) + 1);
@@ -188,19 +184,19 @@ export function analyse(text) {
   const counts = (m) => [...m].sort((a, b) => b[1] - a[1]).map(([id, n]) => `${id}×${(n / rows.length).toFixed(2)}`).join(' ');
   return [
     '',
-    `syscall trace of synfin's main thread (bpftrace), ${rows.length} connections anchored on the upstream socket(2) (µs)`,
+    `syscall trace of synfin's main thread (bpftrace), ${rows.length} connections anchored on the upstream connect(2) (µs)`,
     '',
     '| interval | samples | p50 | p99 | on the CPU p50 | on the CPU p99 |',
     '|---|--:|--:|--:|--:|--:|',
     iv('SYN into the TUN device → synfin switched in (when it slept)', 'syn', 'wake'),
     iv('SYN into the TUN device → epoll returns', 'syn', 'poll'),
     iv('epoll returns → the TUN read with the SYN returns', 'poll', 'read'),
-    iv('TUN read returns → socket(2) (JavaScript before the dial)', 'read', 'socket'),
-    iv('socket(2) → connect(2) enters (socket, TCP_NODELAY)', 'socket', 'connectIn'),
+    iv('TUN read returns → socket(2), or connect(2) with a socket made ahead (JavaScript before the dial)', 'read', 'socketOrConnect'),
+    iv('socket(2) → connect(2) enters (socket, TCP_NODELAY; dials that made their socket)', 'socket', 'connectIn'),
+    iv('TUN read returns → connect(2) enters', 'read', 'connectIn'),
     iv('connect(2) enters → the upstream SYN leaves', 'connectIn', 'upSyn'),
     iv('connect(2) enters → returns', 'connectIn', 'connectOut'),
-    iv('connect(2) returns → getsockname(2) returns (TCP_INFO, epoll_ctl, getsockname)', 'connectOut', 'nameOut'),
-    iv('getsockname(2) returns → the SYN-ACK\'s TUN write enters (JavaScript after the dial)', 'nameOut', 'writeIn'),
+    iv('connect(2) returns → the SYN-ACK\'s TUN write enters (TCP_INFO, what else is listed below, JavaScript)', 'connectOut', 'writeIn'),
     iv('the SYN-ACK\'s TUN write (enters → returns)', 'writeIn', 'writeOut'),
     iv('SYN into the TUN device → the SYN-ACK\'s TUN write returns', 'syn', 'writeOut'),
     iv('greeting leaves the server → synfin switched in (when it slept)', 'data', 'dataWake'),
@@ -211,6 +207,6 @@ export function analyse(text) {
     '',
     `upstream handshake completed (SYN-SENT → ESTABLISHED) before connect(2) returned: ${rows.filter((r) => r.established !== undefined && r.established <= r.connectOut).length} of ${rows.length}, on synfin's thread: ${rows.filter((r) => r.establishedOurs).length}; after: ${rows.filter((r) => r.established !== undefined && r.established > r.connectOut).length}`,
     '',
-    `system calls per connection (number×count) between the SYN's read and socket(2): ${counts(between.before)}; between getsockname(2) and the SYN-ACK's write: ${counts(between.after)}; closes there of the previous connection's upstream socket: ${(closesOfPrev / rows.length).toFixed(2)} per connection`,
+    `system calls per connection (number×count) between the SYN's read and connect(2): ${counts(between.before)}; between connect(2)'s return and the SYN-ACK's write: ${counts(between.after)}; closes there of the previous connection's upstream socket: ${(closesOfPrev / rows.length).toFixed(2)} per connection`,
   ];
 }

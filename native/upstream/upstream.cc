@@ -220,15 +220,48 @@ bool IntArg(const Napi::CallbackInfo& info, size_t i, int32_t* out) {
   return true;
 }
 
+// A non-blocking TCP socket with TCP_NODELAY, or -errno.
+int MakeSocket(int family) {
+  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  // No Nagle: the app's segments go upstream as they come (the app did its own batching).
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+// Adds fd to the epoll set under slot and generation (edge-triggered: in, out, peer FIN) and reads
+// its local end into out[1..6] (zeros if unknown). 0, or the errno of a failed epoll_ctl.
+int Register(int epfd, int fd, int32_t slot, int32_t generation, uint32_t* out) {
+  struct epoll_event ev;
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.u64 = (static_cast<uint64_t>(static_cast<uint32_t>(generation)) << 32) | static_cast<uint32_t>(slot);
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) return errno;
+  struct sockaddr_storage ss;
+  socklen_t ll = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&ss), &ll) != 0 || !ReadSockaddr(ss, out + 1)) {
+    for (int i = 1; i < 7; i++) out[i] = 0;
+  }
+  return 0;
+}
+
 // upstreamConnect(epfd, slot, generation, family, words: Uint32Array(4), port,
-//                 bindFamily (0: none), bindWords: Uint32Array(4) | null, out: Uint32Array(7)): number
-// A non-blocking TCP socket (TCP_NODELAY), bound if asked, connecting to the address, in the epoll
-// set (edge-triggered: in, out, peer FIN) under slot and generation. Returns its fd, or -errno
-// when the socket could not be made or the connect failed at once (nothing is left open then).
-// out receives [1 if already ESTABLISHED else 0, the local family, four words, port]: a
-// destination a veth away has often completed the handshake inside connect(2) (the kernel ran
-// the peer's side in the same system call), and the local end is what the kernel-socket table
-// watches.
+//                 bindFamily (0: none), bindWords: Uint32Array(4) | null, out: Uint32Array(7),
+//                 fd = -1, registerNow = true, recheck = false): number
+// A non-blocking TCP socket (TCP_NODELAY; `fd` when one was made ahead by upstreamSocket, else a
+// new one), bound if asked, connecting to the address, in the epoll set (edge-triggered: in, out,
+// peer FIN) under slot and generation. Returns its fd, or -errno when the connect failed at once
+// (nothing is left open then, `fd` included). out receives [1 if already ESTABLISHED else 0, the
+// local family, four words, port]: a destination a veth away has often completed the handshake
+// inside connect(2) (the kernel ran the peer's side in the same system call), and the local end
+// is what the kernel-socket table watches.
+// With recheck, a socket still connecting after its registration has TCP_INFO read once more
+// (out[0] is 1 if it is ESTABLISHED by then).
+// With registerNow false, a socket ESTABLISHED within connect(2) is neither added to the epoll set
+// nor asked its local end (out[0] is 2 then, out[1..6] 0): the caller does both with upstreamRegister once the
+// app's SYN-ACK is out, so those two system calls are not on the app's connect() path. A socket
+// still connecting is registered at once either way: its completion is an epoll event, and its
+// local end is what the loop guard matches the device's next SYNs against.
 Napi::Value UpstreamConnect(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int32_t epfd, slot, generation, family, port, bindFamily;
@@ -257,11 +290,14 @@ Napi::Value UpstreamConnect(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
 
-  int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Napi::Number::New(env, -errno);
-  int one = 1;
-  // No Nagle: the app's segments go upstream as they come (the app did its own batching).
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  int32_t fd = -1;
+  if (info.Length() > 9 && !info[9].IsUndefined() && !IntArg(info, 9, &fd)) return env.Undefined();
+  bool registerNow = info.Length() <= 10 || info[10].IsUndefined() || info[10].ToBoolean().Value();
+  bool recheck = info.Length() > 11 && info[11].ToBoolean().Value();
+  if (fd < 0) {
+    fd = MakeSocket(family);
+    if (fd < 0) return Napi::Number::New(env, fd);
+  }
   struct sockaddr_storage ss;
   if (bindFamily != 0) {
     socklen_t bl = FillSockaddr(&ss, bindFamily, bindWords, 0);
@@ -285,20 +321,57 @@ Napi::Value UpstreamConnect(const Napi::CallbackInfo& info) {
     close(fd);
     return Napi::Number::New(env, -err);
   }
-  struct epoll_event ev;
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-  ev.data.u64 = (static_cast<uint64_t>(static_cast<uint32_t>(generation)) << 32) | static_cast<uint32_t>(slot);
-  if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
-    int err = errno;
+  out[0] = static_cast<uint32_t>(established);
+  if (established && !registerNow) {
+    out[0] = 2;
+    for (int i = 1; i < 7; i++) out[i] = 0;
+    return Napi::Number::New(env, fd);
+  }
+  int err = Register(epfd, fd, slot, generation, out);
+  if (err != 0) {
     close(fd);
     return Napi::Number::New(env, -err);
   }
-  out[0] = static_cast<uint32_t>(established);
-  socklen_t ll = sizeof ss;
-  if (getsockname(fd, reinterpret_cast<struct sockaddr*>(&ss), &ll) != 0 || !ReadSockaddr(ss, out + 1)) {
-    for (int i = 1; i < 7; i++) out[i] = 0;
+  if (!established && recheck) {
+    // A destination a veth away whose SYN-ACK was handled on another CPU (not inside connect(2))
+    // has often answered by now: one more look spares the app's SYN-ACK a turn of the event loop.
+    struct tcp_info ti;
+    socklen_t tl = sizeof ti;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 && ti.tcpi_state == TCP_ESTABLISHED) out[0] = 1;
   }
   return Napi::Number::New(env, fd);
+}
+
+// upstreamRegister(epfd, fd, slot, generation, out: Uint32Array(7)): 0 or -errno. The second half
+// of a connect made with registerNow false: the socket joins the epoll set (EPOLL_CTL_ADD reports
+// what is already pending, so nothing that happened meanwhile is lost) and out[1..6] receive its
+// local end. On an error the socket is left open: it is the caller's to close.
+Napi::Value UpstreamRegister(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t epfd, fd, slot, generation;
+  uint32_t* out;
+  size_t len;
+  if (!IntArg(info, 0, &epfd) || !IntArg(info, 1, &fd) || !IntArg(info, 2, &slot) || !IntArg(info, 3, &generation))
+    return env.Undefined();
+  if (!GetTypedArray<uint32_t>(info, 4, napi_uint32_array, "out", &out, &len)) return env.Undefined();
+  if (len < 7) {
+    Napi::RangeError::New(env, "out must hold 7 numbers").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, -Register(epfd, fd, slot, generation, out));
+}
+
+// upstreamSocket(family): a new non-blocking TCP socket with TCP_NODELAY, not yet connected, for a
+// later upstreamConnect (the set keeps a few made ahead, off the SYN's path). Its fd, or -errno.
+Napi::Value UpstreamMakeSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t family;
+  if (!IntArg(info, 0, &family)) return env.Undefined();
+  if (family != 4 && family != 6) {
+    Napi::RangeError::New(env, "family must be 4 or 6").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, MakeSocket(family));
 }
 
 // upstreamSocketError(fd): the pending error of a socket (SO_ERROR, which clears it), 0 if none.
@@ -394,6 +467,8 @@ Napi::Value UpstreamClose(const Napi::CallbackInfo& info) {
 void InitUpstream(Napi::Env env, Napi::Object exports) {
   exports.Set("UpstreamPoller", UpstreamPoller::Define(env));
   exports.Set("upstreamConnect", Napi::Function::New(env, UpstreamConnect, "upstreamConnect"));
+  exports.Set("upstreamRegister", Napi::Function::New(env, UpstreamRegister, "upstreamRegister"));
+  exports.Set("upstreamSocket", Napi::Function::New(env, UpstreamMakeSocket, "upstreamSocket"));
   exports.Set("upstreamSocketError", Napi::Function::New(env, UpstreamSocketError, "upstreamSocketError"));
   exports.Set("upstreamRead", Napi::Function::New(env, UpstreamRead, "upstreamRead"));
   exports.Set("upstreamWritev", Napi::Function::New(env, UpstreamWritev, "upstreamWritev"));

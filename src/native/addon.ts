@@ -117,9 +117,12 @@ export interface NativeAddon {
   /** events receives [slot, generation, epoll mask] per ready socket; onEvents(count) once per epoll_wait. */
   UpstreamPoller: { new (events: Int32Array, onEvents: (count: number) => void): NativeUpstreamPoller; readonly MAX_EVENTS: number };
   /**
-   * A non-blocking TCP socket (TCP_NODELAY, bound when bindFamily is 4 or 6) connecting to
-   * family/words/port, added to epfd under slot and generation. Its fd, or -errno. out receives
-   * [1 if ESTABLISHED already, the local family, four words, port].
+   * A non-blocking TCP socket (TCP_NODELAY, bound when bindFamily is 4 or 6; `fd` if one was made
+   * ahead by upstreamSocket, of `family`, else a new one) connecting to family/words/port, added to
+   * epfd under slot and generation. Its fd, or -errno (`fd` is closed then). out receives [1 if
+   * ESTABLISHED already, the local family, four words, port]. With registerNow false, a socket
+   * ESTABLISHED within connect(2) is not added nor its local end read (out[0] 2, the rest 0): upstreamRegister does
+   * both later. With recheck, one still connecting once registered has TCP_INFO read again.
    */
   upstreamConnect(
     epfd: number,
@@ -131,7 +134,14 @@ export interface NativeAddon {
     bindFamily: 0 | 4 | 6,
     bindWords: Uint32Array | null,
     out: Uint32Array,
+    fd?: number,
+    registerNow?: boolean,
+    recheck?: boolean,
   ): number;
+  /** The rest of a connect made with registerNow false: epoll ADD, getsockname into out[1..6]. 0 or -errno (the socket stays open). */
+  upstreamRegister(epfd: number, fd: number, slot: number, generation: number, out: Uint32Array): number;
+  /** A new non-blocking TCP socket with TCP_NODELAY, not connected: its fd, or -errno. */
+  upstreamSocket(family: 4 | 6): number;
   /** SO_ERROR (cleared by the read): 0 or an errno. */
   upstreamSocketError(fd: number): number;
   /** read(2): bytes, 0 at EOF, or -errno. */

@@ -240,10 +240,12 @@ export class UpstreamForwarder implements Forwarder {
    * Forwarder.isOwnConnection: the SYN comes from the local end of one of our dials in flight, to
    * its destination. That is exactly a dial the kernel routed into the device, whatever did it
    * (a --route, a policy rule, an address of the device's subnet, a --map or a DNS answer pointing
-   * there), found at the cost of one Map lookup per SYN, where asking the kernel for the route of
+   * there), found at the cost of one array lookup per SYN, where asking the kernel for the route of
    * each destination (netlink RTM_GETROUTE) would cost a round trip per SYN and a snapshot of the
    * routes would go stale. The dial's SYN reaches the device only after connect() returned, by
-   * which time its local address is known (the addon's getsockname), so none slips through.
+   * which time its local address is known (the addon's getsockname, done within the connect call
+   * for every dial still connecting: one routed into the device cannot have connected), so none
+   * slips through.
    */
   isOwnConnection(key: FlowKeyLike): boolean {
     let d: Dial | null = this.dialsByPort[key.srcPort & this.portMask]!;
@@ -292,7 +294,11 @@ export class UpstreamForwarder implements Forwarder {
   }
 
   private connect(dial: Dial, family: 4 | 6, words: Uint32Array): void {
-    const socket = this.upstream.connect(dial, family, words, dial.port, this.bind);
+    // registerLater: a dial that connects within connect(2) joins the epoll set and has its local
+    // end read in dialConnected, after its SYN-ACK is written (two system calls off the app's
+    // connect path). One still connecting is registered at once: the loop guard needs its local
+    // end before the device's next SYN, and its completion is an epoll event.
+    const socket = this.upstream.connect(dial, family, words, dial.port, this.bind, true);
     if (typeof socket === 'string') {
       // Refused or unreachable within connect(2) itself: answered after the current call (the
       // error path, not worth a decision inside the SYN's handling).
@@ -444,6 +450,8 @@ export class UpstreamForwarder implements Forwarder {
       socket.destroy();
       return;
     }
+    // The SYN-ACK is out: now the socket's epoll registration and local end (for the events below).
+    socket.register();
     pipe.conn = conn;
     this.pipes.add(pipe);
     events?.upstreamOpened(pipe, now);

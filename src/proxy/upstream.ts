@@ -7,8 +7,10 @@
  * callback a turn later. Here every upstream socket sits in one epoll set of the addon's
  * (native/upstream/upstream.cc), registered once, edge-triggered; the event loop polls the set, and the
  * ready sockets of a turn come to `UpstreamSockets.onEvents` in one call, as TUN packets do. A
- * connect is one call into the addon (socket, TCP_NODELAY, connect, TCP_INFO, getsockname, epoll
- * ADD), a read or a write is one system call, and nothing is allocated per event.
+ * connect is one call into the addon (connect on a socket made ahead with TCP_NODELAY, TCP_INFO,
+ * and the epoll ADD with getsockname, which a dial connected within the call may leave until its
+ * app's SYN-ACK is out: register()), a read or a write is one system call, and nothing is
+ * allocated per event.
  *
  * Edge-triggered (epoll(7)): each change is reported once, so a socket is read until a read comes
  * back short, empty or with EAGAIN. A socket that is paused (the app's send buffer is full) is not
@@ -67,6 +69,7 @@ const EPOLLERR = 0x008;
 const EPOLLHUP = 0x010;
 const EPOLLRDHUP = 0x2000;
 const EAGAIN = 11;
+const EBADF = 9;
 
 /**
  * Reads go into one shared buffer and are copied out at their own length (from Node's buffer
@@ -123,6 +126,11 @@ export class UpstreamSocket {
   localFamily = 0;
   localWords: Uint32Array = NO_WORDS;
   localPort = 0;
+  /**
+   * In the set's epoll set, its local end read. A connect that completed within connect(2) may
+   * leave both for register(), after the app's SYN-ACK (UpstreamSockets.connect's registerLater).
+   */
+  registered = true;
   /** Idle list links and last activity (UpstreamSockets' idle timeout). */
   idlePrev: UpstreamSocket | null = null;
   idleNext: UpstreamSocket | null = null;
@@ -238,6 +246,20 @@ export class UpstreamSocket {
     this.closeFd(false);
   }
 
+  /**
+   * The rest of a connect made with registerLater: the socket joins the epoll set (which reports
+   * whatever came meanwhile: an ADD reports the current readiness) and its local end is read. A
+   * failed registration (epoll_ctl: ENOMEM, ENOSPC) fails the socket like a hard error, after the
+   * current call.
+   */
+  register(): void {
+    if (this.registered) return;
+    this.registered = true;
+    if (this.phase === Phase.Closed) return;
+    const err = this.set.registerSocket(this);
+    if (err !== 0) this.fail(err, true);
+  }
+
   /** Close with a RST (SO_LINGER 0): the destination must not take a cut stream for a complete one. */
   resetAndDestroy(): void {
     this.closeFd(true);
@@ -266,6 +288,7 @@ export class UpstreamSocket {
         return;
       }
       this.phase = Phase.Open;
+      this.set.connectedLater();
       this.handler.onUpstreamConnect(this);
       if (this.phase !== Phase.Open) return;
       // end() before the connect completed, with nothing to write first.
@@ -428,6 +451,21 @@ export class UpstreamSocket {
   }
 }
 
+/** Bound of UpstreamSockets.nearness: this many dials completed later in a row stop the second look. */
+const NEAR_MAX = 8;
+
+/** Made-ahead sockets kept per family (each is an fd and an unconnected kernel socket). */
+const SPARE_SOCKETS = 4;
+
+/** Tops `spare` up to SPARE_SOCKETS; stops at the first failure (EMFILE...: the connect will say). */
+function fill(native: NativeAddon, family: 4 | 6, spare: number[]): void {
+  while (spare.length < SPARE_SOCKETS) {
+    const fd = native.upstreamSocket(family);
+    if (fd < 0) return;
+    spare.push(fd);
+  }
+}
+
 function errnoName(errno: number): string {
   try {
     return getSystemErrorName(-errno);
@@ -463,6 +501,25 @@ export class UpstreamSockets {
   private readonly freeSlots: number[] = [];
   private liveCount = 0;
   private readonly connectOut = new Uint32Array(7);
+  /**
+   * Sockets made ahead (socket(2) with TCP_NODELAY, not connected), per family, so a SYN's dial is
+   * only its connect(2): up to SPARE_SOCKETS each, refilled after the turn that took them
+   * (setImmediate, behind the SYN-ACKs of its batch), kept only for a family dialled before.
+   */
+  private readonly spare4: number[] = [];
+  private readonly spare6: number[] = [];
+  private used6 = false;
+  /**
+   * How near the destinations are, 0..NEAR_MAX: up for a dial found ESTABLISHED by the connect
+   * call, down for one completed by a later epoll event. While above 0, a dial still connecting
+   * after connect(2) and its registration is looked at once more (TCP_INFO) before the call
+   * returns: a veth or loopback destination whose SYN-ACK was handled on another CPU has often
+   * answered by then, and its app's SYN-ACK need not wait for a turn of the event loop. For far
+   * destinations the counter stays at 0 and costs nothing.
+   */
+  private nearness = NEAR_MAX;
+  private refillScheduled = false;
+  private readonly refillBound = (): void => this.refillSpares();
   private idleHead: UpstreamSocket | null = null;
   private idleTail: UpstreamSocket | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
@@ -504,6 +561,11 @@ export class UpstreamSockets {
     return this.liveCount;
   }
 
+  /** Sockets made ahead, not yet used by a connect. */
+  get spareSockets(): number {
+    return this.spare4.length + this.spare6.length;
+  }
+
   /**
    * Connect to family/words/port (bound to `bind` if given). Returns the socket, or an errno name
    * when the connect failed at once (the socket then never existed). The socket reports to
@@ -515,13 +577,16 @@ export class UpstreamSockets {
     words: Uint32Array,
     port: number,
     bind: { family: 4 | 6; words: Uint32Array } | null,
+    registerLater = false,
   ): UpstreamSocket | string {
     const poller = this.poller;
     if (poller === null) return 'EBADF';
     const slot = this.freeSlots.pop() ?? this.table.length;
     const generation = ((this.generations[slot] ?? 0) + 1) | 0;
     const out = this.connectOut;
-    const fd = this.native.upstreamConnect(this.epfd, slot, generation, family, words, port, bind?.family ?? 0, bind?.words ?? null, out);
+    const made = this.takeSpare(family);
+    const recheck = this.nearness > 0;
+    const fd = this.native.upstreamConnect(this.epfd, slot, generation, family, words, port, bind?.family ?? 0, bind?.words ?? null, out, made, !registerLater, recheck);
     if (fd < 0) {
       if (slot === this.table.length) this.table.push(null);
       this.freeSlots.push(slot);
@@ -532,13 +597,56 @@ export class UpstreamSockets {
     socket.generation = generation;
     this.generations[slot] = generation;
     this.table[slot] = socket;
-    socket.localFamily = out[1]!;
-    socket.localWords = internAddressWords(out, 2);
-    socket.localPort = out[6]!;
-    socket.connected(fd, out[0] === 1);
+    // out[0]: 0 connecting, 1 established, 2 established within connect(2) and, as registerLater
+    // asked, not in the epoll set yet, its local end unread.
+    const state = out[0]!;
+    if (state !== 0 && this.nearness < NEAR_MAX) this.nearness++;
+    if (state === 2) socket.registered = false;
+    else this.readLocalEnd(socket, out);
+    socket.connected(fd, state !== 0);
     if (this.liveCount++ === 0) poller.ref();
     this.touch(socket);
     return socket;
+  }
+
+  private readLocalEnd(socket: UpstreamSocket, out: Uint32Array): void {
+    socket.localFamily = out[1]!;
+    socket.localWords = internAddressWords(out, 2);
+    socket.localPort = out[6]!;
+  }
+
+  /** UpstreamSocket.register: epoll ADD and getsockname. 0, or the errno of a failed epoll_ctl. */
+  registerSocket(socket: UpstreamSocket): number {
+    const poller = this.poller;
+    if (poller === null) return EBADF;
+    const out = this.connectOut;
+    const r = this.native.upstreamRegister(this.epfd, socket.fd, socket.slot, socket.generation, out);
+    if (r < 0) return -r;
+    this.readLocalEnd(socket, out);
+    return 0;
+  }
+
+  /** A dial completed by an epoll event, after its connect call: the destinations look far. */
+  connectedLater(): void {
+    if (this.nearness > 0) this.nearness--;
+  }
+
+  /** A socket made ahead for `family`, or -1 (upstreamConnect makes one); schedules the refill. */
+  private takeSpare(family: 4 | 6): number {
+    const spare = family === 4 ? this.spare4 : this.spare6;
+    if (family === 6) this.used6 = true;
+    if (!this.refillScheduled) {
+      this.refillScheduled = true;
+      setImmediate(this.refillBound);
+    }
+    return spare.pop() ?? -1;
+  }
+
+  private refillSpares(): void {
+    this.refillScheduled = false;
+    if (this.poller === null) return;
+    fill(this.native, 4, this.spare4);
+    if (this.used6) fill(this.native, 6, this.spare6);
   }
 
   private onEvents(count: number): void {
@@ -687,6 +795,10 @@ export class UpstreamSockets {
   close(): void {
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
     this.idleTimer = null;
+    for (const spare of [this.spare4, this.spare6]) {
+      for (const fd of spare) this.native.upstreamClose(fd, false);
+      spare.length = 0;
+    }
     this.poller?.close();
     this.poller = null;
   }

@@ -31,6 +31,8 @@ function proxyTo(target: Target, upstreamBind?: string): { proxy: UpstreamForwar
   const stack = {
     acceptPending(_req: PendingSyn, pipe: Pipe) {
       outcome.accepted.push(pipe);
+      // What the socket looked like when the SYN-ACK would have been written.
+      (pipe as unknown as { seenAtAccept: unknown[] }).seenAtAccept = [{ registered: pipe.socket.registered, local: pipe.socket.localAddress }];
       // A connection that keeps what the destination sends.
       const got: Buffer[] = [];
       return {
@@ -139,6 +141,23 @@ describe('the forwarder dials', () => {
     const got = (pipe.conn as unknown as { got: Buffer[] }).got;
     await until('the greeting', () => Buffer.concat(got).toString() === 'greeting');
     expect(outcome.rejected).toEqual([]);
+  });
+
+  it("writes the SYN-ACK of a dial that connected inside connect(2) before the socket's epoll registration and getsockname", async () => {
+    const port = await listen('127.0.0.1', (s) => s.end('greeting'));
+    const { outcome, syn } = proxyTo({ host: '127.0.0.1', port, address: null });
+    const atAccept: Array<{ registered: boolean; local: string | undefined }> = [];
+    syn();
+    // acceptPending (which writes the SYN-ACK) saw the socket before both system calls...
+    const pipe = outcome.accepted[0]!;
+    atAccept.push(...(pipe as unknown as { seenAtAccept: Array<{ registered: boolean; local: string | undefined }> }).seenAtAccept);
+    expect(atAccept).toEqual([{ registered: false, local: undefined }]);
+    // ...and they followed before onSyn returned: the pipe's events find its local end.
+    expect(pipe.socket.registered).toBe(true);
+    expect(pipe.upstreamEndpoints()?.local).toMatch(/^127\.0\.0\.1:\d+$/);
+    pipe.onEstablished(pipe.conn!);
+    const got = (pipe.conn as unknown as { got: Buffer[] }).got;
+    await until('the greeting', () => Buffer.concat(got).toString() === 'greeting');
   });
 
   it("refuses the app's SYN when the destination refuses", async () => {

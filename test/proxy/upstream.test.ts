@@ -4,6 +4,7 @@
  * half-close both ways, write queueing under backpressure, resets both ways, stale events of
  * closed sockets, the idle timeout.
  */
+import fs from 'node:fs';
 import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { UpstreamSocket, UpstreamSockets } from '../../src/proxy/upstream.js';
@@ -173,7 +174,7 @@ describe('UpstreamSockets', () => {
 
   it('takes a connect reported writable without error or hangup as complete without reading SO_ERROR, and reads it otherwise', () => {
     const native = { upstreamSocketError: vi.fn(() => 111), upstreamClose: vi.fn(() => 0) };
-    const set = { native, release: vi.fn(), touch: vi.fn(), budget: null } as unknown as UpstreamSockets;
+    const set = { native, release: vi.fn(), touch: vi.fn(), connectedLater: vi.fn(), budget: null } as unknown as UpstreamSockets;
     const words = new Uint32Array([0, 0, 0, 0x7f000001]);
     const good = new RecordingHandler();
     const ok = new UpstreamSocket(set, good, 4, words, 9);
@@ -341,6 +342,101 @@ describe('UpstreamSockets', () => {
     expect(h2.log).toEqual([]);
     expect(h2.received.toString()).toBe('hi');
     second.destroy();
+  });
+});
+
+describe('UpstreamSockets: the system calls of a dial, off the app\'s connect path', () => {
+  const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
+  const nextTurn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+  it('makes sockets ahead after a dial, uses them for the next dials, and closes the unused ones with the set', async () => {
+    const port = await server((s) => s.on('data', (d) => s.write(d)));
+    expect(sockets.spareSockets).toBe(0);
+    const first = await dial(sockets, port);
+    await nextTurn();
+    expect(sockets.spareSockets).toBe(4);
+    // The next dial's socket is one made ahead: one fewer spare until the turn ends.
+    const h = new RecordingHandler();
+    const second = await dial(sockets, port, h);
+    expect(sockets.spareSockets).toBe(3);
+    second.resume();
+    expect(second.write([Buffer.from('ping')], 1, 4)).toBe(4);
+    await until('the echo on a socket made ahead', () => h.received.toString() === 'ping');
+    await nextTurn();
+    expect(sockets.spareSockets).toBe(4);
+    first.destroy();
+    second.destroy();
+    const before = openFds();
+    sockets.close();
+    // The four made ahead, and the set's epoll fd.
+    expect(openFds()).toBe(before - 5);
+    expect(sockets.spareSockets).toBe(0);
+  });
+
+  it('with registerLater, a socket connected within connect(2) is in no epoll set and has no local end until register()', async () => {
+    const port = await server((s) => s.end('greeting'));
+    const h = new RecordingHandler();
+    const sock = sockets.connect(h, 4, new Uint32Array([0, 0, 0, 0x7f000001]), port, null, true);
+    if (typeof sock === 'string') throw new Error(sock);
+    // Loopback: the kernel runs the server's side of the handshake within connect(2).
+    expect(sock.connecting).toBe(false);
+    expect(sock.registered).toBe(false);
+    expect(sock.localAddress).toBeUndefined();
+    sock.resume();
+    await new Promise((r) => setTimeout(r, 30));
+    // The greeting and the FIN are in the kernel, but no event reported them.
+    expect(h.chunks).toEqual([]);
+    sock.register();
+    expect(sock.localAddress).toBe('127.0.0.1');
+    expect(sock.localPort).toBeGreaterThan(0);
+    // The epoll ADD reports what came before it (readiness now, not only later edges).
+    await until('the greeting', () => h.log.includes('end'));
+    expect(h.received.toString()).toBe('greeting');
+    sock.destroy();
+  });
+});
+
+describe('UpstreamSockets: the second look at a dial still connecting', () => {
+  it('asks for it while dials complete within their connect call, and stops once several in a row completed by an event', () => {
+    const native = sockets.native;
+    const recheckAsked: boolean[] = [];
+    let nextState = 0;
+    let nextFd = 9000;
+    const connect = vi.spyOn(native, 'upstreamConnect').mockImplementation((...args: unknown[]) => {
+      recheckAsked.push(args[11] === true);
+      const out = args[8] as Uint32Array;
+      out.set([nextState, 4, 0, 0, 0, 0x7f000001, 40000]);
+      return nextFd++;
+    });
+    const close = vi.spyOn(native, 'upstreamClose').mockImplementation(() => 0);
+    try {
+      const words = new Uint32Array([0, 0, 0, 0x7f000001]);
+      const dialOnce = (state: number): UpstreamSocket => {
+        nextState = state;
+        const s = sockets.connect(new RecordingHandler(), 4, words, 9, null);
+        if (typeof s === 'string') throw new Error(s);
+        return s;
+      };
+      // A fresh set assumes near destinations (a veth or loopback away is what a TUN proxy has).
+      dialOnce(1).destroy();
+      expect(recheckAsked).toEqual([true]);
+      // Eight dials completed by their epoll event (far destinations): the look stops.
+      for (let i = 0; i < 8; i++) {
+        const s = dialOnce(0);
+        s.onEvent(0x004); // EPOLLOUT: the handshake completed after the call
+        s.destroy();
+      }
+      expect(recheckAsked.slice(1)).toEqual([true, true, true, true, true, true, true, true]);
+      dialOnce(0).destroy();
+      expect(recheckAsked.at(-1)).toBe(false);
+      // A dial found established by the call (the second look answered, or connect(2) itself): on again.
+      dialOnce(1).destroy();
+      dialOnce(1).destroy();
+      expect(recheckAsked.slice(-2)).toEqual([false, true]);
+    } finally {
+      connect.mockRestore();
+      close.mockRestore();
+    }
   });
 });
 
