@@ -9,14 +9,13 @@ import fs from 'node:fs';
 import { identity } from '../helpers/identity.js';
 import type { AddressInfo } from 'node:net';
 import { chromium } from 'playwright-core';
+import { apiParts, buildApi } from '../helpers/api-app.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ApiAddressMode } from '../../src/config.js';
-import { build, isLoopbackPeer, REDACTED } from '../../src/http/app.js';
+import { isLoopbackPeer, REDACTED } from '../../src/http/app.js';
 import { livePage } from '../../src/http/page.js';
-import { createMetrics } from '../../src/observability/metrics.js';
 import { createSummary } from '../../src/observability/summary.js';
-import type { ConnectionRow, ConnectionSource } from '../../src/observability/table.js';
-import { ManualClock } from '../../src/stack/clock.js';
+import type { ConnectionRow } from '../../src/observability/table.js';
 import { EventHub } from '../../src/stack/events.js';
 import { State } from '../../src/tcp/state.js';
 import { inCI } from '../helpers/root.js';
@@ -59,18 +58,10 @@ function row(id: number, over: Partial<ConnectionRow> = {}): ConnectionRow {
 const ROWS = [row(1), row(2, { upstream: null, state: 'SYN_RECEIVED', appState: 'SYN_SENT', upstreamState: null })];
 
 function setup(apiAddresses?: ApiAddressMode, rows: ConnectionRow[] = ROWS) {
-  const clock = new ManualClock(1_000_000);
-  const hub = new EventHub();
-  const counters = { segmentsIn: 0, segmentsOut: 0, bytesClientToUpstream: 0, bytesUpstreamToClient: 0, tunRxPackets: 0, tunRxBytes: 0, tunTxPackets: 0, tunTxBytes: 0 };
-  const source: ConnectionSource = { rows: () => rows.map((r) => ({ ...r })), forEachSample: () => {} };
-  const metrics = createMetrics(hub, { clock, forEachConnection: () => {}, counters: () => counters }, '0.0.0-test');
+  const parts = apiParts({ rows: () => rows.map((r) => ({ ...r })) });
+  const { hub, clock, source } = parts;
   const described: number[] = [];
-  const app = build({
-    registry: metrics.registry,
-    openMetricsRegistry: metrics.openMetricsRegistry,
-    connections: source,
-    events: hub,
-    isReady: () => true,
+  const app = buildApi(parts, {
     describe: (conn) => {
       described.push(conn.id);
       return { client: CLIENT, destination: DESTINATION };

@@ -4,14 +4,12 @@
  * its slot), and the Host check against DNS rebinding (421 unless Host is an IP literal,
  * localhost or an --api-host name; /metrics, /healthz and /readyz answer any Host).
  */
+import { apiParts, buildApi } from '../helpers/api-app.js';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { build, hostAllowed, LoopBudget, MAX_PAGE_LIMIT } from '../../src/http/app.js';
+import { hostAllowed, LoopBudget, MAX_PAGE_LIMIT } from '../../src/http/app.js';
 import { livePage } from '../../src/http/page.js';
-import { createMetrics } from '../../src/observability/metrics.js';
 import { createSummary } from '../../src/observability/summary.js';
-import type { ConnectionRow, ConnectionSource } from '../../src/observability/table.js';
-import { ManualClock } from '../../src/stack/clock.js';
-import { EventHub } from '../../src/stack/events.js';
+import type { ConnectionRow } from '../../src/observability/table.js';
 
 function row(id: number, over: Partial<ConnectionRow> = {}): ConnectionRow {
   return {
@@ -50,17 +48,9 @@ afterEach(async () => {
 });
 
 function setup(rows: ConnectionRow[], opts: { maxEventStreams?: number; apiHosts?: string[] } = {}) {
-  const clock = new ManualClock(1_000_000);
-  const hub = new EventHub();
-  const counters = { segmentsIn: 0, segmentsOut: 0, bytesClientToUpstream: 0, bytesUpstreamToClient: 0, tunRxPackets: 0, tunRxBytes: 0, tunTxPackets: 0, tunTxBytes: 0 };
-  const source: ConnectionSource = { rows: () => rows, forEachSample: () => {} };
-  const metrics = createMetrics(hub, { clock, forEachConnection: () => {}, counters: () => counters }, '0.0.0-test');
-  const app = build({
-    registry: metrics.registry,
-    openMetricsRegistry: metrics.openMetricsRegistry,
-    connections: source,
-    events: hub,
-    isReady: () => true,
+  const parts = apiParts({ rows: () => rows });
+  const { hub, clock, source } = parts;
+  const app = buildApi(parts, {
     describe: () => ({ client: '198.18.0.1:40000', destination: '198.18.1.1:80' }),
     plugins: [livePage(createSummary(hub, source, clock))],
     ...opts,

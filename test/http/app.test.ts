@@ -1,10 +1,8 @@
+import { apiParts, buildApi } from '../helpers/api-app.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { identity } from '../helpers/identity.js';
-import { build } from '../../src/http/app.js';
-import { createMetrics, TRANSITIONS, type ConnectionSample } from '../../src/observability/metrics.js';
-import type { ConnectionRow, ConnectionSource } from '../../src/observability/table.js';
-import { ManualClock } from '../../src/stack/clock.js';
-import { EventHub } from '../../src/stack/events.js';
+import { TRANSITIONS, type ConnectionSample } from '../../src/observability/metrics.js';
+import type { ConnectionRow } from '../../src/observability/table.js';
 import { State } from '../../src/tcp/state.js';
 
 function row(over: Partial<ConnectionRow>): ConnectionRow {
@@ -38,29 +36,10 @@ function row(over: Partial<ConnectionRow>): ConnectionRow {
 }
 
 function setup(rows: ConnectionRow[], samples: ConnectionSample[] = []) {
-  const clock = new ManualClock(1_000_000);
-  const hub = new EventHub();
-  const counters = {
-    segmentsIn: 0,
-    segmentsOut: 0,
-    bytesClientToUpstream: 0,
-    bytesUpstreamToClient: 0,
-    tunRxPackets: 0,
-    tunRxBytes: 0,
-    tunTxPackets: 0,
-    tunTxBytes: 0,
-  };
-  const source: ConnectionSource = {
-    rows: () => rows,
-    forEachSample: (visit) => samples.forEach(visit),
-  };
-  const metrics = createMetrics(hub, { clock, forEachConnection: (v) => source.forEachSample(v), counters: () => counters }, '0.0.0-test');
+  const parts = apiParts({ rows: () => rows, samples });
+  const { hub, clock, counters, metrics } = parts;
   let ready = true;
-  const app = build({
-    registry: metrics.registry,
-    openMetricsRegistry: metrics.openMetricsRegistry,
-    connections: source,
-    events: hub,
+  const app = buildApi(parts, {
     isReady: () => ready,
     describe: () => ({ client: '198.18.0.1:40000', destination: '198.18.1.1:80' }),
   });

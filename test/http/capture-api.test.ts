@@ -3,14 +3,11 @@
  * only from loopback peers and only with a JSON body; pcap files only for requesters that may see
  * addresses, and behind the Host check like every /api route; a live capture's service filter.
  */
+import { apiParts, buildApi } from '../helpers/api-app.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { build, type ApiAddressMode } from '../../src/http/app.js';
+import { type ApiAddressMode } from '../../src/http/app.js';
 import { captureRoutes, LINKTYPE_RAW, PCAP_CONTENT_TYPE } from '../../src/http/capture.js';
-import { createMetrics } from '../../src/observability/metrics.js';
-import type { ConnectionSource } from '../../src/observability/table.js';
 import { CAPTURE_IN, CaptureControl, type CaptureRing } from '../../src/stack/capture.js';
-import { ManualClock } from '../../src/stack/clock.js';
-import { EventHub } from '../../src/stack/events.js';
 
 let cleanup: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -19,20 +16,9 @@ afterEach(async () => {
 });
 
 function setup(opts: { bufferBytes?: number; apiAddresses?: ApiAddressMode; serviceOfConn?: (id: number) => string | null } = {}) {
-  const clock = new ManualClock(1_000_000);
-  const hub = new EventHub();
-  const counters = { segmentsIn: 0, segmentsOut: 0, bytesClientToUpstream: 0, bytesUpstreamToClient: 0, tunRxPackets: 0, tunRxBytes: 0, tunTxPackets: 0, tunTxBytes: 0 };
-  const source: ConnectionSource = { rows: () => [], forEachSample: () => {} };
-  const metrics = createMetrics(hub, { clock, forEachConnection: () => {}, counters: () => counters }, '0.0.0-test');
   const installed: Array<CaptureRing | null> = [];
   const control = new CaptureControl({ setCapture: (r) => installed.push(r) }, { bufferBytes: opts.bufferBytes ?? 0, snaplen: 128 });
-  const app = build({
-    registry: metrics.registry,
-    openMetricsRegistry: metrics.openMetricsRegistry,
-    connections: source,
-    events: hub,
-    isReady: () => true,
-    describe: () => null,
+  const app = buildApi(apiParts(), {
     apiAddresses: opts.apiAddresses ?? 'loopback',
     plugins: [captureRoutes({ control, apiAddresses: opts.apiAddresses ?? 'loopback', serviceOfConn: opts.serviceOfConn })],
   });

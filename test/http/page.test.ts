@@ -2,43 +2,20 @@ import fs from 'node:fs';
 import { identity } from '../helpers/identity.js';
 import os from 'node:os';
 import path from 'node:path';
+import { apiParts, buildApi } from '../helpers/api-app.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { build } from '../../src/http/app.js';
 import { livePage, readPageAssets } from '../../src/http/page.js';
-import { createMetrics, TRANSITIONS, type ConnectionSample } from '../../src/observability/metrics.js';
+import { TRANSITIONS, type ConnectionSample } from '../../src/observability/metrics.js';
 import { createSummary } from '../../src/observability/summary.js';
-import type { ConnectionSource } from '../../src/observability/table.js';
-import { ManualClock } from '../../src/stack/clock.js';
-import { EventHub } from '../../src/stack/events.js';
 import { State, STATE_NAMES } from '../../src/tcp/state.js';
 
 const T0 = 1_000_000;
-const counters = {
-  segmentsIn: 0,
-  segmentsOut: 0,
-  bytesClientToUpstream: 0,
-  bytesUpstreamToClient: 0,
-  tunRxPackets: 0,
-  tunRxBytes: 0,
-  tunTxPackets: 0,
-  tunTxBytes: 0,
-};
 
 function setup(samples: ConnectionSample[] = []) {
-  const clock = new ManualClock(T0);
-  const hub = new EventHub();
-  const source: ConnectionSource = { rows: () => [], forEachSample: (visit) => samples.forEach(visit) };
-  const metrics = createMetrics(hub, { clock, forEachConnection: (v) => source.forEachSample(v), counters: () => counters }, '0.0.0-test');
-  const summary = createSummary(hub, source, clock, { minIntervalMs: 0 });
-  const app = build({
-    registry: metrics.registry,
-    openMetricsRegistry: metrics.openMetricsRegistry,
-    connections: source,
-    events: hub,
-    isReady: () => true,
-    describe: () => null,
-    plugins: [livePage(summary)],
-  });
+  const parts = apiParts({ startMs: T0, samples });
+  const { hub, clock } = parts;
+  const summary = createSummary(hub, parts.source, clock, { minIntervalMs: 0 });
+  const app = buildApi(parts, { plugins: [livePage(summary)] });
   return { app, hub, clock, summary };
 }
 

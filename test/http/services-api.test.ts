@@ -3,12 +3,9 @@
  * malformed one is a 400), and every /api/events reader gets the service, also a reader whose
  * addresses are redacted, for whom the addresses are still never looked up.
  */
+import { apiParts, buildApi } from '../helpers/api-app.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { build } from '../../src/http/app.js';
-import { createMetrics } from '../../src/observability/metrics.js';
-import type { ConnectionRow, ConnectionSource } from '../../src/observability/table.js';
-import { ManualClock } from '../../src/stack/clock.js';
-import { EventHub } from '../../src/stack/events.js';
+import type { ConnectionRow } from '../../src/observability/table.js';
 import { State } from '../../src/tcp/state.js';
 import { identity } from '../helpers/identity.js';
 
@@ -44,18 +41,10 @@ function row(id: number, service: string): ConnectionRow {
 const ROWS = [row(1, 'shop/payments'), row(2, 'other'), row(3, 'shop/payments')];
 
 function setup() {
-  const clock = new ManualClock(1_000_000);
-  const hub = new EventHub();
-  const counters = { segmentsIn: 0, segmentsOut: 0, bytesClientToUpstream: 0, bytesUpstreamToClient: 0, tunRxPackets: 0, tunRxBytes: 0, tunTxPackets: 0, tunTxBytes: 0 };
-  const source: ConnectionSource = { rows: () => ROWS.map((r) => ({ ...r })), forEachSample: () => {} };
-  const metrics = createMetrics(hub, { clock, forEachConnection: () => {}, counters: () => counters }, '0.0.0-test');
+  const parts = apiParts({ rows: () => ROWS.map((r) => ({ ...r })) });
+  const { hub } = parts;
   const described: number[] = [];
-  const app = build({
-    registry: metrics.registry,
-    openMetricsRegistry: metrics.openMetricsRegistry,
-    connections: source,
-    events: hub,
-    isReady: () => true,
+  const app = buildApi(parts, {
     describe: (conn) => {
       described.push(conn.id);
       return { client: '198.18.0.1:40000', destination: '198.18.1.1:80', service: 'shop/payments' };

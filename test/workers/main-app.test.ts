@@ -5,14 +5,12 @@
  * order. The real threads are in workers.test.ts.
  */
 import type { FastifyInstance } from 'fastify';
+import { apiParts, buildApi } from '../helpers/api-app.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../src/config.js';
-import { build } from '../../src/http/app.js';
 import { captureRoutes, mergePcapRecords } from '../../src/http/capture.js';
 import { livePage } from '../../src/http/page.js';
-import { createMetrics } from '../../src/observability/metrics.js';
 import { createSummary, type SummaryParts } from '../../src/observability/summary.js';
-import type { ConnectionSource } from '../../src/observability/table.js';
 import { CaptureControl } from '../../src/stack/capture.js';
 import { ManualClock } from '../../src/stack/clock.js';
 import { EventHub } from '../../src/stack/events.js';
@@ -61,19 +59,10 @@ function tagsOf(records: Buffer): number[] {
 }
 
 function singleThreadApp(): FastifyInstance {
-  const clock = new ManualClock(1_000_000);
-  const hub = new EventHub();
-  const source: ConnectionSource = { rows: () => [], forEachSample: () => {} };
-  const counters = { segmentsIn: 0, segmentsOut: 0, bytesClientToUpstream: 0, bytesUpstreamToClient: 0, tunRxPackets: 0, tunRxBytes: 0, tunTxPackets: 0, tunTxBytes: 0 };
-  const metrics = createMetrics(hub, { clock, forEachConnection: () => {}, counters: () => counters }, '0.0.0-test');
+  const parts = apiParts();
+  const { hub, source, clock } = parts;
   const control = new CaptureControl({ setCapture: () => {} }, { bufferBytes: 0, snaplen: 128 });
-  const app = build({
-    registry: metrics.registry,
-    openMetricsRegistry: metrics.openMetricsRegistry,
-    connections: source,
-    events: hub,
-    isReady: () => true,
-    describe: () => null,
+  const app = buildApi(parts, {
     history: null,
     plugins: [livePage(createSummary(hub, source, clock)), captureRoutes({ control })],
   });
