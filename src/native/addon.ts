@@ -50,6 +50,22 @@ export interface NativeTunDevice {
     viewLengths?: Int32Array,
     viewCounts?: Int32Array,
   ): number;
+  /**
+   * The tx ring writeBound writes from, given once (the device keeps a reference to each array):
+   * writeBatch's arrays in its order, without start and count.
+   */
+  bindTx?(
+    buf: Buffer,
+    offsets: Int32Array,
+    lengths: Int32Array,
+    result: Int32Array,
+    views?: readonly (Buffer | undefined)[],
+    viewOffsets?: Int32Array,
+    viewLengths?: Int32Array,
+    viewCounts?: Int32Array,
+  ): void;
+  /** writeBatch over the ring given to bindTx: two numbers to pass, not ten arrays to look up. */
+  writeBound?(start: number, count: number): number;
   /** One-shot: cb runs once the fd is writable. */
   onWritable(cb: () => void): void;
   /** Let an active device keep the event loop alive (the default), or not. */
