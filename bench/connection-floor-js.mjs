@@ -206,6 +206,7 @@ function world(mod) {
       },
       pause() {},
       resume() {},
+      register() {},
       end() {
         this.destroyed = true;
       },

@@ -220,13 +220,13 @@ bool IntArg(const Napi::CallbackInfo& info, size_t i, int32_t* out) {
   return true;
 }
 
-// A non-blocking TCP socket with TCP_NODELAY, or -errno.
+// A non-blocking TCP socket, or -errno. TCP_NODELAY comes with its first writev (UpstreamWritev):
+// a socket nothing is ever written to (a server-first exchange: the app only reads) is spared the
+// setsockopt, and before its first write Nagle holds nothing back anyway (RFC 1122 4.2.3.4: a
+// segment is held only while data sent before it is unacknowledged).
 int MakeSocket(int family) {
   int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
-  int one = 1;
-  // No Nagle: the app's segments go upstream as they come (the app did its own batching).
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   return fd;
 }
 
@@ -248,7 +248,7 @@ int Register(int epfd, int fd, int32_t slot, int32_t generation, uint32_t* out) 
 // upstreamConnect(epfd, slot, generation, family, words: Uint32Array(4), port,
 //                 bindFamily (0: none), bindWords: Uint32Array(4) | null, out: Uint32Array(7),
 //                 fd = -1, registerNow = true, recheck = false): number
-// A non-blocking TCP socket (TCP_NODELAY; `fd` when one was made ahead by upstreamSocket, else a
+// A non-blocking TCP socket (TCP_NODELAY with its first writev; `fd` when one was made ahead by upstreamSocket, else a
 // new one), bound if asked, connecting to the address, in the epoll set (edge-triggered: in, out,
 // peer FIN) under slot and generation. Returns its fd, or -errno when the connect failed at once
 // (nothing is left open then, `fd` included). out receives [1 if already ESTABLISHED else 0, the
@@ -361,7 +361,7 @@ Napi::Value UpstreamRegister(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, -Register(epfd, fd, slot, generation, out));
 }
 
-// upstreamSocket(family): a new non-blocking TCP socket with TCP_NODELAY, not yet connected, for a
+// upstreamSocket(family): a new non-blocking TCP socket (TCP_NODELAY with its first writev), not yet connected, for a
 // later upstreamConnect (the set keeps a few made ahead, off the SYN's path). Its fd, or -errno.
 Napi::Value UpstreamMakeSocket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -404,7 +404,7 @@ Napi::Value UpstreamRead(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r < 0 ? -errno : static_cast<double>(r));
 }
 
-// upstreamWritev(fd, chunks: Buffer[], first, count): bytes written (maybe fewer than given), or
+// upstreamWritev(fd, chunks: Buffer[], first, count, noDelay = false): bytes written (maybe fewer than given), or
 // -errno (-EAGAIN: the socket buffer is full). MSG_NOSIGNAL semantics come from Node ignoring
 // SIGPIPE; a closed peer gives -EPIPE.
 Napi::Value UpstreamWritev(const Napi::CallbackInfo& info) {
@@ -423,6 +423,12 @@ Napi::Value UpstreamWritev(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (count > kMaxIov) count = kMaxIov;
+  // noDelay (the socket's first writev): no Nagle from now on, the app's segments go upstream as
+  // they come (the app did its own batching). Set before the data, so no write ever sees Nagle on.
+  if (info.Length() > 4 && info[4].IsBoolean() && info[4].As<Napi::Boolean>().Value()) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
   struct iovec iov[kMaxIov];
   for (int32_t i = 0; i < count; i++) {
     Napi::Value v = chunks.Get(static_cast<uint32_t>(first + i));
@@ -438,6 +444,17 @@ Napi::Value UpstreamWritev(const Napi::CallbackInfo& info) {
   do r = writev(fd, iov, count);
   while (r < 0 && errno == EINTR);
   return Napi::Number::New(env, r < 0 ? -errno : static_cast<double>(r));
+}
+
+// upstreamNoDelay(fd): the socket's TCP_NODELAY (1 or 0), or -errno. For tests and diagnostics.
+Napi::Value UpstreamNoDelay(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  if (!IntArg(info, 0, &fd)) return env.Undefined();
+  int v = 0;
+  socklen_t len = sizeof v;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len) != 0) return Napi::Number::New(env, -errno);
+  return Napi::Number::New(env, v != 0 ? 1 : 0);
 }
 
 // upstreamShutdown(fd): our FIN (SHUT_WR). 0 or -errno.
@@ -473,6 +490,7 @@ void InitUpstream(Napi::Env env, Napi::Object exports) {
   exports.Set("upstreamRead", Napi::Function::New(env, UpstreamRead, "upstreamRead"));
   exports.Set("upstreamWritev", Napi::Function::New(env, UpstreamWritev, "upstreamWritev"));
   exports.Set("upstreamShutdown", Napi::Function::New(env, UpstreamShutdown, "upstreamShutdown"));
+  exports.Set("upstreamNoDelay", Napi::Function::New(env, UpstreamNoDelay, "upstreamNoDelay"));
   exports.Set("upstreamClose", Napi::Function::New(env, UpstreamClose, "upstreamClose"));
 }
 

@@ -7,10 +7,11 @@
  * callback a turn later. Here every upstream socket sits in one epoll set of the addon's
  * (native/upstream/upstream.cc), registered once, edge-triggered; the event loop polls the set, and the
  * ready sockets of a turn come to `UpstreamSockets.onEvents` in one call, as TUN packets do. A
- * connect is one call into the addon (connect on a socket made ahead with TCP_NODELAY, TCP_INFO,
+ * connect is one call into the addon (connect on a socket made ahead, TCP_INFO,
  * and the epoll ADD with getsockname, which a dial connected within the call may leave until its
  * app's SYN-ACK is out: register()), a read or a write is one system call, and nothing is
- * allocated per event.
+ * allocated per event. TCP_NODELAY comes with a socket's first write (a destination that speaks
+ * first to an app that only reads costs no setsockopt).
  *
  * Edge-triggered (epoll(7)): each change is reported once, so a socket is read until a read comes
  * back short, empty or with EAGAIN. A socket that is paused (the app's send buffer is full) is not
@@ -118,6 +119,11 @@ export class UpstreamSocket {
   private queueHead = 0;
   /** Bytes in queue. */
   writableLength = 0;
+  /**
+   * TCP_NODELAY is set (by the first writev, which sets it before writing): until then Nagle has
+   * nothing to hold back (RFC 1122 4.2.3.4 holds a segment only behind unacknowledged data).
+   */
+  private noDelay = false;
   private nextReadBuffer: Buffer = SHARED_READ_BUFFER;
   /**
    * The local end as getsockname read it: family (0 until known), the four address words (IPv4
@@ -193,7 +199,8 @@ export class UpstreamSocket {
       // may only be queued after a short write, which is what arms the EPOLLOUT edge).
       for (let first = 0; first < count; first += MAX_IOV) {
         const n = Math.min(count - first, MAX_IOV);
-        const r = this.set.native.upstreamWritev(this.fd, chunks, first, n);
+        const r = this.set.native.upstreamWritev(this.fd, chunks, first, n, !this.noDelay);
+        this.noDelay = true;
         if (r < 0) {
           if (r !== -EAGAIN) {
             this.fail(-r, true);
@@ -376,7 +383,8 @@ export class UpstreamSocket {
       const count = Math.min(q.length - this.queueHead, MAX_IOV);
       let attempted = 0;
       for (let i = 0; i < count; i++) attempted += q[this.queueHead + i]!.length;
-      const r = native.upstreamWritev(this.fd, q, this.queueHead, count);
+      const r = native.upstreamWritev(this.fd, q, this.queueHead, count, !this.noDelay);
+      this.noDelay = true;
       if (r < 0) {
         if (r !== -EAGAIN) this.fail(-r, false);
         return;
@@ -502,7 +510,7 @@ export class UpstreamSockets {
   private liveCount = 0;
   private readonly connectOut = new Uint32Array(7);
   /**
-   * Sockets made ahead (socket(2) with TCP_NODELAY, not connected), per family, so a SYN's dial is
+   * Sockets made ahead (socket(2), not connected), per family, so a SYN's dial is
    * only its connect(2): up to SPARE_SOCKETS each, refilled after the turn that took them
    * (setImmediate, behind the SYN-ACKs of its batch), kept only for a family dialled before.
    */

@@ -373,6 +373,41 @@ describe('UpstreamSockets: the system calls of a dial, off the app\'s connect pa
     expect(sockets.spareSockets).toBe(0);
   });
 
+  it('sets TCP_NODELAY with the first write, before its bytes, and spares it a socket nothing is written to', async () => {
+    const port = await server((s) => s.on('data', (d) => s.write(d)));
+    const first = await dial(sockets, port);
+    await nextTurn();
+    const native = sockets.native;
+    // A destination that speaks first to an app that only reads: no setsockopt for its socket.
+    const reader = await dial(sockets, port);
+    expect(native.upstreamNoDelay(reader.fd)).toBe(0);
+    const h = new RecordingHandler();
+    const writer = await dial(sockets, port, h);
+    writer.resume();
+    const seen: boolean[] = [];
+    const inner = sockets as unknown as { native: typeof native };
+    inner.native = new Proxy(native, {
+      get(target, key) {
+        const v = Reflect.get(target, key, target) as unknown;
+        if (key !== 'upstreamWritev') return v;
+        return (fd: number, chunks: Buffer[], at: number, n: number, noDelay?: boolean): number => {
+          seen.push(noDelay === true);
+          return native.upstreamWritev(fd, chunks, at, n, noDelay);
+        };
+      },
+    });
+    try {
+      expect(writer.write([Buffer.from('ab')], 1, 2)).toBe(2);
+      expect(native.upstreamNoDelay(writer.fd)).toBe(1);
+      expect(writer.write([Buffer.from('cd')], 1, 2)).toBe(2);
+    } finally {
+      inner.native = native;
+    }
+    expect(seen).toEqual([true, false]);
+    await until('the echo', () => h.received.toString() === 'abcd');
+    for (const s of [first, reader, writer]) s.destroy();
+  });
+
   it('with registerLater, a socket connected within connect(2) is in no epoll set and has no local end until register()', async () => {
     const port = await server((s) => s.end('greeting'));
     const h = new RecordingHandler();

@@ -115,6 +115,34 @@ describeIfTun('TUN device with real kernel traffic', () => {
     expect(tun.counters.txDropped).toBe(0);
   });
 
+  it('tx flushes pass the device only where and how many: the ring was given to it once (bindTx)', async () => {
+    const { tun, ns, peerAddr } = openTunInNetns({ vnetHdr: false });
+    const device = (tun as unknown as { device: Record<string, (...a: unknown[]) => unknown> }).device;
+    const calls: string[] = [];
+    for (const name of ['writeBatch', 'writeBound']) {
+      const real = device[name]!.bind(device);
+      // The addon's methods are read-only on the prototype: shadowed on the instance.
+      Object.defineProperty(device, name, {
+        value: (...args: unknown[]): unknown => {
+          calls.push(`${name}/${args.length}`);
+          return real(...args);
+        },
+      });
+    }
+    onTcpPackets(tun, (p) => {
+      if (p.dport !== PORT || p.flags !== SYN) return;
+      transmit(tun, (buf, off) =>
+        writeIpv4Tcp(buf, off, { src: p.dst, dst: p.src, sport: p.dport, dport: p.sport, seq: 0, ack: u32(p.seq + 1), flags: RST | ACK, window: 0 }),
+      );
+    });
+    const result = await runNodeIn(ns, CONNECT_SCRIPT, { PEER: peerAddr, PORT: String(PORT) });
+    expect(result).toEqual({ code: 'ECONNREFUSED' });
+    expect(calls.length).toBeGreaterThanOrEqual(1);
+    expect(new Set(calls)).toEqual(new Set(['writeBound/2']));
+    expect(tun.counters.txPackets).toBe(calls.length);
+    expect(tun.counters.txDropped).toBe(0);
+  });
+
   it('rx after device deleted emits ERR_TUN_IO and stops', async () => {
     const { tun, ns } = openTunInNetns({ vnetHdr: true });
     const failed = new Promise<Error & { code?: string }>((resolve) => tun.once('error', resolve));
