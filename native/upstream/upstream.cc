@@ -440,6 +440,21 @@ Napi::Value UpstreamWritev(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r < 0 ? -errno : static_cast<double>(r));
 }
 
+// upstreamWrite(fd, buf): write(2) of one Buffer, as upstreamWritev of one chunk returns. The
+// common case (one small request per flush) without the array: one N-API element read, one type
+// check and the iovec copy-in fewer per request than a writev of one.
+Napi::Value UpstreamWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t fd;
+  uint8_t* data;
+  size_t len;
+  if (!IntArg(info, 0, &fd) || !GetBuffer(info, 1, "buf", &data, &len)) return env.Undefined();
+  ssize_t r;
+  do r = write(fd, data, len);
+  while (r < 0 && errno == EINTR);
+  return Napi::Number::New(env, r < 0 ? -errno : static_cast<double>(r));
+}
+
 // upstreamShutdown(fd): our FIN (SHUT_WR). 0 or -errno.
 Napi::Value UpstreamShutdown(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -472,6 +487,7 @@ void InitUpstream(Napi::Env env, Napi::Object exports) {
   exports.Set("upstreamSocketError", Napi::Function::New(env, UpstreamSocketError, "upstreamSocketError"));
   exports.Set("upstreamRead", Napi::Function::New(env, UpstreamRead, "upstreamRead"));
   exports.Set("upstreamWritev", Napi::Function::New(env, UpstreamWritev, "upstreamWritev"));
+  exports.Set("upstreamWrite", Napi::Function::New(env, UpstreamWrite, "upstreamWrite"));
   exports.Set("upstreamShutdown", Napi::Function::New(env, UpstreamShutdown, "upstreamShutdown"));
   exports.Set("upstreamClose", Napi::Function::New(env, UpstreamClose, "upstreamClose"));
 }

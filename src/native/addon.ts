@@ -148,6 +148,8 @@ export interface NativeAddon {
   upstreamRead(fd: number, buf: Buffer, offset: number, length: number): number;
   /** writev(2) of chunks[first..first+count) (at most 64): bytes written or -errno. */
   upstreamWritev(fd: number, chunks: readonly Buffer[], first: number, count: number): number;
+  /** write(2) of one Buffer: bytes written or -errno (upstreamWritev of one chunk, without the array). */
+  upstreamWrite(fd: number, buf: Buffer): number;
   /** shutdown(SHUT_WR): 0 or -errno. */
   upstreamShutdown(fd: number): number;
   /** close(2), with SO_LINGER 0 first (a RST) when reset: 0 or -errno. */
