@@ -204,6 +204,9 @@ function world(mod) {
       write(_chunks, _count, bytes) {
         return bytes;
       },
+      writeOne(chunk) {
+        return chunk.length;
+      },
       pause() {},
       resume() {},
       register() {},

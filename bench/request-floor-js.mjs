@@ -117,6 +117,10 @@ function world(mod) {
         written.push(c);
         return bytes;
       },
+      writeOne(chunk) {
+        written.push(c);
+        return chunk.length;
+      },
       pause() {},
       resume() {},
       end() {},

@@ -169,6 +169,8 @@ export interface NativeAddon {
   upstreamWritev(fd: number, chunks: readonly Buffer[], first: number, count: number, noDelay?: boolean): number;
   /** The socket's TCP_NODELAY: 1 or 0, or -errno (tests, diagnostics). */
   upstreamNoDelay(fd: number): number;
+  /** write(2) of one Buffer: bytes written or -errno (upstreamWritev of one chunk, without the array; noDelay as there). */
+  upstreamWrite(fd: number, buf: Buffer, noDelay?: boolean): number;
   /** shutdown(SHUT_WR): 0 or -errno. */
   upstreamShutdown(fd: number): number;
   /** close(2), with SO_LINGER 0 first (a RST) when reset: 0 or -errno. */

@@ -65,7 +65,13 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
   afterFlushQueued = false;
   /** Bytes delivered by the conn (written to the socket or waiting in `pending`). */
   private delivered = 0;
-  /** Delivered chunks (views into the TUN batch) not yet written, and their bytes. */
+  /**
+   * Delivered chunks (views into the TUN batch) not yet written, and their bytes. A batch's only
+   * chunk (the common case: one request, one segment) waits in `single`, not in the array: no
+   * array store and cut back per request, and one write(2) of it (UpstreamSocket.writeOne).
+   * `single` is non-null only while `pending` is empty.
+   */
+  private single: Buffer | null = null;
   private readonly pending: Buffer[] = [];
   private pendingBytes = 0;
   /** Pooled read buffers the connection released, given back after the flush (onChunkReleased). */
@@ -102,7 +108,14 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
     this.delivered += data.length;
     this.stats.bytesClientToUpstream += data.length;
     this.serviceStats.bytesClientToUpstream += data.length;
-    this.pending.push(data);
+    if (this.single === null && this.pending.length === 0) this.single = data;
+    else {
+      if (this.single !== null) {
+        this.pending.push(this.single);
+        this.single = null;
+      }
+      this.pending.push(data);
+    }
     this.pendingBytes += data.length;
     this.opts.stack.runAfterFlush(this);
   }
@@ -146,12 +159,18 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
    * the socket copies and queues behind what it holds, so the order is kept (UpstreamSocket.write).
    */
   private writePending(): void {
-    const pending = this.pending;
-    const n = pending.length;
-    if (n === 0) return;
     const socket = this.socket;
-    if (socket.writable) socket.write(pending, n, this.pendingBytes);
-    pending.length = 0;
+    const single = this.single;
+    if (single !== null) {
+      this.single = null;
+      if (socket.writable) socket.writeOne(single);
+    } else {
+      const pending = this.pending;
+      const n = pending.length;
+      if (n === 0) return;
+      if (socket.writable) socket.write(pending, n, this.pendingBytes);
+      pending.length = 0;
+    }
     this.pendingBytes = 0;
     if (!socket.destroyed) this.reportFlushed();
   }
@@ -211,6 +230,7 @@ export class Pipe implements ConnHandler, AfterFlush, UpstreamHandler, Relief, U
       this.closedBy ??= 'synfin';
       if (reason !== 'fin') {
         this.pending.length = 0;
+        this.single = null;
         this.pendingBytes = 0;
         // Propagate the abort (a reset either way, a timeout, shutdown after the grace period, the
         // device lost): the destination sees a reset, never a clean close that would pass a cut

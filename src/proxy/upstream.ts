@@ -235,6 +235,37 @@ export class UpstreamSocket {
     return written;
   }
 
+  /**
+   * write() of one chunk (most flushes deliver one segment of one request): one write(2) with the
+   * Buffer itself, where writev would have the addon walk an array for it (a quarter of a
+   * microsecond per request in N-API element reads and checks). Same contract as write().
+   */
+  writeOne(chunk: Buffer): number {
+    if (this.phase === Phase.Closed || this.ending) return 0;
+    let written = 0;
+    if (this.writableLength === 0 && this.phase === Phase.Open) {
+      const r = this.set.native.upstreamWrite(this.fd, chunk, !this.noDelay);
+      this.noDelay = true;
+      if (r < 0) {
+        if (r !== -EAGAIN) {
+          this.fail(-r, true);
+          return 0;
+        }
+      } else {
+        written = r;
+        this.set.touch(this);
+      }
+    }
+    const rest = chunk.length - written;
+    if (rest > 0) {
+      const copy = Buffer.allocUnsafe(rest);
+      chunk.copy(copy, 0, written);
+      (this.queue ??= []).push(copy);
+      this.writableLength += rest;
+    }
+    return written;
+  }
+
   /** Our FIN once everything queued is written (RFC 9293 half-close: the peer may go on sending). */
   end(): void {
     if (this.phase === Phase.Closed || this.ending) return;

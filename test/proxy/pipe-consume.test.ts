@@ -27,6 +27,10 @@ function setup(updateDue: boolean) {
       written.push(bytes);
       return bytes;
     },
+    writeOne(chunk: Buffer) {
+      written.push(chunk.length);
+      return chunk.length;
+    },
     pause() {},
     resume() {},
   } as unknown as UpstreamSocket;

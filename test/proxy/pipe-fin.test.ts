@@ -39,6 +39,10 @@ function setup() {
       log.push(`write ${bytes}`);
       return bytes;
     },
+    writeOne(chunk: Buffer) {
+      log.push(`write ${chunk.length}`);
+      return chunk.length;
+    },
     end() {
       log.push('end');
     },

@@ -267,6 +267,46 @@ describe('UpstreamSockets', () => {
     sock.destroy();
   });
 
+  it('writeOne writes one buffer with one write(2), queues what the kernel leaves, and keeps the order with write', async () => {
+    let serverSocket: net.Socket | null = null;
+    const got: Buffer[] = [];
+    const port = await server((s) => {
+      serverSocket = s;
+      s.pause(); // reads nothing at first: the socket buffers fill
+      s.on('data', (d) => got.push(d));
+    });
+    const h = new RecordingHandler();
+    const sock = await dial(sockets, port, h);
+    await until('the server side', () => serverSocket !== null);
+    const first = Buffer.from('one small request');
+    expect(sock.writeOne(first)).toBe(first.length);
+    expect(sock.writableLength).toBe(0);
+    const chunk = Buffer.alloc(256 * 1024);
+    let sent = first.length;
+    let i = 0;
+    for (; i < 64 && sock.writableLength === 0; i++) {
+      chunk.fill(i & 0xff);
+      const took = sock.writeOne(chunk);
+      expect(took + sock.writableLength).toBe(chunk.length);
+      sent += chunk.length;
+    }
+    expect(sock.writableLength).toBeGreaterThan(0);
+    // Queued bytes ahead: both calls copy behind them, nothing reaches the kernel out of order.
+    const middle = Buffer.from('queued by writeOne');
+    const tail = Buffer.from('the very end');
+    expect(sock.writeOne(middle)).toBe(0);
+    expect(sock.write([tail], 1, tail.length)).toBe(0);
+    sent += middle.length + tail.length;
+    serverSocket!.resume();
+    await until('the drain', () => h.log.includes('drain'), 10_000);
+    await until('every byte at the server', () => got.reduce((n, b) => n + b.length, 0) === sent, 10_000);
+    const all = Buffer.concat(got);
+    expect(all.subarray(0, first.length).equals(first)).toBe(true);
+    for (let k = 0; k < i; k++) expect(all[first.length + k * 256 * 1024]).toBe(k & 0xff);
+    expect(all.subarray(sent - tail.length - middle.length).toString()).toBe('queued by writeOnethe very end');
+    sock.destroy();
+  });
+
   it('writes more buffers than one writev takes without waiting for an event that never comes', async () => {
     // 200 views in one flush (a large TUN batch) to a server that reads and never answers: the
     // kernel takes them all, 64 at a time; nothing may be left queued for an EPOLLOUT edge that
@@ -405,7 +445,15 @@ describe('UpstreamSockets: the system calls of a dial, off the app\'s connect pa
     }
     expect(seen).toEqual([true, false]);
     await until('the echo', () => h.received.toString() === 'abcd');
-    for (const s of [first, reader, writer]) s.destroy();
+    // The one-chunk write (writeOne) sets it the same way when it is the socket's first.
+    const h2 = new RecordingHandler();
+    const single = await dial(sockets, port, h2);
+    single.resume();
+    expect(native.upstreamNoDelay(single.fd)).toBe(0);
+    expect(single.writeOne(Buffer.from('ef'))).toBe(2);
+    expect(native.upstreamNoDelay(single.fd)).toBe(1);
+    await until('the echo of the one-chunk write', () => h2.received.toString() === 'ef');
+    for (const s of [first, reader, writer, single]) s.destroy();
   });
 
   it('with registerLater, a socket connected within connect(2) is in no epoll set and has no local end until register()', async () => {
