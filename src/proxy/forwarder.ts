@@ -150,6 +150,11 @@ export class UpstreamForwarder implements Forwarder {
     return this.liveDials;
   }
 
+  /** Upstream sockets made ahead of their dial (at most 4 per address family, not connections). */
+  get spareSockets(): number {
+    return this.upstream.spareSockets;
+  }
+
   /** Entries of the connect-deadline queue, settled dials not yet dropped included. */
   get dialQueueSize(): number {
     return this.dialQueue.length - this.dialQueueHead;
