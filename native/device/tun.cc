@@ -324,7 +324,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     if (!GetTypedArray<int32_t>(info, resultAt, napi_int32_array, "result", &ring->result, &resultLen)) return false;
     ring->slots = offsetsLen < lengthsLen ? offsetsLen : lengthsLen;
     if (resultLen < 5) {
-      Napi::RangeError::New(env, "writeBatch: count exceeds the ring or result is shorter than 5").ThrowAsJavaScriptException();
+      Napi::RangeError::New(env, "writeBatch: result is shorter than 5").ThrowAsJavaScriptException();
       return false;
     }
     if (info.Length() > viewsAt && !info[viewsAt].IsUndefined()) {
@@ -419,8 +419,7 @@ class TunDevice : public Napi::ObjectWrap<TunDevice> {
     size_t slots = ring.slots;
     size_t maxViews = ring.maxViews;
     if ((count > 0 && slots == 0) || count > slots) {
-      Napi::RangeError::New(env, "writeBatch: count exceeds the ring or result is shorter than 5")
-          .ThrowAsJavaScriptException();
+      Napi::RangeError::New(env, "writeBatch: count exceeds the ring").ThrowAsJavaScriptException();
       return env.Undefined();
     }
     int32_t written = 0, refused = 0, lastErr = 0, blocked = 0;

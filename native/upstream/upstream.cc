@@ -220,7 +220,7 @@ bool IntArg(const Napi::CallbackInfo& info, size_t i, int32_t* out) {
   return true;
 }
 
-// A non-blocking TCP socket, or -errno. TCP_NODELAY comes with its first writev (UpstreamWritev):
+// A non-blocking TCP socket, or -errno. TCP_NODELAY comes with its first write (UpstreamWrite or UpstreamWritev):
 // a socket nothing is ever written to (a server-first exchange: the app only reads) is spared the
 // setsockopt, and before its first write Nagle holds nothing back anyway (RFC 1122 4.2.3.4: a
 // segment is held only while data sent before it is unacknowledged).
@@ -248,7 +248,7 @@ int Register(int epfd, int fd, int32_t slot, int32_t generation, uint32_t* out) 
 // upstreamConnect(epfd, slot, generation, family, words: Uint32Array(4), port,
 //                 bindFamily (0: none), bindWords: Uint32Array(4) | null, out: Uint32Array(7),
 //                 fd = -1, registerNow = true, recheck = false): number
-// A non-blocking TCP socket (TCP_NODELAY with its first writev; `fd` when one was made ahead by upstreamSocket, else a
+// A non-blocking TCP socket (TCP_NODELAY with its first write; `fd` when one was made ahead by upstreamSocket, else a
 // new one), bound if asked, connecting to the address, in the epoll set (edge-triggered: in, out,
 // peer FIN) under slot and generation. Returns its fd, or -errno when the connect failed at once
 // (nothing is left open then, `fd` included). out receives [1 if already ESTABLISHED else 0, the
@@ -361,7 +361,7 @@ Napi::Value UpstreamRegister(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, -Register(epfd, fd, slot, generation, out));
 }
 
-// upstreamSocket(family): a new non-blocking TCP socket (TCP_NODELAY with its first writev), not yet connected, for a
+// upstreamSocket(family): a new non-blocking TCP socket (TCP_NODELAY with its first write), not yet connected, for a
 // later upstreamConnect (the set keeps a few made ahead, off the SYN's path). Its fd, or -errno.
 Napi::Value UpstreamMakeSocket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();

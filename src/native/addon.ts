@@ -54,7 +54,7 @@ export interface NativeTunDevice {
    * The tx ring writeBound writes from, given once (the device keeps a reference to each array):
    * writeBatch's arrays in its order, without start and count.
    */
-  bindTx?(
+  bindTx(
     buf: Buffer,
     offsets: Int32Array,
     lengths: Int32Array,
@@ -65,7 +65,7 @@ export interface NativeTunDevice {
     viewCounts?: Int32Array,
   ): void;
   /** writeBatch over the ring given to bindTx: two numbers to pass, not ten arrays to look up. */
-  writeBound?(start: number, count: number): number;
+  writeBound(start: number, count: number): number;
   /** One-shot: cb runs once the fd is writable. */
   onWritable(cb: () => void): void;
   /** Let an active device keep the event loop alive (the default), or not. */
@@ -133,7 +133,7 @@ export interface NativeAddon {
   /** events receives [slot, generation, epoll mask] per ready socket; onEvents(count) once per epoll_wait. */
   UpstreamPoller: { new (events: Int32Array, onEvents: (count: number) => void): NativeUpstreamPoller; readonly MAX_EVENTS: number };
   /**
-   * A non-blocking TCP socket (TCP_NODELAY with its first upstreamWritev, bound when bindFamily is 4 or 6; `fd` if one was made
+   * A non-blocking TCP socket (TCP_NODELAY with its first upstreamWrite or upstreamWritev, bound when bindFamily is 4 or 6; `fd` if one was made
    * ahead by upstreamSocket, of `family`, else a new one) connecting to family/words/port, added to
    * epfd under slot and generation. Its fd, or -errno (`fd` is closed then). out receives [1 if
    * ESTABLISHED already, the local family, four words, port]. With registerNow false, a socket
@@ -156,7 +156,7 @@ export interface NativeAddon {
   ): number;
   /** The rest of a connect made with registerNow false: epoll ADD, getsockname into out[1..6]. 0 or -errno (the socket stays open). */
   upstreamRegister(epfd: number, fd: number, slot: number, generation: number, out: Uint32Array): number;
-  /** A new non-blocking TCP socket (TCP_NODELAY with its first upstreamWritev), not connected: its fd, or -errno. */
+  /** A new non-blocking TCP socket (TCP_NODELAY with its first upstreamWrite or upstreamWritev), not connected: its fd, or -errno. */
   upstreamSocket(family: 4 | 6): number;
   /** SO_ERROR (cleared by the read): 0 or an errno. */
   upstreamSocketError(fd: number): number;

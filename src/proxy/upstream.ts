@@ -120,7 +120,7 @@ export class UpstreamSocket {
   /** Bytes in queue. */
   writableLength = 0;
   /**
-   * TCP_NODELAY is set (by the first writev, which sets it before writing): until then Nagle has
+   * TCP_NODELAY is set (by the first write or writev, which sets it before the bytes): until then Nagle has
    * nothing to hold back (RFC 1122 4.2.3.4 holds a segment only behind unacknowledged data).
    */
   private noDelay = false;
@@ -229,8 +229,7 @@ export class UpstreamSocket {
         at += chunk.copy(copy, at, skip);
         skip = 0;
       }
-      (this.queue ??= []).push(copy);
-      this.writableLength += rest;
+      this.enqueue(copy);
     }
     return written;
   }
@@ -260,10 +259,15 @@ export class UpstreamSocket {
     if (rest > 0) {
       const copy = Buffer.allocUnsafe(rest);
       chunk.copy(copy, 0, written);
-      (this.queue ??= []).push(copy);
-      this.writableLength += rest;
+      this.enqueue(copy);
     }
     return written;
+  }
+
+  /** Queues bytes the kernel did not take, behind what is queued (a copy: views are not kept). */
+  private enqueue(copy: Buffer): void {
+    (this.queue ??= []).push(copy);
+    this.writableLength += copy.length;
   }
 
   /** Our FIN once everything queued is written (RFC 9293 half-close: the peer may go on sending). */

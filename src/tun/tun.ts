@@ -193,8 +193,6 @@ export class Tun extends EventEmitter implements LinkTx {
   private readonly txViewOffsets: Int32Array;
   private readonly txViewLengths: Int32Array;
   private readonly txViewCounts: Int32Array;
-  /** The device holds the tx ring (bindTx): flushes call writeBound. */
-  private readonly txBound: boolean;
   private txHead: number;
   private txCount: number;
   private txWaitingWritable: boolean;
@@ -285,12 +283,8 @@ export class Tun extends EventEmitter implements LinkTx {
     this.txViewOffsets = new Int32Array(txSlots * TX_MAX_VIEWS);
     this.txViewLengths = new Int32Array(txSlots * TX_MAX_VIEWS);
     this.txViewCounts = new Int32Array(txSlots);
-    // The ring never changes: the device keeps it, and a flush passes only where and how many (a
-    // device without bindTx, as a test's stand-in, gets the arrays with each writeBatch).
-    this.txBound = typeof device.bindTx === 'function' && typeof device.writeBound === 'function';
-    if (this.txBound) {
-      device.bindTx!(this.txBuffer, this.txOffsets, this.txLengths, this.txResult, this.txViews, this.txViewOffsets, this.txViewLengths, this.txViewCounts);
-    }
+    // The ring never changes: the device keeps it, and a flush passes only where and how many.
+    device.bindTx(this.txBuffer, this.txOffsets, this.txLengths, this.txResult, this.txViews, this.txViewOffsets, this.txViewLengths, this.txViewCounts);
     this.txHead = 0;
     this.txCount = 0;
     this.txWaitingWritable = false;
@@ -501,20 +495,7 @@ export class Tun extends EventEmitter implements LinkTx {
   txFlush(): void {
     if (this.closed || this.txWaitingWritable || this.txCount === 0) return;
     const r = this.txResult;
-    const consumed = this.txBound
-      ? this.device.writeBound!(this.txHead, this.txCount)
-      : this.device.writeBatch(
-          this.txBuffer,
-          this.txOffsets,
-          this.txLengths,
-          this.txHead,
-          this.txCount,
-          r,
-          this.txViews,
-          this.txViewOffsets,
-          this.txViewLengths,
-          this.txViewCounts,
-        );
+    const consumed = this.device.writeBound(this.txHead, this.txCount);
     // Written (or refused) packets let go of their payload views.
     for (let i = 0, slot = this.txHead; i < consumed; i++) {
       if (this.txViewCounts[slot] !== 0) this.dropViews(slot);

@@ -4,8 +4,8 @@
  * (a window update worth sending, RFC 9293 §3.8.6.2.2), not after every request.
  */
 import { describe, expect, it } from 'vitest';
+import { standInUpstream } from '../helpers/stand-in-upstream.js';
 import { Pipe } from '../../src/proxy/pipe.js';
-import type { UpstreamSocket } from '../../src/proxy/upstream.js';
 import type { Stack } from '../../src/stack/stack.js';
 import type { TcpConn } from '../../src/tcp/conn.js';
 
@@ -18,22 +18,9 @@ function setup(updateDue: boolean) {
     flushSoon: () => woken.push('flushSoon'),
   } as unknown as Stack;
   const written: number[] = [];
-  const socket = {
-    handler: null,
-    destroyed: false,
-    writable: true,
-    writableLength: 0,
-    write(chunks: Buffer[], count: number, bytes: number) {
-      written.push(bytes);
-      return bytes;
-    },
-    writeOne(chunk: Buffer) {
-      written.push(chunk.length);
-      return chunk.length;
-    },
-    pause() {},
-    resume() {},
-  } as unknown as UpstreamSocket;
+  const socket = standInUpstream((c) => {
+    if (c.how !== 'end') written.push(c.bytes);
+  });
   const consumed: number[] = [];
   const conn = {
     consume(n: number) {

@@ -4,8 +4,8 @@
  * SYN-ACK among them) do not wait for the upstream shutdown(2) or close(2).
  */
 import { describe, expect, it } from 'vitest';
+import { standInUpstream } from '../helpers/stand-in-upstream.js';
 import { Pipe } from '../../src/proxy/pipe.js';
-import type { UpstreamSocket } from '../../src/proxy/upstream.js';
 import type { AfterFlush, Stack } from '../../src/stack/stack.js';
 import type { TcpConn } from '../../src/tcp/conn.js';
 
@@ -30,25 +30,7 @@ function setup() {
       p.afterFlush();
     }
   };
-  const socket = {
-    handler: null,
-    destroyed: false,
-    writable: true,
-    writableLength: 0,
-    write(_chunks: Buffer[], _count: number, bytes: number) {
-      log.push(`write ${bytes}`);
-      return bytes;
-    },
-    writeOne(chunk: Buffer) {
-      log.push(`write ${chunk.length}`);
-      return chunk.length;
-    },
-    end() {
-      log.push('end');
-    },
-    pause() {},
-    resume() {},
-  } as unknown as UpstreamSocket;
+  const socket = standInUpstream((c) => log.push(c.how === 'end' ? 'end' : `write ${c.bytes}`));
   const conn = { consume: () => false } as unknown as TcpConn;
   const pipe = new Pipe(socket, { stack, clock: { now: () => 0 } });
   pipe.conn = conn;

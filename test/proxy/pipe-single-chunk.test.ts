@@ -4,9 +4,9 @@
  * Buffer itself; two or more by one write() of all of them, in the order they arrived.
  */
 import { describe, expect, it } from 'vitest';
+import { standInUpstream } from '../helpers/stand-in-upstream.js';
 import { Pipe } from '../../src/proxy/pipe.js';
 import type { AfterFlush, Stack } from '../../src/stack/stack.js';
-import type { UpstreamSocket } from '../../src/proxy/upstream.js';
 import type { TcpConn } from '../../src/tcp/conn.js';
 
 function setup() {
@@ -19,22 +19,10 @@ function setup() {
     },
   } as unknown as Stack;
   const calls: string[] = [];
-  const socket = {
-    handler: null,
-    destroyed: false,
-    writable: true,
-    writableLength: 0,
-    write(chunks: Buffer[], count: number, bytes: number) {
-      calls.push(`write ${chunks.slice(0, count).join('|')} (${bytes})`);
-      return bytes;
-    },
-    writeOne(chunk: Buffer) {
-      calls.push(`writeOne ${chunk.toString()}`);
-      return chunk.length;
-    },
-    pause() {},
-    resume() {},
-  } as unknown as UpstreamSocket;
+  const socket = standInUpstream((c) => {
+    if (c.how === 'write') calls.push(`write ${c.chunks.join('|')} (${c.bytes})`);
+    else if (c.how === 'writeOne') calls.push(`writeOne ${c.chunks[0]!.toString()}`);
+  });
   const conn = { consume: () => false } as unknown as TcpConn;
   const pipe = new Pipe(socket, { stack, clock: { now: () => 0 } });
   pipe.conn = conn;

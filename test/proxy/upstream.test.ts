@@ -33,6 +33,24 @@ async function server(onConn: (s: net.Socket) => void): Promise<number> {
 }
 
 /** A port nothing listens on (bound then closed). */
+/**
+ * A socket dialled to a server that reads nothing until resumed (its socket buffers fill), once
+ * the server has its side; `got` collects what the server reads afterwards.
+ */
+async function dialPausedServer() {
+  let serverSide: net.Socket | null = null;
+  const got: Buffer[] = [];
+  const port = await server((s) => {
+    serverSide = s;
+    s.pause();
+    s.on('data', (d) => got.push(d));
+  });
+  const h = new RecordingHandler();
+  const sock = await dial(sockets, port, h);
+  await until('the server side', () => serverSide !== null);
+  return { got, h, sock, serverSocket: serverSide as unknown as net.Socket };
+}
+
 async function closedPort(): Promise<number> {
   const srv = net.createServer();
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
@@ -235,16 +253,7 @@ describe('UpstreamSockets', () => {
   });
 
   it('queues what the kernel does not take, writes it in order when there is room, then drains', async () => {
-    let serverSocket: net.Socket | null = null;
-    const got: Buffer[] = [];
-    const port = await server((s) => {
-      serverSocket = s;
-      s.pause(); // reads nothing at first: the socket buffers fill
-      s.on('data', (d) => got.push(d));
-    });
-    const h = new RecordingHandler();
-    const sock = await dial(sockets, port, h);
-    await until('the server side', () => serverSocket !== null);
+    const { got, h, sock, serverSocket } = await dialPausedServer();
     const chunk = Buffer.alloc(256 * 1024);
     let sent = 0;
     for (let i = 0; i < 64 && sock.writableLength === 0; i++) {
@@ -257,7 +266,7 @@ describe('UpstreamSockets', () => {
     const tail = Buffer.from('the very end');
     expect(sock.write([tail], 1, tail.length)).toBe(0);
     sent += tail.length;
-    serverSocket!.resume();
+    serverSocket.resume();
     await until('the drain', () => h.log.includes('drain'), 10_000);
     expect(sock.writableLength).toBe(0);
     await until('every byte at the server', () => got.reduce((n, b) => n + b.length, 0) === sent, 10_000);
@@ -268,16 +277,7 @@ describe('UpstreamSockets', () => {
   });
 
   it('writeOne writes one buffer with one write(2), queues what the kernel leaves, and keeps the order with write', async () => {
-    let serverSocket: net.Socket | null = null;
-    const got: Buffer[] = [];
-    const port = await server((s) => {
-      serverSocket = s;
-      s.pause(); // reads nothing at first: the socket buffers fill
-      s.on('data', (d) => got.push(d));
-    });
-    const h = new RecordingHandler();
-    const sock = await dial(sockets, port, h);
-    await until('the server side', () => serverSocket !== null);
+    const { got, h, sock, serverSocket } = await dialPausedServer();
     const first = Buffer.from('one small request');
     expect(sock.writeOne(first)).toBe(first.length);
     expect(sock.writableLength).toBe(0);
@@ -297,7 +297,7 @@ describe('UpstreamSockets', () => {
     expect(sock.writeOne(middle)).toBe(0);
     expect(sock.write([tail], 1, tail.length)).toBe(0);
     sent += middle.length + tail.length;
-    serverSocket!.resume();
+    serverSocket.resume();
     await until('the drain', () => h.log.includes('drain'), 10_000);
     await until('every byte at the server', () => got.reduce((n, b) => n + b.length, 0) === sent, 10_000);
     const all = Buffer.concat(got);

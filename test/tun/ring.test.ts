@@ -103,6 +103,15 @@ class FakeDevice implements NativeTunDevice {
     result[4] = bytes;
     return i;
   }
+  /** The ring of bindTx, which writeBound writes from as the addon does. */
+  private bound: Parameters<NativeTunDevice['bindTx']> | null = null;
+  bindTx(...ring: Parameters<NativeTunDevice['bindTx']>): void {
+    this.bound = ring;
+  }
+  writeBound(start: number, count: number): number {
+    const [buf, offsets, lengths, result, views, viewOffsets, viewLengths, viewCounts] = this.bound!;
+    return this.writeBatch(buf, offsets, lengths, start, count, result, views, viewOffsets, viewLengths, viewCounts);
+  }
   onWritable(cb: () => void): void {
     this.writableCb = cb;
   }
