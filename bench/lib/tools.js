@@ -12,6 +12,7 @@ const TOOLS = {
   connrate: { libs: [] },
   tcpserv: { libs: [] },
   'nfq-impair': { libs: ['-lnetfilter_queue', '-lnfnetlink'] },
+  'tun-floor': { libs: [] },
 };
 
 /** Path of the compiled tool, building it when missing or older than its source. */

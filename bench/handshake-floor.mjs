@@ -1,0 +1,157 @@
+#!/usr/bin/env node
+// The floor of synfin's design on the connection rows (issue 24: connect and first byte one at a
+// time, short connections closed by the server first): the same workloads through `tun-floor`
+// (bench/tools/tun-floor.c), a C program that answers the app's SYN on the same TUN device only
+// once its upstream connect() succeeded, as synfin does, with no TCP stack, no JavaScript and no
+// bookkeeping. What it measures is what the deferred handshake over a TUN device costs on this
+// machine before any of synfin's own work: two thread wake-ups, the TUN read and write, a second
+// kernel handshake. The kernel path, haproxy and synfin run in the same rounds, in rotating order.
+//
+//   sudo node bench/handshake-floor.mjs [--rounds 3] [--seconds 5] [--paths kernel,floor,haproxy,synfin]
+//                                       [--dist DIR] [--out FILE.json]
+//
+// Prints, per path, the medians over the rounds (with min-max) of: connect() p50/p99 and first
+// byte p50/p99 one connection at a time (connrate against the greet server: 6 bytes, then the
+// server closes); short connections per second with 50 in flight on the same server, and the
+// relay's CPU per connection there (/proc/PID/stat, all threads).
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { ADDR, topologyTornDownOnExit } from './lib/topology.js';
+import { PORT, startTcpServer } from './lib/servers.js';
+import { endpoint, pathOrder, withPath } from './lib/relays.js';
+import { Daemon, procCpuMs, run, runSync, sleep } from './lib/proc.js';
+import { tool } from './lib/tools.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const { values: opt } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '5' },
+    paths: { type: 'string', default: 'kernel,floor,haproxy,synfin' },
+    dist: { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+const rounds = Number(opt.rounds);
+const seconds = Number(opt.seconds);
+if (!(Number.isInteger(rounds) && rounds >= 1 && rounds <= 50)) throw new Error('--rounds must be 1..50');
+if (!(seconds >= 1 && seconds <= 600)) throw new Error('--seconds must be 1..600');
+const paths = opt.paths.split(',');
+for (const p of paths) if (!['kernel', 'floor', 'haproxy', 'synfin'].includes(p)) throw new Error(`unknown path ${p}`);
+const dist = path.resolve(opt.dist ?? path.join(here, '..', 'dist'));
+const CONC = 50;
+
+/** tun-floor in synfin's namespace, its device moved into the client's, addressed as synfin's is. */
+class TunFloor {
+  constructor(topo) {
+    this.topo = topo;
+    this.daemon = null;
+    this.pid = 0;
+  }
+
+  async start() {
+    const { topo } = this;
+    const dev = topo.dev.tun;
+    this.daemon = new Daemon('tun-floor', tool('tun-floor'), [dev, ADDR.synfinServer], { ns: topo.ns.sfn, readyLine: /^ready/ });
+    this.pid = this.daemon.pid;
+    await this.daemon.ready;
+    runSync('ip', ['-n', topo.ns.sfn, 'link', 'set', 'dev', dev, 'netns', topo.ns.scli]);
+    runSync('ip', ['-n', topo.ns.scli, 'addr', 'add', `${ADDR.tunClient}/24`, 'dev', dev]);
+    runSync('ip', ['-n', topo.ns.scli, 'link', 'set', dev, 'up']);
+    return this;
+  }
+
+  cpuMs() {
+    return procCpuMs(this.pid);
+  }
+
+  async stop() {
+    const r = await this.daemon.stop('SIGTERM', 2000);
+    // The device goes with its only descriptor.
+    return { ...r, stderr: r.stderr.includes('Terminated') ? '' : r.stderr };
+  }
+}
+
+async function withRelay(ctx, p, fn) {
+  if (p !== 'floor') return withPath(ctx, p, { name: 'handshake-floor' }, fn);
+  const relay = await new TunFloor(ctx.topo).start();
+  try {
+    return await fn(relay, endpoint(ctx.topo, 'synfin'));
+  } finally {
+    const r = await relay.stop();
+    if (r.stderr.trim() !== '') ctx.log(`  tun-floor stderr: ${r.stderr.trim().slice(0, 500)}`);
+  }
+}
+
+async function connrate(ns, host, secs, conc) {
+  const r = await run(tool('connrate'), [host, String(PORT.greet), String(secs), String(conc), '6', 'eof'], { ns, timeoutMs: (secs + 30) * 1000 });
+  if (r.code !== 0) throw new Error(`connrate: ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout);
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+const { topo } = topologyTornDownOnExit();
+topo.create();
+const ctx = { topo, dist, log: (s) => process.stderr.write(`${s}\n`) };
+const samples = Object.fromEntries(paths.map((p) => [p, []]));
+const server = await startTcpServer(topo, 'greet');
+try {
+  for (let round = 0; round < rounds; round++) {
+    for (const p of pathOrder(round, paths)) {
+      await withRelay(ctx, p, async (relay, ep) => {
+        await connrate(ep.ns, ep.host, 1, 1); // warm-up (JIT, caches): not measured
+        const one = await connrate(ep.ns, ep.host, seconds, 1);
+        const cpu0 = relay?.cpuMs() ?? 0;
+        const many = await connrate(ep.ns, ep.host, seconds, CONC);
+        const cpuMs = relay === null ? null : relay.cpuMs() - cpu0;
+        const s = {
+          round,
+          connectP50: one.connectUs.p50,
+          connectP99: one.connectUs.p99,
+          firstByteP50: one.firstByteUs.p50,
+          firstByteP99: one.firstByteUs.p99,
+          oneAtATimeOk: one.ok,
+          oneAtATimeFailed: one.failed,
+          rate: many.rate,
+          manyOk: many.ok,
+          manyFailed: many.failed,
+          cpuUsPerConn: cpuMs === null ? null : (cpuMs * 1000) / many.ok,
+        };
+        samples[p].push(s);
+        ctx.log(`round ${round + 1} ${p}: connect p50/p99 ${s.connectP50}/${s.connectP99} µs, first byte ${s.firstByteP50}/${s.firstByteP99} µs; ${CONC} in flight ${Math.round(s.rate)}/s${s.cpuUsPerConn === null ? '' : `, ${s.cpuUsPerConn.toFixed(1)} µs CPU/conn`}; failed ${s.oneAtATimeFailed + s.manyFailed}`);
+      });
+      await sleep(500);
+    }
+  }
+} finally {
+  await server.stop();
+}
+
+const fmt = (xs, digits = 0) => {
+  const v = xs.filter((x) => x !== null);
+  if (v.length === 0) return '—';
+  return `${median(v).toFixed(digits)} (${Math.min(...v).toFixed(digits)}–${Math.max(...v).toFixed(digits)})`;
+};
+const lines = [
+  `handshake floor: ${rounds} rounds, ${seconds} s per measurement, medians (min–max); ${new Date().toISOString()}`,
+  '',
+  `| path | connect p50 µs | connect p99 µs | first byte p50 µs | first byte p99 µs | short conns/s, ${CONC} in flight | relay CPU µs/conn | failed |`,
+  '|---|--:|--:|--:|--:|--:|--:|--:|',
+];
+for (const p of paths) {
+  const s = samples[p];
+  const col = (k, d) => fmt(s.map((x) => x[k]), d);
+  const failed = s.reduce((n, x) => n + x.oneAtATimeFailed + x.manyFailed, 0);
+  lines.push(`| ${p} | ${col('connectP50')} | ${col('connectP99')} | ${col('firstByteP50')} | ${col('firstByteP99')} | ${col('rate')} | ${col('cpuUsPerConn', 1)} | ${failed} |`);
+}
+process.stdout.write(lines.join('\n') + '\n');
+if (opt.out !== undefined) {
+  fs.mkdirSync(path.dirname(path.resolve(opt.out)), { recursive: true });
+  fs.writeFileSync(opt.out, JSON.stringify({ date: new Date().toISOString(), rounds, seconds, conc: CONC, dist, samples }, null, 2));
+}
