@@ -23,6 +23,8 @@ import { PORT, startTcpServer } from './lib/servers.js';
 import { endpoint, pathOrder, withPath } from './lib/relays.js';
 import { Daemon, procCpuMs, run, runSync, sleep } from './lib/proc.js';
 import { tool } from './lib/tools.js';
+import { median } from './lib/results.js';
+import { loadAverage, machine } from './lib/report.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { values: opt } = parseArgs({
@@ -91,11 +93,7 @@ async function connrate(ns, host, secs, conc) {
   return JSON.parse(r.stdout);
 }
 
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-}
-
+const loadBefore = loadAverage();
 const { topo } = topologyTornDownOnExit();
 topo.create();
 const ctx = { topo, dist, log: (s) => process.stderr.write(`${s}\n`) };
@@ -139,7 +137,7 @@ const fmt = (xs, digits = 0) => {
   return `${median(v).toFixed(digits)} (${Math.min(...v).toFixed(digits)}–${Math.max(...v).toFixed(digits)})`;
 };
 const lines = [
-  `handshake floor: ${rounds} rounds, ${seconds} s per measurement, medians (min–max); ${new Date().toISOString()}`,
+  `handshake floor: ${rounds} rounds, ${seconds} s per measurement, medians (min–max); ${new Date().toISOString()}; load before ${loadBefore}, after ${loadAverage()}`,
   '',
   `| path | connect p50 µs | connect p99 µs | first byte p50 µs | first byte p99 µs | short conns/s, ${CONC} in flight | relay CPU µs/conn | failed |`,
   '|---|--:|--:|--:|--:|--:|--:|--:|',
@@ -153,5 +151,5 @@ for (const p of paths) {
 process.stdout.write(lines.join('\n') + '\n');
 if (opt.out !== undefined) {
   fs.mkdirSync(path.dirname(path.resolve(opt.out)), { recursive: true });
-  fs.writeFileSync(opt.out, JSON.stringify({ date: new Date().toISOString(), rounds, seconds, conc: CONC, dist, samples }, null, 2));
+  fs.writeFileSync(opt.out, JSON.stringify({ date: new Date().toISOString(), machine: machine(), load: [loadBefore, loadAverage()], rounds, seconds, conc: CONC, dist, samples }, null, 2));
 }
