@@ -3,7 +3,10 @@
 // first data segment on both legs, timestamped by tcpdump on each side of synfin, for every
 // connection of a `connrate` run one at a time against the greet server (issue 24, item 3).
 //
-//   sudo node bench/connect-breakdown.mjs [--seconds N] [--dist DIR] [--trace]
+//   sudo node bench/connect-breakdown.mjs [--seconds N] [--dist DIR] [--trace] [--relay synfin|floor]
+//
+// --relay floor: the same taps on tun-floor (bench/tools/tun-floor.c, the deferred handshake in C
+// with no stack), for the floor of each interval.
 //
 // --trace: also runs bpftrace on synfin's main thread during the measured run (its system calls'
 // entries and exits, the SYNs entering the TUN device and leaving on the upstream veth, the
@@ -19,13 +22,15 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { ADDR, Topology } from './lib/topology.js';
 import { PORT, startTcpServer } from './lib/servers.js';
-import { withPath } from './lib/relays.js';
+import { withFloorOr } from './lib/tun-floor.js';
 import { killAllDaemons, run, sleep } from './lib/proc.js';
 import { tool } from './lib/tools.js';
 import { startSynTrace } from './lib/syn-trace.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const { values: opt } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, dist: { type: 'string' }, trace: { type: 'boolean', default: false } } });
+const { values: opt } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, dist: { type: 'string' }, trace: { type: 'boolean', default: false }, relay: { type: 'string', default: 'synfin' } } });
+if (opt.relay !== 'synfin' && opt.relay !== 'floor') throw new Error('--relay must be synfin or floor');
+const relayName = opt.relay === 'floor' ? 'tun-floor' : 'synfin';
 const seconds = Number(opt.seconds);
 if (!(seconds >= 1 && seconds <= 600)) throw new Error('--seconds must be 1..600');
 const dist = path.resolve(opt.dist ?? path.join(here, '..', 'dist'));
@@ -107,11 +112,11 @@ try {
     const kr = await connrate(topo.ns.kcli, ADDR.kernelServer);
     const kconn = legs(parse(await kcap.stop()), ADDR.kernelClient);
     let traceLines = [];
-    await withPath(ctx, 'synfin', { name: 'connect-breakdown' }, async (relay) => {
+    await withFloorOr(ctx, opt.relay, 'connect-breakdown', async (relay) => {
       await connrate(topo.ns.scli, ADDR.tunTarget); // warm-up (JIT)
       const tun = capture(topo.ns.scli, topo.dev.tun);
       const up = capture(topo.ns.sfn, topo.dev.uc);
-      const trace = opt.trace ? startSynTrace(relay.pid, topo.dev.tun, topo.dev.uc, topo.dev.us) : null;
+      const trace = opt.trace && opt.relay === 'synfin' ? startSynTrace(relay.pid, topo.dev.tun, topo.dev.uc, topo.dev.us) : null;
       await Promise.all([tun.started, up.started, trace?.started]);
       const sr = await connrate(topo.ns.scli, ADDR.tunTarget);
       if (trace !== null) traceLines = await trace.stop();
@@ -139,12 +144,12 @@ try {
         '|---|--:|--:|--:|',
         row('kernel path: client SYN → server SYN-ACK (client veth)', kconn.map((c) => c.synack - c.syn)),
         `| kernel path: client connect() (connrate) | ${kr.ok} | ${kr.connectUs.p50} | ${kr.connectUs.p99} |`,
-        row('synfin: SYN on TUN → synfin\'s upstream SYN (wake-up, read, parse, admission, connect(2) until its SYN)', A),
-        row('synfin: upstream SYN → destination SYN-ACK (the destination\'s kernel)', B),
-        row('synfin: destination SYN-ACK → synfin\'s SYN-ACK on TUN (rest of connect(2), JS, TUN write)', C),
-        row('synfin: SYN on TUN → SYN-ACK on TUN (all of synfin)', T),
-        `| synfin path: client connect() (connrate) | ${sr.ok} | ${sr.connectUs.p50} | ${sr.connectUs.p99} |`,
-        row('synfin: destination\'s first data → the same data on TUN (first byte relay)', D),
+        row(`${relayName}: SYN on TUN → the relay's upstream SYN (wake-up, read, parse, admission, connect(2) until its SYN)`, A),
+        row(`${relayName}: upstream SYN → destination SYN-ACK (the destination's kernel)`, B),
+        row(`${relayName}: destination SYN-ACK → the relay's SYN-ACK on TUN (rest of connect(2), JS, TUN write)`, C),
+        row(`${relayName}: SYN on TUN → SYN-ACK on TUN (all of the relay)`, T),
+        `| ${relayName} path: client connect() (connrate) | ${sr.ok} | ${sr.connectUs.p50} | ${sr.connectUs.p99} |`,
+        row(`${relayName}: destination's first data → the same data on TUN (first byte relay)`, D),
         ...traceLines,
       );
     });

@@ -18,10 +18,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { ADDR, topologyTornDownOnExit } from './lib/topology.js';
+import { topologyTornDownOnExit } from './lib/topology.js';
 import { PORT, startTcpServer } from './lib/servers.js';
-import { endpoint, pathOrder, withPath } from './lib/relays.js';
-import { Daemon, procCpuMs, run, runSync, sleep } from './lib/proc.js';
+import { pathOrder } from './lib/relays.js';
+import { withFloorOr } from './lib/tun-floor.js';
+import { run, sleep } from './lib/proc.js';
 import { tool } from './lib/tools.js';
 import { median } from './lib/results.js';
 import { loadAverage, machine } from './lib/report.js';
@@ -45,48 +46,6 @@ for (const p of paths) if (!['kernel', 'floor', 'haproxy', 'synfin'].includes(p)
 const dist = path.resolve(opt.dist ?? path.join(here, '..', 'dist'));
 const CONC = 50;
 
-/** tun-floor in synfin's namespace, its device moved into the client's, addressed as synfin's is. */
-class TunFloor {
-  constructor(topo) {
-    this.topo = topo;
-    this.daemon = null;
-    this.pid = 0;
-  }
-
-  async start() {
-    const { topo } = this;
-    const dev = topo.dev.tun;
-    this.daemon = new Daemon('tun-floor', tool('tun-floor'), [dev, ADDR.synfinServer], { ns: topo.ns.sfn, readyLine: /^ready/ });
-    this.pid = this.daemon.pid;
-    await this.daemon.ready;
-    runSync('ip', ['-n', topo.ns.sfn, 'link', 'set', 'dev', dev, 'netns', topo.ns.scli]);
-    runSync('ip', ['-n', topo.ns.scli, 'addr', 'add', `${ADDR.tunClient}/24`, 'dev', dev]);
-    runSync('ip', ['-n', topo.ns.scli, 'link', 'set', dev, 'up']);
-    return this;
-  }
-
-  cpuMs() {
-    return procCpuMs(this.pid);
-  }
-
-  async stop() {
-    const r = await this.daemon.stop('SIGTERM', 2000);
-    // The device goes with its only descriptor.
-    return { ...r, stderr: r.stderr.includes('Terminated') ? '' : r.stderr };
-  }
-}
-
-async function withRelay(ctx, p, fn) {
-  if (p !== 'floor') return withPath(ctx, p, { name: 'handshake-floor' }, fn);
-  const relay = await new TunFloor(ctx.topo).start();
-  try {
-    return await fn(relay, endpoint(ctx.topo, 'synfin'));
-  } finally {
-    const r = await relay.stop();
-    if (r.stderr.trim() !== '') ctx.log(`  tun-floor stderr: ${r.stderr.trim().slice(0, 500)}`);
-  }
-}
-
 async function connrate(ns, host, secs, conc) {
   const r = await run(tool('connrate'), [host, String(PORT.greet), String(secs), String(conc), '6', 'eof'], { ns, timeoutMs: (secs + 30) * 1000 });
   if (r.code !== 0) throw new Error(`connrate: ${r.stderr.trim()}`);
@@ -102,7 +61,7 @@ const server = await startTcpServer(topo, 'greet');
 try {
   for (let round = 0; round < rounds; round++) {
     for (const p of pathOrder(round, paths)) {
-      await withRelay(ctx, p, async (relay, ep) => {
+      await withFloorOr(ctx, p, 'handshake-floor', async (relay, ep) => {
         await connrate(ep.ns, ep.host, 1, 1); // warm-up (JIT, caches): not measured
         const one = await connrate(ep.ns, ep.host, seconds, 1);
         const cpu0 = relay?.cpuMs() ?? 0;
