@@ -18,8 +18,8 @@ for (let round = 0; round < 9; round++) {
   for (let c = 0; c < N; c++) {
     const o = q++ * 14;
     ops[o] = 1; ops[o + 1] = id; ops[o + 2] = 0; ops[o + 3] = 4;
-    ops[o + 4] = 0; ops[o + 5] = 0; ops[o + 6] = 0; ops[o + 7] = 0x0a000001; ops[o + 8] = 1024 + (port++ % 60000);
-    ops[o + 9] = 0; ops[o + 10] = 0; ops[o + 11] = 0; ops[o + 12] = 0x0a000002 + (port >>> 16); ops[o + 13] = 80;
+    ops[o + 4] = 0; ops[o + 5] = 0; ops[o + 6] = 0; ops[o + 7] = 0x0a000001; ops[o + 8] = 1024 + (port % 60000);
+    ops[o + 9] = 0; ops[o + 10] = 0; ops[o + 11] = 0; ops[o + 12] = 0x0a000002 + Math.floor(port++ / 60000); ops[o + 13] = 80; // every tuple new: past 200,000 each connection forgets one
     live.push(id++);
     if (q === 64) { t.apply(ops, q); q = 0; }
     if (live.length > 50) {
