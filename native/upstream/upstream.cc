@@ -601,9 +601,10 @@ void InitUpstream(Napi::Env env, Napi::Object exports) {
   exports.Set("UpstreamPoller", UpstreamPoller::Define(env));
   exports.Set("upstreamConnect", Napi::Function::New(env, UpstreamConnect, "upstreamConnect"));
   exports.Set("upstreamRegister", Napi::Function::New(env, UpstreamRegister, "upstreamRegister"));
-  // One io array per environment (a worker's is its own), freed with the exports.
+  // One io array per environment (a worker's is its own), freed when the environment is torn
+  // down: the functions below hold it, and one of them may outlive the exports object.
   UpstreamIo* io = new UpstreamIo();
-  exports.AddFinalizer([](Napi::Env, UpstreamIo* d) { delete d; }, io);
+  napi_add_env_cleanup_hook(env, [](void* d) { delete static_cast<UpstreamIo*>(d); }, io);
   exports.Set("upstreamBindIo", Napi::Function::New(env, UpstreamBindIo, "upstreamBindIo", io));
   exports.Set("upstreamConnectIo", Napi::Function::New(env, UpstreamConnectIo, "upstreamConnectIo", io));
   exports.Set("upstreamRegisterIo", Napi::Function::New(env, UpstreamRegisterIo, "upstreamRegisterIo", io));
