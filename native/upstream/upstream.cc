@@ -38,6 +38,37 @@ constexpr int kMaxRoundsPerPoll = 4;
 constexpr int kMaxIov = 64;
 
 class UpstreamPoller;
+int Register(int epfd, int fd, int32_t slot, int32_t generation, uint32_t* out);
+int Connect(int epfd, int32_t slot, int32_t generation, int32_t family, const uint32_t* words, int32_t port,
+            int32_t bindFamily, const uint32_t* bindWords, uint32_t* out, int32_t fd, bool registerNow, bool recheck);
+
+// The io array (upstreamBindIo), given once per environment: a connect's destination and bind
+// address and its results pass through it, so upstreamConnectIo and upstreamRegisterIo take a few
+// integers. upstreamConnect's twelve arguments with two typed arrays, read back on every call,
+// cost ~0.3 us of user time per call more (each typed array is ~6 N-API calls, and past six
+// arguments node-addon-api allocates the argument list). The functions carry the environment's
+// UpstreamIo as their data (napi_create_function's data: no lookup).
+constexpr size_t kIoFamily = 0;
+constexpr size_t kIoWords = 1;  // four
+constexpr size_t kIoPort = 5;
+constexpr size_t kIoBindFamily = 6;
+constexpr size_t kIoBindWords = 7;  // four
+constexpr size_t kIoOut = 11;       // seven: upstreamConnect's out
+constexpr size_t kIoLength = 18;
+constexpr int32_t kConnectRegisterNow = 1;
+constexpr int32_t kConnectRecheck = 2;
+
+struct UpstreamIo {
+  uint32_t* io = nullptr;
+  Napi::ObjectReference ref;
+};
+
+// An int32 argument in one N-API call (napi_number_expected when it is not a number).
+bool FastInt(const Napi::CallbackInfo& info, size_t i, int32_t* out) {
+  if (i < info.Length() && napi_get_value_int32(info.Env(), info[i], out) == napi_ok) return true;
+  Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a number").ThrowAsJavaScriptException();
+  return false;
+}
 using UpstreamPollBox = LoopPoll<UpstreamPoller>;
 
 // Fills a sockaddr from a family (4 or 6), four address words (big-endian numbers, IPv4 in word 3)
@@ -294,9 +325,15 @@ Napi::Value UpstreamConnect(const Napi::CallbackInfo& info) {
   if (info.Length() > 9 && !info[9].IsUndefined() && !IntArg(info, 9, &fd)) return env.Undefined();
   bool registerNow = info.Length() <= 10 || info[10].IsUndefined() || info[10].ToBoolean().Value();
   bool recheck = info.Length() > 11 && info[11].ToBoolean().Value();
+  return Napi::Number::New(env, Connect(epfd, slot, generation, family, words, port, bindFamily, bindWords, out, fd, registerNow, recheck));
+}
+
+// upstreamConnect's work (and the poller's connect): the fd, or -errno.
+int Connect(int epfd, int32_t slot, int32_t generation, int32_t family, const uint32_t* words, int32_t port,
+            int32_t bindFamily, const uint32_t* bindWords, uint32_t* out, int32_t fd, bool registerNow, bool recheck) {
   if (fd < 0) {
     fd = MakeSocket(family);
-    if (fd < 0) return Napi::Number::New(env, fd);
+    if (fd < 0) return fd;
   }
   struct sockaddr_storage ss;
   if (bindFamily != 0) {
@@ -304,7 +341,7 @@ Napi::Value UpstreamConnect(const Napi::CallbackInfo& info) {
     if (bind(fd, reinterpret_cast<struct sockaddr*>(&ss), bl) != 0) {
       int err = errno;
       close(fd);
-      return Napi::Number::New(env, -err);
+      return -err;
     }
   }
   socklen_t sl = FillSockaddr(&ss, family, words, static_cast<uint32_t>(port));
@@ -319,18 +356,18 @@ Napi::Value UpstreamConnect(const Napi::CallbackInfo& info) {
   } else {
     int err = errno;
     close(fd);
-    return Napi::Number::New(env, -err);
+    return -err;
   }
   out[0] = static_cast<uint32_t>(established);
   if (established && !registerNow) {
     out[0] = 2;
     for (int i = 1; i < 7; i++) out[i] = 0;
-    return Napi::Number::New(env, fd);
+    return fd;
   }
   int err = Register(epfd, fd, slot, generation, out);
   if (err != 0) {
     close(fd);
-    return Napi::Number::New(env, -err);
+    return -err;
   }
   if (!established && recheck) {
     // A destination a veth away whose SYN-ACK was handled on another CPU (not inside connect(2))
@@ -339,7 +376,7 @@ Napi::Value UpstreamConnect(const Napi::CallbackInfo& info) {
     socklen_t tl = sizeof ti;
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 && ti.tcpi_state == TCP_ESTABLISHED) out[0] = 1;
   }
-  return Napi::Number::New(env, fd);
+  return fd;
 }
 
 // upstreamRegister(epfd, fd, slot, generation, out: Uint32Array(7)): 0 or -errno. The second half
@@ -359,6 +396,64 @@ Napi::Value UpstreamRegister(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   return Napi::Number::New(env, -Register(epfd, fd, slot, generation, out));
+}
+
+// upstreamBindIo(io: Uint32Array(IO_LENGTH)): the array upstreamConnectIo and upstreamRegisterIo
+// read and write from now on (kIo*). The pointer stays valid: the lookup gave the array an
+// ArrayBuffer backing store (V8 moves an array's bytes only while they are on its heap), the
+// reference keeps it alive, and nothing detaches it.
+Napi::Value UpstreamBindIo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UpstreamIo* data = static_cast<UpstreamIo*>(info.Data());
+  uint32_t* io;
+  size_t len;
+  if (!GetTypedArray<uint32_t>(info, 0, napi_uint32_array, "io", &io, &len)) return env.Undefined();
+  if (len < kIoLength) {
+    Napi::RangeError::New(env, "io must hold IO_LENGTH numbers").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  data->io = io;
+  data->ref = Napi::Persistent(info[0].As<Napi::Object>());
+  return env.Undefined();
+}
+
+bool CheckIo(Napi::Env env, const UpstreamIo* data) {
+  if (data->io != nullptr) return true;
+  Napi::Error::New(env, "upstreamBindIo first").ThrowAsJavaScriptException();
+  return false;
+}
+
+// upstreamConnectIo(epfd, slot, generation, fd, flags): upstreamConnect with the destination (and
+// bind address, bind family 0 for none) read from the bound io array and out written to
+// io[kIoOut..]; flags: 1 register now, 2 recheck. The fd, or -errno.
+Napi::Value UpstreamConnectIo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const UpstreamIo* data = static_cast<const UpstreamIo*>(info.Data());
+  int32_t epfd, slot, generation, fd, flags;
+  if (!FastInt(info, 0, &epfd) || !FastInt(info, 1, &slot) || !FastInt(info, 2, &generation) || !FastInt(info, 3, &fd) ||
+      !FastInt(info, 4, &flags) || !CheckIo(env, data))
+    return env.Undefined();
+  uint32_t* io = data->io;
+  int32_t family = static_cast<int32_t>(io[kIoFamily]);
+  int32_t bindFamily = static_cast<int32_t>(io[kIoBindFamily]);
+  if ((family != 4 && family != 6) || (bindFamily != 0 && bindFamily != 4 && bindFamily != 6)) {
+    Napi::RangeError::New(env, "family must be 4 or 6, bind family 0, 4 or 6").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, Connect(epfd, slot, generation, family, io + kIoWords, static_cast<int32_t>(io[kIoPort]),
+                                        bindFamily, io + kIoBindWords, io + kIoOut, fd,
+                                        (flags & kConnectRegisterNow) != 0, (flags & kConnectRecheck) != 0));
+}
+
+// upstreamRegisterIo(epfd, fd, slot, generation): upstreamRegister with out written to io[kIoOut..].
+Napi::Value UpstreamRegisterIo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const UpstreamIo* data = static_cast<const UpstreamIo*>(info.Data());
+  int32_t epfd, fd, slot, generation;
+  if (!FastInt(info, 0, &epfd) || !FastInt(info, 1, &fd) || !FastInt(info, 2, &slot) || !FastInt(info, 3, &generation) ||
+      !CheckIo(env, data))
+    return env.Undefined();
+  return Napi::Number::New(env, -Register(epfd, fd, slot, generation, data->io + kIoOut));
 }
 
 // upstreamSocket(family): a new non-blocking TCP socket (TCP_NODELAY with its first write), not yet connected, for a
@@ -506,6 +601,14 @@ void InitUpstream(Napi::Env env, Napi::Object exports) {
   exports.Set("UpstreamPoller", UpstreamPoller::Define(env));
   exports.Set("upstreamConnect", Napi::Function::New(env, UpstreamConnect, "upstreamConnect"));
   exports.Set("upstreamRegister", Napi::Function::New(env, UpstreamRegister, "upstreamRegister"));
+  // One io array per environment (a worker's is its own), freed when the environment is torn
+  // down: the functions below hold it, and one of them may outlive the exports object.
+  UpstreamIo* io = new UpstreamIo();
+  napi_add_env_cleanup_hook(env, [](void* d) { delete static_cast<UpstreamIo*>(d); }, io);
+  exports.Set("upstreamBindIo", Napi::Function::New(env, UpstreamBindIo, "upstreamBindIo", io));
+  exports.Set("upstreamConnectIo", Napi::Function::New(env, UpstreamConnectIo, "upstreamConnectIo", io));
+  exports.Set("upstreamRegisterIo", Napi::Function::New(env, UpstreamRegisterIo, "upstreamRegisterIo", io));
+  exports.Set("UPSTREAM_IO_LENGTH", Napi::Number::New(env, static_cast<double>(kIoLength)));
   exports.Set("upstreamSocket", Napi::Function::New(env, UpstreamMakeSocket, "upstreamSocket"));
   exports.Set("upstreamSocketError", Napi::Function::New(env, UpstreamSocketError, "upstreamSocketError"));
   exports.Set("upstreamRead", Napi::Function::New(env, UpstreamRead, "upstreamRead"));

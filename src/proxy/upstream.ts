@@ -27,7 +27,20 @@
 // getter on every use (Buffer.allocUnsafe per small read).
 import { Buffer } from 'node:buffer';
 import { getSystemErrorName } from 'node:util';
-import { loadAddon, type NativeAddon, type NativeUpstreamPoller } from '../native/addon.js';
+import {
+  loadAddon,
+  UPSTREAM_CONNECT_RECHECK,
+  UPSTREAM_CONNECT_REGISTER_NOW,
+  UPSTREAM_IO_BIND_FAMILY,
+  UPSTREAM_IO_BIND_WORDS,
+  UPSTREAM_IO_FAMILY,
+  UPSTREAM_IO_LENGTH,
+  UPSTREAM_IO_OUT,
+  UPSTREAM_IO_PORT,
+  UPSTREAM_IO_WORDS,
+  type NativeAddon,
+  type NativeUpstreamPoller,
+} from '../native/addon.js';
 import type { Clock } from '../stack/clock.js';
 import { formatAddress, internAddressWords } from '../wire/address.js';
 import { ReadBufferPool } from './read-buffer-pool.js';
@@ -500,6 +513,9 @@ const NEAR_MAX = 8;
 /** Made-ahead sockets kept per family (each is an fd and an unconnected kernel socket). */
 const SPARE_SOCKETS = 4;
 
+/** UpstreamSockets.io. */
+const IO = new Uint32Array(UPSTREAM_IO_LENGTH);
+
 /** Tops `spare` up to SPARE_SOCKETS; stops at the first failure (EMFILE...: the connect will say). */
 function fill(native: NativeAddon, family: 4 | 6, spare: number[]): void {
   while (spare.length < SPARE_SOCKETS) {
@@ -533,17 +549,23 @@ export interface UpstreamSocketsOptions {
 export class UpstreamSockets {
   readonly native: NativeAddon;
   private poller: NativeUpstreamPoller | null;
-  /**
-   * The poller's epoll descriptor, read once: `poller.epfd` is a native accessor, one N-API call
-   * (and an unwrap of the poller) per connect otherwise.
-   */
-  private readonly epfd: number;
   private readonly events: Int32Array;
   private readonly table: (UpstreamSocket | null)[] = [];
   private readonly generations: number[] = [];
   private readonly freeSlots: number[] = [];
   private liveCount = 0;
-  private readonly connectOut = new Uint32Array(7);
+  /**
+   * The addon's io array (upstreamBindIo, one per module instance and so per environment): a
+   * connect's destination and bind address go in, its results come out (UPSTREAM_IO_*), and the
+   * calls pass only a few integers. Calls are synchronous and read it back at once, so every set
+   * shares it.
+   */
+  private readonly io = IO;
+  /**
+   * The poller's epoll descriptor, read once: `poller.epfd` is a native accessor, one N-API call
+   * (and an unwrap of the poller) per connect otherwise.
+   */
+  private readonly epfd: number;
   /**
    * Sockets made ahead (socket(2), not connected), per family, so a SYN's dial is
    * only its connect(2): up to SPARE_SOCKETS each, refilled after the turn that took them
@@ -595,6 +617,7 @@ export class UpstreamSockets {
     this.events = new Int32Array(3 * this.native.UpstreamPoller.MAX_EVENTS);
     this.poller = new this.native.UpstreamPoller(this.events, this.onEventsBound);
     this.epfd = this.poller.epfd;
+    this.native.upstreamBindIo(IO);
     // With no socket open the set does not keep the process alive (connect() refs it).
     this.poller.unref();
   }
@@ -626,10 +649,18 @@ export class UpstreamSockets {
     if (poller === null) return 'EBADF';
     const slot = this.freeSlots.pop() ?? this.table.length;
     const generation = ((this.generations[slot] ?? 0) + 1) | 0;
-    const out = this.connectOut;
+    const io = this.io;
+    io[UPSTREAM_IO_FAMILY] = family;
+    for (let i = 0; i < 4; i++) io[UPSTREAM_IO_WORDS + i] = words[i]!;
+    io[UPSTREAM_IO_PORT] = port;
+    if (bind === null) io[UPSTREAM_IO_BIND_FAMILY] = 0;
+    else {
+      io[UPSTREAM_IO_BIND_FAMILY] = bind.family;
+      for (let i = 0; i < 4; i++) io[UPSTREAM_IO_BIND_WORDS + i] = bind.words[i]!;
+    }
     const made = this.takeSpare(family);
-    const recheck = this.nearness > 0;
-    const fd = this.native.upstreamConnect(this.epfd, slot, generation, family, words, port, bind?.family ?? 0, bind?.words ?? null, out, made, !registerLater, recheck);
+    const flags = (registerLater ? 0 : UPSTREAM_CONNECT_REGISTER_NOW) | (this.nearness > 0 ? UPSTREAM_CONNECT_RECHECK : 0);
+    const fd = this.native.upstreamConnectIo(this.epfd, slot, generation, made, flags);
     if (fd < 0) {
       if (slot === this.table.length) this.table.push(null);
       this.freeSlots.push(slot);
@@ -642,30 +673,31 @@ export class UpstreamSockets {
     this.table[slot] = socket;
     // out[0]: 0 connecting, 1 established, 2 established within connect(2) and, as registerLater
     // asked, not in the epoll set yet, its local end unread.
-    const state = out[0]!;
+    const state = io[UPSTREAM_IO_OUT]!;
     if (state !== 0 && this.nearness < NEAR_MAX) this.nearness++;
     if (state === 2) socket.registered = false;
-    else this.readLocalEnd(socket, out);
+    else this.readLocalEnd(socket);
     socket.connected(fd, state !== 0);
     if (this.liveCount++ === 0) poller.ref();
     this.touch(socket);
     return socket;
   }
 
-  private readLocalEnd(socket: UpstreamSocket, out: Uint32Array): void {
-    socket.localFamily = out[1]!;
-    socket.localWords = internAddressWords(out, 2);
-    socket.localPort = out[6]!;
+  /** The local end the last connect or register wrote to io (out[1..6]: family, four words, port). */
+  private readLocalEnd(socket: UpstreamSocket): void {
+    const io = this.io;
+    socket.localFamily = io[UPSTREAM_IO_OUT + 1]!;
+    socket.localWords = internAddressWords(io, UPSTREAM_IO_OUT + 2);
+    socket.localPort = io[UPSTREAM_IO_OUT + 6]!;
   }
 
   /** UpstreamSocket.register: epoll ADD and getsockname. 0, or the errno of a failed epoll_ctl. */
   registerSocket(socket: UpstreamSocket): number {
     const poller = this.poller;
     if (poller === null) return EBADF;
-    const out = this.connectOut;
-    const r = this.native.upstreamRegister(this.epfd, socket.fd, socket.slot, socket.generation, out);
+    const r = this.native.upstreamRegisterIo(this.epfd, socket.fd, socket.slot, socket.generation);
     if (r < 0) return -r;
-    this.readLocalEnd(socket, out);
+    this.readLocalEnd(socket);
     return 0;
   }
 

@@ -18,6 +18,28 @@ describe('DestinationPolicy', () => {
     expect(p.resolve('198.18.0.2', 80)?.address).toEqual({ family: 6, words: Uint32Array.of(0x20010db8, 0, 0, 7) });
   });
 
+  it('gives the same destination as the last the same target, and another address, port or rewrite a new one', () => {
+    const p = new DestinationPolicy({ map: ['198.18.0.1=upstream.internal:8080'], deny: ['203.0.113.66/32'] });
+    const a = parseAddress('203.0.113.9')!;
+    const b = parseAddress('203.0.113.10')!;
+    const first = p.resolveAddress(a.family, a.words, '203.0.113.9', 80);
+    // A SYN's words are the interned array of its address: the same array, the same target.
+    expect(p.resolveAddress(a.family, a.words, '203.0.113.9', 80)).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    const otherPort = p.resolveAddress(a.family, a.words, '203.0.113.9', 81);
+    expect(otherPort).not.toBe(first);
+    expect(hostPort(otherPort)).toEqual({ host: '203.0.113.9', port: 81 });
+    const otherAddress = p.resolveAddress(b.family, b.words, '203.0.113.10', 81);
+    expect(otherAddress?.address).toEqual({ family: 4, words: b.words });
+    const mapped = parseAddress('198.18.0.1')!;
+    expect(hostPort(p.resolveAddress(mapped.family, mapped.words, '198.18.0.1', 81))).toEqual({ host: 'upstream.internal', port: 8080 });
+    expect(p.resolveAddress(mapped.family, mapped.words, '198.18.0.1', 81)?.address).toBeNull();
+    // A denied destination is refused whatever came before it.
+    const denied = parseAddress('203.0.113.66')!;
+    expect(p.resolveAddress(denied.family, denied.words, '203.0.113.66', 81)).toBeNull();
+    expect(p.resolveAddress(denied.family, denied.words, '203.0.113.66', 81)).toBeNull();
+  });
+
   it('passes destinations through unchanged by default', () => {
     expect(hostPort(new DestinationPolicy({}).resolve('198.18.0.5', 80))).toEqual({ host: '198.18.0.5', port: 80 });
   });

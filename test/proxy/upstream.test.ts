@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { UpstreamSocket, UpstreamSockets } from '../../src/proxy/upstream.js';
+import { UPSTREAM_CONNECT_RECHECK, UPSTREAM_IO_LENGTH, UPSTREAM_IO_OUT } from '../../src/native/addon.js';
 import { RecordingHandler, dial, until } from './upstream-harness.js';
 
 let sockets: UpstreamSockets;
@@ -155,6 +156,31 @@ describe('UpstreamSockets', () => {
       inner.poller = real;
     } finally {
       fresh.close();
+    }
+  });
+
+  it("passes a connect's destination and bind address through the addon's io array: a few integers per call, no typed array", async () => {
+    const port = await server((s) => s.end());
+    const connect = vi.spyOn(sockets.native, 'upstreamConnectIo');
+    const oldConnect = vi.spyOn(sockets.native, 'upstreamConnect');
+    try {
+      const h = new RecordingHandler();
+      // Bound to 127.0.0.2 (--upstream-bind): the bind address's words reach the native side too.
+      const s = sockets.connect(h, 4, new Uint32Array([0, 0, 0, 0x7f000001]), port, { family: 4, words: new Uint32Array([0, 0, 0, 0x7f000002]) });
+      if (typeof s === 'string') throw new Error(s);
+      s.register();
+      expect(s.localAddress).toBe('127.0.0.2');
+      expect(s.localPort).toBeGreaterThan(0);
+      s.resume();
+      await until('the end', () => h.log.includes('end'));
+      s.destroy();
+      expect(connect).toHaveBeenCalledTimes(1);
+      expect(connect.mock.calls[0]!.every((a) => typeof a === 'number')).toBe(true);
+      expect(oldConnect).not.toHaveBeenCalled();
+      expect(sockets.native.UPSTREAM_IO_LENGTH).toBe(UPSTREAM_IO_LENGTH);
+    } finally {
+      connect.mockRestore();
+      oldConnect.mockRestore();
     }
   });
 
@@ -482,13 +508,13 @@ describe('UpstreamSockets: the system calls of a dial, off the app\'s connect pa
 describe('UpstreamSockets: the second look at a dial still connecting', () => {
   it('asks for it while dials complete within their connect call, and stops once several in a row completed by an event', () => {
     const native = sockets.native;
+    const set = sockets as unknown as { io: Uint32Array };
     const recheckAsked: boolean[] = [];
     let nextState = 0;
     let nextFd = 9000;
-    const connect = vi.spyOn(native, 'upstreamConnect').mockImplementation((...args: unknown[]) => {
-      recheckAsked.push(args[11] === true);
-      const out = args[8] as Uint32Array;
-      out.set([nextState, 4, 0, 0, 0, 0x7f000001, 40000]);
+    const connect = vi.spyOn(native, 'upstreamConnectIo').mockImplementation((_epfd, _slot, _generation, _fd, flags) => {
+      recheckAsked.push((flags & UPSTREAM_CONNECT_RECHECK) !== 0);
+      set.io.set([nextState, 4, 0, 0, 0, 0x7f000001, 40000], UPSTREAM_IO_OUT);
       return nextFd++;
     });
     const close = vi.spyOn(native, 'upstreamClose').mockImplementation(() => 0);
