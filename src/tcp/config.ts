@@ -41,4 +41,10 @@ export interface TcpConfig {
   congestionControl: CongestionControllerFactory;
   /** Largest segment (payload bytes) handed to the device when it takes TSO/GSO; 0 = MSS only. */
   gsoMaxBytes: number;
+  /**
+   * Header prediction for in-order segments on ESTABLISHED connections (TcpConn.predicted); on
+   * unless false. Off only where a test compares it with the general path (the result must be
+   * the same segment for segment).
+   */
+  headerPrediction?: boolean;
 }

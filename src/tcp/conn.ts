@@ -43,7 +43,7 @@ import type { CloseReason, ConnFlow, ConnIdentity, DropReason, ResetReason, TcpE
 import type { MemoryBudget } from './memory-budget.js';
 import { RcvFlag, Receiver } from './rcv.js';
 import { OutSegment, Segment, TcpFlag } from '../wire/segment.js';
-import { AckFlag, SendKind, SendPlan, Sender } from './snd.js';
+import { AckFlag, Recovery, SendKind, SendPlan, Sender } from './snd.js';
 import type { ChunkReleaseSink, ViewSink } from './send-buffer.js';
 import { ACK_NOW, delayedAckAt } from './delayed-ack.js';
 import { ChallengeAckBudget, inWindowRstVerdict, isRetransmittedSyn } from './challenge-ack.js';
@@ -227,6 +227,8 @@ export class TcpConn implements ConnIdentity {
   private timeWaitSkipped: boolean;
   /** CLOSED after a skipped TIME-WAIT with the peer's FIN still to acknowledge (from `tw`). */
   private finalAckOwed: boolean;
+  /** Header prediction is on (cfg.headerPrediction; off only to compare it with the general path). */
+  private readonly predicts: boolean;
 
   constructor(id: number, cfg: TcpConfig, events: TcpEventSink, handler: ConnHandler, now: number, budget: MemoryBudget | null = null) {
     this.id = id;
@@ -285,6 +287,7 @@ export class TcpConn implements ConnIdentity {
     this.timeWaitGate = null;
     this.timeWaitSkipped = false;
     this.finalAckOwed = false;
+    this.predicts = cfg.headerPrediction !== false;
   }
 
   // ------------------------------------------------------------------------------ accessors
@@ -429,6 +432,10 @@ export class TcpConn implements ConnIdentity {
       case State.TIME_WAIT:
         this.dirty = true;
         return this.processTimeWait(seg, now);
+      case State.ESTABLISHED:
+        this.dirty = true;
+        if (this.predicts && this.predicted(seg, now)) return this.processPredicted(seg, now);
+        return this.processSynchronized(seg, now);
       default:
         this.dirty = true;
         return this.processSynchronized(seg, now);
@@ -531,11 +538,65 @@ export class TcpConn implements ConnIdentity {
     // Seventh and eighth: text and FIN.
     if (seqVerdict !== ZERO_WINDOW_PROBE) this.processText(seg, seg.seq, now);
     if (ackStep === ACK_STEP_FIN_WAIT_1_ACKED && this.state === State.FIN_WAIT_1) this.transition(State.FIN_WAIT_2, now);
+    this.sendSpaceAfterAck();
+    return null;
+  }
+
+  /**
+   * Header prediction (Van Jacobson's, as Linux's tcp_rcv_established): is `seg` one whose
+   * §3.10.7.4 steps, taken in full by processSynchronized, come to nothing but "take the ACK,
+   * take the text"? Only when the answer follows from these tests; anything else takes the
+   * general path. Called in ESTABLISHED only (no FIN of ours queued or acknowledged, no
+   * handshake to complete, text is taken). Reads, changes nothing.
+   */
+  private predicted(seg: Segment, now: number): boolean {
+    // Exactly ACK (PSH changes nothing here): no SYN, RST or FIN step, no urgent pointer or ECN
+    // bits; and at RCV.NXT: the first check (acceptability) holds for a pure ACK in any window.
+    if ((seg.flags & ~TcpFlag.PSH) !== TcpFlag.ACK || seg.seq !== this.rcv.nxt) return false;
+    const opts = seg.options;
+    // RFC 2018 / RFC 6675: SACK blocks update the scoreboard and may count as duplicates.
+    if (opts.sackCount !== 0) return false;
+    // RFC 7323 §3.2 / §5.3 R1: a segment checkTimestamps would drop (no TSopt, or PAWS).
+    if (this.tsEnabled && (!opts.tsPresent || pawsRejects(this.tsRecent, this.tsRecentAt, opts.tsVal, now))) return false;
+    const snd = this.snd;
+    // Loss recovery (RFC 5681 §3.2, RFC 6582, RFC 6675) and persist (RFC 9293 §3.8.6.1) have
+    // their own rules for an ACK; out-of-order data queued makes in-order text an ACK-now fill.
+    if (snd.recovery !== Recovery.NONE || this.timers.kind === TimerKind.PERSIST || this.rcv.hasOutOfOrder) return false;
+    const ack = seg.ack;
+    const len = seg.payload.length;
+    // Pure ACK: it must advance, SND.UNA < SEG.ACK ≤ SND.NXT (RFC 9293 §3.10.7.4 fifth check);
+    // one that repeats SND.UNA is a duplicate-ACK candidate or a window update: general path.
+    if (len === 0) return seqGt(ack, snd.una) && seqLeq(ack, snd.nxt);
+    // Text: SND.UNA ≤ SEG.ACK ≤ SND.NXT (the ACK is acceptable, RFC 5961 §5.2 holds), and all of
+    // it fits the window we offered: acceptable, and ingest trims nothing (RCV.WND > 0).
+    return seqLeq(snd.una, ack) && seqLeq(ack, snd.nxt) && len <= this.rcv.window;
+  }
+
+  /**
+   * A predicted segment (predicted() said so): what processSynchronized would do with it, minus
+   * the checks predicted() settled: TS.Recent (RFC 7323 §5.3 R3), the ACK (snd.ack: SND.UNA,
+   * congestion control, RTT sample, window; RFC 6298 §5.2/5.3 timers in onNewAck), then the
+   * text (processText: delivery and delayed-ACK accounting, RFC 5681 §4.2, RFC 1122 §4.2.3.2).
+   */
+  private processPredicted(seg: Segment, now: number): null {
+    this.takeTsRecent(seg, now);
+    this.ackArrived(now);
+    const snd = this.snd;
+    const ackFlags = snd.ack(seg, now, this.tsEnabled, tsClock(now, this.tsOffset), this.createdAt);
+    if (ackFlags & AckFlag.RTT) this.events.rtt(this, snd.rtt.srtt);
+    this.probesUnanswered = 0;
+    if (ackFlags & AckFlag.NEW) this.onNewAck(now);
+    if (seg.payload.length > 0) this.processText(seg, seg.seq, now);
+    this.sendSpaceAfterAck();
+    return null;
+  }
+
+  /** write() had returned false and the acknowledged bytes made room: tell the owner. */
+  private sendSpaceAfterAck(): void {
     if (this.writeBlocked && this.state !== State.CLOSED && this.snd.buf.length < this.cfg.sndBufBytes) {
       this.writeBlocked = false;
       this.handler.onSendSpace(this);
     }
-    return null;
   }
 
   /** RFC 7323 §3.2 and §5.3 R1 (PAWS, paws.ts), before anything else: a drop reason, or null. */
@@ -595,9 +656,7 @@ export class TcpConn implements ConnIdentity {
   private checkAck(seg: Segment, now: number): DropReason | null {
     if ((seg.flags & TcpFlag.ACK) === 0) return this.drop('bad_ack');
     const snd = this.snd;
-    this.lastRecvAt = now;
-    this.keepaliveProbes = 0;
-    this.refreshIdle();
+    this.ackArrived(now);
     if (!snd.synAcked) {
       // SYN-RECEIVED (or FIN-WAIT-1 entered from it): SND.UNA < SEG.ACK ≤ SND.NXT completes the
       // handshake; otherwise <SEQ=SEG.ACK><CTL=RST> (RFC 9293 §3.10.7.4, §3.10.7.3 shape).
@@ -611,6 +670,13 @@ export class TcpConn implements ConnIdentity {
       return this.challengeAck(now, 'bad_ack');
     }
     return null;
+  }
+
+  /** A segment with ACK passed the checks before the fifth: the peer is alive (keepalive, RFC 9293 §3.8.4). */
+  private ackArrived(now: number): void {
+    this.lastRecvAt = now;
+    this.keepaliveProbes = 0;
+    this.refreshIdle();
   }
 
   /**

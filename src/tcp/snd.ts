@@ -88,6 +88,14 @@ export const AckFlag = {
 export class Sender {
   /** ISS. */
   iss: number;
+  /**
+   * Our SYN has been acknowledged. Kept, not derived from SND.UNA ≠ ISS: SND.UNA is back at ISS
+   * after 2^32 − 1 bytes acknowledged, and a connection that took that for "SYN unacknowledged"
+   * would answer the next duplicate ACK with an RST (the SYN-RECEIVED rule of RFC 9293
+   * §3.10.7.4), complete its handshake a second time and misplace its send buffer by one byte.
+   * Set by `advance` only.
+   */
+  synAcked: boolean;
   /** SND.UNA. */
   una: number;
   /** SND.NXT. */
@@ -142,6 +150,7 @@ export class Sender {
 
   constructor(cfg: TcpConfig, now: number) {
     this.iss = 0;
+    this.synAcked = false;
     this.una = 0;
     this.nxt = 0;
     this.max = 0;
@@ -178,6 +187,7 @@ export class Sender {
   /** Start a connection with initial send sequence number `iss` (nothing sent yet). */
   init(iss: number): void {
     this.iss = iss;
+    this.synAcked = false;
     this.una = iss;
     this.nxt = iss;
     this.max = iss;
@@ -207,9 +217,9 @@ export class Sender {
     this.cc = this.ccFactory(mss, now);
   }
 
-  /** Sequence number of the first byte in the send buffer. */
+  /** Sequence number of the first byte in the send buffer (after the SYN, which occupies ISS). */
   get dataStart(): number {
-    return this.una === this.iss ? seqAdd(this.iss, 1) : this.una;
+    return this.synAcked ? this.una : seqAdd(this.iss, 1);
   }
 
   /** Sequence number just past the last buffered byte. */
@@ -217,10 +227,6 @@ export class Sender {
     return seqAdd(this.dataStart, this.buf.length);
   }
 
-  /** Our SYN has been acknowledged. */
-  get synAcked(): boolean {
-    return this.una !== this.iss;
-  }
 
   /** Our FIN has been acknowledged. */
   get finAcked(): boolean {
@@ -320,11 +326,15 @@ export class Sender {
     let result = AckFlag.NEW;
     const flightBefore = this.outstanding;
     const acked = seqDiff(ack, this.una);
-    if (this.una === this.iss) result |= AckFlag.SYN_ACKED;
     // Payload bytes acknowledged: those of [dataStart, ack) that are buffered.
     let dataAcked = seqDiff(ack, this.dataStart);
     if (dataAcked < 0) dataAcked = 0;
     if (dataAcked > this.buf.length) dataAcked = this.buf.length;
+    // The first ACK to advance SND.UNA acknowledges our SYN (it occupies ISS).
+    if (!this.synAcked) {
+      this.synAcked = true;
+      result |= AckFlag.SYN_ACKED;
+    }
     const finWasAcked = this.finAcked;
     this.buf.consume(dataAcked);
     this.lastDataAcked = dataAcked;

@@ -336,3 +336,30 @@ describe('dispatch and the device ring', () => {
     expect(recv(t.conn, 0)).toEqual([out({ ack: r(4), window: 65532, flags: ACK | PSH, payload: 'resp' })]);
   });
 });
+
+describe('SND.UNA back at ISS after 2^32 − 1 bytes acknowledged', () => {
+  it('a duplicate ACK draws no RST, the next ACK no second handshake, and data goes out from SND.UNA', () => {
+    // The general path (the fast path would take the advancing ACK).
+    const t = established({ cfg: { headerPrediction: false } });
+    const snd = t.conn.snd;
+    // Stands in for 4 GiB sent and acknowledged: the sender's own ACK processing, 64 MiB of
+    // payload at a time (written by reference, not sent), then SND.MAX where SND.NXT is.
+    const big = Buffer.allocUnsafe(64 * 1024 * 1024);
+    for (let i = 0; i < 64; i++) {
+      snd.write(i < 63 ? big : big.subarray(0, big.length - 1));
+      snd.ack(seg({ ack: (snd.una + snd.buf.length) >>> 0 }), 0, false, 0, 0);
+    }
+    snd.max = snd.nxt;
+    expect(snd.una).toBe(l(0));
+    // RFC 9293 §3.10.7.4: in ESTABLISHED an ACK at SND.UNA is a duplicate, not a SYN-RECEIVED
+    // "unacceptable ACK" answered with <SEQ=SEG.ACK><CTL=RST>.
+    expect(send(t.conn, seg({ ack: l(0) }), 1)).toBeNull();
+    expect(recv(t.conn, 1)).toEqual([]);
+    t.conn.write(Buffer.from('after the wrap'));
+    expect(recv(t.conn, 1)).toEqual([out({ seq: l(0), flags: ACK | PSH, payload: 'after the wrap' })]);
+    expect(send(t.conn, seg({ ack: l(14) }), 2)).toBeNull();
+    expect(t.ev.handshakes).toEqual([]);
+    expect(t.h.established).toBe(1);
+    expect(snd.buf.length).toBe(0);
+  });
+});

@@ -327,6 +327,31 @@ describe('Sender: ACK processing', () => {
   });
 });
 
+describe('Sender: SND.UNA back at ISS after 2^32 − 1 bytes', () => {
+  /** Acknowledges 2^32 − 1 payload bytes (64 MiB at a time, written by reference, never sent). */
+  function wrapToIss(s: Sender): void {
+    const big = Buffer.allocUnsafe(64 * 1024 * 1024);
+    for (let i = 0; i < 64; i++) {
+      s.write(i < 63 ? big : big.subarray(0, big.length - 1));
+      s.ack(ackSeg(seqAdd(s.una, s.buf.length)), 0, false, 0, 0);
+    }
+  }
+
+  it('our SYN stays acknowledged and the send buffer starts at SND.UNA (not ISS + 1) when SND.UNA comes back to ISS', () => {
+    const s = sender();
+    wrapToIss(s);
+    expect(s.una).toBe(ISS);
+    expect(s.buf.length).toBe(0);
+    expect(s.synAcked).toBe(true);
+    expect(s.dataStart).toBe(ISS);
+    s.write(Buffer.alloc(100));
+    const f = s.ack(ackSeg(seqAdd(ISS, 60)), 1, false, 0, 0);
+    expect(f & AckFlag.SYN_ACKED).toBe(0);
+    expect(s.lastDataAcked).toBe(60);
+    expect(s.buf.length).toBe(40);
+  });
+});
+
 describe('Sender: choosing segments', () => {
   it('RFC 9293 §3.8.6.2.1: a sub-MSS segment that is not the last data waits (sender SWS avoidance)', () => {
     const s = sender({ wnd: 1500 });
