@@ -44,7 +44,7 @@ int Connect(int epfd, int32_t slot, int32_t generation, int32_t family, const ui
 
 // The io array (upstreamBindIo), given once per environment: a connect's destination and bind
 // address and its results pass through it, so upstreamConnectIo and upstreamRegisterIo take a few
-// integers. upstreamConnect's twelve arguments with two typed arrays, read back on every call,
+// integers. Twelve arguments with two typed arrays, read back on every call,
 // cost ~0.3 us of user time per call more (each typed array is ~6 N-API calls, and past six
 // arguments node-addon-api allocates the argument list). The functions carry the environment's
 // UpstreamIo as their data (napi_create_function's data: no lookup).
@@ -53,7 +53,7 @@ constexpr size_t kIoWords = 1;  // four
 constexpr size_t kIoPort = 5;
 constexpr size_t kIoBindFamily = 6;
 constexpr size_t kIoBindWords = 7;  // four
-constexpr size_t kIoOut = 11;       // seven: upstreamConnect's out
+constexpr size_t kIoOut = 11;       // seven: the connect's and register's results
 constexpr size_t kIoLength = 18;
 constexpr int32_t kConnectRegisterNow = 1;
 constexpr int32_t kConnectRecheck = 2;
@@ -276,59 +276,7 @@ int Register(int epfd, int fd, int32_t slot, int32_t generation, uint32_t* out) 
   return 0;
 }
 
-// upstreamConnect(epfd, slot, generation, family, words: Uint32Array(4), port,
-//                 bindFamily (0: none), bindWords: Uint32Array(4) | null, out: Uint32Array(7),
-//                 fd = -1, registerNow = true, recheck = false): number
-// A non-blocking TCP socket (TCP_NODELAY with its first write; `fd` when one was made ahead by upstreamSocket, else a
-// new one), bound if asked, connecting to the address, in the epoll set (edge-triggered: in, out,
-// peer FIN) under slot and generation. Returns its fd, or -errno when the connect failed at once
-// (nothing is left open then, `fd` included). out receives [1 if already ESTABLISHED else 0, the
-// local family, four words, port]: a destination a veth away has often completed the handshake
-// inside connect(2) (the kernel ran the peer's side in the same system call), and the local end
-// is what the kernel-socket table watches.
-// With recheck, a socket still connecting after its registration has TCP_INFO read once more
-// (out[0] is 1 if it is ESTABLISHED by then).
-// With registerNow false, a socket ESTABLISHED within connect(2) is neither added to the epoll set
-// nor asked its local end (out[0] is 2 then, out[1..6] 0): the caller does both with upstreamRegister once the
-// app's SYN-ACK is out, so those two system calls are not on the app's connect() path. A socket
-// still connecting is registered at once either way: its completion is an epoll event, and its
-// local end is what the loop guard matches the device's next SYNs against.
-Napi::Value UpstreamConnect(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int32_t epfd, slot, generation, family, port, bindFamily;
-  uint32_t* words;
-  uint32_t* bindWords = nullptr;
-  uint32_t* out;
-  size_t len;
-  if (!IntArg(info, 0, &epfd) || !IntArg(info, 1, &slot) || !IntArg(info, 2, &generation) || !IntArg(info, 3, &family))
-    return env.Undefined();
-  if (!GetTypedArray<uint32_t>(info, 4, napi_uint32_array, "words", &words, &len)) return env.Undefined();
-  if (len < 4 || (family != 4 && family != 6)) {
-    Napi::RangeError::New(env, "family must be 4 or 6, words four numbers").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  if (!IntArg(info, 5, &port) || !IntArg(info, 6, &bindFamily)) return env.Undefined();
-  if (bindFamily != 0) {
-    if (!GetTypedArray<uint32_t>(info, 7, napi_uint32_array, "bindWords", &bindWords, &len)) return env.Undefined();
-    if (len < 4 || (bindFamily != 4 && bindFamily != 6)) {
-      Napi::RangeError::New(env, "bindFamily must be 0, 4 or 6, bindWords four numbers").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-  }
-  if (!GetTypedArray<uint32_t>(info, 8, napi_uint32_array, "out", &out, &len)) return env.Undefined();
-  if (len < 7) {
-    Napi::RangeError::New(env, "out must hold 7 numbers").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-
-  int32_t fd = -1;
-  if (info.Length() > 9 && !info[9].IsUndefined() && !IntArg(info, 9, &fd)) return env.Undefined();
-  bool registerNow = info.Length() <= 10 || info[10].IsUndefined() || info[10].ToBoolean().Value();
-  bool recheck = info.Length() > 11 && info[11].ToBoolean().Value();
-  return Napi::Number::New(env, Connect(epfd, slot, generation, family, words, port, bindFamily, bindWords, out, fd, registerNow, recheck));
-}
-
-// upstreamConnect's work (and the poller's connect): the fd, or -errno.
+// upstreamConnectIo's work (and the poller's connect): the fd, or -errno.
 int Connect(int epfd, int32_t slot, int32_t generation, int32_t family, const uint32_t* words, int32_t port,
             int32_t bindFamily, const uint32_t* bindWords, uint32_t* out, int32_t fd, bool registerNow, bool recheck) {
   if (fd < 0) {
@@ -379,25 +327,6 @@ int Connect(int epfd, int32_t slot, int32_t generation, int32_t family, const ui
   return fd;
 }
 
-// upstreamRegister(epfd, fd, slot, generation, out: Uint32Array(7)): 0 or -errno. The second half
-// of a connect made with registerNow false: the socket joins the epoll set (EPOLL_CTL_ADD reports
-// what is already pending, so nothing that happened meanwhile is lost) and out[1..6] receive its
-// local end. On an error the socket is left open: it is the caller's to close.
-Napi::Value UpstreamRegister(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int32_t epfd, fd, slot, generation;
-  uint32_t* out;
-  size_t len;
-  if (!IntArg(info, 0, &epfd) || !IntArg(info, 1, &fd) || !IntArg(info, 2, &slot) || !IntArg(info, 3, &generation))
-    return env.Undefined();
-  if (!GetTypedArray<uint32_t>(info, 4, napi_uint32_array, "out", &out, &len)) return env.Undefined();
-  if (len < 7) {
-    Napi::RangeError::New(env, "out must hold 7 numbers").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  return Napi::Number::New(env, -Register(epfd, fd, slot, generation, out));
-}
-
 // upstreamBindIo(io: Uint32Array(IO_LENGTH)): the array upstreamConnectIo and upstreamRegisterIo
 // read and write from now on (kIo*). The pointer stays valid: the lookup gave the array an
 // ArrayBuffer backing store (V8 moves an array's bytes only while they are on its heap), the
@@ -423,9 +352,22 @@ bool CheckIo(Napi::Env env, const UpstreamIo* data) {
   return false;
 }
 
-// upstreamConnectIo(epfd, slot, generation, fd, flags): upstreamConnect with the destination (and
-// bind address, bind family 0 for none) read from the bound io array and out written to
-// io[kIoOut..]; flags: 1 register now, 2 recheck. The fd, or -errno.
+// upstreamConnectIo(epfd, slot, generation, fd, flags): the destination (family, four words, port)
+// and the bind address (bind family, 0 for none, and four words) read from the bound io array.
+// A non-blocking TCP socket (TCP_NODELAY with its first write; `fd` when one was made ahead by
+// upstreamSocket, else a new one, for -1), bound if asked, connecting to the address, in the
+// epoll set (edge-triggered: in, out, peer FIN) under slot and generation. Returns its fd, or
+// -errno when the connect failed at once (nothing is left open then, `fd` included).
+// io[kIoOut..] receives [1 if already ESTABLISHED else 0, the local family, four words, port]: a
+// destination a veth away has often completed the handshake inside connect(2) (the kernel ran the
+// peer's side in the same system call), and the local end is what the kernel-socket table watches.
+// flags: kConnectRecheck, a socket still connecting after its registration has TCP_INFO read once
+// more (out[0] is 1 if it is ESTABLISHED by then). Without kConnectRegisterNow, a socket
+// ESTABLISHED within connect(2) is neither added to the epoll set nor asked its local end (out[0]
+// is 2 then, out[1..6] 0): the caller does both with upstreamRegisterIo once the app's SYN-ACK is
+// out, so those two system calls are not on the app's connect() path. A socket still connecting
+// is registered at once either way: its completion is an epoll event, and its local end is what
+// the loop guard matches the device's next SYNs against.
 Napi::Value UpstreamConnectIo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const UpstreamIo* data = static_cast<const UpstreamIo*>(info.Data());
@@ -445,7 +387,10 @@ Napi::Value UpstreamConnectIo(const Napi::CallbackInfo& info) {
                                         (flags & kConnectRegisterNow) != 0, (flags & kConnectRecheck) != 0));
 }
 
-// upstreamRegisterIo(epfd, fd, slot, generation): upstreamRegister with out written to io[kIoOut..].
+// upstreamRegisterIo(epfd, fd, slot, generation): 0 or -errno. The second half of a connect made
+// without kConnectRegisterNow: the socket joins the epoll set (EPOLL_CTL_ADD reports what is
+// already pending, so nothing that happened meanwhile is lost) and io[kIoOut + 1..] receive its
+// local end. On an error the socket is left open: it is the caller's to close.
 Napi::Value UpstreamRegisterIo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const UpstreamIo* data = static_cast<const UpstreamIo*>(info.Data());
@@ -457,7 +402,7 @@ Napi::Value UpstreamRegisterIo(const Napi::CallbackInfo& info) {
 }
 
 // upstreamSocket(family): a new non-blocking TCP socket (TCP_NODELAY with its first write), not yet connected, for a
-// later upstreamConnect (the set keeps a few made ahead, off the SYN's path). Its fd, or -errno.
+// later upstreamConnectIo (the set keeps a few made ahead, off the SYN's path). Its fd, or -errno.
 Napi::Value UpstreamMakeSocket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int32_t family;
@@ -599,8 +544,6 @@ Napi::Value UpstreamClose(const Napi::CallbackInfo& info) {
 
 void InitUpstream(Napi::Env env, Napi::Object exports) {
   exports.Set("UpstreamPoller", UpstreamPoller::Define(env));
-  exports.Set("upstreamConnect", Napi::Function::New(env, UpstreamConnect, "upstreamConnect"));
-  exports.Set("upstreamRegister", Napi::Function::New(env, UpstreamRegister, "upstreamRegister"));
   // One io array per environment (a worker's is its own), freed when the environment is torn
   // down: the functions below hold it, and one of them may outlive the exports object.
   UpstreamIo* io = new UpstreamIo();

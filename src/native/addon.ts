@@ -145,42 +145,23 @@ export interface NativeAddon {
   /** events receives [slot, generation, epoll mask] per ready socket; onEvents(count) once per epoll_wait. */
   UpstreamPoller: { new (events: Int32Array, onEvents: (count: number) => void): NativeUpstreamPoller; readonly MAX_EVENTS: number };
   /**
-   * A non-blocking TCP socket (TCP_NODELAY with its first upstreamWrite or upstreamWritev, bound when bindFamily is 4 or 6; `fd` if one was made
-   * ahead by upstreamSocket, of `family`, else a new one) connecting to family/words/port, added to
-   * epfd under slot and generation. Its fd, or -errno (`fd` is closed then). out receives [1 if
-   * ESTABLISHED already, the local family, four words, port]. With registerNow false, a socket
-   * ESTABLISHED within connect(2) is not added nor its local end read (out[0] 2, the rest 0): upstreamRegister does
-   * both later. With recheck, one still connecting once registered has TCP_INFO read again.
-   */
-  upstreamConnect(
-    epfd: number,
-    slot: number,
-    generation: number,
-    family: 4 | 6,
-    words: Uint32Array,
-    port: number,
-    bindFamily: 0 | 4 | 6,
-    bindWords: Uint32Array | null,
-    out: Uint32Array,
-    fd?: number,
-    registerNow?: boolean,
-    recheck?: boolean,
-  ): number;
-  /** The rest of a connect made with registerNow false: epoll ADD, getsockname into out[1..6]. 0 or -errno (the socket stays open). */
-  upstreamRegister(epfd: number, fd: number, slot: number, generation: number, out: Uint32Array): number;
-  /**
    * The io array of upstreamConnectIo and upstreamRegisterIo from now on (UPSTREAM_IO_*; one per
-   * environment: a worker's is its own). They take a few integers where upstreamConnect takes
-   * twelve arguments and two typed arrays, read back on every call (~0.3 us of user time each).
+   * environment: a worker's is its own). Through it they take a few integers, not twelve arguments
+   * and two typed arrays read back on every call (~0.3 us of user time each).
    */
   upstreamBindIo(io: Uint32Array): void;
   /**
-   * upstreamConnect with the destination from the bound io array (family, four words, port, bind
-   * family 0 for none, its four words) and out written at UPSTREAM_IO_OUT. flags:
-   * UPSTREAM_CONNECT_REGISTER_NOW, UPSTREAM_CONNECT_RECHECK. The fd, or -errno.
+   * A non-blocking TCP socket (TCP_NODELAY with its first upstreamWrite or upstreamWritev; `fd` if
+   * one was made ahead by upstreamSocket, else a new one for -1) connecting to the destination in
+   * the bound io array (family, four words, port; bound when its bind family is 4 or 6, to its four
+   * words), added to epfd under slot and generation. Its fd, or -errno (`fd` is closed then).
+   * io[UPSTREAM_IO_OUT..] receives [1 if ESTABLISHED already, the local family, four words, port].
+   * Without UPSTREAM_CONNECT_REGISTER_NOW, a socket ESTABLISHED within connect(2) is not added nor
+   * its local end read (out[0] 2, the rest 0): upstreamRegisterIo does both later. With
+   * UPSTREAM_CONNECT_RECHECK, one still connecting once registered has TCP_INFO read again.
    */
   upstreamConnectIo(epfd: number, slot: number, generation: number, fd: number, flags: number): number;
-  /** upstreamRegister with out written at UPSTREAM_IO_OUT of the bound io array. 0 or -errno. */
+  /** The rest of a connect made without UPSTREAM_CONNECT_REGISTER_NOW: epoll ADD, getsockname into io[UPSTREAM_IO_OUT + 1..]. 0 or -errno (the socket stays open). */
   upstreamRegisterIo(epfd: number, fd: number, slot: number, generation: number): number;
   readonly UPSTREAM_IO_LENGTH: number;
   /** A new non-blocking TCP socket (TCP_NODELAY with its first upstreamWrite or upstreamWritev), not connected: its fd, or -errno. */

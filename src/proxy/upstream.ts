@@ -706,7 +706,7 @@ export class UpstreamSockets {
     if (this.nearness > 0) this.nearness--;
   }
 
-  /** A socket made ahead for `family`, or -1 (upstreamConnect makes one); schedules the refill. */
+  /** A socket made ahead for `family`, or -1 (upstreamConnectIo makes one); schedules the refill. */
   private takeSpare(family: 4 | 6): number {
     const spare = family === 4 ? this.spare4 : this.spare6;
     if (family === 6) this.used6 = true;
