@@ -2,10 +2,10 @@
  * The command line as a user meets it: `synfin` from bin/, built by `npm run build`.
  * Bad input ends in one line on stderr and exit code 2, never a stack trace.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { NetNs } from '../helpers/netns.js';
 import { describeIfTun } from '../helpers/root.js';
 
@@ -26,10 +26,6 @@ function expectOneLineError(r: { code: number | null; stderr: string }, pattern:
   expect(lines[0]).toMatch(pattern);
   expect(r.stderr).not.toMatch(/\bat .*\.js:\d+/); // no stack trace
 }
-
-beforeAll(() => {
-  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'ignore' });
-}, 120_000);
 
 describe('synfin CLI', () => {
   it('--help lists every contract option', () => {

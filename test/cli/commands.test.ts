@@ -3,7 +3,7 @@
  * and the exit codes (0 done, 1 failed at run time, 2 bad usage), run as a user runs them: the
  * built bin/synfin.js, against a real synfin running in a network namespace of its own.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -39,7 +39,6 @@ function expectOneLine(r: { code: number | null; stderr: string }, code: number,
 
 let tmp: string;
 beforeAll(() => {
-  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'ignore' });
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'synfin-cli-'));
 }, 120_000);
 afterAll(() => {

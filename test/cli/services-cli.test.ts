@@ -3,11 +3,11 @@
  * --service-file is one line and exit 2; a running synfin re-reads its --service-file on SIGHUP
  * (and keeps running), keeps the last good services when the file is bad, and exits 0 on SIGTERM.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { describeIfTun } from '../helpers/root.js';
 
 const ROOT = path.join(import.meta.dirname, '../..');
@@ -27,9 +27,6 @@ function expectOneLineError(r: { code: number | null; stderr: string }, pattern:
   expect(lines[0]).toMatch(pattern);
 }
 
-beforeAll(() => {
-  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'ignore' });
-}, 120_000);
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe('synfin run with bad services', () => {

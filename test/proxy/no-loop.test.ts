@@ -8,7 +8,7 @@
  * is taken. A mapped destination still goes through, and a --map to synfin's own --listen address
  * is refused the same way.
  */
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { destroyAllNetns, NetNs, uniqueIfName } from '../helpers/netns.js';
@@ -40,7 +40,6 @@ describeIfTun('no loop through the device (--route over an unmapped destination)
     JSON.parse((await inNs([process.execPath, PEER, 'connect', host, String(port), '8000'])).stdout.trim().split('\n').at(-1)!) as ConnectResult;
 
   beforeAll(async () => {
-    execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'ignore' });
     ns = NetNs.create('loop');
     server = ns.spawn(process.execPath, ['-e', `require('net').createServer((s)=>{s.on('error',()=>{});s.end('served\\n')}).listen(${serverPort},'127.0.0.1')`]);
     const tun = uniqueIfName('sflp');

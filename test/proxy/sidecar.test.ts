@@ -6,7 +6,7 @@
  * the pod, behind a veth. synfin runs as uid 10477 with an empty capability set, as in
  * deploy/kubernetes/sidecar.yaml: attaching to that device needs none.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -105,7 +105,6 @@ describeIfTun('sidecar: app and synfin in one namespace', () => {
   };
 
   beforeAll(async () => {
-    execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'ignore' });
     pod = NetNs.create('pod');
     srv = NetNs.create('srv');
     const vp = uniqueIfName('vp');

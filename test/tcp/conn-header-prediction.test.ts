@@ -20,7 +20,6 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { TcpConfig } from '../../src/tcp/config.js';
 import { TcpConn } from '../../src/tcp/conn.js';
 import { seqAdd, seqDiff } from '../../src/tcp/seq.js';
-import { State } from '../../src/tcp/state.js';
 import { TimerKind } from '../../src/tcp/timers.js';
 import { TcpFlag } from '../../src/wire/segment.js';
 import {

@@ -4,10 +4,10 @@
  * thread, no_new_privs, re-exec with the TUN fd). Root tests run the real CLI in namespaces and
  * read /proc/<pid>/task/<tid>/status of every thread; the rest are unit tests.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   capabilitiesNeeded,
   capabilityNames,
@@ -27,11 +27,6 @@ import { WITH_OPEN_TUN_NODE } from '../helpers/tun-node.js';
 const ROOT = path.join(import.meta.dirname, '../..');
 const BIN = path.join(ROOT, 'bin/synfin.js');
 const SYNFIN_UID = '10477';
-
-// The CLI runs from dist/.
-beforeAll(() => {
-  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'ignore' });
-}, 120_000);
 
 const STATUS = `Name:\tnode
 CapInh:\t0000000000000000
