@@ -22,7 +22,7 @@ import { topologyTornDownOnExit } from './lib/topology.js';
 import { PORT, startTcpServer } from './lib/servers.js';
 import { pathOrder } from './lib/relays.js';
 import { withFloorOr } from './lib/tun-floor.js';
-import { run, sleep } from './lib/proc.js';
+import { procCpuSplitMs, run, sleep } from './lib/proc.js';
 import { tool } from './lib/tools.js';
 import { median } from './lib/results.js';
 import { loadAverage, machine } from './lib/report.js';
@@ -64,9 +64,10 @@ try {
       await withFloorOr(ctx, p, 'handshake-floor', async (relay, ep) => {
         await connrate(ep.ns, ep.host, 1, 1); // warm-up (JIT, caches): not measured
         const one = await connrate(ep.ns, ep.host, seconds, 1);
-        const cpu0 = relay?.cpuMs() ?? 0;
+        const cpu0 = relay === null ? null : procCpuSplitMs(relay.pid);
         const many = await connrate(ep.ns, ep.host, seconds, CONC);
-        const cpuMs = relay === null ? null : relay.cpuMs() - cpu0;
+        const cpu1 = relay === null ? null : procCpuSplitMs(relay.pid);
+        const perConn = (ms) => (ms * 1000) / many.ok;
         const s = {
           round,
           connectP50: one.connectUs.p50,
@@ -78,10 +79,12 @@ try {
           rate: many.rate,
           manyOk: many.ok,
           manyFailed: many.failed,
-          cpuUsPerConn: cpuMs === null ? null : (cpuMs * 1000) / many.ok,
+          cpuUsPerConn: cpu0 === null ? null : perConn(cpu1.user + cpu1.system - cpu0.user - cpu0.system),
+          userUsPerConn: cpu0 === null ? null : perConn(cpu1.user - cpu0.user),
+          systemUsPerConn: cpu0 === null ? null : perConn(cpu1.system - cpu0.system),
         };
         samples[p].push(s);
-        ctx.log(`round ${round + 1} ${p}: connect p50/p99 ${s.connectP50}/${s.connectP99} µs, first byte ${s.firstByteP50}/${s.firstByteP99} µs; ${CONC} in flight ${Math.round(s.rate)}/s${s.cpuUsPerConn === null ? '' : `, ${s.cpuUsPerConn.toFixed(1)} µs CPU/conn`}; failed ${s.oneAtATimeFailed + s.manyFailed}`);
+        ctx.log(`round ${round + 1} ${p}: connect p50/p99 ${s.connectP50}/${s.connectP99} µs, first byte ${s.firstByteP50}/${s.firstByteP99} µs; ${CONC} in flight ${Math.round(s.rate)}/s${s.cpuUsPerConn === null ? '' : `, ${s.cpuUsPerConn.toFixed(1)} µs CPU/conn (user ${s.userUsPerConn.toFixed(1)}, system ${s.systemUsPerConn.toFixed(1)})`}; failed ${s.oneAtATimeFailed + s.manyFailed}`);
       });
       await sleep(500);
     }
@@ -98,14 +101,14 @@ const fmt = (xs, digits = 0) => {
 const lines = [
   `handshake floor: ${rounds} rounds, ${seconds} s per measurement, medians (min–max); ${new Date().toISOString()}; load before ${loadBefore}, after ${loadAverage()}`,
   '',
-  `| path | connect p50 µs | connect p99 µs | first byte p50 µs | first byte p99 µs | short conns/s, ${CONC} in flight | relay CPU µs/conn | failed |`,
-  '|---|--:|--:|--:|--:|--:|--:|--:|',
+  `| path | connect p50 µs | connect p99 µs | first byte p50 µs | first byte p99 µs | short conns/s, ${CONC} in flight | relay CPU µs/conn | user | system | failed |`,
+  '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
 ];
 for (const p of paths) {
   const s = samples[p];
   const col = (k, d) => fmt(s.map((x) => x[k]), d);
   const failed = s.reduce((n, x) => n + x.oneAtATimeFailed + x.manyFailed, 0);
-  lines.push(`| ${p} | ${col('connectP50')} | ${col('connectP99')} | ${col('firstByteP50')} | ${col('firstByteP99')} | ${col('rate')} | ${col('cpuUsPerConn', 1)} | ${failed} |`);
+  lines.push(`| ${p} | ${col('connectP50')} | ${col('connectP99')} | ${col('firstByteP50')} | ${col('firstByteP99')} | ${col('rate')} | ${col('cpuUsPerConn', 1)} | ${col('userUsPerConn', 1)} | ${col('systemUsPerConn', 1)} | ${failed} |`);
 }
 process.stdout.write(lines.join('\n') + '\n');
 if (opt.out !== undefined) {

@@ -158,6 +158,13 @@ export function procCpuMs(pid, mainThread = false) {
   return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
 }
 
+/** CPU time process `pid` has used so far (all its threads), ms, as { user, system }. */
+export function procCpuSplitMs(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { user: (Number(f[11]) * 1000) / 100, system: (Number(f[12]) * 1000) / 100 };
+}
+
 /** Resident set size of process `pid` now, KiB (VmRSS). */
 export function procRssKb(pid) {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
