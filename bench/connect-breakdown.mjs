@@ -146,7 +146,7 @@ try {
         `| kernel path: client connect() (connrate) | ${kr.ok} | ${kr.connectUs.p50} | ${kr.connectUs.p99} |`,
         row(`${relayName}: SYN on TUN → the relay's upstream SYN (wake-up, read, parse, admission, connect(2) until its SYN)`, A),
         row(`${relayName}: upstream SYN → destination SYN-ACK (the destination's kernel)`, B),
-        row(`${relayName}: destination SYN-ACK → the relay's SYN-ACK on TUN (rest of connect(2), JS, TUN write)`, C),
+        row(`${relayName}: destination SYN-ACK → the relay's SYN-ACK on TUN (rest of connect(2), the relay's own work, TUN write)`, C),
         row(`${relayName}: SYN on TUN → SYN-ACK on TUN (all of the relay)`, T),
         `| ${relayName} path: client connect() (connrate) | ${sr.ok} | ${sr.connectUs.p50} | ${sr.connectUs.p99} |`,
         row(`${relayName}: destination's first data → the same data on TUN (first byte relay)`, D),

@@ -149,20 +149,24 @@ export function killAllDaemons() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** CPU time process `pid` has used so far (all its threads, user + system), ms; `mainThread`: its first thread only. */
-export function procCpuMs(pid, mainThread = false) {
-  const stat = fs.readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
+/** utime and stime (fields 14 and 15 of a /proc stat line, after the command name), ms. */
+function statCpuMs(file) {
+  const stat = fs.readFileSync(file, 'utf8');
   // Fields after the command name (which may hold spaces) start after its closing parenthesis.
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime are fields 14 and 15 of the line, in clock ticks (USER_HZ, 100 on Linux).
-  return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  // In clock ticks (USER_HZ, 100 on Linux).
+  return { user: (Number(f[11]) * 1000) / 100, system: (Number(f[12]) * 1000) / 100 };
+}
+
+/** CPU time process `pid` has used so far (all its threads, user + system), ms; `mainThread`: its first thread only. */
+export function procCpuMs(pid, mainThread = false) {
+  const t = statCpuMs(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`);
+  return t.user + t.system;
 }
 
 /** CPU time process `pid` has used so far (all its threads), ms, as { user, system }. */
 export function procCpuSplitMs(pid) {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: (Number(f[11]) * 1000) / 100, system: (Number(f[12]) * 1000) / 100 };
+  return statCpuMs(`/proc/${pid}/stat`);
 }
 
 /** Resident set size of process `pid` now, KiB (VmRSS). */
