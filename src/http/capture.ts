@@ -300,14 +300,13 @@ export function mergePcapRecords(runs: readonly Uint8Array[]): Buffer {
   if (bufs.length <= 1) return bufs[0] ?? Buffer.alloc(0);
   const out = Buffer.allocUnsafe(bufs.reduce((a, b) => a + b.length, 0));
   const at = new Array<number>(bufs.length).fill(0);
-  const timeOf = (b: Buffer, off: number): number => b.readUInt32LE(off) * 1e6 + b.readUInt32LE(off + 4);
   let w = 0;
   for (;;) {
     let best = -1;
     let bestTime = Infinity;
     for (let i = 0; i < bufs.length; i++) {
       if (at[i]! >= bufs[i]!.length) continue;
-      const t = timeOf(bufs[i]!, at[i]!);
+      const t = pcapTimeUs(bufs[i]!, at[i]!);
       if (t < bestTime) {
         best = i;
         bestTime = t;
@@ -318,6 +317,50 @@ export function mergePcapRecords(runs: readonly Uint8Array[]): Buffer {
     const len = PCAP_RECORD_HEADER_LEN + b.readUInt32LE(at[best]! + 8);
     w += b.copy(out, w, at[best]!, at[best]! + len);
     at[best]! += len;
+  }
+}
+
+const pcapTimeUs = (b: Buffer, off: number): number => b.readUInt32LE(off) * 1e6 + b.readUInt32LE(off + 4);
+
+/**
+ * Several workers' live taps written as one run in time order across polls. A poll takes each
+ * worker's ring at a slightly different instant, so a record a worker gives in the next poll can be
+ * older than one another worker gave in this one (the merge of one poll alone is not enough). What
+ * a worker takes later is never older than its own take instant, so a record goes out only once it
+ * is no newer than every answering worker's instant; the rest wait for the next poll, or the last.
+ * What waits is the few milliseconds between the workers' takes, not a growing backlog.
+ */
+export class LiveMerge {
+  private held: Buffer = Buffer.alloc(0);
+
+  /** This poll's answers (null: a worker being replaced, which gives nothing); `last`: write all. */
+  next(answers: ReadonlyArray<{ records: Uint8Array; takenAtUs: number } | null>, last: boolean): Buffer | null {
+    let upTo = Infinity;
+    const runs: Uint8Array[] = [this.held];
+    for (const a of answers) {
+      if (a === null) continue;
+      runs.push(a.records);
+      upTo = Math.min(upTo, a.takenAtUs);
+    }
+    // No worker answered: nothing says how far the others have got, so everything waits.
+    if (upTo === Infinity) upTo = -Infinity;
+    const merged = mergePcapRecords(runs);
+    let cut = merged.length;
+    if (!last) {
+      for (let off = 0; off < merged.length; off += PCAP_RECORD_HEADER_LEN + merged.readUInt32LE(off + 8)) {
+        if (pcapTimeUs(merged, off) > upTo) {
+          cut = off;
+          break;
+        }
+      }
+    }
+    this.held = cut === merged.length ? Buffer.alloc(0) : Buffer.from(merged.subarray(cut));
+    return cut === 0 ? null : merged.subarray(0, cut);
+  }
+
+  /** Forget what waits (the reader fell behind and this poll's records are dropped). */
+  drop(): void {
+    this.held = Buffer.alloc(0);
   }
 }
 
@@ -344,13 +387,13 @@ export function runLive(
   res: ServerResponse,
   ms: number,
   live: Set<() => void>,
-  poll: (skip: boolean) => Buffer | null | Promise<Buffer | null>,
+  poll: (skip: boolean, last: boolean) => Buffer | null | Promise<Buffer | null>,
   release: () => void,
 ): void {
   let done = false;
   let polling: Promise<void> | null = null;
-  const drain = async (): Promise<void> => {
-    const got = await poll(res.writableLength > LIVE_QUEUE_BYTES);
+  const drain = async (last = false): Promise<void> => {
+    const got = await poll(res.writableLength > LIVE_QUEUE_BYTES, last);
     if (got !== null && !res.destroyed) res.write(got);
   };
   const tick = (): void => {
@@ -371,7 +414,7 @@ export function runLive(
     clearInterval(timer);
     // The last records, after any poll still on its way.
     void (polling ?? Promise.resolve())
-      .then(drain)
+      .then(() => drain(true))
       .catch(() => undefined)
       .finally(() => {
         finish();

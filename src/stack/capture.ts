@@ -59,9 +59,12 @@ const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
  */
 const WORD_COPY_MAX = 256;
 
-/** Wall-clock microseconds without a Date or a BigInt per packet. */
+/**
+ * Wall-clock microseconds without a Date or a BigInt per packet: the clock of every record's
+ * timestamp in this thread (monotonic within the thread; a worker's origin is its own).
+ */
 const TIME_ORIGIN_US = performance.timeOrigin * 1000;
-function nowUs(): number {
+export function captureClockUs(): number {
   return Math.floor(TIME_ORIGIN_US + performance.now() * 1000);
 }
 
@@ -156,7 +159,7 @@ export class CaptureRing {
     if (this.count === 0) this.head = at;
     const w = at >> 2;
     const words = this.words;
-    const t = nowUs();
+    const t = captureClockUs();
     const sec = Math.floor(t / 1e6);
     words[w + W_LEN] = need;
     words[w + W_SEC] = sec;

@@ -14,7 +14,7 @@ import { mergeHistory, type RelayedTransition } from './history.js';
 import type { ConnectionFilter } from '../observability/table.js';
 import { localAfter, mergePages } from './connections.js';
 import type { CaptureStatus, ConnectionsAnswer, ConnectionsQuery, LiveRecords, PcapAnswer } from './protocol.js';
-import { BUFFER_BYTES_ERROR, captureBodySchema, captureBufferBytes, DEFAULT_LIVE_SECONDS, liveQuerySchema, mergePcapRecords, openLiveResponse, PCAP_CONTENT_TYPE, runLive } from '../http/capture.js';
+import { BUFFER_BYTES_ERROR, captureBodySchema, captureBufferBytes, DEFAULT_LIVE_SECONDS, liveQuerySchema, LiveMerge, openLiveResponse, PCAP_CONTENT_TYPE, runLive } from '../http/capture.js';
 import { CAPTURE_MIN_BYTES } from '../stack/capture.js';
 import { livePage } from '../http/page.js';
 import { summaryOf, type SummaryParts } from '../observability/summary.js';
@@ -206,7 +206,8 @@ export function buildMainApp(opts: MainAppOptions): FastifyInstance {
   })(app);
 
   // A live capture of every worker's ring: each poll takes what every worker got since the last
-  // one and writes it in time order (a worker being replaced meanwhile contributes nothing).
+  // one and writes it in time order, across polls too (LiveMerge; a worker being replaced meanwhile
+  // contributes nothing).
   const live = new Set<() => void>();
   let taps = 0;
   app.addHook('onClose', async () => {
@@ -220,10 +221,11 @@ export function buildMainApp(opts: MainAppOptions): FastifyInstance {
     const tap = ++taps;
     opts.live.open(tap, req.query.service);
     const res = openLiveResponse(reply);
-    const poll = async (skip: boolean): Promise<Buffer | null> => {
+    const merge = new LiveMerge();
+    const poll = async (skip: boolean, last: boolean): Promise<Buffer | null> => {
       const got = await opts.live.take(tap, skip);
-      const merged = mergePcapRecords(got.flatMap((g) => (g === null ? [] : [g.records])));
-      return merged.length === 0 ? null : merged;
+      if (skip) merge.drop();
+      return merge.next(got, last);
     };
     runLive(req, res, (req.query.seconds ?? DEFAULT_LIVE_SECONDS) * 1000, live, poll, () => opts.live.close(tap));
   });

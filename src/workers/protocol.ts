@@ -75,9 +75,13 @@ export interface CaptureStatus {
   overwritten: number;
 }
 
-/** A worker's answer to `liveTake`: pcap records oldest first (empty: none). */
+/**
+ * A worker's answer to `liveTake`: pcap records oldest first (empty: none), and the worker's
+ * capture clock when it took them (every record it takes later is no older than that).
+ */
 export interface LiveRecords {
   records: Uint8Array;
+  takenAtUs: number;
 }
 
 /** A worker's answer to `pcap`: `off` (its capture is off), or the file and how many packets it holds. */

@@ -9,6 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { LiveTap, pcapOf, status as captureStatus } from '../http/capture.js';
 import { createLogger } from '../observability/log.js';
 import { startSynfin, type Synfin } from '../runtime.js';
+import { captureClockUs } from '../stack/capture.js';
 import { Tun } from '../tun/index.js';
 import type { CaptureStatus, MainToWorker, WorkerData, WorkerMetrics, WorkerToMain } from './protocol.js';
 import { answerConnections } from './connections.js';
@@ -79,8 +80,9 @@ async function handle(synfin: Synfin, relay: TransitionRelay, m: MainToWorker): 
       taps.set(m.tap, new LiveTap(synfin.capture, m.service, (id) => synfin.connections.serviceOfId(id)));
       return;
     case 'liveTake': {
+      const takenAtUs = captureClockUs();
       const got = taps.get(m.tap)?.take(m.skip) ?? null;
-      send({ type: 'reply', seq: m.seq, body: { records: got ?? new Uint8Array(0) } });
+      send({ type: 'reply', seq: m.seq, body: { records: got ?? new Uint8Array(0), takenAtUs } });
       return;
     }
     case 'liveClose':

@@ -8,7 +8,8 @@ import type { FastifyInstance } from 'fastify';
 import { apiParts, buildApi } from '../helpers/api-app.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_CONFIG } from '../../src/config.js';
-import { captureRoutes, mergePcapRecords } from '../../src/http/capture.js';
+import fc from 'fast-check';
+import { captureRoutes, LiveMerge, mergePcapRecords } from '../../src/http/capture.js';
 import { livePage } from '../../src/http/page.js';
 import { createSummary, type SummaryParts } from '../../src/observability/summary.js';
 import { CaptureControl } from '../../src/stack/capture.js';
@@ -132,9 +133,13 @@ describe('the --workers main thread\'s API', () => {
     const events: string[] = [];
     let round = 0;
     // Worker 0 and worker 1 each give records in their own time order; the file interleaves them.
-    const rounds: Array<Array<Buffer | null>> = [
-      [Buffer.concat([pcapRecord(10, 1), pcapRecord(30, 3)]), Buffer.concat([pcapRecord(20, 2), pcapRecord(40, 4)])],
-      [null, pcapRecord(50, 5)],
+    // Worker 0 took its first records at 35 µs, so worker 1's record of 40 waits for the next poll.
+    const rounds: Array<Array<LiveRecords | null>> = [
+      [
+        { records: Buffer.concat([pcapRecord(10, 1), pcapRecord(30, 3)]), takenAtUs: 35 },
+        { records: Buffer.concat([pcapRecord(20, 2), pcapRecord(40, 4)]), takenAtUs: 45 },
+      ],
+      [null, { records: pcapRecord(50, 5), takenAtUs: 60 }],
     ];
     const app = mainApp({
       live: {
@@ -142,7 +147,7 @@ describe('the --workers main thread\'s API', () => {
         take: async (tap) => {
           const got = rounds[round++] ?? [null, null];
           events.push(`take ${tap}`);
-          return got.map((r): LiveRecords | null => (r === null ? null : { records: new Uint8Array(r) }));
+          return got;
         },
         close: (tap) => events.push(`close ${tap}`),
       },
@@ -174,5 +179,59 @@ describe('mergePcapRecords', () => {
     expect(tagsOf(merged)).toEqual([10, 1, 2, 11, 12, 6]);
     expect(tagsOf(mergePcapRecords([b]))).toEqual([10, 11, 12]);
     expect(mergePcapRecords([]).length).toBe(0);
+  });
+});
+
+describe('LiveMerge', () => {
+  it('holds a record newer than some worker\'s take until that worker has taken past it', () => {
+    const merge = new LiveMerge();
+    // Poll 1: worker A took at 100 µs, worker B later, at 200 µs, and has a record of 150.
+    const first = merge.next([{ records: pcapRecord(90, 1), takenAtUs: 100 }, { records: pcapRecord(150, 3), takenAtUs: 200 }], false);
+    expect(tagsOf(first!)).toEqual([1]);
+    // Poll 2: A's record of 120 came after its first take; it goes before B's 150.
+    const second = merge.next([{ records: pcapRecord(120, 2), takenAtUs: 300 }, { records: Buffer.alloc(0), takenAtUs: 310 }], false);
+    expect(tagsOf(second!)).toEqual([2, 3]);
+    // No worker answered: nothing is known, nothing goes out until the last poll.
+    expect(merge.next([{ records: pcapRecord(400, 4), takenAtUs: 500 }, { records: pcapRecord(600, 5), takenAtUs: 700 }], false)).not.toBeNull();
+    expect(merge.next([null, null], false)).toBeNull();
+    expect(tagsOf(merge.next([null, null], true)!)).toEqual([5]);
+    expect(merge.next([null, null], true)).toBeNull();
+  });
+
+  it('writes every record once and in time order, whatever the workers\' take instants (property)', () => {
+    // Up to 4 workers and 12 polls; each worker's records and take instants increase, its records
+    // of a poll lying between its previous take and this one.
+    const worker = fc.array(fc.tuple(fc.integer({ min: 0, max: 50 }), fc.integer({ min: 0, max: 4 })), { minLength: 1, maxLength: 12 });
+    fc.assert(
+      fc.property(fc.array(worker, { minLength: 1, maxLength: 4 }), (workers) => {
+        const merge = new LiveMerge();
+        const clock = workers.map(() => 0);
+        const polls = Math.max(...workers.map((w) => w.length));
+        const out: Buffer[] = [];
+        let written = 0;
+        let tag = 0;
+        for (let p = 0; p < polls; p++) {
+          const answers = workers.map((w, i) => {
+            const step = w[p];
+            if (step === undefined) return null;
+            const [advance, count] = step;
+            const records: Buffer[] = [];
+            for (let r = 0; r < count; r++) records.push(pcapRecord(clock[i]! + Math.floor((advance * r) / Math.max(count, 1)), ++tag));
+            clock[i]! += advance;
+            written += count;
+            return { records: Buffer.concat(records), takenAtUs: clock[i]! };
+          });
+          const got = merge.next(answers, p === polls - 1);
+          if (got !== null) out.push(got);
+        }
+        const file = Buffer.concat(out);
+        const times: number[] = [];
+        for (let off = 0; off < file.length; off += 16 + file.readUInt32LE(off + 8)) times.push(file.readUInt32LE(off) * 1e6 + file.readUInt32LE(off + 4));
+        expect(times.length).toBe(written);
+        expect(new Set(tagsOf(file)).size).toBe(written);
+        expect([...times].sort((a, b) => a - b)).toEqual(times);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
