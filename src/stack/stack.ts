@@ -38,7 +38,7 @@ import {
   reportTimeWaitClosed,
   timeWaitProcess,
   type TimeWaitGate,
-  type TimeWaitRecord,
+  TimeWaitRecord,
 } from '../tcp/time-wait.js';
 import { PacketParser, FlowKey } from '../wire/packet.js';
 import type { Clock } from './clock.js';
@@ -179,32 +179,48 @@ export class PendingSyn implements FlowEntry, Schedulable, SynOffer {
   }
 }
 
+/** What a pooled TIME-WAIT entry points at while it waits: no connection's tuple. */
+const NO_FLOW = new FlowTuple({ family: 4, src: new Uint32Array(4), srcPort: 0, dst: new Uint32Array(4), dstPort: 0 });
+
 /**
  * A connection in TIME-WAIT: its compact record (protocol state only) plus the facts its events
- * still carry (ConnIdentity), copied from the connection it replaced.
+ * still carry (ConnIdentity), copied from the connection it replaced. Entries are reused (the
+ * stack's pool, `Stack.takeTimeWaitEntry`): a record outlives many young-generation collections,
+ * so a new object per closed connection would be copied and promoted each time, with its record
+ * and the boxed numbers of both.
  */
 export class TimeWaitEntry implements FlowEntry, Schedulable, ConnIdentity {
   readonly kind = KIND_TIME_WAIT;
   nextInBucket: FlowEntry | null = null;
   slotInTable = -1;
   heapAt = Infinity;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  readonly retransmits: number;
-  readonly handshakeMs: number;
-  constructor(
-    readonly flow: FlowTuple,
-    public rec: TimeWaitRecord,
-    /** When the connection's SYN arrived (connection duration is measured to CLOSED). */
-    readonly createdAt: number,
-    /** The connection that entered TIME-WAIT (its counts are kept, not the connection). */
-    conn: ConnIdentity,
-  ) {
+  flow: FlowTuple = NO_FLOW;
+  /** The entry's own record: `fill` copies the connection's into it. */
+  readonly rec = new TimeWaitRecord({ id: 0, sndNxt: 0, rcvNxt: 0, window: 0, tsEnabled: false, tsRecent: 0, tsRecentAt: 0, tsOffset: 0, enteredAt: 0, expiresAt: 0 });
+  /** When the connection's SYN arrived (connection duration is measured to CLOSED). */
+  createdAt = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  retransmits = 0;
+  handshakeMs = 0;
+
+  /** Become the TIME-WAIT of `conn`, whose record is `rec` and tuple `flow`. */
+  fill(flow: FlowTuple, rec: TimeWaitRecord, createdAt: number, conn: ConnIdentity): this {
+    this.flow = flow;
+    this.rec.assign(rec);
+    this.createdAt = createdAt;
     this.bytesIn = conn.bytesIn;
     this.bytesOut = conn.bytesOut;
     this.retransmits = conn.retransmits;
     this.handshakeMs = conn.handshakeMs;
+    return this;
   }
+
+  /** Let go of the connection's tuple (the entry waits in the pool). */
+  empty(): void {
+    this.flow = NO_FLOW;
+  }
+
   get id(): number {
     return this.rec.id;
   }
@@ -228,6 +244,13 @@ export class TimeWaitEntry implements FlowEntry, Schedulable, ConnIdentity {
     v[at + COL_SERVICE] = this.flow.service;
   }
 }
+
+/**
+ * How many ended TIME-WAIT entries the stack keeps for reuse. Under a steady close rate entries
+ * end as fast as new ones start, so a small pool serves it; the bound keeps what a burst of
+ * closes leaves behind small (~250 B each).
+ */
+const TIME_WAIT_POOL_MAX = 1024;
 
 type Entry = ConnEntry | PendingSyn | TimeWaitEntry;
 
@@ -303,6 +326,8 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
    * collection (BENCHMARKS.md, "Where the tail comes from").
    */
   private readonly twHeap = new DeadlineHeap<Entry>();
+  /** Ended TIME-WAIT entries for reuse (TimeWaitEntry, TIME_WAIT_POOL_MAX). */
+  private readonly timeWaitPool: TimeWaitEntry[] = [];
   /**
    * The connections to dispatch at the next flush, and the tasks to run after it: slots [0, count),
    * emptied (null) as they are taken. Never cut back with `length = 0`: V8 then drops the array's
@@ -792,8 +817,9 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
         return;
       case 'accept_syn': {
         // RFC 9293 §3.10.7.4 / RFC 6191: a new incarnation may reuse the 4-tuple at once.
-        this.removeTimeWait(entry, now);
+        this.removeTimeWait(entry, now, false);
         this.onListenSyn(seg, this.key, entry.rec);
+        this.recycleTimeWait(entry);
         return;
       }
       default:
@@ -970,7 +996,7 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
   private swapForRecord(entry: ConnEntry): void {
     const conn = entry.conn;
     const rec = conn.toTimeWait();
-    const tw = new TimeWaitEntry(entry.flow, rec, conn.createdAt, conn);
+    const tw = (this.timeWaitPool.pop() ?? new TimeWaitEntry()).fill(entry.flow, rec, conn.createdAt, conn);
     if (entry.timeWaitReserved) {
       entry.timeWaitReserved = false;
       this.timeWaitReserved--;
@@ -1013,10 +1039,17 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
    * End TIME-WAIT for a record: its 2×MSL expired, or a new incarnation of the 4-tuple replaced it
    * (RFC 6191). Either way the connection leaves TIME_WAIT for CLOSED after an orderly close.
    */
-  private removeTimeWait(entry: TimeWaitEntry, now: number): void {
+  private removeTimeWait(entry: TimeWaitEntry, now: number, recycle = true): void {
     if (this.table.remove(entry)) this.timeWaitCount--;
     this.twHeap.cancel(entry);
     reportTimeWaitClosed(entry, entry.rec, this.events, now);
+    if (recycle) this.recycleTimeWait(entry);
+  }
+
+  /** An entry out of the table and the heap, its events reported: into the pool (if it has room). */
+  private recycleTimeWait(entry: TimeWaitEntry): void {
+    entry.empty();
+    if (this.timeWaitPool.length < TIME_WAIT_POOL_MAX) this.timeWaitPool.push(entry);
   }
 
   private blockTx(): void {

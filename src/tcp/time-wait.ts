@@ -41,7 +41,7 @@ export type TimeWaitFields = Pick<
 
 export class TimeWaitRecord {
   /** The connection id (events keep reporting under it). */
-  readonly id: number;
+  id: number;
   /** Our SND.NXT: the sequence number of our ACKs (our FIN has been acknowledged). */
   sndNxt: number;
   /** RCV.NXT: just past the peer's FIN. */
@@ -69,6 +69,23 @@ export class TimeWaitRecord {
     this.tsOffset = fields.tsOffset;
     this.enteredAt = fields.enteredAt;
     this.expiresAt = fields.expiresAt;
+  }
+
+  /**
+   * Take every field of `from` (a record reused for another connection: the stack keeps a pool
+   * of them, so thousands of live 2×MSL records are not each a new object to promote).
+   */
+  assign(from: TimeWaitFields): void {
+    this.id = from.id;
+    this.sndNxt = from.sndNxt;
+    this.rcvNxt = from.rcvNxt;
+    this.window = from.window;
+    this.tsEnabled = from.tsEnabled;
+    this.tsRecent = from.tsRecent;
+    this.tsRecentAt = from.tsRecentAt;
+    this.tsOffset = from.tsOffset;
+    this.enteredAt = from.enteredAt;
+    this.expiresAt = from.expiresAt;
   }
 }
 

@@ -394,6 +394,40 @@ describe('stack', () => {
     expect(newConn.state).toBe(State.SYN_RECEIVED);
   });
 
+  it('reuses an ended TIME-WAIT entry for a later record, which reports the later connection and its tuple', () => {
+    const h = harness({ mslMs: 30_000 });
+    const closed: Array<{ id: number; port: number; bytesIn: number }> = [];
+    h.stack.events.subscribe({ closed: (c) => closed.push({ id: c.id, port: c.flow!.remotePort, bytesIn: c.bytesIn }) });
+    const intoTimeWait = (port: number, payload: Buffer): { conn: TcpConn; entry: unknown } => {
+      const { conn, ourIss } = establish(h, port);
+      if (payload.length > 0) h.send(appPacket({ seq: seqAdd(APP_ISN, 1), ack: seqAdd(ourIss, 1), flags: TcpFlag.ACK, payload, srcPort: port }));
+      conn.close(h.clock.now());
+      h.stack.wake(conn);
+      h.stack.flush();
+      h.send(appPacket({ seq: seqAdd(APP_ISN, 1 + payload.length), ack: seqAdd(ourIss, 2), flags: TcpFlag.ACK | TcpFlag.FIN, srcPort: port }));
+      h.link.take();
+      const flow = [...h.stack.timeWaits()].find((t) => t.flow.remotePort === port)!.flow;
+      return { conn, entry: h.stack.entryFor(flow) };
+    };
+    const first = intoTimeWait(40001, Buffer.alloc(0));
+    expect(first.entry).toBeDefined();
+    // Its 2×MSL ends: the record reports the first connection, and its entry waits for reuse.
+    h.clock.advance(60_001);
+    h.stack.runTimers();
+    expect(closed).toEqual([{ id: first.conn.id, port: 40001, bytesIn: 0 }]);
+    expect(h.stack.timeWaitRecords).toBe(0);
+    const second = intoTimeWait(40002, Buffer.from('hello'));
+    expect(second.entry).toBe(first.entry);
+    expect(h.stack.timeWaitRecords).toBe(1);
+    const tw = [...h.stack.timeWaits()];
+    expect(tw.map((t) => [t.flow.remotePort, t.rec.id])).toEqual([[40002, second.conn.id]]);
+    // The first tuple is in no entry any more; the reused one is found by the second's.
+    h.clock.advance(60_001);
+    h.stack.runTimers();
+    expect(closed.at(-1)).toEqual({ id: second.conn.id, port: 40002, bytesIn: 5 });
+    expect(h.stack.timeWaitRecords).toBe(0);
+  });
+
   it('replaces a connection that entered TIME-WAIT earlier in the same batch with a new SYN, after ACKing its FIN (RFC 6191)', () => {
     const h = harness({ mslMs: 30_000 });
     const { conn, ourIss } = establish(h);
