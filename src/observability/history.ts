@@ -125,6 +125,8 @@ export class HistoryRing implements HistorySource {
   private readonly appProcess: Array<AppProcess | null>;
   private readonly serviceNames: string[] = [OTHER];
   private readonly serviceIndex = new Map<string, number>([[OTHER, 0]]);
+  private lastServiceName: string = OTHER;
+  private lastServiceIndex = 0;
 
   /** Bytes of typed columns per record (the app process pointer not counted). */
   static readonly BYTES_PER_RECORD = 8 * 7 + 4 + 1 + 2 * 2 + 4 * 8 + 1 + 1 + 2 + MAX_STATES * (1 + 8);
@@ -195,6 +197,15 @@ export class HistoryRing implements HistorySource {
   }
 
   private internService(name: string): number {
+    // Consecutive records mostly name the same service (the catalogue's own string): no lookup.
+    if (name === this.lastServiceName) return this.lastServiceIndex;
+    const i = this.lookUpService(name);
+    this.lastServiceName = name;
+    this.lastServiceIndex = i;
+    return i;
+  }
+
+  private lookUpService(name: string): number {
     let i = this.serviceIndex.get(name);
     if (i === undefined) {
       if (this.serviceNames.length >= MAX_SERVICE_NAMES) return 0;
@@ -305,8 +316,11 @@ export class Draft {
     this.family = 4;
     this.clientPort = 0;
     this.destinationPort = 0;
-    this.client.fill(0);
-    this.destination.fill(0);
+    // Word by word: TypedArray#fill leaves optimized code for a C++ builtin, once per record.
+    const c = this.client;
+    const d = this.destination;
+    c[0] = c[1] = c[2] = c[3] = 0;
+    d[0] = d[1] = d[2] = d[3] = 0;
     this.closer = CLOSER_NONE;
     this.connectMs = -1;
     this.handshakeMs = -1;
@@ -382,7 +396,9 @@ export class LiveDrafts {
     this.nums[n + NUM_ID] = id;
     this.nums[n + NUM_OPENED_AT] = openedAt;
     this.nums[n + NUM_CONNECT_MS] = -1;
-    this.codes.fill(0, row * CODE_WIDTH, row * CODE_WIDTH + CODE_WIDTH);
+    // A loop, not TypedArray#fill (a C++ builtin call per connection for CODE_WIDTH bytes).
+    const codes = this.codes;
+    for (let i = row * CODE_WIDTH, end = i + CODE_WIDTH; i < end; i++) codes[i] = 0;
     return row;
   }
 
