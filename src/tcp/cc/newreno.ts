@@ -13,8 +13,15 @@
  *
  * Windows are bytes. The helpers exported here (initial window, cwnd-limited test, slow start) are
  * shared with CUBIC, which uses the Reno slow start (RFC 9438 §4.10).
+ *
+ * The initial slow start runs HyStart++ (RFC 9406, hystart.ts) unless `{ hystart: false }`: it only
+ * ever makes slow start end earlier or grow slower, never faster, and the problem it addresses (a
+ * doubling window overshooting into a burst of losses) is that of the slow start both algorithms
+ * share here, so NewReno has it on by default too; Linux has it for CUBIC only because its HyStart
+ * lives in tcp_cubic.c.
  */
-import { CongestionControlError, type CongestionController } from './controller.js';
+import { CongestionControlError, type CongestionControlOptions, type CongestionController } from './controller.js';
+import { HyStart } from './hystart.js';
 
 /**
  * The initial ssthresh: "arbitrarily high" (RFC 5681 §3.1). A large finite value (Linux's
@@ -76,8 +83,10 @@ export class NewReno implements CongestionController {
   private rtoOutstanding: boolean;
   /** In the slow start that follows an RTO (RFC 3465: byte-counting limit L = 1 SMSS). */
   private slowStartAfterRto: boolean;
+  /** RFC 9406 HyStart++ of the initial slow start; null when configured off. */
+  readonly hystart: HyStart | null;
 
-  constructor(smss: number, _now: number) {
+  constructor(smss: number, _now: number, opts?: CongestionControlOptions) {
     validateSmss(smss);
     this.smss = smss;
     this.iw = initialWindow(smss);
@@ -86,6 +95,7 @@ export class NewReno implements CongestionController {
     this.caBytesAcked = 0;
     this.rtoOutstanding = false;
     this.slowStartAfterRto = false;
+    this.hystart = opts?.hystart === false ? null : new HyStart();
   }
 
   get cwnd(): number {
@@ -101,15 +111,28 @@ export class NewReno implements CongestionController {
     return this.cwndBytes < this.ssthreshBytes;
   }
 
-  onAck(ackedBytes: number, flightBefore: number, _now: number, _rttMs: number): void {
+  onAck(
+    ackedBytes: number,
+    flightBefore: number,
+    _now: number,
+    _srttMs: number,
+    rttSampleMs: number,
+    sndUna: number,
+    sndNxt: number,
+  ): void {
     if (!(ackedBytes > 0)) return;
     this.rtoOutstanding = false;
+    const hs = this.hystart;
+    // RFC 9406 §4.2: rounds and RTT samples count whether or not this ACK may grow cwnd.
+    if (hs !== null && hs.active && hs.onAck(rttSampleMs, sndUna, sndNxt)) this.ssthreshBytes = this.cwndBytes;
     if (!cwndLimited(this.cwndBytes, this.ssthreshBytes, this.smss, flightBefore)) return;
     if (this.cwndBytes < this.ssthreshBytes) {
       // RFC 5681 §3.1 eq. 2 with RFC 3465 §2.2 byte counting: cwnd += min(N, L), L = 2*SMSS
-      // (L = 1*SMSS in the slow start following an RTO, RFC 3465).
+      // (L = 1*SMSS in the slow start following an RTO, RFC 3465); a quarter of it in HyStart++'s
+      // Conservative Slow Start (RFC 9406 §4.2).
       const limit = this.slowStartAfterRto ? this.smss : 2 * this.smss;
-      this.cwndBytes += ackedBytes < limit ? ackedBytes : limit;
+      const inc = ackedBytes < limit ? ackedBytes : limit;
+      this.cwndBytes += hs === null ? inc : hs.growth(inc);
       if (this.cwndBytes >= this.ssthreshBytes) this.slowStartAfterRto = false;
       return;
     }
@@ -129,6 +152,8 @@ export class NewReno implements CongestionController {
     this.cwndBytes = this.ssthreshBytes;
     this.caBytesAcked = 0;
     this.slowStartAfterRto = false;
+    // RFC 9406 §4.2: a loss ends slow start and CSS; ssthresh is this algorithm's.
+    this.hystart?.end();
   }
 
   onRecoveryEnd(_now: number): void {
@@ -148,16 +173,20 @@ export class NewReno implements CongestionController {
     this.cwndBytes = this.smss;
     this.caBytesAcked = 0;
     this.slowStartAfterRto = true;
+    // RFC 9406 §4.4: the slow start after a timeout is a standard one.
+    this.hystart?.end();
   }
 
   onIdleRestart(_now: number): void {
     // RFC 5681 §4.1: after an idle period longer than RTO, cwnd = RW = min(IW, cwnd).
     if (this.iw < this.cwndBytes) this.cwndBytes = this.iw;
     this.caBytesAcked = 0;
+    // RFC 9406 §4.4: HyStart++ starts over if the initial slow start is still running (hystart.ts).
+    this.hystart?.restart();
   }
 }
 
 /** The NewReno factory (a `CongestionControllerFactory`). */
-export function newReno(smss: number, now: number): NewReno {
-  return new NewReno(smss, now);
+export function newReno(smss: number, now: number, opts?: CongestionControlOptions): NewReno {
+  return new NewReno(smss, now, opts);
 }
