@@ -62,15 +62,15 @@ class Flow {
    * round's windowEnd, or arms the first one), the rest acknowledge up to the new windowEnd exactly.
    */
   round(rtt: number): void {
-    const hs = this.c.hystart!;
     this.ack(rtt);
-    while (hs.active && seqLt(this.una, hs.windowEnd)) this.ack(rtt, Math.min(SMSS, seqDiff(hs.windowEnd, this.una)));
+    this.finishRound(rtt);
   }
 
   /** The rest of the current round (up to windowEnd), every ACK with sample `rtt`. */
   finishRound(rtt: number): void {
-    const hs = this.c.hystart!;
-    while (hs.active && seqLt(this.una, hs.windowEnd)) this.ack(rtt, Math.min(SMSS, seqDiff(hs.windowEnd, this.una)));
+    for (let hs = this.c.hystart; hs !== null && seqLt(this.una, hs.windowEnd); hs = this.c.hystart) {
+      this.ack(rtt, Math.min(SMSS, seqDiff(hs.windowEnd, this.una)));
+    }
   }
 }
 
@@ -122,9 +122,25 @@ describe('HyStart++ (RFC 9406) constants and thresholds', () => {
 for (const alg of ALGORITHMS) {
   describe(`HyStart++ in ${alg.name}'s initial slow start`, () => {
     it('is on by default and off with { hystart: false }', () => {
-      expect(alg.make().hystart).not.toBeNull();
-      expect(alg.make(true).hystart).not.toBeNull();
-      expect(alg.make(false).hystart).toBeNull();
+      expect(alg.make().hystartPhase).toBe(HyStartPhase.SLOW_START);
+      expect(alg.make(true).hystartPhase).toBe(HyStartPhase.SLOW_START);
+      expect(alg.make(false).hystartPhase).toBe(HyStartPhase.DONE);
+    });
+
+    it('holds no HyStart++ state before its first RTT sample nor after it has ended', () => {
+      const f = new Flow(alg.make());
+      f.acks(5, -1);
+      expect(f.c.hystart).toBeNull();
+      f.ack(BASE_RTT);
+      expect(f.c.hystart).not.toBeNull();
+      f.c.onLoss(seqDiff(f.nxt, f.una), f.now);
+      expect(f.c.hystart).toBeNull();
+      expect(f.c.hystartPhase).toBe(HyStartPhase.DONE);
+      f.acks(20, BASE_RTT);
+      expect(f.c.hystart).toBeNull();
+      const off = new Flow(alg.make(false));
+      off.acks(20, BASE_RTT);
+      expect(off.c.hystart).toBeNull();
     });
 
     it('a steady RTT keeps slow start doubling cwnd each round', () => {
@@ -133,7 +149,7 @@ for (const alg of ALGORITHMS) {
       f.round(BASE_RTT);
       expect(f.c.cwnd).toBe(2 * before);
       for (let i = 0; i < 4; i++) f.round(BASE_RTT + (i % 2) * 3); // jitter below RttThresh
-      expect(f.c.hystart!.phase).toBe(HyStartPhase.SLOW_START);
+      expect(f.c.hystartPhase).toBe(HyStartPhase.SLOW_START);
       expect(f.c.ssthresh).toBe(INITIAL_SSTHRESH);
     });
 
@@ -142,12 +158,12 @@ for (const alg of ALGORITHMS) {
       f.round(100);
       f.round(100);
       f.round(112); // 112 < 100 + 12.5
-      expect(f.c.hystart!.phase).toBe(HyStartPhase.SLOW_START);
+      expect(f.c.hystartPhase).toBe(HyStartPhase.SLOW_START);
       f.acks(N_RTT_SAMPLE - 1, 126);
       f.ack(-1); // an ACK without an RTT sample counts for nothing
-      expect(f.c.hystart!.phase).toBe(HyStartPhase.SLOW_START);
+      expect(f.c.hystartPhase).toBe(HyStartPhase.SLOW_START);
       f.ack(126);
-      expect(f.c.hystart!.phase).toBe(HyStartPhase.CSS);
+      expect(f.c.hystartPhase).toBe(HyStartPhase.CSS);
       expect(f.c.hystart!.cssBaselineMinRtt).toBe(126);
       expect(f.c.ssthresh).toBe(INITIAL_SSTHRESH);
     });
@@ -158,7 +174,7 @@ for (const alg of ALGORITHMS) {
       f.round(100);
       f.ack(100); // the first ACK of round 3 carries a sample at the old delay
       f.acks(20, 150);
-      expect(f.c.hystart!.phase).toBe(HyStartPhase.SLOW_START);
+      expect(f.c.hystartPhase).toBe(HyStartPhase.SLOW_START);
     });
 
     it('in CSS cwnd grows by a quarter of what slow start would add', () => {
@@ -179,7 +195,7 @@ for (const alg of ALGORITHMS) {
       intoCss(f);
       f.finishRound(126);
       f.round(120); // below the baseline of 126, with N_RTT_SAMPLE samples
-      expect(f.c.hystart!.phase).toBe(HyStartPhase.SLOW_START);
+      expect(f.c.hystartPhase).toBe(HyStartPhase.SLOW_START);
       expect(f.c.hystart!.cssBaselineMinRtt).toBe(Infinity);
       const w = f.c.cwnd;
       f.ack(120);
@@ -187,7 +203,7 @@ for (const alg of ALGORITHMS) {
       // HyStart++ is back in full: the next rise enters CSS again.
       f.finishRound(120);
       f.round(136);
-      expect(f.c.hystart!.phase).toBe(HyStartPhase.CSS);
+      expect(f.c.hystartPhase).toBe(HyStartPhase.CSS);
     });
 
     it('fewer than N_RTT_SAMPLE low samples in a CSS round do not end CSS', () => {
@@ -198,7 +214,7 @@ for (const alg of ALGORITHMS) {
       f.acks(N_RTT_SAMPLE - 2, -1);
       f.ack(110);
       expect(f.c.hystart!.rttSampleCount).toBe(2);
-      expect(f.c.hystart!.phase).toBe(HyStartPhase.CSS);
+      expect(f.c.hystartPhase).toBe(HyStartPhase.CSS);
     });
 
     it('CSS_ROUNDS rounds in CSS (the partial round of entry counting) end slow start with ssthresh = cwnd', () => {
@@ -207,12 +223,12 @@ for (const alg of ALGORITHMS) {
       f.finishRound(126); // round 1 of CSS: the partial one
       for (let r = 2; r <= CSS_ROUNDS; r++) {
         f.round(128);
-        expect(f.c.hystart!.phase, `CSS round ${r}`).toBe(HyStartPhase.CSS);
+        expect(f.c.hystartPhase, `CSS round ${r}`).toBe(HyStartPhase.CSS);
       }
       expect(f.c.hystart!.cssRounds).toBe(CSS_ROUNDS - 1);
       const w = f.c.cwnd;
       f.ack(128); // passes windowEnd: the fifth round is complete
-      expect(f.c.hystart!.phase).toBe(HyStartPhase.DONE);
+      expect(f.c.hystartPhase).toBe(HyStartPhase.DONE);
       expect(f.c.ssthresh).toBe(w);
       // This ACK was already congestion avoidance: far less than slow start's or CSS's SMSS/4.
       expect(f.c.cwnd - w).toBeLessThan(SMSS / CSS_GROWTH_DIVISOR);
@@ -220,7 +236,7 @@ for (const alg of ALGORITHMS) {
       // And HyStart++ is over: a falling delay does not bring slow start back.
       f.acks(3 * N_RTT_SAMPLE, 90);
       expect(f.c.ssthresh).toBe(w);
-      expect(f.c.hystart!.phase).toBe(HyStartPhase.DONE);
+      expect(f.c.hystartPhase).toBe(HyStartPhase.DONE);
     });
 
     it('a loss in CSS ends it: ssthresh as the algorithm sets it, congestion avoidance after', () => {
@@ -230,7 +246,7 @@ for (const alg of ALGORITHMS) {
       const off = alg.make(false);
       off.onLoss(flight, f.now);
       f.c.onLoss(flight, f.now);
-      expect(f.c.hystart!.phase).toBe(HyStartPhase.DONE);
+      expect(f.c.hystartPhase).toBe(HyStartPhase.DONE);
       expect(f.c.ssthresh).toBe(off.ssthresh);
       expect(f.c.cwnd).toBe(off.cwnd);
       f.c.onRecoveryEnd(f.now);
@@ -247,7 +263,7 @@ for (const alg of ALGORITHMS) {
         f.c.onRto(seqDiff(f.nxt, f.una), f.now);
         f.nxt = seqAdd(f.una, f.c.cwnd); // go-back-N from SND.UNA with the loss window
       }
-      expect(on.c.hystart!.phase).toBe(HyStartPhase.DONE);
+      expect(on.c.hystartPhase).toBe(HyStartPhase.DONE);
       // Rising delays that would end slow start in the initial one change nothing here.
       const rtts = [100, 100, 100, 100, 100, 100, 100, 100, 100, 100, 150, 150, 150, 150, 150, 150, 150, 150, 150, 150, 200, 200];
       for (const rtt of rtts) {
@@ -263,8 +279,8 @@ for (const alg of ALGORITHMS) {
       const f = new Flow(alg.make());
       intoCss(f);
       f.c.onIdleRestart(f.now + 10_000);
-      expect(f.c.hystart!.phase).toBe(HyStartPhase.SLOW_START);
-      expect(f.c.hystart!.lastRoundMinRtt).toBe(Infinity);
+      expect(f.c.hystartPhase).toBe(HyStartPhase.SLOW_START);
+      expect(f.c.hystart).toBeNull(); // fresh rounds from the next sample
       f.una = f.nxt; // everything was acknowledged before the idle period
       f.nxt = seqAdd(f.una, f.c.cwnd);
       const w = f.c.cwnd;
@@ -274,7 +290,7 @@ for (const alg of ALGORITHMS) {
       intoCss(g);
       g.c.onLoss(seqDiff(g.nxt, g.una), g.now);
       g.c.onIdleRestart(g.now + 10_000);
-      expect(g.c.hystart!.phase).toBe(HyStartPhase.DONE);
+      expect(g.c.hystartPhase).toBe(HyStartPhase.DONE);
     });
 
     it('sequence numbers crossing 2^32 during a round change nothing', () => {
@@ -286,7 +302,7 @@ for (const alg of ALGORITHMS) {
           const n = Math.floor(seqDiff(f.nxt, f.una) / SMSS);
           for (let i = 0; i < n; i++) {
             f.ack(rtt);
-            trace.push(`${f.c.cwnd}/${f.c.ssthresh}/${f.c.hystart!.phase}`);
+            trace.push(`${f.c.cwnd}/${f.c.ssthresh}/${f.c.hystartPhase}`);
           }
         }
         return trace;
@@ -362,7 +378,7 @@ for (const alg of ALGORITHMS) {
               expect(f.c.cwnd - w).toBeLessThanOrEqual(SMSS);
               expect(f.c.cwnd).toBeGreaterThanOrEqual(w);
               expect(Number.isInteger(f.c.cwnd)).toBe(true);
-              if (f.c.hystart!.phase === HyStartPhase.DONE) expect(f.c.ssthresh).toBeLessThanOrEqual(f.c.cwnd);
+              if (f.c.hystartPhase === HyStartPhase.DONE) expect(f.c.ssthresh).toBeLessThanOrEqual(f.c.cwnd);
             }
           },
         ),
@@ -434,16 +450,16 @@ describe('HyStart++ through the Sender (RTT samples from timestamps, SND.UNA / S
     round(p, 40);
     expect(cc.cwnd).toBe(2 * 10 * MSS); // slow start: IW doubled
     round(p, 40);
-    expect(cc.hystart!.phase).toBe(HyStartPhase.SLOW_START);
+    expect(cc.hystartPhase).toBe(HyStartPhase.SLOW_START);
     round(p, 46); // 40 + RttThresh 5 ≤ 46
-    expect(cc.hystart!.phase).toBe(HyStartPhase.CSS);
+    expect(cc.hystartPhase).toBe(HyStartPhase.CSS);
     expect(cc.hystart!.cssBaselineMinRtt).toBe(46);
     const w = cc.cwnd;
     round(p, 46);
     // One round of CSS: cwnd grows by a quarter of the window acknowledged, not by all of it.
     expect(cc.cwnd).toBe(w + w / CSS_GROWTH_DIVISOR);
     for (let i = 0; i < CSS_ROUNDS; i++) round(p, 46);
-    expect(cc.hystart!.phase).toBe(HyStartPhase.DONE);
+    expect(cc.hystartPhase).toBe(HyStartPhase.DONE);
     expect(cc.ssthresh).toBeLessThan(INITIAL_SSTHRESH);
     expect(cc.inSlowStart).toBe(false);
     expect(seqLt(s.una, ISS)).toBe(false); // the sequence space wrapped on the way
@@ -459,14 +475,14 @@ describe('HyStart++ through the Sender (RTT samples from timestamps, SND.UNA / S
       round(q, rtt);
       expect(s.cc.cwnd).toBe(off.cc.cwnd);
     }
-    expect((s.cc as Cubic).hystart!.phase).toBe(HyStartPhase.SLOW_START);
+    expect((s.cc as Cubic).hystartPhase).toBe(HyStartPhase.SLOW_START);
   });
 
   it('switched off in the TCP config, the same delay rise leaves CUBIC in slow start', () => {
     const s = sender(true, false);
     const p = path(s, true);
     for (const rtt of [40, 40, 46, 46, 46]) round(p, rtt);
-    expect((s.cc as Cubic).hystart).toBeNull();
+    expect((s.cc as Cubic).hystartPhase).toBe(HyStartPhase.DONE);
     expect((s.cc as Cubic).inSlowStart).toBe(true);
   });
 });

@@ -23,7 +23,7 @@
  * - Spurious-loss undo (§4.9) is not implemented: the controller interface has no undo signal.
  */
 import type { CongestionControlOptions, CongestionController } from './controller.js';
-import { HyStart } from './hystart.js';
+import { HyStart, hystartPhaseOf, type HyStartPhase } from './hystart.js';
 import { INITIAL_SSTHRESH, cwndLimited, initialWindow, validateSmss } from './newreno.js';
 
 /** RFC 9438 §5: C = 0.4 segments/s³. */
@@ -65,8 +65,10 @@ export class Cubic implements CongestionController {
   private rtoOutstanding: boolean;
   /** In the slow start that follows an RTO (RFC 3465: L = 1 SMSS). */
   private slowStartAfterRto: boolean;
-  /** RFC 9406 HyStart++ of the initial slow start; null when configured off. */
-  readonly hystart: HyStart | null;
+  /** RFC 9406 HyStart++ may still run: configured on, and the initial slow start has not ended. */
+  private hystartOn: boolean;
+  /** HyStart++'s state (hystart.ts): made at its first RTT sample, dropped when it ends or restarts. */
+  private hs: HyStart | null;
 
   constructor(smss: number, now: number, opts?: CubicOptions) {
     validateSmss(smss);
@@ -84,7 +86,8 @@ export class Cubic implements CongestionController {
     this.firstStageAfterRto = false;
     this.rtoOutstanding = false;
     this.slowStartAfterRto = false;
-    this.hystart = opts?.hystart === false ? null : new HyStart();
+    this.hystartOn = opts?.hystart !== false;
+    this.hs = null;
   }
 
   get cwnd(): number {
@@ -136,10 +139,14 @@ export class Cubic implements CongestionController {
   ): void {
     if (!(ackedBytes > 0)) return;
     this.rtoOutstanding = false;
-    const hs = this.hystart;
+    let hs = this.hs;
+    if (hs === null && this.hystartOn && rttSampleMs >= 0) this.hs = hs = new HyStart();
     // RFC 9406 §4.2: rounds and RTT samples count whether or not this ACK may grow cwnd; at the end
     // of CSS, ssthresh = cwnd and this ACK is the first of congestion avoidance.
-    if (hs !== null && hs.active && hs.onAck(rttSampleMs, sndUna, sndNxt)) this.ssthreshBytes = this.cwnd;
+    if (hs !== null && hs.onAck(rttSampleMs, sndUna, sndNxt)) {
+      this.ssthreshBytes = this.cwnd;
+      this.endHyStart();
+    }
     if (!cwndLimited(this.cwndBytes, this.ssthreshBytes, this.smss, flightBefore)) {
       // RFC 9438 §4.2 / §5.8: application-limited time does not count towards t.
       if (this.epochStart >= 0) this.epochStart += now - this.lastAckAt;
@@ -196,7 +203,7 @@ export class Cubic implements CongestionController {
     this.firstStageAfterRto = false;
     this.slowStartAfterRto = false;
     // RFC 9406 §4.2: a loss ends slow start and CSS; ssthresh is CUBIC's (above).
-    this.hystart?.end();
+    this.endHyStart();
   }
 
   onRecoveryEnd(_now: number): void {
@@ -218,7 +225,7 @@ export class Cubic implements CongestionController {
     this.firstStageAfterRto = true;
     this.slowStartAfterRto = true;
     // RFC 9406 §4.4: the slow start after a timeout is a standard one.
-    this.hystart?.end();
+    this.endHyStart();
   }
 
   onIdleRestart(_now: number): void {
@@ -227,8 +234,25 @@ export class Cubic implements CongestionController {
     // from the restart window back towards the unchanged W_max.
     if (this.iw < this.cwndBytes) this.cwndBytes = this.iw;
     this.epochStart = -1;
-    // RFC 9406 §4.4: HyStart++ starts over if the initial slow start is still running (hystart.ts).
-    this.hystart?.restart();
+    // RFC 9406 §4.4: HyStart++ starts over at the next sample if the initial slow start is still
+    // running (hystart.ts).
+    this.hs = null;
+  }
+
+  /** HyStart++'s state while it runs and has sampled (null otherwise). */
+  get hystart(): HyStart | null {
+    return this.hs;
+  }
+
+  /** Where HyStart++ is (DONE when off or over). */
+  get hystartPhase(): HyStartPhase {
+    return hystartPhaseOf(this.hs, this.hystartOn);
+  }
+
+  /** RFC 9406 §4.2 / §4.4: HyStart++ is over for this connection. */
+  private endHyStart(): void {
+    this.hystartOn = false;
+    this.hs = null;
   }
 
   /** Begin a congestion-avoidance stage at `now` with cwnd_epoch = `w` segments. */

@@ -7,6 +7,10 @@
  * of the slow-start increase to apply. Pure: it reads no clock (RTTs arrive as samples in ms of the
  * injected clock) and compares sequence numbers only through seq.ts.
  *
+ * A controller makes its `HyStart` at the first RTT sample of the initial slow start and drops it
+ * when HyStart++ ends (CSS done, a loss, an RTO) or starts over (idle restart): a connection that
+ * never samples (no timestamps, no data) or has left slow start holds none (~120 bytes each).
+ *
  * What it does (RFC 9406 §4.2):
  * - Rounds. A round ends when SND.UNA passes `windowEnd`, the SND.NXT of the round's start (a
  *   sequence number is acknowledged when SEG.ACK is beyond it); the next round's `windowEnd` is
@@ -31,8 +35,8 @@
  * - §4.4: only the initial slow start (ssthresh still "arbitrarily high", RFC 5681 §3.1) uses
  *   HyStart++. A loss, a retransmission timeout or the end of CSS ends it for the connection; the
  *   slow starts after an RTO run to the ssthresh found. After an idle restart (RFC 5681 §4.1) while
- *   the initial slow start is still running, HyStart++ starts over with fresh rounds (the §4.4 MAY
- *   for the restart window): the delays measured before the idle period say nothing of the queue
+ *   the initial slow start is still running, HyStart++ starts over with fresh rounds from the next
+ *   sample (the §4.4 MAY for the restart window): the delays measured before the idle period say nothing of the queue
  *   now, and a CSS resumed at the restart window would crawl. Once HyStart++ has ended, an idle
  *   restart grows by standard slow start up to ssthresh.
  * - Without timestamps the sender times one segment per RTT (Karn, RFC 6298 §3), so no round
@@ -60,10 +64,19 @@ export const HyStartPhase = {
   SLOW_START: 0,
   /** Conservative Slow Start (RFC 9406 §4.2). */
   CSS: 1,
-  /** Ended (CSS done, a loss, an RTO): slow start, if any, is the controller's standard one. */
+  /** Ended (CSS done, a loss, an RTO) or off: slow start, if any, is the controller's standard one. */
   DONE: 2,
 } as const;
 export type HyStartPhase = (typeof HyStartPhase)[keyof typeof HyStartPhase];
+
+/**
+ * The phase a controller reports: its `HyStart`'s, or, without one, slow start while HyStart++ may
+ * still run (`on`: configured on and not ended) and DONE otherwise.
+ */
+export function hystartPhaseOf(hs: HyStart | null, on: boolean): HyStartPhase {
+  if (hs !== null) return hs.phase;
+  return on ? HyStartPhase.SLOW_START : HyStartPhase.DONE;
+}
 
 /** RFC 9406 §4.2: RttThresh = max(MIN_RTT_THRESH, min(lastRoundMinRTT / MIN_RTT_DIVISOR, MAX_RTT_THRESH)). */
 export function rttThresh(lastRoundMinRtt: number): number {
@@ -74,7 +87,7 @@ export function rttThresh(lastRoundMinRtt: number): number {
 
 export class HyStart {
   phase: HyStartPhase;
-  /** A round is running (`windowEnd` is set): false until the first ACK, and after an idle restart. */
+  /** A round is running (`windowEnd` is set): false until the first ACK. */
   private inRound: boolean;
   /** SND.NXT when the current round started; the round ends when SND.UNA passes it. */
   windowEnd: number;
@@ -105,16 +118,12 @@ export class HyStart {
     this.cssCarry = 0;
   }
 
-  /** Still running: the initial slow start has not ended. */
-  get active(): boolean {
-    return this.phase !== HyStartPhase.DONE;
-  }
-
   /**
    * An ACK of new data during the initial slow start. `rttSampleMs` is this ACK's RTT sample
    * (−1: none); `sndUna` and `sndNxt` are SND.UNA and SND.NXT after it. Returns true when slow
    * start ends here (CSS_ROUNDS rounds done): the caller sets ssthresh = cwnd and treats this ACK
-   * in congestion avoidance. Call `growth()` afterwards for the increase of this ACK.
+   * in congestion avoidance (and drops this object). Call `growth()` afterwards for the increase
+   * of this ACK.
    */
   onAck(rttSampleMs: number, sndUna: number, sndNxt: number): boolean {
     if (this.phase === HyStartPhase.DONE) return false;
@@ -150,32 +159,6 @@ export class HyStart {
     const total = inc + this.cssCarry;
     this.cssCarry = total % CSS_GROWTH_DIVISOR;
     return (total - this.cssCarry) / CSS_GROWTH_DIVISOR;
-  }
-
-  /**
-   * Slow start ended by the controller: a loss or ECN (RFC 9406 §4.2), a retransmission timeout
-   * (§4.4: later slow starts are standard ones). HyStart++ does not come back.
-   */
-  end(): void {
-    this.phase = HyStartPhase.DONE;
-    this.growthPhase = HyStartPhase.DONE;
-  }
-
-  /**
-   * An idle restart (RFC 5681 §4.1). While the initial slow start is still running, start over:
-   * slow start with fresh rounds from the next ACK (RFC 9406 §4.4 MAY; see the header).
-   */
-  restart(): void {
-    if (this.phase === HyStartPhase.DONE) return;
-    this.phase = HyStartPhase.SLOW_START;
-    this.growthPhase = HyStartPhase.SLOW_START;
-    this.inRound = false;
-    this.lastRoundMinRtt = Infinity;
-    this.currentRoundMinRtt = Infinity;
-    this.rttSampleCount = 0;
-    this.cssBaselineMinRtt = Infinity;
-    this.cssRounds = 0;
-    this.cssCarry = 0;
   }
 
   /** RFC 9406 §4.2: track the round's minimum and run the test of the phase. */

@@ -21,7 +21,7 @@
  * lives in tcp_cubic.c.
  */
 import { CongestionControlError, type CongestionControlOptions, type CongestionController } from './controller.js';
-import { HyStart } from './hystart.js';
+import { HyStart, hystartPhaseOf, type HyStartPhase } from './hystart.js';
 
 /**
  * The initial ssthresh: "arbitrarily high" (RFC 5681 §3.1). A large finite value (Linux's
@@ -83,8 +83,10 @@ export class NewReno implements CongestionController {
   private rtoOutstanding: boolean;
   /** In the slow start that follows an RTO (RFC 3465: byte-counting limit L = 1 SMSS). */
   private slowStartAfterRto: boolean;
-  /** RFC 9406 HyStart++ of the initial slow start; null when configured off. */
-  readonly hystart: HyStart | null;
+  /** RFC 9406 HyStart++ may still run: configured on, and the initial slow start has not ended. */
+  private hystartOn: boolean;
+  /** HyStart++'s state (hystart.ts): made at its first RTT sample, dropped when it ends or restarts. */
+  private hs: HyStart | null;
 
   constructor(smss: number, _now: number, opts?: CongestionControlOptions) {
     validateSmss(smss);
@@ -95,7 +97,8 @@ export class NewReno implements CongestionController {
     this.caBytesAcked = 0;
     this.rtoOutstanding = false;
     this.slowStartAfterRto = false;
-    this.hystart = opts?.hystart === false ? null : new HyStart();
+    this.hystartOn = opts?.hystart !== false;
+    this.hs = null;
   }
 
   get cwnd(): number {
@@ -122,9 +125,13 @@ export class NewReno implements CongestionController {
   ): void {
     if (!(ackedBytes > 0)) return;
     this.rtoOutstanding = false;
-    const hs = this.hystart;
+    let hs = this.hs;
+    if (hs === null && this.hystartOn && rttSampleMs >= 0) this.hs = hs = new HyStart();
     // RFC 9406 §4.2: rounds and RTT samples count whether or not this ACK may grow cwnd.
-    if (hs !== null && hs.active && hs.onAck(rttSampleMs, sndUna, sndNxt)) this.ssthreshBytes = this.cwndBytes;
+    if (hs !== null && hs.onAck(rttSampleMs, sndUna, sndNxt)) {
+      this.ssthreshBytes = this.cwndBytes;
+      this.endHyStart();
+    }
     if (!cwndLimited(this.cwndBytes, this.ssthreshBytes, this.smss, flightBefore)) return;
     if (this.cwndBytes < this.ssthreshBytes) {
       // RFC 5681 §3.1 eq. 2 with RFC 3465 §2.2 byte counting: cwnd += min(N, L), L = 2*SMSS
@@ -153,7 +160,7 @@ export class NewReno implements CongestionController {
     this.caBytesAcked = 0;
     this.slowStartAfterRto = false;
     // RFC 9406 §4.2: a loss ends slow start and CSS; ssthresh is this algorithm's.
-    this.hystart?.end();
+    this.endHyStart();
   }
 
   onRecoveryEnd(_now: number): void {
@@ -174,15 +181,32 @@ export class NewReno implements CongestionController {
     this.caBytesAcked = 0;
     this.slowStartAfterRto = true;
     // RFC 9406 §4.4: the slow start after a timeout is a standard one.
-    this.hystart?.end();
+    this.endHyStart();
   }
 
   onIdleRestart(_now: number): void {
     // RFC 5681 §4.1: after an idle period longer than RTO, cwnd = RW = min(IW, cwnd).
     if (this.iw < this.cwndBytes) this.cwndBytes = this.iw;
     this.caBytesAcked = 0;
-    // RFC 9406 §4.4: HyStart++ starts over if the initial slow start is still running (hystart.ts).
-    this.hystart?.restart();
+    // RFC 9406 §4.4: HyStart++ starts over at the next sample if the initial slow start is still
+    // running (hystart.ts).
+    this.hs = null;
+  }
+
+  /** HyStart++'s state while it runs and has sampled (null otherwise). */
+  get hystart(): HyStart | null {
+    return this.hs;
+  }
+
+  /** Where HyStart++ is (DONE when off or over). */
+  get hystartPhase(): HyStartPhase {
+    return hystartPhaseOf(this.hs, this.hystartOn);
+  }
+
+  /** RFC 9406 §4.2 / §4.4: HyStart++ is over for this connection. */
+  private endHyStart(): void {
+    this.hystartOn = false;
+    this.hs = null;
   }
 }
 
