@@ -14,7 +14,7 @@
  * What it does (RFC 9406 §4.2):
  * - Rounds. A round ends when SND.UNA passes `windowEnd`, the SND.NXT of the round's start (a
  *   sequence number is acknowledged when SEG.ACK is beyond it); the next round's `windowEnd` is
- *   then the SND.NXT of that moment. The first round starts at the first ACK the controller sees.
+ *   then the SND.NXT of that moment. The first round starts at the first ACK with a sample.
  * - Per round the minimum of the RTT samples taken on its ACKs (the latest sample of each ACK, not
  *   SRTT; an ACK without a sample counts for nothing). The delay test runs once the round has
  *   N_RTT_SAMPLE samples and both this round's and the last round's minimum exist:
@@ -26,7 +26,7 @@
  *   CSS_ROUNDS = 5 rounds in CSS (the partial round of entry counts) slow start ends: the
  *   controller sets ssthresh = cwnd and continues in congestion avoidance.
  * - A loss (or an ECN mark; ECN is not negotiated by this stack) during slow start or CSS ends
- *   HyStart++: the controller sets ssthresh as it always does (`end()`).
+ *   HyStart++: the controller sets ssthresh as it always does and drops its `HyStart`.
  *
  * Choices (RFC 9406 §4.3 leaves constants RECOMMENDED, §4.4 the scope):
  * - The per-ACK limit L stays the controller's RFC 3465 byte-counting limit (2 SMSS, 1 SMSS after
@@ -36,9 +36,9 @@
  *   HyStart++. A loss, a retransmission timeout or the end of CSS ends it for the connection; the
  *   slow starts after an RTO run to the ssthresh found. After an idle restart (RFC 5681 §4.1) while
  *   the initial slow start is still running, HyStart++ starts over with fresh rounds from the next
- *   sample (the §4.4 MAY for the restart window): the delays measured before the idle period say nothing of the queue
- *   now, and a CSS resumed at the restart window would crawl. Once HyStart++ has ended, an idle
- *   restart grows by standard slow start up to ssthresh.
+ *   sample (the §4.4 MAY for the restart window): the delays measured before the idle period say
+ *   nothing of the queue now, and a CSS resumed at the restart window would crawl. Once HyStart++
+ *   has ended, an idle restart grows by standard slow start up to ssthresh.
  * - Without timestamps the sender times one segment per RTT (Karn, RFC 6298 §3), so no round
  *   reaches N_RTT_SAMPLE samples and HyStart++ never leaves slow start: the RFC's sample floor,
  *   kept rather than lowered.
