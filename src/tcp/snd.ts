@@ -392,7 +392,9 @@ export class Sender {
       // RFC 6675: partial ACKs need nothing more than the scoreboard and pipe.
     } else {
       this.dupAcks = 0;
-      // The controller counts payload bytes (the SYN and FIN occupy sequence space only).
+      // The controller counts payload bytes (the SYN and FIN occupy sequence space only). HyStart++
+      // (RFC 9406 §4.2) takes this ACK's own RTT sample (−1: none), not SRTT, and counts rounds by
+      // SND.UNA and SND.NXT as they are now, before anything more is sent.
       if (dataAcked > 0) this.cc.onAck(dataAcked, flightBefore, now, this.rtt.srtt, rttMs, ack, this.nxt);
     }
     if (this.sackOk) this.sb.advance(ack);
