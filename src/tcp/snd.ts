@@ -392,9 +392,7 @@ export class Sender {
       // RFC 6675: partial ACKs need nothing more than the scoreboard and pipe.
     } else {
       this.dupAcks = 0;
-      // The controller counts payload bytes (the SYN and FIN occupy sequence space only). HyStart++
-      // (RFC 9406 §4.2) takes this ACK's own RTT sample (−1: none), not SRTT, and counts rounds by
-      // SND.UNA and SND.NXT as they are now, before anything more is sent.
+      // Payload bytes (SYN/FIN are sequence space only); rttMs, una, nxt for HyStart++ (controller.ts).
       if (dataAcked > 0) this.cc.onAck(dataAcked, flightBefore, now, this.rtt.srtt, rttMs, ack, this.nxt);
     }
     if (this.sackOk) this.sb.advance(ack);
