@@ -49,6 +49,8 @@ export interface Config {
   /** Half-open connections before SYN cookies engage. */
   synBacklog: number;
   congestionControl: 'newreno' | 'cubic';
+  /** RFC 9406 HyStart++ in the initial slow start of either algorithm (src/tcp/cc/hystart.ts). */
+  hystart: boolean;
   /** Testing aid: a seeded fault spec applied in front of the device (src/stack/fault.ts), or null. */
   impair: string | null;
   /** Most /api/events readers at once; more get 503 (src/http/app.ts). */
@@ -96,8 +98,11 @@ export const KEEPABLE_CAPABILITIES = ['sys_ptrace', 'dac_read_search'] as const;
 interface OptionSpec {
   key: keyof Config;
   flag: string;
-  /** `boolean`: a flag without a value (`--access-log`); `true`/`false`/`1`/`0` in the environment and the file. */
-  kind: 'string' | 'number' | 'list' | 'bytes' | 'boolean' | 'workers';
+  /**
+   * `boolean`: a flag without a value (`--access-log`); `true`/`false`/`1`/`0` in the environment and the file.
+   * `switch`: the same values, given on the command line too (`--hystart off`), for what is on by default.
+   */
+  kind: 'string' | 'number' | 'list' | 'bytes' | 'boolean' | 'switch' | 'workers';
   help: string;
   placeholder: string;
 }
@@ -122,6 +127,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'shutdownGraceSeconds', flag: 'shutdown-grace', kind: 'number', placeholder: 'SECONDS', help: 'time open connections get to finish on SIGTERM (default 10)' },
   { key: 'synBacklog', flag: 'syn-backlog', kind: 'number', placeholder: 'N', help: 'half-open connections before SYN cookies engage (default 1024)' },
   { key: 'congestionControl', flag: 'congestion-control', kind: 'string', placeholder: 'NAME', help: 'newreno or cubic (default cubic)' },
+  { key: 'hystart', flag: 'hystart', kind: 'switch', placeholder: 'on|off', help: 'HyStart++ (RFC 9406): leave the initial slow start when the round-trip delay rises, before the window overshoots into loss, with either algorithm (default on)' },
   { key: 'memoryLimit', flag: 'memory-limit', kind: 'bytes', placeholder: 'BYTES', help: 'buffers of all connections together, e.g. 64MiB (default: half the cgroup memory.max, else 256MiB)' },
   { key: 'captureBuffer', flag: 'capture-buffer', kind: 'bytes', placeholder: 'BYTES', help: 'keep the app leg\'s packets in a ring of this size, e.g. 64MiB; 0 = off (default 0; POST /api/capture turns it on at runtime)' },
   { key: 'captureSnaplen', flag: 'capture-snaplen', kind: 'bytes', placeholder: 'BYTES', help: 'payload bytes kept per captured packet after the IP and TCP headers (default 128)' },
@@ -157,6 +163,7 @@ export const DEFAULT_CONFIG: Config = {
   shutdownGraceSeconds: 10,
   synBacklog: 1024,
   congestionControl: 'cubic',
+  hystart: true,
   impair: null,
   maxEventStreams: 16,
   apiHosts: [],
@@ -246,12 +253,13 @@ function convert(spec: OptionSpec, raw: unknown, source: string): unknown {
       }
       return n;
     }
-    case 'boolean': {
+    case 'boolean':
+    case 'switch': {
       if (raw === true || raw === false) return raw;
       const text = String(raw).trim().toLowerCase();
       if (text === 'true' || text === '1' || text === 'yes' || text === 'on') return true;
       if (text === 'false' || text === '0' || text === 'no' || text === 'off') return false;
-      throw new ConfigError(`${source}: "${String(raw)}" is not true or false`);
+      throw new ConfigError(`${source}: "${String(raw)}" is not ${spec.kind === 'switch' ? 'on or off' : 'true or false'}`);
     }
     case 'list': {
       const list = Array.isArray(raw) ? raw : [raw];

@@ -258,6 +258,7 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     // RFC 9293 §3.7.1: MSS = MTU − IP header − TCP header (IPv6 connections use 20 octets less, set per connection).
     mss: Math.max(536, mtu - IPV4_HEADER_LEN - TCP_HEADER_LEN),
     congestionControl: ccByName(config.congestionControl),
+    hystart: config.hystart,
     gsoMaxBytes: tun.vnetHdr ? GSO_MAX_PAYLOAD : 0,
   });
 

@@ -39,6 +39,11 @@ export interface TcpConfig {
   challengeAckLimitPerSec: number;
   /** Congestion control algorithm. */
   congestionControl: CongestionControllerFactory;
+  /**
+   * RFC 9406 HyStart++ in the initial slow start of either algorithm (src/tcp/cc/hystart.ts); on
+   * unless false. Off gives the plain RFC 5681 / RFC 3465 slow start.
+   */
+  hystart?: boolean;
   /** Largest segment (payload bytes) handed to the device when it takes TSO/GSO; 0 = MSS only. */
   gsoMaxBytes: number;
   /**

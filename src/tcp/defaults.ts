@@ -60,6 +60,8 @@ export function defaultTcpConfig(overrides: Partial<TcpConfig> = {}): TcpConfig 
     // RFC 5961 §7 leaves the limit to the implementation (Linux: 1000/s per namespace).
     challengeAckLimitPerSec: 100,
     congestionControl: cubic,
+    // RFC 9406 HyStart++ (RFC 9438 §4.10: CUBIC SHOULD use it; Linux's CUBIC runs HyStart by default).
+    hystart: true,
     gsoMaxBytes: 0,
     ...overrides,
   };

@@ -14,7 +14,7 @@
  * back to SND.UNA and the bytes up to SND.MAX are sent again in order (go-back-N, as BSD and
  * smoltcp do); a zero-window probe raises SND.MAX without moving SND.NXT.
  */
-import type { CongestionController } from './cc/controller.js';
+import type { CongestionControlOptions, CongestionController } from './cc/controller.js';
 import type { TcpConfig } from './config.js';
 import { RttEstimator } from './rtt.js';
 import { DUP_THRESH, SackScoreboard } from './sack-scoreboard.js';
@@ -29,6 +29,10 @@ import { seqAdd, seqDiff, seqGeq, seqGt, seqLeq, seqLt } from './seq.js';
  * connection (a per-connection typed array cost ~220 bytes of heap each, idle or not).
  */
 const HOLE = new Uint32Array(3);
+
+/** The controller options of cfg.hystart, shared by every connection (nothing allocated per one). */
+const HYSTART_ON: CongestionControlOptions = Object.freeze({ hystart: true });
+const HYSTART_OFF: CongestionControlOptions = Object.freeze({ hystart: false });
 
 /** Loss-recovery mode. */
 export const Recovery = {
@@ -122,6 +126,8 @@ export class Sender {
   readonly rtt: RttEstimator;
   cc: CongestionController;
   readonly ccFactory: TcpConfig['congestionControl'];
+  /** The options every controller of this connection is made with (cfg.hystart). */
+  readonly ccOpts: CongestionControlOptions;
   /** SACK negotiated (RFC 2018). */
   sackOk: boolean;
   readonly sb: SackScoreboard;
@@ -166,7 +172,8 @@ export class Sender {
     this.finSeq = 0;
     this.rtt = new RttEstimator(cfg.initialRtoMs, cfg.minRtoMs, cfg.maxRtoMs, 1);
     this.ccFactory = cfg.congestionControl;
-    this.cc = cfg.congestionControl(cfg.mss, now);
+    this.ccOpts = cfg.hystart === false ? HYSTART_OFF : HYSTART_ON;
+    this.cc = cfg.congestionControl(cfg.mss, now, this.ccOpts);
     this.sackOk = false;
     this.sb = new SackScoreboard();
     this.rttTiming = false;
@@ -214,7 +221,7 @@ export class Sender {
     this.shift = shift;
     this.sackOk = sackOk;
     this.gsoMax = gsoMaxBytes > mss ? gsoMaxBytes - (gsoMaxBytes % mss) : 0;
-    this.cc = this.ccFactory(mss, now);
+    this.cc = this.ccFactory(mss, now, this.ccOpts);
   }
 
   /** Sequence number of the first byte in the send buffer (after the SYN, which occupies ISS). */
@@ -385,8 +392,8 @@ export class Sender {
       // RFC 6675: partial ACKs need nothing more than the scoreboard and pipe.
     } else {
       this.dupAcks = 0;
-      // The controller counts payload bytes (the SYN and FIN occupy sequence space only).
-      if (dataAcked > 0) this.cc.onAck(dataAcked, flightBefore, now, this.rtt.srtt);
+      // Payload bytes (SYN/FIN are sequence space only); rttMs, una, nxt for HyStart++ (controller.ts).
+      if (dataAcked > 0) this.cc.onAck(dataAcked, flightBefore, now, this.rtt.srtt, rttMs, ack, this.nxt);
     }
     if (this.sackOk) this.sb.advance(ack);
     return result;

@@ -4,6 +4,9 @@ import { cubic, Cubic, CUBIC_ALPHA, CUBIC_BETA, CUBIC_C } from '../../src/tcp/cc
 import { INITIAL_SSTHRESH } from '../../src/tcp/cc/newreno.js';
 
 const SMSS = 1000;
+/** These tests give the controller no RTT samples (and so no sequence numbers): HyStart++ (RFC 9406)
+ * then never leaves slow start, and slow start is the plain one; test/tcp/cc-hystart.test.ts drives it. */
+const NO_RTT_SAMPLE = -1;
 
 /**
  * One round trip of a sender that keeps cwnd full: the window at the start of the round is
@@ -11,14 +14,14 @@ const SMSS = 1000;
  */
 function ackOneRtt(c: Cubic, now: number, rttMs: number): number {
   const n = Math.ceil(c.cwnd / SMSS);
-  for (let i = 0; i < n; i++) c.onAck(SMSS, c.cwnd, now + ((i + 1) * rttMs) / n, rttMs);
+  for (let i = 0; i < n; i++) c.onAck(SMSS, c.cwnd, now + ((i + 1) * rttMs) / n, rttMs, NO_RTT_SAMPLE, 0, 0);
   return now + rttMs;
 }
 
 /** Slow-start to `bytes` (instantly), then a loss with the window full: W_max = bytes / SMSS. */
 function afterLossAt(bytes: number, opts?: { fastConvergence?: boolean }): Cubic {
   const c = cubic(SMSS, 0, opts);
-  while (c.cwnd < bytes) c.onAck(SMSS, c.cwnd, 0, 100);
+  while (c.cwnd < bytes) c.onAck(SMSS, c.cwnd, 0, 100, NO_RTT_SAMPLE, 0, 0);
   c.onLoss(c.cwnd, 0);
   c.onRecoveryEnd(0);
   return c;
@@ -44,13 +47,13 @@ describe('CUBIC (RFC 9438)', () => {
 
   it('slow start byte counting is limited to 2 smss per ack (RFC 3465 §2.2)', () => {
     const c = cubic(SMSS, 0);
-    c.onAck(8 * SMSS, c.cwnd, 1, 100);
+    c.onAck(8 * SMSS, c.cwnd, 1, 100, NO_RTT_SAMPLE, 0, 0);
     expect(c.cwnd).toBe(12_000);
   });
 
   it('loss sets w max to cwnd and ssthresh to beta flight (§4.6 Figure 5)', () => {
     const c = cubic(SMSS, 0);
-    while (c.cwnd < 100_000) c.onAck(SMSS, c.cwnd, 0, 100);
+    while (c.cwnd < 100_000) c.onAck(SMSS, c.cwnd, 0, 100, NO_RTT_SAMPLE, 0, 0);
     c.onLoss(100_000, 1);
     expect(c.wMaxSegments).toBe(100);
     expect(c.ssthresh).toBe(70_000);
@@ -66,7 +69,7 @@ describe('CUBIC (RFC 9438)', () => {
 
   it('k is cube root of w max minus cwnd epoch over c (§4.2 Figure 2)', () => {
     const c = afterLossAt(160_000);
-    c.onAck(SMSS, c.cwnd, 10, 100); // the first ACK in congestion avoidance starts the epoch
+    c.onAck(SMSS, c.cwnd, 10, 100, NO_RTT_SAMPLE, 0, 0); // the first ACK in congestion avoidance starts the epoch
     expect(c.epochStartMs).toBe(10);
     expect(c.kSeconds).toBeCloseTo(Math.cbrt((160 - 112) / CUBIC_C), 9);
   });
@@ -133,7 +136,7 @@ describe('CUBIC (RFC 9438)', () => {
     now = ackOneRtt(c, now, 100);
     const before = c.cwnd;
     // A 10 s RTT puts W_cubic(t + RTT) far above 1.5 × cwnd: the bound decides.
-    c.onAck(SMSS, c.cwnd, now + 1, 10_000);
+    c.onAck(SMSS, c.cwnd, now + 1, 10_000, NO_RTT_SAMPLE, 0, 0);
     expect(c.cwnd - before).toBe(SMSS / 2);
   });
 
@@ -189,7 +192,7 @@ describe('CUBIC (RFC 9438)', () => {
 
   it('rto sets cwnd to 1 smss and ssthresh with beta (§4.8, RFC 5681 §3.1)', () => {
     const c = cubic(SMSS, 0);
-    while (c.cwnd < 100_000) c.onAck(SMSS, c.cwnd, 0, 100);
+    while (c.cwnd < 100_000) c.onAck(SMSS, c.cwnd, 0, 100, NO_RTT_SAMPLE, 0, 0);
     c.onRto(100_000, 1_000);
     expect(c.cwnd).toBe(SMSS);
     expect(c.ssthresh).toBe(70_000);
@@ -205,32 +208,32 @@ describe('CUBIC (RFC 9438)', () => {
   it('first avoidance stage after rto has k 0 and w max cwnd epoch (§4.8)', () => {
     const c = afterLossAt(160_000); // W_max 160
     c.onRto(100_000, 1_000); // ssthresh 70 segments
-    while (c.cwnd < c.ssthresh) c.onAck(SMSS, c.cwnd, 1_100, 100);
+    while (c.cwnd < c.ssthresh) c.onAck(SMSS, c.cwnd, 1_100, 100, NO_RTT_SAMPLE, 0, 0);
     const w = segs(c);
-    c.onAck(SMSS, c.cwnd, 1_200, 100);
+    c.onAck(SMSS, c.cwnd, 1_200, 100, NO_RTT_SAMPLE, 0, 0);
     expect(c.kSeconds).toBe(0);
     expect(c.wMaxSegments).toBeCloseTo(w, 9);
   });
 
   it('application limited acks do not grow cwnd (RFC 7661, §5.8)', () => {
     const c = afterLossAt(100_000);
-    c.onAck(SMSS, c.cwnd, 0, 100);
+    c.onAck(SMSS, c.cwnd, 0, 100, NO_RTT_SAMPLE, 0, 0);
     const w = c.cwnd;
-    for (let i = 1; i <= 50; i++) c.onAck(SMSS, 10_000, i * 100, 100);
+    for (let i = 1; i <= 50; i++) c.onAck(SMSS, 10_000, i * 100, 100, NO_RTT_SAMPLE, 0, 0);
     expect(c.cwnd).toBe(w);
   });
 
   it('application limited time is not counted in t (§4.2)', () => {
     const c = afterLossAt(100_000);
-    c.onAck(SMSS, c.cwnd, 1_000, 100);
+    c.onAck(SMSS, c.cwnd, 1_000, 100, NO_RTT_SAMPLE, 0, 0);
     expect(c.epochStartMs).toBe(1_000);
-    c.onAck(SMSS, 1_000, 3_000, 100); // 2 s application-limited
+    c.onAck(SMSS, 1_000, 3_000, 100, NO_RTT_SAMPLE, 0, 0); // 2 s application-limited
     expect(c.epochStartMs).toBe(3_000);
   });
 
   it('idle restart limits cwnd to iw and restarts the epoch (RFC 5681 §4.1, §5.8)', () => {
     const c = afterLossAt(100_000);
-    c.onAck(SMSS, c.cwnd, 10, 100);
+    c.onAck(SMSS, c.cwnd, 10, 100, NO_RTT_SAMPLE, 0, 0);
     expect(c.epochStartMs).toBe(10);
     c.onIdleRestart(60_000);
     expect(c.cwnd).toBe(10_000);
@@ -261,7 +264,7 @@ describe('CUBIC (RFC 9438)', () => {
         for (const e of events) {
           if (e.k === 'ack') {
             now += e.dt;
-            c.onAck(e.n, e.f, now, rtt);
+            c.onAck(e.n, e.f, now, rtt, NO_RTT_SAMPLE, 0, 0);
           } else if (e.k === 'loss') c.onLoss(e.f, now);
           else if (e.k === 'rto') c.onRto(e.f, now);
           else if (e.k === 'end') c.onRecoveryEnd(now);

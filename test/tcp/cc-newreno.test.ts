@@ -4,11 +4,14 @@ import { newReno, NewReno, INITIAL_SSTHRESH, initialWindow } from '../../src/tcp
 import { CongestionControlError } from '../../src/tcp/cc/controller.js';
 
 const SMSS = 1000;
+/** These tests give the controller no RTT samples (and so no sequence numbers): HyStart++ (RFC 9406)
+ * then never leaves slow start, and slow start is the plain one; test/tcp/cc-hystart.test.ts drives it. */
+const NO_RTT_SAMPLE = -1;
 
 /** Acknowledge one window (the cwnd at the start of the round) one SMSS at a time. */
 function ackOneRtt(c: NewReno, now: number): void {
   const w = c.cwnd;
-  for (let acked = 0; acked < w; acked += SMSS) c.onAck(Math.min(SMSS, w - acked), w, now, 100);
+  for (let acked = 0; acked < w; acked += SMSS) c.onAck(Math.min(SMSS, w - acked), w, now, 100, NO_RTT_SAMPLE, 0, 0);
 }
 
 /** A controller in congestion avoidance with cwnd = ssthresh = `w` bytes. */
@@ -37,13 +40,13 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
 
   it('slow start increases cwnd by bytes acked (§3.1 eq. 2, RFC 3465)', () => {
     const c = newReno(SMSS, 0);
-    c.onAck(700, c.cwnd, 1, 100);
+    c.onAck(700, c.cwnd, 1, 100, NO_RTT_SAMPLE, 0, 0);
     expect(c.cwnd).toBe(10_000 + 700);
   });
 
   it('slow start byte counting is limited to 2 smss per ack (RFC 3465 §2.2 L=2*SMSS)', () => {
     const c = newReno(SMSS, 0);
-    c.onAck(8 * SMSS, c.cwnd, 1, 100); // a stretch ACK
+    c.onAck(8 * SMSS, c.cwnd, 1, 100, NO_RTT_SAMPLE, 0, 0); // a stretch ACK
     expect(c.cwnd).toBe(10_000 + 2 * SMSS);
   });
 
@@ -65,19 +68,19 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
 
   it('congestion avoidance does not grow before a full window is acked', () => {
     const c = inCongestionAvoidance(20_000);
-    for (let i = 0; i < 19; i++) c.onAck(SMSS, 20_000, 1, 100);
+    for (let i = 0; i < 19; i++) c.onAck(SMSS, 20_000, 1, 100, NO_RTT_SAMPLE, 0, 0);
     expect(c.cwnd).toBe(20_000);
-    c.onAck(SMSS, 20_000, 1, 100);
+    c.onAck(SMSS, 20_000, 1, 100, NO_RTT_SAMPLE, 0, 0);
     expect(c.cwnd).toBe(21_000);
   });
 
   it('slow start hands over to congestion avoidance at ssthresh (§3.1)', () => {
     const c = newReno(SMSS, 0);
     c.onRto(24_000, 0); // ssthresh 12_000, cwnd 1 SMSS
-    while (c.cwnd < c.ssthresh) c.onAck(SMSS, c.cwnd, 1, 100);
+    while (c.cwnd < c.ssthresh) c.onAck(SMSS, c.cwnd, 1, 100, NO_RTT_SAMPLE, 0, 0);
     expect(c.cwnd).toBe(12_000);
     expect(c.inSlowStart).toBe(false);
-    c.onAck(SMSS, c.cwnd, 2, 100);
+    c.onAck(SMSS, c.cwnd, 2, 100, NO_RTT_SAMPLE, 0, 0);
     expect(c.cwnd).toBe(12_000); // now linear, not +SMSS per ACK
   });
 
@@ -132,7 +135,7 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
   it('rto after new data acked reduces ssthresh again (§3.1)', () => {
     const c = newReno(SMSS, 0);
     c.onRto(40_000, 1_000);
-    c.onAck(SMSS, SMSS, 1_100, 100);
+    c.onAck(SMSS, SMSS, 1_100, 100, NO_RTT_SAMPLE, 0, 0);
     c.onRto(6_000, 3_000);
     expect(c.ssthresh).toBe(3_000);
   });
@@ -140,7 +143,7 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
   it('slow start after rto counts at most 1 smss per ack (RFC 3465)', () => {
     const c = newReno(SMSS, 0);
     c.onRto(40_000, 1_000);
-    c.onAck(3 * SMSS, SMSS, 1_100, 100);
+    c.onAck(3 * SMSS, SMSS, 1_100, 100, NO_RTT_SAMPLE, 0, 0);
     expect(c.cwnd).toBe(2 * SMSS);
   });
 
@@ -163,19 +166,19 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
 
   it('application limited ack does not grow cwnd in slow start (RFC 7661)', () => {
     const c = newReno(SMSS, 0);
-    c.onAck(SMSS, 3 * SMSS, 1, 100); // 3 KB in flight of a 10 KB window
+    c.onAck(SMSS, 3 * SMSS, 1, 100, NO_RTT_SAMPLE, 0, 0); // 3 KB in flight of a 10 KB window
     expect(c.cwnd).toBe(10_000);
   });
 
   it('application limited ack does not grow cwnd in congestion avoidance (RFC 7661)', () => {
     const c = inCongestionAvoidance(20_000);
-    for (let i = 0; i < 40; i++) c.onAck(SMSS, 10_000, i, 100);
+    for (let i = 0; i < 40; i++) c.onAck(SMSS, 10_000, i, 100, NO_RTT_SAMPLE, 0, 0);
     expect(c.cwnd).toBe(20_000);
   });
 
   it('zero byte ack changes nothing', () => {
     const c = newReno(SMSS, 0);
-    c.onAck(0, c.cwnd, 1, 100);
+    c.onAck(0, c.cwnd, 1, 100, NO_RTT_SAMPLE, 0, 0);
     expect(c.cwnd).toBe(10_000);
   });
 
@@ -203,7 +206,7 @@ describe('NewReno (RFC 5681, RFC 3465, RFC 6582)', () => {
         let now = 0;
         for (const e of events) {
           now += 10;
-          if (e.k === 'ack') c.onAck(e.n, e.f, now, 50);
+          if (e.k === 'ack') c.onAck(e.n, e.f, now, 50, NO_RTT_SAMPLE, 0, 0);
           else if (e.k === 'loss') c.onLoss(e.f, now);
           else if (e.k === 'rto') c.onRto(e.f, now);
           else if (e.k === 'end') c.onRecoveryEnd(now);

@@ -13,8 +13,14 @@ export interface CongestionController {
   readonly cwnd: number;
   /** Current slow-start threshold in bytes. */
   readonly ssthresh: number;
-  /** New data was cumulatively acknowledged (outside recovery). */
-  onAck(ackedBytes: number, flightBefore: number, now: number, rttMs: number): void;
+  /**
+   * New data was cumulatively acknowledged (outside recovery): `ackedBytes` of payload, with
+   * FlightSize `flightBefore` just before. `srttMs` is the smoothed RTT (RFC 6298 SRTT);
+   * `rttSampleMs` the RTT sample this ACK gave (RFC 7323 TSecr or the Karn-timed segment of
+   * RFC 6298 §3), −1 when it gave none; `sndUna` and `sndNxt` are SND.UNA and SND.NXT after the
+   * ACK (RFC 9406 HyStart++ counts rounds by them; compare them only through seq.ts).
+   */
+  onAck(ackedBytes: number, flightBefore: number, now: number, srttMs: number, rttSampleMs: number, sndUna: number, sndNxt: number): void;
   /**
    * Loss detected by duplicate ACKs / SACK (RFC 5681 §3.2, RFC 6675): enter fast recovery.
    * `flight` is FlightSize when loss was detected.
@@ -28,8 +34,14 @@ export interface CongestionController {
   onIdleRestart(now: number): void;
 }
 
+/** What every algorithm's factory takes besides SMSS and the clock. */
+export interface CongestionControlOptions {
+  /** RFC 9406 HyStart++ in the initial slow start (src/tcp/cc/hystart.ts); on unless false. */
+  hystart?: boolean;
+}
+
 export interface CongestionControllerFactory {
-  (smss: number, now: number): CongestionController;
+  (smss: number, now: number, opts?: CongestionControlOptions): CongestionController;
 }
 
 

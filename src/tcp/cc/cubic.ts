@@ -6,8 +6,13 @@
  * clock, converted to seconds for the formulas, whose constant C is in segments/second³.
  *
  * Choices where RFC 9438 leaves them open:
- * - Slow start is the Reno one (RFC 9438 §4.10 MAY), shared with NewReno (RFC 5681 with RFC 3465
- *   byte counting, L = 2 SMSS). HyStart++ is not implemented.
+ * - Slow start is HyStart++ (RFC 9406, hystart.ts; RFC 9438 §4.10: CUBIC SHOULD use it, and Linux
+ *   runs its HyStart for CUBIC by default) over the Reno slow start shared with NewReno (RFC 5681
+ *   with RFC 3465 byte counting, L = 2 SMSS), in the initial slow start only: a rise in the
+ *   round's minimum RTT moves it to Conservative Slow Start, which after 5 rounds ends slow start
+ *   with ssthresh = cwnd. `{ hystart: false }` leaves the plain Reno slow start (§4.10 MAY).
+ *   Leaving slow start through HyStart++ is no congestion event: W_max is still unset, so the first
+ *   epoch starts from cwnd with W_max = cwnd and K = 0 (RFC 9438 §4.10, see startEpoch).
  * - The multiplicative decrease uses FlightSize (RFC 9438 §4.6 Figure 5) and cwnd only grows while
  *   the sender is cwnd-limited (RFC 7661 / RFC 9438 §5.8), so FlightSize tracks cwnd.
  * - Time during which the sender was application-limited is cut out of t by moving t_epoch
@@ -17,7 +22,8 @@
  *   false })` turns it off for single-flow environments.
  * - Spurious-loss undo (§4.9) is not implemented: the controller interface has no undo signal.
  */
-import type { CongestionController } from './controller.js';
+import type { CongestionControlOptions, CongestionController } from './controller.js';
+import { HyStart, hystartPhaseOf, type HyStartPhase } from './hystart.js';
 import { INITIAL_SSTHRESH, cwndLimited, initialWindow, validateSmss } from './newreno.js';
 
 /** RFC 9438 §5: C = 0.4 segments/s³. */
@@ -27,7 +33,7 @@ export const CUBIC_BETA = 0.7;
 /** RFC 9438 §4.3: α_cubic = 3 (1 − β_cubic) / (1 + β_cubic). */
 export const CUBIC_ALPHA = (3 * (1 - CUBIC_BETA)) / (1 + CUBIC_BETA);
 
-export interface CubicOptions {
+export interface CubicOptions extends CongestionControlOptions {
   /** RFC 9438 §4.7 fast convergence; default true. */
   fastConvergence?: boolean;
 }
@@ -59,6 +65,10 @@ export class Cubic implements CongestionController {
   private rtoOutstanding: boolean;
   /** In the slow start that follows an RTO (RFC 3465: L = 1 SMSS). */
   private slowStartAfterRto: boolean;
+  /** RFC 9406 HyStart++ may still run: configured on, and the initial slow start has not ended. */
+  private hystartOn: boolean;
+  /** HyStart++'s state (hystart.ts): made at its first RTT sample, dropped when it ends or restarts. */
+  private hs: HyStart | null;
 
   constructor(smss: number, now: number, opts?: CubicOptions) {
     validateSmss(smss);
@@ -76,6 +86,8 @@ export class Cubic implements CongestionController {
     this.firstStageAfterRto = false;
     this.rtoOutstanding = false;
     this.slowStartAfterRto = false;
+    this.hystartOn = opts?.hystart !== false;
+    this.hs = null;
   }
 
   get cwnd(): number {
@@ -116,9 +128,25 @@ export class Cubic implements CongestionController {
     return CUBIC_C * d * d * d + this.wMax;
   }
 
-  onAck(ackedBytes: number, flightBefore: number, now: number, rttMs: number): void {
+  onAck(
+    ackedBytes: number,
+    flightBefore: number,
+    now: number,
+    srttMs: number,
+    rttSampleMs: number,
+    sndUna: number,
+    sndNxt: number,
+  ): void {
     if (!(ackedBytes > 0)) return;
     this.rtoOutstanding = false;
+    let hs = this.hs;
+    if (hs === null && this.hystartOn && rttSampleMs >= 0) this.hs = hs = new HyStart();
+    // RFC 9406 §4.2: rounds and RTT samples count whether or not this ACK may grow cwnd; at the end
+    // of CSS, ssthresh = cwnd and this ACK is the first of congestion avoidance.
+    if (hs !== null && hs.onAck(rttSampleMs, sndUna, sndNxt)) {
+      this.ssthreshBytes = this.cwnd;
+      this.endHyStart();
+    }
     if (!cwndLimited(this.cwndBytes, this.ssthreshBytes, this.smss, flightBefore)) {
       // RFC 9438 §4.2 / §5.8: application-limited time does not count towards t.
       if (this.epochStart >= 0) this.epochStart += now - this.lastAckAt;
@@ -128,9 +156,11 @@ export class Cubic implements CongestionController {
     this.lastAckAt = now;
 
     if (this.cwndBytes < this.ssthreshBytes) {
-      // RFC 9438 §4.10: Reno slow start (RFC 5681 §3.1, RFC 3465 §2.2 L = 2 SMSS; 1 SMSS after RTO).
+      // RFC 9438 §4.10: Reno slow start (RFC 5681 §3.1, RFC 3465 §2.2 L = 2 SMSS; 1 SMSS after RTO),
+      // a quarter of it in HyStart++'s Conservative Slow Start (RFC 9406 §4.2).
       const limit = this.slowStartAfterRto ? this.smss : 2 * this.smss;
-      this.cwndBytes += ackedBytes < limit ? ackedBytes : limit;
+      const inc = ackedBytes < limit ? ackedBytes : limit;
+      this.cwndBytes += hs === null ? inc : hs.growth(inc);
       if (this.cwndBytes >= this.ssthreshBytes) this.slowStartAfterRto = false;
       return;
     }
@@ -151,7 +181,7 @@ export class Cubic implements CongestionController {
     } else {
       // RFC 9438 §4.2: target = W_cubic(t + RTT) bounded to [cwnd, 1.5 cwnd]; §4.4 concave and
       // §4.5 convex regions both add (target − cwnd) / cwnd per ACKed segment.
-      let target = this.wCubic(t + rttMs / 1000);
+      let target = this.wCubic(t + srttMs / 1000);
       if (target < w) target = w;
       else if (target > 1.5 * w) target = 1.5 * w;
       const grown = w + ((target - w) / w) * segmentsAcked;
@@ -172,6 +202,8 @@ export class Cubic implements CongestionController {
     this.epochStart = -1;
     this.firstStageAfterRto = false;
     this.slowStartAfterRto = false;
+    // RFC 9406 §4.2: a loss ends slow start and CSS; ssthresh is CUBIC's (above).
+    this.endHyStart();
   }
 
   onRecoveryEnd(_now: number): void {
@@ -192,6 +224,8 @@ export class Cubic implements CongestionController {
     this.epochStart = -1;
     this.firstStageAfterRto = true;
     this.slowStartAfterRto = true;
+    // RFC 9406 §4.4: the slow start after a timeout is a standard one.
+    this.endHyStart();
   }
 
   onIdleRestart(_now: number): void {
@@ -200,6 +234,25 @@ export class Cubic implements CongestionController {
     // from the restart window back towards the unchanged W_max.
     if (this.iw < this.cwndBytes) this.cwndBytes = this.iw;
     this.epochStart = -1;
+    // RFC 9406 §4.4: HyStart++ starts over at the next sample if the initial slow start is still
+    // running (hystart.ts).
+    this.hs = null;
+  }
+
+  /** HyStart++'s state while it runs and has sampled (null otherwise). */
+  get hystart(): HyStart | null {
+    return this.hs;
+  }
+
+  /** Where HyStart++ is (DONE when off or over). */
+  get hystartPhase(): HyStartPhase {
+    return hystartPhaseOf(this.hs, this.hystartOn);
+  }
+
+  /** RFC 9406 §4.2 / §4.4: HyStart++ is over for this connection. */
+  private endHyStart(): void {
+    this.hystartOn = false;
+    this.hs = null;
   }
 
   /** Begin a congestion-avoidance stage at `now` with cwnd_epoch = `w` segments. */

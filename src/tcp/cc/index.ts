@@ -29,6 +29,7 @@ export function ccByName(name: CongestionControlName): CongestionControllerFacto
 }
 
 export { CongestionControlError } from './controller.js';
-export type { CongestionController, CongestionControllerFactory } from './controller.js';
+export type { CongestionController, CongestionControllerFactory, CongestionControlOptions } from './controller.js';
+export { HyStart, HyStartPhase } from './hystart.js';
 export { NewReno, newReno, initialWindow, INITIAL_SSTHRESH } from './newreno.js';
 export { Cubic, cubic, type CubicOptions } from './cubic.js';

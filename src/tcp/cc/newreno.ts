@@ -13,8 +13,15 @@
  *
  * Windows are bytes. The helpers exported here (initial window, cwnd-limited test, slow start) are
  * shared with CUBIC, which uses the Reno slow start (RFC 9438 §4.10).
+ *
+ * The initial slow start runs HyStart++ (RFC 9406, hystart.ts) unless `{ hystart: false }`: it only
+ * ever makes slow start end earlier or grow slower, never faster, and the problem it addresses (a
+ * doubling window overshooting into a burst of losses) is that of the slow start both algorithms
+ * share here, so NewReno has it on by default too; Linux has it for CUBIC only because its HyStart
+ * lives in tcp_cubic.c.
  */
-import { CongestionControlError, type CongestionController } from './controller.js';
+import { CongestionControlError, type CongestionControlOptions, type CongestionController } from './controller.js';
+import { HyStart, hystartPhaseOf, type HyStartPhase } from './hystart.js';
 
 /**
  * The initial ssthresh: "arbitrarily high" (RFC 5681 §3.1). A large finite value (Linux's
@@ -76,8 +83,12 @@ export class NewReno implements CongestionController {
   private rtoOutstanding: boolean;
   /** In the slow start that follows an RTO (RFC 3465: byte-counting limit L = 1 SMSS). */
   private slowStartAfterRto: boolean;
+  /** RFC 9406 HyStart++ may still run: configured on, and the initial slow start has not ended. */
+  private hystartOn: boolean;
+  /** HyStart++'s state (hystart.ts): made at its first RTT sample, dropped when it ends or restarts. */
+  private hs: HyStart | null;
 
-  constructor(smss: number, _now: number) {
+  constructor(smss: number, _now: number, opts?: CongestionControlOptions) {
     validateSmss(smss);
     this.smss = smss;
     this.iw = initialWindow(smss);
@@ -86,6 +97,8 @@ export class NewReno implements CongestionController {
     this.caBytesAcked = 0;
     this.rtoOutstanding = false;
     this.slowStartAfterRto = false;
+    this.hystartOn = opts?.hystart !== false;
+    this.hs = null;
   }
 
   get cwnd(): number {
@@ -101,15 +114,32 @@ export class NewReno implements CongestionController {
     return this.cwndBytes < this.ssthreshBytes;
   }
 
-  onAck(ackedBytes: number, flightBefore: number, _now: number, _rttMs: number): void {
+  onAck(
+    ackedBytes: number,
+    flightBefore: number,
+    _now: number,
+    _srttMs: number,
+    rttSampleMs: number,
+    sndUna: number,
+    sndNxt: number,
+  ): void {
     if (!(ackedBytes > 0)) return;
     this.rtoOutstanding = false;
+    let hs = this.hs;
+    if (hs === null && this.hystartOn && rttSampleMs >= 0) this.hs = hs = new HyStart();
+    // RFC 9406 §4.2: rounds and RTT samples count whether or not this ACK may grow cwnd.
+    if (hs !== null && hs.onAck(rttSampleMs, sndUna, sndNxt)) {
+      this.ssthreshBytes = this.cwndBytes;
+      this.endHyStart();
+    }
     if (!cwndLimited(this.cwndBytes, this.ssthreshBytes, this.smss, flightBefore)) return;
     if (this.cwndBytes < this.ssthreshBytes) {
       // RFC 5681 §3.1 eq. 2 with RFC 3465 §2.2 byte counting: cwnd += min(N, L), L = 2*SMSS
-      // (L = 1*SMSS in the slow start following an RTO, RFC 3465).
+      // (L = 1*SMSS in the slow start following an RTO, RFC 3465); a quarter of it in HyStart++'s
+      // Conservative Slow Start (RFC 9406 §4.2).
       const limit = this.slowStartAfterRto ? this.smss : 2 * this.smss;
-      this.cwndBytes += ackedBytes < limit ? ackedBytes : limit;
+      const inc = ackedBytes < limit ? ackedBytes : limit;
+      this.cwndBytes += hs === null ? inc : hs.growth(inc);
       if (this.cwndBytes >= this.ssthreshBytes) this.slowStartAfterRto = false;
       return;
     }
@@ -129,6 +159,8 @@ export class NewReno implements CongestionController {
     this.cwndBytes = this.ssthreshBytes;
     this.caBytesAcked = 0;
     this.slowStartAfterRto = false;
+    // RFC 9406 §4.2: a loss ends slow start and CSS; ssthresh is this algorithm's.
+    this.endHyStart();
   }
 
   onRecoveryEnd(_now: number): void {
@@ -148,16 +180,37 @@ export class NewReno implements CongestionController {
     this.cwndBytes = this.smss;
     this.caBytesAcked = 0;
     this.slowStartAfterRto = true;
+    // RFC 9406 §4.4: the slow start after a timeout is a standard one.
+    this.endHyStart();
   }
 
   onIdleRestart(_now: number): void {
     // RFC 5681 §4.1: after an idle period longer than RTO, cwnd = RW = min(IW, cwnd).
     if (this.iw < this.cwndBytes) this.cwndBytes = this.iw;
     this.caBytesAcked = 0;
+    // RFC 9406 §4.4: HyStart++ starts over at the next sample if the initial slow start is still
+    // running (hystart.ts).
+    this.hs = null;
+  }
+
+  /** HyStart++'s state while it runs and has sampled (null otherwise). */
+  get hystart(): HyStart | null {
+    return this.hs;
+  }
+
+  /** Where HyStart++ is (DONE when off or over). */
+  get hystartPhase(): HyStartPhase {
+    return hystartPhaseOf(this.hs, this.hystartOn);
+  }
+
+  /** RFC 9406 §4.2 / §4.4: HyStart++ is over for this connection. */
+  private endHyStart(): void {
+    this.hystartOn = false;
+    this.hs = null;
   }
 }
 
 /** The NewReno factory (a `CongestionControllerFactory`). */
-export function newReno(smss: number, now: number): NewReno {
-  return new NewReno(smss, now);
+export function newReno(smss: number, now: number, opts?: CongestionControlOptions): NewReno {
+  return new NewReno(smss, now, opts);
 }
