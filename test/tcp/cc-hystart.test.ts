@@ -12,6 +12,7 @@ import {
   CSS_ROUNDS,
   HyStart,
   HyStartPhase,
+  HYSTART_LOW_WINDOW,
   N_RTT_SAMPLE,
   rttThresh,
 } from '../../src/tcp/cc/hystart.js';
@@ -38,9 +39,14 @@ class Flow {
   constructor(
     readonly c: Controller,
     start = 0,
+    /** Leave cwnd at the initial window (else ACKs without samples grow it to HYSTART_LOW_WINDOW first). */
+    cold = false,
   ) {
     this.una = start;
     this.nxt = seqAdd(start, c.cwnd);
+    // HyStart++ watches from HYSTART_LOW_WINDOW segments on (hystart.ts): slow start gets there
+    // first, on ACKs that give no RTT sample.
+    if (!cold) while (c.cwnd < HYSTART_LOW_WINDOW * SMSS) this.ack(-1);
   }
 
   /** One ACK of `bytes` with RTT sample `rtt` (−1: the ACK gave none). */
@@ -141,6 +147,18 @@ for (const alg of ALGORITHMS) {
       const off = new Flow(alg.make(false));
       off.acks(20, BASE_RTT);
       expect(off.c.hystart).toBeNull();
+    });
+
+    it('starts no HyStart++ below HYSTART_LOW_WINDOW segments: a connection at its initial window holds none', () => {
+      const f = new Flow(alg.make(), 0, true);
+      expect(f.c.cwnd).toBeLessThan(HYSTART_LOW_WINDOW * SMSS);
+      f.ack(BASE_RTT);
+      expect(f.c.hystart).toBeNull();
+      expect(f.c.hystartPhase).toBe(HyStartPhase.SLOW_START);
+      while (f.c.cwnd < HYSTART_LOW_WINDOW * SMSS) f.ack(BASE_RTT);
+      expect(f.c.hystart).toBeNull();
+      f.ack(BASE_RTT);
+      expect(f.c.hystart).not.toBeNull();
     });
 
     it('a steady RTT keeps slow start doubling cwnd each round', () => {

@@ -23,7 +23,7 @@
  * - Spurious-loss undo (§4.9) is not implemented: the controller interface has no undo signal.
  */
 import type { CongestionControlOptions, CongestionController } from './controller.js';
-import { HyStart, hystartPhaseOf, type HyStartPhase } from './hystart.js';
+import { HyStart, hystartPhaseOf, hystartStartsAt, type HyStartPhase } from './hystart.js';
 import { INITIAL_SSTHRESH, cwndLimited, initialWindow, validateSmss } from './newreno.js';
 
 /** RFC 9438 §5: C = 0.4 segments/s³. */
@@ -140,7 +140,7 @@ export class Cubic implements CongestionController {
     if (!(ackedBytes > 0)) return;
     this.rtoOutstanding = false;
     let hs = this.hs;
-    if (hs === null && this.hystartOn && rttSampleMs >= 0) this.hs = hs = new HyStart();
+    if (hs === null && hystartStartsAt(this.hystartOn, rttSampleMs, this.cwndBytes, this.smss)) this.hs = hs = new HyStart();
     // RFC 9406 §4.2: rounds and RTT samples count whether or not this ACK may grow cwnd; at the end
     // of CSS, ssthresh = cwnd and this ACK is the first of congestion avoidance.
     if (hs !== null && hs.onAck(rttSampleMs, sndUna, sndNxt)) {

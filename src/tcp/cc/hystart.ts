@@ -42,6 +42,12 @@
  * - Without timestamps the sender times one segment per RTT (Karn, RFC 6298 §3), so no round
  *   reaches N_RTT_SAMPLE samples and HyStart++ never leaves slow start: the RFC's sample floor,
  *   kept rather than lowered.
+ * - HyStart++ starts watching once cwnd reaches HYSTART_LOW_WINDOW segments, as Linux's CUBIC
+ *   starts its HyStart (`hystart_low_window` in tcp_cubic.c), not at the first ACK: RFC 9406 starts
+ *   at the beginning of slow start. Below 16 segments a round adds little to a queue, and most
+ *   connections never get there: a short one ends, and a request/response one idles, at its
+ *   initial window of 10. Those make no HyStart state and pay nothing per ACK (a HyStart for every
+ *   short connection was ~100 B of its allocation, bench/alloc-sites.mjs).
  */
 import { seqGt } from '../seq.js';
 
@@ -57,6 +63,17 @@ export const N_RTT_SAMPLE = 8;
 export const CSS_GROWTH_DIVISOR = 4;
 /** RFC 9406 §4.3: rounds in CSS before congestion avoidance. */
 export const CSS_ROUNDS = 5;
+
+/** cwnd, in segments, from which HyStart++ watches the initial slow start (Linux: hystart_low_window). */
+export const HYSTART_LOW_WINDOW = 16;
+
+/**
+ * Whether a controller whose HyStart++ may still run (`on`) starts it at this ACK: the ACK gave an
+ * RTT sample and cwnd has reached HYSTART_LOW_WINDOW segments.
+ */
+export function hystartStartsAt(on: boolean, rttSampleMs: number, cwndBytes: number, smss: number): boolean {
+  return on && rttSampleMs >= 0 && cwndBytes >= HYSTART_LOW_WINDOW * smss;
+}
 
 /** Where HyStart++ is. */
 export const HyStartPhase = {

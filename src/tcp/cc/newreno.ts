@@ -21,7 +21,7 @@
  * lives in tcp_cubic.c.
  */
 import { CongestionControlError, type CongestionControlOptions, type CongestionController } from './controller.js';
-import { HyStart, hystartPhaseOf, type HyStartPhase } from './hystart.js';
+import { HyStart, hystartPhaseOf, hystartStartsAt, type HyStartPhase } from './hystart.js';
 
 /**
  * The initial ssthresh: "arbitrarily high" (RFC 5681 §3.1). A large finite value (Linux's
@@ -126,7 +126,7 @@ export class NewReno implements CongestionController {
     if (!(ackedBytes > 0)) return;
     this.rtoOutstanding = false;
     let hs = this.hs;
-    if (hs === null && this.hystartOn && rttSampleMs >= 0) this.hs = hs = new HyStart();
+    if (hs === null && hystartStartsAt(this.hystartOn, rttSampleMs, this.cwndBytes, this.smss)) this.hs = hs = new HyStart();
     // RFC 9406 §4.2: rounds and RTT samples count whether or not this ACK may grow cwnd.
     if (hs !== null && hs.onAck(rttSampleMs, sndUna, sndNxt)) {
       this.ssthreshBytes = this.cwndBytes;
