@@ -14,23 +14,28 @@ import { parseServiceDocument, parseServiceSpec, ServiceCatalogue, type ServiceR
 
 /** The rules of a service file (YAML, or JSON, which YAML reads too). */
 export function parseServiceFileText(text: string, file: string): ServiceRule[] {
+  return parseServiceFile(text, file).rules;
+}
+
+/** The rules, and whether the file holds no document at all (empty, or only comments): no services. */
+function parseServiceFile(text: string, file: string): { rules: ServiceRule[]; empty: boolean } {
   let doc: unknown;
   try {
     doc = parseYaml(text);
   } catch (err) {
     throw new ConfigError(`--service-file: ${file} is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
   }
-  return parseServiceDocument(doc, `--service-file ${file}`);
+  return { rules: parseServiceDocument(doc, `--service-file ${file}`), empty: doc === null || doc === undefined };
 }
 
-export function readServiceFile(file: string): { text: string; rules: ServiceRule[] } {
+export function readServiceFile(file: string): { text: string; rules: ServiceRule[]; empty: boolean } {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(`--service-file: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
-  return { text, rules: parseServiceFileText(text, file) };
+  return { text, ...parseServiceFile(text, file) };
 }
 
 /** The catalogue of the --service rules (first) and the file's (after them, in the file's order). */
@@ -101,12 +106,12 @@ export class ServiceFileWatcher {
 
   private readonly onPoll = (): void => this.schedule();
 
-  private schedule(delayMs = this.opts.debounceMs ?? 200): void {
+  private schedule(delayMs = this.opts.debounceMs ?? 200, reason: 'change' | 'SIGHUP' = 'change', emptySettled = false): void {
     if (this.closed) return;
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.reload('change');
+      this.reload(reason, emptySettled);
     }, delayMs);
     this.timer.unref();
   }
@@ -114,8 +119,13 @@ export class ServiceFileWatcher {
   /**
    * Read the file now; replace the services if it changed and is good. Returns whether the
    * services were replaced. `reason` goes into the log lines.
+   *
+   * A file that has become empty is read again after the debounce before it takes effect (then
+   * `emptySettled`): a writer that truncates and then writes (most editors, a shell's `>`) leaves
+   * it empty for a moment, and a read in that moment must not drop every service. Still empty
+   * then, it was meant: no services from the file.
    */
-  reload(reason: 'change' | 'SIGHUP'): boolean {
+  reload(reason: 'change' | 'SIGHUP', emptySettled = false): boolean {
     const { file, logger } = this.opts;
     let text: string;
     let catalogue: ServiceCatalogue;
@@ -123,6 +133,10 @@ export class ServiceFileWatcher {
       const read = readServiceFile(file);
       text = read.text;
       if (text === this.lastText && this.lastError === null) return false;
+      if (read.empty && !emptySettled && text !== this.lastText) {
+        this.schedule(undefined, reason, true);
+        return false;
+      }
       catalogue = buildCatalogue(this.opts.specs, read.rules);
     } catch (err) {
       const message = (err as Error).message;

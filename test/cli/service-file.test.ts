@@ -144,6 +144,40 @@ describe('the service file at run time', () => {
     }
   });
 
+  it('a file emptied for a moment (truncated, then written) never drops the services', async () => {
+    const file = tmpFile('services.yaml', YAML_FILE);
+    const { services, watcher } = start(file, 'watch');
+    const seen: string[][] = [];
+    services.onChange((next) => seen.push([...next.names]));
+    try {
+      // A writer between its truncate and its write: a reload now sees an empty file.
+      fs.truncateSync(file, 0);
+      expect(watcher.reload('change')).toBe(false);
+      expect(watcher.reload('SIGHUP')).toBe(false);
+      expect(services.current.names).toEqual(['other', 'flag', 'payments', 'default/db']);
+      fs.writeFileSync(file, '- {name: cache, cidr: 10.9.0.0/16}\n');
+      await until('the new services', () => services.current.names.includes('cache'));
+      expect(seen).toEqual([['other', 'flag', 'cache']]);
+    } finally {
+      watcher.close();
+    }
+  });
+
+  it('a file left empty takes effect once it stays empty past the debounce: no services from the file', async () => {
+    const file = tmpFile('services.yaml', YAML_FILE);
+    const { services, watcher, lines } = start(file, 'poll');
+    try {
+      fs.writeFileSync(file, '# no services for now\n');
+      expect(watcher.reload('SIGHUP')).toBe(false);
+      expect(services.current.names).toEqual(['other', 'flag', 'payments', 'default/db']);
+      await until('the file emptied', () => services.current.names.length === 2);
+      expect(services.current.names).toEqual(['other', 'flag']);
+      expect(lines.some((l) => l.msg === 'services reloaded' && l.reason === 'SIGHUP' && l.services === 1)).toBe(true);
+    } finally {
+      watcher.close();
+    }
+  });
+
   it('a reload of an unchanged file changes nothing (SIGHUP path)', () => {
     const file = tmpFile('services.yaml', YAML_FILE);
     const { lines, logger } = capture();
