@@ -11,7 +11,7 @@ import { HyStartPhase } from '../../src/tcp/cc/hystart.js';
 import { INITIAL_SSTHRESH } from '../../src/tcp/cc/newreno.js';
 import { TcpConn, type ConnHandler } from '../../src/tcp/conn.js';
 import { OutSegment, Segment } from '../../src/wire/segment.js';
-import { RecordingEvents, testConfig } from './helpers.js';
+import { RecordingEvents, segmentOf, testConfig } from './helpers.js';
 
 /** One-way propagation delay (ms): the path's RTT without queueing is 80 ms. */
 const DELAY_MS = 40;
@@ -59,27 +59,6 @@ class Source implements ConnHandler {
   }
 }
 
-function copySegment(conn: TcpConn, o: OutSegment): Segment {
-  const s = new Segment();
-  s.seq = o.seq;
-  s.ack = o.ack;
-  s.flags = o.flags;
-  s.window = o.window;
-  s.payload = Buffer.alloc(o.payloadLength);
-  if (o.payloadLength > 0) conn.copyPayload(s.payload, 0, o.payloadOffset, o.payloadLength);
-  const a = o.options;
-  const b = s.options;
-  b.mss = a.mss;
-  b.wscale = a.wscale;
-  b.sackPermitted = a.sackPermitted;
-  b.tsPresent = a.tsPresent;
-  b.tsVal = a.tsVal;
-  b.tsEcr = a.tsEcr;
-  b.sackCount = a.sackCount;
-  b.sackBlocks.set(a.sackBlocks);
-  return s;
-}
-
 interface Outcome {
   received: number;
   droppedSegments: number;
@@ -111,7 +90,7 @@ function transfer(hystart: boolean): Outcome {
   const out: Outcome = { received: 0, droppedSegments: 0, droppedInSlowStart: 0, phases: [], doneAt: -1 };
 
   const fromA = (conn: TcpConn, o: OutSegment): boolean => {
-    const s = copySegment(conn, o);
+    const s = segmentOf(conn, o);
     const bytes = s.payload.length + 52; // IPv4 + TCP with timestamps
     // Drop-tail: the backlog in front of the link is what it has yet to serialise.
     const backlog = (linkFreeAt > now ? linkFreeAt - now : 0) * RATE;
@@ -125,7 +104,7 @@ function transfer(hystart: boolean): Outcome {
     return true;
   };
   const fromB = (conn: TcpConn, o: OutSegment): boolean => {
-    wire.push({ at: now + DELAY_MS, toB: false, seg: copySegment(conn, o) });
+    wire.push({ at: now + DELAY_MS, toB: false, seg: segmentOf(conn, o) });
     return true;
   };
 

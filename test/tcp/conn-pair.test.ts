@@ -10,9 +10,8 @@ import { cubic } from '../../src/tcp/cc/cubic.js';
 import type { TcpConfig } from '../../src/tcp/config.js';
 import { TcpConn, type ConnHandler } from '../../src/tcp/conn.js';
 import { OutSegment, Segment, TcpFlag } from '../../src/wire/segment.js';
-import { seqAdd } from '../../src/tcp/seq.js';
 import { State } from '../../src/tcp/state.js';
-import { RecordingEvents, testConfig } from './helpers.js';
+import { RecordingEvents, segmentOf, testConfig } from './helpers.js';
 
 function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -93,28 +92,6 @@ class App implements ConnHandler {
   }
 }
 
-function toSegment(conn: TcpConn, o: OutSegment, from: number, len: number, last: boolean): Segment {
-  const s = new Segment();
-  s.seq = seqAdd(o.seq, from);
-  s.ack = o.ack;
-  s.flags = last ? o.flags : o.flags & ~(TcpFlag.FIN | TcpFlag.PSH);
-  s.window = o.window;
-  const p = Buffer.alloc(len);
-  if (len > 0) conn.copyPayload(p, 0, o.payloadOffset + from, len);
-  s.payload = p;
-  const a = o.options;
-  const b = s.options;
-  b.mss = a.mss;
-  b.wscale = a.wscale;
-  b.sackPermitted = a.sackPermitted;
-  b.tsPresent = a.tsPresent;
-  b.tsVal = a.tsVal;
-  b.tsEcr = a.tsEcr;
-  b.sackCount = a.sackCount;
-  b.sackBlocks.set(a.sackBlocks);
-  return s;
-}
-
 function simulate(seed: number, cfgA: TcpConfig, cfgB: TcpConfig, net: NetOpts, sizes: [number, number], lag: boolean) {
   const rnd = mulberry32(seed);
   const stream = (n: number, k: number): Buffer => {
@@ -135,7 +112,7 @@ function simulate(seed: number, cfgA: TcpConfig, cfgB: TcpConfig, net: NetOpts, 
     for (let i = 0; i < pieces; i++) {
       const from = pieces === 1 ? 0 : i * o.gsoSize;
       const len = pieces === 1 ? o.payloadLength : Math.min(o.gsoSize, o.payloadLength - from);
-      const seg = toSegment(conn, o, from, len, i === pieces - 1);
+      const seg = segmentOf(conn, o, from, len, i === pieces - 1);
       if (rnd() < net.loss) continue;
       const copies = rnd() < net.dup ? 2 : 1;
       for (let k = 0; k < copies; k++) wire.push({ at: now + net.delayMs + rnd() * net.jitterMs, to: side === 0 ? 1 : 0, seg });

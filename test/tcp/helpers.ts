@@ -401,3 +401,29 @@ export function bytes(n: number, seed = 0): Buffer {
   for (let i = 0; i < n; i++) b[i] = (i * 31 + seed * 7 + 11) & 0xff;
   return b;
 }
+
+/**
+ * What a peer receives of a segment `conn` sent: bytes [from, from + len) of its payload, with
+ * its options; `last`: the piece that keeps FIN and PSH (a segment split in the network).
+ */
+export function segmentOf(conn: TcpConn, o: OutSegment, from = 0, len = o.payloadLength, last = true): Segment {
+  const s = new Segment();
+  s.seq = seqAdd(o.seq, from);
+  s.ack = o.ack;
+  s.flags = last ? o.flags : o.flags & ~(TcpFlag.FIN | TcpFlag.PSH);
+  s.window = o.window;
+  const p = Buffer.alloc(len);
+  if (len > 0) conn.copyPayload(p, 0, o.payloadOffset + from, len);
+  s.payload = p;
+  const a = o.options;
+  const b = s.options;
+  b.mss = a.mss;
+  b.wscale = a.wscale;
+  b.sackPermitted = a.sackPermitted;
+  b.tsPresent = a.tsPresent;
+  b.tsVal = a.tsVal;
+  b.tsEcr = a.tsEcr;
+  b.sackCount = a.sackCount;
+  b.sackBlocks.set(a.sackBlocks);
+  return s;
+}

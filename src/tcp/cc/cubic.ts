@@ -23,7 +23,7 @@
  * - Spurious-loss undo (§4.9) is not implemented: the controller interface has no undo signal.
  */
 import type { CongestionControlOptions, CongestionController } from './controller.js';
-import { HyStart, hystartPhaseOf, hystartStartsAt, type HyStartPhase } from './hystart.js';
+import { HyStart, HyStartHolder, hystartStartsAt } from './hystart.js';
 import { INITIAL_SSTHRESH, cwndLimited, initialWindow, validateSmss } from './newreno.js';
 
 /** RFC 9438 §5: C = 0.4 segments/s³. */
@@ -38,7 +38,7 @@ export interface CubicOptions extends CongestionControlOptions {
   fastConvergence?: boolean;
 }
 
-export class Cubic implements CongestionController {
+export class Cubic extends HyStartHolder implements CongestionController {
   readonly name = 'cubic';
   readonly smss: number;
   /** The initial (and restart) window in bytes (RFC 6928 IW10, see newreno.ts). */
@@ -65,13 +65,10 @@ export class Cubic implements CongestionController {
   private rtoOutstanding: boolean;
   /** In the slow start that follows an RTO (RFC 3465: L = 1 SMSS). */
   private slowStartAfterRto: boolean;
-  /** RFC 9406 HyStart++ may still run: configured on, and the initial slow start has not ended. */
-  private hystartOn: boolean;
-  /** HyStart++'s state (hystart.ts): made at its first RTT sample, dropped when it ends or restarts. */
-  private hs: HyStart | null;
 
   constructor(smss: number, now: number, opts?: CubicOptions) {
     validateSmss(smss);
+    super(opts?.hystart !== false);
     this.smss = smss;
     this.iw = initialWindow(smss);
     this.fastConvergence = opts?.fastConvergence ?? true;
@@ -86,8 +83,6 @@ export class Cubic implements CongestionController {
     this.firstStageAfterRto = false;
     this.rtoOutstanding = false;
     this.slowStartAfterRto = false;
-    this.hystartOn = opts?.hystart !== false;
-    this.hs = null;
   }
 
   get cwnd(): number {
@@ -236,22 +231,6 @@ export class Cubic implements CongestionController {
     this.epochStart = -1;
     // RFC 9406 §4.4: HyStart++ starts over at the next sample if the initial slow start is still
     // running (hystart.ts).
-    this.hs = null;
-  }
-
-  /** HyStart++'s state while it runs and has sampled (null otherwise). */
-  get hystart(): HyStart | null {
-    return this.hs;
-  }
-
-  /** Where HyStart++ is (DONE when off or over). */
-  get hystartPhase(): HyStartPhase {
-    return hystartPhaseOf(this.hs, this.hystartOn);
-  }
-
-  /** RFC 9406 §4.2 / §4.4: HyStart++ is over for this connection. */
-  private endHyStart(): void {
-    this.hystartOn = false;
     this.hs = null;
   }
 

@@ -86,14 +86,6 @@ export const HyStartPhase = {
 } as const;
 export type HyStartPhase = (typeof HyStartPhase)[keyof typeof HyStartPhase];
 
-/**
- * The phase a controller reports: its `HyStart`'s, or, without one, slow start while HyStart++ may
- * still run (`on`: configured on and not ended) and DONE otherwise.
- */
-export function hystartPhaseOf(hs: HyStart | null, on: boolean): HyStartPhase {
-  if (hs !== null) return hs.phase;
-  return on ? HyStartPhase.SLOW_START : HyStartPhase.DONE;
-}
 
 /** RFC 9406 §4.2: RttThresh = max(MIN_RTT_THRESH, min(lastRoundMinRTT / MIN_RTT_DIVISOR, MAX_RTT_THRESH)). */
 export function rttThresh(lastRoundMinRtt: number): number {
@@ -199,5 +191,39 @@ export class HyStart {
       this.cssCarry = 0;
       this.phase = HyStartPhase.SLOW_START;
     }
+  }
+}
+
+/**
+ * What CUBIC and NewReno share of HyStart++ (both extend it; their slow start is the same Reno
+ * one): whether it may still run and its state while it does. Fields, not an object of their own,
+ * so a controller that never reaches HYSTART_LOW_WINDOW allocates nothing for it.
+ */
+export abstract class HyStartHolder {
+  /** RFC 9406 HyStart++ may still run: configured on, and the initial slow start has not ended. */
+  protected hystartOn: boolean;
+  /** HyStart++'s state: made at its first RTT sample from HYSTART_LOW_WINDOW on, dropped when it ends or restarts. */
+  protected hs: HyStart | null;
+
+  constructor(on: boolean) {
+    this.hystartOn = on;
+    this.hs = null;
+  }
+
+  /** HyStart++'s state while it runs and has sampled (null otherwise). */
+  get hystart(): HyStart | null {
+    return this.hs;
+  }
+
+  /** Where HyStart++ is: its state's phase; without one, slow start while it may still run, else DONE. */
+  get hystartPhase(): HyStartPhase {
+    if (this.hs !== null) return this.hs.phase;
+    return this.hystartOn ? HyStartPhase.SLOW_START : HyStartPhase.DONE;
+  }
+
+  /** RFC 9406 §4.2 / §4.4: HyStart++ is over for this connection. */
+  protected endHyStart(): void {
+    this.hystartOn = false;
+    this.hs = null;
   }
 }

@@ -21,7 +21,7 @@
  * lives in tcp_cubic.c.
  */
 import { CongestionControlError, type CongestionControlOptions, type CongestionController } from './controller.js';
-import { HyStart, hystartPhaseOf, hystartStartsAt, type HyStartPhase } from './hystart.js';
+import { HyStart, HyStartHolder, hystartStartsAt } from './hystart.js';
 
 /**
  * The initial ssthresh: "arbitrarily high" (RFC 5681 §3.1). A large finite value (Linux's
@@ -67,7 +67,7 @@ export function validateSmss(smss: number): void {
   }
 }
 
-export class NewReno implements CongestionController {
+export class NewReno extends HyStartHolder implements CongestionController {
   readonly name = 'newreno';
   readonly smss: number;
   /** The initial (and restart) window in bytes. */
@@ -83,13 +83,10 @@ export class NewReno implements CongestionController {
   private rtoOutstanding: boolean;
   /** In the slow start that follows an RTO (RFC 3465: byte-counting limit L = 1 SMSS). */
   private slowStartAfterRto: boolean;
-  /** RFC 9406 HyStart++ may still run: configured on, and the initial slow start has not ended. */
-  private hystartOn: boolean;
-  /** HyStart++'s state (hystart.ts): made at its first RTT sample, dropped when it ends or restarts. */
-  private hs: HyStart | null;
 
   constructor(smss: number, _now: number, opts?: CongestionControlOptions) {
     validateSmss(smss);
+    super(opts?.hystart !== false);
     this.smss = smss;
     this.iw = initialWindow(smss);
     this.cwndBytes = this.iw;
@@ -97,8 +94,6 @@ export class NewReno implements CongestionController {
     this.caBytesAcked = 0;
     this.rtoOutstanding = false;
     this.slowStartAfterRto = false;
-    this.hystartOn = opts?.hystart !== false;
-    this.hs = null;
   }
 
   get cwnd(): number {
@@ -190,22 +185,6 @@ export class NewReno implements CongestionController {
     this.caBytesAcked = 0;
     // RFC 9406 §4.4: HyStart++ starts over at the next sample if the initial slow start is still
     // running (hystart.ts).
-    this.hs = null;
-  }
-
-  /** HyStart++'s state while it runs and has sampled (null otherwise). */
-  get hystart(): HyStart | null {
-    return this.hs;
-  }
-
-  /** Where HyStart++ is (DONE when off or over). */
-  get hystartPhase(): HyStartPhase {
-    return hystartPhaseOf(this.hs, this.hystartOn);
-  }
-
-  /** RFC 9406 §4.2 / §4.4: HyStart++ is over for this connection. */
-  private endHyStart(): void {
-    this.hystartOn = false;
     this.hs = null;
   }
 }
