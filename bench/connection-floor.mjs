@@ -106,7 +106,8 @@ function background(file, args, { ns } = {}) {
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (err += d));
   const done = new Promise((resolve) => child.on('exit', () => resolve({ out, err })));
-  return { child, stop: async () => (process.kill(child.pid, 'SIGINT'), done) };
+  // A tracer that exited on its own (bpftrace losing its probe) is not signalled: its output is what it left.
+  return { child, stop: async () => (child.exitCode === null && child.signalCode === null && process.kill(child.pid, 'SIGINT'), done) };
 }
 
 /** utime and stime of process `pid` so far (all threads), ms: user space and the kernel (system calls, softirqs run in them, page faults). */
