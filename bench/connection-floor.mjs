@@ -193,9 +193,14 @@ function syscallNames() {
   return out;
 }
 
+/** A relay's name as part of a file name (NAME=DIR has slashes). */
+function fileName(relay) {
+  return relay.replace(/[^\w.-]/g, '_');
+}
+
 async function packets(relay, r, ep) {
-  const app = path.join(tmp, `${relay}-app.pcap`);
-  const up = path.join(tmp, `${relay}-up.pcap`);
+  const app = path.join(tmp, `${fileName(relay)}-app.pcap`);
+  const up = path.join(tmp, `${fileName(relay)}-up.pcap`);
   const a = background('tcpdump', ['-i', ep.appDev, '-nn', '-s', '96', '-w', app, 'tcp'], { ns: ep.appNs });
   const u = background('tcpdump', ['-i', topo.dev.uc, '-nn', '-s', '96', '-w', up, 'tcp'], { ns: topo.ns.sfn });
   await sleep(1500);
@@ -229,7 +234,7 @@ async function packets(relay, r, ep) {
 }
 
 async function perf(relay, r, ep) {
-  const data = path.join(tmp, `${relay}.perf.data`);
+  const data = path.join(tmp, `${fileName(relay)}.perf.data`);
   const loadP = load(ep, seconds + 2);
   await sleep(1000);
   const c0 = procCpuMs(r.pid);
@@ -266,7 +271,7 @@ async function perf(relay, r, ep) {
   const usPerConn = ((c1 - c0) * 1000) / (res.rate * seconds);
   const share = Object.fromEntries(Object.entries(cats).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, { pct: +((100 * v) / n).toFixed(1), usPerConn: +((usPerConn * v) / n).toFixed(1) }]));
   const top = Object.entries(leaf).sort((a, b) => b[1] - a[1]).slice(0, 40).map(([k, v]) => `${((100 * v) / n).toFixed(1)}% ${k}`);
-  if (process.env.FLOOR_KEEP_PERF) fs.copyFileSync(data, process.env.FLOOR_KEEP_PERF + `/floor-${relay}.perf.data`);
+  if (process.env.FLOOR_KEEP_PERF) fs.copyFileSync(data, process.env.FLOOR_KEEP_PERF + `/floor-${fileName(relay)}.perf.data`);
   const rank = (o, k) => Object.entries(o).sort((a, b) => b[1] - a[1]).slice(0, k).map(([f, v]) => `${((100 * v) / n).toFixed(1)}% ${f}`);
   return { samples: n, usPerConnDuring: +usPerConn.toFixed(1), rate: res.rate, categories: share, topLeaves: top, userByFile: rank(jsFile, 30), userByJsFunction: rank(jsFn, 60) };
 }
