@@ -12,7 +12,8 @@
 // environment) or dist=DIR (a compiled synfin, default: this tree's dist/, built first).
 // Measures per round: short connections/s (64 in flight), connect p50 one at a time, keep-alive
 // HTTP req/s (wrk -c64, nginx), and synfin's CPU per connection / per request; with --only bulk,
-// one iperf3 stream each way at MTU 65000 and synfin's CPU per GB; with --only latency, connect
+// one iperf3 stream each way at MTU 65000 and synfin's CPU per GB; with --only httpclose, the same
+// wrk with `Connection: close` (one connection per request); with --only latency, connect
 // and first-byte p50/p99/p99.9 one connection at a time (the greet server: the server writes 6
 // bytes and closes, as `npm run bench`'s latency workload) and synfin's event-loop delay meanwhile.
 import fs from 'node:fs';
@@ -30,7 +31,7 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 function usage(msg) {
   if (msg) process.stderr.write(`bench/ab: ${msg}\n`);
-  process.stderr.write('usage: node bench/ab.js --variant NAME:[ENV=V,...|dist=DIR] (two or more) [--rounds N] [--seconds N] [--only connections,http,bulk,latency]\n');
+  process.stderr.write('usage: node bench/ab.js --variant NAME:[ENV=V,...|dist=DIR] (two or more) [--rounds N] [--seconds N] [--only connections,http,httpclose,bulk,latency]\n');
   process.exit(2);
 }
 
@@ -47,10 +48,10 @@ const seconds = Number(opt.seconds);
 const only = opt.only.split(',').map((w) => w.trim());
 if (!(rounds >= 1 && rounds <= 100)) usage('--rounds must be 1..100');
 if (!(seconds >= 1 && seconds <= 120)) usage('--seconds must be 1..120');
-for (const w of only) if (w !== 'connections' && w !== 'http' && w !== 'bulk' && w !== 'latency') usage(`unknown workload "${w}" (connections, http, bulk, latency)`);
+for (const w of only) if (w !== 'connections' && w !== 'http' && w !== 'httpclose' && w !== 'bulk' && w !== 'latency') usage(`unknown workload "${w}" (connections, http, httpclose, bulk, latency)`);
 if ((opt.variant ?? []).length < 2) usage('give at least two variants');
 if (process.getuid?.() !== 0) usage('run as root: it creates network namespaces and a TUN device');
-checkPrerequisites(['ip', 'curl', ...(only.includes('http') ? ['wrk', 'nginx'] : []), ...(only.includes('bulk') ? ['iperf3'] : [])]);
+checkPrerequisites(['ip', 'curl', ...(only.includes('http') || only.includes('httpclose') ? ['wrk', 'nginx'] : []), ...(only.includes('bulk') ? ['iperf3'] : [])]);
 
 let defaultDist = null;
 const variants = opt.variant.map((spec) => {
@@ -78,11 +79,11 @@ topo.create();
 
 const echo = await startTcpServer(topo, 'echo');
 const greet = only.includes('latency') ? await startTcpServer(topo, 'greet') : null;
-const nginx = only.includes('http') ? await startNginx(topo) : null;
+const nginx = only.includes('http') || only.includes('httpclose') ? await startNginx(topo) : null;
 const iperfd = only.includes('bulk') ? await startIperf(topo) : null;
 // Bulk runs at MTU 65000 (the issue's large-MTU target); the other workloads at 1500.
 const BULK_MTU = 65000;
-const results = new Map(variants.map((v) => [v.name, { rate: [], cpuConn: [], mainConn: [], p50: [], rps: [], cpuReq: [], mainReq: [], up: [], down: [], cpuGbUp: [], cpuGbDown: [], lat: { c50: [], c99: [], c999: [], f50: [], f99: [], f999: [], loop99: [], loopMax: [] } }]));
+const results = new Map(variants.map((v) => [v.name, { rate: [], cpuConn: [], mainConn: [], p50: [], rps: [], cpuReq: [], mainReq: [], closeRps: [], closeCpuReq: [], closeMainReq: [], up: [], down: [], cpuGbUp: [], cpuGbDown: [], lat: { c50: [], c99: [], c999: [], f50: [], f99: [], f999: [], loop99: [], loopMax: [] } }]));
 
 async function withEnv(env, fn) {
   const saved = {};
@@ -106,8 +107,8 @@ async function connrate(concurrency, secs) {
   return JSON.parse(r.stdout);
 }
 
-async function wrk(secs) {
-  const r = await run('wrk', ['-t1', '-c64', `-d${secs}s`, `http://${ADDR.tunTarget}:${PORT.http}/`], { ns: topo.ns.scli, timeoutMs: (secs + 30) * 1000 });
+async function wrk(secs, close = false) {
+  const r = await run('wrk', ['-t1', '-c64', `-d${secs}s`, ...(close ? ['-H', 'Connection: close'] : []), `http://${ADDR.tunTarget}:${PORT.http}/`], { ns: topo.ns.scli, timeoutMs: (secs + 30) * 1000 });
   const rps = Number(/Requests\/sec:\s+(\S+)/.exec(r.stdout)?.[1]);
   const total = Number(/(\d+) requests in/.exec(r.stdout)?.[1]);
   if (!Number.isFinite(rps)) throw new Error(`wrk: ${r.stdout}${r.stderr}`);
@@ -158,7 +159,7 @@ for (let round = 1; round <= rounds; round++) {
         }
       });
     }
-    if (only.includes('connections') || only.includes('http')) await withEnv(v.env, async () => {
+    if (only.includes('connections') || only.includes('http') || only.includes('httpclose')) await withEnv(v.env, async () => {
       const sf = await new SynfinProcess(topo, { dist: v.dist, name: `ab-${v.name}`, mtu: 1500 }).start();
       try {
         const parts = [];
@@ -175,16 +176,17 @@ for (let round = 1; round <= rounds; round++) {
           res.p50.push(lat.connectUs.p50);
           parts.push(`${r.rate.toFixed(0)} conn/s (${cpuConn.toFixed(0)} µs CPU each, ${mainConn.toFixed(0)} on the event loop's thread; ${r.failed} failed), connect p50 ${lat.connectUs.p50.toFixed(1)} µs`);
         }
-        if (only.includes('http')) {
+        for (const close of [false, true]) {
+          if (!only.includes(close ? 'httpclose' : 'http')) continue;
           const cpu0 = sf.cpuMs();
           const main0 = sf.cpuMs(true);
-          const w = await wrk(seconds);
+          const w = await wrk(seconds, close);
           const cpuReq = ((sf.cpuMs() - cpu0) * 1000) / Math.max(1, w.total);
           const mainReq = ((sf.cpuMs(true) - main0) * 1000) / Math.max(1, w.total);
-          res.rps.push(w.rps);
-          res.cpuReq.push(cpuReq);
-          res.mainReq.push(mainReq);
-          parts.push(`${w.rps.toFixed(0)} req/s keep-alive (${cpuReq.toFixed(1)} µs CPU each, ${mainReq.toFixed(1)} on the event loop's thread)`);
+          res[close ? 'closeRps' : 'rps'].push(w.rps);
+          res[close ? 'closeCpuReq' : 'cpuReq'].push(cpuReq);
+          res[close ? 'closeMainReq' : 'mainReq'].push(mainReq);
+          parts.push(`${w.rps.toFixed(0)} req/s ${close ? 'Connection: close' : 'keep-alive'} (${cpuReq.toFixed(1)} µs CPU each, ${mainReq.toFixed(1)} on the event loop's thread)`);
         }
         process.stdout.write(`round ${round} ${v.name}: ${parts.join('; ')}\n`);
       } finally {
@@ -230,6 +232,7 @@ for (const v of variants) {
   const parts = [];
   if (only.includes('connections')) parts.push(`${median(r.rate).toFixed(0)} conn/s, ${median(r.cpuConn).toFixed(0)} µs CPU/conn (loop thread ${median(r.mainConn).toFixed(0)}), connect p50 ${median(r.p50).toFixed(1)} µs`);
   if (only.includes('http')) parts.push(`${median(r.rps).toFixed(0)} req/s, ${median(r.cpuReq).toFixed(1)} µs CPU/req (loop thread ${median(r.mainReq).toFixed(1)})`);
+  if (only.includes('httpclose')) parts.push(`Connection: close ${median(r.closeRps).toFixed(0)} req/s, ${median(r.closeCpuReq).toFixed(1)} µs CPU/req (loop thread ${median(r.closeMainReq).toFixed(1)})`);
   if (only.includes('latency')) {
     const l = r.lat;
     const m = (k) => median(l[k]).toFixed(0);

@@ -16,12 +16,16 @@
 // round in one process, so a loaded machine slows them alike; medians are compared. What this
 // leaves out is the native side of the dial and the system calls (bench/connection-floor.mjs).
 //
+// With --http, one request of the `Connection: close` HTTP workload instead (wrk against nginx):
+// after its ACK the app sends a 62-byte request (its own segment, as wrk's), which the pipe writes
+// upstream; the destination's answer is 148 bytes and the EOF in one upstream batch.
+//
 // With --forwarder, the dial is synfin's own UpstreamForwarder (its dial bookkeeping, the Pipe it
 // makes, the events it publishes, the loop check of every SYN) over upstream sockets that are
 // stand-ins (no system call): each connect is in progress when it returns and completes in the
 // next step's upstream poll, as most of them do under the real workload.
 //
-//   node bench/connection-floor-js.mjs --ab base=/tmp/base/dist,head=dist [--rounds 7] [--conns 20000] [--batch 8] [--forwarder]
+//   node bench/connection-floor-js.mjs --ab base=/tmp/base/dist,head=dist [--rounds 7] [--conns 20000] [--batch 8] [--forwarder] [--http]
 import { parseArgs } from 'node:util';
 import { buildsInTurn, importFromDist } from './lib/builds-in-turn.js';
 import { median } from './lib/results.js';
@@ -33,12 +37,18 @@ const { values: opt } = parseArgs({
     conns: { type: 'string', default: '20000' },
     batch: { type: 'string', default: '8' },
     forwarder: { type: 'boolean', default: false },
+    http: { type: 'boolean', default: false },
   },
 });
 const ROUNDS = Number(opt.rounds);
 const CONNS = Number(opt.conns);
 const BATCH = Number(opt.batch);
-const GREETING = Buffer.from('hello\n');
+const REQUEST = Buffer.from('GET / HTTP/1.1\r\nHost: 198.18.103.2:8080\r\nConnection: close\r\n\r\n');
+const RESPONSE = Buffer.from('HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Mon, 07 Dec 2026 17:00:00 GMT\r\nContent-Type: text/plain\r\nContent-Length: 6\r\nConnection: close\r\n\r\nhello\n');
+// What the destination writes before its EOF, and what the app sends first (none: it only reads).
+const GREETING = opt.http ? RESPONSE : Buffer.from('hello\n');
+const ASK = opt.http ? REQUEST : null;
+const PSH = 0x08;
 const APP_BASE = 0xc6120001; // 198.18.0.1 onward: a fresh 4-tuple for every connection
 const DEST = 0xc6136702;
 const FIN = 0x01;
@@ -162,7 +172,7 @@ function world(mod) {
   const pipeOptions = { stack, clock, onDone: (p) => hub.upstreamClosed(p, clock.now()), budget: null, events: hub };
   let serial = 0;
 
-  function send(c, flags) {
+  function send(c, flags, payload = null) {
     out.clear();
     out.seq = c.cNxt;
     out.ack = flags & ACK ? c.sNxt : 0;
@@ -176,9 +186,11 @@ function world(mod) {
       out.options.wscale = 7;
       out.options.sackPermitted = true;
     }
-    const hl = mod.writeTcpPacket(pkt, 0, 4, c.src, dst, c.port, 8080, out, 0);
+    const n = payload === null ? 0 : payload.length;
+    const hl = mod.writeTcpPacket(pkt, 0, 4, c.src, dst, c.port, 8080, out, n);
+    if (n > 0) payload.copy(pkt, hl);
     mod.finishTcpChecksum(pkt, 0, 'full');
-    stack.input(pkt, 0, hl, false);
+    stack.input(pkt, 0, hl + n, false);
   }
   /** The last segment the stack sent to `c` (its seq and timestamp are what the app answers). */
   function readBack(c) {
@@ -272,6 +284,15 @@ function world(mod) {
       clock.advance(0.05);
       for (const c of batch) send(c, ACK);
       stack.flush();
+      if (ASK !== null) {
+        // The requests, one TUN batch; the pipes write them upstream.
+        for (const c of batch) {
+          send(c, ACK | PSH, ASK);
+          c.cNxt = (c.cNxt + ASK.length) >>> 0;
+        }
+        stack.flush();
+        clock.advance(0.05);
+      }
       // The destination's 6 bytes and EOF, one upstream poll: data + FIN to each app.
       stack.openBatch();
       for (const c of batch) {

@@ -1,6 +1,9 @@
 // The floor of a short connection (issue 24): what one connection of the `shortconn` workload
 // (the server writes 6 bytes and closes; the client connects, reads to EOF and closes; 50 in
-// flight) costs a relay, measured with figures that survive a loaded machine:
+// flight) costs a relay, measured with figures that survive a loaded machine; with --workload
+// httpclose, what one request of the `Connection: close` HTTP workload costs (wrk -t1 -c64 with
+// `Connection: close` against nginx: one connection per request, the app sends the request,
+// nginx answers and closes, wrk closes). "Per connection" below is then per request.
 //
 //   cpu       the relay's CPU per connection (/proc/PID/stat, all threads) over --seconds
 //   syscalls  system calls per connection by name (bpftrace on sys_enter for the relay's pid)
@@ -11,7 +14,7 @@
 //   perf      `perf record -g` of the relay (node with --perf-basic-prof for synfin's JS names),
 //             every sample attributed to one category by its call chain (see classify below)
 //
-//   sudo node bench/connection-floor.mjs [--relay synfin,haproxy] [--seconds N] [--only cpu,syscalls,systime,packets,perf] [--dist DIR] [--out FILE]
+//   sudo node bench/connection-floor.mjs [--workload shortconn|httpclose] [--relay synfin,haproxy] [--seconds N] [--only cpu,syscalls,systime,packets,perf] [--dist DIR] [--out FILE]
 //
 // Each measure runs on its own stretch of load (tracing slows the relay, so the CPU figure comes
 // from a run with nothing attached). Writes JSON to --out (default bench/results/connection-floor-<date>.json)
@@ -21,7 +24,8 @@ import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { ADDR, Topology } from './lib/topology.js';
-import { PORT, startTcpServer } from './lib/servers.js';
+import { PORT, startNginx, startTcpServer } from './lib/servers.js';
+import { wrk, wrkLost } from './lib/workloads.js';
 import { SynfinProcess } from './lib/synfin.js';
 import { Haproxy } from './lib/relays.js';
 import { killAllDaemons, procCpuMs, run, sleep } from './lib/proc.js';
@@ -30,6 +34,7 @@ import { workingTreeDist } from './lib/snapshot.js';
 
 const { values: opt } = parseArgs({
   options: {
+    workload: { type: 'string', default: 'shortconn' },
     relay: { type: 'string', default: 'synfin,haproxy' },
     seconds: { type: 'string', default: '5' },
     only: { type: 'string', default: 'cpu,syscalls,systime,packets,perf' },
@@ -43,6 +48,8 @@ const seconds = Number(opt.seconds);
 const conc = Number(opt.conc);
 const rounds = Number(opt.rounds);
 const only = new Set(opt.only.split(','));
+const workload = opt.workload;
+if (workload !== 'shortconn' && workload !== 'httpclose') throw new Error(`--workload ${workload}: shortconn or httpclose`);
 // A relay is `haproxy`, `synfin` (this tree's dist/, or --dist) or NAME=DIR (synfin compiled in DIR, e.g. an older build).
 const relays = opt.relay.split(',').map((r) => r.trim());
 const REPO = path.resolve(BENCH_DIR, '..');
@@ -67,7 +74,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130)
 tool('connrate');
 tool('tcpserv');
 topo.create();
-const server = await startTcpServer(topo, 'greet');
+const server = workload === 'shortconn' ? await startTcpServer(topo, 'greet') : await startNginx(topo);
 
 function endpoint(relay) {
   return relay !== 'haproxy' ? { ns: topo.ns.scli, host: ADDR.tunTarget, appDev: topo.dev.tun, appNs: topo.ns.scli } : { ns: topo.ns.hcli, host: ADDR.haproxyFront, appDev: topo.dev.hs, appNs: topo.ns.sfn };
@@ -79,7 +86,12 @@ async function startRelay(relay) {
   return new SynfinProcess(topo, { dist: eq > 0 ? path.resolve(CWD, relay.slice(eq + 1)) : dist, name: relay, mtu: 1500 }).start();
 }
 
+/** `secs` of the workload's load through `ep`: { ok, rate, failed } (for httpclose, requests: each is one connection). */
 async function load(ep, secs, c = conc) {
+  if (workload === 'httpclose') {
+    const w = await wrk(ep.ns, ep.host, secs, true);
+    return { ok: w.total, rate: w.rps, failed: wrkLost(w) };
+  }
   const r = await run(tool('connrate'), [ep.host, String(PORT.greet), String(secs), String(c), '6', 'eof'], { ns: ep.ns, timeoutMs: (secs + 30) * 1000 });
   if (r.code !== 0) throw new Error(`connrate: ${r.stderr.trim()}`);
   return JSON.parse(r.stdout);
@@ -94,7 +106,8 @@ function background(file, args, { ns } = {}) {
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (err += d));
   const done = new Promise((resolve) => child.on('exit', () => resolve({ out, err })));
-  return { child, stop: async () => (process.kill(child.pid, 'SIGINT'), done) };
+  // A tracer that exited on its own (bpftrace losing its probe) is not signalled: its output is what it left.
+  return { child, stop: async () => (child.exitCode === null && child.signalCode === null && process.kill(child.pid, 'SIGINT'), done) };
 }
 
 /** utime and stime of process `pid` so far (all threads), ms: user space and the kernel (system calls, softirqs run in them, page faults). */
@@ -180,9 +193,14 @@ function syscallNames() {
   return out;
 }
 
+/** A relay's name as part of a file name (NAME=DIR has slashes). */
+function fileName(relay) {
+  return relay.replace(/[^\w.-]/g, '_');
+}
+
 async function packets(relay, r, ep) {
-  const app = path.join(tmp, `${relay}-app.pcap`);
-  const up = path.join(tmp, `${relay}-up.pcap`);
+  const app = path.join(tmp, `${fileName(relay)}-app.pcap`);
+  const up = path.join(tmp, `${fileName(relay)}-up.pcap`);
   const a = background('tcpdump', ['-i', ep.appDev, '-nn', '-s', '96', '-w', app, 'tcp'], { ns: ep.appNs });
   const u = background('tcpdump', ['-i', topo.dev.uc, '-nn', '-s', '96', '-w', up, 'tcp'], { ns: topo.ns.sfn });
   await sleep(1500);
@@ -216,7 +234,7 @@ async function packets(relay, r, ep) {
 }
 
 async function perf(relay, r, ep) {
-  const data = path.join(tmp, `${relay}.perf.data`);
+  const data = path.join(tmp, `${fileName(relay)}.perf.data`);
   const loadP = load(ep, seconds + 2);
   await sleep(1000);
   const c0 = procCpuMs(r.pid);
@@ -253,7 +271,7 @@ async function perf(relay, r, ep) {
   const usPerConn = ((c1 - c0) * 1000) / (res.rate * seconds);
   const share = Object.fromEntries(Object.entries(cats).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, { pct: +((100 * v) / n).toFixed(1), usPerConn: +((usPerConn * v) / n).toFixed(1) }]));
   const top = Object.entries(leaf).sort((a, b) => b[1] - a[1]).slice(0, 40).map(([k, v]) => `${((100 * v) / n).toFixed(1)}% ${k}`);
-  if (process.env.FLOOR_KEEP_PERF) fs.copyFileSync(data, process.env.FLOOR_KEEP_PERF + `/floor-${relay}.perf.data`);
+  if (process.env.FLOOR_KEEP_PERF) fs.copyFileSync(data, process.env.FLOOR_KEEP_PERF + `/floor-${fileName(relay)}.perf.data`);
   const rank = (o, k) => Object.entries(o).sort((a, b) => b[1] - a[1]).slice(0, k).map(([f, v]) => `${((100 * v) / n).toFixed(1)}% ${f}`);
   return { samples: n, usPerConnDuring: +usPerConn.toFixed(1), rate: res.rate, categories: share, topLeaves: top, userByFile: rank(jsFile, 30), userByJsFunction: rank(jsFn, 60) };
 }
@@ -297,7 +315,7 @@ function classify(relay, head, frames) {
 }
 
 const RESULTS_DIR = path.join(BENCH_DIR, 'results');
-const results = { date: new Date().toISOString(), load: fs.readFileSync('/proc/loadavg', 'utf8').trim(), seconds, conc, dist, relays: {} };
+const results = { date: new Date().toISOString(), workload, load: fs.readFileSync('/proc/loadavg', 'utf8').trim(), seconds, conc, dist, relays: {} };
 for (let round = 0; round < rounds; round++) {
   // The relays' order rotates from round to round (no relay always first after a quiet spell).
   for (const relay of [...relays.slice(round % relays.length), ...relays.slice(0, round % relays.length)]) {
@@ -321,7 +339,7 @@ for (let round = 0; round < rounds; round++) {
   }
 }
 results.loadAfter = fs.readFileSync('/proc/loadavg', 'utf8').trim();
-const outFile = outArg ?? path.join(RESULTS_DIR, `connection-floor-${results.date.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.json`);
+const outFile = outArg ?? path.join(RESULTS_DIR, `connection-floor-${workload === 'shortconn' ? '' : workload + '-'}${results.date.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.json`);
 fs.writeFileSync(outFile, JSON.stringify(results, null, 1) + '\n');
 log(`wrote ${outFile}`);
 await server.stop();

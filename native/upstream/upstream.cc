@@ -251,10 +251,11 @@ bool IntArg(const Napi::CallbackInfo& info, size_t i, int32_t* out) {
   return true;
 }
 
-// A non-blocking TCP socket, or -errno. TCP_NODELAY comes with its first write (UpstreamWrite or UpstreamWritev):
-// a socket nothing is ever written to (a server-first exchange: the app only reads) is spared the
-// setsockopt, and before its first write Nagle holds nothing back anyway (RFC 1122 4.2.3.4: a
-// segment is held only while data sent before it is unacknowledged).
+// A non-blocking TCP socket, or -errno. TCP_NODELAY comes with its second write (UpstreamWrite or
+// UpstreamWritev, asked by src/proxy/upstream.ts): a socket written to once (a Connection: close
+// request) or never (a server-first exchange: the app only reads) is spared the setsockopt, and
+// Nagle holds none of the first write's segments back (RFC 1122 4.2.3.4 holds a segment only while
+// data sent before it is unacknowledged; Linux, Minshall's variant, only behind a small one).
 int MakeSocket(int family) {
   int fd = socket(family == 4 ? AF_INET : AF_INET6, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
@@ -354,7 +355,7 @@ bool CheckIo(Napi::Env env, const UpstreamIo* data) {
 
 // upstreamConnectIo(epfd, slot, generation, fd, flags): the destination (family, four words, port)
 // and the bind address (bind family, 0 for none, and four words) read from the bound io array.
-// A non-blocking TCP socket (TCP_NODELAY with its first write; `fd` when one was made ahead by
+// A non-blocking TCP socket (TCP_NODELAY with its second write; `fd` when one was made ahead by
 // upstreamSocket, else a new one, for -1), bound if asked, connecting to the address, in the
 // epoll set (edge-triggered: in, out, peer FIN) under slot and generation. Returns its fd, or
 // -errno when the connect failed at once (nothing is left open then, `fd` included).
@@ -401,7 +402,7 @@ Napi::Value UpstreamRegisterIo(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, -Register(epfd, fd, slot, generation, data->io + kIoOut));
 }
 
-// upstreamSocket(family): a new non-blocking TCP socket (TCP_NODELAY with its first write), not yet connected, for a
+// upstreamSocket(family): a new non-blocking TCP socket (TCP_NODELAY with its second write), not yet connected, for a
 // later upstreamConnectIo (the set keeps a few made ahead, off the SYN's path). Its fd, or -errno.
 Napi::Value UpstreamMakeSocket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -444,9 +445,10 @@ Napi::Value UpstreamRead(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r < 0 ? -errno : static_cast<double>(r));
 }
 
-// noDelay (the socket's first write): no Nagle from now on, the app's segments go upstream as
-// they come (the app did its own batching). Set before the data, so no write ever sees Nagle on;
-// before the first write Nagle has nothing to hold back (RFC 1122 4.2.3.4).
+// noDelay (the socket's second write): no Nagle from now on, the app's segments go upstream as
+// they come (the app did its own batching). Set before the data, so no write that could wait
+// behind an unacknowledged segment sees Nagle on; the first write has nothing to wait behind
+// (RFC 1122 4.2.3.4).
 void SetNoDelayIfAsked(const Napi::CallbackInfo& info, size_t i, int fd) {
   if (info.Length() > i && info[i].IsBoolean() && info[i].As<Napi::Boolean>().Value()) {
     int one = 1;

@@ -172,7 +172,7 @@ export interface NativeAddon {
   upstreamRead(fd: number, buf: Buffer, offset: number, length: number): number;
   /**
    * writev(2) of chunks[first..first+count) (at most 64): bytes written or -errno. With noDelay
-   * (the socket's first write), TCP_NODELAY is set before it.
+   * (the socket's second write: UpstreamSocket.nagle), TCP_NODELAY is set before it.
    */
   upstreamWritev(fd: number, chunks: readonly Buffer[], first: number, count: number, noDelay?: boolean): number;
   /** The socket's TCP_NODELAY: 1 or 0, or -errno (tests, diagnostics). */

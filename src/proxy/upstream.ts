@@ -10,8 +10,8 @@
  * connect is one call into the addon (connect on a socket made ahead, TCP_INFO,
  * and the epoll ADD with getsockname, which a dial connected within the call may leave until its
  * app's SYN-ACK is out: register()), a read or a write is one system call, and nothing is
- * allocated per event. TCP_NODELAY comes with a socket's first write (a destination that speaks
- * first to an app that only reads costs no setsockopt).
+ * allocated per event. TCP_NODELAY comes with a socket's second write (a socket written once, as
+ * a Connection: close request's, or never, costs no setsockopt; see `nagle`).
  *
  * Edge-triggered (epoll(7)): each change is reported once, so a socket is read until a read comes
  * back short, empty or with EAGAIN. A socket that is paused (the app's send buffer is full) is not
@@ -83,6 +83,10 @@ const EPOLLERR = 0x008;
 const EPOLLHUP = 0x010;
 const EPOLLRDHUP = 0x2000;
 const EAGAIN = 11;
+/** UpstreamSocket.nagle: no write yet; one write (Nagle still on); TCP_NODELAY set. */
+const NAGLE_FRESH = 0;
+const NAGLE_WRITTEN_ONCE = 1;
+const NAGLE_OFF = 2;
 const EBADF = 9;
 
 /**
@@ -133,10 +137,14 @@ export class UpstreamSocket {
   /** Bytes in queue. */
   writableLength = 0;
   /**
-   * TCP_NODELAY is set (by the first write or writev, which sets it before the bytes): until then Nagle has
-   * nothing to hold back (RFC 1122 4.2.3.4 holds a segment only behind unacknowledged data).
+   * Write system calls so far, counted up to NAGLE_OFF: TCP_NODELAY is set with the second (before
+   * its bytes). Nagle (RFC 1122 4.2.3.4) holds a sub-MSS segment only behind unacknowledged data,
+   * and Linux's variant (Minshall's, tcp_nagle_check) only behind an unacknowledged *sub-MSS*
+   * segment: the first write's segments, its last partial one included, all go at once (cwnd
+   * permitting), so Nagle is off before any byte it could hold. A socket written once (a
+   * Connection: close request, most dials of a request/response protocol) is spared the setsockopt.
    */
-  private noDelay = false;
+  private nagle = NAGLE_FRESH;
   private nextReadBuffer: Buffer = SHARED_READ_BUFFER;
   /**
    * The local end as getsockname read it: family (0 until known), the four address words (IPv4
@@ -212,8 +220,8 @@ export class UpstreamSocket {
       // may only be queued after a short write, which is what arms the EPOLLOUT edge).
       for (let first = 0; first < count; first += MAX_IOV) {
         const n = Math.min(count - first, MAX_IOV);
-        const r = this.set.native.upstreamWritev(this.fd, chunks, first, n, !this.noDelay);
-        this.noDelay = true;
+        const r = this.set.native.upstreamWritev(this.fd, chunks, first, n, this.nagle === NAGLE_WRITTEN_ONCE);
+        if (this.nagle !== NAGLE_OFF) this.nagle++;
         if (r < 0) {
           if (r !== -EAGAIN) {
             this.fail(-r, true);
@@ -256,8 +264,8 @@ export class UpstreamSocket {
     if (this.phase === Phase.Closed || this.ending) return 0;
     let written = 0;
     if (this.writableLength === 0 && this.phase === Phase.Open) {
-      const r = this.set.native.upstreamWrite(this.fd, chunk, !this.noDelay);
-      this.noDelay = true;
+      const r = this.set.native.upstreamWrite(this.fd, chunk, this.nagle === NAGLE_WRITTEN_ONCE);
+      if (this.nagle !== NAGLE_OFF) this.nagle++;
       if (r < 0) {
         if (r !== -EAGAIN) {
           this.fail(-r, true);
@@ -431,8 +439,8 @@ export class UpstreamSocket {
       const count = Math.min(q.length - this.queueHead, MAX_IOV);
       let attempted = 0;
       for (let i = 0; i < count; i++) attempted += q[this.queueHead + i]!.length;
-      const r = native.upstreamWritev(this.fd, q, this.queueHead, count, !this.noDelay);
-      this.noDelay = true;
+      const r = native.upstreamWritev(this.fd, q, this.queueHead, count, this.nagle === NAGLE_WRITTEN_ONCE);
+      if (this.nagle !== NAGLE_OFF) this.nagle++;
       if (r < 0) {
         if (r !== -EAGAIN) this.fail(-r, false);
         return;

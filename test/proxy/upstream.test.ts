@@ -438,7 +438,7 @@ describe('UpstreamSockets: the system calls of a dial, off the app\'s connect pa
     expect(sockets.spareSockets).toBe(0);
   });
 
-  it('sets TCP_NODELAY with the first write, before its bytes, and spares it a socket nothing is written to', async () => {
+  it('sets TCP_NODELAY with the second write, before its bytes, and spares it a socket written once or never', async () => {
     const port = await server((s) => s.on('data', (d) => s.write(d)));
     const first = await dial(sockets, port);
     await nextTurn();
@@ -462,22 +462,27 @@ describe('UpstreamSockets: the system calls of a dial, off the app\'s connect pa
       },
     });
     try {
+      // The first write goes out whole with Nagle on (nothing sent before it to wait behind).
       expect(writer.write([Buffer.from('ab')], 1, 2)).toBe(2);
-      expect(native.upstreamNoDelay(writer.fd)).toBe(1);
+      expect(native.upstreamNoDelay(writer.fd)).toBe(0);
+      // The second could wait behind the first's unacknowledged segment: Nagle is off before it.
       expect(writer.write([Buffer.from('cd')], 1, 2)).toBe(2);
+      expect(native.upstreamNoDelay(writer.fd)).toBe(1);
+      expect(writer.write([Buffer.from('gh')], 1, 2)).toBe(2);
     } finally {
       inner.native = native;
     }
-    expect(seen).toEqual([true, false]);
-    await until('the echo', () => h.received.toString() === 'abcd');
-    // The one-chunk write (writeOne) sets it the same way when it is the socket's first.
+    expect(seen).toEqual([false, true, false]);
+    await until('the echo', () => h.received.toString() === 'abcdgh');
+    // The one-chunk write (writeOne) counts the same way.
     const h2 = new RecordingHandler();
     const single = await dial(sockets, port, h2);
     single.resume();
-    expect(native.upstreamNoDelay(single.fd)).toBe(0);
     expect(single.writeOne(Buffer.from('ef'))).toBe(2);
+    expect(native.upstreamNoDelay(single.fd)).toBe(0);
+    expect(single.writeOne(Buffer.from('ij'))).toBe(2);
     expect(native.upstreamNoDelay(single.fd)).toBe(1);
-    await until('the echo of the one-chunk write', () => h2.received.toString() === 'ef');
+    await until('the echo of the one-chunk writes', () => h2.received.toString() === 'efij');
     for (const s of [first, reader, writer, single]) s.destroy();
   });
 
