@@ -5,9 +5,11 @@
 // once its upstream connect() succeeded, as synfin does, with no TCP stack, no JavaScript and no
 // bookkeeping. What it measures is what the deferred handshake over a TUN device costs on this
 // machine before any of synfin's own work: two thread wake-ups, the TUN read and write, a second
-// kernel handshake. The kernel path, haproxy and synfin run in the same rounds, in rotating order.
+// kernel handshake. Path `floorjs` is the same algorithm on Node.js (bench/tools/tun-floor.mjs),
+// through synfin's native addon and its I/O primitives: the floor of that design for a relay
+// written on Node.js. The kernel path, haproxy and synfin run in the same rounds, in rotating order.
 //
-//   sudo node bench/handshake-floor.mjs [--rounds 3] [--seconds 5] [--paths kernel,floor,haproxy,synfin]
+//   sudo node bench/handshake-floor.mjs [--rounds 3] [--seconds 5] [--paths kernel,floor,floorjs,haproxy,synfin]
 //                                       [--dist DIR] [--out FILE.json]
 //
 // Prints, per path, the medians over the rounds (with min-max) of: connect() p50/p99 and first
@@ -42,7 +44,7 @@ const seconds = Number(opt.seconds);
 if (!(Number.isInteger(rounds) && rounds >= 1 && rounds <= 50)) throw new Error('--rounds must be 1..50');
 if (!(seconds >= 1 && seconds <= 600)) throw new Error('--seconds must be 1..600');
 const paths = opt.paths.split(',');
-for (const p of paths) if (!['kernel', 'floor', 'haproxy', 'synfin'].includes(p)) throw new Error(`unknown path ${p}`);
+for (const p of paths) if (!['kernel', 'floor', 'floorjs', 'haproxy', 'synfin'].includes(p)) throw new Error(`unknown path ${p}`);
 const dist = path.resolve(opt.dist ?? path.join(here, '..', 'dist'));
 const CONC = 50;
 

@@ -1,16 +1,23 @@
-// tun-floor (bench/tools/tun-floor.c) as a path of the benchmark: started in synfin's namespace,
+// tun-floor (bench/tools/tun-floor.c), or its Node.js twin bench/tools/tun-floor.mjs, as a path of the benchmark: started in synfin's namespace,
 // its TUN device moved into the client's namespace and addressed as synfin's is, so a client there
 // dials the same address (ADDR.tunTarget) through it. `withFloorOr` runs a function on it, or on
 // one of bench/lib/relays.js's paths.
 import { ADDR } from './topology.js';
 import { endpoint, withPath } from './relays.js';
 import { Daemon, procCpuMs, runSync } from './proc.js';
-import { tool } from './tools.js';
+import { BENCH_DIR, tool } from './tools.js';
+import path from 'node:path';
 
-/** tun-floor in synfin's namespace, its device moved into the client's, addressed as synfin's is. */
+/**
+ * tun-floor in synfin's namespace, its device moved into the client's, addressed as synfin's is.
+ * `js`: bench/tools/tun-floor.mjs instead, run as bench/lib/synfin.js runs synfin (the same node,
+ * the same semi-space setting as the image's NODE_OPTIONS or SYNFIN_BENCH_NODE_ARGS, the same
+ * `ulimit -n`), so the process is as synfin's is but for what it runs.
+ */
 export class TunFloor {
-  constructor(topo) {
+  constructor(topo, { js = false } = {}) {
     this.topo = topo;
+    this.js = js;
     this.daemon = null;
     this.pid = 0;
   }
@@ -18,7 +25,15 @@ export class TunFloor {
   async start() {
     const { topo } = this;
     const dev = topo.dev.tun;
-    this.daemon = new Daemon('tun-floor', tool('tun-floor'), [dev, ADDR.synfinServer], { ns: topo.ns.sfn, readyLine: /^ready/ });
+    if (this.js) {
+      const nodeArgs = (process.env.SYNFIN_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+      if (!nodeArgs.some((a) => a.includes('semi-space-size'))) nodeArgs.unshift('--min-semi-space-size=8', '--max-semi-space-size=8');
+      // exec: the daemon's pid is node's, whose CPU is measured.
+      const cmd = ['ulimit -n 20000 && exec "$0" "$@"', process.execPath, ...nodeArgs, path.join(BENCH_DIR, 'tools', 'tun-floor.mjs'), dev, ADDR.synfinServer];
+      this.daemon = new Daemon('tun-floor.mjs', 'sh', ['-c', ...cmd], { ns: topo.ns.sfn, readyLine: /^ready/, readyMs: 30_000 });
+    } else {
+      this.daemon = new Daemon('tun-floor', tool('tun-floor'), [dev, ADDR.synfinServer], { ns: topo.ns.sfn, readyLine: /^ready/ });
+    }
     this.pid = this.daemon.pid;
     await this.daemon.ready;
     runSync('ip', ['-n', topo.ns.sfn, 'link', 'set', 'dev', dev, 'netns', topo.ns.scli]);
@@ -37,14 +52,14 @@ export class TunFloor {
   }
 }
 
-/** Runs `fn(relay, endpoint)` on path `p`: 'floor' (tun-floor), or kernel, haproxy or synfin (withPath). */
+/** Runs `fn(relay, endpoint)` on path `p`: 'floor' (tun-floor), 'floorjs' (tun-floor.mjs), or kernel, haproxy or synfin (withPath). */
 export async function withFloorOr(ctx, p, name, fn) {
-  if (p !== 'floor') return withPath(ctx, p, { name }, fn);
-  const relay = await new TunFloor(ctx.topo).start();
+  if (p !== 'floor' && p !== 'floorjs') return withPath(ctx, p, { name }, fn);
+  const relay = await new TunFloor(ctx.topo, { js: p === 'floorjs' }).start();
   try {
     return await fn(relay, endpoint(ctx.topo, 'synfin'));
   } finally {
     const r = await relay.stop();
-    if (r.stderr.trim() !== '') ctx.log(`  tun-floor: ${r.stderr.trim().slice(0, 500)}`);
+    if (r.stderr.trim() !== '') ctx.log(`  ${p === 'floorjs' ? 'tun-floor.mjs' : 'tun-floor'}: ${r.stderr.trim().slice(0, 500)}`);
   }
 }
