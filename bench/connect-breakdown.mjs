@@ -3,10 +3,11 @@
 // first data segment on both legs, timestamped by tcpdump on each side of synfin, for every
 // connection of a `connrate` run one at a time against the greet server (issue 24, item 3).
 //
-//   sudo node bench/connect-breakdown.mjs [--seconds N] [--dist DIR] [--trace] [--relay synfin|floor]
+//   sudo node bench/connect-breakdown.mjs [--seconds N] [--dist DIR] [--trace] [--relay synfin|floor|floorjs]
 //
 // --relay floor: the same taps on tun-floor (bench/tools/tun-floor.c, the deferred handshake in C
-// with no stack), for the floor of each interval.
+// with no stack), for the floor of each interval; --relay floorjs: on tun-floor.mjs (the same on
+// Node.js through synfin's addon).
 //
 // --trace: also runs bpftrace on synfin's main thread during the measured run (its system calls'
 // entries and exits, the SYNs entering the TUN device and leaving on the upstream veth, the
@@ -29,8 +30,8 @@ import { startSynTrace } from './lib/syn-trace.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { values: opt } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, dist: { type: 'string' }, trace: { type: 'boolean', default: false }, relay: { type: 'string', default: 'synfin' } } });
-if (opt.relay !== 'synfin' && opt.relay !== 'floor') throw new Error('--relay must be synfin or floor');
-const relayName = opt.relay === 'floor' ? 'tun-floor' : 'synfin';
+if (!['synfin', 'floor', 'floorjs'].includes(opt.relay)) throw new Error('--relay must be synfin, floor or floorjs');
+const relayName = { synfin: 'synfin', floor: 'tun-floor', floorjs: 'tun-floor.mjs' }[opt.relay];
 const seconds = Number(opt.seconds);
 if (!(seconds >= 1 && seconds <= 600)) throw new Error('--seconds must be 1..600');
 const dist = path.resolve(opt.dist ?? path.join(here, '..', 'dist'));
@@ -124,7 +125,7 @@ try {
       const uconn = legs(parse(await up.stop()), ADDR.synfinUpstream);
       // One at a time: the upstream leg of a client connection is the first upstream SYN after the
       // client's SYN on the TUN device.
-      const A = [], B = [], C = [], D = [], T = [];
+      const A = [], B = [], C = [], D = [], T = [], S = [];
       let j = 0;
       for (const c of tconn) {
         while (j < uconn.length && uconn[j].syn < c.syn) j++;
@@ -136,6 +137,7 @@ try {
         C.push(c.synack - u.synack);
         T.push(c.synack - c.syn);
         if (u.dataDown !== undefined && c.dataDown !== undefined) D.push(c.dataDown - u.dataDown);
+        if (u.dataDown !== undefined) S.push(u.dataDown - c.synack);
       }
       lines.push(
         `connect breakdown, one connection at a time, ${seconds} s per path (µs; tcpdump timestamps on the TUN device and synfin's upstream veth)`,
@@ -149,6 +151,7 @@ try {
         row(`${relayName}: destination SYN-ACK → the relay's SYN-ACK on TUN (rest of connect(2), the relay's own work, TUN write)`, C),
         row(`${relayName}: SYN on TUN → SYN-ACK on TUN (all of the relay)`, T),
         `| ${relayName} path: client connect() (connrate) | ${sr.ok} | ${sr.connectUs.p50} | ${sr.connectUs.p99} |`,
+        row(`${relayName}: SYN-ACK on TUN → the destination's first data on the upstream veth`, S),
         row(`${relayName}: destination's first data → the same data on TUN (first byte relay)`, D),
         ...traceLines,
       );

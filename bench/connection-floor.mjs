@@ -14,7 +14,10 @@
 //   perf      `perf record -g` of the relay (node with --perf-basic-prof for synfin's JS names),
 //             every sample attributed to one category by its call chain (see classify below)
 //
-//   sudo node bench/connection-floor.mjs [--workload shortconn|httpclose] [--relay synfin,haproxy] [--seconds N] [--only cpu,syscalls,systime,packets,perf] [--dist DIR] [--out FILE]
+// Relay `floorjs` is bench/tools/tun-floor.mjs (the deferred handshake on Node.js through synfin's
+// addon, no stack: bench/handshake-floor.mjs), profiled as synfin is (shortconn only).
+//
+//   sudo node bench/connection-floor.mjs [--workload shortconn|httpclose] [--relay synfin,haproxy,floorjs] [--seconds N] [--only cpu,syscalls,systime,packets,perf] [--dist DIR] [--out FILE]
 //
 // Each measure runs on its own stretch of load (tracing slows the relay, so the CPU figure comes
 // from a run with nothing attached). Writes JSON to --out (default bench/results/connection-floor-<date>.json)
@@ -28,6 +31,7 @@ import { PORT, startNginx, startTcpServer } from './lib/servers.js';
 import { wrk, wrkLost } from './lib/workloads.js';
 import { SynfinProcess } from './lib/synfin.js';
 import { Haproxy } from './lib/relays.js';
+import { TunFloor } from './lib/tun-floor.js';
 import { killAllDaemons, procCpuMs, run, sleep } from './lib/proc.js';
 import { BENCH_DIR, tool } from './lib/tools.js';
 import { workingTreeDist } from './lib/snapshot.js';
@@ -82,6 +86,7 @@ function endpoint(relay) {
 
 async function startRelay(relay) {
   if (relay === 'haproxy') return new Haproxy(topo).start();
+  if (relay === 'floorjs') return new TunFloor(topo, { js: true }).start();
   const eq = relay.indexOf('=');
   return new SynfinProcess(topo, { dist: eq > 0 ? path.resolve(CWD, relay.slice(eq + 1)) : dist, name: relay, mtu: 1500 }).start();
 }
