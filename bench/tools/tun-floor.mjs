@@ -116,6 +116,13 @@ let refillScheduled = false;
 /** Ports whose dial connected within connect(2): registered with epoll once their SYN-ACK is written. */
 const toRegister = new Int32Array(65536);
 let toRegisterCount = 0;
+/**
+ * Upstream sockets at EOF, closed once the segment carrying their FIN is written: as the C floor
+ * writes before it closes, the app's first byte does not wait for close(2) (which runs the
+ * destination's side of our FIN in the call).
+ */
+const toClose = new Int32Array(65536);
+let toCloseCount = 0;
 const readBuf = Buffer.alloc(1400);
 
 let answeredAtOnce = 0;
@@ -211,7 +218,7 @@ function sendSegment(port, flags, data, len) {
   ourNxt[port] = (ourNxt[port] + len + ((flags & (TH_SYN | TH_FIN)) !== 0 ? 1 : 0)) >>> 0;
 }
 
-/** Writes the queued segments (one write(2) each), then registers the dials that were waiting for their SYN-ACK. */
+/** Writes the queued segments (one write(2) each), then registers the dials that were waiting for their SYN-ACK and closes the upstream sockets at EOF. */
 function flush() {
   if (txCount > 0) {
     const consumed = device.writeBound(txHead, txCount);
@@ -229,6 +236,8 @@ function flush() {
     if (fd >= 0 && addon.upstreamRegisterIo(epfd, fd, port, generation[port]) < 0) fail(port);
   }
   toRegisterCount = 0;
+  for (let i = 0; i < toCloseCount; i++) closeUpstream(toClose[i]);
+  toCloseCount = 0;
 }
 
 function closeUpstream(port) {
@@ -363,8 +372,8 @@ function onUpstream(port, mask) {
       fail(port);
       return;
     }
-    closeUpstream(port);
     state[port] = UPSTREAM_DONE;
+    toClose[toCloseCount++] = port;
     return;
   }
 }
