@@ -3,7 +3,8 @@
 // flight) costs a relay, measured with figures that survive a loaded machine; with --workload
 // httpclose, what one request of the `Connection: close` HTTP workload costs (wrk -t1 -c64 with
 // `Connection: close` against nginx: one connection per request, the app sends the request,
-// nginx answers and closes, wrk closes). "Per connection" below is then per request.
+// nginx answers and closes, wrk closes). "Per connection" below is then per request. With
+// --workload httpkeepalive: the same wrk without `Connection: close` (64 connections held).
 //
 //   cpu       the relay's CPU per connection (/proc/PID/stat, all threads) over --seconds
 //   syscalls  system calls per connection by name (bpftrace on sys_enter for the relay's pid)
@@ -15,7 +16,7 @@
 //             every sample attributed to one category by its call chain (see classify below)
 //
 // Relay `floorjs` is bench/tools/tun-floor.mjs (the deferred handshake on Node.js through synfin's
-// addon, no stack: bench/handshake-floor.mjs), profiled as synfin is (shortconn only).
+// addon, no stack: bench/handshake-floor.mjs), profiled as synfin is.
 //
 //   sudo node bench/connection-floor.mjs [--workload shortconn|httpclose] [--relay synfin,haproxy,floorjs] [--seconds N] [--only cpu,syscalls,systime,packets,perf] [--dist DIR] [--out FILE]
 //
@@ -53,7 +54,7 @@ const conc = Number(opt.conc);
 const rounds = Number(opt.rounds);
 const only = new Set(opt.only.split(','));
 const workload = opt.workload;
-if (workload !== 'shortconn' && workload !== 'httpclose') throw new Error(`--workload ${workload}: shortconn or httpclose`);
+if (!['shortconn', 'httpclose', 'httpkeepalive'].includes(workload)) throw new Error(`--workload ${workload}: shortconn, httpclose or httpkeepalive`);
 // A relay is `haproxy`, `synfin` (this tree's dist/, or --dist) or NAME=DIR (synfin compiled in DIR, e.g. an older build).
 const relays = opt.relay.split(',').map((r) => r.trim());
 const REPO = path.resolve(BENCH_DIR, '..');
@@ -93,8 +94,8 @@ async function startRelay(relay) {
 
 /** `secs` of the workload's load through `ep`: { ok, rate, failed } (for httpclose, requests: each is one connection). */
 async function load(ep, secs, c = conc) {
-  if (workload === 'httpclose') {
-    const w = await wrk(ep.ns, ep.host, secs, true);
+  if (workload !== 'shortconn') {
+    const w = await wrk(ep.ns, ep.host, secs, workload === 'httpclose');
     return { ok: w.total, rate: w.rps, failed: wrkLost(w) };
   }
   const r = await run(tool('connrate'), [ep.host, String(PORT.greet), String(secs), String(c), '6', 'eof'], { ns: ep.ns, timeoutMs: (secs + 30) * 1000 });
