@@ -7,7 +7,8 @@
 // machine before any of synfin's own work: two thread wake-ups, the TUN read and write, a second
 // kernel handshake. Path `floorjs` is the same algorithm on Node.js (bench/tools/tun-floor.mjs),
 // through synfin's native addon and its I/O primitives: the floor of that design for a relay
-// written on Node.js. The kernel path, haproxy and synfin run in the same rounds, in rotating order.
+// written on Node.js; `floorjsopt` the same with the TCP options synfin's stack uses (timestamps,
+// SACK-permitted, window scale). The kernel path, haproxy and synfin run in the same rounds, in rotating order.
 //
 //   sudo node bench/handshake-floor.mjs [--rounds 3] [--seconds 5] [--paths kernel,floor,floorjs,haproxy,synfin]
 //                                       [--dist DIR] [--out FILE.json]
@@ -44,7 +45,7 @@ const seconds = Number(opt.seconds);
 if (!(Number.isInteger(rounds) && rounds >= 1 && rounds <= 50)) throw new Error('--rounds must be 1..50');
 if (!(seconds >= 1 && seconds <= 600)) throw new Error('--seconds must be 1..600');
 const paths = opt.paths.split(',');
-for (const p of paths) if (!['kernel', 'floor', 'floorjs', 'haproxy', 'synfin'].includes(p)) throw new Error(`unknown path ${p}`);
+for (const p of paths) if (!['kernel', 'floor', 'floorjs', 'floorjsopt', 'haproxy', 'synfin'].includes(p)) throw new Error(`unknown path ${p}`);
 const dist = path.resolve(opt.dist ?? path.join(here, '..', 'dist'));
 const CONC = 50;
 

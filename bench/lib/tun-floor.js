@@ -15,9 +15,10 @@ import path from 'node:path';
  * `ulimit -n`), so the process is as synfin's is but for what it runs.
  */
 export class TunFloor {
-  constructor(topo, { js = false } = {}) {
+  constructor(topo, { js = false, options = false } = {}) {
     this.topo = topo;
     this.js = js;
+    this.options = options;
     this.daemon = null;
     this.pid = 0;
   }
@@ -29,7 +30,7 @@ export class TunFloor {
       const nodeArgs = (process.env.SYNFIN_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
       if (!nodeArgs.some((a) => a.includes('semi-space-size'))) nodeArgs.unshift('--min-semi-space-size=8', '--max-semi-space-size=8');
       // exec: the daemon's pid is node's, whose CPU is measured.
-      const cmd = ['ulimit -n 20000 && exec "$0" "$@"', process.execPath, ...nodeArgs, path.join(BENCH_DIR, 'tools', 'tun-floor.mjs'), dev, ADDR.synfinServer];
+      const cmd = ['ulimit -n 20000 && exec "$0" "$@"', process.execPath, ...nodeArgs, path.join(BENCH_DIR, 'tools', 'tun-floor.mjs'), dev, ADDR.synfinServer, ...(this.options ? ['--options'] : [])];
       this.daemon = new Daemon('tun-floor.mjs', 'sh', ['-c', ...cmd], { ns: topo.ns.sfn, readyLine: /^ready/, readyMs: 30_000 });
     } else {
       this.daemon = new Daemon('tun-floor', tool('tun-floor'), [dev, ADDR.synfinServer], { ns: topo.ns.sfn, readyLine: /^ready/ });
@@ -52,14 +53,17 @@ export class TunFloor {
   }
 }
 
-/** Runs `fn(relay, endpoint)` on path `p`: 'floor' (tun-floor), 'floorjs' (tun-floor.mjs), or kernel, haproxy or synfin (withPath). */
+/**
+ * Runs `fn(relay, endpoint)` on path `p`: 'floor' (tun-floor), 'floorjs' (tun-floor.mjs),
+ * 'floorjsopt' (tun-floor.mjs --options: synfin's TCP options), or kernel, haproxy or synfin (withPath).
+ */
 export async function withFloorOr(ctx, p, name, fn) {
-  if (p !== 'floor' && p !== 'floorjs') return withPath(ctx, p, { name }, fn);
-  const relay = await new TunFloor(ctx.topo, { js: p === 'floorjs' }).start();
+  if (p !== 'floor' && p !== 'floorjs' && p !== 'floorjsopt') return withPath(ctx, p, { name }, fn);
+  const relay = await new TunFloor(ctx.topo, { js: p !== 'floor', options: p === 'floorjsopt' }).start();
   try {
     return await fn(relay, endpoint(ctx.topo, 'synfin'));
   } finally {
     const r = await relay.stop();
-    if (r.stderr.trim() !== '') ctx.log(`  ${p === 'floorjs' ? 'tun-floor.mjs' : 'tun-floor'}: ${r.stderr.trim().slice(0, 500)}`);
+    if (r.stderr.trim() !== '') ctx.log(`  ${p === 'floor' ? 'tun-floor' : 'tun-floor.mjs'}: ${r.stderr.trim().slice(0, 500)}`);
   }
 }

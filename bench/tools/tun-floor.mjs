@@ -38,10 +38,18 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const addon = createRequire(import.meta.url)(path.resolve(here, '..', '..', 'build', 'Release', 'synfin.node'));
 
-const [devName, upstreamText] = process.argv.slice(2);
+const [devName, upstreamText, optionsArg] = process.argv.slice(2);
+/**
+ * --options: the TCP options synfin's stack uses with a Linux app (src/tcp/listener.ts): the
+ * SYN-ACK carries MSS, SACK-permitted, timestamps and window scale when the app's SYN offered them,
+ * and every later segment a timestamp (TSval from a millisecond clock, TSecr the app's last
+ * TSval: RFC 7323). Without it, as tun-floor.c: MSS only. The app's kernel does more per segment
+ * with them (PAWS, RTT from the echo); this measures how much.
+ */
+const OPTIONS = optionsArg === '--options';
 const upstreamParts = (upstreamText ?? '').split('.').map(Number);
 if (devName === undefined || upstreamParts.length !== 4 || upstreamParts.some((x) => !(x >= 0 && x <= 255))) {
-  process.stderr.write('usage: tun-floor.mjs DEVICE UPSTREAM_IPV4\n');
+  process.stderr.write('usage: tun-floor.mjs DEVICE UPSTREAM_IPV4 [--options]\n');
   process.exit(2);
 }
 const UPSTREAM = ((upstreamParts[0] << 24) | (upstreamParts[1] << 16) | (upstreamParts[2] << 8) | upstreamParts[3]) >>> 0;
@@ -82,6 +90,10 @@ const ourAddr = new Uint32Array(65536);
 const ourPort = new Uint16Array(65536);
 const appNxt = new Uint32Array(65536); // RCV.NXT
 const ourNxt = new Uint32Array(65536); // SND.NXT
+// --options: what the app's SYN offered (bits: 1 timestamps, 2 window scale, 4 SACK-permitted) and its last TSval.
+const offered = new Uint8Array(65536);
+const appTsVal = new Uint32Array(65536);
+const OUR_WSCALE = 7;
 
 // ---- the device: rx batch as src/tun/tun.ts sizes it, tx ring bound once ----
 const RX_SLOT = 65536 + 128;
@@ -165,7 +177,8 @@ function sendSegment(port, flags, data, len) {
   if (slot >= TX_SLOTS) slot -= TX_SLOTS;
   const b = txBuf;
   const o = slot * TX_SLOT;
-  const opt = (flags & TH_SYN) !== 0 ? 4 : 0;
+  const ts = OPTIONS && (offered[port] & 1) !== 0;
+  const opt = (flags & TH_SYN) !== 0 ? (OPTIONS ? 20 : 4) : ts ? 12 : 0;
   const thl = 20 + opt;
   const total = 20 + thl + len;
   // vnet header: NEEDS_CSUM, no GSO, csum_start 20 (the TCP header), csum_offset 16 (little-endian).
@@ -214,11 +227,27 @@ function sendSegment(port, flags, data, len) {
   b[t + 15] = 0xff;
   b[t + 18] = 0;
   b[t + 19] = 0;
-  if (opt !== 0) {
+  if ((flags & TH_SYN) !== 0) {
     b[t + 20] = 2;
     b[t + 21] = 4;
     b[t + 22] = 1460 >>> 8;
     b[t + 23] = 1460 & 0xff;
+    // As Linux lays them out: SACK-permitted and the timestamps, then NOP and window scale (each a NOP pair when not offered).
+    if (opt === 20) {
+      const o = offered[port];
+      b[t + 24] = (o & 4) !== 0 ? 4 : 1;
+      b[t + 25] = (o & 4) !== 0 ? 2 : 1;
+      if (ts) writeTs(b, t + 26, port);
+      else b.fill(1, t + 26, t + 36);
+      b[t + 36] = 1;
+      b[t + 37] = (o & 2) !== 0 ? 3 : 1;
+      b[t + 38] = (o & 2) !== 0 ? 3 : 1;
+      b[t + 39] = (o & 2) !== 0 ? OUR_WSCALE : 1;
+    }
+  } else if (ts) {
+    b[t + 20] = 1;
+    b[t + 21] = 1;
+    writeTs(b, t + 22, port);
   }
   if (len > 0) data.copy(b, t + thl, 0, len);
   // The pseudo-header sum, uncomplemented: the kernel sums the segment onto it (NEEDS_CSUM).
@@ -229,6 +258,37 @@ function sendSegment(port, flags, data, len) {
   txCount++;
   ackPending[port] = 0;
   ourNxt[port] = (ourNxt[port] + len + ((flags & (TH_SYN | TH_FIN)) !== 0 ? 1 : 0)) >>> 0;
+}
+
+/** The timestamps option (kind 8, length 10) at `at`: our millisecond clock, and the app's last TSval echoed. */
+function writeTs(b, at, port) {
+  b[at] = 8;
+  b[at + 1] = 10;
+  b.writeUInt32BE(Date.now() >>> 0, at + 2);
+  b.writeUInt32BE(appTsVal[port], at + 6);
+}
+
+/** --options: what the app's SYN offers (offered[port]) and its TSval. */
+function readSynOptions(b, t, port) {
+  const end = t + ((b[t + 12] >>> 4) << 2);
+  let o = 0;
+  for (let i = t + 20; i < end; ) {
+    const kind = b[i];
+    if (kind === 0) break;
+    if (kind === 1) {
+      i++;
+      continue;
+    }
+    const len = b[i + 1];
+    if (len < 2 || i + len > end) break;
+    if (kind === 8 && len === 10) {
+      o |= 1;
+      appTsVal[port] = b.readUInt32BE(i + 2);
+    } else if (kind === 3 && len === 3) o |= 2;
+    else if (kind === 4 && len === 2) o |= 4;
+    i += len;
+  }
+  offered[port] = o;
 }
 
 /** Writes the queued segments (one write(2) each), then registers the dials that were waiting for their SYN-ACK and closes the upstream sockets at EOF. */
@@ -296,6 +356,7 @@ function onSyn(b, ip, t) {
   ourPort[port] = dport;
   appNxt[port] = (b.readUInt32BE(t + 4) + 1) >>> 0;
   ourNxt[port] = nextIsn();
+  if (OPTIONS) readSynOptions(b, t, port);
   writes[port] = 0;
   ackPending[port] = 0;
   const gen = (generation[port] + 1) | 0;
@@ -339,6 +400,9 @@ function onAppSegment(b, ip, n) {
   }
   const thl = (b[t + 12] >>> 4) << 2;
   const len = ((b[ip + 2] << 8) | b[ip + 3]) - ihl - thl;
+  // The app's TSval for our next TSecr, where Linux puts it (NOP, NOP, timestamps); RFC 7323 4.3 asks for the
+  // TSval of the segment that advanced RCV.NXT, which on this lossless path is the last one.
+  if (OPTIONS && thl >= 32 && b[t + 22] === 8 && b[t + 20] === 1) appTsVal[port] = b.readUInt32BE(t + 24);
   const seq = b.readUInt32BE(t + 4);
   if (len > 0) {
     if (seq === appNxt[port] && state[port] === OPEN && fdOf[port] >= 0) {
