@@ -8,7 +8,8 @@
 // kernel handshake. Path `floorjs` is the same algorithm on Node.js (bench/tools/tun-floor.mjs),
 // through synfin's native addon and its I/O primitives: the floor of that design for a relay
 // written on Node.js; `floorjsopt` the same with the TCP options synfin's stack uses (timestamps,
-// SACK-permitted, window scale). The kernel path, haproxy and synfin run in the same rounds, in rotating order.
+// SACK-permitted, window scale); `floorjs+burn=US` and `floorjs+touch=KB` its experiments (extra
+// user work per connection: bench/tools/tun-floor.mjs). The kernel path, haproxy and synfin run in the same rounds, in rotating order.
 //
 //   sudo node bench/handshake-floor.mjs [--rounds 3] [--seconds 5] [--paths kernel,floor,floorjs,haproxy,synfin]
 //                                       [--dist DIR] [--out FILE.json]
@@ -24,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { topologyTornDownOnExit } from './lib/topology.js';
 import { PORT, startTcpServer } from './lib/servers.js';
 import { pathOrder } from './lib/relays.js';
-import { withFloorOr } from './lib/tun-floor.js';
+import { isFloorPath, withFloorOr } from './lib/tun-floor.js';
 import { procCpuSplitMs, run, sleep } from './lib/proc.js';
 import { tool } from './lib/tools.js';
 import { median } from './lib/results.js';
@@ -45,7 +46,7 @@ const seconds = Number(opt.seconds);
 if (!(Number.isInteger(rounds) && rounds >= 1 && rounds <= 50)) throw new Error('--rounds must be 1..50');
 if (!(seconds >= 1 && seconds <= 600)) throw new Error('--seconds must be 1..600');
 const paths = opt.paths.split(',');
-for (const p of paths) if (!['kernel', 'floor', 'floorjs', 'floorjsopt', 'haproxy', 'synfin'].includes(p)) throw new Error(`unknown path ${p}`);
+for (const p of paths) if (!['kernel', 'haproxy', 'synfin'].includes(p) && !isFloorPath(p)) throw new Error(`unknown path ${p}`);
 const dist = path.resolve(opt.dist ?? path.join(here, '..', 'dist'));
 const CONC = 50;
 

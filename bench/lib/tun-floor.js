@@ -15,10 +15,11 @@ import path from 'node:path';
  * `ulimit -n`), so the process is as synfin's is but for what it runs.
  */
 export class TunFloor {
-  constructor(topo, { js = false, options = false } = {}) {
+  constructor(topo, { js = false, options = false, extra = [] } = {}) {
     this.topo = topo;
     this.js = js;
     this.options = options;
+    this.extra = extra;
     this.daemon = null;
     this.pid = 0;
   }
@@ -30,7 +31,7 @@ export class TunFloor {
       const nodeArgs = (process.env.SYNFIN_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
       if (!nodeArgs.some((a) => a.includes('semi-space-size'))) nodeArgs.unshift('--min-semi-space-size=8', '--max-semi-space-size=8');
       // exec: the daemon's pid is node's, whose CPU is measured.
-      const cmd = ['ulimit -n 20000 && exec "$0" "$@"', process.execPath, ...nodeArgs, path.join(BENCH_DIR, 'tools', 'tun-floor.mjs'), dev, ADDR.synfinServer, ...(this.options ? ['--options'] : [])];
+      const cmd = ['ulimit -n 20000 && exec "$0" "$@"', process.execPath, ...nodeArgs, path.join(BENCH_DIR, 'tools', 'tun-floor.mjs'), dev, ADDR.synfinServer, ...(this.options ? ['--options'] : []), ...this.extra];
       this.daemon = new Daemon('tun-floor.mjs', 'sh', ['-c', ...cmd], { ns: topo.ns.sfn, readyLine: /^ready/, readyMs: 30_000 });
     } else {
       this.daemon = new Daemon('tun-floor', tool('tun-floor'), [dev, ADDR.synfinServer], { ns: topo.ns.sfn, readyLine: /^ready/ });
@@ -53,13 +54,20 @@ export class TunFloor {
   }
 }
 
+/** A path withFloorOr runs itself: floor, floorjs, floorjsopt, or floorjs+burn=US / floorjs+touch=KB. */
+export function isFloorPath(p) {
+  return p === 'floor' || /^floorjs(opt)?(\+(burn|touch)=\d+)*$/.test(p);
+}
+
 /**
  * Runs `fn(relay, endpoint)` on path `p`: 'floor' (tun-floor), 'floorjs' (tun-floor.mjs),
  * 'floorjsopt' (tun-floor.mjs --options: synfin's TCP options), or kernel, haproxy or synfin (withPath).
  */
 export async function withFloorOr(ctx, p, name, fn) {
-  if (p !== 'floor' && p !== 'floorjs' && p !== 'floorjsopt') return withPath(ctx, p, { name }, fn);
-  const relay = await new TunFloor(ctx.topo, { js: p !== 'floor', options: p === 'floorjsopt' }).start();
+  if (!isFloorPath(p)) return withPath(ctx, p, { name }, fn);
+  // 'floorjs+burn=30', 'floorjs+touch=512': tun-floor.mjs's --burn/--touch experiments.
+  const [base, ...extra] = p.split('+');
+  const relay = await new TunFloor(ctx.topo, { js: base !== 'floor', options: base === 'floorjsopt', extra: extra.map((e) => `--${e}`) }).start();
   try {
     return await fn(relay, endpoint(ctx.topo, 'synfin'));
   } finally {

@@ -38,7 +38,7 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const addon = createRequire(import.meta.url)(path.resolve(here, '..', '..', 'build', 'Release', 'synfin.node'));
 
-const [devName, upstreamText, optionsArg] = process.argv.slice(2);
+const [devName, upstreamText, ...flags] = process.argv.slice(2);
 /**
  * --options: the TCP options synfin's stack uses with a Linux app (src/tcp/listener.ts): the
  * SYN-ACK carries MSS, SACK-permitted, timestamps and window scale when the app's SYN offered them,
@@ -46,10 +46,35 @@ const [devName, upstreamText, optionsArg] = process.argv.slice(2);
  * TSval: RFC 7323). Without it, as tun-floor.c: MSS only. The app's kernel does more per segment
  * with them (PAWS, RTT from the echo); this measures how much.
  */
-const OPTIONS = optionsArg === '--options';
+const OPTIONS = flags.includes('--options');
+/**
+ * Experiments on where synfin's extra system time per connection comes from (BENCHMARKS.md):
+ * --burn=US spins US µs of user time per SYN touching no memory (a slower relay: its peers sleep
+ * more and are woken more); --touch=KB reads KB of a 32 MiB array per SYN, a line each 64 bytes,
+ * moving on through the array (a larger working set: caches and TLB emptied between system calls).
+ */
+const BURN_US = Number(flags.find((f) => f.startsWith('--burn='))?.slice(7) ?? 0);
+const TOUCH_BYTES = 1024 * Number(flags.find((f) => f.startsWith('--touch='))?.slice(8) ?? 0);
+const touchArray = new Uint8Array(TOUCH_BYTES > 0 ? 32 << 20 : 0);
+let touchAt = 0;
+let sink = 0;
+function extraWork() {
+  if (BURN_US > 0) {
+    const end = performance.now() + BURN_US / 1000;
+    while (performance.now() < end) sink++;
+  }
+  if (TOUCH_BYTES > 0) {
+    const a = touchArray;
+    for (let n = 0; n < TOUCH_BYTES; n += 64) {
+      sink += a[touchAt];
+      touchAt += 64;
+      if (touchAt >= a.length) touchAt = 0;
+    }
+  }
+}
 const upstreamParts = (upstreamText ?? '').split('.').map(Number);
 if (devName === undefined || upstreamParts.length !== 4 || upstreamParts.some((x) => !(x >= 0 && x <= 255))) {
-  process.stderr.write('usage: tun-floor.mjs DEVICE UPSTREAM_IPV4 [--options]\n');
+  process.stderr.write('usage: tun-floor.mjs DEVICE UPSTREAM_IPV4 [--options] [--burn=US] [--touch=KB]\n');
   process.exit(2);
 }
 const UPSTREAM = ((upstreamParts[0] << 24) | (upstreamParts[1] << 16) | (upstreamParts[2] << 8) | upstreamParts[3]) >>> 0;
@@ -345,6 +370,7 @@ function refill() {
 
 function onSyn(b, ip, t) {
   const port = (b[t] << 8) | b[t + 1];
+  if (BURN_US > 0 || TOUCH_BYTES > 0) extraWork();
   const s = state[port];
   if (s !== FREE) {
     if (s === CONNECTING) return; // a retransmitted SYN: the answer is on its way
