@@ -6,7 +6,7 @@
 // of the relay (kernel and, for synfin, JavaScript names through --perf-basic-prof) summarized by
 // category (bench/request-floor-categories.mjs).
 //
-//   sudo node bench/request-floor.mjs [--dist DIR] [--paths haproxy,synfin] [--only http,redis1,redis16]
+//   sudo node bench/request-floor.mjs [--dist DIR] [--paths haproxy,synfin,floorjs] [--only http,redis1,redis16]
 //                             [--seconds 5] [--perf] [--out bench/results/request-floor-<date>]
 //
 // Each workload runs on each path with a fresh relay: a warm-up, then one run per measure
@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { topologyTornDownOnExit } from './lib/topology.js';
 import { PORT, startNginx, startRedis } from './lib/servers.js';
 import { withPath } from './lib/relays.js';
+import { withFloorOr } from './lib/tun-floor.js';
 import { Daemon, run, sleep } from './lib/proc.js';
 import { workingTreeDist } from './lib/snapshot.js';
 import { wrk } from './lib/workloads.js';
@@ -75,8 +76,13 @@ async function redis(ep, depth, n) {
   const args = ['-h', ep.host, '-p', String(PORT.redis), '-c', '50', '-P', String(depth), '-n', String(n), '-t', 'get', '-d', '3', '--csv', '-q'];
   const r = await run('redis-benchmark', args, { ns: ep.ns, timeoutMs: 600_000 });
   if (r.code !== 0) throw new Error(`redis-benchmark: ${r.stderr}`);
+  // --csv: a header line, then "GET","<requests per second>",...
+  const rps = Number(/^"GET","([\d.]+)"/m.exec(r.stdout)?.[1] ?? NaN);
+  lastRate = Number.isFinite(rps) ? rps : null;
   return n;
 }
+/** The requests per second of the last redis-benchmark run (null for the other workloads). */
+let lastRate = null;
 
 /** The client leg's device on each path (where the client's packets enter the relay) and the upstream leg's. */
 function devices(topo, p) {
@@ -86,8 +92,9 @@ function devices(topo, p) {
 
 async function cpuRun(relay, w, ep) {
   const before = relay.cpuMs();
+  lastRate = null;
   const reqs = await w.run(ep, seconds);
-  return { reqs, cpuUsPerReq: ((relay.cpuMs() - before) * 1000) / reqs };
+  return { reqs, cpuUsPerReq: ((relay.cpuMs() - before) * 1000) / reqs, rate: lastRate };
 }
 
 /** System calls of the relay (all threads) by name over one run, per request. */
@@ -208,7 +215,7 @@ try {
     else
       for (const name of opt.only.split(',')) {
         for (const p of opt.paths.split(',')) {
-          await withPath(ctx, p, { name: `floor-${name}` }, async (relay, ep) => {
+          await withFloorOr(ctx, p, `floor-${name}`, async (relay, ep) => {
             results.rows[`${name}/${p}`] = await measureAll(relay, p, name, ep);
           });
         }
@@ -230,7 +237,7 @@ async function measureAll(relay, p, name, ep) {
   const measures = new Set(opt.measures.split(','));
   await w.run(ep, 1);
   const row = { cpu: await cpuRun(relay, w, ep) };
-  log(`${name} ${p}: ${row.cpu.cpuUsPerReq.toFixed(2)} µs CPU/req (${row.cpu.reqs} requests)`);
+  log(`${name} ${p}: ${row.cpu.cpuUsPerReq.toFixed(2)} µs CPU/req (${row.cpu.reqs} requests${row.cpu.rate === null ? '' : `, ${Math.round(row.cpu.rate)}/s`})`);
   if (measures.has('syscalls')) {
     row.syscalls = await syscallRun(relay, w, ep);
     log(`  syscalls/req ${row.syscalls.total.toFixed(3)}: ${fmtObj(row.syscalls.perReq)}`);
