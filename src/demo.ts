@@ -86,9 +86,20 @@ export async function runDemo(flags: RawOptions): Promise<void> {
       ].join('\n'),
     );
     await new Promise<void>((resolve) => {
-      const stop = (): void => resolve();
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      // The first SIGINT or SIGTERM stops the demo gracefully. A second one (Ctrl-C pressed again,
+      // or coreutils `timeout`, which signals the process and then its process group) must not
+      // kill it by default before the namespace is removed: it removes it at once and exits.
+      let signals = 0;
+      const onSignal = (signal: NodeJS.Signals): void => {
+        if (++signals === 1) {
+          resolve();
+          return;
+        }
+        cleanup();
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
     });
     client.kill('SIGKILL');
     await synfin.shutdown('demo stopped');

@@ -34,10 +34,12 @@ export interface RunningDemo {
   ns: string;
   /** Ctrl-C, and the exit code once it has exited. */
   stop(): Promise<number | null>;
+  /** What it printed so far (stdout and stderr). */
+  output(): string;
 }
 
-export async function startDemo(): Promise<RunningDemo> {
-  const child = spawn(process.execPath, [path.join(ROOT, 'bin/synfin.js'), 'demo', '--listen', '127.0.0.1:0', '--log-level', 'warn'], {
+export async function startDemo(opts: { logLevel?: string } = {}): Promise<RunningDemo> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'bin/synfin.js'), 'demo', '--listen', '127.0.0.1:0', '--log-level', opts.logLevel ?? 'warn'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -54,7 +56,7 @@ export async function startDemo(): Promise<RunningDemo> {
       const m = /live page:\s+http:\/\/(\S+?)\/\s/.exec(out);
       const n = /namespace (synfin-demo-\d+)/.exec(out);
       if (m === null || n === null) return undefined;
-      return { child, base: `http://${m[1]!}`, instance: m[1]!, ns: n[1]!, stop };
+      return { child, base: `http://${m[1]!}`, instance: m[1]!, ns: n[1]!, stop, output: () => out };
     });
   } catch (err) {
     await stop();
