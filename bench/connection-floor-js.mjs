@@ -26,6 +26,7 @@
 // next step's upstream poll, as most of them do under the real workload.
 //
 //   node bench/connection-floor-js.mjs --ab base=/tmp/base/dist,head=dist [--rounds 7] [--conns 20000] [--batch 8] [--forwarder] [--http]
+//                                      [--observers registry,metrics,summary,history|none]
 import { parseArgs } from 'node:util';
 import { buildsInTurn, importFromDist } from './lib/builds-in-turn.js';
 import { median } from './lib/results.js';
@@ -38,8 +39,14 @@ const { values: opt } = parseArgs({
     batch: { type: 'string', default: '8' },
     forwarder: { type: 'boolean', default: false },
     http: { type: 'boolean', default: false },
+    observers: { type: 'string', default: 'registry,metrics,summary,history' },
   },
 });
+// --observers: which of the default observability subscribe to the stack's events (any subset of
+// registry,metrics,summary,history; 'none' for the stack, pipe and forwarder alone): what each
+// costs a short connection's JavaScript, by difference.
+const OBSERVERS = new Set(opt.observers === 'none' ? [] : opt.observers.split(','));
+for (const o of OBSERVERS) if (!['registry', 'metrics', 'summary', 'history'].includes(o)) throw new Error(`--observers: unknown ${o}`);
 const ROUNDS = Number(opt.rounds);
 const CONNS = Number(opt.conns);
 const BATCH = Number(opt.batch);
@@ -146,9 +153,9 @@ function world(mod) {
     proxy.attach(stack);
   }
   const connections = new mod.ConnectionRegistry(clock);
-  connections.attach(stack);
+  if (OBSERVERS.has('registry')) connections.attach(stack);
   connections.close();
-  const metrics = mod.createMetrics(
+  const metrics = !OBSERVERS.has('metrics') ? null : mod.createMetrics(
     hub,
     {
       clock,
@@ -158,10 +165,12 @@ function world(mod) {
     'bench',
   );
   void metrics;
-  mod.createSummary(hub, connections, clock, { upstreamTimeWait: () => 0 });
-  const history = new mod.FlightRecorder({ capacity: 10_000 });
-  history.appProcessOf = (id) => connections.appProcessOf(id)?.appProcess ?? null;
-  history.attach(hub);
+  if (OBSERVERS.has('summary')) mod.createSummary(hub, connections, clock, { upstreamTimeWait: () => 0 });
+  if (OBSERVERS.has('history')) {
+    const history = new mod.FlightRecorder({ capacity: 10_000 });
+    history.appProcessOf = (id) => connections.appProcessOf(id)?.appProcess ?? null;
+    history.attach(hub);
+  }
 
   const out = new mod.OutSegment();
   const pkt = Buffer.alloc(1600);
