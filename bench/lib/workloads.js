@@ -101,6 +101,13 @@ export async function throughput(ctx, round) {
 
 // ── short connections ───────────────────────────────────────────────────────────────────────
 
+/**
+ * Every relay runs each workload's traffic for this long before the measured run (relays are
+ * started fresh per workload: synfin's JIT and first connections, haproxy's first connections),
+ * so the figures are of relays in their steady state, as a sidecar that has been running is.
+ */
+const WARMUP_SECONDS = 1;
+
 /** One `connrate` run (bench/tools/connrate.c) from namespace `ns`: its JSON report. */
 export async function connrate(ns, host, port, seconds, concurrency, payload, mode) {
   const r = await run(tool('connrate'), [host, String(port), String(seconds), String(concurrency), String(payload), mode], { ns, timeoutMs: (seconds + 30) * 1000 });
@@ -119,6 +126,7 @@ export async function connections(ctx, round) {
   try {
     for (const p of order(ctx, round)) {
       await withPath(ctx, p, { name: 'connections' }, async (relay, ep) => {
+        await connrate(ep.ns, ep.host, PORT.echo, WARMUP_SECONDS, CONC, 64, 'echo'); // warm-up: not measured
         const nb = topo.nstat(ep.ns, NSTAT);
         const m = await measured(relay, SYNFIN_COUNTERS, () => connrate(ep.ns, ep.host, PORT.echo, ctx.seconds, CONC, 64, 'echo'));
         const n = nstatDelta(nb, topo.nstat(ep.ns, NSTAT));
@@ -148,6 +156,7 @@ export async function shortconn(ctx, round) {
   try {
     for (const p of order(ctx, round)) {
       await withPath(ctx, p, { name: 'shortconn' }, async (relay, ep) => {
+        await connrate(ep.ns, ep.host, PORT.greet, WARMUP_SECONDS, CONC, 6, 'eof'); // warm-up: not measured
         const nb = topo.nstat(ep.ns, NSTAT);
         const m = await measured(relay, SYNFIN_COUNTERS, () => connrate(ep.ns, ep.host, PORT.greet, ctx.seconds, CONC, 6, 'eof'));
         const n = nstatDelta(nb, topo.nstat(ep.ns, NSTAT));
@@ -234,6 +243,7 @@ export async function http(ctx, round) {
       const name = close ? 'http-close' : 'http-keepalive';
       for (const p of order(ctx, round)) {
         await withPath(ctx, p, { name }, async (relay, ep) => {
+          await wrk(ep.ns, ep.host, WARMUP_SECONDS, close); // warm-up: not measured
           const m = await measured(relay, SYNFIN_COUNTERS, () => wrk(ep.ns, ep.host, ctx.seconds, close));
           const w = m.result;
           const cpu = cpuPer(m, w.total);
@@ -278,11 +288,13 @@ export async function reqresp(ctx, round) {
   const redis = await startRedis(topo);
   try {
     for (const depth of [1, 16]) {
-      // About ctx.seconds of work per path on a machine where synfin does ~20k (depth 1) or ~100k
-      // (depth 16) requests/s: redis-benchmark counts requests, not seconds.
-      const perTest = Math.max(1000, Math.round((ctx.seconds * (depth === 1 ? 6000 : 40000)) / 3));
       for (const p of order(ctx, round)) {
         await withPath(ctx, p, { name: `reqresp-P${depth}` }, async (relay, ep) => {
+          // redis-benchmark counts requests, not seconds: a warm-up run (not measured) gives the
+          // path's rate, and the measured run is sized from it to about ctx.seconds (a fixed count
+          // made the runs at depth 16 last a fraction of a second, from a relay just started).
+          const warm = await redisBench(ep.ns, ep.host, depth, depth === 1 ? 2000 : 20000);
+          const perTest = Math.max(1000, Math.round((warm.rps * ctx.seconds) / 3));
           const m = await measured(relay, SYNFIN_COUNTERS, () => redisBench(ep.ns, ep.host, depth, perTest));
           const b = m.result;
           const cpu = cpuPer(m, b.requests);
