@@ -34,8 +34,6 @@ export interface RunningDemo {
   ns: string;
   /** Ctrl-C, and the exit code once it has exited. */
   stop(): Promise<number | null>;
-  /** What it printed so far (stdout and stderr). */
-  output(): string;
 }
 
 export async function startDemo(opts: { logLevel?: string } = {}): Promise<RunningDemo> {
@@ -56,7 +54,7 @@ export async function startDemo(opts: { logLevel?: string } = {}): Promise<Runni
       const m = /live page:\s+http:\/\/(\S+?)\/\s/.exec(out);
       const n = /namespace (synfin-demo-\d+)/.exec(out);
       if (m === null || n === null) return undefined;
-      return { child, base: `http://${m[1]!}`, instance: m[1]!, ns: n[1]!, stop, output: () => out };
+      return { child, base: `http://${m[1]!}`, instance: m[1]!, ns: n[1]!, stop };
     });
   } catch (err) {
     await stop();
