@@ -128,11 +128,12 @@ function world(mod) {
   // --forwarder: synfin's forwarder, its upstream connect a stand-in that records the dial.
   const dialing = [];
   let proxy = null;
-  let nextSocket = null;
+  // The stand-in sockets of the SYNs sent, in order: the forwarder dials when the SYNs' batch ends.
+  const nextSockets = [];
   if (opt.forwarder) {
     proxy = new mod.UpstreamForwarder({ clock, policy: new mod.DestinationPolicy({}), connectTimeoutMs: 10_000, idleTimeoutMs: 0, maxDialsInFlight: 1024, events: hub });
     proxy.upstream.connect = (handler) => {
-      const socket = nextSocket;
+      const socket = nextSockets.shift();
       socket.handler = handler;
       dialing.push(socket);
       return socket;
@@ -253,7 +254,7 @@ function world(mod) {
         const id = serial++;
         const c = { src: Uint32Array.of(0, 0, 0, APP_BASE + Math.floor(id / 50_000)), port: 1024 + (id % 50_000), cNxt: 1000, sNxt: 0, ts: 1, tsEcr: 0, pipe: null, conn: null };
         batch.push(c);
-        if (proxy !== null) c.socket = nextSocket = socketFor(c);
+        if (proxy !== null) nextSockets.push((c.socket = socketFor(c)));
         send(c, SYN);
       }
       stack.flush();

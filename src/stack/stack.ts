@@ -575,11 +575,11 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
           task.afterFlush();
         }
         this.afterFlushCount = 0;
-        // Window updates the writes made due (bytes left for the upstream) go out now, not a tick later.
-        if (this.dirtyCount > 0) {
-          this.dispatchDirty();
-          this.link.txFlush();
-        }
+        // Window updates the writes made due (bytes left for the upstream) and the SYN-ACKs of the
+        // dials made here go out now, not a tick later; so does a segment written to the link
+        // directly (rejectPending's RST, whose flushSoon does nothing while we flush).
+        if (this.dirtyCount > 0) this.dispatchDirty();
+        this.link.txFlush();
       }
       this.armTimer();
     } finally {
@@ -868,9 +868,10 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
 
   /**
    * The SYN-ACK is what the app's connect() waits for: no extra turn of the event loop. Within an
-   * input batch (a dial that connected inside connect(2), during its SYN's handling) it is written
-   * at once, ahead of what the rest of the batch makes due: connections are independent, and a
-   * TUN write costs one write(2) per packet however the packets are grouped.
+   * input batch (a forwarder that accepts during the SYN's handling) it is written at once, ahead
+   * of what the rest of the batch makes due: connections are independent, and a TUN write costs
+   * one write(2) per packet however the packets are grouped. From an after-flush task (synfin's
+   * forwarder dials there, after the batch) the flush under way sends it once the tasks are done.
    */
   private sendHandshake(entry: ConnEntry, now: number): void {
     if (this.batchOpen && !this.flushing && !this.txBlocked) {

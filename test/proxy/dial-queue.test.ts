@@ -7,7 +7,7 @@ import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { UpstreamForwarder } from '../../src/proxy/forwarder.js';
 import type { DestinationPolicy } from '../../src/proxy/policy.js';
-import type { PendingSyn, Stack } from '../../src/stack/stack.js';
+import type { AfterFlush, PendingSyn, Stack } from '../../src/stack/stack.js';
 
 describe('the forwarder dial queue', () => {
   it('keeps no more settled dials than live ones plus a little slack, however many connected', async () => {
@@ -41,8 +41,12 @@ describe('the forwarder dial queue', () => {
       flushSoon() {},
       openBatch() {},
       closeBatch() {},
-      runAfterFlush() {},
+      // The dials of a batch of SYNs connect at the batch's end (the wave's, below).
+      runAfterFlush(task: AfterFlush) {
+        afterFlush.push(task);
+      },
     } as unknown as Stack;
+    const afterFlush: AfterFlush[] = [];
     proxy.attach(stack);
     try {
       // In waves of 50, as SYNs arrive in batches.
@@ -51,6 +55,7 @@ describe('the forwarder dial queue', () => {
           const n = wave * 50 + i;
           proxy.onSyn({ id: n + 1, flow: { family: 4, local: new Uint32Array([0, 0, 0, 0x7f000001]), localPort: port } } as unknown as PendingSyn);
         }
+        for (const task of afterFlush.splice(0)) task.afterFlush();
         await new Promise((r) => setTimeout(r, 5));
       }
       await allSettled;

@@ -11,7 +11,7 @@ import { DestinationPolicy, ListenGuard } from '../../src/proxy/policy.js';
 import { UpstreamSockets, type UpstreamSocket } from '../../src/proxy/upstream.js';
 import { EventHub } from '../../src/stack/events.js';
 import type { FlowKeyLike } from '../../src/stack/flow-table.js';
-import type { PendingSyn, Stack } from '../../src/stack/stack.js';
+import type { AfterFlush, PendingSyn, Stack } from '../../src/stack/stack.js';
 import type { TcpConn } from '../../src/tcp/conn.js';
 import { parseAddress } from '../../src/wire/address.js';
 import { until } from './upstream-harness.js';
@@ -97,7 +97,10 @@ function proxyWith(policy: DestinationPolicy) {
     flushSoon() {},
     openBatch() {},
     closeBatch() {},
-    runAfterFlush() {},
+    // No input batch here: what waits for the end of one (the dial's connect) runs at once.
+    runAfterFlush(task: AfterFlush) {
+      task.afterFlush();
+    },
     linkHoldsNoViews: true,
   } as unknown as Stack;
   proxy.attach(stack);
