@@ -41,11 +41,9 @@ export interface ForwarderOptions {
  * A pending connection being dialled: the handler of its upstream socket until the connect
  * settles (the pipe takes the socket over then).
  */
-class Dial implements UpstreamHandler, AfterFlush {
+class Dial implements UpstreamHandler {
   socket: UpstreamSocket | null = null;
-  /** Stack.runAfterFlush: the connect(2) waits for the end of its SYN's input batch. */
-  afterFlushQueued = false;
-  /** The destination's address, once known (the connect made after the batch uses it). */
+  /** The destination's address, once known (the connect made after the SYN's batch uses it). */
   family: 4 | 6 = 4;
   words: Uint32Array | null = null;
   /** Settled (connected, failed, timed out or aborted): later reports are ignored. */
@@ -63,10 +61,6 @@ class Dial implements UpstreamHandler, AfterFlush {
     readonly host: string,
     readonly port: number,
   ) {}
-
-  afterFlush(): void {
-    this.proxy.connectQueued(this);
-  }
 
   onUpstreamConnect(): void {
     this.proxy.dialConnected(this);
@@ -130,6 +124,16 @@ export class UpstreamForwarder implements Forwarder {
   private readonly bind: { family: 4 | 6; words: Uint32Array } | null;
   /** What every pipe is built with (one object, one onDone for all). */
   private pipeOptions: PipeOptions | null = null;
+  /**
+   * Dials whose SYNs came in the input batch under way, connected when it ends (runQueuedDials,
+   * an after-flush task); then, in the same array, those the destination accepted within their
+   * connect(2). Emptied after each batch, never cut back (reused).
+   */
+  private readonly queuedDials: (Dial | null)[] = [];
+  private queuedCount = 0;
+  /** The pipes of the batch's accepted dials, between their acceptance and their registration. */
+  private readonly acceptedPipes: (Pipe | null)[] = [];
+  private readonly dialsTask: AfterFlush = { afterFlushQueued: false, afterFlush: () => this.runQueuedDials() };
   private readonly onPipeDoneBound = (p: Pipe): void => {
     this.pipes.delete(p);
     this.opts.events?.upstreamClosed(p, this.opts.clock.now());
@@ -224,13 +228,40 @@ export class UpstreamForwarder implements Forwarder {
     // SYN-ACK still leaves in the same turn of the event loop (Stack.sendHandshake).
     dial.family = address.family;
     dial.words = address.words;
-    stack.runAfterFlush(dial);
+    this.queuedDials[this.queuedCount++] = dial;
+    stack.runAfterFlush(this.dialsTask);
   }
 
-  /** A dial queued by onSyn, at the end of its SYN's batch: connect now unless it was settled meanwhile. */
-  connectQueued(dial: Dial): void {
-    if (dial.settled) return;
-    this.connect(dial, dial.family, dial.words!);
+  /**
+   * The dials of the input batch that just ended (its segments flushed), in passes over all of
+   * them, so that each kind of work runs back to back: the connect(2) calls; the acceptance of
+   * each dial the destination took within its call (JavaScript only: the pipe, the connection,
+   * its SYN-ACK queued for the flush under way); those sockets' epoll registrations and local
+   * ends (two system calls each); then their upstreamOpened events.
+   */
+  private runQueuedDials(): void {
+    const dials = this.queuedDials;
+    const n = this.queuedCount;
+    this.queuedCount = 0;
+    let connected = 0;
+    for (let i = 0; i < n; i++) {
+      const dial = dials[i]!;
+      dials[i] = null;
+      // Settled meanwhile: the app reset its SYN, or the proxy is shutting down.
+      if (!dial.settled && this.startConnect(dial, dial.family, dial.words!)) dials[connected++] = dial;
+    }
+    const pipes = this.acceptedPipes;
+    let accepted = 0;
+    for (let i = 0; i < connected; i++) {
+      const pipe = this.acceptDial(dials[i]!);
+      dials[i] = null;
+      if (pipe !== null) pipes[accepted++] = pipe;
+    }
+    for (let i = 0; i < accepted; i++) pipes[i]!.socket.register();
+    for (let i = 0; i < accepted; i++) {
+      this.openedPipe(pipes[i]!);
+      pipes[i] = null;
+    }
   }
 
   /**
@@ -324,24 +355,30 @@ export class UpstreamForwarder implements Forwarder {
   }
 
   private connect(dial: Dial, family: 4 | 6, words: Uint32Array): void {
+    if (this.startConnect(dial, family, words)) this.dialConnected(dial);
+  }
+
+  /**
+   * The dial's connect(2). True when the destination completed the handshake within the call (a
+   * destination on this host or a veth away often has: the kernel ran its side in the same
+   * system call); the caller accepts it then, and its SYN-ACK leaves in the flush under way.
+   */
+  private startConnect(dial: Dial, family: 4 | 6, words: Uint32Array): boolean {
     // registerLater: a dial that connects within connect(2) joins the epoll set and has its local
-    // end read in dialConnected, after its SYN-ACK is written (two system calls off the app's
-    // connect path). One still connecting is registered at once: the loop guard needs its local
-    // end before the device's next SYN, and its completion is an epoll event.
+    // end read after its acceptance (two system calls off the app's connect path). One still
+    // connecting is registered at once: the loop guard needs its local end before the device's
+    // next SYN, and its completion is an epoll event.
     const socket = this.upstream.connect(dial, family, words, dial.port, this.bind, true);
     if (typeof socket === 'string') {
       // Refused or unreachable within connect(2) itself: answered after the current call (the
-      // error path, not worth a decision inside the SYN's handling).
+      // error path, not worth a decision inside the batch's dials).
       process.nextTick(() => this.dialFailed(dial, classify(socket)));
-      return;
+      return false;
     }
     dial.socket = socket;
-    if (socket.connecting) this.indexDial(dial);
-    // A destination on this host or a veth away has often completed the handshake by the time
-    // connect(2) returns (the kernel ran the peer's side in the same system call). Accepted here,
-    // within the SYN's own handling (Forwarder.onSyn may decide within the call), its SYN-ACK
-    // leaves in the flush that ends the SYN's batch: no tick and no second flush before it.
-    else this.dialConnected(dial);
+    if (!socket.connecting) return true;
+    this.indexDial(dial);
+    return false;
   }
 
   private armDialTimer(): void {
@@ -446,12 +483,21 @@ export class UpstreamForwarder implements Forwarder {
 
   /** The dial's socket connected (Dial.onUpstreamConnect, or within the connect call: connect). */
   dialConnected(dial: Dial): void {
-    if (dial.settled) return;
+    const pipe = this.acceptDial(dial);
+    if (pipe === null) return;
+    // The SYN-ACK is queued: now the socket's epoll registration and local end (for the events below).
+    pipe.socket.register();
+    this.openedPipe(pipe);
+  }
+
+  /** A connected dial becomes a pipe and its connection (SYN-ACK queued); null if that failed. */
+  private acceptDial(dial: Dial): Pipe | null {
+    if (dial.settled) return null;
     const socket = dial.socket!;
     if (socket.destroyed) {
       // Failed between an early ESTABLISHED and its acceptance (reset at once).
       this.dialFailed(dial, 'error');
-      return;
+      return null;
     }
     this.settle(dial);
     const req = dial.req;
@@ -478,13 +524,16 @@ export class UpstreamForwarder implements Forwarder {
     const conn = this.stack.acceptPending(req, pipe);
     if (conn === null) {
       socket.destroy();
-      return;
+      return null;
     }
-    // The SYN-ACK is out: now the socket's epoll registration and local end (for the events below).
-    socket.register();
     pipe.conn = conn;
+    return pipe;
+  }
+
+  /** An accepted pipe whose socket is registered: it is open. */
+  private openedPipe(pipe: Pipe): void {
     this.pipes.add(pipe);
-    events?.upstreamOpened(pipe, now);
+    this.opts.events?.upstreamOpened(pipe, this.opts.clock.now());
   }
 
   /** The dial failed: refused, unreachable, timed out (Dial's reports, the deadline queue, a lookup). */

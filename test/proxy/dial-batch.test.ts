@@ -76,7 +76,7 @@ function world() {
 }
 
 describe('the dials of one input batch', () => {
-  it("connect after the batch's own segments are flushed, back to back, and their SYN-ACKs leave before the flush returns", async () => {
+  it("connect after the batch's own segments are flushed, back to back, register after all are accepted, and their SYN-ACKs leave before the flush returns", async () => {
     const { log, link, stack, proxy } = world();
     // An ESTABLISHED connection on port 40000 (its dial made when its SYN's batch ended).
     stack.input(appPacket({ seq: APP_ISN, flags: TcpFlag.SYN, srcPort: 40000 }), 0, 60, false);
@@ -103,10 +103,11 @@ describe('the dials of one input batch', () => {
     expect(log).toEqual([
       // The batch's own segment first,
       'ACK to 40000',
-      // then the dials, each accepted as it returns (its SYN-ACK queued, its socket registered),
+      // then the dials' connect(2) calls back to back, then (once both are accepted, their
+      // SYN-ACKs queued) the sockets' registrations,
       'connect 50001',
-      'register 50001',
       'connect 50002',
+      'register 50001',
       'register 50002',
       // and the SYN-ACKs in the same flush.
       'SYN-ACK to 40001',
