@@ -236,8 +236,8 @@ export class UpstreamForwarder implements Forwarder {
    * The dials of the input batch that just ended (its segments flushed), in passes over all of
    * them, so that each kind of work runs back to back: the connect(2) calls; the acceptance of
    * each dial the destination took within its call (JavaScript only: the pipe, the connection,
-   * its SYN-ACK queued for the flush under way); those sockets' epoll registrations and local
-   * ends (two system calls each); then their upstreamOpened events.
+   * its SYN-ACK queued); the SYN-ACKs written; those sockets' epoll registrations and local ends
+   * (two system calls each); then their upstreamOpened events.
    */
   private runQueuedDials(): void {
     const dials = this.queuedDials;
@@ -257,6 +257,8 @@ export class UpstreamForwarder implements Forwarder {
       dials[i] = null;
       if (pipe !== null) pipes[accepted++] = pipe;
     }
+    // The SYN-ACKs leave before the registrations: they are what the apps' connect() waits for.
+    if (accepted > 0) this.stack.sendDueNow();
     for (let i = 0; i < accepted; i++) pipes[i]!.socket.register();
     for (let i = 0; i < accepted; i++) {
       this.openedPipe(pipes[i]!);

@@ -617,6 +617,18 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
   }
 
   /**
+   * From an after-flush task: send now what the task made due so far (connections woken, segments
+   * written to the link) rather than after the remaining tasks. The proxy's dials call it between
+   * their acceptance and the sockets' registration, so the SYN-ACKs do not wait for two system
+   * calls per dial. Within an input batch it does nothing: the flush that ends the batch sends.
+   */
+  sendDueNow(): void {
+    if (this.batchOpen || !this.flushing) return;
+    if (this.dirtyCount > 0) this.dispatchDirty();
+    this.link.txFlush();
+  }
+
+  /**
    * No packet on the link refers to outside memory: the link copies payloads into its own slots
    * (no txAttach), or every packet it was given has been written. Then a chunk a connection has
    * released (ConnHandler.onChunkReleased) may be reused; run from an after-flush task, this is

@@ -76,7 +76,7 @@ function world() {
 }
 
 describe('the dials of one input batch', () => {
-  it("connect after the batch's own segments are flushed, back to back, register after all are accepted, and their SYN-ACKs leave before the flush returns", async () => {
+  it("connect after the batch's own segments are flushed, back to back, and their SYN-ACKs leave before the sockets' registrations and before the flush returns", async () => {
     const { log, link, stack, proxy } = world();
     // An ESTABLISHED connection on port 40000 (its dial made when its SYN's batch ended).
     stack.input(appPacket({ seq: APP_ISN, flags: TcpFlag.SYN, srcPort: 40000 }), 0, 60, false);
@@ -103,15 +103,14 @@ describe('the dials of one input batch', () => {
     expect(log).toEqual([
       // The batch's own segment first,
       'ACK to 40000',
-      // then the dials' connect(2) calls back to back, then (once both are accepted, their
-      // SYN-ACKs queued) the sockets' registrations,
+      // then the dials' connect(2) calls back to back; once both are accepted, their SYN-ACKs
+      // (what the apps' connect() waits for), then the sockets' registrations.
       'connect 50001',
       'connect 50002',
-      'register 50001',
-      'register 50002',
-      // and the SYN-ACKs in the same flush.
       'SYN-ACK to 40001',
       'SYN-ACK to 40002',
+      'register 50001',
+      'register 50002',
     ]);
     expect(proxy.dialsInFlight).toBe(0);
     // Nothing was left for a later turn.

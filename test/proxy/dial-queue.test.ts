@@ -39,6 +39,7 @@ describe('the forwarder dial queue', () => {
       dropPendingQuietly() {},
       wake() {},
       flushSoon() {},
+      sendDueNow() {},
       openBatch() {},
       closeBatch() {},
       // The dials of a batch of SYNs connect at the batch's end (the wave's, below).

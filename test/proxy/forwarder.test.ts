@@ -49,6 +49,7 @@ function proxyTo(target: Target, upstreamBind?: string): { proxy: UpstreamForwar
     dropPendingQuietly() {},
     wake() {},
     flushSoon() {},
+    sendDueNow() {},
     openBatch() {},
     closeBatch() {},
     runAfterFlush: (p: Pipe) => p.afterFlush(),

@@ -95,6 +95,7 @@ function proxyWith(policy: DestinationPolicy) {
     dropPendingQuietly() {},
     wake() {},
     flushSoon() {},
+    sendDueNow() {},
     openBatch() {},
     closeBatch() {},
     // No input batch here: what waits for the end of one (the dial's connect) runs at once.
