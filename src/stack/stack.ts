@@ -578,8 +578,7 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
         // Window updates the writes made due (bytes left for the upstream) and the SYN-ACKs of the
         // dials made here go out now, not a tick later; so does a segment written to the link
         // directly (rejectPending's RST, whose flushSoon does nothing while we flush).
-        if (this.dirtyCount > 0) this.dispatchDirty();
-        this.link.txFlush();
+        this.sendDue();
       }
       this.armTimer();
     } finally {
@@ -624,6 +623,11 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
    */
   sendDueNow(): void {
     if (this.batchOpen || !this.flushing) return;
+    this.sendDue();
+  }
+
+  /** Dispatch the woken connections and write out the link's queue. */
+  private sendDue(): void {
     if (this.dirtyCount > 0) this.dispatchDirty();
     this.link.txFlush();
   }
