@@ -61,7 +61,19 @@ constexpr int32_t kConnectRecheck = 2;
 struct UpstreamIo {
   uint32_t* io = nullptr;
   Napi::ObjectReference ref;
+  // upstreamBindReadBuffer: the buffer upstreamReadBound reads into (the set's shared read buffer).
+  uint8_t* readBuf = nullptr;
+  size_t readLen = 0;
+  Napi::ObjectReference readRef;
 };
+
+// An int32 result as a small integer (napi_create_int32): no double to box or test for integrality,
+// as napi_create_double (Napi::Number::New) does on every call of the data path.
+Napi::Value Int(Napi::Env env, int64_t v) {
+  napi_value r;
+  napi_create_int32(env, static_cast<int32_t>(v), &r);
+  return Napi::Value(env, r);
+}
 
 // An int32 argument in one N-API call (napi_number_expected when it is not a number).
 bool FastInt(const Napi::CallbackInfo& info, size_t i, int32_t* out) {
@@ -183,7 +195,7 @@ class UpstreamPoller : public Napi::ObjectWrap<UpstreamPoller> {
         out[3 * i + 1] = static_cast<int32_t>(evs[i].data.u64 >> 32);
         out[3 * i + 2] = static_cast<int32_t>(evs[i].events);
       }
-      napi_value count = Napi::Number::New(self->env_, n);
+      napi_value count = Int(self->env_, n);
       if (!self->Call(self->onEvents_.Value(), 1, &count)) return;
       if (n < kMaxEvents) return;
     }
@@ -383,9 +395,9 @@ Napi::Value UpstreamConnectIo(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "family must be 4 or 6, bind family 0, 4 or 6").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  return Napi::Number::New(env, Connect(epfd, slot, generation, family, io + kIoWords, static_cast<int32_t>(io[kIoPort]),
-                                        bindFamily, io + kIoBindWords, io + kIoOut, fd,
-                                        (flags & kConnectRegisterNow) != 0, (flags & kConnectRecheck) != 0));
+  return Int(env, Connect(epfd, slot, generation, family, io + kIoWords, static_cast<int32_t>(io[kIoPort]), bindFamily,
+                          io + kIoBindWords, io + kIoOut, fd, (flags & kConnectRegisterNow) != 0,
+                          (flags & kConnectRecheck) != 0));
 }
 
 // upstreamRegisterIo(epfd, fd, slot, generation): 0 or -errno. The second half of a connect made
@@ -399,7 +411,7 @@ Napi::Value UpstreamRegisterIo(const Napi::CallbackInfo& info) {
   if (!FastInt(info, 0, &epfd) || !FastInt(info, 1, &fd) || !FastInt(info, 2, &slot) || !FastInt(info, 3, &generation) ||
       !CheckIo(env, data))
     return env.Undefined();
-  return Napi::Number::New(env, -Register(epfd, fd, slot, generation, data->io + kIoOut));
+  return Int(env, -Register(epfd, fd, slot, generation, data->io + kIoOut));
 }
 
 // upstreamSocket(family): a new non-blocking TCP socket (TCP_NODELAY with its second write), not yet connected, for a
@@ -412,7 +424,7 @@ Napi::Value UpstreamMakeSocket(const Napi::CallbackInfo& info) {
     Napi::RangeError::New(env, "family must be 4 or 6").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  return Napi::Number::New(env, MakeSocket(family));
+  return Int(env, MakeSocket(family));
 }
 
 // upstreamSocketError(fd): the pending error of a socket (SO_ERROR, which clears it), 0 if none.
@@ -423,7 +435,7 @@ Napi::Value UpstreamSocketError(const Napi::CallbackInfo& info) {
   int err = 0;
   socklen_t len = sizeof err;
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
-  return Napi::Number::New(env, err);
+  return Int(env, err);
 }
 
 // upstreamRead(fd, buf: Buffer, offset, length): bytes read, 0 at EOF, or -errno (-EAGAIN: none now).
@@ -432,8 +444,8 @@ Napi::Value UpstreamRead(const Napi::CallbackInfo& info) {
   int32_t fd, offset, length;
   uint8_t* data;
   size_t len;
-  if (!IntArg(info, 0, &fd) || !GetBuffer(info, 1, "buf", &data, &len) || !IntArg(info, 2, &offset) ||
-      !IntArg(info, 3, &length))
+  if (!FastInt(info, 0, &fd) || !GetBuffer(info, 1, "buf", &data, &len) || !FastInt(info, 2, &offset) ||
+      !FastInt(info, 3, &length))
     return env.Undefined();
   if (offset < 0 || length < 0 || static_cast<size_t>(offset) + static_cast<size_t>(length) > len) {
     Napi::RangeError::New(env, "offset and length must lie within buf").ThrowAsJavaScriptException();
@@ -442,7 +454,39 @@ Napi::Value UpstreamRead(const Napi::CallbackInfo& info) {
   ssize_t r;
   do r = read(fd, data + offset, static_cast<size_t>(length));
   while (r < 0 && errno == EINTR);
-  return Napi::Number::New(env, r < 0 ? -errno : static_cast<double>(r));
+  return Int(env, r < 0 ? -errno : r);
+}
+
+// upstreamBindReadBuffer(buf: Buffer): the buffer upstreamReadBound reads into from now on. The
+// pointer stays valid as upstreamBindIo's does (an ArrayBuffer's backing store, kept alive here).
+Napi::Value UpstreamBindReadBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  UpstreamIo* data = static_cast<UpstreamIo*>(info.Data());
+  uint8_t* buf;
+  size_t len;
+  if (!GetBuffer(info, 0, "buf", &buf, &len)) return env.Undefined();
+  data->readBuf = buf;
+  data->readLen = len;
+  data->readRef = Napi::Persistent(info[0].As<Napi::Object>());
+  return env.Undefined();
+}
+
+// upstreamReadBound(fd): upstreamRead into the whole bound buffer. The small reads of a
+// request/response connection all go there (src/proxy/upstream.ts copies them out), and this way
+// a read passes one integer: no Buffer to check and unwrap per call.
+Napi::Value UpstreamReadBound(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const UpstreamIo* data = static_cast<const UpstreamIo*>(info.Data());
+  int32_t fd;
+  if (!FastInt(info, 0, &fd)) return env.Undefined();
+  if (data->readBuf == nullptr) {
+    Napi::Error::New(env, "upstreamBindReadBuffer first").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  ssize_t r;
+  do r = read(fd, data->readBuf, data->readLen);
+  while (r < 0 && errno == EINTR);
+  return Int(env, r < 0 ? -errno : r);
 }
 
 // noDelay (the socket's second write): no Nagle from now on, the app's segments go upstream as
@@ -450,7 +494,9 @@ Napi::Value UpstreamRead(const Napi::CallbackInfo& info) {
 // behind an unacknowledged segment sees Nagle on; the first write has nothing to wait behind
 // (RFC 1122 4.2.3.4).
 void SetNoDelayIfAsked(const Napi::CallbackInfo& info, size_t i, int fd) {
-  if (info.Length() > i && info[i].IsBoolean() && info[i].As<Napi::Boolean>().Value()) {
+  bool asked = false;
+  // One N-API call: napi_boolean_expected (false) for anything but a boolean.
+  if (info.Length() > i && napi_get_value_bool(info.Env(), info[i], &asked) == napi_ok && asked) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
@@ -462,12 +508,12 @@ void SetNoDelayIfAsked(const Napi::CallbackInfo& info, size_t i, int fd) {
 Napi::Value UpstreamWritev(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int32_t fd, first, count;
-  if (!IntArg(info, 0, &fd)) return env.Undefined();
+  if (!FastInt(info, 0, &fd)) return env.Undefined();
   if (!info[1].IsArray()) {
     Napi::TypeError::New(env, "chunks must be an array of Buffers").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (!IntArg(info, 2, &first) || !IntArg(info, 3, &count)) return env.Undefined();
+  if (!FastInt(info, 2, &first) || !FastInt(info, 3, &count)) return env.Undefined();
   Napi::Array chunks = info[1].As<Napi::Array>();
   uint32_t total = chunks.Length();
   if (first < 0 || count < 0 || static_cast<uint32_t>(first) + static_cast<uint32_t>(count) > total) {
@@ -490,7 +536,7 @@ Napi::Value UpstreamWritev(const Napi::CallbackInfo& info) {
   ssize_t r;
   do r = writev(fd, iov, count);
   while (r < 0 && errno == EINTR);
-  return Napi::Number::New(env, r < 0 ? -errno : static_cast<double>(r));
+  return Int(env, r < 0 ? -errno : r);
 }
 
 // upstreamNoDelay(fd): the socket's TCP_NODELAY (1 or 0), or -errno. For tests and diagnostics.
@@ -512,20 +558,20 @@ Napi::Value UpstreamWrite(const Napi::CallbackInfo& info) {
   int32_t fd;
   uint8_t* data;
   size_t len;
-  if (!IntArg(info, 0, &fd) || !GetBuffer(info, 1, "buf", &data, &len)) return env.Undefined();
+  if (!FastInt(info, 0, &fd) || !GetBuffer(info, 1, "buf", &data, &len)) return env.Undefined();
   SetNoDelayIfAsked(info, 2, fd);
   ssize_t r;
   do r = write(fd, data, len);
   while (r < 0 && errno == EINTR);
-  return Napi::Number::New(env, r < 0 ? -errno : static_cast<double>(r));
+  return Int(env, r < 0 ? -errno : r);
 }
 
 // upstreamShutdown(fd): our FIN (SHUT_WR). 0 or -errno.
 Napi::Value UpstreamShutdown(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int32_t fd;
-  if (!IntArg(info, 0, &fd)) return env.Undefined();
-  return Napi::Number::New(env, shutdown(fd, SHUT_WR) == 0 ? 0 : -errno);
+  if (!FastInt(info, 0, &fd)) return env.Undefined();
+  return Int(env, shutdown(fd, SHUT_WR) == 0 ? 0 : -errno);
 }
 
 // upstreamClose(fd, reset: boolean): close the socket (it leaves the epoll set with its last fd);
@@ -534,12 +580,12 @@ Napi::Value UpstreamShutdown(const Napi::CallbackInfo& info) {
 Napi::Value UpstreamClose(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int32_t fd;
-  if (!IntArg(info, 0, &fd)) return env.Undefined();
+  if (!FastInt(info, 0, &fd)) return env.Undefined();
   if (info[1].ToBoolean().Value()) {
     struct linger lg = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   }
-  return Napi::Number::New(env, close(fd) == 0 ? 0 : -errno);
+  return Int(env, close(fd) == 0 ? 0 : -errno);
 }
 
 }  // namespace
@@ -557,6 +603,8 @@ void InitUpstream(Napi::Env env, Napi::Object exports) {
   exports.Set("upstreamSocket", Napi::Function::New(env, UpstreamMakeSocket, "upstreamSocket"));
   exports.Set("upstreamSocketError", Napi::Function::New(env, UpstreamSocketError, "upstreamSocketError"));
   exports.Set("upstreamRead", Napi::Function::New(env, UpstreamRead, "upstreamRead"));
+  exports.Set("upstreamBindReadBuffer", Napi::Function::New(env, UpstreamBindReadBuffer, "upstreamBindReadBuffer", io));
+  exports.Set("upstreamReadBound", Napi::Function::New(env, UpstreamReadBound, "upstreamReadBound", io));
   exports.Set("upstreamWritev", Napi::Function::New(env, UpstreamWritev, "upstreamWritev"));
   exports.Set("upstreamWrite", Napi::Function::New(env, UpstreamWrite, "upstreamWrite"));
   exports.Set("upstreamShutdown", Napi::Function::New(env, UpstreamShutdown, "upstreamShutdown"));

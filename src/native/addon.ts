@@ -170,6 +170,10 @@ export interface NativeAddon {
   upstreamSocketError(fd: number): number;
   /** read(2): bytes, 0 at EOF, or -errno. */
   upstreamRead(fd: number, buf: Buffer, offset: number, length: number): number;
+  /** The buffer upstreamReadBound reads into from now on (kept alive by the addon). */
+  upstreamBindReadBuffer(buf: Buffer): void;
+  /** read(2) into the whole bound buffer: bytes, 0 at EOF, or -errno. */
+  upstreamReadBound(fd: number): number;
   /**
    * writev(2) of chunks[first..first+count) (at most 64): bytes written or -errno. With noDelay
    * (the socket's second write: UpstreamSocket.nagle), TCP_NODELAY is set before it.
@@ -217,7 +221,12 @@ export function loadAddon(): NativeAddon {
   if (addon === undefined) {
     const require = createRequire(import.meta.url);
     try {
-      addon = require(addonPath) as NativeAddon;
+      // A copy with fast properties: the addon's exports object is created property by property
+      // from C++ and V8 keeps it in dictionary mode, so every `native.upstreamRead` and the like
+      // on the data path was a LoadIC call the optimizer could not inline (a profile's
+      // Builtins_LoadIC under readAvailable, onEvents and the upstream write). The spread's
+      // object literal gets a map like any other.
+      addon = { ...(require(addonPath) as NativeAddon) };
     } catch (err) {
       throw new SynfinError(
         'ERR_TUN_ADDON',

@@ -374,7 +374,7 @@ export class UpstreamSocket {
     const native = this.set.native;
     for (let reads = 0; reads < MAX_READS_PER_EVENT; reads++) {
       const buf = this.nextReadBuffer;
-      const n = native.upstreamRead(this.fd, buf, 0, buf.length);
+      const n = buf === SHARED_READ_BUFFER ? native.upstreamReadBound(this.fd) : native.upstreamRead(this.fd, buf, 0, buf.length);
       if (n > 0) {
         let chunk: Buffer;
         const budget = this.set.budget;
@@ -626,6 +626,7 @@ export class UpstreamSockets {
     this.poller = new this.native.UpstreamPoller(this.events, this.onEventsBound);
     this.epfd = this.poller.epfd;
     this.native.upstreamBindIo(IO);
+    this.native.upstreamBindReadBuffer(SHARED_READ_BUFFER);
     // With no socket open the set does not keep the process alive (connect() refs it).
     this.poller.unref();
   }

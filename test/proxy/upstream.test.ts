@@ -183,6 +183,51 @@ describe('UpstreamSockets', () => {
     }
   });
 
+  it('reads small answers through the bound shared buffer with the fd alone, and a bulk one into buffers of its own', async () => {
+    const big = Buffer.alloc(256 * 1024, 7);
+    const port = await server((s) => {
+      s.once('data', (d) => {
+        // A small answer first, then a bulk one once asked again.
+        if (d.toString() === 'small') s.write('ok');
+        s.once('data', () => s.end(big));
+      });
+    });
+    const bound = vi.spyOn(sockets.native, 'upstreamReadBound');
+    const general = vi.spyOn(sockets.native, 'upstreamRead');
+    try {
+      const h = new RecordingHandler();
+      const s = await dial(sockets, port, h);
+      s.resume();
+      s.writeOne(Buffer.from('small'));
+      await until('the small answer', () => h.received.length === 2);
+      expect(h.received.toString()).toBe('ok');
+      // Every read so far went to the shared buffer, each call passing only the fd.
+      expect(bound.mock.calls.length).toBeGreaterThan(0);
+      expect(bound.mock.calls.every((a) => a.length === 1 && typeof a[0] === 'number')).toBe(true);
+      expect(general).not.toHaveBeenCalled();
+      s.writeOne(Buffer.from('bulk'));
+      await until('the end', () => h.log.includes('end'));
+      expect(h.received.length).toBe(2 + big.length);
+      expect(h.received.subarray(2).equals(big)).toBe(true);
+      // A read that filled the shared buffer's bulk threshold moved the socket to buffers of its own.
+      expect(general).toHaveBeenCalled();
+      s.destroy();
+    } finally {
+      bound.mockRestore();
+      general.mockRestore();
+    }
+  });
+
+  it("calls the addon through an object with fast properties, not the addon's own exports", async () => {
+    const { createRequire } = await import('node:module');
+    const { ADDON_PATH } = await import('../../src/native/addon.js');
+    const raw = createRequire(import.meta.url)(ADDON_PATH) as object;
+    // The same functions, on another object (V8 keeps the exports object in dictionary mode).
+    expect(sockets.native).not.toBe(raw);
+    expect(sockets.native.upstreamRead).toBe((raw as { upstreamRead: unknown }).upstreamRead);
+    expect(Object.keys(sockets.native).sort()).toEqual(Object.keys(raw).sort());
+  });
+
   it('keeps its list of deferred notifications (the array) from turn to turn, emptied but not cut back', async () => {
     const port = await server((s) => s.end());
     const inner = sockets as unknown as { deferred: unknown[] };
