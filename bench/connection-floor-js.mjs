@@ -25,8 +25,19 @@
 // stand-ins (no system call): each connect is in progress when it returns and completes in the
 // next step's upstream poll, as most of them do under the real workload.
 //
+// With --syscalls NAMES (variants of --ab, comma-separated), those variants make a trivial system
+// call (getsockopt on fd -1 through the addon: EBADF at the fd lookup) wherever synfin makes a
+// real one, as many and in the same order: the TUN reads of a batch (one per packet and the
+// EAGAIN) before its JavaScript, the TUN writes of a flush after it, each dial's connect and TCP_INFO
+// look, each registration's epoll_ctl and getsockname, the upstream poll and each socket's read
+// before its handler, each pipe's close, a socket made ahead per dial (13.x per connection, as
+// bench/connection-floor.mjs counts synfin's). Their own cost is measured in a tight loop in the
+// same round and taken off: what is left is synfin's JavaScript as it runs between system calls.
+// On a guest where a system call costs the JavaScript after it its TLB (or caches), that is more
+// than the same JavaScript run straight through (a variant without --syscalls).
+//
 //   node bench/connection-floor-js.mjs --ab base=/tmp/base/dist,head=dist [--rounds 7] [--conns 20000] [--batch 8] [--forwarder] [--http]
-//                                      [--observers registry,metrics,summary,history|none]
+//                                      [--observers registry,metrics,summary,history|none] [--syscalls NAMES]
 import { parseArgs } from 'node:util';
 import { buildsInTurn, importFromDist } from './lib/builds-in-turn.js';
 import { median } from './lib/results.js';
@@ -40,8 +51,18 @@ const { values: opt } = parseArgs({
     forwarder: { type: 'boolean', default: false },
     http: { type: 'boolean', default: false },
     observers: { type: 'string', default: 'registry,metrics,summary,history' },
+    syscalls: { type: 'string', default: '' },
   },
 });
+const SYSCALL_VARIANTS = new Set(opt.syscalls === '' ? [] : opt.syscalls.split(','));
+/** The trivial system call of --syscalls (getsockopt(-1, SO_ERROR): EBADF), through the addon as synfin calls it. */
+const trivialSyscall = await (async () => {
+  if (SYSCALL_VARIANTS.size === 0) return null;
+  const { createRequire } = await import('node:module');
+  const addon = { ...createRequire(import.meta.url)(new URL('../build/Release/synfin.node', import.meta.url).pathname) };
+  if (addon.upstreamSocketError(-1) !== 9) throw new Error('--syscalls: getsockopt(-1) did not fail with EBADF');
+  return addon.upstreamSocketError;
+})();
 // --observers: which of the default observability subscribe to the stack's events (any subset of
 // registry,metrics,summary,history; 'none' for the stack, pipe and forwarder alone): what each
 // costs a short connection's JavaScript, by difference.
@@ -97,7 +118,16 @@ async function load(dist) {
   };
 }
 
-function world(mod) {
+function world(mod, syscalls) {
+  // --syscalls: `sys(k)` makes k trivial system calls where synfin makes k real ones.
+  let syscallCount = 0;
+  const sys = syscalls
+    ? (k) => {
+        for (let i = 0; i < k; i++) trivialSyscall(-1);
+        syscallCount += k;
+      }
+    : () => {};
+  let unflushed = 0;
   const slot = 2048;
   let lastOff = 0;
   let lastLen = 0;
@@ -114,11 +144,16 @@ function world(mod) {
     commits: 0,
     txCommit(off, len) {
       link.commits++;
+      unflushed++;
       lastOff = off;
       lastLen = len;
       sent.push(off, len);
     },
-    txFlush() {},
+    // The TUN writes of a flush: one write(2) per packet, made together by the addon.
+    txFlush() {
+      sys(unflushed);
+      unflushed = 0;
+    },
     onTxDrain() {},
   };
   const sent = [];
@@ -133,6 +168,8 @@ function world(mod) {
   if (opt.forwarder) {
     proxy = new mod.UpstreamForwarder({ clock, policy: new mod.DestinationPolicy({}), connectTimeoutMs: 10_000, idleTimeoutMs: 0, maxDialsInFlight: 1024, events: hub });
     proxy.upstream.connect = (handler) => {
+      // connect(2) and the TCP_INFO look of a dial still connecting; the socket made ahead for it.
+      sys(3);
       const socket = nextSockets.shift();
       socket.handler = handler;
       dialing.push(socket);
@@ -223,16 +260,24 @@ function world(mod) {
       remotePort: 8080,
       localAddress: '192.168.0.1',
       remoteAddress: '198.19.103.2',
+      // write(2) or writev(2) of what a batch delivered.
       write(_chunks, _count, bytes) {
+        sys(1);
         return bytes;
       },
       writeOne(chunk) {
+        sys(1);
         return chunk.length;
       },
       pause() {},
       resume() {},
-      register() {},
+      // epoll_ctl and getsockname.
+      register() {
+        sys(2);
+      },
+      // close(2): the destination finished first.
       end() {
+        sys(1);
         this.destroyed = true;
       },
       destroy() {
@@ -250,6 +295,8 @@ function world(mod) {
     const batch = [];
     while (done < n) {
       batch.length = 0;
+      // The SYNs' TUN batch: a read(2) per packet and the EAGAIN that ends it, before any JavaScript.
+      sys(BATCH + 1);
       for (let k = 0; k < BATCH; k++) {
         const id = serial++;
         const c = { src: Uint32Array.of(0, 0, 0, APP_BASE + Math.floor(id / 50_000)), port: 1024 + (id % 50_000), cNxt: 1000, sNxt: 0, ts: 1, tsEcr: 0, pipe: null, conn: null };
@@ -259,6 +306,7 @@ function world(mod) {
       }
       stack.flush();
       // The dials complete (one upstream poll): the forwarder's part of dialConnected.
+      sys(1);
       stack.openBatch();
       if (proxy !== null) {
         for (const c of batch) {
@@ -292,10 +340,12 @@ function world(mod) {
       }
       sent.length = 0;
       clock.advance(0.05);
+      sys(BATCH + 1);
       for (const c of batch) send(c, ACK);
       stack.flush();
       if (ASK !== null) {
         // The requests, one TUN batch; the pipes write them upstream.
+        sys(BATCH + 1);
         for (const c of batch) {
           send(c, ACK | PSH, ASK);
           c.cNxt = (c.cNxt + ASK.length) >>> 0;
@@ -304,8 +354,11 @@ function world(mod) {
         clock.advance(0.05);
       }
       // The destination's 6 bytes and EOF, one upstream poll: data + FIN to each app.
+      sys(1);
       stack.openBatch();
       for (const c of batch) {
+        // Each socket's read(2) comes just before its handler.
+        sys(1);
         c.pipe.onUpstreamData(Buffer.from(GREETING));
         c.pipe.onUpstreamEnd();
       }
@@ -313,6 +366,7 @@ function world(mod) {
       sent.length = 0;
       clock.advance(0.05);
       // Each app ACKs the data and FIN and sends its own FIN: our TIME-WAIT.
+      sys(BATCH + 1);
       for (const c of batch) {
         c.sNxt = (c.sNxt + GREETING.length + 1) >>> 0;
         send(c, ACK | FIN);
@@ -329,20 +383,34 @@ function world(mod) {
     clock.advance(10 * 60_000);
     stack.runTimers();
   }
-  return { run, expire, link, stack, proxy };
+  return { run, expire, link, stack, proxy, get syscalls() { return syscallCount; } };
 }
 
 const variants = await buildsInTurn(opt.ab, {
   rounds: ROUNDS,
   units: CONNS,
-  worldOf: async (dist) => world(await load(dist)),
+  worldOf: async (dist, name) => world(await load(dist), SYSCALL_VARIANTS.has(name)),
   warm: (w) => {
     w.run(Math.min(CONNS, 20_000));
     w.expire();
+    w.syscallsAfterWarm = w.syscalls;
   },
   // The round's connections are all in TIME-WAIT: counted, then expired before the next turn.
   afterTurn: (v) => {
     v.left = v.world.stack.tableSize;
+    if (SYSCALL_VARIANTS.has(v.name)) {
+      // This turn's system calls, and what the same number cost alone right now (a tight loop).
+      const made = v.world.syscalls - (v.syscallsBefore ?? v.world.syscallsAfterWarm);
+      v.syscallsBefore = v.world.syscalls;
+      const n = 200_000;
+      const t = process.cpuUsage();
+      for (let i = 0; i < n; i++) trivialSyscall(-1);
+      const u = process.cpuUsage(t);
+      const each = (u.user + u.system) / n;
+      v.syscallsPerUnit = made / CONNS;
+      (v.syscallAlone ??= []).push(each);
+      (v.jsBetween ??= []).push(v.samples[v.samples.length - 1] - v.syscallsPerUnit * each);
+    }
     // With --forwarder every dial settled and every pipe finished (or the world leaks).
     const p = v.world.proxy;
     if (p !== null && (p.dialsInFlight !== 0 || p.pipes.size !== 0)) throw new Error(`${v.name}: ${p.dialsInFlight} dials and ${p.pipes.size} pipes left`);
@@ -350,6 +418,11 @@ const variants = await buildsInTurn(opt.ab, {
   },
 });
 for (const v of variants) {
+  if (v.jsBetween !== undefined) {
+    process.stdout.write(
+      `${v.name}: ${v.syscallsPerUnit.toFixed(2)} system calls per connection at ${median(v.syscallAlone).toFixed(2)} µs each alone (median); the JavaScript between them ${median(v.jsBetween).toFixed(2)} µs per connection (median of ${ROUNDS}; ${v.jsBetween.map((s) => s.toFixed(2)).join(' ')})\n`,
+    );
+  }
   process.stdout.write(
     `${v.name}: ${median(v.samples).toFixed(2)} µs CPU per connection (median of ${ROUNDS}; ${v.samples.map((s) => s.toFixed(2)).join(' ')}); ${v.packets.toFixed(2)} packets to the app per connection; ${v.left} table entries at the round's end\n`,
   );

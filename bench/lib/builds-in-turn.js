@@ -21,7 +21,7 @@ export async function buildsInTurn(spec, { rounds, units, worldOf, warm, afterTu
   const variants = [];
   for (const v of spec.split(',')) {
     const [name, dist] = v.split('=');
-    variants.push({ name, world: await worldOf(dist), samples: [], packets: 0 });
+    variants.push({ name, world: await worldOf(dist, name), samples: [], packets: 0 });
   }
   for (const v of variants) warm(v.world);
   for (let r = 0; r < rounds; r++) {
