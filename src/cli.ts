@@ -17,7 +17,7 @@ const RUN_HELP_AFTER =
   '\nEvery option can also be given as an environment variable SYNFIN_<NAME> (shown in brackets;\nlists comma-separated), and SYNFIN_CONFIG names the --config file. Precedence: flag >\nenvironment > --config file > default.\n\nCapabilities: creating the TUN device, or changing it (--mtu, --address, --route, bringing it up)\nneeds CAP_NET_ADMIN; attaching to a device owned by synfin\u2019s uid that is already in the state\nasked for needs none (synfin then changes nothing). Once the device is ready synfin gives up every\ncapability (it re-executes itself without them) before it listens or dials; it keeps only\nCAP_NET_BIND_SERVICE, and only when --listen is on a port below net.ipv4.ip_unprivileged_port_start.\n\nExamples:\n  sudo synfin run --tun synfin0 --address 198.18.0.1/15 --route 198.18.0.0/15\n  sudo synfin run --msl 0.5 --idle-timeout 300 --deny 169.254.169.254/32';
 
 const EXIT_CODES =
-  '\nExit codes: 0 done (run: stopped by SIGTERM/SIGINT); 1 failed at run time (an unexpected error,\nor synfin unreachable for `connections`); 2 bad usage, a bad option or config file, an unusable device.';
+  '\nExit codes: 0 done (run: stopped by SIGTERM/SIGINT; a second one ends the grace period, a third\nexits at once with 128 + its number); 1 failed at run time (an unexpected error, or synfin\nunreachable for `connections`); 2 bad usage, a bad option or config file, an unusable device.';
 
 /** Options whose help sits under a heading of their own, apart from the options users tune. */
 const TESTING_OPTIONS = new Set(['impair']);

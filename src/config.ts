@@ -124,7 +124,7 @@ export const OPTION_SPECS: readonly OptionSpec[] = [
   { key: 'map', flag: 'map', kind: 'list', placeholder: 'FROM=TO', help: 'rewrite a destination, e.g. 198.18.0.10:80=127.0.0.1:8080 (repeatable)' },
   { key: 'allow', flag: 'allow', kind: 'list', placeholder: 'CIDR', help: 'only allow these destinations (repeatable)' },
   { key: 'deny', flag: 'deny', kind: 'list', placeholder: 'CIDR', help: 'refuse these destinations; wins over --allow (repeatable)' },
-  { key: 'shutdownGraceSeconds', flag: 'shutdown-grace', kind: 'number', placeholder: 'SECONDS', help: 'time open connections get to finish on SIGTERM (default 10)' },
+  { key: 'shutdownGraceSeconds', flag: 'shutdown-grace', kind: 'number', placeholder: 'SECONDS', help: 'time open connections get to finish on SIGTERM (default 10; a second SIGTERM ends it)' },
   { key: 'synBacklog', flag: 'syn-backlog', kind: 'number', placeholder: 'N', help: 'half-open connections before SYN cookies engage (default 1024)' },
   { key: 'congestionControl', flag: 'congestion-control', kind: 'string', placeholder: 'NAME', help: 'newreno or cubic (default cubic)' },
   { key: 'hystart', flag: 'hystart', kind: 'switch', placeholder: 'on|off', help: 'HyStart++ (RFC 9406): leave the initial slow start when the round-trip delay rises, before the window overshoots into loss, with either algorithm (default on)' },

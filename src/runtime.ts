@@ -30,6 +30,7 @@ import { CaptureControl } from './stack/capture.js';
 import { ImpairedRx, ImpairedTx, parseFaultSpec, type FaultCounters } from './stack/fault.js';
 import type { LinkRx } from './wire/link.js';
 import { Stack } from './stack/stack.js';
+import { installStopSignals } from './stop-signals.js';
 import { defaultMemoryLimit, MemoryBudget } from './tcp/memory-budget.js';
 import { ccByName } from './tcp/cc/index.js';
 import { defaultTcpConfig } from './tcp/defaults.js';
@@ -163,6 +164,8 @@ export interface Synfin {
   reloadServices(): boolean;
   /** Stop accepting, give open connections up to the grace period, then close everything. */
   shutdown(reason?: string): Promise<void>;
+  /** End a shutdown's grace period now (a second SIGTERM): the connections still open are reset. */
+  endGrace(reason?: string): void;
 }
 
 /** Largest TCP payload we put in one TSO super-segment: within IPv4's 65535-octet datagram. */
@@ -449,6 +452,13 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
   );
 
   let shutdownPromise: Promise<void> | null = null;
+  let graceEnded = false;
+  const endGrace = (reason = 'shutdown'): void => {
+    if (graceEnded) return;
+    graceEnded = true;
+    // Before a shutdown began, ending its grace period is starting one with none.
+    if (shutdownPromise === null) void shutdown(reason);
+  };
   const shutdown = (reason = 'shutdown'): Promise<void> => {
     if (shutdownPromise !== null) return shutdownPromise;
     shuttingDown = true;
@@ -457,9 +467,9 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
       proxy.stopAccepting();
       proxy.abortDials();
       const graceEnd = Date.now() + config.shutdownGraceSeconds * 1000;
-      while (proxy.pipes.size > 0 && Date.now() < graceEnd) await new Promise((r) => setTimeout(r, 100));
+      while (proxy.pipes.size > 0 && Date.now() < graceEnd && !graceEnded) await new Promise((r) => setTimeout(r, 100));
       if (proxy.pipes.size > 0) {
-        logger.info({ open: proxy.pipes.size }, 'grace period over: resetting the remaining connections');
+        logger.info({ open: proxy.pipes.size, cutShort: graceEnded }, 'grace period over: resetting the remaining connections');
         for (const pipe of proxy.pipes) pipe.abort('shutdown');
         stack.abortAll('shutdown');
       }
@@ -484,15 +494,9 @@ export async function startSynfin(config: Config, opts: StartOptions = {}): Prom
     return shutdownPromise;
   };
 
-  if (opts.installSignalHandlers === true) {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      void shutdown(signal).then(() => process.exit(0));
-    };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
-  }
+  if (opts.installSignalHandlers === true) installStopSignals({ shutdown, endGrace }, logger);
 
   const impairment = impairedRx !== null && impairedTx !== null ? { rx: impairedRx.counters, tx: impairedTx.counters } : null;
   const reloadServices = (): boolean => serviceWatcher?.reload('SIGHUP') ?? false;
-  return { config, tun, stack, proxy, budget, capture, metrics, history, app, logger, impairment, connections, summary, events: hub, listenUrl, services, reloadServices, shutdown };
+  return { config, tun, stack, proxy, budget, capture, metrics, history, app, logger, impairment, connections, summary, events: hub, listenUrl, services, reloadServices, shutdown, endGrace };
 }

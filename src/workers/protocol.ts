@@ -61,7 +61,9 @@ export type MainToWorker =
   | { type: 'liveTake'; seq: number; tap: number; skip: boolean }
   | { type: 'liveClose'; tap: number }
   | { type: 'reload' }
-  | { type: 'shutdown'; reason: string };
+  | { type: 'shutdown'; reason: string }
+  /** A second SIGTERM during the shutdown: the grace period ends now. */
+  | { type: 'endGrace'; reason: string };
 
 export type WorkerMetrics = Family[];
 

@@ -32,6 +32,7 @@ import type { CaptureStatus, ConnectionsAnswer, LiveRecords, ConnectionsQuery, M
 import type { HistoryQuery, HistoryRecord } from '../observability/history.js';
 import type { RelayedTransition } from './history.js';
 import type { SummaryParts } from '../observability/summary.js';
+import { installStopSignals } from '../stop-signals.js';
 
 const VERSION = '0.1.0';
 
@@ -62,6 +63,8 @@ export interface Workers {
   /** Workers replaced after an unexpected exit. */
   restarts(): number;
   shutdown(reason?: string): Promise<void>;
+  /** End the shutdown's grace period in every worker now (a second SIGTERM). */
+  endGrace(reason?: string): void;
 }
 
 interface Slot {
@@ -301,6 +304,14 @@ export async function startWorkers(config: Config, opts: WorkersOptions = {}): P
     for (const s of slots) s.worker.postMessage({ type: 'reload' } satisfies MainToWorker);
   };
   let shutdownPromise: Promise<void> | null = null;
+  let graceEnded = false;
+  const endGrace = (reason = 'shutdown'): void => {
+    if (graceEnded) return;
+    graceEnded = true;
+    if (shutdownPromise === null) void shutdown(reason);
+    // Each worker ends its own grace period (it may still be waiting for its connections).
+    for (const s of slots) if (!s.exited) s.worker.postMessage({ type: 'endGrace', reason } satisfies MainToWorker);
+  };
   const shutdown = (reason = 'shutdown'): Promise<void> => {
     if (shutdownPromise !== null) return shutdownPromise;
     shuttingDown = true;
@@ -330,11 +341,7 @@ export async function startWorkers(config: Config, opts: WorkersOptions = {}): P
   if (opts.installSignalHandlers === true) {
     // As with one thread: SIGHUP re-reads --service-file; without one, SIGHUP keeps its default.
     if (config.serviceFile !== null) process.on('SIGHUP', onSighup);
-    const onSignal = (signal: NodeJS.Signals): void => {
-      void shutdown(signal).then(() => process.exit(0));
-    };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
+    installStopSignals({ shutdown, endGrace }, logger);
   }
-  return { config, listenUrl, app, queues, threads: () => slots.map((s) => s.worker), restarts: () => restarts, shutdown };
+  return { config, listenUrl, app, queues, threads: () => slots.map((s) => s.worker), restarts: () => restarts, shutdown, endGrace };
 }

@@ -96,6 +96,9 @@ async function handle(synfin: Synfin, relay: TransitionRelay, m: MainToWorker): 
     case 'reload':
       synfin.reloadServices();
       return;
+    case 'endGrace':
+      synfin.endGrace(m.reason);
+      return;
     case 'shutdown':
       relay.stop();
       await synfin.shutdown(m.reason);
