@@ -20,7 +20,9 @@ import type {
   ResetDirection,
   ResetReason,
   RetransmitKind,
+  SlowStartExitReason,
 } from '../tcp/events.js';
+import { SLOW_START_EXIT_REASONS } from '../tcp/events.js';
 import { State, STATE_NAMES, type StateName } from '../tcp/state.js';
 
 export const DROP_REASONS: readonly DropReason[] = [
@@ -440,6 +442,13 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     [...RESET_REASONS.map((r) => ['sent', r]), ...RESET_REASONS.map((r) => ['received', r])],
     regs,
   );
+  const slowStartExits = new CounterFamily(
+    'synfin_tcp_slow_start_exits_total',
+    "How connections' initial slow start ended: delay (HyStart++ saw the RTT rise, RFC 9406), loss (duplicate ACKs or SACK), timeout (a retransmission timeout). Connections still in it are not counted.",
+    ['reason'],
+    SLOW_START_EXIT_REASONS.map((r) => [r]),
+    regs,
+  );
   const drops = new CounterFamily('synfin_tcp_dropped_segments_total', 'Segments dropped by the userspace stack, by reason.', ['reason'], DROP_REASONS.map((r) => [r]), regs);
   const rtt = new HistogramFamily(
     'synfin_tcp_rtt_seconds',
@@ -465,6 +474,9 @@ export function createMetrics(hub: EventHub, sources: MetricsSources, version: s
     },
     retransmit(_conn: ConnIdentity, kind: RetransmitKind) {
       retransmits.add(retransmits.indexOfOne(kind));
+    },
+    slowStartExit(_conn: ConnIdentity, reason: SlowStartExitReason) {
+      slowStartExits.add(slowStartExits.indexOfOne(reason));
     },
     reset(_conn: ConnIdentity | null, direction: ResetDirection, reason: ResetReason) {
       resets.add(resets.indexOf(direction, reason));

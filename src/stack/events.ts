@@ -14,6 +14,7 @@ import type {
   ResetDirection,
   ResetReason,
   RetransmitKind,
+  SlowStartExitReason,
   TcpEventSink,
 } from '../tcp/events.js';
 import type { State } from '../tcp/state.js';
@@ -46,6 +47,7 @@ export class EventHub implements TcpEventSink, UpstreamEvents {
   private resetSubs: EventSubscriber[] = [];
   private dropSubs: EventSubscriber[] = [];
   private rttSubs: EventSubscriber[] = [];
+  private slowStartExitSubs: EventSubscriber[] = [];
   private closedSubs: EventSubscriber[] = [];
   private openedSubs: EventSubscriber[] = [];
   private forgottenSubs: EventSubscriber[] = [];
@@ -94,6 +96,10 @@ export class EventHub implements TcpEventSink, UpstreamEvents {
     const subs = this.rttSubs;
     for (let i = 0; i < subs.length; i++) subs[i]!.rtt!(conn, srttMs);
   }
+  slowStartExit(conn: ConnIdentity, reason: SlowStartExitReason): void {
+    const subs = this.slowStartExitSubs;
+    for (let i = 0; i < subs.length; i++) subs[i]!.slowStartExit!(conn, reason);
+  }
   closed(conn: ConnIdentity, reason: CloseReason, now: number): void {
     const subs = this.closedSubs;
     for (let i = 0; i < subs.length; i++) subs[i]!.closed!(conn, reason, now);
@@ -132,6 +138,7 @@ export class EventHub implements TcpEventSink, UpstreamEvents {
       ['reset', this.resetSubs],
       ['drop', this.dropSubs],
       ['rtt', this.rttSubs],
+      ['slowStartExit', this.slowStartExitSubs],
       ['closed', this.closedSubs],
       ['opened', this.openedSubs],
       ['forgotten', this.forgottenSubs],

@@ -108,6 +108,16 @@ export interface ConnIdentity {
   readonly handshakeMs: number;
 }
 
+/**
+ * How a connection's initial slow start ended (synfin_tcp_slow_start_exits_total): `delay`,
+ * HyStart++ saw the RTT rise and its Conservative Slow Start ran its rounds (RFC 9406 §4.2);
+ * `loss`, duplicate ACKs or SACK (RFC 5681 §3.2, RFC 6675); `timeout`, a retransmission timeout
+ * (RFC 5681 §3.1), the handshake's included.
+ */
+export type SlowStartExitReason = 'delay' | 'loss' | 'timeout';
+/** By SlowStartEnd (src/tcp/cc/controller.ts) minus one. */
+export const SLOW_START_EXIT_REASONS: readonly SlowStartExitReason[] = ['delay', 'loss', 'timeout'];
+
 export interface TcpEventSink {
   /** A state transition; `sinceMs` is when the old state was entered. */
   stateChange(conn: ConnIdentity, from: State, to: State, now: number, sinceMs: number): void;
@@ -121,6 +131,8 @@ export interface TcpEventSink {
   drop(conn: ConnIdentity | null, reason: DropReason): void;
   /** A new smoothed RTT (RFC 6298), in milliseconds. */
   rtt(conn: ConnIdentity, srttMs: number): void;
+  /** The connection's initial slow start ended (once per connection; most short ones never leave it). */
+  slowStartExit(conn: ConnIdentity, reason: SlowStartExitReason): void;
   /** The connection reached CLOSED and will never be used again. */
   closed(conn: ConnIdentity, reason: CloseReason, now: number): void;
 }
@@ -133,5 +145,6 @@ export const NULL_EVENT_SINK: TcpEventSink = {
   reset() {},
   drop() {},
   rtt() {},
+  slowStartExit() {},
   closed() {},
 };

@@ -84,6 +84,10 @@ describeIfTun('integrity under impairment', () => {
     expect(metricValue(m, 'synfin_tcp_connections_closed_total', { reason: 'fin' })).toBe(CONNS);
     const retransmitted = metricValue(m, 'synfin_tcp_retransmitted_segments_total');
     expect(retransmitted).toBeGreaterThan(0);
+    // The loss ends the initial slow start toward the app, once per connection at most.
+    const exits = ['delay', 'loss', 'timeout'].reduce((sum, reason) => sum + metricValue(m, 'synfin_tcp_slow_start_exits_total', { reason }), 0);
+    expect(exits).toBeGreaterThan(0);
+    expect(exits).toBeLessThanOrEqual(CONNS);
 
     // The injector's counts reconcile with the device's and the stack's. A packet offered to the
     // injector is dropped, or passed on once, or twice when duplicated (delayed ones included,

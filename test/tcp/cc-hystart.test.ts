@@ -7,6 +7,7 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { cubic, type Cubic } from '../../src/tcp/cc/cubic.js';
 import { newReno, INITIAL_SSTHRESH, type NewReno } from '../../src/tcp/cc/newreno.js';
+import { SlowStartEnd } from '../../src/tcp/cc/controller.js';
 import {
   CSS_GROWTH_DIVISOR,
   CSS_ROUNDS,
@@ -255,6 +256,36 @@ for (const alg of ALGORITHMS) {
       f.acks(3 * N_RTT_SAMPLE, 90);
       expect(f.c.ssthresh).toBe(w);
       expect(f.c.hystartPhase).toBe(HyStartPhase.DONE);
+    });
+
+    it('slowStartEnd says how the initial slow start ended (the end of CSS: delay), once', () => {
+      const f = new Flow(alg.make());
+      expect(f.c.slowStartEnd).toBe(SlowStartEnd.NONE);
+      intoCss(f);
+      f.finishRound(126);
+      for (let r = 2; r <= CSS_ROUNDS; r++) f.round(128);
+      expect(f.c.slowStartEnd).toBe(SlowStartEnd.NONE);
+      f.ack(128);
+      expect(f.c.slowStartEnd).toBe(SlowStartEnd.DELAY);
+      // Later losses and timeouts are not the initial slow start's end.
+      f.c.onLoss(f.c.cwnd, f.now);
+      f.c.onRto(f.c.cwnd, f.now);
+      expect(f.c.slowStartEnd).toBe(SlowStartEnd.DELAY);
+    });
+
+    it('slowStartEnd: the first loss or timeout ends the initial slow start, HyStart++ on or off', () => {
+      for (const hystart of [true, false]) {
+        const lossFirst = new Flow(alg.make(hystart));
+        lossFirst.acks(5, 100);
+        expect(lossFirst.c.slowStartEnd).toBe(SlowStartEnd.NONE);
+        lossFirst.c.onLoss(lossFirst.c.cwnd, lossFirst.now);
+        lossFirst.c.onRto(lossFirst.c.cwnd, lossFirst.now);
+        expect(lossFirst.c.slowStartEnd, `hystart ${hystart}`).toBe(SlowStartEnd.LOSS);
+        const timeoutFirst = new Flow(alg.make(hystart));
+        timeoutFirst.c.onRto(timeoutFirst.c.cwnd, timeoutFirst.now);
+        timeoutFirst.c.onLoss(SMSS, timeoutFirst.now);
+        expect(timeoutFirst.c.slowStartEnd, `hystart ${hystart}`).toBe(SlowStartEnd.TIMEOUT);
+      }
     });
 
     it('a loss in CSS ends it: ssthresh as the algorithm sets it, congestion avoidance after', () => {

@@ -249,6 +249,38 @@ describe('fast retransmit and NewReno recovery (RFC 5681 §3.2, RFC 6582)', () =
   });
 });
 
+describe("the end of the initial slow start, reported once (events.slowStartExit)", () => {
+  it('a retransmission timeout ends it: timeout, and a second timeout says nothing more', () => {
+    const t = established();
+    writeAndSend(t, 3000);
+    recv(t.conn, 200);
+    expect(t.ev.slowStartExits).toEqual(['timeout']);
+    recv(t.conn, 600);
+    expect(t.ev.retransmits).toEqual(['rto', 'rto']);
+    expect(t.ev.slowStartExits).toEqual(['timeout']);
+  });
+
+  it('three duplicate ACKs end it: loss, and a timeout after that says nothing more', () => {
+    const t = established();
+    writeAndSend(t, 5 * MSS);
+    for (let i = 0; i < 4; i++) send(t.conn, seg({ ack: l(1 + MSS) }), 10 + i);
+    recv(t.conn, 13);
+    expect(t.ev.retransmits).toEqual(['fast']);
+    expect(t.ev.slowStartExits).toEqual(['loss']);
+    recv(t.conn, 1000);
+    expect(t.ev.retransmits).toEqual(['fast', 'rto']);
+    expect(t.ev.slowStartExits).toEqual(['loss']);
+  });
+
+  it('a connection whose data is all acknowledged in slow start reports nothing', () => {
+    const t = established();
+    writeAndSend(t, 5 * MSS);
+    send(t.conn, seg({ ack: l(1 + 5 * MSS) }), 10);
+    recv(t.conn, 10);
+    expect(t.ev.slowStartExits).toEqual([]);
+  });
+});
+
 describe('SACK-based loss recovery (RFC 6675)', () => {
   const SACK: FixtureOpts = { syn: { sackPermitted: true }, cfg: { sack: true } };
 

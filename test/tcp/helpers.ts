@@ -17,6 +17,7 @@ import type {
   ResetDirection,
   ResetReason,
   RetransmitKind,
+  SlowStartExitReason,
   TcpEventSink,
 } from '../../src/tcp/events.js';
 import { OutSegment, Segment, TcpFlag } from '../../src/wire/segment.js';
@@ -242,6 +243,7 @@ export class RecordingEvents implements TcpEventSink {
   readonly drops: DropReason[] = [];
   readonly rtts: number[] = [];
   readonly closes: CloseReason[] = [];
+  readonly slowStartExits: SlowStartExitReason[] = [];
   /** Time spent in the old state per transition. */
   readonly durations: number[] = [];
 
@@ -264,10 +266,14 @@ export class RecordingEvents implements TcpEventSink {
   rtt(_c: ConnIdentity, srttMs: number): void {
     this.rtts.push(srttMs);
   }
+  slowStartExit(_c: ConnIdentity, reason: SlowStartExitReason): void {
+    this.slowStartExits.push(reason);
+  }
   closed(_c: ConnIdentity, reason: CloseReason, _now: number): void {
     this.closes.push(reason);
   }
   clear(): void {
+    this.slowStartExits.length = 0;
     this.transitions.length = 0;
     this.handshakes.length = 0;
     this.retransmits.length = 0;

@@ -6,6 +6,20 @@
 import { CongestionControlError, type CongestionControlErrorCode } from '../../errors.js';
 
 export { CongestionControlError, type CongestionControlErrorCode };
+
+/** How a connection's initial slow start ended (CongestionController.slowStartEnd). */
+export const SlowStartEnd = {
+  /** Still running: most short and request/response connections never leave it. */
+  NONE: 0,
+  /** HyStart++'s Conservative Slow Start ran its rounds: the RTT rose (RFC 9406 §4.2). */
+  DELAY: 1,
+  /** A loss detected by duplicate ACKs or SACK (RFC 5681 §3.2, RFC 6675). */
+  LOSS: 2,
+  /** A retransmission timeout (RFC 5681 §3.1), the handshake's included. */
+  TIMEOUT: 3,
+} as const;
+export type SlowStartEnd = (typeof SlowStartEnd)[keyof typeof SlowStartEnd];
+
 export interface CongestionController {
   /** Algorithm name, for the connection table. */
   readonly name: string;
@@ -13,6 +27,8 @@ export interface CongestionController {
   readonly cwnd: number;
   /** Current slow-start threshold in bytes. */
   readonly ssthresh: number;
+  /** How the initial slow start ended: NONE until it does, then the first of DELAY, LOSS, TIMEOUT, for good. */
+  readonly slowStartEnd: SlowStartEnd;
   /**
    * New data was cumulatively acknowledged (outside recovery): `ackedBytes` of payload, with
    * FlightSize `flightBefore` just before. `srttMs` is the smoothed RTT (RFC 6298 SRTT);

@@ -22,7 +22,7 @@
  *   false })` turns it off for single-flow environments.
  * - Spurious-loss undo (§4.9) is not implemented: the controller interface has no undo signal.
  */
-import type { CongestionControlOptions, CongestionController } from './controller.js';
+import { SlowStartEnd, type CongestionControlOptions, type CongestionController } from './controller.js';
 import { HyStart, HyStartHolder, hystartStartsAt } from './hystart.js';
 import { INITIAL_SSTHRESH, cwndLimited, initialWindow, validateSmss } from './newreno.js';
 
@@ -140,7 +140,7 @@ export class Cubic extends HyStartHolder implements CongestionController {
     // of CSS, ssthresh = cwnd and this ACK is the first of congestion avoidance.
     if (hs !== null && hs.onAck(rttSampleMs, sndUna, sndNxt)) {
       this.ssthreshBytes = this.cwnd;
-      this.endHyStart();
+      this.endHyStart(SlowStartEnd.DELAY);
     }
     if (!cwndLimited(this.cwndBytes, this.ssthreshBytes, this.smss, flightBefore)) {
       // RFC 9438 §4.2 / §5.8: application-limited time does not count towards t.
@@ -198,7 +198,7 @@ export class Cubic extends HyStartHolder implements CongestionController {
     this.firstStageAfterRto = false;
     this.slowStartAfterRto = false;
     // RFC 9406 §4.2: a loss ends slow start and CSS; ssthresh is CUBIC's (above).
-    this.endHyStart();
+    this.endHyStart(SlowStartEnd.LOSS);
   }
 
   onRecoveryEnd(_now: number): void {
@@ -220,7 +220,7 @@ export class Cubic extends HyStartHolder implements CongestionController {
     this.firstStageAfterRto = true;
     this.slowStartAfterRto = true;
     // RFC 9406 §4.4: the slow start after a timeout is a standard one.
-    this.endHyStart();
+    this.endHyStart(SlowStartEnd.TIMEOUT);
   }
 
   onIdleRestart(_now: number): void {

@@ -50,6 +50,7 @@
  *   short connection was ~100 B of its allocation, bench/alloc-sites.mjs).
  */
 import { seqGt } from '../seq.js';
+import { SlowStartEnd } from './controller.js';
 
 /** RFC 9406 §4.3: lower bound of RttThresh, ms. */
 export const MIN_RTT_THRESH = 4;
@@ -204,10 +205,13 @@ export abstract class HyStartHolder {
   protected hystartOn: boolean;
   /** HyStart++'s state: made at its first RTT sample from HYSTART_LOW_WINDOW on, dropped when it ends or restarts. */
   protected hs: HyStart | null;
+  /** CongestionController.slowStartEnd: set by the first endHyStart, whether HyStart++ was on or not. */
+  slowStartEnd: SlowStartEnd;
 
   constructor(on: boolean) {
     this.hystartOn = on;
     this.hs = null;
+    this.slowStartEnd = SlowStartEnd.NONE;
   }
 
   /** HyStart++'s state while it runs and has sampled (null otherwise). */
@@ -221,9 +225,14 @@ export abstract class HyStartHolder {
     return this.hystartOn ? HyStartPhase.SLOW_START : HyStartPhase.DONE;
   }
 
-  /** RFC 9406 §4.2 / §4.4: HyStart++ is over for this connection. */
-  protected endHyStart(): void {
+  /**
+   * RFC 9406 §4.2 / §4.4: HyStart++ is over for this connection, because the initial slow start
+   * ended (`how`: the end of CSS, a loss, a timeout). Only the first end is the initial slow
+   * start's; later losses and timeouts leave `slowStartEnd` as it is.
+   */
+  protected endHyStart(how: SlowStartEnd): void {
     this.hystartOn = false;
     this.hs = null;
+    if (this.slowStartEnd === SlowStartEnd.NONE) this.slowStartEnd = how;
   }
 }

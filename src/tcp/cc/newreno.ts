@@ -20,7 +20,7 @@
  * share here, so NewReno has it on by default too; Linux has it for CUBIC only because its HyStart
  * lives in tcp_cubic.c.
  */
-import { CongestionControlError, type CongestionControlOptions, type CongestionController } from './controller.js';
+import { CongestionControlError, SlowStartEnd, type CongestionControlOptions, type CongestionController } from './controller.js';
 import { HyStart, HyStartHolder, hystartStartsAt } from './hystart.js';
 
 /**
@@ -125,7 +125,7 @@ export class NewReno extends HyStartHolder implements CongestionController {
     // RFC 9406 §4.2: rounds and RTT samples count whether or not this ACK may grow cwnd.
     if (hs !== null && hs.onAck(rttSampleMs, sndUna, sndNxt)) {
       this.ssthreshBytes = this.cwndBytes;
-      this.endHyStart();
+      this.endHyStart(SlowStartEnd.DELAY);
     }
     if (!cwndLimited(this.cwndBytes, this.ssthreshBytes, this.smss, flightBefore)) return;
     if (this.cwndBytes < this.ssthreshBytes) {
@@ -155,7 +155,7 @@ export class NewReno extends HyStartHolder implements CongestionController {
     this.caBytesAcked = 0;
     this.slowStartAfterRto = false;
     // RFC 9406 §4.2: a loss ends slow start and CSS; ssthresh is this algorithm's.
-    this.endHyStart();
+    this.endHyStart(SlowStartEnd.LOSS);
   }
 
   onRecoveryEnd(_now: number): void {
@@ -176,7 +176,7 @@ export class NewReno extends HyStartHolder implements CongestionController {
     this.caBytesAcked = 0;
     this.slowStartAfterRto = true;
     // RFC 9406 §4.4: the slow start after a timeout is a standard one.
-    this.endHyStart();
+    this.endHyStart(SlowStartEnd.TIMEOUT);
   }
 
   onIdleRestart(_now: number): void {
