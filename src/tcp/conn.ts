@@ -40,7 +40,7 @@ import { TcpConnError, type TcpConnErrorCode } from '../errors.js';
 import type { TcpConfig } from './config.js';
 import { peerMssOrDefault } from './defaults.js';
 import { SLOW_START_EXIT_REASONS, type CloseReason, type ConnFlow, type ConnIdentity, type DropReason, type ResetReason, type TcpEventSink } from './events.js';
-import { SlowStartEnd } from './cc/controller.js';
+import { SlowStartEnd, type SlowStartListener } from './cc/controller.js';
 import type { MemoryBudget } from './memory-budget.js';
 import { RcvFlag, Receiver } from './rcv.js';
 import { OutSegment, Segment, TcpFlag } from '../wire/segment.js';
@@ -137,7 +137,7 @@ function closeReasonFor(reason: ResetReason): CloseReason {
   }
 }
 
-export class TcpConn implements ConnIdentity {
+export class TcpConn implements ConnIdentity, SlowStartListener {
   readonly id: number;
   state: State;
   closeReason: CloseReason | null;
@@ -156,8 +156,6 @@ export class TcpConn implements ConnIdentity {
   retransmits: number;
   /** ConnIdentity: SYN to the final ACK of a passive open, ms; -1 until then. */
   handshakeMs: number;
-  /** The end of the initial slow start was reported (events.slowStartExit, once). */
-  private slowStartReported: boolean;
   /** ConnIdentity: the 4-tuple, set by the stack that owns the connection (null outside one). */
   flow: ConnFlow | null;
   /**
@@ -244,11 +242,11 @@ export class TcpConn implements ConnIdentity {
     this.bytesOut = 0;
     this.retransmits = 0;
     this.handshakeMs = -1;
-    this.slowStartReported = false;
     this.flow = null;
     this.tableEntry = null;
     this.newIncarnationIss = -1;
     this.snd = new Sender(cfg, now);
+    this.snd.listenSlowStart(this);
     this.rcv = new Receiver(cfg.rcvBufBytes, cfg.mss, budget);
     this.rcv.deliverViews = handler.acceptsViews === true;
     if (handler.onChunkReleased !== undefined) this.snd.buf.releaseSink = handler as ChunkReleaseSink;
@@ -483,7 +481,6 @@ export class TcpConn implements ConnIdentity {
       snd.shift = shift;
       this.afterSynAcked(ackFlags);
       if (ackFlags & AckFlag.RTT) this.events.rtt(this, snd.rtt.srtt);
-      if (!this.slowStartReported) this.reportSlowStartEnd();
       this.timers.setIdle(Infinity);
       this.synPending = false;
       this.ackNow = true;
@@ -589,7 +586,6 @@ export class TcpConn implements ConnIdentity {
     const snd = this.snd;
     const ackFlags = snd.ack(seg, now, this.tsEnabled, tsClock(now, this.tsOffset), this.createdAt);
     if (ackFlags & AckFlag.RTT) this.events.rtt(this, snd.rtt.srtt);
-    if (!this.slowStartReported) this.reportSlowStartEnd();
     this.probesUnanswered = 0;
     if (ackFlags & AckFlag.NEW) this.onNewAck(now);
     if (seg.payload.length > 0) this.processText(seg, seg.seq, now);
@@ -695,7 +691,6 @@ export class TcpConn implements ConnIdentity {
     const wasWindow = snd.wnd;
     const ackFlags = snd.ack(seg, now, this.tsEnabled, tsClock(now, this.tsOffset), this.createdAt);
     if (ackFlags & AckFlag.RTT) this.events.rtt(this, snd.rtt.srtt);
-    if (!this.slowStartReported) this.reportSlowStartEnd();
     this.probesUnanswered = 0;
     if (ackFlags & AckFlag.SYN_ACKED) {
       this.afterSynAcked(ackFlags);
@@ -1357,18 +1352,14 @@ export class TcpConn implements ConnIdentity {
     }
     // RFC 6298 §5.4–5.6: retransmit (dispatch sends from SND.UNA), back off, restart the timer.
     snd.onRto(now);
-    if (!this.slowStartReported) this.reportSlowStartEnd();
     this.dupAcksOwed = 0;
     this.dirty = true;
     this.timers.setRetransmit(now + snd.rtt.rto);
   }
 
-  /** The controller's initial slow start has ended since the last look: say how, once. */
-  private reportSlowStartEnd(): void {
-    const how = this.snd.cc.slowStartEnd;
-    if (how === SlowStartEnd.NONE) return;
-    this.slowStartReported = true;
-    this.events.slowStartExit(this, SLOW_START_EXIT_REASONS[how - 1]!);
+  /** SlowStartListener: the controller's initial slow start ended (once); nothing per ACK before. */
+  slowStartEnded(how: SlowStartEnd): void {
+    if (how !== SlowStartEnd.NONE) this.events.slowStartExit(this, SLOW_START_EXIT_REASONS[how - 1]!);
   }
 
   /** RFC 9293 §3.8.6.1 (persist.ts). */

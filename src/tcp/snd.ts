@@ -14,7 +14,7 @@
  * back to SND.UNA and the bytes up to SND.MAX are sent again in order (go-back-N, as BSD and
  * smoltcp do); a zero-window probe raises SND.MAX without moving SND.NXT.
  */
-import type { CongestionControlOptions, CongestionController } from './cc/controller.js';
+import type { CongestionControlOptions, CongestionController, SlowStartListener } from './cc/controller.js';
 import type { TcpConfig } from './config.js';
 import { RttEstimator } from './rtt.js';
 import { DUP_THRESH, SackScoreboard } from './sack-scoreboard.js';
@@ -125,6 +125,8 @@ export class Sender {
   finSeq: number;
   readonly rtt: RttEstimator;
   cc: CongestionController;
+  /** listenSlowStart's listener, handed to every controller this sender makes. */
+  private slowStartListener: SlowStartListener | null = null;
   readonly ccFactory: TcpConfig['congestionControl'];
   /** The options every controller of this connection is made with (cfg.hystart). */
   readonly ccOpts: CongestionControlOptions;
@@ -222,6 +224,13 @@ export class Sender {
     this.sackOk = sackOk;
     this.gsoMax = gsoMaxBytes > mss ? gsoMaxBytes - (gsoMaxBytes % mss) : 0;
     this.cc = this.ccFactory(mss, now, this.ccOpts);
+    this.cc.slowStartListener = this.slowStartListener;
+  }
+
+  /** Who hears when the initial slow start ends (the connection), for this controller and the one negotiate() makes. */
+  listenSlowStart(listener: SlowStartListener): void {
+    this.slowStartListener = listener;
+    this.cc.slowStartListener = listener;
   }
 
   /** Sequence number of the first byte in the send buffer (after the SYN, which occupies ISS). */

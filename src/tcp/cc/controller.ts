@@ -20,6 +20,11 @@ export const SlowStartEnd = {
 } as const;
 export type SlowStartEnd = (typeof SlowStartEnd)[keyof typeof SlowStartEnd];
 
+/** Told once, when the initial slow start ends (the connection: events.slowStartExit). */
+export interface SlowStartListener {
+  slowStartEnded(how: SlowStartEnd): void;
+}
+
 export interface CongestionController {
   /** Algorithm name, for the connection table. */
   readonly name: string;
@@ -29,6 +34,8 @@ export interface CongestionController {
   readonly ssthresh: number;
   /** How the initial slow start ended: NONE until it does, then the first of DELAY, LOSS, TIMEOUT, for good. */
   readonly slowStartEnd: SlowStartEnd;
+  /** Told when slowStartEnd leaves NONE (nothing per ACK until then). */
+  slowStartListener: SlowStartListener | null;
   /**
    * New data was cumulatively acknowledged (outside recovery): `ackedBytes` of payload, with
    * FlightSize `flightBefore` just before. `srttMs` is the smoothed RTT (RFC 6298 SRTT);

@@ -50,7 +50,7 @@
  *   short connection was ~100 B of its allocation, bench/alloc-sites.mjs).
  */
 import { seqGt } from '../seq.js';
-import { SlowStartEnd } from './controller.js';
+import { SlowStartEnd, type SlowStartListener } from './controller.js';
 
 /** RFC 9406 §4.3: lower bound of RttThresh, ms. */
 export const MIN_RTT_THRESH = 4;
@@ -207,11 +207,14 @@ export abstract class HyStartHolder {
   protected hs: HyStart | null;
   /** CongestionController.slowStartEnd: set by the first endHyStart, whether HyStart++ was on or not. */
   slowStartEnd: SlowStartEnd;
+  /** CongestionController.slowStartListener. */
+  slowStartListener: SlowStartListener | null;
 
   constructor(on: boolean) {
     this.hystartOn = on;
     this.hs = null;
     this.slowStartEnd = SlowStartEnd.NONE;
+    this.slowStartListener = null;
   }
 
   /** HyStart++'s state while it runs and has sampled (null otherwise). */
@@ -233,6 +236,8 @@ export abstract class HyStartHolder {
   protected endHyStart(how: SlowStartEnd): void {
     this.hystartOn = false;
     this.hs = null;
-    if (this.slowStartEnd === SlowStartEnd.NONE) this.slowStartEnd = how;
+    if (this.slowStartEnd !== SlowStartEnd.NONE) return;
+    this.slowStartEnd = how;
+    this.slowStartListener?.slowStartEnded(how);
   }
 }
