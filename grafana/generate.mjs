@@ -590,6 +590,16 @@ function overview() {
         'a rise with event-loop lag is synfin\'s side; a rise alone means the app is slow to read and acknowledge.',
       targets: QUANTILES.map((n) => target(quantile(n, 'synfin_tcp_rtt_seconds'), q(n))),
     }),
+    timeseries({
+      title: 'Slow-start exits per second by reason',
+      unit: 'cps',
+      noValue: '0',
+      description:
+        "How connections' initial slow start toward the app ended, once per connection (series at zero hidden). delay: HyStart++ saw the RTT rise (RFC 9406), the usual end of a long transfer; " +
+        "loss: duplicate ACKs or SACK showed a loss; timeout: a retransmission timeout, the handshake's included. Short and request/response connections never leave slow start and are not counted. " +
+        'Over a local TUN device loss and timeout should be rare: with retransmissions they point at drops between synfin and the app.',
+      targets: [target(`sum by (reason) (${rate('synfin_tcp_slow_start_exits_total')}) > 0`, '{{reason}}')],
+    }),
 
     row('Throughput'),
     timeseries({
