@@ -103,7 +103,13 @@ describeIfTun('synfin run and a second SIGTERM', () => {
     ]);
     children.push(synfin);
     const synfinOut = output(synfin);
-    await until('synfin ready', () => synfinOut().includes('synfin ready'));
+    // The supervisor's own line (with --workers each worker logs one too, before the supervisor
+    // has its signal handlers): a line without a `worker` field.
+    const ready = () =>
+      synfinOut()
+        .split('\n')
+        .some((l) => l.includes('"synfin ready"') && !l.includes('"worker":'));
+    await until('synfin ready', ready);
     const client = ns.spawn(process.execPath, ['-e', CLIENT, `198.18.${n}.2`, String(port)]);
     children.push(client);
     const clientOut = output(client);
