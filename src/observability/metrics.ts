@@ -12,17 +12,17 @@ import { CounterFamily, HistogramFamily } from './metric-families.js';
 import { registerProcessMetrics } from './process-metrics.js';
 import type { Clock } from '../stack/clock.js';
 import type { EventHub } from '../stack/events.js';
-import type {
-  CloseReason,
-  ConnIdentity,
-  DropReason,
-  HandshakeResult,
-  ResetDirection,
-  ResetReason,
-  RetransmitKind,
-  SlowStartExitReason,
+import {
+  SLOW_START_EXIT_REASONS,
+  type CloseReason,
+  type ConnIdentity,
+  type DropReason,
+  type HandshakeResult,
+  type ResetDirection,
+  type ResetReason,
+  type RetransmitKind,
+  type SlowStartExitReason,
 } from '../tcp/events.js';
-import { SLOW_START_EXIT_REASONS } from '../tcp/events.js';
 import { State, STATE_NAMES, type StateName } from '../tcp/state.js';
 
 export const DROP_REASONS: readonly DropReason[] = [

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { killAll, stdoutOf, untilTrue } from '../helpers/children.js';
 import { NetNs, uniqueIfName } from '../helpers/netns.js';
 import { describeIfTun } from '../helpers/root.js';
 import { metricValue } from '../helpers/synfin-env.js';
@@ -287,18 +288,8 @@ describeIfTun('synfin connections and synfin_ephemeral_ports against a running s
   let synfinOut: () => string;
   const children: ChildProcess[] = [];
 
-  const until = async (what: string, ok: () => boolean, ms = 15_000): Promise<void> => {
-    const deadline = Date.now() + ms;
-    while (!ok()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
-  const output = (child: ChildProcess): (() => string) => {
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    return () => out;
-  };
+  const until = untilTrue;
+  const output = stdoutOf;
   /** `synfin ARGS` in the namespace, as `kubectl exec` into the pod would run it. */
   const inNs = (args: string[], env: NodeJS.ProcessEnv = {}) => ns.exec(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
   const curl = async (url: string, ...opts: string[]) => ns.exec('curl', ['-sS', '--max-time', '5', ...opts, url]);
@@ -331,8 +322,7 @@ describeIfTun('synfin connections and synfin_ephemeral_ports against a running s
   }, 60_000);
 
   afterAll(async () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : null)));
+    await killAll(children);
     ns?.destroy();
   });
 

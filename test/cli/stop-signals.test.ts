@@ -10,6 +10,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { installStopSignals } from '../../src/stop-signals.js';
+import { killAll, stdoutOf, untilTrue } from '../helpers/children.js';
 import { NetNs, uniqueIfName } from '../helpers/netns.js';
 import { describeIfTun } from '../helpers/root.js';
 
@@ -68,22 +69,11 @@ describeIfTun('synfin run and a second SIGTERM', () => {
   let ns: NetNs | null = null;
   const children: ChildProcess[] = [];
   afterAll(async () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : null)));
+    await killAll(children);
     ns?.destroy();
   });
-  const output = (child: ChildProcess): (() => string) => {
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    return () => out;
-  };
-  const until = async (what: string, ok: () => boolean, ms = 15_000): Promise<void> => {
-    const deadline = Date.now() + ms;
-    while (!ok()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
+  const output = stdoutOf;
+  const until = untilTrue;
 
   it.each([
     ['one thread', []],
