@@ -76,7 +76,11 @@ describe('captureLength', () => {
 describe('CaptureRing', () => {
   it('recordIn stores time, direction, original length and the first bytes', () => {
     const ring = new CaptureRing(CAPTURE_MIN_BYTES, 16);
-    const before = Date.now() * 1000;
+    // The ring's clock is the thread's monotonic clock from its wall-clock origin
+    // (captureClockUs): Date.now() drifts from it by milliseconds in a long-lived process when the
+    // system clock is slewed (seen: 6.9 ms in CI), so the bounds come from the same clock.
+    const now = () => (performance.timeOrigin + performance.now()) * 1000;
+    const before = now();
     const p = tcpPacket(4, 500, 0x5a);
     ring.recordIn(p, 0, p.length);
     const [r] = records(ring);
@@ -84,7 +88,9 @@ describe('CaptureRing', () => {
     expect(r!.origLen).toBe(p.length);
     expect(r!.data.equals(p.subarray(0, 40 + 16))).toBe(true);
     expect(r!.timeUs).toBeGreaterThanOrEqual(before - 1000);
-    expect(r!.timeUs).toBeLessThanOrEqual(Date.now() * 1000 + 1000);
+    expect(r!.timeUs).toBeLessThanOrEqual(now() + 1000);
+    // And it is wall-clock time: within a second of Date.now().
+    expect(Math.abs(r!.timeUs - Date.now() * 1000)).toBeLessThan(1_000_000);
   });
 
   it('wraps and overwrites the oldest records first, keeping the newest in order', () => {
