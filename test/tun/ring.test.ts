@@ -13,6 +13,7 @@ import {
   VIRTIO_NET_HDR_GSO_TCPV4,
   VIRTIO_NET_HDR_GSO_TCPV6,
   VNET_HDR_LEN,
+  writeVnetHeader,
   writeVnetNone,
   writeVnetTcpCsum,
   writeVnetTcpGso,
@@ -461,6 +462,13 @@ describe('vnet header writers (little-endian struct virtio_net_hdr)', () => {
     const b = Buffer.alloc(10);
     writeVnetTcpGso(b, 0, false, 20, 32, 1448);
     expect([...b]).toEqual([1, VIRTIO_NET_HDR_GSO_TCPV4, 52, 0, 0xa8, 0x05, 20, 0, 16, 0]);
+  });
+
+  it('stores each 16-bit field low byte first at its offset, and nothing outside the ten bytes', () => {
+    const b = Buffer.alloc(14, 0xaa);
+    writeVnetHeader(b, 2, 0x01, 0x81, 0x1234, 0xffff, 0x0100, 0x00ff);
+    expect([...b]).toEqual([0xaa, 0xaa, 0x01, 0x81, 0x34, 0x12, 0xff, 0xff, 0x00, 0x01, 0xff, 0x00, 0xaa, 0xaa]);
+    expect([b.readUInt16LE(4), b.readUInt16LE(6), b.readUInt16LE(8), b.readUInt16LE(10)]).toEqual([0x1234, 0xffff, 0x0100, 0x00ff]);
   });
 
   it('tcp gso v6 uses gso type tcpv6', () => {
