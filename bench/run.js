@@ -17,7 +17,7 @@ import { Results } from './lib/results.js';
 import { PORT, startIperf, startNginx, startTcpServer } from './lib/servers.js';
 import { Daemon, killAllDaemons, run } from './lib/proc.js';
 import { BENCH_DIR, checkPrerequisites, tool } from './lib/tools.js';
-import { judge, loadAverage, machine, markdownTable, markdownTargets, textTable, writeJson } from './lib/report.js';
+import { judge, loadAverage, machine, markdownPaired, markdownTable, markdownTargets, textTable, writeJson } from './lib/report.js';
 import { snapshotDist, workingTreeDist } from './lib/snapshot.js';
 import { formatSummary, summarize } from './profile-summary.js';
 
@@ -203,7 +203,9 @@ const stamp = info.date.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 const outFile = opt.out !== undefined ? path.resolve(opt.out) : path.join(RESULTS, `run-${stamp}-${source.commit.slice(0, 7)}.json`);
 writeJson(outFile, { ...info, rows, targets, failures, impairment: ctx.impairment });
 const header = `${info.date}, ${source.source} at ${source.commit}${source.dirty ? ' (uncommitted changes)' : ''}; ${info.machine.nproc} × ${info.machine.cpu}, Linux ${info.machine.kernel}, node ${info.machine.node}; ${rounds} round(s), ${seconds} s per measurement; load average ${info.loadBefore.join(' ')} → ${info.loadAfter.join(' ')}`;
-fs.writeFileSync(outFile.replace(/\.json$/, '') + '.md', `${header}\n\nMedians over the rounds, (min–max).\n\n${markdownTable(rows)}\n\n${markdownTargets(targets)}\n`);
+const pairedTable = markdownPaired(rows);
+const pairedPart = pairedTable === '' ? '' : `\n\nRound by round (each round measures a workload's paths one after the other; the targets are judged on the medians above):\n\n${pairedTable}`;
+fs.writeFileSync(outFile.replace(/\.json$/, '') + '.md', `${header}\n\nMedians over the rounds, (min–max).\n\n${markdownTable(rows)}\n\n${markdownTargets(targets)}${pairedPart}\n`);
 log(`wrote ${path.relative(process.cwd(), outFile)} and .md`);
 process.exit(failures.length > 0 ? 1 : 0);
 

@@ -259,6 +259,25 @@ export function markdownTable(rows) {
   return out.join('\n');
 }
 
+/**
+ * synfin/haproxy and synfin/kernel round by round, and the median of those ratios, for the rows
+ * measured on both paths in more than one round: how much of a ratio of medians is the rounds'
+ * spread (see summarize's paired()).
+ */
+export function markdownPaired(rows) {
+  const out = ['| workload | synfin/haproxy by round | median | synfin/kernel by round | median |', '|---|---|--:|---|--:|'];
+  const list = (p) => (p === null ? '—' : p.byRound.map(fmtRatio).join(', '));
+  const mid = (p) => (p === null ? '—' : fmtRatio(p.median));
+  let any = false;
+  for (const r of rows) {
+    if (r.paths['synfin-alone'] !== undefined) continue; // the API row compares synfin with itself
+    if (r.pairedHaproxy == null && r.pairedKernel == null) continue;
+    any = true;
+    out.push(`| ${r.workload} | ${list(r.pairedHaproxy ?? null)} | ${mid(r.pairedHaproxy ?? null)} | ${list(r.pairedKernel ?? null)} | ${mid(r.pairedKernel ?? null)} |`);
+  }
+  return any ? out.join('\n') : '';
+}
+
 export function markdownTargets(targets) {
   const out = ['| target | from | this run (medians) | status |', '|---|---|---|---|'];
   for (const t of targets) out.push(`| ${t.target} | ${t.issue} | ${t.value} | ${t.status} |`);

@@ -1,6 +1,6 @@
 // Samples of every row, path by path and round by round, and their summary: the median with its
 // spread (min–max over the rounds) per path, the ratios synfin/kernel and synfin/haproxy of the
-// medians, the relays' CPU per unit and synfin's event-loop delay.
+// medians (and round by round, paired), the relays' CPU per unit and synfin's event-loop delay.
 
 export function median(xs) {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
@@ -38,6 +38,26 @@ export class Results {
   }
 }
 
+/**
+ * synfin against another path round by round: each round measures the paths of a workload one
+ * after the other, so a round's ratio compares measurements minutes apart, where the medians'
+ * ratio may compare a fast round of one path with a slow round of the other. Rounds where either
+ * path has no finite value are left out. null with fewer than two rounds in common. Reported
+ * beside the ratio of the medians (which the targets are judged on), not instead of it.
+ */
+function paired(a, b) {
+  if (a === undefined || b === undefined) return null;
+  const other = new Map(b.map((s) => [s.round, s.value]));
+  const byRound = [];
+  for (const s of a) {
+    const y = other.get(s.round);
+    if (Number.isFinite(s.value) && Number.isFinite(y) && y !== 0) byRound.push({ round: s.round, ratio: s.value / y });
+  }
+  if (byRound.length < 2) return null;
+  byRound.sort((x, y) => x.round - y.round);
+  return { byRound: byRound.map((x) => x.ratio), median: median(byRound.map((x) => x.ratio)) };
+}
+
 export function summarize(r) {
   const paths = {};
   let lost = 0;
@@ -63,6 +83,8 @@ export function summarize(r) {
     paths,
     ratioKernel: ratio(paths.synfin, paths.kernel),
     ratioHaproxy: ratio(paths.synfin, paths.haproxy),
+    pairedKernel: paired(r.samples.synfin, r.samples.kernel),
+    pairedHaproxy: paired(r.samples.synfin, r.samples.haproxy),
     lost,
     details: Object.fromEntries(Object.entries(r.samples).map(([p, ss]) => [p, ss.map((s) => ({ round: s.round, value: s.value, lost: s.lost, cpuUsPerUnit: s.cpuUsPerUnit, loop: s.loop, ...(s.details ?? {}) }))])),
   };

@@ -18,6 +18,8 @@ interface Row {
   paths: Record<string, PathSummary>;
   ratioKernel: number | null;
   ratioHaproxy: number | null;
+  pairedKernel: { byRound: number[]; median: number } | null;
+  pairedHaproxy: { byRound: number[]; median: number } | null;
   lost: number;
 }
 interface Sample {
@@ -37,6 +39,7 @@ interface ResultsModule {
 interface ReportModule {
   judge(rows: Row[], failures?: unknown[]): { id: string; status: string; value: string }[];
   fmt(x: number): string;
+  markdownPaired(rows: Row[]): string;
 }
 interface RelaysModule {
   PATHS: string[];
@@ -50,7 +53,7 @@ interface SynfinModule {
 // JavaScript modules without type declarations: imported by URL, typed here.
 const load = async <T>(rel: string): Promise<T> => (await import(new URL(rel, import.meta.url).href)) as T;
 const { median, Results } = await load<ResultsModule>('../../bench/lib/results.js');
-const { judge, fmt } = await load<ReportModule>('../../bench/lib/report.js');
+const { judge, fmt, markdownPaired } = await load<ReportModule>('../../bench/lib/report.js');
 const { PATHS, pathOrder } = await load<RelaysModule>('../../bench/lib/relays.js');
 const { parseLoopDelay, LOOP_RESOLUTION_MS } = await load<SynfinModule>('../../bench/lib/synfin.js');
 
@@ -94,6 +97,32 @@ describe('bench bookkeeping', () => {
     expect(row?.ratioKernel).toBe(5 / 20);
     expect(row?.ratioHaproxy).toBe(5 / 10);
     expect(row?.lost).toBe(9);
+  });
+
+  it('pairs synfin with each path round by round, beside the ratio of the medians', () => {
+    // A slow round (2) for both relays: the medians' ratio compares synfin's slow round with
+    // haproxy's fast one; round by round synfin is ahead in every round.
+    const [row] = rowsOf({ x: { kernel: [100, 100, 50], haproxy: [50, 48, 20], synfin: [55, 25, 22] } });
+    expect(row?.ratioHaproxy).toBeCloseTo(25 / 48, 10);
+    expect(row?.pairedHaproxy?.byRound.map((x) => +x.toFixed(4))).toEqual([1.1, 0.5208, 1.1]);
+    expect(row?.pairedHaproxy?.median).toBeCloseTo(1.1, 10);
+    expect(row?.pairedKernel?.byRound).toEqual([0.55, 0.25, 0.44]);
+    const md = markdownPaired(rowsOf({ x: { kernel: [100, 100, 50], haproxy: [50, 48, 20], synfin: [55, 25, 22] } }));
+    expect(md).toContain('| w | 1.10, 0.52, 1.10 | 1.10 | 0.55, 0.25, 0.44 | 0.44 |');
+  });
+
+  it('pairs only the rounds both paths measured, and not at all with fewer than two', () => {
+    const r = new Results();
+    r.add('x', META, 'haproxy', { round: 0, value: 10 });
+    r.add('x', META, 'haproxy', { round: 2, value: 20 });
+    r.add('x', META, 'synfin', { round: 0, value: 12 });
+    r.add('x', META, 'synfin', { round: 1, value: 99 });
+    r.add('x', META, 'synfin', { round: 2, value: 10 });
+    r.add('x', META, 'kernel', { round: 1, value: 50 });
+    const [row] = r.rows();
+    expect(row?.pairedHaproxy).toEqual({ byRound: [1.2, 0.5], median: 0.85 });
+    expect(row?.pairedKernel).toBeNull();
+    expect(markdownPaired(rowsOf({ x: { haproxy: [10], synfin: [12] } }))).toBe('');
   });
 
   it('rotates the paths so that each runs first once in three rounds', () => {
