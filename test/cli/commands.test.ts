@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killAll, stdoutOf, untilTrue } from '../helpers/children.js';
+import { killAll, printedPort, stdoutOf, untilTrue } from '../helpers/children.js';
 import { NetNs, uniqueIfName } from '../helpers/netns.js';
 import { describeIfTun } from '../helpers/root.js';
 import { metricValue } from '../helpers/synfin-env.js';
@@ -302,9 +302,7 @@ describeIfTun('synfin connections and synfin_ephemeral_ports against a running s
     ns.execSync('sysctl', ['-qw', 'net.ipv4.ip_local_port_range=20000 20999']);
     const server = ns.spawn(process.execPath, ['-e', SERVER]);
     children.push(server);
-    const serverOut = output(server);
-    await until('the server', () => serverOut().includes('\n'));
-    const port = Number(serverOut().trim());
+    const port = await printedPort(server);
 
     const n = (process.pid % 200) + 20;
     const synfinChild = ns.spawn(process.execPath, [

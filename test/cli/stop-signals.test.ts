@@ -10,7 +10,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { installStopSignals } from '../../src/stop-signals.js';
-import { killAll, stdoutOf, untilTrue } from '../helpers/children.js';
+import { killAll, printedPort, stdoutOf, untilTrue } from '../helpers/children.js';
 import { NetNs, uniqueIfName } from '../helpers/netns.js';
 import { describeIfTun } from '../helpers/root.js';
 
@@ -83,9 +83,7 @@ describeIfTun('synfin run and a second SIGTERM', () => {
     ns = NetNs.create('stopsig');
     const server = ns.spawn(process.execPath, ['-e', SERVER]);
     children.push(server);
-    const serverOut = output(server);
-    await until('the server', () => serverOut().includes('\n'));
-    const port = Number(serverOut().trim());
+    const port = await printedPort(server);
     const n = (process.pid % 200) + 20;
     const synfin = ns.spawn(process.execPath, [
       BIN, 'run', '--tun', uniqueIfName('sfst'), '--address', `198.18.${n}.1/24`, '--listen', '127.0.0.1:9477',

@@ -20,6 +20,13 @@ export async function untilTrue(what: string, ok: () => boolean, ms = 15_000): P
   }
 }
 
+/** The port a peer prints as its first line once it listens (the tests' small servers do). */
+export async function printedPort(child: ChildProcess, what = 'the server'): Promise<number> {
+  const out = stdoutOf(child);
+  await untilTrue(what, () => out().includes('\n'));
+  return Number(out().trim());
+}
+
 /** SIGKILL every child still running and wait for them to exit. */
 export async function killAll(children: readonly ChildProcess[]): Promise<void> {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
