@@ -225,11 +225,14 @@ export class UpstreamForwarder implements Forwarder {
     // segments flushed, with the other dials of that batch, back to back: each one runs the
     // destination's side of the handshake inside the call (~25 µs of kernel code), and made in
     // the middle of the batch it left the next packet's JavaScript to run from cold caches. The
-    // SYN-ACK still leaves in the same turn of the event loop (Stack.sendHandshake).
+    // SYN-ACK still leaves in the same turn of the event loop (Stack.sendHandshake). The dials go
+    // ahead of the batch's other after-flush work (runAfterFlushFirst): before, the close(2) of
+    // the connection the app had just closed, queued by its FIN earlier in the same batch, ran
+    // between the SYN and its connect(2) (bench/connect-breakdown.mjs --trace).
     dial.family = address.family;
     dial.words = address.words;
     this.queuedDials[this.queuedCount++] = dial;
-    stack.runAfterFlush(this.dialsTask);
+    stack.runAfterFlushFirst(this.dialsTask);
   }
 
   /**

@@ -338,6 +338,9 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
   private dirtyCount = 0;
   private readonly afterFlushList: (AfterFlush | null)[] = [];
   private afterFlushCount = 0;
+  /** Tasks that run ahead of afterFlushList's (runAfterFlushFirst): the proxy's dials. */
+  private readonly firstAfterFlushList: (AfterFlush | null)[] = [];
+  private firstAfterFlushCount = 0;
   /** Connections that had more to send when the transmit ring filled: resumed on drain. */
   private blockedList: ConnEntry[] = [];
   private readonly parser = new PacketParser();
@@ -564,17 +567,28 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
     try {
       this.dispatchDirty();
       this.link.txFlush();
-      const after = this.afterFlushList;
-      if (this.afterFlushCount > 0) {
+      if (this.afterFlushCount > 0 || this.firstAfterFlushCount > 0) {
         // The batch's ACKs are on the link: the app can go on sending while the upstream writes
-        // (the slow part: each one pushes bytes through the kernel) happen here.
-        for (let i = 0; i < this.afterFlushCount; i++) {
-          const task = after[i]!;
-          after[i] = null;
-          task.afterFlushQueued = false;
-          task.afterFlush();
-        }
-        this.afterFlushCount = 0;
+        // (the slow part: each one pushes bytes through the kernel) happen here. A task may queue
+        // others, of either list: they run in this flush too.
+        do {
+          const first = this.firstAfterFlushList;
+          for (let i = 0; i < this.firstAfterFlushCount; i++) {
+            const task = first[i]!;
+            first[i] = null;
+            task.afterFlushQueued = false;
+            task.afterFlush();
+          }
+          this.firstAfterFlushCount = 0;
+          const after = this.afterFlushList;
+          for (let i = 0; i < this.afterFlushCount; i++) {
+            const task = after[i]!;
+            after[i] = null;
+            task.afterFlushQueued = false;
+            task.afterFlush();
+          }
+          this.afterFlushCount = 0;
+        } while (this.firstAfterFlushCount > 0 || this.afterFlushCount > 0);
         // Window updates the writes made due (bytes left for the upstream) and the SYN-ACKs of the
         // dials made here go out now, not a tick later; so does a segment written to the link
         // directly (rejectPending's RST, whose flushSoon does nothing while we flush).
@@ -612,6 +626,20 @@ export class Stack implements LinkRx, TimeWaitGate, CaptureSink {
     task.afterFlushQueued = true;
     this.afterFlushList[this.afterFlushCount++] = task;
     // Outside an input batch nobody else will flush.
+    if (!this.batchOpen) this.flushSoon();
+  }
+
+  /**
+   * runAfterFlush, ahead of every task queued with runAfterFlush in the same batch (in the order
+   * these were queued). For work that someone is waiting on: the proxy's connect(2) calls, which
+   * an app's connect() waits for, go before the upstream ends and closes of finished connections
+   * (each close(2) runs the destination's side of the FIN inside the call) and the batch's
+   * upstream writes.
+   */
+  runAfterFlushFirst(task: AfterFlush): void {
+    if (task.afterFlushQueued) return;
+    task.afterFlushQueued = true;
+    this.firstAfterFlushList[this.firstAfterFlushCount++] = task;
     if (!this.batchOpen) this.flushSoon();
   }
 

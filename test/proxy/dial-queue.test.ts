@@ -46,6 +46,9 @@ describe('the forwarder dial queue', () => {
       runAfterFlush(task: AfterFlush) {
         afterFlush.push(task);
       },
+      runAfterFlushFirst(task: AfterFlush) {
+        afterFlush.push(task);
+      },
     } as unknown as Stack;
     const afterFlush: AfterFlush[] = [];
     proxy.attach(stack);

@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { UpstreamForwarder } from '../../src/proxy/forwarder.js';
 import type { Pipe } from '../../src/proxy/pipe.js';
 import type { DestinationPolicy, Target } from '../../src/proxy/policy.js';
-import type { PendingSyn, Stack } from '../../src/stack/stack.js';
+import type { AfterFlush, PendingSyn, Stack } from '../../src/stack/stack.js';
 import type { TcpConn } from '../../src/tcp/conn.js';
 import { internAddressWords } from '../../src/wire/address.js';
 import { until } from './upstream-harness.js';
@@ -53,6 +53,7 @@ function proxyTo(target: Target, upstreamBind?: string): { proxy: UpstreamForwar
     openBatch() {},
     closeBatch() {},
     runAfterFlush: (p: Pipe) => p.afterFlush(),
+    runAfterFlushFirst: (task: AfterFlush) => task.afterFlush(),
     linkHoldsNoViews: true,
   } as unknown as Stack;
   proxy.attach(stack);

@@ -102,6 +102,9 @@ function proxyWith(policy: DestinationPolicy) {
     runAfterFlush(task: AfterFlush) {
       task.afterFlush();
     },
+    runAfterFlushFirst(task: AfterFlush) {
+      task.afterFlush();
+    },
     linkHoldsNoViews: true,
   } as unknown as Stack;
   proxy.attach(stack);

@@ -69,6 +69,24 @@ describe('a batch of upstream events', () => {
     }
   });
 
+  it("runs runAfterFlushFirst's tasks (the proxy's dials) ahead of the batch's other after-flush tasks, queued before them or by them", () => {
+    const h = stackHarness();
+    const order: string[] = [];
+    const task = (name: string, then?: () => void) => ({ afterFlushQueued: false, afterFlush: () => (order.push(name), then?.()) });
+    const lateDial = task('late dial');
+    h.stack.openBatch();
+    // A pipe's end (a close(2) of a finished connection) queued before the batch's dials.
+    h.stack.runAfterFlush(task('pipe end', () => h.stack.runAfterFlushFirst(lateDial)));
+    h.stack.runAfterFlush(task('pipe write'));
+    const dials = task('dials');
+    h.stack.runAfterFlushFirst(dials);
+    h.stack.runAfterFlushFirst(dials);
+    h.stack.closeBatch();
+    expect(order).toEqual(['dials', 'pipe end', 'pipe write', 'late dial']);
+    const inner = h.stack as unknown as { firstAfterFlushList: unknown[] };
+    expect(inner.firstAfterFlushList.every((e) => e === null)).toBe(true);
+  });
+
   it('outside a batch, flushSoon still sends on the next turn', async () => {
     const h = stackHarness();
     const { conn } = h.establish();
