@@ -16,6 +16,7 @@ import { PORT, startIperf } from './lib/servers.js';
 import { pathOrder, withPath } from './lib/relays.js';
 import { killAllDaemons, run, sleep } from './lib/proc.js';
 import { median } from './lib/results.js';
+import { checkPrerequisites } from './lib/tools.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const { values: opt } = parseArgs({
@@ -29,6 +30,7 @@ const { values: opt } = parseArgs({
 const seconds = Number(opt.seconds);
 const rounds = Number(opt.rounds);
 const paths = opt.paths.split(',');
+checkPrerequisites(['ip', 'iperf3', ...(paths.includes('haproxy') ? ['haproxy'] : [])]);
 if (!(seconds >= 2 && seconds <= 120)) throw new Error('--seconds must be 2..120');
 if (!(rounds >= 1 && rounds <= 20)) throw new Error('--rounds must be 1..20');
 const dist = path.resolve(opt.dist ?? path.join(here, '..', 'dist'));

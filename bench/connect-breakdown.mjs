@@ -25,7 +25,7 @@ import { ADDR, Topology } from './lib/topology.js';
 import { PORT, startTcpServer } from './lib/servers.js';
 import { withFloorOr } from './lib/tun-floor.js';
 import { killAllDaemons, run, sleep } from './lib/proc.js';
-import { tool } from './lib/tools.js';
+import { checkPrerequisites, tool } from './lib/tools.js';
 import { startSynTrace } from './lib/syn-trace.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -35,6 +35,7 @@ const relayName = { synfin: 'synfin', floor: 'tun-floor', floorjs: 'tun-floor.mj
 const seconds = Number(opt.seconds);
 if (!(seconds >= 1 && seconds <= 600)) throw new Error('--seconds must be 1..600');
 const dist = path.resolve(opt.dist ?? path.join(here, '..', 'dist'));
+checkPrerequisites(['ip', 'tcpdump', ...(opt.trace ? ['bpftrace'] : [])]);
 
 /** tcpdump on `dev` in `ns`, SYNs and data-bearing segments only, nanosecond timestamps. */
 function capture(ns, dev) {
@@ -43,7 +44,15 @@ function capture(ns, dev) {
   let out = '';
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (d) => (out += d));
-  const started = new Promise((resolve) => child.stderr.on('data', (d) => String(d).includes('listening') && resolve()));
+  let err = '';
+  const started = new Promise((resolve, reject) => {
+    child.stderr.on('data', (d) => {
+      err += d;
+      if (err.includes('listening')) resolve();
+    });
+    // A tcpdump that cannot start (no such device, no permission) must not leave the run waiting.
+    child.on('exit', (code) => reject(new Error(`tcpdump on ${dev} in ${ns} exited (${code}) before listening: ${err.trim()}`)));
+  });
   return {
     started,
     async stop() {

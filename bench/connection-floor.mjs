@@ -34,7 +34,7 @@ import { SynfinProcess } from './lib/synfin.js';
 import { Haproxy } from './lib/relays.js';
 import { TunFloor } from './lib/tun-floor.js';
 import { killAllDaemons, procCpuMs, run, sleep } from './lib/proc.js';
-import { BENCH_DIR, tool } from './lib/tools.js';
+import { BENCH_DIR, checkPrerequisites, tool } from './lib/tools.js';
 import { workingTreeDist } from './lib/snapshot.js';
 
 const { values: opt } = parseArgs({
@@ -57,6 +57,14 @@ const workload = opt.workload;
 if (!['shortconn', 'httpclose', 'httpkeepalive'].includes(workload)) throw new Error(`--workload ${workload}: shortconn, httpclose or httpkeepalive`);
 // A relay is `haproxy`, `synfin` (this tree's dist/, or --dist) or NAME=DIR (synfin compiled in DIR, e.g. an older build).
 const relays = opt.relay.split(',').map((r) => r.trim());
+checkPrerequisites([
+  'ip',
+  ...(relays.includes('haproxy') ? ['haproxy'] : []),
+  ...(workload === 'shortconn' ? [] : ['wrk', 'nginx']),
+  ...(only.has('syscalls') || only.has('systime') ? ['bpftrace'] : []),
+  ...(only.has('packets') ? ['tcpdump'] : []),
+  ...(only.has('perf') ? ['perf'] : []),
+]);
 const REPO = path.resolve(BENCH_DIR, '..');
 const CWD = process.cwd();
 const dist = opt.dist !== undefined ? path.resolve(opt.dist) : workingTreeDist(REPO).dist;

@@ -12,8 +12,10 @@ import { PORT, startTcpServer } from './lib/servers.js';
 import { TunFloor } from './lib/tun-floor.js';
 import { endpoint } from './lib/relays.js';
 import { run, sleep, procCpuSplitMs } from './lib/proc.js';
-import { tool } from './lib/tools.js';
+import { checkPrerequisites, tool } from './lib/tools.js';
 import { execFileSync } from 'node:child_process';
+
+checkPrerequisites(['ip', 'perf']);
 const { topo } = topologyTornDownOnExit();
 topo.create();
 const server = await startTcpServer(topo, 'greet');

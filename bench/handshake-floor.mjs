@@ -27,7 +27,7 @@ import { PORT, startTcpServer } from './lib/servers.js';
 import { pathOrder } from './lib/relays.js';
 import { isFloorPath, withFloorOr } from './lib/tun-floor.js';
 import { procCpuSplitMs, run, sleep } from './lib/proc.js';
-import { tool } from './lib/tools.js';
+import { checkPrerequisites, tool } from './lib/tools.js';
 import { median } from './lib/results.js';
 import { loadAverage, machine } from './lib/report.js';
 
@@ -46,6 +46,7 @@ const seconds = Number(opt.seconds);
 if (!(Number.isInteger(rounds) && rounds >= 1 && rounds <= 50)) throw new Error('--rounds must be 1..50');
 if (!(seconds >= 1 && seconds <= 600)) throw new Error('--seconds must be 1..600');
 const paths = opt.paths.split(',');
+checkPrerequisites(['ip', ...(paths.includes('haproxy') ? ['haproxy'] : [])]);
 for (const p of paths) if (!['kernel', 'haproxy', 'synfin'].includes(p) && !isFloorPath(p)) throw new Error(`unknown path ${p}`);
 const dist = path.resolve(opt.dist ?? path.join(here, '..', 'dist'));
 const CONC = 50;

@@ -25,6 +25,7 @@ import { Daemon, run, sleep } from './lib/proc.js';
 import { workingTreeDist } from './lib/snapshot.js';
 import { wrk } from './lib/workloads.js';
 import { categorize } from './request-floor-categories.mjs';
+import { checkPrerequisites } from './lib/tools.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -43,6 +44,20 @@ const { values: opt } = parseArgs({
   },
 });
 const seconds = Number(opt.seconds);
+{
+  const measures = opt.measures.split(',');
+  const workloads = opt.only.split(',');
+  checkPrerequisites([
+    'ip',
+    ...(opt.paths.split(',').includes('haproxy') ? ['haproxy'] : []),
+    ...(workloads.includes('http') ? ['wrk', 'nginx'] : []),
+    ...(workloads.some((w) => w.startsWith('redis')) ? ['redis-server', 'redis-benchmark'] : []),
+    ...(measures.includes('syscalls') ? ['bpftrace'] : []),
+    ...(measures.includes('packets') ? ['tcpdump'] : []),
+    ...(opt.perf ? ['perf'] : []),
+    ...(opt.strace ? ['strace'] : []),
+  ]);
+}
 const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, 'Z');
 const outDir = path.resolve(opt.out ?? path.join(REPO, 'bench', 'results', `request-floor-${stamp}`));
 fs.mkdirSync(outDir, { recursive: true });

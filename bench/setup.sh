@@ -19,7 +19,7 @@ export DEBIAN_FRONTEND=noninteractive
 if [ -d /sys/kernel/tracing ] && [ ! -e /sys/kernel/tracing/events ]; then
   mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null || echo "bench/setup.sh: could not mount tracefs (bpftrace will not attach)" >&2
 fi
-packages=(iperf3 wrk nginx-light haproxy redis-server redis-tools gcc libc6-dev libnetfilter-queue-dev iptables iproute2 curl tcpdump bpftrace linux-perf)
+packages=(iperf3 wrk nginx-light haproxy redis-server redis-tools gcc libc6-dev libnetfilter-queue-dev iptables iproute2 curl tcpdump bpftrace linux-perf strace)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
